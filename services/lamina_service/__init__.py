@@ -1,0 +1,1 @@
+"""Lamina training service: HTTP API, Redis job queue, storage (never imports ray)."""

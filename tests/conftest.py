@@ -1,0 +1,41 @@
+"""Fixtures shared by every test package: a real redis-server and a local Ray."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    """A real ``redis-server`` on a free loopback port for the whole session."""
+    from lamina_service.redis_server import RedisServer
+
+    server = RedisServer().start()
+    yield server
+    server.cleanup()
+
+
+@pytest.fixture
+def redis_url(redis_server):
+    """The session's Redis URL, flushed before each test."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    return redis_server.url
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    """One shared local Ray (``num_cpus=2``) for the session."""
+    import ray
+
+    if not ray.is_initialized():
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(
+                     [os.path.abspath(p) for p in ("sdk", "services", "worker")])}})
+    yield ray
+    ray.shutdown()
