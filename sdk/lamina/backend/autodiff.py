@@ -1,0 +1,176 @@
+"""Reverse-mode autodiff on numpy.
+
+A :class:`Function` subclass is one primitive: ``forward`` on ndarrays and
+``backward`` (its vector-Jacobian product) side by side. Calling
+``Fn.apply(*inputs)`` runs the forward and, when recording and any input needs a
+gradient, links the output to its inputs. :func:`gradients` walks that graph in
+reverse topological order. Broadcasting is undone in exactly one place
+(:func:`unbroadcast`, called by the walk), and the walk asserts that every
+gradient has the shape of its tensor.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+import numpy as np
+
+from lamina.backend.tensor import Tensor
+
+_state = threading.local()
+
+
+def is_recording() -> bool:
+    """True when operations record the graph needed for gradients."""
+    return getattr(_state, "enabled", True)
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Context in which operations do not record gradients (inference)."""
+    previous = is_recording()
+    _state.enabled = False
+    try:
+        yield
+    finally:
+        _state.enabled = previous
+
+
+@contextlib.contextmanager
+def enable_grad():
+    """Context in which operations record gradients again."""
+    previous = is_recording()
+    _state.enabled = True
+    try:
+        yield
+    finally:
+        _state.enabled = previous
+
+
+class Function:
+    """Base of every differentiable primitive.
+
+    Subclasses implement ``forward(self, *arrays, **kwargs) -> ndarray`` and
+    ``backward(self, grad) -> tuple`` with one entry per input (``None`` where no
+    gradient flows). ``self.needs[i]`` tells whether input ``i`` wants a gradient,
+    so a backward can skip work. State needed by ``backward`` is stored on ``self``.
+    """
+
+    __slots__ = ("needs", "parents")
+
+    def forward(self, *arrays, **kwargs):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def backward(self, grad):  # pragma: no cover - interface
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *inputs, **kwargs) -> Tensor:
+        ctx = cls()
+        record = is_recording()
+        needs = tuple(
+            record and isinstance(t, Tensor) and t.requires_grad for t in inputs
+        )
+        ctx.needs = needs
+        arrays = [t.data if isinstance(t, Tensor) else t for t in inputs]
+        out = ctx.forward(*arrays, **kwargs)
+        result = Tensor(out)
+        if any(needs):
+            result.requires_grad = True
+            result._ctx = ctx
+            ctx.parents = inputs
+        return result
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
+    """Sum ``grad`` over the axes that broadcasting added or stretched to ``shape``."""
+    if grad.shape == shape:
+        return grad
+    extra = grad.ndim - len(shape)
+    if extra > 0:
+        grad = grad.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    return grad.reshape(shape)
+
+
+def _topological_order(root: Tensor) -> list:
+    order, seen = [], set()
+    stack = [(root, False)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        ctx = node._ctx
+        if ctx is not None:
+            for parent, need in zip(ctx.parents, ctx.needs):
+                if need and id(parent) not in seen:
+                    stack.append((parent, False))
+    return order
+
+
+def gradients(target: Tensor, sources, output_gradient=None) -> list:
+    """Return d(target)/d(source) for each source, as ndarrays.
+
+    Args:
+        target: the tensor to differentiate (usually a scalar loss).
+        sources: tensors (usually variables) to differentiate with respect to.
+        output_gradient: the upstream gradient; ones by default.
+
+    Returns:
+        A list with one ndarray per source; zeros where the target does not
+        depend on the source.
+    """
+    if not isinstance(target, Tensor):
+        raise TypeError(f"gradients() needs a Tensor target. Received: target={target!r}")
+    wanted = {id(s) for s in sources}
+    found = {}
+    if target.requires_grad:
+        seed = output_gradient
+        if seed is None:
+            seed = np.ones_like(target.data)
+        grads = {id(target): np.asarray(seed, dtype=target.data.dtype)}
+        # Sums the walk allocated itself; only these may be added to in place, since a
+        # backward may hand the same array to several parents.
+        owned = set()
+        for node in reversed(_topological_order(target)):
+            grad = grads.pop(id(node), None)
+            if grad is None:
+                continue
+            if id(node) in wanted:
+                found[id(node)] = grad
+            ctx = node._ctx
+            if ctx is None:
+                continue
+            parent_grads = ctx.backward(grad)
+            for parent, need, pgrad in zip(ctx.parents, ctx.needs, parent_grads):
+                if not need or pgrad is None:
+                    continue
+                pgrad = unbroadcast(pgrad, parent.data.shape)
+                assert pgrad.shape == parent.data.shape, (type(ctx).__name__, pgrad.shape)
+                key = id(parent)
+                previous = grads.get(key)
+                if previous is None:
+                    grads[key] = pgrad
+                elif key in owned:
+                    previous += pgrad
+                else:
+                    grads[key] = previous + pgrad
+                    owned.add(key)
+    return [
+        found[id(s)] if id(s) in found else np.zeros_like(s.data) for s in sources
+    ]
+
+
+def backward(target: Tensor, output_gradient=None) -> None:
+    """Accumulate d(target)/d(leaf) into ``leaf.grad`` for every leaf that needs it."""
+    leaves = [n for n in _topological_order(target) if n._ctx is None and n.requires_grad]
+    for leaf, grad in zip(leaves, gradients(target, leaves, output_gradient)):
+        leaf.grad = grad if leaf.grad is None else leaf.grad + grad

@@ -1,0 +1,49 @@
+"""The global random state: every initializer and random layer draws from here.
+
+``lamina.utils.set_random_seed(s)`` reseeds it, so the same seed gives the same
+weights, dropout masks and shuffles, bit for bit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_RNG = np.random.default_rng()
+
+
+def get_rng() -> np.random.Generator:
+    """Return the global numpy ``Generator``."""
+    return _RNG
+
+
+def set_seed(seed: int) -> None:
+    """Reseed the global generator (and numpy's legacy global state, for user code)."""
+    global _RNG
+    _RNG = np.random.default_rng(seed)
+    np.random.seed(seed % (2**32))
+
+
+def get_state() -> dict:
+    """The generator's state as plain data (for checkpoints)."""
+    return _RNG.bit_generator.state
+
+
+def set_state(state: dict) -> None:
+    """Restore a state returned by :func:`get_state`."""
+    _RNG.bit_generator.state = state
+
+
+class SeedGenerator:
+    """A layer's own random stream: seeded if ``seed`` is given, else from the global one.
+
+    Args:
+        seed: an int for a fixed stream, or None to draw from the global generator.
+    """
+
+    def __init__(self, seed: int | None = None) -> None:
+        self.seed = seed
+        self._rng = None if seed is None else np.random.default_rng(seed)
+
+    @property
+    def rng(self) -> np.random.Generator:
+        return self._rng if self._rng is not None else _RNG

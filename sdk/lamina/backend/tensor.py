@@ -1,0 +1,232 @@
+"""``Tensor``: an ndarray plus the link to the primitive that produced it.
+
+``Variable`` is a leaf tensor that holds model state (weights, optimizer slots).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lamina.backend.config import standardize_dtype
+
+
+class Tensor:
+    """An n-dimensional array that can take part in reverse-mode autodiff.
+
+    Args:
+        data: array-like; converted with ``np.asarray`` (no copy if already an array).
+        requires_grad: whether gradients flow to this tensor.
+    """
+
+    __slots__ = ("data", "requires_grad", "grad", "_ctx", "_keras_mask", "_keras_logits",
+                 "__weakref__")
+    __array_priority__ = 100
+
+    def __init__(self, data, requires_grad: bool = False) -> None:
+        self.data = data if isinstance(data, np.ndarray) else np.asarray(data)
+        self.requires_grad = requires_grad
+        self.grad = None
+        self._ctx = None
+        self._keras_mask = None
+        self._keras_logits = None
+
+    # -- array protocol -------------------------------------------------------------
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def dtype(self) -> str:
+        return self.data.dtype.name
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def size(self) -> int:
+        return self.data.size
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __array__(self, dtype=None, copy=None):
+        if dtype is None:
+            return self.data
+        return self.data.astype(dtype, copy=False)
+
+    def numpy(self) -> np.ndarray:
+        """Return the value as an ndarray (a view, not a copy, for plain tensors)."""
+        return self.data
+
+    def item(self):
+        return self.data.item()
+
+    def __float__(self) -> float:
+        return float(self.data)
+
+    def __int__(self) -> int:
+        return int(self.data)
+
+    def __bool__(self) -> bool:
+        return bool(self.data)
+
+    def __repr__(self) -> str:
+        grad = ", requires_grad=True" if self.requires_grad else ""
+        return f"<Tensor shape={self.shape} dtype={self.dtype}{grad}>\n{self.data!r}"
+
+    def backward(self, gradient=None) -> None:
+        """Accumulate gradients into ``.grad`` of every leaf this tensor depends on."""
+        from lamina.backend.autodiff import backward
+
+        backward(self, gradient)
+
+    # -- operators (defined in terms of lamina.ops, wired in ops.py) ---------------
+    def __add__(self, other):
+        return _ops().add(self, other)
+
+    def __radd__(self, other):
+        return _ops().add(other, self)
+
+    def __sub__(self, other):
+        return _ops().subtract(self, other)
+
+    def __rsub__(self, other):
+        return _ops().subtract(other, self)
+
+    def __mul__(self, other):
+        return _ops().multiply(self, other)
+
+    def __rmul__(self, other):
+        return _ops().multiply(other, self)
+
+    def __truediv__(self, other):
+        return _ops().divide(self, other)
+
+    def __rtruediv__(self, other):
+        return _ops().divide(other, self)
+
+    def __matmul__(self, other):
+        return _ops().matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return _ops().matmul(other, self)
+
+    def __pow__(self, exponent):
+        return _ops().power(self, exponent)
+
+    def __neg__(self):
+        return _ops().negative(self)
+
+    def __abs__(self):
+        return _ops().abs(self)
+
+    def __getitem__(self, index):
+        return _ops().getitem(self, index)
+
+    def __lt__(self, other):
+        return Tensor(self.data < np.asarray(other))
+
+    def __le__(self, other):
+        return Tensor(self.data <= np.asarray(other))
+
+    def __gt__(self, other):
+        return Tensor(self.data > np.asarray(other))
+
+    def __ge__(self, other):
+        return Tensor(self.data >= np.asarray(other))
+
+    @property
+    def T(self):
+        return _ops().transpose(self)
+
+    def reshape(self, *shape):
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return _ops().reshape(self, shape)
+
+    def sum(self, axis=None, keepdims=False):
+        return _ops().sum(self, axis=axis, keepdims=keepdims)
+
+    def mean(self, axis=None, keepdims=False):
+        return _ops().mean(self, axis=axis, keepdims=keepdims)
+
+    def astype(self, dtype):
+        return _ops().cast(self, dtype)
+
+
+_OPS = None
+
+
+def _ops():
+    global _OPS
+    if _OPS is None:
+        from lamina import ops
+
+        _OPS = ops
+    return _OPS
+
+
+class Variable(Tensor):
+    """A leaf tensor holding state: a layer weight or an optimizer slot.
+
+    Args:
+        initial_value: array-like initial value (copied and cast to ``dtype``).
+        trainable: whether optimizers update it.
+        name: short name, e.g. ``"kernel"``.
+        dtype: dtype name; ``floatx()`` by default for floating values.
+
+    The value lives in ``.data``. Update it in place, or through :meth:`assign`,
+    which copies into the existing buffer (optimizers may keep views of it).
+    """
+
+    __slots__ = ("_trainable", "name", "path", "constraint", "regularizer")
+
+    def __init__(self, initial_value, trainable: bool = True, name: str = "variable",
+                 dtype=None) -> None:
+        value = np.asarray(initial_value)
+        if dtype is None and not np.issubdtype(value.dtype, np.floating):
+            dtype = value.dtype
+        value = np.array(value, dtype=standardize_dtype(dtype), copy=True)
+        super().__init__(value, requires_grad=bool(trainable))
+        self._trainable = bool(trainable)
+        self.name = name
+        self.path = name
+        self.constraint = None
+        self.regularizer = None
+
+    @property
+    def trainable(self) -> bool:
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        self._trainable = bool(value)
+        self.requires_grad = bool(value)
+
+    @property
+    def value(self) -> np.ndarray:
+        return self.data
+
+    def numpy(self) -> np.ndarray:
+        """Return a copy of the value."""
+        return self.data.copy()
+
+    def assign(self, value) -> None:
+        """Copy ``value`` into the variable, checking its shape."""
+        value = np.asarray(value)
+        if value.shape != self.data.shape:
+            raise ValueError(
+                f"Cannot assign to variable '{self.path}': expected shape {self.data.shape}, "
+                f"received value with shape {value.shape}"
+            )
+        self.data[...] = value
+
+    def assign_add(self, value) -> None:
+        self.data += np.asarray(value, dtype=self.data.dtype)
+
+    def assign_sub(self, value) -> None:
+        self.data -= np.asarray(value, dtype=self.data.dtype)
+
+    def __repr__(self) -> str:
+        return f"<Variable path={self.path} shape={self.shape} dtype={self.dtype}>"
