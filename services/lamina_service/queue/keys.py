@@ -1,0 +1,84 @@
+"""Every Redis key, stream and group name the service uses, and their TTLs.
+
+Nothing else in the code base spells a key. Lua scripts receive ``PREFIX`` as
+``ARGV[1]`` and build keys with :data:`LUA_KEYS`, the Lua mirror of the functions
+below (kept next to them so the two cannot drift apart unnoticed).
+
+Layout::
+
+    lamina:jobs                         stream, one entry per dispatch {job_id}
+    lamina-workers                      consumer group on that stream
+    lamina:job:<id>                     hash: the job record (status, spec, fence, ...)
+    lamina:job:<id>:events              stream: state/batch/epoch events (MAXLEN ~)
+    lamina:job:<id>:history             hash: epoch -> JSON logs of that epoch
+    lamina:jobs:<status>                zset: job ids by time they entered <status>
+    lamina:tenant:<t>:jobs              zset: a tenant's job ids by submit time
+    lamina:tenant:<t>:jobs:<status>     zset: the same, restricted to one status
+    lamina:tenant:<t>:datasets          hash: dataset id -> JSON metadata
+    lamina:idem:<t>:<sha256(key)>       string: idempotency key -> job id (TTL)
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+PREFIX = "lamina"
+JOBS_STREAM = f"{PREFIX}:jobs"
+WORKERS_GROUP = "lamina-workers"
+
+#: Default TTLs (seconds); the live values come from Settings.
+DEFAULT_JOB_TTL = 7 * 24 * 3600
+DEFAULT_IDEMPOTENCY_TTL = 24 * 3600
+
+
+def job_key(job_id: str) -> str:
+    """Hash holding one job's record."""
+    return f"{PREFIX}:job:{job_id}"
+
+
+def job_events_key(job_id: str) -> str:
+    """Stream of one job's live events."""
+    return f"{PREFIX}:job:{job_id}:events"
+
+
+def job_history_key(job_id: str) -> str:
+    """Hash epoch -> JSON logs for one job."""
+    return f"{PREFIX}:job:{job_id}:history"
+
+
+def status_index_key(status: str) -> str:
+    """Zset of every job currently in ``status`` (score: time it got there)."""
+    return f"{PREFIX}:jobs:{status}"
+
+
+def tenant_jobs_key(tenant: str, status: str | None = None) -> str:
+    """Zset of a tenant's jobs (score: submit time), optionally of one status."""
+    base = f"{PREFIX}:tenant:{tenant}:jobs"
+    return f"{base}:{status}" if status else base
+
+
+def tenant_datasets_key(tenant: str) -> str:
+    """Hash of a tenant's datasets: id -> JSON metadata."""
+    return f"{PREFIX}:tenant:{tenant}:datasets"
+
+
+def idempotency_key(tenant: str, key: str) -> str:
+    """String mapping a client's idempotency key to the job it created."""
+    digest = hashlib.sha256(key.encode()).hexdigest()
+    return f"{PREFIX}:idem:{tenant}:{digest}"
+
+
+LUA_KEYS = r"""
+local P = ARGV[1]
+local STREAM = P .. ':jobs'
+local GROUP = 'lamina-workers'
+local function job_key(id) return P .. ':job:' .. id end
+local function events_key(id) return P .. ':job:' .. id .. ':events' end
+local function history_key(id) return P .. ':job:' .. id .. ':history' end
+local function status_key(s) return P .. ':jobs:' .. s end
+local function tenant_key(t, s)
+  if s then return P .. ':tenant:' .. t .. ':jobs:' .. s end
+  return P .. ':tenant:' .. t .. ':jobs'
+end
+local function idem_key(t, digest) return P .. ':idem:' .. t .. ':' .. digest end
+"""

@@ -1,0 +1,212 @@
+"""API side of the queue: submit, read, list, cancel and follow jobs.
+
+Every method takes the caller's tenant; a job of another tenant behaves exactly
+like a job that does not exist (``None`` / ``False``), so routes answer 404.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from lamina_service.config import Settings
+from lamina_service.queue import keys
+from lamina_service.queue._redis import Scripts
+from lamina_service.queue.models import TERMINAL, JobRecord, JobStatus
+
+
+def new_job_id() -> str:
+    """Return a fresh opaque job id (``j_`` + 24 hex digits)."""
+    return "j_" + secrets.token_hex(12)
+
+
+@dataclass(frozen=True)
+class Submission:
+    """Result of :meth:`Producer.submit`.
+
+    Attributes:
+        id: the job id.
+        status: its status now.
+        created: False when an idempotency key matched an earlier job.
+    """
+
+    id: str
+    status: JobStatus
+    created: bool
+
+
+@dataclass(frozen=True)
+class Event:
+    """One entry of a job's event stream.
+
+    Attributes:
+        id: stream entry id, used as the SSE ``id`` and ``Last-Event-ID``.
+        type: ``state``, ``batch`` or ``epoch``.
+        data: the event payload.
+    """
+
+    id: str
+    type: str
+    data: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Page:
+    """A page of jobs, newest first; ``next_offset`` is None on the last page."""
+
+    items: list[JobRecord]
+    next_offset: int | None
+
+
+class Producer:
+    """Submit and observe jobs.
+
+    Args:
+        client: ``redis.Redis(..., decode_responses=True)``.
+        settings: the process settings.
+    """
+
+    def __init__(self, client: redis.Redis, settings: Settings) -> None:
+        self.client = client
+        self.settings = settings
+        self._scripts = Scripts(client, settings)
+
+    def submit(
+        self,
+        tenant: str,
+        spec: dict[str, Any],
+        *,
+        dataset_id: str,
+        name: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> Submission:
+        """Store a job record and dispatch it to the workers, atomically.
+
+        Args:
+            tenant: owner.
+            spec: the validated job spec (JSON-serialisable).
+            dataset_id: training data id (already checked to belong to ``tenant``).
+            name: optional label.
+            idempotency_key: a repeated key within its TTL returns the first job.
+
+        Returns:
+            The job id and status, and whether it was created now.
+        """
+        digest = ""
+        if idempotency_key:
+            digest = keys.idempotency_key(tenant, idempotency_key).rsplit(":", 1)[-1]
+        job_id, created, status = self._scripts.run(
+            "SUBMIT", new_job_id(), tenant, digest, self.settings.idempotency_ttl_seconds,
+            name or "", dataset_id, json.dumps(spec, separators=(",", ":")),
+        )
+        return Submission(id=job_id, status=JobStatus(status), created=bool(created))
+
+    def get(self, tenant: str, job_id: str) -> JobRecord | None:
+        """Return the job, or None when it does not exist or belongs to another tenant."""
+        pipe = self.client.pipeline(transaction=False)
+        pipe.hgetall(keys.job_key(job_id))
+        pipe.hgetall(keys.job_history_key(job_id))
+        fields, history = pipe.execute()
+        if not fields or fields.get("tenant") != tenant:
+            return None
+        return JobRecord.from_redis(fields, history)
+
+    def status(self, tenant: str, job_id: str) -> JobStatus | None:
+        """Return only the job's status (cheap), None when not visible to ``tenant``."""
+        tenant_of, status = self.client.hmget(keys.job_key(job_id), "tenant", "status")
+        if tenant_of != tenant or status is None:
+            return None
+        return JobStatus(status)
+
+    def list_jobs(
+        self,
+        tenant: str,
+        status: JobStatus | None = None,
+        offset: int = 0,
+        limit: int = 50,
+    ) -> Page:
+        """List a tenant's jobs, newest first, optionally of one status.
+
+        Jobs whose records expired are dropped from the index as they are met.
+        """
+        index = keys.tenant_jobs_key(tenant, status.value if status else None)
+        ids = self.client.zrevrange(index, offset, offset + limit)
+        more = len(ids) > limit
+        ids = ids[:limit]
+        pipe = self.client.pipeline(transaction=False)
+        for job_id in ids:
+            pipe.hgetall(keys.job_key(job_id))
+        items, gone = [], []
+        for job_id, fields in zip(ids, pipe.execute()):
+            if not fields:
+                gone.append(job_id)
+                continue
+            items.append(JobRecord.from_redis(fields))
+        if gone:
+            self.client.zrem(index, *gone)
+        return Page(items=items, next_offset=offset + limit if more else None)
+
+    def cancel(self, tenant: str, job_id: str) -> JobRecord | None:
+        """Cancel a queued job now, or ask a running one to stop at its next batch.
+
+        Returns:
+            The job after the request, or None when not visible to ``tenant``.
+            Cancelling a finished job changes nothing.
+        """
+        if self._scripts.run("CANCEL", job_id, tenant) == "missing":
+            return None
+        return self.get(tenant, job_id)
+
+    def events(
+        self, tenant: str, job_id: str, after: str = "0-0", block_ms: int | None = None
+    ) -> list[Event] | None:
+        """Return the job's events after stream id ``after``.
+
+        Args:
+            tenant: caller.
+            job_id: the job.
+            after: last event id seen (``0-0`` for all retained events).
+            block_ms: wait up to this long for a first new event (None: do not wait).
+
+        Returns:
+            The events in order, or None when the job is not visible to ``tenant``.
+        """
+        if self.client.hget(keys.job_key(job_id), "tenant") != tenant:
+            return None
+        reply = self.client.xread(
+            {keys.job_events_key(job_id): after}, count=500, block=block_ms
+        )
+        out = []
+        for _, entries in reply or []:
+            for entry_id, fields in entries:
+                out.append(Event(entry_id, fields["type"], json.loads(fields["data"])))
+        return out
+
+    def counts(self) -> dict[JobStatus, int]:
+        """Number of jobs per state; finished ones older than the job TTL are pruned."""
+        horizon = time.time() - self.settings.job_ttl_seconds
+        pipe = self.client.pipeline(transaction=False)
+        for status in TERMINAL:
+            pipe.zremrangebyscore(keys.status_index_key(status.value), "-inf", horizon)
+        for status in JobStatus:
+            pipe.zcard(keys.status_index_key(status.value))
+        replies = pipe.execute()[len(TERMINAL):]
+        return dict(zip(JobStatus, replies))
+
+    def add_dataset(self, tenant: str, dataset_id: str, meta: dict[str, Any]) -> None:
+        """Record that ``tenant`` owns (uploaded) dataset ``dataset_id``."""
+        self.client.hset(keys.tenant_datasets_key(tenant), dataset_id, json.dumps(meta))
+
+    def dataset(self, tenant: str, dataset_id: str) -> dict[str, Any] | None:
+        """Metadata of a dataset ``tenant`` uploaded, else None."""
+        raw = self.client.hget(keys.tenant_datasets_key(tenant), dataset_id)
+        return json.loads(raw) if raw else None
+
+    def ping(self) -> bool:
+        """True when Redis answers."""
+        return bool(self.client.ping())

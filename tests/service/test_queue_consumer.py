@@ -1,0 +1,170 @@
+"""Consumer against real Redis: claim, lease expiry + XAUTOCLAIM, fencing, retries,
+dead-letter, requeue, cancel, events and history."""
+
+from __future__ import annotations
+
+import time
+
+from lamina_service.queue import JobStatus
+
+SPEC = {"model": {}, "fit": {"epochs": 2, "validation_dataset_id": "d_val"}}
+
+
+def submit(producer, tenant="alice"):
+    return producer.submit(tenant, SPEC, dataset_id="d_train").id
+
+
+def test_claim_returns_the_job_and_marks_it_running(producer, make_consumer):
+    job_id = submit(producer)
+    consumer = make_consumer("w1")
+    job = consumer.claim(block_ms=100)
+    assert job.id == job_id and job.attempt == 1 and job.token == 1
+    assert job.spec == SPEC and job.dataset_ids == ("d_train", "d_val")
+    record = producer.get("alice", job_id)
+    assert record.status is JobStatus.RUNNING and record.worker == "w1"
+    assert record.attempts == 1 and record.started_at is not None
+    assert consumer.claim(block_ms=50) is None
+
+
+def test_commit_succeeds_with_history(producer, make_consumer):
+    job_id = submit(producer)
+    consumer = make_consumer()
+    job = consumer.claim(block_ms=100)
+    assert consumer.publish_event(job, "batch", {"batch": 0, "loss": 1.0})
+    assert consumer.record_epoch(job, 0, {"loss": 1.0, "accuracy": 0.5})
+    assert consumer.record_epoch(job, 1, {"loss": 0.5, "accuracy": 0.75, "val_loss": 0.6})
+    assert consumer.commit(job, "m_final", {"loss": 0.5})
+    record = producer.get("alice", job_id)
+    assert record.status is JobStatus.SUCCEEDED and record.artifact_id == "m_final"
+    assert record.epoch == 1
+    assert record.history == {"accuracy": [0.5, 0.75], "loss": [1.0, 0.5],
+                              "val_loss": [None, 0.6]}
+    kinds = [e.type for e in producer.events("alice", job_id)]
+    assert kinds == ["state", "state", "batch", "epoch", "epoch", "state"]
+    # a committed job is acknowledged: nothing is pending or redelivered
+    time.sleep(0.3)
+    assert make_consumer("w2").claim(block_ms=50) is None
+
+
+def test_expired_lease_is_reclaimed_and_stale_attempt_fenced_out(producer, make_consumer):
+    job_id = submit(producer)
+    dead = make_consumer("dead")
+    stale = dead.claim(block_ms=100)
+    alive = make_consumer("alive")
+    assert alive.claim(block_ms=10) is None  # lease still valid
+    time.sleep(0.3)  # > lease_seconds
+    fresh = alive.claim(block_ms=10)
+    assert fresh.id == job_id and fresh.attempt == 2 and fresh.token > stale.token
+    assert "lost" in producer.get("alice", job_id).error
+    # the stale attempt can no longer write anything
+    assert not dead.heartbeat(stale)
+    assert not dead.publish_event(stale, "batch", {})
+    assert not dead.record_epoch(stale, 0, {"loss": 9.0})
+    assert not dead.commit(stale, "m_stale", {})
+    assert dead.fail(stale, "boom", retry=False) is None
+    assert not dead.requeue(stale)
+    assert alive.commit(fresh, "m_fresh", {})
+    record = producer.get("alice", job_id)
+    assert record.status is JobStatus.SUCCEEDED and record.artifact_id == "m_fresh"
+
+
+def test_heartbeat_keeps_the_lease(producer, make_consumer):
+    submit(producer)
+    owner = make_consumer("owner")
+    job = owner.claim(block_ms=100)
+    other = make_consumer("other")
+    for _ in range(4):
+        time.sleep(0.1)
+        assert owner.heartbeat(job)
+        assert other.claim(block_ms=1) is None
+
+
+def test_retryable_failure_requeues_until_max_attempts(producer, make_consumer):
+    job_id = submit(producer)
+    consumer = make_consumer()
+    for attempt in (1, 2, 3):
+        job = consumer.claim(block_ms=100)
+        assert job.attempt == attempt
+        expected = JobStatus.QUEUED if attempt < 3 else JobStatus.FAILED
+        assert consumer.fail(job, f"oom {attempt}", retry=True) is expected
+    record = producer.get("alice", job_id)
+    assert record.status is JobStatus.FAILED and record.error == "oom 3"
+    assert consumer.claim(block_ms=50) is None
+
+
+def test_worker_loss_beyond_max_attempts_dead_letters(producer, make_consumer):
+    job_id = submit(producer)
+    for n in range(3):
+        assert make_consumer(f"w{n}").claim(block_ms=100).attempt == n + 1
+        time.sleep(0.25)
+    assert make_consumer("last").claim(block_ms=50) is None
+    record = producer.get("alice", job_id)
+    assert record.status is JobStatus.FAILED
+    assert record.error.startswith("gave up after 3 attempts") and "lost" in record.error
+
+
+def test_non_retryable_failure_fails_at_once(producer, make_consumer):
+    job_id = submit(producer)
+    consumer = make_consumer()
+    job = consumer.claim(block_ms=100)
+    assert consumer.fail(job, "bad shapes", retry=False) is JobStatus.FAILED
+    assert producer.get("alice", job_id).error == "bad shapes"
+
+
+def test_requeue_does_not_count_an_attempt(producer, make_consumer):
+    job_id = submit(producer)
+    consumer = make_consumer()
+    first = consumer.claim(block_ms=100)
+    assert consumer.requeue(first)
+    assert producer.get("alice", job_id).status is JobStatus.QUEUED
+    second = consumer.claim(block_ms=100)
+    assert second.attempt == 1 and second.token > first.token
+    assert not consumer.commit(first, "m", {})
+    assert consumer.commit(second, "m", {})
+
+
+def test_cancel_running_job_is_cooperative(producer, make_consumer):
+    job_id = submit(producer)
+    consumer = make_consumer()
+    job = consumer.claim(block_ms=100)
+    assert not consumer.is_cancel_requested(job)
+    assert producer.cancel("alice", job_id).cancel_requested
+    assert producer.get("alice", job_id).status is JobStatus.RUNNING
+    assert consumer.is_cancel_requested(job)
+    assert consumer.mark_cancelled(job)
+    assert producer.get("alice", job_id).status is JobStatus.CANCELLED
+    assert make_consumer("w2").claim(block_ms=50) is None
+
+
+def test_cancelled_queued_job_is_skipped(producer, make_consumer):
+    job_id = submit(producer)
+    producer.cancel("alice", job_id)
+    assert make_consumer().claim(block_ms=50) is None
+    assert producer.get("alice", job_id).status is JobStatus.CANCELLED
+
+
+def test_cancel_requested_job_is_cancelled_on_reclaim(producer, make_consumer):
+    job_id = submit(producer)
+    make_consumer("dead").claim(block_ms=100)
+    producer.cancel("alice", job_id)
+    time.sleep(0.3)
+    assert make_consumer("w2").claim(block_ms=10) is None
+    assert producer.get("alice", job_id).status is JobStatus.CANCELLED
+
+
+def test_non_finite_logs_are_stored_as_null(producer, make_consumer):
+    job_id = submit(producer)
+    consumer = make_consumer()
+    job = consumer.claim(block_ms=100)
+    consumer.record_epoch(job, 0, {"loss": float("nan"), "note": "text"})
+    assert producer.get("alice", job_id).history == {"loss": [None]}
+
+
+def test_unknown_event_type_is_refused(producer, make_consumer):
+    import pytest
+
+    submit(producer)
+    consumer = make_consumer()
+    job = consumer.claim(block_ms=100)
+    with pytest.raises(ValueError, match="received 'bogus'"):
+        consumer.publish_event(job, "bogus", {})
