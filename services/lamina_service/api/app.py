@@ -1,0 +1,56 @@
+"""The FastAPI application factory."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+import redis
+from fastapi import FastAPI
+
+from lamina_service.api import errors
+from lamina_service.api.middleware import BodyLimitMiddleware, MetricsMiddleware
+from lamina_service.api.routes import artifacts, datasets, events, health, jobs, web
+from lamina_service.config import Settings, get_settings
+from lamina_service.queue import Producer
+from lamina_service.queue.consumer import ensure_group
+from lamina_service.storage import Storage
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the API.
+
+    Args:
+        settings: configuration; by default :func:`get_settings` (the environment).
+
+    Returns:
+        The application, with its Redis client, producer and storage in ``app.state``.
+    """
+    settings = settings or get_settings()
+    settings.warn_if_open()
+    client = redis.Redis.from_url(
+        settings.redis_url, decode_responses=True, socket_timeout=5,
+        socket_connect_timeout=2, health_check_interval=10,
+    )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        try:
+            ensure_group(client)
+        except redis.ConnectionError:
+            pass  # /readyz reports it; the group is created by the first consumer too
+        yield
+        client.close()
+
+    app = FastAPI(title="Lamina training service", version="1", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.redis = client
+    app.state.producer = Producer(client, settings)
+    app.state.storage = Storage(settings.storage_root, settings.limits.max_upload_bytes,
+                                settings.limits.max_array_bytes)
+    errors.install(app)
+    for module in (jobs, datasets, events, artifacts, health, web):
+        app.include_router(module.router)
+    app.add_middleware(BodyLimitMiddleware, default=settings.limits.max_body_bytes,
+                       overrides={"/v1/datasets": settings.limits.max_upload_bytes})
+    app.add_middleware(MetricsMiddleware)
+    return app

@@ -1,0 +1,72 @@
+"""Dependencies of the routes, as ``Annotated`` aliases (one place)."""
+
+from __future__ import annotations
+
+import hmac
+from typing import Annotated
+
+import redis
+from fastapi import Depends, Path, Request
+
+from lamina_service.config import Settings, get_settings
+from lamina_service.errors import Unauthorized
+from lamina_service.queue import Producer
+from lamina_service.storage import JOB_ID, Storage, check_id
+
+LOCAL_TENANT = "local"
+
+
+def _settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+def _redis(request: Request) -> redis.Redis:
+    return request.app.state.redis
+
+
+def _producer(request: Request) -> Producer:
+    return request.app.state.producer
+
+
+def _storage(request: Request) -> Storage:
+    return request.app.state.storage
+
+
+SettingsDep = Annotated[Settings, Depends(_settings)]
+RedisDep = Annotated[redis.Redis, Depends(_redis)]
+ProducerDep = Annotated[Producer, Depends(_producer)]
+StorageDep = Annotated[Storage, Depends(_storage)]
+
+
+def current_tenant(request: Request, settings: SettingsDep) -> str:
+    """The tenant of the bearer API key (``local`` when auth is off).
+
+    Every configured key is compared in constant time, so timing reveals nothing.
+
+    Raises:
+        Unauthorized: no bearer key, or an unknown one.
+    """
+    if not settings.auth_enabled:
+        return LOCAL_TENANT
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise Unauthorized("send 'Authorization: Bearer <api key>'", field="authorization")
+    found = None
+    for key, tenant in settings.api_keys.items():
+        if hmac.compare_digest(key.encode(), token.strip().encode()):
+            found = tenant
+    if found is None:
+        raise Unauthorized("unknown API key", field="authorization")
+    return found
+
+
+def job_id_param(job_id: Annotated[str, Path(max_length=200)]) -> str:
+    """The ``{job_id}`` path parameter, 404 unless it is a well-formed job id."""
+    return check_id(job_id, JOB_ID, "job_id")
+
+
+TenantDep = Annotated[str, Depends(current_tenant)]
+JobIdDep = Annotated[str, Depends(job_id_param)]
+
+__all__ = ["JobIdDep", "ProducerDep", "RedisDep", "SettingsDep", "StorageDep", "TenantDep",
+           "get_settings"]

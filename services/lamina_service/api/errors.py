@@ -1,0 +1,78 @@
+"""Map the service's errors (and framework/Redis errors) to HTTP, once.
+
+Every error answer is ``{"error": {"code", "message", "field"}}``. Redis being
+unreachable is a 503 (retry later), never a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from lamina_service.errors import ServiceError
+
+log = logging.getLogger("lamina_service.api")
+
+_HTTP_CODES = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
+               413: "payload_too_large"}
+
+
+def error_response(status: int, code: str, message: str, field: str | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    """The JSON error answer."""
+    body = {"error": {"code": code, "message": message, "field": field}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+    return error_response(exc.status_code, exc.code, exc.message, exc.field, headers)
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = exc.errors()
+    first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
+    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
+    field = ".".join(loc) or "body"
+    message = first.get("msg", "invalid request")
+    if first.get("type") == "extra_forbidden":
+        message = f"unknown field {field!r}"
+    elif first.get("type") == "json_invalid":
+        message = f"malformed JSON: {first.get('ctx', {}).get('error', message)}"
+        field = "body"
+    elif "input" in first and not isinstance(first["input"], (dict, list)):
+        message = f"{message}; received {field}={str(first['input'])[:80]!r}"
+    if len(errors) > 1:
+        message += f" (and {len(errors) - 1} more problem(s))"
+    return error_response(422, "invalid", message, field)
+
+
+async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, code, str(exc.detail), None, exc.headers)
+
+
+async def _redis_error(request: Request, exc: redis.RedisError) -> JSONResponse:
+    log.warning("redis unavailable: %s", exc)
+    return error_response(503, "unavailable", "the job store (Redis) is unreachable; retry",
+                          None, {"Retry-After": "1"})
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(500, "internal", "internal error")
+
+
+def install(app: FastAPI) -> None:
+    """Register the handlers on ``app``."""
+    app.add_exception_handler(ServiceError, _service_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_error)
+    app.add_exception_handler(redis.ConnectionError, _redis_error)
+    app.add_exception_handler(redis.TimeoutError, _redis_error)
+    app.add_exception_handler(Exception, _unexpected)

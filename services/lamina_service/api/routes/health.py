@@ -1,0 +1,32 @@
+"""Liveness, readiness and Prometheus metrics."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from lamina_service import metrics, service
+from lamina_service.api.deps import ProducerDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz", responses={503: {"description": "Redis unreachable"}})
+def readyz(producer: ProducerDep) -> dict[str, str]:
+    """Redis answers (503 otherwise)."""
+    producer.ping()
+    return {"status": "ready"}
+
+
+@router.get("/metrics", response_class=Response,
+            responses={200: {"content": {"text/plain": {}}}})
+def prometheus(producer: ProducerDep) -> Response:
+    """Prometheus exposition of the ``lamina_*`` metrics."""
+    service.refresh_gauges(producer)
+    return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)

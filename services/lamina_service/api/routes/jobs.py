@@ -1,0 +1,48 @@
+"""Jobs: submit, list, read, cancel."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from lamina_service import service
+from lamina_service.api.deps import JobIdDep, ProducerDep, SettingsDep, TenantDep
+from lamina_service.api.schemas import ErrorOut, JobCreate, JobCreated, JobOut, JobPage
+from lamina_service.queue import JobStatus
+
+router = APIRouter(prefix="/v1/jobs", tags=["jobs"],
+                   responses={401: {"model": ErrorOut}, 404: {"model": ErrorOut},
+                              422: {"model": ErrorOut}, 503: {"model": ErrorOut}})
+
+
+@router.post("", status_code=202, response_model=JobCreated)
+def submit(body: JobCreate, tenant: TenantDep, producer: ProducerDep,
+           settings: SettingsDep) -> JobCreated:
+    """Validate a job and queue it."""
+    return service.submit_job(producer, settings, tenant, body)
+
+
+@router.get("", response_model=JobPage)
+def list_jobs(
+    tenant: TenantDep, producer: ProducerDep,
+    status: JobStatus | None = None,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+) -> JobPage:
+    """The caller's jobs, newest first."""
+    page = producer.list_jobs(tenant, status, offset, limit)
+    return JobPage(items=[service.job_out(r, with_spec=False) for r in page.items],
+                   next_offset=page.next_offset)
+
+
+@router.get("/{job_id}", response_model=JobOut)
+def get(job_id: JobIdDep, tenant: TenantDep, producer: ProducerDep) -> JobOut:
+    """One job with its history."""
+    return service.get_job(producer, tenant, job_id)
+
+
+@router.post("/{job_id}/cancel", response_model=JobOut)
+def cancel(job_id: JobIdDep, tenant: TenantDep, producer: ProducerDep) -> JobOut:
+    """Cancel a queued job, or ask a running one to stop after its current batch."""
+    return service.cancel_job(producer, tenant, job_id)
