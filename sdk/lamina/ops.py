@@ -111,7 +111,7 @@ def log(x):
 
 
 def log1p(x):
-    return log(add(x, 1.0))
+    return _p.Log1p.apply(x)
 
 
 def sqrt(x):
@@ -135,11 +135,11 @@ def tanh(x):
 
 
 def sin(x):
-    return Tensor(np.sin(_data(x)))
+    return _p.Sin.apply(x)
 
 
 def cos(x):
-    return Tensor(np.cos(_data(x)))
+    return _p.Cos.apply(x)
 
 
 def erf(x):
@@ -430,12 +430,13 @@ def split(x, indices_or_sections, axis=0):
 
 def tile(x, repeats):
     reps = (repeats,) if isinstance(repeats, int) else tuple(repeats)
-    out = x
     s = shape(x)
-    reps = (1,) * (len(s) - len(reps)) + reps
+    # Like np.tile: more repetitions than dimensions prepend axes of size 1.
+    out = reshape(x, (1,) * (len(reps) - len(s)) + s) if len(reps) > len(s) else x
+    reps = (1,) * (len(shape(out)) - len(reps)) + reps
     for axis, r in enumerate(reps):
         if r != 1:
-            out = concatenate([out] * r, axis=axis - len(reps) + len(shape(out)))
+            out = concatenate([out] * r, axis=axis)
     return out if isinstance(out, Tensor) else convert_to_tensor(out)
 
 

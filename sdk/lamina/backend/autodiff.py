@@ -132,11 +132,15 @@ def gradients(target: Tensor, sources, output_gradient=None) -> list:
         raise TypeError(f"gradients() needs a Tensor target. Received: target={target!r}")
     wanted = {id(s) for s in sources}
     found = {}
+    claimed = set()
     if target.requires_grad:
         seed = output_gradient
         if seed is None:
             seed = np.ones_like(target.data)
-        grads = {id(target): np.asarray(seed, dtype=target.data.dtype)}
+        seed = np.asarray(seed, dtype=target.data.dtype)
+        if output_gradient is not None:
+            claimed.add(id(_memory_owner(seed)))
+        grads = {id(target): seed}
         # Sums the walk allocated itself; only these may be added to in place, since a
         # backward may hand the same array to several parents.
         owned = set()
@@ -164,9 +168,25 @@ def gradients(target: Tensor, sources, output_gradient=None) -> list:
                 else:
                     grads[key] = previous + pgrad
                     owned.add(key)
-    return [
-        found[id(s)] if id(s) in found else np.zeros_like(s.data) for s in sources
-    ]
+    # Callers (optimizers, clipping) may update gradients in place, so each result must
+    # be a writable array of its own: not a read-only broadcast view, not the caller's
+    # seed, not memory shared with another result (a backward may hand one array to
+    # several parents). Copies are only made in those cases.
+    results = []
+    for s in sources:
+        grad = found.get(id(s))
+        if grad is None:
+            results.append(np.zeros_like(s.data))
+            continue
+        if not grad.flags.writeable or id(_memory_owner(grad)) in claimed:
+            grad = grad.copy()
+        claimed.add(id(_memory_owner(grad)))
+        results.append(grad)
+    return results
+
+
+def _memory_owner(array: np.ndarray) -> np.ndarray:
+    return array if array.base is None else array.base
 
 
 def backward(target: Tensor, output_gradient=None) -> None:

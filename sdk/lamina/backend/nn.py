@@ -110,8 +110,9 @@ class SoftmaxCrossEntropy(Function):
             self.labels = labels
             picked = np.take_along_axis(logp, np.expand_dims(labels, axis), axis=axis)
             return -np.squeeze(picked, axis=axis)
-        self.labels = labels
-        return -np.sum(labels * logp, axis=axis)
+        # Labels in the logits' dtype: float64 targets must not promote a float32 loss.
+        self.labels = np.asarray(labels, dtype=logits.dtype)
+        return -np.sum(self.labels * logp, axis=axis)
 
     def backward(self, g):
         g = np.expand_dims(g, self.axis)
@@ -135,9 +136,10 @@ class SigmoidCrossEntropy(Function):
     __slots__ = ("logits", "labels")
 
     def forward(self, logits, labels):
+        # Labels in the logits' dtype: float64 targets must not promote a float32 loss.
+        labels = np.asarray(labels, dtype=logits.dtype)
         self.logits, self.labels = logits, labels
-        return (np.maximum(logits, 0) - logits * labels
-                + np.log1p(np.exp(-np.abs(logits)))).astype(logits.dtype, copy=False)
+        return np.maximum(logits, 0) - logits * labels + np.log1p(np.exp(-np.abs(logits)))
 
     def backward(self, g):
         grad_logits = g * (stable_sigmoid(self.logits) - self.labels)

@@ -1,7 +1,7 @@
 """The primitive set: each op's forward and its vector-Jacobian product, side by side.
 
 Elementwise: Add Subtract Multiply Divide Power Maximum Minimum Negative Exp Log
-Sqrt Tanh Sigmoid Relu Abs Erf Softplus Clip Where Cast
+Log1p Sqrt Sin Cos Tanh Sigmoid Relu Abs Erf Softplus Clip Where Cast
 Reductions: Sum Max
 Shape: Reshape Transpose BroadcastTo GetItem Concatenate Pad Take
 Linear algebra: MatMul
@@ -70,7 +70,9 @@ class Power(Function):
         return self.out
 
     def backward(self, g):
-        ga = g * self.b * np.power(self.a, np.subtract(self.b, 1)) if self.needs[0] else None
+        # ``self.b - 1`` keeps a Python exponent a Python number, so a float32 base keeps
+        # a float32 gradient (np.subtract would make it a float64 scalar).
+        ga = g * self.b * np.power(self.a, self.b - 1) if self.needs[0] else None
         gb = None
         if self.needs[1]:
             safe = np.where(self.a > 0, self.a, 1)
@@ -133,6 +135,17 @@ class Log(Function):
         return (g / self.a,)
 
 
+class Log1p(Function):
+    __slots__ = ("a",)
+
+    def forward(self, a):
+        self.a = a
+        return np.log1p(a)
+
+    def backward(self, g):
+        return (g / (1 + self.a),)
+
+
 class Sqrt(Function):
     __slots__ = ("out",)
 
@@ -142,6 +155,28 @@ class Sqrt(Function):
 
     def backward(self, g):
         return (g / (2 * self.out),)
+
+
+class Sin(Function):
+    __slots__ = ("a",)
+
+    def forward(self, a):
+        self.a = a
+        return np.sin(a)
+
+    def backward(self, g):
+        return (g * np.cos(self.a),)
+
+
+class Cos(Function):
+    __slots__ = ("a",)
+
+    def forward(self, a):
+        self.a = a
+        return np.cos(a)
+
+    def backward(self, g):
+        return (-g * np.sin(self.a),)
 
 
 class Tanh(Function):
@@ -295,7 +330,7 @@ class Max(Function):
             g = np.expand_dims(g, self.axes)
         mask = self.a == self.out
         # Ties share the gradient equally, so the VJP is the true subgradient average.
-        count = np.sum(mask, axis=self.axes, keepdims=True)
+        count = np.sum(mask, axis=self.axes, keepdims=True, dtype=g.dtype)
         return (mask * (g / count),)
 
 
@@ -315,8 +350,9 @@ class Transpose(Function):
     __slots__ = ("axes",)
 
     def forward(self, a, axes=None):
-        self.axes = axes
-        return np.transpose(a, axes)
+        # Normalised so that argsort inverts the permutation for negative axes too.
+        self.axes = None if axes is None else tuple(ax % np.ndim(a) for ax in axes)
+        return np.transpose(a, self.axes)
 
     def backward(self, g):
         if self.axes is None:
