@@ -1,0 +1,57 @@
+"""Adamax: Adam with the infinity norm."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lamina.optimizers.base import Optimizer
+
+
+class Adamax(Optimizer):
+    """Adamax: ``m += (g - m)(1 - b1)``; ``u = max(b2 u, |g|)``;
+    ``w -= lr m / ((1 - b1^t)(u + eps))``.
+
+    Args:
+        learning_rate: float or schedule, default 0.001.
+        beta_1: float, default 0.9.
+        beta_2: float, default 0.999.
+        epsilon: float, default 1e-7.
+        **kwargs: base optimizer arguments (see ``Optimizer``).
+    """
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 name="adamax", **kwargs):
+        super().__init__(learning_rate=learning_rate, name=name, **kwargs)
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+
+    def build(self, var_list):
+        """Create ``momentum``/``norm`` slots (interleaved)."""
+        if self.built:
+            return
+        super().build(var_list)
+        self._m, self._u = self.add_optimizer_variables(var_list, ["momentum", "norm"])
+
+    def update_step(self, gradient, variable, learning_rate):
+        """Apply one Adamax step in place."""
+        t = self._step() + 1
+        b1 = float(self.beta_1)
+        m, u = self._slot("momentum", variable), self._slot("norm", variable)
+        s = self._scratch(variable)
+        np.subtract(gradient, m, out=s)
+        s *= 1 - b1
+        m += s
+        u *= self.beta_2
+        np.abs(gradient, out=s)
+        np.maximum(u, s, out=u)
+        np.add(u, self.epsilon, out=s)
+        s *= 1 - b1**t
+        np.divide(m, s, out=s)
+        s *= learning_rate
+        variable -= s
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon})
+        return config

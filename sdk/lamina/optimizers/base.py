@@ -1,0 +1,554 @@
+"""The optimizer base: owns the update loop; each optimizer implements ``build`` + ``update_step``.
+
+Fast path. At ``build`` the trainable variables are grouped by dtype and each group is
+packed into ONE contiguous parameter buffer: every variable's ``.data`` is rebound to a
+view of that buffer (values are preserved; this is the only place in Lamina where a
+variable's ``.data`` is rebound). Every slot (Adam's ``m`` and ``v``, ...) is likewise one
+flat buffer whose per-variable views back the slot ``Variable`` objects that are saved.
+A training step then copies the gradients into one flat gradient buffer (a single
+``np.concatenate(..., out=)`` pass) and ``update_step`` runs a handful of whole-buffer,
+in-place ufunc passes over preallocated scratch: no temporaries, no per-variable loops.
+
+If something rebinds a variable's ``.data`` later (it should use ``assign``, which copies),
+the next step notices (an identity check per variable), copies the new value into the
+buffer and restores the view, so updates are never lost.
+
+Steps that do not cover every variable (a ``None`` gradient, a subset of variables) run
+``update_step`` per variable on the same views, with Keras's semantics (skipped variables
+keep their slots untouched).
+
+Denormals. A slot that decays geometrically towards zero (Adam's ``m`` under dead ReLU
+units) becomes float32-denormal after a few hundred steps, and arithmetic on denormals is
+2-100x slower. Every ``denormal_flush_interval`` steps (class attribute, default 16; 0
+disables) slot entries with ``|x| < 1e-30`` are set to exactly 0. Values that small cannot
+move a float32 weight, so the update is unchanged for all practical purposes; between two
+flushes a value decays by at most ``0.5**16``, so it stays a normal float.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+
+import numpy as np
+
+from lamina.optimizers import schedules as schedules_module
+
+_FLUSH_THRESHOLD = 1e-30
+_OPTIMIZER_COUNTS: dict[str, int] = {}
+
+
+def _auto_name(class_name: str) -> str:
+    base = re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", class_name).lower()
+    count = _OPTIMIZER_COUNTS.get(base, 0)
+    _OPTIMIZER_COUNTS[base] = count + 1
+    return base if count == 0 else f"{base}_{count}"
+
+
+def _variable_class():
+    from lamina.backend import Variable
+
+    return Variable
+
+
+def _new_variable(value, name: str, path: str):
+    var = _variable_class()(value, trainable=False, name=name)
+    var.path = path
+    return var
+
+
+class _Unit:
+    """Where one update_step target lives: a whole flat buffer or one variable's view."""
+
+    __slots__ = ("segment", "start", "stop", "shape", "slots")
+
+    def __init__(self, segment, start, stop, shape):
+        self.segment, self.start, self.stop, self.shape = segment, start, stop, shape
+        self.slots: dict[str, np.ndarray] = {}
+
+    def scratch(self, k: int) -> np.ndarray:
+        flat = self.segment.scratch(k)
+        if self.start == 0 and self.stop == flat.size and self.shape == flat.shape:
+            return flat
+        return flat[self.start:self.stop].reshape(self.shape)
+
+
+class _Segment:
+    """One dtype's packed parameters, gradients, slots and scratch buffers."""
+
+    def __init__(self, variables, dtype):
+        self.variables = list(variables)
+        self.dtype = dtype
+        sizes = [v.data.size for v in self.variables]
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int).tolist()
+        total = self.offsets[-1]
+        self.param = np.empty(total, dtype=dtype)
+        self.grad = np.empty(total, dtype=dtype)
+        self._scratch: list[np.ndarray] = []
+        self.slots: dict[str, np.ndarray] = {}
+        self.views = []
+        for i, var in enumerate(self.variables):
+            view = self.param[self.offsets[i]:self.offsets[i + 1]].reshape(var.data.shape)
+            view[...] = var.data
+            var.data = view
+            self.views.append(view)
+
+    def scratch(self, k: int) -> np.ndarray:
+        while len(self._scratch) <= k:
+            self._scratch.append(np.empty_like(self.param))
+        return self._scratch[k]
+
+    def resync(self) -> None:
+        for var, view in zip(self.variables, self.views):
+            if var.data is not view:
+                view[...] = var.data
+                var.data = view
+
+
+class Optimizer:
+    """Base class for optimizers with Keras 3's constructor, variables and semantics.
+
+    Subclasses override ``build`` (calling ``super().build`` and then
+    ``add_optimizer_variables``) and ``update_step(gradient, variable, learning_rate)``,
+    where ``gradient`` and ``variable`` are ndarrays (usually the whole flat buffers) that
+    ``update_step`` must update in place; it reads slots with ``self._slot(name, variable)``
+    and may use ``self._scratch(variable, k)`` as temporary storage. It must not write
+    into ``gradient``.
+
+    Args:
+        learning_rate: float, a ``LearningRateSchedule``, or a zero-argument callable.
+        weight_decay: float or None; decoupled decay ``w -= w * weight_decay * lr``.
+        clipnorm: float or None; clip each gradient to this L2 norm.
+        clipvalue: float or None; clip each gradient element to ``[-v, v]``.
+        global_clipnorm: float or None; clip all gradients to this global L2 norm.
+        use_ema: must be False (exponential moving averages are not implemented).
+        ema_momentum: accepted for config compatibility.
+        ema_overwrite_frequency: accepted for config compatibility.
+        loss_scale_factor: float or None; gradients are divided by it.
+        gradient_accumulation_steps: must be None (not implemented).
+        name: the optimizer's name (auto-generated from the class name if None).
+
+    Raises:
+        ValueError: for unknown arguments, several clipping options at once, or an invalid
+            learning rate.
+    """
+
+    denormal_flush_interval = 16
+
+    def __init__(self, learning_rate, weight_decay=None, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None, use_ema=False, ema_momentum=0.99,
+                 ema_overwrite_frequency=None, loss_scale_factor=None,
+                 gradient_accumulation_steps=None, name=None, **kwargs):
+        if kwargs.pop("decay", None) is not None:
+            warnings.warn("Argument `decay` is no longer supported and will be ignored.",
+                          stacklevel=2)
+        for legacy in ("jit_compile", "is_legacy_optimizer"):
+            kwargs.pop(legacy, None)
+        if kwargs:
+            raise ValueError(f"Argument(s) not recognized: {kwargs}")
+        if sum(a is not None for a in (clipnorm, clipvalue, global_clipnorm)) > 1:
+            raise ValueError(
+                "Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set. "
+                f"Received: clipnorm={clipnorm}, clipvalue={clipvalue}, "
+                f"global_clipnorm={global_clipnorm}")
+        if use_ema:
+            raise ValueError("Lamina optimizers do not implement EMA yet. Received: use_ema=True")
+        if gradient_accumulation_steps:
+            raise ValueError("Lamina optimizers do not implement gradient accumulation yet. "
+                             f"Received: gradient_accumulation_steps={gradient_accumulation_steps}")
+        self.name = name if name is not None else _auto_name(self.__class__.__name__)
+        self.weight_decay = weight_decay
+        self.clipnorm = clipnorm
+        self.clipvalue = clipvalue
+        self.global_clipnorm = global_clipnorm
+        self.use_ema = use_ema
+        self.ema_momentum = ema_momentum
+        self.ema_overwrite_frequency = ema_overwrite_frequency
+        self.loss_scale_factor = loss_scale_factor
+        self.gradient_accumulation_steps = gradient_accumulation_steps
+        self.built = False
+        self._variables: list = []
+        self._trainable_variables: list = []
+        self._index: dict[int, int] = {}
+        self._segments: list[_Segment] = []
+        self._units: dict[int, _Unit] = {}
+        self._exclude_ids: set[int] = set()
+        self._exclude_pattern = None
+        self._iterations = _new_variable(np.array(0, dtype=np.int64), "iteration",
+                                         f"{self.name}/iteration")
+        self._variables.append(self._iterations)
+        self._learning_rate = None
+        self._set_learning_rate(learning_rate)
+
+    # -- learning rate and iterations -----------------------------------------------
+    def _set_learning_rate(self, learning_rate) -> None:
+        current = self._learning_rate
+        if isinstance(learning_rate, schedules_module.LearningRateSchedule) or (
+                callable(learning_rate) and not isinstance(learning_rate, _variable_class())):
+            if isinstance(current, _variable_class()):
+                self._variables.remove(current)
+            self._learning_rate = learning_rate
+            return
+        if isinstance(learning_rate, _variable_class()):
+            learning_rate = learning_rate.numpy()
+        if isinstance(learning_rate, (bool, np.bool_)) or not isinstance(
+                learning_rate, (int, float, np.integer, np.floating, np.ndarray)) or (
+                np.ndim(learning_rate) != 0):
+            raise ValueError(
+                "Argument `learning_rate` should be float, or an instance of "
+                "LearningRateSchedule, or a callable (that takes in the current iteration "
+                f"value and returns the corresponding learning rate value). Received instead: "
+                f"learning_rate={learning_rate!r}")
+        if isinstance(current, schedules_module.LearningRateSchedule):
+            raise TypeError(
+                "This optimizer was created with a `LearningRateSchedule` object as its "
+                "`learning_rate` constructor argument, hence its learning rate is not "
+                "settable. If you need the learning rate to be settable, you should "
+                "instantiate the optimizer with a float `learning_rate` argument.")
+        if isinstance(current, _variable_class()):
+            current.assign(np.float32(learning_rate))
+            return
+        var = _new_variable(np.array(learning_rate, dtype=np.float32), "learning_rate",
+                            f"{self.name}/learning_rate")
+        self._variables.insert(1, var)
+        self._learning_rate = var
+
+    @property
+    def learning_rate(self) -> np.float32:
+        """The current learning rate as a float32 scalar (settable to a float or schedule)."""
+        return np.float32(self._current_learning_rate())
+
+    @learning_rate.setter
+    def learning_rate(self, value) -> None:
+        self._set_learning_rate(value)
+
+    def _current_learning_rate(self) -> float:
+        lr = self._learning_rate
+        if isinstance(lr, schedules_module.LearningRateSchedule):
+            return float(lr(self._step()))
+        if isinstance(lr, _variable_class()):
+            return float(lr.data)
+        return float(np.asarray(lr()))
+
+    @property
+    def iterations(self):
+        """The step counter ``Variable`` (int64), incremented by every ``apply``."""
+        return self._iterations
+
+    def _step(self) -> int:
+        return int(self._iterations.data)
+
+    @property
+    def variables(self) -> list:
+        """Optimizer state in Keras order: iteration, learning_rate, then slots."""
+        return self._variables[:]
+
+    # -- building ---------------------------------------------------------------------
+    def build(self, variables) -> None:
+        """Pack ``variables`` into flat buffers; subclasses then add their slots.
+
+        Args:
+            variables: the list of trainable ``Variable`` objects to optimise.
+        """
+        variables = list(variables)
+        self._trainable_variables = variables
+        self._index = {id(v): i for i, v in enumerate(variables)}
+        by_dtype: dict[np.dtype, list] = {}
+        for var in variables:
+            by_dtype.setdefault(var.data.dtype, []).append(var)
+        self._segments = [_Segment(vs, dtype) for dtype, vs in by_dtype.items()]
+        self._units = {}
+        self._var_units: dict[int, _Unit] = {}
+        for seg in self._segments:
+            self._units[id(seg.param)] = _Unit(seg, 0, seg.param.size, seg.param.shape)
+            for i, view in enumerate(seg.views):
+                unit = _Unit(seg, seg.offsets[i], seg.offsets[i + 1], view.shape)
+                self._units[id(view)] = unit
+                self._var_units[id(seg.variables[i])] = unit
+        self.built = True
+
+    def add_optimizer_variables(self, trainable_variables, name, initializer="zeros"):
+        """Create slot variables (flat-buffer backed), interleaved per model variable.
+
+        Args:
+            trainable_variables: the variables passed to ``build``.
+            name: a slot name, or a list of names created in turn for each variable.
+            initializer: ``"zeros"`` or a float fill value (one, or one per name).
+
+        Returns:
+            A list of slot ``Variable`` objects, or a tuple of lists for a list of names.
+        """
+        names = [name] if isinstance(name, str) else list(name)
+        inits = initializer if isinstance(initializer, (list, tuple)) else [initializer] * len(
+            names)
+        fills = [0.0 if init in (None, "zeros") else float(getattr(init, "value", init))
+                 for init in inits]
+        for slot, fill in zip(names, fills):
+            for seg in self._segments:
+                seg.slots[slot] = np.full(seg.param.size, fill, dtype=seg.dtype)
+                self._units[id(seg.param)].slots[slot] = seg.slots[slot]
+        out = tuple([] for _ in names)
+        for var in trainable_variables:
+            unit = self._var_units[id(var)]
+            for k, slot in enumerate(names):
+                view = unit.segment.slots[slot][unit.start:unit.stop].reshape(unit.shape)
+                unit.slots[slot] = view
+                short = f"{getattr(var, 'path', var.name).replace('/', '_')}_{slot}"
+                slot_var = _new_variable(np.zeros((), dtype=view.dtype), short,
+                                         f"{self.name}/{short}")
+                slot_var.data = view
+                self._variables.append(slot_var)
+                out[k].append(slot_var)
+        return out[0] if isinstance(name, str) else out
+
+    def add_variable(self, value, name: str):
+        """Track an extra (non-slot) state variable, e.g. Nadam's ``u_product``."""
+        var = _new_variable(value, name, f"{self.name}/{name}")
+        self._variables.append(var)
+        return var
+
+    def _slot(self, name: str, variable: np.ndarray) -> np.ndarray:
+        return self._units[id(variable)].slots[name]
+
+    def _scratch(self, variable: np.ndarray, k: int = 0) -> np.ndarray:
+        return self._units[id(variable)].scratch(k)
+
+    # -- applying -----------------------------------------------------------------------
+    def apply_gradients(self, grads_and_vars):
+        """Apply ``(gradient, variable)`` pairs; returns the iterations variable."""
+        grads, variables = zip(*grads_and_vars)
+        self.apply(grads, variables)
+        return self._iterations
+
+    def apply(self, grads, trainable_variables=None) -> None:
+        """Update the variables with the gradients (building on the first call).
+
+        Args:
+            grads: list of gradient arrays (or Tensors), one per variable; None skips one.
+            trainable_variables: the variables; defaults to those the optimizer was built on.
+
+        Raises:
+            ValueError: if unbuilt without variables, on unknown variables, on a count
+                mismatch, or if every gradient is None.
+        """
+        grads = list(grads)
+        if not grads:
+            return
+        if trainable_variables is None:
+            if not self.built:
+                raise ValueError("When passing `grads` without `variables`, the optimizer must "
+                                 "already be built on a list of variables. Call "
+                                 "`optimizer.build(trainable_variables)` first.")
+            variables = self._trainable_variables
+        else:
+            variables = list(trainable_variables)
+            if not self.built:
+                self.build(variables)
+            for var in variables:
+                if id(var) not in self._index:
+                    raise ValueError(f"Unknown variable: {var}. This optimizer can only be "
+                                     "called for the variables it was originally built with.")
+        if len(grads) != len(variables):
+            raise ValueError(f"Received {len(grads)} gradients for {len(variables)} variables.")
+        missing = [v.name for g, v in zip(grads, variables) if g is None]
+        if len(missing) == len(grads):
+            raise ValueError("No gradients provided for any variable.")
+        if missing:
+            warnings.warn(f"Gradients do not exist for variables {missing} when minimizing "
+                          "the loss. If using `model.compile()`, did you forget to provide a "
+                          "`loss` argument?", stacklevel=2)
+        for seg in self._segments:
+            seg.resync()
+        lr = self._current_learning_rate()
+        if not missing and (variables is self._trainable_variables
+                            or variables == self._trainable_variables):
+            self._apply_flat(grads, lr)
+        else:
+            self._apply_each(grads, variables, lr)
+        interval = self.denormal_flush_interval
+        step = self._step()
+        if interval and step % interval == interval - 1:
+            self._flush_denormals()
+        for var in variables:
+            constraint = getattr(var, "constraint", None)
+            if constraint is not None:
+                var.assign(constraint(var))
+        self._iterations.data += 1
+
+    def _apply_flat(self, grads, lr: float) -> None:
+        start = 0
+        for seg in self._segments:
+            count = len(seg.variables)
+            if len(self._segments) == 1:
+                parts = [np.asarray(g).reshape(-1) for g in grads]
+            else:
+                parts = [np.asarray(grads[self._index[id(v)]]).reshape(-1) for v in seg.variables]
+            np.concatenate(parts, out=seg.grad)
+            start += count
+        if self.loss_scale_factor is not None:
+            for seg in self._segments:
+                seg.grad /= self.loss_scale_factor
+        self._clip_flat()
+        if self.weight_decay:
+            for seg in self._segments:
+                self._decay_segment(seg, lr)
+        self._backend_update_step([s.grad for s in self._segments],
+                                  [s.param for s in self._segments], lr)
+
+    def _apply_each(self, grads, variables, lr: float) -> None:
+        pairs = [(np.asarray(g, dtype=v.data.dtype).reshape(v.data.shape), v)
+                 for g, v in zip(grads, variables) if g is not None]
+        gs = [g for g, _ in pairs]
+        if self.loss_scale_factor is not None:
+            gs = [g / self.loss_scale_factor for g in gs]
+        gs = self._clip_list(gs)
+        if self.weight_decay:
+            for _, var in pairs:
+                if self._use_weight_decay(var):
+                    var.data -= var.data * (self.weight_decay * lr)
+        self._backend_update_step(gs, [v.data for _, v in pairs], lr)
+
+    def _backend_update_step(self, grads, variables, learning_rate: float) -> None:
+        for grad, var in zip(grads, variables):
+            self.update_step(grad, var, learning_rate)
+
+    def update_step(self, gradient, variable, learning_rate):
+        """Update ``variable`` (and slots) in place from ``gradient``; override this."""
+        raise NotImplementedError
+
+    # -- clipping and weight decay --------------------------------------------------------
+    def _clip_flat(self) -> None:
+        if self.clipnorm and self.clipnorm > 0:
+            for seg in self._segments:
+                for i in range(len(seg.variables)):
+                    part = seg.grad[seg.offsets[i]:seg.offsets[i + 1]]
+                    part *= self._clipnorm_scale(part)
+        elif self.global_clipnorm and self.global_clipnorm > 0:
+            scale = self._global_scale([s.grad for s in self._segments])
+            for seg in self._segments:
+                seg.grad *= scale
+        elif self.clipvalue and self.clipvalue > 0:
+            for seg in self._segments:
+                np.clip(seg.grad, -self.clipvalue, self.clipvalue, out=seg.grad)
+
+    def _clip_list(self, grads: list) -> list:
+        if self.clipnorm and self.clipnorm > 0:
+            return [g * self._clipnorm_scale(g.reshape(-1)) for g in grads]
+        if self.global_clipnorm and self.global_clipnorm > 0:
+            scale = self._global_scale([g.reshape(-1) for g in grads])
+            return [g * scale for g in grads]
+        if self.clipvalue and self.clipvalue > 0:
+            return [np.clip(g, -self.clipvalue, self.clipvalue) for g in grads]
+        return grads
+
+    def _clipnorm_scale(self, flat: np.ndarray) -> float:
+        l2sum = float(np.dot(flat, flat))
+        norm = math.sqrt(l2sum) if l2sum > 0 else 0.0
+        return self.clipnorm / max(norm, self.clipnorm)
+
+    def _global_scale(self, flats: list) -> float:
+        norm = math.sqrt(sum(float(np.dot(f, f)) for f in flats))
+        if not math.isfinite(norm):
+            return float("nan")
+        return self.global_clipnorm * min(1.0 / norm if norm else math.inf,
+                                          1.0 / self.global_clipnorm)
+
+    def exclude_from_weight_decay(self, var_list=None, var_names=None) -> None:
+        """Exclude variables (by object, or by substrings of their names) from weight decay.
+
+        Args:
+            var_list: variables to exclude.
+            var_names: strings; a variable whose name contains any of them is excluded.
+
+        Raises:
+            ValueError: if the optimizer is already built.
+        """
+        if self.built:
+            raise ValueError("`exclude_from_weight_decay()` can only be configured before the "
+                             "optimizer is built.")
+        self._exclude_ids = {id(v) for v in var_list or []}
+        self._exclude_pattern = re.compile("|".join(set(var_names))) if var_names else None
+
+    def _use_weight_decay(self, var) -> bool:
+        if id(var) in self._exclude_ids:
+            return False
+        return not (self._exclude_pattern is not None
+                    and self._exclude_pattern.search(var.name) is not None)
+
+    def _decay_segment(self, seg: _Segment, lr: float) -> None:
+        factor = self.weight_decay * lr
+        if all(self._use_weight_decay(v) for v in seg.variables):
+            scratch = seg.scratch(0)
+            np.multiply(seg.param, factor, out=scratch)
+            seg.param -= scratch
+            return
+        for var, view in zip(seg.variables, seg.views):
+            if self._use_weight_decay(var):
+                view -= view * factor
+
+    def _flush_denormals(self) -> None:
+        for seg in self._segments:
+            for slot in seg.slots.values():
+                if slot.dtype.kind == "f":
+                    scratch = seg.scratch(0)
+                    np.abs(slot, out=scratch)
+                    np.copyto(slot, 0, where=scratch < _FLUSH_THRESHOLD)
+
+    # -- state and config -----------------------------------------------------------------
+    def set_weights(self, weights) -> None:
+        """Assign a list of arrays to ``variables`` (same order and shapes)."""
+        if not self.built:
+            raise ValueError("You are calling `set_weights()` on an optimizer that has not yet "
+                             "been built. Call `optimizer.build(trainable_variables)` first.")
+        for var, value in zip(self._variables, weights):
+            var.assign(np.asarray(value, dtype=var.data.dtype))
+
+    def get_weights(self) -> list:
+        """Return copies of ``variables`` as ndarrays."""
+        return [v.numpy() for v in self._variables]
+
+    def save_own_variables(self, store) -> None:
+        """Write ``variables`` to ``store["0"]``, ``store["1"]``, ... (Keras layout)."""
+        for i, var in enumerate(self._variables):
+            store[str(i)] = var.numpy()
+
+    def load_own_variables(self, store) -> None:
+        """Read ``variables`` back from a store written by :meth:`save_own_variables`."""
+        if len(store.keys()) != len(self._variables):
+            warnings.warn(f"Skipping variable loading for optimizer '{self.name}', because it "
+                          f"has {len(self._variables)} variables whereas the saved optimizer "
+                          f"has {len(store.keys())} variables.", stacklevel=2)
+            return
+        for i, var in enumerate(self._variables):
+            var.assign(np.asarray(store[str(i)], dtype=var.data.dtype))
+
+    def get_config(self) -> dict:
+        """Return the constructor arguments (Keras's keys)."""
+        lr = self._learning_rate
+        if isinstance(lr, schedules_module.LearningRateSchedule):
+            learning_rate = schedules_module.serialize(lr)
+        elif isinstance(lr, _variable_class()):
+            learning_rate = float(lr.data)
+        else:
+            learning_rate = float(np.asarray(lr()))
+        return {
+            "name": self.name, "learning_rate": learning_rate,
+            "weight_decay": self.weight_decay, "clipnorm": self.clipnorm,
+            "global_clipnorm": self.global_clipnorm, "clipvalue": self.clipvalue,
+            "use_ema": self.use_ema, "ema_momentum": self.ema_momentum,
+            "ema_overwrite_frequency": self.ema_overwrite_frequency,
+            "loss_scale_factor": self.loss_scale_factor,
+            "gradient_accumulation_steps": self.gradient_accumulation_steps,
+        }
+
+    @classmethod
+    def from_config(cls, config, custom_objects=None):
+        """Create an optimizer from :meth:`get_config` output."""
+        config = dict(config)
+        if isinstance(config.get("learning_rate"), dict):
+            config["learning_rate"] = schedules_module.deserialize(config["learning_rate"])
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        return f"<{self.__class__.__name__} name={self.name}>"
