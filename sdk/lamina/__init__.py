@@ -7,6 +7,15 @@ callbacks and Keras-compatible files.
 
 __version__ = "0.1.0"
 
-from lamina import backend, ops  # noqa: E402
+from lamina import backend, ops, utils  # noqa: E402
+from lamina import activations, constraints, initializers, regularizers  # noqa: E402
+from lamina import losses, metrics, optimizers  # noqa: E402
+from lamina import callbacks, layers, models  # noqa: E402
+from lamina.layers import Input  # noqa: E402
+from lamina.models import Model, Sequential  # noqa: E402
 
-__all__ = ["backend", "ops"]
+__all__ = [
+    "Input", "Model", "Sequential", "activations", "backend", "callbacks", "constraints",
+    "initializers", "layers", "losses", "metrics", "models", "ops", "optimizers",
+    "regularizers", "utils",
+]

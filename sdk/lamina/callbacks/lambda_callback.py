@@ -1,0 +1,31 @@
+"""``LambdaCallback``: a callback built from plain functions."""
+
+from __future__ import annotations
+
+from lamina.callbacks.callback import Callback
+
+
+class LambdaCallback(Callback):
+    """Callback whose hooks are the functions given.
+
+    Args:
+        on_epoch_begin, on_epoch_end: ``f(epoch, logs)``.
+        on_train_batch_begin, on_train_batch_end (or on_batch_begin/on_batch_end):
+            ``f(batch, logs)``.
+        on_train_begin, on_train_end: ``f(logs)``.
+    """
+
+    _HOOKS = ("on_epoch_begin", "on_epoch_end", "on_train_begin", "on_train_end",
+              "on_train_batch_begin", "on_train_batch_end", "on_batch_begin", "on_batch_end",
+              "on_test_begin", "on_test_end", "on_test_batch_begin", "on_test_batch_end",
+              "on_predict_begin", "on_predict_end", "on_predict_batch_begin",
+              "on_predict_batch_end")
+
+    def __init__(self, **kwargs):
+        super().__init__()
+        unknown = set(kwargs) - set(self._HOOKS)
+        if unknown:
+            raise ValueError(f"Unrecognized hook(s) for LambdaCallback: {sorted(unknown)}")
+        for name, fn in kwargs.items():
+            if fn is not None:
+                setattr(self, name, fn)

@@ -1,0 +1,138 @@
+"""``Functional``: a model defined as a graph of layer calls on symbolic inputs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lamina.backend.tensor import Tensor
+from lamina.layers.input_layer import InputLayer
+from lamina.layers.layer import Layer
+from lamina.layers.symbolic import KerasTensor, flatten, map_structure
+from lamina.models.model import Model
+
+
+def _topological_nodes(outputs) -> list:
+    """Nodes that produce ``outputs``, each after the nodes it consumes."""
+    order, seen = [], set()
+    stack = [(t.node, False) for t in reversed(outputs)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            if id(node) not in seen:
+                seen.add(id(node))
+                order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        stack.append((node, True))
+        for parent in reversed(node.parent_nodes):
+            if id(parent) not in seen:
+                stack.append((parent, False))
+    return order
+
+
+class Functional(Model):
+    """A model built from ``Input`` tensors and layer calls: ``Model(inputs, outputs)``.
+
+    Args:
+        inputs: a KerasTensor from :func:`lamina.Input`, or a list/dict of them.
+        outputs: a KerasTensor produced from ``inputs``, or a list/dict of them.
+        name: model name.
+    """
+
+    def __init__(self, inputs, outputs, name=None, trainable=True, **kwargs):
+        Layer.__init__(self, name=name, trainable=trainable, **kwargs)
+        for t in flatten(inputs) + flatten(outputs):
+            if not isinstance(t, KerasTensor):
+                raise ValueError(
+                    "All `inputs` and `outputs` of a functional Model must be symbolic tensors "
+                    f"(from `lamina.Input` and layer calls). Received: {t!r}")
+        self._inputs_struct = inputs
+        self._outputs_struct = outputs
+        self.inputs = flatten(inputs)
+        self.outputs = flatten(outputs)
+        nodes = _topological_nodes(self.outputs)
+        reachable = {id(t.node.operation) for t in self.inputs}
+        for node in nodes:
+            if isinstance(node.operation, InputLayer) and id(node.operation) not in reachable:
+                raise ValueError(
+                    f"Graph disconnected: cannot obtain the value of input "
+                    f"'{node.operation.name}'; pass it in `inputs`.")
+        self._nodes = [n for n in nodes if not isinstance(n.operation, InputLayer)]
+        layers = []
+        for t in self.inputs:
+            if t.node.operation not in layers:
+                layers.append(t.node.operation)
+        for n in self._nodes:
+            if all(n.operation is not la for la in layers):
+                layers.append(n.operation)
+        self._layers = layers
+        self.output_names = [t.node.operation.name for t in self.outputs]
+        self.input_names = [t.node.operation.name for t in self.inputs]
+        self.built = True
+
+    @property
+    def layers(self) -> list:
+        return list(self._layers)
+
+    def _flat_layers(self):
+        return self._layers
+
+    def _standardize_inputs(self, inputs) -> list:
+        if isinstance(inputs, dict):
+            missing = [n for n in self.input_names if n not in inputs]
+            if missing:
+                raise ValueError(
+                    f"Missing data for input(s) {missing} of model '{self.name}'. Received "
+                    f"dict keys: {sorted(inputs)}")
+            flat = [inputs[n] for n in self.input_names]
+        elif isinstance(self._inputs_struct, dict):
+            flat = flatten(inputs)
+        else:
+            flat = flatten(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+        if len(flat) != len(self.inputs):
+            raise ValueError(
+                f"Model '{self.name}' expects {len(self.inputs)} input(s), but it received "
+                f"{len(flat)} input tensors.")
+        return flat
+
+    def call(self, inputs, training=None, mask=None):
+        values = {}
+        for spec, x in zip(self.inputs, self._standardize_inputs(inputs)):
+            data = x.data if isinstance(x, Tensor) else np.asarray(x)
+            _check_input_shape(self.name, spec, data.shape)
+            want = np.dtype(spec.dtype)
+            if data.dtype != want and (want.kind == "f" or data.dtype.kind == "f"):
+                x = Tensor(data.astype(want)) if not isinstance(x, Tensor) else x.astype(want)
+            elif not isinstance(x, Tensor):
+                x = Tensor(data)
+            values[id(spec)] = x
+
+        def lookup(t):
+            return values[id(t)] if isinstance(t, KerasTensor) else t
+
+        for node in self._nodes:
+            args = map_structure(lookup, node.call_args)
+            kwargs = map_structure(lookup, node.call_kwargs)
+            if training is not None and node.operation._call_has_training:
+                kwargs.setdefault("training", training)
+            outs = node.operation(*args, **kwargs)
+            for spec, out in zip(flatten(node.outputs), flatten(outs)):
+                values[id(spec)] = out
+        return map_structure(lambda t: values[id(t)], self._outputs_struct)
+
+    def compute_output_shape(self, input_shape):
+        shapes = [t.shape for t in self.outputs]
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    def _symbolic_call(self, inputs, *args, **kwargs):
+        return Layer._symbolic_call(self, inputs, *args, **kwargs)
+
+
+def _check_input_shape(model_name, spec, shape) -> None:
+    expected = spec.shape
+    if len(shape) != len(expected) or any(
+            e is not None and e != s for e, s in zip(expected[1:], shape[1:])):
+        raise ValueError(
+            f"Input '{spec.name}' of model '{model_name}' is incompatible with the model: "
+            f"expected shape={expected}, found shape={tuple(shape)}")

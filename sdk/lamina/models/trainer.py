@@ -1,0 +1,363 @@
+"""The training API shared by every model: compile, fit, evaluate, predict.
+
+One step is ``train_step``: forward, loss (plus regularisation losses), gradients
+by reverse-mode autodiff, optimizer update, metric update. Callbacks are the only
+way to extend the loop (``lamina.callbacks``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lamina import ops
+from lamina.backend.autodiff import gradients, no_grad
+from lamina.backend.random import get_rng
+from lamina.backend.tensor import Tensor
+from lamina.layers.symbolic import flatten, map_structure
+from lamina.models import data as data_utils
+from lamina.models.compile_utils import CompileLoss, CompileMetrics
+
+
+class _LossTracker:
+    """Batch-size-weighted mean of the batch losses (Keras's ``loss`` log)."""
+
+    name = "loss"
+
+    def __init__(self):
+        self.total = 0.0
+        self.count = 0.0
+
+    def update_state(self, value: float, weight: float) -> None:
+        self.total += value * weight
+        self.count += weight
+
+    def result(self) -> float:
+        return self.total / self.count if self.count else 0.0
+
+    def reset_state(self) -> None:
+        self.total = self.count = 0.0
+
+
+class Trainer:
+    """Mixin with Keras's training methods; ``Model`` inherits it."""
+
+    def __init__(self):
+        self._compiled = False
+        self.optimizer = None
+        self.compiled_loss = None
+        self.compiled_metrics = None
+        self.stop_training = False
+        self.history = None
+        self._loss_tracker = _LossTracker()
+
+    # -- compile ---------------------------------------------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
+                weighted_metrics=None, run_eagerly=False, steps_per_execution=1,
+                jit_compile="auto", auto_scale_loss=True):
+        """Configure the model for training.
+
+        Args:
+            optimizer: name (``"adam"``), config dict or optimizer instance.
+            loss: name, function, ``Loss`` instance, or a list/dict with one per output.
+            loss_weights: optional list/dict of scalar weights of the per-output losses.
+            metrics: list of metric names/instances (or a list/dict per output).
+            weighted_metrics: metrics that also take ``sample_weight``.
+
+        Raises:
+            ValueError: for an unknown optimizer, loss or metric name (naming it).
+        """
+        from lamina import optimizers
+
+        self.optimizer = optimizers.get(optimizer)
+        names = self._output_names()
+        self.compiled_loss = CompileLoss(loss, loss_weights, names) if loss is not None else None
+        self.compiled_metrics = CompileMetrics(metrics, weighted_metrics, names)
+        if metrics is not None:
+            # Resolve names now so that a typo fails at compile, not mid-fit.
+            from lamina import metrics as metrics_module
+
+            for item in flatten(metrics):
+                if isinstance(item, str) and item not in ("accuracy", "acc"):
+                    metrics_module.get(item)
+        self._compile_config = {
+            "optimizer": optimizer if isinstance(optimizer, str) else None, "loss": loss,
+            "loss_weights": loss_weights, "metrics": metrics, "weighted_metrics": weighted_metrics,
+        }
+        self._compiled = True
+        self.stop_training = False
+
+    @property
+    def compiled(self) -> bool:
+        return self._compiled
+
+    def _output_names(self):
+        names = getattr(self, "output_names", None)
+        if names and len(getattr(self, "outputs", [])) > 1:
+            return list(names)
+        return ["output"]
+
+    def _require_compiled(self, what: str):
+        if not self._compiled:
+            raise RuntimeError(f"You must call `compile()` before using `{what}()` on "
+                               f"model '{self.name}'.")
+
+    @property
+    def metrics(self) -> list:
+        out = [self._loss_tracker] if self._compiled else []
+        if self.compiled_metrics is not None:
+            out += self.compiled_metrics.metrics
+        return out
+
+    @property
+    def metrics_names(self) -> list:
+        return [m.name for m in self.metrics]
+
+    def reset_metrics(self):
+        self._loss_tracker.reset_state()
+        if self.compiled_metrics is not None:
+            self.compiled_metrics.reset_state()
+
+    # -- one step ----------------------------------------------------------------------
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """Compiled loss plus the model's regularisation losses, as a scalar Tensor."""
+        loss = None
+        if self.compiled_loss is not None and y is not None:
+            loss, _ = self.compiled_loss(y, y_pred, sample_weight)
+        extra = self.losses
+        if extra:
+            total = extra[0]
+            for term in extra[1:]:
+                total = ops.add(total, term)
+            loss = total if loss is None else ops.add(loss, total)
+        if loss is None:
+            raise ValueError("No loss to compute: pass `loss` to `compile()` or add losses "
+                             "with `add_loss()` in a layer.")
+        return loss
+
+    def train_step(self, data):
+        """Forward, loss, gradients, optimizer update and metric update for one batch."""
+        x, y, sample_weight = data
+        self._clear_losses()
+        y_pred = self(x, training=True)
+        loss = self.compute_loss(x, y, y_pred, sample_weight, training=True)
+        variables = self.trainable_weights
+        grads = gradients(loss, variables)
+        self.optimizer.apply(grads, variables)
+        return self._update_metrics(loss, y, y_pred, sample_weight, x)
+
+    def test_step(self, data):
+        x, y, sample_weight = data
+        self._clear_losses()
+        with no_grad():
+            y_pred = self(x, training=False)
+            loss = self.compute_loss(x, y, y_pred, sample_weight, training=False)
+        return self._update_metrics(loss, y, y_pred, sample_weight, x)
+
+    def predict_step(self, data):
+        x = data[0] if isinstance(data, tuple) else data
+        with no_grad():
+            return self(x, training=False)
+
+    def _update_metrics(self, loss, y, y_pred, sample_weight, x):
+        value = float(loss.data)
+        if not np.isfinite(value):
+            self._last_nonfinite = True
+        batch = flatten(x)[0].shape[0]
+        self._loss_tracker.update_state(value, batch)
+        if self.compiled_metrics is not None and y is not None:
+            self.compiled_metrics.update_state(y, y_pred, sample_weight)
+        return self.get_metrics_result()
+
+    def get_metrics_result(self) -> dict:
+        logs = {"loss": self._loss_tracker.result()}
+        if self.compiled_metrics is not None:
+            logs.update(self.compiled_metrics.result())
+        return logs
+
+    # -- data --------------------------------------------------------------------------
+    def _prepare(self, x, y, sample_weight, check=True):
+        x = data_utils.standardize(x)
+        y = data_utils.standardize(y)
+        sample_weight = data_utils.standardize(sample_weight)
+        n = data_utils.num_samples(x, y, sample_weight)
+        if check:
+            data_utils.check_finite(x, "x")
+            data_utils.check_finite(y, "y")
+        return x, y, sample_weight, n
+
+    @staticmethod
+    def _batch_size(batch_size, what="batch_size"):
+        if batch_size is None:
+            return 32
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+                or batch_size <= 0:
+            raise ValueError(f"`{what}` must be a positive integer. Received: "
+                             f"{what}={batch_size!r}")
+        return int(batch_size)
+
+    # -- fit ---------------------------------------------------------------------------
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, validation_freq=1):
+        """Train the model on arrays for a number of epochs; returns a ``History``.
+
+        Semantics follow Keras exactly: ``epochs`` is the final epoch index;
+        ``validation_split`` takes the last fraction before shuffling; ``verbose``
+        is 0 (silent), 1 (progress bar) or 2 (one line per epoch).
+
+        Raises:
+            RuntimeError: if the model is not compiled.
+            ValueError: for mismatched lengths, NaN/inf in the data, or bad arguments.
+        """
+        from lamina.callbacks.callback_list import CallbackList
+
+        self._require_compiled("fit")
+        batch_size = self._batch_size(batch_size)
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+            raise ValueError(f"`epochs` must be a non-negative integer. Received: epochs={epochs!r}")
+        if shuffle not in (True, False, "batch"):
+            raise ValueError(f"`shuffle` must be True, False or 'batch'. Received: "
+                             f"shuffle={shuffle!r}")
+        x, y, sample_weight, n = self._prepare(x, y, sample_weight)
+        if validation_data is None and validation_split:
+            (x, y, sample_weight), (vx, vy, vsw) = data_utils.train_validation_split(
+                (x, y, sample_weight), validation_split)
+            validation_data = (vx, vy, vsw)
+            n = data_utils.num_samples(x, y, sample_weight)
+        elif validation_data is not None:
+            vx, vy, vsw = data_utils.unpack(validation_data)
+            validation_data = (vx, vy, vsw)
+        if class_weight is not None:
+            cw = data_utils.class_weight_to_sample_weight(y, class_weight)
+            sample_weight = cw if sample_weight is None else sample_weight * cw
+        iterator = data_utils.BatchIterator(n, batch_size, shuffle, get_rng(), steps_per_epoch)
+        verbose = 1 if verbose == "auto" else int(verbose)
+        callback_list = CallbackList(
+            callbacks, add_history=True, add_progbar=verbose != 0, model=self, verbose=verbose,
+            epochs=epochs, steps=iterator.num_batches)
+        self.stop_training = False
+        self._eval_cache = None
+        callback_list.on_train_begin()
+        epoch_logs = {}
+        initial_epoch = getattr(self, "_initial_epoch", None) or initial_epoch
+        self._initial_epoch = None
+        for epoch in range(initial_epoch, epochs):
+            self.reset_metrics()
+            callback_list.on_epoch_begin(epoch)
+            logs = {}
+            for step, index in enumerate(iterator.epoch()):
+                callback_list.on_train_batch_begin(step)
+                batch = (data_utils.take(x, index), data_utils.take(y, index),
+                         data_utils.take(sample_weight, index))
+                logs = self.train_step(batch)
+                callback_list.on_train_batch_end(step, logs)
+                if self.stop_training:
+                    break
+            epoch_logs = dict(logs)
+            if validation_data is not None and _should_eval(epoch, validation_freq):
+                val_logs = self.evaluate(
+                    validation_data[0], validation_data[1], sample_weight=validation_data[2],
+                    batch_size=validation_batch_size or batch_size, steps=validation_steps,
+                    verbose=0, return_dict=True, _internal=True)
+                epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
+            callback_list.on_epoch_end(epoch, epoch_logs)
+            if self.stop_training:
+                break
+        callback_list.on_train_end(epoch_logs)
+        return self.history
+
+    # -- evaluate / predict -------------------------------------------------------------
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
+                 steps=None, callbacks=None, return_dict=False, _internal=False, **kwargs):
+        """Loss and metrics on the data; a scalar, a list, or a dict (``return_dict``)."""
+        from lamina.callbacks.callback_list import CallbackList
+
+        self._require_compiled("evaluate")
+        batch_size = self._batch_size(batch_size)
+        x, y, sample_weight, n = self._prepare(x, y, sample_weight, check=not _internal)
+        iterator = data_utils.BatchIterator(n, batch_size, False, None, steps)
+        verbose = 1 if verbose == "auto" else int(verbose)
+        callback_list = CallbackList(callbacks, add_progbar=verbose != 0, model=self,
+                                     verbose=verbose, epochs=1, steps=iterator.num_batches)
+        self.reset_metrics()
+        callback_list.on_test_begin()
+        logs = {}
+        for step, index in enumerate(iterator.epoch()):
+            callback_list.on_test_batch_begin(step)
+            logs = self.test_step((data_utils.take(x, index), data_utils.take(y, index),
+                                   data_utils.take(sample_weight, index)))
+            callback_list.on_test_batch_end(step, logs)
+        logs = self.get_metrics_result()
+        callback_list.on_test_end(logs)
+        if return_dict:
+            return logs
+        values = [logs[k] for k in logs]
+        return values[0] if len(values) == 1 else values
+
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """Model outputs for ``x``, computed in batches, as ndarrays."""
+        from lamina.callbacks.callback_list import CallbackList
+
+        batch_size = self._batch_size(batch_size)
+        x = data_utils.standardize(x)
+        n = data_utils.num_samples(x)
+        iterator = data_utils.BatchIterator(n, batch_size, False, None, steps)
+        verbose = 1 if verbose == "auto" else int(verbose)
+        callback_list = CallbackList(callbacks, add_progbar=verbose != 0, model=self,
+                                     verbose=verbose, epochs=1, steps=iterator.num_batches)
+        callback_list.on_predict_begin()
+        outputs = []
+        for step, index in enumerate(iterator.epoch()):
+            callback_list.on_predict_batch_begin(step)
+            out = self.predict_step(data_utils.take(x, index))
+            outputs.append(map_structure(lambda t: t.data if isinstance(t, Tensor) else t, out))
+            callback_list.on_predict_batch_end(step, {"outputs": outputs[-1]})
+        callback_list.on_predict_end()
+        if not outputs:
+            raise ValueError("Unexpected result of `predict()`: no batch was run.")
+        first = outputs[0]
+        if isinstance(first, np.ndarray):
+            return np.concatenate(outputs, axis=0)
+        return _concat_structures(outputs)
+
+    # -- single batches -------------------------------------------------------------------
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
+        """One training step on one batch; returns the loss/metrics of that batch."""
+        self._require_compiled("train_on_batch")
+        x, y, sample_weight, _ = self._prepare(x, y, sample_weight)
+        if class_weight is not None:
+            cw = data_utils.class_weight_to_sample_weight(y, class_weight)
+            sample_weight = cw if sample_weight is None else sample_weight * cw
+        self.reset_metrics()
+        logs = self.train_step((x, y, sample_weight))
+        return logs if return_dict else _values(logs)
+
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        self._require_compiled("test_on_batch")
+        x, y, sample_weight, _ = self._prepare(x, y, sample_weight)
+        self.reset_metrics()
+        logs = self.test_step((x, y, sample_weight))
+        return logs if return_dict else _values(logs)
+
+    def predict_on_batch(self, x):
+        out = self.predict_step(data_utils.standardize(x))
+        return map_structure(lambda t: t.data if isinstance(t, Tensor) else t, out)
+
+
+def _values(logs):
+    values = list(logs.values())
+    return values[0] if len(values) == 1 else values
+
+
+def _concat_structures(outputs):
+    first = outputs[0]
+    if isinstance(first, dict):
+        return {k: np.concatenate([o[k] for o in outputs]) for k in first}
+    return [np.concatenate([o[i] for o in outputs]) for i in range(len(first))]
+
+
+def _should_eval(epoch: int, validation_freq) -> bool:
+    if isinstance(validation_freq, int):
+        return (epoch + 1) % validation_freq == 0
+    return (epoch + 1) in validation_freq

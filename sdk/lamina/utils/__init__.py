@@ -1,0 +1,50 @@
+"""Utilities: seeding, naming, array helpers."""
+
+from __future__ import annotations
+
+import random as _py_random
+
+from lamina.backend import random as _random
+from lamina.utils.naming import reset_uids
+
+
+def set_random_seed(seed: int) -> None:
+    """Seed every random source Lamina uses (and Python's and numpy's global ones).
+
+    The same seed gives bit-identical weights, dropout masks, shuffles and so
+    training results on the same machine.
+
+    Args:
+        seed: a non-negative integer.
+
+    Raises:
+        ValueError: if ``seed`` is not a non-negative integer.
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer. Received: seed={seed!r}")
+    _py_random.seed(seed)
+    _random.set_seed(seed)
+
+
+def clear_session() -> None:
+    """Reset layer-name counters, as ``keras.backend.clear_session()`` does."""
+    reset_uids()
+
+
+def to_categorical(x, num_classes=None, dtype="float32"):
+    """One-hot encode integer class ids (``keras.utils.to_categorical``)."""
+    import numpy as np
+
+    x = np.asarray(x, dtype="int64")
+    shape = x.shape
+    if shape and shape[-1] == 1 and len(shape) > 1:
+        shape = shape[:-1]
+    x = x.reshape(-1)
+    if num_classes is None:
+        num_classes = int(x.max()) + 1
+    out = np.zeros((x.size, num_classes), dtype=dtype)
+    out[np.arange(x.size), x] = 1
+    return out.reshape(shape + (num_classes,))
+
+
+__all__ = ["clear_session", "set_random_seed", "to_categorical"]
