@@ -171,7 +171,10 @@ def relu6(x):
 
 
 def sigmoid(x):
-    return _p.Sigmoid.apply(x)
+    out = _p.Sigmoid.apply(x)
+    # As with softmax: binary cross-entropy recovers the logits for a stable fused loss.
+    out._keras_logits = x if isinstance(x, Tensor) else Tensor(np.asarray(x))
+    return out
 
 
 def softplus(x):
