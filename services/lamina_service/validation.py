@@ -14,6 +14,7 @@ Two stages:
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -233,11 +234,26 @@ def _check(params: int, layers: int, limits: Limits) -> None:
                             f"{limits.max_layers}", field="model")
 
 
+_PROBE = {"class_name": "Sequential", "config": {"name": "probe", "layers": [
+    {"class_name": "InputLayer", "config": {"name": "in", "batch_shape": [None, 1]}},
+    {"class_name": "Dense", "config": {"name": "d", "units": 1}}]}}
+
+
+@functools.lru_cache(maxsize=1)
 def _lamina_builder():
+    """Lamina's ``model_from_config``, or None while the library is not importable.
+
+    The library is optional for the API process (and was written in parallel with
+    it); without it, the pre-check alone decides, with a static allowlist of layers.
+    """
     try:
         from lamina.models import model_from_config
+
+        model_from_config(_PROBE, safe_mode=True)
     except ImportError:
         return None
+    except Exception:  # noqa: BLE001 - a probe failure other than a missing module is fine
+        pass
     return model_from_config
 
 

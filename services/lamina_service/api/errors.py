@@ -34,10 +34,22 @@ async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
     return error_response(exc.status_code, exc.code, exc.message, exc.field, headers)
 
 
+_TYPE_TAGS = frozenset({"str", "int", "float", "bool", "dict", "list", "none",
+                        "body", "query", "path", "header"})
+
+
+def _is_tag(part: object) -> bool:
+    """True for pydantic's union-member tags in an error location (not field names)."""
+    if not isinstance(part, str):
+        return False
+    return (part.lower() in _TYPE_TAGS or part[:1].isupper()
+            or any(c in part for c in "-[(,"))
+
+
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = exc.errors()
     first = errors[0] if errors else {"loc": (), "msg": "invalid request"}
-    loc = [str(p) for p in first.get("loc", ()) if p not in ("body", "query", "path", "header")]
+    loc = [str(p) for p in first.get("loc", ()) if not _is_tag(p)]
     field = ".".join(loc) or "body"
     message = first.get("msg", "invalid request")
     if first.get("type") == "extra_forbidden":
