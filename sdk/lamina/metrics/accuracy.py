@@ -22,14 +22,14 @@ def accuracy(y_true, y_pred) -> np.ndarray:
 
 
 def binary_accuracy(y_true, y_pred, threshold=0.5) -> np.ndarray:
-    """Mean over the last axis of ``y_true == (y_pred > threshold)``."""
+    """Element-wise ``y_true == (y_pred > threshold)`` as float (Keras 3: no axis mean)."""
     y_true, y_pred = to_numpy(y_true), to_numpy(y_pred)
     if y_true.ndim == y_pred.ndim - 1:
         y_true = y_true[..., None]
     elif y_pred.ndim == y_true.ndim - 1:
         y_pred = y_pred[..., None]
     predicted = (y_pred > threshold).astype(y_true.dtype)
-    return np.mean(_matches(y_true, predicted), axis=-1)
+    return _matches(y_true, predicted)
 
 
 def categorical_accuracy(y_true, y_pred) -> np.ndarray:
