@@ -113,6 +113,8 @@ max_norm, non_neg, unit_norm, min_max_norm = MaxNorm, NonNeg, UnitNorm, MinMaxNo
 
 def serialize(constraint: Constraint) -> dict:
     """Return the Keras-style serialized dict of a constraint."""
+    if constraint is None:
+        return None
     return {"module": "keras.constraints", "class_name": constraint.__class__.__name__,
             "config": constraint.get_config(), "registered_name": None}
 

@@ -302,6 +302,8 @@ he_uniform, he_normal, lecun_uniform, lecun_normal = HeUniform, HeNormal, LecunU
 
 def serialize(initializer: Initializer) -> dict:
     """Return the Keras-style serialized dict of an initializer."""
+    if initializer is None:
+        return None
     return {"module": "keras.initializers", "class_name": initializer.__class__.__name__,
             "config": initializer.get_config(), "registered_name": None}
 

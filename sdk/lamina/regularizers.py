@@ -135,6 +135,8 @@ l1, l2, l1_l2, orthogonal_regularizer = L1, L2, L1L2, OrthogonalRegularizer
 
 def serialize(regularizer: Regularizer) -> dict:
     """Return the Keras-style serialized dict of a regularizer."""
+    if regularizer is None:
+        return None
     return {"module": "keras.regularizers", "class_name": regularizer.__class__.__name__,
             "config": regularizer.get_config(), "registered_name": None}
 

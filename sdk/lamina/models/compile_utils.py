@@ -149,8 +149,7 @@ class CompileMetrics:
 
 def _resolve_metric(metrics_module, item, y_true, y_pred):
     if isinstance(item, str) and item in ("accuracy", "acc"):
-        cls = metrics_module.resolve_accuracy(np.shape(y_true), tuple(y_pred.shape))
-        return cls(name=item)
+        return metrics_module.resolve_accuracy(np.shape(y_true), tuple(y_pred.shape), name=item)
     metric = metrics_module.get(item)
     if not hasattr(metric, "update_state"):
         metric = metrics_module.MeanMetricWrapper(metric, name=getattr(metric, "__name__", None))

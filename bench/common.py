@@ -1,0 +1,74 @@
+"""Shared pieces of the side-by-side benchmarks: synthetic data, timing, the torch runner."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+
+def mnist_like(n: int, seed: int = 0):
+    """MNIST-shaped learnable data: (n, 28, 28, 1) float32 in [0, 1], int64 labels 0..9.
+
+    Each class is a fixed blocky stroke pattern, shifted by up to 2 pixels and scaled in
+    intensity, with sparse speckle noise and 5% label noise.
+    """
+    rng = np.random.default_rng(seed)
+    patterns = (rng.random((10, 5, 5)) > 0.55).astype(np.float32)
+    templates = np.zeros((10, 28, 28), np.float32)
+    templates[:, 4:24, 4:24] = patterns.repeat(4, axis=1).repeat(4, axis=2)
+    y = rng.integers(0, 10, size=n)
+    shifts = rng.integers(-2, 3, size=(n, 2))
+    x = np.empty((n, 28, 28), np.float32)
+    for dy in range(-2, 3):
+        for dx in range(-2, 3):
+            rows = (shifts[:, 0] == dy) & (shifts[:, 1] == dx)
+            x[rows] = np.roll(templates[y[rows]], (dy, dx), axis=(1, 2))
+    x *= rng.uniform(0.6, 1.0, size=(n, 1, 1)).astype(np.float32)
+    noise = rng.random((n, 28, 28), dtype=np.float32)
+    noise = np.where(noise < 0.15, noise / 0.15, 0).astype(np.float32)
+    noise[:, :3] = noise[:, -3:] = 0
+    noise[:, :, :3] = noise[:, :, -3:] = 0
+    np.maximum(x, noise, out=x)
+    flip = rng.random(n) < 0.05
+    y[flip] = rng.integers(0, 10, size=int(flip.sum()))
+    return x[..., None], y.astype(np.int64)
+
+
+def torch_python() -> str | None:
+    """A Python that can import torch: this one, $LAMINA_BENCH_TORCH_PYTHON, or a side venv."""
+    candidates = [os.environ.get("LAMINA_BENCH_TORCH_PYTHON"), sys.executable,
+                  "/work/venv-bench/bin/python", "/work/venv-torch/bin/python"]
+    for python in candidates:
+        if not python or not (shutil.which(python) or os.path.exists(python)):
+            continue
+        probe = subprocess.run([python, "-c", "import torch"], capture_output=True)
+        if probe.returncode == 0:
+            return python
+    return None
+
+
+def run_json(cmd: list[str], timeout: int = 3600) -> dict:
+    """Run a benchmark subprocess and parse the last JSON line it prints."""
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
+    if out.returncode or not lines:
+        raise RuntimeError(f"benchmark failed: {' '.join(cmd)}\n{out.stderr[-3000:]}")
+    return json.loads(lines[-1])
+
+
+class Timer:
+    def __enter__(self):
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start
