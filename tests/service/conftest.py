@@ -123,7 +123,6 @@ class LiveServer:
         import threading
 
         import uvicorn
-
         from lamina_service.redis_server import free_port
 
         self.port = free_port()

@@ -66,7 +66,8 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
     code = _HTTP_CODES.get(exc.status_code, "http_error")
-    return error_response(exc.status_code, code, str(exc.detail), None, exc.headers)
+    field = "body" if exc.status_code == 413 else None
+    return error_response(exc.status_code, code, str(exc.detail), field, exc.headers)
 
 
 async def _redis_error(request: Request, exc: redis.RedisError) -> JSONResponse:
