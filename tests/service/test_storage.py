@@ -1,0 +1,68 @@
+"""Storage: id checks before any path, atomic writes, dataset loading."""
+
+from __future__ import annotations
+
+import anyio
+import numpy as np
+import pytest
+from lamina_service.errors import NotFound, PayloadTooLarge
+from lamina_service.storage import Storage, atomic_path, atomic_write_bytes
+
+from tests.service.conftest import npz_bytes
+
+
+@pytest.fixture
+def storage(tmp_path):
+    return Storage(tmp_path / "root", max_upload_bytes=2**20, max_array_bytes=2**20)
+
+
+def ingest(storage, data: bytes, chunk: int = 1000):
+    async def chunks():
+        for start in range(0, len(data), chunk):
+            yield data[start:start + chunk]
+
+    return anyio.run(storage.ingest_dataset, chunks())
+
+
+def test_ingest_and_load_roundtrip(storage):
+    info = ingest(storage, npz_bytes())
+    arrays = storage.load_dataset(info.id)
+    assert arrays["x"].shape == (16, 3) and arrays["x"].dtype == np.float32
+    assert ingest(storage, npz_bytes()).id == info.id
+    assert [p.name for p in storage.datasets.iterdir()] and not list(
+        storage.datasets.glob("*.tmp"))
+
+
+def test_ingest_over_cap_leaves_no_file(storage):
+    with pytest.raises(PayloadTooLarge):
+        ingest(storage, b"PK\x03\x04" + b"\0" * 2**20, chunk=65536)
+    assert list(storage.datasets.iterdir()) == []
+
+
+@pytest.mark.parametrize("bad", ["../x", "d_" + "0" * 63 + "/", "j_../..", "", "D_" + "0" * 64])
+def test_malformed_ids_never_reach_the_filesystem(storage, bad):
+    for call in (storage.dataset_path, storage.job_dir, storage.final_model,
+                 storage.list_checkpoints):
+        with pytest.raises(NotFound):
+            call(bad)
+    with pytest.raises(NotFound):
+        storage.checkpoint_file("j_" + "0" * 24, bad or "..")
+
+
+def test_atomic_write_replaces_and_cleans_up(tmp_path):
+    target = tmp_path / "a" / "file.bin"
+    atomic_write_bytes(target, b"one")
+    atomic_write_bytes(target, b"two")
+    assert target.read_bytes() == b"two"
+    with pytest.raises(RuntimeError), atomic_path(target) as tmp:
+        tmp.write_bytes(b"partial")
+        raise RuntimeError("writer crashed")
+    assert target.read_bytes() == b"two" and sorted(p.name for p in target.parent.iterdir()) \
+        == ["file.bin"]
+
+
+def test_worker_paths(storage):
+    job_id = "j_" + "ab" * 12
+    assert storage.checkpoint_dir(job_id).is_dir()
+    assert storage.model_path(job_id).parent.is_dir()
+    assert storage.model_path(job_id).is_relative_to(storage.root)
