@@ -1,12 +1,67 @@
 """Layers with Keras's names, arguments and weight layouts."""
 
+from lamina.layers.activations import ELU, LeakyReLU, PReLU, ReLU, Softmax
+from lamina.layers.attention import Attention, MultiHeadAttention
 from lamina.layers.core import Activation, Dense, Identity, Lambda
 from lamina.layers.input_layer import Input, InputLayer
 from lamina.layers.layer import Layer
-from lamina.layers.regularization import Dropout
-from lamina.layers.reshaping import Flatten, Reshape
+from lamina.layers.merging import (
+    Add,
+    Average,
+    Concatenate,
+    Dot,
+    Maximum,
+    Minimum,
+    Multiply,
+    Subtract,
+    add,
+    average,
+    concatenate,
+    dot,
+    maximum,
+    minimum,
+    multiply,
+    subtract,
+)
+from lamina.layers.normalization import (
+    BatchNormalization,
+    GroupNormalization,
+    LayerNormalization,
+    UnitNormalization,
+)
+from lamina.layers.preprocessing import Normalization, Rescaling
+from lamina.layers.regularization import (
+    ActivityRegularization,
+    AlphaDropout,
+    Dropout,
+    GaussianDropout,
+    GaussianNoise,
+    SpatialDropout1D,
+    SpatialDropout2D,
+)
+from lamina.layers.reshaping import (
+    Cropping1D,
+    Cropping2D,
+    Flatten,
+    Permute,
+    RepeatVector,
+    Reshape,
+    UpSampling1D,
+    UpSampling2D,
+    ZeroPadding1D,
+    ZeroPadding2D,
+)
 
 __all__ = [
     "Activation", "Dense", "Dropout", "Flatten", "Identity", "Input", "InputLayer",
     "Lambda", "Layer", "Reshape",
+    # normalization, regularization, attention, merging, reshaping, activations (issue 3)
+    "ActivityRegularization", "Add", "AlphaDropout", "Attention", "Average",
+    "BatchNormalization", "Concatenate", "Cropping1D", "Cropping2D", "Dot", "ELU",
+    "GaussianDropout", "GaussianNoise", "GroupNormalization", "LayerNormalization",
+    "LeakyReLU", "Maximum", "Minimum", "MultiHeadAttention", "Multiply", "Normalization",
+    "PReLU", "Permute", "ReLU", "RepeatVector", "Rescaling", "Softmax", "SpatialDropout1D",
+    "SpatialDropout2D", "Subtract", "UnitNormalization", "UpSampling1D", "UpSampling2D",
+    "ZeroPadding1D", "ZeroPadding2D", "add", "average", "concatenate", "dot", "maximum",
+    "minimum", "multiply", "subtract",
 ]
