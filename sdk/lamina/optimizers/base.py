@@ -19,10 +19,10 @@ keep their slots untouched).
 
 Denormals. A slot that decays geometrically towards zero (Adam's ``m`` under dead ReLU
 units) becomes float32-denormal after a few hundred steps, and arithmetic on denormals is
-2-100x slower. Every ``denormal_flush_interval`` steps (class attribute, default 16; 0
-disables) slot entries with ``|x| < 1e-30`` are set to exactly 0. Values that small cannot
+2-100x slower. Every ``denormal_flush_interval`` steps (class attribute, default 32; 0
+disables) slot entries with ``|x| < 1e-20`` are set to exactly 0. Values that small cannot
 move a float32 weight, so the update is unchanged for all practical purposes; between two
-flushes a value decays by at most ``0.5**16``, so it stays a normal float.
+flushes a value decays by at most ``0.5**32``, so it stays a normal float (> 1.2e-38).
 """
 
 from __future__ import annotations
@@ -34,8 +34,9 @@ import warnings
 import numpy as np
 
 from lamina.optimizers import schedules as schedules_module
+from lamina.optimizers.buffers import Segment, Unit, new_variable, variable_class
 
-_FLUSH_THRESHOLD = 1e-30
+_FLUSH_THRESHOLD = 1e-20
 _OPTIMIZER_COUNTS: dict[str, int] = {}
 
 
@@ -44,66 +45,6 @@ def _auto_name(class_name: str) -> str:
     count = _OPTIMIZER_COUNTS.get(base, 0)
     _OPTIMIZER_COUNTS[base] = count + 1
     return base if count == 0 else f"{base}_{count}"
-
-
-def _variable_class():
-    from lamina.backend import Variable
-
-    return Variable
-
-
-def _new_variable(value, name: str, path: str):
-    var = _variable_class()(value, trainable=False, name=name)
-    var.path = path
-    return var
-
-
-class _Unit:
-    """Where one update_step target lives: a whole flat buffer or one variable's view."""
-
-    __slots__ = ("segment", "start", "stop", "shape", "slots")
-
-    def __init__(self, segment, start, stop, shape):
-        self.segment, self.start, self.stop, self.shape = segment, start, stop, shape
-        self.slots: dict[str, np.ndarray] = {}
-
-    def scratch(self, k: int) -> np.ndarray:
-        flat = self.segment.scratch(k)
-        if self.start == 0 and self.stop == flat.size and self.shape == flat.shape:
-            return flat
-        return flat[self.start:self.stop].reshape(self.shape)
-
-
-class _Segment:
-    """One dtype's packed parameters, gradients, slots and scratch buffers."""
-
-    def __init__(self, variables, dtype):
-        self.variables = list(variables)
-        self.dtype = dtype
-        sizes = [v.data.size for v in self.variables]
-        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int).tolist()
-        total = self.offsets[-1]
-        self.param = np.empty(total, dtype=dtype)
-        self.grad = np.empty(total, dtype=dtype)
-        self._scratch: list[np.ndarray] = []
-        self.slots: dict[str, np.ndarray] = {}
-        self.views = []
-        for i, var in enumerate(self.variables):
-            view = self.param[self.offsets[i]:self.offsets[i + 1]].reshape(var.data.shape)
-            view[...] = var.data
-            var.data = view
-            self.views.append(view)
-
-    def scratch(self, k: int) -> np.ndarray:
-        while len(self._scratch) <= k:
-            self._scratch.append(np.empty_like(self.param))
-        return self._scratch[k]
-
-    def resync(self) -> None:
-        for var, view in zip(self.variables, self.views):
-            if var.data is not view:
-                view[...] = var.data
-                var.data = view
 
 
 class Optimizer:
@@ -134,7 +75,7 @@ class Optimizer:
             learning rate.
     """
 
-    denormal_flush_interval = 16
+    denormal_flush_interval = 32
 
     def __init__(self, learning_rate, weight_decay=None, clipnorm=None, clipvalue=None,
                  global_clipnorm=None, use_ema=False, ema_momentum=0.99,
@@ -171,11 +112,11 @@ class Optimizer:
         self._variables: list = []
         self._trainable_variables: list = []
         self._index: dict[int, int] = {}
-        self._segments: list[_Segment] = []
-        self._units: dict[int, _Unit] = {}
+        self._segments: list[Segment] = []
+        self._units: dict[int, Unit] = {}
         self._exclude_ids: set[int] = set()
         self._exclude_pattern = None
-        self._iterations = _new_variable(np.array(0, dtype=np.int64), "iteration",
+        self._iterations = new_variable(np.array(0, dtype=np.int64), "iteration",
                                          f"{self.name}/iteration")
         self._variables.append(self._iterations)
         self._learning_rate = None
@@ -185,12 +126,12 @@ class Optimizer:
     def _set_learning_rate(self, learning_rate) -> None:
         current = self._learning_rate
         if isinstance(learning_rate, schedules_module.LearningRateSchedule) or (
-                callable(learning_rate) and not isinstance(learning_rate, _variable_class())):
-            if isinstance(current, _variable_class()):
+                callable(learning_rate) and not isinstance(learning_rate, variable_class())):
+            if isinstance(current, variable_class()):
                 self._variables.remove(current)
             self._learning_rate = learning_rate
             return
-        if isinstance(learning_rate, _variable_class()):
+        if isinstance(learning_rate, variable_class()):
             learning_rate = learning_rate.numpy()
         if isinstance(learning_rate, (bool, np.bool_)) or not isinstance(
                 learning_rate, (int, float, np.integer, np.floating, np.ndarray)) or (
@@ -206,10 +147,10 @@ class Optimizer:
                 "`learning_rate` constructor argument, hence its learning rate is not "
                 "settable. If you need the learning rate to be settable, you should "
                 "instantiate the optimizer with a float `learning_rate` argument.")
-        if isinstance(current, _variable_class()):
+        if isinstance(current, variable_class()):
             current.assign(np.float32(learning_rate))
             return
-        var = _new_variable(np.array(learning_rate, dtype=np.float32), "learning_rate",
+        var = new_variable(np.array(learning_rate, dtype=np.float32), "learning_rate",
                             f"{self.name}/learning_rate")
         self._variables.insert(1, var)
         self._learning_rate = var
@@ -227,7 +168,7 @@ class Optimizer:
         lr = self._learning_rate
         if isinstance(lr, schedules_module.LearningRateSchedule):
             return float(lr(self._step()))
-        if isinstance(lr, _variable_class()):
+        if isinstance(lr, variable_class()):
             return float(lr.data)
         return float(np.asarray(lr()))
 
@@ -257,13 +198,13 @@ class Optimizer:
         by_dtype: dict[np.dtype, list] = {}
         for var in variables:
             by_dtype.setdefault(var.data.dtype, []).append(var)
-        self._segments = [_Segment(vs, dtype) for dtype, vs in by_dtype.items()]
+        self._segments = [Segment(vs, dtype) for dtype, vs in by_dtype.items()]
         self._units = {}
-        self._var_units: dict[int, _Unit] = {}
+        self._var_units: dict[int, Unit] = {}
         for seg in self._segments:
-            self._units[id(seg.param)] = _Unit(seg, 0, seg.param.size, seg.param.shape)
+            self._units[id(seg.param)] = Unit(seg, 0, seg.param.size, seg.param.shape)
             for i, view in enumerate(seg.views):
-                unit = _Unit(seg, seg.offsets[i], seg.offsets[i + 1], view.shape)
+                unit = Unit(seg, seg.offsets[i], seg.offsets[i + 1], view.shape)
                 self._units[id(view)] = unit
                 self._var_units[id(seg.variables[i])] = unit
         self.built = True
@@ -295,7 +236,7 @@ class Optimizer:
                 view = unit.segment.slots[slot][unit.start:unit.stop].reshape(unit.shape)
                 unit.slots[slot] = view
                 short = f"{getattr(var, 'path', var.name).replace('/', '_')}_{slot}"
-                slot_var = _new_variable(np.zeros((), dtype=view.dtype), short,
+                slot_var = new_variable(np.zeros((), dtype=view.dtype), short,
                                          f"{self.name}/{short}")
                 slot_var.data = view
                 self._variables.append(slot_var)
@@ -304,7 +245,7 @@ class Optimizer:
 
     def add_variable(self, value, name: str):
         """Track an extra (non-slot) state variable, e.g. Nadam's ``u_product``."""
-        var = _new_variable(value, name, f"{self.name}/{name}")
+        var = new_variable(value, name, f"{self.name}/{name}")
         self._variables.append(var)
         return var
 
@@ -476,7 +417,7 @@ class Optimizer:
         return not (self._exclude_pattern is not None
                     and self._exclude_pattern.search(var.name) is not None)
 
-    def _decay_segment(self, seg: _Segment, lr: float) -> None:
+    def _decay_segment(self, seg: Segment, lr: float) -> None:
         factor = self.weight_decay * lr
         if all(self._use_weight_decay(v) for v in seg.variables):
             scratch = seg.scratch(0)
@@ -528,7 +469,7 @@ class Optimizer:
         lr = self._learning_rate
         if isinstance(lr, schedules_module.LearningRateSchedule):
             learning_rate = schedules_module.serialize(lr)
-        elif isinstance(lr, _variable_class()):
+        elif isinstance(lr, variable_class()):
             learning_rate = float(lr.data)
         else:
             learning_rate = float(np.asarray(lr()))

@@ -1,0 +1,70 @@
+"""Flat buffers behind the optimizer fast path (see ``lamina.optimizers.base``).
+
+A ``Segment`` packs same-dtype variables into one parameter buffer (rebinding each
+variable's ``.data`` to its view), plus one gradient buffer, slot buffers and scratch.
+A ``Unit`` is what ``update_step`` receives: a whole segment or one variable's view.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def variable_class():
+    from lamina.backend import Variable
+
+    return Variable
+
+
+def new_variable(value, name: str, path: str):
+    var = variable_class()(value, trainable=False, name=name)
+    var.path = path
+    return var
+
+
+class Unit:
+    """Where one update_step target lives: a whole flat buffer or one variable's view."""
+
+    __slots__ = ("segment", "start", "stop", "shape", "slots")
+
+    def __init__(self, segment, start, stop, shape):
+        self.segment, self.start, self.stop, self.shape = segment, start, stop, shape
+        self.slots: dict[str, np.ndarray] = {}
+
+    def scratch(self, k: int) -> np.ndarray:
+        flat = self.segment.scratch(k)
+        if self.start == 0 and self.stop == flat.size and self.shape == flat.shape:
+            return flat
+        return flat[self.start:self.stop].reshape(self.shape)
+
+
+class Segment:
+    """One dtype's packed parameters, gradients, slots and scratch buffers."""
+
+    def __init__(self, variables, dtype):
+        self.variables = list(variables)
+        self.dtype = dtype
+        sizes = [v.data.size for v in self.variables]
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(int).tolist()
+        total = self.offsets[-1]
+        self.param = np.empty(total, dtype=dtype)
+        self.grad = np.empty(total, dtype=dtype)
+        self._scratch: list[np.ndarray] = []
+        self.slots: dict[str, np.ndarray] = {}
+        self.views = []
+        for i, var in enumerate(self.variables):
+            view = self.param[self.offsets[i]:self.offsets[i + 1]].reshape(var.data.shape)
+            view[...] = var.data
+            var.data = view
+            self.views.append(view)
+
+    def scratch(self, k: int) -> np.ndarray:
+        while len(self._scratch) <= k:
+            self._scratch.append(np.empty_like(self.param))
+        return self._scratch[k]
+
+    def resync(self) -> None:
+        for var, view in zip(self.variables, self.views):
+            if var.data is not view:
+                view[...] = var.data
+                var.data = view
