@@ -2,6 +2,13 @@
 
 from lamina.layers.activations import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from lamina.layers.attention import Attention, MultiHeadAttention
+from lamina.layers.bidirectional import Bidirectional
+from lamina.layers.embedding import Embedding, Masking
+from lamina.layers.gru import GRU, GRUCell
+from lamina.layers.lstm import LSTM, LSTMCell
+from lamina.layers.recurrent import RNN
+from lamina.layers.simple_rnn import SimpleRNN, SimpleRNNCell
+from lamina.layers.time_distributed import TimeDistributed
 from lamina.layers.core import Activation, Dense, Identity, Lambda
 from lamina.layers.input_layer import Input, InputLayer
 from lamina.layers.layer import Layer
@@ -64,4 +71,7 @@ __all__ = [
     "SpatialDropout2D", "Subtract", "UnitNormalization", "UpSampling1D", "UpSampling2D",
     "ZeroPadding1D", "ZeroPadding2D", "add", "average", "concatenate", "dot", "maximum",
     "minimum", "multiply", "subtract",
+    # embedding, masking, recurrent (issue 3)
+    "Bidirectional", "Embedding", "GRU", "GRUCell", "LSTM", "LSTMCell", "Masking", "RNN",
+    "SimpleRNN", "SimpleRNNCell", "TimeDistributed",
 ]
