@@ -121,8 +121,10 @@ class Layer:
             The new :class:`~lamina.backend.Variable`.
         """
         from lamina import constraints, initializers, regularizers
+        from lamina.saving.limits import check_weight_shape
 
         shape = () if shape is None else tuple(int(d) for d in shape)
+        check_weight_shape(self.name, name, shape)  # before allocating (untrusted configs)
         dtype = standardize_dtype(dtype or self.dtype)
         if initializer is None:
             initializer = "glorot_uniform" if np.issubdtype(np.dtype(dtype), np.floating) else "zeros"
