@@ -25,7 +25,7 @@ class CallbackList(Callback):
     """A container that forwards each hook to its callbacks.
 
     ``History`` and ``ProgbarLogger`` are added when asked (as ``fit`` does) unless
-    the user already passed one; ``History`` always runs first.
+    the user already passed one; they run after the user's callbacks, in that order.
     """
 
     def __init__(self, callbacks=None, add_history=False, add_progbar=False, model=None,
@@ -40,15 +40,17 @@ class CallbackList(Callback):
                 raise TypeError(f"`callbacks` must contain Callback instances. "
                                 f"Received: {cb!r} (of type {type(cb).__name__})")
         self.callbacks = callbacks
-        if add_progbar and not any(isinstance(cb, ProgbarLogger) for cb in callbacks):
-            self.callbacks.append(ProgbarLogger())
+        # Keras's order: user callbacks, then History, then ProgbarLogger, so that keys
+        # added by callbacks at epoch end (learning_rate) reach History and the bar.
         if add_history:
             history = next((cb for cb in callbacks if isinstance(cb, History)), None)
             if history is None:
                 history = History()
-                self.callbacks.insert(0, history)
+                self.callbacks.append(history)
             if model is not None:
                 model.history = history
+        if add_progbar and not any(isinstance(cb, ProgbarLogger) for cb in callbacks):
+            self.callbacks.append(ProgbarLogger())
         if model is not None:
             self.set_model(model)
         if params:
