@@ -79,6 +79,9 @@ class Normalization(Layer):
                                               initializer="zeros", trainable=False)
             self.adapt_variance = self.add_weight(name="variance", shape=stats_shape,
                                                   initializer="ones", trainable=False)
+            # Keras 3 keeps this (unused) counter for older saved models; kept for layout.
+            self.count = self.add_weight(name="count", shape=(), dtype="int64",
+                                         initializer="zeros", trainable=False)
         self.built = True
 
     def adapt(self, data):
