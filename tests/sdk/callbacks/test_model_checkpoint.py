@@ -157,3 +157,15 @@ def test_real_weights_file(model, tmp_path):
     callback = ModelCheckpoint(str(tmp_path / "w-{epoch}.weights.h5"), save_weights_only=True)
     run_script(model, callback, [1.0, 2.0])
     assert sorted(os.listdir(tmp_path)) == ["w-1.weights.h5", "w-2.weights.h5"]
+
+
+def test_real_full_model_files_reload(model, data, tmp_path):
+    pytest.importorskip("lamina.saving.saving_api")
+    import lamina
+
+    x, y = data
+    callback = ModelCheckpoint(str(tmp_path / "m-{epoch:02d}.keras"))
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[callback])
+    assert sorted(os.listdir(tmp_path)) == ["m-01.keras", "m-02.keras"]
+    restored = lamina.models.load_model(str(tmp_path / "m-02.keras"))
+    np.testing.assert_array_equal(restored.predict(x, verbose=0), model.predict(x, verbose=0))
