@@ -51,6 +51,31 @@ def _strip_envelope(value):
     return value
 
 
+def _loss_objects(loss):
+    """Loss names as class configs: Keras 3.15's legacy loader fails on ``"mse"`` strings."""
+    if isinstance(loss, list):
+        return [_loss_objects(v) for v in loss]
+    if isinstance(loss, dict) and "class_name" not in loss:
+        return {k: _loss_objects(v) for k, v in loss.items()}
+    if not isinstance(loss, str):
+        return loss
+    from lamina import losses
+
+    try:
+        target = losses.get(loss)
+    except ValueError:
+        return loss
+    for obj in vars(losses).values():
+        if isinstance(obj, type) and issubclass(obj, losses.Loss) and obj is not losses.Loss:
+            try:
+                instance = obj()
+            except TypeError:
+                continue
+            if instance.name == getattr(target, "__name__", None):
+                return {"class_name": type(instance).__name__, "config": instance.get_config()}
+    return loss
+
+
 def _save_attributes(group, name: str, values: list) -> None:
     data = np.asarray([v.encode("utf8") for v in values], dtype=object) if values else \
         np.asarray([], dtype=np.float64)
@@ -128,6 +153,7 @@ def save_legacy_h5(model, filepath, overwrite: bool = True, include_optimizer: b
             if include_optimizer and compiled:
                 training = {k: _strip_envelope(v) for k, v in compiled.items()
                             if k != "optimizer"}
+                training["loss"] = _loss_objects(training.get("loss"))
                 training["optimizer_config"] = _strip_envelope(compiled["optimizer"])
                 h5file.attrs["training_config"] = json.dumps(training)
             save_weights_to_group(h5file.create_group("model_weights"), model)
