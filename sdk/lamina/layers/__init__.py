@@ -83,18 +83,15 @@ from lamina.layers.regularization import (
     SpatialDropout1D,
     SpatialDropout2D,
 )
-from lamina.layers.reshaping import (
+from lamina.layers.resampling import (
     Cropping1D,
     Cropping2D,
-    Flatten,
-    Permute,
-    RepeatVector,
-    Reshape,
     UpSampling1D,
     UpSampling2D,
     ZeroPadding1D,
     ZeroPadding2D,
 )
+from lamina.layers.reshaping import Flatten, Permute, RepeatVector, Reshape
 
 __all__ = [
     "AveragePooling1D", "AveragePooling2D", "AveragePooling3D", "AvgPool1D", "AvgPool2D",
