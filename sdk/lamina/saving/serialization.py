@@ -244,8 +244,12 @@ def check_config(config, custom_objects=None, where="config", depth=0) -> None:
             raise ValueError(
                 "Requested the deserialization of a Python lambda (marshalled bytecode at "
                 f"{where}). Lamina never unmarshals code, whatever `safe_mode` says.")
-        if isinstance(cls, str) and "module" in config and not registry.get_registered_object(
-                config.get("registered_name") or cls, custom_objects):
+        names = [config.get("registered_name"), cls]
+        if cls == "function":
+            names.append(config.get("config"))
+        if isinstance(cls, str) and "module" in config and not any(
+                isinstance(n, str) and registry.get_registered_object(n, custom_objects)
+                for n in names):
             registry.families_for_module(config["module"], cls)
         if cls == "Lambda" and in_safe_mode():
             name = (config.get("config") or {}).get("name")
@@ -391,6 +395,8 @@ def _nested(value: dict, custom_objects):
 
 def _lambda_config(inner: dict, custom_objects) -> dict:
     function = inner.get("function")
+    if callable(function):  # already resolved from custom objects / the registry
+        return inner
     if isinstance(function, dict) and function.get("class_name") == "function":
         inner["function"] = _resolve_function(function, custom_objects)
         return inner
