@@ -7,6 +7,17 @@ import os
 import pytest
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _single_threaded_blas():
+    """One BLAS thread for the tests: OpenBLAS's spinning threads slow small GEMMs by
+    100x when the two cores are shared with Ray actors and servers the tests start.
+    Benchmarks (bench/) measure the default threading."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 @pytest.fixture(scope="session")
 def redis_server():
     """A real ``redis-server`` on a free loopback port for the whole session."""

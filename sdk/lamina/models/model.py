@@ -54,6 +54,22 @@ class Model(Trainer, Layer):
     def layers(self) -> list:
         return [la for la in self._flat_layers()]
 
+    @property
+    def input_shape(self):
+        inputs = getattr(self, "inputs", None)
+        if not inputs:
+            return Layer.input_shape.fget(self)
+        shapes = [tuple(t.shape) for t in inputs]
+        return shapes[0] if len(shapes) == 1 else shapes
+
+    @property
+    def output_shape(self):
+        outputs = getattr(self, "outputs", None)
+        if not outputs:
+            return Layer.output_shape.fget(self)
+        shapes = [tuple(t.shape) for t in outputs]
+        return shapes[0] if len(shapes) == 1 else shapes
+
     def get_layer(self, name=None, index=None):
         """Return a layer by ``name`` or by ``index`` (``model.layers[index]``)."""
         if index is not None and name is not None:
