@@ -1,0 +1,219 @@
+"""Training checkpoints: one HDF5 file each, atomic, checksummed, the last two kept.
+
+A checkpoint ``ckpt-<epoch>-<step>.h5`` says "``step`` batches of epoch ``epoch``
+are done" (``step == 0``: the epoch has not started). It holds:
+
+* ``weights/<i>``: every model weight, in ``model.weights`` order;
+* ``optimizer/<i>``: every optimizer variable (iteration, learning rate, slots);
+* ``callbacks/<i>/...``: the state of the i-th callback (``best``, ``wait``, ...,
+  ``best_weights``), see :data:`CALLBACK_STATE`;
+* ``metrics/<name>/<field>``: the epoch's metric accumulators so far (mid-epoch);
+* attributes: ``epoch``, ``step``, ``stopped`` (a callback stopped training),
+  ``rng_state`` (the global generator at the start of ``epoch``: it draws the
+  shuffle, so the resumed epoch sees the same order) and ``replica_rng``.
+
+The file is written to a temp name, fsynced, renamed and the folder fsynced
+(:func:`lamina_service.storage.atomic_path`); then its sha256 goes to
+``<name>.sha256`` the same way. That sidecar is the commit marker: a checkpoint
+without one, or whose bytes do not match it, is skipped on resume and the
+previous one is used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from lamina_service.storage import atomic_path
+
+NAME = re.compile(r"^ckpt-(\d{6})-(\d{8})\.h5$")
+FORMAT = "lamina-worker-checkpoint-1"
+KEEP = 2
+#: Attributes saved per callback class (by class name): the state that survives a resume.
+CALLBACK_STATE = {
+    "EarlyStopping": ("wait", "stopped_epoch", "best", "best_epoch", "best_weights"),
+    "ReduceLROnPlateau": ("wait", "cooldown_counter", "best"),
+    "ModelCheckpoint": ("best", "_batches_seen_since_last_saving", "_last_batch_seen"),
+}
+
+
+class NonFiniteState(ValueError):
+    """The state to checkpoint holds NaN or infinite weights."""
+
+
+@dataclass
+class State:
+    """What a checkpoint holds (see the module docstring)."""
+
+    epoch: int
+    step: int
+    weights: list[np.ndarray]
+    optimizer: list[np.ndarray]
+    rng_state: dict
+    replica_rng: list = field(default_factory=list)
+    callbacks: list[dict] = field(default_factory=list)
+    metrics: dict = field(default_factory=dict)
+    stopped: bool = False
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def callback_states(callbacks: list) -> list[dict]:
+    """The saved attributes of each callback, in list order (``{}`` for others)."""
+    out = []
+    for callback in callbacks:
+        names = CALLBACK_STATE.get(type(callback).__name__, ())
+        out.append({"class_name": type(callback).__name__,
+                    **{n: getattr(callback, n) for n in names if hasattr(callback, n)}})
+    return out
+
+
+def restore_callbacks(callbacks: list, states: list[dict]) -> None:
+    """Set the attributes saved by :func:`callback_states` back (matched by position)."""
+    for callback, state in zip(callbacks, states):
+        if state.get("class_name") != type(callback).__name__:
+            continue
+        for name, value in state.items():
+            if name != "class_name":
+                setattr(callback, name, value)
+
+
+def _put(group, name: str, value: Any) -> None:
+    if isinstance(value, list) and value and all(isinstance(v, np.ndarray) for v in value):
+        sub = group.create_group(name)
+        sub.attrs["list_len"] = len(value)
+        for i, item in enumerate(value):
+            sub.create_dataset(str(i), data=item)
+    elif isinstance(value, np.ndarray):
+        group.create_dataset(name, data=value)
+    else:
+        if isinstance(value, np.generic):
+            value = value.item()
+        group.attrs[name] = json.dumps(value)
+
+
+def _get(group) -> dict:
+    out = {k: json.loads(v) for k, v in group.attrs.items()}
+    for name, item in group.items():
+        if "list_len" in item.attrs:
+            out[name] = [item[str(i)][()] for i in range(int(item.attrs["list_len"]))]
+        else:
+            out[name] = item[()]
+    return out
+
+
+def check_finite(state: State) -> None:
+    """Raise :class:`NonFiniteState` when a weight or optimizer slot is not finite."""
+    for what, arrays in (("weight", state.weights), ("optimizer variable", state.optimizer)):
+        for i, array in enumerate(arrays):
+            if array.dtype.kind == "f" and not np.isfinite(array).all():
+                raise NonFiniteState(f"{what} {i} holds NaN or infinite values")
+
+
+def write(folder: Path, state: State) -> Path:
+    """Write ``state`` atomically with its checksum; keep the newest :data:`KEEP`.
+
+    Raises:
+        NonFiniteState: a weight is NaN/inf (nothing is written).
+    """
+    import h5py
+
+    check_finite(state)
+    folder = Path(folder)
+    path = folder / f"ckpt-{state.epoch:06d}-{state.step:08d}.h5"
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = FORMAT
+            f.attrs["epoch"] = int(state.epoch)
+            f.attrs["step"] = int(state.step)
+            f.attrs["stopped"] = bool(state.stopped)
+            f.attrs["rng_state"] = json.dumps(state.rng_state)
+            f.attrs["replica_rng"] = json.dumps(state.replica_rng)
+            _put(f, "weights", list(state.weights) or [np.zeros(0)])
+            _put(f, "optimizer", list(state.optimizer))
+            callbacks = f.create_group("callbacks")
+            callbacks.attrs["count"] = len(state.callbacks)
+            for i, cb_state in enumerate(state.callbacks):
+                group = callbacks.create_group(str(i))
+                for name, value in cb_state.items():
+                    _put(group, name, value)
+            metrics = f.create_group("metrics")
+            for name, fields in state.metrics.items():
+                group = metrics.create_group(name)
+                for key, value in fields.items():
+                    _put(group, key, value)
+    with atomic_path(path.with_name(path.name + ".sha256")) as tmp:
+        tmp.write_text(_sha256(path) + "\n")
+    prune(folder)
+    return path
+
+
+def _listed(folder: Path) -> list[tuple[int, int, Path]]:
+    found = []
+    for path in Path(folder).glob("ckpt-*.h5"):
+        match = NAME.fullmatch(path.name)
+        if match and not path.is_symlink():
+            found.append((int(match.group(1)), int(match.group(2)), path))
+    return sorted(found, reverse=True)
+
+
+def prune(folder: Path, keep: int = KEEP) -> None:
+    """Delete all but the newest ``keep`` checkpoints (and stray temp files)."""
+    for _, _, path in _listed(folder)[keep:]:
+        path.with_name(path.name + ".sha256").unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
+
+
+def verify(path: Path) -> bool:
+    """True when ``path`` has a checksum sidecar that matches its bytes."""
+    sidecar = path.with_name(path.name + ".sha256")
+    try:
+        expected = sidecar.read_text().strip()
+    except OSError:
+        return False
+    return expected == _sha256(path)
+
+
+def read(path: Path) -> State:
+    """Load one checkpoint (no checksum check; see :func:`latest`)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        if f.attrs.get("format") != FORMAT:
+            raise ValueError(f"{path.name} is not a worker checkpoint")
+        weights = _get(f)["weights"]
+        optimizer = _get(f).get("optimizer", [])
+        callbacks = [_get(f["callbacks"][str(i)])
+                     for i in range(int(f["callbacks"].attrs["count"]))]
+        metrics = {name: _get(group) for name, group in f["metrics"].items()}
+        return State(
+            epoch=int(f.attrs["epoch"]), step=int(f.attrs["step"]),
+            weights=weights if weights and weights[0].size else [],
+            optimizer=optimizer if isinstance(optimizer, list) else [],
+            rng_state=json.loads(f.attrs["rng_state"]),
+            replica_rng=json.loads(f.attrs["replica_rng"]),
+            callbacks=callbacks, metrics=metrics, stopped=bool(f.attrs["stopped"]),
+        )
+
+
+def latest(folder: Path) -> tuple[State, Path] | None:
+    """The newest checkpoint whose checksum verifies and that loads; None if none."""
+    for _, _, path in _listed(folder):
+        if not verify(path):
+            continue
+        try:
+            return read(path), path
+        except (OSError, ValueError, KeyError):
+            continue
+    return None

@@ -1,0 +1,197 @@
+"""claim -> train -> write the model -> commit: the worker's main loop.
+
+One attempt of a job:
+
+1. ``Consumer.claim`` returns a new job, or one whose lease expired (another
+   worker died): its attempt gets a fresh fencing token.
+2. A heartbeat thread renews the lease; the ``Lease`` callback stops the
+   attempt as soon as Redis says another attempt owns the job.
+3. The model is built through the safe deserialiser, the datasets are loaded
+   from storage, and :class:`~lamina_worker.trainer.DataParallelTrainer`
+   trains, resuming from the newest valid checkpoint of the job if there is one.
+4. The final ``.keras`` file is written next to the checkpoints (atomically,
+   after a last fencing check) and the job is committed with the attempt's token;
+   a refused commit means another attempt's result stands.
+
+Outcomes: ``succeeded``; ``requeued`` (SIGTERM: checkpoint, give back, attempt not
+counted); ``cancelled``; ``fenced`` (nothing written); ``failed`` (non-finite
+loss: no retry) or ``retry`` (any other error: retried until max attempts).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+from pathlib import Path
+
+import redis
+from lamina_service.config import Settings
+from lamina_service.queue import Consumer
+from lamina_service.storage import Storage, fsync_dir
+
+from lamina_worker import metrics
+from lamina_worker.callbacks import (
+    CheckpointCallback,
+    Heartbeat,
+    Lease,
+    Progress,
+    PrometheusMetrics,
+    StopRequests,
+)
+from lamina_worker.checkpoint import NonFiniteState
+from lamina_worker.spec import build_callbacks, plan
+from lamina_worker.trainer import Cancelled, DataParallelTrainer, Fenced, NonFiniteLoss, Preempted
+
+log = logging.getLogger("lamina_worker")
+
+
+def default_worker_id() -> str:
+    """``<host>-<pid>``: unique per process, readable in job records."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+class Worker:
+    """Runs jobs from the queue until stopped (or, in burst mode, until it is empty).
+
+    Args:
+        settings: the ``LAMINA_`` settings (Redis, storage, lease, max attempts).
+        worker_id: consumer name (default ``host-pid``).
+        max_replicas: cap on a job's replicas (None: as the job asks).
+        replica_cpus: ``num_cpus`` of each replica actor.
+        sync_every: default gradient/weight sync period (1: synchronous SGD).
+        checkpoint_every: also checkpoint every that many steps (0: epoch ends only).
+        burst: return when the queue is empty.
+        block_ms: how long one claim waits for a job.
+        extra_callbacks: a function ``job -> list of callbacks`` added to each job
+            (tests, instrumentation).
+    """
+
+    def __init__(self, settings: Settings, *, worker_id: str | None = None,
+                 max_replicas: int | None = None, replica_cpus: float = 1.0,
+                 sync_every: int = 1, checkpoint_every: int = 0, burst: bool = False,
+                 block_ms: int = 1000, extra_callbacks=None) -> None:
+        self.settings = settings
+        self.worker_id = worker_id or default_worker_id()
+        self.max_replicas, self.replica_cpus = max_replicas, replica_cpus
+        self.sync_every, self.checkpoint_every = sync_every, checkpoint_every
+        self.burst, self.block_ms = burst, block_ms
+        self.extra_callbacks = extra_callbacks
+        self.consumer = self._new_consumer()
+        limits = settings.limits
+        self.storage = Storage(settings.storage_root, limits.max_upload_bytes,
+                               limits.max_array_bytes)
+        self.shutdown = threading.Event()
+        self.outcomes: list[tuple[str, str]] = []
+
+    def _new_consumer(self) -> Consumer:
+        client = redis.Redis.from_url(self.settings.redis_url, decode_responses=True)
+        return Consumer(client, self.settings, self.worker_id)
+
+    def request_shutdown(self) -> None:
+        """Stop after the current step (checkpoint + requeue) or before the next claim."""
+        self.shutdown.set()
+
+    def run(self) -> int:
+        """Claim and run jobs; returns how many attempts ended."""
+        handled = 0
+        while not self.shutdown.is_set():
+            job = self.consumer.claim(block_ms=self.block_ms)
+            if job is None:
+                if self.burst:
+                    break
+                continue
+            self.run_job(job)
+            handled += 1
+        return handled
+
+    def run_job(self, job) -> str:
+        """Run one attempt of ``job``; returns its outcome (see the module docstring)."""
+        metrics.WORKER_BUSY.set(1)
+        if job.attempt > 1:
+            metrics.JOB_RETRIES.inc()
+        start = time.monotonic()
+        try:
+            with Heartbeat(self._new_consumer, job, self.settings.lease_seconds / 3) as beat:
+                outcome = self._attempt(job, beat)
+        finally:
+            metrics.WORKER_BUSY.set(0)
+            metrics.forget_job(job.id)
+        metrics.JOBS_FINISHED.labels(outcome).inc()
+        self.outcomes.append((job.id, outcome))
+        log.info("job %s attempt %d: %s in %.1fs", job.id, job.attempt, outcome,
+                 time.monotonic() - start)
+        return outcome
+
+    def _attempt(self, job, beat: Heartbeat) -> str:
+        consumer = self.consumer
+        lease = Lease(consumer, job, beat, self.settings.lease_seconds)
+        trainer = None
+        try:
+            datasets = [self.storage.load_dataset(d) for d in job.dataset_ids]
+            job_plan = plan(job.id, job.spec, datasets, self.max_replicas, self.sync_every)
+            folder = self.storage.checkpoint_dir(job.id)
+            trainer = DataParallelTrainer(
+                job_plan.model_config, job_plan.compile_config, job_plan.train, job_plan.val,
+                epochs=job_plan.epochs, batch_size=job_plan.batch_size,
+                shuffle=job_plan.shuffle, seed=job_plan.seed, replicas=job_plan.replicas,
+                checkpoint_dir=folder, sync_every=job_plan.sync_every,
+                checkpoint_every=self.checkpoint_every, replica_cpus=self.replica_cpus,
+                name=job.id, initial_epoch=job_plan.initial_epoch)
+            trainer.fence_check = lease.confirm
+            callbacks = [lease, *build_callbacks(job.spec, folder),
+                         Progress(consumer, job), PrometheusMetrics(job.id),
+                         StopRequests(consumer, job, self.shutdown)]
+            if self.extra_callbacks is not None:
+                callbacks += list(self.extra_callbacks(job))
+            callbacks.append(CheckpointCallback())
+            history = trainer.fit(callbacks)
+            lease.confirm()
+            artifact = self._write_model(job, trainer.model, lease)
+            final = {k: v[-1] for k, v in (history.history if history else {}).items() if v}
+            if not consumer.commit(job, artifact, final):
+                log.warning("job %s: commit refused (fenced out); another attempt's result "
+                            "stands", job.id)
+                return "fenced"
+            return "succeeded"
+        except Preempted:
+            consumer.requeue(job, "shutdown")
+            return "requeued"
+        except Cancelled:
+            consumer.mark_cancelled(job)
+            return "cancelled"
+        except Fenced as exc:
+            log.warning("%s; stopping without writing anything", exc)
+            return "fenced"
+        except (NonFiniteLoss, NonFiniteState) as exc:
+            consumer.fail(job, f"NonFiniteLoss: {exc}", retry=False)
+            return "failed"
+        except Exception as exc:  # noqa: BLE001 - any error ends the attempt, retried
+            log.error("job %s attempt %d failed:\n%s", job.id, job.attempt,
+                      traceback.format_exc())
+            status = consumer.fail(job, f"{type(exc).__name__}: {exc}", retry=True)
+            return "retry" if status is not None and status.value == "queued" else "failed"
+        finally:
+            if trainer is not None:
+                trainer.shutdown()
+
+    def _write_model(self, job, model, lease: Lease) -> str:
+        """Save the final model atomically; the fencing check is the last thing before."""
+        import hashlib
+
+        final = Path(self.storage.model_path(job.id))
+        tmp = final.with_name(f".model-{job.token}-{os.getpid()}.keras")
+        try:
+            model.save(str(tmp))
+            with open(tmp, "rb") as handle:
+                os.fsync(handle.fileno())
+                digest = hashlib.sha256(handle.read()).hexdigest()
+            lease.confirm()
+            os.replace(tmp, final)
+            fsync_dir(final.parent)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return f"model.keras@sha256:{digest[:16]}"

@@ -1,0 +1,70 @@
+"""Every Prometheus metric of the worker process, defined once (``lamina_`` prefix).
+
+Per-job gauges carry the label ``job`` and are removed when the job ends, so a
+long-lived worker does not accumulate series of finished jobs.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+_STEP_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+TRAIN_STEPS = Counter(
+    "lamina_train_steps_total", "Synchronous training steps (global batches) run.",
+    registry=REGISTRY,
+)
+TRAIN_SAMPLES = Counter(
+    "lamina_train_samples_total", "Training samples processed, over all replicas.",
+    registry=REGISTRY,
+)
+STEP_SECONDS = Histogram(
+    "lamina_train_step_seconds", "Wall time of one synchronous step, as the driver sees it.",
+    buckets=_STEP_BUCKETS, registry=REGISTRY,
+)
+ALLREDUCE_SECONDS = Histogram(
+    "lamina_allreduce_seconds",
+    "Per step: wall time minus the slowest replica's compute and update (communication, "
+    "averaging and Ray overhead).",
+    buckets=_STEP_BUCKETS, registry=REGISTRY,
+)
+CHECKPOINT_SECONDS = Histogram(
+    "lamina_checkpoint_seconds", "Time to pull the state and write one checkpoint.",
+    buckets=_STEP_BUCKETS, registry=REGISTRY,
+)
+TRAIN_LOSS = Gauge(
+    "lamina_train_loss", "Training loss of the last finished epoch.", ["job"], registry=REGISTRY,
+)
+VAL_LOSS = Gauge(
+    "lamina_val_loss", "Validation loss of the last finished epoch.", ["job"], registry=REGISTRY,
+)
+WORKER_BUSY = Gauge(
+    "lamina_worker_busy", "1 while this worker runs a job, else 0.", registry=REGISTRY,
+)
+JOB_RETRIES = Counter(
+    "lamina_job_retries_total",
+    "Restarts of a job's replicas after a replica died, and resumed attempts.",
+    registry=REGISTRY,
+)
+JOBS_FINISHED = Counter(
+    "lamina_worker_jobs_total", "Job attempts this worker ended, by outcome.", ["outcome"],
+    registry=REGISTRY,
+)
+
+
+def forget_job(job_id: str) -> None:
+    """Drop the per-job series of ``job_id`` (call when its attempt ends)."""
+    for gauge in (TRAIN_LOSS, VAL_LOSS):
+        try:
+            gauge.remove(job_id)
+        except KeyError:
+            pass
+
+
+def serve(port: int, addr: str = "0.0.0.0") -> None:  # noqa: S104 - a scrape target
+    """Serve ``/metrics`` of :data:`REGISTRY` on ``port`` from a daemon thread."""
+    from prometheus_client import start_http_server
+
+    start_http_server(port, addr=addr, registry=REGISTRY)
