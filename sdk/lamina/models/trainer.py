@@ -259,7 +259,7 @@ class Trainer:
                 val_logs = self.evaluate(
                     validation_data[0], validation_data[1], sample_weight=validation_data[2],
                     batch_size=validation_batch_size or batch_size, steps=validation_steps,
-                    verbose=0, return_dict=True, _internal=True)
+                    verbose=0, return_dict=True, callbacks=callback_list, _internal=True)
                 epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
             callback_list.on_epoch_end(epoch, epoch_logs)
             if self.stop_training:
@@ -278,8 +278,12 @@ class Trainer:
         x, y, sample_weight, n = self._prepare(x, y, sample_weight, check=not _internal)
         iterator = data_utils.BatchIterator(n, batch_size, False, None, steps)
         verbose = 1 if verbose == "auto" else int(verbose)
-        callback_list = CallbackList(callbacks, add_progbar=verbose != 0, model=self,
-                                     verbose=verbose, epochs=1, steps=iterator.num_batches)
+        if isinstance(callbacks, CallbackList):
+            # Validation inside fit: the fit's callbacks see on_test_* hooks, as in Keras.
+            callback_list = callbacks
+        else:
+            callback_list = CallbackList(callbacks, add_progbar=verbose != 0, model=self,
+                                         verbose=verbose, epochs=1, steps=iterator.num_batches)
         self.reset_metrics()
         callback_list.on_test_begin()
         logs = {}

@@ -189,3 +189,17 @@ def test_multi_output_losses_weights_and_log_names():
     y_cls = (x[:, 1] > 0).astype("int64")
     history = model.fit(x, {"reg": y_reg, "cls": y_cls}, epochs=2, verbose=0)
     assert "cls_accuracy" in history.history and "loss" in history.history
+
+
+def test_callback_hook_order_matches_keras():
+    calls = []
+    hooks = ["on_train_begin", "on_epoch_begin", "on_train_batch_begin", "on_train_batch_end",
+             "on_test_begin", "on_test_batch_begin", "on_test_batch_end", "on_test_end",
+             "on_epoch_end", "on_train_end"]
+    cb = lamina.callbacks.LambdaCallback(**{
+        h: (lambda *a, _h=h, **k: calls.append(_h)) for h in hooks})
+    model = make_model()
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = data(8)
+    model.fit(x, y, batch_size=8, epochs=1, validation_data=(x, y), callbacks=[cb], verbose=0)
+    assert calls == hooks
