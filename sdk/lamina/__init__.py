@@ -19,3 +19,12 @@ __all__ = [
     "initializers", "layers", "losses", "metrics", "models", "ops", "optimizers",
     "regularizers", "utils",
 ]
+
+
+def __getattr__(name):
+    # The HTTP client is loaded on first use, so `import lamina` never needs httpx.
+    if name == "Client":
+        from lamina.client import Client
+
+        return Client
+    raise AttributeError(f"module 'lamina' has no attribute {name!r}")
