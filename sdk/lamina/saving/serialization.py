@@ -20,6 +20,7 @@ import threading
 import numpy as np
 
 from lamina.saving import limits, registry
+from lamina.saving.compile_config import compile_config, compile_from_config  # noqa: F401
 from lamina.saving.model_config import (  # noqa: F401 - re-exported for the model classes
     functional_config,
     functional_from_config,
@@ -172,19 +173,6 @@ def _serialize_function(fn) -> dict:
         "activations" in module) else module
     return {"module": family, "class_name": "function", "config": fn.__name__,
             "registered_name": "function"}
-
-
-def compile_config(model) -> dict:
-    """Keras 3's ``compile_config`` of a compiled model."""
-    raw = getattr(model, "_compile_config", None) or {}
-    return {
-        "optimizer": serialize_keras_object(model.optimizer),
-        "loss": serialize_keras_object(raw.get("loss")),
-        "loss_weights": serialize_keras_object(raw.get("loss_weights")),
-        "metrics": serialize_keras_object(raw.get("metrics")),
-        "weighted_metrics": serialize_keras_object(raw.get("weighted_metrics")),
-        "run_eagerly": False, "steps_per_execution": 1, "jit_compile": False,
-    }
 
 
 # -- reading -------------------------------------------------------------------------------
@@ -428,33 +416,3 @@ def _apply_build_config(obj, build_config) -> None:
 
     obj.build(to_tuple(shape))
     obj.built = True
-
-
-def compile_from_config(model, config: dict, custom_objects=None) -> None:
-    """Compile ``model`` from a Keras 3 ``compile_config`` or a Keras 2 ``training_config``.
-
-    Args:
-        model: the model to compile.
-        config: the compile (or training) config dict.
-        custom_objects: optional custom losses/metrics/optimizers.
-    """
-    optimizer = config.get("optimizer")
-    if optimizer is None and "optimizer_config" in config:
-        optimizer = config["optimizer_config"]
-    if isinstance(optimizer, dict):
-        optimizer = _deserialize(optimizer, custom_objects, families=("optimizers",))
-
-    def objects(value, family):
-        if isinstance(value, dict) and "class_name" in value:
-            return _deserialize(value, custom_objects, families=(family,))
-        if isinstance(value, dict):
-            return {k: objects(v, family) for k, v in value.items()}
-        if isinstance(value, list):
-            return [objects(v, family) for v in value]
-        return value
-
-    model.compile(optimizer=optimizer if optimizer is not None else "rmsprop",
-                  loss=objects(config.get("loss"), "losses"),
-                  loss_weights=config.get("loss_weights"),
-                  metrics=objects(config.get("metrics"), "metrics"),
-                  weighted_metrics=objects(config.get("weighted_metrics"), "metrics"))
