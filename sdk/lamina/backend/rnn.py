@@ -27,9 +27,34 @@ as Keras's default (non-unrolled) loop does.
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from lamina.backend.autodiff import Function
+
+_controller = None
+
+
+def _one_blas_thread():
+    """Limit BLAS to one thread for the per-step loops, when threadpoolctl is installed.
+
+    A step's recurrent GEMM is small (batch x units x k*units); splitting it across
+    threads gains little and, on a busy machine, OpenBLAS threads spin-waiting on each
+    other made a 128x128x512 GEMM 10-20x slower. The large GEMMs before and after the
+    loop (input projection, weight gradients) keep every thread.
+    """
+    global _controller
+    if _controller is None:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            _controller = ThreadpoolController()
+        except ImportError:
+            _controller = False
+    if not _controller:
+        return contextlib.nullcontext()
+    return _controller.limit(limits=1, user_api="blas")
 
 
 def _sigmoid_(a):
@@ -197,13 +222,14 @@ class SimpleRNNSequence(_Sequence):
         self.kernel, self.has_bias, self.activation = kernel, bias is not None, activation
         h_all = _project(self.xt, kernel, bias)
         h = self.states0[0]
-        for s in range(t):
-            a = h_all[s]
-            a += np.matmul(self._hin(h), recurrent_kernel)
-            _act_(activation, a)
-            if self.mask is not None:
-                np.copyto(a, h, where=~self.mask[s])
-            h = a
+        with _one_blas_thread():
+            for s in range(t):
+                a = h_all[s]
+                a += np.matmul(self._hin(h), recurrent_kernel)
+                _act_(activation, a)
+                if self.mask is not None:
+                    np.copyto(a, h, where=~self.mask[s])
+                h = a
         self.h_all = h_all
         return _pack(h_all, return_sequences)
 
@@ -213,21 +239,22 @@ class SimpleRNNSequence(_Sequence):
         gseq, _ = _output_grads(g, t, self.return_sequences, 0)
         dpre = np.empty_like(h_all)
         dh = np.zeros_like(h_all[0])
-        for s in range(t - 1, -1, -1):
-            if self.return_sequences:
-                dh += gseq[s]
-            elif s == t - 1:
-                dh += gseq[0]
-            da = _dact_(self.activation, h_all[s], dh.copy())
-            if m is not None:
-                da *= m[s]
-                keep = dh * ~m[s]
-            dpre[s] = da
-            dh = np.matmul(da, rk.T)
-            if self.rmask is not None:
-                dh *= self.rmask
-            if m is not None:
-                dh += keep
+        with _one_blas_thread():
+            for s in range(t - 1, -1, -1):
+                if self.return_sequences:
+                    dh += gseq[s]
+                elif s == t - 1:
+                    dh += gseq[0]
+                da = _dact_(self.activation, h_all[s], dh.copy())
+                if m is not None:
+                    da *= m[s]
+                    keep = dh * ~m[s]
+                dpre[s] = da
+                dh = np.matmul(da, rk.T)
+                if self.rmask is not None:
+                    dh *= self.rmask
+                if m is not None:
+                    dh += keep
         dx, dk, db = _input_grads(self, dpre, self.kernel, self.has_bias and self.needs[3])
         drk = _state_products(self.states0[0], h_all, dpre, self.rmask) if self.needs[2] else None
         return dx, dk, drk, db, dh if self.needs[4] else None
@@ -268,30 +295,31 @@ class LSTMSequence(_Sequence):
         tc_all = np.empty_like(h_all)
         h, c = self.states0
         rec = np.empty((b, 4 * u), dtype=x.dtype)
-        for s in range(t):
-            z = gates[s]
-            np.matmul(self._hin(h), rk, out=rec)
-            z += rec
-            if fast:
-                np.tanh(z, out=z)
-                z *= scale
-                z += shift
-            else:
-                _act_(recurrent_activation, z[:, :2 * u])
-                _act_(activation, z[:, 2 * u:3 * u])
-                _act_(recurrent_activation, z[:, 3 * u:])
-            i, f, gg, o = z[:, :u], z[:, u:2 * u], z[:, 2 * u:3 * u], z[:, 3 * u:]
-            c_new, h_new, tc = c_all[s], h_all[s], tc_all[s]
-            np.multiply(f, c, out=c_new)
-            c_new += i * gg
-            np.copyto(tc, c_new)
-            _act_(activation, tc)
-            np.multiply(o, tc, out=h_new)
-            if self.mask is not None:
-                keep = ~self.mask[s]
-                np.copyto(c_new, c, where=keep)
-                np.copyto(h_new, h, where=keep)
-            h, c = h_new, c_new
+        with _one_blas_thread():
+            for s in range(t):
+                z = gates[s]
+                np.matmul(self._hin(h), rk, out=rec)
+                z += rec
+                if fast:
+                    np.tanh(z, out=z)
+                    z *= scale
+                    z += shift
+                else:
+                    _act_(recurrent_activation, z[:, :2 * u])
+                    _act_(activation, z[:, 2 * u:3 * u])
+                    _act_(recurrent_activation, z[:, 3 * u:])
+                i, f, gg, o = z[:, :u], z[:, u:2 * u], z[:, 2 * u:3 * u], z[:, 3 * u:]
+                c_new, h_new, tc = c_all[s], h_all[s], tc_all[s]
+                np.multiply(f, c, out=c_new)
+                c_new += i * gg
+                np.copyto(tc, c_new)
+                _act_(activation, tc)
+                np.multiply(o, tc, out=h_new)
+                if self.mask is not None:
+                    keep = ~self.mask[s]
+                    np.copyto(c_new, c, where=keep)
+                    np.copyto(h_new, h, where=keep)
+                h, c = h_new, c_new
         self.gates, self.h_all, self.c_all, self.tc_all = gates, h_all, c_all, tc_all
         return _pack(h_all, return_sequences, [c])
 
@@ -303,39 +331,40 @@ class LSTMSequence(_Sequence):
         gseq, (dc,) = _output_grads(g, t, self.return_sequences, 1)
         dpre = np.empty_like(gates)
         dh = np.zeros_like(h_all[0])
-        for s in range(t - 1, -1, -1):
-            if self.return_sequences:
-                dh += gseq[s]
-            elif s == t - 1:
-                dh += gseq[0]
-            if m is not None:
-                keep = ~m[s]
-                dh_keep, dc_keep = dh * keep, dc * keep
-                dh *= m[s]
-                dc *= m[s]
-            z = gates[s]
-            i, f, gg, o = z[:, :u], z[:, u:2 * u], z[:, 2 * u:3 * u], z[:, 3 * u:]
-            tc = tc_all[s]
-            c_prev = c_all[s - 1] if s > 0 else self.states0[1]
-            d = dpre[s]
-            di, df, dg, do = d[:, :u], d[:, u:2 * u], d[:, 2 * u:3 * u], d[:, 3 * u:]
-            np.multiply(dh, tc, out=do)
-            _dact_(ract, o, do)
-            dh *= o
-            dc += _dact_(act, tc, dh)
-            np.multiply(dc, gg, out=di)
-            _dact_(ract, i, di)
-            np.multiply(dc, c_prev, out=df)
-            _dact_(ract, f, df)
-            np.multiply(dc, i, out=dg)
-            _dact_(act, gg, dg)
-            dc *= f
-            dh = np.matmul(d, rk.T)
-            if self.rmask is not None:
-                dh *= self.rmask
-            if m is not None:
-                dh += dh_keep
-                dc += dc_keep
+        with _one_blas_thread():
+            for s in range(t - 1, -1, -1):
+                if self.return_sequences:
+                    dh += gseq[s]
+                elif s == t - 1:
+                    dh += gseq[0]
+                if m is not None:
+                    keep = ~m[s]
+                    dh_keep, dc_keep = dh * keep, dc * keep
+                    dh *= m[s]
+                    dc *= m[s]
+                z = gates[s]
+                i, f, gg, o = z[:, :u], z[:, u:2 * u], z[:, 2 * u:3 * u], z[:, 3 * u:]
+                tc = tc_all[s]
+                c_prev = c_all[s - 1] if s > 0 else self.states0[1]
+                d = dpre[s]
+                di, df, dg, do = d[:, :u], d[:, u:2 * u], d[:, 2 * u:3 * u], d[:, 3 * u:]
+                np.multiply(dh, tc, out=do)
+                _dact_(ract, o, do)
+                dh *= o
+                dc += _dact_(act, tc, dh)
+                np.multiply(dc, gg, out=di)
+                _dact_(ract, i, di)
+                np.multiply(dc, c_prev, out=df)
+                _dact_(ract, f, df)
+                np.multiply(dc, i, out=dg)
+                _dact_(act, gg, dg)
+                dc *= f
+                dh = np.matmul(d, rk.T)
+                if self.rmask is not None:
+                    dh *= self.rmask
+                if m is not None:
+                    dh += dh_keep
+                    dc += dc_keep
         dx, dk, db = _input_grads(self, dpre, self.kernel, self.has_bias and self.needs[3])
         drk = _state_products(self.states0[0], h_all, dpre, self.rmask) if self.needs[2] else None
         return (dx, dk, drk, db, dh if self.needs[4] else None,
@@ -369,30 +398,31 @@ class GRUSequence(_Sequence):
         aux = np.empty_like(h_all)
         h = self.states0[0]
         rk_zr, rk_h = recurrent_kernel[:, :2 * u], recurrent_kernel[:, 2 * u:]
-        for s in range(t):
-            z = gates[s]
-            hin = self._hin(h)
-            if reset_after:
-                rec = np.matmul(hin, recurrent_kernel)
-                if rec_bias is not None:
-                    rec += rec_bias
-                z[:, :2 * u] += rec[:, :2 * u]
-                _act_(recurrent_activation, z[:, :2 * u])
-                aux[s] = rec[:, 2 * u:]
-                z[:, 2 * u:] += z[:, u:2 * u] * aux[s]
-            else:
-                z[:, :2 * u] += np.matmul(hin, rk_zr)
-                _act_(recurrent_activation, z[:, :2 * u])
-                np.multiply(z[:, u:2 * u], hin, out=aux[s])
-                z[:, 2 * u:] += np.matmul(aux[s], rk_h)
-            hh = _act_(activation, z[:, 2 * u:])
-            h_new = h_all[s]
-            np.subtract(h, hh, out=h_new)
-            h_new *= z[:, :u]
-            h_new += hh
-            if self.mask is not None:
-                np.copyto(h_new, h, where=~self.mask[s])
-            h = h_new
+        with _one_blas_thread():
+            for s in range(t):
+                z = gates[s]
+                hin = self._hin(h)
+                if reset_after:
+                    rec = np.matmul(hin, recurrent_kernel)
+                    if rec_bias is not None:
+                        rec += rec_bias
+                    z[:, :2 * u] += rec[:, :2 * u]
+                    _act_(recurrent_activation, z[:, :2 * u])
+                    aux[s] = rec[:, 2 * u:]
+                    z[:, 2 * u:] += z[:, u:2 * u] * aux[s]
+                else:
+                    z[:, :2 * u] += np.matmul(hin, rk_zr)
+                    _act_(recurrent_activation, z[:, :2 * u])
+                    np.multiply(z[:, u:2 * u], hin, out=aux[s])
+                    z[:, 2 * u:] += np.matmul(aux[s], rk_h)
+                hh = _act_(activation, z[:, 2 * u:])
+                h_new = h_all[s]
+                np.subtract(h, hh, out=h_new)
+                h_new *= z[:, :u]
+                h_new += hh
+                if self.mask is not None:
+                    np.copyto(h_new, h, where=~self.mask[s])
+                h = h_new
         self.gates, self.h_all, self.aux = gates, h_all, aux
         return _pack(h_all, return_sequences)
 
@@ -406,44 +436,45 @@ class GRUSequence(_Sequence):
         drec = np.empty_like(gates) if after else None
         dh = np.zeros_like(h_all[0])
         rk_zr, rk_h = rk[:, :2 * u], rk[:, 2 * u:]
-        for s in range(t - 1, -1, -1):
-            if self.return_sequences:
-                dh += gseq[s]
-            elif s == t - 1:
-                dh += gseq[0]
-            if m is not None:
-                dh_keep = dh * ~m[s]
-                dh *= m[s]
-            zz = gates[s]
-            z, r, hh = zz[:, :u], zz[:, u:2 * u], zz[:, 2 * u:]
-            h_prev = h_all[s - 1] if s > 0 else self.states0[0]
-            d = dpre[s]
-            dz, dr, dhh = d[:, :u], d[:, u:2 * u], d[:, 2 * u:]
-            np.subtract(h_prev, hh, out=dz)
-            dz *= dh
-            _dact_(ract, z, dz)
-            np.subtract(dh, dh * z, out=dhh)
-            _dact_(act, hh, dhh)
-            if after:
-                np.multiply(dhh, aux[s], out=dr)
-                _dact_(ract, r, dr)
-                dr_all = drec[s]
-                dr_all[:, :2 * u] = d[:, :2 * u]
-                np.multiply(dhh, r, out=dr_all[:, 2 * u:])
-                dhin = np.matmul(dr_all, rk.T)
-            else:
-                d_rh = np.matmul(dhh, rk_h.T)
-                hin = self._hin(h_prev)
-                np.multiply(d_rh, hin, out=dr)
-                _dact_(ract, r, dr)
-                dhin = d_rh * r
-                dhin += np.matmul(d[:, :2 * u], rk_zr.T)
-            if self.rmask is not None:
-                dhin *= self.rmask
-            dh *= z
-            dh += dhin
-            if m is not None:
-                dh += dh_keep
+        with _one_blas_thread():
+            for s in range(t - 1, -1, -1):
+                if self.return_sequences:
+                    dh += gseq[s]
+                elif s == t - 1:
+                    dh += gseq[0]
+                if m is not None:
+                    dh_keep = dh * ~m[s]
+                    dh *= m[s]
+                zz = gates[s]
+                z, r, hh = zz[:, :u], zz[:, u:2 * u], zz[:, 2 * u:]
+                h_prev = h_all[s - 1] if s > 0 else self.states0[0]
+                d = dpre[s]
+                dz, dr, dhh = d[:, :u], d[:, u:2 * u], d[:, 2 * u:]
+                np.subtract(h_prev, hh, out=dz)
+                dz *= dh
+                _dact_(ract, z, dz)
+                np.subtract(dh, dh * z, out=dhh)
+                _dact_(act, hh, dhh)
+                if after:
+                    np.multiply(dhh, aux[s], out=dr)
+                    _dact_(ract, r, dr)
+                    dr_all = drec[s]
+                    dr_all[:, :2 * u] = d[:, :2 * u]
+                    np.multiply(dhh, r, out=dr_all[:, 2 * u:])
+                    dhin = np.matmul(dr_all, rk.T)
+                else:
+                    d_rh = np.matmul(dhh, rk_h.T)
+                    hin = self._hin(h_prev)
+                    np.multiply(d_rh, hin, out=dr)
+                    _dact_(ract, r, dr)
+                    dhin = d_rh * r
+                    dhin += np.matmul(d[:, :2 * u], rk_zr.T)
+                if self.rmask is not None:
+                    dhin *= self.rmask
+                dh *= z
+                dh += dhin
+                if m is not None:
+                    dh += dh_keep
         need_bias = self.has_bias and self.needs[3]
         dx, dk, db_in = _input_grads(self, dpre, self.kernel, need_bias)
         drk = db = None
