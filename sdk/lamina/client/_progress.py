@@ -71,9 +71,9 @@ class ProgressRenderer:
                 self.epoch if self.epoch is not None else self.last_done + 1)
             if epoch != self.epoch:
                 self._begin(epoch, data.get("steps"))
-            batch = data.get("batch", data.get("step", 0))
+            done = int(data.get("batch") or 1)  # batches finished in this epoch (1-based)
             if self.verbose:
-                self.logger.on_train_batch_end(int(batch), batch_logs(data))
+                self.logger.on_train_batch_end(done - 1, batch_logs(data))
         elif type == "epoch":
             epoch = int(data.get("epoch", self.last_done + 1))
             if epoch != self.epoch:
@@ -88,9 +88,13 @@ class ProgressRenderer:
         status = data.get("status")
         attempt = data.get("attempt")
         if status == "running" and isinstance(attempt, int):
-            if self.attempt is not None and attempt != self.attempt:
-                self.note(f"attempt {attempt}: the job resumed on a worker "
-                          "from its last checkpoint")
+            resumed = data.get("resumed_from")
+            if isinstance(resumed, dict):
+                self.note(f"attempt {attempt}: resumed from the checkpoint of epoch "
+                          f"{int(resumed.get('epoch') or 0) + 1}, step {resumed.get('step')}")
+                self.epoch = None
+            elif self.attempt is not None and attempt != self.attempt:
+                self.note(f"attempt {attempt}: the job restarted on a worker")
                 self.epoch = None
             self.attempt = attempt
         elif status == "queued" and self.status == "running":

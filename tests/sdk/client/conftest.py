@@ -116,8 +116,8 @@ class QueueTrainer:
         class Report(Callback):
             def on_train_batch_end(self, batch, logs=None):
                 time.sleep(trainer.batch_delay)
-                consumer.publish_event(job, "batch", {"epoch": self.epoch, "batch": batch,
-                                                      "steps": steps, **(logs or {})})
+                consumer.publish_event(job, "batch", {"epoch": self.epoch, "batch": batch + 1,
+                                                      "steps": steps, "logs": logs or {}})
                 if consumer.is_cancel_requested(job):
                     self.model.stop_training = True
 
