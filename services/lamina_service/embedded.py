@@ -123,6 +123,7 @@ class EmbeddedStack:
         ray_cpus: CPUs the Ray head offers (default: at least 2, at most the machine's).
         worker_args: extra arguments for every ``lamina worker``.
         metrics_ports: give each worker a Prometheus ``--metrics-port``.
+        api_keys: ``key:tenant,...`` to turn auth on (off by default, logged loudly).
     """
 
     workers: int = 1
@@ -133,6 +134,7 @@ class EmbeddedStack:
     ray_cpus: int | None = None
     worker_args: list[str] = field(default_factory=list)
     metrics_ports: bool = False
+    api_keys: str = ""
     children: list[Child] = field(default_factory=list, init=False)
     worker_metrics_ports: list[int] = field(default_factory=list, init=False)
 
@@ -167,7 +169,9 @@ class EmbeddedStack:
     def _env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update(LAMINA_REDIS_URL=self.redis_url or "", LAMINA_STORAGE=str(self.storage),
-                   LAMINA_API_KEYS="", LAMINA_AUTH_DISABLED="true", PYTHONUNBUFFERED="1")
+                   LAMINA_API_KEYS=self.api_keys,
+                   LAMINA_AUTH_DISABLED="false" if self.api_keys else "true",
+                   PYTHONUNBUFFERED="1")
         env.update(self._ray_env)
         return env
 
@@ -198,6 +202,8 @@ class EmbeddedStack:
         for index in range(self.workers):
             self.add_worker(index)
         wait_ready(self.url, timeout, api)
+        if self.api_keys:
+            return
         log.warning("AUTH IS OFF: the embedded stack serves every request as tenant 'local' "
                     "on %s (loopback only); use docker-compose with LAMINA_API_KEYS for "
                     "anything shared", self.url)
