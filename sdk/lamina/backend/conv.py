@@ -114,20 +114,39 @@ def _padded_lengths(lengths, pads_before, ksize, strides, dilation, out_shape):
         lengths, pads_before, ksize, strides, dilation, out_shape))
 
 
-def _im2col(x, ksize, strides, dilation, pads, out_shape, groups=1):
-    """Receptive fields as a contiguous ``(groups, rows, prod(ksize) * in_per_group)``."""
-    rows = x.shape[0] * math.prod(out_shape)
-    if (all(k == 1 for k in ksize) and all(s == 1 for s in strides)
-            and not any(lo or hi for lo, hi in pads) and groups == 1):
-        return x.reshape(1, rows, x.shape[-1])
-    win = _windows(_pad(x, pads), ksize, strides, dilation, out_shape)
+def _im2col(x, ksize, strides, dilation, pads, out_shape, groups=1, ones=False):
+    """Receptive fields as a contiguous ``(groups, rows, prod(ksize) * in_per_group)``.
+
+    With ``ones`` (one group only) a last column of ones is appended, so that the GEMM
+    adds the bias and the kernel-gradient GEMM yields the bias gradient: no separate
+    pass over the output or the gradient.
+    """
+    batch, channels = x.shape[0], x.shape[-1]
+    rows = batch * math.prod(out_shape)
+    if (all(k == 1 for k in ksize) and all(s == 1 for s in strides) and groups == 1
+            and not ones and not any(lo or hi for lo, hi in pads)):
+        return x.reshape(1, rows, channels)
+    xp = _pad(x, pads)
     if groups == 1:
-        return win.reshape(1, rows, -1)
-    cg = x.shape[-1] // groups
-    win = win.reshape(*win.shape[:-1], groups, cg)
+        width = math.prod(ksize) * channels
+        cols = np.empty((rows, width + ones), x.dtype)
+        if ones:
+            cols[:, width] = 1
+        fields = cols[:, :width].reshape(batch, *out_shape, *ksize, channels)
+        if channels * x.itemsize < 64:
+            # Few channels: one strided copy per kernel offset beats the window view,
+            # whose innermost run would be only `channels` long.
+            lead = (slice(None),) * (1 + len(ksize))
+            for offset in itertools.product(*map(range, ksize)):
+                fields[(*lead, *offset, slice(None))] = xp[
+                    _offset_slice(offset, strides, dilation, out_shape)]
+        else:
+            np.copyto(fields, _windows(xp, ksize, strides, dilation, out_shape))
+        return cols.reshape(1, rows, width + ones)
+    win = _windows(xp, ksize, strides, dilation, out_shape)
+    win = win.reshape(*win.shape[:-1], groups, channels // groups)
     n = 1 + 2 * len(ksize)
-    win = win.transpose(n, *range(n), n + 1)
-    return win.reshape(groups, rows, -1)
+    return win.transpose(n, *range(n), n + 1).reshape(groups, rows, -1)
 
 
 def _kernel_matrix(kernel, groups):
@@ -180,14 +199,17 @@ def _conv_input_grad(g, kernel, in_shape, pads_before, strides, dilation, groups
     return buf[_inner(in_shape, [(lo, 0) for lo in pads_before])]
 
 
-def _kernel_grad(cols, g, kernel_shape, groups):
-    """``cols.T @ g`` per group, back in the kernel's layout."""
+def _kernel_grad(cols, g, kernel_shape, groups, folded=False):
+    """``cols.T @ g`` per group, in the kernel's layout; with ``folded`` also the bias's."""
     gk = np.matmul(cols.transpose(0, 2, 1), _group(g, groups))
+    gb = None
+    if folded:
+        gk, gb = gk[:, :-1], gk[0, -1]
     if groups == 1:
-        return gk.reshape(kernel_shape)
+        return gk.reshape(kernel_shape), gb
     *k, cg, f = kernel_shape
     return gk.reshape(groups, math.prod(k), cg, f // groups).transpose(1, 2, 0, 3).reshape(
-        kernel_shape)
+        kernel_shape), gb
 
 
 def _bias_grad(g):
@@ -213,7 +235,7 @@ class Conv(Function):
     """
 
     __slots__ = ("cols", "kernel", "x_shape", "strides", "dilation", "pads", "groups",
-                 "has_bias", "out")
+                 "has_bias", "folded", "out")
 
     def forward(self, x, kernel, bias=None, strides=None, dilation=None, pads=None, groups=1,
                 relu=False):
@@ -225,13 +247,16 @@ class Conv(Function):
         out_shape = tuple(
             (length + lo + hi - d * (k - 1) - 1) // s + 1
             for length, (lo, hi), k, s, d in zip(x.shape[1:-1], pads, ksize, strides, dilation))
-        cols = _im2col(x, ksize, strides, dilation, pads, out_shape, groups)
-        out = _ungroup(np.matmul(cols, _kernel_matrix(kernel, groups)),
-                       (x.shape[0], *out_shape))
+        folded = bias is not None and groups == 1 and not all(k == 1 for k in ksize)
+        cols = _im2col(x, ksize, strides, dilation, pads, out_shape, groups, ones=folded)
+        weights = _kernel_matrix(kernel, groups)
+        if folded:
+            weights = np.concatenate([weights[0], bias[None].astype(weights.dtype)])[None]
+        out = _ungroup(np.matmul(cols, weights), (x.shape[0], *out_shape))
         self.cols, self.kernel, self.x_shape = cols, kernel, x.shape
         self.strides, self.dilation, self.pads, self.groups = strides, dilation, pads, groups
-        self.has_bias = bias is not None
-        out = _activate(out, bias, relu)
+        self.has_bias, self.folded = bias is not None, folded
+        out = _activate(out, None if folded else bias, relu)
         self.out = out if relu else None
         return out
 
@@ -242,9 +267,9 @@ class Conv(Function):
         if self.needs[0]:
             gx = _conv_input_grad(g, self.kernel, self.x_shape, [lo for lo, _ in self.pads],
                                   self.strides, self.dilation, self.groups)
-        if self.needs[1]:
-            gk = _kernel_grad(self.cols, g, self.kernel.shape, self.groups)
-        if self.has_bias and self.needs[2]:
+        if self.needs[1] or (self.folded and self.needs[2]):
+            gk, gb = _kernel_grad(self.cols, g, self.kernel.shape, self.groups, self.folded)
+        if self.has_bias and self.needs[2] and gb is None:
             gb = _bias_grad(g)
         return gx, gk, gb
 
@@ -318,6 +343,14 @@ def _pool_views(xp, pool, strides, out_shape):
     return offsets, [xp[_offset_slice(off, strides, ones, out_shape)] for off in offsets]
 
 
+def _grad_buffer(shape, pool, strides, out_shape, dtype):
+    """Input-gradient buffer: uninitialised when the windows tile it exactly (each cell
+    is then written once), zeros otherwise."""
+    tiled = all(s == k and o * k == n for k, s, o, n in zip(
+        pool, strides, out_shape[1:-1], shape[1:-1]))
+    return np.empty(shape, dtype) if tiled else np.zeros(shape, dtype)
+
+
 class MaxPool(Function):
     """Max over windows of size ``pool`` moved by ``strides``; padding never wins.
 
@@ -331,8 +364,8 @@ class MaxPool(Function):
         pads = tuple(pads or ((0, 0),) * len(pool))
         xp, out_shape, _ = _pool_plan(x, pool, strides, pads, -np.inf)
         _, views = _pool_views(xp, pool, strides, out_shape)
-        out = views[0].copy()
-        for view in views[1:]:
+        out = np.maximum(views[0], views[1]) if len(views) > 1 else views[0].copy()
+        for view in views[2:]:
             np.maximum(out, view, out=out)
         self.xp, self.out, self.pool, self.strides, self.pads = xp, out, pool, strides, pads
         self.x_shape = x.shape
@@ -341,7 +374,7 @@ class MaxPool(Function):
     def backward(self, g):
         xp, out = self.xp, self.out
         disjoint = all(s >= k for k, s in zip(self.pool, self.strides))
-        gxp = np.zeros(xp.shape, g.dtype)
+        gxp = _grad_buffer(xp.shape, self.pool, self.strides, out.shape, g.dtype)
         _, views = _pool_views(xp, self.pool, self.strides, out.shape[1:-1])
         _, gviews = _pool_views(gxp, self.pool, self.strides, out.shape[1:-1])
         todo = np.ones(out.shape, bool)
@@ -382,7 +415,7 @@ class AvgPool(Function):
 
     def backward(self, g):
         share = g / self.count
-        gxp = np.zeros(self.xp_shape, g.dtype)
+        gxp = _grad_buffer(self.xp_shape, self.pool, self.strides, g.shape, g.dtype)
         _, gviews = _pool_views(gxp, self.pool, self.strides, g.shape[1:-1])
         for gview in gviews:
             if self.disjoint:
