@@ -19,11 +19,10 @@ from pathlib import Path
 from urllib.parse import urlencode
 from urllib.request import urlopen
 
+import lamina
 import numpy as np
 import pytest
 import yaml
-
-import lamina
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
