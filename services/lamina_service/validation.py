@@ -199,7 +199,7 @@ def _walk_model(model: dict, where: str, limits: Limits, strict_names: bool,
         if not isinstance(layer, dict) or not isinstance(layer.get("class_name"), str):
             raise InvalidInput("each layer must be an object with a class_name", field=here)
         lcls, lcfg = layer["class_name"], layer.get("config") or {}
-        if strict_names and lcls not in KNOWN_LAYERS:
+        if lcls not in (KNOWN_LAYERS if strict_names else _lamina_layer_names()):
             raise InvalidInput(f"unknown layer class; received class_name={lcls[:80]!r}",
                                field=f"{here}.class_name")
         if functional:
@@ -220,6 +220,14 @@ def _walk_model(model: dict, where: str, limits: Limits, strict_names: bool,
         params, count = params + inner, count + inner_count
         outputs[lcfg.get("name")] = shape
     return params, count, shape
+
+
+def _lamina_layer_names() -> set[str]:
+    """Every layer and model class name Lamina's registry resolves (Lamina is present)."""
+    from lamina.saving.registry import builtin_objects
+
+    objects = builtin_objects()
+    return set(objects.get("layers", {})) | set(objects.get("models", {})) | MODEL_CLASSES
 
 
 def _check(params: int, layers: int, limits: Limits) -> None:

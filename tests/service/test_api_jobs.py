@@ -19,7 +19,8 @@ def test_submit_returns_202_and_the_job_is_readable(client, dataset_id):
     assert reply.status_code == 202, reply.text
     body = reply.json()
     assert body["status"] == "queued" and body["id"].startswith("j_")
-    assert body["cost"]["params"] == 3 * 4 + 4 + 4 + 1 and body["cost"]["layers"] == 3
+    # Dense(4) on 3 inputs + Dense(1); Sequential.layers leaves out the InputLayer, as Keras.
+    assert body["cost"]["params"] == 3 * 4 + 4 + 4 + 1 and body["cost"]["layers"] == 2
     job = client.get(f"/v1/jobs/{body['id']}", headers=AUTH_A).json()
     assert job["status"] == "queued" and job["attempts"] == 0 and job["name"] == "t"
     assert job["spec"]["fit"]["epochs"] == 2 and job["spec"]["compile"]["loss"] == "mse"
