@@ -18,7 +18,7 @@ import time
 from lamina.callbacks.callback import Callback
 
 from lamina_worker import metrics
-from lamina_worker.trainer import Cancelled, Fenced, Preempted
+from lamina_worker.errors import Cancelled, Fenced, Preempted
 
 
 class Heartbeat:

@@ -113,6 +113,11 @@ def _get(group) -> dict:
     return out
 
 
+def _list(f, name: str) -> list[np.ndarray]:
+    group = f[name]
+    return [group[str(i)][()] for i in range(len(group))]
+
+
 def check_finite(state: State) -> None:
     """Raise :class:`NonFiniteState` when a weight or optimizer slot is not finite."""
     for what, arrays in (("weight", state.weights), ("optimizer variable", state.optimizer)):
@@ -140,8 +145,10 @@ def write(folder: Path, state: State) -> Path:
             f.attrs["stopped"] = bool(state.stopped)
             f.attrs["rng_state"] = json.dumps(state.rng_state)
             f.attrs["replica_rng"] = json.dumps(state.replica_rng)
-            _put(f, "weights", list(state.weights) or [np.zeros(0)])
-            _put(f, "optimizer", list(state.optimizer))
+            for name in ("weights", "optimizer"):
+                group = f.create_group(name)
+                for i, array in enumerate(getattr(state, name)):
+                    group.create_dataset(str(i), data=array)
             callbacks = f.create_group("callbacks")
             callbacks.attrs["count"] = len(state.callbacks)
             for i, cb_state in enumerate(state.callbacks):
@@ -192,15 +199,14 @@ def read(path: Path) -> State:
     with h5py.File(path, "r") as f:
         if f.attrs.get("format") != FORMAT:
             raise ValueError(f"{path.name} is not a worker checkpoint")
-        weights = _get(f)["weights"]
-        optimizer = _get(f).get("optimizer", [])
+        weights = _list(f, "weights")
+        optimizer = _list(f, "optimizer")
         callbacks = [_get(f["callbacks"][str(i)])
                      for i in range(int(f["callbacks"].attrs["count"]))]
         metrics = {name: _get(group) for name, group in f["metrics"].items()}
         return State(
             epoch=int(f.attrs["epoch"]), step=int(f.attrs["step"]),
-            weights=weights if weights and weights[0].size else [],
-            optimizer=optimizer if isinstance(optimizer, list) else [],
+            weights=weights, optimizer=optimizer,
             rng_state=json.loads(f.attrs["rng_state"]),
             replica_rng=json.loads(f.attrs["replica_rng"]),
             callbacks=callbacks, metrics=metrics, stopped=bool(f.attrs["stopped"]),

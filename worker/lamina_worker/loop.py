@@ -43,8 +43,9 @@ from lamina_worker.callbacks import (
     StopRequests,
 )
 from lamina_worker.checkpoint import NonFiniteState
+from lamina_worker.errors import Cancelled, Fenced, NonFiniteLoss, Preempted
 from lamina_worker.spec import build_callbacks, plan
-from lamina_worker.trainer import Cancelled, DataParallelTrainer, Fenced, NonFiniteLoss, Preempted
+from lamina_worker.trainer import DataParallelTrainer
 
 log = logging.getLogger("lamina_worker")
 
@@ -173,7 +174,10 @@ class Worker:
             log.error("job %s attempt %d failed:\n%s", job.id, job.attempt,
                       traceback.format_exc())
             status = consumer.fail(job, f"{type(exc).__name__}: {exc}", retry=True)
-            return "retry" if status is not None and status.value == "queued" else "failed"
+            if status is None:
+                log.warning("job %s: failure not recorded (fenced out)", job.id)
+                return "fenced"
+            return "retry" if status.value == "queued" else "failed"
         finally:
             if trainer is not None:
                 trainer.shutdown()

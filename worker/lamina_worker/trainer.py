@@ -47,46 +47,10 @@ from lamina.models import data as data_utils
 
 from lamina_worker import checkpoint as ckpt
 from lamina_worker import metrics
+from lamina_worker.errors import NonFiniteLoss, TrainingStopped, replica_errors
 from lamina_worker.replica import Replica, add_states, build_model, weighted_mean
 
 log = logging.getLogger("lamina_worker")
-
-
-class TrainingStopped(Exception):
-    """Raised by a callback to leave training without finishing the epoch.
-
-    Attributes:
-        checkpoint: write a mid-epoch checkpoint first (SIGTERM); False when the
-            attempt must write nothing (fenced out) or the job is cancelled.
-    """
-
-    checkpoint = False
-
-
-class Preempted(TrainingStopped):
-    """The worker is shutting down: checkpoint now and give the job back."""
-
-    checkpoint = True
-
-
-class Cancelled(TrainingStopped):
-    """The client cancelled the job."""
-
-
-class Fenced(TrainingStopped):
-    """Another attempt owns the job now; stop without writing anything."""
-
-
-class NonFiniteLoss(Exception):
-    """The loss became NaN or infinite."""
-
-
-def _replica_errors() -> tuple:
-    import ray.exceptions as rex
-
-    return tuple(e for e in (getattr(rex, n, None) for n in (
-        "RayActorError", "ActorDiedError", "ActorUnavailableError", "WorkerCrashedError",
-        "ObjectLostError", "OwnerDiedError")) if e is not None)
 
 
 class DataParallelTrainer:
@@ -358,7 +322,7 @@ class DataParallelTrainer:
     # -- the loop ---------------------------------------------------------------------
     def fit(self, callbacks=None):
         """Train (resuming from the newest checkpoint if any); returns the History."""
-        errors = _replica_errors()
+        errors = replica_errors()
         self.callbacks = list(callbacks or [])
         callback_list = CallbackList(
             self.callbacks, add_history=True, model=self.model, verbose=0,

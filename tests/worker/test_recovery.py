@@ -1,0 +1,222 @@
+"""Crash recovery with real processes: SIGKILL, SIGSTOP (zombie), replica death, SIGTERM."""
+
+from __future__ import annotations
+
+import random
+import signal
+import threading
+import time
+
+import pytest
+from lamina.callbacks import Callback
+
+pytestmark = pytest.mark.slow
+
+
+def long_job(kit, epochs=8, n=2000, seed=7):
+    x, y = kit.blobs(n, 20, seed=seed)
+    return kit.spec(kit.mlp_config(), x, y, epochs=epochs, batch_size=32, replicas=2,
+                    seed=seed), x, y
+
+
+def finish_all(kit, job_ids, timeout=120.0, **worker_kwargs):
+    """Run in-process burst workers until every job is terminal (leases must expire)."""
+    worker = kit.worker(**worker_kwargs)
+    kit.wait(lambda: worker.run() is not None and all(
+        kit.job(j).status.terminal for j in job_ids), timeout=timeout, every=0.1,
+        what="every job to finish")
+    return worker
+
+
+def test_sigkill_worker_resumes_from_checkpoint(kit):
+    jobs = [long_job(kit, seed=s) for s in (7, 8)]
+    ids = [kit.submit(spec) for spec, _, _ in jobs]
+    proc = kit.spawn("--burst")
+    try:
+        kit.wait(lambda: (kit.job(ids[0]).epoch or 0) >= 1, what="two epochs of job 1")
+        time.sleep(random.uniform(0.0, 0.3))  # a random batch of the third epoch
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    assert kit.job(ids[0]).status.value == "running"
+    finish_all(kit, ids)
+    first = kit.job(ids[0])
+    assert first.status.value == "succeeded", first.error
+    assert first.attempts == 2
+    resumed = [d for kind, d in kit.events(ids[0]) if kind == "state" and "resumed_from" in d]
+    assert resumed and resumed[-1]["resumed_from"]["epoch"] >= 2
+    for job_id, (spec, x, y) in zip(ids, jobs):
+        assert kit.job(job_id).status.value == "succeeded"
+        expected, _ = kit.reference(spec, x, y)
+        kit.assert_close(kit.final_weights(job_id), expected)
+
+
+class KillReplicaOnce(Callback):
+    """Kills replica 1 with ``ray.kill`` at a given batch of a given epoch, once."""
+
+    def __init__(self, job_id, epoch, batch):
+        super().__init__()
+        self.job_id, self.at = job_id, (epoch, batch)
+        self.epoch, self.done = 0, False
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        import ray
+
+        if not self.done and (self.epoch, batch) == self.at:
+            self.done = True
+            ray.kill(ray.get_actor(f"{self.job_id}-r1-g0"))
+
+
+def test_replica_killed_mid_epoch_job_succeeds(kit):
+    from lamina_worker import metrics
+
+    spec, x, y = long_job(kit, epochs=3, n=640)
+    job_id = kit.submit(spec)
+    killer = KillReplicaOnce(job_id, epoch=1, batch=5)
+    before = metrics.JOB_RETRIES._value.get()
+    worker = kit.worker(extra_callbacks=lambda job: [killer])
+    worker.run()
+    record = kit.job(job_id)
+    assert killer.done
+    assert record.status.value == "succeeded", record.error
+    assert record.attempts == 1
+    assert metrics.JOB_RETRIES._value.get() == before + 1
+    expected, _ = kit.reference(spec, x, y)
+    kit.assert_close(kit.final_weights(job_id), expected)
+
+
+def test_zombie_worker_commit_is_refused(kit):
+    spec, x, y = long_job(kit, epochs=6)
+    job_id = kit.submit(spec)
+    zombie = kit.spawn("--burst", "--worker-id", "zombie", log_name="zombie.log")
+    try:
+        kit.wait(lambda: kit.job(job_id).epoch is not None, what="the zombie's first epoch")
+        zombie.send_signal(signal.SIGSTOP)
+        stopped_at = time.time()
+        worker = finish_all(kit, [job_id], worker_id="healthy")
+        assert time.time() - stopped_at > kit.settings.lease_seconds
+        record = kit.job(job_id)
+        assert record.status.value == "succeeded", record.error
+        assert record.worker == "healthy" and record.attempts == 2
+        model_bytes = kit.storage.final_model(job_id).read_bytes()
+        checkpoints = {c["name"]: c["modified"] for c in kit.storage.list_checkpoints(job_id)}
+        resumed_at = time.time()
+        zombie.send_signal(signal.SIGCONT)
+        assert zombie.wait(60) == 0
+    finally:
+        if zombie.poll() is None:
+            zombie.send_signal(signal.SIGCONT)
+            zombie.kill()
+    log = (kit.tmp_path / "zombie.log").read_text()
+    assert "fenced" in log, log
+    after = kit.job(job_id)
+    assert after.status.value == "succeeded" and after.worker == "healthy"
+    assert after.artifact_id == record.artifact_id and after.attempts == 2
+    assert kit.storage.final_model(job_id).read_bytes() == model_bytes
+    now = {c["name"]: c["modified"] for c in kit.storage.list_checkpoints(job_id)}
+    assert now == checkpoints and all(m < resumed_at for m in now.values())
+    assert worker.outcomes == [(job_id, "succeeded")]
+    expected, _ = kit.reference(spec, x, y)
+    kit.assert_close(kit.final_weights(job_id), expected)
+
+
+def test_sigterm_checkpoints_and_requeues_without_counting(kit):
+    spec, x, y = long_job(kit, epochs=6)
+    job_id = kit.submit(spec)
+    proc = kit.spawn("--burst")
+    try:
+        kit.wait(lambda: (kit.job(job_id).epoch or 0) >= 1, what="two epochs")
+        time.sleep(0.15)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    record = kit.job(job_id)
+    assert record.status.value == "queued"
+    assert record.attempts == 0
+    names = [c["name"] for c in kit.storage.list_checkpoints(job_id)]
+    assert any(n.endswith(".h5") and not n.endswith("-00000000.h5") for n in names), names
+    finish_all(kit, [job_id])
+    record = kit.job(job_id)
+    assert record.status.value == "succeeded", record.error
+    assert record.attempts == 1
+    resumed = [d for kind, d in kit.events(job_id) if kind == "state" and "resumed_from" in d]
+    assert resumed[-1]["resumed_from"]["step"] > 0  # mid-epoch: no work lost
+    expected, _ = kit.reference(spec, x, y)
+    kit.assert_close(kit.final_weights(job_id), expected)
+
+
+class BatchClock(Callback):
+    """Records when each batch ends."""
+
+    def __init__(self):
+        super().__init__()
+        self.ends = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.ends.append(time.monotonic())
+
+
+def test_cancel_reaches_running_job_within_one_batch(kit):
+    spec, _, _ = long_job(kit, epochs=50)
+    job_id = kit.submit(spec)
+    clock = BatchClock()
+    worker = kit.worker(extra_callbacks=lambda job: [clock])
+    thread = threading.Thread(target=worker.run)
+    thread.start()
+    try:
+        kit.wait(lambda: len(clock.ends) >= 20, what="20 batches")
+        asked = time.monotonic()
+        kit.producer.cancel("local", job_id)
+    finally:
+        thread.join(120)
+    assert kit.job(job_id).status.value == "cancelled"
+    assert sum(t > asked for t in clock.ends) <= 1
+    assert worker.outcomes == [(job_id, "cancelled")]
+
+
+def test_non_finite_loss_fails_clearly_without_nan_checkpoints(kit):
+    import json
+
+    import lamina
+    import numpy as np
+    from lamina import layers
+    from lamina_worker import checkpoint
+
+    x, y = kit.blobs(400, 20)
+    target = (y.astype(np.float32) * 1e3)[:, None]
+    model = json.loads(lamina.Sequential([layers.Input((20,)), layers.Dense(1)]).to_json())
+    spec = kit.spec(model, x, target, epochs=5, replicas=2, loss="mse", metrics=(),
+                    optimizer={"class_name": "SGD", "config": {"learning_rate": 10.0}})
+    job_id = kit.submit(spec)
+    kit.worker().run()
+    record = kit.job(job_id)
+    assert record.status.value == "failed"
+    assert record.attempts == 1
+    assert "non-finite loss" in record.error
+    folder = kit.storage.checkpoint_dir(job_id)
+    files = sorted(folder.glob("ckpt-*.h5"))
+    assert files
+    for path in files:
+        assert checkpoint.verify(path)
+        state = checkpoint.read(path)
+        assert all(np.isfinite(w).all() for w in state.weights + state.optimizer)
+
+
+def test_poison_job_fails_after_max_attempts_others_unaffected(kit):
+    x, y = kit.blobs(200, 20)
+    bad_x, bad_y = kit.blobs(200, 7)  # 7 features for a model that takes 20
+    poison = kit.spec(kit.mlp_config(), bad_x, bad_y, epochs=1)
+    good = kit.spec(kit.mlp_config(), x, y, epochs=1)
+    poison_id, good_id = kit.submit(poison), kit.submit(good)
+    finish_all(kit, [poison_id, good_id])
+    record = kit.job(poison_id)
+    assert record.status.value == "failed"
+    assert record.attempts == kit.settings.max_attempts
+    assert "ValueError" in record.error or "shape" in record.error.lower(), record.error
+    assert kit.job(good_id).status.value == "succeeded"
+
