@@ -24,7 +24,9 @@ import numpy as np
 import pytest
 import yaml
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+# Ray takes 20-30 s to start here; a stack plus a training job needs more than 300 s
+# on a slow CI machine.
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "e2e-key"
 
