@@ -65,6 +65,8 @@ class QueueTrainer:
         self.thread = threading.Thread(target=self._run, daemon=True)
 
     def start(self) -> QueueTrainer:
+        import lamina  # noqa: F401  (imported here: two threads importing it at once race)
+
         self.thread.start()
         return self
 
