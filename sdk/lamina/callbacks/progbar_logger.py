@@ -68,8 +68,7 @@ class ProgbarLogger(Callback):
         if self.progbar is None:
             self._reset()
         self.seen = batch + 1
-        if self.verbose == 1:
-            self.progbar.update(self.seen, list((logs or {}).items()), finalize=False)
+        self.progbar.update(self.seen, list((logs or {}).items()), finalize=False)
 
     def _finalize(self, logs):
         if self.progbar is None:

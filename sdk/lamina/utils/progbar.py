@@ -86,6 +86,8 @@ class Progbar:
         if current >= 1 and self._time_after_first is None and self._seen == 0:
             self._time_after_first = now
         self._seen = current
+        if not finalize and (self.verbose == 2 or now - self._last_update < self.interval):
+            return
         values = values or []
         metrics = "".join(f" - {k}: {format_value(v, self.verbose)}" for k, v in values)
         per_step = self._time_per_step(current, now)
@@ -95,8 +97,6 @@ class Progbar:
                 self.stream.write(f"{count} - {now - self._start:.0f}s - "
                                   f"{format_time_per_step(per_step)}{metrics}\n")
                 self.stream.flush()
-            return
-        if not finalize and now - self._last_update < self.interval:
             return
         self._last_update = now
         dynamic = self.dynamic

@@ -146,6 +146,8 @@ def test_progbar_verbose2_line(capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "Epoch 1/2"
     assert out[1].startswith("2/2 - ") and " - loss: " in out[1]
+    per_step = out[1].split(" - ")[2]
+    assert per_step.endswith("/step") and per_step != "0us/step", per_step
     keys = [part.split(":")[0] for part in out[1].split(" - ")[3:]]
     assert keys == sorted(keys)
 
