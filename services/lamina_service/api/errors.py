@@ -13,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from lamina_service.errors import ServiceError
 
@@ -64,10 +65,25 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
     return error_response(422, "invalid", message, field)
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route serves at this path (Starlette lists only the first match's)."""
+    routes = request.app.router.routes
+    return ", ".join(m for m in _METHODS if any(
+        route.matches({**request.scope, "method": m})[0] == Match.FULL for route in routes))
+
+
 async def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     field = "body" if exc.status_code == 413 else None
-    return error_response(exc.status_code, code, str(exc.detail), field, exc.headers)
+    headers = exc.headers
+    if exc.status_code == 400:  # FastAPI could not decode the body (e.g. not UTF-8)
+        return error_response(422, "invalid", f"malformed request body: {exc.detail}", "body")
+    if exc.status_code == 405:
+        headers = {**(headers or {}), "Allow": _allowed_methods(request)}
+    return error_response(exc.status_code, code, str(exc.detail), field, headers)
 
 
 async def _redis_error(request: Request, exc: redis.RedisError) -> JSONResponse:
