@@ -7,6 +7,7 @@ from typing import Annotated
 
 import redis
 from fastapi import Depends, Path, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from lamina_service.config import Settings, get_settings
 from lamina_service.errors import Unauthorized
@@ -38,7 +39,12 @@ ProducerDep = Annotated[Producer, Depends(_producer)]
 StorageDep = Annotated[Storage, Depends(_storage)]
 
 
-def current_tenant(request: Request, settings: SettingsDep) -> str:
+# Declared as a dependency so the OpenAPI schema states the bearer scheme; the checks are ours.
+_bearer = HTTPBearer(auto_error=False, description="An API key from LAMINA_API_KEYS.")
+BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+
+
+def current_tenant(settings: SettingsDep, credentials: BearerDep) -> str:
     """The tenant of the bearer API key (``local`` when auth is off).
 
     Every configured key is compared in constant time, so timing reveals nothing.
@@ -48,12 +54,12 @@ def current_tenant(request: Request, settings: SettingsDep) -> str:
     """
     if not settings.auth_enabled:
         return LOCAL_TENANT
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token:
+    if credentials is None:
         raise Unauthorized("send 'Authorization: Bearer <api key>'", field="authorization")
+    token = credentials.credentials.strip()
     found = None
     for key, tenant in settings.api_keys.items():
-        if hmac.compare_digest(key.encode(), token.strip().encode()):
+        if hmac.compare_digest(key.encode(), token.encode()):
             found = tenant
     if found is None:
         raise Unauthorized("unknown API key", field="authorization")
