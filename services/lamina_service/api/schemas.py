@@ -39,7 +39,7 @@ class FitConfig(Strict):
     epochs: int = Field(1, ge=1)
     batch_size: int = Field(32, ge=1)
     validation_split: float = Field(0.0, ge=0.0, lt=1.0)
-    validation_dataset_id: str | None = Field(None, max_length=80)
+    validation_dataset_id: str | None = Field(None, min_length=1, max_length=80)
     shuffle: bool = True
     seed: int | None = Field(None, ge=0, lt=2**32)
     class_weight: dict[int, float] | None = None
@@ -175,7 +175,7 @@ class JobCreate(Strict):
     compile: CompileConfig
     fit: FitConfig = Field(default_factory=FitConfig)
     callbacks: list[Callback] = Field(default_factory=list, max_length=20)
-    dataset_id: str = Field(max_length=80)
+    dataset_id: str = Field(min_length=1, max_length=80)
     replicas: int = Field(1, ge=1)
     name: str | None = Field(None, max_length=200)
     idempotency_key: str | None = Field(None, min_length=1, max_length=200)
