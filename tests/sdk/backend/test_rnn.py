@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-
 from lamina.backend import rnn
 from lamina.testing import check_gradients
 
