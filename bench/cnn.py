@@ -9,7 +9,11 @@ subprocess of ``--torch-python`` (default ``$LAMINA_TORCH_PYTHON``, else this Py
 Rounds alternate torch and lamina; the last line is the ratio of medians
 (lamina / torch samples/s). Without torch it prints "torch not installed".
 
-Run: ``python bench/cnn.py [--samples 12000 --epochs 2 --rounds 2]``.
+``--threads N`` gives both frameworks N threads (OpenBLAS/OpenMP environment variables,
+``torch.set_num_threads``); on a machine shared with other jobs multi-threaded BLAS can
+stall badly, so compare at ``--threads 1`` there too.
+
+Run: ``python bench/cnn.py [--samples 12000 --epochs 2 --rounds 2 --threads N]``.
 """
 
 from __future__ import annotations
@@ -80,10 +84,12 @@ def run_lamina(samples, epochs, batch_size):
             "epoch_s": [round(t, 2) for t in times], "loss": losses}
 
 
-def run_torch(samples, epochs, batch_size):
+def run_torch(samples, epochs, batch_size, threads=None):
     import torch
     from torch import nn
 
+    if threads:
+        torch.set_num_threads(threads)
     torch.manual_seed(0)
     xn, yn = make_data(samples)
     x = torch.from_numpy(np.ascontiguousarray(xn.transpose(0, 3, 1, 2)))
@@ -117,10 +123,19 @@ def run_torch(samples, epochs, batch_size):
             "threads": torch.get_num_threads()}
 
 
-def torch_subprocess(python, args):
-    cmd = [python, os.path.abspath(__file__), "--worker", "torch", "--samples", str(args.samples),
+def _worker(python, name, args):
+    cmd = [python, os.path.abspath(__file__), "--worker", name, "--samples", str(args.samples),
            "--epochs", str(args.epochs), "--batch-size", str(args.batch_size)]
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+    env = dict(os.environ)
+    if args.threads:
+        cmd += ["--threads", str(args.threads)]
+        for key in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[key] = str(args.threads)
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=3600, env=env)
+
+
+def torch_subprocess(python, args):
+    out = _worker(python, "torch", args)
     lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
     if out.returncode or not lines:
         if "No module named 'torch'" in out.stderr:
@@ -135,6 +150,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--torch-python",
                         default=os.environ.get("LAMINA_TORCH_PYTHON", sys.executable))
     parser.add_argument("--worker", choices=["torch", "lamina"], help=argparse.SUPPRESS)
@@ -142,16 +158,16 @@ def main():
     if args.epochs < 2:
         parser.error("--epochs must be >= 2 (the first epoch is a warm-up)")
     if args.worker:
-        fn = run_torch if args.worker == "torch" else run_lamina
-        print(json.dumps(fn(args.samples, args.epochs, args.batch_size)), flush=True)
+        if args.worker == "torch":
+            result = run_torch(args.samples, args.epochs, args.batch_size, args.threads)
+        else:
+            result = run_lamina(args.samples, args.epochs, args.batch_size)
+        print(json.dumps(result), flush=True)
         return
     ours, theirs = [], []
     for _ in range(args.rounds):
         t = torch_subprocess(args.torch_python, args)
-        cmd = [sys.executable, os.path.abspath(__file__), "--worker", "lamina", "--samples",
-               str(args.samples), "--epochs", str(args.epochs), "--batch-size",
-               str(args.batch_size)]
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+        out = _worker(sys.executable, "lamina", args)
         if out.returncode:
             raise SystemExit(f"lamina run failed:\n{out.stderr[-2000:]}")
         o = json.loads([line for line in out.stdout.splitlines() if line.startswith("{")][-1])

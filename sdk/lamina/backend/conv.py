@@ -377,16 +377,20 @@ class MaxPool(Function):
         gxp = _grad_buffer(xp.shape, self.pool, self.strides, out.shape, g.dtype)
         _, views = _pool_views(xp, self.pool, self.strides, out.shape[1:-1])
         _, gviews = _pool_views(gxp, self.pool, self.strides, out.shape[1:-1])
-        todo = np.ones(out.shape, bool)
         hit = np.empty(out.shape, bool)
-        for view, gview in zip(views, gviews):
+        todo = None  # cells whose maximum has not been routed yet (all, before the first)
+        for i, (view, gview) in enumerate(zip(views, gviews)):
             np.equal(view, out, out=hit)
-            hit &= todo
+            if todo is not None:
+                hit &= todo
             if disjoint:
                 np.multiply(g, hit, out=gview)
             else:
                 gview += g * hit
-            np.greater(todo, hit, out=todo)
+            if todo is None:
+                todo = np.logical_not(hit)
+            elif i < len(views) - 1:
+                np.greater(todo, hit, out=todo)
         return (gxp[_inner(self.x_shape, self.pads)],)
 
 
