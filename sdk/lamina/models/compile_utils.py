@@ -9,19 +9,6 @@ from lamina.backend.tensor import Tensor
 from lamina.layers.symbolic import flatten
 
 
-def reduce_weighted(values: Tensor, sample_weight=None) -> Tensor:
-    """Keras's ``sum_over_batch_size``: sum of weighted values over their element count."""
-    if sample_weight is not None:
-        sw = np.asarray(sample_weight, dtype=values.data.dtype)
-        while sw.ndim > values.ndim:
-            sw = sw.squeeze(-1)
-        while sw.ndim < values.ndim:
-            sw = sw[..., None]
-        values = ops.multiply(values, sw)
-    count = max(values.size, 1)
-    return ops.divide(ops.sum(values), np.asarray(count, dtype=values.data.dtype))
-
-
 def _per_output(spec, output_names, what):
     """Spread a compile argument over the outputs: one for all, a list, or a dict."""
     n = len(output_names)
@@ -50,7 +37,7 @@ class CompileLoss:
         self.output_names = list(output_names or ["output"])
         self.spec = loss
         entries = _per_output(loss, self.output_names, "loss")
-        self.losses = [losses.get(e) if e is not None else None for e in entries]
+        self.losses = [_as_loss(losses, e) if e is not None else None for e in entries]
         if loss_weights is None:
             self.weights = [1.0] * len(self.output_names)
         else:
@@ -59,22 +46,26 @@ class CompileLoss:
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         """Return the total loss and the list of per-output losses (Tensors)."""
-        from lamina.losses import Loss
-
         ys, preds = _align(y_true, y_pred, self.output_names)
         total, parts = None, []
         for fn, w, y, p in zip(self.losses, self.weights, ys, preds):
             if fn is None:
                 parts.append(None)
                 continue
-            if isinstance(fn, Loss):
-                value = fn(y, p, sample_weight=sample_weight)
-            else:
-                value = reduce_weighted(fn(y, p), sample_weight)
+            value = fn(y, p, sample_weight=sample_weight)
             parts.append(value)
             term = value if w == 1.0 else ops.multiply(value, w)
             total = term if total is None else ops.add(total, term)
         return total, parts
+
+
+def _as_loss(losses, identifier):
+    """A ``Loss`` object: functions are wrapped as Keras's compile does, so labels of
+    shape ``(n,)`` meet predictions of shape ``(n, 1)`` without broadcasting."""
+    loss = losses.get(identifier)
+    if isinstance(loss, losses.Loss):
+        return loss
+    return losses.LossFunctionWrapper(loss, name=getattr(loss, "__name__", None))
 
 
 def _align(y_true, y_pred, output_names):

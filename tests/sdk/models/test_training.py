@@ -203,3 +203,18 @@ def test_callback_hook_order_matches_keras():
     x, y = data(8)
     model.fit(x, y, batch_size=8, epochs=1, validation_data=(x, y), callbacks=[cb], verbose=0)
     assert calls == hooks
+
+
+def test_rank1_labels_meet_rank2_predictions_without_broadcasting():
+    # Keras squeezes/expands labels (n,) against predictions (n, 1): the loss must not
+    # become an (n, n) matrix that only learns the label prior.
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((256, 2)).astype("float32")
+    y = (x[:, 0] > 0).astype("float32")
+    lamina.utils.set_random_seed(0)
+    model = lamina.Sequential([lamina.Input((2,)), layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer=lamina.optimizers.Adam(0.05), loss="binary_crossentropy",
+                  metrics=["accuracy"])
+    history = model.fit(x, y, epochs=20, batch_size=32, verbose=0)
+    assert history.history["loss"][-1] < 0.3
+    assert history.history["accuracy"][-1] > 0.9
