@@ -10,6 +10,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from lamina.callbacks import Callback
+from lamina_worker import metrics
+from prometheus_client import generate_latest
+
+
+class Scrape(Callback):
+    """Reads the worker's /metrics text at the last epoch end."""
+
+    text = ""
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.text = generate_latest(metrics.REGISTRY).decode()
 
 
 @pytest.mark.parametrize("arch", ["mlp", "cnn"])
@@ -23,7 +35,9 @@ def test_two_replicas_match_local_fit(kit, arch):
         model = kit.cnn_config()
     spec = kit.spec(model, x, y, epochs=3, batch_size=32, replicas=2, validation_split=0.25)
     job_id = kit.submit(spec)
-    worker = kit.worker()
+    scrape = Scrape()
+    steps_before = metrics.TRAIN_STEPS._value.get()
+    worker = kit.worker(extra_callbacks=lambda job: [scrape])
     assert worker.run() == 1
     record = kit.job(job_id)
     assert record.status.value == "succeeded", record.error
@@ -33,25 +47,41 @@ def test_two_replicas_match_local_fit(kit, arch):
         np.testing.assert_allclose(record.history[key], values, rtol=1e-5, err_msg=key)
     epochs = [data for kind, data in kit.events(job_id) if kind == "epoch"]
     assert [e["epoch"] for e in epochs] == [0, 1, 2]
+    # Prometheus: per-job gauges while it runs, gone after; counters advance
+    assert f'lamina_train_loss{{job="{job_id}"}}' in scrape.text
+    assert f'lamina_val_loss{{job="{job_id}"}}' in scrape.text
+    assert "lamina_worker_busy 1.0" in scrape.text
+    after = generate_latest(metrics.REGISTRY).decode()
+    assert job_id not in after and "lamina_worker_busy 0.0" in after
+    assert metrics.TRAIN_STEPS._value.get() - steps_before == 3 * -(-len(x) * 3 // 4 // 32)
+    for name in ("lamina_train_step_seconds", "lamina_allreduce_seconds",
+                 "lamina_checkpoint_seconds", "lamina_train_samples_total",
+                 "lamina_job_retries_total"):
+        assert name in after
 
 
-def test_replicas_stay_bit_identical(kit, ray_local):
+@pytest.mark.parametrize("sync_every", [1, 3])
+def test_replicas_stay_bit_identical(kit, sync_every):
+    from lamina_worker.spec import compile_config
     from lamina_worker.trainer import DataParallelTrainer
 
     x, y = kit.blobs(100, 20)
     spec = kit.spec(kit.mlp_config(), x, y)
-    from lamina_worker.spec import compile_config
-
     trainer = DataParallelTrainer(spec["model"], compile_config(spec), (x, y, None), epochs=1,
-                                  batch_size=30, seed=1, replicas=2, replica_cpus=0.5)
+                                  batch_size=30, seed=1, replicas=2, replica_cpus=0.5,
+                                  sync_every=sync_every)
+    initial = [np.array(w.data) for w in trainer.model.weights]
     trainer._start_replicas()
     try:
         trainer._push_state()
-        for index in trainer.iterator.epoch():
+        for step, index in enumerate(trainer.iterator.epoch()):
+            trainer.step = step
             trainer._run_step(index)
+        trainer.pull_state()  # local SGD: the epoch end averages the last steps too
         first, second = trainer.replica_states()
         for a, b in zip(first["weights"] + first["optimizer"],
                         second["weights"] + second["optimizer"]):
             assert np.array_equal(a, b)
+        assert not np.array_equal(first["weights"][0], initial[0])
     finally:
         trainer.shutdown()

@@ -396,6 +396,8 @@ class DataParallelTrainer:
                 if self.model.stop_training:
                     break
             self.pull_state()
+            if not logs and self._base_metrics:  # resumed after the epoch's last batch
+                logs = self._logs(self._base_metrics)
             epoch_logs = dict(logs)
             if self.val is not None:
                 epoch_logs.update(self._validate())

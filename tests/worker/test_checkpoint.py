@@ -1,0 +1,75 @@
+"""Checkpoint files: atomic + checksummed, newest valid one wins, two kept, NaN refused."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from lamina.callbacks import EarlyStopping, ReduceLROnPlateau
+from lamina_worker import checkpoint
+
+
+def state(epoch, step=0, value=1.0, callbacks=()):
+    return checkpoint.State(
+        epoch=epoch, step=step, weights=[np.full((2, 3), value, np.float32), np.zeros(3)],
+        optimizer=[np.array(epoch, np.int64), np.array(0.01, np.float32)],
+        rng_state=np.random.default_rng(epoch).bit_generator.state,
+        callbacks=checkpoint.callback_states(list(callbacks)),
+        metrics={"loss": {"total": 3.0, "count": 2.0}} if step else {})
+
+
+def test_round_trip_keeps_two_and_verifies(tmp_path):
+    early = EarlyStopping(restore_best_weights=True)
+    early.best, early.wait, early.best_weights = 0.5, 1, [np.ones(2, np.float32)]
+    plateau = ReduceLROnPlateau()
+    plateau.best, plateau.cooldown_counter = np.float32(0.25), 2
+    for epoch in range(1, 4):
+        checkpoint.write(tmp_path, state(epoch, callbacks=(early, plateau)))
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == ["ckpt-000002-00000000.h5", "ckpt-000002-00000000.h5.sha256",
+                     "ckpt-000003-00000000.h5", "ckpt-000003-00000000.h5.sha256"]
+    loaded, path = checkpoint.latest(tmp_path)
+    assert path.name == "ckpt-000003-00000000.h5" and loaded.epoch == 3
+    assert loaded.rng_state == np.random.default_rng(3).bit_generator.state
+    fresh_early, fresh_plateau = EarlyStopping(), ReduceLROnPlateau()
+    checkpoint.restore_callbacks([fresh_early, fresh_plateau], loaded.callbacks)
+    assert fresh_early.best == 0.5 and fresh_early.wait == 1
+    np.testing.assert_array_equal(fresh_early.best_weights[0], np.ones(2))
+    assert fresh_plateau.best == pytest.approx(0.25) and fresh_plateau.cooldown_counter == 2
+
+
+def test_corrupt_newest_falls_back_to_previous(tmp_path):
+    checkpoint.write(tmp_path, state(1, value=1.0))
+    newest = checkpoint.write(tmp_path, state(1, step=5, value=2.0))
+    data = bytearray(newest.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    newest.write_bytes(bytes(data))
+    loaded, path = checkpoint.latest(tmp_path)
+    assert path.name == "ckpt-000001-00000000.h5"
+    assert float(loaded.weights[0][0, 0]) == 1.0
+
+
+def test_missing_checksum_is_not_a_checkpoint(tmp_path):
+    path = checkpoint.write(tmp_path, state(1))
+    path.with_name(path.name + ".sha256").unlink()
+    assert checkpoint.latest(tmp_path) is None
+
+
+def test_non_finite_weights_are_never_written(tmp_path):
+    bad = state(1)
+    bad.weights[0][0, 0] = np.nan
+    with pytest.raises(checkpoint.NonFiniteState):
+        checkpoint.write(tmp_path, bad)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_is_atomic_file_then_dir_fsync(tmp_path, monkeypatch):
+    import os
+
+    calls = []
+    real_fsync, real_replace = os.fsync, os.replace
+    monkeypatch.setattr(os, "fsync", lambda fd: (calls.append("fsync"), real_fsync(fd))[1])
+    monkeypatch.setattr(os, "replace", lambda a, b: (calls.append("replace"),
+                                                     real_replace(a, b))[1])
+    checkpoint.write(tmp_path, state(1))
+    # data file: fsync, rename, dir fsync; then the checksum the same way
+    assert calls == ["fsync", "replace", "fsync", "fsync", "replace", "fsync"]
