@@ -2,11 +2,25 @@
 
 Labels are bounded: ``route`` is the route template (``/v1/jobs/{job_id}``),
 never a raw path; ``state``/``status`` are job states.
+
+Request metrics live in :data:`REGISTRY` (one per process). The job gauges are not
+stored: :class:`JobStateCollector` reads them from Redis when Prometheus scrapes, so
+they are right whichever API replica is scraped and whatever workers did since.
 """
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+import logging
+from collections.abc import Callable, Iterator
+
+import redis
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from lamina_service.queue.models import JobStatus
+
+log = logging.getLogger("lamina_service.metrics")
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -21,5 +35,64 @@ HTTP_DURATION = Histogram(
 JOBS_SUBMITTED = Counter(
     "lamina_jobs_submitted_total", "Jobs accepted and queued.", registry=REGISTRY,
 )
-JOBS = Gauge("lamina_jobs", "Jobs by state.", ["state"], registry=REGISTRY)
-QUEUE_DEPTH = Gauge("lamina_queue_depth", "Jobs waiting to be claimed.", registry=REGISTRY)
+
+
+class JobStateCollector(Collector):
+    """``lamina_jobs{state}``, ``lamina_queue_depth`` and ``lamina_redis_up``, computed
+    from Redis at collect time.
+
+    Every state is always exported (0 included). When Redis does not answer, only
+    ``lamina_redis_up 0`` is exported, so the scrape still succeeds with the request
+    metrics instead of reporting stale job counts.
+
+    Args:
+        counts: returns the number of jobs per state (``Producer.counts``).
+    """
+
+    def __init__(self, counts: Callable[[], dict[JobStatus, int]]) -> None:
+        self.counts = counts
+
+    @staticmethod
+    def _families() -> tuple[GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily]:
+        return (GaugeMetricFamily("lamina_jobs", "Jobs by state.", labels=["state"]),
+                GaugeMetricFamily("lamina_queue_depth", "Jobs waiting to be claimed."),
+                GaugeMetricFamily("lamina_redis_up", "1 when the job store (Redis) answers."))
+
+    def describe(self) -> Iterator[Metric]:
+        yield from self._families()
+
+    def collect(self) -> Iterator[Metric]:
+        jobs, depth, up = self._families()
+        try:
+            counts = self.counts()
+        except redis.RedisError as exc:
+            log.warning("metrics: redis unavailable: %s", exc)
+            up.add_metric([], 0)
+            yield up
+            return
+        for status in JobStatus:
+            jobs.add_metric([status.value], counts.get(status, 0))
+        depth.add_metric([], counts.get(JobStatus.QUEUED, 0))
+        up.add_metric([], 1)
+        yield from (jobs, depth, up)
+
+
+class _Forward(Collector):
+    """Re-exports another registry's metrics (the process-wide request metrics)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        return self.registry.collect()
+
+
+def scrape_registry(counts: Callable[[], dict[JobStatus, int]]) -> CollectorRegistry:
+    """What one app's ``/metrics`` exposes: the request metrics and its job gauges."""
+    registry = CollectorRegistry(auto_describe=True)
+    registry.register(_Forward(REGISTRY))
+    registry.register(JobStateCollector(counts))
+    return registry

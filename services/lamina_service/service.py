@@ -101,10 +101,3 @@ def get_dataset(producer: Producer, tenant: str, dataset_id: str) -> DatasetOut:
         raise NotFound(f"no such dataset: {dataset_id[:80]!r}", field="dataset_id")
     return DatasetOut(**meta)
 
-
-def refresh_gauges(producer: Producer) -> None:
-    """Set the job-state and queue-depth gauges from Redis."""
-    counts = producer.counts()
-    for status, count in counts.items():
-        metrics.JOBS.labels(status.value).set(count)
-    metrics.QUEUE_DEPTH.set(counts[JobStatus.QUEUED])

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 import redis
 from fastapi import FastAPI
 
+from lamina_service import metrics
 from lamina_service.api import errors
 from lamina_service.api.middleware import BodyLimitMiddleware, MetricsMiddleware
 from lamina_service.api.routes import artifacts, datasets, events, health, jobs, web
@@ -45,6 +46,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.redis = client
     app.state.producer = Producer(client, settings)
+    app.state.metrics = metrics.scrape_registry(app.state.producer.counts)
     app.state.storage = Storage(settings.storage_root, settings.limits.max_upload_bytes,
                                 settings.limits.max_array_bytes)
     errors.install(app)

@@ -8,6 +8,7 @@ from typing import Annotated
 import redis
 from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from prometheus_client import CollectorRegistry
 
 from lamina_service.config import Settings, get_settings
 from lamina_service.errors import Unauthorized
@@ -33,10 +34,15 @@ def _storage(request: Request) -> Storage:
     return request.app.state.storage
 
 
+def _metrics(request: Request) -> CollectorRegistry:
+    return request.app.state.metrics
+
+
 SettingsDep = Annotated[Settings, Depends(_settings)]
 RedisDep = Annotated[redis.Redis, Depends(_redis)]
 ProducerDep = Annotated[Producer, Depends(_producer)]
 StorageDep = Annotated[Storage, Depends(_storage)]
+MetricsDep = Annotated[CollectorRegistry, Depends(_metrics)]
 
 
 # Declared as a dependency so the OpenAPI schema states the bearer scheme; the checks are ours.
@@ -74,5 +80,5 @@ def job_id_param(job_id: Annotated[str, Path(max_length=200)]) -> str:
 TenantDep = Annotated[str, Depends(current_tenant)]
 JobIdDep = Annotated[str, Depends(job_id_param)]
 
-__all__ = ["JobIdDep", "ProducerDep", "RedisDep", "SettingsDep", "StorageDep", "TenantDep",
-           "get_settings"]
+__all__ = ["JobIdDep", "MetricsDep", "ProducerDep", "RedisDep", "SettingsDep", "StorageDep",
+           "TenantDep", "get_settings"]

@@ -5,8 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from lamina_service import metrics, service
-from lamina_service.api.deps import ProducerDep
+from lamina_service.api.deps import MetricsDep, ProducerDep
 
 router = APIRouter(tags=["health"])
 
@@ -26,7 +25,6 @@ def readyz(producer: ProducerDep) -> dict[str, str]:
 
 @router.get("/metrics", response_class=Response,
             responses={200: {"content": {"text/plain": {}}}})
-def prometheus(producer: ProducerDep) -> Response:
-    """Prometheus exposition of the ``lamina_*`` metrics."""
-    service.refresh_gauges(producer)
-    return Response(generate_latest(metrics.REGISTRY), media_type=CONTENT_TYPE_LATEST)
+def prometheus(registry: MetricsDep) -> Response:
+    """Prometheus exposition of the ``lamina_*`` metrics (job gauges read from Redis now)."""
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,94 @@
+"""``/metrics``: job gauges read from Redis at scrape time, request metrics, Redis down."""
+
+from __future__ import annotations
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.service.conftest import AUTH_A, job_body
+
+STATES = ("queued", "running", "succeeded", "failed", "cancelled")
+
+
+def make_client(app):
+    import warnings
+
+    from starlette.exceptions import StarletteDeprecationWarning
+
+    with warnings.catch_warnings():  # as in conftest's client fixture
+        warnings.simplefilter("ignore", StarletteDeprecationWarning)
+        from fastapi.testclient import TestClient
+    return TestClient(app)
+
+
+
+def scrape(client) -> dict[tuple[str, tuple], float]:
+    reply = client.get("/metrics")
+    assert reply.status_code == 200, reply.text
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(reply.text)
+            for sample in family.samples}
+
+
+def job_gauges(samples) -> dict[str, float]:
+    out = {state: samples[("lamina_jobs", (("state", state),))] for state in STATES}
+    out["depth"] = samples[("lamina_queue_depth", ())]
+    out["redis_up"] = samples[("lamina_redis_up", ())]
+    return out
+
+
+def test_job_gauges_follow_every_transition_at_scrape_time(client, dataset_id, make_consumer):
+    """Workers change states behind the API's back; each scrape still reads them right."""
+    consumer = make_consumer("w-metrics")
+    ids = [client.post("/v1/jobs", json=job_body(dataset_id), headers=AUTH_A).json()["id"]
+           for _ in range(6)]
+    zero = dict.fromkeys(STATES, 0)
+    steps = [
+        ("submitted", lambda: None, {**zero, "queued": 6, "depth": 6}),
+        ("claimed 3", lambda: [jobs.append(consumer.claim(block_ms=100)) for _ in range(3)],
+         {**zero, "queued": 3, "running": 3, "depth": 3}),
+        ("committed", lambda: consumer.commit(jobs[0], jobs[0].id, {}),
+         {**zero, "queued": 3, "running": 2, "succeeded": 1, "depth": 3}),
+        ("failed, retry", lambda: consumer.fail(jobs[1], "oom", retry=True),
+         {**zero, "queued": 4, "running": 1, "succeeded": 1, "depth": 4}),
+        ("failed for good", lambda: consumer.fail(jobs[2], "bad", retry=False),
+         {**zero, "queued": 4, "succeeded": 1, "failed": 1, "depth": 4}),
+        ("cancelled queued", lambda: client.post(f"/v1/jobs/{ids[5]}/cancel", headers=AUTH_A),
+         {**zero, "queued": 3, "succeeded": 1, "failed": 1, "cancelled": 1, "depth": 3}),
+    ]
+    jobs: list = []
+    for name, act, expected in steps:
+        act()
+        assert job_gauges(scrape(client)) == {**expected, "redis_up": 1}, name
+
+
+def test_two_apps_on_one_redis_report_the_same_gauges(client, settings, dataset_id):
+    """A second API replica (second app in this process) sees the first one's jobs."""
+    from lamina_service.api import create_app
+
+    client.post("/v1/jobs", json=job_body(dataset_id), headers=AUTH_A)
+    with make_client(create_app(settings)) as other:
+        assert job_gauges(scrape(other)) == job_gauges(scrape(client))
+        assert job_gauges(scrape(other))["queued"] == 1
+
+
+def test_request_metrics_use_route_templates(client, dataset_id):
+    client.get("/v1/jobs/j_0123456789abcdef01234567", headers=AUTH_A)
+    samples = scrape(client)
+    key = ("lamina_http_requests_total",
+           (("method", "GET"), ("route", "/v1/jobs/{job_id}"), ("status", "404")))
+    assert samples[key] >= 1
+    assert samples[("lamina_jobs_submitted_total", ())] >= 0
+    assert not any("j_0123" in str(labels) for _, labels in samples)
+
+
+def test_scrape_succeeds_while_redis_is_down(settings):
+    from lamina_service.api import create_app
+    from lamina_service.redis_server import free_port
+
+    down = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
+    with make_client(create_app(down)) as client:
+        assert client.get("/readyz").status_code == 503
+        samples = scrape(client)
+    assert samples[("lamina_redis_up", ())] == 0
+    assert not any(name in {"lamina_jobs", "lamina_queue_depth"} for name, _ in samples)
+    assert any(name == "lamina_http_requests_total" for name, _ in samples)
