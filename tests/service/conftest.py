@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import redis
+
 from lamina_service.config import Limits, Settings
 
 
@@ -123,6 +124,7 @@ class LiveServer:
         import threading
 
         import uvicorn
+
         from lamina_service.redis_server import free_port
 
         self.port = free_port()

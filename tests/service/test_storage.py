@@ -5,9 +5,9 @@ from __future__ import annotations
 import anyio
 import numpy as np
 import pytest
+
 from lamina_service.errors import NotFound, PayloadTooLarge
 from lamina_service.storage import Storage, atomic_path, atomic_write_bytes
-
 from tests.service.conftest import npz_bytes
 
 

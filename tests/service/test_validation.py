@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
+
 from lamina_service.config import Limits
 from lamina_service.errors import InvalidInput, LimitExceeded
 from lamina_service.validation import estimate_cost
-
 from tests.service.conftest import seq_model
 
 LIMITS = Limits(max_params=10**6, max_layers=10)
