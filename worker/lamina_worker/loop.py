@@ -141,7 +141,7 @@ class Worker:
                 shuffle=job_plan.shuffle, seed=job_plan.seed, replicas=job_plan.replicas,
                 checkpoint_dir=folder, sync_every=job_plan.sync_every,
                 checkpoint_every=self.checkpoint_every, replica_cpus=self.replica_cpus,
-                name=job.id, initial_epoch=job_plan.initial_epoch)
+                name=f"{job.id}-t{job.token}", initial_epoch=job_plan.initial_epoch)
             trainer.fence_check = lease.confirm
             callbacks = [lease, *build_callbacks(job.spec, folder),
                          Progress(consumer, job), PrometheusMetrics(job.id),
