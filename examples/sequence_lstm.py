@@ -7,8 +7,9 @@ state carries through), so the answer depends only on the real tokens.
 Run: python examples/sequence_lstm.py   (prints the test accuracy; >= 0.9 expected)
 """
 
-import lamina as keras
 import numpy as np
+
+import lamina as keras
 from lamina import layers
 
 VOCAB, MAX_LEN = 20, 24

@@ -13,8 +13,9 @@ sequences after 5 epochs (reached: 1.0).
 Run: python examples/transformer_toy.py
 """
 
-import lamina as keras
 import numpy as np
+
+import lamina as keras
 from lamina import layers
 
 VOCAB, LENGTH, DIM = 8, 8, 32

@@ -188,9 +188,8 @@ def cmd_download(args) -> int:
 
 
 def cmd_demo(args) -> int:
-    from lamina_service.embedded import EmbeddedStack
-
     from lamina.client.demo import run_demo
+    from lamina_service.embedded import EmbeddedStack
 
     print(f"starting the local stack (Redis, Ray, the API, {args.workers} worker(s))...",
           flush=True)

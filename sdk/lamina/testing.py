@@ -108,6 +108,12 @@ def _check(fn, variables, arrays, wrt, rtol, atol, eps, seed):
     return worst
 
 
+def _expect(condition, message) -> None:
+    """Raise AssertionError with ``message`` unless ``condition`` (kept under ``python -O``)."""
+    if not condition:
+        raise AssertionError(message)
+
+
 def run_layer_test(layer_cls, init_kwargs=None, input_shape=None, input_dtype=None,
                    input_data=None, expected_output_shape=None,
                    expected_num_trainable_weights=None, expected_num_non_trainable_weights=None,
@@ -166,23 +172,25 @@ def run_layer_test(layer_cls, init_kwargs=None, input_shape=None, input_dtype=No
         if not isinstance(expected, list):
             expected = [expected]
         got = [tuple(o.shape) for o in outs]
-        assert got == [tuple(e) for e in expected], f"output shape {got} != {expected}"
+        _expect(got == [tuple(e) for e in expected],
+                f"output shape {got} != {expected}")
     if expected_num_trainable_weights is not None:
-        assert len(layer.trainable_weights) == expected_num_trainable_weights, (
-            f"{len(layer.trainable_weights)} trainable weights, expected "
-            f"{expected_num_trainable_weights}")
+        _expect(len(layer.trainable_weights) == expected_num_trainable_weights,
+                f"{len(layer.trainable_weights)} trainable weights, expected "
+                f"{expected_num_trainable_weights}")
     if expected_num_non_trainable_weights is not None:
-        assert len(layer.non_trainable_weights) == expected_num_non_trainable_weights, (
-            f"{len(layer.non_trainable_weights)} non-trainable weights, expected "
-            f"{expected_num_non_trainable_weights}")
+        _expect(len(layer.non_trainable_weights) == expected_num_non_trainable_weights,
+                f"{len(layer.non_trainable_weights)} non-trainable weights, expected "
+                f"{expected_num_non_trainable_weights}")
     if expected_num_params is not None:
-        assert layer.count_params() == expected_num_params, (
-            f"count_params() = {layer.count_params()}, expected {expected_num_params}")
+        _expect(layer.count_params() == expected_num_params,
+                f"count_params() = {layer.count_params()}, expected {expected_num_params}")
     if expected_num_losses is not None:
-        assert len(layer.losses) == expected_num_losses, (
-            f"{len(layer.losses)} losses, expected {expected_num_losses}")
+        _expect(len(layer.losses) == expected_num_losses,
+                f"{len(layer.losses)} losses, expected {expected_num_losses}")
     if supports_masking is not None:
-        assert layer.supports_masking == supports_masking
+        _expect(layer.supports_masking == supports_masking,
+                f"supports_masking is {layer.supports_masking}, expected {supports_masking}")
 
     # Symbolic call gives the same shapes as the eager call.
     symbolic_inputs = [lamina.Input(batch_shape=(None, *d.shape[1:]), dtype=d.dtype.name)
@@ -191,8 +199,8 @@ def run_layer_test(layer_cls, init_kwargs=None, input_shape=None, input_dtype=No
     sym = fresh(symbolic_inputs if multi else symbolic_inputs[0])
     syms = sym if isinstance(sym, (list, tuple)) else [sym]
     for s, o in zip(syms, outs):
-        assert tuple(s.shape)[1:] == tuple(o.shape)[1:], (
-            f"symbolic shape {s.shape} != eager shape {o.shape}")
+        _expect(tuple(s.shape)[1:] == tuple(o.shape)[1:],
+                f"symbolic shape {s.shape} != eager shape {o.shape}")
 
     # Config round trip: same config, and same outputs with the same weights.
     config = layer.get_config()
@@ -200,7 +208,8 @@ def run_layer_test(layer_cls, init_kwargs=None, input_shape=None, input_dtype=No
     clone_config = clone.get_config()
     config.pop("name", None)
     clone_config.pop("name", None)
-    assert clone_config == config, f"config round trip differs:\n{config}\n{clone_config}"
+    _expect(clone_config == config,
+            f"config round trip differs:\n{config}\n{clone_config}")
     clone(list(data) if multi else data[0])
     clone.set_weights(layer.get_weights())
     out_a = layer(list(data) if multi else data[0], training=False) \
@@ -262,5 +271,5 @@ def _layer_training_check(layer_cls, init_kwargs, data, multi):
               epochs=1, batch_size=len(data[0]), verbose=0, shuffle=False)
     after = [w.numpy() for w in layer.trainable_weights]
     if before:
-        assert any(not np.array_equal(b, a) for b, a in zip(before, after)), \
-            "one training step did not change any trainable weight"
+        _expect(any(not np.array_equal(b, a) for b, a in zip(before, after)),
+                "one training step did not change any trainable weight")

@@ -19,10 +19,11 @@ from pathlib import Path
 from urllib.parse import urlencode
 from urllib.request import urlopen
 
-import lamina
 import numpy as np
 import pytest
 import yaml
+
+import lamina
 
 # Ray takes 20-30 s to start here; a stack plus a training job needs more than 300 s
 # on a slow CI machine.

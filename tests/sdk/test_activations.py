@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+
 from lamina import activations, ops
 from lamina.backend import Tensor
 from lamina.backend.primitives import erf_float64

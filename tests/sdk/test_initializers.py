@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from lamina import initializers
 from lamina.backend import random as lamina_random
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from lamina import losses, ops
 from lamina.backend import Tensor, Variable, gradients
 from lamina.backend.nn import SigmoidCrossEntropy, SoftmaxCrossEntropy

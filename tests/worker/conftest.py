@@ -68,6 +68,7 @@ class Kit:
 
     def __init__(self, settings, ray_address: str, tmp_path: Path) -> None:
         import redis
+
         from lamina_service.queue import Producer
         from lamina_service.storage import Storage
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from lamina.callbacks import EarlyStopping, ReduceLROnPlateau
 from lamina_worker import checkpoint
 

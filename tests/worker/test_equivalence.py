@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from prometheus_client import generate_latest
+
 from lamina.callbacks import Callback
 from lamina_worker import metrics
-from prometheus_client import generate_latest
 
 
 class Scrape(Callback):

@@ -8,6 +8,7 @@ import threading
 import time
 
 import pytest
+
 from lamina.callbacks import Callback
 
 pytestmark = pytest.mark.slow
@@ -184,8 +185,9 @@ def test_cancel_reaches_running_job_within_one_batch(kit):
 def test_non_finite_loss_fails_clearly_without_nan_checkpoints(kit):
     import json
 
-    import lamina
     import numpy as np
+
+    import lamina
     from lamina import layers
     from lamina_worker import checkpoint
 

@@ -16,7 +16,6 @@ import threading
 import time
 
 from lamina.callbacks.callback import Callback
-
 from lamina_worker import metrics
 from lamina_worker.errors import Cancelled, Fenced, Preempted
 

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+
 from lamina_service.storage import atomic_path
 
 NAME = re.compile(r"^ckpt-(\d{6})-(\d{8})\.h5$")

@@ -29,10 +29,10 @@ import traceback
 from pathlib import Path
 
 import redis
+
 from lamina_service.config import Settings
 from lamina_service.queue import Consumer
 from lamina_service.storage import Storage, fsync_dir
-
 from lamina_worker import metrics
 from lamina_worker.callbacks import (
     CheckpointCallback,

@@ -71,7 +71,6 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from lamina_service.config import Settings
-
     from lamina_worker import metrics
     from lamina_worker.loop import Worker
 

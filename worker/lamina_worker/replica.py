@@ -24,6 +24,7 @@ import time
 from typing import Any
 
 import numpy as np
+
 from lamina.backend import random as lamina_random
 from lamina.backend.autodiff import gradients, no_grad
 from lamina.models import data as data_utils

@@ -40,11 +40,11 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from lamina.backend import random as lamina_random
 from lamina.backend.random import get_rng
 from lamina.callbacks.callback_list import CallbackList
 from lamina.models import data as data_utils
-
 from lamina_worker import checkpoint as ckpt
 from lamina_worker import metrics
 from lamina_worker.errors import NonFiniteLoss, TrainingStopped, replica_errors

@@ -36,7 +36,8 @@ class InputLayer(Layer):
             try:
                 shape = tuple(shape)
             except TypeError as exc:
-                raise ValueError(f"`shape` must be a tuple of ints. Received: shape={shape!r}") from exc
+                raise ValueError(
+                    f"`shape` must be a tuple of ints. Received: shape={shape!r}") from exc
             batch_shape = (batch_size, *shape)
         batch_shape = tuple(batch_shape)
         for d in batch_shape:

@@ -6,6 +6,7 @@ import itertools
 
 import numpy as np
 import pytest
+
 from lamina.backend import conv
 from lamina.testing import check_gradients
 

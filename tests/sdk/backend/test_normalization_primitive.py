@@ -3,6 +3,7 @@ central differences, for the BatchNorm (NHWC and NCHW), LayerNorm and GroupNorm 
 
 import numpy as np
 import pytest
+
 from lamina.backend.normalization import normalize
 from lamina.testing import check_gradients
 

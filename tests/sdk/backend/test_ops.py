@@ -12,6 +12,7 @@ import math
 
 import numpy as np
 import pytest
+
 from lamina import ops
 from lamina.backend import Tensor, Variable, gradients
 from lamina.testing import check_gradients

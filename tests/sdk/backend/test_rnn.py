@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from lamina.backend import rnn
 from lamina.testing import check_gradients
 

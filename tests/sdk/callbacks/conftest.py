@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 
-import lamina
 import numpy as np
 import pytest
+
+import lamina
 from lamina import layers
 
 

@@ -11,6 +11,7 @@ import textwrap
 
 import numpy as np
 import pytest
+
 from lamina.callbacks import BackupAndRestore, LambdaCallback
 
 TRAIN_SCRIPT = textwrap.dedent("""

@@ -31,6 +31,7 @@ class LiveServer:
 
     def start(self) -> LiveServer:
         import uvicorn
+
         from lamina_service.api import create_app
 
         self.app = create_app(self.settings)
@@ -83,8 +84,9 @@ class QueueTrainer:
             self.error = exc
 
     def _train(self) -> None:
-        import lamina
         import redis
+
+        import lamina
         from lamina.callbacks import Callback
         from lamina_service.queue import Consumer
         from lamina_service.storage import Storage

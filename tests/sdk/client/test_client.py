@@ -9,11 +9,11 @@ import sys
 import threading
 import time
 
-import lamina
 import numpy as np
 import pytest
-from lamina.client import errors
 
+import lamina
+from lamina.client import errors
 from tests.sdk.client.conftest import API_KEY, LiveServer, QueueTrainer
 
 

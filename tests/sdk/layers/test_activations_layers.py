@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from lamina import layers
 from lamina.testing import run_layer_test
 

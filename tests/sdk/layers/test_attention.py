@@ -1,9 +1,10 @@
 """MultiHeadAttention (Keras 3 weight layout) and Attention against slow numpy references,
 with masks, causal masks, returned scores, gradients and a functional training step."""
 
-import lamina
 import numpy as np
 import pytest
+
+import lamina
 from lamina import layers
 from lamina.backend.config import floatx_scope
 from lamina.backend.tensor import Tensor

@@ -7,6 +7,7 @@ import itertools
 
 import numpy as np
 import pytest
+
 from lamina import layers
 from lamina.testing import run_layer_test
 

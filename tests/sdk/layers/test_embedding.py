@@ -1,8 +1,9 @@
 """Embedding and Masking: lookups, Keras's weight layout, masks reaching the RNNs."""
 
-import lamina
 import numpy as np
 import pytest
+
+import lamina
 from lamina import layers, ops
 from lamina.backend.autodiff import gradients
 from lamina.testing import run_layer_test

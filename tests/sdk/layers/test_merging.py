@@ -1,9 +1,10 @@
 """Merging layers and their functional forms: forward against numpy, gradients, shape
 validation, masks."""
 
-import lamina
 import numpy as np
 import pytest
+
+import lamina
 from lamina import layers
 from lamina.backend.tensor import Tensor
 from lamina.testing import run_layer_test

@@ -3,6 +3,7 @@ numpy references, BatchNormalization's training/inference modes and moving stati
 
 import numpy as np
 import pytest
+
 from lamina import layers
 from lamina.backend.config import floatx_scope
 from lamina.testing import check_gradients, run_layer_test

@@ -1,8 +1,9 @@
 """SimpleRNN, LSTM, GRU, RNN: Keras's weights, equations, masks, states and gradients."""
 
-import lamina
 import numpy as np
 import pytest
+
+import lamina
 from lamina import layers, ops
 from lamina.backend.config import floatx_scope
 from lamina.testing import check_gradients, run_layer_test

@@ -3,6 +3,7 @@ ActivityRegularization (Dropout itself is covered in test_core.py)."""
 
 import numpy as np
 import pytest
+
 from lamina import layers
 from lamina.testing import check_gradients, run_layer_test
 

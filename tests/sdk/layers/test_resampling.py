@@ -1,9 +1,10 @@
 """Spatial reshaping layers: UpSampling1D/2D, ZeroPadding1D/2D, Cropping1D/2D against
 slow numpy references."""
 
-import lamina
 import numpy as np
 import pytest
+
+import lamina
 from lamina import layers
 from lamina.testing import run_layer_test
 

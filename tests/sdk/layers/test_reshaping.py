@@ -1,9 +1,10 @@
 """Reshaping layers: Permute and RepeatVector against numpy (Flatten and Reshape:
 test_core.py; UpSampling, ZeroPadding, Cropping: test_resampling.py)."""
 
-import lamina
 import numpy as np
 import pytest
+
+import lamina
 from lamina import layers
 from lamina.testing import run_layer_test
 

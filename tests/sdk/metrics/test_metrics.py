@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from lamina import metrics
 from sklearn import metrics as skm
+
+from lamina import metrics
 
 RNG = np.random.default_rng(0)
 Y_BIN = RNG.integers(0, 2, 500)

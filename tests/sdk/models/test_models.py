@@ -160,3 +160,12 @@ def test_progbar_tty_uses_keras_bar():
     bar.update(10, [("loss", 0.5)], finalize=True)
     text = stream.getvalue()
     assert "\x1b[1m10/10\x1b[0m" in text and "━" * 20 in text and "loss: 0.5000" in text
+
+
+def test_progbar_eta_formats_like_keras():
+    from lamina.utils.progbar import format_eta, format_time_per_step, format_value
+
+    assert [format_eta(s) for s in (59.9, 125.7, 3725.9)] == ["59s", "2:05", "1:02:05"]
+    assert [format_time_per_step(s) for s in (2.0, 0.004, 0.0000042)] == [
+        "2s/step", "4ms/step", "4us/step"]
+    assert format_value(0.5, 1) == "0.5000" and format_value(0.0001, 1) == "1.0000e-04"

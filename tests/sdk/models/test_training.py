@@ -110,7 +110,6 @@ def test_sample_weight_and_class_weight():
     y = (rng.random(20) > 0.5).astype("float32")[:, None]
     model = make_model()
     model.compile(optimizer="sgd", loss="binary_crossentropy")
-    preds = model.predict(x, verbose=0)
     sw = np.where(y[:, 0] > 0, 3.0, 1.0).astype("float32")
     weighted = model.evaluate(x, y, sample_weight=sw, batch_size=20, verbose=0)
     plain = model.evaluate(x, y, batch_size=20, verbose=0)

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+
 from lamina import optimizers
 from lamina.backend import Variable
 from lamina.optimizers import schedules

@@ -2,9 +2,10 @@
 
 import os
 
-import lamina
 import numpy as np
 import pytest
+
+import lamina
 from lamina.saving.file_utils import atomic_path
 
 

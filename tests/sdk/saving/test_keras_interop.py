@@ -18,9 +18,10 @@ import sys
 import zipfile
 
 import h5py
-import lamina
 import numpy as np
 import pytest
+
+import lamina
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures")
 KERAS_FILES = os.path.join(FIXTURES, "keras_files")

@@ -1,8 +1,9 @@
 """Custom objects: register_serializable, custom_objects and CustomObjectScope."""
 
-import lamina
 import numpy as np
 import pytest
+
+import lamina
 from lamina.saving import CustomObjectScope, get_registered_name, register_serializable
 
 

@@ -4,9 +4,10 @@ One table: each row builds a small model around one layer type. A layer added la
 covered by adding one row.
 """
 
-import lamina
 import numpy as np
 import pytest
+
+import lamina
 from lamina import layers
 
 

@@ -8,9 +8,10 @@ import sys
 import zipfile
 
 import h5py
-import lamina
 import numpy as np
 import pytest
+
+import lamina
 from lamina.saving import registry
 
 PWNED = "/tmp/lamina_pwned_marker"

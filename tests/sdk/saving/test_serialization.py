@@ -2,9 +2,10 @@
 
 import json
 
-import lamina
 import numpy as np
 import pytest
+
+import lamina
 from lamina.saving import limits
 
 KERAS2_FUNCTIONAL = {

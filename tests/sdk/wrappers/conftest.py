@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import lamina
 import pytest
+
+import lamina
 
 
 def _build_classifier(X, y, hidden=16, learning_rate=0.05):

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import warnings
 
-import lamina.wrappers
 import pytest
 from sklearn.utils.estimator_checks import check_estimator
+
+import lamina.wrappers
 
 FIT = {"epochs": 20, "batch_size": 64, "verbose": 0}
 SKIPPED = {"check_array_api_input"}

@@ -5,18 +5,19 @@ from __future__ import annotations
 import subprocess
 import sys
 
-import lamina
-import lamina.wrappers
 import numpy as np
 import pytest
-from lamina.backend import random as lamina_random
-from lamina.wrappers import SKLearnClassifier, SKLearnRegressor, SKLearnTransformer
 from sklearn.base import clone
 from sklearn.datasets import load_diabetes, load_digits, load_iris
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+
+import lamina
+import lamina.wrappers
+from lamina.backend import random as lamina_random
+from lamina.wrappers import SKLearnClassifier, SKLearnRegressor, SKLearnTransformer
 
 FAST = {"epochs": 15, "batch_size": 32, "verbose": 0}
 
