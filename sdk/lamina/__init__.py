@@ -7,18 +7,32 @@ callbacks and Keras-compatible files.
 
 __version__ = "0.1.0"
 
-from lamina import backend, ops, utils  # noqa: E402
-from lamina import activations, constraints, initializers, regularizers  # noqa: E402
-from lamina import losses, metrics, optimizers  # noqa: E402
-from lamina import callbacks, layers, models  # noqa: E402
+from lamina import (  # noqa: E402
+    activations,
+    backend,
+    callbacks,
+    constraints,
+    initializers,
+    layers,
+    losses,
+    metrics,
+    models,
+    ops,
+    optimizers,
+    regularizers,
+    utils,
+)
 from lamina.layers import Input  # noqa: E402
 from lamina.models import Model, Sequential  # noqa: E402
 
 __all__ = [
     "Input", "Model", "Sequential", "activations", "backend", "callbacks", "constraints",
-    "initializers", "layers", "losses", "metrics", "models", "ops", "optimizers",
-    "regularizers", "utils",
+    "datasets", "initializers", "layers", "losses", "metrics", "models", "ops", "optimizers",
+    "regularizers", "saving", "utils",
 ]
+
+# Loaded on first use: `saving` needs h5py, `datasets` mlxtend/scikit-learn.
+_LAZY_MODULES = ("datasets", "saving", "wrappers")
 
 
 def __getattr__(name):
@@ -27,4 +41,8 @@ def __getattr__(name):
         from lamina.client import Client
 
         return Client
+    if name in _LAZY_MODULES:
+        import importlib
+
+        return importlib.import_module(f"lamina.{name}")
     raise AttributeError(f"module 'lamina' has no attribute {name!r}")
