@@ -1,4 +1,4 @@
-"""Global numeric settings: the default float type."""
+"""Global settings with ``keras.backend``'s names: float type, epsilon, image format."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import numpy as np
 
 _FLOATX = "float32"
 _ALLOWED = ("float16", "float32", "float64")
+_EPSILON = 1e-7
+_IMAGE_DATA_FORMAT = "channels_last"
 
 
 def floatx() -> str:
@@ -26,7 +28,8 @@ def set_floatx(value: str) -> None:
     """
     global _FLOATX
     if value not in _ALLOWED:
-        raise ValueError(f"Unknown floatx type. Expected one of {_ALLOWED}. Received: value={value!r}")
+        raise ValueError(
+            f"Unknown floatx type. Expected one of {_ALLOWED}. Received: value={value!r}")
     _FLOATX = str(value)
 
 
@@ -46,3 +49,37 @@ def standardize_dtype(dtype) -> str:
     if dtype is None:
         return floatx()
     return np.dtype(dtype).name
+
+
+def epsilon() -> float:
+    """Return the fuzz factor Keras uses in numeric expressions (``1e-7``)."""
+    return _EPSILON
+
+
+def set_epsilon(value: float) -> None:
+    """Set the value returned by :func:`epsilon` (built-in losses keep Keras's 1e-7)."""
+    global _EPSILON
+    _EPSILON = float(value)
+
+
+def image_data_format() -> str:
+    """Return the default image layout; Lamina implements ``"channels_last"``."""
+    return _IMAGE_DATA_FORMAT
+
+
+def set_image_data_format(data_format: str) -> None:
+    """Set the default image layout.
+
+    Raises:
+        ValueError: for anything but ``"channels_last"`` (the only layout implemented).
+    """
+    if data_format != "channels_last":
+        raise ValueError("Lamina implements the 'channels_last' image data format only. "
+                         f"Received: data_format={data_format!r}")
+
+
+def clear_session(free_memory=True) -> None:
+    """Reset the automatic layer-name counters (``dense``, ``dense_1``, ...), as Keras does."""
+    from lamina.utils.naming import reset_uids
+
+    reset_uids()

@@ -249,3 +249,25 @@ def test_check_gradients_catches_a_wrong_vjp():
 
     with pytest.raises(AssertionError, match="central differences"):
         check_gradients(lambda x: BadSquare.apply(x), [np.array([1.0, 2.0])])
+
+
+def test_keras_backend_namespace():
+    import lamina as keras
+
+    assert keras.backend.epsilon() == 1e-7
+    assert keras.backend.image_data_format() == "channels_last"
+    with pytest.raises(ValueError, match="channels_first"):
+        keras.backend.set_image_data_format("channels_first")
+    keras.utils.clear_session()
+    keras.backend.clear_session()
+    assert keras.layers.Dense(1).name == "dense"
+
+
+@pytest.mark.parametrize(("args", "packed"), [
+    ((1,), 1), (([1, 2],), ([1, 2],)), ((1, 2), (1, 2)), ((1, 2, 3), (1, 2, 3))])
+def test_pack_and_unpack_x_y_sample_weight(args, packed):
+    import lamina as keras
+
+    assert keras.utils.pack_x_y_sample_weight(*args) == packed
+    unpacked = keras.utils.unpack_x_y_sample_weight(packed)
+    assert unpacked == tuple(args) + (None,) * (3 - len(args))
