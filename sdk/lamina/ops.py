@@ -22,6 +22,7 @@ import numpy as np
 from lamina.backend import nn as _nn
 from lamina.backend import primitives as _p
 from lamina.backend.config import floatx, standardize_dtype
+from lamina.backend.keras_tensor import KerasTensor, dispatch_symbolic
 from lamina.backend.tensor import Tensor, Variable
 
 __all__ = [
@@ -63,6 +64,9 @@ def convert_to_numpy(x) -> np.ndarray:
 
 
 def shape(x) -> tuple:
+    """The shape of ``x``; ``None`` for the unknown sizes of a symbolic tensor."""
+    if isinstance(x, KerasTensor):
+        return x.shape
     return np.shape(_data(x))
 
 
@@ -507,3 +511,9 @@ def ones_like(x, dtype=None):
 
 
 __all__ += ["Tensor", "Variable", "sigmoid_cross_entropy"]
+
+# On KerasTensors every op records a node of the functional graph, as in Keras 3.
+for _name in __all__:
+    if _name not in ("Tensor", "Variable", "convert_to_numpy", "convert_to_tensor", "shape"):
+        globals()[_name] = dispatch_symbolic(globals()[_name])
+del _name

@@ -18,7 +18,8 @@ import numpy as np
 from lamina import ops
 from lamina.backend.config import floatx, standardize_dtype
 from lamina.backend.tensor import Tensor, Variable
-from lamina.layers.symbolic import KerasTensor, Node, flatten, map_structure
+from lamina.layers.symbolic import KerasTensor, Node, flatten, infer_output_shapes, map_structure
+from lamina.metrics.base import Metric
 from lamina.utils.naming import to_snake_case, uniquify
 
 _context = threading.local()
@@ -92,14 +93,27 @@ class Layer:
 
     # -- attribute tracking ----------------------------------------------------------
     def __setattr__(self, name, value):
+        if isinstance(value, Metric) and hasattr(self, "_layers"):
+            # Keras 3 lists metrics held as attributes in `model.metrics` (reset per epoch).
+            tracked = self.__dict__.setdefault("_metrics", [])
+            if all(value is not m for m in tracked):
+                tracked.append(value)
         if name != "_layers" and isinstance(value, Layer) and hasattr(self, "_layers"):
             if all(value is not layer for layer in self._layers):
                 self._layers.append(value)
-        elif isinstance(value, (list, tuple)) and hasattr(self, "_layers") and not name.startswith("_"):
+        elif (isinstance(value, (list, tuple)) and hasattr(self, "_layers")
+              and not name.startswith("_")):
             for item in value:
                 if isinstance(item, Layer) and all(item is not la for la in self._layers):
                     self._layers.append(item)
         object.__setattr__(self, name, value)
+
+    def _tracked_metrics(self) -> list:
+        """``Metric`` objects held as attributes of this layer and its sub-layers."""
+        out = list(self.__dict__.get("_metrics", []))
+        for layer in self._flat_layers():
+            out.extend(m for m in layer._tracked_metrics() if all(m is not o for o in out))
+        return out
 
     # -- weights ---------------------------------------------------------------------
     def add_weight(self, shape=None, initializer=None, dtype=None, trainable=True,
@@ -127,7 +141,8 @@ class Layer:
         check_weight_shape(self.name, name, shape)  # before allocating (untrusted configs)
         dtype = standardize_dtype(dtype or self.dtype)
         if initializer is None:
-            initializer = "glorot_uniform" if np.issubdtype(np.dtype(dtype), np.floating) else "zeros"
+            floating = np.issubdtype(np.dtype(dtype), np.floating)
+            initializer = "glorot_uniform" if floating else "zeros"
         init = initializers.get(initializer)
         value = init(shape, dtype=dtype)
         variable = Variable(value, trainable=trainable, name=name or "variable", dtype=dtype)
@@ -268,6 +283,17 @@ class Layer:
     def __call__(self, inputs, *args, **kwargs):
         if any(isinstance(t, KerasTensor) for t in flatten(inputs)):
             return self._symbolic_call(inputs, *args, **kwargs)
+        if getattr(_context, "in_call", False):
+            return self._eager_call(inputs, *args, **kwargs)
+        # A top-level call starts afresh: `losses` holds this call's `add_loss` terms only.
+        self._clear_losses()
+        _context.in_call = True
+        try:
+            return self._eager_call(inputs, *args, **kwargs)
+        finally:
+            _context.in_call = False
+
+    def _eager_call(self, inputs, *args, **kwargs):
         inputs = map_structure(self._convert_input, inputs)
         self._maybe_build(inputs)
         if self._call_has_training:
@@ -321,7 +347,7 @@ class Layer:
     # -- symbolic (functional) calls -----------------------------------------------------
     def compute_output_shape(self, input_shape):
         """Shape of the output for ``input_shape``; found by a dummy call by default."""
-        return _infer_output_shapes(self, input_shape)
+        return infer_output_shapes(self, input_shape)
 
     def _symbolic_call(self, inputs, *args, **kwargs):
         shapes = map_structure(lambda t: tuple(t.shape), inputs)
@@ -378,39 +404,3 @@ class Layer:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
-
-
-def _infer_output_shapes(layer, input_shape):
-    """Find output shapes by calling the layer on zeros, twice when sizes are unknown.
-
-    Dimensions that change between a run with unknown sizes set to 1 and one with
-    them set to 2 are unknown (None) in the output; the batch axis is always None.
-    """
-    from lamina.backend.autodiff import no_grad
-
-    def dummy(shape, fill):
-        return np.zeros(tuple(fill if d is None else d for d in shape), dtype=layer.dtype)
-
-    def run(fill):
-        args = map_structure(lambda s: dummy(s, fill), input_shape, is_leaf=_is_shape)
-        with no_grad(), np.errstate(all="ignore"):
-            out = layer(args, training=False) if layer._call_has_training else layer(args)
-        return map_structure(lambda t: tuple(t.shape), out)
-
-    unknown = any(d is None for s in flatten(input_shape, is_leaf=_is_shape) for d in s[1:])
-    first = run(1)
-    second = run(2) if unknown else None
-
-    def merge(a, b):
-        dims = [None]
-        for i, d in enumerate(a[1:], start=1):
-            dims.append(None if b is not None and b[i] != d else d)
-        return tuple(dims)
-
-    if _is_shape(first):
-        return merge(first, second)
-    return [merge(a, b) for a, b in zip(first, second or [None] * len(first))]
-
-
-def _is_shape(x) -> bool:
-    return isinstance(x, tuple) and all(d is None or isinstance(d, (int, np.integer)) for d in x)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from lamina.backend.keras_tensor import KerasTensor
+
+__all__ = ["KerasTensor", "Node", "flatten", "infer_output_shapes", "is_shape", "map_structure"]
+
 
 def flatten(structure, is_leaf=None) -> list:
     """Leaves of nested lists/tuples/dicts, in order (dicts by sorted key)."""
@@ -29,40 +33,6 @@ def map_structure(fn, structure, is_leaf=None):
     return fn(structure)
 
 
-class KerasTensor:
-    """A symbolic tensor: a shape (``None`` for unknown sizes), a dtype and its producer.
-
-    Args:
-        shape: tuple with the batch dimension first.
-        dtype: dtype name.
-        name: optional name (used by ``Input``).
-    """
-
-    def __init__(self, shape, dtype="float32", name=None) -> None:
-        self.shape = tuple(None if d is None else int(d) for d in shape)
-        self.dtype = np.dtype(dtype).name
-        self.name = name
-        self.node = None
-        self.index = 0
-
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    @property
-    def keras_history(self):
-        return self.node.operation, self.node.operation._inbound_nodes.index(self.node), self.index
-
-    def __repr__(self) -> str:
-        return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
-
-    def __array__(self, dtype=None, copy=None):
-        raise TypeError(
-            "A symbolic KerasTensor has no value: it stands for the input of a functional "
-            "model. Build a `Model(inputs, outputs)` and call it on data instead."
-        )
-
-
 class Node:
     """One call of a layer on symbolic tensors: the edge list of the functional graph."""
 
@@ -82,3 +52,39 @@ class Node:
     @property
     def parent_nodes(self) -> list:
         return [t.node for t in self.input_tensors if t.node is not None]
+
+
+def infer_output_shapes(layer, input_shape):
+    """Find output shapes by calling the layer on zeros, twice when sizes are unknown.
+
+    Dimensions that change between a run with unknown sizes set to 1 and one with
+    them set to 2 are unknown (None) in the output; the batch axis is always None.
+    """
+    from lamina.backend.autodiff import no_grad
+
+    def dummy(shape, fill):
+        return np.zeros(tuple(fill if d is None else d for d in shape), dtype=layer.dtype)
+
+    def run(fill):
+        args = map_structure(lambda s: dummy(s, fill), input_shape, is_leaf=is_shape)
+        with no_grad(), np.errstate(all="ignore"):
+            out = layer(args, training=False) if layer._call_has_training else layer(args)
+        return map_structure(lambda t: tuple(t.shape), out)
+
+    unknown = any(d is None for s in flatten(input_shape, is_leaf=is_shape) for d in s[1:])
+    first = run(1)
+    second = run(2) if unknown else None
+
+    def merge(a, b):
+        dims = [None]
+        for i, d in enumerate(a[1:], start=1):
+            dims.append(None if b is not None and b[i] != d else d)
+        return tuple(dims)
+
+    if is_shape(first):
+        return merge(first, second)
+    return [merge(a, b) for a, b in zip(first, second or [None] * len(first))]
+
+
+def is_shape(x) -> bool:
+    return isinstance(x, tuple) and all(d is None or isinstance(d, (int, np.integer)) for d in x)

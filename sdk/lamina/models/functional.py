@@ -7,6 +7,7 @@ import numpy as np
 from lamina.backend.tensor import Tensor
 from lamina.layers.input_layer import InputLayer
 from lamina.layers.layer import Layer
+from lamina.layers.op_layer import OpLayer
 from lamina.layers.symbolic import KerasTensor, flatten, map_structure
 from lamina.models.model import Model
 
@@ -64,7 +65,9 @@ class Functional(Model):
             if t.node.operation not in layers:
                 layers.append(t.node.operation)
         for n in self._nodes:
-            if all(n.operation is not la for la in layers):
+            # Op nodes (`keras.ops` on KerasTensors) are operations, not layers, as in Keras 3.
+            if not isinstance(n.operation, OpLayer) and all(
+                    n.operation is not la for la in layers):
                 layers.append(n.operation)
         self._layers = layers
         self.output_names = [t.node.operation.name for t in self.outputs]
@@ -127,6 +130,17 @@ class Functional(Model):
 
     def _symbolic_call(self, inputs, *args, **kwargs):
         return Layer._symbolic_call(self, inputs, *args, **kwargs)
+
+    def get_config(self) -> dict:
+        """Keras's functional config.
+
+        Raises:
+            NotImplementedError: if the graph has `keras.ops` nodes (not serialisable yet).
+        """
+        for node in self._nodes:
+            if isinstance(node.operation, OpLayer):
+                node.operation.get_config()
+        return Model.get_config(self)
 
 
 def _check_input_shape(model_name, spec, shape) -> None:
