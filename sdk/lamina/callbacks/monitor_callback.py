@@ -50,7 +50,12 @@ class MonitorCallback(Callback):
             metric_name = self.monitor.removeprefix("val_")
             if metric_name == "loss":
                 self.monitor_op = operator.lt
+            metrics = []
             for metric in getattr(self.model, "metrics", None) or []:
+                # The compiled metrics' container lists its metrics (Keras does the same).
+                inner = getattr(metric, "metrics", None)
+                metrics.extend(inner if isinstance(inner, list) else [metric])
+            for metric in metrics:
                 if getattr(metric, "name", None) == metric_name and hasattr(
                         metric, "_direction"):
                     self.monitor_op = operator.gt if metric._direction == "up" else operator.lt

@@ -56,6 +56,45 @@ class Metric:
     def __init__(self, name=None, dtype=None):
         self.name = name or _snake(self.__class__.__name__)
         self.dtype = dtype or "float32"
+        self._variables = []
+
+    def add_variable(self, shape=(), initializer="zeros", dtype=None, aggregation="sum",
+                     name=None):
+        """Create a state variable (Keras 3's way for custom metrics to keep state).
+
+        Args:
+            shape: tuple of ints; ``()`` for a scalar.
+            initializer: an initializer name or instance; zeros by default.
+            dtype: dtype name; the metric's dtype by default.
+            aggregation: accepted for compatibility (replicas sum additive states).
+            name: short name of the variable.
+
+        Returns:
+            A non-trainable :class:`~lamina.backend.Variable`; update it with
+            ``assign``/``assign_add``. The default :meth:`reset_state` sets it back to zeros.
+        """
+        from lamina import initializers
+        from lamina.backend.tensor import Variable
+
+        shape = tuple(int(d) for d in shape)
+        dtype = dtype or self.dtype
+        value = initializers.get(initializer)(shape, dtype=dtype)
+        variable = Variable(value, trainable=False, name=name or "variable", dtype=dtype)
+        variable.path = f"{self.name}/{variable.name}"
+        if not hasattr(self, "_variables"):
+            self._variables = []
+        self._variables.append(variable)
+        return variable
+
+    def add_weight(self, shape=(), initializer="zeros", dtype=None, aggregation="sum",
+                   name=None):
+        """Same as :meth:`add_variable` (the Keras 2 name)."""
+        return self.add_variable(shape, initializer, dtype, aggregation, name)
+
+    @property
+    def variables(self) -> list:
+        """The state variables created with :meth:`add_variable`."""
+        return list(getattr(self, "_variables", []))
 
     def update_state(self, *args, **kwargs):
         """Accumulate statistics from one batch."""
@@ -66,8 +105,14 @@ class Metric:
         raise NotImplementedError
 
     def reset_state(self) -> None:
-        """Clear the accumulated statistics."""
-        raise NotImplementedError
+        """Clear the accumulated statistics: every state variable back to zeros."""
+        variables = self.variables
+        if not variables:
+            raise NotImplementedError(
+                f"Metric {type(self).__name__} keeps no variables (`add_variable`); "
+                "override `reset_state()` to clear its state.")
+        for variable in variables:
+            variable.assign(np.zeros(variable.shape, dtype=variable.dtype))
 
     def __call__(self, *args, **kwargs):
         self.update_state(*args, **kwargs)

@@ -82,7 +82,13 @@ def _align(y_true, y_pred, output_names):
 
 
 class CompileMetrics:
-    """The compiled metrics, resolved against the first batch's shapes."""
+    """The compiled metrics, resolved against the first batch's shapes.
+
+    Listed in ``model.metrics`` as one entry named ``compile_metrics`` whose ``result()``
+    is a dict, as in Keras 3.
+    """
+
+    name = "compile_metrics"
 
     def __init__(self, metrics=None, weighted_metrics=None, output_names=None):
         self.output_names = list(output_names or ["output"])
@@ -145,3 +151,45 @@ def _resolve_metric(metrics_module, item, y_true, y_pred):
     if not hasattr(metric, "update_state"):
         metric = metrics_module.MeanMetricWrapper(metric, name=getattr(metric, "__name__", None))
     return metric
+
+
+class LossTracker:
+    """Batch-size-weighted mean of the batch losses (Keras's ``loss`` log).
+
+    ``update_state(loss)`` from a custom ``train_step`` weighs the batch by 1, as
+    Keras's ``Mean`` does.
+    """
+
+    name = "loss"
+
+    def __init__(self):
+        self.total = 0.0
+        self.count = 0.0
+
+    def update_state(self, values, sample_weight=None) -> None:
+        weight = 1.0 if sample_weight is None else float(sample_weight)
+        self.total += float(np.mean(values.data if isinstance(values, Tensor) else values)) * weight
+        self.count += weight
+
+    def result(self) -> float:
+        return self.total / self.count if self.count else 0.0
+
+    def reset_state(self) -> None:
+        self.total = self.count = 0.0
+
+
+def pythonify(logs) -> dict:
+    """Logs as ``fit`` reports them: nested dicts (``compile_metrics``) flattened, scalar
+    Tensors/arrays as Python floats; order kept (loss first)."""
+    out = {}
+    for key, value in (logs or {}).items():
+        if isinstance(value, dict):
+            out.update(pythonify(value))
+            continue
+        if isinstance(value, Tensor):
+            value = value.data
+        try:
+            out[key] = float(value) if np.ndim(value) == 0 else value
+        except (TypeError, ValueError):
+            out[key] = value
+    return out

@@ -108,6 +108,32 @@ def class_weight_to_sample_weight(y, class_weight: dict) -> np.ndarray:
     return lookup[ids]
 
 
+def pack_x_y_sample_weight(x, y=None, sample_weight=None):
+    """Pack a batch as Keras hands it to ``train_step``: ``x``, ``(x,)``, ``(x, y)`` or
+    ``(x, y, sample_weight)`` (a list/tuple ``x`` is wrapped so that it stays one entry)."""
+    if y is None:
+        return (x,) if isinstance(x, (list, tuple)) else x
+    if sample_weight is None:
+        return (x, y)
+    return (x, y, sample_weight)
+
+
+def unpack_x_y_sample_weight(data):
+    """``(x, y, sample_weight)`` from what :func:`pack_x_y_sample_weight` made.
+
+    Raises:
+        ValueError: for a tuple of more than 3 entries.
+    """
+    if isinstance(data, list):
+        data = tuple(data)
+    if not isinstance(data, tuple):
+        return data, None, None
+    if len(data) in (1, 2, 3):
+        return tuple(data) + (None,) * (3 - len(data))
+    raise ValueError("Data is expected to be in format `x`, `(x,)`, `(x, y)`, or "
+                     f"`(x, y, sample_weight)`. Received a tuple of {len(data)} entries.")
+
+
 def unpack(data):
     """``(x, y, sample_weight)`` from a tuple of 1 to 3 entries."""
     if isinstance(data, tuple):

@@ -19,10 +19,15 @@ class Model(Trainer, Layer):
     """
 
     def __new__(cls, *args, **kwargs):
-        if cls is Model and (len(args) >= 2 or "inputs" in kwargs or "outputs" in kwargs):
+        if len(args) >= 2 or "inputs" in kwargs or "outputs" in kwargs:
             from lamina.models.functional import Functional
 
-            return Functional.__new__(Functional)
+            if cls is Model:
+                return Functional.__new__(Functional)
+            if not issubclass(cls, Functional):
+                # A subclass built functionally (`CustomModel(inputs, outputs)`, Keras's
+                # custom train_step pattern): its methods over the functional graph.
+                return Functional.__new__(_functional_subclass(cls, Functional))
         return super().__new__(cls)
 
     def __init__(self, *args, **kwargs):
@@ -107,10 +112,12 @@ class Model(Trainer, Layer):
         from lamina.layers.symbolic import map_structure
 
         dummy = map_structure(
-            lambda t: np.zeros(tuple(1 if d is None else d for d in t.shape), dtype=t.dtype), inputs)
+            lambda t: np.zeros(tuple(1 if d is None else d for d in t.shape), dtype=t.dtype),
+            inputs)
         with no_grad(), np.errstate(all="ignore"):
             self.built = True
-            self.call(map_structure(self._convert_input, dummy), training=False)
+            kwargs = {"training": False} if self._call_has_training else {}
+            self.call(map_structure(self._convert_input, dummy), **kwargs)
 
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
                 show_trainable=False, layer_range=None):
@@ -156,3 +163,14 @@ class Model(Trainer, Layer):
         from lamina.saving.saving_api import load_weights
 
         load_weights(self, filepath, skip_mismatch=skip_mismatch, **kwargs)
+
+
+_FUNCTIONAL_SUBCLASSES: dict = {}
+
+
+def _functional_subclass(cls, functional):
+    """``cls`` with ``Functional`` mixed in after it, made once per class."""
+    if cls not in _FUNCTIONAL_SUBCLASSES:
+        _FUNCTIONAL_SUBCLASSES[cls] = type(cls.__name__, (cls, functional), {
+            "__module__": cls.__module__, "__qualname__": cls.__qualname__})
+    return _FUNCTIONAL_SUBCLASSES[cls]

@@ -15,27 +15,7 @@ from lamina.backend.random import get_rng
 from lamina.backend.tensor import Tensor
 from lamina.layers.symbolic import flatten, map_structure
 from lamina.models import data as data_utils
-from lamina.models.compile_utils import CompileLoss, CompileMetrics
-
-
-class _LossTracker:
-    """Batch-size-weighted mean of the batch losses (Keras's ``loss`` log)."""
-
-    name = "loss"
-
-    def __init__(self):
-        self.total = 0.0
-        self.count = 0.0
-
-    def update_state(self, value: float, weight: float) -> None:
-        self.total += value * weight
-        self.count += weight
-
-    def result(self) -> float:
-        return self.total / self.count if self.count else 0.0
-
-    def reset_state(self) -> None:
-        self.total = self.count = 0.0
+from lamina.models.compile_utils import CompileLoss, CompileMetrics, LossTracker, pythonify
 
 
 class Trainer:
@@ -48,7 +28,7 @@ class Trainer:
         self.compiled_metrics = None
         self.stop_training = False
         self.history = None
-        self._loss_tracker = _LossTracker()
+        self._loss_tracker = LossTracker()
 
     # -- compile ---------------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
@@ -103,19 +83,26 @@ class Trainer:
 
     @property
     def metrics(self) -> list:
+        """Keras 3's list: the loss tracker, the compiled metrics' container
+        (``compile_metrics``, whose ``result()`` is a dict), then the ``Metric`` objects
+        assigned as attributes of the model and its layers."""
         out = [self._loss_tracker] if self._compiled else []
-        if self.compiled_metrics is not None:
-            out += self.compiled_metrics.metrics
-        return out
+        if self.compiled_metrics is not None and any(
+                spec is not None for spec in self.compiled_metrics.specs):
+            out.append(self.compiled_metrics)
+        return out + self._tracked_metrics()
 
     @property
     def metrics_names(self) -> list:
         return [m.name for m in self.metrics]
 
     def reset_metrics(self):
+        """Reset every metric of ``metrics`` (``fit`` does at each epoch's start)."""
         self._loss_tracker.reset_state()
         if self.compiled_metrics is not None:
             self.compiled_metrics.reset_state()
+        for metric in self.metrics:
+            metric.reset_state()
 
     # -- one step ----------------------------------------------------------------------
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
@@ -135,8 +122,31 @@ class Trainer:
         return loss
 
     def train_step(self, data):
-        """Forward, loss, gradients, optimizer update and metric update for one batch."""
-        x, y, sample_weight = data
+        """Forward, loss, gradients, optimizer update and metric update for one batch.
+
+        Override it to customise ``fit`` (Keras 3's pattern, with Lamina's gradients)::
+
+            def train_step(self, data):
+                x, y = data  # (x, y, sample_weight) when fit got sample weights
+                y_pred = self(x, training=True)
+                loss = self.compute_loss(y=y, y_pred=y_pred)
+                grads = keras.backend.gradients(loss, self.trainable_variables)
+                self.optimizer.apply(grads, self.trainable_variables)
+                for metric in self.metrics:
+                    if metric.name == "loss":
+                        metric.update_state(loss)
+                    else:
+                        metric.update_state(y, y_pred)
+                return {m.name: m.result() for m in self.metrics}
+
+        Args:
+            data: ``x``, ``(x,)``, ``(x, y)`` or ``(x, y, sample_weight)``, as Keras packs
+                a batch (``keras.utils.unpack_x_y_sample_weight`` takes it apart).
+
+        Returns:
+            A dict of logs; values may be Tensors or nested dicts (flattened by ``fit``).
+        """
+        x, y, sample_weight = data_utils.unpack_x_y_sample_weight(data)
         self._clear_losses()
         y_pred = self(x, training=True)
         loss = self.compute_loss(x, y, y_pred, sample_weight, training=True)
@@ -146,7 +156,7 @@ class Trainer:
         return self._update_metrics(loss, y, y_pred, sample_weight, x)
 
     def test_step(self, data):
-        x, y, sample_weight = data
+        x, y, sample_weight = data_utils.unpack_x_y_sample_weight(data)
         self._clear_losses()
         with no_grad():
             y_pred = self(x, training=False)
@@ -154,7 +164,7 @@ class Trainer:
         return self._update_metrics(loss, y, y_pred, sample_weight, x)
 
     def predict_step(self, data):
-        x = data[0] if isinstance(data, tuple) else data
+        x, _, _ = data_utils.unpack_x_y_sample_weight(data)
         with no_grad():
             return self(x, training=False)
 
@@ -168,11 +178,23 @@ class Trainer:
             self.compiled_metrics.update_state(y, y_pred, sample_weight)
         return self.get_metrics_result()
 
-    def get_metrics_result(self) -> dict:
-        logs = {"loss": self._loss_tracker.result()}
-        if self.compiled_metrics is not None:
-            logs.update(self.compiled_metrics.result())
+    def _get_metrics_result_or_logs(self, logs) -> dict:
+        # A custom test_step may log keys that are not metrics: then its logs stand.
+        metric_logs = self.get_metrics_result()
+        if not logs or set(logs) == set(metric_logs):
+            return metric_logs
         return logs
+
+    def get_metrics_result(self) -> dict:
+        """The current result of every metric of ``metrics``, as Python floats."""
+        logs = {}
+        for metric in self.metrics:
+            result = metric.result()
+            if isinstance(result, dict):
+                logs.update(result)
+            else:
+                logs[metric.name] = result
+        return pythonify(logs)
 
     # -- data --------------------------------------------------------------------------
     def _prepare(self, x, y, sample_weight, check=True):
@@ -215,7 +237,8 @@ class Trainer:
         self._require_compiled("fit")
         batch_size = self._batch_size(batch_size)
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
-            raise ValueError(f"`epochs` must be a non-negative integer. Received: epochs={epochs!r}")
+            raise ValueError(
+                f"`epochs` must be a non-negative integer. Received: epochs={epochs!r}")
         if shuffle not in (True, False, "batch"):
             raise ValueError(f"`shuffle` must be True, False or 'batch'. Received: "
                              f"shuffle={shuffle!r}")
@@ -248,9 +271,10 @@ class Trainer:
             logs = {}
             for step, index in enumerate(iterator.epoch()):
                 callback_list.on_train_batch_begin(step)
-                batch = (data_utils.take(x, index), data_utils.take(y, index),
-                         data_utils.take(sample_weight, index))
-                logs = self.train_step(batch)
+                batch = data_utils.pack_x_y_sample_weight(
+                    data_utils.take(x, index), data_utils.take(y, index),
+                    data_utils.take(sample_weight, index))
+                logs = pythonify(self.train_step(batch))
                 callback_list.on_train_batch_end(step, logs)
                 if self.stop_training:
                     break
@@ -289,10 +313,11 @@ class Trainer:
         logs = {}
         for step, index in enumerate(iterator.epoch()):
             callback_list.on_test_batch_begin(step)
-            logs = self.test_step((data_utils.take(x, index), data_utils.take(y, index),
-                                   data_utils.take(sample_weight, index)))
+            logs = pythonify(self.test_step(data_utils.pack_x_y_sample_weight(
+                data_utils.take(x, index), data_utils.take(y, index),
+                data_utils.take(sample_weight, index))))
             callback_list.on_test_batch_end(step, logs)
-        logs = self.get_metrics_result()
+        logs = self._get_metrics_result_or_logs(logs)
         callback_list.on_test_end(logs)
         if return_dict:
             return logs
@@ -314,7 +339,7 @@ class Trainer:
         outputs = []
         for step, index in enumerate(iterator.epoch()):
             callback_list.on_predict_batch_begin(step)
-            out = self.predict_step(data_utils.take(x, index))
+            out = self.predict_step((data_utils.take(x, index),))
             outputs.append(map_structure(lambda t: t.data if isinstance(t, Tensor) else t, out))
             callback_list.on_predict_batch_end(step, {"outputs": outputs[-1]})
         callback_list.on_predict_end()
@@ -334,18 +359,18 @@ class Trainer:
             cw = data_utils.class_weight_to_sample_weight(y, class_weight)
             sample_weight = cw if sample_weight is None else sample_weight * cw
         self.reset_metrics()
-        logs = self.train_step((x, y, sample_weight))
+        logs = pythonify(self.train_step(data_utils.pack_x_y_sample_weight(x, y, sample_weight)))
         return logs if return_dict else _values(logs)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         self._require_compiled("test_on_batch")
         x, y, sample_weight, _ = self._prepare(x, y, sample_weight)
         self.reset_metrics()
-        logs = self.test_step((x, y, sample_weight))
+        logs = pythonify(self.test_step(data_utils.pack_x_y_sample_weight(x, y, sample_weight)))
         return logs if return_dict else _values(logs)
 
     def predict_on_batch(self, x):
-        out = self.predict_step(data_utils.standardize(x))
+        out = self.predict_step((data_utils.standardize(x),))
         return map_structure(lambda t: t.data if isinstance(t, Tensor) else t, out)
 
 

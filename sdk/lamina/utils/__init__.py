@@ -5,6 +5,7 @@ from __future__ import annotations
 import random as _py_random
 
 from lamina.backend import random as _random
+from lamina.models.data import pack_x_y_sample_weight, unpack_x_y_sample_weight
 from lamina.utils.naming import reset_uids
 
 
@@ -47,4 +48,5 @@ def to_categorical(x, num_classes=None, dtype="float32"):
     return out.reshape(shape + (num_classes,))
 
 
-__all__ = ["clear_session", "set_random_seed", "to_categorical"]
+__all__ = ["clear_session", "pack_x_y_sample_weight", "set_random_seed", "to_categorical",
+           "unpack_x_y_sample_weight"]

@@ -156,3 +156,37 @@ def test_config_round_trip(metric):
 def test_unknown_metric():
     with pytest.raises(ValueError, match="'f2'"):
         metrics.get("f2")
+
+
+class _Count(metrics.Metric):
+    def __init__(self, name="count", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.seen = self.add_variable(shape=(), initializer="zeros", name="seen")
+        self.per_class = self.add_weight(shape=(2,), name="per_class")
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        self.seen.assign_add(len(y_true))
+        self.per_class.assign_add(np.bincount(np.asarray(y_true).ravel(), minlength=2))
+
+    def result(self):
+        return self.seen
+
+
+def test_add_variable_state_and_default_reset():
+    metric = _Count()
+    metric.update_state(np.array([0, 1, 1]), None)
+    assert float(metric.result()) == 3.0
+    assert [v.path for v in metric.variables] == ["count/seen", "count/per_class"]
+    assert not any(v.trainable for v in metric.variables)
+    np.testing.assert_array_equal(metric.per_class.numpy(), [1, 2])
+    metric.reset_state()
+    assert float(metric.result()) == 0.0 and metric.per_class.numpy().sum() == 0
+
+
+def test_reset_state_without_variables_says_what_to_do():
+    class Stateless(metrics.Metric):
+        def update_state(self, *args):
+            pass
+
+    with pytest.raises(NotImplementedError, match="override `reset_state"):
+        Stateless().reset_state()

@@ -217,3 +217,58 @@ def test_rank1_labels_meet_rank2_predictions_without_broadcasting():
     history = model.fit(x, y, epochs=20, batch_size=32, verbose=0)
     assert history.history["loss"][-1] < 0.3
     assert history.history["accuracy"][-1] > 0.9
+
+
+class _RecordingModel(lamina.Model):
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.dense = layers.Dense(1)
+        self.seen = []
+        self.extra = lamina.metrics.Mean(name="extra")
+
+    def call(self, inputs):
+        return self.dense(inputs)
+
+    def train_step(self, data):
+        self.seen.append(type(data).__name__ + str(len(data) if isinstance(data, tuple) else ""))
+        self.extra.update_state(1.0)
+        return super().train_step(data)
+
+
+def test_train_step_receives_keras_packed_data_and_tracks_metric_attributes():
+    model = _RecordingModel()
+    model.compile(optimizer="sgd", loss="mse", metrics=["mae"])
+    x, y = np.ones((4, 2), "float32"), np.ones((4, 1), "float32")
+    model.fit(x, y, batch_size=4, epochs=1, verbose=0)
+    model.fit(x, y, sample_weight=np.ones(4), batch_size=4, epochs=1, verbose=0)
+    assert model.seen == ["tuple2", "tuple3"]
+    assert [m.name for m in model.metrics] == ["loss", "compile_metrics", "extra"]
+    logs = model.train_on_batch(x, y, return_dict=True)
+    assert list(logs) == ["loss", "mae", "extra"] and logs["extra"] == 1.0
+
+
+def test_layer_losses_are_reset_at_each_top_level_call():
+    class Penalty(layers.Layer):
+        def call(self, inputs):
+            self.add_loss(lamina.ops.sum(inputs))
+            return inputs
+
+    inner = Penalty()
+    model = lamina.Sequential([lamina.Input(shape=(2,)), inner, Penalty()])
+    model(np.ones((1, 2), "float32"))
+    model(np.ones((1, 2), "float32"))
+    assert len(model.losses) == 2
+    inner(np.zeros((1, 2), "float32"))
+    assert [float(v) for v in inner.losses] == [0.0]
+
+
+def test_subclass_built_functionally_keeps_its_methods():
+    class Custom(lamina.Model):
+        def describe(self):
+            return "custom"
+
+    inputs = lamina.Input(shape=(3,))
+    model = Custom(inputs, layers.Dense(2)(inputs))
+    assert isinstance(model, Custom) and isinstance(model, lamina.models.Functional)
+    assert model.describe() == "custom" and model.output_shape == (None, 2)
+    assert type(Custom(inputs, layers.Dense(1)(inputs))) is type(model)
