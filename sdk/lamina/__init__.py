@@ -22,14 +22,21 @@ from lamina import (  # noqa: E402
     regularizers,
     utils,
 )
+from lamina.backend.keras_tensor import KerasTensor  # noqa: E402
+from lamina.backend.tensor import Variable  # noqa: E402
 from lamina.layers import Input  # noqa: E402
 from lamina.models import Model, Sequential  # noqa: E402
 
 __all__ = [
-    "Input", "Model", "Sequential", "activations", "backend", "callbacks", "constraints",
-    "datasets", "initializers", "layers", "losses", "metrics", "models", "ops", "optimizers",
-    "regularizers", "saving", "utils",
+    "Input", "KerasTensor", "Model", "Sequential", "Variable", "activations", "backend",
+    "callbacks", "constraints", "datasets", "initializers", "layers", "losses", "metrics",
+    "models", "ops", "optimizers", "regularizers", "saving", "utils", "version",
 ]
+
+def version() -> str:
+    """Lamina's version (``keras.version()``)."""
+    return __version__
+
 
 # Loaded on first use: `saving` needs h5py, `datasets` mlxtend/scikit-learn.
 _LAZY_MODULES = ("datasets", "saving", "wrappers")

@@ -548,3 +548,18 @@ def test_datasets_load_data(name, shape, classes):
     assert len(x_train) == len(y_train) and len(x_test) == len(y_test)
     assert len(x_train) > len(x_test) > 0
     assert set(np.unique(np.concatenate([y_train, y_test]))) == set(range(classes))
+
+
+def test_top_level_and_utils_aliases():
+    assert isinstance(keras.version(), str)
+    assert isinstance(keras.Input(shape=(2,)), keras.KerasTensor)
+    assert keras.Variable(np.zeros(2)).shape == (2,)
+    assert keras.utils.register_keras_serializable is keras.saving.register_keras_serializable
+
+    @keras.utils.register_keras_serializable(package="compat_utils")
+    class Doubler(layers.Layer):
+        def call(self, inputs):
+            return inputs * 2.0
+
+    config = keras.utils.serialize_keras_object(Doubler(name="twice"))
+    assert keras.utils.deserialize_keras_object(config).name == "twice"

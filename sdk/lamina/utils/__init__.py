@@ -48,5 +48,18 @@ def to_categorical(x, num_classes=None, dtype="float32"):
     return out.reshape(shape + (num_classes,))
 
 
+# Keras also exports the saving registry here; loaded on first use (saving needs h5py).
+_FROM_SAVING = ("CustomObjectScope", "custom_object_scope", "deserialize_keras_object",
+                "get_registered_name", "get_registered_object", "register_keras_serializable",
+                "serialize_keras_object")
+
 __all__ = ["clear_session", "pack_x_y_sample_weight", "set_random_seed", "to_categorical",
-           "unpack_x_y_sample_weight"]
+           "unpack_x_y_sample_weight", *_FROM_SAVING]
+
+
+def __getattr__(name):
+    if name in _FROM_SAVING:
+        from lamina import saving
+
+        return getattr(saving, name)
+    raise AttributeError(f"module 'lamina.utils' has no attribute {name!r}")
