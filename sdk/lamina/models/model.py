@@ -118,6 +118,7 @@ class Model(Trainer, Layer):
             self.built = True
             kwargs = {"training": False} if self._call_has_training else {}
             self.call(map_structure(self._convert_input, dummy), **kwargs)
+        self._clear_losses()  # the dummy call's add_loss terms are not the caller's
 
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
                 show_trainable=False, layer_range=None):

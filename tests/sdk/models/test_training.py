@@ -272,3 +272,23 @@ def test_subclass_built_functionally_keeps_its_methods():
     assert isinstance(model, Custom) and isinstance(model, lamina.models.Functional)
     assert model.describe() == "custom" and model.output_shape == (None, 2)
     assert type(Custom(inputs, layers.Dense(1)(inputs))) is type(model)
+
+
+def test_first_call_of_subclassed_model_counts_add_loss_once():
+    class Penalty(layers.Layer):
+        def call(self, inputs):
+            self.add_loss(lamina.ops.sum(inputs))
+            return inputs
+
+    class Net(lamina.Model):
+        def __init__(self):
+            super().__init__()
+            self.penalty = Penalty()
+            self.dense = layers.Dense(1)
+
+        def call(self, inputs):
+            return self.dense(self.penalty(inputs))
+
+    model = Net()
+    model(np.ones((1, 2), "float32"))  # builds by a dummy call first
+    assert [float(v) for v in model.losses] == [2.0]
