@@ -8,9 +8,10 @@ from __future__ import annotations
 import numpy as np
 
 from lamina.backend.config import standardize_dtype
+from lamina.backend.operators import OperatorMixin
 
 
-class Tensor:
+class Tensor(OperatorMixin):
     """An n-dimensional array that can take part in reverse-mode autodiff.
 
     Args:
@@ -80,91 +81,6 @@ class Tensor:
         from lamina.backend.autodiff import backward
 
         backward(self, gradient)
-
-    # -- operators (defined in terms of lamina.ops, wired in ops.py) ---------------
-    def __add__(self, other):
-        return _ops().add(self, other)
-
-    def __radd__(self, other):
-        return _ops().add(other, self)
-
-    def __sub__(self, other):
-        return _ops().subtract(self, other)
-
-    def __rsub__(self, other):
-        return _ops().subtract(other, self)
-
-    def __mul__(self, other):
-        return _ops().multiply(self, other)
-
-    def __rmul__(self, other):
-        return _ops().multiply(other, self)
-
-    def __truediv__(self, other):
-        return _ops().divide(self, other)
-
-    def __rtruediv__(self, other):
-        return _ops().divide(other, self)
-
-    def __matmul__(self, other):
-        return _ops().matmul(self, other)
-
-    def __rmatmul__(self, other):
-        return _ops().matmul(other, self)
-
-    def __pow__(self, exponent):
-        return _ops().power(self, exponent)
-
-    def __neg__(self):
-        return _ops().negative(self)
-
-    def __abs__(self):
-        return _ops().abs(self)
-
-    def __getitem__(self, index):
-        return _ops().getitem(self, index)
-
-    def __lt__(self, other):
-        return Tensor(self.data < np.asarray(other))
-
-    def __le__(self, other):
-        return Tensor(self.data <= np.asarray(other))
-
-    def __gt__(self, other):
-        return Tensor(self.data > np.asarray(other))
-
-    def __ge__(self, other):
-        return Tensor(self.data >= np.asarray(other))
-
-    @property
-    def T(self):
-        return _ops().transpose(self)
-
-    def reshape(self, *shape):
-        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-            shape = tuple(shape[0])
-        return _ops().reshape(self, shape)
-
-    def sum(self, axis=None, keepdims=False):
-        return _ops().sum(self, axis=axis, keepdims=keepdims)
-
-    def mean(self, axis=None, keepdims=False):
-        return _ops().mean(self, axis=axis, keepdims=keepdims)
-
-    def astype(self, dtype):
-        return _ops().cast(self, dtype)
-
-
-_OPS = None
-
-
-def _ops():
-    global _OPS
-    if _OPS is None:
-        from lamina import ops
-
-        _OPS = ops
-    return _OPS
 
 
 class Variable(Tensor):
