@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from lamina.utils.object_family import ObjectFamily
+
 _EPSILON = 1e-7
 
 
@@ -111,41 +113,7 @@ ALL_OBJECTS_DICT.update({"max_norm": MaxNorm, "non_neg": NonNeg, "unit_norm": Un
 max_norm, non_neg, unit_norm, min_max_norm = MaxNorm, NonNeg, UnitNorm, MinMaxNorm
 
 
-def serialize(constraint: Constraint) -> dict:
-    """Return the Keras-style serialized dict of a constraint."""
-    if constraint is None:
-        return None
-    return {"module": "keras.constraints", "class_name": constraint.__class__.__name__,
-            "config": constraint.get_config(), "registered_name": None}
-
-
-def deserialize(config: dict, custom_objects=None) -> Constraint:
-    """Recreate a constraint from :func:`serialize` output.
-
-    Raises:
-        ValueError: for an unknown class name.
-    """
-    registry = {**ALL_OBJECTS_DICT, **(custom_objects or {})}
-    name = config.get("class_name")
-    if name not in registry:
-        raise ValueError(f"Could not interpret constraint identifier: {name!r}")
-    return registry[name].from_config(dict(config.get("config") or {}))
-
-
-def get(identifier):
-    """Resolve None, a name (``"max_norm"``), a config dict, an instance or a callable.
-
-    Raises:
-        ValueError: if the identifier cannot be interpreted.
-    """
-    if identifier is None:
-        return None
-    if isinstance(identifier, dict):
-        return deserialize(identifier)
-    if isinstance(identifier, str):
-        if identifier not in ALL_OBJECTS_DICT:
-            raise ValueError(f"Could not interpret constraint identifier: {identifier!r}")
-        return ALL_OBJECTS_DICT[identifier]()
-    if callable(identifier):
-        return identifier
-    raise ValueError(f"Could not interpret constraint identifier: {identifier!r}")
+_FAMILY = ObjectFamily("constraint", "keras.constraints", ALL_OBJECTS_DICT, Constraint)
+serialize = _FAMILY.serialize
+deserialize = _FAMILY.deserialize
+get = _FAMILY.get

@@ -13,6 +13,7 @@ import numpy as np
 
 from lamina.backend import floatx
 from lamina.backend.random import get_rng
+from lamina.utils.object_family import ObjectFamily
 
 
 def compute_fans(shape) -> tuple[int, int]:
@@ -300,44 +301,7 @@ glorot_uniform, glorot_normal = GlorotUniform, GlorotNormal
 he_uniform, he_normal, lecun_uniform, lecun_normal = HeUniform, HeNormal, LecunUniform, LecunNormal
 
 
-def serialize(initializer: Initializer) -> dict:
-    """Return the Keras-style serialized dict of an initializer."""
-    if initializer is None:
-        return None
-    return {"module": "keras.initializers", "class_name": initializer.__class__.__name__,
-            "config": initializer.get_config(), "registered_name": None}
-
-
-def deserialize(config: dict, custom_objects=None) -> Initializer:
-    """Recreate an initializer from :func:`serialize` output.
-
-    Raises:
-        ValueError: for an unknown class name.
-    """
-    registry = {**ALL_OBJECTS_DICT, **(custom_objects or {})}
-    name = config.get("class_name")
-    if name not in registry:
-        raise ValueError(f"Could not interpret initializer identifier: {name!r}")
-    return registry[name].from_config(dict(config.get("config") or {}))
-
-
-def get(identifier):
-    """Resolve a name (``"glorot_uniform"``), a config dict, an instance or a callable.
-
-    Raises:
-        ValueError: if the identifier cannot be interpreted.
-    """
-    if identifier is None:
-        return None
-    if isinstance(identifier, dict):
-        return deserialize(identifier)
-    if isinstance(identifier, str):
-        cls = ALL_OBJECTS_DICT.get(identifier)
-        if cls is None:
-            raise ValueError(f"Could not interpret initializer identifier: {identifier!r}")
-        return cls()
-    if isinstance(identifier, type) and issubclass(identifier, Initializer):
-        return identifier()
-    if callable(identifier):
-        return identifier
-    raise ValueError(f"Could not interpret initializer identifier: {identifier!r}")
+_FAMILY = ObjectFamily("initializer", "keras.initializers", ALL_OBJECTS_DICT, Initializer)
+serialize = _FAMILY.serialize
+deserialize = _FAMILY.deserialize
+get = _FAMILY.get

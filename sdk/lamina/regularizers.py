@@ -7,6 +7,7 @@ import math
 import numpy as np
 
 from lamina import ops
+from lamina.utils.object_family import ObjectFamily
 
 
 def _check(name: str, value) -> float:
@@ -133,41 +134,7 @@ ALL_OBJECTS_DICT.update({"l1": L1, "l2": L2, "l1_l2": L1L2,
 l1, l2, l1_l2, orthogonal_regularizer = L1, L2, L1L2, OrthogonalRegularizer
 
 
-def serialize(regularizer: Regularizer) -> dict:
-    """Return the Keras-style serialized dict of a regularizer."""
-    if regularizer is None:
-        return None
-    return {"module": "keras.regularizers", "class_name": regularizer.__class__.__name__,
-            "config": regularizer.get_config(), "registered_name": None}
-
-
-def deserialize(config: dict, custom_objects=None) -> Regularizer:
-    """Recreate a regularizer from :func:`serialize` output.
-
-    Raises:
-        ValueError: for an unknown class name.
-    """
-    registry = {**ALL_OBJECTS_DICT, **(custom_objects or {})}
-    name = config.get("class_name")
-    if name not in registry:
-        raise ValueError(f"Could not interpret regularizer identifier: {name!r}")
-    return registry[name].from_config(dict(config.get("config") or {}))
-
-
-def get(identifier):
-    """Resolve None, a name (``"l2"``), a config dict, an instance or a callable.
-
-    Raises:
-        ValueError: if the identifier cannot be interpreted.
-    """
-    if identifier is None:
-        return None
-    if isinstance(identifier, dict):
-        return deserialize(identifier)
-    if isinstance(identifier, str):
-        if identifier not in ALL_OBJECTS_DICT:
-            raise ValueError(f"Could not interpret regularizer identifier: {identifier!r}")
-        return ALL_OBJECTS_DICT[identifier]()
-    if callable(identifier):
-        return identifier
-    raise ValueError(f"Could not interpret regularizer identifier: {identifier!r}")
+_FAMILY = ObjectFamily("regularizer", "keras.regularizers", ALL_OBJECTS_DICT, Regularizer)
+serialize = _FAMILY.serialize
+deserialize = _FAMILY.deserialize
+get = _FAMILY.get
