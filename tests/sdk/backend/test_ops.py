@@ -82,6 +82,25 @@ def dropout_mask(shape, rate, seed):
     return keep / (1 - rate)
 
 
+def np_conv1d(x, k):
+    windows = np.lib.stride_tricks.sliding_window_view(x, k.shape[0], axis=1)
+    return np.einsum("bnck,kco->bno", windows, k)
+
+
+def np_conv_transpose1d(x, k):
+    n = x.shape[1]
+    out = np.zeros((x.shape[0], n + k.shape[0] - 1, k.shape[1]))
+    for j in range(k.shape[0]):
+        out[:, j:j + n] += x @ k[j].T
+    return out
+
+
+def np_depthwise_conv1d(x, k):
+    windows = np.lib.stride_tricks.sliding_window_view(x, k.shape[0], axis=1)
+    out = np.einsum("bnck,kcm->bncm", windows, k)
+    return out.reshape(out.shape[:2] + (-1,))
+
+
 SELU_ALPHA, SELU_SCALE = 1.6732632423543772, 1.0507009873554805
 COND = RNG.random((3, 4)) > 0.5
 COND_COL = np.array([[True], [False], [True]])
@@ -338,6 +357,17 @@ CASES = [
          rn(3, 4) * 3, RNG.uniform(0, 1, (3, 4))),
     case("dropout", lambda x: ops.dropout(x, 0.4, rng=np.random.default_rng(7)),
          lambda x: x * dropout_mask(x.shape, 0.4, 7), rn(5, 6)),
+    # -- convolution and pooling (backend/conv_ops.py; tests/sdk/backend/test_conv.py) --
+    case("conv", ops.conv, np_conv1d, rn(2, 6, 3), rn(3, 3, 4)),
+    case("conv_transpose", ops.conv_transpose, np_conv_transpose1d, rn(2, 4, 3), rn(3, 2, 3)),
+    case("depthwise_conv", ops.depthwise_conv, np_depthwise_conv1d, rn(2, 6, 3), rn(3, 3, 2)),
+    case("separable_conv", ops.separable_conv,
+         lambda x, k, p: np_depthwise_conv1d(x, k) @ p[0], rn(2, 6, 3), rn(3, 3, 2),
+         rn(1, 6, 4)),
+    case("max_pool", lambda x: ops.max_pool(x, 2), lambda x: x.reshape(2, 3, 2, 3).max(2),
+         rn(2, 6, 3)),
+    case("average_pool", lambda x: ops.average_pool(x, 2),
+         lambda x: x.reshape(2, 3, 2, 3).mean(2), rn(2, 6, 3)),
 ]
 
 

@@ -1,0 +1,44 @@
+"""Differentiable operations with Keras's names (``keras.ops``), on numpy.
+
+Every function accepts Tensors, ndarrays or Python numbers and returns a Tensor.
+Primitives come from :mod:`lamina.backend.primitives` and :mod:`lamina.backend.nn`;
+everything here is composed from them and never hand-writes a gradient.
+Functions that are not differentiable (comparisons, argmax, one_hot) return
+Tensors that carry no gradient. On ``KerasTensor``s every op records a node of the
+functional graph, as in Keras 3.
+
+Modules by family: ``core`` (conversion, casting, comparisons, constructors),
+``math`` (elementwise), ``reduction``, ``manipulation`` (views, joins, gathers), ``linalg``,
+``activations``, ``nn`` (dense, dropout, cross-entropies); the convolution and pooling
+ops are :mod:`lamina.backend.conv_ops`'s.
+
+Example:
+    >>> from lamina import ops
+    >>> x = ops.convert_to_tensor([[1.0, 2.0], [3.0, 4.0]])
+    >>> ops.sum(ops.square(x)).item()
+    30.0
+"""
+
+from __future__ import annotations
+
+from lamina.backend import conv_ops as _conv_ops
+from lamina.backend.keras_tensor import dispatch_symbolic as _dispatch_symbolic
+from lamina.ops import activations, core, linalg, manipulation, math, nn, reduction
+from lamina.ops.activations import *  # noqa: F403
+from lamina.ops.core import *  # noqa: F403
+from lamina.ops.linalg import *  # noqa: F403
+from lamina.ops.manipulation import *  # noqa: F403
+from lamina.ops.math import *  # noqa: F403
+from lamina.ops.nn import *  # noqa: F403
+from lamina.ops.reduction import *  # noqa: F403
+
+_CONV_OPS = ("average_pool", "conv", "conv_transpose", "depthwise_conv", "max_pool",
+             "separable_conv")
+for _name in _CONV_OPS:
+    globals()[_name] = _dispatch_symbolic(getattr(_conv_ops, _name))
+del _name
+
+__all__ = sorted({
+    *activations.__all__, *core.__all__, *linalg.__all__, *math.__all__, *nn.__all__,
+    *manipulation.__all__, *reduction.__all__, *_CONV_OPS,
+})

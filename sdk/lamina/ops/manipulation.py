@@ -1,0 +1,119 @@
+"""Shape and indexing ops: views, joins, gathers. Gradients scatter back through the
+primitives (``GetItem``, ``Take``, ``Concatenate``, ``Pad``...)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lamina.backend import primitives as _p
+from lamina.backend.tensor import Tensor
+from lamina.ops._common import data as _data
+from lamina.ops._common import export
+from lamina.ops._common import static_shape as shape
+from lamina.ops.core import convert_to_tensor
+
+__all__ = [
+    "broadcast_to", "concatenate", "expand_dims", "getitem", "moveaxis", "pad", "repeat",
+    "reshape", "split", "squeeze", "stack", "swapaxes", "take", "tile", "transpose",
+]
+
+
+def reshape(x, newshape):
+    return _p.Reshape.apply(x, tuple(newshape) if isinstance(newshape, list) else newshape)
+
+
+def transpose(x, axes=None):
+    return _p.Transpose.apply(x, None if axes is None else tuple(axes))
+
+
+def swapaxes(x, axis1, axis2):
+    axes = list(range(len(shape(x))))
+    axes[axis1], axes[axis2] = axes[axis2], axes[axis1]
+    return transpose(x, axes)
+
+
+def moveaxis(x, source, destination):
+    axes = list(range(len(shape(x))))
+    src = source % len(axes)
+    axes.pop(src)
+    axes.insert(destination % len(shape(x)), src)
+    return transpose(x, axes)
+
+
+def expand_dims(x, axis):
+    return reshape(x, np.expand_dims(np.empty(shape(x), dtype=bool), axis).shape)
+
+
+def squeeze(x, axis=None):
+    return reshape(x, np.squeeze(np.empty(shape(x), dtype=bool), axis=axis).shape)
+
+
+def broadcast_to(x, newshape):
+    return _p.BroadcastTo.apply(x, tuple(newshape))
+
+
+def getitem(x, index):
+    if isinstance(index, Tensor):
+        index = index.data
+    elif isinstance(index, tuple):
+        index = tuple(i.data if isinstance(i, Tensor) else i for i in index)
+    return _p.GetItem.apply(x, index)
+
+
+def concatenate(xs, axis=0):
+    return _p.Concatenate.apply(*xs, axis=axis)
+
+
+def stack(xs, axis=0):
+    return concatenate([expand_dims(x, axis) for x in xs], axis=axis)
+
+
+def split(x, indices_or_sections, axis=0):
+    size = shape(x)[axis]
+    if isinstance(indices_or_sections, int):
+        step = size // indices_or_sections
+        bounds = list(range(step, size, step))[: indices_or_sections - 1]
+    else:
+        bounds = list(indices_or_sections)
+    edges = [0, *bounds, size]
+    out = []
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        index = [slice(None)] * len(shape(x))
+        index[axis] = slice(lo, hi)
+        out.append(getitem(x, tuple(index)))
+    return out
+
+
+def tile(x, repeats):
+    reps = (repeats,) if isinstance(repeats, int) else tuple(repeats)
+    s = shape(x)
+    # Like np.tile: more repetitions than dimensions prepend axes of size 1.
+    out = reshape(x, (1,) * (len(reps) - len(s)) + s) if len(reps) > len(s) else x
+    reps = (1,) * (len(shape(out)) - len(reps)) + reps
+    for axis, r in enumerate(reps):
+        if r != 1:
+            out = concatenate([out] * r, axis=axis)
+    return out if isinstance(out, Tensor) else convert_to_tensor(out)
+
+
+def repeat(x, repeats, axis=None):
+    if axis is None:
+        x, axis = reshape(x, (-1,)), 0
+    index = [slice(None)] * len(shape(x))
+    index[axis] = np.repeat(np.arange(shape(x)[axis]), repeats)
+    return getitem(x, tuple(index))
+
+
+def pad(x, pad_width, constant_values=0):
+    width = tuple((int(lo), int(hi)) for lo, hi in pad_width)
+    return _p.Pad.apply(x, width, constant_values=constant_values)
+
+
+def take(x, indices, axis=None):
+    indices = np.asarray(_data(indices))
+    if axis is None:
+        x, axis = reshape(x, (-1,)), 0
+    return _p.Take.apply(x, indices.astype(np.intp, copy=False), axis=axis % len(shape(x)))
+
+
+export(globals(), __all__)
