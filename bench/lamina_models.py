@@ -38,7 +38,13 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=60000)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="BLAS threads (threadpoolctl); numpy ufuncs are single-threaded")
     args = ap.parse_args()
+    if args.threads:
+        from threadpoolctl import threadpool_limits
+
+        limiter = threadpool_limits(limits=args.threads, user_api="blas")  # noqa: F841
     keras.utils.set_random_seed(0)
     x, y = mnist_like(args.samples)
     model = build(args.model)
@@ -57,7 +63,7 @@ def main() -> None:
     print(json.dumps({"framework": "lamina", "model": args.model,
                       "train_samples_per_s": args.samples * len(steady) / sum(steady),
                       "predict_samples_per_s": args.samples / predict_seconds,
-                      "epoch_seconds": times, "loss": losses}))
+                      "epoch_seconds": times, "loss": losses, "threads": args.threads}))
 
 
 if __name__ == "__main__":

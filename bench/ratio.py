@@ -2,6 +2,7 @@
 
     python bench/ratio.py --model mlp       # 60k samples, 3 epochs (first is warm-up)
     python bench/ratio.py --model cnn       # 12k samples, 2 epochs
+    python bench/ratio.py --model cnn --threads 1   # 1 BLAS / torch thread: load-robust
 
 Prints each round's samples/s and, last, the ratio of medians (lamina / torch).
 PyTorch is looked up in this Python, $LAMINA_BENCH_TORCH_PYTHON, or a side venv.
@@ -22,10 +23,14 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--samples", type=int, default=None)
     ap.add_argument("--epochs", type=int, default=None)
+    ap.add_argument("--threads", type=int, default=None,
+                    help="BLAS threads for lamina, torch.set_num_threads for torch")
     args = ap.parse_args()
     samples = args.samples or (60000 if args.model == "mlp" else 12000)
     epochs = args.epochs or (3 if args.model == "mlp" else 2)
     common = ["--model", args.model, "--samples", str(samples), "--epochs", str(epochs)]
+    if args.threads:
+        common += ["--threads", str(args.threads)]
     tpython = torch_python()
     ours, theirs = [], []
     for _ in range(args.rounds):

@@ -40,7 +40,10 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=60000)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     x, y = mnist_like(args.samples)
     if args.model == "cnn":
