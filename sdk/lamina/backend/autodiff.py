@@ -83,6 +83,16 @@ class Function:
         return result
 
 
+def is_requested(tensor) -> bool:
+    """True when the running :func:`gradients` walk reports ``tensor``'s own gradient.
+
+    A backward may hand its parent a gradient that already includes part of the
+    parent's own vector-Jacobian product (a max-pool applying the ReLU mask of the
+    convolution before it) only when nobody asked for the gradient at that parent.
+    """
+    return id(tensor) in getattr(_state, "requested", ())
+
+
 def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     """Sum ``grad`` over the axes that broadcasting added or stretched to ``shape``."""
     if grad.shape == shape:
@@ -144,30 +154,11 @@ def gradients(target: Tensor, sources, output_gradient=None) -> list:
         # Sums the walk allocated itself; only these may be added to in place, since a
         # backward may hand the same array to several parents.
         owned = set()
-        for node in reversed(_topological_order(target)):
-            grad = grads.pop(id(node), None)
-            if grad is None:
-                continue
-            if id(node) in wanted:
-                found[id(node)] = grad
-            ctx = node._ctx
-            if ctx is None:
-                continue
-            parent_grads = ctx.backward(grad)
-            for parent, need, pgrad in zip(ctx.parents, ctx.needs, parent_grads):
-                if not need or pgrad is None:
-                    continue
-                pgrad = unbroadcast(pgrad, parent.data.shape)
-                assert pgrad.shape == parent.data.shape, (type(ctx).__name__, pgrad.shape)
-                key = id(parent)
-                previous = grads.get(key)
-                if previous is None:
-                    grads[key] = pgrad
-                elif key in owned:
-                    previous += pgrad
-                else:
-                    grads[key] = previous + pgrad
-                    owned.add(key)
+        outer, _state.requested = getattr(_state, "requested", frozenset()), wanted
+        try:
+            _walk(target, grads, wanted, found, owned)
+        finally:
+            _state.requested = outer
     # Callers (optimizers, clipping) may update gradients in place, so each result must
     # be a writable array of its own: not a read-only broadcast view, not the caller's
     # seed, not memory shared with another result (a backward may hand one array to
@@ -183,6 +174,34 @@ def gradients(target: Tensor, sources, output_gradient=None) -> list:
         claimed.add(id(_memory_owner(grad)))
         results.append(grad)
     return results
+
+
+def _walk(target, grads, wanted, found, owned):
+    """Reverse-topological accumulation of ``grads`` from ``target`` down."""
+    for node in reversed(_topological_order(target)):
+        grad = grads.pop(id(node), None)
+        if grad is None:
+            continue
+        if id(node) in wanted:
+            found[id(node)] = grad
+        ctx = node._ctx
+        if ctx is None:
+            continue
+        parent_grads = ctx.backward(grad)
+        for parent, need, pgrad in zip(ctx.parents, ctx.needs, parent_grads):
+            if not need or pgrad is None:
+                continue
+            pgrad = unbroadcast(pgrad, parent.data.shape)
+            assert pgrad.shape == parent.data.shape, (type(ctx).__name__, pgrad.shape)
+            key = id(parent)
+            previous = grads.get(key)
+            if previous is None:
+                grads[key] = pgrad
+            elif key in owned:
+                previous += pgrad
+            else:
+                grads[key] = previous + pgrad
+                owned.add(key)
 
 
 def _memory_owner(array: np.ndarray) -> np.ndarray:

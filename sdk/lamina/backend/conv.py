@@ -4,7 +4,7 @@ A convolution gathers every receptive field once into a contiguous ``cols`` matr
 (im2col, through a strided window view) and multiplies it by the kernel in ONE BLAS
 call; no Python loop runs over samples or pixels. Its input gradient scatters the
 columns back (col2im) with one small GEMM and one strided add per kernel offset.
-Pooling reduces over the window offsets with one whole-array pass per offset.
+Pooling lives in :mod:`lamina.backend.pooling`.
 
 Arrays are ``(batch, *spatial, channels)``. Kernels use Keras's layout
 ``(*kernel_size, in_channels // groups, filters)``. Padding is resolved by
@@ -226,6 +226,15 @@ def _activate(out, bias, relu):
     return out
 
 
+def _relu_mask(g, op):
+    """``g`` times the fused ReLU's mask, unless ``g`` is exactly the gradient that the
+    only consumer (a max-pool, see :mod:`lamina.backend.pooling`) already masked."""
+    premasked, op.premasked = op.premasked, None
+    if op.out is None or g is premasked:
+        return g
+    return np.multiply(g, op.out > 0)
+
+
 # -- convolution ------------------------------------------------------------------------
 class Conv(Function):
     """``act(conv(x, kernel) + bias)``: N-d cross-correlation with bias and ReLU fused.
@@ -235,7 +244,7 @@ class Conv(Function):
     """
 
     __slots__ = ("cols", "kernel", "x_shape", "strides", "dilation", "pads", "groups",
-                 "has_bias", "folded", "out")
+                 "has_bias", "folded", "out", "premasked")
 
     def forward(self, x, kernel, bias=None, strides=None, dilation=None, pads=None, groups=1,
                 relu=False):
@@ -257,12 +266,11 @@ class Conv(Function):
         self.strides, self.dilation, self.pads, self.groups = strides, dilation, pads, groups
         self.has_bias, self.folded = bias is not None, folded
         out = _activate(out, None if folded else bias, relu)
-        self.out = out if relu else None
+        self.out, self.premasked = (out if relu else None), None
         return out
 
     def backward(self, g):
-        if self.out is not None:
-            g = np.multiply(g, self.out > 0)
+        g = _relu_mask(g, self)
         gx = gk = gb = None
         if self.needs[0]:
             gx = _conv_input_grad(g, self.kernel, self.x_shape, [lo for lo, _ in self.pads],
@@ -282,7 +290,7 @@ class ConvTranspose(Function):
     input of ``out_lengths``, of a convolution padded by ``pads_before`` in front.
     """
 
-    __slots__ = ("x", "kernel", "strides", "dilation", "pads", "has_bias", "out", "cols")
+    __slots__ = ("x", "kernel", "strides", "dilation", "pads", "has_bias", "out", "premasked")
 
     def forward(self, x, kernel, bias=None, strides=None, dilation=None, pads_before=None,
                 out_lengths=None, relu=False):
@@ -299,12 +307,11 @@ class ConvTranspose(Function):
         self.x, self.kernel, self.strides, self.dilation = x, kernel, strides, dilation
         self.has_bias = bias is not None
         out = _activate(out, bias, relu)
-        self.out = out if relu else None
+        self.out, self.premasked = (out if relu else None), None
         return out
 
     def backward(self, g):
-        if self.out is not None:
-            g = np.multiply(g, self.out > 0)
+        g = _relu_mask(g, self)
         ksize, x = self.kernel.shape[:-2], self.x
         cols = _im2col(g, ksize, self.strides, self.dilation, self.pads, x.shape[1:-1])
         gx = gk = gb = None
@@ -315,115 +322,3 @@ class ConvTranspose(Function):
         if self.has_bias and self.needs[2]:
             gb = _bias_grad(g)
         return gx, gk, gb
-
-
-# -- pooling ----------------------------------------------------------------------------
-def _pool_plan(x, pool, strides, pads, fill):
-    """Padded input, output lengths, and whether windows tile without overlap."""
-    xp = _pad(x, pads, fill)
-    out_shape = tuple((n - k) // s + 1 for n, k, s in zip(xp.shape[1:-1], pool, strides))
-    disjoint = all(s >= k for k, s in zip(pool, strides))
-    return xp, out_shape, disjoint
-
-
-def _pool_views(xp, pool, strides, out_shape):
-    """One view ``(batch, *out_shape, channels)`` of ``xp`` per window offset.
-
-    When stride equals the pool size (the usual 2x2 pooling) the views come from a
-    reshape ``(batch, o1, k1, o2, k2, c)`` of the cropped input instead of slicing.
-    """
-    offsets = list(itertools.product(*map(range, pool)))
-    if tuple(strides) == tuple(pool):
-        crop = xp[(slice(None), *(slice(0, o * k) for o, k in zip(out_shape, pool)),
-                   slice(None))]
-        split = crop.reshape(xp.shape[0], *itertools.chain(*zip(out_shape, pool)), xp.shape[-1])
-        return offsets, [split[(slice(None), *itertools.chain(*((slice(None), i) for i in off)),
-                                slice(None))] for off in offsets]
-    ones = (1,) * len(pool)
-    return offsets, [xp[_offset_slice(off, strides, ones, out_shape)] for off in offsets]
-
-
-def _grad_buffer(shape, pool, strides, out_shape, dtype):
-    """Input-gradient buffer: uninitialised when the windows tile it exactly (each cell
-    is then written once), zeros otherwise."""
-    tiled = all(s == k and o * k == n for k, s, o, n in zip(
-        pool, strides, out_shape[1:-1], shape[1:-1]))
-    return np.empty(shape, dtype) if tiled else np.zeros(shape, dtype)
-
-
-class MaxPool(Function):
-    """Max over windows of size ``pool`` moved by ``strides``; padding never wins.
-
-    The gradient goes to the first maximum of each window (TensorFlow's choice; ties
-    are common after a ReLU), accumulated where windows overlap.
-    """
-
-    __slots__ = ("xp", "out", "pool", "strides", "pads", "x_shape")
-
-    def forward(self, x, pool=None, strides=None, pads=None):
-        pads = tuple(pads or ((0, 0),) * len(pool))
-        xp, out_shape, _ = _pool_plan(x, pool, strides, pads, -np.inf)
-        _, views = _pool_views(xp, pool, strides, out_shape)
-        out = np.maximum(views[0], views[1]) if len(views) > 1 else views[0].copy()
-        for view in views[2:]:
-            np.maximum(out, view, out=out)
-        self.xp, self.out, self.pool, self.strides, self.pads = xp, out, pool, strides, pads
-        self.x_shape = x.shape
-        return out
-
-    def backward(self, g):
-        xp, out = self.xp, self.out
-        disjoint = all(s >= k for k, s in zip(self.pool, self.strides))
-        gxp = _grad_buffer(xp.shape, self.pool, self.strides, out.shape, g.dtype)
-        _, views = _pool_views(xp, self.pool, self.strides, out.shape[1:-1])
-        _, gviews = _pool_views(gxp, self.pool, self.strides, out.shape[1:-1])
-        hit = np.empty(out.shape, bool)
-        todo = None  # cells whose maximum has not been routed yet (all, before the first)
-        for i, (view, gview) in enumerate(zip(views, gviews)):
-            np.equal(view, out, out=hit)
-            if todo is not None:
-                hit &= todo
-            if disjoint:
-                np.multiply(g, hit, out=gview)
-            else:
-                gview += g * hit
-            if todo is None:
-                todo = np.logical_not(hit)
-            elif i < len(views) - 1:
-                np.greater(todo, hit, out=todo)
-        return (gxp[_inner(self.x_shape, self.pads)],)
-
-
-class AvgPool(Function):
-    """Mean over windows; with ``"same"`` padding only real elements are counted (TF)."""
-
-    __slots__ = ("pool", "strides", "pads", "count", "xp_shape", "x_shape", "disjoint")
-
-    def forward(self, x, pool=None, strides=None, pads=None):
-        pads = tuple(pads or ((0, 0),) * len(pool))
-        xp, out_shape, disjoint = _pool_plan(x, pool, strides, pads, 0)
-        _, views = _pool_views(xp, pool, strides, out_shape)
-        out = views[0].copy()
-        for view in views[1:]:
-            out += view
-        if any(lo or hi for lo, hi in pads):
-            ones = _pad(np.ones((1, *x.shape[1:-1], 1), x.dtype), pads)
-            _, counts = _pool_views(ones, pool, strides, out_shape)
-            count = sum(counts[1:], counts[0].copy())
-        else:
-            count = np.asarray(math.prod(pool), x.dtype)
-        out /= count
-        self.pool, self.strides, self.pads, self.count = pool, strides, pads, count
-        self.xp_shape, self.x_shape, self.disjoint = xp.shape, x.shape, disjoint
-        return out
-
-    def backward(self, g):
-        share = g / self.count
-        gxp = _grad_buffer(self.xp_shape, self.pool, self.strides, g.shape, g.dtype)
-        _, gviews = _pool_views(gxp, self.pool, self.strides, g.shape[1:-1])
-        for gview in gviews:
-            if self.disjoint:
-                gview[...] = share
-            else:
-                gview += share
-        return (gxp[_inner(self.x_shape, self.pads)],)

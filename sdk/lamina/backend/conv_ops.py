@@ -5,7 +5,7 @@ Keras's ``ops.conv``, ``ops.conv_transpose``, ``ops.depthwise_conv``,
 Lamina-only arguments on the convolutions: ``bias`` and ``activation="relu"``, fused
 into the convolution's output so that they cost no extra pass or graph node.
 ``channels_first`` inputs are transposed to channels_last at the boundary (the
-primitives work in channels_last).
+primitives work in channels_last). Pooling runs :mod:`lamina.backend.pooling`.
 
 Example:
     >>> import numpy as np
@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 from lamina.backend import conv as _c
+from lamina.backend import pooling as _pl
 from lamina.backend import primitives as _p
 from lamina.backend.tensor import Tensor
 
@@ -168,7 +169,7 @@ def max_pool(inputs, pool_size, strides=None, padding="valid", data_format=None)
     Returns:
         The output Tensor.
     """
-    return _pool(_c.MaxPool, inputs, pool_size, strides, padding, data_format)
+    return _pool(_pl.MaxPool, inputs, pool_size, strides, padding, data_format)
 
 
 def average_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
@@ -177,4 +178,4 @@ def average_pool(inputs, pool_size, strides=None, padding="valid", data_format=N
     Returns:
         The output Tensor.
     """
-    return _pool(_c.AvgPool, inputs, pool_size, strides, padding, data_format)
+    return _pool(_pl.AvgPool, inputs, pool_size, strides, padding, data_format)

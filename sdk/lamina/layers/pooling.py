@@ -1,7 +1,7 @@
 """Pooling layers with Keras's names and arguments, plus Keras's aliases.
 
 MaxPooling1D/2D/3D and AveragePooling1D/2D/3D run the fused pooling primitives of
-:mod:`lamina.backend.conv` (one whole-array pass per window offset; a reshape of the
+:mod:`lamina.backend.pooling` (one whole-array pass per window offset; a reshape of the
 input when the stride equals the pool size). Global poolings are a mean or max over
 the spatial axes.
 """

@@ -7,7 +7,7 @@ import itertools
 import numpy as np
 import pytest
 
-from lamina.backend import conv
+from lamina.backend import conv, pooling
 from lamina.testing import check_gradients
 
 
@@ -110,7 +110,7 @@ def run_conv_transpose(x, kernel, bias=None, strides=None, padding="valid", dila
 def run_pool(x, pool, strides, padding, mode):
     pads = [conv.conv_padding(length, k, s, padding) for length, k, s in zip(
         np.shape(x)[1:-1], pool, strides)]
-    fn = conv.MaxPool if mode == "max" else conv.AvgPool
+    fn = pooling.MaxPool if mode == "max" else pooling.AvgPool
     return fn.apply(x, pool=pool, strides=strides, pads=pads)
 
 
@@ -244,12 +244,12 @@ def test_pool_gradients(xs, pool, strides, padding, mode):
 
 def test_max_pool_gradient_goes_to_the_first_maximum_of_a_tie():
     x = np.zeros((1, 2, 2, 1), np.float32)
-    out = conv.MaxPool.apply(np.zeros_like(x), pool=(2, 2), strides=(2, 2))
+    out = pooling.MaxPool.apply(np.zeros_like(x), pool=(2, 2), strides=(2, 2))
     assert out.data.shape == (1, 1, 1, 1)
     from lamina.backend import Variable, gradients
 
     xv = Variable(x)
-    (gx,) = gradients(conv.MaxPool.apply(xv, pool=(2, 2), strides=(2, 2)), [xv])
+    (gx,) = gradients(pooling.MaxPool.apply(xv, pool=(2, 2), strides=(2, 2)), [xv])
     np.testing.assert_array_equal(gx.ravel(), [1, 0, 0, 0])
 
 
@@ -267,3 +267,62 @@ def test_same_padding_puts_the_extra_row_at_the_end():
     assert conv.conv_padding(6, 4, 1, "same") == (1, 2)
     assert conv.conv_padding(7, 3, 2, "same") == (1, 1)
     assert conv.conv_padding(5, 3, 1, "causal", dilation=2) == (4, 0)
+
+
+def test_max_pool_routes_ties_to_the_first_maximum_in_row_major_order():
+    # Values from a small set, so that most windows hold ties, some across both rows.
+    rng = np.random.default_rng(7)
+    x = rng.integers(0, 3, (3, 6, 8, 2)).astype(np.float32)
+    g = rng.standard_normal((3, 3, 4, 2)).astype(np.float32)
+    from lamina.backend import Variable, gradients
+
+    xv = Variable(x)
+    (gx,) = gradients(pooling.MaxPool.apply(xv, pool=(2, 2), strides=(2, 2)), [xv],
+                      output_gradient=g)
+    want = np.zeros_like(x)
+    for b, i, j, c in itertools.product(*map(range, g.shape)):
+        window = x[b, 2 * i:2 * i + 2, 2 * j:2 * j + 2, c]
+        di, dj = np.unravel_index(np.argmax(window), (2, 2))  # argmax: the first maximum
+        want[b, 2 * i + di, 2 * j + dj, c] = g[b, i, j, c]
+    np.testing.assert_array_equal(gx, want)
+
+
+def test_max_pool_over_more_than_256_offsets():
+    x = np.random.default_rng(8).permutation(2 * 18 * 17 * 2).reshape(2, 18, 17, 2) * 0.01
+    np.testing.assert_allclose(run_pool(x, (17, 17), (1, 1), "valid", "max").data,
+                               ref_pool(x, (17, 17), (1, 1), "valid", "max"))
+    check_gradients(lambda a: run_pool(a, (17, 17), (1, 1), "valid", "max"), [x])
+
+
+def _conv_relu_pool_grads(fused, x, kernel, bias, weights, extra=None, at_conv=False):
+    """Gradients of ``sum(weights * maxpool(relu(conv)))`` (+ ``sum(extra * relu(conv))``)
+    w.r.t. input, kernel and bias (and the ReLU output), ReLU fused into the conv or not."""
+    from lamina import ops
+    from lamina.backend import Variable, gradients
+
+    xv, kv, bv = (Variable(a, dtype="float64") for a in (x, kernel, bias))
+    y = run_conv(xv, kv, bv, relu=fused)
+    if not fused:
+        y = ops.relu(y)
+    loss = ops.sum(ops.multiply(run_pool(y, (2, 2), (2, 2), "same", "max"), weights))
+    if extra is not None:
+        loss = ops.add(loss, ops.sum(ops.multiply(y, extra)))
+    return gradients(loss, [xv, kv, bv] + ([y] if at_conv else []))
+
+
+@pytest.mark.parametrize("case", ["alone", "second consumer", "gradient at the relu"])
+def test_max_pool_folds_the_relu_mask_of_the_conv_before_it(case):
+    # A negative bias leaves many windows all zero (ties at 0 whose winner must get no
+    # gradient through the ReLU); constant input patches give ties at positive values.
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((2, 9, 9, 3)).round()
+    x[:, :4, :4] = 1.0
+    kernel, bias = rng.standard_normal((3, 3, 3, 4)), rng.standard_normal(4) - 1.0
+    weights = rng.standard_normal((2, 4, 4, 4))
+    extra = rng.standard_normal((2, 7, 7, 4)) if case == "second consumer" else None
+    at_conv = case == "gradient at the relu"
+    fused = _conv_relu_pool_grads(True, x, kernel, bias, weights, extra, at_conv)
+    plain = _conv_relu_pool_grads(False, x, kernel, bias, weights, extra, at_conv)
+    assert np.count_nonzero(plain[-1]) and np.count_nonzero(plain[0])
+    for got, want in zip(fused, plain):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

@@ -1,0 +1,174 @@
+"""Max and average pooling primitives, channels_last, any number of spatial axes.
+
+Pooling reduces over the window offsets with whole-array passes, one view of the
+input per offset; when the stride equals the pool size (the usual 2x2 pooling) the
+views come from a reshape of the input instead of slicing. Max pooling pairs the
+views up in a tournament and, when a gradient is wanted, keeps the offset of each
+window's first maximum as one ``uint8`` per output, so that its backward is one
+compare and one multiply per offset.
+
+Max pooling folds the ReLU of a :class:`~lamina.backend.conv.Conv` with fused
+ReLU right before it into its own backward: only window winners get a gradient,
+and a winner's ReLU was active exactly when the pooled value is positive. The
+pool then zeroes the other winners on its (small) output gradient and tells the
+convolution, which skips its full-size mask pass.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+
+from lamina.backend.autodiff import Function, is_requested
+from lamina.backend.conv import _inner, _offset_slice, _pad
+
+
+def _pool_plan(x, pool, strides, pads, fill):
+    """Padded input, output lengths, and whether windows tile without overlap."""
+    xp = _pad(x, pads, fill)
+    out_shape = tuple((n - k) // s + 1 for n, k, s in zip(xp.shape[1:-1], pool, strides))
+    disjoint = all(s >= k for k, s in zip(pool, strides))
+    return xp, out_shape, disjoint
+
+
+def _pool_views(xp, pool, strides, out_shape):
+    """One view ``(batch, *out_shape, channels)`` of ``xp`` per window offset.
+
+    When stride equals the pool size (the usual 2x2 pooling) the views come from a
+    reshape ``(batch, o1, k1, o2, k2, c)`` of the cropped input instead of slicing.
+    """
+    if tuple(strides) == tuple(pool):
+        crop = xp[(slice(None), *(slice(0, o * k) for o, k in zip(out_shape, pool)),
+                   slice(None))]
+        split = crop.reshape(xp.shape[0], *itertools.chain(*zip(out_shape, pool)), xp.shape[-1])
+        return [split[(slice(None), *itertools.chain(*((slice(None), i) for i in off)),
+                       slice(None))] for off in itertools.product(*map(range, pool))]
+    ones = (1,) * len(pool)
+    return [xp[_offset_slice(off, strides, ones, out_shape)]
+            for off in itertools.product(*map(range, pool))]
+
+
+def _grad_buffer(shape, pool, strides, out_shape, dtype):
+    """Input-gradient buffer: uninitialised when the windows tile it exactly (each cell
+    is then written once), zeros otherwise."""
+    tiled = all(s == k and o * k == n for k, s, o, n in zip(
+        pool, strides, out_shape[1:-1], shape[1:-1]))
+    return np.empty(shape, dtype) if tiled else np.zeros(shape, dtype)
+
+
+def _first_max(views, index):
+    """Elementwise max of ``views`` and, with ``index``, which view holds the first maximum.
+
+    A tournament: neighbours are paired level by level, the earlier one winning ties,
+    so that half of the comparisons run on contiguous intermediates rather than on the
+    strided views. Indices are ``uint8`` (``intp`` past 256 offsets) and are updated
+    arithmetically (``numpy.where`` and masked copies are several times slower on
+    unpredictable masks).
+    """
+    small = len(views) <= 256
+    level = [(v, i) for i, v in enumerate(views)]
+    while len(level) > 1:
+        merged = []
+        for (ma, ia), (mb, ib) in zip(level[::2], level[1::2]):
+            m = np.maximum(ma, mb)
+            idx = None
+            if index:
+                later = np.greater(mb, ma)  # ties stay with the earlier
+                later = later.view(np.uint8) if small else later.astype(np.intp)
+                if isinstance(ia, int) and isinstance(ib, int):  # leaves: ib == ia + 1
+                    idx = later if ia == 0 else np.add(later, later.dtype.type(ia))
+                else:  # ia + later * (ib - ia), modulo 256 and exact
+                    idx = np.subtract(ib, ia)
+                    idx *= later
+                    idx += ia
+            merged.append((m, idx))
+        if len(level) % 2:
+            merged.append(level[-1])
+        level = merged
+    out, idx = level[0]
+    if len(views) == 1:
+        out, idx = out.copy(), np.zeros(out.shape, np.uint8) if index else None
+    return out, idx
+
+
+class MaxPool(Function):
+    """Max over windows of size ``pool`` moved by ``strides``; padding never wins.
+
+    The gradient goes to the first maximum of each window (TensorFlow's choice; ties
+    are common after a ReLU), accumulated where windows overlap.
+    """
+
+    __slots__ = ("xp_shape", "out", "winner", "pool", "strides", "pads", "x_shape")
+
+    def forward(self, x, pool=None, strides=None, pads=None):
+        pads = tuple(pads or ((0, 0),) * len(pool))
+        xp, out_shape, _ = _pool_plan(x, pool, strides, pads, -np.inf)
+        views = _pool_views(xp, pool, strides, out_shape)
+        out, winner = _first_max(views, index=self.needs[0])
+        self.xp_shape, self.out, self.winner = xp.shape, out, winner
+        self.pool, self.strides, self.pads, self.x_shape = pool, strides, pads, x.shape
+        return out
+
+    def _relu_producer(self):
+        """The fused-ReLU op that produced this pool's input, if its mask can be folded."""
+        parent = self.parents[0]
+        producer = parent._ctx
+        if (not hasattr(producer, "premasked") or producer.out is None
+                or producer.out is not parent.data or is_requested(parent)):
+            return None
+        return producer
+
+    def backward(self, g):
+        producer = self._relu_producer()
+        if producer is not None:
+            g = g * (self.out > 0)
+        out_shape = self.out.shape[1:-1]
+        disjoint = all(s >= k for k, s in zip(self.pool, self.strides))
+        gxp = _grad_buffer(self.xp_shape, self.pool, self.strides, self.out.shape, g.dtype)
+        hit = np.empty(self.out.shape, bool)
+        for k, gview in enumerate(_pool_views(gxp, self.pool, self.strides, out_shape)):
+            np.equal(self.winner, self.winner.dtype.type(k), out=hit)
+            if disjoint:
+                np.multiply(g, hit, out=gview)
+            else:
+                gview += g * hit
+        gx = gxp[_inner(self.x_shape, self.pads)]
+        if producer is not None:
+            producer.premasked = gx
+        return (gx,)
+
+
+class AvgPool(Function):
+    """Mean over windows; with ``"same"`` padding only real elements are counted (TF)."""
+
+    __slots__ = ("pool", "strides", "pads", "count", "xp_shape", "x_shape", "disjoint")
+
+    def forward(self, x, pool=None, strides=None, pads=None):
+        pads = tuple(pads or ((0, 0),) * len(pool))
+        xp, out_shape, disjoint = _pool_plan(x, pool, strides, pads, 0)
+        views = _pool_views(xp, pool, strides, out_shape)
+        out = views[0].copy()
+        for view in views[1:]:
+            out += view
+        if any(lo or hi for lo, hi in pads):
+            ones = _pad(np.ones((1, *x.shape[1:-1], 1), x.dtype), pads)
+            counts = _pool_views(ones, pool, strides, out_shape)
+            count = sum(counts[1:], counts[0].copy())
+        else:
+            count = np.asarray(math.prod(pool), x.dtype)
+        out /= count
+        self.pool, self.strides, self.pads, self.count = pool, strides, pads, count
+        self.xp_shape, self.x_shape, self.disjoint = xp.shape, x.shape, disjoint
+        return out
+
+    def backward(self, g):
+        share = g / self.count
+        gxp = _grad_buffer(self.xp_shape, self.pool, self.strides, g.shape, g.dtype)
+        for gview in _pool_views(gxp, self.pool, self.strides, g.shape[1:-1]):
+            if self.disjoint:
+                gview[...] = share
+            else:
+                gview += share
+        return (gxp[_inner(self.x_shape, self.pads)],)
