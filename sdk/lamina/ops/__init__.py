@@ -3,14 +3,16 @@
 Every function accepts Tensors, ndarrays or Python numbers and returns a Tensor.
 Primitives come from :mod:`lamina.backend.primitives` and :mod:`lamina.backend.nn`;
 everything here is composed from them and never hand-writes a gradient.
-Functions that are not differentiable (comparisons, argmax, one_hot) return
-Tensors that carry no gradient. On ``KerasTensor``s every op records a node of the
-functional graph, as in Keras 3.
+Functions that are not differentiable (comparisons, logical ops, argmax, rounding,
+constructors) return Tensors that carry no gradient. On ``KerasTensor``s every op
+records a node of the functional graph, as in Keras 3.
 
-Modules by family: ``core`` (conversion, casting, comparisons, constructors),
-``math`` (elementwise), ``reduction``, ``manipulation`` (views, joins, gathers), ``linalg``,
-``activations``, ``nn`` (dense, dropout, cross-entropies); the convolution and pooling
-ops are :mod:`lamina.backend.conv_ops`'s.
+Modules by family: ``core`` (conversion, casting, comparisons, logical ops,
+constructors), ``math`` (elementwise), ``reduction`` (reductions, cumulative sums and
+products), ``manipulation`` (views, joins, gathers), ``indexing`` (take_along_axis,
+slice, sort, top_k), ``linalg`` (matmul, einsum, tensordot, triangles), ``activations``,
+``nn`` (dense, dropout, cross-entropies, normalize); the convolution and pooling ops
+are :mod:`lamina.backend.conv_ops`'s.
 
 Example:
     >>> from lamina import ops
@@ -23,9 +25,10 @@ from __future__ import annotations
 
 from lamina.backend import conv_ops as _conv_ops
 from lamina.backend.keras_tensor import dispatch_symbolic as _dispatch_symbolic
-from lamina.ops import activations, core, linalg, manipulation, math, nn, reduction
+from lamina.ops import activations, core, indexing, linalg, manipulation, math, nn, reduction
 from lamina.ops.activations import *  # noqa: F403
 from lamina.ops.core import *  # noqa: F403
+from lamina.ops.indexing import *  # noqa: F403
 from lamina.ops.linalg import *  # noqa: F403
 from lamina.ops.manipulation import *  # noqa: F403
 from lamina.ops.math import *  # noqa: F403
@@ -39,6 +42,6 @@ for _name in _CONV_OPS:
 del _name
 
 __all__ = sorted({
-    *activations.__all__, *core.__all__, *linalg.__all__, *math.__all__, *nn.__all__,
-    *manipulation.__all__, *reduction.__all__, *_CONV_OPS,
+    *activations.__all__, *core.__all__, *indexing.__all__, *linalg.__all__,
+    *manipulation.__all__, *math.__all__, *nn.__all__, *reduction.__all__, *_CONV_OPS,
 })

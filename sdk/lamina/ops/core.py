@@ -12,9 +12,11 @@ from lamina.ops._common import data as _data
 from lamina.ops._common import export, static_shape
 
 __all__ = [
-    "Tensor", "Variable", "cast", "convert_to_numpy", "convert_to_tensor", "equal",
-    "greater", "greater_equal", "less", "less_equal", "not_equal", "one_hot", "ones",
-    "ones_like", "shape", "zeros", "zeros_like",
+    "Tensor", "Variable", "arange", "cast", "convert_to_numpy", "convert_to_tensor",
+    "equal", "eye", "full", "full_like", "greater", "greater_equal", "identity", "isfinite",
+    "isinf", "isnan", "less", "less_equal", "linspace", "logical_and", "logical_not",
+    "logical_or", "logical_xor", "not_equal", "one_hot", "ones", "ones_like", "shape",
+    "stop_gradient", "zeros", "zeros_like",
 ]
 
 
@@ -74,6 +76,40 @@ def less_equal(x1, x2):
     return Tensor(np.less_equal(_data(x1), _data(x2)))
 
 
+def stop_gradient(variable):
+    """The value of ``variable`` as a Tensor through which no gradient flows."""
+    return Tensor(np.asarray(_data(variable)))
+
+
+# -- logical and floating-point classes (no gradient) ------------------------------------
+def logical_and(x1, x2):
+    return Tensor(np.logical_and(_data(x1), _data(x2)))
+
+
+def logical_or(x1, x2):
+    return Tensor(np.logical_or(_data(x1), _data(x2)))
+
+
+def logical_xor(x1, x2):
+    return Tensor(np.logical_xor(_data(x1), _data(x2)))
+
+
+def logical_not(x):
+    return Tensor(np.logical_not(_data(x)))
+
+
+def isnan(x):
+    return Tensor(np.isnan(_data(x)))
+
+
+def isinf(x):
+    return Tensor(np.isinf(_data(x)))
+
+
+def isfinite(x):
+    return Tensor(np.isfinite(_data(x)))
+
+
 # -- constructors (no gradient) --------------------------------------------------------
 def zeros(shape_, dtype=None):
     return Tensor(np.zeros(shape_, dtype=standardize_dtype(dtype)))
@@ -89,6 +125,43 @@ def zeros_like(x, dtype=None):
 
 def ones_like(x, dtype=None):
     return Tensor(np.ones_like(_data(x), dtype=dtype))
+
+
+def full(shape, fill_value, dtype=None):
+    return Tensor(np.full(shape, _data(fill_value), dtype=standardize_dtype(dtype)))
+
+
+def full_like(x, fill_value, dtype=None):
+    return Tensor(np.full_like(_data(x), _data(fill_value), dtype=dtype))
+
+
+def eye(N, M=None, k=0, dtype=None):  # noqa: N803 - Keras's names
+    return Tensor(np.eye(N, M, k, dtype=standardize_dtype(dtype)))
+
+
+def identity(n, dtype=None):
+    return eye(n, dtype=dtype)
+
+
+def arange(start, stop=None, step=1, dtype=None):
+    """Evenly spaced values in ``[start, stop)``; int32 for integer arguments, as Keras."""
+    if dtype is None:
+        values = [v for v in (start, stop, step) if v is not None]
+        floating = any(np.issubdtype(np.result_type(_data(v)), np.floating) for v in values)
+        dtype = floatx() if floating else "int32"
+    if stop is None:
+        start, stop = 0, start
+    return Tensor(np.arange(_data(start), _data(stop), _data(step),
+                            dtype=standardize_dtype(dtype)))
+
+
+def linspace(start, stop, num=50, endpoint=True, retstep=False, dtype=None, axis=0):
+    """``num`` evenly spaced values from ``start`` to ``stop`` (``np.linspace``)."""
+    out = np.linspace(_data(start), _data(stop), num, endpoint=endpoint, retstep=retstep,
+                      dtype=standardize_dtype(dtype), axis=axis)
+    if retstep:
+        return Tensor(out[0]), Tensor(np.asarray(out[1], dtype=out[0].dtype))
+    return Tensor(out)
 
 
 def one_hot(x, num_classes, dtype=None):

@@ -13,8 +13,9 @@ from lamina.ops._common import static_shape as shape
 from lamina.ops.core import convert_to_tensor
 
 __all__ = [
-    "broadcast_to", "concatenate", "expand_dims", "getitem", "moveaxis", "pad", "repeat",
-    "reshape", "split", "squeeze", "stack", "swapaxes", "take", "tile", "transpose",
+    "broadcast_to", "concatenate", "expand_dims", "flip", "getitem", "meshgrid", "moveaxis",
+    "pad", "repeat", "reshape", "roll", "split", "squeeze", "stack", "swapaxes", "take",
+    "tile", "transpose", "unstack",
 ]
 
 
@@ -114,6 +115,53 @@ def take(x, indices, axis=None):
     if axis is None:
         x, axis = reshape(x, (-1,)), 0
     return _p.Take.apply(x, indices.astype(np.intp, copy=False), axis=axis % len(shape(x)))
+
+
+def flip(x, axis=None):
+    """Reverse the order of elements along ``axis`` (every axis when None)."""
+    ndim = len(shape(x))
+    axes = range(ndim) if axis is None else [axis] if isinstance(axis, int) else axis
+    index = [slice(None)] * ndim
+    for a in axes:
+        index[a] = slice(None, None, -1)
+    return getitem(x, tuple(index))
+
+
+def roll(x, shift, axis=None):
+    """Shift elements along ``axis`` cyclically (of the flattened ``x`` when None)."""
+    if axis is None:
+        return reshape(roll(reshape(x, (-1,)), shift, 0), shape(x))
+    shifts = (shift,) if isinstance(shift, int) else tuple(shift)
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    shifts, axes = np.broadcast_arrays(shifts, axes)
+    for s, a in zip(shifts.tolist(), axes.tolist()):
+        n = shape(x)[a]
+        x = take(x, (np.arange(n) - s) % n, axis=a) if n else x
+    return x if isinstance(x, Tensor) else convert_to_tensor(x)
+
+
+def unstack(x, num=None, axis=0):
+    """The slices of ``x`` along ``axis``, as a list of ``shape(x)[axis]`` tensors."""
+    n = shape(x)[axis]
+    if num is not None and num != n:
+        raise ValueError(f"num must equal shape(x)[axis]={n}. Received: num={num}")
+    return [take(x, i, axis=axis) for i in range(n)]
+
+
+def meshgrid(*x, indexing="xy"):
+    """Coordinate grids from 1-D inputs, as ``np.meshgrid`` (differentiable)."""
+    if indexing not in ("xy", "ij"):
+        raise ValueError(f"indexing must be 'xy' or 'ij'. Received: indexing={indexing!r}")
+    sizes = [int(np.prod(shape(v))) for v in x]
+    if indexing == "xy" and len(x) > 1:
+        sizes[0], sizes[1] = sizes[1], sizes[0]
+    grids = []
+    for i, v in enumerate(x):
+        axis = {0: 1, 1: 0}.get(i, i) if indexing == "xy" and len(x) > 1 else i
+        view = [1] * len(x)
+        view[axis] = -1
+        grids.append(broadcast_to(reshape(v, view), sizes))
+    return grids
 
 
 export(globals(), __all__)

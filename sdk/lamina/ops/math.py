@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from lamina.backend import numeric as _n
 from lamina.backend import primitives as _p
+from lamina.backend.config import floatx
 from lamina.backend.tensor import Tensor
+from lamina.ops._common import constant, export
 from lamina.ops._common import data as _data
-from lamina.ops._common import export
 
 __all__ = [
-    "abs", "add", "clip", "cos", "divide", "erf", "exp", "log", "log1p", "maximum",
-    "minimum", "multiply", "negative", "power", "sign", "sin", "sqrt", "square", "subtract",
-    "tanh", "true_divide", "where",
+    "abs", "add", "ceil", "clip", "cos", "divide", "erf", "exp", "expm1", "floor",
+    "floor_divide", "log", "log10", "log1p", "log2", "maximum", "minimum", "mod", "multiply",
+    "negative", "power", "reciprocal", "round", "rsqrt", "select", "sign", "sin", "sqrt",
+    "square", "subtract", "tanh", "true_divide", "where",
 ]
 
 
@@ -101,6 +106,74 @@ def clip(x, x_min, x_max):
 
 def where(condition, x1, x2):
     return _p.Where.apply(_data(condition), x1, x2)
+
+
+def expm1(x):
+    """``exp(x) - 1``, accurate for small ``x``."""
+    return _n.Expm1.apply(x)
+
+
+def log2(x):
+    return divide(log(x), np.asarray(math.log(2.0), dtype=_float_of(x)))
+
+
+def log10(x):
+    return divide(log(x), np.asarray(math.log(10.0), dtype=_float_of(x)))
+
+
+def reciprocal(x):
+    return divide(np.asarray(1, dtype=_float_of(x)), x)
+
+
+def rsqrt(x):
+    """``1 / sqrt(x)``."""
+    return reciprocal(sqrt(x))
+
+
+def _float_of(x):
+    dt = np.result_type(_data(x))
+    return dt if np.issubdtype(dt, np.floating) else np.dtype(floatx())
+
+
+# -- rounding (no gradient: zero almost everywhere) ----------------------------------------
+def _rounded(fn, x):
+    d = np.asarray(_data(x))
+    # As Keras: integer inputs give floatx results.
+    return constant(fn(d if np.issubdtype(d.dtype, np.floating) else d.astype(floatx())))
+
+
+def floor(x):
+    return _rounded(np.floor, x)
+
+
+def ceil(x):
+    return _rounded(np.ceil, x)
+
+
+def round(x, decimals=0):  # noqa: A001 - Keras's name
+    """Round half to even, to ``decimals`` places (``np.round``)."""
+    return constant(np.round(_data(x), decimals))
+
+
+def floor_divide(x1, x2):
+    return constant(np.floor_divide(_data(x1), _data(x2)))
+
+
+def mod(x1, x2):
+    """``x1 - x2 * floor(x1 / x2)`` (the sign of ``x2``), differentiable in both."""
+    return subtract(x1, multiply(x2, floor_divide(x1, x2)))
+
+
+def select(condlist, choicelist, default=0):
+    """Per element, the choice of the first true condition, else ``default``."""
+    if len(condlist) != len(choicelist):
+        raise ValueError(
+            "condlist and choicelist must have the same length. Received: "
+            f"len(condlist)={len(condlist)}, len(choicelist)={len(choicelist)}")
+    out = default
+    for cond, choice in zip(reversed(condlist), reversed(choicelist)):
+        out = where(cond, choice, out)
+    return out if isinstance(out, Tensor) else Tensor(np.asarray(out))
 
 
 export(globals(), __all__)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lamina.backend import numeric as _n
 from lamina.backend import primitives as _p
 from lamina.backend.tensor import Tensor
 from lamina.ops._common import axis_arg as _axis
@@ -11,11 +12,13 @@ from lamina.ops._common import count as _count
 from lamina.ops._common import data as _data
 from lamina.ops._common import export, static_shape
 from lamina.ops._common import float_dtype as _float_dtype
-from lamina.ops.manipulation import squeeze
-from lamina.ops.math import add, divide, exp, log, negative, sqrt, square, subtract
+from lamina.ops.core import cast
+from lamina.ops.manipulation import broadcast_to, getitem, reshape, squeeze, transpose
+from lamina.ops.math import add, divide, exp, log, multiply, negative, sqrt, square, subtract
 
 __all__ = [
-    "argmax", "argmin", "logsumexp", "max", "mean", "min", "norm", "std", "sum", "var",
+    "all", "amax", "amin", "any", "argmax", "argmin", "average", "count_nonzero", "cumprod",
+    "cumsum", "logsumexp", "max", "mean", "min", "norm", "prod", "std", "sum", "var",
 ]
 
 
@@ -68,6 +71,70 @@ def argmax(x, axis=-1):
 
 def argmin(x, axis=-1):
     return Tensor(np.argmin(_data(x), axis=axis))
+
+
+amax = max
+amin = min
+
+
+def average(x, axis=None, weights=None):
+    """Weighted mean over ``axis``; 1-D ``weights`` may match ``x.shape[axis]`` only."""
+    if weights is None:
+        return mean(x, axis=axis)
+    x_shape, w_shape = static_shape(x), static_shape(weights)
+    if axis is not None and len(w_shape) == 1 and len(x_shape) > 1:
+        weights = reshape(weights, [-1 if d == axis % len(x_shape) else 1
+                                    for d in range(len(x_shape))])
+    weights = broadcast_to(weights, np.broadcast_shapes(x_shape, static_shape(weights)))
+    return divide(sum(multiply(x, weights), axis=axis), sum(weights, axis=axis))
+
+
+def _scan_input(x, axis, dtype):
+    current = np.asarray(_data(x)).dtype
+    x = cast(x, dtype or ("int32" if current == np.bool_ else current))
+    return (reshape(x, (-1,)), 0) if axis is None else (x, axis % len(static_shape(x)))
+
+
+def cumsum(x, axis=None, dtype=None):
+    """Cumulative sum along ``axis`` (of the flattened ``x`` when None)."""
+    x, axis = _scan_input(x, axis, dtype)
+    return _n.CumSum.apply(x, axis=axis)
+
+
+def cumprod(x, axis=None, dtype=None):
+    """Cumulative product along ``axis`` (of the flattened ``x`` when None)."""
+    x, axis = _scan_input(x, axis, dtype)
+    return _n.CumProd.apply(x, axis=axis)
+
+
+def prod(x, axis=None, keepdims=False, dtype=None):
+    """Product over ``axis``: the last cumulative product (exact gradient with zeros)."""
+    if dtype is not None:
+        x = cast(x, dtype)
+    s = static_shape(x)
+    axes = tuple(range(len(s))) if axis is None else tuple(
+        a % len(s) for a in ((axis,) if isinstance(axis, int) else axis))
+    if _count(x, axes) == 0:
+        return Tensor(np.prod(_data(x), axis=axes, keepdims=keepdims))
+    kept = [d for d in range(len(s)) if d not in axes]
+    rows = reshape(transpose(x, kept + list(axes)), tuple(s[d] for d in kept) + (-1,))
+    out = getitem(_n.CumProd.apply(rows, axis=-1), (Ellipsis, -1))
+    if keepdims:
+        out = reshape(out, tuple(1 if d in axes else s[d] for d in range(len(s))))
+    return out
+
+
+# -- no gradient --------------------------------------------------------------------------
+def any(x, axis=None, keepdims=False):  # noqa: A001 - Keras's name
+    return Tensor(np.any(_data(x), axis=_axis(axis), keepdims=keepdims))
+
+
+def all(x, axis=None, keepdims=False):  # noqa: A001 - Keras's name
+    return Tensor(np.all(_data(x), axis=_axis(axis), keepdims=keepdims))
+
+
+def count_nonzero(x, axis=None):
+    return Tensor(np.asarray(np.count_nonzero(_data(x), axis=_axis(axis)), dtype=np.int32))
 
 
 export(globals(), __all__)

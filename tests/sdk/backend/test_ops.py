@@ -101,9 +101,27 @@ def np_depthwise_conv1d(x, k):
     return out.reshape(out.shape[:2] + (-1,))
 
 
+def mod_inputs(*shape):
+    """``(x1, x2)`` with ``x1 / x2`` away from integers, where ``mod`` jumps."""
+    x2 = pos(*shape)
+    whole = RNG.integers(-3, 3, shape)
+    return (whole + RNG.uniform(0.1, 0.9, shape)) * x2, x2
+
+
+def np_normalize(x, axis=-1, order=2):
+    return x / np.linalg.norm(x, ord=order, axis=axis, keepdims=True)
+
+
+def np_bce(t, p):
+    return -(t * np.log(p) + (1 - t) * np.log(1 - p))
+
+
 SELU_ALPHA, SELU_SCALE = 1.6732632423543772, 1.0507009873554805
 COND = RNG.random((3, 4)) > 0.5
 COND_COL = np.array([[True], [False], [True]])
+COND_ROWS = [RNG.random((3, 4)) > 0.6, RNG.random((3, 4)) > 0.4]
+HAS_ZERO = np.array([[0.5, -1.5, 0.0, 2.0], [1.2, 0.8, -0.7, 1.1], [0.0, 0.9, 0.0, -1.3]])
+SPECIAL = np.array([1.0, np.nan, np.inf, -np.inf, -2.0], dtype=np.float32)
 TIES = np.array([[1.0, 3.0, 3.0, -1.0], [2.0, 0.5, 2.0, 0.1], [0.3, 0.2, 0.1, 0.0]])
 
 
@@ -193,6 +211,19 @@ CASES = [
          rn(3, 4), note="scalar-branch"),
     case("cast", lambda x: ops.cast(x, "float64") * 2.0, lambda x: x * 2.0, rn(3),
          dtype="float64"),
+    case("expm1", ops.expm1, np.expm1, rn(2, 3)),
+    case("expm1", lambda x: ops.expm1(x) * 1e6, lambda x: np.expm1(x) * 1e6,
+         np.array([1e-9, -1e-7, 1e-8, 1e-4]), note="tiny"),
+    case("log2", ops.log2, np.log2, pos(2, 3)),
+    case("log10", ops.log10, np.log10, pos(2, 3)),
+    case("reciprocal", ops.reciprocal, np.reciprocal, pos(2, 3)),
+    case("rsqrt", ops.rsqrt, lambda x: 1 / np.sqrt(x), pos(2, 3)),
+    case("mod", ops.mod, np.mod, *mod_inputs(3, 4)),
+    case("mod", ops.mod, np.mod, *[-v for v in mod_inputs(3, 4)], note="negative-divisor"),
+    case("select", lambda x, y, d: ops.select(COND_ROWS, [x, y], d),
+         lambda x, y, d: np.select(COND_ROWS, [x, y], d), rn(3, 4), rn(3, 4), rn(1, 4)),
+    case("select", lambda x: ops.select(COND_ROWS, [x, 2.0 * x]),
+         lambda x: np.select(COND_ROWS, [x, 2.0 * x]), rn(3, 4), note="default-0"),
     # -- reductions -----------------------------------------------------------------
     case("sum", ops.sum, np.sum, rn(2, 3, 4), note="all"),
     case("sum", lambda x: ops.sum(x, axis=1), lambda x: np.sum(x, axis=1), rn(2, 3, 4),
@@ -230,6 +261,30 @@ CASES = [
     case("norm", ops.norm, np.linalg.norm, rn(3, 4), note="all"),
     case("norm", lambda x: ops.norm(x, axis=-1, keepdims=True),
          lambda x: np.linalg.norm(x, axis=-1, keepdims=True), rn(3, 4), note="axis=-1"),
+    case("amax", lambda x: ops.amax(x, axis=0), lambda x: np.amax(x, axis=0), rn(3, 4)),
+    case("amin", lambda x: ops.amin(x, axis=-1, keepdims=True),
+         lambda x: np.amin(x, axis=-1, keepdims=True), rn(3, 4)),
+    case("prod", ops.prod, np.prod, pos(2, 3), note="all"),
+    case("prod", lambda x: ops.prod(x, axis=1), lambda x: np.prod(x, axis=1), rn(3, 4, 2),
+         note="axis=1"),
+    case("prod", lambda x: ops.prod(x, axis=(0, 2), keepdims=True),
+         lambda x: np.prod(x, axis=(0, 2), keepdims=True), rn(3, 4, 2), note="keepdims"),
+    case("prod", lambda x: ops.prod(x, axis=-1), lambda x: np.prod(x, axis=-1), HAS_ZERO,
+         note="zeros"),
+    case("cumsum", ops.cumsum, np.cumsum, rn(2, 3), note="flat"),
+    case("cumsum", lambda x: ops.cumsum(x, axis=1), lambda x: np.cumsum(x, axis=1),
+         rn(2, 3, 4), note="axis=1"),
+    case("cumprod", lambda x: ops.cumprod(x, axis=-1), lambda x: np.cumprod(x, axis=-1),
+         rn(3, 4), note="axis=-1"),
+    case("cumprod", lambda x: ops.cumprod(x, axis=0), lambda x: np.cumprod(x, axis=0),
+         HAS_ZERO.T, note="zeros"),
+    case("cumprod", ops.cumprod, np.cumprod, HAS_ZERO, note="flat,zeros"),
+    case("average", ops.average, np.average, rn(3, 4), note="unweighted"),
+    case("average", lambda x, w: ops.average(x, axis=1, weights=w),
+         lambda x, w: np.average(x, axis=1, weights=w), rn(3, 4), pos(4), note="1d-weights"),
+    case("average", lambda x, w: ops.average(x, axis=0, weights=w),
+         lambda x, w: np.average(x, axis=0, weights=w), rn(3, 4), pos(3, 4),
+         note="full-weights"),
     # -- shape ----------------------------------------------------------------------
     case("reshape", lambda x: ops.reshape(x, (4, -1)), lambda x: x.reshape(4, -1), rn(2, 3, 4)),
     case("reshape", lambda x: x.reshape(6, 4), lambda x: x.reshape(6, 4), rn(2, 3, 4),
@@ -311,6 +366,33 @@ CASES = [
          rn(2, 3), note="flat,negative"),
     case("take", lambda x: ops.take(x, 1, axis=0), lambda x: np.take(x, 1, axis=0), rn(3, 2),
          note="scalar-index"),
+    case("flip", ops.flip, np.flip, rn(2, 3), note="all"),
+    case("flip", lambda x: ops.flip(x, axis=-1), lambda x: np.flip(x, -1), rn(2, 3, 4),
+         note="axis=-1"),
+    case("roll", lambda x: ops.roll(x, 2), lambda x: np.roll(x, 2), rn(3, 4), note="flat"),
+    case("roll", lambda x: ops.roll(x, (1, -5), axis=(0, 1)),
+         lambda x: np.roll(x, (1, -5), axis=(0, 1)), rn(3, 4), note="axes"),
+    case("unstack", lambda x: ops.stack([u * (i + 1.0) for i, u in
+                                         enumerate(ops.unstack(x, axis=1))]),
+         lambda x: np.stack([x[:, i] * (i + 1.0) for i in range(x.shape[1])]), rn(2, 3)),
+    case("meshgrid", lambda x, y: ops.stack(ops.meshgrid(x, y)),
+         lambda x, y: np.stack(np.meshgrid(x, y)), rn(3), rn(4), note="xy"),
+    case("meshgrid", lambda x, y, z: ops.stack(ops.meshgrid(x, y, z, indexing="ij")),
+         lambda x, y, z: np.stack(np.meshgrid(x, y, z, indexing="ij")), rn(3), rn(2), rn(4),
+         note="ij"),
+    case("take_along_axis",
+         lambda x: ops.take_along_axis(x, np.array([[0, 0, 2], [3, 1, 1]]), axis=1),
+         lambda x: np.take_along_axis(x, np.array([[0, 0, 2], [3, 1, 1]]), axis=1),
+         rn(2, 4), note="duplicates"),
+    case("take_along_axis", lambda x: ops.take_along_axis(x, np.array([[2], [0]]), axis=0),
+         lambda x: np.take_along_axis(x, np.array([[2], [0]]), axis=0), rn(3, 1),
+         note="axis=0"),
+    case("slice", lambda x: ops.slice(x, (1, 0, 2), (2, -1, 2)),
+         lambda x: x[1:3, :, 2:4], rn(3, 2, 5)),
+    case("sort", ops.sort, np.sort, rn(3, 4), note="axis=-1"),
+    case("sort", lambda x: ops.sort(x, axis=0), lambda x: np.sort(x, axis=0), rn(3, 4),
+         note="axis=0"),
+    case("top_k", lambda x: ops.top_k(x, 2)[0], lambda x: -np.sort(-x)[..., :2], rn(3, 5)),
     # -- linear algebra --------------------------------------------------------------
     case("matmul", ops.matmul, np.matmul, rn(3, 4), rn(4, 5), note="2d"),
     case("matmul", ops.matmul, np.matmul, rn(2, 3, 4), rn(4, 5), note="batch@2d"),
@@ -323,6 +405,32 @@ CASES = [
     case("matmul", ops.matmul, np.matmul, rn(4), rn(2, 4, 3), note="vec@batch"),
     case("matmul", lambda x, y: x @ y, np.matmul, rn(3, 4), rn(4, 2), note="operator"),
     case("dot", ops.dot, np.dot, rn(3, 4), rn(4, 2)),
+    case("einsum", lambda x, y: ops.einsum("ij,jk->ik", x, y),
+         lambda x, y: np.einsum("ij,jk->ik", x, y), rn(3, 4), rn(4, 2), note="matmul"),
+    case("einsum", lambda x, y: ops.einsum("bij,bkj->bik", x, y),
+         lambda x, y: np.einsum("bij,bkj->bik", x, y), rn(2, 3, 4), rn(2, 5, 4), note="batch"),
+    case("einsum", lambda x, y: ops.einsum("...ij,jk", x, y),
+         lambda x, y: np.einsum("...ij,jk", x, y), rn(2, 3, 4), rn(4, 2),
+         note="ellipsis,implicit"),
+    case("einsum", lambda x: ops.einsum("ij->i", x), lambda x: np.einsum("ij->i", x),
+         rn(3, 4), note="sum"),
+    case("einsum", lambda x: ops.einsum("iij->ji", x), lambda x: np.einsum("iij->ji", x),
+         rn(3, 3, 2), note="diagonal"),
+    case("einsum", lambda x, y, z: ops.einsum("i,ij,j->", x, y, z),
+         lambda x, y, z: np.einsum("i,ij,j->", x, y, z), rn(3), rn(3, 4), rn(4),
+         note="three-operands"),
+    case("tensordot", lambda x, y: ops.tensordot(x, y, axes=1),
+         lambda x, y: np.tensordot(x, y, axes=1), rn(2, 3), rn(3, 4), note="axes=1"),
+    case("tensordot", lambda x, y: ops.tensordot(x, y, axes=([1, 0], [0, 2])),
+         lambda x, y: np.tensordot(x, y, axes=([1, 0], [0, 2])), rn(2, 3, 4), rn(3, 5, 2),
+         note="axes-lists"),
+    case("outer", ops.outer, np.outer, rn(3), rn(2, 2)),
+    case("tril", ops.tril, np.tril, rn(3, 4)),
+    case("tril", lambda x: ops.tril(x, k=-1), lambda x: np.tril(x, k=-1), rn(2, 3, 3),
+         note="batch,k=-1"),
+    case("triu", lambda x: ops.triu(x, k=1), lambda x: np.triu(x, k=1), rn(4, 3)),
+    case("diag", ops.diag, np.diag, rn(3, 4), note="extract"),
+    case("diag", lambda x: ops.diag(x, k=-1), lambda x: np.diag(x, k=-1), rn(3), note="build"),
     # -- fused neural-network primitives -----------------------------------------------
     case("dense", ops.dense, lambda x, k, b: x @ k + b, rn(5, 3), rn(3, 4), rn(4)),
     case("dense", ops.dense, np.matmul, rn(5, 3), rn(3, 4), note="no-bias"),
@@ -357,6 +465,36 @@ CASES = [
          rn(3, 4) * 3, RNG.uniform(0, 1, (3, 4))),
     case("dropout", lambda x: ops.dropout(x, 0.4, rng=np.random.default_rng(7)),
          lambda x: x * dropout_mask(x.shape, 0.4, 7), rn(5, 6)),
+    case("binary_crossentropy", ops.binary_crossentropy, np_bce,
+         RNG.uniform(0, 1, (3, 4)), RNG.uniform(0.05, 0.95, (3, 4)), note="probabilities"),
+    case("binary_crossentropy",
+         lambda t, z: ops.binary_crossentropy(t, z, from_logits=True),
+         lambda t, z: np_bce(t, np_sigmoid(z)), RNG.uniform(0, 1, (3, 4)), rn(3, 4) * 3,
+         note="from_logits"),
+    case("binary_crossentropy", lambda t, z: ops.binary_crossentropy(t, ops.sigmoid(z)),
+         lambda t, z: np_bce(t, np_sigmoid(z)), RNG.uniform(0, 1, (3, 4)), rn(3, 4) * 3,
+         note="sigmoid-output"),
+    case("categorical_crossentropy", ops.categorical_crossentropy,
+         lambda t, p: -np.sum(t * np.log(p / p.sum(-1, keepdims=True)), -1),
+         labels_dist(4, 5), RNG.uniform(0.1, 1.0, (4, 5)), note="probabilities"),
+    case("categorical_crossentropy",
+         lambda t, z: ops.categorical_crossentropy(t, z, from_logits=True, axis=0),
+         lambda t, z: -np.sum(t * np_log_softmax(z, 0), 0), labels_dist(3, 5).T, rn(5, 3),
+         note="from_logits,axis=0"),
+    case("sparse_categorical_crossentropy", ops.sparse_categorical_crossentropy,
+         lambda t, p: -np.log(np.take_along_axis(p / p.sum(-1, keepdims=True), t[:, None],
+                                                 -1)[:, 0]),
+         np.array([0, 4, 4, 2]), labels_dist(4, 5), wrt=[1], note="probabilities"),
+    case("sparse_categorical_crossentropy",
+         lambda t, z: ops.sparse_categorical_crossentropy(t, z, from_logits=True),
+         lambda t, z: -np.take_along_axis(np_log_softmax(z), t, -1)[..., 0],
+         np.array([[[1], [0]], [[3], [3]]]), rn(2, 2, 4), wrt=[1],
+         note="from_logits,trailing-1"),
+    case("normalize", ops.normalize, np_normalize, rn(3, 4), note="l2"),
+    case("normalize", lambda x: ops.normalize(x, axis=0, order=1),
+         lambda x: np_normalize(x, axis=0, order=1), away(rn(3, 4), 0), note="l1,axis=0"),
+    case("normalize", lambda x: ops.normalize(x, order=3),
+         lambda x: np_normalize(x, order=3), away(rn(3, 4), 0), note="l3"),
     # -- convolution and pooling (backend/conv_ops.py; tests/sdk/backend/test_conv.py) --
     case("conv", ops.conv, np_conv1d, rn(2, 6, 3), rn(3, 3, 4)),
     case("conv_transpose", ops.conv_transpose, np_conv_transpose1d, rn(2, 4, 3), rn(3, 2, 3)),
@@ -427,6 +565,41 @@ NO_GRAD_CASES = [
     ("convert_to_tensor", lambda x: ops.convert_to_tensor(x.data.astype(np.float64)),
      lambda x: x),
     ("convert_to_numpy", lambda x: Tensor(ops.convert_to_numpy(x)), lambda x: x),
+    ("stop_gradient", ops.stop_gradient, lambda x: x),
+    ("logical_and", lambda x: ops.logical_and(ops.greater(x, 0), COND),
+     lambda x: np.logical_and(x > 0, COND)),
+    ("logical_or", lambda x: ops.logical_or(ops.greater(x, 0), COND),
+     lambda x: np.logical_or(x > 0, COND)),
+    ("logical_xor", lambda x: ops.logical_xor(ops.greater(x, 0), COND),
+     lambda x: np.logical_xor(x > 0, COND)),
+    ("logical_not", lambda x: ops.logical_not(ops.greater(x, 0)), lambda x: ~(x > 0)),
+    ("isnan", lambda x: ops.isnan(SPECIAL), lambda x: np.isnan(SPECIAL)),
+    ("isinf", lambda x: ops.isinf(SPECIAL), lambda x: np.isinf(SPECIAL)),
+    ("isfinite", lambda x: ops.isfinite(SPECIAL), lambda x: np.isfinite(SPECIAL)),
+    ("round", ops.round, np.round),
+    ("round", lambda x: ops.round(x, 1), lambda x: np.round(x, 1)),
+    ("floor", ops.floor, np.floor),
+    ("floor", lambda x: ops.floor(np.array([3, -2])), lambda x: np.array([3.0, -2.0], "f4")),
+    ("ceil", ops.ceil, np.ceil),
+    ("floor_divide", lambda x: ops.floor_divide(x, 0.7), lambda x: np.floor_divide(x, 0.7)),
+    ("any", lambda x: ops.any(ops.greater(x, 1.0), axis=1), lambda x: np.any(x > 1.0, 1)),
+    ("all", lambda x: ops.all(ops.greater(x, -1.0)), lambda x: np.all(x > -1.0)),
+    ("count_nonzero", lambda x: ops.count_nonzero(ops.greater(x, 0), axis=0),
+     lambda x: np.count_nonzero(x > 0, axis=0).astype(np.int32)),
+    ("nonzero", lambda x: ops.stack(list(ops.nonzero(ops.greater(x, 0)))),
+     lambda x: np.stack(np.nonzero(x > 0))),
+    ("argsort", ops.argsort, lambda x: np.argsort(x, kind="stable").astype(np.int32)),
+    ("argsort", lambda x: ops.argsort(x, axis=0),
+     lambda x: np.argsort(x, axis=0, kind="stable").astype(np.int32)),
+    ("top_k", lambda x: ops.top_k(x, 3)[1],
+     lambda x: np.argsort(-x, kind="stable")[:, :3].astype(np.int32)),
+    ("arange", lambda x: ops.arange(2, 11, 3), lambda x: np.arange(2, 11, 3, dtype=np.int32)),
+    ("arange", lambda x: ops.arange(4.0), lambda x: np.arange(4, dtype=np.float32)),
+    ("linspace", lambda x: ops.linspace(0, 1, 5), lambda x: np.linspace(0, 1, 5, dtype="f4")),
+    ("eye", lambda x: ops.eye(3, 4, k=1), lambda x: np.eye(3, 4, 1, dtype=np.float32)),
+    ("identity", lambda x: ops.identity(3), lambda x: np.eye(3, dtype=np.float32)),
+    ("full", lambda x: ops.full((2, 3), 1.5), lambda x: np.full((2, 3), 1.5, np.float32)),
+    ("full_like", lambda x: ops.full_like(x, 2), lambda x: np.full_like(x, 2)),
 ]
 
 
@@ -444,3 +617,27 @@ def test_the_tables_cover_every_public_op():
     covered = {p.values[0] for p in CASES} | {c[0] for c in NO_GRAD_CASES}
     public = set(ops.__all__) - {"Tensor", "Variable"}
     assert public - covered == set()
+
+
+def test_new_ops_record_graph_nodes_on_keras_tensors():
+    import lamina as keras
+
+    a = keras.Input(shape=(5,))
+    values, indices = ops.top_k(ops.cumsum(a, axis=-1), 2)
+    logp = ops.einsum("bi,ij->bj", ops.normalize(a), np.eye(5, 3, dtype="float32"))
+    model = keras.Model(a, [values, indices, logp, ops.conv(ops.expand_dims(a, -1),
+                                                            np.ones((2, 1, 1), "float32"))])
+    x = RNG.standard_normal((4, 5)).astype(np.float32)
+    got = model.predict(x, verbose=0)
+    np.testing.assert_allclose(got[0], -np.sort(-np.cumsum(x, -1))[:, :2], rtol=1e-6)
+    np.testing.assert_array_equal(got[1], np.argsort(-np.cumsum(x, -1), kind="stable")[:, :2])
+    normalized = x / np.linalg.norm(x, axis=-1, keepdims=True)
+    np.testing.assert_allclose(got[2], normalized[:, :3], rtol=1e-6)
+    np.testing.assert_allclose(got[3][..., 0], x[:, :-1] + x[:, 1:], rtol=1e-6)
+
+
+def test_cumprod_gradient_is_exact_with_zeros():
+    x = Variable(np.array([2.0, 0.0, 3.0, 0.0, 5.0]), dtype="float64")
+    (g,) = gradients(ops.sum(ops.cumprod(x)), [x])
+    # d/dx_i sum_j prod_{k<=j} x_k, by hand: only prefixes through the first zero survive.
+    np.testing.assert_allclose(g, [1.0, 2.0 + 6.0, 0.0, 0.0, 0.0])
