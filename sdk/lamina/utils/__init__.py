@@ -1,4 +1,5 @@
-"""Utilities: seeding, naming, array helpers."""
+"""Utilities: seeding, naming, array helpers (``pad_sequences``, ``normalize``,
+``to_categorical``), the ``Progbar``."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import random as _py_random
 from lamina.backend import random as _random
 from lamina.models.data import pack_x_y_sample_weight, unpack_x_y_sample_weight
 from lamina.utils.naming import reset_uids
+from lamina.utils.numerical_utils import normalize
+from lamina.utils.progbar import Progbar
+from lamina.utils.sequence_utils import pad_sequences
 
 
 def set_random_seed(seed: int) -> None:
@@ -53,8 +57,8 @@ _FROM_SAVING = ("CustomObjectScope", "custom_object_scope", "deserialize_keras_o
                 "get_registered_name", "get_registered_object", "register_keras_serializable",
                 "serialize_keras_object")
 
-__all__ = ["clear_session", "pack_x_y_sample_weight", "set_random_seed", "to_categorical",
-           "unpack_x_y_sample_weight", *_FROM_SAVING]
+__all__ = ["Progbar", "clear_session", "normalize", "pack_x_y_sample_weight", "pad_sequences",
+           "set_random_seed", "to_categorical", "unpack_x_y_sample_weight", *_FROM_SAVING]
 
 
 def __getattr__(name):
