@@ -75,6 +75,9 @@ def deconv_padding_before(kernel_size, stride=1, padding="valid", output_padding
     return span - 1 - min(pad_len // 2 + pad_len % 2, span - 1)
 
 
+_CHUNK_BYTES = 1 << 20  # batch chunk of the input-gradient buffer, for cache locality
+
+
 # -- array helpers --------------------------------------------------------------------
 def _pad(x, pads, value=0.0):
     """``x`` with ``pads[i] = (before, after)`` added on spatial axis ``i + 1``."""
@@ -179,29 +182,46 @@ def _conv_input_grad(g, kernel, in_shape, pads_before, strides, dilation, groups
     """col2im: the gradient of a convolution w.r.t. its input of ``in_shape``.
 
     Each kernel offset contributes ``g @ kernel[offset].T`` to the input rows it
-    touched; one GEMM into a contiguous buffer and one strided add per offset.
+    touched; one GEMM into a contiguous buffer and one strided add per offset. The
+    batch goes through in chunks of about 1 MB of input gradient, so that the adds
+    run in cache (at batch 128 a third faster than one pass over the whole batch).
     """
     ksize = kernel.shape[:-2]
     out_shape = g.shape[1:-1]
     batch, cin = in_shape[0], in_shape[-1]
     full = _padded_lengths(in_shape[1:-1], pads_before, ksize, strides, dilation, out_shape)
     buf = np.zeros((batch, *full, cin), g.dtype)
-    g3 = _group(g, groups)
+    step = max(1, _CHUNK_BYTES // (buf.nbytes // max(batch, 1) or 1))
+    offsets = list(itertools.product(*map(range, ksize)))
+    slices = [_offset_slice(offset, strides, dilation, out_shape) for offset in offsets]
     cg = kernel.shape[-2]
-    for offset in itertools.product(*map(range, ksize)):
-        w = kernel[offset]
-        if groups == 1:
-            part = np.matmul(g3[0], w.T).reshape(batch, *out_shape, cin)
-        else:
-            wg = w.reshape(cg, groups, -1).transpose(1, 2, 0)
-            part = _ungroup(np.matmul(g3, wg), (batch, *out_shape))
-        buf[_offset_slice(offset, strides, dilation, out_shape)] += part
+    for start in range(0, batch, step):
+        g3 = _group(g[start:start + step], groups)
+        chunk = buf[start:start + step]
+        lead = (chunk.shape[0], *out_shape)
+        for offset, where in zip(offsets, slices):
+            w = kernel[offset]
+            if groups == 1:
+                part = np.matmul(g3[0], w.T).reshape(*lead, cin)
+            else:
+                wg = w.reshape(cg, groups, -1).transpose(1, 2, 0)
+                part = _ungroup(np.matmul(g3, wg), lead)
+            chunk[where] += part
     return buf[_inner(in_shape, [(lo, 0) for lo in pads_before])]
 
 
 def _kernel_grad(cols, g, kernel_shape, groups, folded=False):
-    """``cols.T @ g`` per group, in the kernel's layout; with ``folded`` also the bias's."""
-    gk = np.matmul(cols.transpose(0, 2, 1), _group(g, groups))
+    """``cols.T @ g`` per group, in the kernel's layout; with ``folded`` also the bias's.
+
+    When ``cols`` is wider than ``g`` the product is computed as ``(g.T @ cols).T``:
+    OpenBLAS ran the 289x15488 @ 15488x64 of the MNIST convnet's second layer ~25%
+    faster that way round (and the narrow first layer's slightly slower).
+    """
+    g3 = _group(g, groups)
+    if cols.shape[-1] > g3.shape[-1]:
+        gk = np.matmul(g3.transpose(0, 2, 1), cols).transpose(0, 2, 1)
+    else:
+        gk = np.matmul(cols.transpose(0, 2, 1), g3)
     gb = None
     if folded:
         gk, gb = gk[:, :-1], gk[0, -1]

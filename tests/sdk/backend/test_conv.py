@@ -326,3 +326,22 @@ def test_max_pool_folds_the_relu_mask_of_the_conv_before_it(case):
     assert np.count_nonzero(plain[-1]) and np.count_nonzero(plain[0])
     for got, want in zip(fused, plain):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("groups", [1, 2])
+def test_conv_input_gradient_is_the_same_in_batch_chunks(monkeypatch, groups):
+    rng = np.random.default_rng(10)
+    x = rng.standard_normal((5, 6, 7, 4))
+    kernel = rng.standard_normal((3, 2, 4 // groups, 6))
+    g = rng.standard_normal((5, 3, 6, 6))
+    from lamina.backend import Variable, gradients
+
+    def input_grad():
+        xv = Variable(x, dtype="float64")
+        out = run_conv(xv, kernel, None, (2, 1), "same", groups=groups)
+        return gradients(out, [xv], output_gradient=g)[0]
+
+    whole = input_grad()
+    monkeypatch.setattr(conv, "_CHUNK_BYTES", 1)  # one sample a chunk
+    np.testing.assert_allclose(input_grad(), whole, rtol=1e-12, atol=1e-12)
+    check_gradients(lambda a: run_conv(a, kernel, None, (2, 1), "same", groups=groups), [x])
