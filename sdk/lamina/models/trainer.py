@@ -11,6 +11,7 @@ import numpy as np
 
 from lamina import ops
 from lamina.backend.autodiff import gradients, no_grad
+from lamina.backend.memory import keep_freed_memory
 from lamina.backend.random import get_rng
 from lamina.backend.tensor import Tensor
 from lamina.layers.symbolic import flatten, map_structure
@@ -235,6 +236,7 @@ class Trainer:
         from lamina.callbacks.callback_list import CallbackList
 
         self._require_compiled("fit")
+        keep_freed_memory()
         batch_size = self._batch_size(batch_size)
         if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
             raise ValueError(
@@ -354,6 +356,7 @@ class Trainer:
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict=False):
         """One training step on one batch; returns the loss/metrics of that batch."""
         self._require_compiled("train_on_batch")
+        keep_freed_memory()
         x, y, sample_weight, _ = self._prepare(x, y, sample_weight)
         if class_weight is not None:
             cw = data_utils.class_weight_to_sample_weight(y, class_weight)
