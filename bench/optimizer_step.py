@@ -11,6 +11,7 @@ import math
 import time
 
 import numpy as np
+
 from lamina.backend import Variable
 from lamina.optimizers import Adam
 

@@ -12,9 +12,8 @@ import time
 
 import numpy as np
 import torch
-from torch import nn
-
 from common import mnist_like
+from torch import nn
 
 
 def build(model: str) -> nn.Module:
