@@ -38,6 +38,8 @@ def test_two_replicas_match_local_fit(kit, arch):
     job_id = kit.submit(spec)
     scrape = Scrape()
     steps_before = metrics.TRAIN_STEPS._value.get()
+    finished_before = metrics.JOBS_ENDED.labels("succeeded")._value.get()
+    waits_before = metrics.QUEUE_WAIT._sum.get(), _count(metrics.QUEUE_WAIT)
     worker = kit.worker(extra_callbacks=lambda job: [scrape])
     assert worker.run() == 1
     record = kit.job(job_id)
@@ -55,9 +57,13 @@ def test_two_replicas_match_local_fit(kit, arch):
     after = generate_latest(metrics.REGISTRY).decode()
     assert job_id not in after and "lamina_worker_busy 0.0" in after
     assert metrics.TRAIN_STEPS._value.get() - steps_before == 3 * -(-len(x) * 3 // 4 // 32)
+    assert metrics.JOBS_ENDED.labels("succeeded")._value.get() == finished_before + 1
+    assert _count(metrics.QUEUE_WAIT) == waits_before[1] + 1
+    assert metrics.QUEUE_WAIT._sum.get() >= waits_before[0]
     for name in ("lamina_train_step_seconds", "lamina_allreduce_seconds",
                  "lamina_checkpoint_seconds", "lamina_train_samples_total",
-                 "lamina_job_retries_total"):
+                 "lamina_job_retries_total", "lamina_jobs_finished_total",
+                 "lamina_job_queue_wait_seconds"):
         assert name in after
 
 
@@ -86,3 +92,8 @@ def test_replicas_stay_bit_identical(kit, sync_every):
         assert not np.array_equal(first["weights"][0], initial[0])
     finally:
         trainer.shutdown()
+
+
+def _count(histogram) -> float:
+    """Observations so far of an unlabelled prometheus-client Histogram."""
+    return sum(bucket.get() for bucket in histogram._buckets)

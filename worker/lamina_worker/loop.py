@@ -114,6 +114,8 @@ class Worker:
         metrics.WORKER_BUSY.set(1)
         if job.attempt > 1:
             metrics.JOB_RETRIES.inc()
+        elif job.submitted_at:
+            metrics.QUEUE_WAIT.observe(max(0.0, time.time() - job.submitted_at))
         start = time.monotonic()
         try:
             with Heartbeat(self._new_consumer, job, self.settings.lease_seconds / 3) as beat:
@@ -122,6 +124,8 @@ class Worker:
             metrics.WORKER_BUSY.set(0)
             metrics.forget_job(job.id)
         metrics.JOBS_FINISHED.labels(outcome).inc()
+        if outcome in metrics.FINAL_OUTCOMES:
+            metrics.JOBS_ENDED.labels(outcome).inc()
         self.outcomes.append((job.id, outcome))
         log.info("job %s attempt %d: %s in %.1fs", job.id, job.attempt, outcome,
                  time.monotonic() - start)

@@ -52,6 +52,20 @@ JOBS_FINISHED = Counter(
     "lamina_worker_jobs_total", "Job attempts this worker ended, by outcome.", ["outcome"],
     registry=REGISTRY,
 )
+JOBS_ENDED = Counter(
+    "lamina_jobs_finished_total",
+    "Jobs that reached a final state (succeeded, failed, cancelled) on this worker.",
+    ["status"], registry=REGISTRY,
+)
+QUEUE_WAIT = Histogram(
+    "lamina_job_queue_wait_seconds",
+    "Time from submission to the first claim of a job (first attempts only).",
+    buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600),
+    registry=REGISTRY,
+)
+
+# Outcomes of an attempt that end the job (the others requeue it or lost it).
+FINAL_OUTCOMES = ("succeeded", "failed", "cancelled")
 
 
 def forget_job(job_id: str) -> None:
