@@ -30,24 +30,31 @@ def finish_all(kit, job_ids, timeout=120.0, **worker_kwargs):
 
 
 def test_sigkill_worker_resumes_from_checkpoint(kit):
-    jobs = [long_job(kit, seed=s) for s in (7, 8)]
+    """Five jobs, each interrupted by SIGKILL of its worker process at a random batch;
+    a second worker resumes every one from its last checkpoint to the weights of an
+    uninterrupted run."""
+    # Leases outlive the five kills, so each new process claims the next fresh job
+    # instead of reclaiming a killed one; finish_all then waits for them to expire.
+    kit.settings.lease_seconds = 15.0
+    jobs = [long_job(kit, seed=s) for s in range(7, 12)]
     ids = [kit.submit(spec) for spec, _, _ in jobs]
-    proc = kit.spawn("--burst")
-    try:
-        kit.wait(lambda: (kit.job(ids[0]).epoch or 0) >= 1, what="two epochs of job 1")
-        time.sleep(random.uniform(0.0, 0.3))  # a random batch of the third epoch
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-    assert kit.job(ids[0]).status.value == "running"
-    finish_all(kit, ids)
-    first = kit.job(ids[0])
-    assert first.status.value == "succeeded", first.error
-    assert first.attempts == 2
-    resumed = [d for kind, d in kit.events(ids[0]) if kind == "state" and "resumed_from" in d]
-    assert resumed and resumed[-1]["resumed_from"]["epoch"] >= 2
+    for index, job_id in enumerate(ids):
+        proc = kit.spawn("--burst", log_name=f"worker-{index}.log")
+        try:
+            kit.wait(lambda j=job_id: (kit.job(j).epoch or 0) >= 1,
+                     what=f"two epochs of job {index}")
+            time.sleep(random.uniform(0.0, 0.3))  # a random batch of the next epoch
+        finally:
+            proc.send_signal(signal.SIGKILL)
+            proc.wait(30)
+        assert kit.job(job_id).status.value == "running"
+    finish_all(kit, ids, timeout=300)
     for job_id, (spec, x, y) in zip(ids, jobs):
-        assert kit.job(job_id).status.value == "succeeded"
+        record = kit.job(job_id)
+        assert record.status.value == "succeeded", record.error
+        assert record.attempts == 2
+        resumed = [d for kind, d in kit.events(job_id) if kind == "state" and "resumed_from" in d]
+        assert resumed and resumed[-1]["resumed_from"]["epoch"] >= 1, job_id
         expected, _ = kit.reference(spec, x, y)
         kit.assert_close(kit.final_weights(job_id), expected)
 
