@@ -2,6 +2,7 @@
 
 from lamina.layers.activations import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from lamina.layers.attention import Attention, MultiHeadAttention
+from lamina.layers.bidirectional import Bidirectional
 from lamina.layers.convolutional import (
     Conv1D,
     Conv1DTranspose,
@@ -13,16 +14,12 @@ from lamina.layers.convolutional import (
     SeparableConv1D,
     SeparableConv2D,
 )
-from lamina.layers.bidirectional import Bidirectional
+from lamina.layers.core import Activation, Dense, Identity, Lambda
 from lamina.layers.embedding import Embedding, Masking
 from lamina.layers.gru import GRU, GRUCell
-from lamina.layers.lstm import LSTM, LSTMCell
-from lamina.layers.recurrent import RNN
-from lamina.layers.simple_rnn import SimpleRNN, SimpleRNNCell
-from lamina.layers.time_distributed import TimeDistributed
-from lamina.layers.core import Activation, Dense, Identity, Lambda
 from lamina.layers.input_layer import Input, InputLayer
 from lamina.layers.layer import Layer
+from lamina.layers.lstm import LSTM, LSTMCell
 from lamina.layers.merging import (
     Add,
     Average,
@@ -74,6 +71,7 @@ from lamina.layers.pooling import (
     MaxPooling3D,
 )
 from lamina.layers.preprocessing import Normalization, Rescaling
+from lamina.layers.recurrent import RNN
 from lamina.layers.regularization import (
     ActivityRegularization,
     AlphaDropout,
@@ -92,6 +90,8 @@ from lamina.layers.resampling import (
     ZeroPadding2D,
 )
 from lamina.layers.reshaping import Flatten, Permute, RepeatVector, Reshape
+from lamina.layers.simple_rnn import SimpleRNN, SimpleRNNCell
+from lamina.layers.time_distributed import TimeDistributed
 
 __all__ = [
     "AveragePooling1D", "AveragePooling2D", "AveragePooling3D", "AvgPool1D", "AvgPool2D",
