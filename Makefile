@@ -21,7 +21,6 @@ bench: install
 
 lint:
 	ruff check .
-	ruff format --check .
 
 up:
 	docker-compose up -d
