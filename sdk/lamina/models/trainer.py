@@ -148,7 +148,6 @@ class Trainer:
             A dict of logs; values may be Tensors or nested dicts (flattened by ``fit``).
         """
         x, y, sample_weight = data_utils.unpack_x_y_sample_weight(data)
-        self._clear_losses()
         y_pred = self(x, training=True)
         loss = self.compute_loss(x, y, y_pred, sample_weight, training=True)
         variables = self.trainable_weights
@@ -158,7 +157,6 @@ class Trainer:
 
     def test_step(self, data):
         x, y, sample_weight = data_utils.unpack_x_y_sample_weight(data)
-        self._clear_losses()
         with no_grad():
             y_pred = self(x, training=False)
             loss = self.compute_loss(x, y, y_pred, sample_weight, training=False)
