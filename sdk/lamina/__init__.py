@@ -39,7 +39,8 @@ def version() -> str:
 
 
 # Loaded on first use: `saving` needs h5py, `datasets` mlxtend/scikit-learn.
-_LAZY_MODULES = ("datasets", "saving", "wrappers")
+_LAZY_MODULES = ("applications", "config", "datasets", "preprocessing", "random", "saving",
+                 "tree", "wrappers")
 
 
 def __getattr__(name):
@@ -51,5 +52,10 @@ def __getattr__(name):
     if name in _LAZY_MODULES:
         import importlib
 
-        return importlib.import_module(f"lamina.{name}")
+        try:
+            return importlib.import_module(f"lamina.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name != f"lamina.{name}":
+                raise
+            raise AttributeError(f"module 'lamina' has no attribute {name!r}") from None
     raise AttributeError(f"module 'lamina' has no attribute {name!r}")

@@ -1,5 +1,6 @@
 """Layers with Keras's names, arguments and weight layouts."""
 
+from lamina.layers import preprocessing as _preprocessing
 from lamina.layers.activations import ELU, LeakyReLU, PReLU, ReLU, Softmax
 from lamina.layers.attention import Attention, MultiHeadAttention
 from lamina.layers.bidirectional import Bidirectional
@@ -70,7 +71,7 @@ from lamina.layers.pooling import (
     MaxPooling2D,
     MaxPooling3D,
 )
-from lamina.layers.preprocessing import Normalization, Rescaling
+from lamina.layers.preprocessing import *  # noqa: F403  (the family lists its own names)
 from lamina.layers.recurrent import RNN
 from lamina.layers.regularization import (
     ActivityRegularization,
@@ -93,7 +94,7 @@ from lamina.layers.reshaping import Flatten, Permute, RepeatVector, Reshape
 from lamina.layers.simple_rnn import SimpleRNN, SimpleRNNCell
 from lamina.layers.time_distributed import TimeDistributed
 
-__all__ = [
+__all__ = [*_preprocessing.__all__,
     "AveragePooling1D", "AveragePooling2D", "AveragePooling3D", "AvgPool1D", "AvgPool2D",
     "AvgPool3D", "Conv1D", "Conv1DTranspose", "Conv2D", "Conv2DTranspose", "Conv3D",
     "DepthwiseConv1D", "DepthwiseConv2D", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
@@ -107,8 +108,8 @@ __all__ = [
     "ActivityRegularization", "Add", "AlphaDropout", "Attention", "Average",
     "BatchNormalization", "Concatenate", "Cropping1D", "Cropping2D", "Dot", "ELU",
     "GaussianDropout", "GaussianNoise", "GroupNormalization", "LayerNormalization",
-    "LeakyReLU", "Maximum", "Minimum", "MultiHeadAttention", "Multiply", "Normalization",
-    "PReLU", "Permute", "ReLU", "RepeatVector", "Rescaling", "Softmax", "SpatialDropout1D",
+    "LeakyReLU", "Maximum", "Minimum", "MultiHeadAttention", "Multiply",
+    "PReLU", "Permute", "ReLU", "RepeatVector", "Softmax", "SpatialDropout1D",
     "SpatialDropout2D", "Subtract", "UnitNormalization", "UpSampling1D", "UpSampling2D",
     "ZeroPadding1D", "ZeroPadding2D", "add", "average", "concatenate", "dot", "maximum",
     "minimum", "multiply", "subtract",

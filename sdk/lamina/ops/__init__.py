@@ -25,14 +25,27 @@ from __future__ import annotations
 
 from lamina.backend import conv_ops as _conv_ops
 from lamina.backend.keras_tensor import dispatch_symbolic as _dispatch_symbolic
-from lamina.ops import activations, core, indexing, linalg, manipulation, math, nn, reduction
+from lamina.ops import (
+    activations,
+    core,
+    image,
+    indexing,
+    linalg,
+    manipulation,
+    math,
+    nn,
+    numpy,
+    reduction,
+)
 from lamina.ops.activations import *  # noqa: F403
 from lamina.ops.core import *  # noqa: F403
+from lamina.ops.image import *  # noqa: F403
 from lamina.ops.indexing import *  # noqa: F403
 from lamina.ops.linalg import *  # noqa: F403
 from lamina.ops.manipulation import *  # noqa: F403
 from lamina.ops.math import *  # noqa: F403
 from lamina.ops.nn import *  # noqa: F403
+from lamina.ops.numpy import *  # noqa: F403
 from lamina.ops.reduction import *  # noqa: F403
 
 _CONV_OPS = ("average_pool", "conv", "conv_transpose", "depthwise_conv", "max_pool",
@@ -42,6 +55,7 @@ for _name in _CONV_OPS:
 del _name
 
 __all__ = sorted({
-    *activations.__all__, *core.__all__, *indexing.__all__, *linalg.__all__,
-    *manipulation.__all__, *math.__all__, *nn.__all__, *reduction.__all__, *_CONV_OPS,
+    *activations.__all__, *core.__all__, *image.__all__, *numpy.__all__, *indexing.__all__,
+    *linalg.__all__, *manipulation.__all__, *math.__all__, *nn.__all__, *reduction.__all__,
+    *_CONV_OPS,
 })
