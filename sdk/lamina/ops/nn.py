@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 
+from lamina.backend import conv_ops as _conv_ops
 from lamina.backend import nn as _nn
 from lamina.backend.config import epsilon as _epsilon
+from lamina.backend.keras_tensor import dispatch_symbolic as _dispatch_symbolic
+from lamina.ops import activations as _activations
 from lamina.ops._common import data as _data
 from lamina.ops._common import export
 from lamina.ops._common import static_shape as shape
-from lamina.ops.core import convert_to_tensor, one_hot
+from lamina.ops.activations import *  # noqa: F403
+from lamina.ops.core import convert_to_tensor
 from lamina.ops.manipulation import expand_dims, moveaxis
 from lamina.ops.math import (
     abs,
@@ -28,10 +32,20 @@ from lamina.ops.math import (
 )
 from lamina.ops.reduction import sum
 
-__all__ = [
-    "binary_crossentropy", "categorical_crossentropy", "dense", "dropout", "normalize",
-    "sigmoid_cross_entropy", "softmax_cross_entropy", "sparse_categorical_crossentropy",
+_OWN = [
+    "batch_normalization", "binary_crossentropy", "categorical_crossentropy", "dense",
+    "depth_to_space", "dot_product_attention", "dropout", "layer_normalization", "moments",
+    "multi_hot", "normalize", "one_hot", "psnr", "rms_normalization",
+    "sigmoid_cross_entropy", "softmax_cross_entropy", "space_to_depth",
+    "sparse_categorical_crossentropy",
 ]
+# Keras files the activations and the convolutions under ops.nn too.
+_ACTIVATIONS = list(_activations.__all__)
+_CONV = list(_conv_ops.__all__)
+__all__ = sorted(_OWN + _ACTIVATIONS + _CONV)
+for _name in _CONV:
+    globals()[_name] = _dispatch_symbolic(getattr(_conv_ops, _name))
+del _name
 
 
 def softmax_cross_entropy(logits, labels, sparse=False, axis=-1):
@@ -193,4 +207,235 @@ def normalize(x, axis=-1, order=2, epsilon=None):
     return divide(x, maximum(norm, eps))
 
 
-export(globals(), __all__)
+def one_hot(x, num_classes, axis=-1, dtype=None, sparse=False):
+    """One-hot encode integer ``x`` along a new ``axis`` (negative ids give zero rows).
+
+    Raises:
+        ValueError: for ``sparse=True`` (Lamina has no sparse tensors).
+    """
+    if sparse:
+        raise ValueError(f"Lamina has no sparse tensors. Received: sparse={sparse!r}")
+    from lamina.backend.config import standardize_dtype
+    from lamina.backend.tensor import Tensor
+
+    ids = np.asarray(_data(x)).astype(np.intp)
+    out = (ids[..., None] == np.arange(num_classes)).astype(standardize_dtype(dtype))
+    return Tensor(np.moveaxis(out, -1, axis))
+
+
+def multi_hot(inputs, num_classes=None, axis=-1, dtype=None, sparse=False):
+    """Multi-hot encode integer labels: 1 for each class present in a sample (Keras's
+    reduction runs over axis 1 of batched inputs, axis 0 of a 1-D input)."""
+    if num_classes is None:
+        raise ValueError("Argument `num_classes` must be set. Received: num_classes=None")
+    ids = np.asarray(_data(inputs))
+    hot = _data(one_hot(ids, num_classes, axis=axis, dtype=dtype, sparse=sparse))
+    from lamina.backend.tensor import Tensor
+
+    return Tensor(np.max(hot, axis=1 if ids.ndim > 1 else 0))
+
+
+def moments(x, axes, keepdims=False, synchronized=False):
+    """Mean and (biased) variance of ``x`` over ``axes``.
+
+    Raises:
+        NotImplementedError: for ``synchronized=True`` (no distributed runtime).
+    """
+    from lamina.ops.reduction import mean
+
+    if synchronized:
+        raise NotImplementedError(
+            f"Lamina runs on one device. Received: synchronized={synchronized!r}")
+    axes = tuple(axes) if isinstance(axes, (list, tuple)) else (axes,)
+    m = mean(x, axis=axes, keepdims=True)
+    v = mean(square(subtract(x, m)), axis=axes, keepdims=True)
+    if not keepdims:
+        m, v = _squeeze(m, axes), _squeeze(v, axes)
+    return m, v
+
+
+def _squeeze(x, axes):
+    from lamina.ops.manipulation import squeeze
+
+    return squeeze(x, axis=axes)
+
+
+def batch_normalization(x, mean, variance, axis, offset=None, scale=None, epsilon=1e-3):
+    """``(x - mean) / sqrt(variance + epsilon) * scale + offset``, the 1-D statistics and
+    parameters laid along ``axis`` (Keras's formula, term for term)."""
+    from lamina.ops.manipulation import reshape
+
+    bshape = [1] * len(shape(x))
+    bshape[axis] = shape(mean)[0]
+    inv = rsqrt(add(reshape(variance, bshape), epsilon))
+    if scale is not None:
+        inv = multiply(inv, reshape(scale, bshape))
+    res = multiply(negative(reshape(mean, bshape)), inv)
+    if offset is not None:
+        res = add(res, reshape(offset, bshape))
+    return add(multiply(x, inv), res)
+
+
+def _broadcast_param(v, x, axis):
+    from lamina.ops.manipulation import reshape
+
+    if v is None:
+        return None
+    ndims = len(shape(x))
+    if len(shape(v)) == ndims or list(axis) == [ndims - 1]:
+        return v
+    b = [1] * ndims
+    for a in axis:
+        b[a] = shape(x)[a]
+    return reshape(v, b)
+
+
+def _norm_axes(x, axis):
+    n = len(shape(x))
+    axis = [axis] if isinstance(axis, int) else list(axis)
+    return sorted(a % n for a in axis)
+
+
+def layer_normalization(x, gamma=None, beta=None, axis=-1, epsilon=None):
+    """Normalise ``x`` to zero mean, unit variance over ``axis``; then ``* gamma + beta``."""
+    eps = _epsilon() if epsilon is None else epsilon
+    x = convert_to_tensor(x)
+    axis = _norm_axes(x, axis)
+    m, v = moments(x, axis, keepdims=True)
+    inv = rsqrt(add(v, eps))
+    gamma, beta = _broadcast_param(gamma, x, axis), _broadcast_param(beta, x, axis)
+    if gamma is not None:
+        inv = multiply(inv, gamma)
+    res = multiply(negative(m), inv)
+    if beta is not None:
+        res = add(res, beta)
+    return add(multiply(x, inv), res)
+
+
+def rms_normalization(x, scale=None, axis=-1, epsilon=None):
+    """``x / sqrt(mean(x**2, axis) + epsilon) * scale``."""
+    from lamina.ops.reduction import mean
+
+    eps = _epsilon() if epsilon is None else epsilon
+    x = convert_to_tensor(x)
+    if len(shape(x)) == 0:
+        x = expand_dims(x, 0)
+    axis = tuple(_norm_axes(x, axis))
+    out = multiply(x, rsqrt(add(mean(square(x), axis=axis, keepdims=True), eps)))
+    return out if scale is None else multiply(out, scale)
+
+
+def psnr(x1, x2, max_val):
+    """Peak signal-to-noise ratio ``20 log10(max_val) - 10 log10(mse)``, in dB.
+
+    Raises:
+        ValueError: when the shapes of ``x1`` and ``x2`` differ.
+    """
+    from lamina.ops.reduction import mean
+
+    if tuple(shape(x1)) != tuple(shape(x2)):
+        raise ValueError(f"Input shapes {shape(x1)} and {shape(x2)} must match for PSNR "
+                         "calculation.")
+    mse = mean(square(subtract(x1, x2)))
+    return add(multiply(log(mse), -10.0 / float(np.log(10.0))),
+               20.0 * float(np.log10(max_val)))
+
+
+def _check_block(x, block_size, data_format):
+    if len(shape(x)) != 4:
+        raise ValueError(f"Input must be 4-D. Received: x.shape={shape(x)}")
+    if data_format not in ("channels_last", "channels_first"):
+        raise ValueError("data_format must be 'channels_last' or 'channels_first'. "
+                         f"Received: data_format={data_format!r}")
+
+
+def depth_to_space(x, block_size, data_format="channels_last"):
+    """Move blocks of channels to space (pixel shuffle), Keras's layout."""
+    from lamina.ops.manipulation import reshape, transpose
+
+    _check_block(x, block_size, data_format)
+    b = block_size
+    if data_format == "channels_last":
+        n, h, w, c = shape(x)
+        y = transpose(reshape(x, (n, h, w, b, b, c // b**2)), (0, 1, 3, 2, 4, 5))
+        return reshape(y, (n, h * b, w * b, c // b**2))
+    n, c, h, w = shape(x)
+    y = transpose(reshape(x, (n, c // b**2, b, b, h, w)), (0, 1, 4, 2, 5, 3))
+    return reshape(y, (n, c // b**2, h * b, w * b))
+
+
+def space_to_depth(x, block_size, data_format="channels_last"):
+    """Move ``block_size`` x ``block_size`` spatial blocks to channels (pixel unshuffle)."""
+    from lamina.ops.manipulation import reshape, transpose
+
+    _check_block(x, block_size, data_format)
+    b = block_size
+    if data_format == "channels_last":
+        n, h, w, c = shape(x)
+        y = transpose(reshape(x, (n, h // b, b, w // b, b, c)), (0, 1, 3, 2, 4, 5))
+        return reshape(y, (n, h // b, w // b, c * b * b))
+    n, c, h, w = shape(x)
+    y = transpose(reshape(x, (n, c, h // b, b, w // b, b)), (0, 1, 3, 5, 2, 4))
+    return reshape(y, (n, c * b * b, h // b, w // b))
+
+
+def dot_product_attention(query, key, value, bias=None, mask=None, scale=None,
+                          is_causal=False, flash_attention=None, attn_logits_soft_cap=None):
+    """``softmax(q k^T * scale + bias, masked) v`` on ``(batch, seq, heads, dim)`` inputs.
+
+    ``key``/``value`` may have fewer heads than ``query`` (grouped-query attention: the
+    query heads are split into groups, each sharing one key/value head).
+
+    Raises:
+        ValueError: for ``flash_attention=True`` (no flash kernel on numpy).
+    """
+    from lamina.ops.activations import softmax
+    from lamina.ops.linalg import einsum
+    from lamina.ops.manipulation import reshape
+    from lamina.ops.math import tanh, where
+
+    if flash_attention:
+        raise ValueError("Flash attention is not supported by Lamina. "
+                         f"Received: flash_attention={flash_attention!r}")
+    b, t, n, h = shape(query)
+    k = shape(key)[2]
+    s = shape(key)[1]
+    g = n // k
+    scale = 1.0 / float(np.sqrt(h)) if scale is None else scale
+    q = reshape(query, (b, t, k, g, h))
+    logits = multiply(einsum("btkgh,bskh->bkgts", q, key), scale)
+    if bias is not None:
+        logits = add(logits, reshape(_grouped(bias, n, k), (-1, k, g, t, s)))
+    if attn_logits_soft_cap is not None:
+        logits = multiply(tanh(divide(logits, attn_logits_soft_cap)), attn_logits_soft_cap)
+    keep = np.ones((1, 1, 1, t, s), dtype=bool)
+    if mask is not None:
+        keep = keep & np.asarray(_data(_grouped(mask, n, k))).reshape(-1, k, g, t, s)
+    if is_causal:
+        keep = keep & np.tril(np.ones((t, s), dtype=bool))
+    if mask is not None or is_causal:
+        big = -0.7 * np.finfo(_data(logits).dtype).max
+        logits = where(keep, logits, big)
+    probs = softmax(logits, axis=-1)
+    return reshape(einsum("bkgts,bskh->btkgh", probs, value), (b, t, n, h))
+
+
+def _grouped(t, n, k):
+    """Bring a bias/mask to ``(B, N, T, S)`` rank-4 (Keras's rules) then to heads."""
+    from lamina.ops.manipulation import broadcast_to
+
+    while len(shape(t)) < 4:
+        if len(shape(t)) == 3 and shape(t)[1] == n:
+            t = expand_dims(t, 2)
+        else:
+            t = expand_dims(t, 1)
+    tb, tn, tt, ts = shape(t)
+    if tn == 1:
+        return broadcast_to(t, (tb, n, tt, ts))
+    if tn != n:
+        raise ValueError(f"Expected a bias or mask of shape (B, 1, T, S) or (B, {n}, T, S). "
+                         f"Received: shape={shape(t)}")
+    return t
+
+
+export(globals(), _OWN)
