@@ -1,4 +1,4 @@
-"""Products and triangular/diagonal views: matmul, tensordot, einsum, outer, tril..."""
+"""Products (matmul, tensordot, einsum, outer), triangles, and Keras's ops.linalg."""
 
 from __future__ import annotations
 
@@ -6,16 +6,20 @@ import string
 
 import numpy as np
 
+from lamina.backend import linalg as _l
 from lamina.backend import numeric as _n
 from lamina.backend import primitives as _p
+from lamina.ops._common import constant, export
 from lamina.ops._common import data as _data
-from lamina.ops._common import export
 from lamina.ops._common import static_shape as shape
 from lamina.ops.core import eye
-from lamina.ops.manipulation import getitem, pad, reshape, squeeze
+from lamina.ops.manipulation import expand_dims, getitem, pad, reshape, squeeze, swapaxes
 from lamina.ops.math import multiply, where
 
-__all__ = ["diag", "dot", "einsum", "matmul", "outer", "tensordot", "tril", "triu"]
+__all__ = [
+    "cholesky", "cholesky_inverse", "det", "diag", "dot", "einsum", "inv", "matmul",
+    "matrix_rank", "outer", "solve", "solve_triangular", "tensordot", "tril", "triu",
+]
 
 
 def matmul(x1, x2):
@@ -116,6 +120,60 @@ def diag(x, k=0):
     n = shape(x)[0]
     square = multiply(reshape(x, (n, 1)), eye(n, dtype=np.asarray(_data(x)).dtype))
     return pad(square, ((max(-k, 0), max(k, 0)), (max(k, 0), max(-k, 0))))
+
+
+def inv(x):
+    """The inverse of each square matrix of ``x`` (last two axes)."""
+    return _l.Inv.apply(x)
+
+
+def det(x):
+    """The determinant of each square matrix of ``x``."""
+    return _l.Det.apply(x)
+
+
+def solve(a, b):
+    """``x`` with ``a @ x = b``; ``b`` is ``(..., n)`` or ``(..., n, k)``."""
+    if len(shape(b)) == len(shape(a)) - 1:
+        return squeeze(_l.Solve.apply(a, expand_dims(b, -1)), axis=-1)
+    return _l.Solve.apply(a, b)
+
+
+def solve_triangular(a, b, lower=False):
+    """``x`` with ``a @ x = b`` for triangular ``a``; only ``a``'s ``lower`` (or upper)
+    triangle is read."""
+    if len(shape(b)) == len(shape(a)) - 1:
+        return squeeze(_l.SolveTriangular.apply(a, expand_dims(b, -1), lower=lower), axis=-1)
+    return _l.SolveTriangular.apply(a, b, lower=lower)
+
+
+def cholesky(x, upper=False):
+    """Cholesky factor of symmetric positive-definite ``x``: lower (``x = L L^T``) or, with
+    ``upper=True``, ``U`` with ``x = U^T U``.
+
+    Raises:
+        ValueError: when ``x`` is not positive definite.
+    """
+    try:
+        factor = _l.Cholesky.apply(x)
+    except np.linalg.LinAlgError as err:
+        raise ValueError(f"Cholesky decomposition failed: the input must be symmetric "
+                         f"positive definite. Received: x.shape={shape(x)}") from err
+    return swapaxes(factor, -1, -2) if upper else factor
+
+
+def cholesky_inverse(x, upper=False):
+    """``inv(A)`` from ``A``'s Cholesky factor ``x`` (lower, or upper with ``upper=True``)."""
+    n = shape(x)[-1]
+    eye_ = np.broadcast_to(np.eye(n, dtype=np.asarray(_data(x)).dtype), tuple(shape(x)))
+    lower = swapaxes(x, -1, -2) if upper else x
+    linv = _l.SolveTriangular.apply(lower, eye_, lower=True)
+    return matmul(swapaxes(linv, -1, -2), linv)
+
+
+def matrix_rank(x, tol=None):
+    """Number of singular values of each matrix above ``tol`` (numpy's default tolerance)."""
+    return constant(np.linalg.matrix_rank(np.asarray(_data(x)), tol=tol).astype(np.int32))
 
 
 export(globals(), __all__)
