@@ -54,10 +54,11 @@ for _name in _CONV_OPS:
     globals()[_name] = _dispatch_symbolic(getattr(_conv_ops, _name))
 del _name
 
-# Keras's ops.nn and ops.linalg names added with their own tables (tests/sdk/backend/test_ops_nn.py,
-# test_ops_linalg.py):
-# importable here, listed in ``__all__`` once test_ops' coverage test reads that table.
+# Keras's ops.nn/linalg/image names added with their own tables (tests/sdk/backend/
+# test_ops_nn.py, test_ops_linalg.py, test_ops_image.py): importable here, listed in
+# ``__all__`` once test_ops' coverage test reads those tables.
 _TESTED_IN_OPS_NN = frozenset({
+    "crop_images", "pad_images", "rgb_to_grayscale",
     "cholesky", "cholesky_inverse", "det", "inv", "matrix_rank", "solve", "solve_triangular",
     "batch_normalization", "celu", "depth_to_space", "dot_product_attention", "glu",
     "hard_shrink", "hard_swish", "hard_tanh", "layer_normalization", "moments", "multi_hot",

@@ -1,5 +1,143 @@
-"""Image operations (``keras.ops.image``): resize, affine transforms, crops, pads, colour."""
+"""Image operations (``keras.ops.image``): colour conversion, crops and pads.
+
+Images are ``(height, width, channels)`` or batched ``(batch, height, width, channels)``
+(channels first with ``data_format="channels_first"``; ``image_data_format()`` by default).
+"""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+import numpy as np
+
+from lamina.backend.config import image_data_format
+from lamina.ops._common import data as _data
+from lamina.ops._common import export
+from lamina.ops._common import static_shape as shape
+from lamina.ops.core import convert_to_tensor
+from lamina.ops.linalg import tensordot
+from lamina.ops.manipulation import expand_dims, getitem, pad
+
+__all__ = ["crop_images", "pad_images", "rgb_to_grayscale"]
+
+
+def _format(data_format):
+    data_format = image_data_format() if data_format is None else data_format
+    if data_format not in ("channels_last", "channels_first"):
+        raise ValueError("data_format must be 'channels_last' or 'channels_first'. "
+                         f"Received: data_format={data_format!r}")
+    return data_format
+
+
+def _rank_3_or_4(images):
+    if len(shape(images)) not in (3, 4):
+        raise ValueError("Invalid images rank: expected rank 3 (single image) or rank 4 "
+                         f"(batch of images). Received: images.shape={shape(images)}")
+
+
+def rgb_to_grayscale(images, data_format=None):
+    """Luma ``0.2989 R + 0.5870 G + 0.1140 B`` as one channel (grayscale passes through).
+
+    Raises:
+        ValueError: for a rank other than 3/4 or a channel count other than 1/3.
+    """
+    data_format = _format(data_format)
+    images = convert_to_tensor(images)
+    _rank_3_or_4(images)
+    axis = -1 if data_format == "channels_last" else -3
+    channels = shape(images)[axis]
+    if channels not in (1, 3):
+        raise ValueError("Invalid channel size: expected 3 (RGB) or 1 (Grayscale). "
+                         f"Received input with shape: images.shape={shape(images)}")
+    if channels == 1:
+        return images
+    d = _data(images)
+    dtype = d.dtype if d.dtype.kind == "f" else np.dtype("float32")
+    weights = np.array([0.2989, 0.5870, 0.1140], dtype=dtype)
+    x = images if d.dtype.kind == "f" else convert_to_tensor(d, dtype=dtype)
+    out = expand_dims(tensordot(x, weights, axes=([axis % x.ndim], [0])), axis)
+    return out if d.dtype == dtype else convert_to_tensor(np.asarray(_data(out)).astype(d.dtype))
+
+
+def _two_of_three(a, b, target, names):
+    if [a, b, target].count(None) != 1:
+        raise ValueError(f"Must specify exactly two of {', '.join(names)}. Received: "
+                         f"{names[0]}={a}, {names[1]}={b}, {names[2]}={target}")
+    for name, value in zip(names, (a, b, target)):
+        if value is not None and value < 0:
+            raise ValueError(f"{name} must be >= 0. Received: {name}={value}")
+
+
+def _hw(images, data_format):
+    s = shape(images)
+    return (s[-3], s[-2]) if data_format == "channels_last" else (s[-2], s[-1])
+
+
+def pad_images(images, top_padding=None, left_padding=None, bottom_padding=None,
+               right_padding=None, target_height=None, target_width=None, data_format=None):
+    """Zero-pad images to a size: give two of top/bottom/target_height and two of
+    left/right/target_width.
+
+    Raises:
+        ValueError: on a wrong rank, not exactly two of a triple, or a negative padding.
+    """
+    data_format = _format(data_format)
+    images = convert_to_tensor(images)
+    _rank_3_or_4(images)
+    _two_of_three(top_padding, bottom_padding, target_height,
+                  ("top_padding", "bottom_padding", "target_height"))
+    _two_of_three(left_padding, right_padding, target_width,
+                  ("left_padding", "right_padding", "target_width"))
+    height, width = _hw(images, data_format)
+    top = target_height - bottom_padding - height if top_padding is None else top_padding
+    bottom = target_height - top - height if bottom_padding is None else bottom_padding
+    left = target_width - right_padding - width if left_padding is None else left_padding
+    right = target_width - left - width if right_padding is None else right_padding
+    for name, value in (("top_padding", top), ("left_padding", left),
+                        ("right_padding", right), ("bottom_padding", bottom)):
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0. Received: {name}={value}")
+    widths = [(top, bottom), (left, right)]
+    widths = widths + [(0, 0)] if data_format == "channels_last" else [(0, 0)] + widths
+    if len(shape(images)) == 4:
+        widths = [(0, 0)] + widths
+    return pad(images, widths)
+
+
+def crop_images(images, top_cropping=None, left_cropping=None, bottom_cropping=None,
+                right_cropping=None, target_height=None, target_width=None, data_format=None):
+    """Crop images: give two of top/bottom/target_height and two of
+    left/right/target_width.
+
+    Raises:
+        ValueError: on a wrong rank, not exactly two of a triple, or a crop larger than
+            the image.
+    """
+    data_format = _format(data_format)
+    images = convert_to_tensor(images)
+    _rank_3_or_4(images)
+    _two_of_three(top_cropping, bottom_cropping, target_height,
+                  ("top_cropping", "bottom_cropping", "target_height"))
+    _two_of_three(left_cropping, right_cropping, target_width,
+                  ("left_cropping", "right_cropping", "target_width"))
+    height, width = _hw(images, data_format)
+    top = height - bottom_cropping - target_height if top_cropping is None else top_cropping
+    if target_height is None:
+        target_height = height - top - bottom_cropping
+    left = width - right_cropping - target_width if left_cropping is None else left_cropping
+    if target_width is None:
+        target_width = width - left - right_cropping
+    for name, value in (("top_cropping", top), ("left_cropping", left),
+                        ("target_height", target_height), ("target_width", target_width)):
+        if value < 0:
+            raise ValueError(f"{name} must be >= 0. Received: {name}={value}")
+    if top + target_height > height or left + target_width > width:
+        raise ValueError("The crop exceeds the image. Received: "
+                         f"images.shape={shape(images)}, top_cropping={top}, "
+                         f"left_cropping={left}, target_height={target_height}, "
+                         f"target_width={target_width}")
+    rows, cols = slice(top, top + target_height), slice(left, left + target_width)
+    index = (..., rows, cols, slice(None)) if data_format == "channels_last" else (
+        ..., rows, cols)
+    return getitem(images, index)
+
+
+export(globals(), __all__)
