@@ -33,7 +33,8 @@ from lamina.ops.math import (
 from lamina.ops.reduction import sum
 
 _OWN = [
-    "batch_normalization", "binary_crossentropy", "categorical_crossentropy", "dense",
+    "adaptive_average_pool", "adaptive_max_pool", "unfold", "batch_normalization",
+    "binary_crossentropy", "categorical_crossentropy", "dense",
     "depth_to_space", "dot_product_attention", "dropout", "layer_normalization", "moments",
     "multi_hot", "normalize", "one_hot", "psnr", "rms_normalization",
     "sigmoid_cross_entropy", "softmax_cross_entropy", "space_to_depth",
@@ -436,6 +437,74 @@ def _grouped(t, n, k):
         raise ValueError(f"Expected a bias or mask of shape (B, 1, T, S) or (B, {n}, T, S). "
                          f"Received: shape={shape(t)}")
     return t
+
+
+def _adaptive_pool(inputs, output_size, data_format, reduce):
+    from lamina.backend.config import image_data_format
+    from lamina.ops.manipulation import concatenate, getitem
+
+    data_format = image_data_format() if data_format is None else data_format
+    if data_format not in ("channels_last", "channels_first"):
+        raise ValueError("data_format must be 'channels_last' or 'channels_first'. "
+                         f"Received: data_format={data_format!r}")
+    ndim = len(shape(inputs))
+    n = ndim - 2
+    sizes = (output_size,) * n if isinstance(output_size, int) else tuple(output_size)
+    if len(sizes) != n:
+        raise ValueError(f"output_size must have {n} entries for a rank-{ndim} input. "
+                         f"Received: output_size={output_size!r}")
+    first = 1 if data_format == "channels_last" else 2
+    x = inputs
+    # Windows are rectangular, so the mean/max over one is taken one axis at a time.
+    for i, out in enumerate(sizes):
+        axis = first + i
+        length = shape(x)[axis]
+        parts = []
+        for j in range(out):
+            start, end = (j * length) // out, -((-(j + 1) * length) // out)
+            index = (slice(None),) * axis + (slice(start, end),)
+            parts.append(reduce(getitem(x, index), axis=axis, keepdims=True))
+        x = concatenate(parts, axis=axis)
+    return x
+
+
+def adaptive_average_pool(inputs, output_size, data_format=None):
+    """Average pooling to a fixed ``output_size`` (PyTorch's windows: ``floor(i*L/out)``
+    to ``ceil((i+1)*L/out)``), on 1-D, 2-D or 3-D inputs."""
+    from lamina.ops.reduction import mean
+
+    return _adaptive_pool(inputs, output_size, data_format, mean)
+
+
+def adaptive_max_pool(inputs, output_size, data_format=None):
+    """Max pooling to a fixed ``output_size``, windows as :func:`adaptive_average_pool`."""
+    from lamina.ops.reduction import max as _max
+
+    return _adaptive_pool(inputs, output_size, data_format, _max)
+
+
+def _pair(v):
+    return (v, v) if isinstance(v, int) else tuple(v)
+
+
+def unfold(x, kernel_size, dilation=1, padding=0, stride=1):
+    """Sliding ``kernel_size`` blocks of an NCHW batch as columns: ``(N, C*kH*kW, L)``
+    (PyTorch's ``unfold`` / im2col, channel-major rows)."""
+    from lamina.ops.manipulation import getitem, pad, reshape
+
+    if len(shape(x)) != 4:
+        raise ValueError(f"unfold takes a 4-D (N, C, H, W) input. Received: x.shape={shape(x)}")
+    (kh, kw), (dh, dw) = _pair(kernel_size), _pair(dilation)
+    (ph, pw), (sh, sw) = _pair(padding), _pair(stride)
+    if ph or pw:
+        x = pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    n, c, h, w = shape(x)
+    oh, ow = (h - dh * (kh - 1) - 1) // sh + 1, (w - dw * (kw - 1) - 1) // sw + 1
+    rows = np.arange(kh)[:, None] * dh + np.arange(oh)[None, :] * sh
+    cols = np.arange(kw)[:, None] * dw + np.arange(ow)[None, :] * sw
+    patches = getitem(x, (slice(None), slice(None), rows[:, None, :, None],
+                          cols[None, :, None, :]))
+    return reshape(patches, (n, c * kh * kw, oh * ow))
 
 
 export(globals(), _OWN)

@@ -67,7 +67,36 @@ def case(name, fn, ref, *inputs, note=""):
 
 
 X = away(rn(3, 5) * 2, -1, 1, 0.5, -0.5, 0)
+def np_adaptive(x, out, fn):
+    for axis, o in zip((1, 2), out):
+        n = x.shape[axis]
+        parts = [fn(np.take(x, range(j * n // o, -(-(j + 1) * n // o)), axis=axis), axis=axis,
+                    keepdims=True) for j in range(o)]
+        x = np.concatenate(parts, axis=axis)
+    return x
+
+
+def np_unfold(x, k, d, p, s):
+    x = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+    n, c, h, w = x.shape
+    oh, ow = (h - d * (k - 1) - 1) // s + 1, (w - d * (k - 1) - 1) // s + 1
+    out = np.zeros((n, c, k, k, oh, ow))
+    for i in range(k):
+        for j in range(k):
+            out[:, :, i, j] = x[:, :, i * d:i * d + s * (oh - 1) + 1:s,
+                                j * d:j * d + s * (ow - 1) + 1:s]
+    return out.reshape(n, c * k * k, oh * ow)
+
+
 CASES = [
+    case("adaptive_average_pool", lambda x: nn.adaptive_average_pool(x, (2, 3)),
+         lambda x: np_adaptive(x, (2, 3), np.mean), rn(2, 5, 7, 3)),
+    case("adaptive_max_pool", lambda x: nn.adaptive_max_pool(x, 3),
+         lambda x: np_adaptive(x, (3, 3), np.max), rn(2, 5, 7, 3)),
+    case("unfold", lambda x: nn.unfold(x, 2, dilation=2, padding=1, stride=2),
+         lambda x: np_unfold(x, 2, 2, 1, 2), rn(2, 3, 5, 6)),
+    case("unfold", lambda x: nn.unfold(x, 3), lambda x: np_unfold(x, 3, 1, 0, 1),
+         rn(1, 2, 4, 4), note="defaults"),
     case("celu", nn.celu, lambda x: np.where(x > 0, x, np.expm1(x)), X),
     case("celu", lambda x: nn.celu(x, alpha=0.5),
          lambda x: np.where(x > 0, x, 0.5 * np.expm1(x / 0.5)), X, note="alpha"),
