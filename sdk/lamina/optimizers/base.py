@@ -63,11 +63,13 @@ class Optimizer:
         clipnorm: float or None; clip each gradient to this L2 norm.
         clipvalue: float or None; clip each gradient element to ``[-v, v]``.
         global_clipnorm: float or None; clip all gradients to this global L2 norm.
-        use_ema: must be False (exponential moving averages are not implemented).
-        ema_momentum: accepted for config compatibility.
-        ema_overwrite_frequency: accepted for config compatibility.
+        use_ema: keep an exponential moving average ("average" slots) of the variables.
+        ema_momentum: the EMA's momentum in [0, 1], default 0.99.
+        ema_overwrite_frequency: int or None; every this many updates the variables are
+            overwritten by their averages.
         loss_scale_factor: float or None; gradients are divided by it.
-        gradient_accumulation_steps: must be None (not implemented).
+        gradient_accumulation_steps: int >= 2 or None; gradients are summed over this
+            many ``apply`` calls and their mean applied on the last one.
         name: the optimizer's name (auto-generated from the class name if None).
 
     Raises:
@@ -93,11 +95,17 @@ class Optimizer:
                 "Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set. "
                 f"Received: clipnorm={clipnorm}, clipvalue={clipvalue}, "
                 f"global_clipnorm={global_clipnorm}")
-        if use_ema:
-            raise ValueError("Lamina optimizers do not implement EMA yet. Received: use_ema=True")
-        if gradient_accumulation_steps:
-            raise ValueError("Lamina optimizers do not implement gradient accumulation yet. "
+        if gradient_accumulation_steps and not gradient_accumulation_steps >= 2:
+            raise ValueError("`gradient_accumulation_steps` must be an integer >= 2. "
                              f"Received: gradient_accumulation_steps={gradient_accumulation_steps}")
+        if use_ema:
+            if ema_momentum > 1 or ema_momentum < 0:
+                raise ValueError("`ema_momentum` must be in the range [0, 1]. "
+                                 f"Received: ema_momentum={ema_momentum}")
+            if ema_overwrite_frequency and (not isinstance(ema_overwrite_frequency, int)
+                                            or ema_overwrite_frequency < 1):
+                raise ValueError("`ema_overwrite_frequency` must be an integer >= 1 or None. "
+                                 f"Received: ema_overwrite_frequency={ema_overwrite_frequency}")
         self.name = name if name is not None else _auto_name(self.__class__.__name__)
         self.weight_decay = weight_decay
         self.clipnorm = clipnorm
@@ -174,10 +182,18 @@ class Optimizer:
 
     @property
     def iterations(self):
-        """The step counter ``Variable`` (int64), incremented by every ``apply``."""
+        """The step counter ``Variable`` (int64), incremented by every ``apply``.
+
+        With ``gradient_accumulation_steps`` it is the number of applied updates
+        (``apply`` calls // steps), as in Keras.
+        """
+        if self.gradient_accumulation_steps:
+            return np.int64(self._iterations.data // self.gradient_accumulation_steps)
         return self._iterations
 
     def _step(self) -> int:
+        if self.gradient_accumulation_steps:
+            return int(self._iterations.data) // self.gradient_accumulation_steps
         return int(self._iterations.data)
 
     @property
@@ -208,6 +224,12 @@ class Optimizer:
                 self._units[id(view)] = unit
                 self._var_units[id(seg.variables[i])] = unit
         self.built = True
+        if self.use_ema:
+            self._model_variables_moving_average = self.add_optimizer_variables(
+                variables, "average")
+        if self.gradient_accumulation_steps:
+            self._accumulated_gradients = self.add_optimizer_variables(
+                variables, "gradient_accumulator")
 
     def add_optimizer_variables(self, trainable_variables, name, initializer="zeros"):
         """Create slot variables (flat-buffer backed), interleaved per model variable.
@@ -330,12 +352,15 @@ class Optimizer:
         if self.loss_scale_factor is not None:
             for seg in self._segments:
                 seg.grad /= self.loss_scale_factor
-        self._clip_flat()
-        if self.weight_decay:
-            for seg in self._segments:
-                self._decay_segment(seg, lr)
-        self._backend_update_step([s.grad for s in self._segments],
-                                  [s.param for s in self._segments], lr)
+        if self._accumulate([s.grad for s in self._segments],
+                            [s.slots.get("gradient_accumulator") for s in self._segments]):
+            self._clip_flat()
+            if self.weight_decay:
+                for seg in self._segments:
+                    self._decay_segment(seg, lr)
+            self._backend_update_step([s.grad for s in self._segments],
+                                      [s.param for s in self._segments], lr)
+        self._update_ema()
 
     def _apply_each(self, grads, variables, lr: float) -> None:
         pairs = [(np.asarray(g, dtype=v.data.dtype).reshape(v.data.shape), v)
@@ -343,12 +368,53 @@ class Optimizer:
         gs = [g for g, _ in pairs]
         if self.loss_scale_factor is not None:
             gs = [g / self.loss_scale_factor for g in gs]
-        gs = self._clip_list(gs)
-        if self.weight_decay:
-            for _, var in pairs:
-                if self._use_weight_decay(var):
-                    var.data -= var.data * (self.weight_decay * lr)
-        self._backend_update_step(gs, [v.data for _, v in pairs], lr)
+        accs = [self._var_units[id(v)].slots.get("gradient_accumulator") for _, v in pairs]
+        if self._accumulate(gs, accs):
+            gs = self._clip_list(gs)
+            if self.weight_decay:
+                for _, var in pairs:
+                    if self._use_weight_decay(var):
+                        var.data -= var.data * (self.weight_decay * lr)
+            self._backend_update_step(gs, [v.data for _, v in pairs], lr)
+        self._update_ema()
+
+    def _accumulate(self, grads: list, accs: list) -> bool:
+        """Keras's gradient accumulation; True when this call applies an update.
+
+        ``grads`` are updated in place to the mean accumulated gradient on update steps.
+        """
+        steps = self.gradient_accumulation_steps
+        if not steps:
+            return True
+        if (int(self._iterations.data) + 1) % steps != 0:
+            for g, acc in zip(grads, accs):
+                acc += g
+            return False
+        for g, acc in zip(grads, accs):
+            g += acc
+            g /= steps
+            acc[...] = 0
+        return True
+
+    def _update_ema(self) -> None:
+        """Keras's EMA of the trainable variables, overwriting them every N updates."""
+        if not self.use_ema:
+            return
+        momentum = self.ema_momentum if self._step() != 0 else 0.0
+        for seg in self._segments:
+            average = seg.slots["average"]
+            average *= momentum
+            average += (1 - momentum) * seg.param
+        freq = self.ema_overwrite_frequency
+        if freq and (self._step() + 1) % freq == 0:
+            for seg in self._segments:
+                np.copyto(seg.param, seg.slots["average"])
+
+    def finalize_variable_values(self, var_list) -> None:
+        """With ``use_ema``, replace the variables' values by their moving averages."""
+        if self.use_ema:
+            for var, average in zip(var_list, self._model_variables_moving_average):
+                var.assign(average.numpy())
 
     def _backend_update_step(self, grads, variables, learning_rate: float) -> None:
         for grad, var in zip(grads, variables):

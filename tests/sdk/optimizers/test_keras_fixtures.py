@@ -22,7 +22,7 @@ UPDATES = np.load(FIXTURES / "updates.npz")
 
 @pytest.mark.parametrize("case", CASES, ids=[c["case"] for c in CASES])
 def test_matches_keras(case):
-    opt = getattr(optimizers, case["class_name"])(**case["kwargs"])
+    opt = make_fixtures.make(optimizers, case["class_name"], case["kwargs"])
     variables = [Variable(v, name=f"v{i}") for i, v in enumerate(make_fixtures.initial_values())]
     for step, grads in enumerate(make_fixtures.gradients()):
         opt.apply(grads, variables)
