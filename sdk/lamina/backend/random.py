@@ -38,10 +38,12 @@ class SeedGenerator:
 
     Args:
         seed: an int for a fixed stream, or None to draw from the global generator.
+        name: an optional name (Keras's argument; kept for display).
     """
 
-    def __init__(self, seed: int | None = None) -> None:
+    def __init__(self, seed: int | None = None, name: str | None = None) -> None:
         self.seed = seed
+        self.name = name or "seed_generator"
         self._rng = None if seed is None else np.random.default_rng(seed)
 
     @property
