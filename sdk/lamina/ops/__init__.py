@@ -59,7 +59,7 @@ del _name
 # ``__all__`` once test_ops' coverage test reads those tables.
 _TESTED_IN_OPS_NN = frozenset({
     "crop_images", "pad_images", "rgb_to_grayscale", "adaptive_average_pool",
-    "adaptive_max_pool", "unfold",
+    "adaptive_max_pool", "fold", "unfold",
     "cholesky", "cholesky_inverse", "det", "inv", "matrix_rank", "solve", "solve_triangular",
     "batch_normalization", "celu", "depth_to_space", "dot_product_attention", "glu",
     "hard_shrink", "hard_swish", "hard_tanh", "layer_normalization", "moments", "multi_hot",

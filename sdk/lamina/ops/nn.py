@@ -33,7 +33,8 @@ from lamina.ops.math import (
 from lamina.ops.reduction import sum
 
 _OWN = [
-    "adaptive_average_pool", "adaptive_max_pool", "unfold", "batch_normalization",
+    "adaptive_average_pool", "adaptive_max_pool", "fold", "unfold",
+    "batch_normalization",
     "binary_crossentropy", "categorical_crossentropy", "dense",
     "depth_to_space", "dot_product_attention", "dropout", "layer_normalization", "moments",
     "multi_hot", "normalize", "one_hot", "psnr", "rms_normalization",
@@ -505,6 +506,35 @@ def unfold(x, kernel_size, dilation=1, padding=0, stride=1):
     patches = getitem(x, (slice(None), slice(None), rows[:, None, :, None],
                           cols[None, :, None, :]))
     return reshape(patches, (n, c * kh * kw, oh * ow))
+
+
+def fold(x, output_size, kernel_size, dilation=1, padding=0, stride=1):
+    """Sum columns ``(N, C*kH*kW, L)`` back into an NCHW batch ``(N, C, *output_size)``:
+    the adjoint of :func:`unfold` (PyTorch's ``fold`` / col2im; overlaps add up)."""
+    from lamina.ops.manipulation import getitem, pad, reshape
+
+    if len(shape(x)) != 3:
+        raise ValueError(f"fold takes a 3-D (N, C*kH*kW, L) input. Received: x.shape={shape(x)}")
+    (oh, ow), (kh, kw), (dh, dw) = _pair(output_size), _pair(kernel_size), _pair(dilation)
+    (ph, pw), (sh, sw) = _pair(padding), _pair(stride)
+    n, ckk, _ = shape(x)
+    c = ckk // (kh * kw)
+    hp, wp = oh + 2 * ph, ow + 2 * pw
+    nh, nw = (hp - dh * (kh - 1) - 1) // sh + 1, (wp - dw * (kw - 1) - 1) // sw + 1
+    blocks = reshape(x, (n, c, kh, kw, nh, 1, nw, 1))
+    # Spread each block's values ``stride`` apart: pad every value with stride-1 zeros.
+    spread = reshape(pad(blocks, ((0, 0),) * 5 + ((0, sh - 1), (0, 0), (0, sw - 1))),
+                     (n, c, kh, kw, nh * sh, nw * sw))
+    spread = getitem(spread, (Ellipsis, slice(0, (nh - 1) * sh + 1), slice(0, (nw - 1) * sw + 1)))
+    out = None
+    for i in range(kh):
+        for j in range(kw):
+            top, left = i * dh, j * dw
+            bottom, right = hp - top - (nh - 1) * sh - 1, wp - left - (nw - 1) * sw - 1
+            term = pad(getitem(spread, (slice(None), slice(None), i, j)),
+                       ((0, 0), (0, 0), (top, bottom), (left, right)))
+            out = term if out is None else add(out, term)
+    return getitem(out, (Ellipsis, slice(ph, ph + oh), slice(pw, pw + ow)))
 
 
 export(globals(), _OWN)

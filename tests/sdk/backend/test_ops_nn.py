@@ -88,7 +88,25 @@ def np_unfold(x, k, d, p, s):
     return out.reshape(n, c * k * k, oh * ow)
 
 
+def np_fold(cols, out, k, d, p, s):
+    n, ckk, _ = cols.shape
+    c = ckk // (k * k)
+    hp, wp = out[0] + 2 * p, out[1] + 2 * p
+    oh, ow = (hp - d * (k - 1) - 1) // s + 1, (wp - d * (k - 1) - 1) // s + 1
+    blocks = cols.reshape(n, c, k, k, oh, ow)
+    res = np.zeros((n, c, hp, wp))
+    for i in range(k):
+        for j in range(k):
+            res[:, :, i * d:i * d + s * (oh - 1) + 1:s, j * d:j * d + s * (ow - 1) + 1:s] += \
+                blocks[:, :, i, j]
+    return res[:, :, p:p + out[0], p:p + out[1]]
+
+
 CASES = [
+    case("fold", lambda x: nn.fold(x, (5, 6), 2, dilation=2, padding=1, stride=2),
+         lambda x: np_fold(x, (5, 6), 2, 2, 1, 2), rn(2, 12, 9)),
+    case("fold", lambda x: nn.fold(x, 4, 3), lambda x: np_fold(x, (4, 4), 3, 1, 0, 1),
+         rn(1, 18, 4), note="overlapping"),
     case("adaptive_average_pool", lambda x: nn.adaptive_average_pool(x, (2, 3)),
          lambda x: np_adaptive(x, (2, 3), np.mean), rn(2, 5, 7, 3)),
     case("adaptive_max_pool", lambda x: nn.adaptive_max_pool(x, 3),
