@@ -22,6 +22,28 @@ from lamina.metrics.accuracy import (
 )
 from lamina.metrics.base import Mean, MeanMetricWrapper, Metric, Sum
 from lamina.metrics.confusion import AUC, Precision, Recall
+from lamina.metrics.counts import FalseNegatives, FalsePositives, TrueNegatives, TruePositives
+from lamina.metrics.losslike import (
+    CategoricalHinge,
+    CosineSimilarity,
+    Hinge,
+    KLDivergence,
+    LogCoshError,
+    MeanAbsolutePercentageError,
+    MeanSquaredLogarithmicError,
+    Poisson,
+    SquaredHinge,
+    categorical_hinge,
+    cosine_similarity,
+    hinge,
+    huber,
+    kl_divergence,
+    log_cosh,
+    mean_absolute_percentage_error,
+    mean_squared_logarithmic_error,
+    poisson,
+    squared_hinge,
+)
 from lamina.metrics.regression import (
     BinaryCrossentropy,
     CategoricalCrossentropy,
@@ -38,12 +60,17 @@ from lamina.metrics.regression import (
 
 mse = MSE = mean_squared_error
 mae = MAE = mean_absolute_error
+mape = MAPE = mean_absolute_percentage_error
+msle = MSLE = mean_squared_logarithmic_error
 
 ALL_OBJECTS = (Metric, Mean, Sum, MeanMetricWrapper, Accuracy, BinaryAccuracy,
                CategoricalAccuracy, SparseCategoricalAccuracy, TopKCategoricalAccuracy,
                SparseTopKCategoricalAccuracy, MeanSquaredError, MeanAbsoluteError,
                RootMeanSquaredError, Precision, Recall, AUC, BinaryCrossentropy,
-               CategoricalCrossentropy, SparseCategoricalCrossentropy)
+               CategoricalCrossentropy, SparseCategoricalCrossentropy, TruePositives,
+               FalsePositives, TrueNegatives, FalseNegatives, Hinge, SquaredHinge,
+               CategoricalHinge, KLDivergence, Poisson, LogCoshError, CosineSimilarity,
+               MeanAbsolutePercentageError, MeanSquaredLogarithmicError)
 ALL_OBJECTS_DICT = {cls.__name__: cls for cls in ALL_OBJECTS}
 # Function-style names: the metric keeps the string the user typed as its name.
 _ALIASES = {
@@ -57,6 +84,13 @@ _ALIASES = {
     "MAE": MeanAbsoluteError, "root_mean_squared_error": RootMeanSquaredError,
     "binary_crossentropy": BinaryCrossentropy, "categorical_crossentropy":
     CategoricalCrossentropy, "sparse_categorical_crossentropy": SparseCategoricalCrossentropy,
+    "hinge": Hinge, "squared_hinge": SquaredHinge, "categorical_hinge": CategoricalHinge,
+    "kl_divergence": KLDivergence, "poisson": Poisson, "logcosh": LogCoshError,
+    "log_cosh": LogCoshError, "cosine_similarity": CosineSimilarity,
+    "mean_absolute_percentage_error": MeanAbsolutePercentageError,
+    "mape": MeanAbsolutePercentageError, "MAPE": MeanAbsolutePercentageError,
+    "mean_squared_logarithmic_error": MeanSquaredLogarithmicError,
+    "msle": MeanSquaredLogarithmicError, "MSLE": MeanSquaredLogarithmicError,
     "auc": AUC, "precision": Precision, "recall": Recall, "mean": Mean, "sum": Sum,
 }
 
@@ -64,7 +98,10 @@ __all__ = [name for name in ALL_OBJECTS_DICT] + [
     "accuracy", "binary_accuracy", "categorical_accuracy", "sparse_categorical_accuracy",
     "top_k_categorical_accuracy", "sparse_top_k_categorical_accuracy", "mean_squared_error",
     "mean_absolute_error", "binary_crossentropy", "categorical_crossentropy",
-    "sparse_categorical_crossentropy", "mse", "mae", "MSE", "MAE",
+    "sparse_categorical_crossentropy", "mse", "mae", "MSE", "MAE", "mape", "msle", "MAPE",
+    "MSLE", "hinge", "squared_hinge", "categorical_hinge", "kl_divergence", "poisson",
+    "huber", "log_cosh", "cosine_similarity", "mean_absolute_percentage_error",
+    "mean_squared_logarithmic_error",
     "get", "serialize", "deserialize", "resolve_accuracy",
 ]
 
