@@ -213,14 +213,61 @@ class CosineDecay(LearningRateSchedule):
                 "warmup_target": self.warmup_target, "warmup_steps": self.warmup_steps}
 
 
+class CosineDecayRestarts(LearningRateSchedule):
+    """Cosine decay with warm restarts (SGDR): period ``i`` lasts
+    ``first_decay_steps * t_mul**i`` steps and starts from ``initial * m_mul**i``.
+
+    Args:
+        initial_learning_rate: float.
+        first_decay_steps: int > 0, the first period's length.
+        t_mul: float, default 2.0; each period is this many times longer.
+        m_mul: float, default 1.0; each period starts this many times lower.
+        alpha: float, default 0.0; the minimum as a fraction of the period's start.
+        name: schedule name.
+
+    Raises:
+        ValueError: if ``first_decay_steps <= 0``.
+    """
+
+    def __init__(self, initial_learning_rate, first_decay_steps, t_mul=2.0, m_mul=1.0,
+                 alpha=0.0, name="SGDRDecay"):
+        _check_steps("first_decay_steps", first_decay_steps)
+        self.initial_learning_rate = initial_learning_rate
+        self.first_decay_steps = first_decay_steps
+        self._t_mul = t_mul
+        self._m_mul = m_mul
+        self.alpha = alpha
+        self.name = name
+
+    def __call__(self, step):
+        fraction = float(step) / self.first_decay_steps
+        t_mul = float(self._t_mul)
+        if t_mul == 1.0:
+            i_restart = math.floor(fraction)
+            fraction -= i_restart
+        else:
+            i_restart = math.floor(math.log(1.0 - fraction * (1.0 - t_mul)) / math.log(t_mul))
+            sum_r = (1.0 - t_mul**i_restart) / (1.0 - t_mul)
+            fraction = (fraction - sum_r) / t_mul**i_restart
+        cosine = 0.5 * self._m_mul**i_restart * (1.0 + math.cos(math.pi * fraction))
+        return self.initial_learning_rate * ((1 - self.alpha) * cosine + self.alpha)
+
+    def get_config(self) -> dict:
+        return {"initial_learning_rate": self.initial_learning_rate,
+                "first_decay_steps": self.first_decay_steps, "t_mul": self._t_mul,
+                "m_mul": self._m_mul, "alpha": self.alpha, "name": self.name}
+
+
 ALL_SCHEDULES = {cls.__name__: cls for cls in (
-    ExponentialDecay, PiecewiseConstantDecay, PolynomialDecay, InverseTimeDecay, CosineDecay)}
+    ExponentialDecay, PiecewiseConstantDecay, PolynomialDecay, InverseTimeDecay, CosineDecay,
+    CosineDecayRestarts)}
 
 
-def serialize(schedule: LearningRateSchedule) -> dict:
+def serialize(learning_rate_schedule: LearningRateSchedule) -> dict:
     """Return the Keras-style serialized dict of a schedule."""
-    return {"module": "keras.optimizers.schedules", "class_name": schedule.__class__.__name__,
-            "config": schedule.get_config(), "registered_name": None}
+    return {"module": "keras.optimizers.schedules",
+            "class_name": learning_rate_schedule.__class__.__name__,
+            "config": learning_rate_schedule.get_config(), "registered_name": None}
 
 
 def deserialize(config: dict, custom_objects=None) -> LearningRateSchedule:

@@ -11,6 +11,7 @@ import pytest
 
 from lamina import optimizers
 from lamina.backend import Variable
+from lamina.optimizers import schedules
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "optimizers"
 sys.path.insert(0, str(FIXTURES))
@@ -42,3 +43,21 @@ def test_lion_config_round_trip_and_get():
 def test_lion_rejects_bad_beta_1():
     with pytest.raises(ValueError, match="beta_1=0"):
         optimizers.Lion(beta_1=0)
+
+
+SCHEDULES = json.loads((FIXTURES / "schedules.json").read_text())
+
+
+@pytest.mark.parametrize("entry", SCHEDULES["schedules"],
+                         ids=[e["class_name"] for e in SCHEDULES["schedules"]])
+def test_schedule_matches_keras(entry):
+    schedule = getattr(schedules, entry["class_name"])(**entry["config"])
+    got = [float(np.float32(schedule(step))) for step in SCHEDULES["steps"]]
+    np.testing.assert_allclose(got, entry["values"], rtol=1e-6, atol=1e-7)
+    again = schedules.deserialize(schedules.serialize(schedule))
+    assert again.get_config() == schedule.get_config()
+
+
+def test_cosine_decay_restarts_rejects_bad_steps():
+    with pytest.raises(ValueError, match="first_decay_steps=0"):
+        schedules.CosineDecayRestarts(0.1, 0)
