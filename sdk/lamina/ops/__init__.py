@@ -58,7 +58,8 @@ del _name
 # test_ops_nn.py, test_ops_linalg.py, test_ops_image.py): importable here, listed in
 # ``__all__`` once test_ops' coverage test reads those tables.
 _TESTED_IN_OPS_NN = frozenset({
-    "crop_images", "pad_images", "rgb_to_grayscale", "adaptive_average_pool",
+    "crop_images", "hsv_to_rgb", "pad_images", "rgb_to_grayscale", "rgb_to_hsv",
+    "adaptive_average_pool",
     "adaptive_max_pool", "fold", "unfold",
     "cholesky", "cholesky_inverse", "det", "inv", "matrix_rank", "solve", "solve_triangular",
     "batch_normalization", "celu", "depth_to_space", "dot_product_attention", "glu",

@@ -14,9 +14,10 @@ from lamina.ops._common import export
 from lamina.ops._common import static_shape as shape
 from lamina.ops.core import convert_to_tensor
 from lamina.ops.linalg import tensordot
-from lamina.ops.manipulation import expand_dims, getitem, pad
+from lamina.ops.manipulation import expand_dims, getitem, pad, split, squeeze, stack
+from lamina.ops.math import add
 
-__all__ = ["crop_images", "pad_images", "rgb_to_grayscale"]
+__all__ = ["crop_images", "hsv_to_rgb", "pad_images", "rgb_to_grayscale", "rgb_to_hsv"]
 
 
 def _format(data_format):
@@ -55,6 +56,63 @@ def rgb_to_grayscale(images, data_format=None):
     x = images if d.dtype.kind == "f" else convert_to_tensor(d, dtype=dtype)
     out = expand_dims(tensordot(x, weights, axes=([axis % x.ndim], [0])), axis)
     return out if d.dtype == dtype else convert_to_tensor(np.asarray(_data(out)).astype(d.dtype))
+
+
+def _planes(images, data_format):
+    from lamina.ops.manipulation import split, squeeze
+
+    data_format = _format(data_format)
+    images = convert_to_tensor(images)
+    _rank_3_or_4(images)
+    if np.asarray(_data(images)).dtype.kind != "f":
+        raise ValueError("Invalid images dtype: expected float dtype. "
+                         f"Received: images.dtype={np.asarray(_data(images)).dtype.name}")
+    axis = -1 if data_format == "channels_last" else -3
+    return images, axis, [squeeze(p, axis=axis) for p in split(images, 3, axis=axis)]
+
+
+def rgb_to_hsv(images, data_format=None):
+    """RGB in ``[0, 1]`` to hue, saturation, value in ``[0, 1]`` (TF's/Keras's formulas).
+
+    Raises:
+        ValueError: for a rank other than 3/4 or a non-float dtype.
+    """
+    from lamina.ops.math import divide, maximum, minimum, multiply, subtract, where
+
+    images, axis, _ = _planes(images, data_format)
+    d = np.asarray(_data(images))
+    images = where(np.abs(d) < np.finfo(d.dtype).eps, 0.0, images)
+    # Near-zero channels count as 0, as in Keras, before the planes are split again.
+    r, g, b = (squeeze(p, axis=axis) for p in split(images, 3, axis=axis))
+    value = maximum(maximum(r, g), b)
+    range_ = subtract(value, minimum(minimum(r, g), b))
+    v, rg = np.asarray(_data(value)), np.asarray(_data(range_))
+    saturation = where(v > 0, divide(range_, where(v > 0, value, 1.0)), 0.0)
+    norm = divide(1.0 / 6.0, where(rg > 0, range_, 1.0))
+    hue = where(v == _data(g), add(multiply(norm, subtract(b, r)), 2.0 / 6.0),
+                add(multiply(norm, subtract(r, g)), 4.0 / 6.0))
+    hue = where(v == _data(r), multiply(norm, subtract(g, b)), hue)
+    wrap = (np.asarray(_data(hue)) < 0.0).astype(d.dtype)
+    hue = add(where(rg > 0, hue, 0.0), wrap)
+    return stack([hue, saturation, value], axis=axis)
+
+
+def hsv_to_rgb(images, data_format=None):
+    """Hue, saturation, value in ``[0, 1]`` to RGB (TF's/Keras's formulas).
+
+    Raises:
+        ValueError: for a rank other than 3/4 or a non-float dtype.
+    """
+    from lamina.ops.math import abs, clip, mod, multiply, subtract
+
+    _, axis, (hue, saturation, value) = _planes(images, data_format)
+    dh = multiply(mod(hue, 1.0), 6.0)
+    dr = clip(subtract(abs(subtract(dh, 3.0)), 1.0), 0.0, 1.0)
+    dg = clip(subtract(2.0, abs(subtract(dh, 2.0))), 0.0, 1.0)
+    db = clip(subtract(2.0, abs(subtract(dh, 4.0))), 0.0, 1.0)
+    one_minus_s = subtract(1.0, saturation)
+    planes = [multiply(value, add(one_minus_s, multiply(saturation, c))) for c in (dr, dg, db)]
+    return stack(planes, axis=axis)
 
 
 def _two_of_three(a, b, target, names):

@@ -18,7 +18,28 @@ def case(name, fn, ref, *inputs, note=""):
     return pytest.param(fn, ref, inputs, id=f"{name}[{note}]" if note else name)
 
 
+HSV = np.stack([RNG.uniform(0.05, 0.95, (2, 4, 4)), RNG.uniform(0.1, 0.9, (2, 4, 4)),
+                RNG.uniform(0.1, 0.9, (2, 4, 4))], axis=-1)
+
+
+def np_rgb_to_hsv(x):
+    import colorsys
+
+    return np.apply_along_axis(lambda p: colorsys.rgb_to_hsv(*p), -1, x)
+
+
+def np_hsv_to_rgb(x):
+    import colorsys
+
+    return np.apply_along_axis(lambda p: colorsys.hsv_to_rgb(*p), -1, x)
+
+
 CASES = [
+    case("rgb_to_hsv", image.rgb_to_hsv, np_rgb_to_hsv, IMG),
+    case("hsv_to_rgb", image.hsv_to_rgb, np_hsv_to_rgb, HSV),
+    case("hsv_to_rgb", lambda x: image.hsv_to_rgb(x, data_format="channels_first"),
+         lambda x: np_hsv_to_rgb(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2),
+         HSV.transpose(0, 3, 1, 2), note="channels_first"),
     case("rgb_to_grayscale", image.rgb_to_grayscale,
          lambda x: (x @ [0.2989, 0.5870, 0.1140])[..., None], IMG),
     case("rgb_to_grayscale", lambda x: image.rgb_to_grayscale(x, data_format="channels_first"),
