@@ -57,6 +57,15 @@ from lamina.metrics.regression import (
     mean_squared_error,
     sparse_categorical_crossentropy,
 )
+from lamina.metrics.stats import (
+    ConcordanceCorrelation,
+    F1Score,
+    FBetaScore,
+    PearsonCorrelation,
+    R2Score,
+    concordance_correlation,
+    pearson_correlation,
+)
 
 mse = MSE = mean_squared_error
 mae = MAE = mean_absolute_error
@@ -70,7 +79,8 @@ ALL_OBJECTS = (Metric, Mean, Sum, MeanMetricWrapper, Accuracy, BinaryAccuracy,
                CategoricalCrossentropy, SparseCategoricalCrossentropy, TruePositives,
                FalsePositives, TrueNegatives, FalseNegatives, Hinge, SquaredHinge,
                CategoricalHinge, KLDivergence, Poisson, LogCoshError, CosineSimilarity,
-               MeanAbsolutePercentageError, MeanSquaredLogarithmicError)
+               MeanAbsolutePercentageError, MeanSquaredLogarithmicError, R2Score,
+               FBetaScore, F1Score, PearsonCorrelation, ConcordanceCorrelation)
 ALL_OBJECTS_DICT = {cls.__name__: cls for cls in ALL_OBJECTS}
 # Function-style names: the metric keeps the string the user typed as its name.
 _ALIASES = {
@@ -91,6 +101,9 @@ _ALIASES = {
     "mape": MeanAbsolutePercentageError, "MAPE": MeanAbsolutePercentageError,
     "mean_squared_logarithmic_error": MeanSquaredLogarithmicError,
     "msle": MeanSquaredLogarithmicError, "MSLE": MeanSquaredLogarithmicError,
+    "pearson_correlation": PearsonCorrelation,
+    "concordance_correlation": ConcordanceCorrelation, "r2_score": R2Score,
+    "f1_score": F1Score, "fbeta_score": FBetaScore,
     "auc": AUC, "precision": Precision, "recall": Recall, "mean": Mean, "sum": Sum,
 }
 
@@ -101,7 +114,7 @@ __all__ = [name for name in ALL_OBJECTS_DICT] + [
     "sparse_categorical_crossentropy", "mse", "mae", "MSE", "MAE", "mape", "msle", "MAPE",
     "MSLE", "hinge", "squared_hinge", "categorical_hinge", "kl_divergence", "poisson",
     "huber", "log_cosh", "cosine_similarity", "mean_absolute_percentage_error",
-    "mean_squared_logarithmic_error",
+    "mean_squared_logarithmic_error", "pearson_correlation", "concordance_correlation",
     "get", "serialize", "deserialize", "resolve_accuracy",
 ]
 
