@@ -1,36 +1,13 @@
-"""Symbolic tensors and graph nodes for the functional API, and nested-structure helpers."""
+"""Symbolic tensors and graph nodes for the functional API (tree helpers: lamina.tree)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from lamina.backend.keras_tensor import KerasTensor
+from lamina.tree import flatten, map_structure
 
 __all__ = ["KerasTensor", "Node", "flatten", "infer_output_shapes", "is_shape", "map_structure"]
-
-
-def flatten(structure, is_leaf=None) -> list:
-    """Leaves of nested lists/tuples/dicts, in order (dicts by sorted key)."""
-    if is_leaf is not None and is_leaf(structure):
-        return [structure]
-    if isinstance(structure, dict):
-        return [leaf for k in sorted(structure) for leaf in flatten(structure[k], is_leaf)]
-    if isinstance(structure, (list, tuple)):
-        return [leaf for item in structure for leaf in flatten(item, is_leaf)]
-    return [structure]
-
-
-def map_structure(fn, structure, is_leaf=None):
-    """Apply ``fn`` to every leaf, keeping the nesting."""
-    if is_leaf is not None and is_leaf(structure):
-        return fn(structure)
-    if isinstance(structure, dict):
-        return {k: map_structure(fn, v, is_leaf) for k, v in structure.items()}
-    if isinstance(structure, list):
-        return [map_structure(fn, v, is_leaf) for v in structure]
-    if isinstance(structure, tuple):
-        return tuple(map_structure(fn, v, is_leaf) for v in structure)
-    return fn(structure)
 
 
 class Node:
