@@ -59,6 +59,7 @@ del _name
 # ``__all__`` once test_ops' coverage test reads those tables.
 _TESTED_IN_OPS_NN = frozenset({
     "crop_images", "hsv_to_rgb", "pad_images", "rgb_to_grayscale", "rgb_to_hsv",
+    "sobel_edges",
     "adaptive_average_pool",
     "adaptive_max_pool", "fold", "unfold",
     "cholesky", "cholesky_inverse", "det", "inv", "matrix_rank", "solve", "solve_triangular",

@@ -17,7 +17,8 @@ from lamina.ops.linalg import tensordot
 from lamina.ops.manipulation import expand_dims, getitem, pad, split, squeeze, stack
 from lamina.ops.math import add
 
-__all__ = ["crop_images", "hsv_to_rgb", "pad_images", "rgb_to_grayscale", "rgb_to_hsv"]
+__all__ = ["crop_images", "hsv_to_rgb", "pad_images", "rgb_to_grayscale", "rgb_to_hsv",
+           "sobel_edges"]
 
 
 def _format(data_format):
@@ -113,6 +114,27 @@ def hsv_to_rgb(images, data_format=None):
     one_minus_s = subtract(1.0, saturation)
     planes = [multiply(value, add(one_minus_s, multiply(saturation, c))) for c in (dr, dg, db)]
     return stack(planes, axis=axis)
+
+
+def sobel_edges(images, data_format=None):
+    """Sobel gradients of each channel (zero padding, "same" size), stacked last as
+    ``(dy, dx)``: ``(batch, height, width, channels, 2)`` (or ``(batch, channels, height,
+    width, 2)`` channels first).
+    """
+    from lamina.backend.conv_ops import depthwise_conv
+
+    data_format = _format(data_format)
+    images = convert_to_tensor(images)
+    if len(shape(images)) != 4:
+        raise ValueError(f"Expected a batch of images (rank 4). Received: "
+                         f"images.shape={shape(images)}")
+    axis = -1 if data_format == "channels_last" else 1
+    c = shape(images)[axis]
+    dtype = np.asarray(_data(images)).dtype
+    sx = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=dtype)
+    edges = [depthwise_conv(images, np.tile(k[:, :, None, None], (1, 1, c, 1)), padding="same",
+                            data_format=data_format) for k in (sx.T, sx)]
+    return stack(edges, axis=-1)
 
 
 def _two_of_three(a, b, target, names):

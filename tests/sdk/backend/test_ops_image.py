@@ -34,7 +34,21 @@ def np_hsv_to_rgb(x):
     return np.apply_along_axis(lambda p: colorsys.hsv_to_rgb(*p), -1, x)
 
 
+def np_sobel(x):
+    from scipy.ndimage import correlate
+
+    sx = np.array([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], float)
+    out = [np.stack([np.stack([correlate(x[b, :, :, c], k, mode="constant")
+                               for c in range(x.shape[-1])], -1) for b in range(x.shape[0])])
+           for k in (sx.T, sx)]
+    return np.stack(out, -1)
+
+
 CASES = [
+    case("sobel_edges", image.sobel_edges, np_sobel, IMG),
+    case("sobel_edges", lambda x: image.sobel_edges(x, data_format="channels_first"),
+         lambda x: np_sobel(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2, 4),
+         IMG.transpose(0, 3, 1, 2), note="channels_first"),
     case("rgb_to_hsv", image.rgb_to_hsv, np_rgb_to_hsv, IMG),
     case("hsv_to_rgb", image.hsv_to_rgb, np_hsv_to_rgb, HSV),
     case("hsv_to_rgb", lambda x: image.hsv_to_rgb(x, data_format="channels_first"),
