@@ -23,6 +23,7 @@ from lamina.metrics.accuracy import (
 from lamina.metrics.base import Mean, MeanMetricWrapper, Metric, Sum
 from lamina.metrics.confusion import AUC, Precision, Recall
 from lamina.metrics.counts import FalseNegatives, FalsePositives, TrueNegatives, TruePositives
+from lamina.metrics.iou import BinaryIoU, IoU, MeanIoU, OneHotIoU, OneHotMeanIoU
 from lamina.metrics.losslike import (
     CategoricalHinge,
     CosineSimilarity,
@@ -80,7 +81,8 @@ ALL_OBJECTS = (Metric, Mean, Sum, MeanMetricWrapper, Accuracy, BinaryAccuracy,
                FalsePositives, TrueNegatives, FalseNegatives, Hinge, SquaredHinge,
                CategoricalHinge, KLDivergence, Poisson, LogCoshError, CosineSimilarity,
                MeanAbsolutePercentageError, MeanSquaredLogarithmicError, R2Score,
-               FBetaScore, F1Score, PearsonCorrelation, ConcordanceCorrelation)
+               FBetaScore, F1Score, PearsonCorrelation, ConcordanceCorrelation, IoU,
+               BinaryIoU, MeanIoU, OneHotIoU, OneHotMeanIoU)
 ALL_OBJECTS_DICT = {cls.__name__: cls for cls in ALL_OBJECTS}
 # Function-style names: the metric keeps the string the user typed as its name.
 _ALIASES = {
