@@ -7,6 +7,8 @@ callbacks and Keras-compatible files.
 
 __version__ = "0.1.0"
 
+import contextlib  # noqa: E402
+
 from lamina import (  # noqa: E402
     activations,
     backend,
@@ -24,13 +26,22 @@ from lamina import (  # noqa: E402
 )
 from lamina.backend.keras_tensor import KerasTensor  # noqa: E402
 from lamina.backend.tensor import Variable  # noqa: E402
-from lamina.layers import Input  # noqa: E402
+from lamina.dtype_policies import DTypePolicy, FloatDTypePolicy  # noqa: E402
+from lamina.initializers import Initializer  # noqa: E402
+from lamina.layers import Input, Layer  # noqa: E402
+from lamina.losses import Loss  # noqa: E402
+from lamina.metrics import Metric  # noqa: E402
 from lamina.models import Model, Sequential  # noqa: E402
+from lamina.optimizers import Optimizer  # noqa: E402
+from lamina.regularizers import Regularizer  # noqa: E402
 
 __all__ = [
-    "Input", "KerasTensor", "Model", "Sequential", "Variable", "activations", "backend",
-    "callbacks", "constraints", "datasets", "initializers", "layers", "losses", "metrics",
-    "models", "ops", "optimizers", "regularizers", "saving", "utils", "version",
+    "DTypePolicy", "FloatDTypePolicy", "Initializer", "Input", "KerasTensor", "Layer", "Loss",
+    "Metric", "Model", "Optimizer", "Regularizer", "Sequential", "Variable", "activations",
+    "applications", "backend", "callbacks", "config", "constraints", "datasets", "device",
+    "dtype_policies", "initializers", "layers", "losses", "metrics", "mixed_precision",
+    "models", "ops", "optimizers", "preprocessing", "random", "regularizers", "saving",
+    "tree", "utils", "version",
 ]
 
 def version() -> str:
@@ -39,8 +50,25 @@ def version() -> str:
 
 
 # Loaded on first use: `saving` needs h5py, `datasets` mlxtend/scikit-learn.
-_LAZY_MODULES = ("applications", "config", "datasets", "preprocessing", "random", "saving",
-                 "tree", "wrappers")
+_LAZY_MODULES = ("applications", "config", "datasets", "dtype_policies", "mixed_precision",
+                 "preprocessing", "random", "saving", "tree", "wrappers")
+
+
+@contextlib.contextmanager
+def device(device_name):
+    """``keras.device``: place computation on a device; numpy has only the CPU.
+
+    Args:
+        device_name: ``"cpu"``, ``"cpu:0"``, ``"/cpu:0"`` or ``"/device:CPU:0"``.
+
+    Raises:
+        ValueError: for any other device.
+    """
+    name = device_name.lower().lstrip("/") if isinstance(device_name, str) else ""
+    if name.removeprefix("device:").split(":")[0] != "cpu":
+        raise ValueError("Lamina computes on the CPU (numpy) only. "
+                         f"Received: device_name={device_name!r}")
+    yield
 
 
 def __getattr__(name):

@@ -242,6 +242,7 @@ class Trainer:
         if shuffle not in (True, False, "batch"):
             raise ValueError(f"`shuffle` must be True, False or 'batch'. Received: "
                              f"shuffle={shuffle!r}")
+        epochs, steps_per_epoch = _capped(epochs, steps_per_epoch)
         x, y, sample_weight, n = self._prepare(x, y, sample_weight)
         if validation_data is None and validation_split:
             (x, y, sample_weight), (vx, vy, vsw) = data_utils.train_validation_split(
@@ -391,3 +392,15 @@ def _should_eval(epoch: int, validation_freq) -> bool:
     if isinstance(validation_freq, int):
         return (epoch + 1) % validation_freq == 0
     return (epoch + 1) in validation_freq
+
+
+def _capped(epochs, steps_per_epoch):
+    """``keras.config.set_max_epochs``/``set_max_steps_per_epoch`` applied to one fit."""
+    from lamina import config
+
+    if config.max_epochs() is not None:
+        epochs = min(epochs, config.max_epochs())
+    cap = config.max_steps_per_epoch()
+    if cap is not None:
+        steps_per_epoch = cap if steps_per_epoch is None else min(steps_per_epoch, cap)
+    return epochs, steps_per_epoch

@@ -64,6 +64,10 @@ class Progbar:
 
     @property
     def stream(self):
+        from lamina.config import is_interactive_logging_enabled
+
+        if self._stream is None and not is_interactive_logging_enabled():
+            return _LOG_STREAM
         return self._stream or sys.stdout
 
     @property
@@ -130,3 +134,34 @@ class Progbar:
                     f"{format_time_per_step(per_step)}{metrics}\n")
         self.stream.write(text)
         self.stream.flush()
+
+
+class _LogStream:
+    """A text stream that sends each finished line to the ``lamina`` logger.
+
+    Used when ``keras.config.disable_interactive_logging()`` is in effect; a line that
+    ``\r`` redraws is logged only as its last version.
+    """
+
+    def __init__(self) -> None:
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        import logging
+
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            line = line.rsplit("\r", 1)[-1].strip()
+            if line:
+                logging.getLogger("lamina").info(line)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+    def isatty(self) -> bool:
+        return False
+
+
+_LOG_STREAM = _LogStream()
