@@ -63,12 +63,12 @@ class OpLayer(Layer):
         return outputs
 
     def _output_specs(self, tensors):
-        """``(shape, dtype)`` of each output, from calls on zeros; sizes that change
+        """``(shape, dtype)`` of each output, from calls on placeholders; sizes that change
         between unknown sizes set to 1 and to 2 are unknown (None)."""
 
         def run(fill):
-            values = [Tensor(np.zeros(tuple(fill if d is None else d for d in t.shape),
-                                      dtype=t.dtype)) for t in tensors]
+            values = [Tensor(_placeholder(tuple(fill if d is None else d for d in t.shape),
+                                          t.dtype)) for t in tensors]
             with no_grad(), np.errstate(all="ignore"):
                 out = self.call(values)
             return map_structure(lambda o: (tuple(np.shape(getattr(o, "data", o))),
@@ -90,6 +90,15 @@ class OpLayer(Layer):
             f"The functional graph calls `keras.ops.{self.fn.__name__}` on symbolic tensors "
             f"(node '{self.name}'); saving such a model's config is not supported yet. Wrap "
             "the computation in a Layer subclass with `get_config` to save the model.")
+
+
+def _placeholder(shape, dtype) -> np.ndarray:
+    """Zeros, with float matrices made identities: linear-algebra ops (inv, solve,
+    cholesky) need a nonsingular, positive-definite input to report their shapes."""
+    value = np.zeros(shape, dtype=dtype)
+    if len(shape) >= 2 and np.issubdtype(value.dtype, np.floating):
+        value += np.eye(shape[-2], shape[-1], dtype=dtype)
+    return value
 
 
 def symbolic_op(fn, args, kwargs):

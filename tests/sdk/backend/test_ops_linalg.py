@@ -83,3 +83,15 @@ def test_linalg_names_have_keras_parameters():
     for name in [n for n in names if hasattr(linalg, n)]:
         params = inspect.signature(getattr(linalg, name)).parameters
         assert set(names[name]["params"]) <= set(params), name
+
+
+@pytest.mark.parametrize("name", ["inv", "det", "cholesky", "cholesky_inverse"])
+def test_linalg_ops_inside_functional_models(name):
+    import lamina
+
+    inputs = lamina.Input((3, 3))
+    model = lamina.Model(inputs, getattr(ops, name)(inputs))
+    a = np.random.default_rng(0).standard_normal((2, 3, 3))
+    spd = (a @ np.swapaxes(a, -1, -2) + 3 * np.eye(3)).astype("float32")
+    want = getattr(ops, name)(spd).numpy()
+    np.testing.assert_allclose(model.predict(spd, verbose=0), want, rtol=1e-5, atol=1e-6)
