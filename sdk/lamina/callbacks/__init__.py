@@ -14,10 +14,12 @@ from lamina.callbacks.progbar_logger import ProgbarLogger
 from lamina.callbacks.reduce_lr_on_plateau import ReduceLROnPlateau
 from lamina.callbacks.remote_monitor import RemoteMonitor
 from lamina.callbacks.swap_ema_weights import SwapEMAWeights
+from lamina.callbacks.tensorboard import TensorBoard
 from lamina.callbacks.terminate_on_nan import TerminateOnNaN
 
 __all__ = [
     "BackupAndRestore", "CSVLogger", "Callback", "CallbackList", "EarlyStopping", "History",
     "LambdaCallback", "LearningRateScheduler", "ModelCheckpoint", "MonitorCallback",
-    "ProgbarLogger", "ReduceLROnPlateau", "RemoteMonitor", "SwapEMAWeights", "TerminateOnNaN",
+    "ProgbarLogger", "ReduceLROnPlateau", "RemoteMonitor", "SwapEMAWeights", "TensorBoard",
+    "TerminateOnNaN",
 ]
