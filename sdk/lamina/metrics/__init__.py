@@ -34,6 +34,8 @@ from lamina.metrics.losslike import (
     MeanSquaredLogarithmicError,
     Poisson,
     SquaredHinge,
+    binary_focal_crossentropy,
+    categorical_focal_crossentropy,
     categorical_hinge,
     cosine_similarity,
     hinge,
@@ -116,7 +118,8 @@ __all__ = [name for name in ALL_OBJECTS_DICT] + [
     "sparse_categorical_crossentropy", "mse", "mae", "MSE", "MAE", "mape", "msle", "MAPE",
     "MSLE", "hinge", "squared_hinge", "categorical_hinge", "kl_divergence", "poisson",
     "huber", "log_cosh", "cosine_similarity", "mean_absolute_percentage_error",
-    "mean_squared_logarithmic_error", "pearson_correlation", "concordance_correlation",
+    "mean_squared_logarithmic_error", "binary_focal_crossentropy",
+    "categorical_focal_crossentropy", "pearson_correlation", "concordance_correlation",
     "get", "serialize", "deserialize", "resolve_accuracy",
 ]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lamina.losses import extra as _extra
 from lamina.losses import functions as _losses
 from lamina.metrics.base import MeanMetricWrapper, to_numpy
 
@@ -30,6 +31,8 @@ huber = _numpy_of(_losses.huber)
 log_cosh = _numpy_of(_losses.log_cosh)
 mean_absolute_percentage_error = _numpy_of(_losses.mean_absolute_percentage_error)
 mean_squared_logarithmic_error = _numpy_of(_losses.mean_squared_logarithmic_error)
+binary_focal_crossentropy = _numpy_of(_extra.binary_focal_crossentropy)
+categorical_focal_crossentropy = _numpy_of(_extra.categorical_focal_crossentropy)
 
 
 def cosine_similarity(y_true, y_pred, axis=-1) -> np.ndarray:
