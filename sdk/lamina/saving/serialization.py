@@ -189,6 +189,10 @@ def _options(safe_mode, compile):  # noqa: A002 - Keras's argument name
 
 def in_safe_mode() -> bool:
     """Whether the deserialisation running in this thread refuses Lambda layers."""
+    from lamina.config import is_unsafe_deserialization_enabled
+
+    if is_unsafe_deserialization_enabled():
+        return False
     return getattr(_state, "safe_mode", None) is not False
 
 

@@ -228,3 +228,20 @@ def test_corrupt_member_crc(tmp_path):
     (tmp_path / "bad.keras").write_bytes(bytes(data))
     with pytest.raises(ValueError, match="truncated or corrupt"):
         lamina.models.load_model(tmp_path / "bad.keras")
+
+
+def test_enable_unsafe_deserialization_lifts_safe_mode_for_the_process():
+    def double(x):
+        return x * 2
+
+    config = _sequential({"module": "keras.layers", "class_name": "Lambda", "config": {
+        "name": "twice", "function": {"module": "builtins", "class_name": "function",
+                                      "config": "double", "registered_name": "function"}}})
+    lamina.config.enable_unsafe_deserialization()
+    try:
+        model = lamina.models.model_from_config(config, custom_objects={"double": double})
+    finally:
+        lamina.config._STATE["unsafe_deserialization"] = False
+    np.testing.assert_allclose(model.predict(np.ones((2, 4)), verbose=0), 2 * np.ones((2, 4)))
+    with pytest.raises(ValueError, match="safe_mode"):
+        lamina.models.model_from_config(config, custom_objects={"double": double})
