@@ -19,6 +19,7 @@ import threading
 
 import numpy as np
 
+from lamina.config import is_unsafe_deserialization_enabled
 from lamina.saving import limits, registry
 from lamina.saving.compile_config import compile_config, compile_from_config  # noqa: F401
 from lamina.saving.model_config import (  # noqa: F401 - re-exported for the model classes
@@ -189,8 +190,6 @@ def _options(safe_mode, compile):  # noqa: A002 - Keras's argument name
 
 def in_safe_mode() -> bool:
     """Whether the deserialisation running in this thread refuses Lambda layers."""
-    from lamina.config import is_unsafe_deserialization_enabled
-
     if is_unsafe_deserialization_enabled():
         return False
     return getattr(_state, "safe_mode", None) is not False
