@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from lamina.optimizers import schedules
 from lamina.optimizers.adadelta import Adadelta
+from lamina.optimizers.adafactor import Adafactor
 from lamina.optimizers.adagrad import Adagrad
 from lamina.optimizers.adam import Adam
 from lamina.optimizers.adamax import Adamax
@@ -20,13 +21,13 @@ from lamina.optimizers.rmsprop import RMSprop
 from lamina.optimizers.sgd import SGD
 
 ALL_OBJECTS = (SGD, Adam, AdamW, RMSprop, Adagrad, Adadelta, Adamax, Nadam, Lion, Lamb,
-               Ftrl)
+               Ftrl, Adafactor)
 ALL_OBJECTS_DICT = {cls.__name__: cls for cls in ALL_OBJECTS}
 ALL_OBJECTS_DICT.update({cls.__name__.lower(): cls for cls in ALL_OBJECTS})
 
 __all__ = [
     "Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "Nadam",
-    "Lion", "Lamb", "Ftrl",
+    "Lion", "Lamb", "Ftrl", "Adafactor",
     "schedules", "get", "serialize", "deserialize",
 ]
 
