@@ -74,9 +74,10 @@ class CategoricalCrossentropy(LossFunctionWrapper):
 
 class SparseCategoricalCrossentropy(LossFunctionWrapper):
     def __init__(self, from_logits=False, ignore_class=None, reduction="sum_over_batch_size",
-                 name="sparse_categorical_crossentropy", dtype=None):
+                 axis=-1, name="sparse_categorical_crossentropy", dtype=None):
         super().__init__(F.sparse_categorical_crossentropy, reduction=reduction, name=name,
-                         dtype=dtype, from_logits=from_logits, ignore_class=ignore_class)
+                         dtype=dtype, from_logits=from_logits, ignore_class=ignore_class,
+                         axis=axis)
         self.from_logits = from_logits
         self.ignore_class = ignore_class
 
@@ -142,7 +143,8 @@ for _cls, _fn, _summary, _args in [
     (SparseCategoricalCrossentropy, F.sparse_categorical_crossentropy,
      "Crossentropy with integer class ids.",
      "        from_logits: whether ``y_pred`` holds logits.\n"
-     "        ignore_class: class id left out of the loss, or None.\n"),
+     "        ignore_class: class id left out of the loss, or None.\n"
+     "        axis: the class axis.\n"),
     (KLDivergence, F.kl_divergence, "Kullback-Leibler divergence.", ""),
     (Poisson, F.poisson, "Poisson loss.", ""),
     (Hinge, F.hinge, "Hinge loss.", ""),

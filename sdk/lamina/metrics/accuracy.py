@@ -56,11 +56,18 @@ def top_k_categorical_accuracy(y_true, y_pred, k=5) -> np.ndarray:
     return _in_top_k(np.argmax(to_numpy(y_true), axis=-1), to_numpy(y_pred), k)
 
 
-def sparse_top_k_categorical_accuracy(y_true, y_pred, k=5) -> np.ndarray:
-    """1.0 where the integer label is among the ``k`` highest predictions."""
+def sparse_top_k_categorical_accuracy(y_true, y_pred, k=5, from_sorted_ids=False
+                                      ) -> np.ndarray:
+    """1.0 where the integer label is among the ``k`` highest predictions.
+
+    With ``from_sorted_ids``, ``y_pred`` holds class ids sorted by score (best first).
+    """
     y_true, y_pred = to_numpy(y_true), to_numpy(y_pred)
     if y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1:
         y_true = y_true[..., 0]
+    if from_sorted_ids:
+        hits = y_pred[..., :k] == y_true[..., None].astype(y_pred.dtype)
+        return np.any(hits, axis=-1).astype(np.float32)
     return _in_top_k(y_true, y_pred, k)
 
 
@@ -111,5 +118,7 @@ class TopKCategoricalAccuracy(MeanMetricWrapper):
 class SparseTopKCategoricalAccuracy(MeanMetricWrapper):
     """How often integer labels are in the top ``k`` predictions (default 5)."""
 
-    def __init__(self, k=5, name="sparse_top_k_categorical_accuracy", dtype=None):
-        super().__init__(sparse_top_k_categorical_accuracy, name=name, dtype=dtype, k=k)
+    def __init__(self, k=5, name="sparse_top_k_categorical_accuracy", dtype=None,
+                 from_sorted_ids=False):
+        super().__init__(sparse_top_k_categorical_accuracy, name=name, dtype=dtype, k=k,
+                         from_sorted_ids=from_sorted_ids)

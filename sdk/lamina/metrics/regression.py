@@ -28,15 +28,18 @@ def mean_absolute_error(y_true, y_pred) -> np.ndarray:
     return np.mean(np.abs(y_true - y_pred), axis=-1)
 
 
-def binary_crossentropy(y_true, y_pred, from_logits=False) -> np.ndarray:
+def binary_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0,
+                        axis=-1) -> np.ndarray:
     """Per-sample binary cross-entropy (probabilities clipped to ``[1e-7, 1 - 1e-7]``)."""
     y_true, y_pred = _pair(y_true, y_pred)
+    if label_smoothing:
+        y_true = y_true * (1.0 - label_smoothing) + 0.5 * label_smoothing
     if from_logits:
         loss = np.maximum(y_pred, 0) - y_pred * y_true + np.log1p(np.exp(-np.abs(y_pred)))
     else:
         p = np.clip(y_pred, _EPSILON, 1 - _EPSILON)
         loss = -(y_true * np.log(p) + (1 - y_true) * np.log(1 - p))
-    return np.mean(loss, axis=-1)
+    return np.mean(loss, axis=axis)
 
 
 def _log_probs(y_pred, from_logits):
@@ -47,19 +50,32 @@ def _log_probs(y_pred, from_logits):
     return np.log(np.clip(p, _EPSILON, 1 - _EPSILON))
 
 
-def categorical_crossentropy(y_true, y_pred, from_logits=False) -> np.ndarray:
+def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0,
+                             axis=-1) -> np.ndarray:
     """Per-sample categorical cross-entropy with one-hot labels."""
-    y_true, y_pred = to_numpy(y_true), to_numpy(y_pred).astype(np.float32, copy=False)
+    y_true = to_numpy(y_true).astype(np.float32)
+    y_pred = to_numpy(y_pred).astype(np.float32, copy=False)
+    y_true, y_pred = np.moveaxis(y_true, axis, -1), np.moveaxis(y_pred, axis, -1)
+    if label_smoothing:
+        y_true = y_true * (1.0 - label_smoothing) + label_smoothing / y_true.shape[-1]
     return -np.sum(y_true * _log_probs(y_pred, from_logits), axis=-1)
 
 
-def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False) -> np.ndarray:
-    """Per-sample categorical cross-entropy with integer labels."""
+def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False, ignore_class=None,
+                                    axis=-1) -> np.ndarray:
+    """Per-sample categorical cross-entropy with integer labels.
+
+    Samples labelled ``ignore_class`` get 0 and still count in the mean, as in Keras.
+    """
     y_true, y_pred = to_numpy(y_true), to_numpy(y_pred).astype(np.float32, copy=False)
+    y_pred = np.moveaxis(y_pred, axis, -1)
     if y_true.ndim == y_pred.ndim and y_true.shape[-1] == 1:
         y_true = y_true[..., 0]
+    valid = None if ignore_class is None else y_true != ignore_class
+    labels = y_true if valid is None else np.where(valid, y_true, 0)
     logp = _log_probs(y_pred, from_logits)
-    return -np.take_along_axis(logp, y_true.astype(np.int64)[..., None], axis=-1)[..., 0]
+    res = -np.take_along_axis(logp, labels.astype(np.int64)[..., None], axis=-1)[..., 0]
+    return res if valid is None else np.where(valid, res, 0.0)
 
 
 class _Down(MeanMetricWrapper):
@@ -107,8 +123,10 @@ class BinaryCrossentropy(_Down):
         from_logits: whether predictions are logits.
     """
 
-    def __init__(self, name="binary_crossentropy", dtype=None, from_logits=False):
-        super().__init__(binary_crossentropy, name=name, dtype=dtype, from_logits=from_logits)
+    def __init__(self, name="binary_crossentropy", dtype=None, from_logits=False,
+                 label_smoothing=0):
+        super().__init__(binary_crossentropy, name=name, dtype=dtype, from_logits=from_logits,
+                         label_smoothing=label_smoothing)
 
 
 class CategoricalCrossentropy(_Down):
@@ -120,9 +138,10 @@ class CategoricalCrossentropy(_Down):
         from_logits: whether predictions are logits.
     """
 
-    def __init__(self, name="categorical_crossentropy", dtype=None, from_logits=False):
+    def __init__(self, name="categorical_crossentropy", dtype=None, from_logits=False,
+                 label_smoothing=0, axis=-1):
         super().__init__(categorical_crossentropy, name=name, dtype=dtype,
-                         from_logits=from_logits)
+                         from_logits=from_logits, label_smoothing=label_smoothing, axis=axis)
 
 
 class SparseCategoricalCrossentropy(_Down):
@@ -134,6 +153,20 @@ class SparseCategoricalCrossentropy(_Down):
         from_logits: whether predictions are logits.
     """
 
-    def __init__(self, name="sparse_categorical_crossentropy", dtype=None, from_logits=False):
+    def __init__(self, name="sparse_categorical_crossentropy", dtype=None, from_logits=False,
+                 ignore_class=None, axis=-1):
         super().__init__(sparse_categorical_crossentropy, name=name, dtype=dtype,
-                         from_logits=from_logits)
+                         from_logits=from_logits, ignore_class=ignore_class, axis=axis)
+
+        self.ignore_class = ignore_class
+
+    def update_state(self, y_true, y_pred, sample_weight=None):
+        if self.ignore_class is not None and sample_weight is not None:
+            # Keras folds the loss's mask into sample weights only when weights are given:
+            # unweighted, ignored samples count as zeros in the mean.
+            labels = to_numpy(y_true)
+            if labels.ndim == to_numpy(y_pred).ndim and labels.shape[-1] == 1:
+                labels = labels[..., 0]
+            mask = labels != self.ignore_class
+            sample_weight = np.broadcast_to(to_numpy(sample_weight), mask.shape) * mask
+        super().update_state(y_true, y_pred, sample_weight=sample_weight)
