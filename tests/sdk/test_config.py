@@ -104,3 +104,33 @@ def test_disabled_interactive_logging_sends_progress_to_the_logger(capsys, caplo
                   verbose=1)
     assert "Epoch 1/1" not in capsys.readouterr().out
     assert any("loss" in r.getMessage() for r in caplog.records)
+
+
+def test_backend_helpers():
+    from lamina import backend
+
+    assert backend.backend() == "numpy"
+    first = backend.get_uid("test_prefix")
+    assert backend.get_uid("test_prefix") == first + 1
+    backend.clear_session()
+    assert backend.get_uid("test_prefix") == 1
+    assert backend.result_type("int32", float) == "float32"
+    assert backend.result_type("uint8", "int8") == "int16"
+    assert backend.is_float_dtype("float16") and not backend.is_float_dtype("int8")
+    assert backend.is_int_dtype("uint8") and not backend.is_int_dtype("bool")
+    assert backend.is_keras_tensor(lamina.Input((2,))) and not backend.is_keras_tensor(1.0)
+
+
+def test_get_custom_objects_is_the_registry():
+    from lamina import saving
+
+    class Twice(lamina.layers.Layer):
+        def call(self, x):
+            return x * 2
+
+    saving.get_custom_objects()["Twice"] = Twice
+    try:
+        assert saving.get_registered_object("Twice") is Twice
+        assert saving.get_registered_object("Nope", module_objects={"Nope": 1}) == 1
+    finally:
+        del saving.get_custom_objects()["Twice"]

@@ -51,6 +51,46 @@ def standardize_dtype(dtype) -> str:
     return np.dtype(dtype).name
 
 
+_GET_UID: dict = {}
+
+
+def get_uid(prefix: str = "") -> int:
+    """``keras.backend.get_uid``: 1 the first time for ``prefix``, then 2, 3, ...
+    (``clear_session`` starts over)."""
+    _GET_UID[prefix] = _GET_UID.get(prefix, 0) + 1
+    return _GET_UID[prefix]
+
+
+def backend() -> str:
+    """The backend's name (``keras.backend.backend()``): always ``"numpy"``."""
+    return "numpy"
+
+
+def is_float_dtype(dtype) -> bool:
+    """Whether ``dtype`` is a floating-point type."""
+    return np.issubdtype(np.dtype(standardize_dtype(dtype)), np.floating)
+
+
+def is_int_dtype(dtype) -> bool:
+    """Whether ``dtype`` is a (signed or unsigned) integer type."""
+    return np.issubdtype(np.dtype(standardize_dtype(dtype)), np.integer)
+
+
+def result_type(*dtypes) -> str:
+    """The dtype an op on these dtypes gives; Python ``float`` counts as weak
+    (``result_type("int32", float)`` is ``floatx()``), as in Keras."""
+    if not dtypes:
+        return floatx()
+    strong = [np.dtype(d) for d in dtypes if d not in (float, int, bool)]
+    weak_float = float in dtypes
+    if not strong:
+        return floatx() if weak_float else ("int32" if int in dtypes else "bool")
+    out = np.result_type(*strong)
+    if weak_float and not np.issubdtype(out, np.floating):
+        return floatx()
+    return out.name
+
+
 def epsilon() -> float:
     """Return the fuzz factor Keras uses in numeric expressions (``1e-7``)."""
     return _EPSILON
@@ -83,3 +123,4 @@ def clear_session(free_memory=True) -> None:
     from lamina.utils.naming import reset_uids
 
     reset_uids()
+    _GET_UID.clear()

@@ -190,12 +190,19 @@ def get_registered_name(obj) -> str:
     return target.__name__
 
 
-def get_registered_object(name: str, custom_objects=None):
-    """Look ``name`` up in ``custom_objects``, the active scopes, then the registry."""
-    for table in (custom_objects or {}, *reversed(_scopes())):
+def get_registered_object(name: str, custom_objects=None, module_objects=None):
+    """Look ``name`` up in the active scopes, the registry, ``custom_objects``, then
+    ``module_objects`` (Keras's order)."""
+    for table in (*reversed(_scopes()), _CUSTOM, custom_objects or {}, module_objects or {}):
         if name in table:
             return table[name]
-    return _CUSTOM.get(name)
+    return None
+
+
+def get_custom_objects() -> dict:
+    """The global registry of custom objects (``{"package>Name": obj}``); entries added
+    to it directly (``get_custom_objects()["MyLayer"] = MyLayer``) resolve as well."""
+    return _CUSTOM
 
 
 def _scopes() -> list:
