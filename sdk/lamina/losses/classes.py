@@ -81,6 +81,12 @@ class SparseCategoricalCrossentropy(LossFunctionWrapper):
         self.from_logits = from_logits
         self.ignore_class = ignore_class
 
+    def get_config(self) -> dict:
+        # Keras 3.15 leaves ``axis`` out of this config.
+        config = super().get_config()
+        config.pop("axis", None)
+        return config
+
     def call(self, y_true, y_pred):
         # Integer labels have one axis fewer than y_pred: no rank alignment here.
         return self.fn(y_true, y_pred, **self._fn_kwargs)
