@@ -30,10 +30,17 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):  # 
     return _load(filepath, custom_objects=custom_objects, compile=compile, safe_mode=safe_mode)
 
 
+def save_model(model, filepath, overwrite=True, zipped=None, **kwargs):
+    """Save ``model`` to a ``.keras`` (or legacy ``.h5``) file (``keras.models.save_model``)."""
+    from lamina.saving.saving_api import save_model as _save
+
+    return _save(model, filepath, overwrite=overwrite, zipped=zipped, **kwargs)
+
+
 def clone_model(model, input_tensors=None, clone_function=None):
     """A new model with the same architecture and freshly initialised weights."""
     return type(model).from_config(model.get_config())
 
 
 __all__ = ["Functional", "Model", "Sequential", "clone_model", "load_model",
-           "model_from_config", "model_from_json"]
+           "model_from_config", "model_from_json", "save_model"]

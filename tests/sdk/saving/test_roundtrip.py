@@ -158,3 +158,14 @@ def test_compile_false_skips_optimizer(tmp_path):
     model.save(tmp_path / "m.keras")
     loaded = lamina.models.load_model(tmp_path / "m.keras", compile=False)
     assert not loaded.compiled
+
+
+def test_models_save_model_writes_a_file_load_model_reads(tmp_path):
+    import lamina
+
+    model = lamina.Sequential([lamina.Input((3,)), lamina.layers.Dense(2)])
+    path = tmp_path / "m.keras"
+    lamina.models.save_model(model, path)
+    loaded = lamina.models.load_model(path)
+    x = np.ones((2, 3), "float32")
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
