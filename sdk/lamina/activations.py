@@ -20,6 +20,7 @@ __all__ = [
     "hard_silu", "hard_swish", "hard_tanh", "leaky_relu", "linear", "log_sigmoid",
     "log_softmax", "mish", "relu", "relu6", "selu", "serialize", "sigmoid", "silu",
     "softmax", "softplus", "softsign", "squareplus", "swish", "tanh", "tanh_shrink",
+    "hard_shrink", "soft_shrink", "sparse_plus", "sparse_sigmoid", "sparsemax", "threshold",
 ]
 
 
@@ -375,6 +376,36 @@ def mish(x):
     return ops.mish(_tensor(x))
 
 
+def hard_shrink(x, threshold=0.5):
+    """``x`` where ``|x| > threshold``, else 0."""
+    return ops.hard_shrink(_tensor(x), threshold)
+
+
+def soft_shrink(x, threshold=0.5):
+    """``x`` moved ``threshold`` towards 0, and 0 within ``threshold`` of it."""
+    return ops.soft_shrink(_tensor(x), threshold)
+
+
+def sparse_plus(x):
+    """0 below -1, ``(x + 1)**2 / 4`` on [-1, 1], ``x`` above 1."""
+    return ops.sparse_plus(_tensor(x))
+
+
+def sparse_sigmoid(x):
+    """0 below -1, ``(x + 1) / 2`` on [-1, 1], 1 above 1."""
+    return ops.sparse_sigmoid(_tensor(x))
+
+
+def sparsemax(x, axis=-1):
+    """The Euclidean projection of ``x`` onto the probability simplex along ``axis``."""
+    return ops.sparsemax(_tensor(x), axis=axis)
+
+
+def threshold(x, threshold, default_value):
+    """``x`` where ``x > threshold``, else ``default_value``."""
+    return ops.threshold(_tensor(x), threshold, default_value)
+
+
 swish = silu
 hard_swish = hard_silu
 
@@ -382,7 +413,8 @@ _ACTIVATIONS = {
     fn.__name__: fn
     for fn in (relu, leaky_relu, relu6, softmax, celu, elu, selu, softplus, softsign,
                squareplus, silu, gelu, glu, tanh, tanh_shrink, sigmoid, exponential,
-               hard_sigmoid, hard_silu, hard_tanh, linear, mish, log_softmax, log_sigmoid)
+               hard_sigmoid, hard_silu, hard_tanh, linear, mish, log_softmax, log_sigmoid,
+               hard_shrink, soft_shrink, sparse_plus, sparse_sigmoid, sparsemax)
 }
 _ALIASES = {"swish": silu, "hard_swish": hard_silu}
 

@@ -45,6 +45,11 @@ def softmax(x, axis=-1):
 
 SELU_A, SELU_S = 1.6732632423543772, 1.0507009873554805
 
+# inputs away from the kinks at +-0.5, +-1 and 0.1
+XK = np.array([[-1.7, -0.8, -0.3, 0.2, 0.9, 1.6], [-1.3, -0.65, 0.35, 0.7, 1.2, 2.0]])
+# sparsemax of [0.15, 0.9, 0.3, -0.5]: support {0.9, 0.3, 0.15}, tau = (1.35 - 1) / 3
+SPARSEMAX_TAU = 0.35 / 3
+
 CASES = [
     ("relu", activations.relu, lambda x: np.maximum(x, 0), X),
     ("relu[negative_slope]", lambda x: activations.relu(x, negative_slope=0.1),
@@ -89,6 +94,16 @@ CASES = [
     ("tanh_shrink", activations.tanh_shrink, lambda x: x - np.tanh(x), X),
     ("log_sigmoid", activations.log_sigmoid, lambda x: -softplus(-x), X),
     ("mish", activations.mish, lambda x: x * np.tanh(softplus(x)), X),
+    ("hard_shrink", activations.hard_shrink, lambda x: np.where(np.abs(x) > 0.5, x, 0), XK),
+    ("soft_shrink", activations.soft_shrink,
+     lambda x: np.where(x > 0.5, x - 0.5, np.where(x < -0.5, x + 0.5, 0)), XK),
+    ("sparse_plus", activations.sparse_plus,
+     lambda x: np.where(x <= -1, 0, np.where(x >= 1, x, (x + 1) ** 2 / 4)), XK),
+    ("sparse_sigmoid", activations.sparse_sigmoid, lambda x: np.clip((x + 1) / 2, 0, 1), XK),
+    ("threshold", lambda x: activations.threshold(x, 0.1, -2.0),
+     lambda x: np.where(x > 0.1, x, -2.0), XK),
+    ("sparsemax", activations.sparsemax, lambda x: np.maximum(x - SPARSEMAX_TAU, 0),
+     np.array([[0.15, 0.9, 0.3, -0.5], [0.3, -0.5, 0.15, 0.9]])),
 ]
 
 
