@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +14,10 @@ from lamina.backend import Variable
 from lamina.optimizers import schedules
 
 FIXTURES = Path(__file__).parents[2] / "fixtures" / "optimizers"
-sys.path.insert(0, str(FIXTURES))
-import make_fixtures  # noqa: E402
+# Loaded by path under its own name: other fixture folders have a make_fixtures.py too.
+_SPEC = importlib.util.spec_from_file_location("optimizer_fixtures", FIXTURES / "make_fixtures.py")
+make_fixtures = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(make_fixtures)
 
 CASES = json.loads((FIXTURES / "cases.json").read_text())["cases"]
 UPDATES = np.load(FIXTURES / "updates.npz")
