@@ -20,6 +20,12 @@ from lamina.metrics.accuracy import (
     sparse_top_k_categorical_accuracy,
     top_k_categorical_accuracy,
 )
+from lamina.metrics.at_value import (
+    PrecisionAtRecall,
+    RecallAtPrecision,
+    SensitivityAtSpecificity,
+    SpecificityAtSensitivity,
+)
 from lamina.metrics.base import Mean, MeanMetricWrapper, Metric, Sum
 from lamina.metrics.confusion import AUC, Precision, Recall
 from lamina.metrics.counts import FalseNegatives, FalsePositives, TrueNegatives, TruePositives
@@ -84,7 +90,8 @@ ALL_OBJECTS = (Metric, Mean, Sum, MeanMetricWrapper, Accuracy, BinaryAccuracy,
                CategoricalHinge, KLDivergence, Poisson, LogCoshError, CosineSimilarity,
                MeanAbsolutePercentageError, MeanSquaredLogarithmicError, R2Score,
                FBetaScore, F1Score, PearsonCorrelation, ConcordanceCorrelation, IoU,
-               BinaryIoU, MeanIoU, OneHotIoU, OneHotMeanIoU)
+               BinaryIoU, MeanIoU, OneHotIoU, OneHotMeanIoU, PrecisionAtRecall,
+               RecallAtPrecision, SensitivityAtSpecificity, SpecificityAtSensitivity)
 ALL_OBJECTS_DICT = {cls.__name__: cls for cls in ALL_OBJECTS}
 # Function-style names: the metric keeps the string the user typed as its name.
 _ALIASES = {
