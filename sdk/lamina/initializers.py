@@ -297,6 +297,7 @@ ALL_OBJECTS_DICT.update({
 zeros, ones, constant = Zeros, Ones, Constant
 random_normal, random_uniform, truncated_normal = RandomNormal, RandomUniform, TruncatedNormal
 variance_scaling, orthogonal, identity = VarianceScaling, Orthogonal, Identity
+OrthogonalInitializer, IdentityInitializer = Orthogonal, Identity
 glorot_uniform, glorot_normal = GlorotUniform, GlorotNormal
 he_uniform, he_normal, lecun_uniform, lecun_normal = HeUniform, HeNormal, LecunUniform, LecunNormal
 

@@ -120,3 +120,11 @@ def test_variance_scaling_validation(kwargs, match):
 def test_unknown_name():
     with pytest.raises(ValueError, match="'glorot'"):
         initializers.get("glorot")
+
+
+def test_keras_long_names_are_the_same_classes():
+    from lamina import initializers
+
+    assert initializers.OrthogonalInitializer is initializers.Orthogonal
+    assert initializers.IdentityInitializer is initializers.Identity
+    assert initializers.get("IdentityInitializer").__class__ is initializers.Identity
