@@ -134,3 +134,11 @@ def test_get_custom_objects_is_the_registry():
         assert saving.get_registered_object("Nope", module_objects={"Nope": 1}) == 1
     finally:
         del saving.get_custom_objects()["Twice"]
+
+
+def test_utils_reexports_the_logging_toggles_and_custom_objects():
+    from lamina import saving, utils
+
+    assert utils.disable_interactive_logging is config.disable_interactive_logging
+    assert utils.is_interactive_logging_enabled is config.is_interactive_logging_enabled
+    assert utils.get_custom_objects() is saving.get_custom_objects()

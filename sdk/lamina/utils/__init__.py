@@ -54,11 +54,14 @@ def to_categorical(x, num_classes=None, dtype="float32"):
 
 # Keras also exports the saving registry here; loaded on first use (saving needs h5py).
 _FROM_SAVING = ("CustomObjectScope", "custom_object_scope", "deserialize_keras_object",
-                "get_registered_name", "get_registered_object", "register_keras_serializable",
-                "serialize_keras_object")
+                "get_custom_objects", "get_registered_name", "get_registered_object",
+                "register_keras_serializable", "serialize_keras_object")
+_FROM_CONFIG = ("disable_interactive_logging", "enable_interactive_logging",
+                "is_interactive_logging_enabled")
 
 __all__ = ["Progbar", "clear_session", "normalize", "pack_x_y_sample_weight", "pad_sequences",
-           "set_random_seed", "to_categorical", "unpack_x_y_sample_weight", *_FROM_SAVING]
+           "set_random_seed", "to_categorical", "unpack_x_y_sample_weight", *_FROM_SAVING,
+           *_FROM_CONFIG]
 
 
 def __getattr__(name):
@@ -66,4 +69,8 @@ def __getattr__(name):
         from lamina import saving
 
         return getattr(saving, name)
+    if name in _FROM_CONFIG:
+        from lamina import config
+
+        return getattr(config, name)
     raise AttributeError(f"module 'lamina.utils' has no attribute {name!r}")
