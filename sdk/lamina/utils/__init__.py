@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import random as _py_random
 
+from lamina.backend import is_keras_tensor, standardize_dtype
 from lamina.backend import random as _random
+from lamina.backend.config import clear_session
 from lamina.models.data import pack_x_y_sample_weight, unpack_x_y_sample_weight
-from lamina.utils.naming import reset_uids
 from lamina.utils.numerical_utils import normalize
 from lamina.utils.progbar import Progbar
 from lamina.utils.sequence_utils import pad_sequences
@@ -29,11 +30,6 @@ def set_random_seed(seed: int) -> None:
         raise ValueError(f"seed must be a non-negative integer. Received: seed={seed!r}")
     _py_random.seed(seed)
     _random.set_seed(seed)
-
-
-def clear_session() -> None:
-    """Reset layer-name counters, as ``keras.backend.clear_session()`` does."""
-    reset_uids()
 
 
 def to_categorical(x, num_classes=None, dtype="float32"):
@@ -59,8 +55,9 @@ _FROM_SAVING = ("CustomObjectScope", "custom_object_scope", "deserialize_keras_o
 _FROM_CONFIG = ("disable_interactive_logging", "enable_interactive_logging",
                 "is_interactive_logging_enabled")
 
-__all__ = ["Progbar", "clear_session", "normalize", "pack_x_y_sample_weight", "pad_sequences",
-           "set_random_seed", "to_categorical", "unpack_x_y_sample_weight", *_FROM_SAVING,
+__all__ = ["Progbar", "clear_session", "is_keras_tensor", "normalize", "pack_x_y_sample_weight",
+           "pad_sequences", "set_random_seed", "standardize_dtype", "to_categorical",
+           "unpack_x_y_sample_weight", *_FROM_SAVING,
            *_FROM_CONFIG]
 
 
