@@ -142,3 +142,9 @@ def test_utils_reexports_the_logging_toggles_and_custom_objects():
     assert utils.disable_interactive_logging is config.disable_interactive_logging
     assert utils.is_interactive_logging_enabled is config.is_interactive_logging_enabled
     assert utils.get_custom_objects() is saving.get_custom_objects()
+
+
+def test_star_import_of_lamina_works():
+    namespace = {}
+    exec("from lamina import *", namespace)  # noqa: S102 - the statement under test
+    assert all(name in namespace for name in lamina.__all__)
