@@ -4,20 +4,12 @@ from __future__ import annotations
 
 from lamina.config import dtype_policy, set_dtype_policy
 from lamina.dtype_policies import DTypePolicy
+from lamina.optimizers import LossScaleOptimizer
 
-__all__ = ["DTypePolicy", "Policy", "dtype_policy", "global_policy", "set_dtype_policy",
-           "set_global_policy"]
+__all__ = ["DTypePolicy", "LossScaleOptimizer", "Policy", "dtype_policy", "global_policy",
+           "set_dtype_policy", "set_global_policy"]
 
 Policy = DTypePolicy
 global_policy = dtype_policy
 set_global_policy = set_dtype_policy
 
-
-def __getattr__(name):
-    # The optimizers package may land LossScaleOptimizer; export it when it exists.
-    if name == "LossScaleOptimizer":
-        from lamina import optimizers
-
-        if hasattr(optimizers, "LossScaleOptimizer"):
-            return optimizers.LossScaleOptimizer
-    raise AttributeError(f"module 'lamina.mixed_precision' has no attribute {name!r}")

@@ -148,3 +148,12 @@ def test_star_import_of_lamina_works():
     namespace = {}
     exec("from lamina import *", namespace)  # noqa: S102 - the statement under test
     assert all(name in namespace for name in lamina.__all__)
+
+
+def test_dtype_policy_lookup_errors_name_the_value():
+    with pytest.raises(ValueError, match="identifier=3"):
+        dtype_policies.get(3)
+    with pytest.raises(ValueError, match="config="):
+        dtype_policies.deserialize({"class_name": "Quantized", "config": {}})
+    assert dtype_policies.get(None) == config.dtype_policy()
+    assert mixed_precision.LossScaleOptimizer is lamina.optimizers.LossScaleOptimizer

@@ -13,7 +13,7 @@ import pathlib
 
 import pytest
 
-from lamina._compat import EXCLUSIONS, GROUPS, surface_report
+from lamina._compat import EXCLUSIONS, GROUPS, _in_group, surface_report
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "keras_surface" / "keras-3.15.1.json"
@@ -35,8 +35,6 @@ def _shares(report, group):
 
 
 def _missing(report, group):
-    from lamina._compat import _in_group
-
     return "\n".join(f"{m}: {r['missing']} params: {r['partial']}"
                      for m, r in report["modules"].items()
                      if _in_group(m, GROUPS[group]) and (r["missing"] or r["partial"]))
