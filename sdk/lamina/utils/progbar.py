@@ -7,6 +7,7 @@ notebooks' captured output) it prints one plain line when the epoch finishes.
 
 from __future__ import annotations
 
+import numbers
 import sys
 import time
 
@@ -21,12 +22,12 @@ def format_value(value, verbose: int) -> str:
     return f"{value:.4f}" if big else f"{value:.4e}"
 
 
-def format_time_per_step(seconds: float) -> str:
-    if seconds >= 1:
-        return f"{seconds:.0f}s/step"
+def format_time_per_step(seconds: float, unit_name: str = "step") -> str:
+    if seconds >= 1 or seconds == 0:
+        return f"{seconds:.0f}s/{unit_name}"
     if seconds >= 1e-3:
-        return f"{seconds * 1e3:.0f}ms/step"
-    return f"{seconds * 1e6:.0f}us/step"
+        return f"{seconds * 1e3:.0f}ms/{unit_name}"
+    return f"{seconds * 1e6:.0f}us/{unit_name}"
 
 
 def format_eta(seconds: float) -> str:
@@ -38,22 +39,45 @@ def format_eta(seconds: float) -> str:
 
 
 class Progbar:
-    """Displays progress of ``target`` steps.
+    """Displays progress of ``target`` steps (``keras.utils.Progbar``).
+
+    Metric values passed to :meth:`update` are averaged over the steps seen (weighted by
+    the steps each update covers), except those named in ``stateful_metrics``, which are
+    shown as given; ``stateless_metrics`` inverts the default (only those are averaged).
+    A final update (``finalize``) shows the values it receives as they are.
 
     Args:
         target: total number of steps, or None when unknown.
         width: bar width in characters.
-        verbose: 1 (bar) or 2 (one line at the end).
+        verbose: 0 (silent), 1 (bar) or 2 (one line at the end).
         interval: minimum seconds between redraws.
+        stateful_metrics: names of metrics shown as-is (not averaged).
+        stateless_metrics: names of the only metrics to average; give at most one of
+            ``stateful_metrics`` and ``stateless_metrics``.
+        unit_name: the name of one step in the timing (``"step"``, ``"sample"``, ...).
         stream: where to write (``sys.stdout`` by default, looked up at each write).
         dynamic: force redraw mode on/off; by default on when ``stream`` is a TTY.
+
+    Raises:
+        ValueError: if both ``stateful_metrics`` and ``stateless_metrics`` are given.
     """
 
-    def __init__(self, target, width=20, verbose=1, interval=0.05, stream=None, dynamic=None):
+    def __init__(self, target, width=20, verbose=1, interval=0.05, stateful_metrics=None,
+                 stateless_metrics=None, unit_name="step", *, stream=None, dynamic=None):
+        if stateful_metrics is not None and stateless_metrics is not None:
+            raise ValueError("Only one of `stateful_metrics` or `stateless_metrics` can be "
+                             f"provided. Received: stateful_metrics={stateful_metrics!r}, "
+                             f"stateless_metrics={stateless_metrics!r}")
         self.target = target
         self.width = width
         self.verbose = verbose
         self.interval = interval
+        self.unit_name = unit_name
+        if stateless_metrics is not None:
+            self.stateful_metrics, self.stateless_metrics = None, set(stateless_metrics)
+        else:
+            self.stateful_metrics = set(stateful_metrics or ())
+            self.stateless_metrics = None
         self._stream = stream
         self._dynamic = dynamic
         self._start = time.time()
@@ -61,6 +85,7 @@ class Progbar:
         self._prev_width = 0
         self._time_after_first = None
         self._seen = 0
+        self._values: dict[str, list] = {}
 
     @property
     def stream(self):
@@ -82,24 +107,57 @@ class Progbar:
             return (now - self._start) / max(current, 1)
         return (now - self._time_after_first) / max(current - 1, 1)
 
+    def _accumulate(self, current: int, values, finalize: bool) -> None:
+        for name, value in values:
+            if self.stateful_metrics is not None:
+                averaged = name not in self.stateful_metrics
+            else:
+                averaged = name in self.stateless_metrics
+            if averaged and not finalize and isinstance(value, numbers.Number):
+                weight = max(current - self._seen, 1)
+                total = self._values.get(name)
+                if total is None or total[1] is None:
+                    self._values[name] = [value * weight, weight]
+                else:
+                    total[0] += value * weight
+                    total[1] += weight
+            else:
+                self._values[name] = [value, None]
+
+    def _shown(self) -> list:
+        shown = []
+        for name, (value, count) in self._values.items():
+            if count is not None:
+                value = float(value) / max(count, 1)
+            shown.append((name, value))
+        return shown
+
     def update(self, current: int, values=None, finalize=None) -> None:
-        """Show progress at step ``current`` with ``values`` (a list of (name, value))."""
+        """Show progress at step ``current``.
+
+        Args:
+            current: index of the current step.
+            values: a list of ``(name, value_for_last_step)`` tuples.
+            finalize: whether this is the last update; None means
+                ``current >= target``.
+        """
         if finalize is None:
             finalize = self.target is not None and current >= self.target
         now = time.time()
         if current >= 1 and self._time_after_first is None and self._seen == 0:
             self._time_after_first = now
+        self._accumulate(current, values or [], finalize)
         self._seen = current
+        if self.verbose == 0:
+            return
         if not finalize and (self.verbose == 2 or now - self._last_update < self.interval):
             return
-        values = values or []
-        metrics = "".join(f" - {k}: {format_value(v, self.verbose)}" for k, v in values)
-        per_step = self._time_per_step(current, now)
+        metrics = "".join(f" - {k}: {format_value(v, self.verbose)}" for k, v in self._shown())
+        per_step = format_time_per_step(self._time_per_step(current, now), self.unit_name)
         if self.verbose == 2:
             if finalize:
                 count = f"{current}/{self.target}" if self.target else f"{current}"
-                self.stream.write(f"{count} - {now - self._start:.0f}s - "
-                                  f"{format_time_per_step(per_step)}{metrics}\n")
+                self.stream.write(f"{count} - {now - self._start:.0f}s - {per_step}{metrics}\n")
                 self.stream.flush()
             return
         self._last_update = now
@@ -109,19 +167,18 @@ class Progbar:
         if self.target is not None:
             digits = len(str(self.target))
             counter = f"{current:>{digits}}/{self.target}"
-            done = int(self.width * current / self.target) if self.target else self.width
+            done = min(int(self.width * current / self.target) if self.target else self.width,
+                       self.width)
             bar = "━" * done, "━" * (self.width - done)
         else:
             counter, bar = f"{current:7d}/Unknown", ("", "")
-        if finalize:
+        if finalize or self.target is None:
             timing = f"{now - self._start:.0f}s"
-        elif self.target is not None:
-            timing = format_eta(per_step * (self.target - current))
         else:
-            timing = f"{now - self._start:.0f}s"
+            timing = format_eta(self._time_per_step(current, now) * (self.target - current))
         if dynamic:
             line = (f"{_BOLD}{counter}{_RESET} {_GREEN}{bar[0]}{_RESET}{_WHITE}{bar[1]}{_RESET} "
-                    f"{_BOLD}{timing}{_RESET} {format_time_per_step(per_step)}{metrics}")
+                    f"{_BOLD}{timing}{_RESET} {per_step}{metrics}")
             text = "\r" + line
             pad = self._prev_width - len(line)
             if pad > 0:
@@ -130,10 +187,13 @@ class Progbar:
             if finalize:
                 text += "\n"
         else:
-            text = (f"{counter} {bar[0]}{bar[1]} {timing} "
-                    f"{format_time_per_step(per_step)}{metrics}\n")
+            text = f"{counter} {bar[0]}{bar[1]} {timing} {per_step}{metrics}\n"
         self.stream.write(text)
         self.stream.flush()
+
+    def add(self, n: int, values=None) -> None:
+        """Advance by ``n`` steps (``update(seen + n, values)``)."""
+        self.update(self._seen + n, values)
 
 
 class _LogStream:
