@@ -27,6 +27,7 @@ from lamina.backend import conv_ops as _conv_ops
 from lamina.backend.keras_tensor import dispatch_symbolic as _dispatch_symbolic
 from lamina.ops import (
     activations,
+    control_flow,
     core,
     image,
     indexing,
@@ -36,8 +37,10 @@ from lamina.ops import (
     nn,
     numpy,
     reduction,
+    transforms,
 )
 from lamina.ops.activations import *  # noqa: F403
+from lamina.ops.control_flow import *  # noqa: F403
 from lamina.ops.core import *  # noqa: F403
 from lamina.ops.image import *  # noqa: F403
 from lamina.ops.indexing import *  # noqa: F403
@@ -47,6 +50,7 @@ from lamina.ops.math import *  # noqa: F403
 from lamina.ops.nn import *  # noqa: F403
 from lamina.ops.numpy import *  # noqa: F403
 from lamina.ops.reduction import *  # noqa: F403
+from lamina.ops.transforms import *  # noqa: F403
 
 _CONV_OPS = ("average_pool", "conv", "conv_transpose", "depthwise_conv", "max_pool",
              "separable_conv")
@@ -67,10 +71,12 @@ _TESTED_IN_OPS_NN = frozenset({
     "hard_shrink", "hard_swish", "hard_tanh", "layer_normalization", "moments", "multi_hot",
     "psnr", "rms_normalization", "soft_shrink", "space_to_depth", "sparse_plus",
     "sparse_sigmoid", "sparsemax", "squareplus", "tanh_shrink", "threshold",
+    # tests/sdk/backend/test_ops_control_flow.py
+    *control_flow.__all__, *transforms.__all__,
 })
 
 __all__ = sorted({
     *activations.__all__, *core.__all__, *image.__all__, *numpy.__all__, *indexing.__all__,
     *linalg.__all__, *manipulation.__all__, *math.__all__, *nn.__all__, *reduction.__all__,
-    *_CONV_OPS,
+    *control_flow.__all__, *transforms.__all__, *_CONV_OPS,
 } - _TESTED_IN_OPS_NN)

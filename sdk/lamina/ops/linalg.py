@@ -15,6 +15,7 @@ from lamina.ops._common import static_shape as shape
 from lamina.ops.core import eye
 from lamina.ops.manipulation import expand_dims, getitem, pad, reshape, squeeze, swapaxes
 from lamina.ops.math import multiply, where
+from lamina.ops.transforms import jvp  # noqa: F401 - Keras lists it under ops.linalg
 
 __all__ = [
     "cholesky", "cholesky_inverse", "det", "diag", "dot", "einsum", "inv", "matmul",
