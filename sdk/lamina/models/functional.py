@@ -103,6 +103,7 @@ class Functional(Model):
         values = {}
         for spec, x in zip(self.inputs, self._standardize_inputs(inputs)):
             data = x.data if isinstance(x, Tensor) else np.asarray(x)
+            x, data = adjust_input_rank(x, data, spec.shape)
             _check_input_shape(self.name, spec, data.shape)
             want = np.dtype(spec.dtype)
             if data.dtype != want and (want.kind == "f" or data.dtype.kind == "f"):
@@ -141,6 +142,22 @@ class Functional(Model):
             if isinstance(node.operation, OpLayer):
                 node.operation.get_config()
         return Model.get_config(self)
+
+
+def adjust_input_rank(x, data, expected):
+    """Keras's input-rank adjustment: a trailing axis of 1 is added or dropped.
+
+    ``(N,)`` data for ``Input(shape=(1,))`` becomes ``(N, 1)``; ``(N, 3, 1)`` for
+    ``Input(shape=(3,))`` becomes ``(N, 3)``. Any other rank mismatch is left for the
+    shape check to report.
+    """
+    if data.ndim == len(expected) - 1 and expected[-1] == 1:
+        return (x.reshape(data.shape + (1,)) if isinstance(x, Tensor) else data[..., None],
+                data[..., None])
+    if data.ndim == len(expected) + 1 and data.shape[-1] == 1:
+        return (x.reshape(data.shape[:-1]) if isinstance(x, Tensor) else data[..., 0],
+                data[..., 0])
+    return x, data
 
 
 def _check_input_shape(model_name, spec, shape) -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
+
+from lamina.backend.tensor import Tensor
 from lamina.layers.input_layer import InputLayer
 from lamina.layers.layer import Layer
 from lamina.layers.symbolic import KerasTensor
+from lamina.models.functional import adjust_input_rank
 from lamina.models.model import Model
 
 
@@ -109,6 +113,9 @@ class Sequential(Model):
     def call(self, inputs, training=None, mask=None):
         if self._input_layer is not None:
             expected = self._input_layer.batch_shape
+            if not isinstance(inputs, KerasTensor):
+                data = inputs.data if isinstance(inputs, Tensor) else np.asarray(inputs)
+                inputs, _ = adjust_input_rank(inputs, data, expected)
             shape = inputs.shape
             if len(shape) != len(expected) or any(
                     e is not None and e != s for e, s in zip(expected[1:], shape[1:])):

@@ -16,6 +16,7 @@ from lamina.backend.random import get_rng
 from lamina.backend.tensor import Tensor
 from lamina.layers.symbolic import flatten, map_structure
 from lamina.models import data as data_utils
+from lamina.models import data_adapters
 from lamina.models.compile_utils import CompileLoss, CompileMetrics, LossTracker, pythonify
 
 
@@ -206,6 +207,15 @@ class Trainer:
             data_utils.check_finite(y, "y")
         return x, y, sample_weight, n
 
+    def _epoch_iterator(self, x, y, sample_weight, batch_size, steps, check=True):
+        """Batches of one pass for ``evaluate``/``predict``: arrays in order, or a source."""
+        if data_adapters.is_array_data(x) and not _is_batch_source(x):
+            x, y, sample_weight, n = self._prepare(x, y, sample_weight, check=check)
+            return data_adapters.EpochIterator(data_adapters.ArrayAdapter(
+                x, y, sample_weight, n, batch_size, steps=steps))
+        _refuse_with_batches(x, y=y, sample_weight=sample_weight)
+        return data_adapters.EpochIterator(data_adapters.get_adapter(x), steps)
+
     @staticmethod
     def _batch_size(batch_size, what="batch_size"):
         if batch_size is None:
@@ -221,7 +231,12 @@ class Trainer:
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
             validation_batch_size=None, validation_freq=1):
-        """Train the model on arrays for a number of epochs; returns a ``History``.
+        """Train the model for a number of epochs; returns a ``History``.
+
+        ``x`` is arrays (a list or dict of them for several inputs, with ``y``), a
+        ``keras.utils.PyDataset``, a generator or iterator of batches, or any iterable of
+        batches (``tf.data``-like, ``DataLoader``-like); batches are ``(x,)``, ``(x, y)``
+        or ``(x, y, sample_weight)``.
 
         Semantics follow Keras exactly: ``epochs`` is the final epoch index;
         ``validation_split`` takes the last fraction before shuffling; ``verbose``
@@ -243,19 +258,30 @@ class Trainer:
             raise ValueError(f"`shuffle` must be True, False or 'batch'. Received: "
                              f"shuffle={shuffle!r}")
         epochs, steps_per_epoch = _capped(epochs, steps_per_epoch)
-        x, y, sample_weight, n = self._prepare(x, y, sample_weight)
-        if validation_data is None and validation_split:
-            (x, y, sample_weight), (vx, vy, vsw) = data_utils.train_validation_split(
-                (x, y, sample_weight), validation_split)
-            validation_data = (vx, vy, vsw)
-            n = data_utils.num_samples(x, y, sample_weight)
-        elif validation_data is not None:
-            vx, vy, vsw = data_utils.unpack(validation_data)
-            validation_data = (vx, vy, vsw)
-        if class_weight is not None:
-            cw = data_utils.class_weight_to_sample_weight(y, class_weight)
-            sample_weight = cw if sample_weight is None else sample_weight * cw
-        iterator = data_utils.BatchIterator(n, batch_size, shuffle, get_rng(), steps_per_epoch)
+        if data_adapters.is_array_data(x):
+            x, y, sample_weight, n = self._prepare(x, y, sample_weight)
+            if validation_data is None and validation_split:
+                (x, y, sample_weight), (vx, vy, vsw) = data_utils.train_validation_split(
+                    (x, y, sample_weight), validation_split)
+                validation_data = (vx, vy, vsw)
+                n = data_utils.num_samples(x, y, sample_weight)
+            if class_weight is not None:
+                cw = data_utils.class_weight_to_sample_weight(y, class_weight)
+                sample_weight = cw if sample_weight is None else sample_weight * cw
+            adapter = data_adapters.ArrayAdapter(x, y, sample_weight, n, batch_size, shuffle,
+                                                 get_rng(), steps_per_epoch)
+            iterator = data_adapters.EpochIterator(adapter)
+        else:
+            _refuse_with_batches(x, y=y, sample_weight=sample_weight,
+                                 validation_split=validation_split)
+            iterator = data_adapters.EpochIterator(
+                data_adapters.get_adapter(x, shuffle, class_weight, get_rng()), steps_per_epoch)
+        if validation_data is not None and data_adapters.is_array_data(validation_data) \
+                and not _is_batch_source(validation_data):
+            validation_data = data_utils.unpack(validation_data)
+        else:
+            validation_data = (validation_data, None, None) if validation_data is not None \
+                else None
         verbose = 1 if verbose == "auto" else int(verbose)
         callback_list = CallbackList(
             callbacks, add_history=True, add_progbar=verbose != 0, model=self, verbose=verbose,
@@ -266,29 +292,32 @@ class Trainer:
         epoch_logs = {}
         initial_epoch = getattr(self, "_initial_epoch", None) or initial_epoch
         self._initial_epoch = None
-        for epoch in range(initial_epoch, epochs):
-            self.reset_metrics()
-            callback_list.on_epoch_begin(epoch)
-            logs = {}
-            for step, index in enumerate(iterator.epoch()):
-                callback_list.on_train_batch_begin(step)
-                batch = data_utils.pack_x_y_sample_weight(
-                    data_utils.take(x, index), data_utils.take(y, index),
-                    data_utils.take(sample_weight, index))
-                logs = pythonify(self.train_step(batch))
-                callback_list.on_train_batch_end(step, logs)
+        try:
+            for epoch in range(initial_epoch, epochs):
+                self.reset_metrics()
+                callback_list.on_epoch_begin(epoch)
+                logs = {}
+                for step, batch in iterator.epoch():
+                    callback_list.on_train_batch_begin(step)
+                    logs = pythonify(self.train_step(batch))
+                    callback_list.on_train_batch_end(step, logs)
+                    if self.stop_training:
+                        break
+                if iterator.exhausted:
+                    self.stop_training = True
+                    break
+                epoch_logs = dict(logs)
+                if validation_data is not None and _should_eval(epoch, validation_freq):
+                    val_logs = self.evaluate(
+                        validation_data[0], validation_data[1], sample_weight=validation_data[2],
+                        batch_size=validation_batch_size or batch_size, steps=validation_steps,
+                        verbose=0, return_dict=True, callbacks=callback_list, _internal=True)
+                    epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
+                callback_list.on_epoch_end(epoch, epoch_logs)
                 if self.stop_training:
                     break
-            epoch_logs = dict(logs)
-            if validation_data is not None and _should_eval(epoch, validation_freq):
-                val_logs = self.evaluate(
-                    validation_data[0], validation_data[1], sample_weight=validation_data[2],
-                    batch_size=validation_batch_size or batch_size, steps=validation_steps,
-                    verbose=0, return_dict=True, callbacks=callback_list, _internal=True)
-                epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
-            callback_list.on_epoch_end(epoch, epoch_logs)
-            if self.stop_training:
-                break
+        finally:
+            iterator.close()
         callback_list.on_train_end(epoch_logs)
         return self.history
 
@@ -300,8 +329,8 @@ class Trainer:
 
         self._require_compiled("evaluate")
         batch_size = self._batch_size(batch_size)
-        x, y, sample_weight, n = self._prepare(x, y, sample_weight, check=not _internal)
-        iterator = data_utils.BatchIterator(n, batch_size, False, None, steps)
+        iterator = self._epoch_iterator(x, y, sample_weight, batch_size, steps,
+                                        check=not _internal)
         verbose = 1 if verbose == "auto" else int(verbose)
         if isinstance(callbacks, CallbackList):
             # Validation inside fit: the fit's callbacks see on_test_* hooks, as in Keras.
@@ -312,12 +341,13 @@ class Trainer:
         self.reset_metrics()
         callback_list.on_test_begin()
         logs = {}
-        for step, index in enumerate(iterator.epoch()):
-            callback_list.on_test_batch_begin(step)
-            logs = pythonify(self.test_step(data_utils.pack_x_y_sample_weight(
-                data_utils.take(x, index), data_utils.take(y, index),
-                data_utils.take(sample_weight, index))))
-            callback_list.on_test_batch_end(step, logs)
+        try:
+            for step, batch in iterator.epoch():
+                callback_list.on_test_batch_begin(step)
+                logs = pythonify(self.test_step(batch))
+                callback_list.on_test_batch_end(step, logs)
+        finally:
+            iterator.close()
         logs = self._get_metrics_result_or_logs(logs)
         callback_list.on_test_end(logs)
         if return_dict:
@@ -330,19 +360,22 @@ class Trainer:
         from lamina.callbacks.callback_list import CallbackList
 
         batch_size = self._batch_size(batch_size)
-        x = data_utils.standardize(x)
-        n = data_utils.num_samples(x)
-        iterator = data_utils.BatchIterator(n, batch_size, False, None, steps)
+        iterator = self._epoch_iterator(x, None, None, batch_size, steps, check=False)
         verbose = 1 if verbose == "auto" else int(verbose)
         callback_list = CallbackList(callbacks, add_progbar=verbose != 0, model=self,
                                      verbose=verbose, epochs=1, steps=iterator.num_batches)
         callback_list.on_predict_begin()
         outputs = []
-        for step, index in enumerate(iterator.epoch()):
-            callback_list.on_predict_batch_begin(step)
-            out = self.predict_step((data_utils.take(x, index),))
-            outputs.append(map_structure(lambda t: t.data if isinstance(t, Tensor) else t, out))
-            callback_list.on_predict_batch_end(step, {"outputs": outputs[-1]})
+        try:
+            for step, batch in iterator.epoch():
+                callback_list.on_predict_batch_begin(step)
+                x_batch = data_utils.unpack_x_y_sample_weight(batch)[0]
+                out = self.predict_step((x_batch,))
+                outputs.append(map_structure(lambda t: t.data if isinstance(t, Tensor) else t,
+                                             out))
+                callback_list.on_predict_batch_end(step, {"outputs": outputs[-1]})
+        finally:
+            iterator.close()
         callback_list.on_predict_end()
         if not outputs:
             raise ValueError("Unexpected result of `predict()`: no batch was run.")
@@ -374,6 +407,23 @@ class Trainer:
     def predict_on_batch(self, x):
         out = self.predict_step((data_utils.standardize(x),))
         return map_structure(lambda t: t.data if isinstance(t, Tensor) else t, out)
+
+
+def _is_batch_source(data) -> bool:
+    """A PyDataset/generator/iterable passed where arrays could also stand."""
+    return not data_adapters.is_array_data(data)
+
+
+def _refuse_with_batches(x, **arguments):
+    """Arguments that only arrays take, refused for a source of batches (as Keras does)."""
+    for name, value in arguments.items():
+        if value is None or (isinstance(value, (int, float)) and not value):
+            continue
+        shown = f"an array of shape {np.shape(value)}" if hasattr(value, "shape") else repr(value)
+        raise ValueError(
+            f"`{name}` is only supported when `x` is arrays; the data here is a "
+            f"{type(x).__name__} that yields batches, which carry their own {name} "
+            f"(or none). Received: {name}={shown}")
 
 
 def _values(logs):

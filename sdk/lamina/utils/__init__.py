@@ -12,6 +12,7 @@ from lamina.models.data import pack_x_y_sample_weight, unpack_x_y_sample_weight
 from lamina.utils.file_utils import get_file
 from lamina.utils.numerical_utils import normalize
 from lamina.utils.progbar import Progbar
+from lamina.utils.py_dataset import PyDataset, Sequence
 from lamina.utils.sequence_utils import pad_sequences
 
 
@@ -56,7 +57,7 @@ _FROM_SAVING = ("CustomObjectScope", "custom_object_scope", "deserialize_keras_o
 _FROM_CONFIG = ("disable_interactive_logging", "enable_interactive_logging",
                 "is_interactive_logging_enabled")
 
-__all__ = ["Progbar", "clear_session", "get_file", "is_keras_tensor", "normalize", "pack_x_y_sample_weight",
+__all__ = ["Progbar", "PyDataset", "Sequence", "clear_session", "get_file", "is_keras_tensor", "normalize", "pack_x_y_sample_weight",
            "pad_sequences", "set_random_seed", "standardize_dtype", "to_categorical",
            "unpack_x_y_sample_weight", *_FROM_SAVING,
            *_FROM_CONFIG]
