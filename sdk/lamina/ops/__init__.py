@@ -29,6 +29,7 @@ from lamina.ops import (
     activations,
     control_flow,
     core,
+    decompositions,
     image,
     indexing,
     linalg,
@@ -42,7 +43,16 @@ from lamina.ops import (
 from lamina.ops.activations import *  # noqa: F403
 from lamina.ops.control_flow import *  # noqa: F403
 from lamina.ops.core import *  # noqa: F403
-from lamina.ops.image import *  # noqa: F403
+from lamina.ops.decompositions import *  # noqa: F403
+# keras.ops has none of ops.image's names; the first six stay importable here.
+from lamina.ops.image import (  # noqa: F401
+    crop_images,
+    hsv_to_rgb,
+    pad_images,
+    rgb_to_grayscale,
+    rgb_to_hsv,
+    sobel_edges,
+)
 from lamina.ops.indexing import *  # noqa: F403
 from lamina.ops.linalg import *  # noqa: F403
 from lamina.ops.manipulation import *  # noqa: F403
@@ -73,10 +83,11 @@ _TESTED_IN_OPS_NN = frozenset({
     "sparse_sigmoid", "sparsemax", "squareplus", "tanh_shrink", "threshold",
     # tests/sdk/backend/test_ops_control_flow.py
     *control_flow.__all__, *transforms.__all__,
+    *decompositions.__all__,  # test_ops_linalg.py
 })
 
 __all__ = sorted({
-    *activations.__all__, *core.__all__, *image.__all__, *numpy.__all__, *indexing.__all__,
+    *activations.__all__, *core.__all__, *numpy.__all__, *indexing.__all__,
     *linalg.__all__, *manipulation.__all__, *math.__all__, *nn.__all__, *reduction.__all__,
-    *control_flow.__all__, *transforms.__all__, *_CONV_OPS,
+    *control_flow.__all__, *transforms.__all__, *decompositions.__all__, *_CONV_OPS,
 } - _TESTED_IN_OPS_NN)

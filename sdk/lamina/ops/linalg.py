@@ -15,7 +15,19 @@ from lamina.ops._common import static_shape as shape
 from lamina.ops.core import eye
 from lamina.ops.manipulation import expand_dims, getitem, pad, reshape, squeeze, swapaxes
 from lamina.ops.math import multiply, where
-from lamina.ops.transforms import jvp  # noqa: F401 - Keras lists it under ops.linalg
+# Keras's ops.linalg namespace also lists these (tested in test_ops_linalg.py).
+from lamina.ops.decompositions import (  # noqa: F401
+    eig,
+    eigh,
+    logdet,
+    lstsq,
+    lu_factor,
+    pinv,
+    qr,
+    svd,
+)
+from lamina.ops.reduction import norm  # noqa: F401
+from lamina.ops.transforms import jvp  # noqa: F401
 
 __all__ = [
     "cholesky", "cholesky_inverse", "det", "diag", "dot", "einsum", "inv", "matmul",
