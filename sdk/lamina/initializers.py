@@ -16,13 +16,18 @@ from lamina.backend.random import get_rng
 from lamina.utils.object_family import ObjectFamily
 
 
-def compute_fans(shape) -> tuple[int, int]:
+def compute_fans(shape, input_axes=None, output_axes=None) -> tuple[int, int]:
     """Return ``(fan_in, fan_out)``; conv kernels count the receptive field.
 
     Args:
         shape: the weight shape (e.g. ``(in, out)`` or ``(kh, kw, in, out)``).
+        input_axes, output_axes: when both are given (as ``EinsumDense`` does), the fans
+            are the products of ``shape`` over these axes instead.
     """
     shape = tuple(int(d) for d in shape)
+    if input_axes is not None and output_axes is not None:
+        return (math.prod(shape[a] for a in input_axes),
+                math.prod(shape[a] for a in output_axes))
     if len(shape) == 0:
         return 1, 1
     if len(shape) == 1:
@@ -166,13 +171,18 @@ class VarianceScaling(_Seeded):
         mode: ``"fan_in"``, ``"fan_out"`` or ``"fan_avg"``.
         distribution: ``"truncated_normal"``, ``"untruncated_normal"`` or ``"uniform"``.
         seed: int or None.
+        input_axes, output_axes: optional lists of axes of the weight whose sizes
+            multiply to the fan-in and fan-out (used only when both are given).
 
     Raises:
         ValueError: for a non-positive scale or an unknown mode/distribution.
     """
 
-    def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None):
+    def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None,
+                 input_axes=None, output_axes=None):
         super().__init__(seed)
+        self.input_axes = None if input_axes is None else [int(a) for a in input_axes]
+        self.output_axes = None if output_axes is None else [int(a) for a in output_axes]
         if scale <= 0.0:
             raise ValueError(f"Argument `scale` must be positive float. Received: scale={scale}")
         if mode not in ("fan_in", "fan_out", "fan_avg"):
@@ -188,7 +198,7 @@ class VarianceScaling(_Seeded):
         self.scale, self.mode, self.distribution = scale, mode, distribution
 
     def __call__(self, shape, dtype=None):
-        fan_in, fan_out = compute_fans(shape)
+        fan_in, fan_out = compute_fans(shape, self.input_axes, self.output_axes)
         fan = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2.0}
         scale = self.scale / max(1.0, fan[self.mode])
         rng, dtype = self._rng(), _dtype(dtype)
@@ -203,20 +213,23 @@ class VarianceScaling(_Seeded):
 
     def get_config(self) -> dict:
         return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution,
-                "seed": self.seed}
+                "seed": self.seed, "input_axes": self.input_axes,
+                "output_axes": self.output_axes}
 
 
 def _preset(name, scale, mode, distribution, doc):
-    def __init__(self, seed=None):
+    def __init__(self, seed=None, input_axes=None, output_axes=None):
         VarianceScaling.__init__(self, scale=scale, mode=mode, distribution=distribution,
-                                 seed=seed)
+                                 seed=seed, input_axes=input_axes, output_axes=output_axes)
 
     def get_config(self):
-        return {"seed": self.seed}
+        return {"seed": self.seed, "input_axes": self.input_axes,
+                "output_axes": self.output_axes}
 
     return type(name, (VarianceScaling,), {"__init__": __init__, "get_config": get_config,
                                            "__doc__": doc + "\n\n    Args:\n        seed: int "
-                                           "or None.\n"})
+                                           "or None.\n        input_axes, output_axes: optional axes "
+                                           "giving the fans (see VarianceScaling).\n"})
 
 
 GlorotUniform = _preset("GlorotUniform", 1.0, "fan_avg", "uniform",

@@ -2,7 +2,16 @@
 
 from lamina.layers import preprocessing as _preprocessing
 from lamina.layers.activations import ELU, LeakyReLU, PReLU, ReLU, Softmax
+from lamina.layers.adaptive_pooling import (
+    AdaptiveAveragePooling1D,
+    AdaptiveAveragePooling2D,
+    AdaptiveAveragePooling3D,
+    AdaptiveMaxPooling1D,
+    AdaptiveMaxPooling2D,
+    AdaptiveMaxPooling3D,
+)
 from lamina.layers.attention import Attention, MultiHeadAttention
+from lamina.layers.attention_extra import AdditiveAttention
 from lamina.layers.bidirectional import Bidirectional
 from lamina.layers.convolutional import (
     Conv1D,
@@ -10,10 +19,19 @@ from lamina.layers.convolutional import (
     Conv2D,
     Conv2DTranspose,
     Conv3D,
+    Conv3DTranspose,
+    Convolution1D,
+    Convolution1DTranspose,
+    Convolution2D,
+    Convolution2DTranspose,
+    Convolution3D,
+    Convolution3DTranspose,
     DepthwiseConv1D,
     DepthwiseConv2D,
     SeparableConv1D,
     SeparableConv2D,
+    SeparableConvolution1D,
+    SeparableConvolution2D,
 )
 from lamina.layers.core import Activation, Dense, Identity, Lambda
 from lamina.layers.embedding import Embedding, Masking
@@ -90,8 +108,10 @@ from lamina.layers.resampling import (
     ZeroPadding1D,
     ZeroPadding2D,
 )
+from lamina.layers.rms_normalization import RMSNormalization
 from lamina.layers.reshaping import Flatten, Permute, RepeatVector, Reshape
 from lamina.layers.simple_rnn import SimpleRNN, SimpleRNNCell
+from lamina.layers.spatial_3d import Cropping3D, SpatialDropout3D, UpSampling3D, ZeroPadding3D
 from lamina.layers.time_distributed import TimeDistributed
 
 __all__ = [*_preprocessing.__all__,
@@ -116,4 +136,11 @@ __all__ = [*_preprocessing.__all__,
     # embedding, masking, recurrent (issue 3)
     "Bidirectional", "Embedding", "GRU", "GRUCell", "LSTM", "LSTMCell", "Masking", "RNN",
     "SimpleRNN", "SimpleRNNCell", "TimeDistributed",
+    # Drop-in Keras I: remaining core layers
+    "AdaptiveAveragePooling1D", "AdaptiveAveragePooling2D", "AdaptiveAveragePooling3D",
+    "AdaptiveMaxPooling1D", "AdaptiveMaxPooling2D", "AdaptiveMaxPooling3D", "Conv3DTranspose",
+    "Convolution1D", "Convolution1DTranspose", "Convolution2D", "Convolution2DTranspose",
+    "Convolution3D", "Convolution3DTranspose", "Cropping3D", "RMSNormalization",
+    "SeparableConvolution1D", "SeparableConvolution2D", "SpatialDropout3D", "UpSampling3D",
+    "ZeroPadding3D", "AdditiveAttention",
 ]

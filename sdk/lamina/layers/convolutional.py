@@ -1,6 +1,6 @@
 """Convolution layers with Keras's names, arguments, defaults and weight layouts.
 
-Conv1D/2D/3D, Conv1DTranspose/Conv2DTranspose, DepthwiseConv1D/2D and
+Conv1D/2D/3D, Conv1D/2D/3DTranspose (and Keras's Convolution* aliases), DepthwiseConv1D/2D and
 SeparableConv1D/2D. The machinery lives in :mod:`lamina.layers.base_conv`; each class
 here fixes the rank and spells out Keras's signature, so positional arguments work.
 """
@@ -192,6 +192,32 @@ class Conv2DTranspose(BaseConvTranspose):
             bias_constraint=bias_constraint, **kwargs)
 
 
+class Conv3DTranspose(BaseConvTranspose):
+    __doc__ = """3D transposed convolution; ``kernel (kd, kh, kw, filters, in)``, ``bias``.
+""" + _TRANSPOSE_ARGS + """
+    Input shape:
+        ``(batch_size, d1, d2, d3, channels)`` (or channels_first).
+
+    Output shape:
+        ``(batch_size, new_d1, new_d2, new_d3, filters)`` (or channels_first).
+    """
+
+    def __init__(self, filters, kernel_size, strides=(1, 1, 1), padding="valid",
+                 data_format=None, output_padding=None, dilation_rate=(1, 1, 1),
+                 activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
+                 activity_regularizer=None, kernel_constraint=None, bias_constraint=None,
+                 **kwargs):
+        super().__init__(
+            3, filters, kernel_size, strides=strides, padding=padding,
+            output_padding=output_padding, data_format=data_format,
+            dilation_rate=dilation_rate, activation=activation, use_bias=use_bias,
+            kernel_initializer=kernel_initializer, bias_initializer=bias_initializer,
+            kernel_regularizer=kernel_regularizer, bias_regularizer=bias_regularizer,
+            activity_regularizer=activity_regularizer, kernel_constraint=kernel_constraint,
+            bias_constraint=bias_constraint, **kwargs)
+
+
 _DEPTHWISE_ARGS = """
     Args:
         kernel_size: int or tuple of ints.
@@ -339,3 +365,10 @@ class SeparableConv2D(BaseSeparableConv):
             depthwise_constraint=depthwise_constraint,
             pointwise_constraint=pointwise_constraint, bias_constraint=bias_constraint,
             **kwargs)
+
+
+# Keras's long names: the same classes (their configs name the short class).
+Convolution1D, Convolution2D, Convolution3D = Conv1D, Conv2D, Conv3D
+Convolution1DTranspose, Convolution2DTranspose = Conv1DTranspose, Conv2DTranspose
+Convolution3DTranspose = Conv3DTranspose
+SeparableConvolution1D, SeparableConvolution2D = SeparableConv1D, SeparableConv2D

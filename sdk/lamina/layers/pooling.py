@@ -87,8 +87,10 @@ class MaxPooling1D(BasePooling):
     __doc__ = _pool_doc("Max", 1)
     _op = staticmethod(conv_ops.max_pool)
 
-    def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None, **kwargs):
-        super().__init__(1, pool_size, strides, padding, data_format, **kwargs)
+    def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None,
+                 name=None, **kwargs):
+        super().__init__(1, pool_size, strides, padding, data_format, name=name,
+                         **kwargs)
 
 
 class MaxPooling2D(BasePooling):
@@ -96,8 +98,9 @@ class MaxPooling2D(BasePooling):
     _op = staticmethod(conv_ops.max_pool)
 
     def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format=None,
-                 **kwargs):
-        super().__init__(2, pool_size, strides, padding, data_format, **kwargs)
+                 name=None, **kwargs):
+        super().__init__(2, pool_size, strides, padding, data_format, name=name,
+                         **kwargs)
 
 
 class MaxPooling3D(BasePooling):
@@ -105,16 +108,19 @@ class MaxPooling3D(BasePooling):
     _op = staticmethod(conv_ops.max_pool)
 
     def __init__(self, pool_size=(2, 2, 2), strides=None, padding="valid", data_format=None,
-                 **kwargs):
-        super().__init__(3, pool_size, strides, padding, data_format, **kwargs)
+                 name=None, **kwargs):
+        super().__init__(3, pool_size, strides, padding, data_format, name=name,
+                         **kwargs)
 
 
 class AveragePooling1D(BasePooling):
     __doc__ = _pool_doc("Average", 1)
     _op = staticmethod(conv_ops.average_pool)
 
-    def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None, **kwargs):
-        super().__init__(1, pool_size, strides, padding, data_format, **kwargs)
+    def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None,
+                 name=None, **kwargs):
+        super().__init__(1, pool_size, strides, padding, data_format, name=name,
+                         **kwargs)
 
 
 class AveragePooling2D(BasePooling):
@@ -122,8 +128,9 @@ class AveragePooling2D(BasePooling):
     _op = staticmethod(conv_ops.average_pool)
 
     def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format=None,
-                 **kwargs):
-        super().__init__(2, pool_size, strides, padding, data_format, **kwargs)
+                 name=None, **kwargs):
+        super().__init__(2, pool_size, strides, padding, data_format, name=name,
+                         **kwargs)
 
 
 class AveragePooling3D(BasePooling):
@@ -131,8 +138,9 @@ class AveragePooling3D(BasePooling):
     _op = staticmethod(conv_ops.average_pool)
 
     def __init__(self, pool_size=(2, 2, 2), strides=None, padding="valid", data_format=None,
-                 **kwargs):
-        super().__init__(3, pool_size, strides, padding, data_format, **kwargs)
+                 name=None, **kwargs):
+        super().__init__(3, pool_size, strides, padding, data_format, name=name,
+                         **kwargs)
 
 
 class BaseGlobalPooling(Layer):

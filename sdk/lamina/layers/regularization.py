@@ -97,8 +97,8 @@ class SpatialDropout1D(Dropout):
         Same as the input.
     """
 
-    def __init__(self, rate, seed=None, **kwargs):
-        super().__init__(rate, seed=seed, **kwargs)
+    def __init__(self, rate, seed=None, name=None, dtype=None, **kwargs):
+        super().__init__(rate, seed=seed, name=name, dtype=dtype, **kwargs)
 
     def call(self, inputs, training=False):
         _check_ndim(self, inputs, 3)
@@ -129,8 +129,8 @@ class SpatialDropout2D(Dropout):
         Same as the input.
     """
 
-    def __init__(self, rate, data_format=None, seed=None, **kwargs):
-        super().__init__(rate, seed=seed, **kwargs)
+    def __init__(self, rate, data_format=None, seed=None, name=None, dtype=None, **kwargs):
+        super().__init__(rate, seed=seed, name=name, dtype=dtype, **kwargs)
         self.data_format = _check_data_format(data_format)
 
     def call(self, inputs, training=False):

@@ -157,32 +157,41 @@ class ZeroPadding1D(Layer):
 
     Args:
         padding: int (both sides) or ``(left, right)``.
+        data_format: ``"channels_last"`` (default: steps on axis 1) or
+            ``"channels_first"`` (steps on axis 2).
 
     Input shape:
-        3D ``(batch_size, steps, features)``.
+        3D ``(batch_size, steps, features)`` (channels_first: ``(batch_size, features,
+        steps)``).
 
     Output shape:
-        3D ``(batch_size, steps + left + right, features)``.
+        3D with ``steps + left + right``.
     """
 
-    def __init__(self, padding=1, **kwargs):
+    def __init__(self, padding=1, data_format=None, **kwargs):
         super().__init__(**kwargs)
         self.padding = _int_pair(padding, "padding")
         _non_negative(self.padding, "padding", padding)
+        self.data_format = _data_format(data_format)
         self.built = True
+
+    def _width(self):
+        if self.data_format == "channels_last":
+            return ((0, 0), self.padding, (0, 0))
+        return ((0, 0), (0, 0), self.padding)
 
     def call(self, inputs):
         _check_ndim(self, inputs.shape, 3)
-        return ops.pad(inputs, ((0, 0), self.padding, (0, 0)))
+        return ops.pad(inputs, self._width())
 
     def compute_output_shape(self, input_shape):
         _check_ndim(self, input_shape, 3)
-        steps = input_shape[1]
-        return (input_shape[0], None if steps is None else steps + sum(self.padding),
-                input_shape[2])
+        return tuple(None if d is None else d + lo + hi
+                     for d, (lo, hi) in zip(input_shape, self._width()))
 
     def get_config(self):
-        return {**super().get_config(), "padding": list(self.padding)}
+        return {**super().get_config(), "padding": list(self.padding),
+                "data_format": self.data_format}
 
 
 class ZeroPadding2D(Layer):
