@@ -13,8 +13,7 @@ from lamina.ops._common import constant, export
 from lamina.ops._common import data as _data
 from lamina.ops._common import static_shape as shape
 from lamina.ops.core import eye
-from lamina.ops.manipulation import expand_dims, getitem, pad, reshape, squeeze, swapaxes
-from lamina.ops.math import multiply, where
+
 # Keras's ops.linalg namespace also lists these (tested in test_ops_linalg.py).
 from lamina.ops.decompositions import (  # noqa: F401
     eig,
@@ -26,6 +25,8 @@ from lamina.ops.decompositions import (  # noqa: F401
     qr,
     svd,
 )
+from lamina.ops.manipulation import expand_dims, getitem, pad, reshape, squeeze, swapaxes
+from lamina.ops.math import multiply, where
 from lamina.ops.reduction import norm  # noqa: F401
 from lamina.ops.transforms import jvp  # noqa: F401
 
