@@ -43,17 +43,28 @@ class CompileLoss:
         else:
             self.weights = [1.0 if w is None else float(w) for w in
                             _per_output(loss_weights, self.output_names, "loss_weights")]
+        # Keras logs each output's unweighted loss as `<output>_loss` when there are several.
+        self.trackers = [LossTracker(f"{name}_loss") if fn is not None else None
+                         for name, fn in zip(self.output_names, self.losses)] \
+            if sum(fn is not None for fn in self.losses) > 1 else [None] * len(self.losses)
+
+    @property
+    def metrics(self) -> list:
+        """The per-output loss trackers (``<output>_loss``), for ``model.metrics``."""
+        return [t for t in self.trackers if t is not None]
 
     def __call__(self, y_true, y_pred, sample_weight=None):
         """Return the total loss and the list of per-output losses (Tensors)."""
         ys, preds = _align(y_true, y_pred, self.output_names)
         total, parts = None, []
-        for fn, w, y, p in zip(self.losses, self.weights, ys, preds):
+        for fn, w, y, p, tracker in zip(self.losses, self.weights, ys, preds, self.trackers):
             if fn is None:
                 parts.append(None)
                 continue
             value = fn(y, p, sample_weight=sample_weight)
             parts.append(value)
+            if tracker is not None:
+                tracker.update_state(value, np.shape(p)[0] if np.ndim(p) else 1)
             term = value if w == 1.0 else ops.multiply(value, w)
             total = term if total is None else ops.add(total, term)
         return total, parts
@@ -160,9 +171,8 @@ class LossTracker:
     Keras's ``Mean`` does.
     """
 
-    name = "loss"
-
-    def __init__(self):
+    def __init__(self, name="loss"):
+        self.name = name
         self.total = 0.0
         self.count = 0.0
 

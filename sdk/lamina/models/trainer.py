@@ -92,6 +92,8 @@ class Trainer:
         if self.compiled_metrics is not None and any(
                 spec is not None for spec in self.compiled_metrics.specs):
             out.append(self.compiled_metrics)
+        if self.compiled_loss is not None:
+            out.extend(self.compiled_loss.metrics)
         return out + self._tracked_metrics()
 
     @property
@@ -352,7 +354,14 @@ class Trainer:
         callback_list.on_test_end(logs)
         if return_dict:
             return logs
-        values = [logs[k] for k in logs]
+        return self._flatten_in_order(logs)
+
+    def _flatten_in_order(self, logs):
+        """Log values as ``evaluate`` returns them in Keras: the metrics of ``metrics``
+        in order (loss, per-output losses, ...), then the remaining keys sorted."""
+        names = [m.name for m in self.metrics]
+        values = [logs[n] for n in names if n in logs]
+        values += [logs[k] for k in sorted(logs) if k not in names]
         return values[0] if len(values) == 1 else values
 
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
@@ -395,14 +404,14 @@ class Trainer:
             sample_weight = cw if sample_weight is None else sample_weight * cw
         self.reset_metrics()
         logs = pythonify(self.train_step(data_utils.pack_x_y_sample_weight(x, y, sample_weight)))
-        return logs if return_dict else _values(logs)
+        return logs if return_dict else self._flatten_in_order(logs)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         self._require_compiled("test_on_batch")
         x, y, sample_weight, _ = self._prepare(x, y, sample_weight)
         self.reset_metrics()
         logs = pythonify(self.test_step(data_utils.pack_x_y_sample_weight(x, y, sample_weight)))
-        return logs if return_dict else _values(logs)
+        return logs if return_dict else self._flatten_in_order(logs)
 
     def predict_on_batch(self, x):
         out = self.predict_step((data_utils.standardize(x),))
@@ -424,11 +433,6 @@ def _refuse_with_batches(x, **arguments):
             f"`{name}` is only supported when `x` is arrays; the data here is a "
             f"{type(x).__name__} that yields batches, which carry their own {name} "
             f"(or none). Received: {name}={shown}")
-
-
-def _values(logs):
-    values = list(logs.values())
-    return values[0] if len(values) == 1 else values
 
 
 def _concat_structures(outputs):
