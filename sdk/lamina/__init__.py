@@ -38,6 +38,7 @@ from lamina.regularizers import Regularizer  # noqa: E402
 __all__ = [
     "DTypePolicy", "FloatDTypePolicy", "Initializer", "Input", "KerasTensor", "Layer", "Loss",
     "Metric", "Model", "Optimizer", "Regularizer", "Sequential", "Variable", "activations",
+    "applications",
     "backend", "callbacks", "config", "constraints", "datasets", "device",
     "dtype_policies", "initializers", "layers", "losses", "metrics", "mixed_precision",
     "models", "ops", "optimizers", "random", "regularizers", "saving",

@@ -1,0 +1,25 @@
+"""``keras.applications``: the image classification architectures Keras ships.
+
+Each family is a module with Keras's name (``lamina.applications.resnet``, ...) that
+holds its model functions, ``preprocess_input`` and ``decode_predictions``; the model
+functions are also exported here. Layer names, weight order and parameter counts are
+Keras's, so Keras's published weight files (``weights="imagenet"``) load by order.
+"""
+
+from lamina.applications import (
+    imagenet_utils,
+    resnet,
+    resnet50,
+    resnet_v2,
+    vgg16,
+    vgg19,
+)
+from lamina.applications.resnet import ResNet50, ResNet101, ResNet152
+from lamina.applications.resnet_v2 import ResNet50V2, ResNet101V2, ResNet152V2
+from lamina.applications.vgg16 import VGG16
+from lamina.applications.vgg19 import VGG19
+
+__all__ = [
+    "ResNet101", "ResNet101V2", "ResNet152", "ResNet152V2", "ResNet50", "ResNet50V2",
+    "VGG16", "VGG19", "imagenet_utils", "resnet", "resnet50", "resnet_v2", "vgg16", "vgg19",
+]

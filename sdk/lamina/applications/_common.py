@@ -1,0 +1,160 @@
+"""What every application builder shares: argument checks, the input, the top, the weights."""
+
+from __future__ import annotations
+
+import os
+
+from lamina import layers
+from lamina.applications import imagenet_utils
+from lamina.backend import is_keras_tensor
+from lamina.backend.config import image_data_format
+
+
+def check_weights_arg(weights, include_top, classes):
+    """Keras's checks of ``weights`` and ``classes``.
+
+    Raises:
+        ValueError: unless ``weights`` is None, ``"imagenet"`` or an existing file, or
+            when ImageNet weights with the classifier are asked for with other than
+            1000 classes.
+    """
+    if not (weights in {"imagenet", None} or os.path.exists(weights)):
+        raise ValueError("The `weights` argument should be either `None` (random "
+                         "initialization), 'imagenet' (pre-training on ImageNet), or the "
+                         f"path to the weights file to be loaded.  Received: weights={weights}")
+    if weights == "imagenet" and include_top and classes != 1000:
+        raise ValueError("If using `weights='imagenet'` with `include_top=True`, `classes` "
+                         f"should be 1000.  Received classes={classes}")
+
+
+def image_input(input_tensor, input_shape, default_size, min_size, include_top, weights,
+                require_flatten=None):
+    """The model's image input: a new ``Input`` or the given ``input_tensor``."""
+    shape = imagenet_utils.obtain_input_shape(
+        input_shape, default_size=default_size, min_size=min_size,
+        data_format=image_data_format(),
+        require_flatten=include_top if require_flatten is None else require_flatten,
+        weights=weights)
+    if input_tensor is None:
+        return layers.Input(shape=shape)
+    if not is_keras_tensor(input_tensor):
+        return layers.Input(tensor=input_tensor, shape=shape)
+    return input_tensor
+
+
+def source_inputs(tensor):
+    """The ``Input`` tensors that ``tensor`` is computed from (``get_source_inputs``)."""
+    found, seen, stack = [], set(), [tensor]
+    while stack:
+        t = stack.pop()
+        node = getattr(t, "node", None)
+        parents = node.input_tensors if node is not None else []
+        if not parents:
+            if id(t) not in seen:
+                seen.add(id(t))
+                found.append(t)
+            continue
+        stack.extend(reversed(parents))
+    return found
+
+
+def model_inputs(input_tensor, img_input):
+    """The functional model's inputs: the sources of ``input_tensor`` when one was given."""
+    if input_tensor is None:
+        return img_input
+    found = source_inputs(input_tensor)
+    return found[0] if len(found) == 1 else found
+
+
+def pooling_top(x, include_top, pooling, classes, classifier_activation, weights,
+                avg_name=None, max_name=None, pool_before_top=True, dropout=None):
+    """Global pooling and the ``predictions`` Dense, or the pooling for feature extraction."""
+    if include_top:
+        if pool_before_top:
+            x = layers.GlobalAveragePooling2D(name=avg_name)(x)
+        if dropout:
+            x = layers.Dropout(dropout[0], name=dropout[1])(x)
+        imagenet_utils.validate_activation(classifier_activation, weights)
+        return layers.Dense(classes, activation=classifier_activation, name="predictions")(x)
+    if pooling == "avg":
+        return layers.GlobalAveragePooling2D(name=avg_name)(x)
+    if pooling == "max":
+        return layers.GlobalMaxPooling2D(name=max_name)(x)
+    return x
+
+
+def build_model(input_tensor, img_input, outputs, name):
+    """The functional model from the image input (or ``input_tensor``'s sources)."""
+    from lamina.models import Model
+
+    return Model(model_inputs(input_tensor, img_input), outputs, name=name)
+
+
+def load_weights(model, weights, file_name=None, origin=None, file_hash=None):
+    """Load ``weights``: Keras's published file for ``"imagenet"`` (cached in
+    ``~/.keras/models`` by :func:`lamina.utils.get_file`), or a local weights file."""
+    if weights == "imagenet":
+        if file_name is None:
+            return model
+        from lamina.utils import get_file
+
+        path = get_file(file_name, origin, cache_subdir="models", file_hash=file_hash)
+        model.load_weights(path)
+    elif weights is not None:
+        model.load_weights(weights)
+    return model
+
+
+def keras_layer_order(model) -> list:
+    """``model``'s layers in the order Keras's functional models list them.
+
+    Keras (``ops/function.py: map_graph``) ranks each operation by its depth from the
+    outputs and, within a depth, by when a depth-first walk from the outputs first met
+    it; legacy ``.h5`` weight files list layers in that order and are loaded by it.
+    """
+    from lamina.layers.op_layer import OpLayer
+
+    input_ids = {id(t) for t in model.inputs}
+    finished, post_order, first_seen = set(), [], {}
+    for output in model.outputs:
+        stack = [(output, False)]
+        while stack:
+            tensor, done = stack.pop()
+            node = tensor.node
+            if done:
+                finished.add(id(node))
+                post_order.append(node)
+                continue
+            if id(node) in finished:
+                continue
+            if node.input_tensors and id(tensor) in input_ids:
+                finished.add(id(node))
+                continue
+            first_seen.setdefault(id(node.operation), (len(first_seen), node.operation))
+            stack.append((tensor, True))
+            stack.extend((t, False) for t in reversed(node.input_tensors))
+    in_graph = {id(n) for n in post_order}
+    node_depth, op_depth = {}, {}
+    for node in reversed(post_order):
+        depth = max(node_depth.setdefault(id(node), 0), op_depth.get(id(node.operation), 0))
+        op_depth[id(node.operation)] = node_depth[id(node)] = depth
+        for parent in node.parent_nodes:
+            if id(parent) in in_graph:
+                node_depth[id(parent)] = max(depth + 1, node_depth.get(id(parent), 0))
+    ranked = []
+    for t in model.inputs:
+        op = t.node.operation
+        if id(op) not in op_depth:
+            op_depth[id(op)] = 0
+            first_seen[id(op)] = (-1, op)
+    for key, (index, op) in first_seen.items():
+        ranked.append((-op_depth[key], index, op))
+    ranked.sort(key=lambda item: item[:2])
+    return [op for _, _, op in ranked if not isinstance(op, OpLayer)]
+
+
+class _LayerOrder:
+    """Stands for a model in the legacy loader, listing its layers in Keras's order."""
+
+    def __init__(self, model):
+        self.layers = keras_layer_order(model)
