@@ -48,7 +48,18 @@ def standardize_dtype(dtype) -> str:
     """Return the dtype as a string name, ``floatx()`` when ``dtype`` is None."""
     if dtype is None:
         return floatx()
+    if is_string_dtype(dtype):
+        return "string"
     return np.dtype(dtype).name
+
+
+def is_string_dtype(dtype) -> bool:
+    """Whether ``dtype`` means text: ``"string"``, ``str``/``bytes`` or numpy's U/S kinds."""
+    if dtype in ("string", "str", "bytes", str, bytes):
+        return True
+    if isinstance(dtype, str):
+        return dtype.startswith(("str", "bytes")) and dtype[-1:].isdigit()
+    return isinstance(dtype, np.dtype) and dtype.kind in "US"
 
 
 _GET_UID: dict = {}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lamina.backend.config import is_string_dtype
 from lamina.backend.operators import OperatorMixin
 
 
@@ -27,7 +28,7 @@ class KerasTensor(OperatorMixin):
 
     def __init__(self, shape, dtype="float32", name=None) -> None:
         self.shape = tuple(None if d is None else int(d) for d in shape)
-        self.dtype = np.dtype(dtype).name
+        self.dtype = "string" if is_string_dtype(dtype) else np.dtype(dtype).name
         self.name = name
         self.node = None
         self.index = 0

@@ -105,7 +105,7 @@ class Functional(Model):
             data = x.data if isinstance(x, Tensor) else np.asarray(x)
             x, data = adjust_input_rank(x, data, spec.shape)
             _check_input_shape(self.name, spec, data.shape)
-            want = np.dtype(spec.dtype)
+            want = np.dtype(object if spec.dtype == "string" else spec.dtype)
             if data.dtype != want and (want.kind == "f" or data.dtype.kind == "f"):
                 x = Tensor(data.astype(want)) if not isinstance(x, Tensor) else x.astype(want)
             elif not isinstance(x, Tensor):

@@ -1,5 +1,10 @@
 """Preprocessing layers (``keras.layers``'s preprocessing family), one module per kind."""
 
+from lamina.layers.preprocessing.hashing import HashedCrossing, Hashing
+from lamina.layers.preprocessing.integer_lookup import IntegerLookup
 from lamina.layers.preprocessing.normalization import Normalization, Rescaling
+from lamina.layers.preprocessing.string_lookup import StringLookup
+from lamina.layers.preprocessing.text_vectorization import TextVectorization
 
-__all__ = ["Normalization", "Rescaling"]
+__all__ = ["Normalization", "Rescaling",
+           "HashedCrossing", "Hashing", "IntegerLookup", "StringLookup", "TextVectorization"]
