@@ -9,6 +9,30 @@ from lamina.applications import imagenet_utils
 from lamina.backend import is_keras_tensor
 from lamina.backend.config import image_data_format
 
+ARGS_DOC = """
+    Args:
+        include_top: whether to include the classifier (global average pooling and a
+            Dense layer) at the top.
+        weights: None (random initialization), ``"imagenet"`` (Keras's published
+            weights, downloaded once into ``~/.keras/models``) or a weights file path.
+        input_tensor: optional Keras tensor to use as the image input.
+        input_shape: optional ``(height, width, channels)``, at least the
+            model's minimum size; with ``include_top`` and ImageNet weights it must be
+            the default size (e.g. ``(224, 224, 3)``).
+        pooling: ``None``, ``"avg"`` or ``"max"`` global pooling when ``include_top``
+            is False.
+        classes: number of classes for the classifier.
+        classifier_activation: activation of the top layer (None gives logits).
+        name: the model's name.
+
+    Returns:
+        A functional :class:`~lamina.Model`.
+
+    Raises:
+        ValueError: for invalid ``weights``, ``classes``, ``input_shape`` or a classifier
+            activation other than softmax/None with pretrained weights.
+"""
+
 
 def check_weights_arg(weights, include_top, classes):
     """Keras's checks of ``weights`` and ``classes``.

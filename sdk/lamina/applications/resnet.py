@@ -21,28 +21,6 @@ WEIGHTS_HASHES = {
 }
 _EPS = 1.001e-5
 
-_ARGS_DOC = """
-    Args:
-        include_top: whether to include the classifier (global average pooling and a
-            Dense layer) at the top.
-        weights: None (random initialization), ``"imagenet"`` (Keras's published
-            weights, downloaded once into ``~/.keras/models``) or a weights file path.
-        input_tensor: optional Keras tensor to use as the image input.
-        input_shape: optional ``(height, width, channels)``, sizes at least 32; with
-            ``include_top`` and ImageNet weights it must be ``(224, 224, 3)``.
-        pooling: ``None``, ``"avg"`` or ``"max"`` global pooling when ``include_top``
-            is False.
-        classes: number of classes for the classifier.
-        classifier_activation: activation of the top layer (None gives logits).
-        name: the model's name.
-
-    Returns:
-        A functional :class:`~lamina.Model`.
-
-    Raises:
-        ValueError: for invalid ``weights``, ``classes``, ``input_shape`` or a classifier
-            activation other than softmax/None with pretrained weights.
-"""
 
 
 def _bn(name):
@@ -161,7 +139,7 @@ def ResNet152(include_top=True, weights="imagenet", input_tensor=None,  # noqa: 
 
 for _fn, _depth in ((ResNet50, 50), (ResNet101, 101), (ResNet152, 152)):
     _fn.__doc__ = (f"Instantiate the ResNet{_depth} architecture (Keras's layer names)."
-                   "\n" + _ARGS_DOC)
+                   "\n" + _common.ARGS_DOC)
 
 
 def preprocess_input(x, data_format=None):

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from lamina.applications import imagenet_utils
-from lamina.applications.resnet import _ARGS_DOC, ResNet, stack_residual_blocks_v2
+from lamina.applications import _common, imagenet_utils
+from lamina.applications.resnet import ResNet, stack_residual_blocks_v2
 
 __all__ = ["ResNet101V2", "ResNet152V2", "ResNet50V2", "decode_predictions",
            "preprocess_input"]
@@ -44,7 +44,7 @@ def ResNet152V2(include_top=True, weights="imagenet", input_tensor=None,  # noqa
 
 for _fn, _depth in ((ResNet50V2, 50), (ResNet101V2, 101), (ResNet152V2, 152)):
     _fn.__doc__ = (f"Instantiate the ResNet{_depth}V2 architecture (Keras's layer names)."
-                   "\n" + _ARGS_DOC)
+                   "\n" + _common.ARGS_DOC)
 
 
 def preprocess_input(x, data_format=None):
