@@ -84,6 +84,7 @@ _TESTED_IN_OPS_NN = frozenset({
     # tests/sdk/backend/test_ops_control_flow.py
     *control_flow.__all__, *transforms.__all__,
     *decompositions.__all__,  # test_ops_linalg.py
+    *numpy.NUMPY_ONLY,  # test_ops_numpy*.py
 })
 
 __all__ = sorted({

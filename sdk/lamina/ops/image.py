@@ -1,4 +1,6 @@
-"""Image operations (``keras.ops.image``): colour conversion, crops and pads.
+"""Image operations (``keras.ops.image``): colour conversion, crops and pads; resampling
+(:mod:`lamina.ops.image_resize`), warps (:mod:`lamina.ops.image_warp`) and filters
+(:mod:`lamina.ops.image_filter`) live in their own modules and are re-exported here.
 
 Images are ``(height, width, channels)`` or batched ``(batch, height, width, channels)``
 (channels first with ``data_format="channels_first"``; ``image_data_format()`` by default).
@@ -221,3 +223,22 @@ def crop_images(images, top_cropping=None, left_cropping=None, bottom_cropping=N
 
 
 export(globals(), __all__)
+
+# Imported after the wrappers above: these modules import ``_format`` from here lazily.
+from lamina.ops.image_filter import (  # noqa: E402
+    extract_patches,
+    extract_patches_3d,
+    gaussian_blur,
+    ssim,
+)
+from lamina.ops.image_resize import resize, scale_and_translate  # noqa: E402
+from lamina.ops.image_warp import (  # noqa: E402
+    affine_transform,
+    elastic_transform,
+    map_coordinates,
+    perspective_transform,
+)
+
+__all__ += ["affine_transform", "elastic_transform", "extract_patches", "extract_patches_3d",
+            "gaussian_blur", "map_coordinates", "perspective_transform", "resize",
+            "scale_and_translate", "ssim"]
