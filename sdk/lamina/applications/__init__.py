@@ -9,21 +9,26 @@ Keras's, so Keras's published weight files (``weights="imagenet"``) load by orde
 from lamina.applications import (
     densenet,
     imagenet_utils,
+    inception_resnet_v2,
     inception_v3,
     resnet,
     resnet50,
     resnet_v2,
     vgg16,
     vgg19,
+    xception,
 )
 from lamina.applications.densenet import DenseNet121, DenseNet169, DenseNet201
+from lamina.applications.inception_resnet_v2 import InceptionResNetV2
 from lamina.applications.inception_v3 import InceptionV3
 from lamina.applications.resnet import ResNet50, ResNet101, ResNet152
 from lamina.applications.resnet_v2 import ResNet50V2, ResNet101V2, ResNet152V2
 from lamina.applications.vgg16 import VGG16
 from lamina.applications.vgg19 import VGG19
+from lamina.applications.xception import Xception
 
 __all__ = [
+    "InceptionResNetV2", "Xception", "inception_resnet_v2", "xception",
     "DenseNet121", "DenseNet169", "DenseNet201", "InceptionV3", "densenet", "inception_v3",
     "ResNet101", "ResNet101V2", "ResNet152", "ResNet152V2", "ResNet50", "ResNet50V2",
     "VGG16", "VGG19", "imagenet_utils", "resnet", "resnet50", "resnet_v2", "vgg16", "vgg19",
