@@ -41,7 +41,9 @@ _OPTIMIZER_COUNTS: dict[str, int] = {}
 
 
 def _auto_name(class_name: str) -> str:
-    base = re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", class_name).lower()
+    # Keras's to_snake_case: "ScheduleFreeAdamW" -> "schedule_free_adam_w".
+    base = re.sub("(.)([A-Z][a-z]+)", r"\1_\2", re.sub(r"\W+", "", class_name))
+    base = re.sub("([a-z])([A-Z])", r"\1_\2", base).lower()
     count = _OPTIMIZER_COUNTS.get(base, 0)
     _OPTIMIZER_COUNTS[base] = count + 1
     return base if count == 0 else f"{base}_{count}"
@@ -355,7 +357,7 @@ class Optimizer:
         if self._accumulate([s.grad for s in self._segments],
                             [s.slots.get("gradient_accumulator") for s in self._segments]):
             self._clip_flat()
-            if self.weight_decay:
+            if self._has_weight_decay():
                 for seg in self._segments:
                     self._decay_segment(seg, lr)
             self._backend_update_step([s.grad for s in self._segments],
@@ -371,10 +373,11 @@ class Optimizer:
         accs = [self._var_units[id(v)].slots.get("gradient_accumulator") for _, v in pairs]
         if self._accumulate(gs, accs):
             gs = self._clip_list(gs)
-            if self.weight_decay:
+            if self._has_weight_decay():
                 for _, var in pairs:
-                    if self._use_weight_decay(var):
-                        var.data -= var.data * (self.weight_decay * lr)
+                    decay = self._weight_decay_for(var)
+                    if decay:
+                        var.data -= var.data * (decay * lr)
             self._backend_update_step(gs, [v.data for _, v in pairs], lr)
         self._update_ema()
 
@@ -483,16 +486,24 @@ class Optimizer:
         return not (self._exclude_pattern is not None
                     and self._exclude_pattern.search(var.name) is not None)
 
+    def _has_weight_decay(self) -> bool:
+        """Whether any variable decays (an optimizer with per-variable rates overrides)."""
+        return bool(self.weight_decay)
+
+    def _weight_decay_for(self, var):
+        """The decoupled weight-decay rate of ``var`` (``None`` or 0 for none)."""
+        return self.weight_decay if self._use_weight_decay(var) else None
+
     def _decay_segment(self, seg: Segment, lr: float) -> None:
-        factor = self.weight_decay * lr
-        if all(self._use_weight_decay(v) for v in seg.variables):
+        rates = [self._weight_decay_for(v) for v in seg.variables]
+        if rates and all(r == rates[0] for r in rates) and rates[0]:
             scratch = seg.scratch(0)
-            np.multiply(seg.param, factor, out=scratch)
+            np.multiply(seg.param, rates[0] * lr, out=scratch)
             seg.param -= scratch
             return
-        for var, view in zip(seg.variables, seg.views):
-            if self._use_weight_decay(var):
-                view -= view * factor
+        for rate, view in zip(rates, seg.views):
+            if rate:
+                view -= view * (rate * lr)
 
     def _flush_denormals(self) -> None:
         for seg in self._segments:
