@@ -13,6 +13,7 @@ from lamina.applications import (
     inception_v3,
     mobilenet,
     mobilenet_v2,
+    mobilenet_v3,
     resnet,
     resnet50,
     resnet_v2,
@@ -25,6 +26,7 @@ from lamina.applications.inception_resnet_v2 import InceptionResNetV2
 from lamina.applications.inception_v3 import InceptionV3
 from lamina.applications.mobilenet import MobileNet
 from lamina.applications.mobilenet_v2 import MobileNetV2
+from lamina.applications.mobilenet_v3 import MobileNetV3Large, MobileNetV3Small
 from lamina.applications.resnet import ResNet50, ResNet101, ResNet152
 from lamina.applications.resnet_v2 import ResNet50V2, ResNet101V2, ResNet152V2
 from lamina.applications.vgg16 import VGG16
@@ -32,6 +34,7 @@ from lamina.applications.vgg19 import VGG19
 from lamina.applications.xception import Xception
 
 __all__ = [
+    "MobileNetV3Large", "MobileNetV3Small", "mobilenet_v3",
     "MobileNet", "MobileNetV2", "mobilenet", "mobilenet_v2",
     "InceptionResNetV2", "Xception", "inception_resnet_v2", "xception",
     "DenseNet121", "DenseNet169", "DenseNet201", "InceptionV3", "densenet", "inception_v3",
