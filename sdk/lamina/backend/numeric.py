@@ -1,7 +1,9 @@
 """Primitives beyond the core set of ``primitives.py``, each with its VJP beside it.
 
 Expm1 (accurate near 0, which ``exp(x) - 1`` is not), CumSum, CumProd (its VJP is exact
-when the input holds zeros) and Einsum (the VJP of each operand is another einsum).
+when the input holds zeros) and Einsum (the VJP of each operand is another einsum);
+Tan Sinh Cosh Arcsin Arccos Arctan Arcsinh Arccosh Arctanh Arctan2 Cbrt Logaddexp I0
+for ``keras.ops.numpy``'s functions.
 ``lamina.ops`` composes ``prod``, ``cumsum``, ``cumprod``, ``einsum`` and ``tensordot``
 from these.
 """
@@ -98,3 +100,176 @@ class Einsum(Function):
         out = np.zeros(a.shape, dtype=grad.dtype)
         np.einsum(labels + "->" + unique, out)[...] = grad
         return out
+
+
+# -- inverse trigonometric and hyperbolic functions (``ops.arcsin`` ... ``ops.i0``) ----
+class Tan(Function):
+    __slots__ = ("out",)
+
+    def forward(self, a):
+        self.out = np.tan(a)
+        return self.out
+
+    def backward(self, g):
+        return (g * (1 + np.square(self.out)),)
+
+
+class Sinh(Function):
+    __slots__ = ("a",)
+
+    def forward(self, a):
+        self.a = a
+        return np.sinh(a)
+
+    def backward(self, g):
+        return (g * np.cosh(self.a),)
+
+
+class Cosh(Function):
+    __slots__ = ("a",)
+
+    def forward(self, a):
+        self.a = a
+        return np.cosh(a)
+
+    def backward(self, g):
+        return (g * np.sinh(self.a),)
+
+
+class Arcsin(Function):
+    __slots__ = ("a",)
+
+    def forward(self, a):
+        self.a = a
+        with np.errstate(invalid="ignore"):  # NaN outside the domain, as Keras
+            return np.arcsin(a)
+
+    def backward(self, g):
+        return (g / np.sqrt(1 - np.square(self.a)),)
+
+
+class Arccos(Function):
+    __slots__ = ("a",)
+
+    def forward(self, a):
+        self.a = a
+        with np.errstate(invalid="ignore"):  # NaN outside the domain, as Keras
+            return np.arccos(a)
+
+    def backward(self, g):
+        return (-g / np.sqrt(1 - np.square(self.a)),)
+
+
+class Arctan(Function):
+    __slots__ = ("a",)
+
+    def forward(self, a):
+        self.a = a
+        return np.arctan(a)
+
+    def backward(self, g):
+        return (g / (1 + np.square(self.a)),)
+
+
+class Arcsinh(Function):
+    __slots__ = ("a",)
+
+    def forward(self, a):
+        self.a = a
+        return np.arcsinh(a)
+
+    def backward(self, g):
+        return (g / np.sqrt(np.square(self.a) + 1),)
+
+
+class Arccosh(Function):
+    __slots__ = ("a",)
+
+    def forward(self, a):
+        self.a = a
+        with np.errstate(invalid="ignore"):  # NaN outside the domain, as Keras
+            return np.arccosh(a)
+
+    def backward(self, g):
+        # sqrt(a-1)*sqrt(a+1) rather than sqrt(a*a-1): no overflow for large a.
+        return (g / (np.sqrt(self.a - 1) * np.sqrt(self.a + 1)),)
+
+
+class Arctanh(Function):
+    __slots__ = ("a",)
+
+    def forward(self, a):
+        self.a = a
+        with np.errstate(invalid="ignore"):  # NaN outside the domain, as Keras
+            return np.arctanh(a)
+
+    def backward(self, g):
+        return (g / (1 - np.square(self.a)),)
+
+
+class Arctan2(Function):
+    __slots__ = ("a", "b")
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return np.arctan2(a, b)
+
+    def backward(self, g):
+        r2 = np.square(self.a) + np.square(self.b)
+        return (g * self.b / r2 if self.needs[0] else None,
+                -g * self.a / r2 if self.needs[1] else None)
+
+
+class Cbrt(Function):
+    __slots__ = ("out",)
+
+    def forward(self, a):
+        self.out = np.cbrt(a)
+        return self.out
+
+    def backward(self, g):
+        return (g / (3 * np.square(self.out)),)
+
+
+class Logaddexp(Function):
+    """``log(exp(a) + exp(b))``; each gradient is a softmax weight, exp(input - out)."""
+
+    __slots__ = ("a", "b", "out")
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        self.out = np.logaddexp(a, b)
+        return self.out
+
+    def backward(self, g):
+        return (g * np.exp(self.a - self.out) if self.needs[0] else None,
+                g * np.exp(self.b - self.out) if self.needs[1] else None)
+
+
+def bessel_i1(x) -> np.ndarray:
+    """The modified Bessel function I1, elementwise (float64).
+
+    I1(x) is the mean of exp(x cos t) cos t over a period; the trapezoid rule on a
+    periodic analytic integrand converges exponentially, so ``|x| + 64`` nodes reach
+    float64 accuracy wherever I1 is finite.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    finite = np.abs(x[np.isfinite(x)])
+    n = 64 + int(np.ceil(finite.max())) if finite.size else 64
+    t = np.cos(2 * np.pi * np.arange(n) / n)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.mean(np.exp(x[..., None] * t) * t, axis=-1)
+
+
+class I0(Function):
+    """The modified Bessel function I0 (``np.i0``); its derivative is I1."""
+
+    __slots__ = ("a",)
+
+    def forward(self, a):
+        self.a = a
+        return np.i0(a).astype(np.result_type(a), copy=False)
+
+    def backward(self, g):
+        return (g * bessel_i1(self.a).astype(g.dtype, copy=False),)
+

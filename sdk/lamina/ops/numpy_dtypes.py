@@ -1,0 +1,82 @@
+"""Keras's dtype promotion for the numpy-namespace ops (not public).
+
+numpy promotes ``int32 + float32`` to float64; Keras gives float32, and integer inputs
+of float functions (``arccos``, ``median``...) give ``floatx()``. Python numbers are
+"weak": they take the dtype of the tensors they meet.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lamina.backend.config import floatx
+from lamina.ops._common import data
+from lamina.ops.core import cast, convert_to_tensor
+
+__all__: list = []
+
+
+def _is_python_number(x) -> bool:
+    return isinstance(x, (bool, int, float)) and not isinstance(x, np.generic)
+
+
+def dtype_of(x) -> np.dtype:
+    """The dtype ``x`` becomes as a tensor (Python floats: ``floatx()``)."""
+    if isinstance(x, float):
+        return np.dtype(floatx())
+    if isinstance(x, bool):
+        return np.dtype(bool)
+    if isinstance(x, int):
+        return np.dtype("int32")
+    return np.asarray(data(x)).dtype
+
+
+def result_dtype(*xs) -> np.dtype:
+    """The dtype Keras gives a binary (or n-ary) op on ``xs``."""
+    strong = [dtype_of(x) for x in xs if not _is_python_number(x)]
+    weak = [x for x in xs if _is_python_number(x)]
+    floats = [d for d in strong if np.issubdtype(d, np.inexact)]
+    if floats:
+        return np.result_type(*floats)
+    if any(isinstance(w, float) for w in weak):
+        return np.dtype(floatx())
+    ints = [d for d in strong if d != np.bool_]
+    if ints:
+        return np.result_type(*ints)
+    if strong and not any(isinstance(w, int) and not isinstance(w, bool) for w in weak):
+        return np.dtype(bool)
+    return np.dtype("int32") if weak or not strong else np.dtype(bool)
+
+
+def float_result_dtype(*xs) -> np.dtype:
+    """Like :func:`result_dtype`, with integers and bools made ``floatx()``."""
+    dt = result_dtype(*xs)
+    return dt if np.issubdtype(dt, np.inexact) else np.dtype(floatx())
+
+
+def as_dtype(x, dtype):
+    """``x`` as a Tensor of ``dtype`` (a differentiable cast when the dtype changes)."""
+    if _is_python_number(x) or not hasattr(x, "dtype"):
+        return convert_to_tensor(np.asarray(data(x)), dtype=np.dtype(dtype).name)
+    return cast(x, np.dtype(dtype).name)
+
+
+def promote(*xs):
+    """``xs`` cast to their common Keras dtype."""
+    dt = result_dtype(*xs)
+    return tuple(as_dtype(x, dt) for x in xs)
+
+
+def promote_float(*xs):
+    """``xs`` cast to their common floating dtype (integers become ``floatx()``)."""
+    dt = float_result_dtype(*xs)
+    return tuple(as_dtype(x, dt) for x in xs)
+
+
+def require_integer(name: str, **arrays) -> None:
+    """Raise TypeError unless every array is of an integer (or bool) dtype."""
+    for arg, x in arrays.items():
+        dt = dtype_of(x)
+        if not (np.issubdtype(dt, np.integer) or dt == np.bool_):
+            raise TypeError(f"`{name}` requires integer or bool inputs. Received: "
+                            f"{arg}.dtype={dt.name}")
