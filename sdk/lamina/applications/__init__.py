@@ -8,6 +8,7 @@ Keras's, so Keras's published weight files (``weights="imagenet"``) load by orde
 
 from lamina.applications import (
     densenet,
+    efficientnet,
     imagenet_utils,
     inception_resnet_v2,
     inception_v3,
@@ -22,6 +23,16 @@ from lamina.applications import (
     xception,
 )
 from lamina.applications.densenet import DenseNet121, DenseNet169, DenseNet201
+from lamina.applications.efficientnet import (
+    EfficientNetB0,
+    EfficientNetB1,
+    EfficientNetB2,
+    EfficientNetB3,
+    EfficientNetB4,
+    EfficientNetB5,
+    EfficientNetB6,
+    EfficientNetB7,
+)
 from lamina.applications.inception_resnet_v2 import InceptionResNetV2
 from lamina.applications.inception_v3 import InceptionV3
 from lamina.applications.mobilenet import MobileNet
@@ -34,6 +45,8 @@ from lamina.applications.vgg19 import VGG19
 from lamina.applications.xception import Xception
 
 __all__ = [
+    "EfficientNetB0", "EfficientNetB1", "EfficientNetB2", "EfficientNetB3", "EfficientNetB4",
+    "EfficientNetB5", "EfficientNetB6", "EfficientNetB7", "efficientnet",
     "MobileNetV3Large", "MobileNetV3Small", "mobilenet_v3",
     "MobileNet", "MobileNetV2", "mobilenet", "mobilenet_v2",
     "InceptionResNetV2", "Xception", "inception_resnet_v2", "xception",
