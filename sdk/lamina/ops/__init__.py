@@ -29,6 +29,7 @@ from lamina.ops import (
     activations,
     control_flow,
     core,
+    ctc,
     decompositions,
     image,
     indexing,
@@ -43,6 +44,7 @@ from lamina.ops import (
 from lamina.ops.activations import *  # noqa: F403
 from lamina.ops.control_flow import *  # noqa: F403
 from lamina.ops.core import *  # noqa: F403
+from lamina.ops.ctc import *  # noqa: F403
 from lamina.ops.decompositions import *  # noqa: F403
 # keras.ops has none of ops.image's names; the first six stay importable here.
 from lamina.ops.image import (  # noqa: F401
@@ -84,11 +86,13 @@ _TESTED_IN_OPS_NN = frozenset({
     # tests/sdk/backend/test_ops_control_flow.py
     *control_flow.__all__, *transforms.__all__,
     *decompositions.__all__,  # test_ops_linalg.py
+    *ctc.__all__,  # test_ops_ctc.py
     *numpy.NUMPY_ONLY,  # test_ops_numpy*.py
 })
 
 __all__ = sorted({
     *activations.__all__, *core.__all__, *numpy.__all__, *indexing.__all__,
     *linalg.__all__, *manipulation.__all__, *math.__all__, *nn.__all__, *reduction.__all__,
-    *control_flow.__all__, *transforms.__all__, *decompositions.__all__, *_CONV_OPS,
+    *control_flow.__all__, *transforms.__all__, *decompositions.__all__,
+    *ctc.__all__, *_CONV_OPS,
 } - _TESTED_IN_OPS_NN)

@@ -15,6 +15,7 @@ from lamina.ops._common import export
 from lamina.ops._common import static_shape as shape
 from lamina.ops.activations import *  # noqa: F403
 from lamina.ops.core import convert_to_tensor
+from lamina.ops.ctc import ctc_decode, ctc_loss  # noqa: F401 - Keras's ops.nn names
 from lamina.ops.manipulation import expand_dims, moveaxis
 from lamina.ops.math import (
     abs,
