@@ -33,6 +33,7 @@ from lamina.losses.classes import (
     SparseCategoricalCrossentropy,
     SquaredHinge,
 )
+from lamina.losses.ctc import CTC, ctc
 from lamina.losses.extra import (
     BinaryFocalCrossentropy,
     CategoricalFocalCrossentropy,
@@ -82,14 +83,14 @@ _CLASSES = (
     Huber, KLDivergence, LogCosh, MeanAbsoluteError, MeanAbsolutePercentageError,
     MeanSquaredError, MeanSquaredLogarithmicError, Poisson, SparseCategoricalCrossentropy,
     SquaredHinge, Loss, LossFunctionWrapper, BinaryFocalCrossentropy,
-    CategoricalFocalCrossentropy, CategoricalGeneralizedCrossEntropy, Dice, Tversky,
+    CategoricalFocalCrossentropy, CategoricalGeneralizedCrossEntropy, Dice, Tversky, CTC,
 )
 _FUNCTIONS = (
     binary_crossentropy, categorical_crossentropy, categorical_hinge, cosine_similarity,
     hinge, huber, kl_divergence, log_cosh, mean_absolute_error,
     mean_absolute_percentage_error, mean_squared_error, mean_squared_logarithmic_error,
     poisson, sparse_categorical_crossentropy, squared_hinge, binary_focal_crossentropy,
-    categorical_focal_crossentropy, categorical_generalized_cross_entropy, dice, tversky,
+    categorical_focal_crossentropy, categorical_generalized_cross_entropy, dice, tversky, ctc,
 )
 _REGISTRY = {obj.__name__: obj for obj in _CLASSES + _FUNCTIONS}
 _REGISTRY.update({
