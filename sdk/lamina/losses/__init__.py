@@ -33,6 +33,7 @@ from lamina.losses.classes import (
     SparseCategoricalCrossentropy,
     SquaredHinge,
 )
+from lamina.losses.circle import Circle, circle
 from lamina.losses.ctc import CTC, ctc
 from lamina.losses.extra import (
     BinaryFocalCrossentropy,
@@ -84,6 +85,7 @@ _CLASSES = (
     MeanSquaredError, MeanSquaredLogarithmicError, Poisson, SparseCategoricalCrossentropy,
     SquaredHinge, Loss, LossFunctionWrapper, BinaryFocalCrossentropy,
     CategoricalFocalCrossentropy, CategoricalGeneralizedCrossEntropy, Dice, Tversky, CTC,
+    Circle,
 )
 _FUNCTIONS = (
     binary_crossentropy, categorical_crossentropy, categorical_hinge, cosine_similarity,
@@ -91,6 +93,7 @@ _FUNCTIONS = (
     mean_absolute_percentage_error, mean_squared_error, mean_squared_logarithmic_error,
     poisson, sparse_categorical_crossentropy, squared_hinge, binary_focal_crossentropy,
     categorical_focal_crossentropy, categorical_generalized_cross_entropy, dice, tversky, ctc,
+    circle,
 )
 _REGISTRY = {obj.__name__: obj for obj in _CLASSES + _FUNCTIONS}
 _REGISTRY.update({
@@ -124,12 +127,12 @@ def serialize(loss):
     raise ValueError(f"Cannot serialize loss. Received: loss={loss!r}")
 
 
-def deserialize(config, custom_objects=None):
+def deserialize(name, custom_objects=None):
     """Return the loss a config names: a function for a function name, an instance for
     a class config.
 
     Args:
-        config: a name, or a dict with ``class_name`` (and ``config``).
+        name: a name, or a dict with ``class_name`` (and ``config``).
         custom_objects: optional dict of extra name -> class or function.
 
     Returns:
@@ -138,6 +141,7 @@ def deserialize(config, custom_objects=None):
     Raises:
         ValueError: for an unknown name or malformed config.
     """
+    config = name
     known = {**_REGISTRY, **(custom_objects or {})}
     if isinstance(config, str):
         if config in known:
