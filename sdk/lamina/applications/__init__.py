@@ -9,6 +9,7 @@ Keras's, so Keras's published weight files (``weights="imagenet"``) load by orde
 from lamina.applications import (
     densenet,
     efficientnet,
+    efficientnet_v2,
     imagenet_utils,
     inception_resnet_v2,
     inception_v3,
@@ -33,6 +34,15 @@ from lamina.applications.efficientnet import (
     EfficientNetB6,
     EfficientNetB7,
 )
+from lamina.applications.efficientnet_v2 import (
+    EfficientNetV2B0,
+    EfficientNetV2B1,
+    EfficientNetV2B2,
+    EfficientNetV2B3,
+    EfficientNetV2L,
+    EfficientNetV2M,
+    EfficientNetV2S,
+)
 from lamina.applications.inception_resnet_v2 import InceptionResNetV2
 from lamina.applications.inception_v3 import InceptionV3
 from lamina.applications.mobilenet import MobileNet
@@ -45,6 +55,8 @@ from lamina.applications.vgg19 import VGG19
 from lamina.applications.xception import Xception
 
 __all__ = [
+    "EfficientNetV2B0", "EfficientNetV2B1", "EfficientNetV2B2", "EfficientNetV2B3",
+    "EfficientNetV2L", "EfficientNetV2M", "EfficientNetV2S", "efficientnet_v2",
     "EfficientNetB0", "EfficientNetB1", "EfficientNetB2", "EfficientNetB3", "EfficientNetB4",
     "EfficientNetB5", "EfficientNetB6", "EfficientNetB7", "efficientnet",
     "MobileNetV3Large", "MobileNetV3Small", "mobilenet_v3",
