@@ -3,6 +3,8 @@ cosine similarity, MAPE and MSLE (values equal to :mod:`lamina.losses`'s functio
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 from lamina.losses import extra as _extra
@@ -18,6 +20,7 @@ def _numpy_of(loss_fn):
         return to_numpy(loss_fn(y_true, y_pred, **kwargs))
 
     fn.__name__ = loss_fn.__name__
+    fn.__signature__ = inspect.signature(loss_fn)  # Keras's parameters, for introspection
     fn.__doc__ = f"Per-sample values of :func:`lamina.losses.{loss_fn.__name__}` as an ndarray."
     return fn
 
