@@ -315,6 +315,14 @@ glorot_uniform, glorot_normal = GlorotUniform, GlorotNormal
 he_uniform, he_normal, lecun_uniform, lecun_normal = HeUniform, HeNormal, LecunUniform, LecunNormal
 
 
+from lamina.initializers_stft import (  # noqa: E402, F401  (it subclasses Initializer)
+    STFT,
+    STFTInitializer,
+    stft,
+)
+
+ALL_OBJECTS_DICT.update({"STFT": STFT, "STFTInitializer": STFT, "stft": STFT})
+
 _FAMILY = ObjectFamily("initializer", "keras.initializers", ALL_OBJECTS_DICT, Initializer)
 serialize = _FAMILY.serialize
 deserialize = _FAMILY.deserialize

@@ -1,5 +1,8 @@
 """Preprocessing layers (``keras.layers``'s preprocessing family), one module per kind."""
 
+from lamina.layers.preprocessing.audio import MelSpectrogram, STFTSpectrogram
+from lamina.layers.preprocessing.category_encoding import CategoryEncoding
+from lamina.layers.preprocessing.discretization import Discretization
 from lamina.layers.preprocessing.hashing import HashedCrossing, Hashing
 from lamina.layers.preprocessing.integer_lookup import IntegerLookup
 from lamina.layers.preprocessing.normalization import Normalization, Rescaling
@@ -7,4 +10,5 @@ from lamina.layers.preprocessing.string_lookup import StringLookup
 from lamina.layers.preprocessing.text_vectorization import TextVectorization
 
 __all__ = ["Normalization", "Rescaling",
-           "HashedCrossing", "Hashing", "IntegerLookup", "StringLookup", "TextVectorization"]
+           "HashedCrossing", "Hashing", "IntegerLookup", "StringLookup", "TextVectorization",
+           "CategoryEncoding", "Discretization", "MelSpectrogram", "STFTSpectrogram"]
