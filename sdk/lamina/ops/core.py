@@ -111,12 +111,12 @@ def isfinite(x):
 
 
 # -- constructors (no gradient) --------------------------------------------------------
-def zeros(shape_, dtype=None):
-    return Tensor(np.zeros(shape_, dtype=standardize_dtype(dtype)))
+def zeros(shape, dtype=None):
+    return Tensor(np.zeros(shape, dtype=standardize_dtype(dtype)))
 
 
-def ones(shape_, dtype=None):
-    return Tensor(np.ones(shape_, dtype=standardize_dtype(dtype)))
+def ones(shape, dtype=None):
+    return Tensor(np.ones(shape, dtype=standardize_dtype(dtype)))
 
 
 def zeros_like(x, dtype=None):

@@ -11,6 +11,7 @@ from lamina.ops._common import data as _data
 from lamina.ops._common import export
 from lamina.ops._common import static_shape as shape
 from lamina.ops.core import convert_to_tensor
+from lamina.ops.numpy_pad import pad_modes
 
 __all__ = [
     "broadcast_to", "concatenate", "expand_dims", "flip", "getitem", "meshgrid", "moveaxis",
@@ -49,8 +50,8 @@ def squeeze(x, axis=None):
     return reshape(x, np.squeeze(np.empty(shape(x), dtype=bool), axis=axis).shape)
 
 
-def broadcast_to(x, newshape):
-    return _p.BroadcastTo.apply(x, tuple(newshape))
+def broadcast_to(x, shape):
+    return _p.BroadcastTo.apply(x, tuple(shape))
 
 
 def getitem(x, index):
@@ -65,8 +66,9 @@ def concatenate(xs, axis=0):
     return _p.Concatenate.apply(*xs, axis=axis)
 
 
-def stack(xs, axis=0):
-    return concatenate([expand_dims(x, axis) for x in xs], axis=axis)
+def stack(x, axis=0):
+    """Join the tensors of the sequence ``x`` along a new axis."""
+    return concatenate([expand_dims(t, axis) for t in x], axis=axis)
 
 
 def split(x, indices_or_sections, axis=0):
@@ -105,9 +107,9 @@ def repeat(x, repeats, axis=None):
     return getitem(x, tuple(index))
 
 
-def pad(x, pad_width, constant_values=0):
-    width = tuple((int(lo), int(hi)) for lo, hi in pad_width)
-    return _p.Pad.apply(x, width, constant_values=constant_values)
+def pad(x, pad_width, mode="constant", constant_values=None):
+    """Pad ``x`` as ``np.pad`` does; see :mod:`lamina.ops.numpy_pad` for the modes."""
+    return pad_modes(x, pad_width, mode, constant_values)
 
 
 def take(x, indices, axis=None):

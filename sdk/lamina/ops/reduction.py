@@ -32,12 +32,23 @@ def mean(x, axis=None, keepdims=False):
                   np.asarray(_count(x, axis), dtype=_float_dtype(x)))
 
 
-def max(x, axis=None, keepdims=False):  # noqa: A001
-    return _p.Max.apply(x, axis=_axis(axis), keepdims=keepdims)
+def max(x, axis=None, keepdims=False, initial=None):  # noqa: A001
+    """Largest value over ``axis``; with ``initial``, at least ``initial`` (and ``initial``
+    for an empty reduction)."""
+    axis = _axis(axis)
+    if initial is not None and _count(x, axis) == 0:
+        d = np.asarray(_data(x))
+        return Tensor(np.max(d, axis=axis, keepdims=keepdims, initial=initial))
+    out = _p.Max.apply(x, axis=axis, keepdims=keepdims)
+    if initial is None:
+        return out
+    return _p.Maximum.apply(out, np.asarray(initial, dtype=out.dtype))
 
 
-def min(x, axis=None, keepdims=False):  # noqa: A001
-    return negative(max(negative(x), axis=axis, keepdims=keepdims))
+def min(x, axis=None, keepdims=False, initial=None):  # noqa: A001
+    """Smallest value over ``axis``; with ``initial``, at most ``initial``."""
+    neg_initial = None if initial is None else -np.asarray(initial)
+    return negative(max(negative(x), axis=axis, keepdims=keepdims, initial=neg_initial))
 
 
 def var(x, axis=None, keepdims=False):
@@ -65,12 +76,14 @@ def norm(x, ord=None, axis=None, keepdims=False):  # noqa: A002
     return sqrt(sum(square(x), axis=axis, keepdims=keepdims))
 
 
-def argmax(x, axis=-1):
-    return Tensor(np.argmax(_data(x), axis=axis))
+def argmax(x, axis=None, keepdims=False):
+    """Index (int32) of the largest value along ``axis`` (of the flattened ``x`` if None)."""
+    return Tensor(np.argmax(_data(x), axis=axis, keepdims=keepdims).astype(np.int32))
 
 
-def argmin(x, axis=-1):
-    return Tensor(np.argmin(_data(x), axis=axis))
+def argmin(x, axis=None, keepdims=False):
+    """Index (int32) of the smallest value along ``axis`` (of the flattened ``x`` if None)."""
+    return Tensor(np.argmin(_data(x), axis=axis, keepdims=keepdims).astype(np.int32))
 
 
 amax = max

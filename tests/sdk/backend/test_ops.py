@@ -545,9 +545,12 @@ def test_gradient_matches_central_differences(name, fn, ref, inputs, wrt, dtype)
 X = RNG.standard_normal((3, 4)).astype(np.float32)
 Y = np.where(COND, X, RNG.standard_normal((3, 4)).astype(np.float32))
 NO_GRAD_CASES = [
-    ("argmax", lambda x: ops.argmax(x), lambda x: np.argmax(x, -1)),
-    ("argmax", lambda x: ops.argmax(x, axis=0), lambda x: np.argmax(x, 0)),
-    ("argmin", lambda x: ops.argmin(x), lambda x: np.argmin(x, -1)),
+    # As Keras: int32 indices, of the flattened tensor by default.
+    ("argmax", lambda x: ops.argmax(x), lambda x: np.argmax(x).astype(np.int32)),
+    ("argmax", lambda x: ops.argmax(x, axis=0), lambda x: np.argmax(x, 0).astype(np.int32)),
+    ("argmax", lambda x: ops.argmax(x, axis=-1, keepdims=True),
+     lambda x: np.argmax(x, -1, keepdims=True).astype(np.int32)),
+    ("argmin", lambda x: ops.argmin(x), lambda x: np.argmin(x).astype(np.int32)),
     ("equal", lambda x: ops.equal(x, Y), lambda x: x == Y),
     ("not_equal", lambda x: ops.not_equal(x, Y), lambda x: x != Y),
     ("greater", lambda x: ops.greater(x, Y), lambda x: x > Y),
