@@ -7,6 +7,7 @@ Keras's, so Keras's published weight files (``weights="imagenet"``) load by orde
 """
 
 from lamina.applications import (
+    convnext,
     densenet,
     efficientnet,
     efficientnet_v2,
@@ -22,6 +23,13 @@ from lamina.applications import (
     vgg16,
     vgg19,
     xception,
+)
+from lamina.applications.convnext import (
+    ConvNeXtBase,
+    ConvNeXtLarge,
+    ConvNeXtSmall,
+    ConvNeXtTiny,
+    ConvNeXtXLarge,
 )
 from lamina.applications.densenet import DenseNet121, DenseNet169, DenseNet201
 from lamina.applications.efficientnet import (
@@ -55,6 +63,8 @@ from lamina.applications.vgg19 import VGG19
 from lamina.applications.xception import Xception
 
 __all__ = [
+    "ConvNeXtBase", "ConvNeXtLarge", "ConvNeXtSmall", "ConvNeXtTiny", "ConvNeXtXLarge",
+    "convnext",
     "EfficientNetV2B0", "EfficientNetV2B1", "EfficientNetV2B2", "EfficientNetV2B3",
     "EfficientNetV2L", "EfficientNetV2M", "EfficientNetV2S", "efficientnet_v2",
     "EfficientNetB0", "EfficientNetB1", "EfficientNetB2", "EfficientNetB3", "EfficientNetB4",
