@@ -2,11 +2,20 @@
 
 Keras files its numpy-like functions here and re-exports them at ``keras.ops``; Lamina
 defines each once in its family module and lists here the ones Keras puts in this
-namespace.
+namespace. The ``numpy_*`` modules hold the functions that only this namespace has
+(elementwise math, bitwise ops, statistics, searching, joins and splits, constructors).
 """
 
 from __future__ import annotations
 
+from lamina.ops import (
+    numpy_bitwise,
+    numpy_create,
+    numpy_math,
+    numpy_search,
+    numpy_shape,
+    numpy_stats,
+)
 from lamina.ops.core import (  # noqa: F401
     arange,
     equal,
@@ -100,6 +109,12 @@ from lamina.ops.math import (  # noqa: F401
     true_divide,
     where,
 )
+from lamina.ops.numpy_bitwise import *  # noqa: F403
+from lamina.ops.numpy_create import *  # noqa: F403
+from lamina.ops.numpy_math import *  # noqa: F403
+from lamina.ops.numpy_search import *  # noqa: F403
+from lamina.ops.numpy_shape import *  # noqa: F403
+from lamina.ops.numpy_stats import *  # noqa: F403
 from lamina.ops.reduction import (  # noqa: F401
     all,
     amax,
@@ -120,7 +135,7 @@ from lamina.ops.reduction import (  # noqa: F401
     var,
 )
 
-__all__ = [
+_EXISTING = [
     "abs", "add", "all", "amax", "amin", "any", "arange", "argmax", "argmin", "argsort",
     "average", "broadcast_to", "ceil", "clip", "concatenate", "cos", "count_nonzero", "cumprod",
     "cumsum", "diag", "divide", "dot", "einsum", "equal", "exp", "expand_dims", "expm1", "eye",
@@ -134,3 +149,7 @@ __all__ = [
     "take_along_axis", "tanh", "tensordot", "tile", "transpose", "tril", "triu", "true_divide",
     "var", "where", "zeros", "zeros_like",
 ]
+
+NUMPY_ONLY = sorted({*numpy_bitwise.__all__, *numpy_create.__all__, *numpy_math.__all__,
+                     *numpy_search.__all__, *numpy_shape.__all__, *numpy_stats.__all__})
+__all__ = sorted({*_EXISTING, *NUMPY_ONLY})
