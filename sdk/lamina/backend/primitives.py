@@ -3,7 +3,7 @@
 Elementwise: Add Subtract Multiply Divide Power Maximum Minimum Negative Exp Log
 Log1p Sqrt Sin Cos Tanh Sigmoid Relu Abs Erf Softplus Clip Where Cast
 Reductions: Sum Max
-Shape: Reshape Transpose BroadcastTo GetItem Concatenate Pad Take
+Shape: Reshape Transpose BroadcastTo GetItem Concatenate Pad Take ScatterAdd
 Linear algebra: MatMul
 (Fused neural-network primitives live in ``nn.py``.)
 
@@ -486,6 +486,22 @@ class Take(Function):
         if self.axis != 0:
             out = np.moveaxis(out, 0, self.axis)
         return out, None
+
+
+class ScatterAdd(Function):
+    """Zeros of ``shape`` with ``values`` added at ``index`` (duplicates summed): the
+    transpose of a gather, so its VJP is the gather ``g[index]``."""
+
+    __slots__ = ("index",)
+
+    def forward(self, values, index, shape):
+        self.index = index
+        out = np.zeros(shape, dtype=np.asarray(values).dtype)
+        np.add.at(out, index, values)
+        return out
+
+    def backward(self, g):
+        return g[self.index], None, None
 
 
 # -- linear algebra ----------------------------------------------------------------

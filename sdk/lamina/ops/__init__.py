@@ -39,6 +39,7 @@ from lamina.ops import (
     nn,
     numpy,
     reduction,
+    signal,
     transforms,
 )
 from lamina.ops.activations import *  # noqa: F403
@@ -62,6 +63,7 @@ from lamina.ops.math import *  # noqa: F403
 from lamina.ops.nn import *  # noqa: F403
 from lamina.ops.numpy import *  # noqa: F403
 from lamina.ops.reduction import *  # noqa: F403
+from lamina.ops.signal import *  # noqa: F403
 from lamina.ops.transforms import *  # noqa: F403
 
 _CONV_OPS = ("average_pool", "conv", "conv_transpose", "depthwise_conv", "max_pool",
@@ -87,6 +89,7 @@ _TESTED_IN_OPS_NN = frozenset({
     *control_flow.__all__, *transforms.__all__,
     *decompositions.__all__,  # test_ops_linalg.py
     *ctc.__all__,  # test_ops_ctc.py
+    *signal.__all__,  # test_ops_signal.py
     *numpy.NUMPY_ONLY,  # test_ops_numpy*.py
 })
 
@@ -94,5 +97,5 @@ __all__ = sorted({
     *activations.__all__, *core.__all__, *numpy.__all__, *indexing.__all__,
     *linalg.__all__, *manipulation.__all__, *math.__all__, *nn.__all__, *reduction.__all__,
     *control_flow.__all__, *transforms.__all__, *decompositions.__all__,
-    *ctc.__all__, *_CONV_OPS,
+    *ctc.__all__, *signal.__all__, *_CONV_OPS,
 } - _TESTED_IN_OPS_NN)
