@@ -41,7 +41,7 @@ __all__ = [
     "applications",
     "backend", "callbacks", "config", "constraints", "datasets", "device",
     "dtype_policies", "initializers", "layers", "losses", "metrics", "mixed_precision",
-    "models", "ops", "optimizers", "random", "regularizers", "saving",
+    "models", "ops", "optimizers", "preprocessing", "random", "regularizers", "saving",
     "tree", "utils", "version",
 ]
 

@@ -9,11 +9,17 @@ from lamina.backend import is_keras_tensor, standardize_dtype
 from lamina.backend import random as _random
 from lamina.backend.config import clear_session
 from lamina.models.data import pack_x_y_sample_weight, unpack_x_y_sample_weight
+from lamina.utils.audio_dataset_utils import audio_dataset_from_directory
+from lamina.utils.dataset_utils import split_dataset
 from lamina.utils.file_utils import get_file
+from lamina.utils.image_dataset_utils import image_dataset_from_directory
+from lamina.utils.image_utils import array_to_img, img_to_array, load_img, save_img
 from lamina.utils.numerical_utils import normalize
 from lamina.utils.progbar import Progbar
 from lamina.utils.py_dataset import PyDataset, Sequence
 from lamina.utils.sequence_utils import pad_sequences
+from lamina.utils.text_dataset_utils import text_dataset_from_directory
+from lamina.utils.timeseries_dataset_utils import timeseries_dataset_from_array
 
 
 def set_random_seed(seed: int) -> None:
@@ -57,7 +63,11 @@ _FROM_SAVING = ("CustomObjectScope", "custom_object_scope", "deserialize_keras_o
 _FROM_CONFIG = ("disable_interactive_logging", "enable_interactive_logging",
                 "is_interactive_logging_enabled")
 
-__all__ = ["Progbar", "PyDataset", "Sequence", "clear_session", "get_file", "is_keras_tensor", "normalize", "pack_x_y_sample_weight",
+__all__ = ["Progbar", "PyDataset", "Sequence", "clear_session", "get_file", "is_keras_tensor",
+           "array_to_img", "audio_dataset_from_directory", "img_to_array", "load_img",
+           "save_img", "split_dataset",
+           "image_dataset_from_directory", "text_dataset_from_directory",
+           "timeseries_dataset_from_array", "normalize", "pack_x_y_sample_weight",
            "pad_sequences", "set_random_seed", "standardize_dtype", "to_categorical",
            "unpack_x_y_sample_weight", *_FROM_SAVING,
            *_FROM_CONFIG]
