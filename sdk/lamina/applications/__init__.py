@@ -65,17 +65,15 @@ from lamina.applications.vgg19 import VGG19
 from lamina.applications.xception import Xception
 
 __all__ = [
-    "NASNetLarge", "NASNetMobile", "nasnet",
     "ConvNeXtBase", "ConvNeXtLarge", "ConvNeXtSmall", "ConvNeXtTiny", "ConvNeXtXLarge",
-    "convnext",
-    "EfficientNetV2B0", "EfficientNetV2B1", "EfficientNetV2B2", "EfficientNetV2B3",
-    "EfficientNetV2L", "EfficientNetV2M", "EfficientNetV2S", "efficientnet_v2",
-    "EfficientNetB0", "EfficientNetB1", "EfficientNetB2", "EfficientNetB3", "EfficientNetB4",
-    "EfficientNetB5", "EfficientNetB6", "EfficientNetB7", "efficientnet",
-    "MobileNetV3Large", "MobileNetV3Small", "mobilenet_v3",
-    "MobileNet", "MobileNetV2", "mobilenet", "mobilenet_v2",
-    "InceptionResNetV2", "Xception", "inception_resnet_v2", "xception",
-    "DenseNet121", "DenseNet169", "DenseNet201", "InceptionV3", "densenet", "inception_v3",
-    "ResNet101", "ResNet101V2", "ResNet152", "ResNet152V2", "ResNet50", "ResNet50V2",
-    "VGG16", "VGG19", "imagenet_utils", "resnet", "resnet50", "resnet_v2", "vgg16", "vgg19",
+    "DenseNet121", "DenseNet169", "DenseNet201", "EfficientNetB0", "EfficientNetB1",
+    "EfficientNetB2", "EfficientNetB3", "EfficientNetB4", "EfficientNetB5", "EfficientNetB6",
+    "EfficientNetB7", "EfficientNetV2B0", "EfficientNetV2B1", "EfficientNetV2B2",
+    "EfficientNetV2B3", "EfficientNetV2L", "EfficientNetV2M", "EfficientNetV2S",
+    "InceptionResNetV2", "InceptionV3", "MobileNet", "MobileNetV2", "MobileNetV3Large",
+    "MobileNetV3Small", "NASNetLarge", "NASNetMobile", "ResNet101", "ResNet101V2", "ResNet152",
+    "ResNet152V2", "ResNet50", "ResNet50V2", "VGG16", "VGG19", "Xception", "convnext",
+    "densenet", "efficientnet", "efficientnet_v2", "imagenet_utils", "inception_resnet_v2",
+    "inception_v3", "mobilenet", "mobilenet_v2", "mobilenet_v3", "nasnet", "resnet", "resnet50",
+    "resnet_v2", "vgg16", "vgg19", "xception",
 ]
