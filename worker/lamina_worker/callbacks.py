@@ -1,13 +1,14 @@
 """The worker's reporting, lease, cancellation and checkpointing as Lamina callbacks.
 
-They run in the driver after the job's own callbacks see the aggregated logs.
-A callback that must end the attempt raises a
-:class:`~lamina_worker.trainer.TrainingStopped` subclass from a batch or epoch
-hook; the loop turns it into requeue / cancelled / nothing.
+They run in the driver on the chief replica's events (after the job's own callbacks
+ran on the chief with the global logs): ``on_epoch_begin``, ``on_train_batch_end``
+and ``on_epoch_end``. A callback that must end the attempt raises a
+:class:`~lamina_worker.errors.TrainingStopped` subclass; the trainer turns it into a
+control request to the chief (the run ends on every replica at the next exchange)
+and the loop into requeue / cancelled / nothing.
 
 ``Lease`` goes first in the list (so that a fenced-out attempt stops before any
-callback writes a file), ``CheckpointCallback`` last (so that the checkpoint
-holds what the other callbacks changed at the epoch end).
+callback writes a file), ``CheckpointCallback`` last.
 """
 
 from __future__ import annotations
@@ -163,7 +164,7 @@ class PrometheusMetrics(Callback):
 
 
 class CheckpointCallback(Callback):
-    """Writes the trainer's checkpoint at every epoch end.
+    """Writes the chief's epoch-end state as a checkpoint at every epoch end.
 
     The trainer asks its ``fence_check`` (:meth:`Lease.confirm`) before every write,
     so an attempt that lost the job writes no checkpoint.

@@ -44,7 +44,7 @@ from lamina_worker.callbacks import (
 )
 from lamina_worker.checkpoint import NonFiniteState
 from lamina_worker.errors import Cancelled, Fenced, NonFiniteLoss, Preempted
-from lamina_worker.spec import build_callbacks, plan
+from lamina_worker.spec import plan
 from lamina_worker.trainer import DataParallelTrainer
 
 log = logging.getLogger("lamina_worker")
@@ -63,7 +63,6 @@ class Worker:
         worker_id: consumer name (default ``host-pid``).
         max_replicas: cap on a job's replicas (None: as the job asks).
         replica_cpus: ``num_cpus`` of each replica actor.
-        sync_every: default gradient/weight sync period (1: synchronous SGD).
         checkpoint_every: also checkpoint every that many steps (0: epoch ends only).
         burst: return when the queue is empty.
         block_ms: how long one claim waits for a job.
@@ -73,12 +72,12 @@ class Worker:
 
     def __init__(self, settings: Settings, *, worker_id: str | None = None,
                  max_replicas: int | None = None, replica_cpus: float = 1.0,
-                 sync_every: int = 1, checkpoint_every: int = 0, burst: bool = False,
+                 checkpoint_every: int = 0, burst: bool = False,
                  block_ms: int = 1000, extra_callbacks=None) -> None:
         self.settings = settings
         self.worker_id = worker_id or default_worker_id()
         self.max_replicas, self.replica_cpus = max_replicas, replica_cpus
-        self.sync_every, self.checkpoint_every = sync_every, checkpoint_every
+        self.checkpoint_every = checkpoint_every
         self.burst, self.block_ms = burst, block_ms
         self.extra_callbacks = extra_callbacks
         self.consumer = self._new_consumer()
@@ -137,18 +136,19 @@ class Worker:
         trainer = None
         try:
             datasets = [self.storage.load_dataset(d) for d in job.dataset_ids]
-            job_plan = plan(job.id, job.spec, datasets, self.max_replicas, self.sync_every)
+            job_plan = plan(job.id, job.spec, datasets, self.max_replicas)
             folder = self.storage.checkpoint_dir(job.id)
             trainer = DataParallelTrainer(
                 job_plan.model_config, job_plan.compile_config, job_plan.train, job_plan.val,
                 epochs=job_plan.epochs, batch_size=job_plan.batch_size,
                 shuffle=job_plan.shuffle, seed=job_plan.seed, replicas=job_plan.replicas,
-                checkpoint_dir=folder, sync_every=job_plan.sync_every,
-                checkpoint_every=self.checkpoint_every, replica_cpus=self.replica_cpus,
-                name=f"{job.id}-t{job.token}", initial_epoch=job_plan.initial_epoch)
+                checkpoint_dir=folder, checkpoint_every=self.checkpoint_every,
+                replica_cpus=self.replica_cpus, name=f"{job.id}-t{job.token}",
+                initial_epoch=job_plan.initial_epoch, callbacks_spec=job_plan.callbacks,
+                job_id=job.id)
             trainer.fence_check = lease.confirm
-            callbacks = [lease, *build_callbacks(job.spec, folder),
-                         Progress(consumer, job), PrometheusMetrics(job.id),
+            # The job's own callbacks run on the chief replica; these watch its events.
+            callbacks = [lease, Progress(consumer, job), PrometheusMetrics(job.id),
                          StopRequests(consumer, job, self.shutdown)]
             if self.extra_callbacks is not None:
                 callbacks += list(self.extra_callbacks(job))

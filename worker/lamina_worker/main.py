@@ -29,9 +29,6 @@ def _parser() -> argparse.ArgumentParser:
                    help="serve Prometheus /metrics on this port")
     p.add_argument("--replica-cpus", type=float, default=1.0,
                    help="num_cpus reserved by each replica actor (default 1)")
-    p.add_argument("--sync-every", type=int, default=1,
-                   help="1: synchronous SGD (default); K>1: average weights every K steps "
-                        "(local SGD, NOT equivalent to single-process training)")
     p.add_argument("--checkpoint-every", type=int, default=0,
                    help="also checkpoint every N steps (default: epoch ends only)")
     p.add_argument("--worker-id", default=None, help="consumer name (default host-pid)")
@@ -79,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics.serve(args.metrics_port)
     init_ray(args.ray_address)
     worker = Worker(settings, worker_id=args.worker_id, max_replicas=args.replicas,
-                    replica_cpus=args.replica_cpus, sync_every=args.sync_every,
+                    replica_cpus=args.replica_cpus,
                     checkpoint_every=args.checkpoint_every, burst=args.burst,
                     block_ms=args.block_ms)
 

@@ -21,14 +21,20 @@ TRAIN_SAMPLES = Counter(
     registry=REGISTRY,
 )
 STEP_SECONDS = Histogram(
-    "lamina_train_step_seconds", "Wall time of one synchronous step, as the driver sees it.",
+    "lamina_train_step_seconds",
+    "Wall time of one synchronous step on the chief replica (batch end to batch end).",
     buckets=_STEP_BUCKETS, registry=REGISTRY,
 )
 ALLREDUCE_SECONDS = Histogram(
     "lamina_allreduce_seconds",
-    "Per step: wall time minus the slowest replica's compute and update (communication, "
-    "averaging and Ray overhead).",
-    buckets=_STEP_BUCKETS, registry=REGISTRY,
+    "Per step, on the chief replica: the gradient all-reduce (waiting for the peers, "
+    "summing its chunk, reading the sum).",
+    buckets=(0.0001, 0.00025, 0.0005, *_STEP_BUCKETS), registry=REGISTRY,
+)
+JOB_SAMPLES_PER_SECOND = Gauge(
+    "lamina_job_samples_per_second",
+    "Training samples per second of the job's last epoch (all replicas; start-up excluded).",
+    ["job"], registry=REGISTRY,
 )
 CHECKPOINT_SECONDS = Histogram(
     "lamina_checkpoint_seconds", "Time to pull the state and write one checkpoint.",
@@ -70,7 +76,7 @@ FINAL_OUTCOMES = ("succeeded", "failed", "cancelled")
 
 def forget_job(job_id: str) -> None:
     """Drop the per-job series of ``job_id`` (call when its attempt ends)."""
-    for gauge in (TRAIN_LOSS, VAL_LOSS):
+    for gauge in (TRAIN_LOSS, VAL_LOSS, JOB_SAMPLES_PER_SECOND):
         try:
             gauge.remove(job_id)
         except KeyError:

@@ -1,87 +1,40 @@
-"""One model replica: the code a Ray actor runs (also usable in-process).
+"""One replica of a job: the code a Ray actor runs (SPMD; also usable in-process).
 
-A replica holds a model built from the job's config through the safe
-deserialiser, its optimizer and the job's data (passed once, as ObjectRefs the
-actor resolves from the object store). The driver drives it step by step:
+Every replica runs the job's own training loop, ``Model.fit``, under a
+:class:`lamina.distribute.DataParallel` strategy on a shared-memory collective: it
+computes its slice of each global batch and all-reduces the gradients with its peers
+before each update (see :mod:`lamina.distribute`). The chief (rank 0) also runs the
+job's callbacks (EarlyStopping, ReduceLROnPlateau, ...) on the global logs and, as its
+last callback, a :class:`Relay` that
 
-``step(index, weights, *grads)``
-    first applies the averaged gradient of the previous step (``grads`` are the
-    replicas' flat gradients in rank order, ``weights`` their shares of the global
-    batch), then computes the flat gradient of the loss on the rows ``index`` of
-    the training data. Returns ``(flat_gradient, stats)``; the driver passes the
-    gradient refs on to every replica's next call, so gradients travel through
-    the object store from replica to replica (allgather), never through the driver.
-``finish(weights, *grads)``
-    applies the last averaged gradient of an epoch (or of a stopped run).
+* hands the driver an event per batch (global logs, step time, exchange time), per
+  epoch begin/end, and the checkpoint state at epoch ends and every
+  ``checkpoint_every`` steps (weights, optimizer, the generator at the epoch's start,
+  callback states, the epoch's metric accumulators);
+* takes the driver's control requests (``cancel``, ``fenced``, ``preempt``): the run
+  ends on every replica at the next exchange (``preempt`` first hands over a
+  mid-epoch checkpoint).
 
-Every replica sums the same arrays in the same (rank) order and applies the same
-optimizer update, so the replicas stay bit-identical.
+The driver reads events with :meth:`Replica.poll`, which runs in the actor's
+``control`` concurrency group (a second thread), so it never waits for a step.
 """
 
 from __future__ import annotations
 
+import collections
+import hashlib
+import threading
 import time
-from typing import Any
 
 import numpy as np
 
 from lamina.backend import random as lamina_random
-from lamina.backend.autodiff import gradients, no_grad
-from lamina.models import data as data_utils
+from lamina.callbacks.callback import Callback
+from lamina.distribute import Aborted, CollectiveAborted, DataParallel, set_strategy
+from lamina.distribute.shm import SharedMemoryCollective
 
-
-def weighted_mean(grads: list[np.ndarray], weights: list[float]) -> np.ndarray:
-    """``sum_i weights[i] * grads[i]`` in list order (deterministic, float32).
-
-    Every replica (and the driver) calls this with the same arguments in the same
-    order, so every one gets the same bits.
-    """
-    out = np.multiply(grads[0], np.float32(weights[0]))
-    for grad, weight in zip(grads[1:], weights[1:]):
-        out += np.multiply(grad, np.float32(weight))
-    return out
-
-
-def metric_state(metric) -> dict[str, Any]:
-    """The additive state of a Lamina metric (floats and float arrays zeroed by a reset).
-
-    Keras-style metrics accumulate sums (totals, counts, confusion-matrix counts), so
-    the state of the union of two shards is the sum of their states. Attributes whose
-    name mentions ``threshold`` are configuration, not state.
-    """
-    keys = getattr(metric, "_lamina_state_keys", None)
-    if keys is None:
-        keys = []
-        for name, value in sorted(vars(metric).items()):
-            if "threshold" in name or name.startswith("_"):
-                continue
-            if isinstance(value, float) or (
-                    isinstance(value, np.ndarray) and value.dtype.kind == "f"):
-                keys.append(name)
-        metric._lamina_state_keys = keys
-    return {k: np.array(getattr(metric, k)) if isinstance(getattr(metric, k), np.ndarray)
-            else float(getattr(metric, k)) for k in keys}
-
-
-def model_metrics_state(model) -> dict[str, Any]:
-    """Loss tracker and compiled metric states of ``model``, by metric name."""
-    out = {"loss": {"total": float(model._loss_tracker.total),
-                    "count": float(model._loss_tracker.count)}}
-    if model.compiled_metrics is not None:
-        for metric in model.compiled_metrics.metrics:
-            out[metric.name] = metric_state(metric)
-    return out
-
-
-def add_states(states: list[dict]) -> dict:
-    """Sum metric states (``model_metrics_state`` dicts) in list order."""
-    total: dict[str, dict] = {}
-    for state in states:
-        for name, fields in state.items():
-            into = total.setdefault(name, {})
-            for key, value in fields.items():
-                into[key] = value if key not in into else into[key] + value
-    return total
+#: The chief stops producing events (and so training) while this many are unread.
+MAX_PENDING_EVENTS = 512
 
 
 def build_model(model_config: dict, compile_config: dict):
@@ -94,141 +47,221 @@ def build_model(model_config: dict, compile_config: dict):
     return model
 
 
+def model_state(model) -> dict:
+    """Copies of the weights and optimizer variables."""
+    return {"weights": [np.array(v.data) for v in model.weights],
+            "optimizer": [np.array(v.data) for v in model.optimizer.variables]}
+
+
+def digest(model) -> str:
+    """sha256 of every weight and optimizer variable (replicas must agree bit for bit)."""
+    h = hashlib.sha256()
+    for v in list(model.weights) + list(model.optimizer.variables):
+        h.update(np.ascontiguousarray(v.data).tobytes())
+    return h.hexdigest()
+
+
+def assign_state(model, state: dict) -> None:
+    """Assign weights and optimizer variables saved by :func:`model_state`."""
+    for variable, value in zip(model.weights, state["weights"]):
+        variable.assign(value)
+    variables = model.optimizer.variables
+    if len(variables) != len(state["optimizer"]):
+        raise ValueError(f"optimizer state has {len(state['optimizer'])} variables, the "
+                         f"model's optimizer {len(variables)}")
+    for variable, value in zip(variables, state["optimizer"]):
+        variable.assign(value)
+
+
+class Digest(Callback):
+    """First callback of every replica: the weights' digest when training ends, before
+    any callback (EarlyStopping's ``restore_best_weights``) changes the chief's."""
+
+    value = None
+
+    def on_train_end(self, logs=None):
+        self.value = digest(self.model)
+
+
+class Relay(Callback):
+    """The chief's last callback: events to the driver, control from it (module doc)."""
+
+    def __init__(self, replica: Replica, job_callbacks: list, checkpoint_every: int) -> None:
+        super().__init__()
+        self.replica, self.job_callbacks = replica, job_callbacks
+        self.checkpoint_every = checkpoint_every
+        self.epoch = 0
+        self._epoch_rng = None
+        self._last = None
+        self._epoch_start = 0.0
+        self._samples = 0
+
+    def _strategy(self) -> DataParallel:
+        return self.replica.strategy
+
+    def _state(self, epoch: int, step: int, rng_state, metrics) -> dict:
+        from lamina_worker import checkpoint as ckpt
+
+        return {**model_state(self.model), "epoch": epoch, "step": step,
+                "rng_state": rng_state, "callbacks": ckpt.callback_states(self.job_callbacks),
+                "metrics": metrics, "stopped": bool(self.model.stop_training)}
+
+    def _control(self, step: int | None) -> None:
+        request = self.replica.control
+        strategy = self._strategy()
+        if request is None or strategy.abort_reason is not None:
+            return
+        if request == "preempt" and step is not None:
+            metrics = strategy.global_metric_state()
+            self.replica.emit({"type": "checkpoint", "state": self._state(
+                self.epoch, step, self._epoch_rng,
+                None if metrics is None else metrics.tolist())})
+        strategy.abort(request)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+        self._epoch_rng = lamina_random.get_state()  # it draws this epoch's shuffle next
+        self._epoch_start = time.perf_counter()
+        self._last = self._epoch_start
+        self._samples = 0
+        self.replica.emit({"type": "epoch_begin", "epoch": epoch})
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        strategy = self._strategy()
+        self._samples += strategy.step_samples
+        logs = dict(logs or {})
+        self.replica.emit({"type": "batch", "epoch": self.epoch, "batch": batch,
+                           "logs": logs, "samples": strategy.step_samples,
+                           "step_s": now - self._last,
+                           "exchange_s": strategy.exchange_seconds})
+        self._last = now
+        if not np.isfinite(logs.get("loss", 0.0)):
+            self.replica.emit({"type": "nonfinite", "epoch": self.epoch, "batch": batch,
+                               "loss": logs["loss"]})
+            strategy.abort("nonfinite")
+            return
+        steps = (self.params or {}).get("steps")
+        if self.checkpoint_every and (batch + 1) % self.checkpoint_every == 0 \
+                and (steps is None or batch + 1 < steps):
+            metrics = strategy.global_metric_state()
+            self.replica.emit({"type": "checkpoint", "state": self._state(
+                self.epoch, batch + 1, self._epoch_rng,
+                None if metrics is None else metrics.tolist())})
+        self._control(batch + 1)
+        self.replica.wait_for_reader()
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self._epoch_start
+        self.replica.emit({"type": "epoch_end", "epoch": epoch, "logs": dict(logs or {}),
+                           "seconds": seconds, "samples": self._samples,
+                           "state": self._state(epoch + 1, 0, lamina_random.get_state(),
+                                                None)})
+        self._control(None)
+
+
 class Replica:
-    """One replica of the job's model (see the module docstring).
+    """One replica of a job's model (see the module docstring).
 
     Args:
-        model_config: the Keras JSON config of the model.
-        compile_config: keyword arguments of ``model.compile``.
-        rank: this replica's index (its own random stream is seeded ``seed + rank``).
-        seed: the job's seed.
+        job: ``model_config``, ``compile_config``, ``seed``, ``rank``, ``world``,
+            ``collective`` (the shared-memory file), ``fit`` (keyword arguments of
+            ``fit``: epochs, batch_size, shuffle, validation_batch_size),
+            ``callbacks`` (the job spec's allowlisted callbacks, chief only),
+            ``folder`` (their files) and ``checkpoint_every``.
     """
 
-    def __init__(self, model_config: dict, compile_config: dict, rank: int, seed: int) -> None:
-        lamina_random.set_seed(int(seed) + 1000 * (rank + 1))
-        self.rank = rank
-        self.model = build_model(model_config, compile_config)
-        self.variables = self.model.trainable_weights
-        self._shapes = [v.data.shape for v in self.variables]
-        self._sizes = [int(np.prod(s)) for s in self._shapes]
-        self._offsets = np.concatenate([[0], np.cumsum(self._sizes)]).astype(int)
-        self._train = None
-        self._val = None
+    def __init__(self, job: dict) -> None:
+        self.job = job
+        self.rank = int(job["rank"])
+        self.model = None
+        self.strategy: DataParallel | None = None
+        self.control: str | None = None
+        self._events: collections.deque = collections.deque()
+        self._cond = threading.Condition()
 
-    # -- data and state -------------------------------------------------------------
     def ping(self) -> int:
         return self.rank
 
-    def set_data(self, train, val=None) -> None:
-        """Keep the training (and validation) ``(x, y, sample_weight)`` tuples."""
-        self._train = train
-        self._val = val
+    # -- events (control concurrency group) ------------------------------------------------
+    def emit(self, event: dict) -> None:
+        with self._cond:
+            self._events.append(event)
+            self._cond.notify_all()
 
-    def set_state(self, state: dict) -> None:
-        """Assign weights, optimizer variables and (optionally) the random state."""
-        for variable, value in zip(self.model.weights, state["weights"]):
-            variable.assign(value)
-        variables = self.model.optimizer.variables
-        if len(variables) != len(state["optimizer"]):
-            raise ValueError(f"optimizer state has {len(state['optimizer'])} variables, the "
-                             f"replica's optimizer {len(variables)}")
-        for variable, value in zip(variables, state["optimizer"]):
-            variable.assign(value)
-        rngs = state.get("replica_rng") or []
-        if self.rank < len(rngs) and rngs[self.rank] is not None:
-            lamina_random.set_state(rngs[self.rank])
+    def wait_for_reader(self) -> None:
+        """Block while the driver is :data:`MAX_PENDING_EVENTS` events behind (paused)."""
+        with self._cond:
+            while len(self._events) > MAX_PENDING_EVENTS and self.control is None:
+                self._cond.wait(0.5)
 
-    def get_state(self) -> dict:
-        """Weights, optimizer variables and this replica's random state."""
-        return {"weights": [np.array(v.data) for v in self.model.weights],
-                "optimizer": [np.array(v.data) for v in self.model.optimizer.variables],
-                "rng": lamina_random.get_state()}
+    def poll(self, control: str | None = None, timeout: float = 0.2) -> list[dict]:
+        """Take a control request (kept until the run ends) and return pending events,
+        waiting up to ``timeout`` seconds for the first one."""
+        with self._cond:
+            if control is not None and self.control is None:
+                self.control = control
+            if not self._events:
+                self._cond.wait(timeout)
+            events = list(self._events)
+            self._events.clear()
+            self._cond.notify_all()
+        return events
 
-    def flat_state(self) -> np.ndarray:
-        """Trainable weights and float optimizer slots as one vector (local-SGD averaging)."""
-        parts = [v.data.reshape(-1) for v in self.variables]
-        parts += [v.data.reshape(-1) for v in self._float_slots()]
-        return np.concatenate(parts).astype(np.float32, copy=False)
+    # -- the run --------------------------------------------------------------------------
+    def run(self, train: tuple, val: tuple | None, state: dict | None) -> dict:
+        """Run ``fit`` from ``state`` (a checkpoint's, or None for a fresh start).
 
-    def _float_slots(self) -> list:
-        return [v for v in self.model.optimizer.variables[2:] if v.data.dtype.kind == "f"]
+        Returns:
+            ``{"rank", "digest", "aborted"}`` and, from the chief, the final ``weights``
+            and ``optimizer``.
+        """
+        from lamina_worker import checkpoint as ckpt
+        from lamina_worker.spec import build_callbacks
 
-    def begin_epoch(self) -> None:
-        """Reset the metric accumulators (each replica counts its own shard)."""
-        self.model.reset_metrics()
-
-    # -- synchronous steps ----------------------------------------------------------
-    def _apply(self, weights: list[float], grads: tuple) -> float:
-        if not grads:
-            return 0.0
-        start = time.perf_counter()
-        mean = weighted_mean(list(grads), weights)
-        views = [mean[a:b].reshape(s) for a, b, s in
-                 zip(self._offsets[:-1], self._offsets[1:], self._shapes)]
-        self.model.optimizer.apply(views, self.variables)
-        return time.perf_counter() - start
-
-    def _compute(self, index) -> tuple[np.ndarray, float]:
-        model = self.model
-        x, y, sample_weight = self._train
-        n = len(index)
-        if n == 0:
-            return np.zeros(int(self._offsets[-1]), np.float32), 0.0
-        batch = (data_utils.take(x, index), data_utils.take(y, index),
-                 data_utils.take(sample_weight, index))
-        model._clear_losses()
-        y_pred = model(batch[0], training=True)
-        loss = model.compute_loss(batch[0], batch[1], y_pred, batch[2], training=True)
-        grads = gradients(loss, self.variables)
-        flat = np.empty(int(self._offsets[-1]), np.float32)
-        for grad, a, b in zip(grads, self._offsets[:-1], self._offsets[1:]):
-            flat[a:b] = 0.0 if grad is None else np.asarray(grad).reshape(-1)
-        model._update_metrics(loss, batch[1], y_pred, batch[2], batch[0])
-        return flat, float(loss.data)
-
-    def step(self, index, weights: list[float], *grads):
-        """Apply the previous averaged gradient, then compute this step's gradient."""
-        apply_s = self._apply(weights, grads)
-        start = time.perf_counter()
-        flat, loss = self._compute(index)
-        stats = {"n": len(index), "loss": loss, "compute_s": time.perf_counter() - start,
-                 "apply_s": apply_s, "metrics": model_metrics_state(self.model)}
-        return flat, stats
-
-    def finish(self, weights: list[float], *grads) -> float:
-        """Apply the last averaged gradient; returns the time it took."""
-        return self._apply(weights, grads)
-
-    # -- local SGD (sync_every > 1) ----------------------------------------------------
-    def local_step(self, index) -> dict:
-        """Compute and apply this replica's own gradient (no communication)."""
-        start = time.perf_counter()
-        flat, loss = self._compute(index)
-        compute_s = time.perf_counter() - start
-        apply_s = self._apply([1.0], (flat,)) if len(index) else 0.0
-        return {"n": len(index), "loss": loss, "compute_s": compute_s, "apply_s": apply_s,
-                "metrics": model_metrics_state(self.model)}
-
-    def average_state(self, weights: list[float], *states) -> None:
-        """Replace weights and float slots by the weighted mean of every replica's."""
-        mean = weighted_mean(list(states), weights)
-        start = 0
-        for variable in self.variables + self._float_slots():
-            size = variable.data.size
-            variable.assign(mean[start:start + size].reshape(variable.data.shape))
-            start += size
-
-    # -- evaluation -----------------------------------------------------------------------
-    def evaluate(self, start: int, stop: int, batch_size: int) -> dict:
-        """Metric states of the validation rows ``[start, stop)`` (this replica's shard)."""
-        model = self.model
-        model.reset_metrics()
-        x, y, sample_weight = self._val
-        with no_grad():
-            for lo in range(start, stop, batch_size):
-                index = slice(lo, min(lo + batch_size, stop))
-                model.test_step((data_utils.take(x, index), data_utils.take(y, index),
-                                 data_utils.take(sample_weight, index)))
-        state = model_metrics_state(model)
-        model.reset_metrics()
-        return state
+        job = self.job
+        lamina_random.set_seed(int(job["seed"]))
+        model = self.model = build_model(job["model_config"], job["compile_config"])
+        resume_at, base_metrics, initial_epoch = None, None, int(job.get("initial_epoch", 0))
+        if state is not None:
+            assign_state(model, state)
+            lamina_random.set_state(state["rng_state"])
+            initial_epoch = int(state["epoch"])
+            if state["step"]:
+                resume_at = (initial_epoch, int(state["step"]))
+                if state.get("metrics") is not None:
+                    base_metrics = np.asarray(state["metrics"], np.float64)
+        collective = SharedMemoryCollective(job["collective"], self.rank)
+        self.strategy = DataParallel(collective, resume_at=resume_at,
+                                     base_metrics=base_metrics)
+        final = Digest()
+        callbacks = []
+        if self.rank == 0:
+            callbacks = build_callbacks({"callbacks": job.get("callbacks") or []},
+                                        job["folder"])
+            if state is not None:
+                ckpt.restore_callbacks(callbacks, state.get("callbacks") or [])
+            callbacks = [*callbacks, Relay(self, callbacks, int(job.get("checkpoint_every")
+                                                                or 0))]
+        callbacks = [final, *callbacks]
+        x, y, sample_weight = train
+        fit = dict(job["fit"])
+        aborted = None
+        set_strategy(self.strategy)
+        try:
+            if state is not None and state.get("stopped"):
+                model.stop_training = True
+            else:
+                model.fit(x, y, sample_weight=sample_weight, verbose=0, callbacks=callbacks,
+                          validation_data=val if self.rank == 0 else None,
+                          initial_epoch=initial_epoch, **fit)
+        except (Aborted, CollectiveAborted) as exc:
+            aborted = self.strategy.abort_reason or str(exc) or "aborted"
+        finally:
+            set_strategy(None)
+            collective.close()
+        out = {"rank": self.rank, "digest": final.value or digest(model), "aborted": aborted}
+        if self.rank == 0:
+            out.update(model_state(model))
+            self.emit({"type": "done", "aborted": aborted})
+        return out

@@ -34,8 +34,8 @@ class Plan:
     shuffle: bool
     seed: int
     replicas: int
-    sync_every: int
     initial_epoch: int
+    callbacks: list
 
 
 def job_seed(job_id: str, seed: int | None) -> int:
@@ -77,8 +77,7 @@ def _float_inputs(x):
     return x.astype(np.float32) if x.dtype.kind == "f" and x.dtype != np.float32 else x
 
 
-def plan(job_id: str, spec: dict, datasets: list[dict], max_replicas: int | None,
-         sync_every: int = 1) -> Plan:
+def plan(job_id: str, spec: dict, datasets: list[dict], max_replicas: int | None) -> Plan:
     """Resolve data, validation, class weights, seed and replica count for a job.
 
     Args:
@@ -86,7 +85,6 @@ def plan(job_id: str, spec: dict, datasets: list[dict], max_replicas: int | None
         spec: the job spec.
         datasets: the loaded training dataset, then the validation one if any.
         max_replicas: this worker's cap on replicas (None: as the job asks).
-        sync_every: the worker's default (a spec ``sync_every`` wins).
     """
     fit = dict(spec.get("fit") or {})
     x, y = arrays(datasets[0], "training")
@@ -115,8 +113,8 @@ def plan(job_id: str, spec: dict, datasets: list[dict], max_replicas: int | None
         batch_size=batch_size, shuffle=bool(fit.get("shuffle", True)),
         seed=job_seed(job_id, fit.get("seed")),
         replicas=max(1, min(replicas, n)),
-        sync_every=int(spec.get("sync_every") or sync_every),
         initial_epoch=int(fit.get("initial_epoch") or 0),
+        callbacks=list(spec.get("callbacks") or []),
     )
 
 

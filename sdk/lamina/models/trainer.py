@@ -14,6 +14,7 @@ from lamina.backend.autodiff import gradients, no_grad
 from lamina.backend.memory import keep_freed_memory
 from lamina.backend.random import get_rng
 from lamina.backend.tensor import Tensor
+from lamina.distribute import get_strategy
 from lamina.layers.symbolic import flatten, map_structure
 from lamina.models import data as data_utils
 from lamina.models import data_adapters
@@ -155,8 +156,13 @@ class Trainer:
         loss = self.compute_loss(x, y, y_pred, sample_weight, training=True)
         variables = self.trainable_weights
         grads = gradients(loss, variables)
-        self.optimizer.apply(grads, variables)
-        return self._update_metrics(loss, y, y_pred, sample_weight, x)
+        # Metrics first (they read y_pred and loss only): a replica's reduction carries
+        # them with the gradients (lamina.distribute).
+        logs = self._update_metrics(loss, y, y_pred, sample_weight, x)
+        grads = get_strategy().reduce_gradients(self, grads)
+        if grads is not None:  # None: the chief stopped training; skip this update
+            self.optimizer.apply(grads, variables)
+        return logs
 
     def test_step(self, data):
         x, y, sample_weight = data_utils.unpack_x_y_sample_weight(data)
@@ -294,16 +300,18 @@ class Trainer:
         epoch_logs = {}
         initial_epoch = getattr(self, "_initial_epoch", None) or initial_epoch
         self._initial_epoch = None
+        strategy = get_strategy()  # one process, or one SPMD replica (lamina.distribute)
         try:
             for epoch in range(initial_epoch, epochs):
                 self.reset_metrics()
                 callback_list.on_epoch_begin(epoch)
+                strategy.sync(self)
                 logs = {}
-                for step, batch in iterator.epoch():
+                for step, batch in strategy.batches(self, iterator, epoch):
                     callback_list.on_train_batch_begin(step)
-                    logs = pythonify(self.train_step(batch))
+                    logs = strategy.reduce_logs(self, pythonify(self.train_step(batch)))
                     callback_list.on_train_batch_end(step, logs)
-                    if self.stop_training:
+                    if strategy.stop_requested(self):
                         break
                 if iterator.exhausted:
                     self.stop_training = True
@@ -316,6 +324,7 @@ class Trainer:
                         verbose=0, return_dict=True, callbacks=callback_list, _internal=True)
                     epoch_logs.update({"val_" + k: v for k, v in val_logs.items()})
                 callback_list.on_epoch_end(epoch, epoch_logs)
+                strategy.sync(self)
                 if self.stop_training:
                     break
         finally:

@@ -1,0 +1,111 @@
+"""Counter-based noise keyed by (seed, epoch, global sample index).
+
+Inside ``fit`` every batch runs under :func:`batch_keys` (the epoch and the global row
+index of each sample of the batch this process computes). Noise layers (Dropout and
+its relatives) then draw the noise of sample ``i`` from a hash of ``(layer seed,
+epoch, row[i], call, element)`` instead of from a sequential generator, so a sample
+gets the same mask whichever replica computes it and whatever else is in its batch:
+training with 1, 2 or 4 replicas draws exactly the same noise, and the global
+generator (which draws the shuffle) is never consumed by noise.
+
+The hash is SplitMix64's finaliser (Steele et al., 2014) applied to a 64-bit counter,
+vectorised in numpy; 24 bits of each value give a float32 uniform in [0, 1).
+Outside ``fit`` (a direct ``layer(x, training=True)``), :func:`sample_keys` returns
+None and layers use their sequential generator as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+
+import numpy as np
+
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+_EPOCH = np.uint64(0xD1B54A32D192ED03)
+_CALL = np.uint64(0x8CB92BA72F3D8DD7)
+
+_CONTEXT: dict | None = None
+
+
+@contextlib.contextmanager
+def batch_keys(epoch: int, rows):
+    """Run a batch whose samples are the global rows ``rows`` of epoch ``epoch``.
+
+    Args:
+        epoch: the epoch index.
+        rows: int array (or slice) of the samples' indices in the training data.
+    """
+    global _CONTEXT
+    if isinstance(rows, slice):
+        rows = np.arange(rows.start or 0, rows.stop, rows.step or 1)
+    previous = _CONTEXT
+    _CONTEXT = {"epoch": int(epoch), "rows": np.asarray(rows, np.uint64), "calls": {}}
+    try:
+        yield
+    finally:
+        _CONTEXT = previous
+
+
+def _mix(z: np.ndarray) -> np.ndarray:
+    """SplitMix64's finaliser, in place on a uint64 array (wrapping arithmetic)."""
+    z ^= z >> np.uint64(30)
+    z *= _M1
+    z ^= z >> np.uint64(27)
+    z *= _M2
+    z ^= z >> np.uint64(31)
+    return z
+
+
+def stream_key(seed: int, name: str) -> int:
+    """A layer's 64-bit stream key from a seed and its (config) name."""
+    digest = hashlib.blake2b(f"{int(seed)}:{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+def sample_keys(stream: int, batch: int) -> np.ndarray | None:
+    """One 64-bit key per sample of the current batch for the layer stream ``stream``.
+
+    Returns None outside :func:`batch_keys` or when the batch does not have the rows'
+    length (the layer then falls back to its sequential generator). A layer called
+    twice in one batch gets fresh keys on the second call.
+    """
+    context = _CONTEXT
+    if context is None or len(context["rows"]) != batch:
+        return None
+    call = context["calls"].get(stream, 0)
+    context["calls"][stream] = call + 1
+    with np.errstate(over="ignore"):
+        base = _mix(np.array([stream], np.uint64) ^ (np.uint64(context["epoch"] + 1) * _EPOCH))
+        base = _mix(base ^ (np.uint64(call + 1) * _CALL))
+        return _mix(context["rows"] * _GOLDEN + base)
+
+
+def _bits(keys: np.ndarray, shape) -> np.ndarray:
+    """Hashed 64-bit values, one per element of ``shape`` (``shape[0] == len(keys)``)."""
+    inner = int(np.prod(shape[1:], dtype=np.int64))
+    with np.errstate(over="ignore"):
+        counters = np.arange(1, inner + 1, dtype=np.uint64) * _GOLDEN
+        z = keys[:, None] + counters[None, :]
+        return _mix(z).reshape(shape)
+
+
+def uniform(keys: np.ndarray, shape) -> np.ndarray:
+    """float32 uniforms in [0, 1) of ``shape``; row ``i`` depends only on ``keys[i]``."""
+    return (_bits(keys, shape) >> np.uint64(40)).astype(np.float32) * np.float32(2.0 ** -24)
+
+
+def keep_mask(keys: np.ndarray, shape, rate: float) -> np.ndarray:
+    """Boolean mask of ``shape``, True with probability ``1 - rate`` (per element)."""
+    threshold = np.uint64(int(round(rate * 2 ** 24)))
+    return (_bits(keys, shape) >> np.uint64(40)) >= threshold
+
+
+def normal(keys: np.ndarray, shape) -> np.ndarray:
+    """Standard normal float32 values of ``shape`` (Box-Muller on two 24-bit halves)."""
+    bits = _bits(keys, shape)
+    u1 = ((bits >> np.uint64(40)).astype(np.float64) + 1.0) * 2.0 ** -24  # (0, 1]
+    u2 = ((bits >> np.uint64(8)) & np.uint64(0xFFFFFF)).astype(np.float64) * 2.0 ** -24
+    return (np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)).astype(np.float32)

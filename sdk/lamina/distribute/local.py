@@ -1,0 +1,89 @@
+"""Run a function as N SPMD replicas in processes of this machine (tests, benchmarks).
+
+:func:`launch` creates the shared-memory collective, starts ``world`` processes
+(``spawn``), makes each one's strategy a :class:`DataParallel` of its rank, calls
+``fn(*args)`` and returns every rank's result. :func:`fit_replica` is the usual
+``fn``: it builds a model from its JSON config with a seed, fits it and returns the
+weights, so ``launch(fit_replica, 2, ...)`` is a two-replica ``fit``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from lamina.distribute import shm
+from lamina.distribute.strategy import DataParallel, set_strategy
+
+
+def _entry(fn, path: str, rank: int, args: tuple):
+    collective = shm.SharedMemoryCollective(path, rank)
+    set_strategy(DataParallel(collective))
+    try:
+        return fn(*args)
+    finally:
+        set_strategy(None)
+        collective.close()
+
+
+def launch(fn, world: int, *args, n: int, m: int = 64, folder: str = "/dev/shm") -> list:
+    """``[fn(*args) on rank r for r in range(world)]``, each in its own process.
+
+    Args:
+        fn: a module-level function (it is pickled by reference).
+        world: number of replicas.
+        *args: ``fn``'s arguments (the same for every rank).
+        n: floats of the collective (at least the model's trainable parameters).
+        m: meta floats (at least the metric accumulators + 4).
+        folder: where the shared file goes.
+
+    Raises:
+        ValueError: for ``world < 1`` (naming it).
+    """
+    if world < 1:
+        raise ValueError(f"world must be >= 1. Received: world={world}")
+    path = shm.create(Path(folder) / f"lamina-local-{uuid.uuid4().hex[:12]}", world, n, m)
+    try:
+        context = multiprocessing.get_context("spawn")
+        with context.Pool(world) as pool:
+            return pool.starmap(_entry, [(fn, str(path), rank, args) for rank in range(world)])
+    finally:
+        path.unlink(missing_ok=True)
+
+
+def fit_replica(model_json: str, compile_kwargs: dict, seed: int, x, y, fit_kwargs: dict,
+                threads: int | None = None) -> dict:
+    """Build ``model_json`` after seeding ``seed``, compile, ``fit(x, y, **fit_kwargs)``.
+
+    Returns:
+        ``{"weights": [...], "history": {...}, "epoch_seconds": [...]}``.
+    """
+    import time
+
+    import lamina
+    from lamina.callbacks import Callback
+
+    if threads:
+        os.environ["OPENBLAS_NUM_THREADS"] = str(threads)
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(threads)
+
+    class _Clock(Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            times.append(time.perf_counter() - self.start)
+
+    times: list[float] = []
+    lamina.utils.set_random_seed(seed)
+    model = lamina.models.model_from_json(model_json)
+    model.compile(**compile_kwargs)
+    history = model.fit(x, y, verbose=0, callbacks=[_Clock()], **fit_kwargs)
+    return {"weights": [np.array(w.data) for w in model.weights],
+            "history": dict(history.history), "epoch_seconds": times}

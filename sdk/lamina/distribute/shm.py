@@ -1,0 +1,202 @@
+"""An all-reduce among processes of one machine through a shared-memory file.
+
+Layout of the file (``/dev/shm/<name>``; created by :func:`create`, which sizes it)::
+
+    header   int64[8 + world]      world, n, m, abort, ..., then one arrival counter per rank
+    slots    float32[world, n]     each rank's (share-weighted) contribution
+    result   float32[n]            the reduced vector every rank reads
+    meta     float64[world, m]     per-rank side data (control codes, metric states)
+
+One :meth:`SharedMemoryCollective.exchange` = two barriers:
+
+1. every rank writes its slot and its meta row, then arrives at barrier A;
+2. rank ``r`` sums chunk ``r`` of all slots **in rank order** into ``result`` and
+   copies every rank's meta row (a gather), then arrives at barrier B;
+3. every rank reads ``result``.
+
+The sum order of every element is fixed (rank 0 + rank 1 + ...), and every rank
+reads the same bytes, so replicas stay bit-identical. A barrier is a counter per
+rank that only its rank writes (an aligned 8-byte store, so no atomics are needed
+on x86-64/aarch64); waiting spins briefly, then yields the core, then sleeps, so a
+rank that waits for a slow peer does not steal the peer's CPU for long.
+
+No slot needs double buffering: a rank writes its next slot only after barrier B,
+when every rank has finished reading the slots; ``result`` is written only after
+the next barrier A, when every rank has finished reading it.
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+_HEADER = 8
+_SPIN = 200          # checks before yielding the core
+_YIELD_SECONDS = 2e-3  # then sched_yield for this long, then sleep
+
+
+class CollectiveAborted(RuntimeError):
+    """The group was aborted (a peer failed or the owner tore it down)."""
+
+
+def _layout(world: int, n: int, m: int) -> dict[str, tuple[int, int]]:
+    sizes = {"header": 8 * (_HEADER + world), "slots": 4 * world * n, "result": 4 * n,
+             "meta": 8 * world * m}
+    offsets, at = {}, 0
+    for key, size in sizes.items():
+        offsets[key] = (at, size)
+        at += -(-size // 64) * 64  # 64-byte aligned sections
+    offsets["total"] = (at, 0)
+    return offsets
+
+
+def create(path: str | os.PathLike, world: int, n: int, m: int = 8) -> Path:
+    """Create (or truncate) the shared file for ``world`` ranks, ``n`` floats, ``m`` meta.
+
+    Raises:
+        ValueError: for ``world < 1``, ``n < 0`` or ``m < 1`` (naming the value).
+    """
+    if world < 1 or n < 0 or m < 1:
+        raise ValueError(f"Expected world >= 1, n >= 0, m >= 1. Received: world={world}, "
+                         f"n={n}, m={m}")
+    path = Path(path)
+    size = _layout(world, n, m)["total"][0]
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        os.ftruncate(fd, size)
+        with mmap.mmap(fd, size) as buf:
+            header = np.frombuffer(buf, np.int64, _HEADER)
+            header[:4] = (world, n, m, 0)
+            del header
+    finally:
+        os.close(fd)
+    return path
+
+
+def abort(path: str | os.PathLike) -> None:
+    """Make every rank waiting in (or entering) a barrier raise :class:`CollectiveAborted`."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except FileNotFoundError:
+        return
+    try:
+        with mmap.mmap(fd, 8 * _HEADER) as buf:
+            header = np.frombuffer(buf, np.int64, _HEADER)
+            header[3] = 1
+            del header
+    finally:
+        os.close(fd)
+
+
+class SharedMemoryCollective:
+    """One rank's handle on a file made by :func:`create` (see the module docstring).
+
+    Args:
+        path: the shared file.
+        rank: this process's rank in ``[0, world)``.
+        timeout: seconds a barrier waits before raising ``TimeoutError``.
+    """
+
+    def __init__(self, path: str | os.PathLike, rank: int, timeout: float = 600.0) -> None:
+        self.path = Path(path)
+        fd = os.open(self.path, os.O_RDWR)
+        try:
+            self._buf = mmap.mmap(fd, os.fstat(fd).st_size)
+        finally:
+            os.close(fd)
+        header = np.frombuffer(self._buf, np.int64, _HEADER)
+        self.world, self.n, self.m = (int(v) for v in header[:3])
+        if not 0 <= rank < self.world:
+            raise ValueError(f"rank must be in [0, {self.world}). Received: rank={rank}")
+        self.rank, self.timeout = rank, timeout
+        lay = _layout(self.world, self.n, self.m)
+        self._header = header
+        self._arrive = np.frombuffer(self._buf, np.int64, self.world,
+                                     offset=8 * _HEADER)
+        self._slots = np.frombuffer(self._buf, np.float32, self.world * self.n,
+                                    offset=lay["slots"][0]).reshape(self.world, self.n)
+        self.result = np.frombuffer(self._buf, np.float32, self.n, offset=lay["result"][0])
+        self._meta = np.frombuffer(self._buf, np.float64, self.world * self.m,
+                                   offset=lay["meta"][0]).reshape(self.world, self.m)
+        bounds = np.linspace(0, self.n, self.world + 1).astype(int)
+        self._chunk = slice(int(bounds[rank]), int(bounds[rank + 1]))
+        self._count = int(self._arrive[rank])
+        self.wait_seconds = 0.0  # time spent waiting for peers (last exchange)
+
+    # -- barrier ------------------------------------------------------------------------
+    def _barrier(self) -> float:
+        self._count += 1
+        target = self._count
+        self._arrive[self.rank] = target
+        arrive, header = self._arrive, self._header
+        start = time.perf_counter()
+        spins = 0
+        while arrive.min() < target:
+            if header[3]:
+                raise CollectiveAborted(f"collective {self.path.name} was aborted")
+            spins += 1
+            if spins < _SPIN:
+                continue
+            waited = time.perf_counter() - start
+            if waited < _YIELD_SECONDS:
+                os.sched_yield()
+            elif waited < self.timeout:
+                time.sleep(min(1e-3, waited / 20))
+            else:
+                raise TimeoutError(f"rank {self.rank} waited {waited:.0f}s for its peers "
+                                   f"(timeout={self.timeout})")
+        return time.perf_counter() - start
+
+    def barrier(self) -> None:
+        """Wait until every rank reached this barrier."""
+        self._barrier()
+
+    # -- exchange -----------------------------------------------------------------------
+    def exchange(self, vector: np.ndarray | None, meta=None, scale: float = 1.0):
+        """All-reduce ``scale * vector`` (sum in rank order) and gather ``meta``.
+
+        Args:
+            vector: float32 array of ``n`` elements, or None to contribute zeros.
+            meta: up to ``m`` floats for the gather (None: zeros).
+            scale: this rank's weight (e.g. its share of the global batch).
+
+        Returns:
+            ``(result, metas)``: a **view** of the shared sum (valid until this rank's
+            next exchange) and a copy of every rank's meta row, ``(world, m)`` float64.
+        """
+        slot = self._slots[self.rank]
+        if vector is None:
+            slot[:] = 0.0
+        elif scale == 1.0:
+            slot[:] = vector
+        else:
+            np.multiply(vector, np.float32(scale), out=slot)
+        row = self._meta[self.rank]
+        row[:] = 0.0
+        if meta is not None:
+            meta = np.asarray(meta, np.float64).reshape(-1)
+            row[:meta.size] = meta
+        waited = self._barrier()
+        chunk = self._chunk
+        if chunk.stop > chunk.start:
+            out = self.result[chunk]
+            np.copyto(out, self._slots[0, chunk])
+            for j in range(1, self.world):
+                out += self._slots[j, chunk]
+        metas = self._meta.copy()
+        waited += self._barrier()
+        self.wait_seconds = waited
+        return self.result, metas
+
+    def close(self) -> None:
+        """Release the mapping (the file stays until its owner removes it)."""
+        for name in ("_header", "_arrive", "_slots", "result", "_meta"):
+            setattr(self, name, None)
+        try:
+            self._buf.close()
+        except BufferError:  # a caller still holds a view of ``result``
+            pass

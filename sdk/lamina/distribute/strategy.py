@@ -1,0 +1,288 @@
+"""How ``fit`` runs: in one process (:class:`Strategy`) or as one of N SPMD replicas
+(:class:`DataParallel`).
+
+``Model.fit`` consults :func:`get_strategy` at four points and nowhere else:
+
+* ``batches(model, iterator, epoch)`` yields ``(step, batch)``: the part of each global
+  batch this process computes (all of it locally; a contiguous ``1/N`` slice per
+  replica), under the noise keys of :mod:`lamina.distribute.keys`;
+* ``reduce_gradients(model, grads)`` between backward and ``optimizer.apply``
+  (identity locally; an all-reduce of the share-weighted gradients across replicas);
+  ``None`` means "skip this update: the chief stopped training";
+* ``reduce_logs(model, logs)`` before ``on_train_batch_end`` (the chief's logs become
+  the global, sample-weighted ones);
+* ``sync(model)`` after ``on_epoch_begin``/``on_epoch_end`` (the chief's stop decision
+  and learning rate reach every replica) and ``stop_requested(model)`` after each batch.
+
+Every replica runs the same ``fit``; only the chief (rank 0) runs the job's callbacks
+and validation. A chief's stop at batch ``s`` reaches the others in the exchange of
+batch ``s + 1`` (they skip that update and end the epoch), so every replica applies
+exactly the same updates.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from lamina.distribute import keys
+from lamina.distribute.metric_state import additive_fields, pack, unpack
+from lamina.layers.symbolic import flatten, map_structure
+
+CONTINUE, STOP, ABORT = 0.0, 1.0, 2.0
+
+
+class Aborted(RuntimeError):
+    """The chief aborted the run (raised on every replica, out of ``fit``)."""
+
+
+class Strategy:
+    """One process: ``fit`` as Keras runs it (the default strategy)."""
+
+    rank = 0
+    world_size = 1
+    is_chief = True
+
+    def batches(self, model, iterator, epoch: int):
+        """``(step, batch)`` for every batch of ``epoch``, under :func:`keys.batch_keys`.
+
+        A sample's noise key is its position in the epoch's stream of samples (the
+        samples of earlier batches, plus its offset in its batch).
+        """
+        seen = 0
+        for step, batch in iterator.epoch():
+            n = batch_size(batch)
+            with keys.batch_keys(epoch, np.arange(seen, seen + n)):
+                yield step, batch
+            seen += n
+
+    def reduce_gradients(self, model, grads):
+        """The gradients to apply (None: skip this update).
+
+        Args:
+            model: the model being trained.
+            grads: one gradient (or None) per trainable variable.
+
+        Returns:
+            The list to pass to ``optimizer.apply``, or None.
+        """
+        return grads
+
+    def reduce_logs(self, model, logs):
+        """The logs the callbacks see after this batch (here: ``logs`` unchanged)."""
+        return logs
+
+    def stop_requested(self, model) -> bool:
+        """Whether the batch loop ends now (here: ``model.stop_training``)."""
+        return bool(model.stop_training)
+
+    def sync(self, model) -> None:
+        """Agree on the chief's decisions at an epoch boundary (nothing to do here)."""
+        return None
+
+
+def batch_size(batch) -> int:
+    """The number of samples of a batch (the first dimension of its first array)."""
+    return int(flatten(batch)[0].shape[0])
+
+
+_DEFAULT = Strategy()
+_CURRENT: Strategy = _DEFAULT
+
+
+def get_strategy() -> Strategy:
+    """The strategy ``fit`` runs under (the one-process default unless one is set)."""
+    return _CURRENT
+
+
+def set_strategy(strategy: Strategy | None) -> None:
+    """Make ``strategy`` the process's strategy (``None``: back to the default)."""
+    global _CURRENT
+    _CURRENT = _DEFAULT if strategy is None else strategy
+
+
+class DataParallel(Strategy):
+    """Synchronous data parallelism: this process is replica ``rank`` of ``world_size``.
+
+    Args:
+        collective: an object with ``rank``, ``world``, ``n``, ``m`` and
+            ``exchange(vector, meta, scale) -> (sum, metas)`` (e.g.
+            :class:`~lamina.distribute.shm.SharedMemoryCollective`).
+        resume_at: ``(epoch, step)``: skip the first ``step`` batches of ``epoch``
+            (a mid-epoch checkpoint); the shuffle is drawn as usual.
+        base_metrics: the metric accumulators of those skipped batches (chief only).
+
+    Raises:
+        ValueError: when the model's gradient does not fit the collective.
+    """
+
+    def __init__(self, collective, resume_at=None, base_metrics=None) -> None:
+        self.collective = collective
+        self.rank, self.world_size = collective.rank, collective.world
+        self.is_chief = self.rank == 0
+        self.resume_at = resume_at
+        self.base_metrics = base_metrics
+        self.abort_reason: str | None = None
+        self._pending_stop = False
+        self._metas = None
+        self._fields = None
+        self._flat = None
+        self._epoch = 0
+        self.exchange_seconds = 0.0  # last gradient exchange (waiting + reducing)
+        self.step_samples = 0
+
+    # -- control ------------------------------------------------------------------------
+    def abort(self, reason: str) -> None:
+        """Chief: end the run on every replica at the next exchange (raises Aborted)."""
+        self.abort_reason = reason
+
+    def _code(self, model) -> float:
+        if self.abort_reason is not None:
+            return ABORT
+        return STOP if model.stop_training else CONTINUE
+
+    def _control(self, model, code: float) -> None:
+        """Non-chief: act on the chief's code."""
+        if code == ABORT:
+            raise Aborted("the chief aborted the run")
+        if code == STOP:
+            model.stop_training = True
+
+    def _control_exchange(self, model, extra=()) -> np.ndarray:
+        meta = [self._code(model), *extra] if self.is_chief else None
+        _, metas = self.collective.exchange(None, meta)
+        chief = metas[0]
+        if self.is_chief:
+            if chief[0] == ABORT:
+                raise Aborted(self.abort_reason)
+        else:
+            self._control(model, chief[0])
+        return chief
+
+    # -- the four hooks -----------------------------------------------------------------
+    def batches(self, model, iterator, epoch: int):
+        """This replica's contiguous ``1/N`` of each global batch (``array_split`` order)."""
+        self._epoch = epoch
+        if getattr(type(model).train_step, "__qualname__", "") != "Trainer.train_step":
+            raise ValueError(f"DataParallel runs the default train_step only; "
+                             f"{type(model).__name__} overrides it. Received: "
+                             f"train_step={type(model).train_step.__qualname__}")
+        skip = self.resume_at[1] if self.resume_at and self.resume_at[0] == epoch else 0
+        seen = 0
+        for step, batch in iterator.epoch():
+            n = batch_size(batch)
+            seen += n
+            if step < skip:
+                continue
+            if self.is_chief and (self._pending_stop or self.abort_reason is not None):
+                self._control_exchange(model)  # the others learn it in their step exchange
+                self._pending_stop = False
+                return
+            bounds = [len(p) for p in np.array_split(np.arange(n), self.world_size)]
+            lo = sum(bounds[:self.rank])
+            hi = lo + bounds[self.rank]
+            self._share = (hi - lo) / float(n)
+            self.step_samples = n
+            local = map_structure(lambda a, rows=slice(lo, hi): None if a is None else a[rows],
+                                  batch)
+            with keys.batch_keys(epoch, np.arange(seen - n + lo, seen - n + hi)):
+                yield step, local
+            if not self.is_chief and model.stop_training:
+                return
+        self._control_exchange(model)
+        self._pending_stop = False
+
+    def _flat_buffer(self, grads) -> np.ndarray:
+        if self._flat is None:
+            n = sum(int(np.size(g)) if g is not None else 0 for g in grads)
+            self._flat = np.empty(self.collective.n, np.float32)
+            if n > self.collective.n:
+                raise ValueError(f"the gradient has {n} elements, the collective holds "
+                                 f"{self.collective.n}")
+        return self._flat
+
+    def reduce_gradients(self, model, grads):
+        start = time.perf_counter()
+        shapes = [None if g is None else np.shape(g) for g in grads]
+        flat = self._flat_buffer(grads)
+        at = 0
+        for grad, shape in zip(grads, shapes):
+            if shape is None:
+                continue
+            size = int(np.prod(shape))
+            flat[at:at + size] = np.asarray(grad).reshape(-1)
+            at += size
+        if self._fields is None:
+            self._fields = additive_fields(model)
+        state = pack(self._fields)
+        meta = np.concatenate([[CONTINUE], state])
+        if meta.size > self.collective.m:
+            raise ValueError(f"metric state has {meta.size - 1} values, the collective "
+                             f"holds {self.collective.m - 1}")
+        total, metas = self.collective.exchange(flat, meta, self._share)
+        self.exchange_seconds = time.perf_counter() - start
+        code = metas[0, 0]
+        if code != CONTINUE:
+            if not self.is_chief:
+                self._control(model, code)
+            return None
+        self._metas = metas
+        out, at = [], 0
+        for shape in shapes:
+            if shape is None:
+                out.append(None)
+                continue
+            size = int(np.prod(shape))
+            out.append(total[at:at + size].reshape(shape))
+            at += size
+        return out
+
+    def reduce_logs(self, model, logs):
+        if not self.is_chief or self._metas is None:
+            return logs
+        width = len(pack(self._fields))
+        summed = self._metas[0, 1:1 + width].copy()
+        for row in self._metas[1:]:
+            summed += row[1:1 + width]
+        if self.base_metrics is not None and self.resume_at \
+                and self.resume_at[0] == self._epoch:
+            summed += self.base_metrics
+        local = pack(self._fields)
+        unpack(self._fields, summed)
+        try:
+            return model.get_metrics_result()
+        finally:
+            unpack(self._fields, local)
+
+    def global_metric_state(self) -> np.ndarray | None:
+        """Chief: the summed accumulators of the epoch so far (for checkpoints)."""
+        if self._metas is None or self._fields is None:
+            return None
+        width = len(pack(self._fields))
+        summed = self._metas[:, 1:1 + width].sum(axis=0)
+        if self.base_metrics is not None and self.resume_at \
+                and self.resume_at[0] == self._epoch:
+            summed = summed + self.base_metrics
+        return summed
+
+    def stop_requested(self, model) -> bool:
+        if self.is_chief:
+            if model.stop_training:
+                self._pending_stop = True
+            return False  # the chief ends the epoch at the next step's exchange
+        return bool(model.stop_training)
+
+    def sync(self, model) -> None:
+        """Every replica takes the chief's stop decision and learning rate."""
+        from lamina.backend.tensor import Variable
+
+        self._metas = None
+        lr = getattr(model.optimizer, "_learning_rate", None)
+        settable = isinstance(lr, Variable)
+        chief = self._control_exchange(
+            model, [float(lr.data)] if settable and self.is_chief else ())
+        if not self.is_chief:
+            if settable:
+                lr.assign(np.float32(chief[1]))
+

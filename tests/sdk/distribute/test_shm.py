@@ -1,0 +1,96 @@
+"""The shared-memory collective: rank-order sums every rank reads bit for bit, a meta
+gather, abort, and argument errors."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from lamina.distribute import shm
+
+
+def _run_ranks(path, world, body):
+    results, errors = [None] * world, []
+
+    def run(rank):
+        try:
+            collective = shm.SharedMemoryCollective(path, rank, timeout=30)
+            results[rank] = body(collective, rank)
+        except Exception as exc:  # noqa: BLE001 - reported by the test below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in range(world)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    return results, errors
+
+
+@pytest.mark.parametrize("world,n", [(1, 5), (2, 1001), (3, 7)])
+def test_exchange_sums_in_rank_order_and_gathers_meta(tmp_path, world, n):
+    rng = np.random.default_rng(world)
+    vectors = rng.normal(size=(world, 3, n)).astype(np.float32)
+    scales = [0.25, 0.5, 0.25][:world]
+    path = shm.create(tmp_path / "c", world, n, m=3)
+
+    def body(collective, rank):
+        out = []
+        for step in range(3):
+            total, metas = collective.exchange(vectors[rank, step], [rank, step],
+                                               scale=scales[rank])
+            out.append((total.copy(), metas))
+        return out
+
+    results, errors = _run_ranks(path, world, body)
+    assert not errors, errors
+    for step in range(3):
+        expected = vectors[0, step] * np.float32(scales[0])
+        for j in range(1, world):
+            expected = expected + vectors[j, step] * np.float32(scales[j])
+        for rank in range(world):
+            total, metas = results[rank][step]
+            assert total.tobytes() == expected.tobytes()  # the same bits on every rank
+            np.testing.assert_array_equal(metas[:, :2], [[r, step] for r in range(world)])
+            assert (metas[:, 2] == 0).all()
+
+
+def test_none_contributes_zeros(tmp_path):
+    path = shm.create(tmp_path / "c", 2, 4)
+
+    def body(collective, rank):
+        vector = np.arange(4, dtype=np.float32) if rank == 1 else None
+        return collective.exchange(vector)[0].copy()
+
+    results, errors = _run_ranks(path, 2, body)
+    assert not errors
+    np.testing.assert_array_equal(results[0], [0, 1, 2, 3])
+
+
+def test_abort_wakes_a_waiting_rank(tmp_path):
+    path = shm.create(tmp_path / "c", 2, 4)
+    collective = shm.SharedMemoryCollective(path, 0, timeout=30)
+    timer = threading.Timer(0.2, shm.abort, args=(path,))
+    timer.start()
+    with pytest.raises(shm.CollectiveAborted, match="aborted"):
+        collective.exchange(np.zeros(4, np.float32))
+    timer.join()
+
+
+def test_barrier_times_out(tmp_path):
+    path = shm.create(tmp_path / "c", 2, 1)
+    collective = shm.SharedMemoryCollective(path, 1, timeout=0.05)
+    with pytest.raises(TimeoutError, match="rank 1 waited"):
+        collective.barrier()
+
+
+def test_bad_arguments_are_named(tmp_path):
+    with pytest.raises(ValueError, match="world=0"):
+        shm.create(tmp_path / "c", 0, 4)
+    with pytest.raises(ValueError, match="m=0"):
+        shm.create(tmp_path / "c", 1, 4, m=0)
+    path = shm.create(tmp_path / "c", 2, 4)
+    with pytest.raises(ValueError, match="rank=2"):
+        shm.SharedMemoryCollective(path, 2)
