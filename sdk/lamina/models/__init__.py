@@ -1,5 +1,6 @@
 """Models: ``Sequential``, functional ``Model(inputs, outputs)``, subclassed ``Model``."""
 
+from lamina.models.cloning import clone_model
 from lamina.models.functional import Functional
 from lamina.models.model import Model
 from lamina.models.sequential import Sequential
@@ -35,11 +36,6 @@ def save_model(model, filepath, overwrite=True, zipped=None, **kwargs):
     from lamina.saving.saving_api import save_model as _save
 
     return _save(model, filepath, overwrite=overwrite, zipped=zipped, **kwargs)
-
-
-def clone_model(model, input_tensors=None, clone_function=None):
-    """A new model with the same architecture and freshly initialised weights."""
-    return type(model).from_config(model.get_config())
 
 
 __all__ = ["Functional", "Model", "Sequential", "clone_model", "load_model",

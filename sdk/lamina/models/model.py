@@ -6,6 +6,8 @@ subclasses define layers in ``__init__`` and the forward pass in ``call``.
 
 from __future__ import annotations
 
+import functools
+
 from lamina.layers.layer import Layer
 from lamina.models.trainer import Trainer
 
@@ -43,6 +45,7 @@ class Model(Trainer, Layer):
         original = cls.__init__
 
         # Trainer state must exist even when a subclass forgets to call super().__init__ early.
+        @functools.wraps(original)
         def __init__(self, *args, **kw):  # noqa: N807
             original(self, *args, **kw)
             if not hasattr(self, "_compiled"):

@@ -69,6 +69,20 @@ class Trainer:
         self._compiled = True
         self.stop_training = False
 
+    def get_compile_config(self):
+        """The ``compile`` arguments as a serialisable dict (``None`` if not compiled)."""
+        if not self._compiled:
+            return None
+        from lamina.saving.compile_config import compile_config
+
+        return compile_config(self)
+
+    def compile_from_config(self, config):
+        """Compile from what :meth:`get_compile_config` returned."""
+        from lamina.saving.compile_config import compile_from_config
+
+        compile_from_config(self, config)
+
     @property
     def compiled(self) -> bool:
         return self._compiled
