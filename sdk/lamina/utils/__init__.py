@@ -10,10 +10,12 @@ from lamina.backend import random as _random
 from lamina.backend.config import clear_session
 from lamina.models.data import pack_x_y_sample_weight, unpack_x_y_sample_weight
 from lamina.utils.audio_dataset_utils import audio_dataset_from_directory
+from lamina.utils.config import Config, get_source_inputs
 from lamina.utils.dataset_utils import split_dataset
 from lamina.utils.file_utils import get_file
 from lamina.utils.image_dataset_utils import image_dataset_from_directory
 from lamina.utils.image_utils import array_to_img, img_to_array, load_img, save_img
+from lamina.utils.model_visualization import model_to_dot, plot_model
 from lamina.utils.numerical_utils import normalize
 from lamina.utils.progbar import Progbar
 from lamina.utils.py_dataset import PyDataset, Sequence
@@ -65,7 +67,8 @@ _FROM_CONFIG = ("disable_interactive_logging", "enable_interactive_logging",
 
 __all__ = ["Progbar", "PyDataset", "Sequence", "clear_session", "get_file", "is_keras_tensor",
            "array_to_img", "audio_dataset_from_directory", "img_to_array", "load_img",
-           "save_img", "split_dataset",
+           "save_img", "split_dataset", "Config", "get_source_inputs", "model_to_dot",
+           "plot_model",
            "image_dataset_from_directory", "text_dataset_from_directory",
            "timeseries_dataset_from_array", "normalize", "pack_x_y_sample_weight",
            "pad_sequences", "set_random_seed", "standardize_dtype", "to_categorical",
