@@ -1,0 +1,171 @@
+"""Layers that change the image size: Resizing, CenterCrop and RandomCrop."""
+
+from __future__ import annotations
+
+from lamina.layers.preprocessing.image.base import BaseImagePreprocessingLayer
+from lamina.ops import image as image_ops
+from lamina.ops.image_resize import RESIZE_INTERPOLATIONS
+
+
+def _check_size(height, width):
+    for name, value in (("height", height), ("width", width)):
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value}")
+
+
+class _SizedLayer(BaseImagePreprocessingLayer):
+    _USE_BASE_FACTOR = False
+
+    def compute_output_shape(self, input_shape):
+        shape = list(input_shape)
+        h, w = (-3, -2) if self.data_format == "channels_last" else (-2, -1)
+        shape[h], shape[w] = self.height, self.width
+        return tuple(shape)
+
+    def _crop(self, images, top, left):
+        rows = slice(top, top + self.height)
+        cols = slice(left, left + self.width)
+        index = (slice(None), rows, cols) if self.data_format == "channels_last" else (
+            slice(None), slice(None), rows, cols)
+        return images[index]
+
+
+class Resizing(_SizedLayer):
+    """Resizes images to ``(height, width)`` (``lamina.ops.image.resize``).
+
+    Args:
+        height: output height.
+        width: output width.
+        interpolation: ``"bilinear"``, ``"nearest"``, ``"bicubic"``, ``"lanczos3"``,
+            ``"lanczos5"`` or ``"area"``.
+        crop_to_aspect_ratio: crop the largest centred window of the target aspect ratio.
+        pad_to_aspect_ratio: pad evenly to the target aspect ratio.
+        fill_mode: only ``"constant"``.
+        fill_value: the padding value.
+        antialias: antialias when downsampling.
+        data_format: ``"channels_last"`` or ``"channels_first"``.
+
+    Input shape:
+        ``(H, W, C)`` or ``(B, H, W, C)`` (channels first per ``data_format``).
+
+    Output shape:
+        ``(height, width)`` in place of ``(H, W)``.
+    """
+
+    def __init__(self, height, width, interpolation="bilinear", crop_to_aspect_ratio=False,
+                 pad_to_aspect_ratio=False, fill_mode="constant", fill_value=0.0,
+                 antialias=False, data_format=None, **kwargs):
+        super().__init__(data_format=data_format, **kwargs)
+        _check_size(height, width)
+        if interpolation not in RESIZE_INTERPOLATIONS:
+            raise ValueError("Invalid value for argument `interpolation`. Expected of one "
+                             f"{RESIZE_INTERPOLATIONS}. Received: "
+                             f"interpolation={interpolation}")
+        self.height, self.width = height, width
+        self.interpolation = interpolation
+        self.crop_to_aspect_ratio = crop_to_aspect_ratio
+        self.pad_to_aspect_ratio = pad_to_aspect_ratio
+        self.fill_mode = fill_mode
+        self.fill_value = fill_value
+        self.antialias = bool(antialias)
+
+    def _resize(self, images, interpolation):
+        return image_ops.resize(images, (self.height, self.width), interpolation=interpolation,
+                                antialias=self.antialias,
+                                crop_to_aspect_ratio=self.crop_to_aspect_ratio,
+                                pad_to_aspect_ratio=self.pad_to_aspect_ratio,
+                                fill_mode=self.fill_mode, fill_value=self.fill_value,
+                                data_format=self.data_format)
+
+    def transform_images(self, images, transformation=None, training=True):
+        return self._resize(images, self.interpolation)
+
+    def transform_segmentation_masks(self, masks, transformation=None, training=True):
+        return self._resize(masks, "nearest")
+
+    def get_config(self):
+        return {**super().get_config(), "height": self.height, "width": self.width,
+                "interpolation": self.interpolation,
+                "crop_to_aspect_ratio": self.crop_to_aspect_ratio,
+                "pad_to_aspect_ratio": self.pad_to_aspect_ratio, "fill_mode": self.fill_mode,
+                "fill_value": self.fill_value, "antialias": self.antialias}
+
+
+class CenterCrop(_SizedLayer):
+    """Crops the central ``(height, width)`` window; a smaller image is first cropped to
+    the target aspect ratio and resized (bilinear), as Keras's ``smart_resize``.
+
+    Args:
+        height: output height.
+        width: output width.
+        data_format: ``"channels_last"`` or ``"channels_first"``.
+
+    Input shape:
+        ``(H, W, C)`` or ``(B, H, W, C)`` (channels first per ``data_format``).
+
+    Output shape:
+        ``(height, width)`` in place of ``(H, W)``.
+    """
+
+    def __init__(self, height, width, data_format=None, **kwargs):
+        super().__init__(data_format=data_format, **kwargs)
+        _check_size(height, width)
+        self.height, self.width = height, width
+
+    def transform_images(self, images, transformation=None, training=True):
+        h, w = self._hw(images)
+        if h >= self.height and w >= self.width:
+            return self._crop(images, (h - self.height) // 2, (w - self.width) // 2)
+        return image_ops.resize(images, (self.height, self.width), crop_to_aspect_ratio=True,
+                                data_format=self.data_format)
+
+    def get_config(self):
+        return {**super().get_config(), "height": self.height, "width": self.width}
+
+
+class RandomCrop(_SizedLayer):
+    """Crops a random ``(height, width)`` window (one per call) in training.
+
+    As in Keras, an image not larger than the target in both dimensions is cropped to
+    the target aspect ratio and resized instead, and outside training the input passes
+    unchanged.
+
+    Args:
+        height: crop height.
+        width: crop width.
+        seed: an int for reproducible windows.
+        data_format: ``"channels_last"`` or ``"channels_first"``.
+        name: the layer's name.
+
+    Input shape:
+        ``(H, W, C)`` or ``(B, H, W, C)`` (channels first per ``data_format``).
+
+    Output shape:
+        ``(height, width)`` in place of ``(H, W)`` in training.
+    """
+
+    def __init__(self, height, width, seed=None, data_format=None, name=None, **kwargs):
+        super().__init__(data_format=data_format, seed=seed, name=name, **kwargs)
+        _check_size(height, width)
+        self.height, self.width = height, width
+
+    def get_random_transformation(self, data, training=True, seed=None):
+        h, w = self._hw(data)
+        if training and h > self.height and w > self.width:
+            top = int(self.rng.uniform(0, h - self.height + 1))
+            left = int(self.rng.uniform(0, w - self.width + 1))
+            return top, left
+        return None
+
+    def transform_images(self, images, transformation, training=True):
+        if not training:
+            return images
+        if transformation is None:
+            return image_ops.resize(images, (self.height, self.width),
+                                    crop_to_aspect_ratio=True, data_format=self.data_format)
+        return self._crop(images, *transformation)
+
+    def get_config(self):
+        return {**super().get_config(), "height": self.height, "width": self.width,
+                "seed": self.seed}
+
