@@ -31,6 +31,7 @@ from lamina.ops import (
     core,
     ctc,
     decompositions,
+    einops,
     image,
     indexing,
     linalg,
@@ -39,7 +40,9 @@ from lamina.ops import (
     nn,
     numpy,
     reduction,
+    segment,
     signal,
+    special,
     transforms,
 )
 from lamina.ops.activations import *  # noqa: F403
@@ -47,6 +50,7 @@ from lamina.ops.control_flow import *  # noqa: F403
 from lamina.ops.core import *  # noqa: F403
 from lamina.ops.ctc import *  # noqa: F403
 from lamina.ops.decompositions import *  # noqa: F403
+from lamina.ops.einops import *  # noqa: F403
 # keras.ops has none of ops.image's names; the first six stay importable here.
 from lamina.ops.image import (  # noqa: F401
     crop_images,
@@ -63,7 +67,9 @@ from lamina.ops.math import *  # noqa: F403
 from lamina.ops.nn import *  # noqa: F403
 from lamina.ops.numpy import *  # noqa: F403
 from lamina.ops.reduction import *  # noqa: F403
+from lamina.ops.segment import *  # noqa: F403
 from lamina.ops.signal import *  # noqa: F403
+from lamina.ops.special import *  # noqa: F403
 from lamina.ops.transforms import *  # noqa: F403
 
 _CONV_OPS = ("average_pool", "conv", "conv_transpose", "depthwise_conv", "max_pool",
@@ -90,6 +96,7 @@ _TESTED_IN_OPS_NN = frozenset({
     *decompositions.__all__,  # test_ops_linalg.py
     *ctc.__all__,  # test_ops_ctc.py
     *signal.__all__,  # test_ops_signal.py
+    *segment.__all__, *special.__all__, *einops.__all__,  # test_ops_segment.py
     *numpy.NUMPY_ONLY,  # test_ops_numpy*.py
 })
 
@@ -97,5 +104,6 @@ __all__ = sorted({
     *activations.__all__, *core.__all__, *numpy.__all__, *indexing.__all__,
     *linalg.__all__, *manipulation.__all__, *math.__all__, *nn.__all__, *reduction.__all__,
     *control_flow.__all__, *transforms.__all__, *decompositions.__all__,
-    *ctc.__all__, *signal.__all__, *_CONV_OPS,
+    *ctc.__all__, *signal.__all__, *segment.__all__, *special.__all__, *einops.__all__,
+    *_CONV_OPS,
 } - _TESTED_IN_OPS_NN)

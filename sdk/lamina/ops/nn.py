@@ -32,6 +32,7 @@ from lamina.ops.math import (
     subtract,
 )
 from lamina.ops.reduction import sum
+from lamina.ops.special import polar  # noqa: F401 - Keras lists it under ops.nn
 
 _OWN = [
     "adaptive_average_pool", "adaptive_max_pool", "fold", "unfold",
