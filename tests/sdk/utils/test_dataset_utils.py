@@ -229,3 +229,24 @@ def test_fit_takes_the_dataset_and_its_arrays():
     assert len(history.history["loss"]) == 2
     history = model.fit(ds, epochs=2, verbose=0)
     assert len(history.history["loss"]) == 2 and np.isfinite(history.history["loss"]).all()
+
+
+def test_fit_with_validation_dataset_and_timeseries():
+    train, val = utils.image_dataset_from_directory(
+        TREE / "images", image_size=(4, 4), batch_size=4, seed=1, validation_split=0.3,
+        subset="both", verbose=False)
+    model = lamina.Sequential([lamina.Input((4, 4, 3)), lamina.layers.Rescaling(1 / 255),
+                               lamina.layers.Flatten(), lamina.layers.Dense(3)])
+    model.compile("adam", lamina.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    history = model.fit(train, validation_data=val, epochs=2, verbose=0)
+    assert sorted(history.history) == ["accuracy", "loss", "val_accuracy", "val_loss"]
+    assert model.predict(val, verbose=0).shape == (2, 3)
+    rng = np.random.default_rng(0)
+    series = utils.timeseries_dataset_from_array(rng.random((50, 2), dtype=np.float32),
+                                                 rng.random(50, dtype=np.float32), 5,
+                                                 batch_size=8)
+    regressor = lamina.Sequential([lamina.Input((5, 2)), lamina.layers.Flatten(),
+                                   lamina.layers.Dense(1)])
+    regressor.compile("adam", "mse")
+    assert len(regressor.fit(series, epochs=2, verbose=0).history["loss"]) == 2
