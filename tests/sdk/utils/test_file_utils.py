@@ -32,7 +32,10 @@ def test_downloads_into_keras_home_and_uses_the_cache(http_server, keras_home, c
     path = get_file(origin=url, file_hash=_sha(PAYLOAD))
     assert path == str(keras_home / "datasets" / "payload.bin")
     assert open(path, "rb").read() == PAYLOAD
-    assert f"Downloading data from {url}" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"Downloading data from {url}" in out
+    # The Progbar's final line counts bytes.
+    assert "102400/102400" in out and "/byte" in out
     assert not os.path.exists(path + ".part")
     # Cached: no second request, also with md5 and a custom subdir name.
     assert get_file("payload.bin", url, file_hash=_sha(PAYLOAD)) == path
