@@ -277,7 +277,8 @@ def get_file(fname=None, origin=None, untar=False, md5_hash=None, file_hash=None
             extraction directory.
         archive_format: ``"auto"``, ``"tar"``, ``"zip"``, a list, or None.
         cache_dir: the base cache directory; None means ``$KERAS_HOME`` or ``~/.keras``
-            (``/tmp/.keras`` when not writable).
+            (``/tmp/.keras`` when not writable). A missing directory is created (Keras
+            instead falls back to ``/tmp/.keras`` for a directory that does not exist yet).
         force_download: download even if the file is in the cache.
 
     Returns:
