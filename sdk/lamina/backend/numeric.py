@@ -200,7 +200,7 @@ class Arctanh(Function):
 
     def forward(self, a):
         self.a = a
-        with np.errstate(invalid="ignore"):  # NaN outside the domain, as Keras
+        with np.errstate(invalid="ignore", divide="ignore"):  # NaN/inf, as Keras
             return np.arctanh(a)
 
     def backward(self, g):

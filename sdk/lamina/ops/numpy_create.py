@@ -33,7 +33,9 @@ def _dtype(dtype):
 
 
 def array(x, dtype=None):
-    """``x`` as a Tensor (``convert_to_tensor``)."""
+    """``x`` as a Tensor (``convert_to_tensor``); Python ints become int32, as in Keras."""
+    if dtype is None and not hasattr(x, "dtype") and np.asarray(x).dtype == np.int64:
+        dtype = "int32"
     return convert_to_tensor(x, dtype=dtype)
 
 

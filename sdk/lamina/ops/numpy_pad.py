@@ -68,6 +68,8 @@ def _pad_axis(x, axis, lo, hi, mode):
         # linear_ramp's end value is 0: ``k / width`` of the way from it to the edge.
         view = [1] * len(shape(x))
         view[axis] = len(k)
+        if not np.issubdtype(dt, np.inexact):  # integers truncate, as np.pad's
+            return as_dtype(np.asarray(_data(edge)) * (k / width).reshape(view), dt)
         return multiply(edge, (k / width).astype(dt).reshape(view))
 
     def take(start):

@@ -22,7 +22,23 @@ __all__ = [
 ]
 
 
+def _int_accumulator(dtype) -> np.dtype:
+    """Keras's dtype for integer sums and products: at least 32 bits, else unchanged."""
+    if dtype == np.bool_ or dtype in (np.int8, np.int16):
+        return np.dtype("int32")
+    return np.dtype("uint32") if dtype in (np.uint8, np.uint16) else np.dtype(dtype)
+
+
+def _integer(x) -> bool:
+    kind = np.asarray(_data(x)).dtype.kind
+    return kind in "biu"
+
+
 def sum(x, axis=None, keepdims=False):  # noqa: A001
+    if _integer(x):  # no gradient; numpy would widen int32 to int64
+        d = np.asarray(_data(x))
+        return Tensor(np.asarray(np.sum(d, axis=_axis(axis), keepdims=keepdims,
+                                        dtype=_int_accumulator(d.dtype))))
     return _p.Sum.apply(x, axis=_axis(axis), keepdims=keepdims)
 
 
@@ -111,12 +127,16 @@ def _scan_input(x, axis, dtype):
 def cumsum(x, axis=None, dtype=None):
     """Cumulative sum along ``axis`` (of the flattened ``x`` when None)."""
     x, axis = _scan_input(x, axis, dtype)
+    if _integer(x):
+        return Tensor(np.cumsum(x.data, axis=axis, dtype=x.data.dtype))
     return _n.CumSum.apply(x, axis=axis)
 
 
 def cumprod(x, axis=None, dtype=None):
     """Cumulative product along ``axis`` (of the flattened ``x`` when None)."""
     x, axis = _scan_input(x, axis, dtype)
+    if _integer(x):
+        return Tensor(np.cumprod(x.data, axis=axis, dtype=x.data.dtype))
     return _n.CumProd.apply(x, axis=axis)
 
 
@@ -124,6 +144,10 @@ def prod(x, axis=None, keepdims=False, dtype=None):
     """Product over ``axis``: the last cumulative product (exact gradient with zeros)."""
     if dtype is not None:
         x = cast(x, dtype)
+    if _integer(x):
+        d = np.asarray(_data(x))
+        return Tensor(np.asarray(np.prod(d, axis=_axis(axis), keepdims=keepdims,
+                                         dtype=_int_accumulator(d.dtype))))
     s = static_shape(x)
     axes = tuple(range(len(s))) if axis is None else tuple(
         a % len(s) for a in ((axis,) if isinstance(axis, int) else axis))

@@ -1,8 +1,9 @@
-"""``keras.ops.numpy``'s differentiable functions: forward against float64 numpy and the
-gradient against float64 central differences (``lamina.testing.check_gradients``).
+"""``keras.ops.numpy``'s functions that only that namespace has (``ops.numpy.NUMPY_ONLY``).
 
-One table, as ``test_ops.py``'s; its coverage test (with the no-gradient table of
-``test_ops_numpy_values.py``) checks that every ``numpy_*`` module's name has a row.
+Two tables, as ``test_ops.py``'s: differentiable ops checked against float64 numpy and
+their gradients against float64 central differences (``lamina.testing.check_gradients``);
+ops without a gradient checked against numpy and shown not to join the graph. The
+coverage test asks for a row for every name.
 """
 
 from __future__ import annotations
@@ -259,3 +260,101 @@ def test_float32_gradients_keep_dtype_and_shape(name, fn, ref, inputs, wrt):
 @pytest.mark.parametrize("name,fn,ref,inputs,wrt", CASES)
 def test_gradient_matches_central_differences(name, fn, ref, inputs, wrt):
     assert check_gradients(lambda *a: ops.nan_to_num(fn(*a)), list(inputs), wrt=wrt) <= 1e-6
+
+
+# -- ops without a gradient: numpy references, and they never join the graph ------------
+X = RNG.standard_normal((3, 4)).astype(np.float32)
+INTS = np.array([[4, 6, 12, 7], [9, 0, 3, 5], [1, 2, 8, 8]], dtype=np.int32)
+SPECIAL = np.array([1.0, np.nan, np.inf, -np.inf, -0.0], dtype=np.float32)
+
+
+def _partitioned(x, kth=2):
+    idx = np.asarray(ops.argpartition(x, kth).data)
+    part = np.take_along_axis(x, idx, -1)
+    ok = (np.sort(x, -1)[..., kth] == part[..., kth]) & np.all(
+        part[..., :kth] <= part[..., kth:kth + 1], -1) & np.all(
+        part[..., kth + 1:] >= part[..., kth:kth + 1], -1)
+    return Tensor(ok & (np.sort(idx, -1) == np.arange(x.shape[-1])).all(-1))
+
+
+NO_GRAD = [
+    ("trunc", lambda x: ops.trunc(x * 3), lambda x: np.trunc(x * 3)),
+    ("signbit", lambda x: ops.signbit(SPECIAL), lambda x: np.signbit(SPECIAL)),
+    ("isneginf", lambda x: ops.isneginf(SPECIAL), lambda x: np.isneginf(SPECIAL)),
+    ("isposinf", lambda x: ops.isposinf(SPECIAL), lambda x: np.isposinf(SPECIAL)),
+    ("isreal", ops.isreal, np.isreal),
+    ("isclose", lambda x: ops.isclose(x, x + 1e-6), lambda x: np.isclose(x, x + 1e-6)),
+    ("allclose", lambda x: ops.allclose(x, x * 1.1), lambda x: np.array(False)),
+    ("nextafter", lambda x: ops.nextafter(x, 10.0), lambda x: np.nextafter(x, np.float32(10))),
+    ("angle", ops.angle, lambda x: np.angle(x).astype(np.float32)),
+    ("imag", ops.imag, np.imag),
+    ("gcd", lambda x: ops.gcd(INTS, 6), lambda x: np.gcd(INTS, 6)),
+    ("lcm", lambda x: ops.lcm(INTS, 4), lambda x: np.lcm(INTS, 4)),
+    ("bitwise_and", lambda x: ops.bitwise_and(INTS, 6), lambda x: INTS & 6),
+    ("bitwise_or", lambda x: ops.bitwise_or(INTS, 6), lambda x: INTS | 6),
+    ("bitwise_xor", lambda x: ops.bitwise_xor(INTS, 6), lambda x: INTS ^ 6),
+    ("bitwise_invert", lambda x: ops.bitwise_invert(INTS), lambda x: ~INTS),
+    ("bitwise_not", lambda x: ops.bitwise_not(INTS > 4), lambda x: ~(INTS > 4)),
+    ("bitwise_left_shift", lambda x: ops.bitwise_left_shift(INTS, 2), lambda x: INTS << 2),
+    ("bitwise_right_shift", lambda x: ops.bitwise_right_shift(-INTS, 1), lambda x: -INTS >> 1),
+    ("left_shift", lambda x: ops.left_shift(INTS, INTS % 3), lambda x: INTS << (INTS % 3)),
+    ("right_shift", lambda x: ops.right_shift(INTS, 1), lambda x: INTS >> 1),
+    ("argpartition", lambda x: _partitioned(ops.convert_to_numpy(x)), lambda x: np.ones(3, bool)),
+    ("digitize", lambda x: ops.digitize(x, [-1.0, 0.0, 0.5]),
+     lambda x: np.digitize(x, [-1.0, 0.0, 0.5]).astype(np.int32)),
+    ("searchsorted", lambda x: ops.searchsorted(np.sort(x[0]), x[1], side="right"),
+     lambda x: np.searchsorted(np.sort(x[0]), x[1], side="right").astype(np.int32)),
+    ("histogram", lambda x: ops.histogram(x, bins=4)[0],
+     lambda x: np.histogram(x, bins=4)[0].astype(np.int32)),
+    ("histogram", lambda x: ops.histogram(x, bins=3, range=(-1, 1))[1],
+     lambda x: np.histogram(x, bins=3, range=(-1, 1))[1].astype(np.float32)),
+    ("isin", lambda x: ops.isin(INTS, [8, 0, 3]), lambda x: np.isin(INTS, [8, 0, 3])),
+    ("unique", lambda x: ops.unique(INTS, return_inverse=True)[1],
+     lambda x: np.unique(INTS, return_inverse=True)[1].astype(np.int32)),
+    ("unravel_index", lambda x: ops.stack(ops.unravel_index(INTS.ravel(), (4, 4))),
+     lambda x: np.stack(np.unravel_index(INTS.ravel(), (4, 4))).astype(np.int32)),
+    ("nanargmax", lambda x: ops.nanargmax(np.where(x > 1, np.nan, x), axis=1),
+     lambda x: np.nanargmax(np.where(x > 1, np.nan, x), axis=1).astype(np.int32)),
+    ("nanargmin", lambda x: ops.nanargmin(np.where(x < -1, np.nan, x), axis=0, keepdims=True),
+     lambda x: np.nanargmin(np.where(x < -1, np.nan, x), axis=0,
+                            keepdims=True).astype(np.int32)),
+    ("tri", lambda x: ops.tri(3, 5, -1), lambda x: np.tri(3, 5, -1, dtype=np.float32)),
+    ("empty", lambda x: ops.empty((2, 3), dtype="int32").shape == (2, 3),
+     lambda x: np.array(True)),
+    ("empty_like", lambda x: ops.empty_like(x).shape == x.shape, lambda x: np.array(True)),
+    ("array", lambda x: ops.array(INTS, dtype="float32"), lambda x: INTS.astype(np.float32)),
+    ("geomspace", lambda x: ops.geomspace(2.0, 32.0, 5), lambda x: np.geomspace(2, 32, 5,
+                                                                               dtype="f4")),
+    ("logspace", lambda x: ops.logspace(0.0, 3.0, 4, base=2.0),
+     lambda x: np.logspace(0, 3, 4, base=2.0, dtype="f4")),
+    ("bartlett", lambda x: ops.bartlett(6), lambda x: np.bartlett(6).astype("f4")),
+    ("blackman", lambda x: ops.blackman(6), lambda x: np.blackman(6).astype("f4")),
+    ("hamming", lambda x: ops.hamming(6), lambda x: np.hamming(6).astype("f4")),
+    ("hanning", lambda x: ops.hanning(6), lambda x: np.hanning(6).astype("f4")),
+    ("kaiser", lambda x: ops.kaiser(6, 4.0), lambda x: np.kaiser(6, 4.0).astype("f4")),
+    ("ndim", lambda x: Tensor(np.array(ops.ndim(x))), lambda x: np.array(2)),
+    ("size", lambda x: Tensor(np.array(ops.size(x))), lambda x: np.array(12)),
+    ("view", lambda x: ops.view(x, "int32"), lambda x: x.view(np.int32)),
+    ("slogdet", lambda x: ops.slogdet(x[:, :3])[0],
+     lambda x: np.linalg.slogdet(x[:, :3])[0].astype(np.float32)),
+]
+
+
+def _bool_tensor(value):
+    return value if isinstance(value, Tensor) else Tensor(np.asarray(value))
+
+
+@pytest.mark.parametrize("name,fn,ref", NO_GRAD, ids=[c[0] for c in NO_GRAD])
+def test_ops_without_gradient(name, fn, ref):
+    out = _bool_tensor(fn(Variable(X)))
+    expected = np.asarray(ref(X))
+    assert out.dtype == expected.dtype.name
+    np.testing.assert_allclose(out.data, expected, rtol=1e-6)
+    assert not out.requires_grad
+
+
+
+def test_every_numpy_name_has_a_row():
+    covered = {p.values[0] for p in CASES} | {c[0] for c in NO_GRAD}
+    assert set(ops.numpy.NUMPY_ONLY) - covered == set()
+
