@@ -122,11 +122,30 @@ def load_weights(model, weights, file_name=None, origin=None, file_hash=None):
             return model
         from lamina.utils import get_file
 
-        path = get_file(file_name, origin, cache_subdir="models", file_hash=file_hash)
-        model.load_weights(path)
+        load_weights_file(model, get_file(file_name, origin, cache_subdir="models",
+                                          file_hash=file_hash))
     elif weights is not None:
-        model.load_weights(weights)
+        load_weights_file(model, weights)
     return model
+
+
+def load_weights_file(model, path):
+    """Load a weights file into an application model.
+
+    Legacy ``.h5`` files (Keras's published weights) list layers in Keras's functional
+    order, and are matched by that order (:func:`keras_layer_order`), as Keras loads
+    them; other formats go through ``model.load_weights``.
+    """
+    path = os.fspath(path)
+    if path.endswith((".h5", ".hdf5")) and not path.endswith(".weights.h5"):
+        from lamina.saving import h5_store, legacy_h5
+
+        with h5_store.open_h5(path, repr(path)) as h5file:
+            group = h5_store.safe_group(h5file, "model_weights")
+            legacy_h5.load_weights_from_group(group if group is not None else h5file,
+                                              _LayerOrder(model))
+    else:
+        model.load_weights(path)
 
 
 def keras_layer_order(model) -> list:
