@@ -33,7 +33,9 @@ from lamina.layers.convolutional import (
     SeparableConvolution1D,
     SeparableConvolution2D,
 )
+from lamina.layers.conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
 from lamina.layers.core import Activation, Dense, Identity, Lambda
+from lamina.layers.einsum_dense import EinsumDense
 from lamina.layers.embedding import Embedding, Masking
 from lamina.layers.gru import GRU, GRUCell
 from lamina.layers.input_layer import Input, InputLayer
@@ -142,5 +144,6 @@ __all__ = [*_preprocessing.__all__,
     "Convolution1D", "Convolution1DTranspose", "Convolution2D", "Convolution2DTranspose",
     "Convolution3D", "Convolution3DTranspose", "Cropping3D", "RMSNormalization",
     "SeparableConvolution1D", "SeparableConvolution2D", "SpatialDropout3D", "UpSampling3D",
-    "ZeroPadding3D", "AdditiveAttention",
+    "ZeroPadding3D", "AdditiveAttention", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D",
+    "EinsumDense",
 ]

@@ -6,9 +6,10 @@ import numpy as np
 
 from lamina import activations, constraints, initializers, ops, regularizers
 from lamina.layers.layer import Layer
+from lamina.layers.lora import LoRAMixin
 
 
-class Dense(Layer):
+class Dense(LoRAMixin, Layer):
     """Densely connected layer: ``activation(inputs @ kernel + bias)``.
 
     Args:
@@ -19,6 +20,11 @@ class Dense(Layer):
         bias_initializer: initializer of the bias (``zeros``).
         kernel_regularizer, bias_regularizer: optional regularizers.
         kernel_constraint, bias_constraint: optional constraints.
+        lora_rank: optional positive int: build with LoRA enabled at this rank (see
+            :meth:`enable_lora`; the kernel is then frozen).
+        lora_alpha: scale of the LoRA update, ``lora_alpha / lora_rank`` (``lora_rank``
+            by default).
+        quantization_config: must be None (Lamina does not quantize).
 
     Input shape:
         ``(batch_size, ..., input_dim)``.
@@ -36,8 +42,10 @@ class Dense(Layer):
     def __init__(self, units, activation=None, use_bias=True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                 kernel_constraint=None, bias_constraint=None, lora_rank=None, **kwargs):
+                 kernel_constraint=None, bias_constraint=None, lora_rank=None, lora_alpha=None,
+                 quantization_config=None, **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        self._init_lora(lora_rank, lora_alpha, quantization_config)
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
             raise ValueError(
                 f"Received an invalid value for `units`, expected a positive integer. "
@@ -69,6 +77,8 @@ class Dense(Layer):
                 name="bias", shape=(self.units,), initializer=self.bias_initializer,
                 regularizer=self.bias_regularizer, constraint=self.bias_constraint)
         self.built = True
+        if self.lora_rank and not self.lora_enabled:
+            self.enable_lora(self.lora_rank, lora_alpha=self.lora_alpha)
 
     def call(self, inputs):
         if inputs.shape[-1] != self.kernel.shape[0]:
@@ -76,9 +86,10 @@ class Dense(Layer):
                 f"Input 0 of layer '{self.name}' is incompatible with the layer: expected "
                 f"axis -1 of input shape to have value {self.kernel.shape[0]}, but received "
                 f"input with shape {tuple(inputs.shape)}")
+        kernel = self._lora_merged()
         if self._fused is not None:
-            return ops.dense(inputs, self.kernel, self.bias, activation=self._fused)
-        return self.activation(ops.dense(inputs, self.kernel, self.bias))
+            return ops.dense(inputs, kernel, self.bias, activation=self._fused)
+        return self.activation(ops.dense(inputs, kernel, self.bias))
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
@@ -95,6 +106,7 @@ class Dense(Layer):
             "bias_regularizer": regularizers.serialize(self.bias_regularizer),
             "kernel_constraint": constraints.serialize(self.kernel_constraint),
             "bias_constraint": constraints.serialize(self.bias_constraint),
+            **self._lora_config(),
         }
 
 

@@ -7,6 +7,7 @@ import numpy as np
 from lamina import constraints, initializers, ops, regularizers
 from lamina.backend.tensor import Tensor
 from lamina.layers.layer import Layer
+from lamina.layers.lora import LoRAMixin
 
 
 def _positive_int(name, value):
@@ -16,7 +17,7 @@ def _positive_int(name, value):
     return int(value)
 
 
-class Embedding(Layer):
+class Embedding(LoRAMixin, Layer):
     """Turns non-negative integer ids into dense vectors: ``embeddings[ids]``.
 
     Args:
@@ -28,6 +29,12 @@ class Embedding(Layer):
         mask_zero: whether id 0 is padding; the output then carries the mask
             ``ids != 0`` for the layers that consume masks (LSTM, GRU, ...), and
             ``input_dim`` must count the padding id.
+        weights: optional initial ``[embeddings]`` value.
+        lora_rank: optional positive int: build with LoRA enabled at this rank
+            (``lora_embeddings_a (input_dim, rank)``, ``lora_embeddings_b (rank,
+            output_dim)``; the table is then frozen).
+        lora_alpha: scale of the LoRA update, ``lora_alpha / lora_rank``.
+        quantization_config: must be None (Lamina does not quantize).
         input_length: accepted for Keras 2 compatibility and ignored.
 
     Input shape:
@@ -42,11 +49,15 @@ class Embedding(Layer):
         (1, 3, 3)
     """
 
+    _lora_target = "embeddings"
+
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform",
                  embeddings_regularizer=None, embeddings_constraint=None, mask_zero=False,
-                 weights=None, lora_rank=None, **kwargs):
+                 weights=None, lora_rank=None, lora_alpha=None, quantization_config=None,
+                 **kwargs):
         kwargs.pop("input_length", None)
         super().__init__(**kwargs)
+        self._init_lora(lora_rank, lora_alpha, quantization_config)
         self.input_dim = _positive_int("input_dim", input_dim)
         self.output_dim = _positive_int("output_dim", output_dim)
         self.embeddings_initializer = initializers.get(embeddings_initializer)
@@ -65,12 +76,14 @@ class Embedding(Layer):
         if self._initial_weights is not None:
             self.set_weights(self._initial_weights)
             self._initial_weights = None
+        if self.lora_rank and not self.lora_enabled:
+            self.enable_lora(self.lora_rank, lora_alpha=self.lora_alpha)
 
     def call(self, inputs):
         ids = np.asarray(inputs.data if isinstance(inputs, Tensor) else inputs)
         if ids.dtype.kind not in "iu":
             ids = ids.astype(np.int64)
-        return ops.take(self.embeddings, ids, axis=0)
+        return ops.take(self._lora_merged(), ids, axis=0)
 
     def compute_mask(self, inputs, mask=None):
         if not self.mask_zero:
@@ -90,6 +103,7 @@ class Embedding(Layer):
             "embeddings_regularizer": regularizers.serialize(self.embeddings_regularizer),
             "embeddings_constraint": constraints.serialize(self.embeddings_constraint),
             "mask_zero": self.mask_zero,
+            **self._lora_config(),
         }
 
 

@@ -21,7 +21,7 @@ import warnings
 import h5py
 import numpy as np
 
-from lamina.saving import limits
+from lamina.saving import limits, object_store
 from lamina.utils.naming import to_snake_case
 
 # Attributes of Lamina's base classes that hold no saveable children of their own.
@@ -46,6 +46,8 @@ def own_variables(obj) -> list:
 
     if isinstance(obj, Optimizer):
         return list(obj.variables)
+    if callable(getattr(obj, "_saveable_variables", None)):  # LoRA layers save merged weights
+        return obj._saveable_variables()
     own = list(getattr(obj, "_own_variables", []))
     return [v for v in own if v.trainable] + [v for v in own if not v.trainable]
 
@@ -116,6 +118,9 @@ def save_state(model, h5file: h5py.File, include_optimizer: bool = True) -> None
     for path, obj in walk(model, include_optimizer):
         group = h5file.require_group(f"{path}/vars" if path else "vars")
         group.attrs["name"] = str(getattr(obj, "name", ""))
+        if object_store.has_own_store(obj):  # e.g. a lookup layer's vars/idf_weights
+            obj.save_own_variables(group)
+            continue
         for i, variable in enumerate(own_variables(obj)):
             group.create_dataset(str(i), data=np.asarray(variable.data))
 
@@ -203,6 +208,9 @@ def load_state(model, h5file, skip_mismatch: bool = False, include_optimizer: bo
     for path, obj in walk(model, include_optimizer):
         variables = own_variables(obj)
         group = _vars_group(h5file, path)
+        if object_store.has_own_store(obj):
+            obj.load_own_variables(object_store.ReadOnlyStore(group))
+            continue
         count = 0 if group is None else len(group)
         if count != len(variables):
             message = (f"{'Optimizer' if isinstance(obj, Optimizer) else 'Layer'} "

@@ -30,6 +30,19 @@ ROWS = [
     (layers.AdditiveAttention, {}, [(2, 3, 4), (2, 5, 4)], (2, 3, 4), 1, 4),
     (layers.AdditiveAttention, {"use_scale": False}, [(2, 3, 4), (2, 5, 6), (2, 5, 4)],
      (2, 3, 6), 0, 0),
+    (layers.EinsumDense, {"equation": "abc,cde->abde", "output_shape": (4, 2, 3),
+                          "bias_axes": "de"}, (2, 4, 5), (2, 4, 2, 3), 2, 5 * 6 + 6),
+    (layers.EinsumDense, {"equation": "...b,bc->...c", "output_shape": 3, "bias_axes": "c",
+                          "activation": "relu"}, (2, 3, 4), (2, 3, 3), 2, 15),
+    (layers.EinsumDense, {"equation": "ab,bc->ac", "output_shape": 3, "lora_rank": 2},
+     (4, 5), (4, 3), 2, 15 + 10 + 6),
+    (layers.ConvLSTM1D, {"filters": 2, "kernel_size": 2, "return_sequences": True},
+     (2, 3, 5, 2), (2, 3, 4, 2), 3, 2 * 2 * 8 + 2 * 2 * 8 + 8),
+    (layers.ConvLSTM2D, {"filters": 2, "kernel_size": 2, "padding": "same"},
+     (1, 2, 3, 3, 1), (1, 3, 3, 2), 3, 4 * 8 + 4 * 2 * 8 + 8),
+    (layers.ConvLSTM3D, {"filters": 1, "kernel_size": 1, "use_bias": False,
+                         "data_format": "channels_first"},
+     (1, 2, 2, 2, 2, 1), (1, 1, 2, 2, 1), 2, 2 * 4 + 4),
 ]
 
 
@@ -88,3 +101,68 @@ def test_convolution_aliases_are_the_same_classes():
     assert layers.Convolution3DTranspose is layers.Conv3DTranspose
     assert layers.SeparableConvolution1D is layers.SeparableConv1D
     assert layers.SeparableConvolution2D is layers.SeparableConv2D
+
+
+def test_einsum_dense_symbolic_shape_keeps_none_as_keras():
+    import lamina
+
+    x = lamina.Input((4, 5))
+    y = layers.EinsumDense("abc,cde->abde", output_shape=(None, 2, 3), bias_axes="de")(x)
+    assert tuple(y.shape) == (None, None, 2, 3)  # Keras 3.15.1 gives the same
+
+
+@pytest.mark.parametrize("equation, output_shape, bias_axes, input_shape, kernel, bias", [
+    ("ab,bc->ac", 4, "c", (None, 3), (3, 4), (4,)),
+    ("abc,cd->abd", (None, 4), "d", (None, 5, 3), (3, 4), (4,)),
+    ("abc,cde->abde", (None, 2, 4), "de", (None, 5, 3), (3, 2, 4), (2, 4)),
+    ("abcd,cde->abe", (5, 4), "e", (None, 5, 3, 2), (3, 2, 4), (4,)),
+    ("abc,cde->abde", (5, 2, 4), "b", (None, 5, 3), (3, 2, 4), (5, 1, 1)),
+    ("...b,bc->...c", 4, "c", (None, 7, 3), (3, 4), (4,)),
+    ("ab...,bc->ac...", 4, "c", (None, 3, 7), (3, 4), (4, 1)),
+])
+def test_einsum_dense_weight_shapes(equation, output_shape, bias_axes, input_shape, kernel,
+                                    bias):
+    from lamina.layers.einsum_dense import analyze_einsum
+
+    got = analyze_einsum(equation, bias_axes, input_shape, output_shape)
+    assert (tuple(got[0]), tuple(got[1])) == (kernel, bias)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"equation": "ab->b", "output_shape": 2}, "equation='ab->b'"),
+    ({"equation": "ab,bc->ac", "output_shape": 2, "quantization_config": "int8"},
+     "quantization_config='int8'"),
+    ({"equation": "ab,bc->ac", "output_shape": 2, "gptq_unpacked_column_size": 4},
+     "gptq_unpacked_column_size=4"),
+    ({"equation": "ab,bc->ac", "output_shape": 2, "lora_rank": 0}, "lora_rank=0"),
+])
+def test_einsum_dense_argument_errors(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        layers.EinsumDense(**kwargs)
+
+
+@pytest.mark.parametrize("equation, match", [
+    ("abc,cd->abe", "Dimension 'e' was specified in the output"),
+    ("abc,cdf->abd", "Weight dimension 'f' did not have a match"),
+    ("a,b,c->abc", "Invalid einsum equation"),
+])
+def test_einsum_dense_bad_equations(equation, match):
+    with pytest.raises(ValueError, match=match):
+        layers.EinsumDense(equation, output_shape=(None, 4))(np.ones((2, 3, 4)))
+
+
+def test_einsum_dense_bias_on_an_unknown_axis_is_refused():
+    with pytest.raises(ValueError, match="give the sizes in `output_shape`"):
+        layers.EinsumDense("abc,cde->abde", output_shape=(None, 2, 4), bias_axes="b").build(
+            (None, 5, 3))
+
+
+def test_einsum_dense_kernel_initializer_uses_einsum_fans():
+    # Glorot uniform limit sqrt(6 / (fan_in + fan_out)) with fan_in = 5 (contracted c),
+    # fan_out = 2 * 40 (d, e): Keras passes these axes to the initializer.
+    layer = layers.EinsumDense("abc,cde->abde", output_shape=(None, 2, 40))
+    layer.build((None, 3, 5))
+    kernel = layer.kernel.numpy()
+    limit = np.sqrt(6.0 / (5 + 80))
+    assert np.abs(kernel).max() <= limit and np.abs(kernel).max() > 0.9 * limit
+    assert layer.kernel_initializer.input_axes is None  # the config keeps the user's
