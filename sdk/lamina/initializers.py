@@ -217,6 +217,14 @@ class VarianceScaling(_Seeded):
                 "output_axes": self.output_axes}
 
 
+_PRESET_ARGS = """
+
+    Args:
+        seed: int or None.
+        input_axes, output_axes: optional axes giving the fans (see VarianceScaling).
+"""
+
+
 def _preset(name, scale, mode, distribution, doc):
     def __init__(self, seed=None, input_axes=None, output_axes=None):
         VarianceScaling.__init__(self, scale=scale, mode=mode, distribution=distribution,
@@ -227,9 +235,7 @@ def _preset(name, scale, mode, distribution, doc):
                 "output_axes": self.output_axes}
 
     return type(name, (VarianceScaling,), {"__init__": __init__, "get_config": get_config,
-                                           "__doc__": doc + "\n\n    Args:\n        seed: int "
-                                           "or None.\n        input_axes, output_axes: optional axes "
-                                           "giving the fans (see VarianceScaling).\n"})
+                                           "__doc__": doc + _PRESET_ARGS})
 
 
 GlorotUniform = _preset("GlorotUniform", 1.0, "fan_avg", "uniform",
