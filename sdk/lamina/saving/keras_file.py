@@ -14,7 +14,7 @@ import zipfile
 
 import h5py
 
-from lamina.saving import h5_store, limits
+from lamina.saving import h5_store, limits, object_store
 from lamina.saving.file_utils import atomic_path
 
 CONFIG_FILENAME = "config.json"
@@ -56,6 +56,7 @@ def save_keras(model, filepath, overwrite: bool = True, include_optimizer: bool 
             archive.writestr(METADATA_FILENAME, json.dumps(metadata))
             archive.writestr(CONFIG_FILENAME, json.dumps(config))
             archive.writestr(WEIGHTS_FILENAME, weights)
+            object_store.write_assets(model, archive)
 
 
 def _read_member(archive: zipfile.ZipFile, name: str, cap: int, filepath) -> bytes:
@@ -108,6 +109,7 @@ def load_keras(filepath, custom_objects=None, compile=True, safe_mode=True):  # 
                                      safe_mode=safe_mode, compile=compile)
     with h5_store.open_h5(io.BytesIO(weights), f"{WEIGHTS_FILENAME} in {filepath!r}") as h5:
         h5_store.load_state(model, h5, include_optimizer=compile)
+    object_store.read_assets(model, filepath)
     return model
 
 

@@ -272,10 +272,12 @@ class TextVectorization(DataLayer):
 
     # -- saving: the lookup layer holds the state; Keras writes both asset folders ----
     def save_own_variables(self, store):
-        """Nothing of its own: the inner lookup layer saves ``idf_weights``."""
+        """Write ``idf_weights`` (tf_idf) here too: Keras reads them from this group."""
+        self._lookup_layer.save_own_variables(store)
 
     def load_own_variables(self, store):
-        """Nothing of its own (see :meth:`save_own_variables`)."""
+        """Read ``idf_weights`` (tf_idf) from this layer's group."""
+        self._lookup_layer.load_own_variables(store)
 
     def save_assets(self, dir_path):
         """Write the vocabulary (as Keras does, here and in ``_lookup_layer``'s folder)."""
