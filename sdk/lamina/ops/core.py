@@ -143,7 +143,7 @@ def identity(n, dtype=None):
     return eye(n, dtype=dtype)
 
 
-def arange(start, stop=None, step=1, dtype=None):
+def arange(start, stop=None, step=None, dtype=None):
     """Evenly spaced values in ``[start, stop)``; int32 for integer arguments, as Keras."""
     if dtype is None:
         values = [v for v in (start, stop, step) if v is not None]
@@ -151,7 +151,7 @@ def arange(start, stop=None, step=1, dtype=None):
         dtype = floatx() if floating else "int32"
     if stop is None:
         start, stop = 0, start
-    return Tensor(np.arange(_data(start), _data(stop), _data(step),
+    return Tensor(np.arange(_data(start), _data(stop), 1 if step is None else _data(step),
                             dtype=standardize_dtype(dtype)))
 
 

@@ -104,7 +104,15 @@ def clip(x, x_min, x_max):
     return _p.Clip.apply(x, x_min, x_max)
 
 
-def where(condition, x1, x2):
+def where(condition, x1=None, x2=None):
+    """``x1`` where ``condition`` holds, else ``x2``; with neither, the indices where
+    ``condition`` holds (one int Tensor per axis, as ``nonzero``)."""
+    if x1 is None and x2 is None:
+        return tuple(Tensor(i) for i in np.nonzero(_data(condition)))
+    if x1 is None or x2 is None:
+        raise ValueError("where takes both x1 and x2, or neither. Received: "
+                         f"x1={'None' if x1 is None else 'a tensor'}, "
+                         f"x2={'None' if x2 is None else 'a tensor'}")
     return _p.Where.apply(_data(condition), x1, x2)
 
 

@@ -147,3 +147,13 @@ def test_vectorize_records_a_node():
 
 
 RNG_MODEL = np.random.default_rng(5)
+
+
+def test_where_with_the_condition_alone_gives_indices():
+    cond = np.array([[True, False], [False, True]])
+    rows, cols = ops.where(cond)
+    np.testing.assert_array_equal(rows.data, [0, 1])
+    np.testing.assert_array_equal(cols.data, [0, 1])
+    with pytest.raises(ValueError, match="x2=None"):
+        ops.where(cond, np.ones(2))
+    assert ops.arange(1, 4, None).data.tolist() == [1, 2, 3]
