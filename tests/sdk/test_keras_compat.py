@@ -564,3 +564,30 @@ def test_top_level_and_utils_aliases():
 
     config = keras.utils.serialize_keras_object(Doubler(name="twice"))
     assert keras.utils.deserialize_keras_object(config).name == "twice"
+
+
+def test_variable_takes_keras_constructor_arguments():
+    v = keras.Variable(initializer="ones", shape=(2, 3), dtype="float32", name="w",
+                        aggregation="mean", synchronization="on_read", autocast=False)
+    np.testing.assert_array_equal(v.numpy(), np.ones((2, 3), dtype="float32"))
+    assert (v.name, v.aggregation, v.synchronization, v.autocast) == ("w", "mean", "on_read",
+                                                                      False)
+    seeded = keras.Variable(keras.initializers.RandomNormal(seed=3), shape=(4,))
+    np.testing.assert_array_equal(seeded.numpy(),
+                                  keras.initializers.RandomNormal(seed=3)((4,)))
+    assert keras.Variable(np.arange(3)).numpy().dtype == np.int64
+    with pytest.raises(ValueError, match=r"`shape` argument should be specified"):
+        keras.Variable(initializer="zeros")
+    with pytest.raises(ValueError, match=r"aggregation='max'"):
+        keras.Variable([1.0], aggregation="max")
+    with pytest.raises(ValueError, match=r"shape \(2,\), but the `shape` argument is \(3,\)"):
+        keras.Variable([1.0, 2.0], shape=(3,))
+    with pytest.raises(ValueError, match="layout"):
+        keras.Variable([1.0], layout="model")
+
+
+def test_keras_tensor_refuses_sparse_and_ragged():
+    t = keras.KerasTensor((None, 3), dtype="float32", record_history=False, name="t")
+    assert t.shape == (None, 3) and t.name == "t"
+    with pytest.raises(ValueError, match="sparse=True"):
+        keras.KerasTensor((None, 3), sparse=True)

@@ -20,13 +20,22 @@ class KerasTensor(OperatorMixin):
     Args:
         shape: tuple with the batch dimension first.
         dtype: dtype name.
+        sparse: must be False (Lamina's tensors are dense).
+        ragged: must be False.
+        record_history: kept for Keras compatibility.
         name: optional name (used by ``Input``).
     """
 
     # numpy defers `array + kt` to `kt.__radd__` instead of converting the KerasTensor.
     __array_ufunc__ = None
 
-    def __init__(self, shape, dtype="float32", name=None) -> None:
+    def __init__(self, shape, dtype="float32", sparse=False, ragged=False, record_history=True,
+                 name=None) -> None:
+        if sparse or ragged:
+            kind = "sparse" if sparse else "ragged"
+            raise ValueError(f"Lamina's tensors are dense numpy arrays: a {kind} KerasTensor "
+                             f"is not supported. Received: {kind}={sparse or ragged!r}")
+        self.record_history = record_history
         self.shape = tuple(None if d is None else int(d) for d in shape)
         self.dtype = "string" if is_string_dtype(dtype) else np.dtype(dtype).name
         self.name = name

@@ -84,32 +84,77 @@ class Tensor(OperatorMixin):
 
 
 class Variable(Tensor):
-    """A leaf tensor holding state: a layer weight or an optimizer slot.
+    """A leaf tensor holding state: a layer weight or an optimizer slot (``keras.Variable``).
 
     Args:
-        initial_value: array-like initial value (copied and cast to ``dtype``).
-        trainable: whether optimizers update it.
-        name: short name, e.g. ``"kernel"``.
+        initializer: the initial value (array-like, copied and cast to ``dtype``), or an
+            initializer (a name such as ``"zeros"``, an ``Initializer``, or a callable
+            ``(shape, dtype) -> array``) called with ``shape``.
+        shape: the shape, required with an initializer; checked against an array value.
         dtype: dtype name; ``floatx()`` by default for floating values.
+        trainable: whether optimizers update it.
+        autocast: kept for Keras compatibility (Lamina computes in the variable's dtype).
+        aggregation: how replicas combine it: ``"none"``, ``"mean"``, ``"sum"`` or
+            ``"only_first_replica"``.
+        synchronization: ``"none"``, ``"on_write"``, ``"on_read"`` or ``"auto"``.
+        name: short name, e.g. ``"kernel"``.
+        layout: a device layout; Lamina runs on one device, so only ``None``.
 
     The value lives in ``.data``. Update it in place, or through :meth:`assign`,
     which copies into the existing buffer (optimizers may keep views of it).
+
+    Raises:
+        ValueError: for an initializer without ``shape``, a value of another shape,
+            an unknown ``aggregation``/``synchronization``, or a ``layout``.
     """
 
-    __slots__ = ("_trainable", "name", "path", "constraint", "regularizer")
+    __slots__ = ("_trainable", "name", "path", "constraint", "regularizer", "autocast",
+                 "aggregation", "synchronization")
 
-    def __init__(self, initial_value, trainable: bool = True, name: str = "variable",
-                 dtype=None) -> None:
-        value = np.asarray(initial_value)
+    _AGGREGATIONS = ("none", "mean", "sum", "only_first_replica")
+    _SYNCHRONIZATIONS = ("none", "on_write", "on_read", "auto")
+
+    def __init__(self, initializer, shape=None, dtype=None, trainable: bool = True,
+                 autocast=True, aggregation="none", synchronization="auto", name=None,
+                 layout=None) -> None:
+        if aggregation not in self._AGGREGATIONS:
+            raise ValueError(f"Invalid value for argument `aggregation`. Expected one of "
+                             f"{self._AGGREGATIONS}. Received: aggregation={aggregation!r}")
+        if synchronization not in self._SYNCHRONIZATIONS:
+            raise ValueError(f"Invalid value for argument `synchronization`. Expected one of "
+                             f"{self._SYNCHRONIZATIONS}. Received: "
+                             f"synchronization={synchronization!r}")
+        if layout is not None:
+            raise ValueError("Lamina runs on one device: a Variable takes no `layout`. "
+                             f"Received: layout={layout!r}")
+        if isinstance(initializer, str) or (callable(initializer)
+                                            and not isinstance(initializer, Tensor)):
+            if shape is None:
+                raise ValueError("When creating a Variable from an initializer, the `shape` "
+                                 f"argument should be specified. Received: "
+                                 f"initializer={initializer!r} and shape={shape}")
+            from lamina import initializers
+
+            value = np.asarray(initializers.get(initializer)(
+                tuple(shape), dtype=standardize_dtype(dtype)))
+        else:
+            value = np.asarray(initializer.data if isinstance(initializer, Tensor)
+                               else initializer)
+            if shape is not None and tuple(shape) != value.shape:
+                raise ValueError(f"Initial value has shape {value.shape}, but the `shape` "
+                                 f"argument is {tuple(shape)}.")
         if dtype is None and not np.issubdtype(value.dtype, np.floating):
             dtype = value.dtype
         value = np.array(value, dtype=standardize_dtype(dtype), copy=True)
         super().__init__(value, requires_grad=bool(trainable))
         self._trainable = bool(trainable)
-        self.name = name
-        self.path = name
+        self.name = "variable" if name is None else name
+        self.path = self.name
         self.constraint = None
         self.regularizer = None
+        self.autocast = autocast
+        self.aggregation = aggregation
+        self.synchronization = synchronization
 
     @property
     def trainable(self) -> bool:
