@@ -6,7 +6,8 @@ training; ``training`` defaults to True when the layer is called on its own, and
 ``Model.predict``/``evaluate`` pass False, so the augmentation is the identity at
 inference. Inputs are an image ``(H, W, C)``, a batch ``(B, H, W, C)`` (channels first
 per ``data_format``), or a dict with ``"images"`` (and optionally ``"labels"`` and
-``"segmentation_masks"``, which are transformed alongside).
+``"segmentation_masks"``, which are transformed alongside; ``"bounding_boxes"`` only
+through MaxNumBoundingBoxes).
 """
 
 from __future__ import annotations
@@ -99,6 +100,10 @@ class BaseImagePreprocessingLayer(Layer):
     def transform_segmentation_masks(self, masks, transformation, training=True):
         return self.transform_images(masks, transformation, training=training)
 
+    def transform_bounding_boxes(self, bounding_boxes, transformation, training=True):
+        raise NotImplementedError(f"{type(self).__name__} does not transform `bounding_boxes` "
+                                  "in Lamina yet (only MaxNumBoundingBoxes does).")
+
     # -- helpers ---------------------------------------------------------------------------
     def _axes(self):
         """(height, width, channel) axes of a batch."""
@@ -127,6 +132,9 @@ class BaseImagePreprocessingLayer(Layer):
         result = dict(data, images=out)
         if "labels" in data:
             result["labels"] = self.transform_labels(data["labels"], transformation, training)
+        if "bounding_boxes" in data:
+            result["bounding_boxes"] = self.transform_bounding_boxes(
+                data["bounding_boxes"], transformation, training)
         if "segmentation_masks" in data:
             masks = data["segmentation_masks"]
             masks = ops.expand_dims(masks, 0) if unbatched else masks
