@@ -24,12 +24,14 @@ PYTHONPATH = os.pathsep.join(str(ROOT / p) for p in ("sdk", "services", "worker"
 TENANT = "local"
 
 
-def mlp_config(inputs=20, classes=3, hidden=32) -> dict:
+def mlp_config(inputs=20, classes=3, hidden=32, dropout=0.0) -> dict:
     import lamina
     from lamina import layers
 
-    model = lamina.Sequential([layers.Input((inputs,)), layers.Dense(hidden, activation="relu"),
-                               layers.Dense(classes, activation="softmax")])
+    stack = [layers.Input((inputs,)), layers.Dense(hidden, activation="relu")]
+    if dropout:
+        stack.append(layers.Dropout(dropout))
+    model = lamina.Sequential([*stack, layers.Dense(classes, activation="softmax")])
     return json.loads(model.to_json())
 
 

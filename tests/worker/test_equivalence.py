@@ -67,6 +67,27 @@ def test_two_replicas_match_local_fit(kit, arch):
         assert name in after
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("replicas", [1, 2])
+def test_dropout_and_shuffle_match_local_fit(kit, replicas):
+    """Dropout masks are keyed per sample (seed, epoch, global position), so a job with
+    dropout ends where local ``fit`` ends: bit for bit with 1 replica."""
+    x, y = kit.blobs(200, 20)
+    spec = kit.spec(kit.mlp_config(dropout=0.4), x, y, epochs=3, batch_size=24,
+                    replicas=replicas, validation_split=0.2)
+    job_id = kit.submit(spec)
+    assert kit.worker().run() == 1
+    record = kit.job(job_id)
+    assert record.status.value == "succeeded", record.error
+    expected, history = kit.reference(spec, x, y)
+    actual = kit.final_weights(job_id)
+    if replicas == 1:
+        assert all(a.tobytes() == e.tobytes() for a, e in zip(actual, expected))
+        assert record.history == history.history
+    else:
+        kit.assert_close(actual, expected)
+
+
 def test_replicas_stay_bit_identical(kit):
     """Every replica ends with the chief's bits (the driver checks the digests too)."""
     from lamina_worker.spec import compile_config

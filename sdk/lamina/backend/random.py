@@ -9,6 +9,9 @@ from __future__ import annotations
 import numpy as np
 
 _RNG = np.random.default_rng()
+# The seed of the last set_seed (keys the counter-based noise of lamina.distribute.keys);
+# without one, a per-process value that never touches _RNG.
+_SEED: int = int(np.random.SeedSequence().entropy % (2**63))
 
 
 def get_rng() -> np.random.Generator:
@@ -18,9 +21,15 @@ def get_rng() -> np.random.Generator:
 
 def set_seed(seed: int) -> None:
     """Reseed the global generator (and numpy's legacy global state, for user code)."""
-    global _RNG
+    global _RNG, _SEED
     _RNG = np.random.default_rng(seed)
+    _SEED = int(seed)
     np.random.seed(seed % (2**32))
+
+
+def global_seed() -> int:
+    """The seed of the last :func:`set_seed` (a per-process value before any)."""
+    return _SEED
 
 
 def get_state() -> dict:

@@ -65,6 +65,24 @@ def stream_key(seed: int, name: str) -> int:
     return int.from_bytes(digest, "little")
 
 
+def layer_keys(layer, batch: int) -> np.ndarray | None:
+    """:func:`sample_keys` of ``layer``'s stream: its ``seed`` (else the global seed of
+    ``set_random_seed``) and its name, so every replica of a model agrees."""
+    if _CONTEXT is None:
+        return None
+    from lamina.backend.random import global_seed
+
+    seed = layer.seed if getattr(layer, "seed", None) is not None else global_seed()
+    return sample_keys(stream_key(seed, layer.name), batch)
+
+
+def noise_shape_of(shape, noise_shape) -> tuple:
+    """``noise_shape`` with ``None`` entries taken from ``shape`` (Keras's rule)."""
+    if noise_shape is None:
+        return tuple(shape)
+    return tuple(n if n is not None else shape[i] for i, n in enumerate(noise_shape))
+
+
 def sample_keys(stream: int, batch: int) -> np.ndarray | None:
     """One 64-bit key per sample of the current batch for the layer stream ``stream``.
 

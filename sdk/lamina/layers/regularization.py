@@ -8,12 +8,19 @@ import math
 import numpy as np
 
 from lamina import ops, regularizers
+from lamina.backend import nn as _nn
 from lamina.backend.random import SeedGenerator
+from lamina.distribute import keys as noise_keys
 from lamina.layers.layer import Layer
 
 
 class Dropout(Layer):
     """Sets a fraction ``rate`` of inputs to 0 during training, scaling the rest by 1/(1-rate).
+
+    Inside ``fit`` the mask of each sample is drawn from a counter-based hash of (seed,
+    epoch, the sample's position in the epoch, layer name), so it does not depend on the
+    rest of its batch and data-parallel replicas draw what one process would
+    (:mod:`lamina.distribute.keys`); elsewhere it comes from the layer's generator.
 
     Args:
         rate: float in [0, 1), the fraction of units to drop.
@@ -46,8 +53,7 @@ class Dropout(Layer):
 
     def call(self, inputs, training=False):
         if training and self.rate > 0:
-            return ops.dropout(inputs, self.rate, noise_shape=self.noise_shape,
-                               rng=self.seed_generator.rng)
+            return _keyed_dropout(self, inputs, self.noise_shape)
         return inputs
 
     def compute_output_shape(self, input_shape):
@@ -56,6 +62,28 @@ class Dropout(Layer):
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed,
                 "noise_shape": self.noise_shape}
+
+
+def _keyed_dropout(layer, inputs, noise_shape):
+    """Dropout whose mask for sample ``i`` comes from its (seed, epoch, global index) key
+    inside ``fit`` (:mod:`lamina.distribute.keys`), else from the layer's generator."""
+    shape = noise_keys.noise_shape_of(inputs.shape, noise_shape)
+    keys = noise_keys.layer_keys(layer, shape[0])
+    if keys is None:
+        return ops.dropout(inputs, layer.rate, noise_shape=noise_shape,
+                           rng=layer.seed_generator.rng)
+    dtype = inputs.data.dtype
+    mask = noise_keys.keep_mask(keys, shape, layer.rate).astype(dtype) * np.asarray(
+        1.0 / (1.0 - layer.rate), dtype=dtype)
+    return _nn.Dropout.apply(inputs, mask)
+
+
+def _normal(layer, shape):
+    """Standard normal noise, keyed per sample inside ``fit`` (see ``_keyed_dropout``)."""
+    keys = noise_keys.layer_keys(layer, shape[0])
+    if keys is None:
+        return layer.seed_generator.rng.standard_normal(shape)
+    return noise_keys.normal(keys, shape)
 
 
 def _check_rate(rate, upper_inclusive=False):
@@ -103,9 +131,7 @@ class SpatialDropout1D(Dropout):
     def call(self, inputs, training=False):
         _check_ndim(self, inputs, 3)
         if training and self.rate > 0:
-            return ops.dropout(inputs, self.rate, noise_shape=(inputs.shape[0], 1,
-                                                                inputs.shape[2]),
-                               rng=self.seed_generator.rng)
+            return _keyed_dropout(self, inputs, (inputs.shape[0], 1, inputs.shape[2]))
         return inputs
 
     def get_config(self):
@@ -139,7 +165,7 @@ class SpatialDropout2D(Dropout):
             n = inputs.shape[0]
             shape = ((n, 1, 1, inputs.shape[3]) if self.data_format == "channels_last"
                      else (n, inputs.shape[1], 1, 1))
-            return ops.dropout(inputs, self.rate, noise_shape=shape, rng=self.seed_generator.rng)
+            return _keyed_dropout(self, inputs, shape)
         return inputs
 
     def get_config(self):
@@ -177,7 +203,7 @@ class GaussianNoise(Layer):
 
     def call(self, inputs, training=False):
         if training and self.stddev > 0:
-            noise = self.seed_generator.rng.standard_normal(inputs.shape)
+            noise = _normal(self, inputs.shape)
             return ops.add(inputs, (noise * self.stddev).astype(inputs.data.dtype))
         return inputs
 
@@ -213,7 +239,7 @@ class GaussianDropout(Layer):
     def call(self, inputs, training=False):
         if training and 0 < self.rate < 1:
             stddev = math.sqrt(self.rate / (1.0 - self.rate))
-            noise = 1.0 + stddev * self.seed_generator.rng.standard_normal(inputs.shape)
+            noise = 1.0 + stddev * _normal(self, inputs.shape)
             return ops.multiply(inputs, noise.astype(inputs.data.dtype))
         return inputs
 
@@ -259,7 +285,9 @@ class AlphaDropout(Layer):
         shape = inputs.shape if self.noise_shape is None else tuple(
             n if n is not None else inputs.shape[i] for i, n in enumerate(self.noise_shape))
         dtype = inputs.data.dtype
-        kept = (self.seed_generator.rng.random(shape) >= self.rate).astype(dtype)
+        keys = noise_keys.layer_keys(self, shape[0])
+        kept = (self.seed_generator.rng.random(shape) >= self.rate if keys is None
+                else noise_keys.keep_mask(keys, shape, self.rate)).astype(dtype)
         a = ((1 - self.rate) * (1 + self.rate * alpha_p ** 2)) ** -0.5
         b = -a * alpha_p * self.rate
         dropped = ops.add(ops.multiply(inputs, kept), (alpha_p * (1 - kept)).astype(dtype))

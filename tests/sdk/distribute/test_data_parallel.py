@@ -2,7 +2,7 @@
 
 One replica is bit-identical to local ``fit``; two split every global batch and sum
 the share-weighted gradients in rank order (a different float32 reduction order), so
-they agree to rtol 1e-5. Shuffling, validation and metrics included.
+they agree to rtol 1e-5. Shuffling, dropout, validation and metrics included.
 """
 
 from __future__ import annotations
@@ -52,14 +52,18 @@ def _run(model, x, y, world):
 
 
 @pytest.mark.parametrize("build,shape", [(_mlp, (12,)), (_cnn, (6, 6, 1))])
-def test_one_and_two_replicas_equal_local_fit(build, shape):
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_one_and_two_replicas_equal_local_fit(build, shape, dropout):
+    """Dropout included: a sample's mask is keyed by (seed, epoch, its global position),
+    so it is the same whichever replica computes it."""
     x, y = _data(110, shape)  # 88 training rows: the last batch is 8 (4 per replica)
-    reference = _run(build(), x, y, 0)
-    one = _run(build(), x, y, 1)
+    model = build(dropout)  # one config: layer names key the noise streams
+    reference = _run(model, x, y, 0)
+    one = _run(model, x, y, 1)
     for a, b in zip(one["weights"], reference["weights"]):
         assert a.tobytes() == b.tobytes()
     assert one["history"] == reference["history"]
-    two = _run(build(), x, y, 2)
+    two = _run(model, x, y, 2)
     for a, b in zip(two["weights"], reference["weights"]):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     for key, values in reference["history"].items():
