@@ -20,8 +20,15 @@ __all__ = [
 ]
 
 
-def convert_to_tensor(x, dtype=None) -> Tensor:
-    """Return ``x`` as a Tensor; floats become ``floatx()`` unless ``dtype`` says otherwise."""
+def convert_to_tensor(x, dtype=None, sparse=None, ragged=None) -> Tensor:
+    """Return ``x`` as a Tensor; floats become ``floatx()`` unless ``dtype`` says otherwise.
+
+    ``sparse`` and ``ragged`` are Keras's; Lamina's tensors are dense, so ``sparse=True``
+    gives a dense tensor (as Keras's backends without sparse support do) and
+    ``ragged=True`` raises ``ValueError``.
+    """
+    if ragged:
+        raise ValueError("Lamina has no ragged tensors. Received: ragged=True")
     if isinstance(x, Tensor):
         if dtype is None or x.dtype == standardize_dtype(dtype):
             return x

@@ -157,3 +157,9 @@ def test_where_with_the_condition_alone_gives_indices():
     with pytest.raises(ValueError, match="x2=None"):
         ops.where(cond, np.ones(2))
     assert ops.arange(1, 4, None).data.tolist() == [1, 2, 3]
+
+
+def test_convert_to_tensor_takes_keras_sparse_and_ragged():
+    assert ops.convert_to_tensor([1.0, 2.0], sparse=True).shape == (2,)
+    with pytest.raises(ValueError, match="ragged=True"):
+        ops.convert_to_tensor([[1.0], [2.0, 3.0]], ragged=True)
