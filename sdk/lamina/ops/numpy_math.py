@@ -192,9 +192,18 @@ def fmod(x1, x2):
     x1, x2 = promote(x1, x2)
     if not np.issubdtype(dtype_of(x1), np.inexact):
         return constant(np.fmod(_data(x1), _data(x2)))
+    a, b = np.asarray(_data(x1)), np.asarray(_data(x2))
     with np.errstate(divide="ignore", invalid="ignore"):
-        quotient = np.trunc(np.divide(_data(x1), _data(x2)))
-    return subtract(x1, multiply(x2, quotient.astype(dtype_of(x1))))
+        exact = np.fmod(a, b)
+        quotient = np.round((a - exact) / b)
+    quotient = np.where(np.isfinite(quotient), quotient, 0).astype(exact.dtype)
+    # x1 - x2 * q has the gradient (1, -q); the constant correction makes the value
+    # np.fmod's exactly (the product rounds, fmod does not).
+    divisor = where(np.isfinite(b), x2, np.zeros((), dtype=exact.dtype))  # inf * 0 is nan
+    approx = subtract(x1, multiply(divisor, quotient))
+    with np.errstate(invalid="ignore"):
+        correction = np.asarray(exact - np.asarray(_data(approx)), dtype=exact.dtype)
+    return add(approx, correction)
 
 
 def heaviside(x1, x2):

@@ -288,6 +288,7 @@ def unravel_index(indices, shape):
     """The coordinates (a tuple of int32 tensors) of flat ``indices`` in an array of
     ``shape``."""
     flat = np.asarray(_data(indices))
+    shape = tuple(int(d) for d in np.asarray(_data(shape)).reshape(-1))
     size = int(np.prod(shape))
     if np.any((flat < 0) | (flat >= size)):
         raise ValueError(f"indices must lie in [0, {size}) for shape={tuple(shape)}. "

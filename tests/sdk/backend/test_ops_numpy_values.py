@@ -163,3 +163,11 @@ def test_convert_to_tensor_takes_keras_sparse_and_ragged():
     assert ops.convert_to_tensor([1.0, 2.0], sparse=True).shape == (2,)
     with pytest.raises(ValueError, match="ragged=True"):
         ops.convert_to_tensor([[1.0], [2.0, 3.0]], ragged=True)
+
+
+def test_fmod_is_exact_for_large_quotients_and_silent_on_edge_values():
+    a = np.array([1e7 + 0.5, -5.3, 2.0, np.inf, 1.0], "float32")
+    b = np.array([0.3, 1.1, 0.0, 1.0, np.inf], "float32")
+    with np.errstate(invalid="ignore"):
+        expected = np.fmod(a, b)
+    np.testing.assert_array_equal(ops.fmod(a, b).data, expected)
