@@ -1,8 +1,8 @@
 """Connectionist temporal classification: ``ctc_loss`` and ``ctc_decode`` (Keras's
 ``ops.nn``), on the conventions of Keras's JAX backend (its reference implementation).
 
-The loss is the forward (alpha) recursion in log space, composed from differentiable
-ops over the time steps, so its gradient is the tape's. Decoding is greedy or a prefix
+The loss is the forward recursion in log space (Keras's formulation), composed from
+differentiable ops over the time steps, so its gradient is the tape's. Decoding is greedy or a prefix
 beam search; it returns values without a gradient.
 """
 
@@ -23,8 +23,10 @@ from lamina.ops.math import add, exp, log, negative, where
 
 __all__ = ["ctc_decode", "ctc_loss"]
 
-# Log-probability standing for "impossible": finite, so that no gradient becomes NaN.
-_NEG = -1e30
+# Keras's (optax's) log-space stand-in for an impossible transition: a finite penalty,
+# so a target that cannot fit in the output still gets a finite loss (about 1e5 per
+# violation) and every gradient stays finite.
+_LOG_EPSILON = -1e5
 
 
 def _int_array(x, name):
@@ -35,14 +37,27 @@ def _int_array(x, name):
     return value.astype(np.int64)
 
 
-def _logsumexp3(a, b, c):
+def _logaddexp(a, b):
     # The shift is a constant: the result and its gradient are exact for any shift.
-    m = constant(np.maximum(np.maximum(a.data, b.data), c.data))
-    return add(m, log(add(add(exp(a - m), exp(b - m)), exp(c - m))))
+    m = constant(np.maximum(a.data, b.data))
+    return add(m, log(add(exp(a - m), exp(b - m))))
+
+
+def _add_to_labels(phi, added):
+    """``phi`` with ``added`` log-added to every entry but the first."""
+    head = getitem(phi, (slice(None), slice(0, 1)))
+    return concatenate([head, _logaddexp(getitem(phi, (slice(None), slice(1, None))), added)],
+                       axis=1)
 
 
 def ctc_loss(target, output, target_length, output_length, mask_index=0):
     """CTC loss of each sequence: ``-log p(target | output)``.
+
+    The recursion is Keras's JAX one (after optax): per label position, a state that
+    last emitted the blank (``phi``, one more than labels) and one that last emitted the
+    label (``emit``), in log space, with impossible transitions penalised by ``-1e5``
+    rather than forbidden. Possible targets get the exact CTC loss; a target that cannot
+    fit in ``output_length`` steps gets about ``1e5`` per violation, as in Keras.
 
     Args:
         target: ``(batch_size, max_label_length)`` integer labels (padding past
@@ -53,9 +68,7 @@ def ctc_loss(target, output, target_length, output_length, mask_index=0):
         mask_index: the blank class.
 
     Returns:
-        ``(batch_size,)`` losses, float32 (or the logits' wider float dtype). A target
-        that no alignment within ``output_length`` can produce gets a loss of about
-        ``1e30`` (Keras's JAX backend reports about ``1e5``).
+        ``(batch_size,)`` losses, float32 (or the logits' wider float dtype).
     """
     labels = _int_array(target, "target")
     lengths = _int_array(target_length, "target_length")
@@ -68,31 +81,34 @@ def ctc_loss(target, output, target_length, output_length, mask_index=0):
                          f"Received: target.shape={labels.shape}, output.shape="
                          f"{output.data.shape}")
     dtype = output.data.dtype
-    width = 2 * labels.shape[1] + 1
-    # The extended label sequence: blank, l1, blank, l2, ..., blank.
-    ext = np.full((batch, width), mask_index, dtype=np.int64)
-    ext[:, 1::2] = np.clip(labels, 0, num_classes - 1)
-    skip = np.zeros((batch, width), dtype=bool)
-    skip[:, 3::2] = ext[:, 3::2] != ext[:, 1:-2:2]
+    width = labels.shape[1]
+    repeat = np.zeros((batch, width), dtype)
+    repeat[:, :-1] = labels[:, :-1] == labels[:, 1:]
+    no_repeat = (1.0 - repeat).astype(dtype)
+    repeat_penalty = (_LOG_EPSILON * repeat).astype(dtype)
+    blank_penalty = (_LOG_EPSILON * no_repeat).astype(dtype)
     logp = log_softmax(output, axis=-1)
-    emit = take_along_axis(logp, np.broadcast_to(ext[:, None, :], (batch, max_steps, width)),
-                           axis=2)
-    neg = np.asarray(_NEG, dtype)
-    neg1, neg2 = constant(np.full((batch, 1), neg)), constant(np.full((batch, 2), neg))
-    start = np.arange(width) < 2
-    alpha = where(start, getitem(emit, (slice(None), 0)), neg)
-    for t in range(1, max_steps):
-        shift1 = concatenate([neg1, getitem(alpha, (slice(None), slice(0, -1)))], axis=1)
-        shift2 = concatenate([neg2, getitem(alpha, (slice(None), slice(0, -2)))], axis=1)
-        shift2 = where(skip, shift2, neg)
-        new = add(_logsumexp3(alpha, shift1, shift2), getitem(emit, (slice(None), t)))
-        alpha = where((t < steps)[:, None], new, alpha)
-    last = take_along_axis(alpha, (2 * lengths)[:, None], axis=1)
-    before = take_along_axis(alpha, np.maximum(2 * lengths - 1, 0)[:, None], axis=1)
-    before = where((lengths > 0)[:, None], before, neg)
-    m = constant(np.maximum(last.data, before.data))
-    total = add(m, log(add(exp(last - m), exp(before - m))))
-    return negative(squeeze(total, axis=1))
+    emit_lp = take_along_axis(
+        logp, np.broadcast_to(np.clip(labels, 0, num_classes - 1)[:, None, :],
+                              (batch, max_steps, width)), axis=2)
+    blank_lp = getitem(logp, (slice(None), slice(None), slice(mask_index, mask_index + 1)))
+    phi = np.full((batch, width + 1), _LOG_EPSILON, dtype)
+    phi[:, 0] = 0.0
+    phi, emit = constant(phi), constant(np.full((batch, width), _LOG_EPSILON, dtype))
+    for t in range(max_steps):
+        lp_emit = getitem(emit_lp, (slice(None), t))
+        lp_blank = getitem(blank_lp, (slice(None), t))
+        # Label -> blank of the next position (penalised where the next label repeats).
+        moved = _add_to_labels(phi, emit + repeat_penalty)
+        new_emit = _logaddexp(getitem(moved, (slice(None), slice(0, -1))) + lp_emit,
+                              emit + lp_emit)
+        # Blank self-loop, and label -> blank where the next label repeats.
+        new_phi = _add_to_labels(moved + lp_blank, emit + lp_blank + blank_penalty)
+        live = (t < steps)[:, None]
+        emit, phi = where(live, new_emit, emit), where(live, new_phi, phi)
+    final = _add_to_labels(phi, emit)
+    last = take_along_axis(final, np.clip(lengths, 0, width)[:, None], axis=1)
+    return negative(squeeze(last, axis=1))
 
 
 def _greedy(x, lengths, merge_repeated, mask_index):

@@ -122,3 +122,10 @@ def test_ctc_ops_inside_functional_models():
     want_paths, want_scores = ops.ctc_decode(FIX["ctc_logits"], FIX["ctc_output_length"])
     np.testing.assert_array_equal(got[1], want_paths.data)
     np.testing.assert_allclose(got[2], want_scores.data, rtol=1e-6)
+
+
+def test_ctc_loss_edge_cases_match_keras():
+    # Targets that cannot fit get Keras's finite penalty (about 1e5), not infinity.
+    got = ops.ctc_loss(FIX["ctc_edge_target"], FIX["ctc_edge_logits"], [4, 2, 0, 2],
+                       [3, 2, 3, 3])
+    np.testing.assert_allclose(got.data, FIX["ctc_edge_loss"], rtol=1e-5)
