@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import lamina as keras
 from lamina import ops
 from lamina.backend import Tensor, Variable, gradients
 from lamina.testing import check_gradients
@@ -260,6 +261,16 @@ def test_float32_gradients_keep_dtype_and_shape(name, fn, ref, inputs, wrt):
 @pytest.mark.parametrize("name,fn,ref,inputs,wrt", CASES)
 def test_gradient_matches_central_differences(name, fn, ref, inputs, wrt):
     assert check_gradients(lambda *a: ops.nan_to_num(fn(*a)), list(inputs), wrt=wrt) <= 1e-6
+
+
+@pytest.mark.parametrize("name,fn,ref,inputs,wrt", CASES)
+def test_symbolic_call_builds_a_model_that_replays_the_op(name, fn, ref, inputs, wrt):
+    arrays = [_as_float32(a) for a in inputs]
+    symbolic = [keras.Input(batch_shape=a.shape, dtype=a.dtype.name) for a in arrays]
+    model = keras.Model(symbolic, fn(*symbolic))
+    got = model([Tensor(a) for a in arrays])
+    np.testing.assert_allclose(got.data, fn(*[Tensor(a) for a in arrays]).data, rtol=1e-6,
+                               atol=1e-6)
 
 
 # -- ops without a gradient: numpy references, and they never join the graph ------------
