@@ -70,6 +70,8 @@ def _family_modules():
 
 def _envelope_module(obj) -> tuple[str, str | None]:
     cls = type(obj)
+    if "_keras_envelope" in vars(cls):  # (module, registered_name) Keras writes, e.g. FeatureSpace
+        return cls._keras_envelope
     name = registry.get_registered_name(cls)
     if ">" in name:
         return cls.__module__, name
@@ -147,6 +149,8 @@ def serialize_keras_object(obj):
             shape = build_input_shape(obj)
             if shape is not None:
                 envelope["build_config"] = {"input_shape": shape}
+        if callable(getattr(obj, "get_build_config", None)):  # e.g. FeatureSpace
+            envelope["build_config"] = obj.get_build_config()
     if getattr(obj, "_compiled", False) and getattr(obj, "optimizer", None) is not None:
         envelope["compile_config"] = compile_config(obj)
     return envelope
@@ -407,6 +411,9 @@ def _apply_build_config(obj, build_config) -> None:
     from lamina.models.model import Model
 
     if not isinstance(obj, Layer) or isinstance(obj, Model) or obj.built:
+        return
+    if build_config and callable(getattr(obj, "build_from_config", None)):
+        obj.build_from_config(build_config)
         return
     shape = (build_config or {}).get("input_shape")
     if shape is None:

@@ -72,7 +72,7 @@ __all__ = ["Progbar", "PyDataset", "Sequence", "clear_session", "get_file", "is_
            "image_dataset_from_directory", "text_dataset_from_directory",
            "timeseries_dataset_from_array", "normalize", "pack_x_y_sample_weight",
            "pad_sequences", "set_random_seed", "standardize_dtype", "to_categorical",
-           "unpack_x_y_sample_weight", *_FROM_SAVING,
+           "unpack_x_y_sample_weight", "FeatureSpace", *_FROM_SAVING,
            *_FROM_CONFIG]
 
 
@@ -81,8 +81,21 @@ def __getattr__(name):
         from lamina import saving
 
         return getattr(saving, name)
+    if name == "FeatureSpace":
+        from lamina.utils.feature_space import FeatureSpace
+
+        return FeatureSpace
     if name in _FROM_CONFIG:
         from lamina import config
 
         return getattr(config, name)
     raise AttributeError(f"module 'lamina.utils' has no attribute {name!r}")
+
+
+def _register_feature_space() -> None:
+    # FeatureSpace (and its Feature/Cross) must resolve when a saved file is loaded, even
+    # before `lamina.utils.FeatureSpace` is first touched.
+    from lamina.utils import feature_space  # noqa: F401
+
+
+_register_feature_space()
