@@ -68,6 +68,9 @@ LAYER_TESTS = [
     # a lookup table.
     ("AutoContrast", {}, (2, 8, 9, 3), (2, 8, 9, 3), False),
     ("Equalization", {}, (2, 8, 9, 3), (2, 8, 9, 3), True),
+    # CLAHE is a lookup table applied at inference too: no gradient to check.
+    ("ContrastLimitedAdaptiveHistogramEqualization", {"tile_grid_size": (2, 3)},
+     (2, 8, 9, 3), (2, 8, 9, 3), False),
 ]
 
 

@@ -29,6 +29,7 @@ from lamina.layers.preprocessing.image.geometric import (
 )
 from lamina.layers.preprocessing.image.intensity import (
     AutoContrast,
+    ContrastLimitedAdaptiveHistogramEqualization,
     Equalization,
     RandomInvert,
     RandomPosterization,
@@ -43,7 +44,8 @@ from lamina.layers.preprocessing.image.random_warps import (
 from lamina.layers.preprocessing.image.resizing import CenterCrop, RandomCrop, Resizing
 
 __all__ = ["AugMix", "MaxNumBoundingBoxes", "Pipeline", "RandAugment", "RandomColorJitter",
-           "AutoContrast", "BaseImagePreprocessingLayer", "CenterCrop", "CutMix", "Equalization",
+           "AutoContrast", "BaseImagePreprocessingLayer",
+           "ContrastLimitedAdaptiveHistogramEqualization", "CenterCrop", "CutMix", "Equalization",
            "MixUp", "RandomElasticTransform", "RandomErasing", "RandomGaussianBlur",
            "RandomPerspective",
            "RandomBrightness", "RandomColorDegeneration", "RandomContrast", "RandomCrop",
