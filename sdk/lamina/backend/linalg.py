@@ -221,7 +221,8 @@ class EighFactor(_Factor):
 
 
 class QrFactor(_Factor):
-    """``q`` or ``r`` of ``a = q r`` for ``a`` of shape ``(..., m, n)``, ``m >= n`` (reduced).
+    """``q`` or ``r`` of ``a = q r`` for ``a`` of shape ``(..., m, n)``, ``m >= n`` (reduced, or
+    complete with a gradient only through the first ``n`` columns of ``q``).
 
     Backward (Walter & Lehmann 2018; as in PyTorch): with ``M = r r_bar^T - q_bar^T q``,
     ``a_bar = (q_bar + q copyltu(M)) r^-T``; ``copyltu`` mirrors the lower triangle of
@@ -231,8 +232,16 @@ class QrFactor(_Factor):
     __slots__ = ()
 
     def _vjp(self, q, r, gq, gr):
-        gq = np.zeros_like(q) if gq is None else gq
-        gr = np.zeros_like(r) if gr is None else gr
+        n = r.shape[-1]
+        if gq is not None and np.any(gq[..., n:]):
+            raise NotImplementedError(
+                "The gradient of `qr` through the columns of a mode='complete' `q` beyond "
+                "the input's column count is not defined (they are not unique); use "
+                "mode='reduced'.")
+        # A complete factorisation's extra rows of r are identically zero: no gradient.
+        q, r = q[..., :, :n], r[..., :n, :]
+        gq = np.zeros_like(q) if gq is None else gq[..., :, :n]
+        gr = np.zeros_like(r) if gr is None else gr[..., :n, :]
         m = r @ _t(gr) - _t(gq) @ q
         copy = np.tril(m) + _t(np.tril(m, -1))
         x = gq + q @ copy

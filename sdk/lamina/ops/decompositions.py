@@ -43,8 +43,8 @@ def qr(x, mode="reduced"):
             ``"complete"`` (``q`` is ``(..., M, M)``).
 
     Returns:
-        ``(q, r)``. Gradients flow through both, except through the columns of a
-        ``"complete"`` ``q`` beyond ``N`` (not unique).
+        ``(q, r)``. Gradients flow through both; a gradient through the columns of a
+        ``"complete"`` ``q`` beyond ``N`` (not unique) raises ``NotImplementedError``.
     """
     if mode not in {"reduced", "complete"}:
         raise ValueError("`mode` argument value not supported. Expected one of "
@@ -57,15 +57,8 @@ def qr(x, mode="reduced"):
         q, u = qr(getitem(x, (..., slice(None), slice(0, m))))
         v = swapaxes(q, -1, -2) @ getitem(x, (..., slice(None), slice(m, None)))
         return q, concatenate([u, v], axis=-1)
-    q_full, r_full = np.linalg.qr(x.data, mode=mode)
-    q_red, r_red = (q_full[..., :, :n], r_full[..., :n, :]) if mode == "complete" else (
-        q_full, r_full)
-    q = _l.QrFactor.apply(x, factors=(q_red, r_red), index=0)
-    r = _l.QrFactor.apply(x, factors=(q_red, r_red), index=1)
-    if mode == "complete" and m > n:
-        q = concatenate([q, constant(q_full[..., :, n:])], axis=-1)
-        r = concatenate([r, constant(r_full[..., n:, :])], axis=-2)
-    return q, r
+    factors = np.linalg.qr(x.data, mode=mode)
+    return tuple(_l.QrFactor.apply(x, factors=factors, index=i) for i in range(2))
 
 
 def svd(x, full_matrices=True, compute_uv=True):

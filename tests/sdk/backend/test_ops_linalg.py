@@ -185,3 +185,15 @@ def test_decompositions_inside_functional_models(name):
     for g, w in zip(got if isinstance(want, tuple) else [got],
                     want if isinstance(want, tuple) else [want]):
         np.testing.assert_allclose(g, w.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_qr_complete_gradient_through_extra_columns_is_refused():
+    from lamina.backend import Variable, gradients
+
+    x = Variable(rn(4, 2))
+    q, r = linalg.qr(x, mode="complete")
+    with pytest.raises(NotImplementedError, match="mode='reduced'"):
+        gradients(ops.sum(q), [x])
+    assert check_gradients(lambda a: _flat([linalg.qr(a, mode="complete")[0][:, :2],
+                                            linalg.qr(a, mode="complete")[1]]),
+                           [rn(4, 2)]) <= 1e-6
