@@ -59,6 +59,11 @@ def image_input(input_tensor, input_shape, default_size, min_size, include_top, 
         data_format=image_data_format(),
         require_flatten=include_top if require_flatten is None else require_flatten,
         weights=weights)
+    return make_input(input_tensor, shape)
+
+
+def make_input(input_tensor, shape):
+    """A new ``Input`` of ``shape``, or ``input_tensor`` when it is a Keras tensor."""
     if input_tensor is None:
         return layers.Input(shape=shape)
     if not is_keras_tensor(input_tensor):

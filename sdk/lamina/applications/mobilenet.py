@@ -90,8 +90,7 @@ def MobileNet(input_shape=None, alpha=1.0, depth_multiplier=1, dropout=1e-3,  # 
             warnings.warn("`input_shape` is undefined or non-square, or `rows` is not in "
                           "[128, 160, 192, 224]. Weights for input shape (224, 224) will be "
                           "loaded as the default.", stacklevel=2)
-    img_input = _common.image_input(input_tensor, img_shape, default_size, 32, include_top,
-                                    weights)
+    img_input = _common.make_input(input_tensor, img_shape)
     x = _conv_block(img_input, 32, alpha, strides=(2, 2))
     for block_id, (filters, stride) in enumerate(_BLOCKS, start=1):
         x = _depthwise_conv_block(x, filters, alpha, depth_multiplier,

@@ -114,8 +114,7 @@ def MobileNetV2(input_shape=None, alpha=1.0, include_top=True, weights="imagenet
             warnings.warn("`input_shape` is undefined or non-square, or `rows` is not in "
                           "[96, 128, 160, 192, 224]. Weights for input shape (224, 224) "
                           "will be loaded as the default.", stacklevel=2)
-    img_input = _common.image_input(input_tensor, img_shape, default_size, 32, include_top,
-                                    weights)
+    img_input = _common.make_input(input_tensor, img_shape)
     x = layers.Conv2D(_make_divisible(32 * alpha, 8), kernel_size=3, strides=(2, 2),
                       padding="same", use_bias=False, name="Conv1")(img_input)
     x = layers.ReLU(6.0, name="Conv1_relu")(_bn("bn_Conv1")(x))

@@ -144,10 +144,7 @@ def MobileNetV3(blocks, last_point_ch, input_shape=None, alpha=1.0,  # noqa: N80
             warnings.warn("`input_shape` is undefined or non-square, or `rows` is not 224. "
                           "Weights for input shape (224, 224) will be loaded as the default.",
                           stacklevel=3)
-    if input_tensor is None or not is_keras_tensor(input_tensor):
-        img_input = layers.Input(shape=input_shape, tensor=input_tensor)
-    else:
-        img_input = input_tensor
+    img_input = _common.make_input(input_tensor, input_shape)
     kernel, activation, se_ratio = ((3, relu, None) if minimalistic
                                     else (5, hard_swish, 0.25))
     x = img_input
