@@ -11,7 +11,7 @@ from lamina.layers.adaptive_pooling import (
     AdaptiveMaxPooling3D,
 )
 from lamina.layers.attention import Attention, MultiHeadAttention
-from lamina.layers.attention_extra import AdditiveAttention
+from lamina.layers.attention_extra import AdditiveAttention, GroupQueryAttention
 from lamina.layers.bidirectional import Bidirectional
 from lamina.layers.convolutional import (
     Conv1D,
@@ -145,5 +145,5 @@ __all__ = [*_preprocessing.__all__,
     "Convolution3D", "Convolution3DTranspose", "Cropping3D", "RMSNormalization",
     "SeparableConvolution1D", "SeparableConvolution2D", "SpatialDropout3D", "UpSampling3D",
     "ZeroPadding3D", "AdditiveAttention", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D",
-    "EinsumDense",
+    "EinsumDense", "GroupQueryAttention",
 ]

@@ -12,7 +12,9 @@ import math
 import numpy as np
 
 from lamina import constraints, initializers, ops, regularizers
+from lamina.layers import attention_masks as _masks
 from lamina.layers.activations import Softmax
+from lamina.layers.attention_projection import _Projection
 from lamina.layers.layer import Layer
 from lamina.layers.regularization import Dropout
 
@@ -28,43 +30,6 @@ def _mask_of(x):
 
 def _serialize_or_none(module, obj):
     return module.serialize(obj) if obj is not None else None
-
-
-class _Projection(Layer):
-    """EinsumDense of MultiHeadAttention: contracts the last ``in_rank`` input axes.
-
-    Kernel ``(*input_shape[-in_rank:], *out_shape)``, bias ``out_shape``.
-    """
-
-    def __init__(self, in_rank, out_shape, use_bias, kernel_initializer, bias_initializer,
-                 kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
-                 bias_constraint=None, **kwargs):
-        super().__init__(**kwargs)
-        self.in_rank, self.out_shape, self.use_bias = in_rank, tuple(out_shape), use_bias
-        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
-        self.kernel_regularizer, self.bias_regularizer = kernel_regularizer, bias_regularizer
-        self.kernel_constraint, self.bias_constraint = kernel_constraint, bias_constraint
-
-    def build(self, input_shape):
-        in_shape = tuple(input_shape[-self.in_rank:])
-        self.kernel = self.add_weight(
-            name="kernel", shape=in_shape + self.out_shape, initializer=self.kernel_initializer,
-            regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
-        self.bias = None
-        if self.use_bias:
-            self.bias = self.add_weight(
-                name="bias", shape=self.out_shape, initializer=self.bias_initializer,
-                regularizer=self.bias_regularizer, constraint=self.bias_constraint)
-        self.built = True
-
-    def call(self, inputs):
-        lead = inputs.shape[: inputs.ndim - self.in_rank]
-        n_in = math.prod(inputs.shape[inputs.ndim - self.in_rank:])
-        n_out = math.prod(self.out_shape)
-        x = ops.reshape(inputs, (*lead, n_in))
-        bias = None if self.bias is None else ops.reshape(self.bias, (n_out,))
-        y = ops.dense(x, ops.reshape(self.kernel, (n_in, n_out)), bias)
-        return ops.reshape(y, (*lead, *self.out_shape))
 
 
 class MultiHeadAttention(Layer):
@@ -112,10 +77,11 @@ class MultiHeadAttention(Layer):
     """
 
     def __init__(self, num_heads, key_dim, value_dim=None, dropout=0.0, use_bias=True,
-                 output_shape=None, attention_axes=None, kernel_initializer="glorot_uniform",
+                 output_shape=None, attention_axes=None, sliding_window=None,
+                 flash_attention=None, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None,
-                 seed=None, **kwargs):
+                 use_gate=False, seed=None, **kwargs):
         super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         for name, value in (("num_heads", num_heads), ("key_dim", key_dim)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
@@ -152,6 +118,9 @@ class MultiHeadAttention(Layer):
         self.kernel_constraint = constraints.get(kernel_constraint)
         self.bias_constraint = constraints.get(bias_constraint)
         self.seed = seed
+        self.sliding_window = _masks.check_sliding_window(sliding_window)
+        self._flash_attention = _masks.check_flash_attention(flash_attention, self.dropout)
+        self.use_gate = bool(use_gate)
         self.supports_masking = True
         self._return_scores_symbolic = False
 
@@ -179,6 +148,9 @@ class MultiHeadAttention(Layer):
         self._query_dense.build(query_shape)
         self._key_dense = self._projection("key", 1, (self.num_heads, self.key_dim))
         self._key_dense.build(key_shape)
+        if self.use_gate:  # Keras builds it between key and value (weight order)
+            self._gate_dense = self._projection("gate", 1, (self.num_heads, self.value_dim))
+            self._gate_dense.build(query_shape)
         self._value_dense = self._projection("value", 1, (self.num_heads, self.value_dim))
         self._value_dense.build(value_shape)
         self._output_dense = self._projection("attention_output", 2, (out_dim,))
@@ -205,6 +177,10 @@ class MultiHeadAttention(Layer):
 
     def call(self, query, value, key=None, attention_mask=None,
              return_attention_scores=False, training=None, use_causal_mask=False):
+        if self._flash_attention and return_attention_scores:
+            raise ValueError("Returning attention scores is not supported when flash "
+                             "attention is enabled. Please disable flash attention to access "
+                             "attention scores.")
         value = self._as_tensor(value)
         key = value if key is None else self._as_tensor(key)
         mask = self._compute_attention_mask(query, value, key, attention_mask,
@@ -220,6 +196,8 @@ class MultiHeadAttention(Layer):
         probs = self._softmax(scores, mask=mask)
         dropped = self._dropout_layer(probs, training=training)
         context = ops.transpose(ops.matmul(dropped, v), (0, 2, 1, 3))
+        if self.use_gate:
+            context = ops.multiply(context, ops.sigmoid(self._gate_dense(query)))
         output = self._output_dense(context)
         if return_attention_scores:
             return output, probs
@@ -238,10 +216,12 @@ class MultiHeadAttention(Layer):
             if m is not None:
                 m = m[:, None, :]
                 auto = m if auto is None else auto & m
-        if use_causal_mask:
-            t, s = query.shape[1], value.shape[1]
-            causal = np.tril(np.ones((t, s), dtype=bool))[None]
-            auto = causal if auto is None else auto & causal
+        for use, make in ((use_causal_mask, _masks.causal_mask),
+                          (self.sliding_window is not None, lambda t, s: (
+                              _masks.sliding_window_mask(t, s, self.sliding_window)))):
+            if use:
+                extra = make(query.shape[1], value.shape[1])
+                auto = extra if auto is None else auto & extra
         if attention_mask is not None:
             attention_mask = np.asarray(getattr(attention_mask, "data", attention_mask),
                                         dtype=bool)
@@ -267,6 +247,8 @@ class MultiHeadAttention(Layer):
             "use_bias": self.use_bias,
             "output_shape": self._output_dim,
             "attention_axes": self.attention_axes,
+            "use_gate": self.use_gate,
+            "sliding_window": self.sliding_window,
             "kernel_initializer": initializers.serialize(self.kernel_initializer),
             "bias_initializer": initializers.serialize(self.bias_initializer),
             "kernel_regularizer": _serialize_or_none(regularizers, self.kernel_regularizer),

@@ -13,8 +13,10 @@ import math
 import numpy as np
 
 from lamina import constraints, initializers, ops, regularizers
+from lamina.layers import attention_masks as _masks
 from lamina.layers.activations import Softmax
-from lamina.layers.attention import Attention, _mask_of, _Projection, _shape
+from lamina.layers.attention import Attention, _mask_of, _shape
+from lamina.layers.attention_projection import _Projection
 from lamina.layers.layer import Layer
 from lamina.layers.regularization import Dropout
 
@@ -65,3 +67,222 @@ class AdditiveAttention(Attention):
         config = super().get_config()
         config.pop("score_mode")
         return config
+
+
+def _bool_mask(mask):
+    return None if mask is None else np.asarray(getattr(mask, "data", mask), dtype=bool)
+
+
+def _positive(name, value):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
+        raise ValueError(f"Argument `{name}` must be a positive integer. "
+                         f"Received: {name}={value!r}")
+    return int(value)
+
+
+class GroupQueryAttention(Layer):
+    """Grouped-query attention (Ainslie et al., 2023): query heads share key/value heads.
+
+    ``num_query_heads`` query heads attend in ``num_key_value_heads`` groups; each key and
+    value head is repeated ``num_query_heads // num_key_value_heads`` times. With
+    ``num_key_value_heads == 1`` this is multi-query attention, with it equal to
+    ``num_query_heads`` ordinary multi-head attention.
+
+    Args:
+        head_dim: size of each attention head.
+        num_query_heads: number of query heads.
+        num_key_value_heads: number of key and value heads; divides ``num_query_heads``.
+        dropout: dropout rate on the attention probabilities.
+        use_bias: whether the projections have biases.
+        sliding_window: optional positive int; each query attends only to keys within
+            ``sliding_window - 1`` positions on either side.
+        flash_attention: accepted as in Keras (Lamina computes the same attention);
+            True refuses ``dropout > 0`` and returning scores, as Keras does.
+        kernel_initializer, bias_initializer: initializers of the projections.
+        kernel_regularizer, bias_regularizer, activity_regularizer: regularizers.
+        kernel_constraint, bias_constraint: constraints.
+        use_gate: multiply the attention output by ``sigmoid(gate(query))`` per head.
+        seed: seed of the dropout.
+
+    Call arguments:
+        query ``(batch, T, dim)``, value ``(batch, S, dim)``, key (defaults to value);
+        query_mask, value_mask, key_mask: optional boolean ``(batch, T)``/``(batch, S)``
+        masks (taken from the inputs' Keras masks when not given); attention_mask:
+        ``(batch, T, S)``; return_attention_scores; training; use_causal_mask.
+
+    Output shape:
+        ``(batch, T, dim)``; scores ``(batch, num_query_heads, T, S)``.
+
+    Weights: ``query``, ``key``, (``gate``,) ``value`` and ``attention_output`` kernels
+    and biases, with Keras's shapes (e.g. ``query/kernel (dim, num_query_heads,
+    head_dim)``, ``attention_output/kernel (num_query_heads, head_dim, dim)``).
+    """
+
+    def __init__(self, head_dim, num_query_heads, num_key_value_heads, dropout=0.0,
+                 use_bias=True, sliding_window=None, flash_attention=None,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, use_gate=False, seed=None,
+                 **kwargs):
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
+        self.head_dim = _positive("head_dim", head_dim)
+        self.num_query_heads = _positive("num_query_heads", num_query_heads)
+        self.num_key_value_heads = _positive("num_key_value_heads", num_key_value_heads)
+        if self.num_query_heads % self.num_key_value_heads:
+            raise ValueError(
+                "`num_query_heads` must be divisible by `num_key_value_heads`. Received: "
+                f"num_query_heads={num_query_heads}, num_key_value_heads="
+                f"{num_key_value_heads}")
+        self.num_repeats = self.num_query_heads // self.num_key_value_heads
+        if not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+            raise ValueError(f"Argument `dropout` must be a float in [0, 1). "
+                             f"Received: dropout={dropout!r}")
+        self.dropout = float(dropout)
+        self.use_bias = bool(use_bias)
+        self.use_gate = bool(use_gate)
+        self.sliding_window = _masks.check_sliding_window(sliding_window)
+        self._flash_attention = _masks.check_flash_attention(flash_attention, self.dropout)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+        self.seed = seed
+        self.supports_masking = True
+        self._return_scores_symbolic = False
+
+    def _projection(self, name, in_rank, out_shape):
+        return _Projection(
+            in_rank, out_shape, self.use_bias,
+            initializers.get(initializers.serialize(self.kernel_initializer)),
+            initializers.get(initializers.serialize(self.bias_initializer)),
+            self.kernel_regularizer, self.bias_regularizer, self.kernel_constraint,
+            self.bias_constraint, name=name, dtype=self.dtype)
+
+    def build(self, query_shape, value_shape=None, key_shape=None):
+        value_shape = query_shape if value_shape is None else value_shape
+        key_shape = value_shape if key_shape is None else key_shape
+        for label, shape in (("query", query_shape), ("value", value_shape),
+                             ("key", key_shape)):
+            if len(shape) != 3 or shape[-1] is None:
+                raise ValueError(
+                    f"GroupQueryAttention '{self.name}' expects 3D {label} inputs (batch, "
+                    f"length, dim) with a known dim. Received: {label}_shape={tuple(shape)}")
+        self.feature_dim = query_shape[-1]
+        heads_q = (self.num_query_heads, self.head_dim)
+        heads_kv = (self.num_key_value_heads, self.head_dim)
+        self._query_dense = self._projection("query", 1, heads_q)
+        self._query_dense.build(query_shape)
+        self._key_dense = self._projection("key", 1, heads_kv)
+        self._key_dense.build(key_shape)
+        if self.use_gate:
+            self._gate_dense = self._projection("gate", 1, heads_q)
+            self._gate_dense.build(query_shape)
+        self._value_dense = self._projection("value", 1, heads_kv)
+        self._value_dense.build(value_shape)
+        self._output_dense = self._projection("attention_output", 2, (self.feature_dim,))
+        self._output_dense.build((None, None, *heads_q))
+        self._softmax = Softmax(axis=-1, dtype=self.dtype)
+        self._dropout_layer = Dropout(rate=self.dropout, seed=self.seed, dtype=self.dtype)
+        self.built = True
+
+    def __call__(self, query, value=None, key=None, **kwargs):
+        if value is None:
+            raise ValueError("GroupQueryAttention needs `query` and `value` "
+                             "(pass the same tensor twice for self-attention).")
+        if not self.built:
+            self.build(_shape(query), _shape(value), None if key is None else _shape(key))
+        return super().__call__(query, value, key, **kwargs)
+
+    def _symbolic_call(self, inputs, *args, **kwargs):
+        self._return_scores_symbolic = bool(kwargs.get("return_attention_scores"))
+        self._value_shape_symbolic = _shape(args[0])
+        try:
+            return super()._symbolic_call(inputs, *args, **kwargs)
+        finally:
+            self._return_scores_symbolic = False
+
+    def call(self, query, value, key=None, query_mask=None, value_mask=None, key_mask=None,
+             attention_mask=None, return_attention_scores=False, training=None,
+             use_causal_mask=False):
+        if self._flash_attention and return_attention_scores:
+            raise ValueError("Returning attention scores is not supported when flash "
+                             "attention is enabled. Please disable flash attention to access "
+                             "attention scores.")
+        value = self._convert_input(value)
+        key_given = key is not None
+        key = self._convert_input(key) if key_given else value
+        mask = self._attention_mask(
+            query, value, _bool_mask(query_mask) if query_mask is not None else _mask_of(query),
+            _bool_mask(value_mask) if value_mask is not None else _mask_of(value),
+            _bool_mask(key_mask) if key_mask is not None else (
+                _mask_of(key) if key_given else None),
+            attention_mask, use_causal_mask)
+        gate = ops.sigmoid(self._gate_dense(query)) if self.use_gate else None
+        q = ops.transpose(self._query_dense(query), (0, 2, 1, 3))
+        k = ops.repeat(self._key_dense(key), self.num_repeats, axis=2)
+        v = ops.repeat(self._value_dense(value), self.num_repeats, axis=2)
+        q = ops.multiply(q, np.asarray(1.0 / math.sqrt(self.head_dim), dtype=q.data.dtype))
+        scores = ops.matmul(q, ops.transpose(k, (0, 2, 3, 1)))  # (batch, heads, T, S)
+        probs = self._softmax(scores, mask=None if mask is None else mask[:, None])
+        dropped = self._dropout_layer(probs, training=training)
+        context = ops.transpose(ops.matmul(dropped, ops.transpose(v, (0, 2, 1, 3))),
+                                (0, 2, 1, 3))
+        if gate is not None:
+            context = ops.multiply(context, gate)
+        output = self._output_dense(context)
+        return (output, probs) if return_attention_scores else output
+
+    def _attention_mask(self, query, value, query_mask, value_mask, key_mask, attention_mask,
+                        use_causal_mask):
+        """Keras's combination: query/value/key masks, causal, sliding window, explicit."""
+        t, s = query.shape[1], value.shape[1]
+        parts = []
+        if query_mask is not None:
+            parts.append(query_mask[:, :, None])
+        parts += [m[:, None, :] for m in (value_mask, key_mask) if m is not None]
+        if use_causal_mask:
+            parts.append(_masks.causal_mask(t, s))
+        if self.sliding_window is not None:
+            parts.append(_masks.sliding_window_mask(t, s, self.sliding_window))
+        if attention_mask is not None:
+            parts.append(_bool_mask(attention_mask))
+        if not parts:
+            return None
+        out = parts[0]
+        for part in parts[1:]:
+            out = out & part
+        return np.broadcast_to(out, (query.shape[0], t, s))
+
+    def compute_output_shape(self, query_shape, value_shape=None, key_shape=None):
+        value_shape = value_shape or getattr(self, "_value_shape_symbolic", query_shape)
+        if query_shape[-1] != value_shape[-1]:
+            raise ValueError(
+                "The last dimension of `query_shape` and `value_shape` must be equal, but are "
+                f"{query_shape[-1]}, {value_shape[-1]}. Received: query_shape={query_shape}, "
+                f"value_shape={value_shape}")
+        out = tuple(query_shape)
+        if self._return_scores_symbolic:
+            return [out, (query_shape[0], self.num_query_heads, query_shape[1],
+                          value_shape[1])]
+        return out
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "head_dim": self.head_dim,
+            "num_query_heads": self.num_query_heads,
+            "num_key_value_heads": self.num_key_value_heads,
+            "use_bias": self.use_bias,
+            "use_gate": self.use_gate,
+            "sliding_window": self.sliding_window,
+            "dropout": self.dropout,
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
+            "kernel_constraint": constraints.serialize(self.kernel_constraint),
+            "bias_constraint": constraints.serialize(self.bias_constraint),
+            "seed": self.seed,
+        }

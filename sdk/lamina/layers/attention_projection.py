@@ -1,0 +1,50 @@
+"""The head projections of the attention layers: Keras's EinsumDense weight layout.
+
+``_Projection`` contracts the last ``in_rank`` input axes with a kernel
+``(*input_shape[-in_rank:], *out_shape)`` and adds a bias ``out_shape``, computed as one
+fused dense on reshaped views (``(dim, heads, key_dim)`` is ``(dim, heads * key_dim)``).
+"""
+
+from __future__ import annotations
+
+import math
+
+from lamina import ops
+from lamina.layers.layer import Layer
+
+
+class _Projection(Layer):
+    """EinsumDense of MultiHeadAttention: contracts the last ``in_rank`` input axes.
+
+    Kernel ``(*input_shape[-in_rank:], *out_shape)``, bias ``out_shape``.
+    """
+
+    def __init__(self, in_rank, out_shape, use_bias, kernel_initializer, bias_initializer,
+                 kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
+                 bias_constraint=None, **kwargs):
+        super().__init__(**kwargs)
+        self.in_rank, self.out_shape, self.use_bias = in_rank, tuple(out_shape), use_bias
+        self.kernel_initializer, self.bias_initializer = kernel_initializer, bias_initializer
+        self.kernel_regularizer, self.bias_regularizer = kernel_regularizer, bias_regularizer
+        self.kernel_constraint, self.bias_constraint = kernel_constraint, bias_constraint
+
+    def build(self, input_shape):
+        in_shape = tuple(input_shape[-self.in_rank:])
+        self.kernel = self.add_weight(
+            name="kernel", shape=in_shape + self.out_shape, initializer=self.kernel_initializer,
+            regularizer=self.kernel_regularizer, constraint=self.kernel_constraint)
+        self.bias = None
+        if self.use_bias:
+            self.bias = self.add_weight(
+                name="bias", shape=self.out_shape, initializer=self.bias_initializer,
+                regularizer=self.bias_regularizer, constraint=self.bias_constraint)
+        self.built = True
+
+    def call(self, inputs):
+        lead = inputs.shape[: inputs.ndim - self.in_rank]
+        n_in = math.prod(inputs.shape[inputs.ndim - self.in_rank:])
+        n_out = math.prod(self.out_shape)
+        x = ops.reshape(inputs, (*lead, n_in))
+        bias = None if self.bias is None else ops.reshape(self.bias, (n_out,))
+        y = ops.dense(x, ops.reshape(self.kernel, (n_in, n_out)), bias)
+        return ops.reshape(y, (*lead, *self.out_shape))
