@@ -25,6 +25,7 @@ from lamina import (  # noqa: E402
     utils,
 )
 from lamina.backend.keras_tensor import KerasTensor  # noqa: E402
+from lamina.backend.scopes import StatelessScope, SymbolicScope, name_scope  # noqa: E402
 from lamina.backend.tensor import Variable  # noqa: E402
 from lamina.dtype_policies import DTypePolicy, FloatDTypePolicy  # noqa: E402
 from lamina.initializers import Initializer  # noqa: E402
@@ -37,10 +38,11 @@ from lamina.regularizers import Regularizer  # noqa: E402
 
 __all__ = [
     "DTypePolicy", "FloatDTypePolicy", "Initializer", "Input", "KerasTensor", "Layer", "Loss",
-    "Metric", "Model", "Optimizer", "Regularizer", "Sequential", "Variable", "activations",
+    "Metric", "Model", "Optimizer", "Regularizer", "Sequential", "StatelessScope",
+    "SymbolicScope", "Variable", "activations", "name_scope",
     "applications",
     "backend", "callbacks", "config", "constraints", "datasets", "device",
-    "dtype_policies", "initializers", "layers", "losses", "metrics", "mixed_precision",
+    "dtype_policies", "initializers", "layers", "legacy", "losses", "metrics", "mixed_precision",
     "models", "ops", "optimizers", "preprocessing", "random", "regularizers", "saving",
     "tree", "utils", "version",
 ]
@@ -51,8 +53,8 @@ def version() -> str:
 
 
 # Loaded on first use: `saving` needs h5py, `datasets` mlxtend/scikit-learn.
-_LAZY_MODULES = ("applications", "config", "datasets", "dtype_policies", "mixed_precision",
-                 "preprocessing", "random", "saving", "tree", "wrappers")
+_LAZY_MODULES = ("applications", "config", "datasets", "dtype_policies", "legacy",
+                 "mixed_precision", "preprocessing", "random", "saving", "tree", "wrappers")
 
 
 @contextlib.contextmanager

@@ -9,6 +9,7 @@ import numpy as np
 
 from lamina.backend.config import standardize_dtype
 from lamina.backend.operators import OperatorMixin
+from lamina.backend.scopes import current_path, get_stateless_scope
 
 
 class Tensor(OperatorMixin):
@@ -149,7 +150,8 @@ class Variable(Tensor):
         super().__init__(value, requires_grad=bool(trainable))
         self._trainable = bool(trainable)
         self.name = "variable" if name is None else name
-        self.path = self.name
+        scope = current_path()
+        self.path = f"{scope}/{self.name}" if scope else self.name
         self.constraint = None
         self.regularizer = None
         self.autocast = autocast
@@ -181,13 +183,23 @@ class Variable(Tensor):
                 f"Cannot assign to variable '{self.path}': expected shape {self.data.shape}, "
                 f"received value with shape {value.shape}"
             )
+        _record_stateless(self)
         self.data[...] = value
 
     def assign_add(self, value) -> None:
+        _record_stateless(self)
         self.data += np.asarray(value, dtype=self.data.dtype)
 
     def assign_sub(self, value) -> None:
+        _record_stateless(self)
         self.data -= np.asarray(value, dtype=self.data.dtype)
 
     def __repr__(self) -> str:
         return f"<Variable path={self.path} shape={self.shape} dtype={self.dtype}>"
+
+
+def _record_stateless(variable) -> None:
+    """Inside a ``StatelessScope``, keep the value a write is about to replace."""
+    scope = get_stateless_scope()
+    if scope is not None:
+        scope.record(variable)

@@ -17,6 +17,7 @@ import numpy as np
 
 from lamina import ops
 from lamina.backend.config import floatx, standardize_dtype
+from lamina.backend.scopes import current_path, get_stateless_scope
 from lamina.backend.tensor import Tensor, Variable
 from lamina.layers.symbolic import KerasTensor, Node, flatten, infer_output_shapes, map_structure
 from lamina.metrics.base import Metric
@@ -146,7 +147,9 @@ class Layer:
         init = initializers.get(initializer)
         value = init(shape, dtype=dtype)
         variable = Variable(value, trainable=trainable, name=name or "variable", dtype=dtype)
-        variable.path = f"{self.name}/{variable.name}"
+        scope = current_path()
+        variable.path = f"{scope}/{self.name}/{variable.name}" if scope \
+            else f"{self.name}/{variable.name}"
         variable.regularizer = regularizers.get(regularizer)
         variable.constraint = constraints.get(constraint)
         self._own_variables.append(variable)
@@ -252,7 +255,12 @@ class Layer:
         return out
 
     def add_loss(self, loss) -> None:
-        """Add a scalar loss term (cleared at the start of every top-level call)."""
+        """Add a scalar loss term (cleared at the start of every top-level call); inside a
+        ``StatelessScope(collect_losses=True)`` the scope collects it instead."""
+        scope = get_stateless_scope()
+        if scope is not None and scope.collect_losses:
+            scope.add_loss(loss)
+            return
         self._losses.append(loss)
 
     def _clear_losses(self) -> None:

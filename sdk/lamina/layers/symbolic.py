@@ -38,13 +38,14 @@ def infer_output_shapes(layer, input_shape):
     them set to 2 are unknown (None) in the output; the batch axis is always None.
     """
     from lamina.backend.autodiff import no_grad
+    from lamina.backend.scopes import SymbolicScope
 
     def dummy(shape, fill):
         return np.zeros(tuple(fill if d is None else d for d in shape), dtype=layer.dtype)
 
     def run(fill):
         args = map_structure(lambda s: dummy(s, fill), input_shape, is_leaf=is_shape)
-        with no_grad(), np.errstate(all="ignore"):
+        with no_grad(), np.errstate(all="ignore"), SymbolicScope():
             out = layer(args, training=False) if layer._call_has_training else layer(args)
         return map_structure(lambda t: tuple(t.shape), out)
 

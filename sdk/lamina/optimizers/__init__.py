@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-from lamina.optimizers import schedules
+from lamina.optimizers import legacy, schedules
 from lamina.optimizers.adadelta import Adadelta
 from lamina.optimizers.adafactor import Adafactor
 from lamina.optimizers.adagrad import Adagrad
@@ -33,7 +33,7 @@ __all__ = [
     "Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax", "Nadam",
     "Lion", "Lamb", "Ftrl", "Adafactor",
     "Muon", "ScheduleFreeAdamW", "LossScaleOptimizer", "MultiOptimizer", "OptimizerMap",
-    "schedules", "get", "serialize", "deserialize",
+    "legacy", "schedules", "get", "serialize", "deserialize",
 ]
 
 

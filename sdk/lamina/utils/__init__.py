@@ -77,6 +77,10 @@ __all__ = ["Progbar", "PyDataset", "Sequence", "clear_session", "get_file", "is_
 
 
 def __getattr__(name):
+    if name == "legacy":  # Keras 2's serialization helpers, loaded on first use
+        import importlib
+
+        return importlib.import_module("lamina.utils.legacy")
     if name in _FROM_SAVING:
         from lamina import saving
 
