@@ -12,6 +12,7 @@ _RNG = np.random.default_rng()
 # The seed of the last set_seed (keys the counter-based noise of lamina.distribute.keys);
 # without one, a per-process value that never touches _RNG.
 _SEED: int = int(np.random.SeedSequence().entropy % (2**63))
+_STREAMS = 0  # SeedGenerators made since the last set_seed
 
 
 def get_rng() -> np.random.Generator:
@@ -21,9 +22,10 @@ def get_rng() -> np.random.Generator:
 
 def set_seed(seed: int) -> None:
     """Reseed the global generator (and numpy's legacy global state, for user code)."""
-    global _RNG, _SEED
+    global _RNG, _SEED, _STREAMS
     _RNG = np.random.default_rng(seed)
     _SEED = int(seed)
+    _STREAMS = 0
     np.random.seed(seed % (2**32))
 
 
@@ -51,9 +53,18 @@ class SeedGenerator:
     """
 
     def __init__(self, seed: int | None = None, name: str | None = None) -> None:
+        global _STREAMS
         self.seed = seed
         self.name = name or "seed_generator"
         self._rng = None if seed is None else np.random.default_rng(seed)
+        # Keys the counter-based noise inside fit (lamina.distribute.keys): the seed, or
+        # the global seed and this generator's rank among those made since set_seed, so
+        # the same model built twice after the same set_random_seed draws the same noise.
+        if seed is None:
+            self.counter_key = (_SEED, _STREAMS)
+            _STREAMS += 1
+        else:
+            self.counter_key = (int(seed), -1)
 
     @property
     def rng(self) -> np.random.Generator:

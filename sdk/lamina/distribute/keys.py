@@ -60,20 +60,19 @@ def _mix(z: np.ndarray) -> np.ndarray:
 
 
 def stream_key(seed: int, name: str) -> int:
-    """A layer's 64-bit stream key from a seed and its (config) name."""
+    """A 64-bit stream key from a seed and a name."""
     digest = hashlib.blake2b(f"{int(seed)}:{name}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little")
 
 
 def layer_keys(layer, batch: int) -> np.ndarray | None:
-    """:func:`sample_keys` of ``layer``'s stream: its ``seed`` (else the global seed of
-    ``set_random_seed``) and its name, so every replica of a model agrees."""
+    """:func:`sample_keys` of ``layer``'s stream, named by its ``SeedGenerator``'s
+    ``counter_key`` (its seed, or the global seed and its creation rank), so every
+    replica of a model, and the same model built twice after one seed, agree."""
     if _CONTEXT is None:
         return None
-    from lamina.backend.random import global_seed
-
-    seed = layer.seed if getattr(layer, "seed", None) is not None else global_seed()
-    return sample_keys(stream_key(seed, layer.name), batch)
+    seed, rank = layer.seed_generator.counter_key
+    return sample_keys(stream_key(seed, str(rank)), batch)
 
 
 def noise_shape_of(shape, noise_shape) -> tuple:

@@ -18,8 +18,8 @@ class Dropout(Layer):
     """Sets a fraction ``rate`` of inputs to 0 during training, scaling the rest by 1/(1-rate).
 
     Inside ``fit`` the mask of each sample is drawn from a counter-based hash of (seed,
-    epoch, the sample's position in the epoch, layer name), so it does not depend on the
-    rest of its batch and data-parallel replicas draw what one process would
+    epoch, the sample's position in the epoch, the layer's stream), so it does not
+    depend on the rest of its batch and data-parallel replicas draw what one process would
     (:mod:`lamina.distribute.keys`); elsewhere it comes from the layer's generator.
 
     Args:

@@ -29,7 +29,17 @@ def test_a_samples_mask_does_not_depend_on_its_batch():
     other = layers.Dropout(0.5, name="drop_2")
     assert not np.array_equal(whole, _mask(other, x, 2, np.arange(10, 18)))  # layer
     lamina.utils.set_random_seed(4)
-    assert not np.array_equal(whole, _mask(layer, x, 2, np.arange(10, 18)))  # seed
+    reseeded = layers.Dropout(0.5, name="drop")
+    assert not np.array_equal(whole, _mask(reseeded, x, 2, np.arange(10, 18)))  # seed
+
+
+def test_the_same_model_built_twice_after_one_seed_draws_the_same_noise():
+    masks = []
+    for name in ("a", "b"):  # names differ, creation order does not
+        lamina.utils.set_random_seed(9)
+        layer = layers.Dropout(0.5, name=name)
+        masks.append(_mask(layer, np.ones((4, 16), np.float32), 0, np.arange(4)))
+    np.testing.assert_array_equal(*masks)
 
 
 def test_second_call_in_one_batch_draws_fresh_noise():
