@@ -15,134 +15,23 @@ from lamina.backend.tensor import Tensor
 from lamina.layers.input_layer import Input
 from lamina.layers.layer import Layer
 from lamina.layers.preprocessing.category_encoding import CategoryEncoding
-from lamina.layers.preprocessing.data_layer import DataLayer
 from lamina.layers.preprocessing.discretization import Discretization
 from lamina.layers.preprocessing.hashing import HashedCrossing, Hashing
 from lamina.layers.preprocessing.integer_lookup import IntegerLookup
 from lamina.layers.preprocessing.normalization import Normalization, Rescaling
 from lamina.layers.preprocessing.string_lookup import StringLookup
 from lamina.layers.preprocessing.text_vectorization import TextVectorization
+from lamina.utils.feature_space_specs import (
+    Cross,
+    Feature,
+    TFDConcat,
+    TFDIdentity,
+    deserialize,
+    serialize,
+)
 from lamina.utils.naming import uniquify
 
 _ADAPT_BATCH = 32
-_KERAS_MODULE = "keras.src.layers.preprocessing.feature_space"
-
-
-def _serialize(obj):
-    from lamina.saving import serialize_keras_object
-
-    return serialize_keras_object(obj)
-
-
-def _deserialize(config):
-    from lamina.saving import deserialize_keras_object
-
-    return deserialize_keras_object(config)
-
-
-class Cross:
-    """A crossing of features, hashed into ``crossing_dim`` bins.
-
-    Args:
-        feature_names: the crossed features' names.
-        crossing_dim: number of hash bins.
-        output_mode: ``"one_hot"`` or ``"int"``.
-    """
-
-    _keras_envelope = (_KERAS_MODULE, "Cross")
-
-    def __init__(self, feature_names, crossing_dim, output_mode="one_hot"):
-        if output_mode not in {"int", "one_hot"}:
-            raise ValueError("Invalid value for argument `output_mode`. Expected one of "
-                             f"{{'int', 'one_hot'}}. Received: output_mode={output_mode}")
-        self.feature_names = tuple(feature_names)
-        self.crossing_dim = crossing_dim
-        self.output_mode = output_mode
-
-    @property
-    def name(self):
-        return "_X_".join(self.feature_names)
-
-    def get_config(self):
-        return {"feature_names": self.feature_names, "crossing_dim": self.crossing_dim,
-                "output_mode": self.output_mode}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-
-class Feature:
-    """A feature: its input dtype, its preprocessor layer and its output mode.
-
-    Args:
-        dtype: dtype of the raw column (``"float32"``, ``"int32"``, ``"string"``, ...).
-        preprocessor: a layer (or its serialized config).
-        output_mode: ``"int"``, ``"one_hot"`` or ``"float"``.
-    """
-
-    _keras_envelope = (_KERAS_MODULE, "Feature")
-
-    def __init__(self, dtype, preprocessor, output_mode):
-        if output_mode not in {"int", "one_hot", "float"}:
-            raise ValueError("Invalid value for argument `output_mode`. Expected one of "
-                             "{'int', 'one_hot', 'float'}. Received: "
-                             f"output_mode={output_mode}")
-        self.dtype = dtype
-        if isinstance(preprocessor, dict):
-            preprocessor = _deserialize(preprocessor)
-        self.preprocessor = preprocessor
-        self.output_mode = output_mode
-
-    def get_config(self):
-        return {"dtype": self.dtype, "preprocessor": _serialize(self.preprocessor),
-                "output_mode": self.output_mode}
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-
-class TFDIdentity(DataLayer):
-    """Passes a feature through unchanged (the ``float`` feature's preprocessor)."""
-
-    _keras_envelope = (_KERAS_MODULE, "TFDIdentity")
-
-    def call(self, x):
-        return x
-
-    def compute_output_shape(self, input_shape):
-        return tuple(input_shape)
-
-    def _output_dtype_name(self):
-        return self.dtype
-
-
-class TFDConcat(DataLayer):
-    """Concatenates encoded features along ``axis``."""
-
-    _keras_envelope = (_KERAS_MODULE, "TFDConcat")
-
-    def __init__(self, axis, **kwargs):
-        super().__init__(**kwargs)
-        self.axis = axis
-
-    def call(self, xs):
-        return self._tensor(np.concatenate([self._np(x) for x in xs], axis=self.axis))
-
-    def compute_output_shape(self, input_shape):
-        shapes = [tuple(s) for s in input_shape]
-        sizes = [s[self.axis] for s in shapes]
-        total = None if any(s is None for s in sizes) else sum(sizes)
-        out = list(shapes[0])
-        out[self.axis] = total
-        return tuple(out)
-
-    def _output_dtype_name(self):
-        return self.dtype
-
-    def get_config(self):
-        return {**super().get_config(), "axis": self.axis}
 
 
 class FeatureSpace(Layer):
@@ -253,7 +142,7 @@ class FeatureSpace(Layer):
         self.crosses = []
         for cross in crosses or []:
             if isinstance(cross, dict):
-                cross = _deserialize(cross)
+                cross = deserialize(cross)
             if not isinstance(cross, Cross):
                 if not crossing_dim:
                     raise ValueError("When specifying `crosses`, the argument `crossing_dim` "
@@ -287,7 +176,7 @@ class FeatureSpace(Layer):
         if isinstance(feature, Feature):
             return feature
         if isinstance(feature, dict):
-            return _deserialize(feature)
+            return deserialize(feature)
         presets = {"float": lambda: self.float(name=name),
                    "float_normalized": lambda: self.float_normalized(name=name),
                    "float_rescaled": lambda: self.float_rescaled(name=name),
@@ -475,9 +364,9 @@ class FeatureSpace(Layer):
 
     # -- config and saving ----------------------------------------------------------------
     def get_config(self):
-        return {"features": {n: _serialize(f) for n, f in self.features.items()},
+        return {"features": {n: serialize(f) for n, f in self.features.items()},
                 "output_mode": self.output_mode,
-                "crosses": [_serialize(c) for c in self.crosses],
+                "crosses": [serialize(c) for c in self.crosses],
                 "crossing_dim": self.crossing_dim, "hashing_dim": self.hashing_dim,
                 "num_discretization_bins": self.num_discretization_bins}
 

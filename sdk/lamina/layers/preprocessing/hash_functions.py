@@ -226,11 +226,15 @@ def hash_buckets(values, num_buckets: int, salt=None) -> np.ndarray:
         salt: None for FarmHash64, else a pair of ints keying SipHash-2-4.
     """
     array = np.asarray(values)
-    flat = array.reshape(-1)
-    if salt is None:
-        out = [fingerprint64(as_bytes(v)) % num_buckets for v in flat.tolist()]
-    else:
-        out = [siphash24(salt, as_bytes(v)) % num_buckets for v in flat.tolist()]
+    cache = {}
+    out = []
+    for value in array.reshape(-1).tolist():
+        key = as_bytes(value)
+        bucket = cache.get(key)
+        if bucket is None:  # each distinct value is hashed once (columns repeat a lot)
+            digest = fingerprint64(key) if salt is None else siphash24(salt, key)
+            bucket = cache[key] = digest % num_buckets
+        out.append(bucket)
     return np.asarray(out, dtype="int64").reshape(array.shape)
 
 
@@ -240,11 +244,15 @@ def cross_hash(columns, num_buckets: int) -> np.ndarray:
     String features are fingerprinted; integer features hash to their own value.
     """
     rows = []
+    fingerprints = {}
     for row in zip(*[np.asarray(c).reshape(-1).tolist() for c in columns]):
         h = CROSS_HASH_KEY
         for value in row:
             if isinstance(value, (str, bytes)):
-                feature_hash = fingerprint64(as_bytes(value))
+                key = as_bytes(value)
+                if key not in fingerprints:
+                    fingerprints[key] = fingerprint64(key)
+                feature_hash = fingerprints[key]
             else:
                 feature_hash = int(value) & _M
             h = fingerprint_cat64(h, feature_hash)
