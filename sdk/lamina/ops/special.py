@@ -53,12 +53,16 @@ def cdist(x, y):
 
 
 def in_top_k(targets, predictions, k):
-    """Whether each target's prediction is among the ``k`` largest of its row (ties with
-    the ``k``-th value count as in), as a bool Tensor."""
+    """Whether each target's prediction is among the ``k`` largest of its row, as a bool
+    Tensor: its rank, one plus the number of strictly larger predictions, is at most
+    ``k`` (so ties count as in; a NaN target prediction ranks last), as Keras's JAX
+    backend."""
     t = np.asarray(_data(targets)).astype(np.intp)
     p = np.asarray(_data(predictions))
-    kth = -np.sort(-p, axis=-1)[:, k - 1]
-    return constant(np.take_along_axis(p, t[:, None], axis=-1)[:, 0] >= kth)
+    at_label = np.take_along_axis(p, t[:, None], axis=-1)
+    at_label = np.where(np.isnan(at_label), -np.inf, at_label)
+    rank = 1 + np.sum(p > at_label, axis=-1)
+    return constant(rank <= k)
 
 
 def _limits(name):

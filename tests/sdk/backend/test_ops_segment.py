@@ -168,3 +168,9 @@ def test_ops_inside_functional_models():
     np.testing.assert_allclose(got[0], want)
     np.testing.assert_allclose(got[1], np.transpose(x, (0, 2, 1)))
     np.testing.assert_allclose(got[2], ops.erfc(x).data)
+
+
+def test_in_top_k_ranks_nan_last():
+    preds = np.array([[np.nan, 0.2, 0.1], [0.3, np.nan, 0.5]])
+    np.testing.assert_array_equal(ops.in_top_k(np.array([0, 2]), preds, 1).data, [False, True])
+    np.testing.assert_array_equal(ops.in_top_k(np.array([1, 1]), preds, 1).data, [True, False])
