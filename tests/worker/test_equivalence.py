@@ -38,6 +38,7 @@ def test_two_replicas_match_local_fit(kit, arch):
     job_id = kit.submit(spec)
     scrape = Scrape()
     steps_before = metrics.TRAIN_STEPS._value.get()
+    exchanges_before = _count(metrics.ALLREDUCE_SECONDS)
     finished_before = metrics.JOBS_ENDED.labels("succeeded")._value.get()
     waits_before = metrics.QUEUE_WAIT._sum.get(), _count(metrics.QUEUE_WAIT)
     worker = kit.worker(extra_callbacks=lambda job: [scrape])
@@ -53,10 +54,13 @@ def test_two_replicas_match_local_fit(kit, arch):
     # Prometheus: per-job gauges while it runs, gone after; counters advance
     assert f'lamina_train_loss{{job="{job_id}"}}' in scrape.text
     assert f'lamina_val_loss{{job="{job_id}"}}' in scrape.text
+    assert f'lamina_job_samples_per_second{{job="{job_id}"}}' in scrape.text
     assert "lamina_worker_busy 1.0" in scrape.text
     after = generate_latest(metrics.REGISTRY).decode()
     assert job_id not in after and "lamina_worker_busy 0.0" in after
-    assert metrics.TRAIN_STEPS._value.get() - steps_before == 3 * -(-len(x) * 3 // 4 // 32)
+    steps = 3 * -(-len(x) * 3 // 4 // 32)
+    assert metrics.TRAIN_STEPS._value.get() - steps_before == steps
+    assert _count(metrics.ALLREDUCE_SECONDS) - exchanges_before == steps  # one per step
     assert metrics.JOBS_ENDED.labels("succeeded")._value.get() == finished_before + 1
     assert _count(metrics.QUEUE_WAIT) == waits_before[1] + 1
     assert metrics.QUEUE_WAIT._sum.get() >= waits_before[0]
