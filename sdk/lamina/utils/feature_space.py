@@ -55,7 +55,7 @@ class FeatureSpace(Layer):
         >>> fs = FeatureSpace({"x": "float_normalized", "c": "string_categorical"})
         >>> fs.adapt({"x": np.array([0.0, 2.0]), "c": np.array(["a", "b"])})
         >>> fs({"x": np.array([2.0]), "c": np.array(["b"])}).numpy().round(2)
-        array([[0., 0., 1., 1.]], dtype=float32)
+        array([[0., 1., 0., 1.]], dtype=float32)
     """
 
     _keras_envelope = ("keras.utils", None)

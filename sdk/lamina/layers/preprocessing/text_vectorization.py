@@ -68,7 +68,7 @@ class TextVectorization(DataLayer):
         >>> layer = layers.TextVectorization(output_sequence_length=4)
         >>> layer.adapt(["the cat sat", "the dog"])
         >>> layer(np.array(["The dog sat!"])).numpy()
-        array([[2, 4, 5, 0]])
+        array([[2, 4, 3, 0]])
     """
 
     def __init__(self, max_tokens=None, standardize="lower_and_strip_punctuation",

@@ -77,6 +77,9 @@ def test_in_a_functional_model_that_trains():
     x = layers.GlobalAveragePooling1D()(layers.Embedding(20, 4)(ids))
     model = lamina.Model(inputs, layers.Dense(1)(x))
     model.compile(optimizer="sgd", loss="mse")
+    before = model.evaluate(CORPUS[:, None], np.ones((5, 1)), verbose=0)
+    model.fit(CORPUS[:, None], np.ones((5, 1)), epochs=5, batch_size=5, verbose=0)
+    assert model.evaluate(CORPUS[:, None], np.ones((5, 1)), verbose=0) < before
     out = model.predict(CORPUS[:, None], verbose=0)
     assert out.shape == (5, 1) and np.isfinite(out).all()
 
