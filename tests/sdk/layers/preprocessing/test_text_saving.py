@@ -77,3 +77,19 @@ def test_asset_members_outside_the_layer_folder_are_ignored(tmp_path):
         archive.writestr("assets/layers/text_vectorization/sub/vocabulary.txt", "evil")
     loaded = lamina.saving.load_model(path)
     assert loaded.layers[1].get_vocabulary() == vectorizer.get_vocabulary()
+
+
+@lamina.saving.register_keras_serializable(package="TextSavingTest")
+def _shout(texts):
+    return np.char.upper(np.asarray(texts).astype(str))
+
+
+def test_registered_standardize_function_round_trips(tmp_path):
+    vectorizer = layers.TextVectorization(standardize=_shout, name="tv")
+    vectorizer.adapt(np.array(["a b", "b c"]))
+    inputs = lamina.Input(shape=(1,), dtype="string")
+    path = str(tmp_path / "callable.keras")
+    lamina.Model(inputs, vectorizer(inputs)).save(path)
+    loaded = lamina.saving.load_model(path)
+    assert loaded.layers[1]._standardize is _shout
+    np.testing.assert_array_equal(loaded(np.array([["a c"]])).numpy(), [[4, 3]])
