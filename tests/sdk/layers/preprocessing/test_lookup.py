@@ -132,3 +132,23 @@ def test_lookup_then_embedding_in_a_functional_model():
     assert model.predict(np.array([["a", "c"], ["z", "b"]]), verbose=0).shape == (2, 1)
     inverse = layers.StringLookup(vocabulary=["a", "b"], invert=True)
     assert inverse(lamina.Input(shape=(3,), dtype="int64")).dtype == "string"
+
+
+def test_integer_and_text_vocabulary_files(tmp_path):
+    numbers = tmp_path / "numbers.txt"
+    numbers.write_text("7\n11\n13\n", encoding="utf-8")
+    lookup = layers.IntegerLookup(vocabulary=str(numbers))
+    np.testing.assert_array_equal(lookup(np.array([13, 7, 5])).numpy(), [3, 1, 0])
+    words = tmp_path / "words.txt"
+    words.write_text("cat\ndog\n", encoding="utf-8")
+    vectorizer = layers.TextVectorization(vocabulary=str(words))
+    assert vectorizer.get_vocabulary() == ["", "[UNK]", "cat", "dog"]
+    np.testing.assert_array_equal(vectorizer(np.array(["Dog cat bird"])).numpy(), [[3, 2, 1]])
+    with pytest.raises(ValueError, match="does not exist"):
+        layers.StringLookup(vocabulary=str(tmp_path / "missing.txt"))
+
+
+def test_adapt_steps_limits_the_batches_read():
+    layer = layers.StringLookup()
+    layer.adapt(iter([np.array(["a", "a"]), np.array(["b"])]), steps=1)
+    assert layer.get_vocabulary() == ["[UNK]", "a"]
