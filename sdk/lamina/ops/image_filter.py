@@ -66,9 +66,12 @@ def gaussian_blur(images, kernel_size=(3, 3), sigma=(1.0, 1.0), data_format=None
     squeeze_batch = len(shape(images)) == 3
     x = expand_dims(images, 0) if squeeze_batch else images
     channels = shape(x)[-1 if data_format == "channels_last" else 1]
-    kernel = np.tile(np.outer(ky, kx)[:, :, None, None], (1, 1, channels, 1))
-    out = conv_ops.depthwise_conv(cast(x, dtype.name), kernel, padding="same",
-                                  data_format=data_format)
+    # The kernel is the outer product of ky (rows) and kx (columns): two 1-D passes with
+    # per-axis "same" zero padding give the same sums at O(k) instead of O(k^2) per pixel.
+    out = cast(x, dtype.name)
+    for taps in (ky[:, None], kx[None, :]):
+        kernel = np.tile(taps[:, :, None, None], (1, 1, channels, 1))
+        out = conv_ops.depthwise_conv(out, kernel, padding="same", data_format=data_format)
     return squeeze(out, axis=0) if squeeze_batch else out
 
 
