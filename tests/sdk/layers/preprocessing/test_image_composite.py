@@ -125,8 +125,10 @@ def test_max_num_bounding_boxes_pads_and_truncates():
     np.testing.assert_array_equal(short["boxes"].numpy(), boxes[:, :3])
     long = layers.MaxNumBoundingBoxes(7, fill_value=-2)(data)["bounding_boxes"]
     assert long["labels"].shape == (4, 7) and np.all(long["labels"].numpy()[:, 5:] == -2)
+    flip = layers.RandomFlip(seed=1, bounding_box_format="xyxy")
+    assert layers.RandomFlip.from_config(flip.get_config()).bounding_box_format == "xyxy"
     with pytest.raises(NotImplementedError, match="RandomFlip does not transform"):
-        layers.RandomFlip(seed=1)(data)
+        flip(data)
 
 
 @pytest.mark.parametrize("call,match", [

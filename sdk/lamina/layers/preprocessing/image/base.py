@@ -64,13 +64,18 @@ class BaseImagePreprocessingLayer(Layer):
             ``_FACTOR_BOUNDS`` (only when ``_USE_BASE_FACTOR``).
         data_format: ``"channels_last"`` or ``"channels_first"``.
         seed: an int for a reproducible stream of transformations.
+        bounding_box_format: Keras's argument, kept in the config (boxes themselves are
+            transformed only by MaxNumBoundingBoxes so far).
     """
 
     _USE_BASE_FACTOR = True
     _FACTOR_BOUNDS = (-1, 1)
 
-    def __init__(self, factor=None, data_format=None, seed=None, **kwargs):
+    def __init__(self, factor=None, data_format=None, seed=None, bounding_box_format=None,
+                 **kwargs):
         super().__init__(**kwargs)
+        # Kept for Keras's configs; dicts with "bounding_boxes" are refused (see call).
+        self.bounding_box_format = bounding_box_format
         self.data_format = standardize_data_format(data_format)
         self.seed = seed
         self.generator = SeedGenerator(seed)
@@ -147,6 +152,8 @@ class BaseImagePreprocessingLayer(Layer):
 
     def get_config(self):
         config = {**super().get_config(), "data_format": self.data_format}
+        if self.bounding_box_format is not None:
+            config["bounding_box_format"] = self.bounding_box_format
         if self._USE_BASE_FACTOR:
             config["factor"] = self.factor
         return config
