@@ -187,3 +187,36 @@ def test_a_keras_saved_model_of_image_layers_predicts_as_keras():
     arrays = np.load(FIXTURES / "layers.npz")
     np.testing.assert_allclose(model.predict(arrays["model/in"], verbose=0),
                                arrays["model/out"], rtol=1e-5, atol=1e-5)
+
+
+REQUIRED = {
+    "Resizing": {"height": 4, "width": 5}, "CenterCrop": {"height": 4, "width": 5},
+    "RandomCrop": {"height": 4, "width": 5}, "RandomRotation": {"factor": 0.2},
+    "RandomZoom": {"height_factor": 0.2},
+    "RandomTranslation": {"height_factor": 0.2, "width_factor": 0.2},
+    "RandomContrast": {"factor": 0.3}, "RandomBrightness": {"factor": 0.3},
+    "RandomColorDegeneration": {"factor": 0.3}, "RandomHue": {"factor": 0.3},
+    "RandomSaturation": {"factor": 0.3}, "RandomSharpness": {"factor": 0.3},
+    "RandomPosterization": {"factor": 4}, "MaxNumBoundingBoxes": {"max_number": 2},
+    # Gaussian fill noise is drawn in the input's layout; a constant fill compares.
+    "RandomErasing": {"fill_value": 10.0},
+    "RandomColorJitter": {"brightness_factor": 0.2, "contrast_factor": 0.2,
+                          "saturation_factor": 0.3, "hue_factor": 0.2},
+}
+ALL_IMAGE_LAYERS = sorted(set(layers.preprocessing.image.__all__)
+                          - {"BaseImagePreprocessingLayer", "Pipeline"})
+
+
+@pytest.mark.parametrize("name", ALL_IMAGE_LAYERS)
+def test_channels_first_and_unbatched_inputs_agree(name):
+    import inspect
+
+    kwargs = dict(REQUIRED.get(name, {}))
+    if "seed" in inspect.signature(getattr(layers, name).__init__).parameters:
+        kwargs["seed"] = 1
+    last = getattr(layers, name)(**kwargs)(X).numpy()
+    first = getattr(layers, name)(**kwargs, data_format="channels_first")(
+        X.transpose(0, 3, 1, 2)).numpy()
+    np.testing.assert_allclose(first.transpose(0, 2, 3, 1), last, atol=1e-3)
+    single = getattr(layers, name)(**kwargs)(X[0]).numpy()
+    assert single.shape == last.shape[1:]

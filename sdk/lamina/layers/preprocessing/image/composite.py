@@ -116,13 +116,12 @@ class RandomColorJitter(BaseImagePreprocessingLayer):
         self.contrast_factor = contrast_factor
         self.saturation_factor = saturation_factor
         self.hue_factor = hue_factor
-        common = {"value_range": self.value_range, "seed": seed}
-        self._steps = [cls(factor=factor, data_format=data_format, **common) if cls not in (
-            RandomBrightness, RandomContrast) else cls(factor=factor, **common)
-            for cls, factor in ((RandomBrightness, brightness_factor),
-                                (RandomContrast, contrast_factor),
-                                (RandomSaturation, saturation_factor),
-                                (RandomHue, hue_factor)) if factor is not None]
+        # The steps follow this layer's data_format (Keras leaves them at the default).
+        common = {"value_range": self.value_range, "seed": seed, "data_format": data_format}
+        steps = ((RandomBrightness, brightness_factor), (RandomContrast, contrast_factor),
+                 (RandomSaturation, saturation_factor), (RandomHue, hue_factor))
+        self._steps = [cls(factor=factor, **common) for cls, factor in steps
+                       if factor is not None]
         for step in self._steps:
             step.generator = self.generator
 
