@@ -12,6 +12,7 @@ import numpy as np
 
 from lamina import constraints, initializers, ops, regularizers
 from lamina.backend.normalization import normalize
+from lamina.layers import batch_renorm
 from lamina.layers.layer import Layer
 
 
@@ -91,6 +92,12 @@ class BatchNormalization(_AffineMixin, Layer):
         moving_variance_initializer: initializers of the four weights.
         beta_regularizer, gamma_regularizer: optional regularizers.
         beta_constraint, gamma_constraint: optional constraints.
+        renorm: use batch renormalization in training (see
+            :mod:`lamina.layers.batch_renorm`; adds ``moving_stddev``, ``renorm_mean``,
+            ``renorm_stddev``).
+        renorm_clipping: optional dict with ``rmax``, ``rmin``, ``dmax`` clipping the
+            renorm corrections.
+        renorm_momentum: momentum of the renorm statistics.
 
     Call arguments:
         inputs: a tensor of any rank >= 2.
@@ -112,8 +119,12 @@ class BatchNormalization(_AffineMixin, Layer):
                  beta_initializer="zeros", gamma_initializer="ones",
                  moving_mean_initializer="zeros", moving_variance_initializer="ones",
                  beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
-                 gamma_constraint=None, synchronized=False, **kwargs):
+                 gamma_constraint=None, renorm=False, renorm_clipping=None, renorm_momentum=0.99,
+                 synchronized=False, **kwargs):
         super().__init__(**kwargs)
+        self.renorm = bool(renorm)
+        self.renorm_clipping = batch_renorm.check_renorm_clipping(self.renorm, renorm_clipping)
+        self.renorm_momentum = float(renorm_momentum)
         if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
             raise ValueError(f"Argument `axis` must be an int. Received: axis={axis!r}")
         if not isinstance(momentum, (int, float)) or not 0 <= momentum <= 1:
@@ -148,6 +159,8 @@ class BatchNormalization(_AffineMixin, Layer):
         self.moving_variance = self.add_weight(
             name="moving_variance", shape=(dim,), initializer=self.moving_variance_initializer,
             trainable=False)
+        if self.renorm:
+            batch_renorm.add_renorm_weights(self, dim)
         self.built = True
 
     def call(self, inputs, training=None, mask=None):
@@ -161,6 +174,9 @@ class BatchNormalization(_AffineMixin, Layer):
                                   mean=self.moving_mean.data.reshape(bshape),
                                   variance=self.moving_variance.data.reshape(bshape))
             return out
+        if self.renorm:
+            return batch_renorm.renorm_training_call(self, inputs, mask, gamma, beta,
+                                                     reduce_axes, bshape)
         if mask is None:
             out, mean, variance = normalize(inputs, gamma, beta, axes=reduce_axes,
                                             epsilon=self.epsilon)
@@ -205,6 +221,9 @@ class BatchNormalization(_AffineMixin, Layer):
             "moving_mean_initializer": initializers.serialize(self.moving_mean_initializer),
             "moving_variance_initializer": initializers.serialize(
                 self.moving_variance_initializer),
+            "renorm": self.renorm,
+            "renorm_clipping": self.renorm_clipping,
+            "renorm_momentum": self.renorm_momentum,
             "synchronized": self.synchronized,
         }
 
