@@ -11,6 +11,7 @@ from lamina.ops._common import data as _data
 from lamina.ops._common import export
 from lamina.ops._common import static_shape as shape
 from lamina.ops.core import convert_to_tensor
+from lamina.ops.numpy_dtypes import as_dtype, result_dtype
 from lamina.ops.numpy_pad import pad_modes
 
 __all__ = [
@@ -63,6 +64,11 @@ def getitem(x, index):
 
 
 def concatenate(xs, axis=0):
+    dtypes = {np.asarray(_data(x)).dtype for x in xs}
+    if len(dtypes) > 1:
+        # Keras's promotion: integers joined with floats become the float dtype.
+        target = result_dtype(*xs)
+        xs = [as_dtype(x, target) for x in xs]
     return _p.Concatenate.apply(*xs, axis=axis)
 
 

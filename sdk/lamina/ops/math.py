@@ -1,4 +1,8 @@
-"""Elementwise arithmetic and functions, differentiable through the primitives."""
+"""Elementwise arithmetic and functions, differentiable through the primitives.
+
+Dtypes follow Keras: integer inputs of float functions give ``floatx()``, and an integer
+operand meets a float one in the float's dtype (numpy would widen both to float64).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from lamina.backend.config import floatx
 from lamina.backend.tensor import Tensor
 from lamina.ops._common import constant, export
 from lamina.ops._common import data as _data
+from lamina.ops.numpy_dtypes import keras_binary, keras_float
 
 __all__ = [
     "abs", "add", "ceil", "clip", "cos", "divide", "erf", "exp", "expm1", "floor",
@@ -22,34 +27,36 @@ __all__ = [
 
 
 def add(x1, x2):
-    return _p.Add.apply(x1, x2)
+    return _p.Add.apply(*keras_binary(x1, x2))
 
 
 def subtract(x1, x2):
-    return _p.Subtract.apply(x1, x2)
+    return _p.Subtract.apply(*keras_binary(x1, x2))
 
 
 def multiply(x1, x2):
-    return _p.Multiply.apply(x1, x2)
+    return _p.Multiply.apply(*keras_binary(x1, x2))
 
 
 def divide(x1, x2):
-    return _p.Divide.apply(x1, x2)
+    x1, x2 = keras_binary(x1, x2)
+    # True division of integers gives floatx(), as in Keras (numpy: float64).
+    return _p.Divide.apply(keras_float(x1), keras_float(x2))
 
 
 true_divide = divide
 
 
 def power(x1, x2):
-    return _p.Power.apply(x1, x2)
+    return _p.Power.apply(*keras_binary(x1, x2))
 
 
 def maximum(x1, x2):
-    return _p.Maximum.apply(x1, x2)
+    return _p.Maximum.apply(*keras_binary(x1, x2))
 
 
 def minimum(x1, x2):
-    return _p.Minimum.apply(x1, x2)
+    return _p.Minimum.apply(*keras_binary(x1, x2))
 
 
 def negative(x):
@@ -57,19 +64,19 @@ def negative(x):
 
 
 def exp(x):
-    return _p.Exp.apply(x)
+    return _p.Exp.apply(keras_float(x))
 
 
 def log(x):
-    return _p.Log.apply(x)
+    return _p.Log.apply(keras_float(x))
 
 
 def log1p(x):
-    return _p.Log1p.apply(x)
+    return _p.Log1p.apply(keras_float(x))
 
 
 def sqrt(x):
-    return _p.Sqrt.apply(x)
+    return _p.Sqrt.apply(keras_float(x))
 
 
 def square(x):
@@ -85,19 +92,19 @@ def sign(x):
 
 
 def tanh(x):
-    return _p.Tanh.apply(x)
+    return _p.Tanh.apply(keras_float(x))
 
 
 def sin(x):
-    return _p.Sin.apply(x)
+    return _p.Sin.apply(keras_float(x))
 
 
 def cos(x):
-    return _p.Cos.apply(x)
+    return _p.Cos.apply(keras_float(x))
 
 
 def erf(x):
-    return _p.Erf.apply(x)
+    return _p.Erf.apply(keras_float(x))
 
 
 def clip(x, x_min, x_max):
@@ -108,17 +115,17 @@ def where(condition, x1=None, x2=None):
     """``x1`` where ``condition`` holds, else ``x2``; with neither, the indices where
     ``condition`` holds (one int Tensor per axis, as ``nonzero``)."""
     if x1 is None and x2 is None:
-        return tuple(Tensor(i) for i in np.nonzero(_data(condition)))
+        return tuple(Tensor(i.astype(np.int32)) for i in np.nonzero(_data(condition)))
     if x1 is None or x2 is None:
         raise ValueError("where takes both x1 and x2, or neither. Received: "
                          f"x1={'None' if x1 is None else 'a tensor'}, "
                          f"x2={'None' if x2 is None else 'a tensor'}")
-    return _p.Where.apply(_data(condition), x1, x2)
+    return _p.Where.apply(_data(condition), *keras_binary(x1, x2))
 
 
 def expm1(x):
     """``exp(x) - 1``, accurate for small ``x``."""
-    return _n.Expm1.apply(x)
+    return _n.Expm1.apply(keras_float(x))
 
 
 def log2(x):
@@ -164,6 +171,7 @@ def round(x, decimals=0):  # noqa: A001 - Keras's name
 
 
 def floor_divide(x1, x2):
+    x1, x2 = keras_binary(x1, x2)
     return constant(np.floor_divide(_data(x1), _data(x2)))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from lamina.backend.config import floatx
+from lamina.backend.tensor import Tensor
 from lamina.ops._common import data
 from lamina.ops.core import cast, convert_to_tensor
 
@@ -80,3 +81,42 @@ def require_integer(name: str, **arrays) -> None:
         if not (np.issubdtype(dt, np.integer) or dt == np.bool_):
             raise TypeError(f"`{name}` requires integer or bool inputs. Received: "
                             f"{arg}.dtype={dt.name}")
+
+
+def keras_binary(x1, x2):
+    """``(x1, x2)`` with an integer or bool operand cast to the other's float dtype.
+
+    numpy promotes ``int32`` with ``float32`` to float64 (and an integer array with a
+    Python float to float64); Keras keeps the float dtype. Operands of one dtype, and
+    float operands of any widths, pass through untouched: this runs on every
+    elementwise op, so the common case costs two attribute reads.
+    """
+    a = x1.data if isinstance(x1, Tensor) else x1
+    b = x2.data if isinstance(x2, Tensor) else x2
+    ta, tb = getattr(a, "dtype", None), getattr(b, "dtype", None)
+    if ta is not None and ta == tb:
+        return x1, x2
+    if ta is None and tb is None:
+        return x1, x2
+    if ta is None or tb is None:
+        typed, other = (tb, a) if ta is None else (ta, b)
+        if typed.kind in "biu" and isinstance(other, float):
+            cast_to = np.dtype(floatx())
+            return ((x1, as_dtype(x2, cast_to)) if ta is None else (as_dtype(x1, cast_to), x2))
+        return x1, x2
+    if ta.kind in "biu" and tb.kind in "fc":
+        return as_dtype(x1, tb), x2
+    if tb.kind in "biu" and ta.kind in "fc":
+        return x1, as_dtype(x2, ta)
+    return x1, x2
+
+
+def keras_float(x):
+    """``x``, with integer and bool data cast to ``floatx()`` (float functions' inputs)."""
+    d = x.data if isinstance(x, Tensor) else x
+    kind = getattr(d, "dtype", None)
+    if kind is not None and kind.kind in "fc":
+        return x
+    if kind is None and isinstance(d, float):
+        return x
+    return as_dtype(x, float_result_dtype(x))

@@ -63,6 +63,9 @@ def max(x, axis=None, keepdims=False, initial=None):  # noqa: A001
 
 def min(x, axis=None, keepdims=False, initial=None):  # noqa: A001
     """Smallest value over ``axis``; with ``initial``, at most ``initial``."""
+    if np.asarray(_data(x)).dtype == np.bool_:  # no negation of bools (nor gradient)
+        return Tensor(np.asarray(np.min(_data(x), axis=_axis(axis), keepdims=keepdims,
+                                        **({} if initial is None else {"initial": initial}))))
     neg_initial = None if initial is None else -np.asarray(initial)
     return negative(max(negative(x), axis=axis, keepdims=keepdims, initial=neg_initial))
 
