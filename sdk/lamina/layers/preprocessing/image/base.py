@@ -70,6 +70,8 @@ class BaseImagePreprocessingLayer(Layer):
 
     _USE_BASE_FACTOR = True
     _FACTOR_BOUNDS = (-1, 1)
+    # Integer images are cast to the layer's dtype first, except where Keras keeps them.
+    _CAST_INPUTS = True
 
     def __init__(self, factor=None, data_format=None, seed=None, bounding_box_format=None,
                  **kwargs):
@@ -127,7 +129,7 @@ class BaseImagePreprocessingLayer(Layer):
                              f"of images). Received: data.shape={tuple(images.shape)}")
         unbatched = images.ndim == 3
         batch = ops.expand_dims(images, 0) if unbatched else images
-        if not np.issubdtype(np.dtype(batch.dtype), np.floating):
+        if self._CAST_INPUTS and not np.issubdtype(np.dtype(batch.dtype), np.floating):
             batch = ops.cast(batch, self.dtype)
         transformation = self.get_random_transformation(batch, training=training)
         out = self.transform_images(batch, transformation, training=training)

@@ -52,6 +52,8 @@ class Resizing(_SizedLayer):
         ``(height, width)`` in place of ``(H, W)``.
     """
 
+    _CAST_INPUTS = False  # uint8 images come back uint8 (rounded, saturated), as in Keras
+
     def __init__(self, height, width, interpolation="bilinear", crop_to_aspect_ratio=False,
                  pad_to_aspect_ratio=False, fill_mode="constant", fill_value=0.0,
                  antialias=False, data_format=None, **kwargs):
