@@ -44,9 +44,9 @@ def result_dtype(*xs) -> np.dtype:
     ints = [d for d in strong if d != np.bool_]
     if ints:
         return np.result_type(*ints)
-    if strong and not any(isinstance(w, int) and not isinstance(w, bool) for w in weak):
-        return np.dtype(bool)
-    return np.dtype("int32") if weak or not strong else np.dtype(bool)
+    # Only bools (tensors or Python bools) are left; a Python int makes them int32.
+    python_int = any(isinstance(w, int) and not isinstance(w, bool) for w in weak)
+    return np.dtype("int32") if python_int else np.dtype(bool)
 
 
 def float_result_dtype(*xs) -> np.dtype:
