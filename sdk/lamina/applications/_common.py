@@ -160,8 +160,7 @@ def keras_layer_order(model) -> list:
     outputs and, within a depth, by when a depth-first walk from the outputs first met
     it; legacy ``.h5`` weight files list layers in that order and are loaded by it.
     """
-    from lamina.layers.op_layer import OpLayer
-
+    layer_ids = {id(layer) for layer in model.layers}  # op nodes are not layers
     input_ids = {id(t) for t in model.inputs}
     finished, post_order, first_seen = set(), [], {}
     for output in model.outputs:
@@ -198,7 +197,7 @@ def keras_layer_order(model) -> list:
     for key, (index, op) in first_seen.items():
         ranked.append((-op_depth[key], index, op))
     ranked.sort(key=lambda item: item[:2])
-    return [op for _, _, op in ranked if not isinstance(op, OpLayer)]
+    return [op for _, _, op in ranked if id(op) in layer_ids]
 
 
 class _LayerOrder:
