@@ -177,3 +177,26 @@ def test_errors_echo_the_arguments(call, match):
 def test_unknown_fill_mode_is_not_implemented_as_in_keras():
     with pytest.raises(NotImplementedError, match="Unknown `fill_mode` mirror"):
         layers.RandomRotation(0.1, fill_mode="mirror")
+
+
+TRAINING_GRADIENTS = [
+    ("RandomRotation", {"factor": (0.1, 0.1), "fill_mode": "reflect"}),
+    ("RandomZoom", {"height_factor": (0.2, 0.2), "width_factor": (-0.3, -0.3),
+                    "fill_mode": "constant"}),
+    ("RandomTranslation", {"height_factor": (0.15, 0.15), "width_factor": (-0.2, -0.2)}),
+    ("RandomContrast", {"factor": (-0.4, 0.4)}),
+    ("RandomColorDegeneration", {"factor": (0.3, 0.3)}),
+    ("RandomSharpness", {"factor": (0.8, 0.8)}),
+    ("RandomPerspective", {"factor": (1.0, 1.0), "scale": 0.0}),
+]
+
+
+@pytest.mark.parametrize("name,kwargs", TRAINING_GRADIENTS, ids=[t[0] for t in TRAINING_GRADIENTS])
+def test_training_path_is_differentiable_in_the_images(name, kwargs):
+    from lamina.testing import check_gradients
+
+    # One-point factor ranges make the training transform deterministic, so central
+    # differences see the same warp on every call.
+    layer = getattr(layers, name)(**kwargs, dtype="float64")
+    x = np.random.default_rng(1).uniform(0.2, 0.8, (1, 4, 5, 3))
+    assert check_gradients(lambda t: layer(t, training=True), [x]) <= 1e-6
