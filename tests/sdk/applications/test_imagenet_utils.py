@@ -131,3 +131,14 @@ def test_decode_rejects_wrong_shapes_with_keras_message(shape):
     with pytest.raises(ValueError) as info:
         imagenet_utils.decode_predictions(np.zeros(shape, "float32"))
     assert str(info.value) == DECODE["errors"][str(list(shape))]
+
+
+@pytest.mark.parametrize("mode", ["caffe", "tf", "torch"])
+def test_preprocess_inside_a_functional_model(mode):
+    import lamina
+
+    inputs = lamina.Input((4, 5, 3))
+    model = lamina.Model(inputs, imagenet_utils.preprocess_input(inputs, mode=mode))
+    x = _input("channels_last", "4d")
+    np.testing.assert_allclose(model.predict(x, verbose=0),
+                               PRE[f"{mode}_channels_last_4d_tensor"], rtol=1e-6, atol=1e-5)
