@@ -40,6 +40,7 @@ from lamina.layers.embedding import Embedding, Masking
 from lamina.layers.gru import GRU, GRUCell
 from lamina.layers.input_layer import Input, InputLayer
 from lamina.layers.layer import Layer
+from lamina.layers.layer_serialization import deserialize, serialize
 from lamina.layers.lstm import LSTM, LSTMCell
 from lamina.layers.merging import (
     Add,
@@ -111,6 +112,7 @@ from lamina.layers.resampling import (
     ZeroPadding2D,
 )
 from lamina.layers.rms_normalization import RMSNormalization
+from lamina.layers.rnn_cells import StackedRNNCells
 from lamina.layers.reshaping import Flatten, Permute, RepeatVector, Reshape
 from lamina.layers.simple_rnn import SimpleRNN, SimpleRNNCell
 from lamina.layers.spatial_3d import Cropping3D, SpatialDropout3D, UpSampling3D, ZeroPadding3D
@@ -145,5 +147,5 @@ __all__ = [*_preprocessing.__all__,
     "Convolution3D", "Convolution3DTranspose", "Cropping3D", "RMSNormalization",
     "SeparableConvolution1D", "SeparableConvolution2D", "SpatialDropout3D", "UpSampling3D",
     "ZeroPadding3D", "AdditiveAttention", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D",
-    "EinsumDense", "GroupQueryAttention",
+    "EinsumDense", "GroupQueryAttention", "StackedRNNCells", "deserialize", "serialize",
 ]

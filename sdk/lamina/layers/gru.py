@@ -5,6 +5,7 @@ from __future__ import annotations
 from lamina import activations, ops
 from lamina.backend.rnn import GRUSequence
 from lamina.layers.recurrent import StandardCell, StandardRNN, cell_property, run_fused
+from lamina.layers.rnn_cells import check_use_cudnn
 
 
 class GRUCell(StandardCell):
@@ -111,7 +112,7 @@ class GRU(StandardRNN):
             recurrent_constraint, bias_constraint, dropout, recurrent_dropout, seed,
             reset_after: see :class:`GRUCell`.
         activity_regularizer, return_sequences, return_state, go_backwards, stateful,
-            unroll: see :class:`~lamina.layers.LSTM`.
+            unroll, use_cudnn: see :class:`~lamina.layers.LSTM`.
 
     Input shape:
         3D tensor ``(batch_size, timesteps, features)``.
@@ -128,8 +129,8 @@ class GRU(StandardRNN):
                  recurrent_constraint=None, bias_constraint=None, dropout=0.0,
                  recurrent_dropout=0.0, seed=None, return_sequences=False, return_state=False,
                  go_backwards=False, stateful=False, unroll=False, reset_after=True,
-                 **kwargs):
-        kwargs.pop("use_cudnn", None)
+                 use_cudnn="auto", **kwargs):
+        check_use_cudnn(use_cudnn)
         cell = GRUCell(
             units, activation=activation, recurrent_activation=recurrent_activation,
             use_bias=use_bias, kernel_initializer=kernel_initializer,

@@ -7,6 +7,7 @@ import numpy as np
 from lamina import activations, ops
 from lamina.backend.rnn import LSTMSequence
 from lamina.layers.recurrent import StandardCell, StandardRNN, cell_property, run_fused
+from lamina.layers.rnn_cells import check_use_cudnn
 
 
 class LSTMCell(StandardCell):
@@ -117,6 +118,7 @@ class LSTM(StandardRNN):
         go_backwards: process the sequence backwards (returns the reversed sequence).
         stateful: must be False (see :class:`~lamina.layers.RNN`).
         unroll: ignored.
+        use_cudnn: ``"auto"`` or False (there is no GPU; True raises ValueError).
 
     Call arguments:
         inputs: (batch, timesteps, features). mask: optional (batch, timesteps) bool.
@@ -142,8 +144,8 @@ class LSTM(StandardRNN):
                  kernel_constraint=None, recurrent_constraint=None, bias_constraint=None,
                  dropout=0.0, recurrent_dropout=0.0, seed=None, return_sequences=False,
                  return_state=False, go_backwards=False, stateful=False, unroll=False,
-                 **kwargs):
-        kwargs.pop("use_cudnn", None)
+                 use_cudnn="auto", **kwargs):
+        check_use_cudnn(use_cudnn)
         cell = LSTMCell(
             units, activation=activation, recurrent_activation=recurrent_activation,
             use_bias=use_bias, kernel_initializer=kernel_initializer,

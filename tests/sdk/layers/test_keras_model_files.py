@@ -83,3 +83,11 @@ def test_keras_opens_fresh_lamina_files(tmp_path):
     assert len(reports) == 3 * len(LAMINA_NAMES), result.stdout + result.stderr
     assert all(r["ok"] for r in reports), [r for r in reports if not r["ok"]]
     assert result.returncode == 0 and sys.executable != KERAS_PYTHON
+
+
+def test_keras_stacked_rnn_cells_file_loads_in_lamina():
+    base = os.path.join(HERE, "keras_files", "stacked_cells")
+    data = np.load(base + ".npz")
+    model = lamina.models.load_model(base + ".keras")
+    assert type(model.layers[1].cell).__name__ == "StackedRNNCells"
+    np.testing.assert_allclose(model.predict(data["x"], verbose=0), data["y"], atol=1e-5)
