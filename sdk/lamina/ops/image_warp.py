@@ -43,35 +43,53 @@ _FIXERS = {
 }
 
 
-def _nodes(coordinate, order):
-    """``(index, weight)`` pairs of one axis; integer coordinates are exact."""
+def _nodes(coordinate, order, size, fill_mode):
+    """``(fixed index, validity, weight)`` of each interpolation node along one axis.
+
+    Integer coordinates are exact (one node, no weight); ``validity`` is None when every
+    index lies inside (or the mode never fills)."""
     values = np.asarray(_data(coordinate))
     if values.dtype.kind in "iub":
-        return [(values.astype(np.int64), None)]
-    if order == 0:
+        nodes = [(values.astype(np.int64), None)]
+    elif order == 0:
         index = np.where(values >= 0, np.floor(values + 0.5), np.ceil(values - 0.5))
-        return [(index.astype(np.int64), None)]
-    lower = np.floor(values)
-    upper_weight = subtract(coordinate, lower)
-    return [(lower.astype(np.int64), subtract(1.0, upper_weight)),
-            (lower.astype(np.int64) + 1, upper_weight)]
+        nodes = [(index.astype(np.int64), None)]
+    else:
+        lower = np.floor(values)
+        upper_weight = subtract(coordinate, lower)
+        lower = lower.astype(np.int64)
+        nodes = [(lower, subtract(1.0, upper_weight)), (lower + 1, upper_weight)]
+    out = []
+    for index, weight in nodes:
+        valid = None
+        if fill_mode == "constant":
+            valid = (index >= 0) & (index < size)
+            valid = None if valid.all() else valid
+        out.append((_FIXERS[fill_mode](index, size), valid, weight))
+    return out
 
 
 def _interpolate(inputs, coordinates, order, fill_mode, fill_value):
-    """Sum over the interpolation corners of weight * input[fixed indices]."""
+    """Sum over the interpolation corners of weight * input[fixed indices].
+
+    Coordinates broadcast against each other (an axis sampled at its own positions can
+    be an ``arange`` shaped to broadcast)."""
     in_shape = shape(inputs)
+    strides = np.cumprod((1, *in_shape[:0:-1]))[::-1]
     flat = reshape(inputs, (-1,))
     dtype = np.asarray(_data(inputs)).dtype
     total = None
-    for corner in itertools.product(*[_nodes(c, order) for c in coordinates]):
-        indices = [_FIXERS[fill_mode](i, n) for (i, _), n in zip(corner, in_shape)]
-        values = take(flat, np.ravel_multi_index(indices, in_shape))
-        if fill_mode == "constant":
-            valid = np.logical_and.reduce([(i >= 0) & (i < n)
-                                           for (i, _), n in zip(corner, in_shape)])
-            if not valid.all():
-                values = where(valid, values, np.asarray(fill_value, dtype=dtype))
-        for _, weight in corner:
+    per_axis = [_nodes(c, order, n, fill_mode) for c, n in zip(coordinates, in_shape)]
+    for corner in itertools.product(*per_axis):
+        index = sum(i * int(stride) for (i, _, _), stride in zip(corner, strides))
+        out_shape = np.broadcast_shapes(*[np.shape(i) for i, _, _ in corner])
+        values = take(flat, np.broadcast_to(index, out_shape))
+        valids = [v for _, v, _ in corner if v is not None]
+        if valids:
+            valid = np.broadcast_to(np.logical_and.reduce(np.broadcast_arrays(*valids)),
+                                    out_shape)
+            values = where(valid, values, np.asarray(fill_value, dtype=dtype))
+        for _, _, weight in corner:
             if weight is not None:
                 values = multiply(values, cast(weight, dtype.name))
         total = values if total is None else add(total, values)
@@ -174,9 +192,9 @@ def _from_batched_last(images, data_format, squeeze_batch):
 
 def _sample(images, rows, cols, order, fill_mode, fill_value):
     """Sample ``(B, H, W, C)`` images at per-pixel ``(B, H, W, C)`` row/column positions."""
-    b, h, w, c = shape(images)
-    grid = np.meshgrid(np.arange(b), np.arange(h), np.arange(w), np.arange(c), indexing="ij")
-    return _interpolate(images, [grid[0], rows, cols, grid[3]], order, fill_mode, fill_value)
+    b, _, _, c = shape(images)
+    batch, channel = np.arange(b).reshape(-1, 1, 1, 1), np.arange(c).reshape(1, 1, 1, -1)
+    return _interpolate(images, [batch, rows, cols, channel], order, fill_mode, fill_value)
 
 
 def affine_transform(images, transform, interpolation="bilinear", fill_mode="constant",
@@ -217,8 +235,10 @@ def affine_transform(images, transform, interpolation="bilinear", fill_mode="con
     dtype = np.asarray(_data(x)).dtype
     ftype = dtype if dtype.kind == "f" else np.dtype("float32")
     t = np.broadcast_to(t.reshape(-1, 8), (b, 8)).astype(ftype)
+    # Channels share one sampling grid unless c0/c1 (which scale the channel index) are set.
+    depth = c if np.any(t[:, 6:8]) else 1
     ys, xs, cs = (g.astype(ftype) for g in np.meshgrid(np.arange(h), np.arange(w),
-                                                       np.arange(c), indexing="ij"))
+                                                       np.arange(depth), indexing="ij"))
 
     def coef(k):
         return t[:, k, None, None, None]
@@ -292,8 +312,7 @@ def perspective_transform(images, start_points, end_points, interpolation="bilin
         rows = (t[:, 3] * gx + t[:, 4] * gy + t[:, 5]) / denom
     finite = np.isfinite(rows) & np.isfinite(cols)
     rows, cols = np.where(finite, rows, -2.0), np.where(finite, cols, -2.0)
-    rows = np.broadcast_to(rows[..., None], (b, h, w, c))
-    cols = np.broadcast_to(cols[..., None], (b, h, w, c))
+    rows, cols = rows[..., None], cols[..., None]
     dtype = np.asarray(_data(x)).dtype
     ftype = dtype if dtype.kind == "f" else np.dtype("float32")
     out = _sample(x if dtype.kind == "f" else cast(x, "float32"), rows.astype(ftype),
@@ -347,8 +366,8 @@ def elastic_transform(images, alpha=20.0, sigma=5.0, interpolation="bilinear",
         blurred = gaussian_blur(noise, (k, k), (sigma, sigma), data_format="channels_last")
         offsets.append(np.asarray(_data(blurred))[..., 0])
     gx, gy = np.meshgrid(np.arange(w), np.arange(h))
-    rows = np.broadcast_to((gy + alpha * offsets[1])[..., None], (b, h, w, c)).astype(ftype)
-    cols = np.broadcast_to((gx + alpha * offsets[0])[..., None], (b, h, w, c)).astype(ftype)
+    rows = (gy + alpha * offsets[1])[..., None].astype(ftype)
+    cols = (gx + alpha * offsets[0])[..., None].astype(ftype)
     out = _sample(x if dtype.kind == "f" else cast(x, "float32"), rows, cols,
                   INTERPOLATIONS[interpolation], fill_mode, fill_value)
     if dtype.kind != "f":
