@@ -229,7 +229,10 @@ def _clahe(images, clip_limit, grid):
                     mode="symmetric")
     tiles = padded.reshape(b, grid_h, tile_h, grid_w, tile_w, c).transpose(0, 1, 3, 5, 2, 4)
     bins = np.clip(tiles.reshape(b, grid_h, grid_w, c, -1).astype(np.int32), 0, 255)
-    hists = (bins[..., None] == np.arange(256)).sum(axis=-2).astype(np.float32)
+    groups = int(np.prod(bins.shape[:-1]))
+    offsets = (np.arange(groups) * 256).reshape(*bins.shape[:-1], 1)
+    hists = np.bincount((bins + offsets).ravel(), minlength=groups * 256)
+    hists = hists.reshape(*bins.shape[:-1], 256).astype(np.float32)
     area = tile_h * tile_w
     if clip_limit > 0:
         clipped = np.minimum(hists, np.float32(clip_limit * area / 256.0))
