@@ -114,6 +114,19 @@ max_norm, non_neg, unit_norm, min_max_norm = MaxNorm, NonNeg, UnitNorm, MinMaxNo
 
 
 _FAMILY = ObjectFamily("constraint", "keras.constraints", ALL_OBJECTS_DICT, Constraint)
-serialize = _FAMILY.serialize
+
+
+def serialize(constraint):
+    """The Keras config envelope of ``constraint`` (None for None).
+
+    Args:
+        constraint: a constraint instance (or None).
+
+    Returns:
+        ``{"module", "class_name", "config", "registered_name"}``, or None.
+    """
+    return _FAMILY.serialize(constraint)
+
+
 deserialize = _FAMILY.deserialize
 get = _FAMILY.get

@@ -330,6 +330,19 @@ from lamina.initializers_stft import (  # noqa: E402, F401  (it subclasses Initi
 ALL_OBJECTS_DICT.update({"STFT": STFT, "STFTInitializer": STFT, "stft": STFT})
 
 _FAMILY = ObjectFamily("initializer", "keras.initializers", ALL_OBJECTS_DICT, Initializer)
-serialize = _FAMILY.serialize
+
+
+def serialize(initializer):
+    """The Keras config envelope of ``initializer`` (None for None).
+
+    Args:
+        initializer: a initializer instance (or None).
+
+    Returns:
+        ``{"module", "class_name", "config", "registered_name"}``, or None.
+    """
+    return _FAMILY.serialize(initializer)
+
+
 deserialize = _FAMILY.deserialize
 get = _FAMILY.get

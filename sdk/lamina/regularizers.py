@@ -135,6 +135,19 @@ l1, l2, l1_l2, orthogonal_regularizer = L1, L2, L1L2, OrthogonalRegularizer
 
 
 _FAMILY = ObjectFamily("regularizer", "keras.regularizers", ALL_OBJECTS_DICT, Regularizer)
-serialize = _FAMILY.serialize
+
+
+def serialize(regularizer):
+    """The Keras config envelope of ``regularizer`` (None for None).
+
+    Args:
+        regularizer: a regularizer instance (or None).
+
+    Returns:
+        ``{"module", "class_name", "config", "registered_name"}``, or None.
+    """
+    return _FAMILY.serialize(regularizer)
+
+
 deserialize = _FAMILY.deserialize
 get = _FAMILY.get

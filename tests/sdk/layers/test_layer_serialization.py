@@ -59,3 +59,17 @@ def test_foreign_module_is_refused():
     config = {"module": "os", "class_name": "system", "config": {}, "registered_name": None}
     with pytest.raises(ValueError):
         layers.deserialize(config)
+
+
+@pytest.mark.parametrize("module, name", [("initializers", "initializer"),
+                                          ("regularizers", "regularizer"),
+                                          ("constraints", "constraint")])
+def test_family_serialize_parameter_names_match_keras(module, name):
+    import importlib
+
+    family = importlib.import_module(f"lamina.{module}")
+    assert list(inspect.signature(family.serialize).parameters) == [name]
+    assert family.serialize(None) is None
+    obj = family.get({"initializers": "ones", "regularizers": "l2",
+                      "constraints": "non_neg"}[module])
+    assert family.deserialize(family.serialize(obj)).get_config() == obj.get_config()
