@@ -27,6 +27,13 @@ __all__ = [
 ]
 
 
+def _tensor(x):
+    # Python ints become int32, as Keras's convert_to_tensor makes them.
+    if isinstance(x, int) and not isinstance(x, bool):
+        return convert_to_tensor(x, "int32")
+    return convert_to_tensor(x)
+
+
 def _callable(name, f):
     if not callable(f):
         raise TypeError(f"`{name}` should be a callable. Received: {name}={f!r}")
@@ -83,7 +90,7 @@ def while_loop(cond, body, loop_vars, maximum_iterations=None):  # noqa: A002 - 
     _callable("body", body)
     is_tuple = isinstance(loop_vars, (tuple, list))
     state = tuple(loop_vars) if is_tuple else (loop_vars,)
-    state = tree.map_structure(convert_to_tensor, state)
+    state = tree.map_structure(_tensor, state)
     steps = 0
     while (maximum_iterations is None or steps < maximum_iterations) and bool(
             np.asarray(_data(cond(*state)))):
@@ -137,7 +144,7 @@ def scan(f, init, xs=None, length=None, reverse=False, unroll=1):
         raise ValueError("Got no `xs` to scan over and `length` not provided.")
     xs_flat = [convert_to_tensor(x) for x in tree.flatten(xs)] if xs is not None else []
     n = int(length) if length is not None else shape(xs_flat[0])[0]
-    carry = tree.map_structure(convert_to_tensor, init)
+    carry = tree.map_structure(_tensor, init)
     ys = []
     order = range(n - 1, -1, -1) if reverse else range(n)
     for i in order:

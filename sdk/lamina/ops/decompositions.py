@@ -103,8 +103,11 @@ def eig(x):
     """Eigenvalues and right eigenvectors of general square matrices (complex; no
     gradient), as ``np.linalg.eig``."""
     _at_least_2d(x)
-    w, v = np.linalg.eig(np.asarray(_data(x)))
-    return constant(w), constant(v)
+    value = np.asarray(_data(x))
+    w, v = np.linalg.eig(value)
+    # complex64 for float32 (and narrower) input, as Keras's JAX backend returns.
+    dtype = np.complex128 if value.dtype == np.float64 else np.complex64
+    return constant(w.astype(dtype)), constant(v.astype(dtype))
 
 
 def logdet(x):
