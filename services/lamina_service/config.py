@@ -31,6 +31,27 @@ class Limits(BaseModel):
     max_array_bytes: int = Field(4 * 2**30, gt=0)
 
 
+class Quotas(BaseModel):
+    """Per-tenant shares and per-process caps (0 turns a per-tenant quota off).
+
+    Attributes:
+        max_streams: open event streams on one API process (all tenants).
+        max_streams_per_tenant: open event streams of one tenant on one API process.
+        max_queued_jobs: jobs one tenant may have queued at once (checked at submit).
+        max_running_replicas: replicas one tenant's running jobs may hold at once
+            (checked by workers when they claim; the tenant's next job waits).
+        rate_per_second: sustained requests per second per tenant (token bucket).
+        rate_burst: bucket size: requests a tenant may send at once after a pause.
+    """
+
+    max_streams: int = Field(2000, gt=0)
+    max_streams_per_tenant: int = Field(200, gt=0)
+    max_queued_jobs: int = Field(10_000, ge=0)
+    max_running_replicas: int = Field(0, ge=0)
+    rate_per_second: float = Field(500.0, ge=0)
+    rate_burst: int = Field(1000, ge=0)
+
+
 class Settings(BaseSettings):
     """Configuration of the control plane.
 
@@ -50,7 +71,10 @@ class Settings(BaseSettings):
         job_ttl_seconds: how long finished jobs, their events and history are kept.
         idempotency_ttl_seconds: how long an idempotency key maps to its job.
         events_maxlen: approximate cap on each job's event stream.
-        sse_poll_ms: how long an SSE request blocks on Redis per read.
+        sse_poll_ms: how long an event stream waits on Redis for news; a quiet stream
+            sends a keep-alive comment this often.
+        quotas: per-tenant shares (queued jobs, running replicas, request rate) and
+            per-process caps on open event streams.
     """
 
     model_config = SettingsConfigDict(
@@ -72,7 +96,8 @@ class Settings(BaseSettings):
     job_ttl_seconds: int = Field(7 * 24 * 3600, gt=0)
     idempotency_ttl_seconds: int = Field(24 * 3600, gt=0)
     events_maxlen: int = Field(10_000, gt=0)
-    sse_poll_ms: int = Field(1000, gt=0)
+    sse_poll_ms: int = Field(15_000, gt=0)
+    quotas: Quotas = Field(default_factory=Quotas)
 
     @field_validator("api_keys", mode="before")
     @classmethod

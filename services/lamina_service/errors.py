@@ -58,6 +58,24 @@ class NotFound(ServiceError):
     code = "not_found"
 
 
+class TooManyRequests(ServiceError):
+    """A cap or rate limit refuses the request for now (429, with ``Retry-After``).
+
+    Args:
+        message: what was refused, echoing the current count and the cap.
+        limit: the name of the setting that refused it (``max_streams_per_tenant``).
+        retry_after: seconds after which a retry may succeed (rounded up, >= 1).
+    """
+
+    status_code = 429
+    code = "too_many_requests"
+
+    def __init__(self, message: str, limit: str, retry_after: float) -> None:
+        super().__init__(message, field=None)
+        self.limit = limit
+        self.retry_after = max(1, int(-(-retry_after // 1)))
+
+
 class Unavailable(ServiceError):
     """A dependency (Redis, storage) is unreachable; retry later (503)."""
 

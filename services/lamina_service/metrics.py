@@ -14,7 +14,7 @@ import logging
 from collections.abc import Callable, Iterator
 
 import redis
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -31,6 +31,10 @@ HTTP_REQUESTS = Counter(
 HTTP_DURATION = Histogram(
     "lamina_http_request_duration_seconds", "Time to serve one HTTP request.",
     ["method", "route"], registry=REGISTRY,
+)
+OPEN_STREAMS = Gauge(
+    "lamina_open_event_streams", "Event streams (SSE) open on the API.", registry=REGISTRY,
+    multiprocess_mode="livesum",
 )
 JOBS_SUBMITTED = Counter(
     "lamina_jobs_submitted_total", "Jobs accepted and queued.", registry=REGISTRY,

@@ -5,15 +5,18 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 
 import redis
+import redis.asyncio as aioredis
 from fastapi import FastAPI
 
 from lamina_service import metrics
 from lamina_service.api import errors
 from lamina_service.api.middleware import BodyLimitMiddleware, MetricsMiddleware
 from lamina_service.api.routes import artifacts, datasets, events, health, jobs, web
+from lamina_service.api.streams import StreamSlots
 from lamina_service.config import Settings, get_settings
 from lamina_service.queue import Producer
 from lamina_service.queue.consumer import ensure_group
+from lamina_service.queue.follow import Follower
 from lamina_service.storage import Storage
 
 
@@ -33,6 +36,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         socket_connect_timeout=2, health_check_interval=10,
     )
 
+    # Event streams block in XREAD for sse_poll_ms: their socket timeout must be longer.
+    follower = Follower(lambda: aioredis.Redis.from_url(
+        settings.redis_url, decode_responses=True, socket_connect_timeout=2,
+        socket_timeout=settings.sse_poll_ms / 1000 + 10,
+        max_connections=settings.quotas.max_streams + 64,
+    ))
+
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         try:
@@ -41,11 +51,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             pass  # /readyz reports it; the group is created by the first consumer too
         yield
         client.close()
+        await follower.aclose()
 
     app = FastAPI(title="Lamina training service", version="1", lifespan=lifespan)
     app.state.settings = settings
     app.state.redis = client
     app.state.producer = Producer(client, settings)
+    app.state.follower = follower
+    app.state.stream_slots = StreamSlots(settings.quotas.max_streams,
+                                         settings.quotas.max_streams_per_tenant)
     app.state.metrics = metrics.scrape_registry(app.state.producer.counts)
     app.state.storage = Storage(settings.storage_root, settings.limits.max_upload_bytes,
                                 settings.limits.max_array_bytes)

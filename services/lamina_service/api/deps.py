@@ -10,32 +10,42 @@ from fastapi import Depends, Path, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CollectorRegistry
 
+from lamina_service.api.streams import StreamSlots
 from lamina_service.config import Settings, get_settings
 from lamina_service.errors import Unauthorized
 from lamina_service.queue import Producer
+from lamina_service.queue.follow import Follower
 from lamina_service.storage import JOB_ID, Storage, check_id
 
 LOCAL_TENANT = "local"
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def _redis(request: Request) -> redis.Redis:
+async def _redis(request: Request) -> redis.Redis:
     return request.app.state.redis
 
 
-def _producer(request: Request) -> Producer:
+async def _producer(request: Request) -> Producer:
     return request.app.state.producer
 
 
-def _storage(request: Request) -> Storage:
+async def _storage(request: Request) -> Storage:
     return request.app.state.storage
 
 
-def _metrics(request: Request) -> CollectorRegistry:
+async def _metrics(request: Request) -> CollectorRegistry:
     return request.app.state.metrics
+
+
+async def _follower(request: Request) -> Follower:
+    return request.app.state.follower
+
+
+async def _stream_slots(request: Request) -> StreamSlots:
+    return request.app.state.stream_slots
 
 
 SettingsDep = Annotated[Settings, Depends(_settings)]
@@ -43,6 +53,8 @@ RedisDep = Annotated[redis.Redis, Depends(_redis)]
 ProducerDep = Annotated[Producer, Depends(_producer)]
 StorageDep = Annotated[Storage, Depends(_storage)]
 MetricsDep = Annotated[CollectorRegistry, Depends(_metrics)]
+FollowerDep = Annotated[Follower, Depends(_follower)]
+StreamSlotsDep = Annotated[StreamSlots, Depends(_stream_slots)]
 
 
 # Declared as a dependency so the OpenAPI schema states the bearer scheme; the checks are ours.
@@ -50,7 +62,7 @@ _bearer = HTTPBearer(auto_error=False, description="An API key from LAMINA_API_K
 BearerDep = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 
 
-def current_tenant(settings: SettingsDep, credentials: BearerDep) -> str:
+async def current_tenant(settings: SettingsDep, credentials: BearerDep) -> str:
     """The tenant of the bearer API key (``local`` when auth is off).
 
     Every configured key is compared in constant time, so timing reveals nothing.
@@ -72,7 +84,7 @@ def current_tenant(settings: SettingsDep, credentials: BearerDep) -> str:
     return found
 
 
-def job_id_param(job_id: Annotated[str, Path(max_length=200)]) -> str:
+async def job_id_param(job_id: Annotated[str, Path(max_length=200)]) -> str:
     """The ``{job_id}`` path parameter, 404 unless it is a well-formed job id."""
     return check_id(job_id, JOB_ID, "job_id")
 
@@ -80,5 +92,5 @@ def job_id_param(job_id: Annotated[str, Path(max_length=200)]) -> str:
 TenantDep = Annotated[str, Depends(current_tenant)]
 JobIdDep = Annotated[str, Depends(job_id_param)]
 
-__all__ = ["JobIdDep", "MetricsDep", "ProducerDep", "RedisDep", "SettingsDep", "StorageDep",
-           "TenantDep", "get_settings"]
+__all__ = ["FollowerDep", "JobIdDep", "MetricsDep", "ProducerDep", "RedisDep", "SettingsDep",
+           "StorageDep", "StreamSlotsDep", "TenantDep", "get_settings"]

@@ -15,23 +15,29 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
-from lamina_service.errors import ServiceError
+from lamina_service.errors import ServiceError, TooManyRequests
 
 log = logging.getLogger("lamina_service.api")
 
 _HTTP_CODES = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
-               413: "payload_too_large"}
+               413: "payload_too_large", 429: "too_many_requests"}
 
 
 def error_response(status: int, code: str, message: str, field: str | None = None,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
-    """The JSON error answer."""
-    body = {"error": {"code": code, "message": message, "field": field}}
-    return JSONResponse(body, status_code=status, headers=headers)
+                   headers: dict[str, str] | None = None,
+                   limit: str | None = None) -> JSONResponse:
+    """The JSON error answer (``limit`` names the setting behind a 429)."""
+    error = {"code": code, "message": message, "field": field}
+    if limit is not None:
+        error["limit"] = limit
+    return JSONResponse({"error": error}, status_code=status, headers=headers)
 
 
 async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+    if isinstance(exc, TooManyRequests):
+        return error_response(429, exc.code, exc.message, None,
+                              {"Retry-After": str(exc.retry_after)}, exc.limit)
     return error_response(exc.status_code, exc.code, exc.message, exc.field, headers)
 
 

@@ -248,6 +248,7 @@ class ErrorBody(Strict):
     code: str
     message: str
     field: str | None = None
+    limit: str | None = Field(None, description="On a 429: the setting that refused it.")
 
 
 class ErrorOut(Strict):

@@ -1,0 +1,68 @@
+"""Async read side of the queue for the event loop: follow a job's events, read status.
+
+Used by the API's event streams: one blocking ``XREAD`` per open stream on a
+``redis.asyncio`` client, so an idle follower costs one idle socket and no
+thread. Cancelling the awaiting task (the client went away) drops its connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import weakref
+from collections.abc import Callable
+
+import redis.asyncio as aioredis
+
+from lamina_service.queue import keys
+from lamina_service.queue.models import JobStatus
+from lamina_service.queue.producer import Event
+
+
+class Follower:
+    """Tenant-checked async reads of job status and events.
+
+    An asyncio Redis connection belongs to the event loop that opened it, so one client
+    is made per running loop (one in a server process; tests may run several loops).
+
+    Args:
+        make_client: returns a new ``redis.asyncio.Redis(..., decode_responses=True)``
+            whose socket timeout is longer than any ``block_ms`` passed to :meth:`events`.
+    """
+
+    def __init__(self, make_client: Callable[[], aioredis.Redis]) -> None:
+        self._make_client = make_client
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
+            weakref.WeakKeyDictionary())
+
+    @property
+    def client(self) -> aioredis.Redis:
+        """The client of the running event loop."""
+        loop = asyncio.get_running_loop()
+        client = self._clients.get(loop)
+        if client is None:
+            client = self._clients[loop] = self._make_client()
+        return client
+
+    async def aclose(self) -> None:
+        """Close the running loop's client (the others die with their loops)."""
+        client = self._clients.pop(asyncio.get_running_loop(), None)
+        if client is not None:
+            await client.aclose()
+
+    async def status(self, tenant: str, job_id: str) -> JobStatus | None:
+        """The job's status, or None when it does not exist or is another tenant's."""
+        tenant_of, status = await self.client.hmget(keys.job_key(job_id), "tenant", "status")
+        if tenant_of != tenant or status is None:
+            return None
+        return JobStatus(status)
+
+    async def events(self, job_id: str, after: str, block_ms: int | None = None) -> list[Event]:
+        """Events of ``job_id`` after stream id ``after``, waiting up to ``block_ms`` for one.
+
+        The caller has checked the tenant (:meth:`status`) before following.
+        """
+        reply = await self.client.xread({keys.job_events_key(job_id): after}, count=500,
+                                        block=block_ms)
+        return [Event(entry_id, fields["type"], json.loads(fields["data"]))
+                for _, entries in reply or [] for entry_id, fields in entries]
