@@ -101,6 +101,16 @@ def test_outputs_stay_in_the_value_range(layer):
     assert out.shape == X.shape and out.min() >= 0 and out.max() <= 255
 
 
+def test_pipeline_run_layer_test():
+    run_layer_test(layers.Pipeline, init_kwargs={"layers": [
+        layers.RandomFlip(seed=1), layers.Resizing(4, 6), layers.RandomContrast(0.2, seed=2)]},
+        input_data=np.random.default_rng(0).uniform(0, 1, (2, 8, 9, 3)).astype("float32"),
+        expected_output_shape=(2, 4, 6, 3), expected_num_trainable_weights=0,
+        # Keras's Pipeline(layers, name) takes no dtype for the float64 copy; its layers
+        # are gradient-checked on their own.
+        run_gradient_check=False)
+
+
 def test_pipeline_chains_and_round_trips():
     pipeline = layers.Pipeline([layers.RandomFlip("horizontal", seed=1),
                                 layers.RandomBrightness(0.1, seed=2), layers.Resizing(4, 5)])
