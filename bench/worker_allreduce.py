@@ -1,19 +1,23 @@
-"""Per-step cost of data-parallel training on Ray: compute vs all-reduce.
+"""Data-parallel scaling of the worker: per-epoch time of 1 and 2 replicas vs local ``fit``.
 
-For the MLP and CNN benchmarks (MNIST-shaped synthetic data, batch 128, Adam, no
-dropout), this times local ``fit`` and the worker's trainer with 1 and 2 replicas
-and both all-reduce patterns:
+For the benchmark models of ``lamina_models.py`` (MLP 784-512-512-10 with dropout,
+670k parameters; the MNIST convnet with dropout, 35k), on MNIST-shaped data, batch
+128, Adam, this runs in one process and one run:
 
-* ``allgather``: replicas read each other's gradients from the object store (used);
-* ``driver``: the driver ``ray.get``s the gradients, averages, ``ray.put``s the mean.
+* local ``fit`` with 1 and with 2 BLAS threads;
+* the worker's :class:`~lamina_worker.trainer.DataParallelTrainer` (SPMD replicas on
+  the shared-memory all-reduce) with 1 and 2 replicas, each an actor with one CPU
+  (Ray sets one BLAS thread per actor).
 
-Per step: ``compute`` = the slowest replica's forward+backward, ``update`` = its
-averaging + optimizer update, ``comm`` = wall - compute - update (Ray calls,
-object store, driver). Throughput is relative to local ``fit`` (one BLAS thread, as
-each replica actor has: Ray sets ``OMP_NUM_THREADS=num_cpus=1``) in the same run; local
-``fit`` with two BLAS threads is shown too. Best of two rounds each.
+Per-epoch time excludes start-up: local epochs are timed by a callback; replicas by the
+chief from ``on_epoch_begin`` to ``on_epoch_end`` (``lamina_job_samples_per_second``).
+The first epoch is a warm-up; the table gives the median of the other ``--epochs - 1``
+epochs (rounds), samples/s, the ratio to local ``fit`` with 2 threads, and the
+all-reduce's share of a step (the chief's exchange time, ``lamina_allreduce_seconds``,
+over its step time, ``lamina_train_step_seconds``: waiting for the slower replica
+included).
 
-    python bench/worker_allreduce.py [--steps 30] [--models mlp,cnn]
+    python bench/worker_allreduce.py [--epochs 4] [--mlp-samples 12000] [--cnn-samples 3000]
 """
 
 from __future__ import annotations
@@ -21,128 +25,109 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import sys
 import time
-
-import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 for sub in ("sdk", "services", "worker"):
     sys.path.insert(0, os.path.join(ROOT, sub))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+
+COMPILE = {"optimizer": "adam", "loss": "sparse_categorical_crossentropy",
+           "metrics": ["accuracy"]}
+BATCH = 128
 
 
-def mlp():
-    import lamina
-    from lamina import layers
+def config(kind: str) -> dict:
+    from lamina_models import build
 
-    return lamina.Sequential([layers.Input((784,)), layers.Dense(512, activation="relu"),
-                              layers.Dense(512, activation="relu"),
-                              layers.Dense(10, activation="softmax")])
+    return json.loads(build(kind).to_json())
 
 
-def cnn():
-    import lamina
-    from lamina import layers
-
-    return lamina.Sequential([
-        layers.Input((28, 28, 1)), layers.Conv2D(32, 3, activation="relu"),
-        layers.MaxPooling2D(), layers.Conv2D(64, 3, activation="relu"), layers.MaxPooling2D(),
-        layers.Flatten(), layers.Dense(10, activation="softmax")])
-
-
-ROUNDS = 2
-COMPILE = {"optimizer": {"class_name": "Adam", "config": {"learning_rate": 1e-3}},
-           "loss": "sparse_categorical_crossentropy", "metrics": ["accuracy"]}
-
-
-def data(kind: str, n: int):
-    rng = np.random.default_rng(0)
-    shape = (n, 784) if kind == "mlp" else (n, 28, 28, 1)
-    return rng.random(shape, dtype=np.float32), rng.integers(0, 10, n)
-
-
-def local(kind: str, x, y, batch: int, threads: int) -> float:
+def local(kind: str, x, y, epochs: int, threads: int) -> list[float]:
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(threads):
-        return min(_local(kind, x, y, batch) for _ in range(ROUNDS))
-
-
-def _local(kind: str, x, y, batch: int) -> float:
     import lamina
+    from lamina.callbacks import Callback
     from lamina.models import model_from_config
 
-    lamina.utils.set_random_seed(0)
-    model = model_from_config(json.loads((mlp if kind == "mlp" else cnn)().to_json()))
-    model.compile(**COMPILE)
-    model.fit(x[:batch * 3], y[:batch * 3], batch_size=batch, epochs=1, verbose=0, shuffle=False)
-    start = time.perf_counter()
-    model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False)
-    return (time.perf_counter() - start) / (len(x) // batch)
+    times: list[float] = []
+
+    class Clock(Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            times.append(time.perf_counter() - self.start)
+
+    with threadpool_limits(threads):
+        lamina.utils.set_random_seed(0)
+        model = model_from_config(config(kind))
+        model.compile(**COMPILE)
+        model.fit(x, y, batch_size=BATCH, epochs=epochs, verbose=0, callbacks=[Clock()])
+    return times
 
 
-def distributed(kind: str, x, y, batch: int, replicas: int, allreduce: str) -> dict:
+def distributed(kind: str, x, y, epochs: int, replicas: int) -> tuple[list[float], float]:
+    from lamina.callbacks import Callback
+    from lamina_worker import metrics
     from lamina_worker.trainer import DataParallelTrainer
 
-    config = json.loads((mlp if kind == "mlp" else cnn)().to_json())
-    trainer = DataParallelTrainer(config, COMPILE, (x, y, None), epochs=1, batch_size=batch,
-                                  shuffle=False, seed=0, replicas=replicas,
-                                  replica_cpus=1, allreduce=allreduce,
-                                  name=f"bench-{kind}-{replicas}-{allreduce}")
-    trainer._start_replicas()
-    try:
-        trainer._push_state()
-        batches = list(trainer.iterator.epoch())
-        for index in batches[:3]:
-            trainer._run_step(index)
-        best = None
-        for _ in range(ROUNDS):
-            trainer.timings = {k: 0.0 for k in trainer.timings}
-            for index in batches:
-                trainer._run_step(index)
-            trainer._flush()
-            if best is None or trainer.timings["wall"] < best["wall"]:
-                best = dict(trainer.timings)
-    finally:
-        trainer.shutdown()
-    t = best
-    steps = t["steps"]
-    return {"wall": t["wall"] / steps, "compute": t["compute"] / steps,
-            "update": t["apply"] / steps,
-            "comm": (t["wall"] - t["compute"] - t["apply"]) / steps}
+    job = f"bench-{kind}-{replicas}"
+    rates: list[float] = []
+
+    class Rate(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            rates.append(metrics.JOB_SAMPLES_PER_SECOND.labels(job)._value.get())
+
+    before = (metrics.ALLREDUCE_SECONDS._sum.get(), metrics.STEP_SECONDS._sum.get())
+    trainer = DataParallelTrainer(config(kind), COMPILE, (x, y, None), epochs=epochs,
+                                  batch_size=BATCH, seed=0, replicas=replicas,
+                                  replica_cpus=1, name=job)
+    trainer.fit([Rate()])
+    share = ((metrics.ALLREDUCE_SECONDS._sum.get() - before[0])
+             / max(metrics.STEP_SECONDS._sum.get() - before[1], 1e-9))
+    return [len(x) / r for r in rates], share
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--mlp-samples", type=int, default=12000)
+    parser.add_argument("--cnn-samples", type=int, default=3000)
     parser.add_argument("--models", default="mlp,cnn")
     args = parser.parse_args(argv)
     import ray
+    from common import mnist_like
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(
-                 os.path.join(ROOT, s) for s in ("sdk", "services", "worker"))}})
+                 os.path.join(ROOT, s) for s in ("sdk", "services", "worker", "bench"))}})
     rows = []
     for kind in args.models.split(","):
-        steps = args.steps if kind == "mlp" else max(args.steps // 3, 8)
-        x, y = data(kind, steps * args.batch)
-        base = local(kind, x, y, args.batch, 1)
-        rows.append((kind, "local fit", "1 thread", base, base, 0.0, 0.0, 1.0))
-        two = local(kind, x, y, args.batch, 2)
-        rows.append((kind, "local fit", "2 threads", two, two, 0.0, 0.0, base / two))
+        n = args.mlp_samples if kind == "mlp" else args.cnn_samples
+        x, y = mnist_like(n)
+        runs = {"local fit, 1 thread": (local(kind, x, y, args.epochs, 1), None),
+                "local fit, 2 threads": (local(kind, x, y, args.epochs, 2), None)}
         for replicas in (1, 2):
-            for allreduce in ("allgather", "driver"):
-                r = distributed(kind, x, y, args.batch, replicas, allreduce)
-                rows.append((kind, f"{replicas} replica{'s' if replicas > 1 else ''}",
-                             allreduce, r["wall"], r["compute"], r["update"], r["comm"],
-                             base / r["wall"]))
-    print(f"\nbatch {args.batch}; ms per step (global batch); throughput vs local fit\n")
-    print(f"{'model':<5} {'setup':<11} {'all-reduce':<10} {'step':>7} {'compute':>8} "
-          f"{'update':>7} {'comm':>7} {'vs local':>8}")
-    for kind, setup, allreduce, wall, compute, update, comm, ratio in rows:
-        print(f"{kind:<5} {setup:<11} {allreduce:<10} {wall * 1e3:7.1f} {compute * 1e3:8.1f} "
-              f"{update * 1e3:7.1f} {comm * 1e3:7.1f} {ratio:8.2f}x")
+            runs[f"{replicas} replica{'s' if replicas > 1 else ''}"] = distributed(
+                kind, x, y, args.epochs, replicas)
+        base = statistics.median(runs["local fit, 2 threads"][0][1:])
+        one = statistics.median(runs["1 replica"][0][1:])
+        for setup, (times, share) in runs.items():
+            epoch = statistics.median(times[1:])
+            rows.append((kind, setup, epoch, n / epoch, base / epoch, one / epoch, share))
+            print(rows[-1], flush=True)
+    print(f"\nbatch {BATCH}; median of {args.epochs - 1} epochs after a warm-up; "
+          f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
+    print("| model | setup | epoch s | samples/s | vs local 2 threads | vs 1 replica "
+          "| all-reduce share |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+    for kind, setup, epoch, rate, vs_local, vs_one, share in rows:
+        share_text = "-" if share is None else f"{share:.1%}"
+        print(f"| {kind} | {setup} | {epoch:.2f} | {rate:,.0f} | {vs_local:.2f}x | "
+              f"{vs_one:.2f}x | {share_text} |")
     ray.shutdown()
     return 0
 

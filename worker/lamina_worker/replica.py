@@ -179,15 +179,21 @@ class Replica:
         self.control: str | None = None
         self._events: collections.deque = collections.deque()
         self._cond = threading.Condition()
+        self._woken = 0.0
 
     def ping(self) -> int:
         return self.rank
 
     # -- events (control concurrency group) ------------------------------------------------
     def emit(self, event: dict) -> None:
+        """Queue an event; wake the driver's poll for all but frequent batch events
+        (those at most every 50 ms: a wake-up per step would cost the step time)."""
+        now = time.monotonic()
         with self._cond:
             self._events.append(event)
-            self._cond.notify_all()
+            if event["type"] != "batch" or now - self._woken >= 0.05:
+                self._woken = now
+                self._cond.notify_all()
 
     def wait_for_reader(self) -> None:
         """Block while the driver is :data:`MAX_PENDING_EVENTS` events behind (paused)."""

@@ -124,6 +124,8 @@ class SharedMemoryCollective:
                                    offset=lay["meta"][0]).reshape(self.world, self.m)
         bounds = np.linspace(0, self.n, self.world + 1).astype(int)
         self._chunk = slice(int(bounds[rank]), int(bounds[rank + 1]))
+        #: This rank's slot: fill it in place, then ``exchange(collective.slot)``.
+        self.slot = self._slots[rank]
         self._count = int(self._arrive[rank])
         self.wait_seconds = 0.0  # time spent waiting for peers (last exchange)
 
@@ -160,7 +162,8 @@ class SharedMemoryCollective:
         """All-reduce ``scale * vector`` (sum in rank order) and gather ``meta``.
 
         Args:
-            vector: float32 array of ``n`` elements, or None to contribute zeros.
+            vector: float32 array of ``n`` elements, None to contribute zeros, or
+                :attr:`slot` itself when the caller wrote (and scaled) it in place.
             meta: up to ``m`` floats for the gather (None: zeros).
             scale: this rank's weight (e.g. its share of the global batch).
 
@@ -171,6 +174,8 @@ class SharedMemoryCollective:
         slot = self._slots[self.rank]
         if vector is None:
             slot[:] = 0.0
+        elif vector is self.slot:
+            pass  # written in place by the caller (already scaled)
         elif scale == 1.0:
             slot[:] = vector
         else:
@@ -184,8 +189,11 @@ class SharedMemoryCollective:
         chunk = self._chunk
         if chunk.stop > chunk.start:
             out = self.result[chunk]
-            np.copyto(out, self._slots[0, chunk])
-            for j in range(1, self.world):
+            if self.world == 1:
+                np.copyto(out, self._slots[0, chunk])
+            else:
+                np.add(self._slots[0, chunk], self._slots[1, chunk], out=out)
+            for j in range(2, self.world):
                 out += self._slots[j, chunk]
         metas = self._meta.copy()
         waited += self._barrier()
@@ -194,7 +202,7 @@ class SharedMemoryCollective:
 
     def close(self) -> None:
         """Release the mapping (the file stays until its owner removes it)."""
-        for name in ("_header", "_arrive", "_slots", "result", "_meta"):
+        for name in ("_header", "_arrive", "_slots", "result", "_meta", "slot"):
             setattr(self, name, None)
         try:
             self._buf.close()

@@ -14,6 +14,9 @@
 * ``sync(model)`` after ``on_epoch_begin``/``on_epoch_end`` (the chief's stop decision
   and learning rate reach every replica) and ``stop_requested(model)`` after each batch.
 
+The chief's learning rate also rides on every gradient exchange, so a change one of
+its callbacks makes at batch ``s`` is used by every replica's update ``s + 1``.
+
 Every replica runs the same ``fit``; only the chief (rank 0) runs the job's callbacks
 and validation. A chief's stop at batch ``s`` reaches the others in the exchange of
 batch ``s + 1`` (they skip that update and end the epoch), so every replica applies
@@ -31,6 +34,15 @@ from lamina.distribute.metric_state import additive_fields, pack, unpack
 from lamina.layers.symbolic import flatten, map_structure
 
 CONTINUE, STOP, ABORT = 0.0, 1.0, 2.0
+_HEAD = 2  # a step's meta row: control code, the chief's learning rate, then metrics
+
+
+def _lr_variable(model):
+    """The optimizer's learning-rate Variable (None for a schedule or a callable)."""
+    from lamina.backend.tensor import Variable
+
+    lr = getattr(model.optimizer, "_learning_rate", None)
+    return lr if isinstance(lr, Variable) else None
 
 
 class Aborted(RuntimeError):
@@ -127,7 +139,6 @@ class DataParallel(Strategy):
         self._pending_stop = False
         self._metas = None
         self._fields = None
-        self._flat = None
         self._epoch = 0
         self.exchange_seconds = 0.0  # last gradient exchange (waiting + reducing)
         self.step_samples = 0
@@ -193,34 +204,37 @@ class DataParallel(Strategy):
         self._control_exchange(model)
         self._pending_stop = False
 
-    def _flat_buffer(self, grads) -> np.ndarray:
-        if self._flat is None:
-            n = sum(int(np.size(g)) if g is not None else 0 for g in grads)
-            self._flat = np.empty(self.collective.n, np.float32)
-            if n > self.collective.n:
-                raise ValueError(f"the gradient has {n} elements, the collective holds "
-                                 f"{self.collective.n}")
-        return self._flat
-
     def reduce_gradients(self, model, grads):
+        """Sum ``share_r * grad_r`` over replicas (rank order); None when the chief stopped.
+
+        Each gradient is scaled straight into this replica's slot of the collective; the
+        returned gradients are views of the shared sum (valid until the next exchange).
+        """
         start = time.perf_counter()
         shapes = [None if g is None else np.shape(g) for g in grads]
-        flat = self._flat_buffer(grads)
-        at = 0
+        if self._fields is None:
+            self._fields = additive_fields(model)
+        state = pack(self._fields)
+        lr = _lr_variable(model)
+        meta = np.concatenate([[CONTINUE, 0.0 if lr is None else float(lr.data)], state])
+        if meta.size > self.collective.m:
+            raise ValueError(f"metric state has {meta.size - _HEAD} values, the collective "
+                             f"holds {self.collective.m - _HEAD}")
+        if self.world_size == 1:  # nothing to exchange: skip the copies
+            self._metas = meta[None, :]
+            self.exchange_seconds = time.perf_counter() - start
+            return grads
+        slot, share, at = self.collective.slot, np.float32(self._share), 0
         for grad, shape in zip(grads, shapes):
             if shape is None:
                 continue
             size = int(np.prod(shape))
-            flat[at:at + size] = np.asarray(grad).reshape(-1)
+            if at + size > slot.size:
+                raise ValueError(f"the gradient does not fit the collective "
+                                 f"({slot.size} floats)")
+            np.multiply(grad, share, out=slot[at:at + size].reshape(shape))
             at += size
-        if self._fields is None:
-            self._fields = additive_fields(model)
-        state = pack(self._fields)
-        meta = np.concatenate([[CONTINUE], state])
-        if meta.size > self.collective.m:
-            raise ValueError(f"metric state has {meta.size - 1} values, the collective "
-                             f"holds {self.collective.m - 1}")
-        total, metas = self.collective.exchange(flat, meta, self._share)
+        total, metas = self.collective.exchange(slot, meta)
         self.exchange_seconds = time.perf_counter() - start
         code = metas[0, 0]
         if code != CONTINUE:
@@ -228,6 +242,8 @@ class DataParallel(Strategy):
                 self._control(model, code)
             return None
         self._metas = metas
+        if lr is not None and not self.is_chief and metas[0, 1] != float(lr.data):
+            lr.assign(np.float32(metas[0, 1]))  # a chief's callback changed it last batch
         out, at = [], 0
         for shape in shapes:
             if shape is None:
@@ -242,9 +258,9 @@ class DataParallel(Strategy):
         if not self.is_chief or self._metas is None:
             return logs
         width = len(pack(self._fields))
-        summed = self._metas[0, 1:1 + width].copy()
+        summed = self._metas[0, _HEAD:_HEAD + width].copy()
         for row in self._metas[1:]:
-            summed += row[1:1 + width]
+            summed += row[_HEAD:_HEAD + width]
         if self.base_metrics is not None and self.resume_at \
                 and self.resume_at[0] == self._epoch:
             summed += self.base_metrics
@@ -260,7 +276,9 @@ class DataParallel(Strategy):
         if self._metas is None or self._fields is None:
             return None
         width = len(pack(self._fields))
-        summed = self._metas[:, 1:1 + width].sum(axis=0)
+        summed = self._metas[0, _HEAD:_HEAD + width].copy()
+        for row in self._metas[1:]:
+            summed += row[_HEAD:_HEAD + width]
         if self.base_metrics is not None and self.resume_at \
                 and self.resume_at[0] == self._epoch:
             summed = summed + self.base_metrics
@@ -275,14 +293,10 @@ class DataParallel(Strategy):
 
     def sync(self, model) -> None:
         """Every replica takes the chief's stop decision and learning rate."""
-        from lamina.backend.tensor import Variable
-
         self._metas = None
-        lr = getattr(model.optimizer, "_learning_rate", None)
-        settable = isinstance(lr, Variable)
+        lr = _lr_variable(model)
         chief = self._control_exchange(
-            model, [float(lr.data)] if settable and self.is_chief else ())
-        if not self.is_chief:
-            if settable:
-                lr.assign(np.float32(chief[1]))
+            model, [float(lr.data)] if lr is not None and self.is_chief else ())
+        if not self.is_chief and lr is not None:
+            lr.assign(np.float32(chief[1]))
 

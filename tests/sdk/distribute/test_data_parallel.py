@@ -68,3 +68,13 @@ def test_one_and_two_replicas_equal_local_fit(build, shape, dropout):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     for key, values in reference["history"].items():
         np.testing.assert_allclose(two["history"][key], values, rtol=1e-5, err_msg=key)
+
+
+def test_four_replicas_equal_local_fit():
+    """Four replicas (slices of 5 rows; the last batch's are 2) with dropout."""
+    x, y = _data(110, (12,))
+    model = _mlp(0.3)
+    reference = _run(model, x, y, 0)
+    four = _run(model, x, y, 4)
+    for a, b in zip(four["weights"], reference["weights"]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
