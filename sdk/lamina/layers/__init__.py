@@ -39,6 +39,7 @@ from lamina.layers.einsum_dense import EinsumDense
 from lamina.layers.embedding import Embedding, Masking
 from lamina.layers.gru import GRU, GRUCell
 from lamina.layers.input_layer import Input, InputLayer
+from lamina.layers.input_spec import InputSpec
 from lamina.layers.layer import Layer
 from lamina.layers.layer_serialization import deserialize, serialize
 from lamina.layers.lstm import LSTM, LSTMCell
@@ -148,4 +149,5 @@ __all__ = [*_preprocessing.__all__,
     "SeparableConvolution1D", "SeparableConvolution2D", "SpatialDropout3D", "UpSampling3D",
     "ZeroPadding3D", "AdditiveAttention", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D",
     "EinsumDense", "GroupQueryAttention", "StackedRNNCells", "deserialize", "serialize",
+    "InputSpec",
 ]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 
 from lamina import activations, constraints, initializers, ops, regularizers
+from lamina.layers.input_spec import InputSpec
 from lamina.layers.layer import Layer
 from lamina.layers.lora import LoRAMixin
 
@@ -185,17 +186,12 @@ class EinsumDense(LoRAMixin, Layer):
             self.bias = self.add_weight(
                 name="bias", shape=tuple(bias_shape), initializer=self.bias_initializer,
                 regularizer=self.bias_regularizer, constraint=self.bias_constraint)
-        self._input_ndim = len(input_shape)
+        self.input_spec = InputSpec(ndim=len(input_shape))
         self.built = True
         if self.lora_rank and not self.lora_enabled:
             self.enable_lora(self.lora_rank, lora_alpha=self.lora_alpha)
 
     def call(self, inputs):
-        if inputs.ndim != self._input_ndim:
-            raise ValueError(
-                f"Input 0 of layer '{self.name}' is incompatible with the layer: expected "
-                f"ndim={self._input_ndim}, found ndim={inputs.ndim}. Full shape received: "
-                f"{tuple(inputs.shape)}")
         x = ops.einsum(self.equation, inputs, self._lora_merged())
         if self.bias is not None:
             x = ops.add(x, self.bias)

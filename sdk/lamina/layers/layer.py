@@ -19,9 +19,10 @@ from lamina import ops
 from lamina.backend.config import floatx, standardize_dtype
 from lamina.backend.scopes import current_path, get_stateless_scope
 from lamina.backend.tensor import Tensor, Variable
+from lamina.layers.input_spec import assert_input_compatibility
 from lamina.layers.symbolic import KerasTensor, Node, flatten, infer_output_shapes, map_structure
 from lamina.metrics.base import Metric
-from lamina.utils.naming import to_snake_case, uniquify
+from lamina.ops.operation import Operation
 
 _context = threading.local()
 
@@ -42,23 +43,25 @@ def training_context(training):
 
 
 _BASE_KWARGS = ("input_shape", "input_dim", "batch_input_shape", "batch_size",
-                "autocast", "input_length")
+                "input_length")
 
 
-class Layer:
-    """Base class of all layers.
+class Layer(Operation):
+    """Base class of all layers: an ``Operation`` with weights, built on first call.
 
     Args:
         trainable: whether the layer's weights are updated by training.
         name: unique name; ``snake_case(ClassName)`` plus a counter by default.
         dtype: the layer's float type; ``floatx()`` by default.
         activity_regularizer: optional regularizer applied to the layer's output.
+        autocast: cast floating inputs to the layer's dtype (True, as Keras); with False
+            they keep their own float type.
         input_shape: (deprecated in Keras 3 but accepted) shape of the input without
             the batch dimension, for the first layer of a ``Sequential``.
     """
 
-    def __init__(self, *, trainable=True, name=None, dtype=None, activity_regularizer=None,
-                 **kwargs):
+    def __init__(self, *, activity_regularizer=None, trainable=True, dtype=None, autocast=True,
+                 name=None, **kwargs):
         unknown = set(kwargs) - set(_BASE_KWARGS)
         if unknown:
             raise TypeError(
@@ -71,10 +74,11 @@ class Layer:
         self._layers = []
         self._own_variables = []
         self._losses = []
-        self._inbound_nodes = []
+        Operation.__init__(self, name=name)
         self.built = False
-        self.name = name or uniquify(to_snake_case(type(self).__name__))
         self._trainable = bool(trainable)
+        self.autocast = bool(autocast)
+        self.input_spec = getattr(self, "input_spec", None)
         if isinstance(dtype, dict):
             dtype = dtype.get("config", {}).get("name", None)
         self.dtype = standardize_dtype(dtype) if dtype is not None else floatx()
@@ -289,6 +293,8 @@ class Layer:
         self.built = True
 
     def __call__(self, inputs, *args, **kwargs):
+        if self.input_spec is not None:
+            assert_input_compatibility(self.input_spec, inputs, self.name)
         if any(isinstance(t, KerasTensor) for t in flatten(inputs)):
             return self._symbolic_call(inputs, *args, **kwargs)
         if getattr(_context, "in_call", False):
@@ -342,13 +348,13 @@ class Layer:
 
     def _convert_input(self, x):
         if isinstance(x, Tensor):
-            if x.data.dtype.kind == "f" and x.data.dtype.name != self.dtype:
+            if self.autocast and x.data.dtype.kind == "f" and x.data.dtype.name != self.dtype:
                 return ops.cast(x, self.dtype)
             return x
         if x is None or isinstance(x, (str, bool)):
             return x
         array = np.asarray(x)
-        if array.dtype.kind == "f" and array.dtype.name != self.dtype:
+        if self.autocast and array.dtype.kind == "f" and array.dtype.name != self.dtype:
             array = array.astype(self.dtype)
         return Tensor(array)
 
