@@ -138,6 +138,12 @@ def test_brightness_and_contrast_stay_in_range():
     assert out.min() >= 0 and out.max() <= 1
 
 
+def test_random_crop_records_a_drawn_seed_as_keras():
+    seed = layers.RandomCrop(4, 5).get_config()["seed"]
+    assert isinstance(seed, int) and seed > 0
+    assert layers.RandomCrop(4, 5, seed=7).get_config()["seed"] == 7
+
+
 def test_random_crop_windows_come_from_the_image():
     out = layers.RandomCrop(4, 5, seed=3)(X[0]).numpy()
     matches = [(i, j) for i in range(5) for j in range(5)

@@ -150,6 +150,11 @@ class RandomCrop(_SizedLayer):
         super().__init__(data_format=data_format, seed=seed, name=name, **kwargs)
         _check_size(height, width)
         self.height, self.width = height, width
+        if seed is None:
+            # As Keras: the config records a drawn seed (the stream stays the global one).
+            from lamina.backend.random import get_rng
+
+            self.seed = int(get_rng().integers(1, 10**9))
 
     def get_random_transformation(self, data, training=True, seed=None):
         h, w = self._hw(data)
