@@ -2,13 +2,12 @@
 ``ops.nn``), on the conventions of Keras's JAX backend (its reference implementation).
 
 The loss is the forward recursion in log space (Keras's formulation), composed from
-differentiable ops over the time steps, so its gradient is the tape's. Decoding is greedy or a prefix
-beam search; it returns values without a gradient.
+differentiable ops over the time steps, so its gradient is the tape's. Decoding is greedy
+or a prefix beam search (vectorised over beams and classes); it returns values without a
+gradient.
 """
 
 from __future__ import annotations
-
-import functools
 
 import numpy as np
 
@@ -129,46 +128,60 @@ def _greedy(x, lengths, merge_repeated, mask_index):
     return decoded[None].astype(np.int32), (-np.sum(scores, axis=1))[:, None].astype(x.dtype)
 
 
-def _accumulate(beams, key, emit=-np.inf, mask=-np.inf):
-    e, m = beams.get(key, (-np.inf, -np.inf))
-    beams[key] = (np.logaddexp(e, emit), np.logaddexp(m, mask))
+def _beam_step(prefixes, emit, mask, x, beam_width, blank):
+    """One step of the prefix beam search, vectorised over beams and classes.
+
+    Staying (a blank, or repeating the last label from the emit state) keeps a prefix;
+    appending class ``c`` extends it, from the mask state only when ``c`` repeats its last
+    label. An appended prefix that is already a beam merges into that beam.
+    """
+    count = len(prefixes)
+    total = np.logaddexp(emit, mask)
+    tails = np.array([p[-1] if p else -1 for p in prefixes])
+    stay_mask = total + x[blank]
+    stay_emit = np.where(tails >= 0, emit + x[np.maximum(tails, 0)], -np.inf)
+    classes = np.arange(x.shape[0])
+    grow = np.where(classes[None, :] == tails[:, None], mask[:, None], total[:, None]) + x
+    grow[:, blank] = -np.inf
+    index = {p: i for i, p in enumerate(prefixes)}
+    for i, p in enumerate(prefixes):
+        parent = index.get(p[:-1]) if p else None
+        if parent is not None:
+            stay_emit[i] = np.logaddexp(stay_emit[i], grow[parent, p[-1]])
+            grow[parent, p[-1]] = -np.inf
+    scores = np.concatenate([np.logaddexp(stay_emit, stay_mask), grow.ravel()])
+    keep = np.argsort(-scores, kind="stable")[:beam_width]
+    keep = keep[np.isfinite(scores[keep])]
+    new_prefixes, new_emit, new_mask = [], [], []
+    for k in keep:
+        if k < count:
+            new_prefixes.append(prefixes[k])
+            new_emit.append(stay_emit[k])
+            new_mask.append(stay_mask[k])
+        else:
+            parent, c = divmod(int(k) - count, x.shape[0])
+            new_prefixes.append(prefixes[parent] + (c,))
+            new_emit.append(grow[parent, c])
+            new_mask.append(-np.inf)
+    return new_prefixes, np.array(new_emit), np.array(new_mask)
 
 
 def _beam_one(logp, length, beam_width, top_paths, blank):
     """Prefix beam search of one sequence; ``logp`` is ``(steps, classes)``.
 
-    Each prefix keeps two scores: ending in a label (emit) and ending in a blank (mask).
-    Extending by its last label merges into the same prefix from the emit state and
-    appends from the mask state, as in Keras's JAX backend.
+    Each prefix keeps two scores: ending in a label (emit) and ending in a blank (mask),
+    as in Keras's JAX backend, which starts from the ``beam_width`` best first classes.
     """
     num_classes = logp.shape[1]
-    first = np.argsort(logp[0], kind="stable")[-min(num_classes, beam_width):]
-    beams = {}
-    for c in first:
-        key = () if c == blank else (int(c),)
-        emit, mask = beams.get(key, (-np.inf, -np.inf))
-        beams[key] = (emit, np.logaddexp(mask, logp[0, c])) if c == blank else (
-            np.logaddexp(emit, logp[0, c]), mask)
+    first = np.argsort(logp[0], kind="stable")[-min(num_classes, beam_width):][::-1]
+    prefixes = [() if c == blank else (int(c),) for c in first]
+    emit = np.array([-np.inf if c == blank else logp[0, c] for c in first])
+    mask = np.array([logp[0, c] if c == blank else -np.inf for c in first])
     for t in range(1, max(int(length), 1)):
-        x = logp[t]
-        nxt = {}
-        add_to = functools.partial(_accumulate, nxt)
-        for prefix, (emit, mask) in beams.items():
-            total = np.logaddexp(emit, mask)
-            add_to(prefix, mask=total + x[blank])
-            tail = prefix[-1] if prefix else None
-            for c in range(num_classes):
-                if c == blank:
-                    continue
-                if c == tail:
-                    add_to(prefix, emit=emit + x[c])
-                    add_to(prefix + (c,), emit=mask + x[c])
-                else:
-                    add_to(prefix + (c,), emit=total + x[c])
-        ranked = sorted(nxt.items(), key=lambda kv: -np.logaddexp(*kv[1]))
-        beams = dict(ranked[:beam_width])
-    ranked = sorted(((k, np.logaddexp(*v)) for k, v in beams.items()), key=lambda kv: -kv[1])
-    return ranked[:top_paths]
+        prefixes, emit, mask = _beam_step(prefixes, emit, mask, logp[t], beam_width, blank)
+    scores = np.logaddexp(emit, mask)
+    order = np.argsort(-scores, kind="stable")[:top_paths]
+    return [(prefixes[i], scores[i]) for i in order]
 
 
 def ctc_decode(inputs, sequence_lengths, strategy="greedy", beam_width=100, top_paths=1,

@@ -129,3 +129,10 @@ def test_ctc_loss_edge_cases_match_keras():
     got = ops.ctc_loss(FIX["ctc_edge_target"], FIX["ctc_edge_logits"], [4, 2, 0, 2],
                        [3, 2, 3, 3])
     np.testing.assert_allclose(got.data, FIX["ctc_edge_loss"], rtol=1e-5)
+
+
+def test_beam_search_on_longer_sequences_matches_keras():
+    paths, scores = ops.ctc_decode(FIX["dec_long_inputs"], np.array([30, 21]),
+                                   strategy="beam_search", beam_width=16, top_paths=5)
+    np.testing.assert_array_equal(paths.data, FIX["dec_long_paths"])
+    np.testing.assert_allclose(scores.data, FIX["dec_long_scores"], rtol=1e-5)
