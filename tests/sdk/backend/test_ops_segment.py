@@ -38,6 +38,8 @@ GRAD_CASES = [
                  [rn(3, 4), rn(4)], id="scatter_update[add]"),
     pytest.param(lambda x, u: ops.scatter_update(x, IDX, u, reduction="max"),
                  [rn(3, 4), rn(4) + 1], id="scatter_update[max]"),
+    pytest.param(lambda x, u: ops.scatter_update(x, IDX, u, reduction="min"),
+                 [rn(3, 4), rn(4) - 1], id="scatter_update[min]"),
     pytest.param(lambda x, u: ops.scatter_update(x, IDX, u, reduction="mul"),
                  [rn(3, 4), rn(4)], id="scatter_update[mul]"),
     pytest.param(lambda x, u: ops.slice_update(x, (1, 2), u), [rn(3, 5), rn(2, 2)],
