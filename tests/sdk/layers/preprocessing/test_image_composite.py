@@ -230,3 +230,9 @@ def test_channels_first_and_unbatched_inputs_agree(name):
     np.testing.assert_allclose(first.transpose(0, 2, 3, 1), last, atol=1e-3)
     single = getattr(layers, name)(**kwargs)(X[0]).numpy()
     assert single.shape == last.shape[1:]
+
+
+@pytest.mark.parametrize("name", [*ALL_IMAGE_LAYERS, "Pipeline"])
+def test_every_image_layer_documents_its_shapes(name):
+    doc = getattr(layers, name).__doc__ or ""
+    assert "Args:" in doc and "Input shape:" in doc and "Output shape:" in doc

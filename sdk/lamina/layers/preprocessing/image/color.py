@@ -45,15 +45,6 @@ class _ColorLayer(BaseImagePreprocessingLayer):
         return {**super().get_config(), "value_range": self.value_range, "seed": self.seed}
 
 
-_DOC_TAIL = """
-    Input shape:
-        ``(H, W, C)`` or ``(B, H, W, C)`` (channels first per ``data_format``).
-
-    Output shape:
-        Same as the input.
-"""
-
-
 class RandomContrast(_ColorLayer):
     """Scales each image's deviation from its per-channel mean by a random
     ``c`` in ``[1 - lower, 1 + upper]``, then clips to ``value_range``.
@@ -62,7 +53,13 @@ class RandomContrast(_ColorLayer):
         factor: a number ``f`` in [0, 1] (``c`` in ``[1 - f, 1 + f]``) or a pair.
         value_range: the ``(min, max)`` of the pixel values.
         seed: an int for reproducible draws.
-    """ + _DOC_TAIL
+
+    Input shape:
+        ``(H, W, C)`` or ``(B, H, W, C)`` (channels first per ``data_format``).
+
+    Output shape:
+        Same as the input.
+    """
 
     def __init__(self, factor, value_range=(0, 255), seed=None, **kwargs):
         super().__init__(factor, value_range, seed=seed, **kwargs)
@@ -90,7 +87,13 @@ class RandomBrightness(_ColorLayer):
         factor: a number ``f`` in [-1, 1] (``delta`` in ``[-f, f]``) or a pair.
         value_range: the ``(min, max)`` of the pixel values.
         seed: an int for reproducible draws.
-    """ + _DOC_TAIL
+
+    Input shape:
+        ``(H, W, C)`` or ``(B, H, W, C)`` (channels first per ``data_format``).
+
+    Output shape:
+        Same as the input.
+    """
 
     _FACTOR_BOUNDS = (-1, 1)
 
@@ -117,7 +120,13 @@ class RandomColorDegeneration(_ColorLayer):
         value_range: the ``(min, max)`` of the pixel values.
         data_format: ``"channels_last"`` or ``"channels_first"``.
         seed: an int for reproducible draws.
-    """ + _DOC_TAIL
+
+    Input shape:
+        ``(H, W, C)`` or ``(B, H, W, C)`` (channels first per ``data_format``).
+
+    Output shape:
+        Same as the input.
+    """
 
     _FACTOR_BOUNDS = (-1, 1)
 
@@ -142,7 +151,13 @@ class RandomGrayscale(BaseImagePreprocessingLayer):
         factor: the probability, in [0, 1].
         data_format: ``"channels_last"`` or ``"channels_first"``.
         seed: an int for reproducible draws.
-    """ + _DOC_TAIL
+
+    Input shape:
+        ``(H, W, C)`` or ``(B, H, W, C)`` (channels first per ``data_format``).
+
+    Output shape:
+        Same as the input.
+    """
 
     _USE_BASE_FACTOR = False
 
@@ -176,7 +191,13 @@ class RandomHue(_ColorLayer):
         value_range: the ``(min, max)`` of the pixel values.
         data_format: ``"channels_last"`` or ``"channels_first"``.
         seed: an int for reproducible draws.
-    """ + _DOC_TAIL
+
+    Input shape:
+        ``(H, W, C)`` or ``(B, H, W, C)`` (channels first per ``data_format``).
+
+    Output shape:
+        Same as the input.
+    """
 
     def get_random_transformation(self, data, training=True, seed=None):
         if not training:
@@ -212,7 +233,13 @@ class RandomSaturation(_ColorLayer):
         value_range: the ``(min, max)`` the saturation is clipped to.
         data_format: ``"channels_last"`` or ``"channels_first"``.
         seed: an int for reproducible draws.
-    """ + _DOC_TAIL
+
+    Input shape:
+        ``(H, W, C)`` or ``(B, H, W, C)`` (channels first per ``data_format``).
+
+    Output shape:
+        Same as the input.
+    """
 
     _FACTOR_BOUNDS = (-1, 1)
 
@@ -242,7 +269,13 @@ class RandomSharpness(_ColorLayer):
         value_range: the ``(min, max)`` of the pixel values.
         data_format: ``"channels_last"`` or ``"channels_first"``.
         seed: an int for reproducible draws.
-    """ + _DOC_TAIL
+
+    Input shape:
+        ``(H, W, C)`` or ``(B, H, W, C)`` (channels first per ``data_format``).
+
+    Output shape:
+        Same as the input.
+    """
 
     _USE_BASE_FACTOR = True
 

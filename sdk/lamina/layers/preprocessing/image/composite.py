@@ -32,14 +32,6 @@ from lamina.layers.preprocessing.image.intensity import (
 )
 from lamina.layers.recurrent import deserialize_layer, serialize_layer
 
-_DOC_TAIL = """
-    Input shape:
-        ``(H, W, C)`` or ``(B, H, W, C)`` (channels first per ``data_format``).
-
-    Output shape:
-        Same as the input.
-"""
-
 
 class Pipeline(Layer):
     """Applies ``layers`` one after the other (like ``Sequential``, but a single layer,
@@ -103,7 +95,13 @@ class RandomColorJitter(BaseImagePreprocessingLayer):
         hue_factor: RandomHue's ``factor`` or None.
         seed: an int for reproducible draws.
         data_format: ``"channels_last"`` or ``"channels_first"``.
-    """ + _DOC_TAIL
+
+    Input shape:
+        ``(H, W, C)`` or ``(B, H, W, C)`` (channels first per ``data_format``).
+
+    Output shape:
+        Same as the input.
+    """
 
     _USE_BASE_FACTOR = False
 
@@ -182,7 +180,13 @@ class RandAugment(BaseImagePreprocessingLayer):
         interpolation: ``"bilinear"`` or ``"nearest"`` for the geometric operations.
         seed: an int for reproducible draws.
         data_format: ``"channels_last"`` or ``"channels_first"``.
-    """ + _DOC_TAIL
+
+    Input shape:
+        ``(H, W, C)`` or ``(B, H, W, C)`` (channels first per ``data_format``).
+
+    Output shape:
+        Same as the input.
+    """
 
     _FACTOR_BOUNDS = (0, 1)
 
@@ -230,7 +234,13 @@ class AugMix(BaseImagePreprocessingLayer):
         interpolation: ``"bilinear"`` or ``"nearest"`` for the geometric operations.
         seed: an int for reproducible draws.
         data_format: ``"channels_last"`` or ``"channels_first"``.
-    """ + _DOC_TAIL
+
+    Input shape:
+        ``(H, W, C)`` or ``(B, H, W, C)`` (channels first per ``data_format``).
+
+    Output shape:
+        Same as the input.
+    """
 
     _FACTOR_BOUNDS = (0, 1)
 

@@ -12,14 +12,6 @@ from lamina.layers.preprocessing.image.base import (
 )
 from lamina.layers.preprocessing.image.color import per_image, to_range
 
-_DOC_TAIL = """
-    Input shape:
-        ``(H, W, C)`` or ``(B, H, W, C)`` (channels first per ``data_format``).
-
-    Output shape:
-        Same as the input.
-"""
-
 
 class RandomInvert(BaseImagePreprocessingLayer):
     """Replaces each image by ``max - x`` with a probability drawn from ``factor``'s range.
@@ -29,7 +21,13 @@ class RandomInvert(BaseImagePreprocessingLayer):
         value_range: the ``(min, max)`` of the pixel values.
         seed: an int for reproducible draws.
         data_format: ``"channels_last"`` or ``"channels_first"``.
-    """ + _DOC_TAIL
+
+    Input shape:
+        ``(H, W, C)`` or ``(B, H, W, C)`` (channels first per ``data_format``).
+
+    Output shape:
+        Same as the input.
+    """
 
     _FACTOR_BOUNDS = (0, 1)
 
@@ -62,7 +60,13 @@ class RandomPosterization(BaseImagePreprocessingLayer):
         value_range: the ``(min, max)`` of the pixel values.
         data_format: ``"channels_last"`` or ``"channels_first"``.
         seed: an int for reproducible draws.
-    """ + _DOC_TAIL
+
+    Input shape:
+        ``(H, W, C)`` or ``(B, H, W, C)`` (channels first per ``data_format``).
+
+    Output shape:
+        Same as the input.
+    """
 
     _FACTOR_BOUNDS = (1, 8)
 
@@ -112,7 +116,13 @@ class Solarization(BaseImagePreprocessingLayer):
         threshold_factor: likewise for ``t``.
         value_range: the ``(min, max)`` of the pixel values.
         seed: an int for reproducible draws.
-    """ + _DOC_TAIL
+
+    Input shape:
+        ``(H, W, C)`` or ``(B, H, W, C)`` (channels first per ``data_format``).
+
+    Output shape:
+        Same as the input.
+    """
 
     _USE_BASE_FACTOR = False
 
@@ -153,7 +163,13 @@ class AutoContrast(BaseImagePreprocessingLayer):
 
     Args:
         value_range: the ``(min, max)`` of the pixel values.
-    """ + _DOC_TAIL
+
+    Input shape:
+        ``(H, W, C)`` or ``(B, H, W, C)`` (channels first per ``data_format``).
+
+    Output shape:
+        Same as the input.
+    """
 
     _USE_BASE_FACTOR = False
 
@@ -184,7 +200,13 @@ class Equalization(BaseImagePreprocessingLayer):
         value_range: the ``(min, max)`` of the pixel values.
         bins: the histogram's bin count.
         data_format: ``"channels_last"`` or ``"channels_first"``.
-    """ + _DOC_TAIL
+
+    Input shape:
+        ``(H, W, C)`` or ``(B, H, W, C)`` (channels first per ``data_format``).
+
+    Output shape:
+        Same as the input.
+    """
 
     _USE_BASE_FACTOR = False
 
@@ -275,7 +297,13 @@ class ContrastLimitedAdaptiveHistogramEqualization(BaseImagePreprocessingLayer):
         clip_limit: the histogram clip, in multiples of the mean bin count (0: no clip).
         tile_grid_size: ``(rows, columns)`` of tiles.
         data_format: ``"channels_last"`` or ``"channels_first"``.
-    """ + _DOC_TAIL
+
+    Input shape:
+        ``(H, W, C)`` or ``(B, H, W, C)`` (channels first per ``data_format``).
+
+    Output shape:
+        Same as the input.
+    """
 
     _USE_BASE_FACTOR = False
 

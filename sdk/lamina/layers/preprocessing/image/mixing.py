@@ -11,15 +11,6 @@ from lamina.layers.preprocessing.image.base import (
     parse_value_range,
 )
 
-_DOC_TAIL = """
-    Input shape:
-        ``(H, W, C)`` or ``(B, H, W, C)`` (channels first per ``data_format``), or a dict
-        with ``"images"`` and ``"labels"`` (mixed with the same weights).
-
-    Output shape:
-        Same as the input.
-"""
-
 
 def _box_masks(layer, shape, x0, x1, y0, y1):
     """``(B, H, W, 1)``-like masks of the boxes ``[x0, x1) x [y0, y1)``."""
@@ -45,7 +36,14 @@ class MixUp(BaseImagePreprocessingLayer):
         alpha: the Beta distribution's concentration.
         data_format: ``"channels_last"`` or ``"channels_first"``.
         seed: an int for reproducible draws.
-    """ + _DOC_TAIL
+
+    Input shape:
+        ``(H, W, C)`` or ``(B, H, W, C)`` (channels first per ``data_format``), or a dict
+        with ``"images"`` and ``"labels"`` (mixed with the same weights).
+
+    Output shape:
+        Same as the input.
+    """
 
     _USE_BASE_FACTOR = False
 
@@ -85,7 +83,14 @@ class CutMix(BaseImagePreprocessingLayer):
             from which the box sizes are drawn.
         seed: an int for reproducible draws.
         data_format: ``"channels_last"`` or ``"channels_first"``.
-    """ + _DOC_TAIL
+
+    Input shape:
+        ``(H, W, C)`` or ``(B, H, W, C)`` (channels first per ``data_format``), or a dict
+        with ``"images"`` and ``"labels"`` (mixed with the same weights).
+
+    Output shape:
+        Same as the input.
+    """
 
     _FACTOR_BOUNDS = (0, 1)
 
@@ -136,7 +141,14 @@ class RandomErasing(BaseImagePreprocessingLayer):
         value_range: the ``(min, max)`` of the pixel values.
         seed: an int for reproducible draws.
         data_format: ``"channels_last"`` or ``"channels_first"``.
-    """ + _DOC_TAIL
+
+    Input shape:
+        ``(H, W, C)`` or ``(B, H, W, C)`` (channels first per ``data_format``), or a dict
+        with ``"images"`` and ``"labels"`` (mixed with the same weights).
+
+    Output shape:
+        Same as the input.
+    """
 
     _FACTOR_BOUNDS = (0, 1)
 

@@ -13,14 +13,6 @@ from lamina.layers.preprocessing.image.base import (
 )
 from lamina.ops import image as image_ops
 
-_DOC_TAIL = """
-    Input shape:
-        ``(H, W, C)`` or ``(B, H, W, C)`` (channels first per ``data_format``).
-
-    Output shape:
-        Same as the input.
-"""
-
 
 class _ProbabilityLayer(BaseImagePreprocessingLayer):
     _FACTOR_BOUNDS = (0, 1)
@@ -55,7 +47,13 @@ class RandomGaussianBlur(_ProbabilityLayer):
         value_range: the ``(min, max)`` of the pixel values (the output is clipped).
         data_format: ``"channels_last"`` or ``"channels_first"``.
         seed: an int for reproducible draws.
-    """ + _DOC_TAIL
+
+    Input shape:
+        ``(H, W, C)`` or ``(B, H, W, C)`` (channels first per ``data_format``).
+
+    Output shape:
+        Same as the input.
+    """
 
     def __init__(self, factor=1.0, kernel_size=3, sigma=1.0, value_range=(0, 255),
                  data_format=None, seed=None, **kwargs):
@@ -97,7 +95,13 @@ class RandomElasticTransform(_ProbabilityLayer):
         value_range: the ``(min, max)`` of the pixel values (the output is clipped).
         seed: an int for reproducible draws.
         data_format: ``"channels_last"`` or ``"channels_first"``.
-    """ + _DOC_TAIL
+
+    Input shape:
+        ``(H, W, C)`` or ``(B, H, W, C)`` (channels first per ``data_format``).
+
+    Output shape:
+        Same as the input.
+    """
 
     _FILL_MODES = ("constant", "nearest", "wrap", "mirror", "reflect")
 
@@ -151,7 +155,13 @@ class RandomPerspective(_ProbabilityLayer):
         fill_value: the value outside the warped image.
         seed: an int for reproducible draws.
         data_format: ``"channels_last"`` or ``"channels_first"``.
-    """ + _DOC_TAIL
+
+    Input shape:
+        ``(H, W, C)`` or ``(B, H, W, C)`` (channels first per ``data_format``).
+
+    Output shape:
+        Same as the input.
+    """
 
     def __init__(self, factor=1.0, scale=1.0, interpolation="bilinear", fill_value=0.0,
                  seed=None, data_format=None, **kwargs):
