@@ -85,6 +85,11 @@ def while_loop(cond, body, loop_vars, maximum_iterations=None):  # noqa: A002 - 
 
     Returns:
         The final loop variables, in the structure of ``loop_vars``.
+
+    Note:
+        On KerasTensors the output shapes are found by running the loop once on
+        placeholder values (zeros, identity matrices); give ``maximum_iterations`` when
+        ``cond`` might hold forever on those.
     """
     _callable("cond", cond)
     _callable("body", body)
