@@ -11,6 +11,7 @@ from lamina import ops
 from lamina.backend.config import standardize_dtype
 from lamina.initializers import STFT  # before initializers_stft: it imports initializers
 from lamina.initializers_stft import _check_window, get_window
+from lamina.layers.input_spec import InputSpec
 from lamina.layers.layer import Layer
 from lamina.layers.preprocessing.data_layer import DataLayer
 
@@ -219,12 +220,9 @@ class STFTSpectrogram(Layer):
         from lamina.backend import image_data_format
 
         self.data_format = data_format or image_data_format()
+        self.input_spec = InputSpec(ndim=3)
 
     def build(self, input_shape):
-        if len(input_shape) != 3:
-            raise ValueError(f"Input 0 of layer '{self.name}' is incompatible with the layer: "
-                             f"expected ndim=3, found ndim={len(input_shape)}. Full shape "
-                             f"received: {tuple(input_shape)}")
         shape = (self.frame_length, 1, self._fft_length // 2 + 1)
         if self.mode != "imag":
             self.real_kernel = self.add_weight(

@@ -102,3 +102,8 @@ def test_mel_spectrogram_errors():
         layers.MelSpectrogram(fft_length=32, sequence_length=64)
     with pytest.raises(ValueError, match="window=blackman"):
         layers.MelSpectrogram(window="blackman")
+
+
+def test_stft_spectrogram_needs_rank_3_input():
+    with pytest.raises(ValueError, match="expected ndim=3, found ndim=2"):
+        layers.STFTSpectrogram(frame_length=8)(np.zeros((2, 32), "float32"))
