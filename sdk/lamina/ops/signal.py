@@ -1,23 +1,22 @@
 """Fourier transforms and short-time Fourier transforms with Keras's names.
 
-Complex values travel as ``(real, imag)`` pairs of float Tensors, as in Keras. Every
-transform is a product with a constant DFT matrix (cosines and sines, in float64, the
-result cast back to the input's dtype), so each is composed from differentiable ops and
-gets its gradient from the tape. This costs ``O(n^2)`` per transform of length ``n``
-instead of the FFT's ``O(n log n)``, which is fine for the frame lengths of audio
-features.
+Complex values travel as ``(real, imag)`` pairs of float Tensors, as in Keras. The
+transforms are the FFT primitives of :mod:`lamina.backend.fft` (numpy's FFT, computed in
+complex128 and cast back to the input's dtype, with FFT-based VJPs); ``stft`` and
+``istft`` are composed from them, framing (``getitem``) and overlap-add (``ScatterAdd``).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from lamina.backend import fft as _fft
 from lamina.backend import primitives as _p
 from lamina.ops._common import constant, export
 from lamina.ops._common import data as _data
 from lamina.ops._common import static_shape as shape
 from lamina.ops.core import cast, convert_to_tensor
-from lamina.ops.manipulation import getitem, pad, reshape, swapaxes
+from lamina.ops.manipulation import getitem, pad, reshape
 
 __all__ = [
     "extract_sequences", "fft", "fft2", "ifft2", "irfft", "istft", "rfft", "stft",
@@ -42,29 +41,13 @@ def _pair(x):
     return real, imag
 
 
-def _angles(rows, cols, n):
-    return 2.0 * np.pi * np.outer(np.arange(rows), np.arange(cols)) / n
+def _split(pair):
+    return getitem(pair, 0), getitem(pair, 1)
 
 
-def _c64(x):
-    return cast(x, "float64")
-
-
-def _back(x, dtype):
-    return cast(x, dtype)
-
-
-def _complex_dft_last(real, imag, inverse):
-    """``(re, im)`` of the DFT (or inverse DFT) of ``real + i imag`` along the last axis."""
-    n = shape(real)[-1]
-    ang = _angles(n, n, n)
-    cos, sin = constant(np.cos(ang)), constant(np.sin(ang))
-    a, b = _c64(real), _c64(imag)
-    if inverse:
-        re, im = (a @ cos - b @ sin) / n, (a @ sin + b @ cos) / n
-    else:
-        re, im = a @ cos + b @ sin, b @ cos - a @ sin
-    return _back(re, real.dtype), _back(im, real.dtype)
+def _complex_dft(real, imag, axes, inverse):
+    """``(re, im)`` of the DFT (or inverse DFT) of ``real + i imag`` over ``axes``."""
+    return _split(_fft.FFTPair.apply(real, imag, axes=axes, inverse=inverse))
 
 
 def fft(x):
@@ -76,14 +59,11 @@ def fft(x):
     Returns:
         ``(real, imag)`` of the transform.
     """
-    return _complex_dft_last(*_pair(x), inverse=False)
+    return _complex_dft(*_pair(x), axes=(-1,), inverse=False)
 
 
 def _two_d(x, inverse):
-    real, imag = _pair(x)
-    re, im = _complex_dft_last(real, imag, inverse)
-    re, im = _complex_dft_last(swapaxes(re, -1, -2), swapaxes(im, -1, -2), inverse)
-    return swapaxes(re, -1, -2), swapaxes(im, -1, -2)
+    return _complex_dft(*_pair(x), axes=(-2, -1), inverse=inverse)
 
 
 def fft2(x):
@@ -121,11 +101,9 @@ def rfft(x, fft_length=None):
     x = convert_to_tensor(x)
     n = shape(x)[-1] if fft_length is None else int(fft_length)
     x = _fit_last(x, n)
-    ang = _angles(n, n // 2 + 1, n)
-    a = _c64(x)
-    re, im = a @ constant(np.cos(ang)), -(a @ constant(np.sin(ang)))
-    dtype = x.dtype if np.issubdtype(x.data.dtype, np.floating) else "float32"
-    return _back(re, dtype), _back(im, dtype)
+    if not np.issubdtype(x.data.dtype, np.floating):
+        x = cast(x, "float32")
+    return _split(_fft.RFFT.apply(x))
 
 
 def irfft(x, fft_length=None):
@@ -141,21 +119,9 @@ def irfft(x, fft_length=None):
         The real signal, of the inputs' dtype.
     """
     real, imag = _pair(x)
-    return _back(_irfft64(real, imag, fft_length), real.dtype)
-
-
-def _irfft64(real, imag, fft_length):
     n = 2 * (shape(real)[-1] - 1) if fft_length is None else int(fft_length)
     bins = n // 2 + 1
-    real, imag = _fit_last(real, bins), _fit_last(imag, bins)
-    weight = np.full(bins, 2.0)
-    weight[0] = 1.0
-    if n % 2 == 0:
-        weight[-1] = 1.0
-    ang = _angles(bins, n, n)
-    cos = constant(weight[:, None] * np.cos(ang) / n)
-    sin = constant(weight[:, None] * np.sin(ang) / n)
-    return _c64(real) @ cos - _c64(imag) @ sin
+    return _fft.IRFFT.apply(_fit_last(real, bins), _fit_last(imag, bins), n)
 
 
 def extract_sequences(x, sequence_length, sequence_stride):
@@ -250,7 +216,7 @@ def istft(x, sequence_length, sequence_stride, fft_length, length=None, window="
     dtype = real.dtype
     frames_count = shape(real)[-2]
     win = _window(window, sequence_length, fft_length, dtype).astype(np.float64)
-    frames = _irfft64(real, imag, fft_length) * constant(win.sum() * win)
+    frames = cast(irfft((real, imag), fft_length), "float64") * constant(win.sum() * win)
     total = fft_length + sequence_stride * (frames_count - 1)
     index = np.arange(frames_count)[:, None] * sequence_stride + np.arange(fft_length)
     batch = tuple(shape(frames)[:-2])
@@ -267,7 +233,7 @@ def istft(x, sequence_length, sequence_stride, fft_length, length=None, window="
         end = total - fft_length // 2
     else:
         end = total
-    return _back(getitem(out, (Ellipsis, slice(start, end))), dtype)
+    return cast(getitem(out, (Ellipsis, slice(start, end))), dtype)
 
 
 def view_as_complex(x):
