@@ -3,8 +3,8 @@
 Each forward returns the real and imaginary parts stacked on a new first axis (one
 Tensor; the ops split it with ``getitem``). For a complex-linear map ``y = A z`` and a
 real loss, the gradient ``dL/dRe z + i dL/dIm z`` is ``A^H G`` with
-``G = dL/dRe y + i dL/dIm y``; for the DFT matrix ``F`` (symmetric),
-``F^H = n * ifft`` and ``(F / n)^H ... = fft / n``.
+``G = dL/dRe y + i dL/dIm y``. For the (symmetric) DFT matrix ``F``, ``F^H G`` is
+``n * ifft(G)``, and for the inverse transform ``conj(F) / n`` it is ``fft(G) / n``.
 """
 
 from __future__ import annotations
