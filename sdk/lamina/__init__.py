@@ -33,13 +33,19 @@ from lamina.layers import Input, Layer  # noqa: E402
 from lamina.losses import Loss  # noqa: E402
 from lamina.metrics import Metric  # noqa: E402
 from lamina.models import Model, Sequential  # noqa: E402
+from lamina.ops.function import Function  # noqa: E402
+from lamina.ops.operation import Operation  # noqa: E402
 from lamina.optimizers import Optimizer  # noqa: E402
 from lamina.regularizers import Regularizer  # noqa: E402
 
+# FeatureSpace (and its Feature/Cross) must resolve when a saved file is loaded, even
+# before `lamina.utils.FeatureSpace` is first touched (lamina.utils itself imports no layers).
+from lamina.utils import feature_space as _feature_space  # noqa: E402, F401
+
 __all__ = [
-    "DTypePolicy", "FloatDTypePolicy", "Initializer", "Input", "KerasTensor", "Layer", "Loss",
-    "Metric", "Model", "Optimizer", "Regularizer", "Sequential", "StatelessScope",
-    "SymbolicScope", "Variable", "activations", "name_scope",
+    "DTypePolicy", "FloatDTypePolicy", "Function", "Initializer", "Input", "KerasTensor", "Layer",
+    "Loss", "Metric", "Model", "Operation", "Optimizer", "Regularizer", "Sequential",
+    "StatelessScope", "SymbolicScope", "Variable", "activations", "name_scope",
     "applications",
     "backend", "callbacks", "config", "constraints", "datasets", "device",
     "dtype_policies", "initializers", "layers", "legacy", "losses", "metrics", "mixed_precision",

@@ -1,9 +1,10 @@
 """``KerasTensor``: the symbolic tensor of the functional API.
 
 It has a shape (``None`` for unknown sizes) and a dtype but no value. Calling a layer
-on it records a node of the functional graph (``lamina.layers.symbolic.Node``); so does
+on it records a node of the functional graph (``lamina.ops.node.Node``); so does
 calling a ``lamina.ops`` function or a Python operator (``a + b``, ``x[:, 0]``) on it,
-through an internal op layer (``lamina.layers.op_layer``), as Keras 3 does.
+through a ``FunctionOperation`` (``lamina.ops.operation``), as Keras 3 does. The backend
+itself knows nothing of graphs.
 """
 
 from __future__ import annotations
@@ -58,34 +59,3 @@ class KerasTensor(OperatorMixin):
             "A symbolic KerasTensor has no value: it stands for the input of a functional "
             "model. Build a `Model(inputs, outputs)` and call it on data instead."
         )
-
-
-def any_symbolic(args) -> bool:
-    """Whether ``args`` (or a list/tuple among them, one level deep) holds a KerasTensor."""
-    for a in args:
-        if isinstance(a, KerasTensor):
-            return True
-        if isinstance(a, (list, tuple)) and any(isinstance(t, KerasTensor) for t in a):
-            return True
-    return False
-
-
-def dispatch_symbolic(fn):
-    """Wrap the op ``fn`` so that a call on KerasTensors records a graph node.
-
-    On data the wrapper calls ``fn`` directly (one cheap scan of the arguments); on
-    symbolic tensors it returns the KerasTensor(s) of a new op node
-    (``lamina.layers.op_layer.symbolic_op``), which replays ``fn`` on data.
-    """
-    import functools
-
-    @functools.wraps(fn)
-    def op(*args, **kwargs):
-        if any_symbolic(args) or (kwargs and any_symbolic(kwargs.values())):
-            from lamina.layers.op_layer import symbolic_op
-
-            return symbolic_op(fn, args, kwargs)
-        return fn(*args, **kwargs)
-
-    op.__wrapped__ = fn
-    return op

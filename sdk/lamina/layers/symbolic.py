@@ -5,30 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from lamina.backend.keras_tensor import KerasTensor
+from lamina.ops.node import Node
 from lamina.tree import flatten, map_structure
 
 __all__ = ["KerasTensor", "Node", "flatten", "infer_output_shapes", "is_shape", "map_structure"]
-
-
-class Node:
-    """One call of a layer on symbolic tensors: the edge list of the functional graph."""
-
-    def __init__(self, operation, call_args, args=(), kwargs=None, outputs=None) -> None:
-        self.operation = operation
-        self.call_args = (call_args,) + tuple(args)
-        self.call_kwargs = dict(kwargs or {})
-        self.outputs = outputs
-        self.input_tensors = [
-            t for t in flatten((self.call_args, self.call_kwargs)) if isinstance(t, KerasTensor)
-        ]
-        for i, t in enumerate(flatten(outputs)):
-            t.node = self
-            t.index = i
-        operation._inbound_nodes.append(self)
-
-    @property
-    def parent_nodes(self) -> list:
-        return [t.node for t in self.input_tensors if t.node is not None]
 
 
 def infer_output_shapes(layer, input_shape):

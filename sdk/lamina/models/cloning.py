@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from lamina.layers.input_layer import Input, InputLayer
-from lamina.layers.op_layer import OpLayer
+from lamina.layers.layer import Layer
 from lamina.layers.symbolic import KerasTensor, flatten, map_structure
 from lamina.models.functional import Functional
 from lamina.models.sequential import Sequential
@@ -132,8 +132,8 @@ def _clone_functional(model, clone_function, input_tensors, call_function):
         args = map_structure(lookup, node.call_args)
         kwargs = map_structure(lookup, node.call_kwargs)
         operation = node.operation
-        if isinstance(operation, OpLayer):
-            outputs = operation(*args, **kwargs)  # a stateless op: re-recorded, not cloned
+        if not isinstance(operation, Layer):
+            outputs = operation(*args, **kwargs)  # an op holds no weights: re-recorded
         else:
             layer = clone_function(operation)
             outputs = call_function(layer, *args, **kwargs) if call_function is not None \

@@ -5,34 +5,13 @@ from __future__ import annotations
 import numpy as np
 
 from lamina.backend.tensor import Tensor
-from lamina.layers.input_layer import InputLayer
 from lamina.layers.layer import Layer
-from lamina.layers.op_layer import OpLayer
-from lamina.layers.symbolic import KerasTensor, flatten, map_structure
+from lamina.layers.symbolic import flatten
 from lamina.models.model import Model
+from lamina.ops.function import Function
 
 
-def _topological_nodes(outputs) -> list:
-    """Nodes that produce ``outputs``, each after the nodes it consumes."""
-    order, seen = [], set()
-    stack = [(t.node, False) for t in reversed(outputs)]
-    while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            if id(node) not in seen:
-                seen.add(id(node))
-                order.append(node)
-            continue
-        if id(node) in seen:
-            continue
-        stack.append((node, True))
-        for parent in reversed(node.parent_nodes):
-            if id(parent) not in seen:
-                stack.append((parent, False))
-    return order
-
-
-class Functional(Model):
+class Functional(Function, Model):
     """A model built from ``Input`` tensors and layer calls: ``Model(inputs, outputs)``.
 
     Args:
@@ -43,30 +22,14 @@ class Functional(Model):
 
     def __init__(self, inputs, outputs, name=None, trainable=True, **kwargs):
         Layer.__init__(self, name=name, trainable=trainable, **kwargs)
-        for t in flatten(inputs) + flatten(outputs):
-            if not isinstance(t, KerasTensor):
-                raise ValueError(
-                    "All `inputs` and `outputs` of a functional Model must be symbolic tensors "
-                    f"(from `lamina.Input` and layer calls). Received: {t!r}")
-        self._inputs_struct = inputs
-        self._outputs_struct = outputs
-        self.inputs = flatten(inputs)
-        self.outputs = flatten(outputs)
-        nodes = _topological_nodes(self.outputs)
-        reachable = {id(t.node.operation) for t in self.inputs}
-        for node in nodes:
-            if isinstance(node.operation, InputLayer) and id(node.operation) not in reachable:
-                raise ValueError(
-                    f"Graph disconnected: cannot obtain the value of input "
-                    f"'{node.operation.name}'; pass it in `inputs`.")
-        self._nodes = [n for n in nodes if not isinstance(n.operation, InputLayer)]
+        self._setup_graph(inputs, outputs)
         layers = []
         for t in self.inputs:
             if t.node.operation not in layers:
                 layers.append(t.node.operation)
         for n in self._nodes:
             # Op nodes (`keras.ops` on KerasTensors) are operations, not layers, as in Keras 3.
-            if not isinstance(n.operation, OpLayer) and all(
+            if isinstance(n.operation, Layer) and all(
                     n.operation is not la for la in layers):
                 layers.append(n.operation)
         self._layers = layers
@@ -112,18 +75,12 @@ class Functional(Model):
                 x = Tensor(data)
             values[id(spec)] = x
 
-        def lookup(t):
-            return values[id(t)] if isinstance(t, KerasTensor) else t
-
-        for node in self._nodes:
-            args = map_structure(lookup, node.call_args)
-            kwargs = map_structure(lookup, node.call_kwargs)
-            if training is not None and node.operation._call_has_training:
+        def call(operation, args, kwargs):
+            if training is not None and operation._call_has_training:
                 kwargs.setdefault("training", training)
-            outs = node.operation(*args, **kwargs)
-            for spec, out in zip(flatten(node.outputs), flatten(outs)):
-                values[id(spec)] = out
-        return map_structure(lambda t: values[id(t)], self._outputs_struct)
+            return operation(*args, **kwargs)
+
+        return self._run_through_graph(values, call)
 
     def compute_output_shape(self, input_shape):
         shapes = [t.shape for t in self.outputs]
@@ -139,7 +96,7 @@ class Functional(Model):
             NotImplementedError: if the graph has `keras.ops` nodes (not serialisable yet).
         """
         for node in self._nodes:
-            if isinstance(node.operation, OpLayer):
+            if not isinstance(node.operation, Layer):
                 node.operation.get_config()
         return Model.get_config(self)
 

@@ -24,7 +24,6 @@ Example:
 from __future__ import annotations
 
 from lamina.backend import conv_ops as _conv_ops
-from lamina.backend.keras_tensor import dispatch_symbolic as _dispatch_symbolic
 from lamina.ops import (
     activations,
     control_flow,
@@ -51,6 +50,7 @@ from lamina.ops.core import *  # noqa: F403
 from lamina.ops.ctc import *  # noqa: F403
 from lamina.ops.decompositions import *  # noqa: F403
 from lamina.ops.einops import *  # noqa: F403
+
 # keras.ops has none of ops.image's names; the first six stay importable here.
 from lamina.ops.image import (  # noqa: F401
     crop_images,
@@ -66,6 +66,7 @@ from lamina.ops.manipulation import *  # noqa: F403
 from lamina.ops.math import *  # noqa: F403
 from lamina.ops.nn import *  # noqa: F403
 from lamina.ops.numpy import *  # noqa: F403
+from lamina.ops.operation import dispatch_symbolic as _dispatch_symbolic
 from lamina.ops.reduction import *  # noqa: F403
 from lamina.ops.segment import *  # noqa: F403
 from lamina.ops.signal import *  # noqa: F403

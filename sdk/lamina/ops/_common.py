@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from lamina.backend.config import floatx
-from lamina.backend.keras_tensor import KerasTensor, dispatch_symbolic
+from lamina.backend.keras_tensor import KerasTensor
 from lamina.backend.tensor import Tensor
+from lamina.ops.operation import dispatch_symbolic
 
 # Functions that never record an op node: they inspect or convert their argument.
 _NOT_OPS = frozenset({"Tensor", "Variable", "convert_to_numpy", "convert_to_tensor", "shape"})

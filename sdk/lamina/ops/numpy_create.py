@@ -13,7 +13,7 @@ import numpy as np
 
 from lamina.backend import linalg as _l
 from lamina.backend.config import floatx, standardize_dtype
-from lamina.backend.keras_tensor import dispatch_symbolic
+from lamina.ops.operation import dispatch_symbolic
 from lamina.backend.tensor import Tensor
 from lamina.ops._common import constant, export
 from lamina.ops._common import data as _data

@@ -15,7 +15,7 @@ import numpy as np
 
 from lamina import tree
 from lamina.backend.autodiff import Function, enable_grad, gradients, no_grad
-from lamina.backend.keras_tensor import dispatch_symbolic
+from lamina.ops.operation import dispatch_symbolic
 from lamina.backend.tensor import Tensor
 from lamina.ops.core import convert_to_tensor
 

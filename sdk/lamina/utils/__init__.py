@@ -8,8 +8,8 @@ import random as _py_random
 from lamina.backend import is_keras_tensor, standardize_dtype
 from lamina.backend import random as _random
 from lamina.backend.config import clear_session
-from lamina.models.data import pack_x_y_sample_weight, unpack_x_y_sample_weight
 from lamina.utils.audio_dataset_utils import audio_dataset_from_directory
+from lamina.utils.batch_packing import pack_x_y_sample_weight, unpack_x_y_sample_weight
 from lamina.utils.config import Config, get_source_inputs
 from lamina.utils.dataset_utils import split_dataset
 from lamina.utils.file_utils import get_file
@@ -94,12 +94,3 @@ def __getattr__(name):
 
         return getattr(config, name)
     raise AttributeError(f"module 'lamina.utils' has no attribute {name!r}")
-
-
-def _register_feature_space() -> None:
-    # FeatureSpace (and its Feature/Cross) must resolve when a saved file is loaded, even
-    # before `lamina.utils.FeatureSpace` is first touched.
-    from lamina.utils import feature_space  # noqa: F401
-
-
-_register_feature_space()

@@ -13,7 +13,7 @@ from lamina.backend.scopes import in_stateless_scope, in_symbolic_scope
 def test_name_scope_prefixes_variable_paths():
     with keras.name_scope("block"):
         v = keras.Variable(1.0, name="scale")
-        dense = keras.layers.Dense(2)
+        dense = keras.layers.Dense(2, name="dense")
         dense.build((None, 3))
     assert v.path == "block/scale"
     assert dense.kernel.path == "block/dense/kernel"
