@@ -206,14 +206,14 @@ def fingerprint_cat64(fp1: int, fp2: int) -> int:
 def as_bytes(value, encoding: str = "utf-8") -> bytes:
     """The bytes TensorFlow hashes for one value: UTF-8 text, or ``tf.as_string`` of ints.
 
-    Floats are truncated to int64 first, as Keras's ``Hashing`` does.
+    Floats are truncated toward zero first, as Keras's ``Hashing`` casts them to int64.
     """
     if isinstance(value, bytes):
         return value
     if isinstance(value, str):
         return value.encode(encoding)
-    if isinstance(value, (float, np.floating)):
-        return str(int(value)).encode()
+    if isinstance(value, (bool, np.bool_)):
+        return b"true" if value else b"false"  # tf.as_string of a bool
     return str(int(value)).encode()
 
 

@@ -20,7 +20,7 @@ with open(_PATH, encoding="utf-8") as _f:
 def _array(values, kind):
     if kind in "UO":
         return np.array(values, dtype=object)
-    return np.array(values, dtype={"i": "int64", "f": "float32"}[kind])
+    return np.array(values, dtype={"i": "int64", "f": "float32", "b": "bool"}[kind])
 
 
 def _config(config):
