@@ -25,6 +25,7 @@ def submit_job(producer: Producer, settings: Settings, tenant: str, body: JobCre
         LimitExceeded: epochs, batch size, replicas or model size over the limits.
         NotFound: a dataset id the tenant did not upload.
         InvalidInput: the model config is refused.
+        TooManyRequests: the tenant has ``quotas.max_queued_jobs`` jobs queued.
     """
     limits = settings.limits
     _limit(body.fit.epochs, limits.max_epochs, "max_epochs", "fit.epochs")
@@ -37,7 +38,8 @@ def submit_job(producer: Producer, settings: Settings, tenant: str, body: JobCre
     cost = validate_model(body.model, limits, body.fit.batch_size)
     spec = body.model_dump(mode="json", exclude={"idempotency_key"})
     submission = producer.submit(tenant, spec, dataset_id=body.dataset_id, name=body.name,
-                                 idempotency_key=body.idempotency_key)
+                                 idempotency_key=body.idempotency_key,
+                                 priority=body.priority, replicas=body.replicas)
     if submission.created:
         metrics.JOBS_SUBMITTED.inc()
     return JobCreated(id=submission.id, status=submission.status, created=submission.created,
@@ -47,7 +49,8 @@ def submit_job(producer: Producer, settings: Settings, tenant: str, body: JobCre
 def job_out(record: JobRecord, with_spec: bool = True) -> JobOut:
     """The public view of a job record."""
     return JobOut(
-        id=record.id, name=record.name, status=record.status, dataset_id=record.dataset_id,
+        id=record.id, name=record.name, status=record.status, priority=record.priority,
+        dataset_id=record.dataset_id,
         attempts=record.attempts, epoch=record.epoch, history=record.history,
         error=record.error, cancel_requested=record.cancel_requested, worker=record.worker,
         has_model=record.artifact_id is not None, final_logs=record.final_logs,

@@ -102,7 +102,7 @@ def test_quiet_stream_sends_keep_alives_and_ends_on_terminal_state(live_server, 
         with http.stream("GET", f"/v1/jobs/{job_id}/events") as stream:
             for line in stream.iter_lines():
                 lines.append(line)
-                if line == ": keep-alive" and lines.count(line) == 2:  # sse_poll_ms=100 in the test settings
+                if line == ": keep-alive" and lines.count(line) == 2:  # sse_poll_ms=100
                     consumer = Consumer(app.state.redis, app.state.settings, "w")
                     consumer.mark_cancelled(consumer.claim(block_ms=100))
         events = [line[7:] for line in lines if line.startswith("event: ")]

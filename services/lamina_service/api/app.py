@@ -7,6 +7,8 @@ from contextlib import asynccontextmanager
 import redis
 import redis.asyncio as aioredis
 from fastapi import FastAPI
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import ExponentialBackoff
 
 from lamina_service import metrics
 from lamina_service.api import errors
@@ -15,8 +17,8 @@ from lamina_service.api.routes import artifacts, datasets, events, health, jobs,
 from lamina_service.api.streams import StreamSlots
 from lamina_service.config import Settings, get_settings
 from lamina_service.queue import Producer
-from lamina_service.queue.consumer import ensure_group
 from lamina_service.queue.follow import Follower
+from lamina_service.queue.ratelimit import RateLimiter
 from lamina_service.storage import Storage
 
 
@@ -37,18 +39,17 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
 
     # Event streams block in XREAD for sse_poll_ms: their socket timeout must be longer.
+    # A pooled connection that Redis closed (restart) is retried once on a fresh one.
     follower = Follower(lambda: aioredis.Redis.from_url(
         settings.redis_url, decode_responses=True, socket_connect_timeout=2,
         socket_timeout=settings.sse_poll_ms / 1000 + 10,
         max_connections=settings.quotas.max_streams + 64,
+        retry=AsyncRetry(ExponentialBackoff(cap=0.2, base=0.01), 2),
+        retry_on_error=[redis.ConnectionError],
     ))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        try:
-            ensure_group(client)
-        except redis.ConnectionError:
-            pass  # /readyz reports it; the group is created by the first consumer too
         yield
         client.close()
         await follower.aclose()
@@ -58,6 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.redis = client
     app.state.producer = Producer(client, settings)
     app.state.follower = follower
+    app.state.rate_limiter = RateLimiter(follower, settings.quotas)
     app.state.stream_slots = StreamSlots(settings.quotas.max_streams,
                                          settings.quotas.max_streams_per_tenant)
     app.state.metrics = metrics.scrape_registry(app.state.producer.counts)

@@ -12,9 +12,10 @@ from prometheus_client import CollectorRegistry
 
 from lamina_service.api.streams import StreamSlots
 from lamina_service.config import Settings, get_settings
-from lamina_service.errors import Unauthorized
+from lamina_service.errors import TooManyRequests, Unauthorized
 from lamina_service.queue import Producer
 from lamina_service.queue.follow import Follower
+from lamina_service.queue.ratelimit import RateLimiter
 from lamina_service.storage import JOB_ID, Storage, check_id
 
 LOCAL_TENANT = "local"
@@ -84,12 +85,32 @@ async def current_tenant(settings: SettingsDep, credentials: BearerDep) -> str:
     return found
 
 
+async def _rate_limiter(request: Request) -> RateLimiter:
+    return request.app.state.rate_limiter
+
+
+async def limited_tenant(tenant: Annotated[str, Depends(current_tenant)],
+                         limiter: Annotated[RateLimiter, Depends(_rate_limiter)]) -> str:
+    """The caller's tenant, after spending one token of its request rate limit.
+
+    Raises:
+        TooManyRequests: the tenant's bucket is empty (``quotas.rate_per_second``).
+    """
+    wait = await limiter.take(tenant)
+    if wait > 0:
+        raise TooManyRequests(
+            f"tenant sends requests faster than the limit quotas.rate_per_second="
+            f"{limiter.rate:g} (burst {limiter.burst})", limit="rate_per_second",
+            retry_after=wait)
+    return tenant
+
+
 async def job_id_param(job_id: Annotated[str, Path(max_length=200)]) -> str:
     """The ``{job_id}`` path parameter, 404 unless it is a well-formed job id."""
     return check_id(job_id, JOB_ID, "job_id")
 
 
-TenantDep = Annotated[str, Depends(current_tenant)]
+TenantDep = Annotated[str, Depends(limited_tenant)]
 JobIdDep = Annotated[str, Depends(job_id_param)]
 
 __all__ = ["FollowerDep", "JobIdDep", "MetricsDep", "ProducerDep", "RedisDep", "SettingsDep",

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lamina_service.queue.models import JobStatus
 
+Priority = Literal["high", "normal", "low"]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")]
 
 
@@ -177,6 +178,9 @@ class JobCreate(Strict):
     callbacks: list[Callback] = Field(default_factory=list, max_length=20)
     dataset_id: str = Field(min_length=1, max_length=80)
     replicas: int = Field(1, ge=1)
+    priority: Priority = Field("normal", description=(
+        "Claim order: every queued high job before any normal one, normal before low; "
+        "within a priority, tenants take turns."))
     name: str | None = Field(None, max_length=200)
     idempotency_key: str | None = Field(None, min_length=1, max_length=200)
 
@@ -206,6 +210,7 @@ class JobOut(Strict):
     id: str
     name: str | None
     status: JobStatus
+    priority: Priority = "normal"
     dataset_id: str | None
     attempts: int
     epoch: int | None

@@ -24,7 +24,7 @@ class Scripts:
         self._scripts = {
             name: client.register_script(getattr(scripts, name))
             for name in (
-                "SUBMIT", "CANCEL", "START", "HEARTBEAT", "EVENT", "EPOCH",
+                "SUBMIT", "CANCEL", "CLAIM", "HEARTBEAT", "EVENT", "EPOCH",
                 "COMMIT", "FAIL", "REQUEUE", "CANCELLED",
             )
         }

@@ -1,9 +1,16 @@
 """Worker side of the queue: claim jobs, keep their lease, report, and finish them.
 
-Delivery is at-least-once (a Redis stream with the consumer group
-``lamina-workers``); effects are exactly-once because every attempt gets a
-fencing token and every write an attempt makes is a Lua script that first checks
-the token. Typical worker loop::
+Delivery is at-least-once (a claimed job holds a lease that a heartbeat renews;
+an expired lease hands the job to the next claim); effects are exactly-once
+because every attempt gets a fencing token and every write an attempt makes is a
+Lua script that first checks the token.
+
+Order of claims (one atomic script, ``CLAIM``): jobs whose lease expired first;
+then by priority (``high`` before ``normal`` before ``low``); within a priority,
+round-robin over tenants (each tenant's jobs in submission order), so a tenant's
+backlog cannot starve another tenant's single job. A tenant whose running jobs
+hold ``settings.quotas.max_running_replicas`` replicas is passed over until some
+finish. Typical worker loop::
 
     from lamina_service.config import Settings
     from lamina_service.queue import Consumer
@@ -22,12 +29,12 @@ the token. Typical worker loop::
 API (all methods are safe to call from one thread per Consumer):
 
 ``Consumer(client, settings, worker_id)``
-    ``client`` is ``redis.Redis(..., decode_responses=True)``. Creates the group.
+    ``client`` is ``redis.Redis(..., decode_responses=True)``.
 ``claim(block_ms=5000) -> ClaimedJob | None``
-    First reclaims a job whose lease expired (``XAUTOCLAIM``, min idle
-    ``settings.lease_seconds``), else reads a new one (``XREADGROUP``, blocking up
-    to ``block_ms``). Cancelled, finished and dead-lettered jobs are acknowledged
-    and skipped. A job already tried ``settings.max_attempts`` times is marked
+    First reclaims a job whose lease (``settings.lease_seconds``) expired, else
+    takes the next queued job in the order above, waiting up to ``block_ms`` for
+    one (woken by new submissions). Cancelled, finished and dead-lettered jobs are
+    skipped. A job already tried ``settings.max_attempts`` times is marked
     failed with its last error instead of being returned.
 ``heartbeat(job) -> bool``
     Renews the lease (call well within ``lease_seconds``). False: another attempt
@@ -62,6 +69,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,7 +95,7 @@ class ClaimedJob:
         token: fencing token of this attempt.
         tenant: owner of the job.
         dataset_ids: training dataset first, then the validation dataset if any.
-        message_id: the stream entry this attempt was delivered as.
+        message_id: the dispatch number of this attempt (1 at submit, +1 per requeue).
         submitted_at: Unix time of submission.
     """
 
@@ -126,49 +134,29 @@ class Consumer:
         self.settings = settings
         self.worker_id = worker_id
         self._scripts = Scripts(client, settings)
-        ensure_group(client)
-
-    @property
-    def _lease_ms(self) -> int:
-        return max(1, int(self.settings.lease_seconds * 1000))
 
     def claim(self, block_ms: int = 5000) -> ClaimedJob | None:
-        """Return the next job to run, reclaiming expired leases first; None if none."""
+        """Return the next job to run (see the module docstring); None after ``block_ms``."""
+        deadline = time.monotonic() + max(0, block_ms) / 1000
         while True:
-            message = self._reclaim()
-            if message is None:
-                reply = self.client.xreadgroup(
-                    keys.WORKERS_GROUP, self.worker_id, {keys.JOBS_STREAM: ">"},
-                    count=1, block=block_ms or None,
-                )
-                if not reply or not reply[0][1]:
-                    return None
-                message = reply[0][1][0]
-            job = self._start(*message)
-            if job is not None:
-                return job
-
-    def _reclaim(self) -> tuple[str, dict[str, str]] | None:
-        reply = self.client.xautoclaim(
-            keys.JOBS_STREAM, keys.WORKERS_GROUP, self.worker_id,
-            min_idle_time=self._lease_ms, start_id="0-0", count=1,
-        )
-        for entry_id, fields in reply[1]:
-            if fields is None:  # trimmed while pending (Redis 6.2): drop it
-                self.client.xack(keys.JOBS_STREAM, keys.WORKERS_GROUP, entry_id)
+            reply = self._scripts.run(
+                "CLAIM", self.worker_id, self.settings.max_attempts,
+                self.settings.lease_seconds, self.settings.quotas.max_running_replicas,
+            )
+            if reply[0] == "run":
+                return self._job(reply)
+            if reply[0] == "again":
                 continue
-            return entry_id, fields
-        return None
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            # A submission pushes a wake token; the timeout bounds how late an expired
+            # lease (which pushes none) is noticed.
+            self.client.blpop([keys.WAKE], timeout=max(0.01, min(remaining, 1.0)))
 
-    def _start(self, message_id: str, fields: dict[str, str]) -> ClaimedJob | None:
-        job_id = fields.get("job_id", "")
-        reply = self._scripts.run(
-            "START", job_id, message_id, self.worker_id, self.settings.max_attempts,
-            self.settings.lease_seconds,
-        )
-        if reply[0] != "run":
-            return None
-        _, attempt, token, spec, dataset_id, tenant, submitted_at = reply
+    @staticmethod
+    def _job(reply: list) -> ClaimedJob:
+        _, attempt, token, spec, dataset_id, tenant, submitted_at, job_id, dispatch = reply
         spec_dict = json.loads(spec)
         dataset_ids = [dataset_id]
         validation = (spec_dict.get("fit") or {}).get("validation_dataset_id")
@@ -176,7 +164,7 @@ class Consumer:
             dataset_ids.append(validation)
         return ClaimedJob(
             id=job_id, spec=spec_dict, attempt=int(attempt), token=int(token),
-            tenant=tenant, dataset_ids=tuple(dataset_ids), message_id=message_id,
+            tenant=tenant, dataset_ids=tuple(dataset_ids), message_id=str(dispatch),
             submitted_at=float(submitted_at),
         )
 
@@ -233,12 +221,3 @@ class Consumer:
     def mark_cancelled(self, job: ClaimedJob) -> bool:
         """End the job as cancelled (after a cancel request); False when fenced out."""
         return bool(self._scripts.run("CANCELLED", job.id, job.token))
-
-
-def ensure_group(client: redis.Redis) -> None:
-    """Create the stream and its consumer group if they do not exist yet."""
-    try:
-        client.xgroup_create(keys.JOBS_STREAM, keys.WORKERS_GROUP, id="0", mkstream=True)
-    except redis.ResponseError as exc:
-        if "BUSYGROUP" not in str(exc):
-            raise

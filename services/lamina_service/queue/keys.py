@@ -6,8 +6,12 @@ below (kept next to them so the two cannot drift apart unnoticed).
 
 Layout::
 
-    lamina:jobs                         stream, one entry per dispatch {job_id}
-    lamina-workers                      consumer group on that stream
+    lamina:ready:<priority>             list: ring of tenants with queued jobs at <priority>
+    lamina:ready:<priority>:<t>         list: tenant <t>'s queued job ids, oldest first
+    lamina:leases                       zset: running job ids by lease deadline
+    lamina:wake                         list: wake-up tokens for workers blocked in claim
+    lamina:tenant:<t>:replicas          string: replicas held by <t>'s running jobs
+    lamina:rate:<t>                     hash: <t>'s request token bucket {tokens, at}
     lamina:job:<id>                     hash: the job record (status, spec, fence, ...)
     lamina:job:<id>:events              stream: state/batch/epoch events (MAXLEN ~)
     lamina:job:<id>:history             hash: epoch -> JSON logs of that epoch
@@ -23,8 +27,10 @@ from __future__ import annotations
 import hashlib
 
 PREFIX = "lamina"
-JOBS_STREAM = f"{PREFIX}:jobs"
-WORKERS_GROUP = "lamina-workers"
+#: Claim order: every queued high job goes before any normal one, normal before low.
+PRIORITIES = ("high", "normal", "low")
+LEASES = f"{PREFIX}:leases"
+WAKE = f"{PREFIX}:wake"
 
 #: Default TTLs (seconds); the live values come from Settings.
 DEFAULT_JOB_TTL = 7 * 24 * 3600
@@ -62,6 +68,22 @@ def tenant_datasets_key(tenant: str) -> str:
     return f"{PREFIX}:tenant:{tenant}:datasets"
 
 
+def ready_key(priority: str, tenant: str | None = None) -> str:
+    """The tenant ring of ``priority``, or one tenant's queued jobs at that priority."""
+    base = f"{PREFIX}:ready:{priority}"
+    return f"{base}:{tenant}" if tenant is not None else base
+
+
+def tenant_replicas_key(tenant: str) -> str:
+    """Counter of the replicas a tenant's running jobs hold."""
+    return f"{PREFIX}:tenant:{tenant}:replicas"
+
+
+def rate_key(tenant: str) -> str:
+    """A tenant's request token bucket."""
+    return f"{PREFIX}:rate:{tenant}"
+
+
 def idempotency_key(tenant: str, key: str) -> str:
     """String mapping a client's idempotency key to the job it created."""
     digest = hashlib.sha256(key.encode()).hexdigest()
@@ -70,8 +92,9 @@ def idempotency_key(tenant: str, key: str) -> str:
 
 LUA_KEYS = r"""
 local P = ARGV[1]
-local STREAM = P .. ':jobs'
-local GROUP = 'lamina-workers'
+local PRIORITIES = {'high', 'normal', 'low'}
+local LEASES = P .. ':leases'
+local WAKE = P .. ':wake'
 local function job_key(id) return P .. ':job:' .. id end
 local function events_key(id) return P .. ':job:' .. id .. ':events' end
 local function history_key(id) return P .. ':job:' .. id .. ':history' end
@@ -81,4 +104,10 @@ local function tenant_key(t, s)
   return P .. ':tenant:' .. t .. ':jobs'
 end
 local function idem_key(t, digest) return P .. ':idem:' .. t .. ':' .. digest end
+local function ready_key(p, t)
+  if t then return P .. ':ready:' .. p .. ':' .. t end
+  return P .. ':ready:' .. p
+end
+local function replicas_key(t) return P .. ':tenant:' .. t .. ':replicas' end
+local function rate_key(t) return P .. ':rate:' .. t end
 """

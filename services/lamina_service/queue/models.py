@@ -39,6 +39,7 @@ class JobRecord(BaseModel):
         tenant: owner; never shown to other tenants.
         name: client-chosen label.
         status: current state.
+        priority: ``high``, ``normal`` or ``low``.
         dataset_id: training data.
         spec: the validated job spec (model, compile, fit, callbacks, ...).
         attempts: claims so far (a requeue on SIGTERM does not count).
@@ -56,6 +57,7 @@ class JobRecord(BaseModel):
     tenant: str
     name: str | None = None
     status: JobStatus
+    priority: str = "normal"
     dataset_id: str | None = None
     spec: dict[str, Any] = Field(default_factory=dict)
     attempts: int = 0
@@ -99,6 +101,7 @@ class JobRecord(BaseModel):
             tenant=fields["tenant"],
             name=opt("name"),
             status=JobStatus(fields["status"]),
+            priority=fields.get("priority") or "normal",
             dataset_id=opt("dataset_id"),
             spec=json.loads(fields.get("spec") or "{}"),
             attempts=int(fields.get("attempts") or 0),

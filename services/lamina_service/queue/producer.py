@@ -15,6 +15,7 @@ from typing import Any
 import redis
 
 from lamina_service.config import Settings
+from lamina_service.errors import TooManyRequests
 from lamina_service.queue import keys
 from lamina_service.queue._redis import Scripts
 from lamina_service.queue.models import TERMINAL, JobRecord, JobStatus
@@ -84,6 +85,8 @@ class Producer:
         dataset_id: str,
         name: str | None = None,
         idempotency_key: str | None = None,
+        priority: str = "normal",
+        replicas: int = 1,
     ) -> Submission:
         """Store a job record and dispatch it to the workers, atomically.
 
@@ -93,17 +96,31 @@ class Producer:
             dataset_id: training data id (already checked to belong to ``tenant``).
             name: optional label.
             idempotency_key: a repeated key within its TTL returns the first job.
+            priority: ``high``, ``normal`` or ``low`` (claim order, see the consumer).
+            replicas: Ray replicas the job will hold while running (tenant quota).
 
         Returns:
             The job id and status, and whether it was created now.
+
+        Raises:
+            TooManyRequests: the tenant has ``quotas.max_queued_jobs`` jobs queued.
         """
+        if priority not in keys.PRIORITIES:
+            raise ValueError(f"priority must be one of {keys.PRIORITIES}; "
+                             f"received priority={priority!r}")
         digest = ""
         if idempotency_key:
             digest = keys.idempotency_key(tenant, idempotency_key).rsplit(":", 1)[-1]
+        max_queued = self.settings.quotas.max_queued_jobs
         job_id, created, status = self._scripts.run(
             "SUBMIT", new_job_id(), tenant, digest, self.settings.idempotency_ttl_seconds,
-            name or "", dataset_id, json.dumps(spec, separators=(",", ":")),
+            name or "", dataset_id, json.dumps(spec, separators=(",", ":")), priority,
+            int(replicas), max_queued,
         )
+        if created == -1:
+            raise TooManyRequests(
+                f"tenant has {status} jobs queued; the limit quotas.max_queued_jobs is "
+                f"{max_queued}", limit="max_queued_jobs", retry_after=30)
         return Submission(id=job_id, status=JobStatus(status), created=bool(created))
 
     def get(self, tenant: str, job_id: str) -> JobRecord | None:

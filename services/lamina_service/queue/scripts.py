@@ -20,13 +20,21 @@ local TERMINAL = {succeeded = true, failed = true, cancelled = true}
 
 local function set_status(id, new)
   local jk = job_key(id)
-  local old = redis.call('HGET', jk, 'status')
-  local tenant = redis.call('HGET', jk, 'tenant')
-  local submitted = redis.call('HGET', jk, 'submitted_at')
+  local f = redis.call('HMGET', jk, 'status', 'tenant', 'submitted_at', 'replicas')
+  local old, tenant, submitted = f[1], f[2], f[3]
+  local replicas = tonumber(f[4]) or 1
   redis.call('HSET', jk, 'status', new, 'updated_at', NOW)
   if old then
     redis.call('ZREM', tenant_key(tenant, old), id)
     redis.call('ZREM', status_key(old), id)
+  end
+  if old == 'running' and new ~= 'running' then
+    redis.call('ZREM', LEASES, id)
+    if redis.call('DECRBY', replicas_key(tenant), replicas) <= 0 then
+      redis.call('DEL', replicas_key(tenant))
+    end
+  elseif new == 'running' and old ~= 'running' then
+    redis.call('INCRBY', replicas_key(tenant), replicas)
   end
   redis.call('ZADD', tenant_key(tenant, new), submitted, id)
   redis.call('ZADD', status_key(new), NOW, id)
@@ -53,17 +61,17 @@ local function state_event(id, extra)
   return add_event(id, 'state', cjson.encode(ev))
 end
 
-local function ack(msg_id)
-  if msg_id and msg_id ~= '' then
-    redis.call('XACK', STREAM, GROUP, msg_id)
-    redis.call('XDEL', STREAM, msg_id)
-  end
-end
-
+-- Queue a job behind its tenant's others at its priority; the tenant joins the ring
+-- when its list was empty (a tenant is in the ring iff its list is not empty).
 local function dispatch(id)
-  local mid = redis.call('XADD', STREAM, '*', 'job_id', id)
-  redis.call('HSET', job_key(id), 'message_id', mid)
-  return mid
+  local f = redis.call('HMGET', job_key(id), 'tenant', 'priority')
+  local tenant, prio = f[1], f[2] or 'normal'
+  if redis.call('RPUSH', ready_key(prio, tenant), id) == 1 then
+    redis.call('RPUSH', ready_key(prio), tenant)
+  end
+  redis.call('LPUSH', WAKE, 1)
+  redis.call('LTRIM', WAKE, 0, 63)
+  return redis.call('HINCRBY', job_key(id), 'dispatches', 1)
 end
 """
 
@@ -74,10 +82,11 @@ local JK = job_key(ID)
 if redis.call('HGET', JK, 'fence') ~= TOKEN or redis.call('HGET', JK, 'status') ~= 'running' then
   return 0
 end
-local MSG = redis.call('HGET', JK, 'message_id')
 """
 
-# ARGV[5..]: id, tenant, idempotency digest or '', idempotency ttl, name, dataset_id, spec
+# ARGV[5..]: id, tenant, idempotency digest or '', idempotency ttl, name, dataset_id, spec,
+# priority, replicas, max queued jobs of the tenant (0: no cap)
+# -> {id, 1, 'queued'} | {existing id, 0, status} | {'', -1, queued count}
 SUBMIT = _COMMON + r"""
 local id, tenant, digest, idem_ttl = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 if digest ~= '' then
@@ -86,10 +95,15 @@ if digest ~= '' then
     return {existing, 0, redis.call('HGET', job_key(existing), 'status')}
   end
 end
+local max_queued = tonumber(ARGV[14])
+if max_queued > 0 then
+  local queued = redis.call('ZCARD', tenant_key(tenant, 'queued'))
+  if queued >= max_queued then return {'', -1, queued} end
+end
 local jk = job_key(id)
 redis.call('HSET', jk, 'id', id, 'tenant', tenant, 'name', ARGV[9], 'dataset_id', ARGV[10],
-           'spec', ARGV[11], 'attempts', 0, 'fence', 0, 'cancel_requested', 0,
-           'submitted_at', NOW, 'error', '')
+           'spec', ARGV[11], 'priority', ARGV[12], 'replicas', ARGV[13], 'attempts', 0,
+           'fence', 0, 'cancel_requested', 0, 'submitted_at', NOW, 'error', '')
 redis.call('ZADD', tenant_key(tenant), NOW, id)
 set_status(id, 'queued')
 dispatch(id)
@@ -118,51 +132,107 @@ end
 return st
 """
 
-# ARGV[5..]: id, message id, worker, max_attempts, lease seconds
-# -> {'run', attempt, fence, spec, dataset_id} | {'skip', reason}
-START = _COMMON + r"""
-local id, msg, worker, max_attempts = ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
-local jk = job_key(id)
-local st = redis.call('HGET', jk, 'status')
-if not st then ack(msg) return {'skip', 'missing'} end
-if TERMINAL[st] then ack(msg) return {'skip', st} end
-if redis.call('HGET', jk, 'message_id') ~= msg then ack(msg) return {'skip', 'superseded'} end
-if redis.call('HGET', jk, 'cancel_requested') == '1' then
-  set_status(id, 'cancelled')
-  state_event(id)
-  ack(msg)
-  return {'skip', 'cancelled'}
+# ARGV[5..]: worker, max_attempts, lease seconds, max running replicas per tenant (0: none)
+# -> {'run', attempt, fence, spec, dataset_id, tenant, submitted_at, id, dispatch}
+#    | {'again'} (gave up scanning stale entries; call again) | {'none'}
+# First a running job whose lease expired, else round-robin over the tenants of the
+# highest priority that has queued jobs: the tenant at the ring's head gives its oldest
+# job and goes to the back, so one tenant's backlog cannot starve another's single job.
+CLAIM = _COMMON + r"""
+local worker, max_attempts, lease = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
+local max_replicas = tonumber(ARGV[8])
+local budget = 200
+
+local function start(id)
+  local jk = job_key(id)
+  local st = redis.call('HGET', jk, 'status')
+  if st == nil or st == false or TERMINAL[st] then
+    redis.call('ZREM', LEASES, id)
+    return nil
+  end
+  if redis.call('HGET', jk, 'cancel_requested') == '1' then
+    set_status(id, 'cancelled')
+    state_event(id)
+    return nil
+  end
+  local attempts = tonumber(redis.call('HGET', jk, 'attempts'))
+  if attempts >= max_attempts then
+    local last = redis.call('HGET', jk, 'error')
+    if last == '' then last = 'worker lost (lease expired)' end
+    redis.call('HSET', jk, 'error',
+               'gave up after ' .. attempts .. ' attempts; last error: ' .. last)
+    set_status(id, 'failed')
+    state_event(id, {error = redis.call('HGET', jk, 'error')})
+    return nil
+  end
+  if st == 'running' then
+    redis.call('HSET', jk, 'error', 'worker ' .. redis.call('HGET', jk, 'worker') ..
+               ' lost (lease expired) during attempt ' .. attempts)
+  end
+  attempts = redis.call('HINCRBY', jk, 'attempts', 1)
+  local fence = redis.call('HINCRBY', jk, 'fence', 1)
+  local deadline = tonumber(NOW) + lease
+  redis.call('HSET', jk, 'worker', worker, 'lease_until', deadline)
+  redis.call('ZADD', LEASES, deadline, id)
+  if not redis.call('HGET', jk, 'started_at') then redis.call('HSET', jk, 'started_at', NOW) end
+  set_status(id, 'running')
+  state_event(id, {worker = worker})
+  local f = redis.call('HMGET', jk, 'spec', 'dataset_id', 'tenant', 'submitted_at',
+                       'dispatches')
+  return {'run', attempts, fence, f[1], f[2], f[3], f[4], id, f[5] or '0'}
 end
-local attempts = tonumber(redis.call('HGET', jk, 'attempts'))
-if attempts >= max_attempts then
-  local last = redis.call('HGET', jk, 'error')
-  if last == '' then last = 'worker lost (lease expired)' end
-  redis.call('HSET', jk, 'error',
-             'gave up after ' .. attempts .. ' attempts; last error: ' .. last)
-  set_status(id, 'failed')
-  state_event(id, {error = redis.call('HGET', jk, 'error')})
-  ack(msg)
-  return {'skip', 'dead-lettered'}
+
+while budget > 0 do
+  local expired = redis.call('ZRANGEBYSCORE', LEASES, '-inf', NOW, 'LIMIT', 0, 1)
+  if #expired == 0 then break end
+  budget = budget - 1
+  if redis.call('HGET', job_key(expired[1]), 'status') ~= 'running' then
+    redis.call('ZREM', LEASES, expired[1])
+  else
+    local reply = start(expired[1])
+    if reply then return reply end
+  end
 end
-if st == 'running' then
-  redis.call('HSET', jk, 'error', 'worker ' .. redis.call('HGET', jk, 'worker') ..
-             ' lost (lease expired) during attempt ' .. attempts)
+
+for _, prio in ipairs(PRIORITIES) do
+  local ring = ready_key(prio)
+  local skipped = 0
+  while budget > 0 do
+    local tenant = redis.call('LPOP', ring)
+    if not tenant then break end
+    local queue = ready_key(prio, tenant)
+    local head = redis.call('LINDEX', queue, 0)
+    local over = false
+    if head and max_replicas > 0 then
+      local held = tonumber(redis.call('GET', replicas_key(tenant))) or 0
+      local want = tonumber(redis.call('HGET', job_key(head), 'replicas')) or 1
+      over = held + want > max_replicas
+    end
+    if over then
+      -- at its share: it keeps its place in line behind the others
+      redis.call('RPUSH', ring, tenant)
+      skipped = skipped + 1
+      if skipped >= redis.call('LLEN', ring) then break end
+    else
+      local id = redis.call('LPOP', queue)
+      if redis.call('LLEN', queue) > 0 then redis.call('RPUSH', ring, tenant) end
+      budget = budget - 1
+      if id and redis.call('HGET', job_key(id), 'status') == 'queued' then
+        local reply = start(id)
+        if reply then return reply end
+      end
+    end
+  end
 end
-attempts = redis.call('HINCRBY', jk, 'attempts', 1)
-local fence = redis.call('HINCRBY', jk, 'fence', 1)
-redis.call('HSET', jk, 'worker', worker, 'lease_until', tonumber(NOW) + tonumber(ARGV[9]))
-if not redis.call('HGET', jk, 'started_at') then redis.call('HSET', jk, 'started_at', NOW) end
-set_status(id, 'running')
-state_event(id, {worker = worker})
-local f = redis.call('HMGET', jk, 'spec', 'dataset_id', 'tenant', 'submitted_at')
-return {'run', attempts, fence, f[1], f[2],
-        f[3], f[4]}
+if budget <= 0 then return {'again'} end
+return {'none'}
 """
 
 # ARGV[5..]: id, token, worker, lease seconds
 HEARTBEAT = _FENCED + r"""
-redis.call('XCLAIM', STREAM, GROUP, ARGV[7], 0, MSG, 'JUSTID')
-redis.call('HSET', JK, 'lease_until', tonumber(NOW) + tonumber(ARGV[8]))
+local deadline = tonumber(NOW) + tonumber(ARGV[8])
+redis.call('ZADD', LEASES, deadline, ID)
+redis.call('HSET', JK, 'lease_until', deadline)
 return 1
 """
 
@@ -185,7 +255,6 @@ COMMIT = _FENCED + r"""
 redis.call('HSET', JK, 'artifact_id', ARGV[7], 'final_logs', ARGV[8])
 set_status(ID, 'succeeded')
 state_event(ID, {artifact_id = ARGV[7]})
-ack(MSG)
 return 1
 """
 
@@ -193,7 +262,6 @@ return 1
 FAIL = _FENCED + r"""
 redis.call('HSET', JK, 'error', ARGV[7])
 local attempts = tonumber(redis.call('HGET', JK, 'attempts'))
-ack(MSG)
 if ARGV[8] == '1' and attempts < tonumber(ARGV[9]) and
    redis.call('HGET', JK, 'cancel_requested') ~= '1' then
   redis.call('HINCRBY', JK, 'fence', 1)
@@ -215,7 +283,6 @@ return redis.call('HGET', JK, 'status')
 REQUEUE = _FENCED + r"""
 redis.call('HINCRBY', JK, 'attempts', -1)
 redis.call('HINCRBY', JK, 'fence', 1)
-ack(MSG)
 set_status(ID, 'queued')
 state_event(ID, {requeued = ARGV[7]})
 dispatch(ID)
@@ -226,6 +293,25 @@ return 1
 CANCELLED = _FENCED + r"""
 set_status(ID, 'cancelled')
 state_event(ID)
-ack(MSG)
 return 1
+"""
+
+# Token bucket. ARGV[1] prefix, ARGV[2] now, ARGV[3] tenant, ARGV[4] rate per second,
+# ARGV[5] burst -> {1, 0} allowed | {0, seconds until one token is back}
+RATE = LUA_KEYS + r"""
+local key = rate_key(ARGV[3])
+local now, rate, burst = tonumber(ARGV[2]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local f = redis.call('HMGET', key, 'tokens', 'at')
+local tokens = tonumber(f[1]) or burst
+local at = tonumber(f[2]) or now
+tokens = math.min(burst, tokens + math.max(0, now - at) * rate)
+local allowed = 0
+if tokens >= 1 then
+  tokens = tokens - 1
+  allowed = 1
+end
+redis.call('HSET', key, 'tokens', tostring(tokens), 'at', tostring(now))
+redis.call('PEXPIRE', key, math.ceil(burst / rate * 1000) + 1000)
+if allowed == 1 then return {1, '0'} end
+return {0, tostring((1 - tokens) / rate)}
 """

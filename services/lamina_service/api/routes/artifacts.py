@@ -12,7 +12,8 @@ from lamina_service.api.deps import JobIdDep, ProducerDep, StorageDep, TenantDep
 from lamina_service.api.schemas import CheckpointOut, ErrorOut
 
 router = APIRouter(prefix="/v1/jobs/{job_id}", tags=["artifacts"],
-                   responses={401: {"model": ErrorOut}, 404: {"model": ErrorOut}})
+                   responses={401: {"model": ErrorOut}, 404: {"model": ErrorOut},
+                              429: {"model": ErrorOut}})
 BINARY = {200: {"content": {"application/octet-stream": {}}}}
 
 

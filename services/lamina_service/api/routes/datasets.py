@@ -12,6 +12,7 @@ from lamina_service.api.schemas import DatasetOut, ErrorOut
 
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"],
                    responses={401: {"model": ErrorOut}, 404: {"model": ErrorOut},
+                              429: {"model": ErrorOut},
                               413: {"model": ErrorOut}, 422: {"model": ErrorOut}})
 
 UPLOAD_BODY = {"requestBody": {"required": True, "content": {

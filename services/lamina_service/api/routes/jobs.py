@@ -13,6 +13,7 @@ from lamina_service.queue import JobStatus
 
 router = APIRouter(prefix="/v1/jobs", tags=["jobs"],
                    responses={401: {"model": ErrorOut}, 404: {"model": ErrorOut},
+                              429: {"model": ErrorOut},
                               413: {"model": ErrorOut}, 422: {"model": ErrorOut},
                               503: {"model": ErrorOut}})
 
