@@ -15,9 +15,9 @@ import numpy as np
 
 from lamina import tree
 from lamina.backend.autodiff import Function, enable_grad, gradients, no_grad
-from lamina.ops.operation import dispatch_symbolic
 from lamina.backend.tensor import Tensor
 from lamina.ops.core import convert_to_tensor
+from lamina.ops.operation import dispatch_symbolic
 
 __all__ = ["custom_gradient", "jvp"]
 
@@ -98,7 +98,8 @@ def jvp(fun, primals, tangents, has_aux=False):
         fun: callable taking ``*primals``, returning a Tensor or a nested structure of
             Tensors (with ``has_aux``: a pair ``(output, aux)``).
         primals: a tuple or list of the arguments of ``fun``.
-        tangents: the tangent vectors, in the structure (and shapes) of ``primals``.
+        tangents: the tangent vectors, in the structure of ``primals``; each has its
+            primal's shape or broadcasts to it (a tangent shared by a batch).
         has_aux: whether ``fun`` returns auxiliary data to pass through.
 
     Returns:
@@ -117,10 +118,13 @@ def jvp(fun, primals, tangents, has_aux=False):
                          f"Received: tangents={tangents!r}")
     leaves = [_leaf(p) for p in flat_p]
     tans = [np.asarray(t.data if isinstance(t, Tensor) else t, dtype=np.float64) for t in flat_t]
-    for leaf, t in zip(leaves, tans):
-        if t.shape != leaf.data.shape:
-            raise ValueError(f"Each tangent must have its primal's shape. Received: tangent "
-                             f"shape {t.shape} for a primal of shape {leaf.data.shape}")
+    for i, (leaf, t) in enumerate(zip(leaves, tans)):
+        try:
+            tans[i] = np.broadcast_to(t, leaf.data.shape)
+        except ValueError:
+            raise ValueError(f"Each tangent must have (or broadcast to) its primal's shape. "
+                             f"Received: tangent shape {t.shape} for a primal of shape "
+                             f"{leaf.data.shape}") from None
     with enable_grad():
         out = fun(*tree.pack_sequence_as(primals, leaves))
     aux = None
@@ -147,3 +151,7 @@ def _tangent(out: Tensor, leaves, tans) -> Tensor:
             result[k] = sum(float(np.sum(r * t)) for r, t in zip(rows, tans))
     dtype = out.data.dtype if np.issubdtype(out.data.dtype, np.floating) else np.float32
     return Tensor(result.reshape(out.data.shape).astype(dtype))
+
+
+# On KerasTensor primals, jvp records one graph node that replays it on data.
+jvp = dispatch_symbolic(jvp)

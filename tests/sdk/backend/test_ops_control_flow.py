@@ -184,3 +184,29 @@ def test_control_flow_inside_functional_models():
     np.testing.assert_allclose(got[0], want_ys, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(got[1], x.sum((1, 2)), rtol=1e-5)
     np.testing.assert_allclose(got[2], 2 * x, rtol=1e-6)
+
+
+def test_jvp_and_custom_gradient_inside_functional_models():
+    import lamina
+
+    inputs = lamina.Input((2,))
+    out, tangent = ops.jvp(lambda a: ops.sin(a) * a, [inputs], [np.ones((1, 2), "float32")])
+    model = lamina.Model(inputs, [out, tangent])
+    x = rn(3, 2).astype("float32")
+    got = model.predict(x, verbose=0)
+    np.testing.assert_allclose(got[0], np.sin(x) * x, rtol=1e-5)
+    np.testing.assert_allclose(got[1], np.cos(x) * x + np.sin(x), rtol=1e-5, atol=1e-6)
+
+    @tr.custom_gradient
+    def frozen(v):
+        return v, lambda g: g * 0.0
+
+    inputs = lamina.Input((3,))
+    first = lamina.layers.Dense(4)
+    outputs = lamina.layers.Dense(1)(frozen(first(inputs)))
+    model = lamina.Model(inputs, outputs)
+    model.compile("sgd", "mse")
+    before = [w.copy() for w in first.get_weights()]
+    model.fit(np.ones((8, 3), "float32"), np.ones((8, 1), "float32"), epochs=1, verbose=0)
+    for b, a in zip(before, first.get_weights()):
+        np.testing.assert_array_equal(a, b)  # the custom gradient stopped at `frozen`
