@@ -8,7 +8,6 @@ import numpy as np
 from lamina.backend import conv_ops as _conv_ops
 from lamina.backend import nn as _nn
 from lamina.backend.config import epsilon as _epsilon
-from lamina.ops.operation import dispatch_symbolic as _dispatch_symbolic
 from lamina.ops import activations as _activations
 from lamina.ops._common import data as _data
 from lamina.ops._common import export
@@ -31,6 +30,7 @@ from lamina.ops.math import (
     square,
     subtract,
 )
+from lamina.ops.operation import dispatch_symbolic as _dispatch_symbolic
 from lamina.ops.reduction import sum
 from lamina.ops.special import polar  # noqa: F401 - Keras lists it under ops.nn
 

@@ -13,8 +13,8 @@ import builtins
 import numpy as np
 
 from lamina.backend import primitives as _p
-from lamina.ops._common import export
 from lamina.ops._common import data as _data
+from lamina.ops._common import export
 from lamina.ops._common import static_shape as shape
 from lamina.ops.core import convert_to_tensor
 from lamina.ops.manipulation import getitem, reshape
