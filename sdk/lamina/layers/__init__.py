@@ -116,8 +116,10 @@ from lamina.layers.rms_normalization import RMSNormalization
 from lamina.layers.rnn_cells import StackedRNNCells
 from lamina.layers.reshaping import Flatten, Permute, RepeatVector, Reshape
 from lamina.layers.simple_rnn import SimpleRNN, SimpleRNNCell
+from lamina.layers.spectral_normalization import SpectralNormalization
 from lamina.layers.spatial_3d import Cropping3D, SpatialDropout3D, UpSampling3D, ZeroPadding3D
 from lamina.layers.time_distributed import TimeDistributed
+from lamina.layers.wrapper import Wrapper
 
 __all__ = [*_preprocessing.__all__,
     "AveragePooling1D", "AveragePooling2D", "AveragePooling3D", "AvgPool1D", "AvgPool2D",
@@ -149,5 +151,5 @@ __all__ = [*_preprocessing.__all__,
     "SeparableConvolution1D", "SeparableConvolution2D", "SpatialDropout3D", "UpSampling3D",
     "ZeroPadding3D", "AdditiveAttention", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D",
     "EinsumDense", "GroupQueryAttention", "StackedRNNCells", "deserialize", "serialize",
-    "InputSpec",
+    "InputSpec", "Wrapper", "SpectralNormalization",
 ]

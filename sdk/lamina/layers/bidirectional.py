@@ -5,6 +5,7 @@ from __future__ import annotations
 from lamina import ops
 from lamina.layers.layer import Layer
 from lamina.layers.recurrent import deserialize_layer, serialize_layer
+from lamina.layers.wrapper import Wrapper
 
 _MERGE_MODES = ("sum", "mul", "ave", "concat", None)
 
@@ -19,7 +20,7 @@ def _strip(name, prefix):
     return name[len(prefix):] if name.startswith(prefix) else name
 
 
-class Bidirectional(Layer):
+class Bidirectional(Wrapper):
     """Bidirectional wrapper for RNNs: a forward copy and a ``go_backwards`` copy.
 
     Args:
@@ -56,7 +57,8 @@ class Bidirectional(Layer):
             raise ValueError(
                 f"Invalid merge mode. Received: merge_mode={merge_mode!r}. Merge mode should "
                 'be one of {"sum", "mul", "ave", "concat", None}')
-        super().__init__(**kwargs)
+        # As in Keras: a Wrapper without `self.layer` (it holds forward_ and backward_layer).
+        Layer.__init__(self, **kwargs)
         self.forward_layer = _rebuilt(layer, name="forward_" + _strip(layer.name, "forward_"))
         if backward_layer is None:
             backward_layer = _rebuilt(layer, name="backward_" + _strip(layer.name, "backward_"),
@@ -157,7 +159,7 @@ class Bidirectional(Layer):
         return masks if len(masks) > 1 else masks[0]
 
     def get_config(self):
-        return {**super().get_config(), "merge_mode": self.merge_mode,
+        return {**Layer.get_config(self), "merge_mode": self.merge_mode,
                 "layer": serialize_layer(self.forward_layer),
                 "backward_layer": serialize_layer(self.backward_layer)}
 

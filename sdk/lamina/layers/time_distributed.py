@@ -8,9 +8,10 @@ from lamina import ops
 from lamina.backend.tensor import Tensor
 from lamina.layers.layer import Layer
 from lamina.layers.recurrent import deserialize_layer, serialize_layer
+from lamina.layers.wrapper import Wrapper
 
 
-class TimeDistributed(Layer):
+class TimeDistributed(Wrapper):
     """Applies ``layer`` to each timestep (axis 1) independently, with shared weights.
 
     The timesteps are folded into the batch axis, so the wrapped layer runs once on
@@ -36,8 +37,7 @@ class TimeDistributed(Layer):
             raise ValueError(
                 "Please initialize `TimeDistributed` layer with a `Layer` instance. "
                 f"Received: layer={layer!r}")
-        super().__init__(**kwargs)
-        self.layer = layer
+        super().__init__(layer, **kwargs)
         self.supports_masking = True
 
     def _child_shape(self, input_shape):

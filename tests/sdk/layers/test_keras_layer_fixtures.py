@@ -32,7 +32,10 @@ def _call(layer, case, inputs, call_kwargs):
 def test_matches_keras(name):
     case = CASES[name]
     inputs = [ARRAYS[f"{name}/x{i}"] for i in range(case["n_inputs"])]
-    layer = getattr(layers, case["class_name"])(**case["kwargs"])
+    kwargs = dict(case["kwargs"])
+    if isinstance(kwargs.get("layer"), dict):  # wrappers: the wrapped layer's config
+        kwargs["layer"] = layers.deserialize(kwargs["layer"])
+    layer = getattr(layers, case["class_name"])(**kwargs)
     _call(layer, case, inputs, {})
     got = [[v.name, list(v.shape)] for v in layer.weights]
     assert got == case["weights"]
