@@ -89,8 +89,12 @@ def eigh(x):
     The input is symmetrised, ``(x + x^T) / 2``, as JAX's ``eigh`` does, so the gradient
     is the symmetric one; for symmetric ``x`` the values are numpy's.
 
+    Args:
+        x: ``(..., N, N)`` symmetric matrices.
+
     Returns:
-        ``(w, v)`` with ``x @ v = v * w``.
+        ``(w, v)`` with ``x @ v = v * w``; gradients through ``v`` need distinct
+        eigenvalues.
     """
     x = _float(x)
     _at_least_2d(x)
@@ -100,8 +104,14 @@ def eigh(x):
 
 
 def eig(x):
-    """Eigenvalues and right eigenvectors of general square matrices (complex; no
-    gradient), as ``np.linalg.eig``."""
+    """Eigenvalues and right eigenvectors of general square matrices, as ``np.linalg.eig``.
+
+    Args:
+        x: ``(..., N, N)`` matrices.
+
+    Returns:
+        ``(w, v)``, complex (complex64 for float32 input), without a gradient.
+    """
     _at_least_2d(x)
     value = np.asarray(_data(x))
     w, v = np.linalg.eig(value)
@@ -112,7 +122,14 @@ def eig(x):
 
 def logdet(x):
     """``log(det(x))`` of each matrix, through ``slogdet`` (stable; the log of the absolute
-    value for a negative determinant, as Keras's numpy backend)."""
+    value for a negative determinant, as Keras's numpy backend).
+
+    Args:
+        x: ``(..., N, N)`` matrices.
+
+    Returns:
+        ``(...)`` log-determinants; the gradient is ``inv(x)^T``.
+    """
     x = _float(x)
     _at_least_2d(x)
     return _l.LogDet.apply(x)
@@ -172,6 +189,9 @@ def lstsq(a, b, rcond=None):
 
 def lu_factor(x):
     """Pivoted LU factorisation, as ``scipy.linalg.lu_factor`` (no gradient).
+
+    Args:
+        x: ``(..., M, N)`` matrices.
 
     Returns:
         ``(lu, pivots)``: ``lu`` holds ``U`` in its upper triangle and the unit-diagonal

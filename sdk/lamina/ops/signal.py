@@ -67,13 +67,27 @@ def _two_d(x, inverse):
 
 
 def fft2(x):
-    """Two-dimensional Fourier transform over the last two axes of ``(real, imag)``."""
+    """Two-dimensional Fourier transform over the last two axes.
+
+    Args:
+        x: ``(real, imag)``, two float Tensors of the same shape.
+
+    Returns:
+        ``(real, imag)`` of the transform.
+    """
     return _two_d(x, inverse=False)
 
 
 def ifft2(x):
-    """Two-dimensional inverse Fourier transform over the last two axes of
-    ``(real, imag)`` (normalised by the number of elements, as numpy)."""
+    """Two-dimensional inverse Fourier transform over the last two axes (normalised by
+    the number of elements, as numpy).
+
+    Args:
+        x: ``(real, imag)``, two float Tensors of the same shape.
+
+    Returns:
+        ``(real, imag)`` of the inverse transform.
+    """
     return _two_d(x, inverse=True)
 
 
@@ -126,6 +140,11 @@ def irfft(x, fft_length=None):
 
 def extract_sequences(x, sequence_length, sequence_stride):
     """Frames of ``sequence_length`` samples every ``sequence_stride`` along the last axis.
+
+    Args:
+        x: signals, framed along the last axis.
+        sequence_length: samples per frame.
+        sequence_stride: hop between frame starts.
 
     Returns:
         ``(..., num_sequences, sequence_length)``, with
@@ -237,8 +256,17 @@ def istft(x, sequence_length, sequence_stride, fft_length, length=None, window="
 
 
 def view_as_complex(x):
-    """A complex64 Tensor from a real one whose last axis (of size 2) holds the real and
-    imaginary parts (no gradient)."""
+    """A complex Tensor from real and imaginary parts stored on the last axis.
+
+    Args:
+        x: a real Tensor whose last axis has size 2.
+
+    Returns:
+        A complex64 Tensor of shape ``x.shape[:-1]`` (no gradient).
+
+    Raises:
+        ValueError: when the last axis is not of size 2.
+    """
     value = np.asarray(_data(x))
     if value.ndim < 1 or value.shape[-1] != 2:
         raise ValueError("Last dimension of input must be size 2 (real and imaginary). "
@@ -247,8 +275,14 @@ def view_as_complex(x):
 
 
 def view_as_real(x):
-    """The real and imaginary parts of a complex Tensor stacked on a new last axis (no
-    gradient)."""
+    """The real and imaginary parts of a complex Tensor.
+
+    Args:
+        x: a complex Tensor.
+
+    Returns:
+        A real Tensor of shape ``x.shape + (2,)`` (no gradient).
+    """
     value = np.asarray(_data(x))
     return constant(np.stack([np.real(value), np.imag(value)], axis=-1))
 

@@ -30,18 +30,42 @@ def _floating(x):
 
 
 def erfc(x):
-    """The complementary error function ``1 - erf(x)``, accurate in the tail."""
+    """The complementary error function ``1 - erf(x)``, accurate in the tail.
+
+    Args:
+        x: a Tensor (integers become float32).
+
+    Returns:
+        ``erfc(x)``, differentiable.
+    """
     return _s.Erfc.apply(_floating(x))
 
 
 def erfinv(x):
-    """The inverse error function (``±inf`` at ``±1``, NaN outside ``[-1, 1]``)."""
+    """The inverse error function.
+
+    Args:
+        x: a Tensor with values in ``[-1, 1]`` (integers become float32).
+
+    Returns:
+        ``erfinv(x)``: ``±inf`` at ``±1``, NaN outside ``[-1, 1]``; differentiable.
+    """
     return _s.Erfinv.apply(_floating(x))
 
 
 def cdist(x, y):
-    """Euclidean distances between the rows of ``x`` ``(..., P, M)`` and of ``y``
-    ``(..., R, M)``: ``(..., P, R)``."""
+    """Euclidean distances between rows.
+
+    Args:
+        x: ``(..., P, M)`` points.
+        y: ``(..., R, M)`` points.
+
+    Returns:
+        ``(..., P, R)`` distances (differentiable away from zero distance).
+
+    Raises:
+        ValueError: for inputs of rank < 2 or different last sizes.
+    """
     if len(shape(x)) < 2 or len(shape(y)) < 2:
         raise ValueError("`cdist` inputs must have rank >= 2. Received: "
                          f"x.shape={shape(x)}, y.shape={shape(y)}")
@@ -56,7 +80,16 @@ def in_top_k(targets, predictions, k):
     """Whether each target's prediction is among the ``k`` largest of its row, as a bool
     Tensor: its rank, one plus the number of strictly larger predictions, is at most
     ``k`` (so ties count as in; a NaN target prediction ranks last), as Keras's JAX
-    backend."""
+    backend.
+
+    Args:
+        targets: ``(batch_size,)`` class indices.
+        predictions: ``(batch_size, num_classes)`` scores.
+        k: how many of the top scores count.
+
+    Returns:
+        ``(batch_size,)`` bool Tensor (no gradient).
+    """
     t = np.asarray(_data(targets)).astype(np.intp)
     p = np.asarray(_data(predictions))
     at_label = np.take_along_axis(p, t[:, None], axis=-1)
@@ -81,6 +114,13 @@ def saturate_cast(x, dtype):
     Integer targets are clipped exactly (``3e9`` saturates to ``2147483647`` in int32, as
     Keras's JAX backend gives); float targets are clipped differentiably, so infinities
     become the largest finite value.
+
+    Args:
+        x: a Tensor.
+        dtype: the target dtype name.
+
+    Returns:
+        ``x`` clipped and cast to ``dtype``.
     """
     dtype = standardize_dtype(dtype)
     x = convert_to_tensor(x)
@@ -106,8 +146,16 @@ def saturate_cast(x, dtype):
 
 
 def polar(abs_, angle):
-    """The complex number ``abs_ * (cos(angle) + i sin(angle))`` (complex64 for float32
-    inputs; no gradient)."""
+    """The complex number with magnitude ``abs_`` and phase ``angle``.
+
+    Args:
+        abs_: magnitudes.
+        angle: phases in radians.
+
+    Returns:
+        ``abs_ * (cos(angle) + i sin(angle))``, complex64 for float32 inputs (no
+        gradient).
+    """
     r = np.asarray(_data(convert_to_tensor(abs_)))
     a = np.asarray(_data(convert_to_tensor(angle)))
     out = r * np.cos(a) + 1j * (r * np.sin(a))
@@ -115,14 +163,28 @@ def polar(abs_, angle):
 
 
 def dtype(x):
-    """The standardized dtype name of ``x`` (``"float32"``, ``"int32"``, ...)."""
+    """The standardized dtype name of ``x``.
+
+    Args:
+        x: a Tensor, KerasTensor or array-like.
+
+    Returns:
+        A string such as ``"float32"`` or ``"int32"``.
+    """
     if isinstance(x, (Tensor, KerasTensor)):
         return standardize_dtype(x.dtype)
     return standardize_dtype(np.asarray(x).dtype)
 
 
 def is_tensor(x):
-    """Whether ``x`` is a Lamina tensor (``Tensor``/``Variable``)."""
+    """Whether ``x`` is a Lamina tensor.
+
+    Args:
+        x: anything.
+
+    Returns:
+        True for a ``Tensor`` or ``Variable`` (not for ndarrays or KerasTensors).
+    """
     return isinstance(x, Tensor)
 
 
