@@ -195,7 +195,7 @@ def ctc_decode(inputs, sequence_lengths, strategy="greedy", beam_width=100, top_
         beam_width: prefixes kept per step (beam search).
         top_paths: how many decodings to return (beam search; greedy returns one).
         merge_repeated: greedy only: merge repeated labels not separated by a blank.
-        mask_index: the blank class.
+        mask_index: the blank class (``None``: the last class, as Keras).
 
     Returns:
         ``(decoded, scores)``: ``decoded`` is ``(top_paths, batch_size, max_length)``
@@ -206,6 +206,8 @@ def ctc_decode(inputs, sequence_lengths, strategy="greedy", beam_width=100, top_
     x = np.asarray(_data(inputs))
     x = x.astype(result_type(x.dtype.name, "float32"), copy=False)
     lengths = _int_array(sequence_lengths, "sequence_lengths")
+    if mask_index is None:
+        mask_index = x.shape[-1] - 1
     if strategy == "greedy":
         decoded, scores = _greedy(x, lengths, merge_repeated, mask_index)
         return constant(decoded), constant(scores)

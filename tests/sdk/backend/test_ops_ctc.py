@@ -136,3 +136,13 @@ def test_beam_search_on_longer_sequences_matches_keras():
                                    strategy="beam_search", beam_width=16, top_paths=5)
     np.testing.assert_array_equal(paths.data, FIX["dec_long_paths"])
     np.testing.assert_allclose(scores.data, FIX["dec_long_scores"], rtol=1e-5)
+
+
+def test_decode_mask_index_none_is_the_last_class():
+    for strategy in ("greedy", "beam_search"):
+        none = ops.ctc_decode(FIX["dec_inputs"], FIX["dec_lengths"], strategy=strategy,
+                              beam_width=4, mask_index=None)
+        last = ops.ctc_decode(FIX["dec_inputs"], FIX["dec_lengths"], strategy=strategy,
+                              beam_width=4, mask_index=5)
+        np.testing.assert_array_equal(none[0].data, last[0].data)
+        np.testing.assert_array_equal(none[1].data, last[1].data)
