@@ -131,9 +131,12 @@ def test_max_num_bounding_boxes_pads_and_truncates():
     boxes = RNG.uniform(0, 8, (4, 5, 4)).astype("float32")
     labels = np.arange(20, dtype="float32").reshape(4, 5)
     data = {"images": X, "bounding_boxes": {"boxes": boxes, "labels": labels}}
-    short = layers.MaxNumBoundingBoxes(3)(data)["bounding_boxes"]
+    with pytest.raises(ValueError, match="didn't specify a bounding box format"):
+        layers.MaxNumBoundingBoxes(3)(data)
+    short = layers.MaxNumBoundingBoxes(3, bounding_box_format="xyxy")(data)["bounding_boxes"]
     np.testing.assert_array_equal(short["boxes"].numpy(), boxes[:, :3])
-    long = layers.MaxNumBoundingBoxes(7, fill_value=-2)(data)["bounding_boxes"]
+    long = layers.MaxNumBoundingBoxes(7, fill_value=-2, bounding_box_format="xyxy")(data)[
+        "bounding_boxes"]
     assert long["labels"].shape == (4, 7) and np.all(long["labels"].numpy()[:, 5:] == -2)
     flip = layers.RandomFlip(seed=1, bounding_box_format="xyxy")
     assert layers.RandomFlip.from_config(flip.get_config()).bounding_box_format == "xyxy"
@@ -236,3 +239,20 @@ def test_channels_first_and_unbatched_inputs_agree(name):
 def test_every_image_layer_documents_its_shapes(name):
     doc = getattr(layers, name).__doc__ or ""
     assert "Args:" in doc and "Input shape:" in doc and "Output shape:" in doc
+
+
+PIXEL_LAYERS = ["AugMix", "AutoContrast", "Equalization", "RandomBrightness",
+                "RandomColorDegeneration", "RandomColorJitter", "RandomContrast",
+                "RandomErasing", "RandomGaussianBlur", "RandomGrayscale", "RandomHue",
+                "RandomInvert", "RandomPosterization", "RandomSaturation", "RandomSharpness",
+                "Solarization"]
+
+
+@pytest.mark.parametrize("name", PIXEL_LAYERS)
+def test_pixel_value_layers_pass_bounding_boxes_through(name):
+    boxes = {"boxes": RNG.uniform(0, 8, (4, 3, 4)).astype("float32"),
+             "labels": np.ones((4, 3), "float32")}
+    layer = getattr(layers, name)(**REQUIRED.get(name, {}), bounding_box_format="xyxy")
+    out = layer({"images": X, "bounding_boxes": boxes})
+    assert out["images"].shape == X.shape
+    np.testing.assert_array_equal(np.asarray(out["bounding_boxes"]["boxes"]), boxes["boxes"])

@@ -6,8 +6,8 @@ training; ``training`` defaults to True when the layer is called on its own, and
 ``Model.predict``/``evaluate`` pass False, so the augmentation is the identity at
 inference. Inputs are an image ``(H, W, C)``, a batch ``(B, H, W, C)`` (channels first
 per ``data_format``), or a dict with ``"images"`` (and optionally ``"labels"`` and
-``"segmentation_masks"``, which are transformed alongside; ``"bounding_boxes"`` only
-through MaxNumBoundingBoxes).
+``"segmentation_masks"``, which are transformed alongside; ``"bounding_boxes"`` (with a
+``bounding_box_format``) pass through the pixel-value layers and MaxNumBoundingBoxes).
 """
 
 from __future__ import annotations
@@ -64,14 +64,16 @@ class BaseImagePreprocessingLayer(Layer):
             ``_FACTOR_BOUNDS`` (only when ``_USE_BASE_FACTOR``).
         data_format: ``"channels_last"`` or ``"channels_first"``.
         seed: an int for a reproducible stream of transformations.
-        bounding_box_format: Keras's argument, kept in the config (boxes themselves are
-            transformed only by MaxNumBoundingBoxes so far).
+        bounding_box_format: the format of a dict's ``"bounding_boxes"`` (required with
+            them, as in Keras); geometric layers do not transform boxes yet.
     """
 
     _USE_BASE_FACTOR = True
     _FACTOR_BOUNDS = (-1, 1)
     # Integer images are cast to the layer's dtype first, except where Keras keeps them.
     _CAST_INPUTS = True
+    # Layers that only change pixel values return bounding boxes as given (as Keras's).
+    _BOXES_UNCHANGED = False
 
     def __init__(self, factor=None, data_format=None, seed=None, bounding_box_format=None,
                  **kwargs):
@@ -108,8 +110,11 @@ class BaseImagePreprocessingLayer(Layer):
         return self.transform_images(masks, transformation, training=training)
 
     def transform_bounding_boxes(self, bounding_boxes, transformation, training=True):
+        if self._BOXES_UNCHANGED:
+            return bounding_boxes
         raise NotImplementedError(f"{type(self).__name__} does not transform `bounding_boxes` "
-                                  "in Lamina yet (only MaxNumBoundingBoxes does).")
+                                  "in Lamina yet (pixel-value layers pass them through and "
+                                  "MaxNumBoundingBoxes pads them; geometric layers do not).")
 
     # -- helpers ---------------------------------------------------------------------------
     def _axes(self):
@@ -140,6 +145,11 @@ class BaseImagePreprocessingLayer(Layer):
         if "labels" in data:
             result["labels"] = self.transform_labels(data["labels"], transformation, training)
         if "bounding_boxes" in data:
+            if not self.bounding_box_format:
+                raise ValueError(
+                    "You passed an input with a 'bounding_boxes' key, but you didn't specify "
+                    "a bounding box format. Pass a `bounding_box_format` argument to your "
+                    f"{type(self).__name__} layer, e.g. `bounding_box_format='xyxy'`.")
             result["bounding_boxes"] = self.transform_bounding_boxes(
                 data["bounding_boxes"], transformation, training)
         if "segmentation_masks" in data:

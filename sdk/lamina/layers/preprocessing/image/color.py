@@ -32,6 +32,7 @@ def per_image(values, images):
 class _ColorLayer(BaseImagePreprocessingLayer):
     """A layer with a ``factor`` (within ``_FACTOR_BOUNDS``), a ``value_range`` and a seed."""
 
+    _BOXES_UNCHANGED = True
     _FACTOR_BOUNDS = (0, 1)
 
     def __init__(self, factor, value_range=(0, 255), data_format=None, seed=None, **kwargs):
@@ -159,6 +160,7 @@ class RandomGrayscale(BaseImagePreprocessingLayer):
         Same as the input.
     """
 
+    _BOXES_UNCHANGED = True
     _USE_BASE_FACTOR = False
 
     def __init__(self, factor=0.5, data_format=None, seed=None, **kwargs):

@@ -103,6 +103,7 @@ class RandomColorJitter(BaseImagePreprocessingLayer):
         Same as the input.
     """
 
+    _BOXES_UNCHANGED = True
     _USE_BASE_FACTOR = False
 
     def __init__(self, value_range=(0, 255), brightness_factor=None, contrast_factor=None,
@@ -242,6 +243,7 @@ class AugMix(BaseImagePreprocessingLayer):
         Same as the input.
     """
 
+    _BOXES_UNCHANGED = True
     _FACTOR_BOUNDS = (0, 1)
 
     def __init__(self, value_range=(0, 255), num_chains=3, chain_depth=3, factor=0.3,

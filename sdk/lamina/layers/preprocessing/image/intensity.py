@@ -29,6 +29,7 @@ class RandomInvert(BaseImagePreprocessingLayer):
         Same as the input.
     """
 
+    _BOXES_UNCHANGED = True
     _FACTOR_BOUNDS = (0, 1)
 
     def __init__(self, factor=1.0, value_range=(0, 255), seed=None, data_format=None, **kwargs):
@@ -68,6 +69,7 @@ class RandomPosterization(BaseImagePreprocessingLayer):
         Same as the input.
     """
 
+    _BOXES_UNCHANGED = True
     _FACTOR_BOUNDS = (1, 8)
 
     def __init__(self, factor, value_range=(0, 255), data_format=None, seed=None, **kwargs):
@@ -124,6 +126,7 @@ class Solarization(BaseImagePreprocessingLayer):
         Same as the input.
     """
 
+    _BOXES_UNCHANGED = True
     _USE_BASE_FACTOR = False
 
     def __init__(self, addition_factor=0.0, threshold_factor=0.0, value_range=(0, 255),
@@ -171,6 +174,7 @@ class AutoContrast(BaseImagePreprocessingLayer):
         Same as the input.
     """
 
+    _BOXES_UNCHANGED = True
     _USE_BASE_FACTOR = False
 
     def __init__(self, value_range=(0, 255), **kwargs):
@@ -208,6 +212,7 @@ class Equalization(BaseImagePreprocessingLayer):
         Same as the input.
     """
 
+    _BOXES_UNCHANGED = True
     _USE_BASE_FACTOR = False
 
     def __init__(self, value_range=(0, 255), bins=256, data_format=None, **kwargs):

@@ -150,6 +150,7 @@ class RandomErasing(BaseImagePreprocessingLayer):
         Same as the input.
     """
 
+    _BOXES_UNCHANGED = True
     _FACTOR_BOUNDS = (0, 1)
 
     def __init__(self, factor=1.0, scale=(0.02, 0.33), fill_value=None, value_range=(0, 255),

@@ -55,6 +55,8 @@ class RandomGaussianBlur(_ProbabilityLayer):
         Same as the input.
     """
 
+    _BOXES_UNCHANGED = True
+
     def __init__(self, factor=1.0, kernel_size=3, sigma=1.0, value_range=(0, 255),
                  data_format=None, seed=None, **kwargs):
         super().__init__(factor=factor, data_format=data_format, seed=seed, **kwargs)
