@@ -142,7 +142,7 @@ def run_shm(actors, n, iters) -> float:
     try:
         return median_ms(ray.get([a.shm.remote(str(path), iters) for a in actors])[0])
     finally:
-        path.unlink()
+        shm.remove(path)
 
 
 def run_ring(actors, iters) -> float:

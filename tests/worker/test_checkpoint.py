@@ -74,3 +74,17 @@ def test_write_is_atomic_file_then_dir_fsync(tmp_path, monkeypatch):
     checkpoint.write(tmp_path, state(1))
     # data file: fsync, rename, dir fsync; then the checksum the same way
     assert calls == ["fsync", "replace", "fsync", "fsync", "replace", "fsync"]
+
+
+def test_stale_collectives_of_dead_drivers_are_removed(tmp_path):
+    import os
+
+    from lamina.distribute import shm
+    from lamina_worker.trainer import DataParallelTrainer
+
+    dead = shm.create(tmp_path / "lamina-j_1-t1-g0-999999999", 2, 4)
+    (tmp_path / "lamina-j_1-t1-g0-999999999.r0").touch()
+    alive = shm.create(tmp_path / f"lamina-j_2-t1-g0-{os.getpid()}", 2, 4)
+    DataParallelTrainer.remove_stale_collectives(tmp_path)
+    assert sorted(tmp_path.iterdir()) == [alive]
+    assert dead.name not in os.listdir(tmp_path)

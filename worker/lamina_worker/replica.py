@@ -107,11 +107,15 @@ class Relay(Callback):
                 "metrics": metrics, "stopped": bool(self.model.stop_training)}
 
     def _control(self, step: int | None) -> None:
+        """Act on the driver's request after batch ``step - 1`` (None: at an epoch end,
+        whose event already carries the checkpoint state)."""
         request = self.replica.control
         strategy = self._strategy()
         if request is None or strategy.abort_reason is not None:
             return
         if request == "preempt" and step is not None:
+            if step == (self.params or {}).get("steps"):
+                return  # the epoch's end comes next: stop after it, not before
             metrics = strategy.global_metric_state()
             self.replica.emit({"type": "checkpoint", "state": self._state(
                 self.epoch, step, self._epoch_rng,
@@ -153,10 +157,9 @@ class Relay(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - self._epoch_start
+        state = self._state(epoch + 1, 0, lamina_random.get_state(), None)
         self.replica.emit({"type": "epoch_end", "epoch": epoch, "logs": dict(logs or {}),
-                           "seconds": seconds, "samples": self._samples,
-                           "state": self._state(epoch + 1, 0, lamina_random.get_state(),
-                                                None)})
+                           "seconds": seconds, "samples": self._samples, "state": state})
         self._control(None)
 
 

@@ -127,6 +127,15 @@ class DataParallelTrainer:
         m = sum(int(np.size(getattr(obj, name))) for obj, name in fields)
         return n, m + _META_SPARE
 
+    @staticmethod
+    def remove_stale_collectives(folder: Path = Path("/dev/shm")) -> None:
+        """Delete collective files of worker processes that died without cleaning up
+        (SIGKILL): their name ends with the dead driver's pid."""
+        for path in folder.glob("lamina-*-g*-*"):
+            pid = path.name.rsplit("-", 1)[-1]
+            if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+                shm.remove(path)
+
     def _start(self) -> None:
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
@@ -135,6 +144,7 @@ class DataParallelTrainer:
             self._data_refs = (ray.put(self.train),
                                ray.put(self.val) if self.val is not None else None)
         n, m = self._sizes()
+        self.remove_stale_collectives()
         self._collective = shm.create(
             Path("/dev/shm") / f"lamina-{self.name}-g{self.generation}-{os.getpid()}",
             self.n_replicas, n, m)
@@ -167,7 +177,7 @@ class DataParallelTrainer:
                 ray.kill(actor)
         self.actors = []
         if self._collective is not None:
-            self._collective.unlink(missing_ok=True)
+            shm.remove(self._collective)
             self._collective = None
 
     # -- checkpoints --------------------------------------------------------------------
@@ -270,8 +280,14 @@ class DataParallelTrainer:
                     done = True
                     continue
                 if stop is not None:
-                    if event["type"] == "checkpoint" and stop.checkpoint:
+                    # Preempted: the state the chief hands over still becomes a checkpoint
+                    # (an epoch end also runs the callbacks: its history row, then the
+                    # CheckpointCallback). Cancelled or fenced: nothing more is written.
+                    if stop.checkpoint and event["type"] == "checkpoint":
                         self.save_checkpoint(state=event["state"])
+                    elif stop.checkpoint and event["type"] == "epoch_end":
+                        with contextlib.suppress(TrainingStopped):
+                            self._dispatch(event, callback_list)
                     continue
                 try:
                     logs = self._dispatch(event, callback_list) or logs

@@ -52,7 +52,7 @@ def launch(fn, world: int, *args, n: int, m: int = 64, folder: str = "/dev/shm")
         with context.Pool(world) as pool:
             return pool.starmap(_entry, [(fn, str(path), rank, args) for rank in range(world)])
     finally:
-        path.unlink(missing_ok=True)
+        shm.remove(path)
 
 
 def fit_replica(model_json: str, compile_kwargs: dict, seed: int, x, y, fit_kwargs: dict,

@@ -2,7 +2,8 @@
 
 Layout of the file (``/dev/shm/<name>``; created by :func:`create`, which sizes it)::
 
-    header   int64[8 + world]      world, n, m, abort, ..., then one arrival counter per rank
+    header   int64[8 + 2 world]    world, n, m, abort, ..., an arrival counter per rank,
+                                   then a "sleeping" flag per rank
     slots    float32[world, n]     each rank's (share-weighted) contribution
     result   float32[n]            the reduced vector every rank reads
     meta     float64[world, m]     per-rank side data (control codes, metric states)
@@ -17,8 +18,11 @@ One :meth:`SharedMemoryCollective.exchange` = two barriers:
 The sum order of every element is fixed (rank 0 + rank 1 + ...), and every rank
 reads the same bytes, so replicas stay bit-identical. A barrier is a counter per
 rank that only its rank writes (an aligned 8-byte store, so no atomics are needed
-on x86-64/aarch64); waiting spins briefly, then yields the core, then sleeps, so a
-rank that waits for a slow peer does not steal the peer's CPU for long.
+on x86-64/aarch64). A waiting rank spins briefly, then raises its "sleeping" flag and
+blocks on its own Unix datagram socket (``<file>.r<rank>``); a rank that arrives wakes
+the sleepers with one datagram each. So a rank that waits for a slow peer gives the
+peer its core at once, and wakes as soon as the peer arrives (a wake-up lost to
+store/load reordering costs at most the 1 ms receive timeout).
 
 No slot needs double buffering: a rank writes its next slot only after barrier B,
 when every rank has finished reading the slots; ``result`` is written only after
@@ -29,14 +33,15 @@ from __future__ import annotations
 
 import mmap
 import os
+import socket
 import time
 from pathlib import Path
 
 import numpy as np
 
 _HEADER = 8
-_SPIN = 200          # checks before yielding the core
-_YIELD_SECONDS = 2e-3  # then sched_yield for this long, then sleep
+_SPIN = 100           # counter checks before sleeping on the socket
+_WAKE_TIMEOUT = 1e-3  # a sleeper re-checks at least this often
 
 
 class CollectiveAborted(RuntimeError):
@@ -44,7 +49,7 @@ class CollectiveAborted(RuntimeError):
 
 
 def _layout(world: int, n: int, m: int) -> dict[str, tuple[int, int]]:
-    sizes = {"header": 8 * (_HEADER + world), "slots": 4 * world * n, "result": 4 * n,
+    sizes = {"header": 8 * (_HEADER + 2 * world), "slots": 4 * world * n, "result": 4 * n,
              "meta": 8 * world * m}
     offsets, at = {}, 0
     for key, size in sizes.items():
@@ -75,6 +80,14 @@ def create(path: str | os.PathLike, world: int, n: int, m: int = 8) -> Path:
     finally:
         os.close(fd)
     return path
+
+
+def remove(path: str | os.PathLike) -> None:
+    """Delete the shared file and the ranks' wake-up sockets (the owner's clean-up)."""
+    path = Path(path)
+    for sock in path.parent.glob(path.name + ".r*"):
+        sock.unlink(missing_ok=True)
+    path.unlink(missing_ok=True)
 
 
 def abort(path: str | os.PathLike) -> None:
@@ -117,6 +130,13 @@ class SharedMemoryCollective:
         self._header = header
         self._arrive = np.frombuffer(self._buf, np.int64, self.world,
                                      offset=8 * _HEADER)
+        self._sleeping = np.frombuffer(self._buf, np.int64, self.world,
+                                       offset=8 * (_HEADER + self.world))
+        self._peers = [f"{self.path}.r{r}" for r in range(self.world)]
+        Path(self._peers[rank]).unlink(missing_ok=True)
+        self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._socket.bind(self._peers[rank])
+        self._socket.settimeout(_WAKE_TIMEOUT)
         self._slots = np.frombuffer(self._buf, np.float32, self.world * self.n,
                                     offset=lay["slots"][0]).reshape(self.world, self.n)
         self.result = np.frombuffer(self._buf, np.float32, self.n, offset=lay["result"][0])
@@ -133,8 +153,14 @@ class SharedMemoryCollective:
     def _barrier(self) -> float:
         self._count += 1
         target = self._count
-        self._arrive[self.rank] = target
-        arrive, header = self._arrive, self._header
+        arrive, header, sleeping = self._arrive, self._header, self._sleeping
+        arrive[self.rank] = target
+        for peer in np.flatnonzero(sleeping):
+            if peer != self.rank:
+                try:
+                    self._socket.sendto(b"w", self._peers[peer])
+                except OSError:  # the peer is gone or not bound yet: it re-checks anyway
+                    pass
         start = time.perf_counter()
         spins = 0
         while arrive.min() < target:
@@ -144,13 +170,16 @@ class SharedMemoryCollective:
             if spins < _SPIN:
                 continue
             waited = time.perf_counter() - start
-            if waited < _YIELD_SECONDS:
-                os.sched_yield()
-            elif waited < self.timeout:
-                time.sleep(min(1e-3, waited / 20))
-            else:
+            if waited > self.timeout:
                 raise TimeoutError(f"rank {self.rank} waited {waited:.0f}s for its peers "
                                    f"(timeout={self.timeout})")
+            sleeping[self.rank] = 1
+            if arrive.min() < target:
+                try:
+                    self._socket.recv(64)
+                except (TimeoutError, BlockingIOError):
+                    pass
+            sleeping[self.rank] = 0
         return time.perf_counter() - start
 
     def barrier(self) -> None:
@@ -202,7 +231,9 @@ class SharedMemoryCollective:
 
     def close(self) -> None:
         """Release the mapping (the file stays until its owner removes it)."""
-        for name in ("_header", "_arrive", "_slots", "result", "_meta", "slot"):
+        self._socket.close()
+        Path(self._peers[self.rank]).unlink(missing_ok=True)
+        for name in ("_header", "_arrive", "_sleeping", "_slots", "result", "_meta", "slot"):
             setattr(self, name, None)
         try:
             self._buf.close()

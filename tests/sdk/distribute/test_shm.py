@@ -94,3 +94,12 @@ def test_bad_arguments_are_named(tmp_path):
     path = shm.create(tmp_path / "c", 2, 4)
     with pytest.raises(ValueError, match="rank=2"):
         shm.SharedMemoryCollective(path, 2)
+
+
+def test_remove_deletes_the_file_and_the_wake_up_sockets(tmp_path):
+    path = shm.create(tmp_path / "c", 2, 4)
+    collective = shm.SharedMemoryCollective(path, 1)
+    assert (tmp_path / "c.r1").exists()
+    shm.remove(path)
+    assert list(tmp_path.iterdir()) == []
+    collective.close()
