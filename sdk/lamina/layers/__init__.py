@@ -114,6 +114,7 @@ from lamina.layers.resampling import (
 )
 from lamina.layers.rms_normalization import RMSNormalization
 from lamina.layers.rnn_cells import StackedRNNCells
+from lamina.layers.reversible_embedding import ReversibleEmbedding
 from lamina.layers.reshaping import Flatten, Permute, RepeatVector, Reshape
 from lamina.layers.simple_rnn import SimpleRNN, SimpleRNNCell
 from lamina.layers.spectral_normalization import SpectralNormalization
@@ -151,5 +152,5 @@ __all__ = [*_preprocessing.__all__,
     "SeparableConvolution1D", "SeparableConvolution2D", "SpatialDropout3D", "UpSampling3D",
     "ZeroPadding3D", "AdditiveAttention", "ConvLSTM1D", "ConvLSTM2D", "ConvLSTM3D",
     "EinsumDense", "GroupQueryAttention", "StackedRNNCells", "deserialize", "serialize",
-    "InputSpec", "Wrapper", "SpectralNormalization",
+    "InputSpec", "Wrapper", "SpectralNormalization", "ReversibleEmbedding",
 ]
