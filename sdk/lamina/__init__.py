@@ -29,7 +29,7 @@ from lamina.backend.scopes import StatelessScope, SymbolicScope, name_scope  # n
 from lamina.backend.tensor import Variable  # noqa: E402
 from lamina.dtype_policies import DTypePolicy, FloatDTypePolicy  # noqa: E402
 from lamina.initializers import Initializer  # noqa: E402
-from lamina.layers import Input, Layer  # noqa: E402
+from lamina.layers import Input, InputSpec, Layer  # noqa: E402
 from lamina.losses import Loss  # noqa: E402
 from lamina.metrics import Metric  # noqa: E402
 from lamina.models import Model, Sequential  # noqa: E402
@@ -43,7 +43,8 @@ from lamina.regularizers import Regularizer  # noqa: E402
 from lamina.utils import feature_space as _feature_space  # noqa: E402, F401
 
 __all__ = [
-    "DTypePolicy", "FloatDTypePolicy", "Function", "Initializer", "Input", "KerasTensor", "Layer",
+    "DTypePolicy", "FloatDTypePolicy", "Function", "Initializer", "Input", "InputSpec",
+    "KerasTensor", "Layer",
     "Loss", "Metric", "Model", "Operation", "Optimizer", "Regularizer", "Sequential",
     "StatelessScope", "SymbolicScope", "Variable", "activations", "name_scope",
     "applications",
