@@ -10,7 +10,7 @@ import numpy as np
 
 from lamina import ops
 from lamina.layers.layer import Layer
-from lamina.layers.regularization import Dropout, _check_data_format
+from lamina.layers.regularization import Dropout, _check_data_format, _keyed_dropout
 from lamina.layers.resampling import _check_ndim, _crop, _data_format, _upsample
 
 
@@ -189,7 +189,7 @@ class SpatialDropout3D(Dropout):
             n = inputs.shape[0]
             shape = ((n, 1, 1, 1, inputs.shape[4]) if self.data_format == "channels_last"
                      else (n, inputs.shape[1], 1, 1, 1))
-            return ops.dropout(inputs, self.rate, noise_shape=shape, rng=self.seed_generator.rng)
+            return _keyed_dropout(self, inputs, shape)
         return inputs
 
     def get_config(self):
