@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import hashlib
-import tomllib
 from pathlib import Path
 
 import pytest
+import tomllib
 
 WEB = Path(__file__).resolve().parents[2] / "services" / "lamina_service" / "web"
 PINNED = {  # sha256 of the files as they are in npm's uplot-1.6.32.tgz

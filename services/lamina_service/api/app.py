@@ -13,7 +13,7 @@ from redis.backoff import ExponentialBackoff
 from lamina_service import metrics
 from lamina_service.api import errors
 from lamina_service.api.middleware import BodyLimitMiddleware, MetricsMiddleware
-from lamina_service.api.routes import artifacts, datasets, events, health, jobs, web
+from lamina_service.api.routes import artifacts, dashboard, datasets, events, health, jobs, web
 from lamina_service.api.streams import StreamSlots
 from lamina_service.config import Settings, get_settings
 from lamina_service.queue import Producer
@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.storage = Storage(settings.storage_root, settings.limits.max_upload_bytes,
                                 settings.limits.max_array_bytes)
     errors.install(app)
-    for module in (jobs, datasets, events, artifacts, health, web):
+    for module in (jobs, datasets, events, artifacts, health, web, dashboard):
         app.include_router(module.router)
     app.add_middleware(BodyLimitMiddleware, default=settings.limits.max_body_bytes,
                        overrides={"/v1/datasets": settings.limits.max_upload_bytes})

@@ -1,0 +1,127 @@
+// Jobs view: every job of the tenant, refreshed every 2 s while shown; filter, search,
+// sort and pages rendered client-side (only one page of rows is in the DOM).
+"use strict";
+Lamina.jobsView = (() => {
+  const {$, el, json, say, badge, fmtNum, fmtInt, fmtDuration, fmtTime, duration} = Lamina;
+  const ORDER = {running: 0, queued: 1, failed: 2, cancelled: 3, succeeded: 4};
+  const state = {rows: [], sortKey: "submitted_at", sortDir: -1, page: 0, selected: new Set(),
+                 timer: null, loading: false, loaded: false, lastRenderMs: null,
+                 firstRenderAt: null};
+
+  const progress = (r) => (r.epochs ? ((r.epoch ?? -1) + 1) / r.epochs : 0);
+  const SORT = {
+    status: (r) => ORDER[r.status], name: (r) => (r.name || "").toLowerCase(),
+    model_class: (r) => r.model_class || "", params: (r) => r.params ?? -1,
+    replicas: (r) => r.replicas, attempts: (r) => r.attempts, progress,
+    best: (r) => (r.best ? r.best.value : Infinity), duration: (r) => duration(r) ?? -1,
+    submitted_at: (r) => r.submitted_at,
+  };
+
+  async function load() {
+    if (state.loading) return;
+    state.loading = true;
+    const t0 = performance.now();
+    try {
+      let rows = [], offset = 0;
+      for (let guard = 0; guard < 20 && offset !== null; guard++) {
+        const page = await json("/v1/dashboard/jobs?limit=1000&offset=" + offset);
+        rows = rows.concat(page.items); offset = page.next_offset;
+      }
+      state.rows = rows; state.loaded = true;
+      render();
+      state.lastRenderMs = performance.now() - t0;
+      if (state.firstRenderAt === null) state.firstRenderAt = performance.now();
+      if ($("msg").dataset.from === "jobs") say("");
+    } catch (e) {
+      if (e.status !== 401) { say("Could not list jobs: " + e.message); $("msg").dataset.from = "jobs"; }
+    } finally { state.loading = false; }
+  }
+
+  function visible() {
+    const status = $("filter-status").value, q = $("search").value.trim().toLowerCase();
+    const key = SORT[state.sortKey], dir = state.sortDir;
+    return state.rows
+      .filter((r) => !status || r.status === status)
+      .filter((r) => !q || r.id.toLowerCase().includes(q) || (r.name || "").toLowerCase().includes(q))
+      .sort((a, b) => { const x = key(a), y = key(b); return x < y ? -dir : x > y ? dir : 0; });
+  }
+
+  function row(r) {
+    const check = el("input", {type: "checkbox", "aria-label": "select " + (r.name || r.id),
+                               checked: state.selected.has(r.id)});
+    check.addEventListener("change", () => {
+      if (check.checked) state.selected.add(r.id); else state.selected.delete(r.id);
+      updateCompare();
+    });
+    const done = r.epoch === null ? 0 : r.epoch + 1;
+    const epochCell = el("td", {}, el("span", {text: r.epochs ? done + "/" + r.epochs : String(done)}),
+      r.epochs ? el("progress", {max: r.epochs, value: done,
+                                 "aria-label": "epoch " + done + " of " + r.epochs}) : null);
+    const best = r.best ? r.best.metric + " " + fmtNum(r.best.value) : "";
+    return el("tr", {"data-id": r.id},
+      el("td", {}, check), el("td", {}, badge(r.status)),
+      el("td", {}, el("a", {href: "#/job/" + r.id, text: r.name || r.id, title: r.id})),
+      el("td", {text: r.model_class || ""}), el("td", {class: "num", text: fmtInt(r.params)}),
+      el("td", {class: "num", text: r.replicas}), el("td", {class: "num", text: r.attempts}),
+      epochCell, el("td", {class: "num", text: best}),
+      el("td", {class: "num", text: fmtDuration(duration(r))}),
+      el("td", {text: fmtTime(r.submitted_at)}));
+  }
+
+  function render() {
+    const rows = visible(), size = Number($("page-size").value);
+    const pages = Math.max(1, Math.ceil(rows.length / size));
+    state.page = Math.min(state.page, pages - 1);
+    const shown = rows.slice(state.page * size, (state.page + 1) * size);
+    const body = $("jobs").tBodies[0];
+    // Re-rendering must not steal keyboard focus from a row's link or checkbox.
+    const active = document.activeElement, tr = active && active.closest ? active.closest("tr") : null;
+    const focusId = tr && body.contains(tr) ? tr.dataset.id : null;
+    const focusAt = focusId ? [...tr.querySelectorAll("a,input")].indexOf(active) : -1;
+    body.replaceChildren(...shown.map(row));
+    if (focusId) {
+      const again = body.querySelector(`tr[data-id="${focusId}"]`);
+      const target = again && again.querySelectorAll("a,input")[focusAt];
+      if (target) target.focus();
+    }
+    $("page-label").textContent = "Page " + (state.page + 1) + " of " + pages;
+    $("prev").disabled = state.page === 0; $("next").disabled = state.page >= pages - 1;
+    $("count").textContent = rows.length + " of " + state.rows.length + " jobs";
+    for (const th of $("jobs").tHead.rows[0].cells) {
+      if (!th.dataset.key) continue;
+      if (th.dataset.key === state.sortKey)
+        th.setAttribute("aria-sort", state.sortDir > 0 ? "ascending" : "descending");
+      else th.removeAttribute("aria-sort");
+    }
+  }
+
+  function updateCompare() {
+    const n = state.selected.size;
+    $("compare-selected").disabled = n < 2 || n > 8;
+    $("compare-selected").textContent = "Compare selected (" + n + ")";
+  }
+
+  function init() {
+    for (const th of $("jobs").tHead.rows[0].cells) {
+      if (!th.dataset.key) continue;
+      th.querySelector("button").addEventListener("click", () => {
+        state.sortDir = state.sortKey === th.dataset.key ? -state.sortDir : -1;
+        state.sortKey = th.dataset.key; render();
+      });
+    }
+    for (const id of ["filter-status", "page-size"])
+      $(id).addEventListener("change", () => { state.page = 0; render(); });
+    $("search").addEventListener("input", () => { state.page = 0; render(); });
+    $("prev").addEventListener("click", () => { state.page--; render(); });
+    $("next").addEventListener("click", () => { state.page++; render(); });
+    $("compare-selected").addEventListener("click", () => {
+      location.hash = "#/compare/" + [...state.selected].join(",");
+    });
+    updateCompare();
+  }
+
+  function show() { load(); if (!state.timer) state.timer = setInterval(load, 2000); }
+  function hide() { clearInterval(state.timer); state.timer = null; }
+
+  return {init, show, hide, load, state};
+})();

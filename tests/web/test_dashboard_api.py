@@ -1,0 +1,98 @@
+"""The endpoints the dashboard reads (/v1/dashboard/...) and the page's static files."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.service.conftest import AUTH_A, AUTH_B, job_body, npz_bytes
+
+
+@pytest.fixture
+def dataset(client):
+    reply = client.post("/v1/datasets", content=npz_bytes(), headers=AUTH_A)
+    assert reply.status_code == 201, reply.text
+    return reply.json()["id"]
+
+
+def run_epochs(app, logs_per_epoch):
+    from lamina_service.queue import Consumer
+
+    consumer = Consumer(app.state.redis, app.state.settings, "w-test")
+    job = consumer.claim(block_ms=1000)
+    for epoch, logs in enumerate(logs_per_epoch):
+        consumer.record_epoch(job, epoch, logs)
+    return consumer, job
+
+
+def test_rows_carry_model_progress_and_best_value(client, app, dataset):
+    body = job_body(dataset, name="row", replicas=1, fit={"epochs": 5, "batch_size": 4},
+                    callbacks=[{"class_name": "EarlyStopping",
+                                "config": {"monitor": "val_mae", "patience": 3}}])
+    job_id = client.post("/v1/jobs", json=body, headers=AUTH_A).json()["id"]
+    run_epochs(app, [{"loss": 3.0, "val_loss": 2.0, "val_mae": 0.9},
+                     {"loss": 2.0, "val_loss": 2.5, "val_mae": 0.4},
+                     {"loss": 1.0, "val_loss": 1.5, "val_mae": 0.7}])
+    page = client.get("/v1/dashboard/jobs", headers=AUTH_A).json()
+    (row,) = page["items"]
+    assert page["next_offset"] is None
+    assert row["id"] == job_id and row["status"] == "running"
+    assert (row["model_class"], row["params"], row["replicas"]) == ("Sequential", 21, 1)
+    assert (row["epoch"], row["epochs"]) == (2, 5)
+    assert row["best"] == {"metric": "val_mae", "value": 0.4, "epoch": 1, "mode": "min"}
+    assert client.get("/v1/dashboard/jobs", headers=AUTH_B).json()["items"] == []
+
+
+def test_best_value_direction_follows_the_metric():
+    from lamina_service.dashboard import best_value
+
+    history = {"loss": [1.0, 0.5], "val_accuracy": [0.6, 0.9, 0.7]}
+    spec = {"callbacks": [{"class_name": "ModelCheckpoint",
+                           "config": {"monitor": "val_accuracy"}}]}
+    assert best_value(spec, history) == {"metric": "val_accuracy", "value": 0.9, "epoch": 1,
+                                         "mode": "max"}
+    assert best_value({}, history)["metric"] == "loss"
+    assert best_value({}, {}) is None
+
+
+def test_summary_lists_layers_shapes_and_settings(client, app, dataset):
+    job_id = client.post("/v1/jobs", json=job_body(dataset), headers=AUTH_A).json()["id"]
+    run_epochs(app, [{"loss": 1.0, "mae": 0.5}])
+    summary = client.get(f"/v1/dashboard/jobs/{job_id}", headers=AUTH_A).json()
+    assert summary["model"]["built"] is True
+    assert summary["model"]["params"] == 21
+    assert [(layer["name"], layer["output_shape"], layer["params"])
+            for layer in summary["model"]["layers"]] == [("hidden", [None, 4], 16),
+                                                         ("out", [None, 1], 5)]
+    assert summary["compile"]["metrics"] == ["mae"]
+    assert summary["fit"]["epochs"] == 2
+    assert summary["history"] == {"loss": [1.0], "mae": [0.5]}
+    other = client.get(f"/v1/dashboard/jobs/{job_id}", headers=AUTH_B)
+    assert other.status_code == 404
+    assert client.get("/v1/dashboard/jobs").status_code == 401
+
+
+@pytest.mark.parametrize("path,media", [
+    ("/web/app.js", "text/javascript"), ("/web/app.css", "text/css"),
+    ("/web/vendor/uplot/uPlot.iife.min.js", "text/javascript"),
+    ("/web/vendor/uplot/LICENSE", "text/plain")])
+def test_static_files_are_served_without_auth(client, path, media):
+    reply = client.get(path)
+    assert reply.status_code == 200
+    assert reply.headers["content-type"].startswith(media)
+    assert reply.headers["x-content-type-options"] == "nosniff"
+
+
+@pytest.mark.parametrize("path", ["/web/../config.py", "/web/%2e%2e/config.py",
+                                  "/web/nope.js", "/web/vendor", "/web/"])
+def test_only_shipped_files_are_served(client, path):
+    reply = client.get(path)
+    assert reply.status_code == 404
+    assert reply.json()["error"]["code"] == "not_found"
+
+
+def test_index_loads_only_local_assets(client):
+    page = client.get("/").text
+    assert "http://" not in page and "https://" not in page
+    for src in ("/web/vendor/uplot/uPlot.iife.min.js", "/web/app.js", "/web/app.css"):
+        assert src in page
+        assert client.get(src).status_code == 200
