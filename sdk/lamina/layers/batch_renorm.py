@@ -1,4 +1,5 @@
-"""Batch renormalization (Ioffe, 2017) for ``BatchNormalization(renorm=True)``, as Keras.
+"""Batch renormalization (Ioffe, 2017) for ``BatchNormalization(renorm=True)``, as Keras,
+and BatchNormalization's masked training path (:func:`masked_batch_norm`).
 
 In training the batch-normalized values are corrected towards the moving statistics:
 ``x_hat * r + d`` with ``r = std_batch / renorm_stddev`` and ``d = (mean_batch -
@@ -67,6 +68,30 @@ def _moments(inputs, mask, reduce_axes):
     return mean.reshape(-1), variance.reshape(-1)
 
 
+def masked_batch_norm(inputs, mask, gamma, beta, reduce_axes, epsilon):
+    """Batch norm with Keras's weighted moments: masked positions get zero weight.
+
+    Returns:
+        ``(output, batch mean, batch variance)``, the statistics as ndarrays.
+    """
+    weights = np.asarray(mask.data if hasattr(mask, "data") else mask,
+                         dtype=inputs.data.dtype)
+    while weights.ndim < inputs.ndim:
+        weights = weights[..., None]
+    total = np.sum(weights, axis=reduce_axes, keepdims=True) + 1e-7
+    weighted = ops.multiply(inputs, weights)
+    mean = ops.divide(ops.sum(weighted, axis=reduce_axes, keepdims=True), total)
+    sq = ops.multiply(ops.square(ops.subtract(weighted, mean)), weights)
+    variance = ops.divide(ops.sum(sq, axis=reduce_axes, keepdims=True), total)
+    out = ops.multiply(ops.subtract(inputs, mean),
+                       ops.divide(1.0, ops.sqrt(ops.add(variance, epsilon))))
+    if gamma is not None:
+        out = ops.multiply(out, gamma)
+    if beta is not None:
+        out = ops.add(out, beta)
+    return out, mean.data, variance.data
+
+
 def renorm_training_call(layer, inputs, mask, gamma, beta, reduce_axes, bshape):
     """The training output of a renorm BatchNormalization; updates its statistics."""
     mean, variance = _moments(inputs, mask, reduce_axes)
@@ -92,7 +117,7 @@ def renorm_training_call(layer, inputs, mask, gamma, beta, reduce_axes, bshape):
     if mask is None:
         out, _, _ = normalize(inputs, scale, offset, axes=reduce_axes, epsilon=eps)
     else:
-        out, _, _ = layer._masked_call(inputs, mask, scale, offset, reduce_axes)
+        out, _, _ = masked_batch_norm(inputs, mask, scale, offset, reduce_axes, eps)
     _update(layer, mean, stddev)
     return out
 

@@ -187,23 +187,8 @@ class BatchNormalization(_AffineMixin, Layer):
         return out
 
     def _masked_call(self, inputs, mask, gamma, beta, reduce_axes):
-        # Keras's weighted moments: masked positions get zero weight in mean and variance.
-        weights = np.asarray(mask.data if hasattr(mask, "data") else mask,
-                             dtype=inputs.data.dtype)
-        while weights.ndim < inputs.ndim:
-            weights = weights[..., None]
-        total = np.sum(weights, axis=reduce_axes, keepdims=True) + 1e-7
-        weighted = ops.multiply(inputs, weights)
-        mean = ops.divide(ops.sum(weighted, axis=reduce_axes, keepdims=True), total)
-        sq = ops.multiply(ops.square(ops.subtract(weighted, mean)), weights)
-        variance = ops.divide(ops.sum(sq, axis=reduce_axes, keepdims=True), total)
-        out = ops.multiply(ops.subtract(inputs, mean),
-                           ops.divide(1.0, ops.sqrt(ops.add(variance, self.epsilon))))
-        if gamma is not None:
-            out = ops.multiply(out, gamma)
-        if beta is not None:
-            out = ops.add(out, beta)
-        return out, mean.data, variance.data
+        return batch_renorm.masked_batch_norm(inputs, mask, gamma, beta, reduce_axes,
+                                              self.epsilon)
 
     def _update_moving(self, variable, batch_value):
         variable.assign(variable.data * self.momentum + batch_value * (1.0 - self.momentum))
