@@ -3,7 +3,11 @@
 Labels are bounded: ``route`` is the route template (``/v1/jobs/{job_id}``),
 never a raw path; ``state``/``status`` are job states.
 
-Request metrics live in :data:`REGISTRY` (one per process). The job gauges are not
+Request metrics live in :data:`REGISTRY` (one per process). With several API processes
+behind one port (``lamina api --workers N``), ``PROMETHEUS_MULTIPROC_DIR`` is set before
+they start: each process writes its samples to files there and any process's
+``/metrics`` merges them all (prometheus_client's multiprocess mode), so a scrape
+answers for the whole API whichever process serves it. The job gauges are not
 stored: :class:`JobStateCollector` reads them from Redis when Prometheus scrapes, so
 they are right whichever API replica is scraped and whatever workers did since.
 """
@@ -11,6 +15,7 @@ they are right whichever API replica is scraped and whatever workers did since.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator
 
 import redis
@@ -94,9 +99,19 @@ class _Forward(Collector):
         return self.registry.collect()
 
 
+def multiprocess_dir() -> str | None:
+    """The shared sample directory when running as one of several API processes."""
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
 def scrape_registry(counts: Callable[[], dict[JobStatus, int]]) -> CollectorRegistry:
     """What one app's ``/metrics`` exposes: the request metrics and its job gauges."""
     registry = CollectorRegistry(auto_describe=True)
-    registry.register(_Forward(REGISTRY))
+    if multiprocess_dir():
+        from prometheus_client import multiprocess
+
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry.register(_Forward(REGISTRY))
     registry.register(JobStateCollector(counts))
     return registry

@@ -15,7 +15,11 @@ Two stages:
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 import math
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -279,22 +283,77 @@ def estimate_cost(config: dict, limits: Limits, batch_size: int = 32) -> ModelCo
     return ModelCost(params, params * 4, layers, 6 * params * batch_size, exact=False)
 
 
+def config_digest(config: dict) -> str:
+    """sha256 of the config's canonical JSON (key order and spacing do not matter)."""
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class _Counts:
+    """Exact (params, layers) of built models by config digest: a bounded LRU memo.
+
+    Building is the expensive part of a submission and a service sees the same model
+    many times (sweeps, retries, resubmissions); the counts do not depend on the limits,
+    which are checked again on every use.
+    """
+
+    def __init__(self, size: int = 1024) -> None:
+        self.size = size
+        self._items: OrderedDict[str, tuple[int, int]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.hits = self.misses = 0
+
+    def get(self, digest: str) -> tuple[int, int] | None:
+        with self._lock:
+            found = self._items.get(digest)
+            if found is None:
+                self.misses += 1
+                return None
+            self._items.move_to_end(digest)
+            self.hits += 1
+            return found
+
+    def put(self, digest: str, counts: tuple[int, int]) -> None:
+        with self._lock:
+            self._items[digest] = counts
+            self._items.move_to_end(digest)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+
+COUNTS = _Counts()
+
+
+def _build_and_count(build, config: dict) -> tuple[int, int]:
+    try:
+        model = build(config, safe_mode=True)
+    except (ValueError, TypeError, KeyError, NotImplementedError, AttributeError) as exc:
+        raise InvalidInput(f"the model config was rejected: {exc}", field="model") from exc
+    return int(model.count_params()), len(model.layers)
+
+
 def validate_model(config: dict, limits: Limits, batch_size: int = 32) -> ModelCost:
     """Pre-check, then build the model through Lamina's safe deserialiser and count it.
+
+    A config seen before (same :func:`config_digest`) is not checked or built again:
+    its exact counts are remembered (:data:`COUNTS`) and checked against ``limits``.
 
     Raises:
         InvalidInput: forbidden content, unknown classes, bad shapes.
         LimitExceeded: parameters, bytes or layers over the limits.
     """
-    estimate = estimate_cost(config, limits, batch_size)
     build = _lamina_builder()
-    if build is None:
-        return estimate
     try:
-        model = build(config, safe_mode=True)
-    except (ValueError, TypeError, KeyError, NotImplementedError, AttributeError) as exc:
-        raise InvalidInput(f"the model config was rejected: {exc}", field="model") from exc
-    params = int(model.count_params())
-    layers = len(model.layers)
+        digest = config_digest(config)
+    except ValueError as exc:  # NaN/inf numbers are not JSON
+        raise InvalidInput(f"the model config is not plain JSON: {exc}", field="model") from exc
+    counts = COUNTS.get(digest) if build is not None else None
+    if counts is None:
+        estimate = estimate_cost(config, limits, batch_size)
+        if build is None:
+            return estimate
+        counts = _build_and_count(build, config)
+        COUNTS.put(digest, counts)
+    params, layers = counts
     _check(params, layers, limits)
     return ModelCost(params, params * 4, layers, 6 * params * batch_size, exact=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.service.conftest import AUTH_A, job_body
@@ -92,3 +93,77 @@ def test_scrape_succeeds_while_redis_is_down(settings):
     assert samples[("lamina_redis_up", ())] == 0
     assert not any(name in {"lamina_jobs", "lamina_queue_depth"} for name, _ in samples)
     assert any(name == "lamina_http_requests_total" for name, _ in samples)
+
+
+@pytest.mark.slow
+def test_several_api_processes_merge_their_metrics(redis_url, tmp_path):
+    """``python -m lamina_service --workers 2``: any process's /metrics counts every
+    request served by either (Prometheus multiprocess mode)."""
+    import os
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    import httpx
+
+    from lamina_service.redis_server import free_port
+
+    root = Path(__file__).resolve().parents[2]
+    port, shared = free_port(), tmp_path / "prom"
+    shared.mkdir()
+    env = {**os.environ, "LAMINA_REDIS_URL": redis_url, "LAMINA_STORAGE": str(tmp_path / "s"),
+           "LAMINA_API_KEYS": "key-a:alice", "PROMETHEUS_MULTIPROC_DIR": str(shared),
+           "PYTHONPATH": os.pathsep.join(str(root / p) for p in ("sdk", "services"))}
+    api = subprocess.Popen([sys.executable, "-m", "lamina_service", "--port", str(port),
+                            "--workers", "2"], env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert api.poll() is None and time.monotonic() < deadline, "API did not start"
+            time.sleep(0.2)
+        pids = {f.stem.rsplit("_", 1)[-1] for f in shared.glob("counter_*.db")}
+        assert wait_for(lambda: len({f.stem.rsplit("_", 1)[-1]
+                                     for f in shared.glob("counter_*.db")}) >= 2), pids
+        for _ in range(40):  # a new connection each: both processes accept some
+            assert httpx.get(f"{url}/v1/jobs", headers=AUTH_A).status_code == 200
+        for _ in range(4):
+            samples = scrape_url(f"{url}/metrics")
+            key = ("lamina_http_requests_total",
+                   (("method", "GET"), ("route", "/v1/jobs"), ("status", "200")))
+            assert samples[key] == 40
+            assert samples[("lamina_jobs", (("state", "queued"),))] == 0
+    finally:
+        api.terminate()
+        api.wait(timeout=20)
+
+
+
+
+
+def wait_for(predicate, timeout: float = 20.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def scrape_url(url: str) -> dict[tuple[str, tuple], float]:
+    import httpx
+
+    reply = httpx.get(url, timeout=10)
+    assert reply.status_code == 200, reply.text
+    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(reply.text)
+            for sample in family.samples}

@@ -55,3 +55,42 @@ def test_lambda_anywhere_is_refused():
         "name": "t", "layer": {"class_name": "Lambda", "config": {"function": "x"}}}}])
     with pytest.raises(InvalidInput, match="Lambda"):
         estimate_cost(nested, LIMITS)
+
+
+def test_the_same_model_is_built_once(monkeypatch):
+    from lamina_service import validation
+
+    monkeypatch.setattr(validation, "COUNTS", validation._Counts(size=2))
+    builds = []
+    real = validation._build_and_count
+
+    def counting(build, config):
+        builds.append(config["config"]["name"])
+        return real(build, config)
+
+    monkeypatch.setattr(validation, "_build_and_count", counting)
+    model = seq_model(units=5)
+    first = validation.validate_model(model, LIMITS)
+    reordered = dict(reversed(list(model.items())))
+    assert validation.config_digest(reordered) == validation.config_digest(model)
+    assert validation.validate_model(reordered, LIMITS, batch_size=64) == \
+        first.__class__(first.params, first.bytes, first.layers, first.flops_per_step * 2, True)
+    assert builds == ["seq"] and first.exact
+    # the remembered counts are checked against the limits of each call
+    with pytest.raises(LimitExceeded, match="max_params is 10"):
+        validation.validate_model(model, Limits(max_params=10))
+    assert builds == ["seq"]
+    # bounded: two newer models push it out, and it is built again
+    validation.validate_model(seq_model(units=6), LIMITS)
+    validation.validate_model(seq_model(units=7), LIMITS)
+    validation.validate_model(model, LIMITS)
+    assert len(builds) == 4
+
+
+def test_refused_models_are_not_remembered():
+    from lamina_service import validation
+
+    bad = seq_model(extra_layers=[{"class_name": "Lambda", "config": {"name": "l"}}])
+    for _ in range(2):
+        with pytest.raises(InvalidInput, match="Lambda"):
+            validation.validate_model(bad, LIMITS)
