@@ -18,7 +18,11 @@ log = logging.getLogger("lamina_service")
 
 
 class Limits(BaseModel):
-    """Hard caps checked before a job is queued or an upload is stored."""
+    """Hard caps checked before a job is queued or an upload is stored.
+
+    ``parse_*`` bound the child process that parses an uploaded dataset
+    (:mod:`lamina_service.sandbox`): address space, CPU seconds and wall-clock time.
+    """
 
     max_params: int = Field(50_000_000, gt=0)
     max_model_bytes: int = Field(512 * 2**20, gt=0)
@@ -29,6 +33,9 @@ class Limits(BaseModel):
     max_body_bytes: int = Field(2 * 2**20, gt=0)
     max_upload_bytes: int = Field(1 * 2**30, gt=0)
     max_array_bytes: int = Field(4 * 2**30, gt=0)
+    parse_memory_bytes: int = Field(1 * 2**30, gt=0)
+    parse_cpu_seconds: int = Field(20, gt=0)
+    parse_timeout_seconds: float = Field(60.0, gt=0)
 
 
 class Quotas(BaseModel):

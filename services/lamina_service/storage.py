@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from lamina_service.config import Limits
 from lamina_service.errors import InvalidInput, NotFound, PayloadTooLarge
 
 DATASET_ID = re.compile(r"^d_[0-9a-f]{64}$")
@@ -244,10 +245,14 @@ class Storage:
         root: storage directory (created if missing).
         max_upload_bytes: cap on one dataset upload.
         max_array_bytes: cap on the declared size of one array in a dataset.
+        sandbox: when given (the API), uploads are parsed in a child process under
+            these limits (:mod:`lamina_service.sandbox`); else in this process.
     """
 
-    def __init__(self, root: str | Path, max_upload_bytes: int, max_array_bytes: int) -> None:
+    def __init__(self, root: str | Path, max_upload_bytes: int, max_array_bytes: int,
+                 sandbox: Limits | None = None) -> None:
         self.root = Path(root).resolve()
+        self.sandbox = sandbox
         self.max_upload_bytes = max_upload_bytes
         self.max_array_bytes = max_array_bytes
         self.datasets = self.root / "datasets"
@@ -298,8 +303,13 @@ class Storage:
                 f"the upload must be an .npz or HDF5 file (format={fmt!r}); its first bytes "
                 f"are {magic[:8]!r}", field="format" if fmt else "body",
             )
-        inspect = inspect_npz if sniffed == "npz" else inspect_h5
-        arrays, samples = inspect(tmp, self.max_array_bytes)
+        if self.sandbox is not None:
+            from lamina_service.sandbox import inspect_sandboxed
+
+            arrays, samples = inspect_sandboxed(tmp, sniffed, self.sandbox)
+        else:
+            inspect = inspect_npz if sniffed == "npz" else inspect_h5
+            arrays, samples = inspect(tmp, self.max_array_bytes)
         info = DatasetInfo(id=f"d_{digest}", format=sniffed, bytes=size, arrays=arrays,
                            samples=samples)
         target = self.datasets / f"{info.id}.{sniffed}"

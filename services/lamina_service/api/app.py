@@ -64,7 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                                          settings.quotas.max_streams_per_tenant)
     app.state.metrics = metrics.scrape_registry(app.state.producer.counts)
     app.state.storage = Storage(settings.storage_root, settings.limits.max_upload_bytes,
-                                settings.limits.max_array_bytes)
+                                settings.limits.max_array_bytes, sandbox=settings.limits)
     errors.install(app)
     for module in (jobs, datasets, events, artifacts, health, web, dashboard):
         app.include_router(module.router)
