@@ -7,10 +7,12 @@ are done" (``step == 0``: the epoch has not started). It holds:
 * ``optimizer/<i>``: every optimizer variable (iteration, learning rate, slots);
 * ``callbacks/<i>/...``: the state of the i-th callback (``best``, ``wait``, ...,
   ``best_weights``), see :data:`CALLBACK_STATE`;
-* ``metrics/<name>/<field>``: the epoch's metric accumulators so far (mid-epoch);
+* ``metrics/accumulators/values``: the epoch's summed metric accumulators so far
+  (mid-epoch), in :func:`lamina.distribute.metric_state.additive_fields` order;
 * attributes: ``epoch``, ``step``, ``stopped`` (a callback stopped training),
   ``rng_state`` (the global generator at the start of ``epoch``: it draws the
-  shuffle, so the resumed epoch sees the same order) and ``replica_rng``.
+  shuffle, so the resumed epoch sees the same order) and ``replica_rng`` (empty since
+  replicas draw no noise from their own generators; kept so older files load).
 
 The file is written to a temp name, fsynced, renamed and the folder fsynced
 (:func:`lamina_service.storage.atomic_path`); then its sha256 goes to

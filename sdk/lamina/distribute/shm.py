@@ -2,31 +2,34 @@
 
 Layout of the file (``/dev/shm/<name>``; created by :func:`create`, which sizes it)::
 
-    header   int64[8 + 2 world]    world, n, m, abort, ..., an arrival counter per rank,
-                                   then a "sleeping" flag per rank
-    slots    float32[world, n]     each rank's (share-weighted) contribution
-    result   float32[n]            the reduced vector every rank reads
-    meta     float64[world, m]     per-rank side data (control codes, metric states)
+    header   int64[8 + 2 world]     world, n, m, abort, ..., an arrival counter per rank,
+                                    then a "sleeping" flag per rank
+    slots    float32[2, world, n]   each rank's (share-weighted) contribution, by parity
+    result   float32[n]             the shared sum (large vectors)
+    meta     float64[2, world, m]   per-rank side data (control codes, metric states)
 
-One :meth:`SharedMemoryCollective.exchange` = two barriers:
+One :meth:`SharedMemoryCollective.exchange`: every rank writes its slot and meta row of
+this call's parity and arrives at a barrier; then
 
-1. every rank writes its slot and its meta row, then arrives at barrier A;
-2. rank ``r`` sums chunk ``r`` of all slots **in rank order** into ``result`` and
-   copies every rank's meta row (a gather), then arrives at barrier B;
-3. every rank reads ``result``.
+* small vectors (``world * n`` up to :data:`ONE_BARRIER_BYTES`): every rank sums all
+  slots **in rank order** into its own result and copies the meta rows (a gather).
+  The two parities make a second barrier unnecessary: a rank writes a parity's slot
+  again only two calls later, after a barrier its peers reach only once they finished
+  reading it. One barrier per step matters on a busy machine, where a barrier can cost
+  a scheduler time slice;
+* large vectors: rank ``r`` sums chunk ``r`` of all slots in rank order into the
+  shared result, then a second barrier, then every rank reads the shared result (each
+  byte is read once instead of once per rank: less memory traffic than a barrier).
 
-The sum order of every element is fixed (rank 0 + rank 1 + ...), and every rank
-reads the same bytes, so replicas stay bit-identical. A barrier is a counter per
-rank that only its rank writes (an aligned 8-byte store, so no atomics are needed
-on x86-64/aarch64). A waiting rank spins briefly, then raises its "sleeping" flag and
-blocks on its own Unix datagram socket (``<file>.r<rank>``); a rank that arrives wakes
-the sleepers with one datagram each. So a rank that waits for a slow peer gives the
-peer its core at once, and wakes as soon as the peer arrives (a wake-up lost to
-store/load reordering costs at most the 1 ms receive timeout).
+Either way every element is summed rank 0 + rank 1 + ... and every rank reads the
+same bytes, so replicas stay bit-identical.
 
-No slot needs double buffering: a rank writes its next slot only after barrier B,
-when every rank has finished reading the slots; ``result`` is written only after
-the next barrier A, when every rank has finished reading it.
+A barrier is a counter per rank that only its rank writes (an aligned 8-byte store,
+so no atomics are needed on x86-64/aarch64). A waiting rank spins briefly, then raises
+its "sleeping" flag and blocks on its own Unix datagram socket (``<file>.r<rank>``); a
+rank that arrives wakes the sleepers with one datagram each. So a rank that waits for
+a slow peer gives the peer its core at once, and wakes as soon as the peer arrives (a
+wake-up lost to store/load reordering costs at most the 1 ms receive timeout).
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ import numpy as np
 _HEADER = 8
 _SPIN = 100           # counter checks before sleeping on the socket
 _WAKE_TIMEOUT = 1e-3  # a sleeper re-checks at least this often
+#: Up to this many bytes of slots (world * n * 4), every rank sums them all itself.
+ONE_BARRIER_BYTES = 1 << 20
 
 
 class CollectiveAborted(RuntimeError):
@@ -49,8 +54,8 @@ class CollectiveAborted(RuntimeError):
 
 
 def _layout(world: int, n: int, m: int) -> dict[str, tuple[int, int]]:
-    sizes = {"header": 8 * (_HEADER + 2 * world), "slots": 4 * world * n, "result": 4 * n,
-             "meta": 8 * world * m}
+    sizes = {"header": 8 * (_HEADER + 2 * world), "slots": 4 * 2 * world * n,
+             "result": 4 * n, "meta": 8 * 2 * world * m}
     offsets, at = {}, 0
     for key, size in sizes.items():
         offsets[key] = (at, size)
@@ -137,17 +142,27 @@ class SharedMemoryCollective:
         self._socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self._socket.bind(self._peers[rank])
         self._socket.settimeout(_WAKE_TIMEOUT)
-        self._slots = np.frombuffer(self._buf, np.float32, self.world * self.n,
-                                    offset=lay["slots"][0]).reshape(self.world, self.n)
-        self.result = np.frombuffer(self._buf, np.float32, self.n, offset=lay["result"][0])
-        self._meta = np.frombuffer(self._buf, np.float64, self.world * self.m,
-                                   offset=lay["meta"][0]).reshape(self.world, self.m)
-        bounds = np.linspace(0, self.n, self.world + 1).astype(int)
-        self._chunk = slice(int(bounds[rank]), int(bounds[rank + 1]))
-        #: This rank's slot: fill it in place, then ``exchange(collective.slot)``.
-        self.slot = self._slots[rank]
+        self._slots = np.frombuffer(self._buf, np.float32, 2 * self.world * self.n,
+                                    offset=lay["slots"][0]).reshape(2, self.world, self.n)
+        self._meta = np.frombuffer(self._buf, np.float64, 2 * self.world * self.m,
+                                   offset=lay["meta"][0]).reshape(2, self.world, self.m)
+        self._chunked = 4 * self.world * self.n > ONE_BARRIER_BYTES
+        if self._chunked:
+            self.result = np.frombuffer(self._buf, np.float32, self.n,
+                                        offset=lay["result"][0])
+            bounds = np.linspace(0, self.n, self.world + 1).astype(int)
+            self._chunk = slice(int(bounds[rank]), int(bounds[rank + 1]))
+        else:
+            self.result = np.empty(self.n, np.float32)  # this rank's copy of the sum
+            self._chunk = slice(0, self.n)
         self._count = int(self._arrive[rank])
         self.wait_seconds = 0.0  # time spent waiting for peers (last exchange)
+
+    @property
+    def slot(self) -> np.ndarray:
+        """This rank's slot for the next exchange: fill it in place, then
+        ``exchange(collective.slot)``."""
+        return self._slots[self._count % 2, self.rank]
 
     # -- barrier ------------------------------------------------------------------------
     def _barrier(self) -> float:
@@ -197,43 +212,43 @@ class SharedMemoryCollective:
             scale: this rank's weight (e.g. its share of the global batch).
 
         Returns:
-            ``(result, metas)``: a **view** of the shared sum (valid until this rank's
-            next exchange) and a copy of every rank's meta row, ``(world, m)`` float64.
+            ``(result, metas)``: the sum (overwritten by this rank's next exchange) and
+            a copy of every rank's meta row, ``(world, m)`` float64.
         """
-        slot = self._slots[self.rank]
+        parity = self._count % 2
+        slot = self._slots[parity, self.rank]
         if vector is None:
             slot[:] = 0.0
-        elif vector is self.slot:
+        elif vector is slot or np.may_share_memory(vector, slot):
             pass  # written in place by the caller (already scaled)
         elif scale == 1.0:
             slot[:] = vector
         else:
             np.multiply(vector, np.float32(scale), out=slot)
-        row = self._meta[self.rank]
+        row = self._meta[parity, self.rank]
         row[:] = 0.0
         if meta is not None:
             meta = np.asarray(meta, np.float64).reshape(-1)
             row[:meta.size] = meta
-        waited = self._barrier()
+        self.wait_seconds = self._barrier()
         chunk = self._chunk
-        if chunk.stop > chunk.start:
-            out = self.result[chunk]
-            if self.world == 1:
-                np.copyto(out, self._slots[0, chunk])
-            else:
-                np.add(self._slots[0, chunk], self._slots[1, chunk], out=out)
-            for j in range(2, self.world):
-                out += self._slots[j, chunk]
-        metas = self._meta.copy()
-        waited += self._barrier()
-        self.wait_seconds = waited
+        slots, out = self._slots[parity, :, chunk], self.result[chunk]
+        if self.world == 1:
+            np.copyto(out, slots[0])
+        else:
+            np.add(slots[0], slots[1], out=out)
+        for j in range(2, self.world):
+            out += slots[j]
+        metas = self._meta[parity].copy()
+        if self._chunked:
+            self.wait_seconds += self._barrier()
         return self.result, metas
 
     def close(self) -> None:
         """Release the mapping (the file stays until its owner removes it)."""
         self._socket.close()
         Path(self._peers[self.rank]).unlink(missing_ok=True)
-        for name in ("_header", "_arrive", "_sleeping", "_slots", "result", "_meta", "slot"):
+        for name in ("_header", "_arrive", "_sleeping", "_slots", "_meta", "result"):
             setattr(self, name, None)
         try:
             self._buf.close()

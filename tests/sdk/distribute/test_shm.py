@@ -29,7 +29,7 @@ def _run_ranks(path, world, body):
     return results, errors
 
 
-@pytest.mark.parametrize("world,n", [(1, 5), (2, 1001), (3, 7)])
+@pytest.mark.parametrize("world,n", [(1, 5), (2, 1001), (3, 7), (2, 150_001)])  # last: chunked
 def test_exchange_sums_in_rank_order_and_gathers_meta(tmp_path, world, n):
     rng = np.random.default_rng(world)
     vectors = rng.normal(size=(world, 3, n)).astype(np.float32)
