@@ -16,6 +16,7 @@ from lamina_service.errors import NotFound
 WEB_DIR = Path(__file__).resolve().parent / "web"
 MEDIA_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
                ".css": "text/css; charset=utf-8", ".md": "text/plain; charset=utf-8",
+               ".svg": "image/svg+xml",
                "": "text/plain; charset=utf-8"}
 
 

@@ -16,7 +16,9 @@ Lamina.charts = (() => {
         if (x < u.bbox.left || x > u.bbox.left + u.bbox.width) continue;
         ctx.strokeStyle = m.color; ctx.fillStyle = m.color;
         ctx.beginPath(); ctx.moveTo(x, top); ctx.lineTo(x, bottom); ctx.stroke();
-        ctx.fillText(m.label, x + 3 * devicePixelRatio, top + 12 * devicePixelRatio);
+        const right = x > u.bbox.left + u.bbox.width * 0.7;  // keep the label inside the plot
+        ctx.textAlign = right ? "right" : "left";
+        ctx.fillText(m.label, x + (right ? -3 : 3) * devicePixelRatio, top + 12 * devicePixelRatio);
       }
       ctx.restore();
     }]}};

@@ -2,7 +2,7 @@
 // event stream; status timeline, per-epoch logs, model summary, settings and actions.
 "use strict";
 Lamina.jobView = (() => {
-  const {$, el, json, api, follow, say, badge, fmtNum, fmtInt, fmtTime, eventTime, copy,
+  const {$, el, json, api, follow, say, fmtNum, fmtInt, fmtTime, eventTime, copy,
          PALETTE, TERMINAL} = Lamina;
   const state = {id: null, summary: null, history: {}, charts: {}, abort: null,
                  status: null, lastEventId: null, lastEpochAt: null, batches: []};
@@ -77,7 +77,8 @@ Lamina.jobView = (() => {
 
   function setStatus(status, cancelRequested) {
     state.status = status;
-    $("job-status").replaceWith(Object.assign(badge(status), {id: "job-status"}));
+    $("job-status").className = "badge " + status;
+    $("job-status").textContent = status;
     $("cancel").disabled = TERMINAL.has(status) || Boolean(cancelRequested);
     $("download").disabled = !(state.summary && state.summary.row.has_model);
   }

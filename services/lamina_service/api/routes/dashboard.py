@@ -118,6 +118,12 @@ def asset(path: str) -> Response:
                     headers={"Cache-Control": "no-cache", "X-Content-Type-Options": "nosniff"})
 
 
+@static.get("/favicon.ico", include_in_schema=False)
+def favicon() -> Response:
+    """The page's icon, where browsers look for it."""
+    return asset("favicon.svg")
+
+
 router = APIRouter()
 router.include_router(api)
 router.include_router(static)

@@ -1,0 +1,80 @@
+"""Headless Debian Chromium through chromedriver for the dashboard tests.
+
+Chromium and chromedriver come from Debian (``apt-get install chromium chromium-driver``,
+done by ``.ci/run``). Without them the browser tests are skipped locally, never in CI.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-dev-shm-usage", "--window-size=1400,900", "--hide-scrollbars"]
+
+needs_chromium = pytest.mark.skipif(
+    not (CHROMIUM and CHROMEDRIVER) and not os.environ.get("CI"),
+    reason="chromium + chromedriver not installed (apt-get install chromium chromium-driver)",
+)
+
+
+def start_chromium(profile_dir, download_dir):
+    """A headless Chromium that keeps console messages and saves downloads to a folder."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    if not (CHROMIUM and CHROMEDRIVER):  # only reachable with CI set
+        pytest.fail("CI is set but chromium/chromedriver are missing: .ci/run installs them "
+                    "with apt-get (chromium chromium-driver)")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in FLAGS:
+        options.add_argument(flag)
+    options.add_argument(f"--user-data-dir={profile_dir}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(60)
+    # The viewport itself is 1400x900 (--window-size counts the window, not the page).
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": 1400, "height": 900, "deviceScaleFactor": 1,
+                            "mobile": False})
+    driver.execute_cdp_cmd("Browser.setDownloadBehavior",
+                           {"behavior": "allow", "downloadPath": str(download_dir)})
+    return driver
+
+
+def wait_for(driver, condition, what, timeout=30, poll=0.05):
+    """The first truthy value of ``condition(driver)``; fails naming ``what``."""
+    from selenium.webdriver.support.wait import WebDriverWait
+
+    return WebDriverWait(driver, timeout, poll_frequency=poll).until(
+        lambda d: condition(d), message=f"page never showed {what}")
+
+
+def console_errors(driver) -> list[dict]:
+    """Console messages of level SEVERE since the last call (the log is drained)."""
+    return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]
+
+
+def open_with_key(driver, base_url: str, key: str | None, fragment: str) -> None:
+    """Load the page with ``key`` already in this tab's sessionStorage (no 401 first)."""
+    driver.get(base_url + "/web/app.css")  # same origin, makes no API call
+    if key is None:
+        driver.execute_script("sessionStorage.clear()")
+    else:
+        driver.execute_script("sessionStorage.setItem('lamina_key', arguments[0])", key)
+    driver.get(base_url + "/" + fragment)
+
+
+def painted_fraction(png_path) -> float:
+    """Share of the screenshot's pixels that are not the page background (white)."""
+    from PIL import Image
+
+    image = Image.open(png_path).convert("L")
+    pixels = image.getdata()
+    return sum(1 for p in pixels if p < 245) / len(pixels)
