@@ -154,50 +154,8 @@ def load_weights_file(model, path):
 
 
 def keras_layer_order(model) -> list:
-    """``model``'s layers in the order Keras's functional models list them.
-
-    Keras (``ops/function.py: map_graph``) ranks each operation by its depth from the
-    outputs and, within a depth, by when a depth-first walk from the outputs first met
-    it; legacy ``.h5`` weight files list layers in that order and are loaded by it.
-    """
-    layer_ids = {id(layer) for layer in model.layers}  # op nodes are not layers
-    input_ids = {id(t) for t in model.inputs}
-    finished, post_order, first_seen = set(), [], {}
-    for output in model.outputs:
-        stack = [(output, False)]
-        while stack:
-            tensor, done = stack.pop()
-            node = tensor.node
-            if done:
-                finished.add(id(node))
-                post_order.append(node)
-                continue
-            if id(node) in finished:
-                continue
-            if node.input_tensors and id(tensor) in input_ids:
-                finished.add(id(node))
-                continue
-            first_seen.setdefault(id(node.operation), (len(first_seen), node.operation))
-            stack.append((tensor, True))
-            stack.extend((t, False) for t in reversed(node.input_tensors))
-    in_graph = {id(n) for n in post_order}
-    node_depth, op_depth = {}, {}
-    for node in reversed(post_order):
-        depth = max(node_depth.setdefault(id(node), 0), op_depth.get(id(node.operation), 0))
-        op_depth[id(node.operation)] = node_depth[id(node)] = depth
-        for parent in node.parent_nodes:
-            if id(parent) in in_graph:
-                node_depth[id(parent)] = max(depth + 1, node_depth.get(id(parent), 0))
-    ranked = []
-    for t in model.inputs:
-        op = t.node.operation
-        if id(op) not in op_depth:
-            op_depth[id(op)] = 0
-            first_seen[id(op)] = (-1, op)
-    for key, (index, op) in first_seen.items():
-        ranked.append((-op_depth[key], index, op))
-    ranked.sort(key=lambda item: item[:2])
-    return [op for _, _, op in ranked if id(op) in layer_ids]
+    """``model``'s layers in Keras's order (the functional model's own order)."""
+    return model.layers
 
 
 class _LayerOrder:

@@ -23,16 +23,9 @@ class Functional(Function, Model):
     def __init__(self, inputs, outputs, name=None, trainable=True, **kwargs):
         Layer.__init__(self, name=name, trainable=trainable, **kwargs)
         self._setup_graph(inputs, outputs)
-        layers = []
-        for t in self.inputs:
-            if t.node.operation not in layers:
-                layers.append(t.node.operation)
-        for n in self._nodes:
-            # Op nodes (`keras.ops` on KerasTensors) are operations, not layers, as in Keras 3.
-            if isinstance(n.operation, Layer) and all(
-                    n.operation is not la for la in layers):
-                layers.append(n.operation)
-        self._layers = layers
+        # Keras's order (depth from the outputs); op nodes (`keras.ops` on KerasTensors) are
+        # operations, not layers, as in Keras 3.
+        self._layers = [op for op in self.operations if isinstance(op, Layer)]
         self.output_names = [t.node.operation.name for t in self.outputs]
         self.input_names = [t.node.operation.name for t in self.inputs]
         self.built = True
@@ -77,7 +70,7 @@ class Functional(Function, Model):
 
         def call(operation, args, kwargs):
             if training is not None and operation._call_has_training:
-                kwargs.setdefault("training", training)
+                kwargs["training"] = training  # the outer value wins over a recorded one
             return operation(*args, **kwargs)
 
         return self._run_through_graph(values, call)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import lamina
+import lamina as keras
 from lamina import layers
 
 
@@ -169,3 +170,28 @@ def test_progbar_eta_formats_like_keras():
     assert [format_time_per_step(s) for s in (2.0, 0.004, 0.0000042)] == [
         "2s/step", "4ms/step", "4us/step"]
     assert format_value(0.5, 1) == "0.5000" and format_value(0.0001, 1) == "1.0000e-04"
+
+
+def test_a_model_may_start_from_intermediate_tensors():
+    """Keras's Model(inputs=<intermediate tensor>, ...): the graph stops at the given inputs
+    (the structured-data guide builds its inference head this way)."""
+    inputs = keras.Input(shape=(4,))
+    encoded = keras.layers.Dense(3, name="encoder")(inputs)
+    outputs = keras.layers.Dense(1, name="head")(encoded)
+    head = keras.Model(encoded, outputs)
+    assert [la.name for la in head.layers] == ["head"]
+    assert head.count_params() == 4
+    data = np.ones((2, 3), dtype="float32")
+    head_layer = head.layers[0]
+    np.testing.assert_allclose(head.predict(data, verbose=0),
+                               data @ head_layer.kernel.numpy() + head_layer.bias.numpy(),
+                               rtol=1e-6)
+
+
+def test_the_outer_training_flag_wins_over_a_recorded_one():
+    inputs = keras.Input(shape=(8,))
+    outputs = keras.layers.Dropout(0.5)(inputs, training=True)
+    model = keras.Model(inputs, outputs)
+    data = np.ones((4, 8), dtype="float32")
+    np.testing.assert_array_equal(model.predict(data, verbose=0), data)
+    assert (model(data, training=True).numpy() == 0).any()

@@ -191,10 +191,6 @@ def test_a_keras_saved_model_of_image_layers_loads(tmp_path):
     assert again.layers[6].get_config()["num_ops"] == 2
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "Keras saves `training: True` in these layers' node kwargs; lamina's functional graph "
-    "keeps a node's own `training` over predict's False (models/functional.py uses "
-    "setdefault) where Keras lets the outer value win"))
 def test_a_keras_saved_model_of_image_layers_predicts_as_keras():
     model = lamina.saving.load_model(FIXTURES / "keras_image_model.keras")
     arrays = np.load(FIXTURES / "layers.npz")
