@@ -9,7 +9,15 @@ of those jobs. No worker runs, so the queue only grows. Each round prints p50/p9
 latency and throughput; the machine's load average is shown because the load generator
 and the server share its cores.
 
-Run: ``python bench/service_latency.py [--concurrency 8] [--requests 1000] [--rounds 3]``.
+With ``wrk`` on PATH (Debian package ``wrk``) and ``--wrk``, the phases are driven by
+wrk instead (C load generator, ``--connections`` 32 by default, ``--duration`` seconds
+each): ``GET /v1/jobs/{id}``, ``POST /v1/jobs`` (a Lua script sets the body), then with
+``--streams N`` open event streams (held by a helper process) ``GET /v1/jobs`` and
+``/healthz`` again. The API runs with rate limits and queue quotas off
+(``LAMINA_QUOTAS__RATE_PER_SECOND=0``), ``--api-workers`` processes.
+
+Run: ``python bench/service_latency.py [--concurrency 8] [--requests 1000] [--rounds 3]``
+or ``python bench/service_latency.py --wrk [--connections 32] [--duration 10] [--streams 1000]``.
 """
 
 from __future__ import annotations
@@ -89,13 +97,18 @@ async def load(url: str, dataset_id: str, concurrency: int, n: int) -> dict:
     return {"submit": submit, "read": read}
 
 
-def start_api(redis_url: str, storage: str, port: int) -> subprocess.Popen:
+def start_api(redis_url: str, storage: str, port: int, workers: int = 1) -> subprocess.Popen:
     env = {**os.environ, "LAMINA_REDIS_URL": redis_url, "LAMINA_STORAGE": storage,
-           "LAMINA_API_KEYS": f"{API_KEY}:bench",
+           "LAMINA_API_KEYS": f"{API_KEY}:bench", "LAMINA_QUOTAS__RATE_PER_SECOND": "0",
+           "LAMINA_QUOTAS__MAX_QUEUED_JOBS": "0", "LAMINA_QUOTAS__MAX_STREAMS": "5000",
+           "LAMINA_QUOTAS__MAX_STREAMS_PER_TENANT": "5000",
            "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("sdk", "services"))}
     cmd = [sys.executable, "-m", "uvicorn", "--factory", "lamina_service.api:create_app",
            "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning",
            "--no-access-log"]
+    if workers > 1:
+        cmd += ["--workers", str(workers)]
+        env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="lamina-bench-prom-")
     api = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -109,6 +122,26 @@ def start_api(redis_url: str, storage: str, port: int) -> subprocess.Popen:
         time.sleep(0.1)
     api.kill()
     raise RuntimeError("the API did not become ready within 60 s")
+
+
+async def hold_streams(port: int, job_id: str, n: int) -> None:
+    """Open ``n`` event streams of ``job_id``, print ``open <n>``, hold them until stdin ends."""
+    request = (f"GET /v1/jobs/{job_id}/events HTTP/1.1\r\nHost: b\r\n"
+               f"Authorization: Bearer {API_KEY}\r\n\r\n").encode()
+    held, refused = [], 0
+    for _ in range(n):
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(request)
+        head = await reader.readuntil(b"\r\n\r\n")
+        if head.startswith(b"HTTP/1.1 200"):
+            held.append(writer)
+        else:
+            refused += 1
+            writer.close()
+    print(f"open {len(held)} refused {refused}", flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    for writer in held:
+        writer.close()
 
 
 def upload_dataset(url: str) -> str:
@@ -130,10 +163,20 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--requests", type=int, default=1000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--wrk", action="store_true", help="drive the load with wrk")
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--duration", type=int, default=10)
+    parser.add_argument("--streams", type=int, default=0)
+    parser.add_argument("--api-workers", type=int, default=1)
     parser.add_argument("--load", nargs=2, metavar=("URL", "DATASET_ID"), help=argparse.SUPPRESS)
+    parser.add_argument("--hold", nargs=3, metavar=("PORT", "JOB_ID", "N"),
+                        help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.load:  # the load-generator process
         print(json.dumps(asyncio.run(load(*args.load, args.concurrency, args.requests))))
+        return
+    if args.hold:  # the process holding event streams open
+        asyncio.run(hold_streams(int(args.hold[0]), args.hold[1], int(args.hold[2])))
         return
 
     from lamina_service.redis_server import RedisServer, free_port
@@ -143,9 +186,14 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="lamina-bench-") as storage:
             port = free_port()
-            api = start_api(redis.url, storage, port)
+            api = start_api(redis.url, storage, port, args.api_workers)
             url = f"http://127.0.0.1:{port}"
             dataset_id = upload_dataset(url)
+            if args.wrk:
+                from service_wrk import run_wrk_phases  # next to this file
+
+                run_wrk_phases(url, port, dataset_id, job_body(dataset_id, 0), args)
+                return
             print(f"service latency: {args.requests} requests per phase, concurrency "
                   f"{args.concurrency}, 1 uvicorn worker, Redis {redis.url}, {os.cpu_count()} "
                   "CPUs shared by server and load process")

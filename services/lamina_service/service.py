@@ -5,10 +5,18 @@ from __future__ import annotations
 from dataclasses import asdict
 
 from lamina_service import metrics
-from lamina_service.api.schemas import DatasetOut, JobCreate, JobCreated, JobOut, ModelCostOut
+from lamina_service.api.schemas import (
+    DatasetOut,
+    JobCreate,
+    JobCreated,
+    JobOut,
+    JobPage,
+    ModelCostOut,
+)
 from lamina_service.config import Settings
 from lamina_service.errors import LimitExceeded, NotFound
 from lamina_service.queue import JobRecord, JobStatus, Producer
+from lamina_service.queue.follow import Follower
 from lamina_service.storage import Storage
 from lamina_service.validation import validate_model
 
@@ -59,16 +67,24 @@ def job_out(record: JobRecord, with_spec: bool = True) -> JobOut:
     )
 
 
-def get_job(producer: Producer, tenant: str, job_id: str) -> JobOut:
+async def get_job(follower: Follower, tenant: str, job_id: str) -> JobOut:
     """One job of ``tenant``.
 
     Raises:
         NotFound: no such job for this tenant.
     """
-    record = producer.get(tenant, job_id)
+    record = await follower.get(tenant, job_id)
     if record is None:
         raise NotFound(f"no such job: {job_id!r}", field="job_id")
     return job_out(record)
+
+
+async def list_jobs(follower: Follower, tenant: str, status: JobStatus | None, offset: int,
+                    limit: int) -> JobPage:
+    """A page of ``tenant``'s jobs, newest first, without their specs."""
+    page = await follower.list_jobs(tenant, status, offset, limit)
+    return JobPage(items=[job_out(r, with_spec=False) for r in page.items],
+                   next_offset=page.next_offset)
 
 
 def cancel_job(producer: Producer, tenant: str, job_id: str) -> JobOut:

@@ -1,4 +1,4 @@
-"""Async read side of the queue for the event loop: follow a job's events, read status.
+"""Async read side of the queue for the event loop: read jobs, follow a job's events.
 
 Used by the API's event streams: one blocking ``XREAD`` per open stream on a
 ``redis.asyncio`` client, so an idle follower costs one idle socket and no
@@ -15,12 +15,12 @@ from collections.abc import Callable
 import redis.asyncio as aioredis
 
 from lamina_service.queue import keys
-from lamina_service.queue.models import JobStatus
-from lamina_service.queue.producer import Event
+from lamina_service.queue.models import JobRecord, JobStatus
+from lamina_service.queue.producer import LIST_FIELDS, Event, Page, make_page
 
 
 class Follower:
-    """Tenant-checked async reads of job status and events.
+    """Tenant-checked async reads of jobs, their status and their events.
 
     An asyncio Redis connection belongs to the event loop that opened it, so one client
     is made per running loop (one in a server process; tests may run several loops).
@@ -56,6 +56,30 @@ class Follower:
         if tenant_of != tenant or status is None:
             return None
         return JobStatus(status)
+
+    async def get(self, tenant: str, job_id: str) -> JobRecord | None:
+        """The job with its history, None when it does not exist or is another tenant's."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.hgetall(keys.job_key(job_id))
+            pipe.hgetall(keys.job_history_key(job_id))
+            fields, history = await pipe.execute()
+        if not fields or fields.get("tenant") != tenant:
+            return None
+        return JobRecord.from_redis(fields, history)
+
+    async def list_jobs(self, tenant: str, status: JobStatus | None = None, offset: int = 0,
+                        limit: int = 50) -> Page:
+        """A tenant's jobs, newest first (as :meth:`Producer.list_jobs`)."""
+        index = keys.tenant_jobs_key(tenant, status.value if status else None)
+        ids = await self.client.zrevrange(index, offset, offset + limit)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for job_id in ids[:limit]:
+                pipe.hmget(keys.job_key(job_id), LIST_FIELDS)
+            records = await pipe.execute()
+        page, gone = make_page(ids, records, offset, limit)
+        if gone:
+            await self.client.zrem(index, *gone)
+        return page
 
     async def events(self, job_id: str, after: str, block_ms: int | None = None) -> list[Event]:
         """Events of ``job_id`` after stream id ``after``, waiting up to ``block_ms`` for one.

@@ -64,6 +64,27 @@ class Page:
     next_offset: int | None
 
 
+#: Fields of a job hash a listing reads (not the spec, which can be large).
+LIST_FIELDS = ("id", "tenant", "name", "status", "priority", "dataset_id", "attempts", "epoch",
+               "error", "cancel_requested", "worker", "artifact_id", "final_logs",
+               "submitted_at", "started_at", "finished_at", "updated_at")
+
+
+def make_page(ids: list[str], records: list[list[str | None]], offset: int,
+              limit: int) -> tuple[Page, list[str]]:
+    """A page from ``limit + 1`` ids (the extra one tells that more follow) and the
+    ``HMGET`` of :data:`LIST_FIELDS` of the first ``limit``; also the ids whose records
+    expired."""
+    items, gone = [], []
+    for job_id, values in zip(ids[:limit], records):
+        if values[0] is None:
+            gone.append(job_id)
+            continue
+        fields = {k: v for k, v in zip(LIST_FIELDS, values) if v is not None}
+        items.append(JobRecord.from_redis(fields))
+    return Page(items=items, next_offset=offset + limit if len(ids) > limit else None), gone
+
+
 class Producer:
     """Submit and observe jobs.
 
@@ -149,24 +170,18 @@ class Producer:
     ) -> Page:
         """List a tenant's jobs, newest first, optionally of one status.
 
-        Jobs whose records expired are dropped from the index as they are met.
+        Jobs whose records expired are dropped from the index as they are met. The
+        records come without their spec.
         """
         index = keys.tenant_jobs_key(tenant, status.value if status else None)
         ids = self.client.zrevrange(index, offset, offset + limit)
-        more = len(ids) > limit
-        ids = ids[:limit]
         pipe = self.client.pipeline(transaction=False)
-        for job_id in ids:
-            pipe.hgetall(keys.job_key(job_id))
-        items, gone = [], []
-        for job_id, fields in zip(ids, pipe.execute()):
-            if not fields:
-                gone.append(job_id)
-                continue
-            items.append(JobRecord.from_redis(fields))
+        for job_id in ids[:limit]:
+            pipe.hmget(keys.job_key(job_id), LIST_FIELDS)
+        page, gone = make_page(ids, pipe.execute(), offset, limit)
         if gone:
             self.client.zrem(index, *gone)
-        return Page(items=items, next_offset=offset + limit if more else None)
+        return page
 
     def cancel(self, tenant: str, job_id: str) -> JobRecord | None:
         """Cancel a queued job now, or ask a running one to stop at its next batch.

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from lamina_service import service
-from lamina_service.api.deps import JobIdDep, ProducerDep, SettingsDep, TenantDep
+from lamina_service.api.deps import FollowerDep, JobIdDep, ProducerDep, SettingsDep, TenantDep
 from lamina_service.api.schemas import ErrorOut, JobCreate, JobCreated, JobOut, JobPage
 from lamina_service.queue import JobStatus
 
@@ -26,22 +26,20 @@ def submit(body: JobCreate, tenant: TenantDep, producer: ProducerDep,
 
 
 @router.get("", response_model=JobPage)
-def list_jobs(
-    tenant: TenantDep, producer: ProducerDep,
+async def list_jobs(
+    tenant: TenantDep, follower: FollowerDep,
     status: JobStatus | None = None,
     offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> JobPage:
     """The caller's jobs, newest first."""
-    page = producer.list_jobs(tenant, status, offset, limit)
-    return JobPage(items=[service.job_out(r, with_spec=False) for r in page.items],
-                   next_offset=page.next_offset)
+    return await service.list_jobs(follower, tenant, status, offset, limit)
 
 
 @router.get("/{job_id}", response_model=JobOut)
-def get(job_id: JobIdDep, tenant: TenantDep, producer: ProducerDep) -> JobOut:
+async def get(job_id: JobIdDep, tenant: TenantDep, follower: FollowerDep) -> JobOut:
     """One job with its history."""
-    return service.get_job(producer, tenant, job_id)
+    return await service.get_job(follower, tenant, job_id)
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut)
