@@ -69,6 +69,7 @@ Lamina.jobsView = (() => {
   }
 
   function render() {
+    const started = performance.now();
     const rows = visible(), size = Number($("page-size").value);
     const pages = Math.max(1, Math.ceil(rows.length / size));
     state.page = Math.min(state.page, pages - 1);
@@ -93,6 +94,7 @@ Lamina.jobsView = (() => {
         th.setAttribute("aria-sort", state.sortDir > 0 ? "ascending" : "descending");
       else th.removeAttribute("aria-sort");
     }
+    state.renderMs = Math.max(state.renderMs || 0, performance.now() - started);
   }
 
   function updateCompare() {
