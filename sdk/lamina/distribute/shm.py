@@ -170,8 +170,8 @@ class SharedMemoryCollective:
         target = self._count
         arrive, header, sleeping = self._arrive, self._header, self._sleeping
         arrive[self.rank] = target
-        for peer in np.flatnonzero(sleeping):
-            if peer != self.rank:
+        for peer, asleep in enumerate(sleeping.tolist()):  # a snapshot: peers change it
+            if asleep and peer != self.rank:
                 try:
                     self._socket.sendto(b"w", self._peers[peer])
                 except OSError:  # the peer is gone or not bound yet: it re-checks anyway

@@ -103,3 +103,22 @@ def test_remove_deletes_the_file_and_the_wake_up_sockets(tmp_path):
     shm.remove(path)
     assert list(tmp_path.iterdir()) == []
     collective.close()
+
+
+def test_many_exchanges_with_sleeping_ranks(tmp_path):
+    """Ranks that fall asleep on their sockets and wake each other, 150 times over."""
+    world, n = 4, 64
+    path = shm.create(tmp_path / "c", world, n)
+
+    def body(collective, rank):
+        bad = 0
+        for step in range(150):
+            total, metas = collective.exchange(np.full(n, rank + step, np.float32),
+                                               [step])
+            bad += int(total[0] != sum(r + step for r in range(world)))
+            bad += int((metas[:, 0] != step).any())
+        return bad
+
+    results, errors = _run_ranks(path, world, body)
+    assert not errors, errors
+    assert results == [0] * world
