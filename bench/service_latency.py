@@ -168,6 +168,8 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--streams", type=int, default=0)
     parser.add_argument("--api-workers", type=int, default=1)
+    parser.add_argument("--appendfsync", choices=("off", "no", "everysec", "always"),
+                        default="off", help="Redis AOF policy (off: no AOF)")
     parser.add_argument("--load", nargs=2, metavar=("URL", "DATASET_ID"), help=argparse.SUPPRESS)
     parser.add_argument("--hold", nargs=3, metavar=("PORT", "JOB_ID", "N"),
                         help=argparse.SUPPRESS)
@@ -181,7 +183,9 @@ def main() -> None:
 
     from lamina_service.redis_server import RedisServer, free_port
 
-    redis = RedisServer().start()
+    redis = RedisServer(appendonly=args.appendfsync != "off",
+                        appendfsync="always" if args.appendfsync == "off" else args.appendfsync,
+                        ).start()
     api = None
     try:
         with tempfile.TemporaryDirectory(prefix="lamina-bench-") as storage:

@@ -54,7 +54,9 @@ class RedisServer:
 
     Args:
         port: TCP port; ``None`` picks a free one.
-        appendonly: turn on AOF persistence (``appendfsync always``).
+        appendonly: turn on AOF persistence.
+        appendfsync: AOF fsync policy: ``always`` (default: an acknowledged write is on
+            disk), ``everysec`` or ``no``.
         password: require this password (``requirepass``).
         data_dir: working directory for AOF/RDB files; a temporary one by default.
     """
@@ -65,9 +67,14 @@ class RedisServer:
         appendonly: bool = False,
         password: str | None = None,
         data_dir: str | None = None,
+        appendfsync: str = "always",
     ) -> None:
+        if appendfsync not in ("always", "everysec", "no"):
+            raise ValueError("appendfsync must be 'always', 'everysec' or 'no'; "
+                             f"received appendfsync={appendfsync!r}")
         self.port = port or free_port()
         self.appendonly = appendonly
+        self.appendfsync = appendfsync
         self.password = password
         self._tmp = None if data_dir else tempfile.TemporaryDirectory(prefix="lamina-redis-")
         self.data_dir = data_dir or self._tmp.name
@@ -88,7 +95,7 @@ class RedisServer:
             "--appendonly", "yes" if self.appendonly else "no",
         ]
         if self.appendonly:
-            args += ["--appendfsync", "always"]
+            args += ["--appendfsync", self.appendfsync]
         if self.password:
             args += ["--requirepass", self.password]
         self.process = subprocess.Popen(
