@@ -96,6 +96,11 @@ def _check(fn, variables, arrays, wrt, rtol, atol, eps, seed):
     worst = 0.0
     for i, got in zip(wrt, analytic):
         expected = numeric_gradient(scalar, [a.copy() for a in arrays], i, eps)
+        # A NaN/inf where central differences are finite is an error (max() would skip it).
+        if np.any(~np.isfinite(got) & np.isfinite(expected)):
+            raise AssertionError(
+                f"gradient of input {i} is not finite where central differences are"
+                f"\nanalytic:\n{got}\nnumeric:\n{expected}")
         denom = np.maximum(np.maximum(np.abs(got), np.abs(expected)), atol)
         err = np.abs(got - expected) / denom
         err = np.where(np.abs(got - expected) <= atol * 10, 0.0, err)

@@ -199,8 +199,13 @@ def nanmean(x, axis=None, keepdims=False):
 def nanvar(x, axis=None, keepdims=False):
     """Variance over ``axis`` of the non-NaN entries."""
     x = _float(x)
-    centered = subtract(x, nanmean(x, axis=axis, keepdims=True))
-    return nanmean(multiply(centered, centered), axis=axis, keepdims=keepdims)
+    # Centre the NaN-filled values and zero the NaN entries, so that no NaN reaches the
+    # backward pass (a NaN times a zero cotangent would poison the whole reduction).
+    centered = subtract(_fill_nan(x, 0), nanmean(x, axis=axis, keepdims=True))
+    centered = where(_nan_mask(x), np.asarray(0, dtype=dtype_of(x)), centered)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return divide(sum(multiply(centered, centered), axis=axis, keepdims=keepdims),
+                      _valid_count(x, axis, keepdims))
 
 
 def nanstd(x, axis=None, keepdims=False):
