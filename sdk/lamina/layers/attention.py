@@ -14,7 +14,7 @@ import numpy as np
 from lamina import constraints, initializers, ops, regularizers
 from lamina.layers import attention_masks as _masks
 from lamina.layers.activations import Softmax
-from lamina.layers.attention_projection import _Projection
+from lamina.layers.attention_projection import ShapesDictBuild, _Projection
 from lamina.layers.layer import Layer
 from lamina.layers.regularization import Dropout
 
@@ -32,7 +32,7 @@ def _serialize_or_none(module, obj):
     return module.serialize(obj) if obj is not None else None
 
 
-class MultiHeadAttention(Layer):
+class MultiHeadAttention(ShapesDictBuild, Layer):
     """Multi-head scaled dot-product attention (Vaswani et al., 2017), as in Keras 3.
 
     ``query``, ``key`` and ``value`` are projected to ``num_heads`` heads, each head
@@ -124,6 +124,13 @@ class MultiHeadAttention(Layer):
         self.supports_masking = True
         self._return_scores_symbolic = False
 
+    # Keras 3.15.1 exposes the projections as `query_dense`, ... and its weights files key
+    # them so (the gate stays `_gate_dense`); the underscored names stay as aliases.
+    _query_dense = property(lambda self: self.query_dense)
+    _key_dense = property(lambda self: self.key_dense)
+    _value_dense = property(lambda self: self.value_dense)
+    _output_dense = property(lambda self: self.output_dense)
+
     def _projection(self, name, in_rank, out_shape):
         # Each sub-layer gets its own copy of the initializers, as in Keras, so that
         # seeded initializers do not give the four kernels equal values.
@@ -135,6 +142,8 @@ class MultiHeadAttention(Layer):
             self.bias_constraint, name=name, dtype=self.dtype)
 
     def build(self, query_shape, value_shape=None, key_shape=None):
+        self._record_build_shapes(query_shape, query_shape if value_shape is None
+                                  else value_shape, key_shape)
         value_shape = query_shape if value_shape is None else value_shape
         key_shape = value_shape if key_shape is None else key_shape
         for label, shape in (("query", query_shape), ("value", value_shape),
@@ -144,17 +153,17 @@ class MultiHeadAttention(Layer):
                     f"MultiHeadAttention '{self.name}' expects 3D {label} inputs (batch, "
                     f"length, dim) with a known dim. Received: {label}_shape={tuple(shape)}")
         out_dim = self._output_dim or query_shape[-1]
-        self._query_dense = self._projection("query", 1, (self.num_heads, self.key_dim))
-        self._query_dense.build(query_shape)
-        self._key_dense = self._projection("key", 1, (self.num_heads, self.key_dim))
-        self._key_dense.build(key_shape)
+        self.query_dense = self._projection("query", 1, (self.num_heads, self.key_dim))
+        self.query_dense.build(query_shape)
+        self.key_dense = self._projection("key", 1, (self.num_heads, self.key_dim))
+        self.key_dense.build(key_shape)
         if self.use_gate:  # Keras builds it between key and value (weight order)
             self._gate_dense = self._projection("gate", 1, (self.num_heads, self.value_dim))
             self._gate_dense.build(query_shape)
-        self._value_dense = self._projection("value", 1, (self.num_heads, self.value_dim))
-        self._value_dense.build(value_shape)
-        self._output_dense = self._projection("attention_output", 2, (out_dim,))
-        self._output_dense.build((None, None, self.num_heads, self.value_dim))
+        self.value_dense = self._projection("value", 1, (self.num_heads, self.value_dim))
+        self.value_dense.build(value_shape)
+        self.output_dense = self._projection("attention_output", 2, (out_dim,))
+        self.output_dense.build((None, None, self.num_heads, self.value_dim))
         self._softmax = Softmax(axis=-1, dtype=self.dtype)
         self._dropout_layer = Dropout(rate=self.dropout, seed=self.seed, dtype=self.dtype)
         self.built = True
@@ -186,9 +195,9 @@ class MultiHeadAttention(Layer):
         mask = self._compute_attention_mask(query, value, key, attention_mask,
                                             use_causal_mask)
         # (batch, length, heads, dim) -> (batch, heads, length, dim)
-        q = ops.transpose(self._query_dense(query), (0, 2, 1, 3))
-        k = ops.transpose(self._key_dense(key), (0, 2, 3, 1))
-        v = ops.transpose(self._value_dense(value), (0, 2, 1, 3))
+        q = ops.transpose(self.query_dense(query), (0, 2, 1, 3))
+        k = ops.transpose(self.key_dense(key), (0, 2, 3, 1))
+        v = ops.transpose(self.value_dense(value), (0, 2, 1, 3))
         q = ops.multiply(q, np.asarray(1.0 / math.sqrt(self.key_dim), dtype=q.data.dtype))
         scores = ops.matmul(q, k)
         if mask is not None:
@@ -198,7 +207,7 @@ class MultiHeadAttention(Layer):
         context = ops.transpose(ops.matmul(dropped, v), (0, 2, 1, 3))
         if self.use_gate:
             context = ops.multiply(context, ops.sigmoid(self._gate_dense(query)))
-        output = self._output_dense(context)
+        output = self.output_dense(context)
         if return_attention_scores:
             return output, probs
         return output

@@ -16,7 +16,7 @@ from lamina import constraints, initializers, ops, regularizers
 from lamina.layers import attention_masks as _masks
 from lamina.layers.activations import Softmax
 from lamina.layers.attention import Attention, _mask_of, _shape
-from lamina.layers.attention_projection import _Projection
+from lamina.layers.attention_projection import ShapesDictBuild, _Projection
 from lamina.layers.layer import Layer
 from lamina.layers.regularization import Dropout
 
@@ -80,7 +80,7 @@ def _positive(name, value):
     return int(value)
 
 
-class GroupQueryAttention(Layer):
+class GroupedQueryAttention(ShapesDictBuild, Layer):
     """Grouped-query attention (Ainslie et al., 2023): query heads share key/value heads.
 
     ``num_query_heads`` query heads attend in ``num_key_value_heads`` groups; each key and
@@ -117,6 +117,10 @@ class GroupQueryAttention(Layer):
     and biases, with Keras's shapes (e.g. ``query/kernel (dim, num_query_heads,
     head_dim)``, ``attention_output/kernel (num_query_heads, head_dim, dim)``).
     """
+
+    # Keras's class is GroupedQueryAttention (default name, weights-file keys) but its
+    # configs name it by its export, GroupQueryAttention.
+    _keras_export_name = "GroupQueryAttention"
 
     def __init__(self, head_dim, num_query_heads, num_key_value_heads, dropout=0.0,
                  use_bias=True, sliding_window=None, flash_attention=None,
@@ -161,6 +165,8 @@ class GroupQueryAttention(Layer):
             self.bias_constraint, name=name, dtype=self.dtype)
 
     def build(self, query_shape, value_shape=None, key_shape=None):
+        self._record_build_shapes(query_shape, query_shape if value_shape is None
+                                  else value_shape, key_shape)
         value_shape = query_shape if value_shape is None else value_shape
         key_shape = value_shape if key_shape is None else key_shape
         for label, shape in (("query", query_shape), ("value", value_shape),
@@ -286,3 +292,6 @@ class GroupQueryAttention(Layer):
             "bias_constraint": constraints.serialize(self.bias_constraint),
             "seed": self.seed,
         }
+
+
+GroupQueryAttention = GroupedQueryAttention

@@ -48,3 +48,29 @@ class _Projection(Layer):
         bias = None if self.bias is None else ops.reshape(self.bias, (n_out,))
         y = ops.dense(x, ops.reshape(self.kernel, (n_in, n_out)), bias)
         return ops.reshape(y, (*lead, *self.out_shape))
+
+
+class ShapesDictBuild:
+    """Keras's ``build_config`` of layers built from several shapes (query, value, key).
+
+    Keras writes ``{"shapes_dict": {"query_shape": ..., "value_shape": ...}}`` for
+    MultiHeadAttention and GroupQueryAttention and builds them from it when loading;
+    the layer records the shapes its ``build`` received in ``_build_shapes``.
+    """
+
+    def _record_build_shapes(self, query_shape, value_shape, key_shape):
+        shapes = {"query_shape": list(query_shape), "value_shape": list(value_shape)}
+        if key_shape is not None:
+            shapes["key_shape"] = list(key_shape)
+        self._build_shapes = shapes
+
+    def get_build_config(self):
+        return {"shapes_dict": dict(getattr(self, "_build_shapes", {}))}
+
+    def build_from_config(self, config):
+        shapes = config.get("shapes_dict")
+        if shapes:
+            self.build(**{k: tuple(v) for k, v in shapes.items()})
+        elif config.get("input_shape") is not None:
+            self.build(tuple(config["input_shape"]))
+        self.built = True

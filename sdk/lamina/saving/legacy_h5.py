@@ -38,6 +38,13 @@ def _legacy_entry(entry):
     out = {k: v for k, v in entry.items()
            if k not in ("module", "registered_name", "build_config", "compile_config")}
     out["config"] = _legacy_layer_config(out.get("config"))
+    from lamina import layers
+
+    # Keras's legacy files name a class by its Python name (GroupedQueryAttention), not
+    # by the export name its Keras 3 configs use (GroupQueryAttention).
+    cls = getattr(layers, str(out.get("class_name")), None)
+    if isinstance(cls, type) and vars(cls).get("_keras_export_name") == out["class_name"]:
+        out["class_name"] = cls.__name__
     return out
 
 

@@ -134,7 +134,10 @@ def serialize_keras_object(obj):
 
     if isinstance(obj, Layer):
         _keras_layer_config(obj, config)
-    envelope = {"module": module, "class_name": type(obj).__name__, "config": config,
+    # A class Keras exports under another name (GroupedQueryAttention is written as
+    # "GroupQueryAttention") says so in its own (not inherited) `_keras_export_name`.
+    class_name = vars(type(obj)).get("_keras_export_name", type(obj).__name__)
+    envelope = {"module": module, "class_name": class_name, "config": config,
                 "registered_name": registered}
     if isinstance(obj, Layer) and getattr(obj, "built", False):
         from lamina.layers.input_layer import InputLayer

@@ -22,7 +22,7 @@ HERE = os.path.join(FIXTURES, "layers")
 KERAS_PYTHON = next((p for p in (os.environ.get("LAMINA_KERAS_PYTHON"),
                                  "/work/kvenv/bin/python", "/work/venv-keras/bin/python")
                      if p and os.path.exists(p)), None)
-LAMINA_NAMES = ["convlstm_einsum", "lora_dense"]
+LAMINA_NAMES = ["convlstm_einsum", "lora_dense", "attention_norms", "volumes"]
 
 
 def _fixture_module():
@@ -85,9 +85,13 @@ def test_keras_opens_fresh_lamina_files(tmp_path):
     assert result.returncode == 0 and sys.executable != KERAS_PYTHON
 
 
-def test_keras_stacked_rnn_cells_file_loads_in_lamina():
-    base = os.path.join(HERE, "keras_files", "stacked_cells")
+@pytest.mark.parametrize("name, check", [
+    ("stacked_cells", lambda m: type(m.layers[1].cell).__name__ == "StackedRNNCells"),
+    ("attention_norms", lambda m: type(m.layers[1]).__name__ == "GroupedQueryAttention"),
+])
+def test_more_keras_files_load_in_lamina(name, check):
+    base = os.path.join(HERE, "keras_files", name)
     data = np.load(base + ".npz")
     model = lamina.models.load_model(base + ".keras")
-    assert type(model.layers[1].cell).__name__ == "StackedRNNCells"
+    assert check(model)
     np.testing.assert_allclose(model.predict(data["x"], verbose=0), data["y"], atol=1e-5)
