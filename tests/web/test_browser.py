@@ -192,3 +192,33 @@ def test_compare_view_overlays_the_chosen_jobs(browser, live_server, jobs, scree
     assert "compile.optimizer" not in diffs
     screenshot(browser, screens, "compare")
     assert console_errors(browser) == []
+
+
+AXE = Path(__file__).parent / "vendor" / "axe-core" / "axe.min.js"
+RUN_AXE = """const done = arguments[arguments.length - 1];
+axe.run(document, {runOnly: {type: "tag", values: ["wcag2a", "wcag2aa", "best-practice"]}})
+  .then(r => done(r.violations.map(v => ({id: v.id, impact: v.impact, help: v.help,
+                                           nodes: v.nodes.map(n => n.target.join(" "))}))))
+  .catch(e => done([{id: "axe-error", impact: "critical", help: String(e), nodes: []}]));"""
+
+
+@pytest.mark.parametrize("view", ["jobs", "job", "compare"])
+def test_axe_finds_no_serious_violations(browser, live_server, jobs, view):
+    done, live = jobs["done"], jobs["live"]
+    fragment = {"jobs": "#/jobs", "job": f"#/job/{done.id}",
+                "compare": f"#/compare/{done.id},{live.id}"}[view]
+    open_with_key(browser, live_server.url, "key-a", fragment)
+    ready = {"jobs": "return document.querySelectorAll('#jobs tbody tr').length === 3",
+             "job": "const c = Lamina.jobView.state.charts.loss; return !!c && "
+                    "document.querySelectorAll('#timeline li').length >= 3",
+             "compare": "return !!Lamina.compareView.state.chart"}[view]
+    wait_for(browser, lambda b: b.execute_script(ready), f"the {view} view")
+    browser.execute_script(AXE.read_text())
+    browser.set_script_timeout(60)
+    violations = browser.execute_async_script(RUN_AXE)
+    serious = [v for v in violations if v["impact"] in ("serious", "critical")]
+    print(f"\naxe on the {view} view: {len(violations)} violations, "
+          f"{[(v['id'], v['impact']) for v in violations]}")
+    assert serious == [], serious
+    assert violations == [], violations  # none at all today: keep it that way
+    assert console_errors(browser) == []

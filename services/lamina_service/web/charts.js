@@ -31,7 +31,7 @@ Lamina.charts = (() => {
     const markers = options.markers || (() => []);
     const log = Boolean(options.log) && positive(data.slice(1));
     const box = el("figure", {class: "chart", "aria-label": title});
-    const caption = el("figcaption", {}, el("h4", {text: title + (log ? " (log scale)" : "")}));
+    const caption = el("figcaption", {}, el("h3", {text: title + (log ? " (log scale)" : "")}));
     box.append(caption);
     target.append(box);
     const opts = {
