@@ -31,7 +31,7 @@ from lamina.ops import (
     ctc,
     decompositions,
     einops,
-    image,
+    image,  # noqa: F401 - the keras.ops.image namespace
     indexing,
     linalg,
     manipulation,
