@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 
+from lamina.losses.circle import Circle, circle
 from lamina.losses.classes import (
     BinaryCrossentropy,
     CategoricalCrossentropy,
@@ -33,7 +34,6 @@ from lamina.losses.classes import (
     SparseCategoricalCrossentropy,
     SquaredHinge,
 )
-from lamina.losses.circle import Circle, circle
 from lamina.losses.ctc import CTC, ctc
 from lamina.losses.extra import (
     BinaryFocalCrossentropy,

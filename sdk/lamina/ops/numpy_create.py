@@ -13,7 +13,6 @@ import numpy as np
 
 from lamina.backend import linalg as _l
 from lamina.backend.config import floatx, standardize_dtype
-from lamina.ops.operation import dispatch_symbolic
 from lamina.backend.tensor import Tensor
 from lamina.ops._common import constant, export
 from lamina.ops._common import data as _data
@@ -21,6 +20,7 @@ from lamina.ops._common import static_shape as _shape
 from lamina.ops.core import convert_to_tensor
 from lamina.ops.manipulation import broadcast_to, getitem, reshape, stack
 from lamina.ops.numpy_dtypes import as_dtype, float_result_dtype
+from lamina.ops.operation import dispatch_symbolic
 
 __all__ = [
     "array", "bartlett", "blackman", "empty", "empty_like", "geomspace", "hamming",

@@ -1,4 +1,4 @@
-"""Muon: momentum orthogonalised by Newton-Schulz for matrices, AdamW for the rest (Keras's rule)."""
+"""Muon: momentum orthogonalised by Newton-Schulz for matrices, AdamW for the rest."""
 
 from __future__ import annotations
 
