@@ -17,6 +17,7 @@ import threading
 import numpy as np
 
 from lamina.backend.tensor import Tensor
+from lamina.backend.threads import tick as _blas_tick
 
 _state = threading.local()
 
@@ -67,6 +68,7 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **kwargs) -> Tensor:
+        _blas_tick()
         ctx = cls()
         record = is_recording()
         needs = tuple(
@@ -140,6 +142,7 @@ def gradients(target: Tensor, sources, output_gradient=None) -> list:
     """
     if not isinstance(target, Tensor):
         raise TypeError(f"gradients() needs a Tensor target. Received: target={target!r}")
+    _blas_tick()
     wanted = {id(s) for s in sources}
     found = {}
     claimed = set()

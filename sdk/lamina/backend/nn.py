@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from lamina.backend.autodiff import Function
+from lamina.backend.parallel import dot
 from lamina.backend.primitives import stable_sigmoid
 
 
@@ -19,21 +20,21 @@ class Dense(Function):
 
     def forward(self, x, kernel, bias=None):
         self.x, self.kernel, self.has_bias = x, kernel, bias is not None
-        out = np.matmul(x, kernel)
+        out = dot(x, kernel)
         if bias is not None:
             out += bias
         return out
 
     def backward(self, g):
         x, kernel = self.x, self.kernel
-        gx = np.matmul(g, kernel.T) if self.needs[0] else None
+        gx = dot(g, kernel.T) if self.needs[0] else None
         gk = gb = None
         if x.ndim == 2:
             x2, g2 = x, g
         else:
             x2, g2 = x.reshape(-1, x.shape[-1]), g.reshape(-1, g.shape[-1])
         if self.needs[1]:
-            gk = x2.T @ g2
+            gk = dot(x2.T, g2)
         if self.has_bias and self.needs[2]:
             gb = g2.sum(axis=0)
         return gx, gk, gb

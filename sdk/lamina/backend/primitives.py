@@ -18,6 +18,7 @@ import math
 import numpy as np
 
 from lamina.backend.autodiff import Function
+from lamina.backend.parallel import dot
 
 
 # -- elementwise binary ------------------------------------------------------------
@@ -512,16 +513,16 @@ class MatMul(Function):
 
     def forward(self, a, b):
         self.a, self.b = a, b
-        return np.matmul(a, b)
+        return dot(a, b)
 
     def backward(self, g):
         a, b = self.a, self.b
-        ga = np.matmul(g, np.swapaxes(b, -1, -2)) if self.needs[0] else None
+        ga = dot(g, np.swapaxes(b, -1, -2)) if self.needs[0] else None
         gb = None
         if self.needs[1]:
             if b.ndim == 2:
                 # Fold the batch dimensions into one GEMM instead of a batched product.
-                gb = a.reshape(-1, a.shape[-1]).T @ g.reshape(-1, g.shape[-1])
+                gb = dot(a.reshape(-1, a.shape[-1]).T, g.reshape(-1, g.shape[-1]))
             else:
                 gb = np.matmul(np.swapaxes(a, -1, -2), g)
         return ga, gb

@@ -1,0 +1,266 @@
+"""Lamina's threads: one-thread BLAS, and a small pool that splits work into fixed parts.
+
+Why not let OpenBLAS use both cores? Its threads spin-wait for each other at the end
+of each block. When another CPU-bound process shares the two cores, one BLAS thread is
+often descheduled while the other spins for it: measured here, an MLP training step
+took 12 ms with one BLAS thread and 110-490 ms with two (the "collapse under load").
+OpenBLAS's results also depend on its thread count (a 128x784 @ 784x512 product
+differs in the last bits between one and two threads), so any policy that adapts the
+BLAS thread count to the load would make seeded runs differ from run to run.
+
+So, by default (policy ``"auto"``), the first Lamina operation in a process sets BLAS
+to ONE thread, and Lamina parallelises itself: a large GEMM or elementwise pass is cut
+into parts whose boundaries depend only on the shapes, and the parts are claimed one by
+one by the calling thread and ``cores - 1`` persistent workers (``cores`` = this
+process's CPU affinity, capped by the BLAS thread count the user had). Results are
+therefore bit-identical whatever the load or the number of workers. When a worker is
+descheduled by a neighbour, the caller simply claims the remaining parts itself: no
+thread ever spins, and waiting threads sleep. Small work is not split.
+
+This changes no environment variable. It does change the OpenBLAS thread count of the
+process, which a user's own numpy code then also sees; ``set_thread_policy("off")``
+gives BLAS its previous thread count back, and Lamina then runs everything on the
+calling thread and leaves BLAS alone (as does ``LAMINA_THREADS=off`` read at first
+use; ``LAMINA_THREADS=1`` keeps one-thread BLAS without workers). Without
+``threadpoolctl`` BLAS is left alone and the pool stays off too, to avoid running
+two-thread BLAS inside two pool threads.
+
+The pool survives ``fork`` (the child starts its own workers when it first needs them)
+and Ctrl-C (the caller stops waiting; a worker finishes its current part and idles).
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import queue
+import threading
+import time
+
+CHECK_SECONDS = 0.5  # how often tick() checks that nobody changed the BLAS thread count
+
+_lock = threading.Lock()
+_state = {
+    "policy": None,  # "auto", "off" or an int (max threads); None until first use
+    "controller": None,  # threadpoolctl's OpenBLAS controller, or False if unavailable
+    "ceiling": None,  # the BLAS thread count before Lamina set it to one
+    "pool": None,
+    "next": 0.0,
+}
+
+
+def _controller():
+    ctl = _state["controller"]
+    if ctl is None:
+        ctl = False
+        try:
+            import numpy  # noqa: F401  (loads the BLAS that threadpoolctl looks for)
+            from threadpoolctl import ThreadpoolController
+
+            found = ThreadpoolController().select(internal_api="openblas").lib_controllers
+            ctl = found[0] if found else False
+        except Exception:  # threadpoolctl absent or unable to inspect this process
+            ctl = False
+        _state["controller"] = ctl
+    return ctl
+
+
+def _check_policy(policy, name):
+    if policy in ("auto", "off") or (isinstance(policy, int) and not isinstance(policy, bool)
+                                     and policy > 0):
+        return policy
+    raise ValueError(f"{name} must be 'auto', 'off' or a positive integer. "
+                     f"Received: {name}={policy!r}")
+
+
+def _env_policy():
+    raw = os.environ.get("LAMINA_THREADS", "auto").strip().lower() or "auto"
+    return _check_policy(int(raw) if raw.isdigit() else raw, "LAMINA_THREADS")
+
+
+def get_thread_policy():
+    """The current policy: ``"auto"``, ``"off"`` or a maximum thread count."""
+    if _state["policy"] is None:
+        _state["policy"] = _env_policy()
+    return _state["policy"]
+
+
+def set_thread_policy(policy) -> None:
+    """Choose how Lamina uses threads.
+
+    Args:
+        policy: ``"auto"`` (default: one-thread BLAS, plus workers up to the cores this
+            process may use, capped by the BLAS thread count it had), ``"off"`` (give
+            BLAS its thread count back, run on the calling thread only) or a positive
+            integer (one-thread BLAS and at most that many threads, the caller included).
+
+    Raises:
+        ValueError: on any other value.
+    """
+    policy = _check_policy(policy, "policy")
+    with _lock:
+        _state["policy"] = policy
+        _state["next"] = 0.0
+        if policy == "off":
+            ctl = _controller()
+            if ctl and _state["ceiling"] is not None:
+                ctl.set_num_threads(_state["ceiling"])
+            _state["ceiling"] = None
+        _shutdown_pool_locked()
+
+
+def _available_cores() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def tick(now: float | None = None) -> None:
+    """Make sure BLAS runs on one thread (cheap: one clock read most of the time).
+
+    The engine calls this on every primitive. When somebody else (the user's
+    ``threadpool_limits``) set another BLAS thread count since, that count becomes the
+    new cap of the pool and BLAS is set back to one thread.
+    """
+    now = time.monotonic() if now is None else now
+    if now < _state["next"]:
+        return
+    with _lock:
+        if now < _state["next"]:
+            return
+        _state["next"] = now + CHECK_SECONDS
+        if get_thread_policy() == "off":
+            return
+        ctl = _controller()
+        if not ctl:
+            _state["next"] = float("inf")
+            return
+        current = ctl.get_num_threads()
+        if current != 1 or _state["ceiling"] is None:
+            if _state["ceiling"] != current:
+                _shutdown_pool_locked()
+            _state["ceiling"] = current
+            if current != 1:
+                ctl.set_num_threads(1)
+
+
+def worker_count() -> int:
+    """Workers the pool has (or will start) besides the calling thread."""
+    tick()
+    policy = get_thread_policy()
+    if policy == "off" or not _controller() or _state["ceiling"] is None:
+        return 0
+    threads = min(_available_cores(), _state["ceiling"])
+    if isinstance(policy, int):
+        threads = min(threads, policy)
+    return max(0, threads - 1)
+
+
+class _Job:
+    """``fn(0) ... fn(n - 1)``, each index claimed once by whichever thread is free."""
+
+    __slots__ = ("fn", "n", "claims", "lock", "remaining", "done", "error")
+
+    def __init__(self, fn, n):
+        self.fn, self.n = fn, n
+        self.claims = itertools.count()  # next() is atomic under the GIL
+        self.lock = threading.Lock()
+        self.remaining = n
+        self.done = threading.Event()
+        self.error = None
+
+    def work(self):
+        while True:
+            i = next(self.claims)
+            if i >= self.n:
+                return
+            try:
+                self.fn(i)
+            except BaseException as exc:  # re-raised by the caller
+                if self.error is None:
+                    self.error = exc
+            with self.lock:
+                self.remaining -= 1
+                if self.remaining == 0:
+                    self.done.set()
+
+
+class _Pool:
+    def __init__(self, workers: int):
+        self.jobs = queue.SimpleQueue()
+        self.pid = os.getpid()
+        self.threads = [threading.Thread(target=self._run, name=f"lamina-worker-{i}",
+                                         daemon=True) for i in range(workers)]
+        for thread in self.threads:
+            thread.start()
+
+    def _run(self):
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            job.work()
+
+    def shutdown(self):
+        for _ in self.threads:
+            self.jobs.put(None)
+
+
+def _shutdown_pool_locked():
+    pool, _state["pool"] = _state["pool"], None
+    if pool is not None and pool.pid == os.getpid():
+        pool.shutdown()
+
+
+def _pool(workers):
+    pool = _state["pool"]
+    if pool is None or len(pool.threads) != workers or pool.pid != os.getpid():
+        with _lock:
+            pool = _state["pool"]
+            if pool is None or len(pool.threads) != workers or pool.pid != os.getpid():
+                _shutdown_pool_locked()
+                pool = _state["pool"] = _Pool(workers)
+    return pool
+
+
+def parallel_for(n: int, fn) -> None:
+    """Run ``fn(i)`` for ``i in range(n)``, spread over the calling thread and the pool.
+
+    Each ``fn(i)`` must write only its own part of the outputs; which thread runs which
+    part does not matter, so results do not depend on the load or the worker count.
+    Exceptions from any part are re-raised here (the first one).
+    """
+    workers = min(worker_count(), n - 1)
+    if workers <= 0:
+        for i in range(n):
+            fn(i)
+        return
+    job = _Job(fn, n)
+    pool = _pool(worker_count())
+    for _ in range(workers):
+        pool.jobs.put(job)
+    job.work()
+    job.done.wait()
+    if job.error is not None:
+        raise job.error
+
+
+def split(length: int, parts: int) -> list[tuple[int, int]]:
+    """``parts`` contiguous ``(start, stop)`` ranges covering ``range(length)``."""
+    parts = max(1, min(parts, length))
+    bounds = [length * i // parts for i in range(parts + 1)]
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def _after_fork_in_child() -> None:
+    # The parent's workers do not exist in the child, and a lock may have been held by
+    # one of them at fork time: start fresh, lazily.
+    global _lock
+    _lock = threading.Lock()
+    _state["pool"] = None
+    _state["next"] = 0.0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

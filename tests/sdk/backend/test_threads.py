@@ -1,0 +1,157 @@
+"""Lamina's thread pool and BLAS policy: fixed parts, bit-identical results, fork, Ctrl-C."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+
+from lamina.backend import parallel, threads
+
+threadpoolctl = pytest.importorskip("threadpoolctl")
+
+
+@pytest.fixture(autouse=True)
+def _auto_policy():
+    threads.set_thread_policy("auto")
+    yield
+    threads.set_thread_policy("auto")
+
+
+def test_policy_is_validated():
+    with pytest.raises(ValueError, match=r"Received: policy='fast'"):
+        threads.set_thread_policy("fast")
+    with pytest.raises(ValueError, match=r"Received: policy=0"):
+        threads.set_thread_policy(0)
+
+
+def test_blas_runs_one_thread_and_off_gives_it_back():
+    ctl = threads._controller()
+    if not ctl:
+        pytest.skip("no OpenBLAS found by threadpoolctl")
+    before = threads._state["ceiling"] or ctl.get_num_threads()
+    threads.tick(now=float("inf"))
+    assert ctl.get_num_threads() == 1
+    threads.set_thread_policy("off")
+    assert ctl.get_num_threads() == before
+    assert threads.worker_count() == 0
+
+
+def test_user_limit_caps_the_pool():
+    if not threads._controller():
+        pytest.skip("no OpenBLAS found by threadpoolctl")
+    with threadpoolctl.threadpool_limits(1, user_api="blas"):
+        threads.tick(now=float("inf"))
+        assert threads.worker_count() == 0
+    threads.set_thread_policy("auto")
+    threads.tick(now=float("inf"))
+    cores = len(os.sched_getaffinity(0))
+    assert threads.worker_count() == min(cores, threads._state["ceiling"]) - 1
+
+
+@pytest.mark.parametrize("m, k, n", [(128, 784, 512), (784, 128, 512), (3, 5, 2), (300, 7, 9000)])
+def test_matmul_is_bit_identical_whatever_the_threads(m, k, n):
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((m, k)).astype(np.float32)
+    b = rng.standard_normal((k, n)).astype(np.float32)
+    pooled = parallel.matmul(a, b)
+    threads.set_thread_policy(1)
+    serial = parallel.matmul(a, b)
+    assert pooled.tobytes() == serial.tobytes()
+    np.testing.assert_allclose(pooled, a.astype(np.float64) @ b, rtol=1e-4, atol=1e-4)
+    # Transposed views (a kernel gradient's x.T @ g) take the same path.
+    np.testing.assert_allclose(parallel.matmul(b.T, a.T), (a @ b).T, rtol=1e-4, atol=1e-4)
+
+
+def test_dot_folds_leading_axes_and_keeps_dtype():
+    a = np.arange(2 * 3 * 4, dtype=np.float64).reshape(2, 3, 4)
+    b = np.arange(4 * 5, dtype=np.float32).reshape(4, 5)
+    out = parallel.dot(a, b)
+    assert out.dtype == np.float64
+    np.testing.assert_array_equal(out, a @ b)
+
+
+def test_parallel_for_runs_each_part_once_and_reraises():
+    seen = np.zeros(37, np.int64)
+
+    def part(i):
+        seen[i] += 1
+
+    threads.parallel_for(37, part)
+    np.testing.assert_array_equal(seen, 1)
+
+    def fails(i):
+        if i == 5:
+            raise ZeroDivisionError(f"part {i}")
+
+    with pytest.raises(ZeroDivisionError, match="part 5"):
+        threads.parallel_for(8, fails)
+    threads.parallel_for(37, part)  # the pool still works afterwards
+    np.testing.assert_array_equal(seen, 2)
+
+
+def test_elementwise_covers_every_element():
+    x = np.arange(3 * parallel.PART_ELEMENTS + 11, dtype=np.float32)
+    y = np.empty_like(x)
+
+    def double(lo, hi):
+        np.multiply(x[lo:hi], 2, out=y[lo:hi])
+
+    parallel.elementwise(double, x.size)
+    np.testing.assert_array_equal(y, x * 2)
+
+
+def _child_matmul(conn):
+    a = np.ones((256, 512), np.float32)
+    conn.send(float(parallel.matmul(a, a.T)[0, 0]))
+    conn.close()
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_fork_after_the_pool_started():
+    threads.parallel_for(4, lambda i: None)
+    assert threads._state["pool"] is not None or threads.worker_count() == 0
+    ctx = multiprocessing.get_context("fork")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_child_matmul, args=(child,))
+    proc.start()
+    assert parent.poll(30), "the forked child hung"
+    assert parent.recv() == 512.0
+    proc.join(10)
+    assert proc.exitcode == 0
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_fit_stops_cleanly():
+    script = textwrap.dedent("""
+        import sys
+        import numpy as np
+        import lamina
+        model = lamina.Sequential([lamina.Input((256,)), lamina.layers.Dense(1024, "relu"),
+                                   lamina.layers.Dense(10)])
+        model.compile("adam", "mse")
+        x, y = np.ones((4096, 256), np.float32), np.zeros((4096, 10), np.float32)
+        print("ready", flush=True)
+        try:
+            model.fit(x, y, epochs=1000, verbose=0)
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+            sys.exit(3)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    try:
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 3
+    assert "interrupted" in out
