@@ -43,6 +43,12 @@ EXCLUSIONS: dict[tuple[str, str], str] = {
                              "of the numpy tape",
     ("keras", "remat"): "rematerialisation of JAX/TF graphs; Lamina keeps activations of "
                         "the numpy tape",
+    ("keras", "export"): "ExportArchive writes TensorFlow SavedModel, ONNX or OpenVINO "
+                         "artifacts through those frameworks; Lamina's deployable artifact is "
+                         "the .keras file (served by the training service's API)",
+    ("callbacks", "OrbaxCheckpoint"): "checkpoints through Orbax, JAX's checkpointing "
+                                      "library; use ModelCheckpoint or BackupAndRestore "
+                                      "(HDF5, the same files Keras writes)",
 }
 
 
