@@ -13,6 +13,7 @@ import numpy as np
 from lamina import ops
 from lamina.backend.tensor import Tensor
 from lamina.layers.conv_lstm_cell import ConvLSTMCell
+from lamina.layers.input_spec import InputSpec
 from lamina.layers.recurrent import RNN, cell_arguments, cell_property
 
 
@@ -61,6 +62,7 @@ class ConvLSTM(RNN):
                          go_backwards=go_backwards, stateful=stateful,
                          activity_regularizer=activity_regularizer, **kwargs)
         self.rank = rank
+        self.input_spec = InputSpec(ndim=rank + 3)
 
     def _check_ndim(self, shape):
         if len(shape) != self.rank + 3:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from lamina import activations, constraints, initializers, ops, regularizers
+from lamina.layers.input_spec import InputSpec
 from lamina.layers.layer import Layer
 from lamina.layers.lora import LoRAMixin
 
@@ -61,6 +62,7 @@ class Dense(LoRAMixin, Layer):
         self.bias_constraint = constraints.get(bias_constraint)
         self.supports_masking = True
         self._fused = "relu" if activations.serialize(self.activation) == "relu" else None
+        self.input_spec = InputSpec(min_ndim=2)
 
     def build(self, input_shape):
         input_dim = input_shape[-1]
@@ -76,6 +78,7 @@ class Dense(LoRAMixin, Layer):
             self.bias = self.add_weight(
                 name="bias", shape=(self.units,), initializer=self.bias_initializer,
                 regularizer=self.bias_regularizer, constraint=self.bias_constraint)
+        self.input_spec = InputSpec(min_ndim=2, axes={-1: input_dim})
         self.built = True
         if self.lora_rank and not self.lora_enabled:
             self.enable_lora(self.lora_rank, lora_alpha=self.lora_alpha)

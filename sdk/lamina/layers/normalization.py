@@ -13,6 +13,7 @@ import numpy as np
 from lamina import constraints, initializers, ops, regularizers
 from lamina.backend.normalization import normalize
 from lamina.layers import batch_renorm
+from lamina.layers.input_spec import InputSpec
 from lamina.layers.layer import Layer
 
 
@@ -161,6 +162,7 @@ class BatchNormalization(_AffineMixin, Layer):
             trainable=False)
         if self.renorm:
             batch_renorm.add_renorm_weights(self, dim)
+        self.input_spec = InputSpec(ndim=ndim, axes={self.axis: dim})
         self.built = True
 
     def call(self, inputs, training=None, mask=None):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from lamina import ops
+from lamina.layers.input_spec import InputSpec
 from lamina.layers.layer import Layer
 from lamina.layers.regularization import Dropout, _check_data_format, _keyed_dropout
 from lamina.layers.resampling import _check_ndim, _crop, _data_format, _upsample
@@ -65,6 +66,7 @@ class UpSampling3D(Layer):
                              f"Received: size={size!r}")
         self.size = tuple(int(v) for v in sizes)
         self.data_format = _data_format(data_format)
+        self.input_spec = InputSpec(ndim=5)
         self.built = True
 
     def call(self, inputs):
@@ -102,6 +104,7 @@ class ZeroPadding3D(Layer):
         super().__init__(**kwargs)
         self.padding = _triple_pairs(padding, "padding")
         self.data_format = _data_format(data_format)
+        self.input_spec = InputSpec(ndim=5)
         self.built = True
 
     def _width(self):
@@ -142,6 +145,7 @@ class Cropping3D(Layer):
         super().__init__(**kwargs)
         self.cropping = _triple_pairs(cropping, "cropping")
         self.data_format = _data_format(data_format)
+        self.input_spec = InputSpec(ndim=5)
         self.built = True
 
     def _crops(self):
@@ -182,6 +186,7 @@ class SpatialDropout3D(Dropout):
     def __init__(self, rate, data_format=None, seed=None, name=None, dtype=None, **kwargs):
         super().__init__(rate, seed=seed, name=name, dtype=dtype, **kwargs)
         self.data_format = _check_data_format(data_format)
+        self.input_spec = InputSpec(ndim=5)
 
     def call(self, inputs, training=False):
         _check_ndim(self, inputs.shape, 5)

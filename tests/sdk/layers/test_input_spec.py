@@ -85,3 +85,18 @@ def test_autocast():
     kept = layers.Identity(autocast=False)
     assert kept.autocast is False and kept(x).dtype == "float64"
     assert "autocast" not in kept.get_config()  # as in Keras
+
+
+@pytest.mark.parametrize("make, good, bad, match", [
+    (lambda: layers.Dense(2), (3, 4), (3, 5), "expected axis -1 of input shape to have value 4"),
+    (lambda: layers.Dense(2), (3, 4), (4,), "expected min_ndim=2, found ndim=1"),
+    (lambda: layers.BatchNormalization(), (3, 4), (3, 2, 4), "expected ndim=2, found ndim=3"),
+    (lambda: layers.ConvLSTM2D(2, 2), (1, 2, 3, 3, 1), (1, 3, 3, 1),
+     "expected ndim=5, found ndim=4"),
+    (lambda: layers.ZeroPadding3D(), (1, 2, 2, 2, 1), (1, 2, 2, 1), "expected ndim=5"),
+])
+def test_layers_set_their_specs_where_keras_does(make, good, bad, match):
+    layer = make()
+    layer(np.zeros(good, "float32"))
+    with pytest.raises(ValueError, match=match):
+        layer(np.zeros(bad, "float32"))
