@@ -33,10 +33,22 @@ import warnings
 
 import numpy as np
 
+from lamina.backend.parallel import MAX_PARTS, PART_ELEMENTS
+from lamina.backend.threads import parallel_for, split
 from lamina.optimizers import schedules as schedules_module
 from lamina.optimizers.buffers import Segment, Unit, new_variable, variable_class
 
 _FLUSH_THRESHOLD = 1e-20
+# update_step implementations that are purely elementwise (no per-call state, no norms):
+# run over fixed slices of the flat buffers in parallel, with bit-identical results.
+_ELEMENTWISE_STEPS = frozenset({
+    ("lamina.optimizers.adam", "Adam.update_step"),
+    ("lamina.optimizers.sgd", "SGD.update_step"),
+    ("lamina.optimizers.rmsprop", "RMSprop.update_step"),
+    ("lamina.optimizers.adagrad", "Adagrad.update_step"),
+    ("lamina.optimizers.adamax", "Adamax.update_step"),
+    ("lamina.optimizers.lion", "Lion.update_step"),
+})
 _OPTIMIZER_COUNTS: dict[str, int] = {}
 
 
@@ -420,8 +432,45 @@ class Optimizer:
                 var.assign(average.numpy())
 
     def _backend_update_step(self, grads, variables, learning_rate: float) -> None:
+        fn = type(self).update_step
+        if (fn.__module__, fn.__qualname__) in _ELEMENTWISE_STEPS:
+            for grad, var in zip(grads, variables):
+                parts = self._flat_parts(grad, var)
+                if parts:
+                    parallel_for(len(parts), lambda i, p=parts: self.update_step(
+                        p[i][0], p[i][1], learning_rate))
+                    continue
+                self.update_step(grad, var, learning_rate)
+            return
         for grad, var in zip(grads, variables):
             self.update_step(grad, var, learning_rate)
+
+    def _flat_parts(self, grad, param):
+        """Fixed ``(gradient, parameter)`` slices of a whole flat buffer, each with its own
+        unit (slot and scratch slices), for an elementwise ``update_step`` run in parts."""
+        unit = self._units.get(id(param))
+        if unit is None or unit.start != 0 or param.ndim != 1 or grad.shape != param.shape:
+            return None
+        seg = unit.segment
+        if param is not seg.param or grad is not seg.grad:
+            return None
+        key = (param.size, tuple(seg.slots))
+        cached = getattr(self, "_parts_cache", {}).get(id(seg))
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        parts = []
+        count = min(MAX_PARTS, param.size // PART_ELEMENTS)
+        if count >= 2:
+            for lo, hi in split(param.size, count):
+                view = seg.param[lo:hi]
+                sub = Unit(seg, lo, hi, view.shape)
+                sub.slots = {name: slot[lo:hi] for name, slot in seg.slots.items()}
+                self._units[id(view)] = sub
+                parts.append((seg.grad[lo:hi], view))
+        if not hasattr(self, "_parts_cache"):
+            self._parts_cache = {}
+        self._parts_cache[id(seg)] = (key, parts)
+        return parts
 
     def update_step(self, gradient, variable, learning_rate):
         """Update ``variable`` (and slots) in place from ``gradient``; override this."""

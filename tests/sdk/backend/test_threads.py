@@ -155,3 +155,26 @@ def test_ctrl_c_during_fit_stops_cleanly():
         proc.kill()
     assert proc.returncode == 3
     assert "interrupted" in out
+
+
+def test_flat_optimizer_update_in_parts_is_bit_identical():
+    import lamina
+
+    class WholeBufferAdam(lamina.optimizers.Adam):
+        def update_step(self, gradient, variable, learning_rate):  # not split: one part
+            super().update_step(gradient, variable, learning_rate)
+
+    rng = np.random.default_rng(1)
+    shapes = [(784, 512), (512,), (512, 10)]
+    values = [rng.standard_normal(s).astype(np.float32) for s in shapes]
+    results = []
+    for cls in (lamina.optimizers.Adam, WholeBufferAdam):
+        variables = [lamina.Variable(v.copy()) for v in values]
+        opt = cls(learning_rate=0.01)
+        for step in range(3):
+            grads = [np.sin(v * (step + 1)).astype(np.float32) for v in values]
+            opt.apply(grads, variables)
+        results.append([np.asarray(v.numpy()).tobytes() for v in variables])
+        if cls is lamina.optimizers.Adam:
+            assert len(opt._parts_cache) == 1 and len(next(iter(opt._parts_cache.values()))[1]) > 1
+    assert results[0] == results[1]
