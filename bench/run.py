@@ -21,6 +21,8 @@ LIBRARY = [
     ["ratio.py", "--model", "mlp"],
     ["ratio.py", "--model", "cnn"],
     ["lstm.py"],
+    ["transformer.py"],
+    ["neighbour.py"],
 ]
 SYSTEM = [
     ["optimizer_step.py"],

@@ -1,0 +1,154 @@
+"""One Transformer encoder block: Lamina vs PyTorch train throughput, in the same run.
+
+    python bench/transformer.py                 # both frameworks, alternating rounds
+    python bench/transformer.py --worker lamina # one JSON line (used internally)
+
+Model, on (batch 128, 64 steps, 32 features): x + MultiHeadAttention(4 heads, key_dim 32)
+-> LayerNorm -> + Dense(32)(Dense(128, relu)) -> LayerNorm -> GlobalAveragePooling1D ->
+Dense(10) softmax; Adam (Keras defaults), sparse categorical crossentropy. PyTorch's
+block is written out (q/k/v projections 32 -> 4x32, ``scaled_dot_product_attention``,
+output 4x32 -> 32) so that both do the same arithmetic; ``nn.MultiheadAttention`` would
+use 8-wide heads. PyTorch runs in a subprocess from this Python,
+$LAMINA_BENCH_TORCH_PYTHON or a side venv. The first epoch of each run is a warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+
+import numpy as np
+from common import HERE, run_json, torch_python
+
+STEPS, FEATURES, HEADS, KEY_DIM, HIDDEN, CLASSES = 64, 32, 4, 32, 128, 10
+
+
+def sequences(n: int, seed: int = 0):
+    """Learnable sequences: the class is the feature (of the first 10) with the largest
+    sum over the second half of the steps (attention has to find it)."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, STEPS, FEATURES)).astype(np.float32)
+    y = x[:, STEPS // 2:, :CLASSES].sum(axis=1).argmax(axis=1).astype(np.int64)
+    return x, y
+
+
+def run_lamina(args) -> dict:
+    import lamina as keras
+    from lamina import layers
+
+    keras.utils.set_random_seed(0)
+    x, y = sequences(args.samples)
+    inputs = keras.Input((STEPS, FEATURES))
+    attended = layers.MultiHeadAttention(num_heads=HEADS, key_dim=KEY_DIM)(inputs, inputs)
+    h = layers.LayerNormalization()(layers.Add()([inputs, attended]))
+    ff = layers.Dense(FEATURES)(layers.Dense(HIDDEN, activation="relu")(h))
+    h = layers.LayerNormalization()(layers.Add()([h, ff]))
+    outputs = layers.Dense(CLASSES, activation="softmax")(layers.GlobalAveragePooling1D()(h))
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    times, losses = [], []
+    for _ in range(args.epochs):
+        start = time.perf_counter()
+        history = model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0)
+        times.append(time.perf_counter() - start)
+        losses.append(history.history["loss"][-1])
+    steady = times[1:] or times
+    return {"framework": "lamina", "train_samples_per_s": args.samples * len(steady) / sum(steady),
+            "epoch_seconds": times, "loss": losses}
+
+
+def run_torch(args) -> dict:
+    import torch
+    from torch import nn
+    from torch.nn import functional as F
+
+    torch.manual_seed(0)
+    x, y = sequences(args.samples)
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            inner = HEADS * KEY_DIM
+            self.q, self.k, self.v = (nn.Linear(FEATURES, inner) for _ in range(3))
+            self.o = nn.Linear(inner, FEATURES)
+            self.norm1, self.norm2 = nn.LayerNorm(FEATURES, eps=1e-3), nn.LayerNorm(
+                FEATURES, eps=1e-3)
+            self.ff1, self.ff2 = nn.Linear(FEATURES, HIDDEN), nn.Linear(HIDDEN, FEATURES)
+            self.head = nn.Linear(FEATURES, CLASSES)
+
+        def forward(self, inputs):
+            b = inputs.shape[0]
+
+            def heads(t):
+                return t.view(b, STEPS, HEADS, KEY_DIM).transpose(1, 2)
+
+            att = F.scaled_dot_product_attention(heads(self.q(inputs)), heads(self.k(inputs)),
+                                                 heads(self.v(inputs)))
+            att = self.o(att.transpose(1, 2).reshape(b, STEPS, HEADS * KEY_DIM))
+            h = self.norm1(inputs + att)
+            h = self.norm2(h + self.ff2(torch.relu(self.ff1(h))))
+            return self.head(h.mean(dim=1))
+
+    net = Block()
+    for m in net.modules():
+        if isinstance(m, nn.Linear):
+            nn.init.xavier_uniform_(m.weight)
+            nn.init.zeros_(m.bias)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7)
+    loss_fn = nn.CrossEntropyLoss()
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    times, losses = [], []
+    for _ in range(args.epochs):
+        start = time.perf_counter()
+        perm = torch.randperm(args.samples)
+        for i in range(0, args.samples, args.batch_size):
+            idx = perm[i:i + args.batch_size]
+            opt.zero_grad()
+            loss = loss_fn(net(xt[idx]), yt[idx])
+            loss.backward()
+            opt.step()
+        times.append(time.perf_counter() - start)
+        losses.append(float(loss))
+    steady = times[1:] or times
+    return {"framework": "torch", "threads": torch.get_num_threads(),
+            "train_samples_per_s": args.samples * len(steady) / sum(steady),
+            "epoch_seconds": times, "loss": losses}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--worker", choices=["lamina", "torch"])
+    ap.add_argument("--samples", type=int, default=128 * 24)
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--rounds", type=int, default=2)
+    args = ap.parse_args()
+    if args.worker:
+        run = run_lamina if args.worker == "lamina" else run_torch
+        print(json.dumps({"model": "transformer", **run(args)}))
+        return
+    common = ["--samples", str(args.samples), "--epochs", str(args.epochs),
+              "--batch-size", str(args.batch_size)]
+    tpython = torch_python()
+    ours, theirs = [], []
+    for _ in range(args.rounds):
+        o = run_json([sys.executable, str(HERE / "transformer.py"), "--worker", "lamina", *common])
+        ours.append(o["train_samples_per_s"])
+        line = f"lamina {o['train_samples_per_s']:.0f} samples/s"
+        if tpython:
+            t = run_json([tpython, str(HERE / "transformer.py"), "--worker", "torch", *common])
+            theirs.append(t["train_samples_per_s"])
+            line += f"   torch {t['train_samples_per_s']:.0f} samples/s"
+        print(line, flush=True)
+    if not theirs:
+        print("torch not installed: no ratio (pip install torch==2.13.0)")
+        return
+    print(f"transformer: lamina/torch train throughput = "
+          f"{statistics.median(ours) / statistics.median(theirs):.3f}")
+
+
+if __name__ == "__main__":
+    main()
