@@ -105,12 +105,10 @@ class CallbackList(Callback):
         self._call("on_test_batch_end", batch, logs=logs)
 
     def on_predict_batch_begin(self, batch, logs=None):
-        for cb in self.callbacks:
-            cb.on_predict_batch_begin(batch, logs)
+        self._call("on_predict_batch_begin", batch, logs=logs)
 
     def on_predict_batch_end(self, batch, logs=None):
-        for cb in self.callbacks:
-            cb.on_predict_batch_end(batch, logs)
+        self._call("on_predict_batch_end", batch, logs=logs)
 
     def on_train_begin(self, logs=None):
         self._call("on_train_begin", logs=logs)

@@ -1,0 +1,48 @@
+"""Every hook of a CallbackList hands its callbacks a dict, as Keras's does."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import lamina
+
+
+class _Recorder(lamina.callbacks.Callback):
+    """Records (hook, type of logs, sorted keys) for the predict hooks."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def _record(self, hook, logs):
+        self.seen.append((hook, type(logs), sorted(logs)))
+
+    def on_predict_begin(self, logs=None):
+        self._record("begin", logs)
+
+    def on_predict_batch_begin(self, batch, logs=None):
+        self._record("batch_begin", logs)
+
+    def on_predict_batch_end(self, batch, logs=None):
+        self._record("batch_end", logs)
+
+    def on_predict_end(self, logs=None):
+        self._record("end", logs)
+
+
+def test_predict_batch_hooks_get_dicts(model):
+    rec = _Recorder()
+    model.predict(np.zeros((5, 3), "float32"), batch_size=2, verbose=0, callbacks=[rec])
+    hooks = [h for h, _, _ in rec.seen]
+    assert hooks == ["begin"] + ["batch_begin", "batch_end"] * 3 + ["end"]
+    assert all(t is dict for _, t, _ in rec.seen)
+    assert [k for h, _, k in rec.seen if h == "batch_begin"] == [[], [], []]
+    assert [k for h, _, k in rec.seen if h == "batch_end"] == [["outputs"]] * 3
+
+
+def test_callback_list_called_directly_with_no_logs():
+    rec = _Recorder()
+    cbs = lamina.callbacks.CallbackList([rec])
+    cbs.on_predict_batch_begin(0)
+    cbs.on_predict_batch_end(0)
+    assert rec.seen == [("batch_begin", dict, []), ("batch_end", dict, [])]
