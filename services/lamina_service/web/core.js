@@ -61,7 +61,7 @@ window.Lamina = (() => {
   function fmtNum(v) {
     if (v === null || v === undefined || Number.isNaN(v)) return "";
     const a = Math.abs(v);
-    if (a !== 0 && (a < 1e-3 || a >= 1e5)) return v.toExponential(3);
+    if (a !== 0 && (a < 1e-3 || a >= 1e5)) return Number(v.toPrecision(4)).toExponential();
     return String(Number(v.toPrecision(4)));
   }
   function fmtInt(v) { return v === null || v === undefined ? "" : v.toLocaleString("en-US"); }

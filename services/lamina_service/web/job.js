@@ -94,7 +94,8 @@ Lamina.jobView = (() => {
     if (d.error) parts.push("error: " + d.error);
     const t = eventTime(ev.id);
     $("timeline").append(el("li", {}, el("time", {datetime: new Date(t * 1000).toISOString(),
-                                                  text: fmtTime(t)}), parts.join(" ")));
+                                                  text: fmtTime(t)}),
+                                   el("span", {class: "what", text: parts.join(" ")})));
   }
 
   function settings(s) {
@@ -213,5 +214,5 @@ Lamina.jobView = (() => {
       state.id, "the curl command"));
   }
 
-  return {init, show, hide, state};
+  return {init, show, hide, state, markers};
 })();
