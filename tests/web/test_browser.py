@@ -191,6 +191,10 @@ def test_compare_view_overlays_the_chosen_jobs(browser, live_server, jobs, scree
     assert {"name", "fit.epochs", "fit.batch_size", "status"} <= set(diffs)
     assert "compile.optimizer" not in diffs
     screenshot(browser, screens, "compare")
+    jobs["consumer"].record_epoch(live, 2, epoch_logs(2, scale=1.4))  # the running one moves
+    wait_for(browser, lambda b: b.execute_script(
+        "return Lamina.compareView.state.chart.data[2].filter(v => v !== null).length") == 3,
+        "the compare chart following the running job", timeout=10)
     assert console_errors(browser) == []
 
 

@@ -96,3 +96,16 @@ def test_index_loads_only_local_assets(client):
     for src in ("/web/vendor/uplot/uPlot.iife.min.js", "/web/app.js", "/web/app.css"):
         assert src in page
         assert client.get(src).status_code == 200
+
+
+def test_rows_page_and_filter_by_status(client, dataset):
+    ids = [client.post("/v1/jobs", json=job_body(dataset, name=f"n{i}"), headers=AUTH_A)
+           .json()["id"] for i in range(3)]
+    client.post(f"/v1/jobs/{ids[0]}/cancel", headers=AUTH_A)
+    first = client.get("/v1/dashboard/jobs?limit=2", headers=AUTH_A).json()
+    assert [r["id"] for r in first["items"]] == ids[:0:-1] and first["next_offset"] == 2
+    rest = client.get("/v1/dashboard/jobs?limit=2&offset=2", headers=AUTH_A).json()
+    assert [r["id"] for r in rest["items"]] == ids[:1] and rest["next_offset"] is None
+    cancelled = client.get("/v1/dashboard/jobs?status=cancelled", headers=AUTH_A).json()
+    assert [(r["id"], r["status"]) for r in cancelled["items"]] == [(ids[0], "cancelled")]
+    assert client.get("/v1/dashboard/jobs?limit=1001", headers=AUTH_A).status_code == 422

@@ -4,7 +4,7 @@
 Lamina.compareView = (() => {
   const {$, el, json, say, fmtNum, fmtInt, PALETTE} = Lamina;
   const DASHES = [null, [6, 4], [2, 3], [10, 3, 2, 3]];
-  const state = {ids: [], jobs: [], chart: null};
+  const state = {ids: [], jobs: [], chart: null, timer: null};
 
   function flat(s) {
     const out = {"name": s.row.name || "", "status": s.row.status,
@@ -34,21 +34,37 @@ Lamina.compareView = (() => {
     }));
   }
 
+  function columns(metric) {
+    const histories = {};
+    state.jobs.forEach((s, i) => { histories["j" + i] = s.history[metric] || []; });
+    return Lamina.charts.columns(histories, Object.keys(histories));
+  }
+
+  // While a compared job runs, re-read the jobs every 3 s and redraw in place.
+  async function refresh() {
+    if (!state.jobs.some((s) => !Lamina.TERMINAL.has(s.row.status))) return;
+    const ids = state.ids;
+    try {
+      const jobs = await Promise.all(ids.map((id) => json("/v1/dashboard/jobs/" + id)));
+      if (ids !== state.ids) return;
+      state.jobs = jobs; table();
+      if (state.chart) state.chart.setData(columns($("compare-metric").value));
+    } catch (e) { say("Could not refresh the compared jobs: " + e.message); }
+  }
+
   function chart() {
     const metric = $("compare-metric").value, box = $("compare-chart");
     if (state.chart) state.chart.destroy();
     box.replaceChildren();
-    const histories = {};
-    state.jobs.forEach((s, i) => { histories["j" + i] = s.history[metric] || []; });
-    const names = Object.keys(histories);
     const series = state.jobs.map((s, i) => ({label: s.row.name || s.row.id, color: PALETTE[i],
                                              dash: DASHES[i % DASHES.length]}));
-    state.chart = Lamina.charts.create(box, metric, series, Lamina.charts.columns(histories, names),
+    state.chart = Lamina.charts.create(box, metric, series, columns(metric),
                                        {log: /loss/.test(metric), width: 1100, height: 380});
   }
 
   async function show(ids) {
-    state.ids = ids.slice(0, 8); state.jobs = [];
+    if (state.chart) state.chart.destroy();
+    state.ids = ids.slice(0, 8); state.jobs = []; state.chart = null;
     $("compare-chart").replaceChildren(); $("compare-metric").replaceChildren();
     $("compare-settings").tHead.replaceChildren(); $("compare-settings").tBodies[0].replaceChildren();
     if (state.ids.length < 2) {
@@ -65,10 +81,11 @@ Lamina.compareView = (() => {
                                                                            selected: m === pick})));
     table();
     if (metrics.length) chart();
+    if (!state.timer) state.timer = setInterval(refresh, 3000);
   }
 
   function init() { $("compare-metric").addEventListener("change", chart); }
-  function hide() {}
+  function hide() { clearInterval(state.timer); state.timer = null; }
 
   return {init, show, hide, state};
 })();
