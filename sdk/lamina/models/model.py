@@ -157,13 +157,13 @@ class Model(Trainer, Layer):
         save_model(self, filepath, overwrite=overwrite, **kwargs)
 
     def save_weights(self, filepath, overwrite=True, max_shard_size=None):
-        """Save weights to a ``.weights.h5`` file."""
+        """Save weights to a ``.weights.h5`` file, or sharded files if ``max_shard_size`` (GB)."""
         from lamina.saving.saving_api import save_weights
 
-        save_weights(self, filepath, overwrite=overwrite)
+        save_weights(self, filepath, overwrite=overwrite, max_shard_size=max_shard_size)
 
     def load_weights(self, filepath, skip_mismatch=False, **kwargs):
-        """Load weights from ``.weights.h5``, ``.keras`` or legacy ``.h5``."""
+        """Load weights from ``.weights.h5``, ``.weights.json`` (sharded), ``.keras`` or ``.h5``."""
         from lamina.saving.saving_api import load_weights
 
         load_weights(self, filepath, skip_mismatch=skip_mismatch, **kwargs)

@@ -1,7 +1,8 @@
 """``save_model`` / ``load_model`` / ``save_weights`` / ``load_weights`` by file extension.
 
 * ``.keras``: zip archive (config + weights + optimizer state), the recommended format.
-* ``.weights.h5``: Keras 3's weights layout (with the optimizer's variables if compiled).
+* ``.weights.h5``: Keras 3's weights layout (with the optimizer's variables if compiled);
+  ``.weights.json``: the index of sharded ``.weights.h5`` files.
 * ``.h5`` / ``.hdf5``: legacy Keras 2 layout (full model or weights).
 
 Every write is atomic (:func:`lamina.saving.file_utils.atomic_path`).
@@ -13,7 +14,7 @@ import os
 
 import h5py
 
-from lamina.saving import h5_store, keras_file, legacy_h5
+from lamina.saving import h5_store, keras_file, legacy_h5, sharded_h5
 from lamina.saving.file_utils import atomic_path
 
 
@@ -84,16 +85,33 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):  # 
         "`.h5` files.")
 
 
-def save_weights(model, filepath, overwrite=True, include_optimizer=True) -> None:
+def save_weights(model, filepath, overwrite=True, max_shard_size=None, **kwargs) -> None:
     """Save the model's weights (and optimizer variables, if compiled) to ``.weights.h5``.
 
+    Args:
+        model: the built model.
+        filepath: ``*.weights.h5``; with ``max_shard_size``, ``*.weights.json`` (the
+            index), next to which ``<base>_00000.weights.h5``, ... are written.
+        overwrite: replace existing files (otherwise ``FileExistsError``).
+        max_shard_size: largest shard in GB (int or float); None writes one file.
+        **kwargs: ``include_optimizer`` (default True).
+
     Raises:
-        ValueError: if the name does not end in ``.weights.h5``.
+        ValueError: if the name does not fit, or for a bad ``max_shard_size``.
     """
     path = _path(filepath)
-    if not path.endswith(".weights.h5"):
+    include_optimizer = kwargs.pop("include_optimizer", True)
+    if kwargs:
+        raise ValueError(f"Invalid keyword arguments: {sorted(kwargs)}")
+    if max_shard_size is None and not path.endswith(".weights.h5"):
         raise ValueError("The filename must end in `.weights.h5`. Received: "
                          f"filepath={path}")
+    if max_shard_size is not None:
+        if not path.endswith(("weights.h5", "weights.json")):
+            raise ValueError("The filename must end in `.weights.json` when `max_shard_size` "
+                             f"is specified. Received: filepath={path}")
+        sharded_h5.save_sharded(model, path, max_shard_size, overwrite, include_optimizer)
+        return
     with atomic_path(path, overwrite) as tmp:
         with h5py.File(tmp, "w") as h5file:
             h5_store.save_state(model, h5file, include_optimizer=include_optimizer)
@@ -117,6 +135,8 @@ def load_weights(model, filepath, skip_mismatch=False, **kwargs) -> None:
         raise FileNotFoundError(f"No such file: {path!r}")
     if path.endswith(".keras"):
         keras_file.load_weights_from_keras(model, path, skip_mismatch)
+    elif path.endswith(".weights.json"):
+        sharded_h5.load_sharded(model, path, skip_mismatch)
     elif path.endswith(".weights.h5"):
         with h5_store.open_h5(path, repr(path)) as h5file:
             h5_store.load_state(model, h5file, skip_mismatch=skip_mismatch)
@@ -125,4 +145,4 @@ def load_weights(model, filepath, skip_mismatch=False, **kwargs) -> None:
     else:
         raise ValueError(
             f"File format not supported: filepath={path}. Lamina loads weights from "
-            "`.weights.h5`, `.keras` and legacy `.h5` files.")
+            "`.weights.h5`, `.weights.json` (sharded), `.keras` and legacy `.h5` files.")
