@@ -21,7 +21,10 @@ class Model(Trainer, Layer):
     """
 
     def __new__(cls, *args, **kwargs):
-        if len(args) >= 2 or "inputs" in kwargs or "outputs" in kwargs:
+        # Keras's `functional_init_arguments`: a subclass's own three-argument
+        # constructor (`VAE(784, 64, 32)`) is not a functional call.
+        if (len(args) == 2 or (len(args) == 1 and "outputs" in kwargs)
+                or ("inputs" in kwargs and "outputs" in kwargs)):
             from lamina.models.functional import Functional
 
             if cls is Model:

@@ -1,0 +1,42 @@
+"""Which constructor calls build a functional model: Keras's `functional_init_arguments`."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import lamina
+from lamina import layers
+from lamina.models.functional import Functional
+
+
+class _ThreeArgs(lamina.Model):
+    """A subclass whose own constructor takes three positional arguments and a name."""
+
+    def __init__(self, units, hidden, extra, name="three", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.extra = extra
+        self.hidden = layers.Dense(hidden)
+        self.out = layers.Dense(units)
+
+    def call(self, inputs):
+        return self.out(self.hidden(inputs))
+
+
+def test_subclass_with_three_positional_args_is_not_functional():
+    model = _ThreeArgs(2, 4, "x")
+    assert not isinstance(model, Functional)
+    assert model.name == "three" and model.extra == "x"
+    assert model(np.ones((3, 5), "float32")).shape == (3, 2)
+
+
+@pytest.mark.parametrize("make", [
+    lambda i, o: lamina.Model(i, o),
+    lambda i, o: lamina.Model(i, outputs=o),
+    lambda i, o: lamina.Model(inputs=i, outputs=o),
+])
+def test_functional_signatures(make):
+    inputs = lamina.Input((3,))
+    model = make(inputs, layers.Dense(2)(inputs))
+    assert isinstance(model, Functional)
+    assert model(np.ones((1, 3), "float32")).shape == (1, 2)
