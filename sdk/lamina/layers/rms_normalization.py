@@ -24,7 +24,7 @@ class RMSNormalization(Layer):
     Example:
         >>> import numpy as np, lamina as keras
         >>> out = keras.layers.RMSNormalization()(np.array([[3.0, 4.0]]))
-        >>> np.round(np.asarray(out), 4).tolist()
+        >>> np.round(np.asarray(out, dtype="float64"), 4).tolist()
         [[0.8485, 1.1314]]
     """
 
