@@ -85,6 +85,10 @@ def __getattr__(name):
         from lamina import saving
 
         return getattr(saving, name)
+    if name == "bounding_boxes":  # keras.utils.bounding_boxes, loaded on first use
+        import importlib
+
+        return importlib.import_module("lamina.utils.bounding_boxes")
     if name == "FeatureSpace":
         from lamina.utils.feature_space import FeatureSpace
 
