@@ -217,7 +217,7 @@ class RNN(Layer):
         if has_dropout:
             cell._recurrent_dropout_mask = rec_mask
         kwargs = {"training": training} if cell._call_has_training else {}
-        outputs = []
+        outputs, previous = [], None
         try:
             order = range(steps - 1, -1, -1) if self.go_backwards else range(steps)
             for t in order:
@@ -226,8 +226,13 @@ class RNN(Layer):
                     new_states = [new_states]
                 if mask is not None:
                     keep = mask[:, t:t + 1]
-                    output = ops.where(keep, output, states[0])
+                    if previous is None:  # a masked first step repeats the initial h
+                        previous = (states[0] if tuple(states[0].shape) == tuple(output.shape)
+                                    else ops.zeros(output.shape, dtype=output.dtype))
+                    # the previous *output* (not states[0]: StackedRNNCells differ)
+                    output = ops.where(keep, output, previous)
                     new_states = [ops.where(keep, n, s) for n, s in zip(new_states, states)]
+                previous = output
                 states = list(new_states)
                 if self.return_sequences or t == order[-1]:
                     outputs.append(output)

@@ -101,3 +101,15 @@ def test_use_cudnn(cls):
         cls(2, use_cudnn=True)
     with pytest.raises(ValueError, match="use_cudnn='yes'"):
         cls(2, use_cudnn="yes")
+
+
+def test_masked_steps_repeat_the_last_cells_output():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 4, 3)).astype("float32")
+    mask = np.array([[True, True, False, True], [True, True, True, True]])
+    rnn = layers.RNN(layers.StackedRNNCells([layers.SimpleRNNCell(5), layers.GRUCell(2)]),
+                     return_sequences=True)
+    out = rnn(x, mask=mask).numpy()
+    assert out.shape == (2, 4, 2)
+    np.testing.assert_array_equal(out[0, 2], out[0, 1])
+    assert not np.allclose(out[0, 3], out[0, 2])
