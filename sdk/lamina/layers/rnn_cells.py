@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import numpy as np
+
+from lamina import ops
 from lamina.layers.layer import Layer
 from lamina.layers.layer_serialization import deserialize, serialize
 from lamina.layers.recurrent import DropoutRNNCell
@@ -24,11 +27,13 @@ def _sizes(cell):
     return [size] if isinstance(size, int) else list(size)
 
 
-class StackedRNNCells(Layer):
+class StackedRNNCells(DropoutRNNCell):
     """Wraps a list of RNN cells so that ``RNN`` runs them as one deeper cell.
 
     Each step feeds the input to the first cell, its output to the second, and so on;
-    the states are the cells' states one after the other (a flat list).
+    the states are the cells' states one after the other (a flat list). The built-in
+    cells' ``dropout``/``recurrent_dropout`` apply in training: ``RNN`` asks the stack
+    for masks once per call and the stack draws one pair per cell (Keras's behaviour).
 
     Args:
         cells: list of cell layers (built-in or your own: ``call(inputs, states)``
@@ -72,18 +77,38 @@ class StackedRNNCells(Layer):
             shape = (*shape[:-1], out)
         self.built = True
 
+    def get_dropout_mask(self, step_input):
+        """Draw every inner cell's input mask for this call; the stack applies them."""
+        batch, dtype = step_input.shape[0], step_input.dtype
+        width = step_input.shape[-1]
+        self._input_masks = []
+        for cell in self.cells:
+            mask = None
+            if isinstance(cell, DropoutRNNCell):
+                mask = cell.get_dropout_mask(np.zeros((batch, width), dtype=dtype))
+            self._input_masks.append(mask)
+            width = getattr(cell, "output_size", None) or _sizes(cell)[0]
+        return None
+
+    def get_recurrent_dropout_mask(self, batch_size, dtype):
+        """Draw every inner cell's recurrent mask for this call (held by the cell)."""
+        for cell in self.cells:
+            if isinstance(cell, DropoutRNNCell):
+                cell._recurrent_dropout_mask = cell.get_recurrent_dropout_mask(batch_size,
+                                                                               dtype)
+        return None
+
     def call(self, inputs, states, training=False):
         new_states, start = [], 0
-        for cell in self.cells:
+        masks = getattr(self, "_input_masks", None) if training else None
+        for i, cell in enumerate(self.cells):
             n = len(_sizes(cell))
             own = list(states[start:start + n])
             start += n
-            if training and isinstance(cell, DropoutRNNCell) and (
-                    cell.dropout > 0 or cell.recurrent_dropout > 0):
-                raise NotImplementedError(
-                    "Lamina's StackedRNNCells does not apply its cells' dropout; build the "
-                    f"cells with dropout=0 and recurrent_dropout=0. Received cell {cell.name} "
-                    f"with dropout={cell.dropout}, recurrent_dropout={cell.recurrent_dropout}")
+            if isinstance(cell, DropoutRNNCell) and not training:
+                cell._recurrent_dropout_mask = None  # masks of a training call end with it
+            if masks is not None and masks[i] is not None:
+                inputs = ops.multiply(inputs, masks[i])
             kwargs = {"training": training} if cell._call_has_training else {}
             inputs, cell_states = cell.call(inputs, own, **kwargs)
             if not isinstance(cell_states, (list, tuple)):

@@ -88,9 +88,21 @@ def test_errors():
         layers.StackedRNNCells([])
     with pytest.raises(ValueError, match="state_size"):
         layers.StackedRNNCells([layers.Dense(2)])
-    rnn = layers.RNN(layers.StackedRNNCells([layers.SimpleRNNCell(2, dropout=0.5)]))
-    with pytest.raises(NotImplementedError, match="dropout=0.5"):
-        rnn(np.ones((1, 3, 2), "float32"), training=True)
+
+
+def test_inner_cells_dropout_applies_in_training_only():
+    x = np.random.default_rng(4).standard_normal((4, 5, 3)).astype("float32")
+    cells = [layers.LSTMCell(4, dropout=0.5, seed=1),
+             layers.GRUCell(3, recurrent_dropout=0.5, seed=2)]
+    rnn = layers.RNN(layers.StackedRNNCells(cells))
+    base = rnn(x).numpy()
+    trained = rnn(x, training=True).numpy()
+    assert not np.allclose(trained, base)
+    np.testing.assert_array_equal(rnn(x).numpy(), base)  # no mask survives the call
+    # Without dropout in any cell, training and inference agree.
+    plain = layers.RNN(layers.StackedRNNCells([layers.SimpleRNNCell(3, dropout=0.0),
+                                               layers.SimpleRNNCell(2, dropout=0.0)]))
+    np.testing.assert_array_equal(plain(x, training=True).numpy(), plain(x).numpy())
 
 
 @pytest.mark.parametrize("cls", [layers.LSTM, layers.GRU])
