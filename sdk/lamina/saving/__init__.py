@@ -5,6 +5,7 @@ Loading is safe by default: classes resolve only through Lamina's registry, a fo
 capped before anything is allocated.
 """
 
+from lamina.saving.file_editor import KerasFileEditor
 from lamina.saving.registry import (
     CustomObjectScope,
     custom_object_scope,
@@ -18,7 +19,8 @@ from lamina.saving.saving_api import load_model, load_weights, save_model, save_
 from lamina.saving.serialization import deserialize_keras_object, serialize_keras_object
 
 __all__ = [
-    "CustomObjectScope", "custom_object_scope", "deserialize_keras_object", "get_custom_objects",
+    "CustomObjectScope", "KerasFileEditor", "custom_object_scope", "deserialize_keras_object",
+    "get_custom_objects",
     "get_registered_name", "get_registered_object", "load_model", "load_weights",
     "register_keras_serializable", "register_serializable", "save_model", "save_weights",
     "serialize_keras_object",
