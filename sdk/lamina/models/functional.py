@@ -34,6 +34,16 @@ class Functional(Function, Model):
     def layers(self) -> list:
         return list(self._layers)
 
+    @property
+    def input(self):
+        """The ``inputs`` given to the constructor, in their structure (as Keras)."""
+        return self._inputs_struct
+
+    @property
+    def output(self):
+        """The ``outputs`` given to the constructor, in their structure (as Keras)."""
+        return self._outputs_struct
+
     def _flat_layers(self):
         return self._layers
 

@@ -40,3 +40,18 @@ def test_functional_signatures(make):
     model = make(inputs, layers.Dense(2)(inputs))
     assert isinstance(model, Functional)
     assert model(np.ones((1, 3), "float32")).shape == (1, 2)
+
+
+def test_functional_input_and_output_are_the_constructor_structures():
+    a, b = lamina.Input((4,), name="a"), lamina.Input((3,), name="b")
+    out = layers.Dense(2)(a)
+    model = lamina.Model([a, b], {"o": out})
+    assert model.input == [a, b] and model.input[0] is a
+    assert model.output == {"o": out}
+    # Calling the model on new tensors does not change them (first-call semantics aside).
+    model([lamina.Input((4,)), lamina.Input((3,))])
+    assert model.input[0] is a and model.output["o"] is out
+    # A feature extractor built from them, as keras-io's VGG19 example does.
+    extractor = lamina.Model(inputs=model.input, outputs=[la.output for la in model.layers])
+    values = extractor([np.ones((1, 4), "float32"), np.ones((1, 3), "float32")])
+    assert [tuple(v.shape) for v in values] == [(1, 4), (1, 3), (1, 2)]
