@@ -1,6 +1,7 @@
 """``lamina.saving.KerasFileEditor`` on Lamina-saved files, edited files loading back in
 Lamina (and in Keras 3.15.1 when its venv exists), and hostile files refused."""
 
+import json
 import os
 import subprocess
 
@@ -168,3 +169,29 @@ print("ok")
                             env={**os.environ, "KERAS_BACKEND": "jax"}, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().endswith("ok")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(KERAS_PYTHON is None, reason="no Keras venv")
+def test_keras_editor_sees_the_same_weights_dict(saved, capsys):
+    _, path = saved
+    editor = KerasFileEditor(path)
+
+    def shapes(tree):
+        return {k: shapes(v) if isinstance(v, dict) else list(v.shape) for k, v in tree.items()}
+
+    script = f"""
+import json
+from keras.saving import KerasFileEditor
+editor = KerasFileEditor({str(path)!r})
+def shapes(tree):
+    return {{k: shapes(v) if isinstance(v, dict) else list(v.shape) for k, v in tree.items()}}
+print("RESULT" + json.dumps([shapes(editor.weights_dict), list(editor.object_metadata)]))
+"""
+    result = subprocess.run([KERAS_PYTHON, "-c", script], capture_output=True, text=True,
+                            env={**os.environ, "KERAS_BACKEND": "jax"}, timeout=120)
+    assert result.returncode == 0, result.stderr[-3000:]
+    line = [x for x in result.stdout.splitlines() if x.startswith("RESULT")][0]
+    keras_shapes, keras_paths = json.loads(line[len("RESULT"):])
+    assert shapes(editor.weights_dict) == keras_shapes
+    assert list(editor.object_metadata) == keras_paths
