@@ -152,6 +152,9 @@ Lamina.jobView = (() => {
       } catch (e) {
         if (e.name === "AbortError" || signal.aborted) return;
         if (e.status === 404 || e.status === 401) return;
+        if (e.status === 429) say("Too many open event streams; retrying in 5 s.");
+        await new Promise((r) => setTimeout(r, e.status === 429 ? 5000 : 1000));
+        continue;
       }
       await new Promise((r) => setTimeout(r, 1000));
     }

@@ -59,7 +59,7 @@ Lamina.jobsView = (() => {
                                  "aria-label": "epoch " + done + " of " + r.epochs}) : null);
     const best = r.best ? r.best.metric + " " + fmtNum(r.best.value) : "";
     return el("tr", {"data-id": r.id},
-      el("td", {}, check), el("td", {}, badge(r.status)),
+      el("td", {}, check), el("td", {title: r.error || null}, badge(r.status)),
       el("td", {}, el("a", {href: "#/job/" + r.id, text: r.name || r.id, title: r.id})),
       el("td", {text: r.model_class || ""}), el("td", {class: "num", text: fmtInt(r.params)}),
       el("td", {class: "num", text: r.replicas}), el("td", {class: "num", text: r.attempts}),
