@@ -25,6 +25,7 @@ import math
 import numbers
 import os
 import pathlib
+import tempfile
 import warnings
 
 import h5py
@@ -91,7 +92,8 @@ class _ShardWriter:
         if self.h5 is not None:
             self.h5.close()
         name = shard_name(self.index_file, len(self.files))
-        tmp = os.path.join(self.folder, f".{name}.{os.getpid()}.tmp")
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.folder)
+        os.close(fd)
         self.files.append((name, tmp))
         self.h5 = h5py.File(tmp, "w")
         self.group = None

@@ -174,3 +174,17 @@ print("iterations", int(model.optimizer.iterations))
                             env={**os.environ, "KERAS_BACKEND": "jax"}, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "iterations 3" in result.stdout
+
+
+def test_layers_that_write_their_own_entries_shard_too(tmp_path):
+    lookup = lamina.layers.StringLookup(output_mode="tf_idf")
+    lookup.adapt(np.array(["a", "b", "a", "c"]))
+    model = lamina.Sequential([lamina.Input((2,), dtype="string"), lookup])
+    model.save_weights(tmp_path / "s.weights.json", max_shard_size=1)
+    index = json.loads((tmp_path / "s.weights.json").read_text())
+    assert index["weight_map"] == {"/layers/string_lookup/vars": "s_00000.weights.h5"}
+    fresh = lamina.layers.StringLookup(output_mode="tf_idf", vocabulary=["a", "b", "c"],
+                                       idf_weights=[0.0, 0.0, 0.0])
+    other = lamina.Sequential([lamina.Input((2,), dtype="string"), fresh])
+    other.load_weights(tmp_path / "s.weights.json")
+    np.testing.assert_array_equal(np.asarray(fresh.idf_weights), np.asarray(lookup.idf_weights))
