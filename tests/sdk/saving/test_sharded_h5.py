@@ -158,22 +158,28 @@ def test_lamina_sharded_set_loads_in_keras(tmp_path):
     model.load_weights(KERAS_INDEX)
     model.fit(data["x"], np.ones((6, 3), "float32"), epochs=1, batch_size=3, verbose=0)
     model.save_weights(tmp_path / "ours.weights.json", max_shard_size=MAX_SHARD_SIZE)
+    # 130 bytes: the first layer's 128-byte kernel and its bias land in different shards.
+    model.save_weights(tmp_path / "split.weights.json", max_shard_size=130 / 1024**3)
+    split = json.loads((tmp_path / "split.weights.json").read_text())["weight_map"]
+    assert split["/layers/dense/vars"] == ["split_00000.weights.h5", "split_00001.weights.h5"]
     np.save(tmp_path / "expected.npy", model.predict(data["x"], verbose=0))
     script = f"""
 import json, keras, numpy as np
-model = keras.models.model_from_json(open({os.path.join(FIXTURES, 'keras_sharded.json')!r}).read())
-model.compile(optimizer="adam", loss="mse")
-model.optimizer.build(model.trainable_variables)
-model.load_weights({str(tmp_path / 'ours.weights.json')!r})
-x = np.load({os.path.join(FIXTURES, 'keras_sharded.npz')!r})["x"]
-np.testing.assert_allclose(model.predict(x, verbose=0), np.load({str(tmp_path / 'expected.npy')!r}),
-                           atol=1e-5)
-print("iterations", int(model.optimizer.iterations))
+for name in ("ours", "split"):
+    model = keras.models.model_from_json(
+        open({os.path.join(FIXTURES, 'keras_sharded.json')!r}).read())
+    model.compile(optimizer="adam", loss="mse")
+    model.optimizer.build(model.trainable_variables)
+    model.load_weights({str(tmp_path)!r} + "/" + name + ".weights.json")
+    x = np.load({os.path.join(FIXTURES, 'keras_sharded.npz')!r})["x"]
+    np.testing.assert_allclose(model.predict(x, verbose=0),
+                               np.load({str(tmp_path / 'expected.npy')!r}), atol=1e-5)
+    print(name, "iterations", int(model.optimizer.iterations))
 """
     result = subprocess.run([KERAS_PYTHON, "-c", script], capture_output=True, text=True,
                             env={**os.environ, "KERAS_BACKEND": "jax"}, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "iterations 3" in result.stdout
+    assert "ours iterations 3" in result.stdout and "split iterations 3" in result.stdout
 
 
 def test_layers_that_write_their_own_entries_shard_too(tmp_path):
