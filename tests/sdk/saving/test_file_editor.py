@@ -195,3 +195,18 @@ print("RESULT" + json.dumps([shapes(editor.weights_dict), list(editor.object_met
     keras_shapes, keras_paths = json.loads(line[len("RESULT"):])
     assert shapes(editor.weights_dict) == keras_shapes
     assert list(editor.object_metadata) == keras_paths
+
+
+def test_keras_written_lstm_file_resaves_whole(tmp_path):
+    # Keras 3.15.1's own editor drops layers/lstm (its `vars` group is empty); Lamina keeps
+    # the cell's weights, so the resaved file still loads into the model.
+    folder = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "keras_files")
+    editor = KerasFileEditor(os.path.join(folder, "lstm.weights.h5"))
+    assert sorted(editor.weights_dict["layers"]["lstm_1"]["cell"]) == ["0", "1", "2"]
+    model = lamina.models.load_model(os.path.join(folder, "lstm.keras"))
+    data = np.load(os.path.join(folder, "lstm.npz"))
+    for weight in model.weights:
+        weight.assign(np.zeros(weight.shape, weight.data.dtype))
+    editor.save(tmp_path / "lstm.weights.h5")
+    model.load_weights(tmp_path / "lstm.weights.h5")
+    np.testing.assert_allclose(model.predict(data["x"], verbose=0), data["y"], atol=1e-5)
