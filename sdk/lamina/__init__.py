@@ -50,7 +50,8 @@ __all__ = [
     "applications",
     "backend", "callbacks", "config", "constraints", "datasets", "device", "distillation",
     "dtype_policies", "initializers", "layers", "legacy", "losses", "metrics", "mixed_precision",
-    "models", "ops", "optimizers", "preprocessing", "random", "regularizers", "saving",
+    "models", "ops", "optimizers", "preprocessing", "quantizers", "random", "regularizers",
+    "saving", "Quantizer",
     "tree", "utils", "version",
 ]
 
@@ -61,7 +62,8 @@ def version() -> str:
 
 # Loaded on first use: `saving` needs h5py, `datasets` mlxtend/scikit-learn.
 _LAZY_MODULES = ("applications", "config", "datasets", "distillation", "dtype_policies", "legacy",
-                 "mixed_precision", "preprocessing", "random", "saving", "tree", "wrappers")
+                 "mixed_precision", "preprocessing", "quantizers", "random", "saving", "tree",
+                 "wrappers")
 
 
 @contextlib.contextmanager
@@ -87,6 +89,10 @@ def __getattr__(name):
         from lamina.client import Client
 
         return Client
+    if name == "Quantizer":  # keras.Quantizer, from the lazily loaded quantizers
+        from lamina.quantizers import Quantizer
+
+        return Quantizer
     if name in _LAZY_MODULES:
         import importlib
 
