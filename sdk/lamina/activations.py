@@ -419,7 +419,7 @@ _ACTIVATIONS = {
 _ALIASES = {"swish": silu, "hard_swish": hard_silu}
 
 
-def serialize(activation) -> str:
+def serialize(activation):
     """Return the Keras name of an activation function (``silu`` for ``swish``).
 
     Args:
@@ -427,7 +427,8 @@ def serialize(activation) -> str:
             ``__name__``.
 
     Returns:
-        The name string stored in configs.
+        The name string stored in configs; for a function registered with
+        ``register_keras_serializable``, Keras's function config dict naming it.
 
     Raises:
         ValueError: when ``activation`` has no name.
@@ -440,6 +441,13 @@ def serialize(activation) -> str:
     for known, fn in _ACTIVATIONS.items():
         if fn is activation:
             return known
+    from lamina.saving.registry import get_registered_name
+
+    registered = get_registered_name(activation)
+    if ">" in registered:
+        # A `register_keras_serializable` function: Keras's function config.
+        return {"module": "builtins", "class_name": "function", "config": registered,
+                "registered_name": "function"}
     return name
 
 
@@ -468,6 +476,12 @@ def deserialize(config, custom_objects=None):
             return custom[name]
         fn = _ACTIVATIONS.get(name) or _ALIASES.get(name)
         if fn is not None:
+            return fn
+        from lamina.saving.registry import get_registered_object
+
+        # Registered functions ("package>name"), custom_object_scope entries.
+        fn = get_registered_object(name, custom_objects)
+        if callable(fn) and not isinstance(fn, type):
             return fn
     raise ValueError(
         f"Unknown activation function: {config!r}. Known names: "

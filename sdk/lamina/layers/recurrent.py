@@ -63,7 +63,8 @@ class DropoutRNNCell(Layer):
                 name = activations.serialize(fn)
             except ValueError:
                 return None
-            if name not in _rnn.SUPPORTED_ACTIVATIONS or activations.get(name) is not fn:
+            if (not isinstance(name, str) or name not in _rnn.SUPPORTED_ACTIVATIONS
+                    or activations.get(name) is not fn):
                 return None
             names.append(name)
         return names
