@@ -21,6 +21,8 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from lamina.backend.autodiff import Function
+from lamina.backend.parallel import matmul
+from lamina.backend.threads import parallel_for
 
 
 # -- geometry -------------------------------------------------------------------------
@@ -201,7 +203,10 @@ def _conv_input_grad(g, kernel, in_shape, pads_before, strides, dilation, groups
     offsets = list(itertools.product(*map(range, ksize)))
     slices = [_offset_slice(offset, strides, dilation, out_shape) for offset in offsets]
     cg = kernel.shape[-2]
-    for start in range(0, batch, step):
+    starts = range(0, batch, step)
+
+    def chunk_grad(i):
+        start = starts[i]
         g3 = _group(g[start:start + step], groups)
         chunk = buf[start:start + step]
         lead = (chunk.shape[0], *out_shape)
@@ -213,6 +218,9 @@ def _conv_input_grad(g, kernel, in_shape, pads_before, strides, dilation, groups
                 wg = w.reshape(cg, groups, -1).transpose(1, 2, 0)
                 part = _ungroup(np.matmul(g3, wg), lead)
             chunk[where] += part
+
+    # Chunks write disjoint rows of `buf`: any thread may take any chunk.
+    parallel_for(len(starts), chunk_grad)
     return buf[_inner(in_shape, [(lo, 0) for lo in pads_before])]
 
 
@@ -224,7 +232,12 @@ def _kernel_grad(cols, g, kernel_shape, groups, folded=False):
     faster that way round (and the narrow first layer's slightly slower).
     """
     g3 = _group(g, groups)
-    if cols.shape[-1] > g3.shape[-1]:
+    if groups == 1:
+        if cols.shape[-1] > g3.shape[-1]:
+            gk = matmul(g3[0].T, cols[0]).T[None]
+        else:
+            gk = matmul(cols[0].T, g3[0])[None]
+    elif cols.shape[-1] > g3.shape[-1]:
         gk = np.matmul(g3.transpose(0, 2, 1), cols).transpose(0, 2, 1)
     else:
         gk = np.matmul(cols.transpose(0, 2, 1), g3)
@@ -287,7 +300,8 @@ class Conv(Function):
         weights = _kernel_matrix(kernel, groups)
         if folded:
             weights = np.concatenate([weights[0], bias[None].astype(weights.dtype)])[None]
-        out = _ungroup(np.matmul(cols, weights), (x.shape[0], *out_shape))
+        product = matmul(cols[0], weights[0])[None] if groups == 1 else np.matmul(cols, weights)
+        out = _ungroup(product, (x.shape[0], *out_shape))
         self.cols, self.kernel, self.x_shape = cols, kernel, x.shape
         self.strides, self.dilation, self.pads, self.groups = strides, dilation, pads, groups
         self.has_bias, self.folded = bias is not None, folded

@@ -23,6 +23,14 @@ import numpy as np
 
 from lamina.backend.autodiff import Function, is_requested
 from lamina.backend.conv import _inner, _offset_slice, _pad
+from lamina.backend.parallel import MAX_PARTS, PART_ELEMENTS
+from lamina.backend.threads import parallel_for, split
+
+
+def _batch_parts(out):
+    """Fixed ``(lo, hi)`` batch ranges for pooling in parallel (one when small)."""
+    count = min(MAX_PARTS, out.size // PART_ELEMENTS, out.shape[0])
+    return split(out.shape[0], count) if count >= 2 else [(0, out.shape[0])]
 
 
 def _pool_plan(x, pool, strides, pads, fill):
@@ -106,7 +114,22 @@ class MaxPool(Function):
         pads = tuple(pads or ((0, 0),) * len(pool))
         xp, out_shape, _ = _pool_plan(x, pool, strides, pads, -np.inf)
         views = _pool_views(xp, pool, strides, out_shape)
-        out, winner = _first_max(views, index=self.needs[0])
+        parts = _batch_parts(views[0])
+        if len(parts) == 1:
+            out, winner = _first_max(views, index=self.needs[0])
+        else:
+            out = np.empty(views[0].shape, x.dtype)
+            winner = np.empty(out.shape, np.uint8 if len(views) <= 256 else np.intp) if (
+                self.needs[0]) else None
+
+            def pool_part(i):
+                lo, hi = parts[i]
+                o, w = _first_max([v[lo:hi] for v in views], index=self.needs[0])
+                out[lo:hi] = o
+                if winner is not None:
+                    winner[lo:hi] = w
+
+            parallel_for(len(parts), pool_part)
         self.xp_shape, self.out, self.winner = xp.shape, out, winner
         self.pool, self.strides, self.pads, self.x_shape = pool, strides, pads, x.shape
         return out
@@ -127,13 +150,23 @@ class MaxPool(Function):
         out_shape = self.out.shape[1:-1]
         disjoint = all(s >= k for k, s in zip(self.pool, self.strides))
         gxp = _grad_buffer(self.xp_shape, self.pool, self.strides, self.out.shape, g.dtype)
-        hit = np.empty(self.out.shape, bool)
-        for k, gview in enumerate(_pool_views(gxp, self.pool, self.strides, out_shape)):
-            np.equal(self.winner, self.winner.dtype.type(k), out=hit)
-            if disjoint:
-                np.multiply(g, hit, out=gview)
-            else:
-                gview += g * hit
+        gviews = _pool_views(gxp, self.pool, self.strides, out_shape)
+        winner = self.winner
+        # Overlapping windows add into shared rows only within one sample: batch parts
+        # never touch the same element.
+        parts = _batch_parts(g)
+
+        def unpool_part(i):
+            lo, hi = parts[i]
+            hit = np.empty(g[lo:hi].shape, bool)
+            for k, gview in enumerate(gviews):
+                np.equal(winner[lo:hi], winner.dtype.type(k), out=hit)
+                if disjoint:
+                    np.multiply(g[lo:hi], hit, out=gview[lo:hi])
+                else:
+                    gview[lo:hi] += g[lo:hi] * hit
+
+        parallel_for(len(parts), unpool_part)
         gx = gxp[_inner(self.x_shape, self.pads)]
         if producer is not None:
             producer.premasked = gx

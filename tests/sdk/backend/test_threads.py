@@ -178,3 +178,25 @@ def test_flat_optimizer_update_in_parts_is_bit_identical():
         if cls is lamina.optimizers.Adam:
             assert len(opt._parts_cache) == 1 and len(next(iter(opt._parts_cache.values()))[1]) > 1
     assert results[0] == results[1]
+
+
+def _train_convnet(policy):
+    import lamina
+
+    threads.set_thread_policy(policy)
+    lamina.utils.set_random_seed(7)
+    model = lamina.Sequential([
+        lamina.Input((28, 28, 1)), lamina.layers.Conv2D(32, 3, activation="relu"),
+        lamina.layers.MaxPooling2D(2), lamina.layers.Conv2D(64, 3, activation="relu"),
+        lamina.layers.MaxPooling2D(2), lamina.layers.Flatten(),
+        lamina.layers.Dense(10, activation="softmax")])
+    model.compile("adam", "sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    x = rng.random((256, 28, 28, 1), dtype=np.float32)
+    y = rng.integers(0, 10, 256)
+    model.fit(x, y, batch_size=128, epochs=1, verbose=0, shuffle=False)
+    return [w.tobytes() for w in model.get_weights()]
+
+
+def test_seeded_convnet_training_is_bit_identical_with_and_without_workers():
+    assert _train_convnet("auto") == _train_convnet(1)
