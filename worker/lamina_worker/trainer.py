@@ -46,8 +46,9 @@ from lamina_worker.replica import Replica, assign_state, build_model
 
 log = logging.getLogger("lamina_worker")
 
-#: Meta slots of the collective beyond the metric accumulators (control code, lr).
-_META_SPARE = 4
+#: Meta slots of the collective beyond the metric accumulators (control code, learning
+#: rate, the global generator's state at epoch boundaries: lamina.distribute.strategy).
+_META_SPARE = 16
 
 
 class ReplicasDiverged(RuntimeError):

@@ -60,7 +60,8 @@ def fit_replica(model_json: str, compile_kwargs: dict, seed: int, x, y, fit_kwar
     """Build ``model_json`` after seeding ``seed``, compile, ``fit(x, y, **fit_kwargs)``.
 
     Returns:
-        ``{"weights": [...], "history": {...}, "epoch_seconds": [...]}``.
+        ``{"weights": [...], "history": {...}, "epoch_seconds": [...], "rng_state": {...}}``
+        (the global generator's state at the end).
     """
     import time
 
@@ -85,5 +86,8 @@ def fit_replica(model_json: str, compile_kwargs: dict, seed: int, x, y, fit_kwar
     model = lamina.models.model_from_json(model_json)
     model.compile(**compile_kwargs)
     history = model.fit(x, y, verbose=0, callbacks=[_Clock()], **fit_kwargs)
+    from lamina.backend.random import get_state
+
     return {"weights": [np.array(w.data) for w in model.weights],
-            "history": dict(history.history), "epoch_seconds": times}
+            "history": dict(history.history), "epoch_seconds": times,
+            "rng_state": get_state()}

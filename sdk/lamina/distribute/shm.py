@@ -229,6 +229,9 @@ class SharedMemoryCollective:
         row[:] = 0.0
         if meta is not None:
             meta = np.asarray(meta, np.float64).reshape(-1)
+            if meta.size > self.m:
+                raise ValueError(f"meta holds at most m={self.m} values. Received: "
+                                 f"{meta.size} values")
             row[:meta.size] = meta
         self.wait_seconds = self._barrier()
         chunk = self._chunk

@@ -292,11 +292,49 @@ class DataParallel(Strategy):
         return bool(model.stop_training)
 
     def sync(self, model) -> None:
-        """Every replica takes the chief's stop decision and learning rate."""
+        """Every replica takes the chief's stop decision, learning rate and global
+        generator (a layer that still draws per replica from it, e.g. recurrent
+        dropout, must not make the next epoch's shuffle differ between replicas)."""
+        from lamina.backend import random as lamina_random
+
         self._metas = None
         lr = _lr_variable(model)
-        chief = self._control_exchange(
-            model, [float(lr.data)] if lr is not None and self.is_chief else ())
-        if not self.is_chief and lr is not None:
-            lr.assign(np.float32(chief[1]))
+        extra = []
+        if self.is_chief:
+            extra = [0.0 if lr is None else float(lr.data),
+                     *_rng_words(lamina_random.get_state())]
+        chief = self._control_exchange(model, extra)
+        if not self.is_chief:
+            if lr is not None:
+                lr.assign(np.float32(chief[1]))
+            state = _rng_state(chief[2:2 + _RNG_WORDS], lamina_random.get_state())
+            if state is not None:
+                lamina_random.set_state(state)
+
+
+_RNG_WORDS = 10  # PCG64: state and increment as 4 x 32 bits each, has_uint32, uinteger
+
+
+def _rng_words(state: dict) -> list[float]:
+    """A PCG64 generator state as float64-exact 32-bit words (zeros for another kind)."""
+    if state.get("bit_generator") != "PCG64":
+        return [0.0] * _RNG_WORDS
+    words = []
+    for value in (state["state"]["state"], state["state"]["inc"]):
+        words += [float((value >> (32 * i)) & 0xFFFFFFFF) for i in range(4)]
+    return words + [float(state["has_uint32"]), float(state["uinteger"])]
+
+
+def _rng_state(words, current: dict) -> dict | None:
+    """The state :func:`_rng_words` encoded (None when it was not a PCG64 state)."""
+    if current.get("bit_generator") != "PCG64" or not np.any(words):
+        return None
+    ints = [int(w) for w in words]
+
+    def join(part):
+        return sum(word << (32 * i) for i, word in enumerate(part))
+
+    return {"bit_generator": "PCG64",
+            "state": {"state": join(ints[0:4]), "inc": join(ints[4:8])},
+            "has_uint32": ints[8], "uinteger": ints[9]}
 

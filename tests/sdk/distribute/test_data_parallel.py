@@ -78,3 +78,20 @@ def test_four_replicas_equal_local_fit():
     four = _run(model, x, y, 4)
     for a, b in zip(four["weights"], reference["weights"]):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_a_layer_drawing_per_replica_does_not_split_the_shuffle():
+    """Recurrent dropout still draws from the global generator on each replica, and an
+    uneven last batch (4 + 3 rows) makes the replicas draw different amounts; the
+    epoch-boundary sync hands every replica the chief's generator, so every epoch's
+    shuffle stays the same on all of them."""
+    x, y = _data(109, (4, 3))  # 87 training rows: the last batch of 20 is 7
+    model = lamina.Sequential([layers.Input((4, 3)), layers.LSTM(4, dropout=0.3),
+                               layers.Dense(3, activation="softmax")])
+    fit = {"batch_size": 20, "epochs": 2, "shuffle": True, "validation_split": 0.2}
+    n = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    first, second = local.launch(local.fit_replica, 2, model.to_json(), COMPILE, 5, x, y,
+                                 fit, n=n)
+    assert first["rng_state"] == second["rng_state"]
+    for a, b in zip(first["weights"], second["weights"]):
+        assert a.tobytes() == b.tobytes()
