@@ -14,7 +14,8 @@ wrk instead (C load generator, ``--connections`` 32 by default, ``--duration`` s
 each): ``GET /v1/jobs/{id}``, ``POST /v1/jobs`` (a Lua script sets the body), then with
 ``--streams N`` open event streams (held by a helper process) ``GET /v1/jobs`` and
 ``/healthz`` again. The API runs with rate limits and queue quotas off
-(``LAMINA_QUOTAS__RATE_PER_SECOND=0``), ``--api-workers`` processes.
+(``LAMINA_QUOTAS__RATE_PER_SECOND=0``; ``--rate`` turns it on), ``--api-workers``
+processes, Redis AOF per ``--appendfsync``.
 
 Run: ``python bench/service_latency.py [--concurrency 8] [--requests 1000] [--rounds 3]``
 or ``python bench/service_latency.py --wrk [--connections 32] [--duration 10] [--streams 1000]``.
@@ -97,9 +98,11 @@ async def load(url: str, dataset_id: str, concurrency: int, n: int) -> dict:
     return {"submit": submit, "read": read}
 
 
-def start_api(redis_url: str, storage: str, port: int, workers: int = 1) -> subprocess.Popen:
+def start_api(redis_url: str, storage: str, port: int, workers: int = 1,
+              rate: float = 0) -> subprocess.Popen:
     env = {**os.environ, "LAMINA_REDIS_URL": redis_url, "LAMINA_STORAGE": storage,
-           "LAMINA_API_KEYS": f"{API_KEY}:bench", "LAMINA_QUOTAS__RATE_PER_SECOND": "0",
+           "LAMINA_API_KEYS": f"{API_KEY}:bench", "LAMINA_QUOTAS__RATE_PER_SECOND": str(rate),
+           "LAMINA_QUOTAS__RATE_BURST": "1000000",
            "LAMINA_QUOTAS__MAX_QUEUED_JOBS": "0", "LAMINA_QUOTAS__MAX_STREAMS": "5000",
            "LAMINA_QUOTAS__MAX_STREAMS_PER_TENANT": "5000",
            "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("sdk", "services"))}
@@ -168,6 +171,8 @@ def main() -> None:
     parser.add_argument("--duration", type=int, default=10)
     parser.add_argument("--streams", type=int, default=0)
     parser.add_argument("--api-workers", type=int, default=1)
+    parser.add_argument("--rate", type=float, default=0,
+                        help="per-tenant rate limit (0: off; a huge value measures its cost)")
     parser.add_argument("--appendfsync", choices=("off", "no", "everysec", "always"),
                         default="off", help="Redis AOF policy (off: no AOF)")
     parser.add_argument("--load", nargs=2, metavar=("URL", "DATASET_ID"), help=argparse.SUPPRESS)
@@ -190,7 +195,7 @@ def main() -> None:
     try:
         with tempfile.TemporaryDirectory(prefix="lamina-bench-") as storage:
             port = free_port()
-            api = start_api(redis.url, storage, port, args.api_workers)
+            api = start_api(redis.url, storage, port, args.api_workers, args.rate)
             url = f"http://127.0.0.1:{port}"
             dataset_id = upload_dataset(url)
             if args.wrk:

@@ -56,7 +56,8 @@ def run_wrk_phases(url: str, port: int, dataset_id: str, body: dict, args) -> No
     job_id = httpx.post(f"{url}/v1/jobs", json=body, headers=headers).json()["id"]
     c, d = args.connections, args.duration
     print(f"wrk: {c} connections, {d} s per phase, {args.api_workers} API process(es), "
-          f"Redis AOF {args.appendfsync}, {os.cpu_count()} CPUs shared with wrk and Redis")
+          f"Redis AOF {args.appendfsync}, rate limit {args.rate or 'off'}, {os.cpu_count()} "
+          "CPUs shared with wrk and Redis")
     print(f"{'phase':<34} {'load1':>5} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>6}")
 
     def show(name: str, result: dict) -> None:

@@ -14,9 +14,9 @@ from collections.abc import Callable
 
 import redis.asyncio as aioredis
 
-from lamina_service.queue import keys
+from lamina_service.queue import keys, scripts
 from lamina_service.queue.models import JobRecord, JobStatus
-from lamina_service.queue.producer import LIST_FIELDS, Event, Page, make_page
+from lamina_service.queue.producer import Event, Page
 
 
 class Follower:
@@ -32,6 +32,7 @@ class Follower:
 
     def __init__(self, make_client: Callable[[], aioredis.Redis]) -> None:
         self._make_client = make_client
+        self._scripts: dict[tuple[int, str], object] = {}
         self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
             weakref.WeakKeyDictionary())
 
@@ -57,29 +58,36 @@ class Follower:
             return None
         return JobStatus(status)
 
+    def _script(self, name: str):
+        """Script ``name`` of :mod:`lamina_service.queue.scripts` on this loop's client."""
+        client = self.client
+        script = self._scripts.get((id(client), name))
+        if script is None:
+            script = self._scripts[id(client), name] = client.register_script(
+                getattr(scripts, name))
+        return script
+
     async def get(self, tenant: str, job_id: str) -> JobRecord | None:
-        """The job with its history, None when it does not exist or is another tenant's."""
-        async with self.client.pipeline(transaction=False) as pipe:
-            pipe.hgetall(keys.job_key(job_id))
-            pipe.hgetall(keys.job_history_key(job_id))
-            fields, history = await pipe.execute()
-        if not fields or fields.get("tenant") != tenant:
+        """The job with its history, None when it does not exist or is another tenant's.
+
+        One script answers record and history as one JSON string.
+        """
+        reply = await self._script("JOB")(keys=[], args=[keys.PREFIX, tenant, job_id])
+        if not reply:
             return None
-        return JobRecord.from_redis(fields, history)
+        found = json.loads(reply)
+        history = found["history"] or {}  # cjson encodes an empty table as {}
+        return JobRecord.from_redis(found["fields"], history)
 
     async def list_jobs(self, tenant: str, status: JobStatus | None = None, offset: int = 0,
                         limit: int = 50) -> Page:
-        """A tenant's jobs, newest first (as :meth:`Producer.list_jobs`)."""
-        index = keys.tenant_jobs_key(tenant, status.value if status else None)
-        ids = await self.client.zrevrange(index, offset, offset + limit)
-        async with self.client.pipeline(transaction=False) as pipe:
-            for job_id in ids[:limit]:
-                pipe.hmget(keys.job_key(job_id), LIST_FIELDS)
-            records = await pipe.execute()
-        page, gone = make_page(ids, records, offset, limit)
-        if gone:
-            await self.client.zrem(index, *gone)
-        return page
+        """A tenant's jobs, newest first, without specs (as :meth:`Producer.list_jobs`),
+        read by one script that answers the page as one JSON string."""
+        reply = json.loads(await self._script("PAGE")(keys=[], args=[
+            keys.PREFIX, tenant, status.value if status else "", offset, limit]))
+        items = reply["items"] or []  # cjson encodes an empty table as {}
+        return Page(items=[JobRecord.from_redis(fields) for fields in items],
+                    next_offset=offset + limit if reply["more"] else None)
 
     async def events(self, job_id: str, after: str, block_ms: int | None = None) -> list[Event]:
         """Events of ``job_id`` after stream id ``after``, waiting up to ``block_ms`` for one.

@@ -315,3 +315,43 @@ redis.call('PEXPIRE', key, math.ceil(burst / rate * 1000) + 1000)
 if allowed == 1 then return {1, '0'} end
 return {0, tostring((1 - tokens) / rate)}
 """
+
+# A page of a tenant's jobs as one JSON string (one reply to parse instead of a bulk string
+# per field). ARGV[1] prefix, ARGV[2] tenant, ARGV[3] status or '', ARGV[4] offset,
+# ARGV[5] limit -> '{"items": [{field: value, ...}], "more": bool}' (specs left out);
+# ids whose record expired are dropped from the index.
+PAGE = LUA_KEYS + r"""
+local status = ARGV[3]
+if status == '' then status = nil end
+local index = tenant_key(ARGV[2], status)
+local offset, limit = tonumber(ARGV[4]), tonumber(ARGV[5])
+local ids = redis.call('ZREVRANGE', index, offset, offset + limit)
+local items, gone = {}, {}
+for i = 1, math.min(#ids, limit) do
+  local flat = redis.call('HGETALL', job_key(ids[i]))
+  if #flat == 0 then
+    gone[#gone + 1] = ids[i]
+  else
+    local record = {}
+    for k = 1, #flat, 2 do
+      if flat[k] ~= 'spec' then record[flat[k]] = flat[k + 1] end
+    end
+    items[#items + 1] = record
+  end
+end
+if #gone > 0 then redis.call('ZREM', index, unpack(gone)) end
+return cjson.encode({items = items, more = #ids > limit})
+"""
+
+# One job with its history as one JSON string. ARGV[1] prefix, ARGV[2] tenant, ARGV[3] id
+# -> '{"fields": {...}, "history": {...}}' or '' when it is not the tenant's.
+JOB = LUA_KEYS + r"""
+local flat = redis.call('HGETALL', job_key(ARGV[3]))
+local fields = {}
+for k = 1, #flat, 2 do fields[flat[k]] = flat[k + 1] end
+if fields['tenant'] ~= ARGV[2] then return '' end
+local history = {}
+flat = redis.call('HGETALL', history_key(ARGV[3]))
+for k = 1, #flat, 2 do history[flat[k]] = flat[k + 1] end
+return cjson.encode({fields = fields, history = history})
+"""
