@@ -20,6 +20,7 @@ is copied into an in-memory file that :func:`lamina.saving.h5_store.load_state` 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import math
 import numbers
@@ -229,13 +230,13 @@ def merged_weights(filepath) -> h5py.File:
     """An in-memory HDF5 file holding every shard's variables at their paths.
 
     Returns:
-        An open ``h5py.File`` (core driver, no backing file); the caller closes it.
+        An open ``h5py.File`` over an in-memory buffer; the caller closes it.
 
     Raises:
         ValueError: for invalid indexes, missing or corrupt shards, hostile content.
     """
     path, weight_map = read_index(filepath)
-    merged = h5py.File(f"merged-{id(weight_map)}.h5", "w", driver="core", backing_store=False)
+    merged = h5py.File(io.BytesIO(), "w")
     opened: dict = {}
     try:
         for key, names in weight_map.items():
