@@ -52,7 +52,7 @@ __all__ = [
     "dtype_policies", "initializers", "layers", "legacy", "losses", "metrics", "mixed_precision",
     "models", "ops", "optimizers", "preprocessing", "quantizers", "random", "regularizers",
     "saving", "Quantizer",
-    "tree", "utils", "version",
+    "tree", "utils", "version", "visualization",
 ]
 
 def version() -> str:
@@ -63,7 +63,7 @@ def version() -> str:
 # Loaded on first use: `saving` needs h5py, `datasets` mlxtend/scikit-learn.
 _LAZY_MODULES = ("applications", "config", "datasets", "distillation", "dtype_policies", "legacy",
                  "mixed_precision", "preprocessing", "quantizers", "random", "saving", "tree",
-                 "wrappers")
+                 "visualization", "wrappers")
 
 
 @contextlib.contextmanager
