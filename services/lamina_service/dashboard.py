@@ -9,18 +9,20 @@ so the page never parses a Keras config itself.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict
 from typing import Any
 
 from lamina_service.config import Limits
 from lamina_service.errors import NotFound, ServiceError
-from lamina_service.queue import JobRecord, JobStatus, Producer
+from lamina_service.queue import JobRecord, JobStatus, Producer, keys
 from lamina_service.validation import estimate_cost
 
 #: Substrings of metric names where larger is better (as Keras's ``mode="auto"``).
 _MAX_METRICS = ("acc", "auc", "precision", "recall", "f1", "iou", "fmeasure")
 _SUMMARY_CACHE_SIZE = 256
+_ROW_CACHE_SIZE = 20_000
 
 
 def metric_mode(name: str) -> str:
@@ -66,17 +68,27 @@ def _params(spec: dict[str, Any], limits: Limits) -> int | None:
         return None
 
 
-def job_row(record: JobRecord, limits: Limits) -> dict[str, Any]:
+def spec_facts(spec: dict[str, Any], limits: Limits) -> dict[str, Any]:
+    """What a row shows from a job's spec (which never changes): model class, a
+    parameter count (the pre-check's, without building), epochs, replicas, monitors."""
+    return {"model_class": (spec.get("model") or {}).get("class_name"),
+            "params": _params(spec, limits), "epochs": (spec.get("fit") or {}).get("epochs"),
+            "replicas": spec.get("replicas", 1),
+            "callbacks": [{"class_name": c.get("class_name"),
+                           "config": {"monitor": (c.get("config") or {}).get("monitor",
+                                                                                "val_loss")}}
+                          for c in spec.get("callbacks") or []
+                          if c.get("class_name") in ("EarlyStopping", "ModelCheckpoint")]}
+
+
+def job_row(record: JobRecord, facts: dict[str, Any]) -> dict[str, Any]:
     """One row of the jobs view (see ``JobRow`` in the dashboard routes)."""
-    spec = record.spec or {}
-    fit = spec.get("fit") or {}
-    model = spec.get("model") or {}
     return {
         "id": record.id, "name": record.name, "status": record.status.value,
         "priority": record.priority, "attempts": record.attempts, "epoch": record.epoch,
-        "epochs": fit.get("epochs"), "replicas": spec.get("replicas", 1),
-        "model_class": model.get("class_name"), "params": _params(spec, limits),
-        "best": best_value(spec, record.history), "worker": record.worker,
+        "epochs": facts["epochs"], "replicas": facts["replicas"],
+        "model_class": facts["model_class"], "params": facts["params"],
+        "best": best_value(facts, record.history), "worker": record.worker,
         "cancel_requested": record.cancel_requested,
         "has_model": record.artifact_id is not None, "error": record.error,
         "submitted_at": record.submitted_at, "started_at": record.started_at,
@@ -84,24 +96,61 @@ def job_row(record: JobRecord, limits: Limits) -> dict[str, Any]:
     }
 
 
+def _history(raw: dict[str, str]) -> dict[str, list]:
+    """A history hash (epoch -> JSON logs) as ``History.history`` (metric -> per epoch)."""
+    curves: dict[str, list] = {}
+    for position, (_, logs) in enumerate(sorted((int(k), json.loads(v))
+                                                for k, v in raw.items())):
+        for metric in logs:
+            curves.setdefault(metric, [None] * position)
+        for metric, values in curves.items():
+            values.append(logs.get(metric))
+    return curves
+
+
+def _read(producer: Producer, specs: list[str], histories: list[str]) -> tuple[list, list]:
+    """Specs and histories of the given jobs, in one round trip."""
+    pipe = producer.client.pipeline(transaction=False)
+    for job_id in specs:
+        pipe.hget(keys.job_key(job_id), "spec")
+    for job_id in histories:
+        pipe.hgetall(keys.job_history_key(job_id))
+    replies = pipe.execute()
+    return replies[:len(specs)], replies[len(specs):]
+
+
 def job_rows(producer: Producer, limits: Limits, tenant: str, status: JobStatus | None,
              offset: int, limit: int) -> tuple[list[dict[str, Any]], int | None]:
     """A page of ``tenant``'s jobs as rows, newest first, and the next offset (or None).
 
-    Jobs that have finished an epoch are read again with their history (for the best
-    value); the others have none yet.
+    The listing (:meth:`Producer.list_jobs`) carries no spec and no history: the specs
+    not yet seen and the histories of the jobs that finished an epoch are read in one
+    round trip. Specs never change and neither do finished jobs' rows: both are kept
+    in memory, so a page the dashboard polls re-reads only the jobs still moving.
     """
     page = producer.list_jobs(tenant, status, offset, limit)
-    rows = []
-    for record in page.items:
-        if record.epoch is not None:
-            record = producer.get(tenant, record.id) or record
-        rows.append(job_row(record, limits))
+    rows = [_rows.get(f"{r.id}@{r.finished_at}") if r.finished_at else None
+            for r in page.items]
+    todo = [r for r, row in zip(page.items, rows) if row is None]
+    need_spec = [r.id for r in todo if _facts.get(r.id) is None]
+    need_history = [r.id for r in todo if r.epoch is not None]
+    specs, histories = _read(producer, need_spec, need_history)
+    for job_id, spec in zip(need_spec, specs):
+        _facts.put(job_id, spec_facts(json.loads(spec or "{}"), limits))
+    history = dict(zip(need_history, histories))
+    for index, record in enumerate(page.items):
+        if rows[index] is not None:
+            continue
+        record = record.model_copy(update={"history": _history(history.get(record.id, {}))})
+        rows[index] = job_row(record, _facts.get(record.id) or spec_facts({}, limits))
+        if record.status.terminal:
+            _rows.put(f"{record.id}@{record.finished_at}", rows[index])
     return rows, page.next_offset
 
 
 class _SummaryCache:
-    """Model summaries by job id (a job's spec never changes), least recently used out."""
+    """Values that never change for a key (a job's model summary, a finished job's row),
+    least recently used out."""
 
     def __init__(self, size: int) -> None:
         self.size = size
@@ -122,6 +171,8 @@ class _SummaryCache:
 
 
 _summaries = _SummaryCache(_SUMMARY_CACHE_SIZE)
+_rows = _SummaryCache(_ROW_CACHE_SIZE)
+_facts = _SummaryCache(_ROW_CACHE_SIZE)
 
 
 def _shape(layer) -> list | None:
@@ -165,7 +216,7 @@ def job_summary(producer: Producer, limits: Limits, tenant: str, job_id: str) ->
     if summary is None:
         summary = model_summary(spec.get("model") or {})
         _summaries.put(job_id, summary)
-    return {"row": job_row(record, limits), "history": record.history,
+    return {"row": job_row(record, spec_facts(spec, limits)), "history": record.history,
             "model": summary, "compile": spec.get("compile") or {},
             "fit": spec.get("fit") or {}, "callbacks": spec.get("callbacks") or [],
             "dataset_id": record.dataset_id, "final_logs": record.final_logs}

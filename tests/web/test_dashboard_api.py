@@ -109,3 +109,19 @@ def test_rows_page_and_filter_by_status(client, dataset):
     cancelled = client.get("/v1/dashboard/jobs?status=cancelled", headers=AUTH_A).json()
     assert [(r["id"], r["status"]) for r in cancelled["items"]] == [(ids[0], "cancelled")]
     assert client.get("/v1/dashboard/jobs?limit=1001", headers=AUTH_A).status_code == 422
+
+
+def test_finished_rows_are_reused_and_running_rows_reread(client, app, dataset):
+    """A finished job's row is kept; a running job's row follows each new epoch."""
+    from lamina_service import dashboard
+
+    job_id = client.post("/v1/jobs", json=job_body(dataset), headers=AUTH_A).json()["id"]
+    consumer, job = run_epochs(app, [{"loss": 2.0}])
+    best = [client.get("/v1/dashboard/jobs", headers=AUTH_A).json()["items"][0]["best"]]
+    consumer.record_epoch(job, 1, {"loss": 1.0})
+    best.append(client.get("/v1/dashboard/jobs", headers=AUTH_A).json()["items"][0]["best"])
+    assert [b["value"] for b in best] == [2.0, 1.0]
+    consumer.commit(job, job.id, {"loss": 1.0})
+    row = client.get("/v1/dashboard/jobs", headers=AUTH_A).json()["items"][0]
+    assert row["status"] == "succeeded"
+    assert dashboard._rows.get(f"{job_id}@{row['finished_at']}")["best"]["value"] == 1.0
