@@ -153,3 +153,10 @@ def test_config_validation():
         Q.AbsMaxQuantizer(value_range=(-200, 127))
     assert Q.Int8QuantizationConfig().activation_quantizer.value_range == (-127, 127)
     assert Q.Int4QuantizationConfig().activation_quantizer is None
+
+
+def test_fake_quant_in_a_functional_model():
+    x = lamina.Input((5,))
+    model = lamina.Model(x, Q.fake_quant_with_min_max_vars(x, -2.0, 3.5))
+    want = FIX["fake_quant"]["scalar8"]["y"]
+    np.testing.assert_allclose(model.predict(X, verbose=0), want, rtol=1e-6, atol=1e-6)
