@@ -141,8 +141,9 @@ def save_sharded(model, filepath, max_shard_size, overwrite: bool = True,
                  include_optimizer: bool = True) -> None:
     """Write ``model``'s weights as a ``.weights.json`` index plus ``.weights.h5`` shards.
 
-    Every shard is written under a temporary name, then renamed; the index is renamed
-    last, so a reader never finds an index naming missing or partial shards.
+    Every shard is written under a temporary name; then the old index is removed, the
+    shards renamed and the new index renamed last, so a reader finds either a complete
+    set or no index, never an index naming missing, partial or mixed shards.
 
     Args:
         model: the built model.
@@ -173,6 +174,10 @@ def save_sharded(model, filepath, max_shard_size, overwrite: bool = True,
                 store[str(i)] = np.asarray(variable.data)
         writer.close()
         config = {"metadata": {"total_size": writer.total}, "weight_map": writer.weight_map}
+        # Shard names are fixed, so an old index could name half-replaced shards: remove
+        # it before the first rename (a crash then leaves no index, never a mixed set).
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(index_file)
         for name, tmp in writer.files:
             with atomic_path(os.path.join(folder, name)) as target:
                 os.replace(tmp, target)

@@ -194,3 +194,27 @@ def test_layers_that_write_their_own_entries_shard_too(tmp_path):
     other = lamina.Sequential([lamina.Input((2,), dtype="string"), fresh])
     other.load_weights(tmp_path / "s.weights.json")
     np.testing.assert_array_equal(np.asarray(fresh.idf_weights), np.asarray(lookup.idf_weights))
+
+
+def test_crash_while_renaming_shards_leaves_no_mixed_set(tmp_path, monkeypatch):
+    model = lamina.Sequential([lamina.Input((5,)), lamina.layers.Dense(6), lamina.layers.Dense(2)])
+    index = tmp_path / "m.weights.json"
+    model.save_weights(index, max_shard_size=130 / 1024**3)
+    for weight in model.weights:
+        weight.assign(weight.numpy() + 1.0)
+    real_replace, calls = os.replace, []
+
+    def failing_replace(src, dst):
+        calls.append(dst)
+        if len(calls) == 3:  # the second shard's rename (after the first shard's two)
+            raise OSError("disk gone")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(OSError, match="disk gone"):
+        model.save_weights(index, max_shard_size=130 / 1024**3)
+    monkeypatch.undo()
+    assert not index.exists()
+    assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
+    with pytest.raises(FileNotFoundError):
+        model.load_weights(index)
