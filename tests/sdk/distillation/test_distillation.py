@@ -132,3 +132,34 @@ def test_configs_round_trip():
     assert [type(x).__name__ for x in rebuilt.distillation_losses] == [
         "FeatureDistillation", "LogitsDistillation"]
     assert not rebuilt.teacher.trainable
+
+
+class _Subclassed(lamina.Model):
+    def __init__(self):
+        super().__init__()
+        self.dense = lamina.layers.Dense(3)
+
+    def call(self, inputs, training=None):
+        return self.dense(inputs)
+
+
+def test_subclassed_models_distill_final_outputs_only():
+    teacher, _ = _models()
+    student = _Subclassed()
+    with pytest.raises(ValueError, match="student model\\(s\\) appear to be subclassed"):
+        D.Distiller(teacher, student, D.FeatureDistillation(teacher_layer_name="t_feat",
+                                                            student_layer_name="dense"))
+    x = np.asarray(FIXTURE["x"], "float32")
+    y = np.asarray(FIXTURE["y"], "int32")
+    distiller = D.Distiller(teacher, student, [D.FeatureDistillation(loss="mse"),
+                                               D.LogitsDistillation(temperature=2.0)],
+                            student_loss_weight=0.0)
+    distiller.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
+    y_pred = distiller(x)
+    total = float(distiller.compute_loss(x=x, y=y, y_pred=y_pred).data)
+    t, s = teacher(x).data, y_pred.data
+    mse = np.mean((t - s) ** 2)
+    kl_fn = lamina.losses.get("kl_divergence")
+    logits = float(np.mean(kl_fn(t / 2.0, s / 2.0).data))
+    np.testing.assert_allclose(total, mse + logits, rtol=1e-5)
+    assert float(distiller.student_loss_tracker.result()) == 0.0
