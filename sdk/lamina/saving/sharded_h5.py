@@ -176,6 +176,7 @@ def save_sharded(model, filepath, max_shard_size, overwrite: bool = True,
         config = {"metadata": {"total_size": writer.total}, "weight_map": writer.weight_map}
         # Shard names are fixed, so an old index could name half-replaced shards: remove
         # it before the first rename (a crash then leaves no index, never a mixed set).
+        stale = _indexed_shards(index_file)
         with contextlib.suppress(FileNotFoundError):
             os.remove(index_file)
         for name, tmp in writer.files:
@@ -184,11 +185,23 @@ def save_sharded(model, filepath, max_shard_size, overwrite: bool = True,
         with atomic_path(index_file) as target:
             with open(target, "w", encoding="utf-8") as handle:
                 handle.write(json.dumps(config, indent=4))
+        for name in stale - {name for name, _ in writer.files}:  # a smaller set than before
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(folder, name))
     finally:
         writer.close()
         for _, tmp in writer.files:
             with contextlib.suppress(FileNotFoundError):
                 os.remove(tmp)
+
+
+def _indexed_shards(index_file: pathlib.Path) -> set:
+    """The shard names an existing (valid) index lists; empty if none."""
+    try:
+        _, weight_map = read_index(index_file)
+    except (OSError, ValueError):
+        return set()
+    return {name for names in weight_map.values() for name in names}
 
 
 def read_index(filepath) -> tuple[pathlib.Path, dict]:

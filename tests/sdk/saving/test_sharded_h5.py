@@ -218,3 +218,14 @@ def test_crash_while_renaming_shards_leaves_no_mixed_set(tmp_path, monkeypatch):
     assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
     with pytest.raises(FileNotFoundError):
         model.load_weights(index)
+
+
+def test_resaving_fewer_shards_removes_the_old_ones(tmp_path):
+    model = lamina.Sequential([lamina.Input((5,)), lamina.layers.Dense(6), lamina.layers.Dense(2)])
+    (tmp_path / "unrelated_00009.weights.h5").write_bytes(b"keep")
+    model.save_weights(tmp_path / "m.weights.json", max_shard_size=130 / 1024**3)
+    assert len(_shards(tmp_path, "m")) == 2
+    model.save_weights(tmp_path / "m.weights.json", max_shard_size=1)
+    assert _shards(tmp_path, "m") == ["m_00000.weights.h5"]
+    assert (tmp_path / "unrelated_00009.weights.h5").read_bytes() == b"keep"
+    lamina.models.clone_model(model).load_weights(tmp_path / "m.weights.json")
