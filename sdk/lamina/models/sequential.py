@@ -115,7 +115,15 @@ class Sequential(Model):
             expected = self._input_layer.batch_shape
             if not isinstance(inputs, KerasTensor):
                 data = inputs.data if isinstance(inputs, Tensor) else np.asarray(inputs)
-                inputs, _ = adjust_input_rank(inputs, data, expected)
+                inputs, data = adjust_input_rank(inputs, data, expected)
+                # As Keras (and the functional model): data meets the Input's dtype, so a
+                # bool or int array feeds a float32 model as float32.
+                dtype = self._input_layer.dtype
+                want = np.dtype(object if dtype == "string" else dtype)
+                if (data.dtype != want and data.dtype.kind in "biuf"
+                        and (want.kind == "f" or data.dtype.kind == "f")):
+                    inputs = (inputs.astype(want) if isinstance(inputs, Tensor)
+                              else Tensor(data.astype(want)))
             shape = inputs.shape
             if len(shape) != len(expected) or any(
                     e is not None and e != s for e, s in zip(expected[1:], shape[1:])):

@@ -55,3 +55,28 @@ def test_functional_input_and_output_are_the_constructor_structures():
     extractor = lamina.Model(inputs=model.input, outputs=[la.output for la in model.layers])
     values = extractor([np.ones((1, 4), "float32"), np.ones((1, 3), "float32")])
     assert [tuple(v.shape) for v in values] == [(1, 4), (1, 3), (1, 2)]
+
+
+class _DtypeProbe(layers.Layer):
+    """Records the dtype its input arrives with."""
+
+    def call(self, x):
+        self.seen = x.dtype
+        return lamina.ops.cast(x, "float32")
+
+
+@pytest.mark.parametrize("dtype", ["bool", "int64", "float64"])
+def test_sequential_casts_numeric_data_to_its_input_dtype(dtype):
+    probe = _DtypeProbe()
+    model = lamina.Sequential([lamina.Input((3,)), probe, layers.Dense(2)])
+    model(np.ones((2, 3), dtype))
+    assert str(probe.seen) == "float32"
+
+
+def test_sequential_trains_an_lstm_on_bool_one_hot_data():
+    x = np.zeros((4, 5, 3), bool)
+    x[:, :, 0] = True
+    model = lamina.Sequential([lamina.Input((5, 3)), layers.LSTM(4), layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    history = model.fit(x, np.ones((4, 1), "float32"), epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
