@@ -38,15 +38,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         socket_connect_timeout=2, health_check_interval=10,
     )
 
-    # Event streams block in XREAD for sse_poll_ms: their socket timeout must be longer.
-    # A pooled connection that Redis closed (restart) is retried once on a fresh one.
-    follower = Follower(lambda: aioredis.Redis.from_url(
-        settings.redis_url, decode_responses=True, socket_connect_timeout=2,
-        socket_timeout=settings.sse_poll_ms / 1000 + 10,
-        max_connections=settings.quotas.max_streams + 64,
-        retry=AsyncRetry(ExponentialBackoff(cap=0.2, base=0.01), 2),
-        retry_on_error=[redis.ConnectionError],
-    ))
+    def async_client(kind: str) -> aioredis.Redis:
+        # Event streams block in XREAD for sse_poll_ms: their socket timeout is longer, and
+        # their pool holds one connection per open stream. Short reads share a bounded pool
+        # and wait for a free connection. A pooled connection that Redis closed (restart)
+        # is retried on a fresh one.
+        stream = kind == "stream"
+        pool = (aioredis.ConnectionPool if stream else aioredis.BlockingConnectionPool).from_url(
+            settings.redis_url, decode_responses=True, socket_connect_timeout=2,
+            socket_timeout=settings.sse_poll_ms / 1000 + 10 if stream else 5,
+            max_connections=settings.quotas.max_streams + 8 if stream else 64,
+            retry=AsyncRetry(ExponentialBackoff(cap=0.2, base=0.01), 2),
+            retry_on_error=[redis.ConnectionError],
+        )
+        return aioredis.Redis(connection_pool=pool)
+
+    follower = Follower(async_client)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

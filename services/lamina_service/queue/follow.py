@@ -22,33 +22,38 @@ from lamina_service.queue.producer import Event, Page
 class Follower:
     """Tenant-checked async reads of jobs, their status and their events.
 
-    An asyncio Redis connection belongs to the event loop that opened it, so one client
-    is made per running loop (one in a server process; tests may run several loops).
+    Two clients, so that open streams cannot take the connections short reads need:
+    ``short`` for reads that answer at once, ``stream`` for the blocking reads of
+    :meth:`events`. An asyncio Redis connection belongs to the event loop that opened
+    it, so the clients are made per running loop (one in a server process; tests may
+    run several loops).
 
     Args:
-        make_client: returns a new ``redis.asyncio.Redis(..., decode_responses=True)``
-            whose socket timeout is longer than any ``block_ms`` passed to :meth:`events`.
+        make_client: ``make_client("short")`` / ``make_client("stream")`` return a new
+            ``redis.asyncio.Redis(..., decode_responses=True)``; the stream one with a
+            socket timeout longer than any ``block_ms`` passed to :meth:`events`.
     """
 
-    def __init__(self, make_client: Callable[[], aioredis.Redis]) -> None:
+    def __init__(self, make_client: Callable[[str], aioredis.Redis]) -> None:
         self._make_client = make_client
         self._scripts: dict[tuple[int, str], object] = {}
-        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
-            weakref.WeakKeyDictionary())
+        self._clients: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[str, aioredis.Redis]] = weakref.WeakKeyDictionary()
+
+    def _client(self, kind: str) -> aioredis.Redis:
+        clients = self._clients.setdefault(asyncio.get_running_loop(), {})
+        if kind not in clients:
+            clients[kind] = self._make_client(kind)
+        return clients[kind]
 
     @property
     def client(self) -> aioredis.Redis:
-        """The client of the running event loop."""
-        loop = asyncio.get_running_loop()
-        client = self._clients.get(loop)
-        if client is None:
-            client = self._clients[loop] = self._make_client()
-        return client
+        """The running event loop's client for reads that answer at once."""
+        return self._client("short")
 
     async def aclose(self) -> None:
-        """Close the running loop's client (the others die with their loops)."""
-        client = self._clients.pop(asyncio.get_running_loop(), None)
-        if client is not None:
+        """Close the running loop's clients (the others die with their loops)."""
+        for client in self._clients.pop(asyncio.get_running_loop(), {}).values():
             await client.aclose()
 
     async def status(self, tenant: str, job_id: str) -> JobStatus | None:
@@ -94,7 +99,8 @@ class Follower:
 
         The caller has checked the tenant (:meth:`status`) before following.
         """
-        reply = await self.client.xread({keys.job_events_key(job_id): after}, count=500,
-                                        block=block_ms)
+        client = self._client("stream") if block_ms else self.client
+        reply = await client.xread({keys.job_events_key(job_id): after}, count=500,
+                                   block=block_ms)
         return [Event(entry_id, fields["type"], json.loads(fields["data"]))
                 for _, entries in reply or [] for entry_id, fields in entries]
