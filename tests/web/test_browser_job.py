@@ -118,3 +118,20 @@ def test_api_key_prompt_keeps_the_key_out_of_urls(browser, live_server, retried)
         "return !!Lamina.jobView.state.summary"), "the job view")
     assert "key-a" not in browser.current_url
     assert console_errors(browser) == []
+
+
+def test_timeline_falls_back_to_the_record_without_events(browser, app, live_server, retried):
+    """With the job's event stream gone (trimmed or expired), the page still shows the
+    record's times and the history from the job's record."""
+    from lamina_service.queue import keys
+
+    consumer, attempt = retried["consumer"], retried["attempt"]
+    consumer.commit(attempt, attempt.id, {"loss": 0.6})
+    app.state.redis.delete(keys.job_events_key(attempt.id))
+    open_with_key(browser, live_server.url, "key-a", f"#/job/{attempt.id}")
+    wait_for(browser, lambda b: b.execute_script(
+        "return [...document.querySelectorAll('#timeline li .what')].map(e => e.textContent)")
+        == ["submitted", "started", "succeeded"], "the record's times")
+    assert browser.execute_script(
+        "return Lamina.jobView.state.charts.loss.data[0].length") == 4
+    assert console_errors(browser) == []

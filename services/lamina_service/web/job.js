@@ -160,7 +160,14 @@ Lamina.jobView = (() => {
     }
     if (state.id === id && !signal.aborted) {  // finished: pick up has_model, final logs
       state.summary = await json("/v1/dashboard/jobs/" + id);
-      setStatus(state.summary.row.status, state.summary.row.cancel_requested);
+      const row = state.summary.row;
+      setStatus(row.status, row.cancel_requested);
+      if (!$("timeline").children.length) {  // events trimmed or expired: the record's times
+        for (const [t, what] of [[row.submitted_at, "submitted"], [row.started_at, "started"],
+                                 [row.finished_at, row.status]])
+          if (t) $("timeline").append(el("li", {}, el("time", {text: fmtTime(t)}),
+                                         el("span", {class: "what", text: what})));
+      }
     }
   }
 
