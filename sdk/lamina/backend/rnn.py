@@ -32,6 +32,8 @@ import contextlib
 import numpy as np
 
 from lamina.backend.autodiff import Function
+from lamina.backend.parallel import matmul
+from lamina.backend.threads import blas_is_single_threaded
 
 _controller = None
 
@@ -45,6 +47,8 @@ def _one_blas_thread():
     loop (input projection, weight gradients) keep every thread.
     """
     global _controller
+    if blas_is_single_threaded():  # lamina.backend.threads already runs BLAS on one thread
+        return contextlib.nullcontext()
     if _controller is None:
         try:
             from threadpoolctl import ThreadpoolController
@@ -125,7 +129,7 @@ def _mask_time_major(mask, go_backwards):
 def _project(xt, kernel, bias):
     """Input projection of all timesteps in one GEMM: (time, batch, k*units)."""
     t, b, f = xt.shape
-    out = np.matmul(xt.reshape(t * b, f), kernel)
+    out = matmul(xt.reshape(t * b, f), kernel)
     if bias is not None:
         out += bias
     return out.reshape(t, b, kernel.shape[1])
@@ -167,12 +171,12 @@ def _input_grads(self, dpre, kernel, bias_needed):
     d2 = dpre.reshape(t * b, k)
     dx = dk = db = None
     if self.needs[0]:
-        dx = np.matmul(d2, kernel.T).reshape(t, b, -1)
+        dx = matmul(d2, kernel.T).reshape(t, b, -1)
         if self.go_backwards:
             dx = dx[::-1]
         dx = dx.transpose(1, 0, 2)
     if self.needs[1]:
-        dk = np.matmul(self.xt.reshape(t * b, -1).T, d2)
+        dk = matmul(self.xt.reshape(t * b, -1).T, d2)
     if bias_needed:
         db = d2.sum(axis=0)
     return dx, dk, db
@@ -185,7 +189,7 @@ def _state_products(h0, h_all, dpre, rmask):
     prev = h_all[:-1] if rmask is None else h_all[:-1] * rmask
     out = np.matmul(first.T, dpre[0])
     if t > 1:
-        out += np.matmul(prev.reshape((t - 1) * b, -1).T, dpre[1:].reshape((t - 1) * b, -1))
+        out += matmul(prev.reshape((t - 1) * b, -1).T, dpre[1:].reshape((t - 1) * b, -1))
     return out
 
 

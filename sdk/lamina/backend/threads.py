@@ -145,6 +145,13 @@ def tick(now: float | None = None) -> None:
                 ctl.set_num_threads(1)
 
 
+def blas_is_single_threaded() -> bool:
+    """True when this module runs BLAS on one thread (policy not ``"off"``)."""
+    tick()
+    return (get_thread_policy() != "off" and bool(_controller())
+            and _state["ceiling"] is not None)
+
+
 def worker_count() -> int:
     """Workers the pool has (or will start) besides the calling thread."""
     tick()
