@@ -24,8 +24,8 @@ def _ms(text: str) -> float:
 
 def wrk(url: str, connections: int, duration: int, script: str | None = None) -> dict:
     """Run wrk with ``--latency``; returns req/s, p50/p99 (ms), errors (non-2xx + socket)."""
-    cmd = ["wrk", "-t", "2", "-c", str(connections), "-d", f"{duration}s", "--latency",
-           "-H", f"Authorization: Bearer {API_KEY}"]
+    cmd = ["wrk", "-t", str(min(2, connections)), "-c", str(connections), "-d", f"{duration}s",
+           "--latency", "-H", f"Authorization: Bearer {API_KEY}"]
     if script:
         cmd += ["-s", script]
     out = subprocess.run([*cmd, url], capture_output=True, text=True, check=True).stdout
@@ -68,6 +68,8 @@ def run_wrk_phases(url: str, port: int, dataset_id: str, body: dict, args) -> No
         for _ in range(args.rounds):
             show("GET /v1/jobs/{id}", wrk(f"{url}/v1/jobs/{job_id}", c, d))
             show("POST /v1/jobs", wrk(f"{url}/v1/jobs", c, d, _post_script(body, folder)))
+        # latency without saturation: one client at a time, before and with the streams
+        show("GET /v1/jobs (1 connection)", wrk(f"{url}/v1/jobs?limit=20", 1, d))
         if args.streams:
             holder = subprocess.Popen(
                 [sys.executable, str(Path(__file__).with_name("service_latency.py")), "--hold",
@@ -76,6 +78,8 @@ def run_wrk_phases(url: str, port: int, dataset_id: str, body: dict, args) -> No
             try:
                 print(f"event streams: {holder.stdout.readline().strip()}", flush=True)
                 for _ in range(args.rounds):
+                    show(f"GET /v1/jobs (1 conn., {args.streams} str.)",
+                         wrk(f"{url}/v1/jobs?limit=20", 1, d))
                     show(f"GET /v1/jobs ({args.streams} streams)",
                          wrk(f"{url}/v1/jobs?limit=20", c, d))
                     show(f"GET /healthz ({args.streams} streams)", wrk(f"{url}/healthz", c, d))
