@@ -20,7 +20,8 @@ from lamina.backend.config import floatx, standardize_dtype
 from lamina.backend.scopes import current_path, get_stateless_scope
 from lamina.backend.tensor import Tensor, Variable
 from lamina.layers.input_spec import assert_input_compatibility
-from lamina.layers.symbolic import KerasTensor, Node, flatten, infer_output_shapes, map_structure
+from lamina.layers.symbolic import (KerasTensor, Node, flatten, infer_call_output_shapes,
+                                     infer_output_shapes, map_structure)
 from lamina.metrics.base import Metric
 from lamina.ops.operation import Operation
 
@@ -368,7 +369,12 @@ class Layer(Operation):
         if not self.built:
             self.build(shapes)
             self.built = True
-        out_shapes = self.compute_output_shape(shapes)
+        if (type(self).compute_output_shape is Layer.compute_output_shape and any(
+                isinstance(t, KerasTensor) for t in flatten((list(args), kwargs)))):
+            # Several symbolic tensors in the call (`layer(targets, logits)`), as Keras allows.
+            out_shapes = infer_call_output_shapes(self, inputs, args, kwargs)
+        else:
+            out_shapes = self.compute_output_shape(shapes)
         dtype = self.dtype
         if isinstance(out_shapes, tuple) and (not out_shapes or not isinstance(
                 out_shapes[0], (tuple, list))):

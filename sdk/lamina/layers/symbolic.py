@@ -8,7 +8,8 @@ from lamina.backend.keras_tensor import KerasTensor
 from lamina.ops.node import Node
 from lamina.tree import flatten, map_structure
 
-__all__ = ["KerasTensor", "Node", "flatten", "infer_output_shapes", "is_shape", "map_structure"]
+__all__ = ["KerasTensor", "Node", "flatten", "infer_call_output_shapes", "infer_output_shapes",
+           "is_shape", "map_structure"]
 
 
 def infer_output_shapes(layer, input_shape):
@@ -38,6 +39,44 @@ def infer_output_shapes(layer, input_shape):
         for i, d in enumerate(a[1:], start=1):
             dims.append(None if b is not None and b[i] != d else d)
         return tuple(dims)
+
+    if is_shape(first):
+        return merge(first, second)
+    return [merge(a, b) for a, b in zip(first, second or [None] * len(first))]
+
+
+def infer_call_output_shapes(layer, inputs, args, kwargs):
+    """Output shapes of ``layer(inputs, *args, **kwargs)`` where tensors other than
+    ``inputs`` are symbolic too (``layer(targets, logits)``): every KerasTensor is
+    replaced by zeros of its dtype, unknown sizes by 1 and then 2, as
+    :func:`infer_output_shapes` does."""
+    from lamina.backend.autodiff import no_grad
+    from lamina.backend.scopes import SymbolicScope
+
+    tensors = [t for t in flatten((inputs, args, kwargs)) if isinstance(t, KerasTensor)]
+
+    def run(fill):
+        def dummy(t):
+            if not isinstance(t, KerasTensor):
+                return t
+            dtype = object if t.dtype == "string" else t.dtype
+            return np.zeros(tuple(fill if d is None else d for d in t.shape), dtype=dtype)
+
+        call_kwargs = map_structure(dummy, dict(kwargs))
+        if layer._call_has_training:
+            call_kwargs.setdefault("training", False)
+        with no_grad(), np.errstate(all="ignore"), SymbolicScope():
+            out = layer(map_structure(dummy, inputs), *map_structure(dummy, list(args)),
+                        **call_kwargs)
+        return map_structure(lambda t: tuple(t.shape), out)
+
+    unknown = any(d is None for t in tensors for d in t.shape[1:])
+    first = run(1)
+    second = run(2) if unknown else None
+
+    def merge(a, b):
+        return tuple([None] + [None if b is not None and b[i] != d else d
+                               for i, d in enumerate(a[1:], start=1)])
 
     if is_shape(first):
         return merge(first, second)
