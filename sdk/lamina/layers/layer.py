@@ -20,8 +20,15 @@ from lamina.backend.config import floatx, standardize_dtype
 from lamina.backend.scopes import current_path, get_stateless_scope
 from lamina.backend.tensor import Tensor, Variable
 from lamina.layers.input_spec import assert_input_compatibility
-from lamina.layers.symbolic import (KerasTensor, Node, flatten, infer_call_output_shapes,
-                                     infer_output_shapes, map_structure)
+from lamina.layers.symbolic import (
+    KerasTensor,
+    Node,
+    flatten,
+    infer_call_output_shapes,
+    infer_output_shapes,
+    map_structure,
+)
+from lamina.layers.symbolic_masks import attach_symbolic_masks, has_symbolic_mask
 from lamina.metrics.base import Metric
 from lamina.ops.operation import Operation
 
@@ -369,9 +376,11 @@ class Layer(Operation):
         if not self.built:
             self.build(shapes)
             self.built = True
-        if (type(self).compute_output_shape is Layer.compute_output_shape and any(
-                isinstance(t, KerasTensor) for t in flatten((list(args), kwargs)))):
-            # Several symbolic tensors in the call (`layer(targets, logits)`), as Keras allows.
+        if (type(self).compute_output_shape is Layer.compute_output_shape and (any(
+                isinstance(t, KerasTensor) for t in flatten((list(args), kwargs)))
+                or has_symbolic_mask(inputs))):
+            # Several symbolic tensors in the call (`layer(targets, logits)`), as Keras
+            # allows, or masked inputs (a `call(x, mask=None)` sees the mask).
             out_shapes = infer_call_output_shapes(self, inputs, args, kwargs)
         else:
             out_shapes = self.compute_output_shape(shapes)
@@ -382,6 +391,8 @@ class Layer(Operation):
         else:
             outputs = [KerasTensor(tuple(s), dtype=dtype) for s in out_shapes]
         Node(self, inputs, args, kwargs, outputs)
+        if self.supports_masking or type(self).compute_mask is not Layer.compute_mask:
+            attach_symbolic_masks(self, inputs, outputs)
         return outputs
 
     def _output_dtype(self):

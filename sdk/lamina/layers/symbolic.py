@@ -47,20 +47,19 @@ def infer_output_shapes(layer, input_shape):
 
 def infer_call_output_shapes(layer, inputs, args, kwargs):
     """Output shapes of ``layer(inputs, *args, **kwargs)`` where tensors other than
-    ``inputs`` are symbolic too (``layer(targets, logits)``): every KerasTensor is
-    replaced by zeros of its dtype, unknown sizes by 1 and then 2, as
-    :func:`infer_output_shapes` does."""
+    ``inputs`` are symbolic too (``layer(targets, logits)``) or carry a symbolic mask:
+    every KerasTensor is replaced by zeros of its dtype (with an all-True mask where it
+    has one), unknown sizes by 1 and then 2, as :func:`infer_output_shapes` does."""
     from lamina.backend.autodiff import no_grad
     from lamina.backend.scopes import SymbolicScope
 
     tensors = [t for t in flatten((inputs, args, kwargs)) if isinstance(t, KerasTensor)]
 
+    from lamina.layers.symbolic_masks import dummy_tensor
+
     def run(fill):
         def dummy(t):
-            if not isinstance(t, KerasTensor):
-                return t
-            dtype = object if t.dtype == "string" else t.dtype
-            return np.zeros(tuple(fill if d is None else d for d in t.shape), dtype=dtype)
+            return dummy_tensor(t, fill)
 
         call_kwargs = map_structure(dummy, dict(kwargs))
         if layer._call_has_training:
