@@ -19,7 +19,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 FIXTURE = ROOT / "tests" / "fixtures" / "keras_surface" / "keras-3.15.1.json"
 
 # group -> (share of names present, share with all parameter names), in percent.
-FLOORS = {"compute": (99.5, 99.5), "workflow": (96.5, 96.0)}
+FLOORS = {"compute": (99.5, 99.5), "workflow": (98.5, 98.5)}
 TARGETS = {"compute": (95.0, 90.0), "workflow": (95.0, 90.0)}
 MET = {"compute", "workflow"}  # groups whose targets are met: a plain test
 
