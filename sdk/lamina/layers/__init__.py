@@ -13,6 +13,7 @@ from lamina.layers.adaptive_pooling import (
 from lamina.layers.attention import Attention, MultiHeadAttention
 from lamina.layers.attention_extra import AdditiveAttention, GroupQueryAttention
 from lamina.layers.bidirectional import Bidirectional
+from lamina.layers.conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
 from lamina.layers.convolutional import (
     Conv1D,
     Conv1DTranspose,
@@ -33,7 +34,6 @@ from lamina.layers.convolutional import (
     SeparableConvolution1D,
     SeparableConvolution2D,
 )
-from lamina.layers.conv_lstm import ConvLSTM1D, ConvLSTM2D, ConvLSTM3D
 from lamina.layers.core import Activation, Dense, Identity, Lambda
 from lamina.layers.einsum_dense import EinsumDense
 from lamina.layers.embedding import Embedding, Masking
@@ -112,13 +112,13 @@ from lamina.layers.resampling import (
     ZeroPadding1D,
     ZeroPadding2D,
 )
+from lamina.layers.reshaping import Flatten, Permute, RepeatVector, Reshape
+from lamina.layers.reversible_embedding import ReversibleEmbedding
 from lamina.layers.rms_normalization import RMSNormalization
 from lamina.layers.rnn_cells import StackedRNNCells
-from lamina.layers.reversible_embedding import ReversibleEmbedding
-from lamina.layers.reshaping import Flatten, Permute, RepeatVector, Reshape
 from lamina.layers.simple_rnn import SimpleRNN, SimpleRNNCell
-from lamina.layers.spectral_normalization import SpectralNormalization
 from lamina.layers.spatial_3d import Cropping3D, SpatialDropout3D, UpSampling3D, ZeroPadding3D
+from lamina.layers.spectral_normalization import SpectralNormalization
 from lamina.layers.time_distributed import TimeDistributed
 from lamina.layers.wrapper import Wrapper
 
