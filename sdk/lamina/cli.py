@@ -28,6 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     api = sub.add_parser("api", help="run the HTTP API (settings from LAMINA_* variables)")
     api.add_argument("--host", default="127.0.0.1")
     api.add_argument("--port", type=int, default=8000)
+    api.add_argument("--workers", type=int, default=1,
+                     help="API processes behind the port (default 1; metrics in multiprocess mode)")
 
     sub.add_parser("worker", add_help=False,
                    help="run a training worker (lamina worker --help for its options)")
@@ -76,7 +78,9 @@ def _client(args):
 def cmd_api(args) -> int:
     from lamina_service.__main__ import serve
 
-    serve(host=args.host, port=args.port)
+    if args.workers < 1:
+        raise SystemExit(f"lamina api: --workers must be at least 1. Received: {args.workers}")
+    serve(host=args.host, port=args.port, workers=args.workers)
     return 0
 
 

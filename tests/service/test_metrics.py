@@ -96,9 +96,12 @@ def test_scrape_succeeds_while_redis_is_down(settings):
 
 
 @pytest.mark.slow
-def test_several_api_processes_merge_their_metrics(redis_url, tmp_path):
-    """``python -m lamina_service --workers 2``: any process's /metrics counts every
-    request served by either (Prometheus multiprocess mode)."""
+@pytest.mark.parametrize("command", [["-m", "lamina_service"], ["-m", "lamina.cli", "api"]],
+                         ids=["module", "lamina-api"])
+def test_several_api_processes_merge_their_metrics(redis_url, tmp_path, command):
+    """``python -m lamina_service --workers 2`` and ``lamina api --workers 2``: any
+    process's /metrics counts every request served by either (Prometheus multiprocess
+    mode)."""
     import os
     import subprocess
     import sys
@@ -115,7 +118,7 @@ def test_several_api_processes_merge_their_metrics(redis_url, tmp_path):
     env = {**os.environ, "LAMINA_REDIS_URL": redis_url, "LAMINA_STORAGE": str(tmp_path / "s"),
            "LAMINA_API_KEYS": "key-a:alice", "PROMETHEUS_MULTIPROC_DIR": str(shared),
            "PYTHONPATH": os.pathsep.join(str(root / p) for p in ("sdk", "services"))}
-    api = subprocess.Popen([sys.executable, "-m", "lamina_service", "--port", str(port),
+    api = subprocess.Popen([sys.executable, *command, "--port", str(port),
                             "--workers", "2"], env=env, stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
