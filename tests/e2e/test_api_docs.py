@@ -49,7 +49,7 @@ def test_every_curl_command_in_api_md(redis_url, tmp_path):
         for block in blocks:
             if "/v1/datasets/d_" in block:
                 block = block.replace("d_...", ids["dataset"])
-            if "/v1/jobs/j_" in block:
+            if "jobs/j_" in block:
                 block = re.sub(r"j_(0123456789abcdef01234567|\.\.\.)", ids["job"], block)
             if '"dataset_id": "d_..."' in block:
                 block = block.replace('"d_..."', json.dumps(ids["dataset"]))
@@ -67,6 +67,8 @@ def test_every_curl_command_in_api_md(redis_url, tmp_path):
                 assert "event: epoch" in out and '"status": "succeeded"' in out
             if "/metrics" in block:
                 assert "lamina_http_requests_total" in out
+            if "/v1/dashboard/jobs" in block:
+                assert out.count(ids["job"]) >= 2 and '"history"' in out, out[:300]
         assert (tmp_path / "model.keras").stat().st_size > 0
         assert (tmp_path / "ckpt.h5").read_bytes() == b"checkpoint"
     finally:
