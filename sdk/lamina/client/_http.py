@@ -49,15 +49,19 @@ class Transport:
         backoff: first retry delay in seconds; doubles each time (with jitter), capped
             at ``max_backoff``.
         max_backoff: longest delay between two attempts.
+        max_retry_after: longest wait honoured from a ``Retry-After`` header (429 from a
+            rate limit or quota, 503); a longer one is cut to this.
     """
 
     def __init__(self, url: str, api_key: str | None = None, timeout: float = 30.0,
-                 retries: int = 6, backoff: float = 0.25, max_backoff: float = 8.0) -> None:
+                 retries: int = 6, backoff: float = 0.25, max_backoff: float = 8.0,
+                 max_retry_after: float = 30.0) -> None:
         httpx = _httpx()
         self.url = url.rstrip("/")
         self.retries = retries
         self.backoff = backoff
         self.max_backoff = max_backoff
+        self.max_retry_after = max_retry_after
         headers = {"User-Agent": "lamina-client"}
         if api_key:
             headers["Authorization"] = f"Bearer {api_key}"
@@ -74,7 +78,8 @@ class Transport:
         return base * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not security
 
     def request(self, method: str, path: str, **kwargs: Any):
-        """Send a request, retrying network errors and 502/503/504; raise typed errors.
+        """Send a request, retrying network errors and 502/503/504 (with backoff) and
+        429/503 answers that carry ``Retry-After`` (after that wait); raise typed errors.
 
         Every request the client sends is idempotent (job submissions carry an
         idempotency key, datasets are content-addressed), so retrying is safe.
@@ -95,6 +100,12 @@ class Transport:
             else:
                 if response.status_code < 400:
                     return response
+                wait = retry_after(response)
+                if wait is not None and attempt < self.retries:
+                    # A limit (429) or a restart (503) that says when to come back.
+                    time.sleep(min(wait, self.max_retry_after))
+                    attempt += 1
+                    continue
                 if response.status_code not in RETRY_STATUSES or attempt >= self.retries:
                     raise error_of(response)
             time.sleep(self.delay(attempt))
@@ -152,6 +163,18 @@ class Transport:
 
 class _Retry(Exception):
     """A retryable status on the event stream."""
+
+
+def retry_after(response) -> float | None:
+    """Seconds a 429/503 answer asks the client to wait (its ``Retry-After``), else None."""
+    if response.status_code not in (429, 503):
+        return None
+    value = response.headers.get("Retry-After")
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        return None
+    return max(seconds, 0.0)
 
 
 def error_of(response) -> errors.APIError:

@@ -44,6 +44,11 @@ class LimitExceeded(InvalidRequest):
     """422: a configured limit (parameters, epochs, replicas...) is exceeded."""
 
 
+class RateLimited(APIError):
+    """429: a rate limit or quota (``error.limit`` names it); retried after ``Retry-After``
+    until the client's retries run out."""
+
+
 class Unauthorized(APIError):
     """401: no API key, or an unknown one."""
 
@@ -87,7 +92,7 @@ class JobCancelled(JobError):
 
 _BY_CODE = {"limit_exceeded": LimitExceeded, "invalid": InvalidRequest}
 _BY_STATUS = {401: Unauthorized, 404: NotFound, 413: PayloadTooLarge, 422: InvalidRequest,
-              503: ServiceUnavailable}
+              429: RateLimited, 503: ServiceUnavailable}
 
 
 def from_response(status: int, body: Any, reason: str = "") -> APIError:

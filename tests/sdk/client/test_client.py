@@ -263,3 +263,28 @@ def test_what_cannot_run_remotely_is_refused_locally(client, xy):
         client.fit(model, *xy, callbacks=[lamina.callbacks.LambdaCallback()])
     with pytest.raises(ValueError, match="same number of samples"):
         client.fit(model, xy[0], xy[1][:10])
+
+
+def test_rate_limited_requests_wait_for_retry_after_then_succeed(redis_url, tmp_path):
+    """A 429 from the tenant's token bucket is retried after its Retry-After; with no
+    retries left the client raises RateLimited naming the limit."""
+    from lamina_service.config import Settings
+
+    settings = Settings(redis_url=redis_url, storage_root=str(tmp_path / "storage"),
+                        api_keys={API_KEY: "sdk"},
+                        quotas={"rate_per_second": 1.0, "rate_burst": 1})
+    server = LiveServer(settings).start()
+    try:
+        with lamina.Client(server.url, api_key=API_KEY, retries=4) as patient:
+            start = time.monotonic()
+            for _ in range(3):
+                assert patient.jobs() == []
+            assert time.monotonic() - start >= 1.0  # the bucket refills at 1 per second
+        time.sleep(1.2)  # one token again
+        with lamina.Client(server.url, api_key=API_KEY, retries=0) as hasty:
+            hasty.jobs()
+            with pytest.raises(errors.RateLimited) as info:
+                hasty.jobs()
+            assert info.value.status == 429
+    finally:
+        server.stop()
