@@ -231,7 +231,7 @@ class Trainer:
 
     def _epoch_iterator(self, x, y, sample_weight, batch_size, steps, check=True):
         """Batches of one pass for ``evaluate``/``predict``: arrays in order, or a source."""
-        if data_adapters.is_array_data(x) and not _is_batch_source(x):
+        if data_adapters.is_array_data(x):
             x, y, sample_weight, n = self._prepare(x, y, sample_weight, check=check)
             return data_adapters.EpochIterator(data_adapters.ArrayAdapter(
                 x, y, sample_weight, n, batch_size, steps=steps))
@@ -298,8 +298,7 @@ class Trainer:
                                  validation_split=validation_split)
             iterator = data_adapters.EpochIterator(
                 data_adapters.get_adapter(x, shuffle, class_weight, get_rng()), steps_per_epoch)
-        if validation_data is not None and data_adapters.is_array_data(validation_data) \
-                and not _is_batch_source(validation_data):
+        if validation_data is not None and data_adapters.is_array_data(validation_data):
             validation_data = data_utils.unpack(validation_data)
         else:
             validation_data = (validation_data, None, None) if validation_data is not None \
@@ -439,11 +438,6 @@ class Trainer:
     def predict_on_batch(self, x):
         out = self.predict_step((data_utils.standardize(x),))
         return map_structure(lambda t: t.data if isinstance(t, Tensor) else t, out)
-
-
-def _is_batch_source(data) -> bool:
-    """A PyDataset/generator/iterable passed where arrays could also stand."""
-    return not data_adapters.is_array_data(data)
 
 
 def _refuse_with_batches(x, **arguments):

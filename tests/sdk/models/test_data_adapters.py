@@ -252,3 +252,9 @@ def test_one_dimensional_x_feeds_an_input_of_shape_one():
                                   model.predict(data, verbose=0))
     with pytest.raises(ValueError, match=r"expected shape=\(None, 3\), found shape=\(4, 5\)"):
         model.predict(np.ones((4, 5), dtype="float32"), verbose=0)
+
+
+def test_bad_steps_per_epoch_names_the_value():
+    x, y = _data()
+    with pytest.raises(ValueError, match=r"steps_per_epoch=0"):
+        _model().fit(_infinite(x, y), steps_per_epoch=0, verbose=0)
