@@ -47,7 +47,9 @@ def panel_queries(dashboard: dict) -> list[tuple[str, str]]:
 def prometheus_config(api_port: int, worker_ports: list[int]) -> dict:
     """The repository's prometheus.yml with the compose targets replaced by the test's."""
     config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
-    config["global"]["scrape_interval"] = "1s"
+    # Fast scrapes: the per-job gauges exist only while the job trains (a few seconds).
+    config["global"]["scrape_interval"] = "250ms"
+    config["global"]["scrape_timeout"] = "250ms"
     targets = {"lamina-api": [f"127.0.0.1:{api_port}"],
                "lamina-worker": [f"127.0.0.1:{p}" for p in worker_ports]}
     kept = []
@@ -89,8 +91,21 @@ def start_redis(tmp: Path, password: str) -> tuple[subprocess.Popen, str]:
     return process, url
 
 
+def wait_for_targets(prom: str, count: int, timeout: float = 60) -> None:
+    """Block until Prometheus has scraped all ``count`` targets successfully once."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with urlopen(f"{prom}/api/v1/targets", timeout=10) as reply:  # noqa: S310
+            active = json.load(reply)["data"]["activeTargets"]
+        health = [target["health"] for target in active]
+        if len(health) == count and all(h == "up" for h in health):
+            return
+        assert time.monotonic() < deadline, f"prometheus targets not up: {active}"
+        time.sleep(0.25)
+
+
 def query_range(prom: str, expr: str, start: float, end: float) -> list:
-    params = urlencode({"query": expr, "start": start, "end": end, "step": "1s"})
+    params = urlencode({"query": expr, "start": start, "end": end, "step": "200ms"})
     with urlopen(f"{prom}/api/v1/query_range?{params}", timeout=10) as reply:  # noqa: S310
         body = json.load(reply)
     assert body["status"] == "success", body
@@ -120,32 +135,39 @@ def test_compose_topology_trains_and_fills_every_dashboard_panel(tmp_path):
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(prom_port, 30)
         prom = f"http://127.0.0.1:{prom_port}"
+        # The first scrape comes seconds after start-up: train only once every
+        # target has been scraped, or a short job ends before Prometheus looks.
+        wait_for_targets(prom, 1 + len(stack.worker_metrics_ports))
 
         rng = np.random.default_rng(0)
-        x = rng.normal(size=(512, 8)).astype("float32")
+        x = rng.normal(size=(2048, 8)).astype("float32")
         y = (x[:, :1] - 2 * x[:, 1:2] > 0).astype("float32")
         model = lamina.Sequential([lamina.Input(shape=(8,)),
                                    lamina.layers.Dense(16, activation="relu"),
                                    lamina.layers.Dense(1, activation="sigmoid")])
         model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
         with lamina.Client(stack.url, api_key=API_KEY) as client:
-            job = client.fit(model, x, y, batch_size=16, epochs=6, validation_split=0.25,
+            job = client.fit(model, x, y, batch_size=16, epochs=10, validation_split=0.25,
                              replicas=2, seed=0, name="e2e")
             history = job.wait(verbose=0)
             assert job.status == "succeeded", job.error
-            assert len(history.history["val_loss"]) == 6
+            assert len(history.history["val_loss"]) == 10
             assert job.model().evaluate(x, y, verbose=0)[1] > 0.7
-        time.sleep(3)  # a few more scrapes after the job ended
         dashboard = json.loads((ROOT / "deploy/grafana/dashboards/lamina.json").read_text())
         queries = panel_queries(dashboard)
         assert len(queries) >= 11
-        empty = []
-        for title, expr in queries:
-            promql = expr.replace("$__rate_interval", "10s").replace("$job", ".*")
-            series = query_range(prom, promql, started, time.time())
-            values = [float(v) for s in series for _, v in s["values"]]
-            if not any(np.isfinite(values)):
-                empty.append(f"{title}: {promql}")
+        deadline = time.monotonic() + 30  # the counters' last scrapes may still be due
+        while True:
+            empty = []
+            for title, expr in queries:
+                promql = expr.replace("$__rate_interval", "10s").replace("$job", ".*")
+                series = query_range(prom, promql, started, time.time())
+                values = [float(v) for s in series for _, v in s["values"]]
+                if not any(np.isfinite(values)):
+                    empty.append(f"{title}: {promql}")
+            if not empty or time.monotonic() > deadline:
+                break
+            time.sleep(1)
         assert not empty, "panels without data:\n" + "\n".join(empty)
     finally:
         if prometheus is not None:
