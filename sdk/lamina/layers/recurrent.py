@@ -266,7 +266,15 @@ class RNN(Layer):
 
 
 def run_fused(primitive, sequences, weights, states, n_extra, **kwargs):
-    """Run a fused sequence primitive and unpack ``(output, final_states)``."""
+    """Run a fused sequence primitive and unpack ``(output, final_states)``.
+
+    Bool or integer sequences are promoted to the kernel's dtype first, as Keras's
+    ``matmul`` promotes them.
+    """
+    kernel_dtype = weights[0].dtype
+    if str(sequences.dtype) != str(kernel_dtype) and not str(sequences.dtype).startswith(
+            ("float", "bfloat")):
+        sequences = ops.cast(sequences, kernel_dtype)
     packed = primitive.apply(sequences, *weights, *states, **kwargs)
     outputs, last, extra = _rnn.unpack(packed, sequences.shape[1], kwargs["return_sequences"],
                                        n_extra)

@@ -270,3 +270,15 @@ def test_functional_model_with_initial_state_and_training_step():
     before = [w.copy() for w in model.get_weights()]
     model.fit(data, rng.standard_normal((6, 2)).astype("float32"), epochs=1, verbose=0)
     assert all(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+@pytest.mark.parametrize("cls", [layers.SimpleRNN, layers.GRU, layers.LSTM])
+@pytest.mark.parametrize("dtype", ["bool", "int32"])
+def test_non_float_sequences_are_promoted_to_the_kernel_dtype(cls, dtype):
+    # Keras's matmul promotes a bool/int sequence against the float32 kernel.
+    x = np.random.default_rng(0).integers(0, 2, size=(2, 4, 5)).astype(dtype)
+    layer = cls(3)
+    out = layer(x)
+    assert str(out.dtype) == "float32"
+    np.testing.assert_allclose(np.asarray(out), np.asarray(layer(x.astype("float32"))),
+                               rtol=1e-6)
