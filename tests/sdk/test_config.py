@@ -91,6 +91,26 @@ def test_caps_limit_every_fit():
     assert len(history.history["loss"]) == 2 and steps == [0, 1, 2, 0, 1, 2]
 
 
+def test_step_cap_limits_validation_evaluate_and_predict_as_in_keras():
+    # Keras 3.15.1 (checked in a side venv): with the cap at 3 and 10 batches, fit's
+    # validation and evaluate run 3 test batches and predict returns 3 batches' rows.
+    import numpy as np
+
+    model = lamina.Sequential([lamina.Input((4,)), lamina.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = np.ones((100, 4), "float32"), np.ones((100, 1), "float32")
+    config.set_max_steps_per_epoch(3)
+    tested = []
+    count = lamina.callbacks.LambdaCallback(on_test_batch_end=lambda b, logs: tested.append(b))
+    model.fit(x, y, batch_size=10, epochs=1, validation_data=(x, y), verbose=0,
+              callbacks=[count])
+    assert tested == [0, 1, 2]
+    tested.clear()
+    model.evaluate(x, y, batch_size=10, verbose=0, callbacks=[count])
+    assert tested == [0, 1, 2]
+    assert model.predict(x, batch_size=10, verbose=0).shape == (30, 1)
+
+
 def test_disabled_interactive_logging_sends_progress_to_the_logger(capsys, caplog):
     import logging
 

@@ -230,7 +230,11 @@ class Trainer:
         return x, y, sample_weight, n
 
     def _epoch_iterator(self, x, y, sample_weight, batch_size, steps, check=True):
-        """Batches of one pass for ``evaluate``/``predict``: arrays in order, or a source."""
+        """Batches of one pass for ``evaluate``/``predict``: arrays in order, or a source.
+
+        ``keras.config.set_max_steps_per_epoch`` caps these passes too, as in Keras.
+        """
+        steps = _capped(1, steps)[1]
         if data_adapters.is_array_data(x):
             x, y, sample_weight, n = self._prepare(x, y, sample_weight, check=check)
             return data_adapters.EpochIterator(data_adapters.ArrayAdapter(
