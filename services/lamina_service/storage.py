@@ -8,20 +8,20 @@ Layout (``settings.storage_root``)::
     jobs/<job id>/model.keras           the final model, written by the worker only
 
 Every id is checked against a strict regex before a path is built from it, so
-no client string ever reaches the filesystem. Writes are atomic: a temp file in
-the same directory, fsync, ``os.replace``, fsync of the directory.
+no client string ever reaches the filesystem. Writes are atomic
+(:mod:`lamina_service.diskio`: a temp file in the same directory, fsync,
+``os.replace``, fsync of the directory); a full or failing disk loses nothing and
+leaves no temp file (the upload answers 507 or 503).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import re
-import secrets
 import zipfile
-from collections.abc import AsyncIterable, Iterator
+from collections.abc import AsyncIterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,15 @@ from typing import Any
 import numpy as np
 
 from lamina_service.config import Limits
+from lamina_service.diskio import (  # noqa: F401 - atomic_path, fsync_dir: re-exported
+    atomic_path,
+    atomic_write_bytes,
+    discard,
+    fsync_dir,
+    publish,
+    storage_fault,
+    temp_path,
+)
 from lamina_service.errors import InvalidInput, NotFound, PayloadTooLarge
 
 DATASET_ID = re.compile(r"^d_[0-9a-f]{64}$")
@@ -74,41 +83,6 @@ def check_id(value: str, pattern: re.Pattern[str], what: str) -> str:
     if not isinstance(value, str) or not pattern.fullmatch(value) or ".." in value:
         raise NotFound(f"no such {what}: {value[:80]!r}", field=what)
     return value
-
-
-def fsync_dir(path: Path) -> None:
-    """fsync a directory so a rename inside it survives a crash."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-@contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temp path next to ``path``; on success fsync it and move it into place.
-
-    Use for writers that need a file name (h5py, zipfile). On error the temp file
-    is removed and ``path`` is untouched.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp"
-    try:
-        yield tmp
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (temp, fsync, rename, fsync dir)."""
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(data)
 
 
 def _check_array(name: str, shape: tuple[int, ...], dtype: np.dtype, max_bytes: int) -> None:
@@ -272,10 +246,12 @@ class Storage:
         Raises:
             PayloadTooLarge: more than ``max_upload_bytes`` arrived (nothing is kept).
             InvalidInput: unknown format or a dataset that fails validation.
+            InsufficientStorage: the disk is full (507; nothing is kept).
+            Unavailable: the disk failed (EIO: 503; nothing is kept).
         """
         from starlette.concurrency import run_in_threadpool
 
-        tmp = self.datasets / f".upload-{secrets.token_hex(8)}.tmp"
+        tmp = temp_path(self.datasets / "upload")
         digest, size = hashlib.sha256(), 0
         try:
             with open(tmp, "wb") as out:
@@ -288,11 +264,14 @@ class Storage:
                         )
                     digest.update(chunk)
                     out.write(chunk)
-                out.flush()
-                os.fsync(out.fileno())
             return await run_in_threadpool(self._store, tmp, digest.hexdigest(), size, fmt)
+        except OSError as exc:
+            fault = storage_fault(exc, "the upload", self.root)
+            if fault is None:
+                raise
+            raise fault from exc
         finally:
-            tmp.unlink(missing_ok=True)
+            discard(tmp)
 
     def _store(self, tmp: Path, digest: str, size: int, fmt: str | None) -> DatasetInfo:
         with open(tmp, "rb") as handle:
@@ -312,11 +291,11 @@ class Storage:
             arrays, samples = inspect(tmp, self.max_array_bytes)
         info = DatasetInfo(id=f"d_{digest}", format=sniffed, bytes=size, arrays=arrays,
                            samples=samples)
+        # Metadata first: a failure then leaves no data file (the finally removes tmp).
+        atomic_write_bytes(self.datasets / f"{info.id}.json", json.dumps(info.to_dict()).encode())
         target = self.datasets / f"{info.id}.{sniffed}"
         if not target.exists():
-            os.replace(tmp, target)
-            fsync_dir(self.datasets)
-        atomic_write_bytes(self.datasets / f"{info.id}.json", json.dumps(info.to_dict()).encode())
+            publish(tmp, target)
         return info
 
     def dataset_path(self, dataset_id: str) -> Path:

@@ -15,10 +15,15 @@ are done" (``step == 0``: the epoch has not started). It holds:
   replicas draw no noise from their own generators; kept so older files load).
 
 The file is written to a temp name, fsynced, renamed and the folder fsynced
-(:func:`lamina_service.storage.atomic_path`); then its sha256 goes to
+(:func:`lamina_service.diskio.atomic_path`); then its sha256 goes to
 ``<name>.sha256`` the same way. That sidecar is the commit marker: a checkpoint
 without one, or whose bytes do not match it, is skipped on resume and the
 previous one is used.
+
+A write that fails (ENOSPC, EIO) leaves no temp file and no uncommitted checkpoint
+(a file whose sidecar could not be written is removed with it), prunes nothing, and
+raises the ``OSError``: the attempt fails and its retry resumes from the newest
+intact checkpoint.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from typing import Any
 
 import numpy as np
 
-from lamina_service.storage import atomic_path
+from lamina_service.diskio import atomic_path
 
 NAME = re.compile(r"^ckpt-(\d{6})-(\d{8})\.h5$")
 FORMAT = "lamina-worker-checkpoint-1"
@@ -134,6 +139,7 @@ def write(folder: Path, state: State) -> Path:
 
     Raises:
         NonFiniteState: a weight is NaN/inf (nothing is written).
+        OSError: the disk is full or failing (nothing is written, nothing pruned).
     """
     import h5py
 
@@ -163,8 +169,15 @@ def write(folder: Path, state: State) -> Path:
                 group = metrics.create_group(name)
                 for key, value in fields.items():
                     _put(group, key, value)
-    with atomic_path(path.with_name(path.name + ".sha256")) as tmp:
-        tmp.write_text(_sha256(path) + "\n")
+    sidecar = path.with_name(path.name + ".sha256")
+    try:
+        with atomic_path(sidecar) as tmp:
+            tmp.write_text(_sha256(path) + "\n")
+    except BaseException:
+        # Uncommitted: without its sidecar the file would only be skipped on resume.
+        sidecar.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
+        raise
     prune(folder)
     return path
 
@@ -179,7 +192,8 @@ def _listed(folder: Path) -> list[tuple[int, int, Path]]:
 
 
 def prune(folder: Path, keep: int = KEEP) -> None:
-    """Delete all but the newest ``keep`` checkpoints (and stray temp files)."""
+    """Delete all but the newest ``keep`` checkpoints (stray temp files: see
+    :func:`lamina_service.diskio.sweep_temps`)."""
     for _, _, path in _listed(folder)[keep:]:
         path.with_name(path.name + ".sha256").unlink(missing_ok=True)
         path.unlink(missing_ok=True)
