@@ -31,8 +31,9 @@ from pathlib import Path
 import redis
 
 from lamina_service.config import Settings
+from lamina_service.diskio import atomic_path
 from lamina_service.queue import Consumer
-from lamina_service.storage import Storage, fsync_dir
+from lamina_service.storage import Storage
 from lamina_worker import metrics
 from lamina_worker.callbacks import (
     CheckpointCallback,
@@ -191,15 +192,9 @@ class Worker:
         import hashlib
 
         final = Path(self.storage.model_path(job.id))
-        tmp = final.with_name(f".model-{job.token}-{os.getpid()}.keras")
-        try:
+        # ENOSPC/EIO: no temp file stays, no model.keras appears, the attempt is retried.
+        with atomic_path(final, suffix=".keras") as tmp:
             model.save(str(tmp))
-            with open(tmp, "rb") as handle:
-                os.fsync(handle.fileno())
-                digest = hashlib.sha256(handle.read()).hexdigest()
+            digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
             lease.confirm()
-            os.replace(tmp, final)
-            fsync_dir(final.parent)
-        finally:
-            tmp.unlink(missing_ok=True)
         return f"model.keras@sha256:{digest[:16]}"

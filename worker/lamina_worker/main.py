@@ -68,10 +68,12 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from lamina_service.config import Settings
+    from lamina_service.diskio import sweep_temps
     from lamina_worker import metrics
     from lamina_worker.loop import Worker
 
     settings = Settings()
+    sweep_temps(settings.storage_root)  # temp files of writers killed before this start
     if args.metrics_port:
         metrics.serve(args.metrics_port)
     init_ray(args.ray_address)

@@ -16,6 +16,7 @@ from lamina_service.api.middleware import BodyLimitMiddleware, MetricsMiddleware
 from lamina_service.api.routes import artifacts, dashboard, datasets, events, health, jobs, web
 from lamina_service.api.streams import StreamSlots
 from lamina_service.config import Settings, get_settings
+from lamina_service.diskio import sweep_temps
 from lamina_service.queue import Producer
 from lamina_service.queue.follow import Follower
 from lamina_service.queue.ratelimit import RateLimiter
@@ -72,6 +73,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = metrics.scrape_registry(app.state.producer.counts)
     app.state.storage = Storage(settings.storage_root, settings.limits.max_upload_bytes,
                                 settings.limits.max_array_bytes, sandbox=settings.limits)
+    sweep_temps(app.state.storage.root)  # temp files of writers killed before this start
     errors.install(app)
     for module in (jobs, datasets, events, artifacts, health, web, dashboard):
         app.include_router(module.router)

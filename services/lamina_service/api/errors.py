@@ -15,6 +15,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
+from lamina_service.diskio import storage_fault
 from lamina_service.errors import ServiceError, TooManyRequests
 
 log = logging.getLogger("lamina_service.api")
@@ -98,6 +99,15 @@ async def _redis_error(request: Request, exc: redis.RedisError) -> JSONResponse:
                           None, {"Retry-After": "1"})
 
 
+async def _os_error(request: Request, exc: OSError) -> JSONResponse:
+    """A disk fault no storage call translated: ENOSPC is 507, EIO 503, others 500."""
+    storage = getattr(request.app.state, "storage", None)
+    fault = storage_fault(exc, "the request", storage.root if storage else None)
+    if fault is None:
+        return await _unexpected(request, exc)
+    return await _service_error(request, fault)
+
+
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
     return error_response(500, "internal", "internal error")
@@ -110,4 +120,5 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(redis.ConnectionError, _redis_error)
     app.add_exception_handler(redis.TimeoutError, _redis_error)
+    app.add_exception_handler(OSError, _os_error)
     app.add_exception_handler(Exception, _unexpected)
