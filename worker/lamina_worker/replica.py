@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import os
 import threading
 import time
 
@@ -186,6 +187,10 @@ class Replica:
 
     def ping(self) -> int:
         return self.rank
+
+    def pid(self) -> int:
+        """The actor's process id (operators and fault-injection tests signal it)."""
+        return os.getpid()
 
     # -- events (control concurrency group) ------------------------------------------------
     def emit(self, event: dict) -> None:
