@@ -16,7 +16,8 @@ from typing import Any
 
 from lamina_service.config import Limits
 from lamina_service.errors import NotFound, ServiceError
-from lamina_service.queue import JobRecord, JobStatus, Producer, keys
+from lamina_service.queue import JobRecord, JobStatus, Producer
+from lamina_service.queue.reads import specs_and_histories
 from lamina_service.validation import estimate_cost
 
 #: Substrings of metric names where larger is better (as Keras's ``mode="auto"``).
@@ -108,17 +109,6 @@ def _history(raw: dict[str, str]) -> dict[str, list]:
     return curves
 
 
-def _read(producer: Producer, specs: list[str], histories: list[str]) -> tuple[list, list]:
-    """Specs and histories of the given jobs, in one round trip."""
-    pipe = producer.client.pipeline(transaction=False)
-    for job_id in specs:
-        pipe.hget(keys.job_key(job_id), "spec")
-    for job_id in histories:
-        pipe.hgetall(keys.job_history_key(job_id))
-    replies = pipe.execute()
-    return replies[:len(specs)], replies[len(specs):]
-
-
 def job_rows(producer: Producer, limits: Limits, tenant: str, status: JobStatus | None,
              offset: int, limit: int) -> tuple[list[dict[str, Any]], int | None]:
     """A page of ``tenant``'s jobs as rows, newest first, and the next offset (or None).
@@ -134,7 +124,7 @@ def job_rows(producer: Producer, limits: Limits, tenant: str, status: JobStatus 
     todo = [r for r, row in zip(page.items, rows) if row is None]
     need_spec = [r.id for r in todo if _facts.get(r.id) is None]
     need_history = [r.id for r in todo if r.epoch is not None]
-    specs, histories = _read(producer, need_spec, need_history)
+    specs, histories = specs_and_histories(producer.client, need_spec, need_history)
     for job_id, spec in zip(need_spec, specs):
         _facts.put(job_id, spec_facts(json.loads(spec or "{}"), limits))
     history = dict(zip(need_history, histories))
