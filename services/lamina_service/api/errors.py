@@ -17,6 +17,7 @@ from starlette.routing import Match
 
 from lamina_service.diskio import storage_fault
 from lamina_service.errors import ServiceError, TooManyRequests
+from lamina_service.queue.producer import OUT_OF_MEMORY_RETRY_AFTER, is_out_of_memory
 
 log = logging.getLogger("lamina_service.api")
 
@@ -99,6 +100,17 @@ async def _redis_error(request: Request, exc: redis.RedisError) -> JSONResponse:
                           None, {"Retry-After": "1"})
 
 
+async def _redis_refused(request: Request, exc: redis.ResponseError) -> JSONResponse:
+    if not is_out_of_memory(exc):
+        return await _unexpected(request, exc)
+    log.warning("redis out of memory: %s %s refused", request.method, request.url.path)
+    return error_response(
+        503, "out_of_memory",
+        "the queue's Redis is out of memory (maxmemory reached): nothing was stored; "
+        "reads still work; retry later", None,
+        {"Retry-After": str(OUT_OF_MEMORY_RETRY_AFTER)}, limit="maxmemory")
+
+
 async def _os_error(request: Request, exc: OSError) -> JSONResponse:
     """A disk fault no storage call translated: ENOSPC is 507, EIO 503, others 500."""
     storage = getattr(request.app.state, "storage", None)
@@ -120,5 +132,6 @@ def install(app: FastAPI) -> None:
     app.add_exception_handler(HTTPException, _http_error)
     app.add_exception_handler(redis.ConnectionError, _redis_error)
     app.add_exception_handler(redis.TimeoutError, _redis_error)
+    app.add_exception_handler(redis.ResponseError, _redis_refused)
     app.add_exception_handler(OSError, _os_error)
     app.add_exception_handler(Exception, _unexpected)

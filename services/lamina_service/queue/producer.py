@@ -20,6 +20,23 @@ from lamina_service.queue import keys
 from lamina_service.queue._redis import Scripts
 from lamina_service.queue.models import TERMINAL, JobRecord, JobStatus
 
+#: Seconds a client is asked to wait (``Retry-After``) while Redis is out of memory.
+OUT_OF_MEMORY_RETRY_AFTER = 5
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True when Redis refused a write because ``maxmemory`` is reached (noeviction).
+
+    A plain command raises ``redis.exceptions.OutOfMemoryError``; a Lua script refused at
+    its first write raises a generic ``ResponseError`` that quotes the ``-OOM`` reply
+    (Redis 6; Redis 7 passes the ``OOM`` code through). Redis checks memory only before a
+    script's first write and never stops a script that has written, so a refused script
+    (:data:`~lamina_service.queue.scripts.SUBMIT` included) has changed nothing.
+    """
+    if isinstance(exc, redis.exceptions.OutOfMemoryError):
+        return True
+    return isinstance(exc, redis.ResponseError) and "OOM command not allowed" in str(exc)
+
 
 def new_job_id() -> str:
     """Return a fresh opaque job id (``j_`` + 24 hex digits)."""
@@ -125,6 +142,8 @@ class Producer:
 
         Raises:
             TooManyRequests: the tenant has ``quotas.max_queued_jobs`` jobs queued.
+            redis.ResponseError: Redis is out of memory (:func:`is_out_of_memory`); nothing
+                was written, and a retry with the same idempotency key is safe.
         """
         if priority not in keys.PRIORITIES:
             raise ValueError(f"priority must be one of {keys.PRIORITIES}; "
@@ -231,7 +250,13 @@ class Producer:
         return dict(zip(JobStatus, replies))
 
     def add_dataset(self, tenant: str, dataset_id: str, meta: dict[str, Any]) -> None:
-        """Record that ``tenant`` owns (uploaded) dataset ``dataset_id``."""
+        """Record that ``tenant`` owns (uploaded) dataset ``dataset_id``.
+
+        Until this write succeeds the stored file is not the tenant's (reads and job
+        submissions answer 404), so a refused write (Redis out of memory) leaves
+        nothing reachable; the stored file, named by its content, may already be
+        another tenant's and is kept for the retry.
+        """
         self.client.hset(keys.tenant_datasets_key(tenant), dataset_id, json.dumps(meta))
 
     def dataset(self, tenant: str, dataset_id: str) -> dict[str, Any] | None:

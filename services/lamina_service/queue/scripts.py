@@ -310,8 +310,12 @@ if tokens >= 1 then
   tokens = tokens - 1
   allowed = 1
 end
-redis.call('HSET', key, 'tokens', tostring(tokens), 'at', tostring(now))
-redis.call('PEXPIRE', key, math.ceil(burst / rate * 1000) + 1000)
+-- pcall: with Redis out of memory (maxmemory, noeviction) the bucket cannot be saved; the
+-- request still goes on (reads keep working; writes are refused by Redis anyway).
+local saved = redis.pcall('HSET', key, 'tokens', tostring(tokens), 'at', tostring(now))
+if type(saved) ~= 'table' or not saved.err then
+  redis.call('PEXPIRE', key, math.ceil(burst / rate * 1000) + 1000)
+end
 if allowed == 1 then return {1, '0'} end
 return {0, tostring((1 - tokens) / rate)}
 """
