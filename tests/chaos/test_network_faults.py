@@ -1,0 +1,186 @@
+"""Network faults between processes, injected by :class:`tests.chaos.proxy.FaultProxy`.
+
+The proxy itself is checked against a real Redis (each mode does what it says); then
+``lamina.Client`` talks to the real API over uvicorn through it while the proxy loses
+the answer to a submission (reset after the API created the job), holds the answer or
+the request past the client's timeout, or refuses connections: the client's retries
+carry the same idempotency key, so the tenant ends with exactly one job, whose id the
+client returns.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import redis
+
+from tests.chaos.proxy import FaultProxy, Rule
+
+API_KEY = "key-net"
+
+
+def wait_for(condition, timeout: float, what: str) -> None:
+    """Poll ``condition()`` until true; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+# -- the proxy ------------------------------------------------------------------------
+
+@pytest.fixture
+def redis_proxy(redis_server, redis_url):
+    with FaultProxy("127.0.0.1", redis_server.port, seed=7) as proxy:
+        yield proxy
+
+
+def proxied_redis(proxy: FaultProxy, timeout: float) -> redis.Redis:
+    """A client without redis-py's own retries, so that every fault reaches the test."""
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return redis.Redis(host="127.0.0.1", port=proxy.port, socket_timeout=timeout,
+                       socket_connect_timeout=timeout, decode_responses=True,
+                       retry=Retry(NoBackoff(), 0))
+
+
+def test_proxy_passes_delays_drops_cuts_and_refuses(redis_proxy):
+    proxy = redis_proxy
+    client = proxied_redis(proxy, timeout=1.0)
+    try:
+        assert client.set("k", "v") and client.get("k") == "v"
+
+        proxy.set("delay", delay_ms=150, jitter_ms=50, direction="down")
+        started = time.monotonic()
+        assert client.get("k") == "v"
+        assert 0.15 <= time.monotonic() - started < 1.0
+
+        proxy.set("drop")  # a partition: the command waits, the client times out
+        with pytest.raises(redis.TimeoutError):
+            client.get("k")
+        proxy.set()
+        client.connection_pool.disconnect()
+        assert client.get("k") == "v"
+
+        accepted = proxy.accepted
+        assert proxy.cut() == 1 and proxy.resets == 1 and proxy.live == 0
+        assert client.get("k") == "v"  # the pool finds its connection reset: reconnects
+        assert proxy.accepted == accepted + 1
+
+        proxy.refuse()
+        client.connection_pool.disconnect()
+        with pytest.raises(redis.ConnectionError, match="refused"):
+            client.get("k")
+        proxy.refuse(False)
+        assert client.get("k") == "v"
+
+        # A rule spent after one chunk, only on requests that match.
+        proxy.set("cut", direction="down", match=b"GET", times=1)
+        assert client.set("other", "1")
+        with pytest.raises(redis.ConnectionError):
+            client.get("k")
+        assert client.get("k") == "v" and proxy.resets == 2
+    finally:
+        client.close()
+    with pytest.raises(ValueError, match="mode must be one of"):
+        Rule("explode")
+
+
+# -- client <-> API -------------------------------------------------------------------
+
+@pytest.fixture
+def api_url(redis_url, tmp_path):
+    from lamina_service.api import create_app
+    from lamina_service.config import Settings
+    from tests.service.conftest import LiveServer
+
+    settings = Settings(redis_url=redis_url, storage_root=str(tmp_path / "storage"),
+                        api_keys={API_KEY: "net"}, lease_seconds=30)
+    with LiveServer(create_app(settings)) as server:
+        yield server.url, server.port
+
+
+@pytest.fixture
+def api_proxy(api_url):
+    with FaultProxy("127.0.0.1", api_url[1], seed=11) as proxy:
+        yield proxy
+
+
+@pytest.fixture
+def data():
+    import lamina
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(32, 3)).astype("float32")
+    y = x.sum(axis=1, keepdims=True)
+    model = lamina.Sequential([lamina.Input(shape=(3,)), lamina.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    return model, x, y
+
+
+def submit_counts() -> tuple[float, float]:
+    """(jobs created, POST /v1/jobs answered 202) as the API process counted them."""
+    from lamina_service import metrics
+
+    created = metrics.REGISTRY.get_sample_value("lamina_jobs_submitted_total") or 0.0
+    answered = metrics.REGISTRY.get_sample_value(
+        "lamina_http_requests_total", {"method": "POST", "route": "/v1/jobs", "status": "202"})
+    return created, answered or 0.0
+
+
+SUBMIT = b"POST /v1/jobs "
+
+
+@pytest.mark.parametrize("fault", [
+    # The API received the submission and created the job; its answer is lost in a reset.
+    pytest.param({"mode": "cut", "direction": "down"}, id="answer-reset"),
+    # The answer comes after the client's 1 s timeout (the client gave up on it).
+    pytest.param({"mode": "delay", "direction": "down", "delay_ms": 2500}, id="answer-late"),
+    # The request itself arrives after the timeout, racing the client's retry.
+    pytest.param({"mode": "delay", "direction": "up", "delay_ms": 2500}, id="request-late"),
+])
+def test_client_retries_never_create_a_second_job(api_url, api_proxy, data, fault):
+    import lamina
+
+    model, x, y = data
+    created0, answered0 = submit_counts()
+    with lamina.Client(f"http://{api_proxy.address}", api_key=API_KEY, timeout=1.0,
+                       retries=6) as client:
+        client.upload({"x": x, "y": y})
+        api_proxy.set(match=SUBMIT, times=1, **fault)
+        job = client.fit(model, x, y, epochs=1, batch_size=8)
+    # The late request of "request-late" reaches the API after the retry: wait until the
+    # proxy has no connection left, so that whatever it carried was handled.
+    wait_for(lambda: api_proxy.live == 0, 15, "the proxied connections to end")
+    with lamina.Client(api_url[0], api_key=API_KEY) as direct:
+        assert [j.id for j in direct.jobs()] == [job.id]
+    created, answered = submit_counts()
+    assert created - created0 == 1
+    if fault["mode"] == "cut":
+        assert api_proxy.resets == 1
+    if fault["direction"] == "down":
+        # The first attempt was answered (202) by the API, its retry too (created: false).
+        assert answered - answered0 == 2
+
+
+def test_client_rides_out_refused_connections(api_url, api_proxy, data):
+    import lamina
+
+    model, x, y = data
+    with lamina.Client(f"http://{api_proxy.address}", api_key=API_KEY, timeout=2.0,
+                       retries=8) as client:
+        client.upload({"x": x, "y": y})
+        api_proxy.refuse()
+        reopen = threading.Timer(1.0, api_proxy.refuse, args=(False,))
+        started = time.monotonic()
+        reopen.start()
+        try:
+            job = client.fit(model, x, y, epochs=1, batch_size=8)
+        finally:
+            reopen.join()
+        assert time.monotonic() - started >= 0.9
+        assert [j.id for j in client.jobs()] == [job.id]
