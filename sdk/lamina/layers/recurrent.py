@@ -17,6 +17,7 @@ from lamina import activations, ops
 from lamina.backend import rnn as _rnn
 from lamina.backend.random import SeedGenerator
 from lamina.backend.tensor import Tensor
+from lamina.distribute import keys as noise_keys
 from lamina.layers.layer import Layer
 
 
@@ -40,7 +41,13 @@ class DropoutRNNCell(Layer):
         self._recurrent_dropout_mask = None
 
     def _mask(self, shape, rate, dtype):
-        keep = self.seed_generator.rng.random(shape, dtype=np.float32) >= rate
+        # Inside fit, sample i's mask comes from its (seed, epoch, global row) key, so
+        # every replica count draws the same masks (lamina.distribute.keys).
+        keys = noise_keys.layer_keys(self, shape[0])
+        if keys is None:
+            keep = self.seed_generator.rng.random(shape, dtype=np.float32) >= rate
+        else:
+            keep = noise_keys.keep_mask(keys, shape, rate)
         return keep.astype(dtype) * np.asarray(1.0 / (1.0 - rate), dtype=dtype)
 
     def get_dropout_mask(self, step_input):

@@ -38,6 +38,12 @@ def _cnn(dropout=0.0):
         layers.Flatten(), layers.Dropout(dropout), layers.Dense(3, activation="softmax")])
 
 
+def _lstm(dropout=0.0):
+    return lamina.Sequential([
+        layers.Input((5, 4)), layers.LSTM(6, dropout=dropout, recurrent_dropout=dropout),
+        layers.Dense(3, activation="softmax")])
+
+
 def _run(model, x, y, world):
     fit = {"batch_size": 20, "epochs": 3, "shuffle": True, "validation_split": 0.2}
     n = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
@@ -51,11 +57,12 @@ def _run(model, x, y, world):
     return results[0]
 
 
-@pytest.mark.parametrize("build,shape", [(_mlp, (12,)), (_cnn, (6, 6, 1))])
+@pytest.mark.parametrize("build,shape", [(_mlp, (12,)), (_cnn, (6, 6, 1)), (_lstm, (5, 4))])
 @pytest.mark.parametrize("dropout", [0.0, 0.3])
 def test_one_and_two_replicas_equal_local_fit(build, shape, dropout):
-    """Dropout included: a sample's mask is keyed by (seed, epoch, its global position),
-    so it is the same whichever replica computes it."""
+    """Dropout (an LSTM's input and recurrent dropout too) included: a sample's mask is
+    keyed by (seed, epoch, its global position), so it is the same whichever replica
+    computes it."""
     x, y = _data(110, shape)  # 88 training rows: the last batch is 8 (4 per replica)
     model = build(dropout)  # one config: layer names key the noise streams
     reference = _run(model, x, y, 0)
