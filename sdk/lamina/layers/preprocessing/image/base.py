@@ -5,9 +5,12 @@ As in Keras, a layer draws one random transformation per call
 training; ``training`` defaults to True when the layer is called on its own, and
 ``Model.predict``/``evaluate`` pass False, so the augmentation is the identity at
 inference. Inputs are an image ``(H, W, C)``, a batch ``(B, H, W, C)`` (channels first
-per ``data_format``), or a dict with ``"images"`` (and optionally ``"labels"`` and
-``"segmentation_masks"``, which are transformed alongside; ``"bounding_boxes"`` (with a
-``bounding_box_format``) pass through the pixel-value layers and MaxNumBoundingBoxes).
+per ``data_format``), or a dict with ``"images"`` (and optionally ``"labels"``,
+``"segmentation_masks"`` and ``"bounding_boxes"``, which are transformed alongside by the
+same draw). Bounding boxes (a dict ``{"boxes", "labels"}`` in the layer's
+``bounding_box_format``) pass unchanged through the pixel-value layers and move with the
+pixels in the geometric ones (see ``box_geometry``); the layers Keras 3.15.1 gives no box
+transform raise.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from lamina import ops
 from lamina.backend.config import image_data_format
 from lamina.backend.random import SeedGenerator
 from lamina.layers.layer import Layer
+from lamina.layers.preprocessing.image import box_geometry
 
 
 def standardize_data_format(data_format):
@@ -65,7 +69,7 @@ class BaseImagePreprocessingLayer(Layer):
         data_format: ``"channels_last"`` or ``"channels_first"``.
         seed: an int for a reproducible stream of transformations.
         bounding_box_format: the format of a dict's ``"bounding_boxes"`` (required with
-            them, as in Keras); geometric layers do not transform boxes yet.
+            them, as in Keras), e.g. ``"xyxy"`` or ``"rel_center_xywh"``.
     """
 
     _USE_BASE_FACTOR = True
@@ -78,7 +82,6 @@ class BaseImagePreprocessingLayer(Layer):
     def __init__(self, factor=None, data_format=None, seed=None, bounding_box_format=None,
                  **kwargs):
         super().__init__(**kwargs)
-        # Kept for Keras's configs; dicts with "bounding_boxes" are refused (see call).
         self.bounding_box_format = bounding_box_format
         self.data_format = standardize_data_format(data_format)
         self.seed = seed
@@ -110,11 +113,18 @@ class BaseImagePreprocessingLayer(Layer):
         return self.transform_images(masks, transformation, training=training)
 
     def transform_bounding_boxes(self, bounding_boxes, transformation, training=True):
+        """Move batched ``{"boxes": (B, N, 4), "labels": (B, N)}`` as
+        ``transformation`` moves the pixels (boxes in ``bounding_box_format``).
+
+        Raises:
+            NotImplementedError: for a layer without a box transform.
+        """
         if self._BOXES_UNCHANGED:
             return bounding_boxes
-        raise NotImplementedError(f"{type(self).__name__} does not transform `bounding_boxes` "
-                                  "in Lamina yet (pixel-value layers pass them through and "
-                                  "MaxNumBoundingBoxes pads them; geometric layers do not).")
+        raise NotImplementedError(
+            f"{type(self).__name__} does not support `bounding_boxes` (it has no bounding box "
+            "transform, as in Keras 3.15.1 or not yet in Lamina). Received: "
+            f"bounding_box_format={self.bounding_box_format!r}")
 
     # -- helpers ---------------------------------------------------------------------------
     def _axes(self):
@@ -124,6 +134,16 @@ class BaseImagePreprocessingLayer(Layer):
     def _hw(self, images):
         h, w, _ = self._axes()
         return images.shape[h], images.shape[w]
+
+    def _boxes_to(self, bounding_boxes, target, height, width):
+        """``bounding_boxes`` from ``bounding_box_format`` to ``target``."""
+        return box_geometry.convert_format(bounding_boxes, self.bounding_box_format, target,
+                                           height=height, width=width)
+
+    def _boxes_from(self, bounding_boxes, source, height, width):
+        """``bounding_boxes`` from ``source`` back to ``bounding_box_format``."""
+        return box_geometry.convert_format(bounding_boxes, source, self.bounding_box_format,
+                                           height=height, width=width)
 
     # -- the loop --------------------------------------------------------------------------
     def call(self, data, training=True):
@@ -150,8 +170,9 @@ class BaseImagePreprocessingLayer(Layer):
                     "You passed an input with a 'bounding_boxes' key, but you didn't specify "
                     "a bounding box format. Pass a `bounding_box_format` argument to your "
                     f"{type(self).__name__} layer, e.g. `bounding_box_format='xyxy'`.")
-            result["bounding_boxes"] = self.transform_bounding_boxes(
-                data["bounding_boxes"], transformation, training)
+            boxes = box_geometry.densify(data["bounding_boxes"], batched=not unbatched)
+            boxes = self.transform_bounding_boxes(boxes, transformation, training)
+            result["bounding_boxes"] = box_geometry.undensify(boxes) if unbatched else boxes
         if "segmentation_masks" in data:
             masks = data["segmentation_masks"]
             masks = ops.expand_dims(masks, 0) if unbatched else masks

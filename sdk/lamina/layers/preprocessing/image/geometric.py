@@ -1,11 +1,17 @@
 """Random geometric augmentations: flips and the affine family (rotation, zoom,
-translation, shear), each drawing one transform per image with Keras's conventions."""
+translation, shear), each drawing one transform per image with Keras's conventions.
+
+A transformation carries the drawn parameters under Keras's keys (``flips``, ``angle``,
+``height_zoom``/``width_zoom``, ``translations``, ``shear_factor``), the sampling
+``matrix`` of the affine layers and the input's size, so that the bounding boxes of a
+dict call move with the same draw as the pixels."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from lamina import ops
+from lamina.layers.preprocessing.image import box_geometry as boxes_lib
 from lamina.layers.preprocessing.image.base import BaseImagePreprocessingLayer, parse_factor
 from lamina.ops import image as image_ops
 
@@ -65,6 +71,12 @@ class _AffineLayer(BaseImagePreprocessingLayer):
         return image_ops.affine_transform(masks, transformation["matrix"], "nearest",
                                           self.fill_mode, self.fill_value, self.data_format)
 
+    def _finish_boxes(self, xyxy, height, width):
+        """Clip moved ``xyxy`` boxes to the image and return them in the layer's format."""
+        xyxy = boxes_lib.clip_to_image_size(xyxy, height=height, width=width,
+                                            bounding_box_format="xyxy")
+        return self._boxes_from(xyxy, "xyxy", height, width)
+
     def _config(self, **extra):
         return {**super().get_config(), "fill_mode": self.fill_mode,
                 "interpolation": self.interpolation, "seed": self.seed,
@@ -100,7 +112,8 @@ class RandomFlip(BaseImagePreprocessingLayer):
     def get_random_transformation(self, data, training=True, seed=None):
         if not training:
             return None
-        return {"flips": self.rng.uniform(size=(data.shape[0], 1, 1, 1)) <= 0.5}
+        return {"flips": self.rng.uniform(size=(data.shape[0], 1, 1, 1)) <= 0.5,
+                "input_shape": tuple(data.shape)}
 
     def transform_images(self, images, transformation, training=True):
         if not training or transformation is None:
@@ -112,6 +125,19 @@ class RandomFlip(BaseImagePreprocessingLayer):
         if self.mode in ("vertical", "horizontal_and_vertical"):
             images = ops.where(flips, ops.flip(images, axis=h), images)
         return images
+
+    def transform_bounding_boxes(self, bounding_boxes, transformation, training=True):
+        if not training or transformation is None:
+            return bounding_boxes
+        height, width = boxes_lib.image_size(transformation["input_shape"], self.data_format)
+        relative = self._boxes_to(bounding_boxes, "rel_xyxy", height, width)
+        relative["boxes"] = boxes_lib.flip_relative(
+            relative["boxes"], transformation["flips"],
+            horizontal=self.mode != "vertical", vertical=self.mode != "horizontal")
+        # Keras clips these relative boxes against the pixel size (so only below 0).
+        relative = boxes_lib.clip_to_image_size(relative, height=height, width=width,
+                                                bounding_box_format="xyxy")
+        return self._boxes_from(relative, "rel_xyxy", height, width)
 
     def get_config(self):
         return {**super().get_config(), "seed": self.seed, "mode": self.mode}
@@ -147,8 +173,21 @@ class RandomRotation(_AffineLayer):
         n = data.shape[0]
         angle = self.rng.uniform(self.factor[0] * 360.0, self.factor[1] * 360.0, size=n)
         zeros, ones = np.zeros(n), np.ones(n)
+        height, width = self._hw(data)
         return {"angle": angle, "matrix": affine_matrix(angle, zeros, zeros, ones, zeros, zeros,
-                                                        *self._hw(data))}
+                                                        height, width),
+                "image_height": height, "image_width": width, "batch_size": n}
+
+    def transform_bounding_boxes(self, bounding_boxes, transformation, training=True):
+        if not training or transformation is None:
+            return bounding_boxes
+        height, width = transformation["image_height"], transformation["image_width"]
+        xyxy = self._boxes_to(bounding_boxes, "xyxy", height, width)
+        angle = np.asarray(transformation["angle"], np.float32).reshape(-1)
+        zeros, ones = np.zeros_like(angle), np.ones_like(angle)
+        xyxy["boxes"] = boxes_lib.affine_transform(xyxy["boxes"], angle, zeros, zeros, ones,
+                                                   zeros, zeros, height, width)
+        return self._finish_boxes(xyxy, height, width)
 
     def get_config(self):
         return self._config(factor=self.factor)
@@ -169,6 +208,15 @@ def _zoom_or_translation_factor(factor, name, zoom):
     if not ok:
         raise ValueError(head + f"Received: {name}={factor}")
     return tuple(sorted(factor)) if pair else (-abs(factor), abs(factor))
+
+
+def zoom_matrix(width_zoom, height_zoom, height, width):
+    """Keras's ``(B, 8)`` float32 zoom about the image centre (output -> input pixels)."""
+    zx = np.asarray(width_zoom, np.float32).reshape(-1)
+    zy = np.asarray(height_zoom, np.float32).reshape(-1)
+    zeros = np.zeros_like(zx)
+    return np.stack([zx, zeros, (np.float32(width) - 1) / 2 * (1 - zx), zeros, zy,
+                     (np.float32(height) - 1) / 2 * (1 - zy), zeros, zeros], axis=1)
 
 
 class RandomZoom(_AffineLayer):
@@ -209,11 +257,25 @@ class RandomZoom(_AffineLayer):
         height_zoom = self.rng.uniform(1 + self.height_range[0], 1 + self.height_range[1], n)
         width_zoom = height_zoom if self.width_range is None else self.rng.uniform(
             1 + self.width_range[0], 1 + self.width_range[1], n)
-        h, w = self._hw(data)
-        zeros = np.zeros(n)
-        matrix = np.stack([width_zoom, zeros, (w - 1) / 2.0 * (1 - width_zoom), zeros,
-                           height_zoom, (h - 1) / 2.0 * (1 - height_zoom), zeros, zeros], 1)
-        return {"matrix": matrix.astype(np.float32)}
+        return {"height_zoom": height_zoom.reshape(n, 1), "width_zoom": width_zoom.reshape(n, 1),
+                "matrix": zoom_matrix(width_zoom, height_zoom, *self._hw(data)),
+                "input_shape": tuple(data.shape)}
+
+    def transform_bounding_boxes(self, bounding_boxes, transformation, training=True):
+        if not training or transformation is None:
+            return bounding_boxes
+        height, width = boxes_lib.image_size(transformation["input_shape"], self.data_format)
+        xyxy = self._boxes_to(bounding_boxes, "xyxy", height, width)
+        matrix = zoom_matrix(transformation["width_zoom"], transformation["height_zoom"],
+                             height, width)
+        # The output's corners sampled in input pixels: boxes are clipped to that window.
+        left, top = matrix[:, 2:3, None], matrix[:, 5:6, None]
+        right = matrix[:, 0:1, None] * width + left
+        bottom = matrix[:, 4:5, None] * height + top
+        boxes = boxes_lib.crop_window(xyxy["boxes"], top, left, bottom, right)
+        xyxy["boxes"] = boxes / np.concatenate([right - left, bottom - top] * 2, axis=-1)
+        relative = boxes_lib.clip_to_image_size(xyxy, bounding_box_format="rel_xyxy")
+        return self._boxes_from(relative, "rel_xyxy", height, width)
 
     def get_config(self):
         return self._config(height_factor=self.height_factor, width_factor=self.width_factor)
@@ -257,7 +319,17 @@ class RandomTranslation(_AffineLayer):
         dx = self.rng.uniform(*self.width_range, size=n) * w
         zeros, ones = np.zeros(n), np.ones(n)
         matrix = np.stack([ones, zeros, -dx, zeros, ones, -dy, zeros, zeros], 1)
-        return {"matrix": matrix.astype(np.float32)}
+        return {"matrix": matrix.astype(np.float32), "input_shape": tuple(data.shape),
+                "translations": np.stack([dx, dy], axis=1).astype(np.float32)}
+
+    def transform_bounding_boxes(self, bounding_boxes, transformation, training=True):
+        if not training or transformation is None:
+            return bounding_boxes
+        height, width = boxes_lib.image_size(transformation["input_shape"], self.data_format)
+        xyxy = self._boxes_to(bounding_boxes, "xyxy", height, width)
+        shift = np.asarray(transformation["translations"], np.float32).reshape(-1, 1, 2)
+        xyxy["boxes"] = xyxy["boxes"] + np.concatenate([shift, shift], axis=-1)
+        return self._finish_boxes(xyxy, height, width)
 
     def get_config(self):
         return self._config(height_factor=self.height_factor, width_factor=self.width_factor)
@@ -311,7 +383,20 @@ class RandomShear(_AffineLayer):
         shear_x = self.rng.uniform(*self.x_factor, size=n) * sign
         zeros, ones = np.zeros(n), np.ones(n)
         matrix = np.stack([ones, shear_x, zeros, shear_y, ones, zeros, zeros, zeros], 1)
-        return {"matrix": matrix.astype(np.float32)}
+        return {"matrix": matrix.astype(np.float32), "input_shape": tuple(data.shape),
+                "shear_factor": np.stack([shear_x, shear_y], axis=1).astype(np.float32)}
+
+    def transform_bounding_boxes(self, bounding_boxes, transformation, training=True):
+        """As Keras: the shear factors act on relative coordinates (exact for square
+        images; an approximation of the pixel shear otherwise)."""
+        if not training or transformation is None:
+            return bounding_boxes
+        height, width = boxes_lib.image_size(transformation["input_shape"], self.data_format)
+        relative = self._boxes_to(bounding_boxes, "rel_xyxy", height, width)
+        relative["boxes"] = boxes_lib.shear_relative(relative["boxes"],
+                                                     transformation["shear_factor"])
+        relative = boxes_lib.clip_to_image_size(relative, bounding_box_format="rel_xyxy")
+        return self._boxes_from(relative, "rel_xyxy", height, width)
 
     def get_config(self):
         return self._config(x_factor=self.x_factor, y_factor=self.y_factor)

@@ -1,17 +1,22 @@
 """Random blur and non-affine warps: RandomGaussianBlur, RandomElasticTransform and
-RandomPerspective (each applied to an image with a probability drawn from ``factor``)."""
+RandomPerspective (each applied to an image with a probability drawn from ``factor``).
+
+Bounding boxes pass through the blur, move with RandomPerspective's warp, and are refused
+by RandomElasticTransform (no box transform, as in Keras 3.15.1)."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from lamina import ops
+from lamina.layers.preprocessing.image import box_geometry as boxes_lib
 from lamina.layers.preprocessing.image.base import (
     BaseImagePreprocessingLayer,
     parse_factor,
     parse_value_range,
 )
 from lamina.ops import image as image_ops
+from lamina.ops.image_warp import _homographies
 
 
 class _ProbabilityLayer(BaseImagePreprocessingLayer):
@@ -187,17 +192,39 @@ class RandomPerspective(_ProbabilityLayer):
         shift = self.rng.uniform(-0.5 * self.scale, 0.5 * self.scale, (n, 4, 2))
         start = np.repeat(np.array([[[0.0, 0.0], [w - 1, 0.0], [0.0, h - 1], [w - 1, h - 1]]]),
                           n, axis=0)
-        return chosen, start, start + start * shift
+        return {"apply_perspective": chosen.reshape(n), "start_points": start,
+                "end_points": start + start * shift, "input_shape": tuple(data.shape)}
 
     def transform_images(self, images, transformation, training=True):
         if not training or transformation is None:
             return images
-        chosen, start, end = transformation
-        warped = image_ops.perspective_transform(images, start, end,
+        warped = image_ops.perspective_transform(images, transformation["start_points"],
+                                                 transformation["end_points"],
                                                  interpolation=self.interpolation,
                                                  fill_value=self.fill_value,
                                                  data_format=self.data_format)
+        chosen = np.asarray(transformation["apply_perspective"]).reshape(-1, 1, 1, 1)
         return ops.where(chosen, warped, images)
+
+    def transform_bounding_boxes(self, bounding_boxes, transformation, training=True):
+        """Each box becomes the box enclosing its warped corners (where the warp applies),
+        clipped to the image. Keras 3.15.1 returns these in ``xyxy`` whatever the
+        ``bounding_box_format``; Lamina converts them back to it."""
+        if not training or transformation is None:
+            return bounding_boxes
+        height, width = boxes_lib.image_size(transformation["input_shape"], self.data_format)
+        xyxy = self._boxes_to(bounding_boxes, "xyxy", height, width)
+        # The sampling homography maps output to input pixels; boxes need its inverse.
+        coefficients = _homographies(np.asarray(transformation["start_points"], np.float32),
+                                     np.asarray(transformation["end_points"], np.float32))
+        matrices = np.concatenate([coefficients, np.ones_like(coefficients[:, :1])], axis=1)
+        matrices = np.linalg.inv(matrices.reshape(-1, 3, 3))
+        moved = boxes_lib.map_corners(xyxy["boxes"], matrices).astype(np.float32)
+        chosen = np.asarray(transformation["apply_perspective"]).reshape(-1, 1, 1)
+        xyxy["boxes"] = np.where(chosen, moved, xyxy["boxes"])
+        xyxy = boxes_lib.clip_to_image_size(xyxy, height=height, width=width,
+                                            bounding_box_format="xyxy")
+        return self._boxes_from(xyxy, "xyxy", height, width)
 
     def get_config(self):
         return {**super().get_config(), "scale": self.scale,
