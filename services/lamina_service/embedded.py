@@ -197,8 +197,7 @@ class EmbeddedStack:
             self.redis_url = self._redis.url
         if self.workers:
             self._start_ray(timeout)
-        api = self._spawn("api", [sys.executable, "-m", "lamina_service", "--host", self.host,
-                                  "--port", str(self.port)], self._env(), stop_timeout=10)
+        api = self.start_api()
         for index in range(self.workers):
             self.add_worker(index)
         wait_ready(self.url, timeout, api)
@@ -223,6 +222,13 @@ class EmbeddedStack:
         ], self._env(), stop_timeout=45)
         wait_for_port(port, timeout, head)
         self.ray_address = f"127.0.0.1:{port}"
+
+    def start_api(self) -> Child:
+        """Start the API process; after it died, again on the same port (it keeps no
+        state of its own: an operator's restart, or a fault-injection test's)."""
+        self.children = [c for c in self.children if c.name != "api" or c.alive()]
+        return self._spawn("api", [sys.executable, "-m", "lamina_service", "--host", self.host,
+                                   "--port", str(self.port)], self._env(), stop_timeout=10)
 
     def add_worker(self, index: int | None = None) -> Child:
         """Start one more ``lamina worker`` joined to the stack's Ray head."""
