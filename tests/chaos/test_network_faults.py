@@ -184,3 +184,78 @@ def test_client_rides_out_refused_connections(api_url, api_proxy, data):
             reopen.join()
         assert time.monotonic() - started >= 0.9
         assert [j.id for j in client.jobs()] == [job.id]
+
+
+# -- API <-> Redis --------------------------------------------------------------------
+
+def dispatched_once(client: redis.Redis, tenant: str, job_id: str) -> None:
+    """The job is stored once, queued once and announced once."""
+    from lamina_service.queue import keys
+
+    assert client.hget(keys.job_key(job_id), "dispatches") == "1"
+    assert client.lrange(keys.ready_key("normal", tenant), 0, -1) == [job_id]
+    assert client.lrange(keys.ready_key("normal"), 0, -1) == [tenant]
+    assert [f["type"] for _, f in client.xrange(keys.job_events_key(job_id))] == ["state"]
+    assert client.zrange(keys.tenant_jobs_key(tenant), 0, -1) == [job_id]
+
+
+def test_a_submit_whose_redis_reply_is_lost_and_retried_is_stored_and_dispatched_once(
+        redis_proxy, redis_url, tmp_path):
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    from lamina_service.config import Settings
+    from lamina_service.queue import Producer
+
+    settings = Settings(redis_url=redis_url, storage_root=str(tmp_path))
+    through = redis.Redis(host="127.0.0.1", port=redis_proxy.port, decode_responses=True,
+                          socket_timeout=5, retry=Retry(NoBackoff(), 2))
+    direct = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        producer = Producer(through, settings)
+        producer.submit("alice", {}, dataset_id="d_x")  # the script is loaded: EVALSHA hits
+        direct.flushall()
+        # Redis runs the SUBMIT script, its reply is reset on the way back; redis-py sends
+        # the same call again on a new connection.
+        redis_proxy.set("cut", direction="down", match=b"lost-reply", times=1)
+        job = producer.submit("alice", {}, dataset_id="d_x", name="lost-reply")
+        assert redis_proxy.resets == 1 and redis_proxy.accepted >= 2
+        assert job.created and job.status.value == "queued"
+        dispatched_once(direct, "alice", job.id)
+    finally:
+        through.close()
+        direct.close()
+
+
+@pytest.fixture
+def api_via_proxy(redis_proxy, redis_url, tmp_path):
+    """The API with its Redis behind ``redis_proxy``."""
+    from lamina_service.api import create_app
+    from lamina_service.config import Settings
+    from tests.service.conftest import LiveServer
+
+    settings = Settings(redis_url=f"redis://{redis_proxy.address}/0",
+                        storage_root=str(tmp_path / "storage"), api_keys={API_KEY: "net"},
+                        lease_seconds=30)
+    with LiveServer(create_app(settings)) as server:
+        yield server.url
+
+
+def test_api_loses_redis_reply_to_a_submission_the_job_exists_once(
+        api_via_proxy, redis_proxy, redis_url, data):
+    import lamina
+
+    model, x, y = data
+    direct = redis.Redis.from_url(redis_url, decode_responses=True)
+    try:
+        with lamina.Client(api_via_proxy, api_key=API_KEY, timeout=10, retries=6) as client:
+            client.upload({"x": x, "y": y})
+            # Whether the API's Redis client retries the call itself or answers 503 and
+            # lamina.Client retries with its idempotency key, the job exists once.
+            redis_proxy.set("cut", direction="down", match=b"net-lost", times=1)
+            job = client.fit(model, x, y, epochs=1, batch_size=8, name="net-lost")
+            assert redis_proxy.resets == 1
+            assert [j.id for j in client.jobs()] == [job.id]
+        dispatched_once(direct, "net", job.id)
+    finally:
+        direct.close()

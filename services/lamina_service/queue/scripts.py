@@ -87,8 +87,14 @@ end
 # ARGV[5..]: id, tenant, idempotency digest or '', idempotency ttl, name, dataset_id, spec,
 # priority, replicas, max queued jobs of the tenant (0: no cap)
 # -> {id, 1, 'queued'} | {existing id, 0, status} | {'', -1, queued count}
+# A fresh random id exists only if this very call ran before: redis-py retried it after its
+# reply was lost (the connection dropped). The job was stored and dispatched then; it is
+# neither written nor dispatched again.
 SUBMIT = _COMMON + r"""
 local id, tenant, digest, idem_ttl = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+if redis.call('EXISTS', job_key(id)) == 1 then
+  return {id, 1, redis.call('HGET', job_key(id), 'status')}
+end
 if digest ~= '' then
   local existing = redis.call('GET', idem_key(tenant, digest))
   if existing and redis.call('EXISTS', job_key(existing)) == 1 then
