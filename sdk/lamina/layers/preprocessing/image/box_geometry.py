@@ -17,8 +17,9 @@ from lamina.utils.bounding_boxes.converters import (
     convert_format,
 )
 
-__all__ = ["affine_transform", "clip_to_image_size", "convert_format", "crop_window", "densify", "flip_relative",
-           "image_size", "map_corners", "resize_boxes", "shear_relative", "window_to_size"]
+__all__ = ["affine_transform", "clip_to_image_size", "convert_format", "crop_window", "densify",
+           "flip_relative", "image_size", "map_corners", "resize_boxes", "shear_relative",
+           "undensify", "window_to_size"]
 
 
 def image_size(shape, data_format):
