@@ -8,10 +8,12 @@ set) and are skipped with that reason elsewhere; the atomic writer's ENOSPC path
 still exercised for real through ``/dev/full``.
 
 EIO cannot be produced by a real device without FUSE or a faulty block device, so
-:func:`test_upload_on_failing_disk_is_503_and_keeps_nothing` injects it at the OS
-boundary only: ``os.fsync`` fails with EIO for descriptors of files under the test's
-storage root, and behaves normally for every other file. Everything above that call
-(the API, the storage code, the error mapping) is the real code path.
+:func:`test_upload_on_failing_disk_is_503_and_keeps_nothing` and
+:func:`test_checkpoint_whose_checksum_fails_is_removed_with_it` inject it at the OS
+boundary only: ``os.fsync`` fails with EIO for descriptors of the targeted files (under
+the test's storage root; a checkpoint's sidecar temp) and behaves normally for every
+other file. Everything above that call (the API, the storage and checkpoint code, the
+error mapping) is the real code path; ENOSPC and EIO take the same one.
 """
 
 from __future__ import annotations
@@ -292,6 +294,40 @@ def test_final_model_enospc_fails_the_job_with_the_reason(stack, disk):
         disk.free()  # the next attempt fills it again at its train end
     # The retry trained nothing: it resumed from the final epoch's checkpoint.
     assert {a: f.resumed for a, f in fills.items()} == {1: None, 2: (2, 0)}
+
+
+def test_checkpoint_whose_checksum_fails_is_removed_with_it(tmp_path, monkeypatch):
+    """EIO while committing a checkpoint's sha256 sidecar (injected at ``os.fsync`` for
+    that sidecar's temp file only, see the module docstring): the new checkpoint file,
+    already renamed into place, is removed with it, nothing is pruned, and the newest
+    intact checkpoint is still the one a resume uses."""
+    from lamina_worker import checkpoint
+
+    def state(epoch):
+        return checkpoint.State(epoch=epoch, step=0, weights=[np.full(3, epoch, np.float32)],
+                                optimizer=[np.zeros(2)], rng_state={"seed": 1})
+
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    for epoch in (0, 1):
+        checkpoint.write(folder, state(epoch))
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if ".sha256-" in os.readlink(f"/proc/self/fd/{fd}"):
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(OSError) as info:
+        checkpoint.write(folder, state(2))
+    monkeypatch.undo()
+    assert str(info.value) == "[Errno 5] Input/output error: 'ckpt-000002-00000000.h5.sha256'"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "ckpt-000000-00000000.h5", "ckpt-000000-00000000.h5.sha256",
+        "ckpt-000001-00000000.h5", "ckpt-000001-00000000.h5.sha256"]
+    restored, path = checkpoint.latest(folder)
+    assert path.name == "ckpt-000001-00000000.h5" and restored.weights[0][0] == 1
 
 
 # -- uploads over real HTTP --------------------------------------------------------------
