@@ -15,7 +15,18 @@ One attempt of a job:
 
 Outcomes: ``succeeded``; ``requeued`` (SIGTERM: checkpoint, give back, attempt not
 counted); ``cancelled``; ``fenced`` (nothing written); ``failed`` (non-finite
-loss: no retry) or ``retry`` (any other error: retried until max attempts).
+loss: no retry) or ``retry`` (any other error: retried until max attempts);
+``abandoned`` (stopped by SIGTERM while Redis was unreachable: the lease expires
+and another worker resumes the job from its last checkpoint).
+
+Redis outages never end the process. Every client comes from
+:func:`lamina_service.redis_client.connect` (one retry policy) and reports to one
+:class:`~lamina_service.redis_client.RedisHealth` (one WARNING per outage, one
+line on recovery, ``lamina_redis_up``, ``lamina_redis_outages_total``). An idle
+worker's claim waits with backoff until Redis is back; a busy one trains on (see
+:mod:`lamina_worker.callbacks`: heartbeat, lease, cancel checks and buffered
+progress); the writes that end an attempt (pending history, commit, fail,
+requeue, cancelled) wait until Redis answers, and its fencing decides as always.
 """
 
 from __future__ import annotations
@@ -28,11 +39,10 @@ import time
 import traceback
 from pathlib import Path
 
-import redis
-
 from lamina_service.config import Settings
 from lamina_service.diskio import atomic_path
 from lamina_service.queue import Consumer
+from lamina_service.redis_client import UNAVAILABLE, RedisHealth, connect
 from lamina_service.storage import Storage
 from lamina_worker import metrics
 from lamina_worker.callbacks import (
@@ -81,6 +91,7 @@ class Worker:
         self.checkpoint_every = checkpoint_every
         self.burst, self.block_ms = burst, block_ms
         self.extra_callbacks = extra_callbacks
+        self.health = RedisHealth(on_change=metrics.redis_changed)
         self.consumer = self._new_consumer()
         limits = settings.limits
         self.storage = Storage(settings.storage_root, limits.max_upload_bytes,
@@ -89,8 +100,8 @@ class Worker:
         self.outcomes: list[tuple[str, str]] = []
 
     def _new_consumer(self) -> Consumer:
-        client = redis.Redis.from_url(self.settings.redis_url, decode_responses=True)
-        return Consumer(client, self.settings, self.worker_id)
+        # A claim blocks up to 1 s in BLPOP: the default socket timeout leaves room.
+        return Consumer(connect(self.settings.redis_url), self.settings, self.worker_id)
 
     def request_shutdown(self) -> None:
         """Stop after the current step (checkpoint + requeue) or before the next claim."""
@@ -100,7 +111,11 @@ class Worker:
         """Claim and run jobs; returns how many attempts ended."""
         handled = 0
         while not self.shutdown.is_set():
-            job = self.consumer.claim(block_ms=self.block_ms)
+            try:
+                job = self.health.call(self.consumer.claim, block_ms=self.block_ms)
+            except UNAVAILABLE:
+                self.shutdown.wait(self.health.delay())
+                continue
             if job is None:
                 if self.burst:
                     break
@@ -118,8 +133,14 @@ class Worker:
             metrics.QUEUE_WAIT.observe(max(0.0, time.time() - job.submitted_at))
         start = time.monotonic()
         try:
-            with Heartbeat(self._new_consumer, job, self.settings.lease_seconds / 3) as beat:
+            with Heartbeat(self._new_consumer, job, self.settings.lease_seconds / 3,
+                           self.health) as beat:
                 outcome = self._attempt(job, beat)
+        except UNAVAILABLE as exc:
+            log.warning("job %s attempt %d: stopping while Redis is unreachable (%s); its "
+                        "lease will expire and another worker resumes it", job.id,
+                        job.attempt, exc)
+            outcome = "abandoned"
         finally:
             metrics.WORKER_BUSY.set(0)
             metrics.forget_job(job.id)
@@ -131,9 +152,14 @@ class Worker:
                  time.monotonic() - start)
         return outcome
 
+    def _until_up(self, fn, *args):
+        """A write that ends an attempt: retried until Redis answers (or shutdown)."""
+        return self.health.call_until_up(fn, *args, stop=self.shutdown)
+
     def _attempt(self, job, beat: Heartbeat) -> str:
         consumer = self.consumer
-        lease = Lease(consumer, job, beat, self.settings.lease_seconds)
+        lease = Lease(consumer, job, beat, self.settings.lease_seconds, stop=self.shutdown)
+        progress = Progress(consumer, job, health=self.health)
         trainer = None
         try:
             datasets = [self.storage.load_dataset(d) for d in job.dataset_ids]
@@ -149,8 +175,8 @@ class Worker:
                 job_id=job.id)
             trainer.fence_check = lease.confirm
             # The job's own callbacks run on the chief replica; these watch its events.
-            callbacks = [lease, Progress(consumer, job), PrometheusMetrics(job.id),
-                         StopRequests(consumer, job, self.shutdown)]
+            callbacks = [lease, progress, PrometheusMetrics(job.id),
+                         StopRequests(consumer, job, self.shutdown, self.health)]
             if self.extra_callbacks is not None:
                 callbacks += list(self.extra_callbacks(job))
             callbacks.append(CheckpointCallback())
@@ -158,27 +184,33 @@ class Worker:
             lease.confirm()
             artifact = self._write_model(job, trainer.model, lease)
             final = {k: v[-1] for k, v in (history.history if history else {}).items() if v}
-            if not consumer.commit(job, artifact, final):
+            progress.outbox.drain(self.shutdown)
+            if not self._until_up(consumer.commit, job, artifact, final):
                 log.warning("job %s: commit refused (fenced out); another attempt's result "
                             "stands", job.id)
                 return "fenced"
             return "succeeded"
         except Preempted:
-            consumer.requeue(job, "shutdown")
+            progress.outbox.drain(self.shutdown)
+            self._until_up(consumer.requeue, job, "shutdown")
             return "requeued"
         except Cancelled:
-            consumer.mark_cancelled(job)
+            self._until_up(consumer.mark_cancelled, job)
             return "cancelled"
         except Fenced as exc:
             log.warning("%s; stopping without writing anything", exc)
             return "fenced"
         except (NonFiniteLoss, NonFiniteState) as exc:
-            consumer.fail(job, f"NonFiniteLoss: {exc}", retry=False)
+            progress.outbox.drain(self.shutdown)
+            self._until_up(consumer.fail, job, f"NonFiniteLoss: {exc}", False)
             return "failed"
         except Exception as exc:  # noqa: BLE001 - any error ends the attempt, retried
+            if isinstance(exc, UNAVAILABLE) and self.shutdown.is_set():
+                raise  # gave up waiting for Redis to stop (see run_job)
             log.error("job %s attempt %d failed:\n%s", job.id, job.attempt,
                       traceback.format_exc())
-            status = consumer.fail(job, f"{type(exc).__name__}: {exc}", retry=True)
+            progress.outbox.drain(self.shutdown)
+            status = self._until_up(consumer.fail, job, f"{type(exc).__name__}: {exc}", True)
             if status is None:
                 log.warning("job %s: failure not recorded (fenced out)", job.id)
                 return "fenced"

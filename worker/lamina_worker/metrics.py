@@ -70,6 +70,22 @@ QUEUE_WAIT = Histogram(
     registry=REGISTRY,
 )
 
+REDIS_UP = Gauge(
+    "lamina_redis_up", "1 while this worker's last Redis call succeeded, 0 during an outage.",
+    registry=REGISTRY,
+)
+REDIS_OUTAGES = Counter(
+    "lamina_redis_outages_total",
+    "Times this worker found Redis unreachable after it had answered (or at start-up).",
+    registry=REGISTRY,
+)
+EVENTS_DROPPED = Counter(
+    "lamina_worker_events_dropped_total",
+    "Batch progress events dropped because Redis stayed unreachable and the buffer was "
+    "full (epoch records and state events are never dropped).",
+    registry=REGISTRY,
+)
+
 # Outcomes of an attempt that end the job (the others requeue it or lost it).
 FINAL_OUTCOMES = ("succeeded", "failed", "cancelled")
 
@@ -81,6 +97,13 @@ def forget_job(job_id: str) -> None:
             gauge.remove(job_id)
         except KeyError:
             pass
+
+
+def redis_changed(up: bool) -> None:
+    """Export a Redis state change (``RedisHealth``'s ``on_change``)."""
+    REDIS_UP.set(1 if up else 0)
+    if not up:
+        REDIS_OUTAGES.inc()
 
 
 def serve(port: int, addr: str = "0.0.0.0") -> None:  # noqa: S104 - a scrape target

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 
-import redis
 import redis.asyncio as aioredis
 from fastapi import FastAPI
-from redis.asyncio.retry import Retry as AsyncRetry
-from redis.backoff import ExponentialBackoff
 
 from lamina_service import metrics
 from lamina_service.api import errors
@@ -20,6 +17,7 @@ from lamina_service.diskio import sweep_temps
 from lamina_service.queue import Producer
 from lamina_service.queue.follow import Follower
 from lamina_service.queue.ratelimit import RateLimiter
+from lamina_service.redis_client import connect, connect_async
 from lamina_service.storage import Storage
 
 
@@ -34,25 +32,19 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     """
     settings = settings or get_settings()
     settings.warn_if_open()
-    client = redis.Redis.from_url(
-        settings.redis_url, decode_responses=True, socket_timeout=5,
-        socket_connect_timeout=2, health_check_interval=10,
-    )
+    client = connect(settings.redis_url)
 
     def async_client(kind: str) -> aioredis.Redis:
         # Event streams block in XREAD for sse_poll_ms: their socket timeout is longer, and
         # their pool holds one connection per open stream. Short reads share a bounded pool
         # and wait for a free connection. A pooled connection that Redis closed (restart)
-        # is retried on a fresh one.
+        # is retried on a fresh one (the retry policy of redis_client).
         stream = kind == "stream"
-        pool = (aioredis.ConnectionPool if stream else aioredis.BlockingConnectionPool).from_url(
-            settings.redis_url, decode_responses=True, socket_connect_timeout=2,
-            socket_timeout=settings.sse_poll_ms / 1000 + 10 if stream else 5,
-            max_connections=settings.quotas.max_streams + 8 if stream else 64,
-            retry=AsyncRetry(ExponentialBackoff(cap=0.2, base=0.01), 2),
-            retry_on_error=[redis.ConnectionError],
-        )
-        return aioredis.Redis(connection_pool=pool)
+        if stream:
+            return connect_async(settings.redis_url, blocking=False,
+                                 max_connections=settings.quotas.max_streams + 8,
+                                 socket_timeout=settings.sse_poll_ms / 1000 + 10)
+        return connect_async(settings.redis_url, blocking=True, max_connections=64)
 
     follower = Follower(async_client)
 

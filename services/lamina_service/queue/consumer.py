@@ -14,8 +14,9 @@ finish. Typical worker loop::
 
     from lamina_service.config import Settings
     from lamina_service.queue import Consumer
+    from lamina_service.redis_client import connect
 
-    consumer = Consumer(redis.Redis.from_url(url, decode_responses=True), settings, "w1")
+    consumer = Consumer(connect(url), settings, "w1")
     while (job := consumer.claim(block_ms=5000)) is not None:
         # job.spec (dict), job.dataset_ids, job.attempt (1-based), job.token
         ...each batch:   consumer.publish_event(job, "batch", {"batch": i, "loss": l})
@@ -25,6 +26,12 @@ finish. Typical worker loop::
         consumer.commit(job, artifact_id, final_logs)   # False: fenced out, discard
         # or consumer.fail(job, "message", retry=True/False)
         # or, on SIGTERM, consumer.requeue(job)  (the attempt is not counted)
+
+Every method raises ``redis.ConnectionError`` / ``redis.TimeoutError`` when Redis
+stays unreachable through the client's retry policy (:mod:`lamina_service.redis_client`);
+riding out an outage is the caller's choice (the worker's loop waits, see
+:mod:`lamina_worker.loop`). Every write is a fenced script, so repeating one after
+an outage is safe.
 
 API (all methods are safe to call from one thread per Consumer):
 

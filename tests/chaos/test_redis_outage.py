@@ -1,0 +1,284 @@
+"""Workers and the API ride out a Redis restart (SIGKILL, 5 s down, restart on the same
+port and AOF data): a worker starting, idle or busy keeps running, reports the outage
+once (log line, ``lamina_redis_up``, ``lamina_redis_outages_total``) and goes on by
+itself; a busy job whose lease outlives the outage finishes in its first attempt
+with every epoch in its history. The API answers 503 JSON meanwhile and recovers
+without a restart. Real redis-server, real worker processes on the session's Ray,
+real uvicorn.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import httpx
+import numpy as np
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from lamina_service.redis_server import free_port
+from tests.worker.conftest import PYTHONPATH, ROOT, Kit
+
+OUTAGE_SECONDS = 5.0
+LEASE_SECONDS = 15.0  # longer than the outage: the busy job keeps its first attempt
+UNREACHABLE = "is unreachable ("
+RECOVERED = "is reachable again"
+
+
+@pytest.fixture
+def kit(aof_redis, ray_local, tmp_path):
+    from lamina_service.config import Settings
+
+    settings = Settings(redis_url=aof_redis.url, storage_root=str(tmp_path / "storage"),
+                        lease_seconds=LEASE_SECONDS, max_attempts=3)
+    kit = Kit(settings, ray_local.get_runtime_context().gcs_address, tmp_path)
+    yield kit
+    kit.client.close()
+
+
+class WorkerProcess:
+    """``python -m lamina_worker`` with a metrics port; stopped (SIGTERM) at the end."""
+
+    def __init__(self, kit: Kit) -> None:
+        self.kit = kit
+        self.metrics_port = free_port()
+        self.log_path = kit.tmp_path / "worker.log"
+        self.process = kit.spawn("--metrics-port", str(self.metrics_port),
+                                 "--worker-id", "chaos-w1")
+
+    def metrics(self) -> dict[str, float] | None:
+        """Unlabelled samples of the worker's /metrics (None if it does not answer)."""
+        try:
+            reply = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=2)
+        except httpx.TransportError:
+            return None
+        return {sample.name: sample.value
+                for family in text_string_to_metric_families(reply.text)
+                for sample in family.samples if not sample.labels}
+
+    def metric(self, name: str) -> float | None:
+        samples = self.metrics()
+        return None if samples is None else samples.get(name)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def assert_alive(self) -> None:
+        assert self.process.poll() is None, \
+            f"worker exited with {self.process.returncode}:\n{self.log()[-3000:]}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(40)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+
+@pytest.fixture
+def worker(kit):
+    process = WorkerProcess(kit)
+    yield process
+    process.stop()
+
+
+def small_job(kit: Kit, epochs: int, n: int, seed: int = 3) -> dict:
+    x, y = kit.blobs(n, 20, seed=seed)
+    return kit.spec(kit.mlp_config(hidden=16), x, y, epochs=epochs, batch_size=32,
+                    replicas=1, seed=seed)
+
+
+def assert_complete(kit: Kit, job_id: str, epochs: int) -> None:
+    """Succeeded in its first attempt; every epoch in the history and the event stream."""
+    record = kit.job(job_id)
+    assert record.status.value == "succeeded", record.error
+    assert record.attempts == 1
+    assert record.error is None
+    for name, values in record.history.items():
+        assert len(values) == epochs and None not in values, (name, values)
+    epoch_events = [d["epoch"] for kind, d in kit.events(job_id) if kind == "epoch"]
+    assert epoch_events == list(range(epochs))
+
+
+def outage_reported_once(worker: WorkerProcess) -> None:
+    text = worker.log()
+    assert text.count(UNREACHABLE) == 1, text[-3000:]
+    assert text.count(RECOVERED) == 1, text[-3000:]
+    assert worker.metric("lamina_redis_up") == 1
+    assert worker.metric("lamina_redis_outages_total") == 1
+
+
+def test_worker_started_while_redis_is_down_waits_and_then_runs_jobs(kit, aof_redis):
+    aof_redis.kill()
+    down_at = time.monotonic()
+    worker = WorkerProcess(kit)
+    try:
+        kit.wait(lambda: worker.metric("lamina_redis_outages_total") == 1, timeout=90,
+                 every=0.2, what="the starting worker to find Redis down")
+        worker.assert_alive()
+        assert worker.metric("lamina_redis_up") == 0
+        time.sleep(max(0.0, down_at + OUTAGE_SECONDS - time.monotonic()))
+        aof_redis.start()
+        job_id = kit.submit(small_job(kit, epochs=2, n=256))
+        kit.wait(lambda: kit.job(job_id).status.terminal, timeout=120, every=0.2,
+                 what="the job to finish")
+        assert_complete(kit, job_id, epochs=2)
+        worker.assert_alive()
+        outage_reported_once(worker)
+    finally:
+        worker.stop()
+
+
+def npz(x: np.ndarray, y: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, x=x, y=y)
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def api(kit):
+    port = free_port()
+    env = dict(os.environ, PYTHONPATH=PYTHONPATH, LAMINA_REDIS_URL=kit.settings.redis_url,
+               LAMINA_STORAGE=str(kit.settings.storage_root), LAMINA_AUTH_DISABLED="true",
+               LAMINA_API_KEYS="")
+    with open(kit.tmp_path / "api.log", "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "lamina_service", "--port", str(port)], env=env,
+            stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT))
+    http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10)
+
+    def ready():
+        assert process.poll() is None, (kit.tmp_path / "api.log").read_text()
+        try:
+            return http.get("/readyz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        kit.wait(ready, timeout=60, every=0.2, what="the API to be ready")
+        yield http, process
+    finally:
+        http.close()
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def test_idle_worker_and_api_ride_out_a_redis_restart(kit, aof_redis, worker, api):
+    http, api_process = api
+    kit.wait(lambda: worker.metric("lamina_redis_up") == 1, timeout=90, every=0.2,
+             what="the worker's first claim")
+    aof_redis.kill()
+    down_at = time.monotonic()
+    try:
+        jobs = http.get("/v1/jobs")
+        assert jobs.status_code == 503, jobs.text
+        assert jobs.json()["error"]["code"] == "unavailable"
+        assert jobs.headers["retry-after"]
+        ready = http.get("/readyz")
+        assert ready.status_code == 503 and ready.json()["error"]["code"] == "unavailable"
+        assert http.get("/healthz").json() == {"status": "ok"}
+        kit.wait(lambda: worker.metric("lamina_redis_up") == 0, timeout=30, every=0.2,
+                 what="the idle worker to notice the outage")
+        time.sleep(max(0.0, down_at + OUTAGE_SECONDS - time.monotonic()))
+        worker.assert_alive()
+        assert api_process.poll() is None
+    finally:
+        aof_redis.start()
+    kit.wait(lambda: http.get("/readyz").status_code == 200, timeout=30, every=0.2,
+             what="the API to be ready again")
+    assert http.get("/v1/jobs").status_code == 200
+    x, y = kit.blobs(256, 20, seed=5)
+    dataset = http.post("/v1/datasets", params={"format": "npz"}, content=npz(x, y))
+    assert dataset.status_code == 201, dataset.text
+    spec = small_job(kit, epochs=2, n=64)
+    spec["dataset_id"] = dataset.json()["id"]
+    created = http.post("/v1/jobs", json=spec)
+    assert created.status_code == 202, created.text
+    job_id = created.json()["id"]
+    kit.wait(lambda: http.get(f"/v1/jobs/{job_id}").json()["status"] == "succeeded",
+             timeout=120, every=0.2, what="the job submitted after the restart")
+    assert_complete(kit, job_id, epochs=2)
+    worker.assert_alive()
+    outage_reported_once(worker)
+    assert api_process.poll() is None
+
+
+def test_busy_job_trains_through_the_outage_in_its_first_attempt(kit, aof_redis, worker):
+    # ~9 s of training on a quiet machine (250 steps/s), a minute on a busy one: the
+    # outage falls in its middle.
+    epochs, n = 40, 1920
+    steps_per_epoch = n // 32
+    job_id = kit.submit(small_job(kit, epochs=epochs, n=n))
+    kit.wait(lambda: (kit.job(job_id).epoch or -1) >= 1, timeout=120, every=0.1,
+             what="two epochs before the outage")
+    before = worker.metric("lamina_train_steps_total")
+    aof_redis.kill()
+    down_at = time.monotonic()
+    try:
+        kit.wait(lambda: worker.metric("lamina_redis_up") == 0, timeout=30, every=0.2,
+                 what="the busy worker to notice the outage")
+        time.sleep(max(0.0, down_at + OUTAGE_SECONDS - time.monotonic()))
+        during = worker.metric("lamina_train_steps_total")
+        worker.assert_alive()
+    finally:
+        aof_redis.start()
+    # At least one epoch ended while Redis was down: its record was buffered.
+    assert during - before >= steps_per_epoch, (before, during)
+    kit.wait(lambda: kit.job(job_id).status.terminal, timeout=180, every=0.2,
+             what="the busy job to finish")
+    assert_complete(kit, job_id, epochs)
+    worker.assert_alive()
+    outage_reported_once(worker)
+    assert "abandoned" not in worker.log()
+
+
+def test_outbox_keeps_history_in_order_and_counts_dropped_batch_events(kit, aof_redis):
+    """The Progress callback's buffer against a real Redis killed and restarted: epoch
+    records are kept, batch events beyond the bound are dropped and counted, the rest is
+    written in order once Redis answers."""
+    from lamina_service.queue import Consumer
+    from lamina_service.redis_client import RedisHealth, connect
+    from lamina_worker import metrics
+    from lamina_worker.callbacks import Outbox
+
+    job_id = kit.submit(small_job(kit, epochs=2, n=64))
+    consumer = Consumer(connect(aof_redis.url), kit.settings, "outbox-test")
+    try:
+        job = consumer.claim(block_ms=2000)
+        assert job is not None and job.id == job_id
+        changes: list[bool] = []
+        outbox = Outbox(consumer, job, RedisHealth(on_change=changes.append), max_batches=2)
+        outbox.event("batch", {"epoch": 0, "batch": 1})
+        assert not outbox.pending
+        dropped = metrics.REGISTRY.get_sample_value("lamina_worker_events_dropped_total")
+        aof_redis.kill()
+        outbox.event("batch", {"epoch": 0, "batch": 2})
+        outbox.epoch(0, {"loss": 1.0})
+        outbox.event("batch", {"epoch": 1, "batch": 1})
+        outbox.event("batch", {"epoch": 1, "batch": 2})  # a third one: over the bound
+        outbox.epoch(1, {"loss": 0.5})
+        assert len(outbox.pending) == 4 and outbox.dropped == 1
+        assert metrics.REGISTRY.get_sample_value(
+            "lamina_worker_events_dropped_total") == dropped + 1
+        assert changes == [True, False]
+        aof_redis.start()
+        outbox.drain()
+        assert changes == [True, False, True] and not outbox.pending
+    finally:
+        consumer.client.close()
+    written = [(kind, data.get("epoch"), data.get("batch")) for kind, data in kit.events(job_id)
+               if kind in ("batch", "epoch")]
+    assert written == [("batch", 0, 1), ("batch", 0, 2), ("epoch", 0, None),
+                       ("batch", 1, 1), ("epoch", 1, None)]
+    assert kit.job(job_id).history == {"loss": [1.0, 0.5]}
