@@ -151,6 +151,16 @@ def test_one_draw_moves_pixels_and_boxes_alike_across_a_batch():
     assert flipped.any() and not flipped.all()
 
 
+def test_perspective_moves_only_the_boxes_of_the_warped_images():
+    rects = RECTS * 2
+    layer = layers.RandomPerspective(factor=0.5, scale=0.4, interpolation="nearest", seed=8,
+                                     bounding_box_format="center_xywh")
+    moved, white = _call(layer, 24, 32, "center_xywh", rects=rects)
+    np.testing.assert_allclose(moved, white, atol=1.0 + 1e-4, rtol=0)
+    kept = np.all(moved == np.asarray(rects, "float32"), axis=-1)
+    assert kept.any() and not kept.all()
+
+
 def test_random_crop_resize_path_scales_boxes():
     # An input smaller than the crop is cropped to the aspect ratio and resized.
     layer = layers.RandomCrop(48, 40, bounding_box_format="rel_xyxy")

@@ -1,10 +1,9 @@
 """Random geometric augmentations: flips and the affine family (rotation, zoom,
 translation, shear), each drawing one transform per image with Keras's conventions.
 
-A transformation carries the drawn parameters under Keras's keys (``flips``, ``angle``,
-``height_zoom``/``width_zoom``, ``translations``, ``shear_factor``), the sampling
-``matrix`` of the affine layers and the input's size, so that the bounding boxes of a
-dict call move with the same draw as the pixels."""
+A transformation holds the draw under Keras's keys (``flips``, ``angle``, ``translations``,
+``height_zoom``/``width_zoom``, ``shear_factor``), the affine sampling ``matrix`` and the
+input size: a dict call's bounding boxes move with the same draw as the pixels."""
 
 from __future__ import annotations
 
