@@ -13,7 +13,8 @@ from lamina_service.api.schemas import DatasetOut, ErrorOut
 router = APIRouter(prefix="/v1/datasets", tags=["datasets"],
                    responses={401: {"model": ErrorOut}, 404: {"model": ErrorOut},
                               429: {"model": ErrorOut},
-                              413: {"model": ErrorOut}, 422: {"model": ErrorOut}})
+                              413: {"model": ErrorOut}, 422: {"model": ErrorOut},
+                              503: {"model": ErrorOut}, 507: {"model": ErrorOut}})
 
 UPLOAD_BODY = {"requestBody": {"required": True, "content": {
     "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}
@@ -25,7 +26,8 @@ async def upload(request: Request, tenant: TenantDep, producer: ProducerDep,
                  format: Literal["npz", "h5"] | None = Query(None)) -> DatasetOut:  # noqa: B008
     """Upload an .npz (arrays x, y or x_<name>/y_<name>) or HDF5 file as the raw body.
 
-    The same bytes always get the same id.
+    The same bytes always get the same id. A full disk answers 507, a failing one
+    503 (nothing is stored or registered; retry later).
     """
     return await service.upload_dataset(producer, storage, tenant, request.stream(), format)
 
