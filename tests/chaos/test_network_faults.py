@@ -153,9 +153,10 @@ def test_client_retries_never_create_a_second_job(api_url, api_proxy, data, faul
         client.upload({"x": x, "y": y})
         api_proxy.set(match=SUBMIT, times=1, **fault)
         job = client.fit(model, x, y, epochs=1, batch_size=8)
-    # The late request of "request-late" reaches the API after the retry: wait until the
-    # proxy has no connection left, so that whatever it carried was handled.
-    wait_for(lambda: api_proxy.live == 0, 15, "the proxied connections to end")
+    if fault["direction"] == "up":
+        # The late request reaches the API after the retry: wait until the proxy has no
+        # connection left, so that whatever it carried was handled.
+        wait_for(lambda: api_proxy.live == 0, 15, "the proxied connections to end")
     with lamina.Client(api_url[0], api_key=API_KEY) as direct:
         assert [j.id for j in direct.jobs()] == [job.id]
     created, answered = submit_counts()
@@ -259,3 +260,84 @@ def test_api_loses_redis_reply_to_a_submission_the_job_exists_once(
         dispatched_once(direct, "net", job.id)
     finally:
         direct.close()
+
+
+# -- worker <-> Redis -----------------------------------------------------------------
+
+@pytest.fixture
+def kit(redis_url, ray_local, tmp_path):
+    """The worker test kit on the session's Redis (direct), leases longer than outages."""
+    from lamina_service.config import Settings
+    from tests.worker.conftest import Kit
+
+    settings = Settings(redis_url=redis_url, storage_root=str(tmp_path / "storage"),
+                        lease_seconds=15.0, max_attempts=3)
+    kit = Kit(settings, ray_local.get_runtime_context().gcs_address, tmp_path)
+    yield kit
+    kit.client.close()
+
+
+def spawn_worker(kit, redis_url: str, log_path):
+    """``python -m lamina_worker`` (not in burst mode) whose Redis is ``redis_url``."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.worker.conftest import PYTHONPATH, ROOT
+
+    env = dict(os.environ, PYTHONPATH=PYTHONPATH, LAMINA_REDIS_URL=redis_url,
+               LAMINA_STORAGE=str(kit.settings.storage_root),
+               LAMINA_LEASE_SECONDS=str(kit.settings.lease_seconds),
+               LAMINA_MAX_ATTEMPTS=str(kit.settings.max_attempts))
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "lamina_worker", "--ray-address", kit.ray_address,
+             "--replica-cpus", "0.5", "--block-ms", "200", "--worker-id", "net-w1"],
+            env=env, stdout=log, stderr=subprocess.STDOUT, cwd=str(ROOT))
+
+
+def test_worker_trains_through_a_redis_partition_and_reset_shorter_than_its_lease(
+        kit, redis_proxy, tmp_path):
+    import signal
+
+    # ~0.4 s an epoch on a quiet machine: the 4 s outage starts after the first epoch and
+    # ends seconds before the last (training goes on through it).
+    epochs = 24
+    x, y = kit.blobs(2000, 20, seed=5)
+    spec = kit.spec(kit.mlp_config(), x, y, epochs=epochs, batch_size=32, replicas=1, seed=5)
+    job_id = kit.submit(spec)
+    log_path = tmp_path / "worker.log"
+    proc = spawn_worker(kit, f"redis://{redis_proxy.address}/0", log_path)
+    try:
+        kit.wait(lambda: (kit.job(job_id).epoch or -1) >= 0, timeout=120,
+                 what="the first epoch")
+        assert kit.job(job_id).status.value == "running"
+        outage = time.monotonic()
+        redis_proxy.set("drop")  # a partition: every command of the worker hangs
+        time.sleep(2.0)
+        redis_proxy.refuse()  # then the connections are reset and Redis is refused
+        redis_proxy.cut()
+        time.sleep(2.0)
+        redis_proxy.refuse(False)
+        redis_proxy.set()
+        outage = time.monotonic() - outage
+        assert outage < kit.settings.lease_seconds
+        kit.wait(lambda: kit.job(job_id).status.terminal, timeout=180,
+                 what="the job to finish")
+        record = kit.job(job_id)
+        assert record.status.value == "succeeded", record.error
+        assert record.attempts == 1, "the outage cost an attempt"
+        assert len(record.history["loss"]) == epochs
+        assert proc.poll() is None, "the worker exited: " + log_path.read_text()[-2000:]
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(60)
+        except Exception:
+            proc.kill()
+            proc.wait(10)
+    assert redis_proxy.resets >= 1
+    log = log_path.read_text()
+    assert log.count("Redis is unreachable") == 1 and "Redis is reachable again" in log, log
+    expected, _ = kit.reference(spec, x, y)
+    kit.assert_close(kit.final_weights(job_id), expected)
