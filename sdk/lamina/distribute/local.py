@@ -1,8 +1,9 @@
 """Run a function as N SPMD replicas in processes of this machine (tests, benchmarks).
 
-:func:`launch` creates the shared-memory collective, starts ``world`` processes
-(``spawn``), makes each one's strategy a :class:`DataParallel` of its rank, calls
-``fn(*args)`` and returns every rank's result. :func:`fit_replica` is the usual
+:func:`launch` creates the collective (a shared-memory file, or with
+``transport="ring"`` a TCP ring whose addresses the ranks report through a queue),
+starts ``world`` processes (``spawn``), makes each one's strategy a
+:class:`DataParallel` of its rank, calls ``fn(*args)`` and returns every rank's result. :func:`fit_replica` is the usual
 ``fn``: it builds a model from its JSON config with a seed, fits it and returns the
 weights, so ``launch(fit_replica, 2, ...)`` is a two-replica ``fit``.
 """
@@ -11,17 +12,21 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import queue
+import time
 import uuid
 from pathlib import Path
 
 import numpy as np
 
-from lamina.distribute import shm
+from lamina.distribute import ring, shm
 from lamina.distribute.strategy import DataParallel, set_strategy
 
+TRANSPORTS = ("shm", "ring")
+_RENDEZVOUS: tuple = ()  # a ring worker's (addresses out, address lists in) queues
 
-def _entry(fn, path: str, rank: int, args: tuple):
-    collective = shm.SharedMemoryCollective(path, rank)
+
+def _run(fn, collective, args: tuple):
     set_strategy(DataParallel(collective))
     try:
         return fn(*args)
@@ -30,7 +35,52 @@ def _entry(fn, path: str, rank: int, args: tuple):
         collective.close()
 
 
-def launch(fn, world: int, *args, n: int, m: int = 64, folder: str = "/dev/shm") -> list:
+def _entry(fn, path: str, rank: int, args: tuple):
+    return _run(fn, shm.SharedMemoryCollective(path, rank), args)
+
+
+def _ring_init(queues) -> None:
+    global _RENDEZVOUS
+    _RENDEZVOUS = queues
+
+
+def _ring_entry(fn, rank: int, n: int, m: int, timeout: float, args: tuple):
+    endpoint = ring.listen("127.0.0.1")
+    found, lists = _RENDEZVOUS
+    found.put((rank, endpoint.address))
+    try:
+        addresses = lists.get(timeout=timeout)
+        collective = ring.RingCollective(endpoint, addresses, rank, n, m, timeout=timeout)
+    except BaseException:
+        endpoint.close()
+        raise
+    return _run(fn, collective, args)
+
+
+def _launch_ring(context, fn, world: int, n: int, m: int, timeout: float, args: tuple):
+    queues = (context.Queue(), context.Queue())
+    with context.Pool(world, initializer=_ring_init, initargs=(queues,)) as pool:
+        pending = pool.starmap_async(_ring_entry, [(fn, rank, n, m, timeout, args)
+                                                   for rank in range(world)])
+        addresses, deadline = {}, time.monotonic() + timeout
+        while len(addresses) < world:
+            if pending.ready():
+                return pending.get()  # a rank failed before the rendezvous: raise it
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{world - len(addresses)} of {world} ranks did not "
+                                   f"report an address within timeout={timeout}")
+            try:
+                rank, address = queues[0].get(timeout=0.1)
+            except queue.Empty:
+                continue
+            addresses[rank] = address
+        for _ in range(world):
+            queues[1].put([addresses[rank] for rank in range(world)])
+        return pending.get()
+
+
+def launch(fn, world: int, *args, n: int, m: int = 64, folder: str = "/dev/shm",
+           transport: str = "shm", timeout: float = 600.0) -> list:
     """``[fn(*args) on rank r for r in range(world)]``, each in its own process.
 
     Args:
@@ -39,13 +89,23 @@ def launch(fn, world: int, *args, n: int, m: int = 64, folder: str = "/dev/shm")
         *args: ``fn``'s arguments (the same for every rank).
         n: floats of the collective (at least the model's trainable parameters).
         m: meta floats (at least the metric accumulators + 4).
-        folder: where the shared file goes.
+        folder: where the shared file goes (``"shm"`` only).
+        transport: ``"shm"`` (:mod:`lamina.distribute.shm`) or ``"ring"``
+            (:mod:`lamina.distribute.ring` over loopback TCP).
+        timeout: seconds the ring's set-up and each of its calls may wait
+            (``"ring"`` only).
 
     Raises:
-        ValueError: for ``world < 1`` (naming it).
+        ValueError: for ``world < 1`` or an unknown ``transport`` (naming it).
     """
     if world < 1:
         raise ValueError(f"world must be >= 1. Received: world={world}")
+    if transport not in TRANSPORTS:
+        raise ValueError(f"transport must be one of {TRANSPORTS}. Received: "
+                         f"transport={transport!r}")
+    if transport == "ring":
+        return _launch_ring(multiprocessing.get_context("spawn"), fn, world, n, m, timeout,
+                            args)
     path = shm.create(Path(folder) / f"lamina-local-{uuid.uuid4().hex[:12]}", world, n, m)
     try:
         context = multiprocessing.get_context("spawn")
