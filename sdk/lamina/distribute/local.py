@@ -3,9 +3,9 @@
 :func:`launch` creates the collective (a shared-memory file, or with
 ``transport="ring"`` a TCP ring whose addresses the ranks report through a queue),
 starts ``world`` processes (``spawn``), makes each one's strategy a
-:class:`DataParallel` of its rank, calls ``fn(*args)`` and returns every rank's result. :func:`fit_replica` is the usual
-``fn``: it builds a model from its JSON config with a seed, fits it and returns the
-weights, so ``launch(fit_replica, 2, ...)`` is a two-replica ``fit``.
+:class:`DataParallel` of its rank, calls ``fn(*args)`` and returns every rank's result.
+:func:`fit_replica` is the usual ``fn``: it builds a model from its JSON config with a
+seed, fits it and returns the weights, so ``launch(fit_replica, 2, ...)`` is a two-replica ``fit``.
 """
 
 from __future__ import annotations
