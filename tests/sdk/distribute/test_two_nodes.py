@@ -1,0 +1,120 @@
+"""Two replicas on two Ray nodes (separate raylets and object stores on this machine),
+all-reducing over :class:`lamina.distribute.ring.RingCollective`, end where local
+``fit`` ends.
+
+The cluster runs in a subprocess (its own ``ray.init``), so the session's ``ray_local``
+fixture is untouched; the subprocess tears the cluster down in a ``finally``, and the
+test kills its whole process group if it overstays.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from lamina.distribute import local
+from tests.sdk.distribute.test_data_parallel import COMPILE, _data, _mlp
+
+pytestmark = pytest.mark.slow
+
+SDK = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "..", "sdk"))
+
+_SCRIPT = textwrap.dedent("""
+    import json, os, sys
+
+    import numpy as np
+    import ray
+    from ray.cluster_utils import Cluster
+
+    folder = sys.argv[1]
+    with open(os.path.join(folder, "spec.json")) as f:
+        spec = json.load(f)
+    data = np.load(os.path.join(folder, "data.npz"))
+    store = 80 * 1024 * 1024  # Ray's minimum is 75 MiB
+    cluster = Cluster(initialize_head=True, head_node_args={
+        "num_cpus": 1, "resources": {"node0": 1}, "object_store_memory": store,
+        "include_dashboard": False})
+    try:
+        cluster.add_node(num_cpus=1, resources={"node1": 1}, object_store_memory=store)
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, log_to_driver=False, runtime_env={"env_vars": {
+            "PYTHONPATH": spec["pythonpath"], "OPENBLAS_NUM_THREADS": "1"}})
+
+        @ray.remote(num_cpus=1)
+        class Replica:
+            def listen(self):
+                from lamina.distribute import ring
+
+                self.endpoint = ring.listen(ray.util.get_node_ip_address())
+                return list(self.endpoint.address), ray.get_runtime_context().get_node_id()
+
+            def fit(self, addresses, rank, x, y):
+                from lamina.distribute import local, ring
+                from lamina.distribute.strategy import DataParallel, set_strategy
+
+                collective = ring.RingCollective(self.endpoint, addresses, rank, spec["n"],
+                                                 64, timeout=120)
+                set_strategy(DataParallel(collective))
+                try:
+                    return local.fit_replica(spec["model"], spec["compile"], spec["seed"],
+                                             x, y, spec["fit"], threads=1)["weights"]
+                finally:
+                    set_strategy(None)
+                    collective.close()
+
+        actors = [Replica.options(resources={f"node{r}": 1}).remote() for r in range(2)]
+        found = ray.get([a.listen.remote() for a in actors], timeout=120)
+        addresses = [address for address, _ in found]
+        x, y = ray.put(data["x"]), ray.put(data["y"])
+        weights = ray.get([a.fit.remote(addresses, rank, x, y)
+                           for rank, a in enumerate(actors)], timeout=300)
+        np.savez(os.path.join(folder, "weights.npz"),
+                 **{f"r{rank}_{i}": w for rank, ws in enumerate(weights)
+                    for i, w in enumerate(ws)})
+        with open(os.path.join(folder, "nodes.json"), "w") as f:
+            json.dump({"nodes": [node for _, node in found], "addresses": addresses,
+                       "cluster_nodes": len(ray.nodes())}, f)
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+""")
+
+
+def test_two_replicas_on_two_nodes_equal_local_fit(tmp_path):
+    x, y = _data(110, (12,))
+    model = _mlp(0.3)
+    fit = {"batch_size": 20, "epochs": 3, "shuffle": True, "validation_split": 0.2}
+    n = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    reference = local.fit_replica(model.to_json(), COMPILE, 5, x, y, fit)
+    np.savez(tmp_path / "data.npz", x=x, y=y)
+    (tmp_path / "spec.json").write_text(json.dumps({
+        "model": model.to_json(), "compile": COMPILE, "seed": 5, "fit": fit, "n": n,
+        "pythonpath": SDK}))
+    env = dict(os.environ, PYTHONPATH=SDK, OPENBLAS_NUM_THREADS="1")
+    process = subprocess.Popen([sys.executable, "-c", _SCRIPT, str(tmp_path)], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
+    try:
+        output, _ = process.communicate(timeout=420)
+    finally:
+        if process.poll() is None:  # overstayed: take its raylets and workers with it
+            os.killpg(process.pid, signal.SIGKILL)
+            process.communicate()
+    assert process.returncode == 0, output[-3000:]
+    nodes = json.loads((tmp_path / "nodes.json").read_text())
+    assert nodes["cluster_nodes"] == 2
+    assert nodes["nodes"][0] != nodes["nodes"][1]  # one replica per raylet
+    with np.load(tmp_path / "weights.npz") as saved:
+        count = len(reference["weights"])
+        ranks = [[saved[f"r{rank}_{i}"] for i in range(count)] for rank in range(2)]
+    for a, b in zip(*ranks):
+        assert a.tobytes() == b.tobytes()  # replicas stay bit-identical
+    for a, b in zip(ranks[0], reference["weights"]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
