@@ -89,10 +89,10 @@ def worker(kit):
     process.stop()
 
 
-def small_job(kit: Kit, epochs: int, n: int, seed: int = 3) -> dict:
+def small_job(kit: Kit, epochs: int, n: int, seed: int = 3, replicas: int = 1) -> dict:
     x, y = kit.blobs(n, 20, seed=seed)
     return kit.spec(kit.mlp_config(hidden=16), x, y, epochs=epochs, batch_size=32,
-                    replicas=1, seed=seed)
+                    replicas=replicas, seed=seed)
 
 
 def assert_complete(kit: Kit, job_id: str, epochs: int) -> None:
@@ -215,11 +215,11 @@ def test_idle_worker_and_api_ride_out_a_redis_restart(kit, aof_redis, worker, ap
 
 
 def test_busy_job_trains_through_the_outage_in_its_first_attempt(kit, aof_redis, worker):
-    # ~9 s of training on a quiet machine (250 steps/s), a minute on a busy one: the
+    # ~12 s of training on a quiet machine (270 steps/s), a minute on a busy one: the
     # outage falls in its middle.
-    epochs, n = 40, 1920
+    epochs, n = 40, 2560
     steps_per_epoch = n // 32
-    job_id = kit.submit(small_job(kit, epochs=epochs, n=n))
+    job_id = kit.submit(small_job(kit, epochs=epochs, n=n, replicas=2))
     kit.wait(lambda: (kit.job(job_id).epoch or -1) >= 1, timeout=120, every=0.1,
              what="two epochs before the outage")
     before = worker.metric("lamina_train_steps_total")
