@@ -1,6 +1,8 @@
 """From a job spec (validated by the API) to what the trainer needs.
 
-Only allowlisted callbacks are built, with file names chosen here (never taken
+The stored spec is parsed with the API's own schema
+(:class:`lamina_service.jobspec.JobCreate`), so both sides read every field the same
+way. Only allowlisted callbacks are built, with file names chosen here (never taken
 from the spec); arrays come from storage by dataset id.
 """
 
@@ -13,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import ValidationError
 
 from lamina.models import data as data_utils
+from lamina_service.jobspec import CompileConfig, JobCreate
 
 
 class SpecError(ValueError):
@@ -45,15 +49,35 @@ def job_seed(job_id: str, seed: int | None) -> int:
     return int.from_bytes(hashlib.sha256(job_id.encode()).digest()[:4], "big")
 
 
-def compile_config(spec: dict) -> dict:
+def parse(spec: dict) -> JobCreate:
+    """The stored spec as the API's :class:`JobCreate` (``SpecError`` naming the field)."""
+    try:
+        return JobCreate.model_validate(spec)
+    except ValidationError as exc:
+        raise SpecError(f"the job spec does not match the job schema: {_problems(exc)}") \
+            from None
+
+
+def _problems(exc: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                     for e in exc.errors()[:5])
+
+
+def compile_config(spec: dict | JobCreate) -> dict:
     """Keyword arguments of ``model.compile`` from the spec's ``compile`` section."""
-    config = dict(spec.get("compile") or {})
-    if "loss" not in config:
-        raise SpecError("compile.loss is required")
-    out = {"optimizer": config.get("optimizer", "rmsprop"), "loss": config["loss"],
-           "metrics": config.get("metrics") or None}
-    if config.get("loss_weights") is not None:
-        out["loss_weights"] = config["loss_weights"]
+    if isinstance(spec, JobCreate):
+        config = spec.compile
+    else:
+        try:
+            config = CompileConfig.model_validate(spec.get("compile") or {})
+        except ValidationError as exc:
+            raise SpecError(f"compile: {_problems(exc)}") from None
+    optimizer = config.optimizer
+    if not isinstance(optimizer, str):
+        optimizer = optimizer.model_dump(mode="json")
+    out = {"optimizer": optimizer, "loss": config.loss, "metrics": config.metrics or None}
+    if config.loss_weights is not None:
+        out["loss_weights"] = config.loss_weights
     return out
 
 
@@ -86,7 +110,8 @@ def plan(job_id: str, spec: dict, datasets: list[dict], max_replicas: int | None
         datasets: the loaded training dataset, then the validation one if any.
         max_replicas: this worker's cap on replicas (None: as the job asks).
     """
-    fit = dict(spec.get("fit") or {})
+    job = parse(spec)
+    fit = job.fit
     x, y = arrays(datasets[0], "training")
     x = _float_inputs(x)
     sample_weight = None
@@ -97,24 +122,23 @@ def plan(job_id: str, spec: dict, datasets: list[dict], max_replicas: int | None
     if len(datasets) > 1:
         vx, vy = arrays(datasets[1], "validation")
         val = (_float_inputs(vx), vy, None)
-    elif fit.get("validation_split"):
+    elif fit.validation_split:
         (x, y, sample_weight), val = data_utils.train_validation_split(
-            (x, y, None), float(fit["validation_split"]))
+            (x, y, None), fit.validation_split)
         n = data_utils.num_samples(x, y)
-    if fit.get("class_weight"):
-        sample_weight = data_utils.class_weight_to_sample_weight(y, fit["class_weight"])
-    replicas = int(spec.get("replicas") or 1)
+    if fit.class_weight:
+        sample_weight = data_utils.class_weight_to_sample_weight(y, fit.class_weight)
+    replicas = job.replicas
     if max_replicas:
         replicas = min(replicas, max_replicas)
-    batch_size = int(fit.get("batch_size") or 32)
     return Plan(
-        model_config=spec["model"], compile_config=compile_config(spec),
-        train=(x, y, sample_weight), val=val, epochs=int(fit.get("epochs") or 1),
-        batch_size=batch_size, shuffle=bool(fit.get("shuffle", True)),
-        seed=job_seed(job_id, fit.get("seed")),
+        model_config=job.model, compile_config=compile_config(job),
+        train=(x, y, sample_weight), val=val, epochs=fit.epochs,
+        batch_size=fit.batch_size, shuffle=fit.shuffle,
+        seed=job_seed(job_id, fit.seed),
         replicas=max(1, min(replicas, n)),
-        initial_epoch=int(fit.get("initial_epoch") or 0),
-        callbacks=list(spec.get("callbacks") or []),
+        initial_epoch=fit.initial_epoch,
+        callbacks=[c.model_dump(mode="json") for c in job.callbacks],
     )
 
 
