@@ -57,7 +57,7 @@ def test_proxy_passes_delays_drops_cuts_and_refuses(redis_proxy):
         proxy.set("delay", delay_ms=150, jitter_ms=50, direction="down")
         started = time.monotonic()
         assert client.get("k") == "v"
-        assert 0.15 <= time.monotonic() - started < 1.0
+        assert 0.15 <= time.monotonic() - started < 5.0
 
         proxy.set("drop")  # a partition: the command waits, the client times out
         with pytest.raises(redis.TimeoutError):
