@@ -6,9 +6,11 @@ the result) over ``--iters`` rounds, for:
 
 * ``shm``: :mod:`lamina.distribute.shm` (shared-memory file, reduce-scatter into a
   shared result + two counter barriers); timed inside the actors;
-* ``tcp-ring``: a ring all-reduce (reduce-scatter then all-gather, ``N - 1`` steps
-  each) over TCP sockets whose addresses the actors exchange through Ray; timed
-  inside the actors;
+* ``ring``: :class:`lamina.distribute.ring.RingCollective` (the library's TCP ring:
+  non-blocking sockets and ``poll``, no thread per step, meta rows gathered on the
+  way); timed inside the actors;
+* ``tcp-ring``: the first prototype of that ring (a sender thread per step, no meta);
+  timed inside the actors;
 * ``ray-cgraph``: Ray Compiled Graphs (``experimental_compile``): every actor's array
   goes to every actor over the graph's shared-memory channels and each sums them;
   timed by the driver, which drives every execution;
@@ -18,7 +20,13 @@ the result) over ``--iters`` rounds, for:
 With 4 replicas on a 2-core machine the actors share cores: the 4-replica rows say
 what oversubscription costs, not what 4 cores would do.
 
-    python bench/collectives.py [--iters 200] [--worlds 2,4]
+``--nodes 2`` runs the actors on a two-node ``ray.cluster_utils.Cluster`` on this
+machine (two raylets, two object stores; rank ``r`` on node ``r % 2``), so every
+ring hop between neighbours crosses nodes; ``shm`` is skipped there (it needs one
+machine's ``/dev/shm``, which a real second node does not share).
+
+    python bench/collectives.py [--iters 200] [--worlds 2,4] [--nodes 1|2]
+        [--candidates shm,ring,tcp-ring,ray-cgraph,ray-objects]
 """
 
 from __future__ import annotations
@@ -62,7 +70,30 @@ class Member:
         c.close()
         return times
 
-    # -- tcp ring -------------------------------------------------------------------------
+    # -- lamina.distribute.ring ---------------------------------------------------------------
+    def ring_listen(self) -> tuple[str, int]:
+        import ray
+
+        from lamina.distribute import ring
+
+        self._endpoint = ring.listen(ray.util.get_node_ip_address())
+        return self._endpoint.address
+
+    def ring_collective(self, addresses, iters: int) -> list[float]:
+        from lamina.distribute.ring import RingCollective
+
+        c = RingCollective(self._endpoint, addresses, self.rank, self.n, timeout=120)
+        meta = np.arange(8, dtype=np.float64)
+        times = []
+        for i in range(iters + 10):
+            start = time.perf_counter()
+            c.exchange(self.vector, meta, scale=0.5)
+            if i >= 10:
+                times.append(time.perf_counter() - start)
+        c.close()
+        return times
+
+    # -- tcp ring prototype ---------------------------------------------------------------
     def listen(self) -> tuple[str, int]:
         self._server = socket.socket()
         self._server.bind(("127.0.0.1", 0))
@@ -145,6 +176,14 @@ def run_shm(actors, n, iters) -> float:
         shm.remove(path)
 
 
+def run_ring_collective(actors, iters) -> float:
+    import ray
+
+    addresses = ray.get([a.ring_listen.remote() for a in actors])
+    return median_ms(ray.get([a.ring_collective.remote(addresses, iters)
+                              for a in actors])[0])
+
+
 def run_ring(actors, iters) -> float:
     import ray
 
@@ -191,21 +230,62 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--iters", type=int, default=200)
     parser.add_argument("--worlds", default="2,4")
-    parser.add_argument("--candidates", default="shm,tcp-ring,ray-cgraph,ray-objects")
+    parser.add_argument("--candidates", default="shm,ring,tcp-ring,ray-cgraph,ray-objects")
+    parser.add_argument("--nodes", type=int, default=1, choices=(1, 2))
     args = parser.parse_args(argv)
     import ray
 
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": os.path.join(ROOT, "sdk")}})
-    member = ray.remote(num_cpus=1)(Member)
+    candidates = args.candidates.split(",")
+    cluster = None
+    runtime_env = {"env_vars": {"PYTHONPATH": os.path.join(ROOT, "sdk")}}
+    if args.nodes == 1:
+        ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
+                 runtime_env=runtime_env)
+    else:
+        from ray.cluster_utils import Cluster
+
+        candidates = [c for c in candidates if c != "shm"]
+        store = 100 * 1024 * 1024
+        cluster = Cluster(initialize_head=True, head_node_args={
+            "num_cpus": 2, "resources": {"node0": 4}, "object_store_memory": store,
+            "include_dashboard": False})
+        cluster.add_node(num_cpus=2, resources={"node1": 4}, object_store_memory=store)
+        cluster.wait_for_nodes()
+        ray.init(address=cluster.address, log_to_driver=False, runtime_env=runtime_env)
+    member = ray.remote(num_cpus=1 if args.nodes == 1 else 0.5)(Member)
     rows = []
+    try:
+        _run_all(args, candidates, member, rows)
+    finally:
+        ray.shutdown()
+        if cluster is not None:
+            cluster.shutdown()
+    load = os.getloadavg()
+    print(f"\nmedian ms per all-reduce ({os.cpu_count()} cores, {args.nodes} Ray node(s), "
+          f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f})\n")
+    print("| replicas | size | " + " | ".join(candidates) + " |")
+    print("| ---: | --- |" + " ---: |" * len(candidates))
+    for world in (int(w) for w in args.worlds.split(",")):
+        for label in SIZES:
+            cells = [r[3] for r in rows if r[0] == world and r[1] == label]
+            print(f"| {world} | {label} | " + " | ".join(cells) + " |")
+    return 0
+
+
+def _run_all(args, candidates, member, rows) -> None:
+    import ray
+
     for world in (int(w) for w in args.worlds.split(",")):
         for label, n in SIZES.items():
-            for candidate in args.candidates.split(","):
-                actors = [member.remote(r, world, n) for r in range(world)]
+            for candidate in candidates:
+                actors = [member.options(**({} if args.nodes == 1 else
+                                            {"resources": {f"node{r % 2}": 1}}))
+                          .remote(r, world, n) for r in range(world)]
                 try:
                     if candidate == "shm":
                         ms = run_shm(actors, n, args.iters)
+                    elif candidate == "ring":
+                        ms = run_ring_collective(actors, args.iters)
                     elif candidate == "tcp-ring":
                         ms = run_ring(actors, args.iters)
                     elif candidate == "ray-cgraph":
@@ -220,16 +300,6 @@ def main(argv=None) -> int:
                     for a in actors:
                         ray.kill(a)
                 print(*rows[-1], flush=True)
-    print(f"\nmedian ms per all-reduce ({os.cpu_count()} cores, load "
-          f"{os.getloadavg()[0]:.1f})\n")
-    print("| replicas | size | " + " | ".join(args.candidates.split(",")) + " |")
-    print("| ---: | --- |" + " ---: |" * len(args.candidates.split(",")))
-    for world in (int(w) for w in args.worlds.split(",")):
-        for label in SIZES:
-            cells = [r[3] for r in rows if r[0] == world and r[1] == label]
-            print(f"| {world} | {label} | " + " | ".join(cells) + " |")
-    ray.shutdown()
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,49 +1,48 @@
 """An all-reduce among processes on any machines: a ring over TCP sockets.
 
-The same contract as :class:`~lamina.distribute.shm.SharedMemoryCollective` (what
-:class:`~lamina.distribute.strategy.DataParallel` uses: ``rank``, ``world``, ``n``,
-``m``, ``slot``, ``exchange``, ``barrier``, ``close``), for replicas that do not share
-a machine. Setting a group up takes three calls (a driver such as Ray relays the
-addresses)::
+:class:`RingCollective` has the contract of
+:class:`~lamina.distribute.shm.SharedMemoryCollective` (what
+:class:`~lamina.distribute.strategy.DataParallel` uses), for replicas that do not share
+a machine. Set-up (a driver such as Ray relays the addresses)::
 
-    endpoint = ring.listen(host)                 # on every rank: a listening socket
-    addresses = [endpoint.address, ...]          # the driver gathers them, in rank order
-    collective = ring.RingCollective(endpoint, addresses, rank, n, m)   # on every rank
+    endpoint = ring.listen(host)                # 1. on every rank: a listening socket
+    addresses = [endpoint.address of rank 0, 1, ...]   # 2. the driver gathers them
+    collective = ring.RingCollective(endpoint, addresses, rank, n, m)  # 3. every rank
 
 Rank ``r`` connects to its successor ``r + 1`` and accepts its predecessor ``r - 1``
-(mod ``world``); both ends check a hello (``world``, ``n``, ``m``, ranks).
+(mod ``world``); a hello checks ``world``, ``n``, ``m`` and the ranks.
 
-One :meth:`RingCollective.exchange` is ``2 (world - 1)`` ring steps; in each one every
-rank sends one message to its successor while it receives one from its predecessor
-(non-blocking sockets and ``poll``, ``TCP_NODELAY``; ``sendmsg``/``recvmsg_into`` of
-preallocated buffers, no copies into or out of the wire format). ``n`` is cut into
-``world`` fixed chunks (``linspace`` bounds, as shm's); at reduce-scatter step ``s``
-rank ``r`` sends chunk ``r - s`` and adds the chunk ``r - s - 1`` it receives to its
-own contribution, so chunk ``c`` is summed **in rank order rotated to start at c**::
+**Reduction order.** One :meth:`~RingCollective.exchange` is ``2 (world - 1)`` steps;
+in each, every rank sends one message to its successor while it receives one from its
+predecessor. ``n`` is cut into ``world`` fixed chunks (``linspace`` bounds). At
+reduce-scatter step ``s`` rank ``r`` sends chunk ``r - s`` and adds its own
+contribution to the chunk ``r - s - 1`` it receives, so chunk ``c`` is summed in rank
+order rotated to start at ``c``::
 
     ((x[c] + x[c + 1]) + x[c + 2]) + ... + x[c - 1]        (ranks mod world)
 
-which ends on rank ``c - 1``; the all-gather steps then copy every finished chunk
-around the ring, so every rank holds the same bytes and the order is the same on every
-run (it differs from shm's plain rank order by float32 rounding only). The meta rows
-travel with the reduce-scatter messages: after ``world - 1`` steps every rank has every
-row, in rank order.
+ending on rank ``c - 1``; the all-gather steps copy every finished chunk round the
+ring. Every rank holds the same bytes, run after run (shm sums in plain rank order: the
+two differ by float32 rounding). The meta rows ride on the reduce-scatter messages and
+are returned in rank order.
 
-A message is a fixed 24-byte header (magic, kind, call number, step, payload bytes;
-little-endian) followed by raw float64 meta and raw float32 vector bytes. A header
-that does not match what this rank expects (another kind, call or size) fails the
-group instead of misreading bytes.
+**Wire.** A message is a 24-byte little-endian header (magic, kind, call number, step,
+payload bytes), then raw float64 meta and float32 vector bytes, moved by
+``sendmsg``/``recvmsg_into`` from/into preallocated arrays (non-blocking sockets,
+``poll``, ``TCP_NODELAY``). A header that is not the expected one (another kind, call or
+size) fails the group instead of misreading bytes.
 
-Failure: a rank that fails (timeout, abort, a broken or closed connection) closes its
-sockets, so its successor's receive sees end-of-file and fails too, and so on round
-the ring: a killed process (its kernel closes its sockets) makes every peer raise
-:class:`CollectiveAborted` as soon as it waits on the ring. :meth:`RingCollective.abort`
-does the same from another thread of the rank; :func:`abort` from a driver connects
-to each rank's listening socket (kept open for that) and wakes it.
+**Failure.** A rank that fails (timeout, abort, a lost connection) closes its sockets,
+so its successor's receive sees end-of-file and fails too, round the ring: a killed
+process (its kernel closes its sockets) makes every peer raise
+:class:`~lamina.distribute.shm.CollectiveAborted` once it waits on the ring.
+:meth:`RingCollective.abort` does this from another thread of the rank; :func:`abort`
+from a driver connects to each rank's listening socket (kept open for that).
 """
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import struct
@@ -58,21 +57,26 @@ _MAGIC = b"LMRG"
 _HELLO, _DATA, _BARRIER, _ABORT = 1, 2, 3, 4
 _HEADER = struct.Struct("<4sIQII")    # magic, kind, call number, step, payload bytes
 _HELLO_MSG = struct.Struct("<4sIIIQQ")  # magic, kind, rank, world, n, m
-_ACCEPT_READ_TIMEOUT = 2.0  # seconds to read a hello / abort from a new connection
+_ACCEPT_READ_TIMEOUT = 1.0  # seconds to read a hello / abort from a new connection
 _IN, _OUT = select.POLLIN, select.POLLOUT
 _BAD = select.POLLERR | select.POLLNVAL
 
 
 def _default_host() -> str:
     """This machine's outward IP address (a UDP "connect" sends nothing), else loopback."""
-    probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    try:
-        probe.connect(("10.255.255.255", 1))
-        return probe.getsockname()[0]
-    except OSError:
-        return "127.0.0.1"
-    finally:
-        probe.close()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("10.255.255.255", 1))
+            return probe.getsockname()[0]
+        except OSError:
+            return "127.0.0.1"
+
+
+def _shut(sock: socket.socket | None) -> None:
+    """Shut both directions (wakes a thread polling it and tells the peer at once)."""
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 class Endpoint:
@@ -116,11 +120,9 @@ def abort(addresses, timeout: float = 1.0) -> None:
     """
     frame = _HEADER.pack(_MAGIC, _ABORT, 0, 0, 0)
     for host, port in addresses:
-        try:
-            with socket.create_connection((host, int(port)), timeout=timeout) as conn:
-                conn.sendall(frame)
-        except OSError:
-            pass
+        with contextlib.suppress(OSError), \
+                socket.create_connection((host, int(port)), timeout=timeout) as conn:
+            conn.sendall(frame)
 
 
 def _recv_exact(conn: socket.socket, size: int) -> bytes:
@@ -193,8 +195,7 @@ class RingCollective:
         self._views = {name: memoryview(array).cast("B") for name, array in
                        (("slot", self._slot), ("result", self.result),
                         ("scratch", self._scratch), ("metas", self._metas.reshape(-1)))}
-        self._send_header, self._recv_header = bytearray(_HEADER.size), \
-            bytearray(_HEADER.size)
+        self._send_header, self._recv_header = (bytearray(_HEADER.size) for _ in "sr")
         self._calls = 0
         self._abort_reason: str | None = None
         self._closed = False
@@ -236,7 +237,7 @@ class RingCollective:
         while self._prev is None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise TimeoutError(f"rank {self.rank} waited {self.timeout:.0f}s for its "
+                raise TimeoutError(f"rank {self.rank} waited {self.timeout:.3g}s for its "
                                    f"predecessor to connect (timeout={self.timeout})")
             listener.settimeout(remaining)
             try:
@@ -341,16 +342,10 @@ class RingCollective:
         with self._lock:
             if self._abort_reason is None:
                 self._abort_reason = reason
-            for sock in (self._next, self._prev):
-                if sock is not None:
-                    try:
-                        sock.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
-            try:
+            _shut(self._next)
+            _shut(self._prev)
+            with contextlib.suppress(OSError):
                 self._wake_w.send(b"a")
-            except OSError:
-                pass
 
     def close(self) -> None:
         """Close the connections and the listening endpoint (idempotent)."""
@@ -448,7 +443,7 @@ class RingCollective:
         key = "both" if sending and receiving else ("out" if sending else "in")
         remaining = deadline - time.monotonic()
         if remaining <= 0:
-            raise TimeoutError(f"rank {self.rank} waited {self.timeout:.0f}s for its peers "
+            raise TimeoutError(f"rank {self.rank} waited {self.timeout:.3g}s for its peers "
                                f"(timeout={self.timeout})")
         start = time.perf_counter()
         events = self._polls[key].poll(remaining * 1e3)
@@ -486,11 +481,8 @@ class RingCollective:
     def _close_sockets(self) -> None:
         with self._lock:
             for sock in (self._next, self._prev):
+                _shut(sock)
                 if sock is not None:
-                    try:
-                        sock.shutdown(socket.SHUT_RDWR)
-                    except OSError:
-                        pass
                     sock.close()
             self._endpoint.close()
             self._wake_r.close()

@@ -18,6 +18,7 @@ import pytest
 
 from lamina.distribute import local, ring
 from lamina.distribute.shm import CollectiveAborted
+from tests.sdk.distribute.test_data_parallel import COMPILE, _cnn, _data, _lstm, _mlp
 
 SDK = os.path.join(os.path.dirname(__file__), "..", "..", "..", "sdk")
 
@@ -324,11 +325,11 @@ def test_peers_that_disagree_on_n_or_the_call_fail_with_both_named():
 
 
 @pytest.mark.slow
-def test_two_replicas_over_the_ring_equal_local_fit():
-    from tests.sdk.distribute.test_data_parallel import COMPILE, _data, _mlp
-
-    x, y = _data(110, (12,))
-    model = _mlp(0.3)
+@pytest.mark.parametrize("build,shape", [(_mlp, (12,)), (_cnn, (6, 6, 1)), (_lstm, (5, 4))])
+def test_two_replicas_over_the_ring_equal_local_fit(build, shape):
+    """test_data_parallel's models, dropout included (an LSTM's recurrent dropout too)."""
+    x, y = _data(110, shape)
+    model = build(0.3)
     fit = {"batch_size": 20, "epochs": 3, "shuffle": True, "validation_split": 0.2}
     n = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     reference = local.fit_replica(model.to_json(), COMPILE, 5, x, y, fit)
