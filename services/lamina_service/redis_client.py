@@ -11,7 +11,10 @@ The policy, defined once:
 * **Across an outage** (the worker): :class:`RedisHealth` records that Redis is
   down (one WARNING per outage, one INFO on recovery), tells callers whether a
   probe is due, and :meth:`RedisHealth.call_until_up` waits with the same jittered
-  backoff, capped at :data:`OUTAGE_CAP`, until a call succeeds.
+  backoff, capped at :data:`OUTAGE_CAP`, until a call succeeds. A write refused
+  because Redis is at ``maxmemory`` (noeviction) counts as an outage too: through
+  :meth:`RedisHealth.call` it raises :class:`OutOfMemory`, a ``ConnectionError``,
+  so the worker waits for memory to free exactly as it waits for a restart.
 
 A command retried after Redis executed it but before its reply arrived runs twice.
 The queue's scripts are fenced by the attempt's token, so a repeated ``COMMIT`` or
@@ -33,6 +36,8 @@ from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.retry import Retry
 
+from lamina_service.queue.producer import is_out_of_memory
+
 log = logging.getLogger("lamina_service.redis")
 
 RETRIES = 3
@@ -48,6 +53,10 @@ HEALTH_CHECK_INTERVAL = 10
 UNAVAILABLE: tuple[type[Exception], ...] = (redis.ConnectionError, redis.TimeoutError)
 
 T = TypeVar("T")
+
+
+class OutOfMemory(redis.ConnectionError):
+    """Redis refused a write: ``maxmemory`` reached (noeviction); nothing was written."""
 
 
 def _backoff(cap: float = BACKOFF_CAP) -> ExponentialWithJitterBackoff:
@@ -147,7 +156,7 @@ class RedisHealth:
                 self.on_change(True)
 
     def failed(self, exc: BaseException) -> float:
-        """Record a call that found Redis unreachable (logs the outage once).
+        """Record a call that found Redis unreachable or full (logs the outage once).
 
         Returns:
             Seconds to wait before the next attempt (jittered, growing, capped).
@@ -161,7 +170,7 @@ class RedisHealth:
                 self._down_since = time.monotonic()
                 self.outages += 1
         if was is not False:
-            log.warning("%s is unreachable (%s: %s); waiting for it, retrying with backoff",
+            log.warning("%s is unavailable (%s: %s); waiting for it, retrying with backoff",
                         self.name, type(exc).__name__, exc)
             if self.on_change is not None:
                 self.on_change(False)
@@ -176,12 +185,23 @@ class RedisHealth:
         return 0.0 if self._up is not False else max(0.0, self._next_probe - time.monotonic())
 
     def call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """``fn(*args, **kwargs)``, recording the outcome; re-raises :data:`UNAVAILABLE`."""
+        """``fn(*args, **kwargs)``, recording the outcome.
+
+        Raises:
+            redis.ConnectionError: Redis is unreachable (re-raised), or
+                :class:`OutOfMemory` when it refused a write at ``maxmemory``.
+            redis.TimeoutError: Redis did not answer in time (re-raised).
+        """
         try:
             result = fn(*args, **kwargs)
         except UNAVAILABLE as exc:
             self.failed(exc)
             raise
+        except redis.ResponseError as exc:
+            if not is_out_of_memory(exc):
+                raise
+            self.failed(exc)
+            raise OutOfMemory(str(exc)) from exc
         self.ok()
         return result
 

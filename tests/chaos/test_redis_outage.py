@@ -26,7 +26,7 @@ from tests.worker.conftest import PYTHONPATH, ROOT, Kit
 
 OUTAGE_SECONDS = 5.0
 LEASE_SECONDS = 15.0  # longer than the outage: the busy job keeps its first attempt
-UNREACHABLE = "is unreachable ("
+UNREACHABLE = "is unavailable ("
 RECOVERED = "is reachable again"
 
 
@@ -282,3 +282,38 @@ def test_outbox_keeps_history_in_order_and_counts_dropped_batch_events(kit, aof_
     assert written == [("batch", 0, 1), ("batch", 0, 2), ("epoch", 0, None),
                        ("batch", 1, 1), ("epoch", 1, None)]
     assert kit.job(job_id).history == {"loss": [1.0, 0.5]}
+
+
+def test_worker_waits_while_redis_refuses_writes_at_maxmemory(kit):
+    """Redis full (maxmemory, noeviction): the claim still runs (its first write is a pop,
+    which Redis allows), then the attempt's heartbeats, events, epoch records and commit
+    are refused. The worker stays up, reports one outage, holds the history and commits
+    the first attempt, complete, once memory frees."""
+    import redis
+
+    job_id = kit.submit(small_job(kit, epochs=2, n=256))
+    used = int(kit.client.info("memory")["used_memory"])
+    kit.client.config_set("maxmemory", str(used // 2))
+    try:
+        with pytest.raises(redis.exceptions.OutOfMemoryError):
+            kit.client.set("probe", "x")
+        worker = WorkerProcess(kit)
+        try:
+            kit.wait(lambda: worker.metric("lamina_redis_outages_total") == 1, timeout=90,
+                     every=0.2, what="the worker's writes to be refused")
+            assert worker.metric("lamina_redis_up") == 0
+            time.sleep(2.0)  # the attempt goes on; its writes wait
+            worker.assert_alive()
+            record = kit.job(job_id)
+            assert record.status.value == "running" and record.history == {}
+        finally:
+            kit.client.config_set("maxmemory", "0")
+        kit.wait(lambda: kit.job(job_id).status.terminal, timeout=120, every=0.2,
+                 what="the job to finish once memory freed")
+        assert_complete(kit, job_id, epochs=2)
+        worker.assert_alive()
+        outage_reported_once(worker)
+    finally:
+        kit.client.config_set("maxmemory", "0")
+        if "worker" in locals():
+            worker.stop()

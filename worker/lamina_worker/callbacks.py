@@ -178,8 +178,11 @@ class StopRequests(Callback):
         if not self.health.should_try():
             return False
         try:
-            return self.health.call(self.consumer.is_cancel_requested, self.job)
-        except UNAVAILABLE:
+            # A read: it succeeds while Redis refuses writes (maxmemory), so it does not
+            # count as a recovery; the writes (heartbeat, progress) say when Redis is back.
+            return self.consumer.is_cancel_requested(self.job)
+        except UNAVAILABLE as exc:
+            self.health.failed(exc)
             return False
 
     def on_train_batch_end(self, batch, logs=None):

@@ -71,12 +71,15 @@ QUEUE_WAIT = Histogram(
 )
 
 REDIS_UP = Gauge(
-    "lamina_redis_up", "1 while this worker's last Redis call succeeded, 0 during an outage.",
+    "lamina_redis_up",
+    "1 while this worker's Redis calls succeed, 0 during an outage (Redis unreachable, or "
+    "refusing writes at maxmemory).",
     registry=REGISTRY,
 )
 REDIS_OUTAGES = Counter(
     "lamina_redis_outages_total",
-    "Times this worker found Redis unreachable after it had answered (or at start-up).",
+    "Outages this worker saw: Redis unreachable or refusing writes (maxmemory), counted "
+    "once each, from the first failed call to the next successful one.",
     registry=REGISTRY,
 )
 EVENTS_DROPPED = Counter(
