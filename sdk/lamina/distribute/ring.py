@@ -91,7 +91,8 @@ class Endpoint:
         host = _default_host() if host is None else host
         if not 0 <= int(port) < 65536:
             raise ValueError(f"port must be in [0, 65536). Received: port={port}")
-        self.socket = socket.create_server((host, int(port)), backlog=16)
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        self.socket = socket.create_server((host, int(port)), family=family, backlog=16)
         self.address: tuple[str, int] = (host, self.socket.getsockname()[1])
 
     def close(self) -> None:

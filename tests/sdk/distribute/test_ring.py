@@ -122,6 +122,15 @@ def test_none_slot_and_meta_only_exchanges():
     np.testing.assert_array_equal(results[1][:, 0], [0, 1])
 
 
+def test_ipv6_and_default_host_endpoints():
+    endpoints = [ring.listen("::1"), ring.listen()]  # None: this machine's address
+    assert endpoints[1].address[0] != "::1"
+    results, errors = _run_ranks(2, 5, lambda c, r: c.exchange(np.ones(5, np.float32))[0]
+                                 .copy(), group=(endpoints, [e.address for e in endpoints]))
+    assert not errors, errors
+    np.testing.assert_array_equal(results[0], [2] * 5)
+
+
 def test_one_rank_needs_no_peers():
     endpoint = ring.listen("127.0.0.1")
     collective = ring.RingCollective(endpoint, [endpoint.address], 0, 3, 2)
