@@ -62,6 +62,11 @@ def test_proxy_passes_delays_drops_cuts_and_refuses(redis_proxy):
         proxy.set("drop")  # a partition: the command waits, the client times out
         with pytest.raises(redis.TimeoutError):
             client.get("k")
+        client.connection_pool.disconnect()
+        accepted = proxy.accepted
+        with pytest.raises(redis.TimeoutError):  # a new connection: accepted, then silence
+            client.get("k")
+        assert proxy.accepted == accepted + 1
         proxy.set()
         client.connection_pool.disconnect()
         assert client.get("k") == "v"
