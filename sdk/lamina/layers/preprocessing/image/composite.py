@@ -85,7 +85,7 @@ class Pipeline(Layer):
 
 class RandomColorJitter(BaseImagePreprocessingLayer):
     """RandomBrightness, RandomContrast, RandomSaturation and RandomHue in this order, each
-    only when its factor is given.
+    only when its factor is given. A dict's ``"bounding_boxes"`` pass unchanged.
 
     Args:
         value_range: the ``(min, max)`` of the pixel values.
@@ -174,6 +174,12 @@ class RandAugment(BaseImagePreprocessingLayer):
     rotation, brightness, colour degeneration, contrast, sharpness, posterization,
     solarization, auto-contrast and equalization, each at strength ``factor``.
 
+    A dict's ``"bounding_boxes"`` go through the picked operations in the order and with
+    the draws the images get (the geometric ones move them, the others keep them). Keras
+    3.15.1 instead moves the boxes once per distinct picked operation, in its list's
+    order, so its boxes leave the pixels when an operation is picked twice or two
+    geometric ones come out of that order; otherwise the two agree.
+
     Args:
         value_range: the ``(min, max)`` of the pixel values.
         num_ops: how many operations to apply.
@@ -181,9 +187,11 @@ class RandAugment(BaseImagePreprocessingLayer):
         interpolation: ``"bilinear"`` or ``"nearest"`` for the geometric operations.
         seed: an int for reproducible draws.
         data_format: ``"channels_last"`` or ``"channels_first"``.
+        **kwargs: base layer arguments, e.g. ``bounding_box_format`` (needed with boxes).
 
     Input shape:
-        ``(H, W, C)`` or ``(B, H, W, C)`` (channels first per ``data_format``).
+        ``(H, W, C)`` or ``(B, H, W, C)`` (channels first per ``data_format``), or a dict
+        with ``"images"`` and optionally ``"bounding_boxes"``.
 
     Output shape:
         Same as the input.
@@ -199,20 +207,32 @@ class RandAugment(BaseImagePreprocessingLayer):
         self.interpolation = interpolation
         self._augment = _augmentations(self, self.factor, self.value_range, interpolation,
                                        data_format, seed)
+        for layer in self._augment.values():
+            layer.bounding_box_format = self.bounding_box_format
 
     def get_random_transformation(self, data, training=True, seed=None):
+        """``[(operation name, its transformation), ...]`` in the order applied."""
         if not training:
             return None
         names = list(self._augment)
-        return [names[i] for i in self.rng.integers(0, len(names), self.num_ops)]
+        picked = [names[i] for i in self.rng.integers(0, len(names), self.num_ops)]
+        # Every operation keeps the image shape, so each can draw from the input batch.
+        return [(name, self._augment[name].get_random_transformation(data))
+                for name in picked]
 
     def transform_images(self, images, transformation, training=True):
         if not training or transformation is None:
             return images
-        for name in transformation:
-            layer = self._augment[name]
-            images = layer.transform_images(images, layer.get_random_transformation(images))
+        for name, step in transformation:
+            images = self._augment[name].transform_images(images, step)
         return images
+
+    def transform_bounding_boxes(self, bounding_boxes, transformation, training=True):
+        if not training or transformation is None:
+            return bounding_boxes
+        for name, step in transformation:
+            bounding_boxes = self._augment[name].transform_bounding_boxes(bounding_boxes, step)
+        return bounding_boxes
 
     def get_config(self):
         return {**super().get_config(), "value_range": self.value_range,
@@ -223,7 +243,8 @@ class RandAugment(BaseImagePreprocessingLayer):
 class AugMix(BaseImagePreprocessingLayer):
     """AugMix: ``num_chains`` chains of up to ``chain_depth`` random operations, mixed with
     Dirichlet(``alpha``) weights, then blended with the original by a Beta(``alpha``,
-    ``alpha``) weight.
+    ``alpha``) weight. A dict's ``"bounding_boxes"`` pass unchanged, as in Keras 3.15.1
+    (the output blends differently warped copies, which share no box).
 
     Args:
         value_range: the ``(min, max)`` of the pixel values.

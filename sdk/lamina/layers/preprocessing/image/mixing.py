@@ -36,13 +36,15 @@ class MixUp(BaseImagePreprocessingLayer):
         alpha: the Beta distribution's concentration.
         data_format: ``"channels_last"`` or ``"channels_first"``.
         seed: an int for reproducible draws.
+        **kwargs: base layer arguments, e.g. ``bounding_box_format`` (needed with boxes).
 
     Input shape:
         ``(H, W, C)`` or ``(B, H, W, C)`` (channels first per ``data_format``), or a dict
-        with ``"images"`` and ``"labels"`` (mixed with the same weights).
+        with ``"images"`` and ``"labels"`` (mixed with the same weights) and optionally
+        ``"bounding_boxes"`` (each image also gets the boxes of its partner).
 
     Output shape:
-        Same as the input.
+        Same as the input; ``N`` bounding boxes per image become ``2 N``.
     """
 
     _USE_BASE_FACTOR = False
@@ -70,13 +72,32 @@ class MixUp(BaseImagePreprocessingLayer):
             return labels
         return _mix_labels(labels, *transformation)
 
+    def transform_bounding_boxes(self, bounding_boxes, transformation, training=True):
+        """Each image keeps its boxes and gains those of the image blended into it:
+        ``(B, N, 4)`` boxes become ``(B, 2 N, 4)``, its own first (as Keras 3.15.1).
+
+        The box labels follow their boxes along the same axis, ``(B, 2 N)``; Keras 3.15.1
+        stacks them along the batch axis instead (``(2 B, N)``), which pairs no label with
+        its box, so Lamina deliberately differs there.
+        """
+        if not training or transformation is None:
+            return bounding_boxes
+        order = np.asarray(transformation[0])
+        result = dict(bounding_boxes)
+        for key in ("boxes", "labels"):
+            if key in bounding_boxes:
+                value = np.asarray(ops.convert_to_numpy(bounding_boxes[key]))
+                result[key] = np.concatenate([value, value[order]], axis=1)
+        return result
+
     def get_config(self):
         return {**super().get_config(), "alpha": self.alpha, "seed": self.seed}
 
 
 class CutMix(BaseImagePreprocessingLayer):
     """Pastes a random box of another image of the batch into each image; labels mix by
-    the box's area share.
+    the box's area share. A dict with ``"bounding_boxes"`` raises NotImplementedError, as
+    Keras 3.15.1's CutMix does.
 
     Args:
         factor: a number ``f`` in [0, 1] or a pair: the range of the Beta concentration
