@@ -38,11 +38,13 @@ _SCRIPT = textwrap.dedent("""
         spec = json.load(f)
     data = np.load(os.path.join(folder, "data.npz"))
     store = 80 * 1024 * 1024  # Ray's minimum is 75 MiB
+    kill = spec.get("kill_after")  # seconds into the fit to kill the second node
     cluster = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 1, "resources": {"node0": 1}, "object_store_memory": store,
         "include_dashboard": False})
     try:
-        cluster.add_node(num_cpus=1, resources={"node1": 1}, object_store_memory=store)
+        second = cluster.add_node(num_cpus=1, resources={"node1": 1},
+                                  object_store_memory=store)
         cluster.wait_for_nodes()
         ray.init(address=cluster.address, log_to_driver=False, runtime_env={"env_vars": {
             "PYTHONPATH": spec["pythonpath"], "OPENBLAS_NUM_THREADS": "1"}})
@@ -73,8 +75,22 @@ _SCRIPT = textwrap.dedent("""
         found = ray.get([a.listen.remote() for a in actors], timeout=120)
         addresses = [address for address, _ in found]
         x, y = ray.put(data["x"]), ray.put(data["y"])
-        weights = ray.get([a.fit.remote(addresses, rank, x, y)
-                           for rank, a in enumerate(actors)], timeout=300)
+        runs = [a.fit.remote(addresses, rank, x, y) for rank, a in enumerate(actors)]
+        if kill is not None:
+            import time
+
+            time.sleep(kill)
+            cluster.remove_node(second, allow_graceful=False)  # its raylet and workers
+            start = time.monotonic()
+            try:
+                ray.get(runs[0], timeout=300)
+                error = None
+            except Exception as exc:  # the chief's fit must fail, not hang
+                error = f"{type(exc).__name__}: {exc}"[-2000:]
+            with open(os.path.join(folder, "killed.json"), "w") as f:
+                json.dump({"error": error, "seconds": time.monotonic() - start}, f)
+            sys.exit(0)
+        weights = ray.get(runs, timeout=300)
         np.savez(os.path.join(folder, "weights.npz"),
                  **{f"r{rank}_{i}": w for rank, ws in enumerate(weights)
                     for i, w in enumerate(ws)})
@@ -87,18 +103,15 @@ _SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_two_replicas_on_two_nodes_equal_local_fit(tmp_path):
-    x, y = _data(110, (12,))
-    model = _mlp(0.3)
-    fit = {"batch_size": 20, "epochs": 3, "shuffle": True, "validation_split": 0.2}
+def _run_cluster(folder, model, x, y, fit, **extra) -> None:
+    """Run the script on ``folder``'s inputs; assert it exited cleanly."""
     n = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-    reference = local.fit_replica(model.to_json(), COMPILE, 5, x, y, fit)
-    np.savez(tmp_path / "data.npz", x=x, y=y)
-    (tmp_path / "spec.json").write_text(json.dumps({
+    np.savez(folder / "data.npz", x=x, y=y)
+    (folder / "spec.json").write_text(json.dumps({
         "model": model.to_json(), "compile": COMPILE, "seed": 5, "fit": fit, "n": n,
-        "pythonpath": SDK}))
+        "pythonpath": SDK, **extra}))
     env = dict(os.environ, PYTHONPATH=SDK, OPENBLAS_NUM_THREADS="1")
-    process = subprocess.Popen([sys.executable, "-c", _SCRIPT, str(tmp_path)], env=env,
+    process = subprocess.Popen([sys.executable, "-c", _SCRIPT, str(folder)], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                start_new_session=True)
     try:
@@ -108,6 +121,14 @@ def test_two_replicas_on_two_nodes_equal_local_fit(tmp_path):
             os.killpg(process.pid, signal.SIGKILL)
             process.communicate()
     assert process.returncode == 0, output[-3000:]
+
+
+def test_two_replicas_on_two_nodes_equal_local_fit(tmp_path):
+    x, y = _data(110, (12,))
+    model = _mlp(0.3)
+    fit = {"batch_size": 20, "epochs": 3, "shuffle": True, "validation_split": 0.2}
+    reference = local.fit_replica(model.to_json(), COMPILE, 5, x, y, fit)
+    _run_cluster(tmp_path, model, x, y, fit)
     nodes = json.loads((tmp_path / "nodes.json").read_text())
     assert nodes["cluster_nodes"] == 2
     assert nodes["nodes"][0] != nodes["nodes"][1]  # one replica per raylet
@@ -118,3 +139,15 @@ def test_two_replicas_on_two_nodes_equal_local_fit(tmp_path):
         assert a.tobytes() == b.tobytes()  # replicas stay bit-identical
     for a, b in zip(ranks[0], reference["weights"]):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_killing_the_second_node_fails_the_chief_instead_of_hanging(tmp_path):
+    """The second node's raylet and its replica die mid-fit (``remove_node``, not
+    graceful): the chief's ring loses its neighbour and its fit raises
+    CollectiveAborted at once, far within the collective's 120 s timeout."""
+    x, y = _data(110, (12,))
+    fit = {"batch_size": 20, "epochs": 5000, "shuffle": True}
+    _run_cluster(tmp_path, _mlp(0.3), x, y, fit, kill_after=4.0)
+    killed = json.loads((tmp_path / "killed.json").read_text())
+    assert killed["error"] is not None and "CollectiveAborted" in killed["error"], killed
+    assert killed["seconds"] < 60, killed
