@@ -48,7 +48,10 @@ def _package_paths() -> list[str]:
 
 
 def init_ray(address: str | None) -> None:
-    """Join ``address`` or start a local Ray, with our packages importable by actors."""
+    """Join ``address`` or start a local Ray, with our packages importable by actors.
+
+    A joined Ray is driven from a child process (:mod:`lamina_worker.raylink`), so a
+    restart of the Ray head ends the running attempt (retried), not the worker."""
     import ray
 
     if ray.is_initialized():
@@ -57,9 +60,13 @@ def init_ray(address: str | None) -> None:
     existing = os.environ.get("PYTHONPATH")
     runtime_env = {"env_vars": {"PYTHONPATH": os.pathsep.join(
         paths + ([existing] if existing else []))}}
-    kwargs = {"include_dashboard": False} if address is None else {}
-    ray.init(address=address, runtime_env=runtime_env, log_to_driver=False,
-             configure_logging=False, **kwargs)
+    if address is not None:
+        from lamina_worker import raylink
+
+        raylink.use_child(address, runtime_env).connect()
+        return
+    ray.init(runtime_env=runtime_env, log_to_driver=False, configure_logging=False,
+             include_dashboard=False)
 
 
 def main(argv: list[str] | None = None) -> int:

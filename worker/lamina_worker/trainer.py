@@ -6,7 +6,10 @@ Each of the ``N`` Ray actors (:class:`~lamina_worker.replica.Replica`, named
 ``Model.fit`` itself (SPMD) on a :class:`lamina.distribute.DataParallel` strategy;
 gradients are all-reduced among them through a shared-memory file
 (:mod:`lamina.distribute.shm`) that this driver creates per generation and removes.
-The job's arrays go to Ray's object store once (``ray.put``).
+The job's arrays go to Ray's object store once (``ray.put``). The actors are created
+and watched through the worker's :mod:`~lamina_worker.raylink` (a Ray driver in this
+process, or in the worker's driver child, so that a restart of the Ray head ends the
+attempt, which is retried from the newest checkpoint, and not the worker).
 
 The chief (rank 0) runs the job's callbacks on global logs and relays events; the
 driver long-polls them (:meth:`Replica.poll`, in the actor's ``control`` thread) and
@@ -40,9 +43,9 @@ from lamina.distribute import shm
 from lamina.distribute.metric_state import additive_fields
 from lamina.models import data as data_utils
 from lamina_worker import checkpoint as ckpt
-from lamina_worker import metrics
+from lamina_worker import metrics, raylink
 from lamina_worker.errors import NonFiniteLoss, TrainingStopped, replica_errors
-from lamina_worker.replica import Replica, assign_state, build_model
+from lamina_worker.replica import assign_state, build_model
 
 log = logging.getLogger("lamina_worker")
 
@@ -100,7 +103,7 @@ class DataParallelTrainer:
         self.n_train = data_utils.num_samples(*train)
         self.steps = -(-self.n_train // batch_size)
         self.callbacks: list = []
-        self.actors: list = []
+        self._group = None  # raylink.Group (or its proxy): the replicas of a generation
         self.restarts = 0
         self.generation = 0
         self.epoch = 0
@@ -110,7 +113,16 @@ class DataParallelTrainer:
         self.digests: list[str] = []
         self._epoch_state: dict | None = None
         self._collective: Path | None = None
-        self._data_refs = None
+
+    @property
+    def actors(self) -> list:
+        """The current generation's Ray actor handles (empty when they live in the
+        worker's Ray driver process: :mod:`lamina_worker.raylink`)."""
+        return self._group.actors if self._group is not None else []
+
+    def replica_pid(self, rank: int) -> int:
+        """Process id of replica ``rank`` of the running generation."""
+        return self._group.pid(rank)
 
     # -- the group ----------------------------------------------------------------------
     def _sizes(self) -> tuple[int, int]:
@@ -137,46 +149,40 @@ class DataParallelTrainer:
             if pid.isdigit() and not Path(f"/proc/{pid}").exists():
                 shm.remove(path)
 
-    def _start(self) -> None:
-        import ray
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-        if self._data_refs is None:
-            self._data_refs = (ray.put(self.train),
-                               ray.put(self.val) if self.val is not None else None)
+    def _start(self, state: dict | None) -> None:
+        if self._group is None:
+            self._group = raylink.current().group()
+            self._group.put(self.train, self.val)
         n, m = self._sizes()
         self.remove_stale_collectives()
         self._collective = shm.create(
             Path("/dev/shm") / f"lamina-{self.name}-g{self.generation}-{os.getpid()}",
             self.n_replicas, n, m)
-        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(),
-                                              soft=False)
-        actor_cls = ray.remote(concurrency_groups={"control": 1})(Replica)
         fit = {"epochs": self.epochs, "batch_size": self.batch_size, "shuffle": self.shuffle,
                "validation_batch_size": self.validation_batch_size}
-        self.actors = [
-            actor_cls.options(num_cpus=self.replica_cpus, max_restarts=0,
-                              name=f"{self.name}-r{rank}-g{self.generation}",
-                              scheduling_strategy=here).remote({
-                "model_config": self.model_config, "compile_config": self.compile_config,
-                "seed": self.seed, "rank": rank, "world": self.n_replicas,
-                "collective": str(self._collective), "fit": fit,
-                "callbacks": self.callbacks_spec if rank == 0 else [],
-                "folder": str(self.checkpoint_dir or "."),
-                "checkpoint_every": self.checkpoint_every,
-                "initial_epoch": self.initial_epoch})
-            for rank in range(self.n_replicas)]
+        ranks = range(self.n_replicas)
+        self._group.start([{
+            "model_config": self.model_config, "compile_config": self.compile_config,
+            "seed": self.seed, "rank": rank, "world": self.n_replicas,
+            "collective": str(self._collective), "fit": fit,
+            "callbacks": self.callbacks_spec if rank == 0 else [],
+            "folder": str(self.checkpoint_dir or "."),
+            "checkpoint_every": self.checkpoint_every,
+            "initial_epoch": self.initial_epoch} for rank in ranks],
+            [{"num_cpus": self.replica_cpus,
+              "name": f"{self.name}-r{rank}-g{self.generation}"} for rank in ranks],
+            state)
 
-    def shutdown(self) -> None:
-        """Abort the collective, kill the replicas and remove the file (idempotent)."""
-        import ray
-
+    def shutdown(self, release: bool = False) -> None:
+        """Abort the collective, kill the replicas and remove the file (idempotent);
+        ``release`` also drops the job's arrays from Ray's object store."""
         if self._collective is not None:
             shm.abort(self._collective)
-        for actor in self.actors:
-            with contextlib.suppress(Exception):
-                ray.kill(actor)
-        self.actors = []
+        if self._group is not None:
+            with contextlib.suppress(Exception):  # Ray may be gone (raylink.RayUnavailable)
+                self._group.close() if release else self._group.kill()
+            if release:
+                self._group = None
         if self._collective is not None:
             shm.remove(self._collective)
             self._collective = None
@@ -224,8 +230,12 @@ class DataParallelTrainer:
 
     # -- the loop -----------------------------------------------------------------------
     def fit(self, callbacks=None):
-        """Train (resuming from the newest checkpoint if any); returns the History."""
-        errors = replica_errors()
+        """Train (resuming from the newest checkpoint if any); returns the History.
+
+        A replica that dies restarts the group from the newest checkpoint (at most
+        ``max_restarts`` times); Ray itself going away (:class:`raylink.RayUnavailable`)
+        ends the attempt, which the worker retries."""
+        errors = (*replica_errors(), raylink.ReplicaLost)
         callback_list = CallbackList(
             list(callbacks or []), add_history=True, model=self.model, verbose=0,
             epochs=self.epochs, steps=self.steps)
@@ -253,29 +263,24 @@ class DataParallelTrainer:
                                 self.restarts, self.max_restarts)
             callback_list.on_train_end(logs)
         finally:
-            self.shutdown()
+            self.shutdown(release=True)
         return self.model.history
 
     def _attempt(self, callback_list) -> dict:
-        import ray
-
         state = self._restore()
         if state is None:
             state = self._initial_state()
             if self.checkpoint_dir is not None:
                 self.save_checkpoint(state=state)  # the initial state, step 0
             state = None
-        self._start()
-        train_ref, val_ref = self._data_refs
-        runs = [a.run.remote(train_ref, val_ref, state) for a in self.actors]
-        chief = self.actors[0]
+        self._start(state)
+        group = self._group
         stop: TrainingStopped | None = None
         control = None
         logs: dict = {}
         done = False
         while not done:
-            events = ray.get(chief.poll.options(concurrency_group="control").remote(
-                control, 0.2))
+            events = group.poll(control, 0.2)  # raises when a replica died
             for event in events:
                 if event["type"] == "done":
                     done = True
@@ -294,10 +299,7 @@ class DataParallelTrainer:
                     logs = self._dispatch(event, callback_list) or logs
                 except TrainingStopped as exc:
                     stop, control = exc, _CONTROL.get(type(exc).__name__, "cancel")
-            finished, _ = ray.wait(runs, num_returns=len(runs), timeout=0)
-            for ref in finished:  # a replica that died ends the attempt now
-                ray.get(ref)
-        results = ray.get(runs)
+        results = group.results()
         if stop is not None:
             raise stop
         self.digests = [r["digest"] for r in results]
