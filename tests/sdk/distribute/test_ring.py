@@ -337,15 +337,25 @@ def test_peers_that_disagree_on_n_or_the_call_fail_with_both_named():
 @pytest.mark.parametrize("build,shape", [(_mlp, (12,)), (_cnn, (6, 6, 1)), (_lstm, (5, 4))])
 def test_two_replicas_over_the_ring_equal_local_fit(build, shape):
     """test_data_parallel's models, dropout included (an LSTM's recurrent dropout too)."""
+    _check_ring_fit(build(0.3), shape, 2)
+
+
+@pytest.mark.slow
+def test_four_replicas_over_the_ring_equal_local_fit():
+    """Slices of 5 rows (the last batch's are 2); a 4-step ring per exchange."""
+    _check_ring_fit(_mlp(0.3), (12,), 4)
+
+
+def _check_ring_fit(model, shape, world):
     x, y = _data(110, shape)
-    model = build(0.3)
     fit = {"batch_size": 20, "epochs": 3, "shuffle": True, "validation_split": 0.2}
     n = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     reference = local.fit_replica(model.to_json(), COMPILE, 5, x, y, fit)
-    results = local.launch(local.fit_replica, 2, model.to_json(), COMPILE, 5, x, y, fit,
+    results = local.launch(local.fit_replica, world, model.to_json(), COMPILE, 5, x, y, fit,
                            n=n, transport="ring", timeout=120)
-    for a, b in zip(results[0]["weights"], results[1]["weights"]):
-        assert a.tobytes() == b.tobytes()  # replicas stay bit-identical
+    for other in results[1:]:
+        for a, b in zip(results[0]["weights"], other["weights"]):
+            assert a.tobytes() == b.tobytes()  # replicas stay bit-identical
     for a, b in zip(results[0]["weights"], reference["weights"]):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     for key, values in reference["history"].items():
