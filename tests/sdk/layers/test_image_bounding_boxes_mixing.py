@@ -241,3 +241,21 @@ def test_pipeline_boxes_enclose_the_moved_pixels():
     moved = convert_format(np.asarray(out["bounding_boxes"]["boxes"]), "xywh", "xyxy")[:, 0]
     np.testing.assert_allclose(moved, _white_boxes(out["images"], 0.5), atol=1.0 + 1e-4,
                                rtol=0)
+
+
+def test_rand_augment_boxes_alike_in_both_data_formats_and_kept_outside_training():
+    seed = PICK_SEEDS[("random_translation", "random_rotation")]
+    images = _white_rect_images(RECTS, (24, 24))
+    boxes = {"boxes": np.asarray(RECTS, "float32")[:, None], "labels": np.ones((4, 1))}
+    results = []
+    for data_format, x in (("channels_last", images),
+                           ("channels_first", images.transpose(0, 3, 1, 2))):
+        layer = layers.RandAugment(value_range=(0, 1), factor=0.1, seed=seed,
+                                   data_format=data_format, bounding_box_format="xyxy")
+        results.append(np.asarray(layer({"images": x, "bounding_boxes": boxes})
+                                  ["bounding_boxes"]["boxes"]))
+        kept = layer({"images": x, "bounding_boxes": boxes}, training=False)
+        np.testing.assert_array_equal(np.asarray(kept["bounding_boxes"]["boxes"]),
+                                      boxes["boxes"])
+    assert not np.allclose(results[0], boxes["boxes"])
+    np.testing.assert_allclose(results[0], results[1], atol=1e-5)
