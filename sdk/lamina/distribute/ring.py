@@ -152,8 +152,11 @@ class RingCollective:
     """One rank's handle on a ring (see the module docstring).
 
     Args:
-        endpoint: this rank's :class:`Endpoint` (from :func:`listen`).
-        addresses: every rank's ``endpoint.address``, in rank order.
+        endpoint: this rank's :class:`Endpoint` (from :func:`listen`); the collective
+            owns it from here on (:meth:`close` closes it).
+        addresses: every rank's ``endpoint.address``, in rank order (the same list on
+            every rank). Every rank must construct its collective concurrently: the
+            constructor returns once both ring neighbours are connected.
         rank: this process's rank in ``[0, len(addresses))``.
         n: floats of the vector.
         m: floats of each rank's meta row.
@@ -164,6 +167,8 @@ class RingCollective:
         ValueError: for a bad argument (naming it), or when the peers disagree on
             ``world``, ``n`` or ``m``.
         ConnectionError: when the successor cannot be reached.
+        TimeoutError: when the predecessor does not connect within ``timeout``.
+        CollectiveAborted: when :func:`abort` reached this rank during the set-up.
     """
 
     def __init__(self, endpoint: Endpoint, addresses, rank: int, n: int, m: int = 8,
