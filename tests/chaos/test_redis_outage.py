@@ -3,8 +3,9 @@ port and AOF data): a worker starting, idle or busy keeps running, reports the o
 once (log line, ``lamina_redis_up``, ``lamina_redis_outages_total``) and goes on by
 itself; a busy job whose lease outlives the outage finishes in its first attempt
 with every epoch in its history. The API answers 503 JSON meanwhile and recovers
-without a restart. Real redis-server, real worker processes on the session's Ray,
-real uvicorn.
+without a restart. A Redis at maxmemory (writes refused) is waited out the same way;
+the progress buffer keeps epoch records and counts dropped batch events. Real
+redis-server, real worker processes on the session's Ray, real uvicorn.
 """
 
 from __future__ import annotations
