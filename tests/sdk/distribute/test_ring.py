@@ -305,6 +305,17 @@ def test_bad_arguments_are_named():
         local.launch(local.fit_replica, 2, n=4, transport="tcp")
 
 
+def test_set_up_fails_on_an_unreachable_or_absent_peer():
+    endpoints, addresses = _group(2)
+    with pytest.raises(TimeoutError, match="predecessor to connect"):
+        ring.RingCollective(endpoints[0], addresses, 0, 4, timeout=0.3)  # rank 1 absent
+    endpoints[0].close()
+    endpoints, addresses = _group(2)
+    endpoints[1].close()
+    with pytest.raises(ConnectionError, match="could not reach rank 1"):
+        ring.RingCollective(endpoints[0], addresses, 0, 4, timeout=5)
+
+
 def test_peers_that_disagree_on_n_or_the_call_fail_with_both_named():
     endpoints, addresses = _group(2)
     errors = {}
