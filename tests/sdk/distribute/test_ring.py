@@ -309,7 +309,7 @@ def test_set_up_fails_on_an_unreachable_or_absent_peer():
     endpoints, addresses = _group(2)
     with pytest.raises(TimeoutError, match="predecessor to connect"):
         ring.RingCollective(endpoints[0], addresses, 0, 4, timeout=0.3)  # rank 1 absent
-    endpoints[0].close()
+    endpoints[1].close()
     endpoints, addresses = _group(2)
     endpoints[1].close()
     with pytest.raises(ConnectionError, match="could not reach rank 1"):
