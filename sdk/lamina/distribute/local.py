@@ -59,6 +59,16 @@ def _ring_entry(fn, rank: int, n: int, m: int, timeout: float, args: tuple):
 
 def _launch_ring(context, fn, world: int, n: int, m: int, timeout: float, args: tuple):
     queues = (context.Queue(), context.Queue())
+    try:
+        return _rendezvous(context, queues, fn, world, n, m, timeout, args)
+    finally:
+        for q in queues:
+            q.close()
+            q.join_thread()
+
+
+def _rendezvous(context, queues, fn, world: int, n: int, m: int, timeout: float,
+                args: tuple):
     with context.Pool(world, initializer=_ring_init, initargs=(queues,)) as pool:
         pending = pool.starmap_async(_ring_entry, [(fn, rank, n, m, timeout, args)
                                                    for rank in range(world)])
