@@ -78,6 +78,8 @@ class BaseImagePreprocessingLayer(Layer):
     _CAST_INPUTS = True
     # Layers that only change pixel values return bounding boxes as given (as Keras's).
     _BOXES_UNCHANGED = False
+    # ... and segmentation masks too (None: as bounding boxes), as Keras 3.15.1's do.
+    _MASKS_UNCHANGED = None
 
     def __init__(self, factor=None, data_format=None, seed=None, bounding_box_format=None,
                  **kwargs):
@@ -110,6 +112,11 @@ class BaseImagePreprocessingLayer(Layer):
         return labels
 
     def transform_segmentation_masks(self, masks, transformation, training=True):
+        unchanged = self._MASKS_UNCHANGED
+        if unchanged is None:
+            unchanged = self._BOXES_UNCHANGED
+        if unchanged:
+            return masks
         return self.transform_images(masks, transformation, training=training)
 
     def transform_bounding_boxes(self, bounding_boxes, transformation, training=True):

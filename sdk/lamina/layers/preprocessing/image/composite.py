@@ -265,6 +265,7 @@ class AugMix(BaseImagePreprocessingLayer):
     """
 
     _BOXES_UNCHANGED = True
+    _MASKS_UNCHANGED = False  # Keras mixes the masks with the images
     _FACTOR_BOUNDS = (0, 1)
 
     def __init__(self, value_range=(0, 255), num_chains=3, chain_depth=3, factor=0.3,
