@@ -22,6 +22,7 @@ and anything else from Ray (:class:`RayUnavailable`: the child is replaced).
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import multiprocessing
@@ -325,6 +326,7 @@ def use_child(address: str, runtime_env: dict) -> ChildLink:
     global _link
     _link.close()
     _link = ChildLink(address, runtime_env)
+    atexit.register(_link.close)  # before multiprocessing's own exit hook SIGTERMs it
     return _link
 
 
