@@ -45,12 +45,13 @@ def kit(aof_redis, ray_local, tmp_path):
 class WorkerProcess:
     """``python -m lamina_worker`` with a metrics port; stopped (SIGTERM) at the end."""
 
-    def __init__(self, kit: Kit) -> None:
+    def __init__(self, kit: Kit, name: str = "chaos-w1") -> None:
         self.kit = kit
+        self.name = name
         self.metrics_port = free_port()
-        self.log_path = kit.tmp_path / "worker.log"
+        self.log_path = kit.tmp_path / f"{name}.log"
         self.process = kit.spawn("--metrics-port", str(self.metrics_port),
-                                 "--worker-id", "chaos-w1")
+                                 "--worker-id", name, log_name=f"{name}.log")
 
     def metrics(self) -> dict[str, float] | None:
         """Unlabelled samples of the worker's /metrics (None if it does not answer)."""
@@ -317,4 +318,45 @@ def test_worker_waits_while_redis_refuses_writes_at_maxmemory(kit):
     finally:
         kit.client.config_set("maxmemory", "0")
         if "worker" in locals():
+            worker.stop()
+
+
+def test_outage_longer_than_the_lease_fencing_decides_and_no_epoch_is_lost(kit, aof_redis):
+    """Two workers, a 3 s lease, Redis down for 5 s while one trains: afterwards either
+    the busy worker renews first (attempt 1 goes on) or the idle one reclaims the
+    expired job (the first is fenced out, the job resumes from a checkpoint). Either
+    way: one success, every epoch in the history (a checkpoint never got ahead of the
+    buffered history), both workers still up."""
+    kit.settings.lease_seconds = 3.0
+    epochs, n = 40, 2560
+    job_id = kit.submit(small_job(kit, epochs=epochs, n=n))
+    workers = [WorkerProcess(kit, "chaos-a"), WorkerProcess(kit, "chaos-b")]
+    try:
+        kit.wait(lambda: (kit.job(job_id).epoch or -1) >= 1, timeout=120, every=0.1,
+                 what="two epochs before the outage")
+        aof_redis.kill()
+        try:
+            time.sleep(OUTAGE_SECONDS)
+            for worker in workers:
+                worker.assert_alive()
+        finally:
+            aof_redis.start()
+        kit.wait(lambda: kit.job(job_id).status.terminal, timeout=180, every=0.2,
+                 what="the job to finish")
+        record = kit.job(job_id)
+        assert record.status.value == "succeeded", record.error
+        assert record.attempts in (1, 2)
+        for name, values in record.history.items():
+            assert len(values) == epochs and None not in values, (name, values)
+        epoch_events = {d["epoch"] for kind, d in kit.events(job_id) if kind == "epoch"}
+        assert epoch_events == set(range(epochs))
+        for worker in workers:
+            worker.assert_alive()
+            assert worker.log().count(UNREACHABLE) == 1, worker.log()[-3000:]
+        outcomes = " ".join(w.log() for w in workers)
+        assert outcomes.count(f"job {job_id} attempt {record.attempts}: succeeded") == 1
+        if record.attempts == 2:
+            assert f"job {job_id} attempt 1: fenced" in outcomes
+    finally:
+        for worker in workers:
             worker.stop()

@@ -24,7 +24,9 @@ server):
   in order when Redis answers again; batch events are buffered up to
   ``max_batches``, newer ones beyond that are dropped and counted in
   ``lamina_worker_events_dropped_total`` (they are only a progress display). The
-  loop drains the outbox before it commits or fails the attempt.
+  loop drains the outbox before it writes the model, commits or fails the attempt;
+  no checkpoint is written while an epoch record waits (``CheckpointCallback``
+  skips, other checkpoints wait), so a resume never leaves a gap in the history.
 """
 
 from __future__ import annotations
@@ -253,6 +255,10 @@ class Outbox:
                 self._batches = 0
         return not self.pending
 
+    def has_epochs(self) -> bool:
+        """True while an epoch record waits to be written."""
+        return any(kind == "epoch" for kind, _ in self.pending)
+
     def drain(self, stop: threading.Event | None = None) -> None:
         """Write everything pending, waiting for Redis as long as it is down.
 
@@ -331,10 +337,22 @@ class CheckpointCallback(Callback):
     """Writes the chief's epoch-end state as a checkpoint at every epoch end.
 
     The trainer asks its ``fence_check`` (:meth:`Lease.confirm`) before every write,
-    so an attempt that lost the job writes no checkpoint.
+    so an attempt that lost the job writes no checkpoint. A checkpoint never gets
+    ahead of the history: while epoch records wait in ``outbox`` (Redis down) the
+    epoch-end checkpoint is skipped, so an attempt resumed from the last one re-runs
+    and re-records those epochs instead of leaving a gap.
+
+    Args:
+        outbox: the attempt's :class:`Outbox` (None: always write).
     """
 
     trainer = None
 
+    def __init__(self, outbox: Outbox | None = None) -> None:
+        super().__init__()
+        self.outbox = outbox
+
     def on_epoch_end(self, epoch, logs=None):
+        if self.outbox is not None and not self.outbox.flush() and self.outbox.has_epochs():
+            return
         self.trainer.save_checkpoint(epoch_end=True)

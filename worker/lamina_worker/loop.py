@@ -152,6 +152,14 @@ class Worker:
                  time.monotonic() - start)
         return outcome
 
+    def _fence_check(self, lease: Lease, outbox):
+        """Before a checkpoint write: the history is in Redis, and the job still ours."""
+        def check() -> None:
+            if outbox.has_epochs():
+                outbox.drain(self.shutdown)
+            lease.confirm()
+        return check
+
     def _until_up(self, fn, *args):
         """A write that ends an attempt: retried until Redis answers (or shutdown)."""
         return self.health.call_until_up(fn, *args, stop=self.shutdown)
@@ -173,18 +181,18 @@ class Worker:
                 replica_cpus=self.replica_cpus, name=f"{job.id}-t{job.token}",
                 initial_epoch=job_plan.initial_epoch, callbacks_spec=job_plan.callbacks,
                 job_id=job.id)
-            trainer.fence_check = lease.confirm
+            trainer.fence_check = self._fence_check(lease, progress.outbox)
             # The job's own callbacks run on the chief replica; these watch its events.
             callbacks = [lease, progress, PrometheusMetrics(job.id),
                          StopRequests(consumer, job, self.shutdown, self.health)]
             if self.extra_callbacks is not None:
                 callbacks += list(self.extra_callbacks(job))
-            callbacks.append(CheckpointCallback())
+            callbacks.append(CheckpointCallback(progress.outbox))
             history = trainer.fit(callbacks)
+            progress.outbox.drain(self.shutdown)
             lease.confirm()
             artifact = self._write_model(job, trainer.model, lease)
             final = {k: v[-1] for k, v in (history.history if history else {}).items() if v}
-            progress.outbox.drain(self.shutdown)
             if not self._until_up(consumer.commit, job, artifact, final):
                 log.warning("job %s: commit refused (fenced out); another attempt's result "
                             "stands", job.id)
