@@ -40,7 +40,8 @@ def submit_job(producer: Producer, settings: Settings, tenant: str, body: JobCre
     _limit(body.fit.batch_size, limits.max_batch_size, "max_batch_size", "fit.batch_size")
     _limit(body.replicas, limits.max_replicas, "max_replicas", "replicas")
     for field, dataset_id in (("dataset_id", body.dataset_id),
-                              ("fit.validation_dataset_id", body.fit.validation_dataset_id)):
+                              ("fit.validation_dataset_id", body.fit.validation_dataset_id),
+                              ("fit.initial_weights_id", body.fit.initial_weights_id)):
         if dataset_id is not None and producer.dataset(tenant, dataset_id) is None:
             raise NotFound(f"no such dataset: {dataset_id[:80]!r}", field=field)
     cost = validate_model(body.model, limits, body.fit.batch_size)

@@ -40,6 +40,7 @@ class Plan:
     replicas: int
     initial_epoch: int
     callbacks: list
+    initial_weights_id: str | None = None
 
 
 def job_seed(job_id: str, seed: int | None) -> int:
@@ -139,7 +140,36 @@ def plan(job_id: str, spec: dict, datasets: list[dict], max_replicas: int | None
         replicas=max(1, min(replicas, n)),
         initial_epoch=fit.initial_epoch,
         callbacks=[c.model_dump(mode="json") for c in job.callbacks],
+        initial_weights_id=fit.initial_weights_id,
     )
+
+
+def initial_weights(data: dict[str, np.ndarray]) -> np.ndarray:
+    """The flat float32 weights vector of an initial-weights dataset (``x``: (1, P))."""
+    x = data.get("x")
+    if x is None or x.ndim != 2 or x.shape[0] != 1:
+        raise SpecError("the initial weights dataset must hold one array 'x' of shape "
+                        f"(1, parameters); it holds "
+                        f"{ {k: v.shape for k, v in sorted(data.items())} }")
+    return np.ascontiguousarray(x[0], dtype=np.float32)
+
+
+def assign_initial_weights(model, vector: np.ndarray) -> None:
+    """Set ``model.weights`` (in order) from a flat vector made by the SDK's client.
+
+    Raises:
+        SpecError: the vector's length is not the model's weight count.
+    """
+    shapes = [tuple(w.shape) for w in model.weights]
+    sizes = [int(np.prod(shape, dtype=np.int64)) for shape in shapes]
+    if sum(sizes) != vector.size:
+        raise SpecError(f"the initial weights hold {vector.size} values; the model has "
+                        f"{sum(sizes)} in {len(sizes)} weights")
+    arrays, at = [], 0
+    for shape, size in zip(shapes, sizes):
+        arrays.append(vector[at:at + size].reshape(shape))
+        at += size
+    model.set_weights(arrays)
 
 
 def _schedule(config: dict):

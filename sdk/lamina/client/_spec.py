@@ -177,6 +177,33 @@ def arrays_of(model, x, y) -> dict[str, np.ndarray]:
     return arrays
 
 
+def initial_weights(model, initial_weights) -> np.ndarray | None:
+    """The flat float32 vector of the weights a remote ``fit`` starts from, or None.
+
+    ``"model"``: the model's current weights (as Keras's ``fit`` continues from them;
+    None for a model not built yet); a list of arrays shaped like ``model.weights``;
+    None: the service initialises the model (seeded by ``seed``).
+    """
+    if initial_weights is None:
+        return None
+    if isinstance(initial_weights, str):
+        if initial_weights != "model":
+            raise ValueError("initial_weights must be 'model', None or a list of arrays; "
+                             f"received initial_weights={initial_weights!r}")
+        if not getattr(model, "built", False) or not model.weights:
+            return None
+        arrays = model.get_weights()
+    else:
+        arrays = [np.asarray(a) for a in initial_weights]
+        shapes = [tuple(w.shape) for w in model.weights]
+        if [a.shape for a in arrays] != shapes:
+            raise ValueError(f"initial_weights must match the model's weights {shapes}; "
+                             f"received shapes {[a.shape for a in arrays]}")
+    if not arrays:
+        return None
+    return np.concatenate([np.asarray(a, np.float32).reshape(-1) for a in arrays])
+
+
 def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     """A deterministic ``.npz`` (fixed timestamps), so equal arrays give equal bytes.
 

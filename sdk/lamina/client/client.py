@@ -74,12 +74,13 @@ class Client:
             validation_split: float = 0.0, validation_data=None, shuffle: bool = True,
             callbacks=None, class_weight: dict[int, float] | None = None,
             initial_epoch: int = 0, replicas: int = 1, seed: int | None = None,
-            name: str | None = None) -> Job:
+            name: str | None = None, initial_weights="model") -> Job:
         """Submit ``model.fit(x, y, ...)`` to the service; returns at once with a :class:`Job`.
 
         Args:
-            model: a compiled ``lamina`` model (its config, not its weights, is sent:
-                the service builds and initialises it, seeded by ``seed``).
+            model: a compiled ``lamina`` model: its config is sent, and its current
+                weights (see ``initial_weights``), so that training continues from them
+                as Keras's ``fit`` does.
             x, y: arrays (or lists/dicts of arrays for several inputs/outputs).
             batch_size: samples per step (32 by default, as ``fit``).
             epochs: number of epochs.
@@ -94,6 +95,11 @@ class Client:
             replicas: data-parallel model replicas (synchronous gradient all-reduce).
             seed: seed of the job's initialisation, shuffles and dropout.
             name: a label for the job.
+            initial_weights: ``"model"`` (default): start from the model's current
+                weights (a model not built yet is initialised by the service);
+                ``None``: the service initialises the model, seeded by ``seed``; or a
+                list of arrays shaped like ``model.weights``. Uploaded once per content
+                (content-addressed, like datasets).
 
         Returns:
             The queued :class:`Job`; call ``job.wait()`` to follow it.
@@ -124,6 +130,9 @@ class Client:
             fit["seed"] = int(seed)
         if class_weight is not None:
             fit["class_weight"] = {int(k): float(v) for k, v in class_weight.items()}
+        weights = _spec.initial_weights(model, initial_weights)
+        if weights is not None:
+            fit["initial_weights_id"] = self.upload({"x": weights[None, :]})["id"]
         body.update(fit=fit, dataset_id=dataset["id"], replicas=int(replicas),
                     idempotency_key=uuid.uuid4().hex)
         if name is not None:
