@@ -138,7 +138,7 @@ class Plan:
     faults: list[Fault] = field(default_factory=list)
 
     @classmethod
-    def draw(cls, seed: int, kinds=KINDS, count: int = 5, spread: float = 4.0) -> Plan:
+    def draw(cls, seed: int, kinds=KINDS, count: int = 5, spread: float = 3.0) -> Plan:
         """``count`` faults ``0.5 .. spread`` seconds apart: each kind once before any
         repeats, in a seeded order, and ``kill_worker`` (if drawn) once and last, so the
         faults that need two workers (a stopped one's job is resumed by the other) come
@@ -259,9 +259,10 @@ class Injector:
             self._note("kill_replica", "-", "no replica was running")
             return
         pid = self.rng.choice(sorted(pids))
+        title = cmdline(pid)
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        self._note("kill_replica", str(pid), cmdline(pid))
+        self._note("kill_replica", str(pid), title)
 
     def kill_api(self) -> None:
         api = self.child("api")
@@ -289,7 +290,7 @@ class Injector:
             self._note("stop_worker", "-", "skipped: fewer than two workers")
             return
         child = names[self.rng.choice(targets)]
-        pause = self.lease_seconds * 2 + self.rng.uniform(0.5, 2.0)
+        pause = self.lease_seconds + self.rng.uniform(1.5, 3.0)
         os.kill(child.process.pid, signal.SIGSTOP)
         try:
             self._stop.wait(pause)
@@ -303,7 +304,7 @@ class Injector:
         if self.killed_workers or len(names) < 2:
             self._note("kill_worker", "-", "skipped: keeps the last worker")
             return
-        busy = self._wait_busy(early=True)
+        busy = self._wait_busy(timeout=8.0, early=True)
         targets = [f"worker-{w.rsplit('-', 1)[1]}" for w in sorted(busy)]
         targets = [t for t in targets if t in names] or sorted(names)
         child = names[self.rng.choice(targets)]
