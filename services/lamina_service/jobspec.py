@@ -50,8 +50,8 @@ class FitConfig(Strict):
     class_weight: dict[int, float] | None = None
     initial_epoch: int = Field(0, ge=0)
     initial_weights_id: str | None = Field(None, min_length=1, max_length=80, description=(
-        "A dataset whose one array `x` of shape (1, parameters) holds the model's weights "
-        "(all of `model.weights`, flattened in order, float32): training starts from "
+        "A weights upload (POST /v1/datasets with one float32 array `weights` of shape "
+        "(1, parameters): all of `model.weights`, flattened in order): training starts from "
         "them, as Keras's fit continues from the model's current weights. None: the "
         "service initialises the model, seeded by `seed`."))
 

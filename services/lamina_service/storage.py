@@ -43,6 +43,9 @@ from lamina_service.errors import InvalidInput, NotFound, PayloadTooLarge
 DATASET_ID = re.compile(r"^d_[0-9a-f]{64}$")
 JOB_ID = re.compile(r"^j_[0-9a-f]{24}$")
 ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+#: The one array of a weights upload (a model's weights flattened in order, float32,
+#: shape (1, parameters)): what ``Client.fit`` sends for ``fit.initial_weights_id``.
+WEIGHTS = "weights"
 ARRAY_NAME = re.compile(r"^[xy](_[A-Za-z0-9][A-Za-z0-9_]{0,63})?$")
 NUMERIC_KINDS = frozenset("fiub")
 FORMATS = {"npz": b"PK\x03\x04", "h5": b"\x89HDF\r\n\x1a\n"}
@@ -87,10 +90,10 @@ def check_id(value: str, pattern: re.Pattern[str], what: str) -> str:
 
 def _check_array(name: str, shape: tuple[int, ...], dtype: np.dtype, max_bytes: int) -> None:
     field = f"dataset.{name}"
-    if not ARRAY_NAME.fullmatch(name):
+    if not ARRAY_NAME.fullmatch(name) and name != WEIGHTS:
         raise InvalidInput(
-            f"array names must be 'x', 'y', 'x_<name>' or 'y_<name>'; received {name[:80]!r}",
-            field=field,
+            f"array names must be 'x', 'y', 'x_<name>' or 'y_<name>' (or one {WEIGHTS!r} "
+            f"array); received {name[:80]!r}", field=field,
         )
     if dtype.hasobject or dtype.kind not in NUMERIC_KINDS or dtype.fields is not None:
         raise InvalidInput(
@@ -107,6 +110,14 @@ def _check_array(name: str, shape: tuple[int, ...], dtype: np.dtype, max_bytes: 
 
 
 def _finish(arrays: dict[str, tuple[tuple[int, ...], np.dtype]]) -> tuple[dict, int]:
+    if WEIGHTS in arrays:
+        shape, dtype = arrays[WEIGHTS]
+        if len(arrays) != 1 or len(shape) != 2 or shape[0] != 1 or dtype != np.float32:
+            raise InvalidInput(
+                f"a weights upload is one float32 array {WEIGHTS!r} of shape (1, parameters); "
+                f"received { {n: (list(s), str(d)) for n, (s, d) in sorted(arrays.items())} }",
+                field="dataset")
+        return {WEIGHTS: {"shape": list(shape), "dtype": str(dtype)}}, 1
     if not any(n.startswith("x") for n in arrays) or not any(n.startswith("y") for n in arrays):
         raise InvalidInput(
             f"a dataset needs x and y arrays; received {sorted(arrays)}", field="dataset"

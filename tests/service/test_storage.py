@@ -66,3 +66,17 @@ def test_worker_paths(storage):
     assert storage.checkpoint_dir(job_id).is_dir()
     assert storage.model_path(job_id).parent.is_dir()
     assert storage.model_path(job_id).is_relative_to(storage.root)
+
+
+def test_a_weights_upload_is_one_float32_row(storage):
+    from lamina_service.errors import InvalidInput
+
+    vector = np.arange(10, dtype=np.float32)[None, :]
+    info = ingest(storage, npz_bytes(weights=vector))
+    assert info.samples == 1
+    np.testing.assert_array_equal(storage.load_dataset(info.id)["weights"], vector)
+    for bad in ({"weights": vector.astype(np.float64)}, {"weights": vector[0]},
+                {"weights": np.zeros((2, 3), np.float32)},
+                {"weights": vector, "x": vector}):
+        with pytest.raises(InvalidInput, match="weights"):
+            ingest(storage, npz_bytes(**bad))

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 
 from lamina.models import data as data_utils
 from lamina_service.jobspec import CompileConfig, JobCreate
+from lamina_service.storage import WEIGHTS
 
 
 class SpecError(ValueError):
@@ -145,13 +146,12 @@ def plan(job_id: str, spec: dict, datasets: list[dict], max_replicas: int | None
 
 
 def initial_weights(data: dict[str, np.ndarray]) -> np.ndarray:
-    """The flat float32 weights vector of an initial-weights dataset (``x``: (1, P))."""
-    x = data.get("x")
-    if x is None or x.ndim != 2 or x.shape[0] != 1:
-        raise SpecError("the initial weights dataset must hold one array 'x' of shape "
-                        f"(1, parameters); it holds "
-                        f"{ {k: v.shape for k, v in sorted(data.items())} }")
-    return np.ascontiguousarray(x[0], dtype=np.float32)
+    """The flat float32 vector of a weights upload (its one array ``weights``: (1, P))."""
+    vector = data.get(WEIGHTS)
+    if vector is None:
+        raise SpecError(f"fit.initial_weights_id must name a weights upload (one array "
+                        f"{WEIGHTS!r}); it holds {sorted(data)}")
+    return np.ascontiguousarray(vector[0], dtype=np.float32)
 
 
 def assign_initial_weights(model, vector: np.ndarray) -> None:

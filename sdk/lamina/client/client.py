@@ -132,7 +132,7 @@ class Client:
             fit["class_weight"] = {int(k): float(v) for k, v in class_weight.items()}
         weights = _spec.initial_weights(model, initial_weights)
         if weights is not None:
-            fit["initial_weights_id"] = self.upload({"x": weights[None, :]})["id"]
+            fit["initial_weights_id"] = self.upload({"weights": weights[None, :]})["id"]
         body.update(fit=fit, dataset_id=dataset["id"], replicas=int(replicas),
                     idempotency_key=uuid.uuid4().hex)
         if name is not None:

@@ -92,7 +92,10 @@ def test_second_job_reuses_the_uploaded_dataset(client, api, compiled_model, xy)
     first = client.fit(compiled_model, *xy, epochs=1)
     second = client.fit(compiled_model, *xy, epochs=2)
     assert first.refresh().dataset_id == second.refresh().dataset_id
-    assert uploads() == before + 1
+    weights = [job.refresh().record["spec"]["fit"]["initial_weights_id"]
+               for job in (first, second)]
+    assert weights[0] == weights[1] is not None
+    assert uploads() == before + 2  # the data and the model's weights, each once
 
 
 def test_wait_resumes_the_event_stream_after_the_api_restarts(api, api_settings, compiled_model,
