@@ -1,7 +1,7 @@
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 
-.PHONY: install demo test test-e2e bench lint up down
+.PHONY: install demo test test-e2e soak bench lint up down
 
 install:
 	$(PIP) install -q -e '.[all]'
@@ -15,6 +15,9 @@ test: install
 
 test-e2e: install
 	$(PYTHON) -m pytest -q -m "e2e or slow"
+
+soak: install
+	LAMINA_SOAK=1 LAMINA_SOAK_OUT=$${LAMINA_SOAK_OUT:-build/soak} $(PYTHON) -m pytest -q -s -m soak tests/chaos/test_soak.py
 
 bench: install
 	$(PYTHON) bench/run.py
