@@ -95,7 +95,8 @@ def submit(client, job: dict):
     callbacks = _callbacks(job["callbacks"])
     remote = client.fit(model, x, y, batch_size=32, epochs=job["epochs"],
                         validation_split=0.25, callbacks=callbacks,
-                        replicas=job["replicas"], seed=job["seed"], name=job["name"])
+                        replicas=job["replicas"], seed=job["seed"], name=job["name"],
+                        initial_weights=None)  # the service's seeded init, as the reference
     spec = {"model": _spec.model_config(model), "compile": _spec.compile_config(model),
             "callbacks": _spec.callback_configs(callbacks),
             "fit": {"seed": job["seed"], "batch_size": 32, "epochs": job["epochs"],

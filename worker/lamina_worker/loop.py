@@ -55,7 +55,7 @@ from lamina_worker.callbacks import (
 )
 from lamina_worker.checkpoint import NonFiniteState
 from lamina_worker.errors import Cancelled, Fenced, NonFiniteLoss, Preempted
-from lamina_worker.spec import plan
+from lamina_worker.spec import SpecError, initial_weights, plan
 from lamina_worker.trainer import DataParallelTrainer
 
 log = logging.getLogger("lamina_worker")
@@ -172,6 +172,10 @@ class Worker:
         try:
             datasets = [self.storage.load_dataset(d) for d in job.dataset_ids]
             job_plan = plan(job.id, job.spec, datasets, self.max_replicas)
+            start_weights = None  # the client's model weights (Keras's fit continues)
+            if job_plan.initial_weights_id:
+                start_weights = initial_weights(
+                    self.storage.load_dataset(job_plan.initial_weights_id))
             folder = self.storage.checkpoint_dir(job.id)
             trainer = DataParallelTrainer(
                 job_plan.model_config, job_plan.compile_config, job_plan.train, job_plan.val,
@@ -180,7 +184,7 @@ class Worker:
                 checkpoint_dir=folder, checkpoint_every=self.checkpoint_every,
                 replica_cpus=self.replica_cpus, name=f"{job.id}-t{job.token}",
                 initial_epoch=job_plan.initial_epoch, callbacks_spec=job_plan.callbacks,
-                job_id=job.id)
+                job_id=job.id, initial_weights=start_weights)
             trainer.fence_check = self._fence_check(lease, progress.outbox)
             # The job's own callbacks run on the chief replica; these watch its events.
             callbacks = [lease, progress, PrometheusMetrics(job.id),
@@ -211,6 +215,10 @@ class Worker:
         except (NonFiniteLoss, NonFiniteState) as exc:
             progress.outbox.drain(self.shutdown)
             self._until_up(consumer.fail, job, f"NonFiniteLoss: {exc}", False)
+            return "failed"
+        except SpecError as exc:  # the same spec fails the same way: no retry
+            progress.outbox.drain(self.shutdown)
+            self._until_up(consumer.fail, job, f"SpecError: {exc}", False)
             return "failed"
         except Exception as exc:  # noqa: BLE001 - any error ends the attempt, retried
             if isinstance(exc, UNAVAILABLE) and self.shutdown.is_set():

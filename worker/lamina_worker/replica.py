@@ -237,6 +237,10 @@ class Replica:
         lamina_random.set_seed(int(job["seed"]))
         model = self.model = build_model(job["model_config"], job["compile_config"])
         resume_at, base_metrics, initial_epoch = None, None, int(job.get("initial_epoch", 0))
+        if state is None and job.get("initial_weights") is not None:
+            from lamina_worker.spec import assign_initial_weights
+
+            assign_initial_weights(model, job["initial_weights"])
         if state is not None:
             assign_state(model, state)
             lamina_random.set_state(state["rng_state"])

@@ -78,12 +78,16 @@ class DataParallelTrainer:
         callbacks_spec: the job spec's allowlisted callbacks (built on the chief).
         initial_epoch: as in ``fit``.
         job_id: the ``job`` label of per-job metrics (default: ``name``).
+        initial_weights: a flat float32 vector of all the model's weights to start from
+            (the client's model, as Keras's ``fit`` continues from its weights), or None
+            for the seeded initialisation; a checkpoint, when there is one, wins.
     """
 
     def __init__(self, model_config, compile_config, train, val=None, *, epochs=1,
                  batch_size=32, shuffle=True, seed=0, replicas=1, checkpoint_dir=None,
                  checkpoint_every=0, replica_cpus=1.0, max_restarts=2, name="job",
-                 validation_batch_size=None, initial_epoch=0, callbacks_spec=(), job_id=None):
+                 validation_batch_size=None, initial_epoch=0, callbacks_spec=(), job_id=None,
+                 initial_weights=None):
         if replicas < 1:
             raise ValueError(f"replicas must be >= 1. Received: replicas={replicas}")
         self.model_config, self.compile_config = model_config, compile_config
@@ -100,6 +104,13 @@ class DataParallelTrainer:
         self._nonfinite = "non-finite loss"
         lamina_random.set_seed(self.seed)
         self.model = build_model(model_config, compile_config)
+        # A flat vector of the model's weights to start from (None: the seeded init);
+        # assigned here first so that a mismatch fails before any replica starts.
+        self.initial_weights = initial_weights
+        if initial_weights is not None:
+            from lamina_worker.spec import assign_initial_weights
+
+            assign_initial_weights(self.model, initial_weights)
         self.n_train = data_utils.num_samples(*train)
         self.steps = -(-self.n_train // batch_size)
         self.callbacks: list = []
@@ -168,7 +179,8 @@ class DataParallelTrainer:
             "callbacks": self.callbacks_spec if rank == 0 else [],
             "folder": str(self.checkpoint_dir or "."),
             "checkpoint_every": self.checkpoint_every,
-            "initial_epoch": self.initial_epoch} for rank in ranks],
+            "initial_epoch": self.initial_epoch,
+            "initial_weights": self.initial_weights} for rank in ranks],
             [{"num_cpus": self.replica_cpus,
               "name": f"{self.name}-r{rank}-g{self.generation}"} for rank in ranks],
             state)
