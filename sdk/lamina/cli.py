@@ -17,6 +17,8 @@ import logging
 import sys
 import time
 
+from lamina.client.protocol import JOB_STATUSES
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lamina", description=__doc__.split("\n\n")[0])
@@ -38,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     _stack_arguments(up, port=8000)
 
     sub.add_parser("jobs", help="list your jobs").add_argument(
-        "--status", choices=["queued", "running", "succeeded", "failed", "cancelled"])
+        "--status", choices=list(JOB_STATUSES))
     for name, text in (("status", "show a job"), ("cancel", "cancel a job")):
         cmd = sub.add_parser(name, help=text)
         cmd.add_argument("job_id")

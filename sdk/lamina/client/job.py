@@ -10,9 +10,10 @@ from typing import Any
 from lamina.client import errors
 from lamina.client._progress import ProgressRenderer
 from lamina.client._spec import steps_per_epoch
+from lamina.client.protocol import JOB_STATUSES, TERMINAL_STATUSES
 
-STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
-TERMINAL = frozenset({"succeeded", "failed", "cancelled"})
+STATUSES = JOB_STATUSES
+TERMINAL = TERMINAL_STATUSES
 
 
 class Job:

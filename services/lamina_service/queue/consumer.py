@@ -82,12 +82,13 @@ from typing import Any
 
 import redis
 
+from lamina.client import protocol
 from lamina_service.config import Settings
 from lamina_service.queue import keys
 from lamina_service.queue._redis import Scripts
 from lamina_service.queue.models import JobStatus
 
-EVENT_TYPES = frozenset({"state", "batch", "epoch"})
+EVENT_TYPES = frozenset(protocol.EVENT_TYPES)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from lamina.client.protocol import JOB_STATUSES, TERMINAL_STATUSES
+
 
 class JobStatus(str, Enum):
     """Life cycle: queued -> running -> succeeded | failed | cancelled.
@@ -28,7 +30,10 @@ class JobStatus(str, Enum):
         return self in TERMINAL
 
 
-TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED})
+if tuple(s.value for s in JobStatus) != JOB_STATUSES:  # one definition: the protocol's
+    raise RuntimeError(f"JobStatus {[s.value for s in JobStatus]} differs from "
+                       f"lamina.client.protocol.JOB_STATUSES {JOB_STATUSES}")
+TERMINAL = frozenset(JobStatus(s) for s in TERMINAL_STATUSES)
 
 
 class JobRecord(BaseModel):

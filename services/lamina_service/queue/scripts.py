@@ -10,13 +10,17 @@ worker took over) can neither commit, fail, requeue nor publish.
 
 from __future__ import annotations
 
+from lamina.client.protocol import TERMINAL_STATUSES
 from lamina_service.queue.keys import LUA_KEYS
 
-_COMMON = LUA_KEYS + r"""
+# The terminal states as a Lua set, from the one definition (lamina.client.protocol).
+_TERMINAL_LUA = "local TERMINAL = {" + ", ".join(
+    f"{status} = true" for status in sorted(TERMINAL_STATUSES)) + "}\n"
+
+_COMMON = LUA_KEYS + _TERMINAL_LUA + r"""
 local NOW = ARGV[2]
 local MAXLEN = ARGV[3]
 local TTL = tonumber(ARGV[4])
-local TERMINAL = {succeeded = true, failed = true, cancelled = true}
 
 local function set_status(id, new)
   local jk = job_key(id)
