@@ -39,7 +39,7 @@ def test_two_replicas_match_local_fit(kit, arch):
     scrape = Scrape()
     steps_before = metrics.TRAIN_STEPS._value.get()
     exchanges_before = _count(metrics.ALLREDUCE_SECONDS)
-    finished_before = metrics.JOBS_ENDED.labels("succeeded")._value.get()
+    finished_before = metrics.JOBS_FINISHED.labels("succeeded")._value.get()
     waits_before = metrics.QUEUE_WAIT._sum.get(), _count(metrics.QUEUE_WAIT)
     worker = kit.worker(extra_callbacks=lambda job: [scrape])
     assert worker.run() == 1
@@ -61,7 +61,7 @@ def test_two_replicas_match_local_fit(kit, arch):
     steps = 3 * -(-len(x) * 3 // 4 // 32)
     assert metrics.TRAIN_STEPS._value.get() - steps_before == steps
     assert _count(metrics.ALLREDUCE_SECONDS) - exchanges_before == steps  # one per step
-    assert metrics.JOBS_ENDED.labels("succeeded")._value.get() == finished_before + 1
+    assert metrics.JOBS_FINISHED.labels("succeeded")._value.get() == finished_before + 1
     assert _count(metrics.QUEUE_WAIT) == waits_before[1] + 1
     assert metrics.QUEUE_WAIT._sum.get() >= waits_before[0]
     for name in ("lamina_train_step_seconds", "lamina_allreduce_seconds",

@@ -144,9 +144,9 @@ class Worker:
         finally:
             metrics.WORKER_BUSY.set(0)
             metrics.forget_job(job.id)
-        metrics.JOBS_FINISHED.labels(outcome).inc()
+        metrics.ATTEMPTS_ENDED.labels(outcome).inc()
         if outcome in metrics.FINAL_OUTCOMES:
-            metrics.JOBS_ENDED.labels(outcome).inc()
+            metrics.JOBS_FINISHED.labels(outcome).inc()
         self.outcomes.append((job.id, outcome))
         log.info("job %s attempt %d: %s in %.1fs", job.id, job.attempt, outcome,
                  time.monotonic() - start)

@@ -54,11 +54,11 @@ JOB_RETRIES = Counter(
     "Restarts of a job's replicas after a replica died, and resumed attempts.",
     registry=REGISTRY,
 )
-JOBS_FINISHED = Counter(
+ATTEMPTS_ENDED = Counter(
     "lamina_worker_jobs_total", "Job attempts this worker ended, by outcome.", ["outcome"],
     registry=REGISTRY,
 )
-JOBS_ENDED = Counter(
+JOBS_FINISHED = Counter(
     "lamina_jobs_finished_total",
     "Jobs that reached a final state (succeeded, failed, cancelled) on this worker.",
     ["status"], registry=REGISTRY,
