@@ -230,6 +230,17 @@ class EmbeddedStack:
         return self._spawn("api", [sys.executable, "-m", "lamina_service", "--host", self.host,
                                    "--port", str(self.port)], self._env(), stop_timeout=10)
 
+    def restart_ray(self, timeout: float = 120.0) -> Child:
+        """Start the Ray head again on its port with its token, after it died (an
+        operator's restart, or a fault-injection test's); workers rejoin by themselves."""
+        old = next(c for c in self.children if c.name == "ray-head")
+        if old.alive():
+            raise StackError("the Ray head is still running")
+        self.children.remove(old)
+        head = self._spawn("ray-head", list(old.process.args), self._env(), stop_timeout=45)
+        wait_for_port(int(self.ray_address.rsplit(":", 1)[1]), timeout, head)
+        return head
+
     def add_worker(self, index: int | None = None) -> Child:
         """Start one more ``lamina worker`` joined to the stack's Ray head."""
         index = len([c for c in self.children if c.name.startswith("worker")]) \

@@ -10,6 +10,10 @@ The :class:`Injector` runs it in a thread against the live processes:
   process in the test, and it is the injector's, stated here.
 * ``restart_redis``: SIGKILL of the AOF Redis, down for a seeded 1-3 s, then started
   on the same port and data directory; workers and the API must ride it out.
+* ``restart_ray``: SIGKILL of the Ray head's whole session (GCS, raylet, every
+  replica), started again on the same port 0.5-2 s later (an operator's restart of
+  Ray, not of Lamina); running attempts fail and are retried from their checkpoints,
+  the workers' Ray driver children rejoin the new head.
 * ``stop_worker``: SIGSTOP of a busy worker past its lease, then SIGCONT: its attempt
   is fenced, the other worker resumes the job from its checkpoint.
 * ``kill_worker``: SIGKILL of one worker (at most one per plan, never the last one
@@ -37,7 +41,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 log = logging.getLogger("lamina.chaos")
 
-KINDS = ("kill_replica", "kill_api", "restart_redis", "stop_worker", "kill_worker")
+KINDS = ("kill_replica", "kill_api", "restart_redis", "restart_ray", "stop_worker",
+         "kill_worker")
 
 
 # -- processes -----------------------------------------------------------------------------
@@ -280,6 +285,15 @@ class Injector:
         time.sleep(down)
         self.redis.start()
         self._note("restart_redis", self.redis.url, f"down {down:.1f}s")
+
+    def restart_ray(self) -> None:
+        head = self.child("ray-head")
+        head.signal(signal.SIGKILL)  # its session: GCS, raylet, every replica
+        head.process.wait(30)
+        down = self.rng.uniform(0.5, 2.0)
+        time.sleep(down)
+        self.stack.restart_ray()
+        self._note("restart_ray", str(head.process.pid), f"down {down:.1f}s, restarted")
 
     def stop_worker(self) -> None:
         busy = self._wait_busy()

@@ -3,9 +3,10 @@
 The stack runs as real processes: a Redis with AOF, a Ray head, the API (uvicorn) and
 two workers (two replicas at most per job, 0.5 CPU each). Twelve small jobs (MLP, CNN,
 LSTM; one or two replicas; EarlyStopping, ReduceLROnPlateau) are submitted through the
-SDK client, then :mod:`injector` runs a plan drawn from the seed: replica SIGKILLs, an
-API SIGKILL (the injector restarts the API), a Redis SIGKILL + restart, a worker
-SIGSTOPped past its lease and SIGCONTed, one worker SIGKILLed (nothing restarts it).
+SDK client, then :mod:`injector` runs a plan drawn from the seed: a replica SIGKILL,
+an API SIGKILL (the injector restarts the API), a Redis SIGKILL + AOF restart, a Ray
+head SIGKILL + restart, a worker SIGSTOPped past its lease and SIGCONTed, and last one
+worker SIGKILLed (nothing restarts it).
 
 Then: every job succeeded exactly once; the API lists exactly the submitted jobs;
 every job's weights and history equal local ``fit``'s of the same spec (bit for bit
@@ -27,7 +28,15 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from tests.chaos.injector import KINDS, Injector, Plan, Scraper, alive, session_pids
+from tests.chaos.injector import (
+    KINDS,
+    Injector,
+    Plan,
+    Scraper,
+    alive,
+    cmdline,
+    session_pids,
+)
 from tests.worker.conftest import Kit, blobs
 
 SEEDS = [int(s) for s in os.environ.get("LAMINA_CHAOS_SEEDS", "11,23,37").split(",")]
@@ -129,9 +138,13 @@ def stack(aof_redis, tmp_path, monkeypatch):
         stack.stop()
         print(f"stack: started in {getattr(stack, 'start_seconds', 0):.1f}s, stopped in "
               f"{time.monotonic() - stopping:.1f}s")
-        left = {sid: session_pids(sid) for sid in sessions}
+        # SIGKILLed processes with much memory take a moment to exit
+        deadline = time.monotonic() + 15
+        while any(session_pids(sid) for sid in sessions) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        left = {sid: [(p, cmdline(p)) for p in session_pids(sid)] for sid in sessions}
         for pids in left.values():
-            for pid in pids:
+            for pid, _ in pids:
                 os.kill(pid, signal.SIGKILL)
         assert not any(left.values()), f"processes left behind: {left}"
 
@@ -165,7 +178,12 @@ def test_jobs_survive_seeded_faults(stack, aof_redis, tmp_path, seed):
     from lamina.client import Client
     from lamina_service import diskio
 
-    plan = Plan.draw(seed, kinds=KINDS, count=len(KINDS) + 1)
+    # A Ray head restart costs ~40 s (every running attempt fails and backs off before
+    # its retry): one seed in three draws it, to keep three seeds within CI's budget
+    # (tests/chaos/test_ray_faults.py restarts the head in every run).
+    kinds = [k for k in KINDS if k != "restart_ray" or np.random.default_rng(seed).random()
+             < 1 / 3]
+    plan = Plan.draw(seed, kinds=kinds, count=len(kinds))
     scraper = Scraper()
     table = job_table(seed)
     with Client(stack.url) as client:
