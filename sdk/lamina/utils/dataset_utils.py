@@ -5,7 +5,9 @@ Keras returns ``tf.data.Dataset`` objects. Lamina returns a :class:`BatchDataset
 iterable of batches (``(x, y)`` tuples, or ``x`` alone without labels) that ``fit``,
 ``evaluate`` and ``predict`` take like any iterable of batches, with
 ``class_names``/``file_paths`` as Keras sets them, ``len()`` (the number of batches)
-and :meth:`BatchDataset.as_arrays` to get everything as arrays at once.
+and :meth:`BatchDataset.as_arrays` to get everything as arrays at once; the
+``tf.data``-style chaining (``take``, ``map``, ``cache``, ``prefetch``, ``cardinality``) comes
+from :class:`~lamina.utils.dataset_pipeline.DatasetPipeline`.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ import random
 
 import numpy as np
 
+from lamina.utils.dataset_pipeline import DatasetPipeline, eager_leaves
 
-class BatchDataset:
+
+class BatchDataset(DatasetPipeline):
     """An iterable of batches built from ``size`` indexed elements.
 
     Each pass (``iter(dataset)``, one per epoch in ``fit``) reads the elements in order,
@@ -73,7 +77,7 @@ class BatchDataset:
                                  for i in order[start:start + self.batch_size]])
 
     def __iter__(self):
-        return self._iterate(self.shuffle)
+        return map(eager_leaves, self._iterate(self.shuffle))
 
     def element(self, index):
         """Element ``index`` (in the dataset's base order, before any shuffling)."""
