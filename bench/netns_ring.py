@@ -137,11 +137,12 @@ def sweep_stale() -> None:
             continue
         try:
             pid = int(name[len(PREFIX):].split("-")[0])
-            os.kill(pid, 0)
-        except (ValueError, ProcessLookupError):
+            with open(f"/proc/{pid}/stat") as f:
+                alive = f.read().rsplit(")", 1)[1].split()[0] != "Z"  # not a zombie
+        except (ValueError, OSError):
+            alive = False
+        if not alive:
             _delete_namespace(name)
-        except PermissionError:
-            pass
 
 
 class Topology:
