@@ -223,9 +223,11 @@ def test_jobs_survive_seeded_faults(stack, aof_redis, tmp_path, seed):
     assert counts == dict.fromkeys(ids, 1), report
     assert listed == set(ids)
 
-    # the results equal local fit's of the same spec (bit for bit with one replica)
+    # the results equal local fit's of the same spec (bit for bit with one replica);
+    # the worker kit's reference fit needs only a folder, not its Redis
+    folder = SimpleNamespace(tmp_path=tmp_path)
     for (remote, spec, x, y), job in zip(submitted, table):
-        expected, history = Kit.reference(SimpleNamespace(tmp_path=tmp_path), spec, x, y)
+        expected, history = Kit.reference(folder, spec, x, y)
         actual = [np.array(w.data) for w in models[remote.id].weights]
         record = records[remote.id]
         assert set(record.history) == set(history.history), job
