@@ -20,11 +20,24 @@ def _to_array(x):
     if x is None:
         return None
     array = np.asarray(x)
-    if array.dtype == object:
-        raise ValueError(
-            "Data must be numeric arrays. Received an array of Python objects "
-            f"(dtype=object) with shape {array.shape}.")
+    if array.dtype == object or array.dtype.kind == "S":
+        strings = _as_strings(array)
+        if strings is None:
+            raise ValueError(
+                "Data must be numeric or string arrays. Received an array of Python "
+                f"objects (dtype=object) with shape {array.shape}.")
+        return strings
     return array
+
+
+def _as_strings(array):
+    """A ``str`` array for an array of str/bytes (bytes decoded as UTF-8, as a string
+    ``tf.Tensor`` holds them); None when any element is something else."""
+    flat = array.ravel().tolist()
+    if not flat or not all(isinstance(e, (str, bytes)) for e in flat):
+        return None
+    decoded = [e.decode("utf-8") if isinstance(e, bytes) else e for e in flat]
+    return np.array(decoded, dtype=str).reshape(array.shape)
 
 
 def standardize(x):
