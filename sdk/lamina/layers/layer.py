@@ -17,6 +17,7 @@ import numpy as np
 
 from lamina import ops
 from lamina.backend.config import floatx, standardize_dtype
+from lamina.backend.foreign_tensors import reject_graph_tensor
 from lamina.backend.scopes import current_path, get_stateless_scope
 from lamina.backend.tensor import Tensor, Variable
 from lamina.layers.input_spec import assert_input_compatibility
@@ -361,6 +362,7 @@ class Layer(Operation):
             return x
         if x is None or isinstance(x, (str, bool)):
             return x
+        reject_graph_tensor(x, f"layer {self.name!r}")
         array = np.asarray(x)
         if self.autocast and array.dtype.kind == "f" and array.dtype.name != self.dtype:
             array = array.astype(self.dtype)

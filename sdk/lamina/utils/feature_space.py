@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lamina.backend.foreign_tensors import reject_graph_tensor
 from lamina.backend.tensor import Tensor
 from lamina.layers.input_layer import Input
 from lamina.layers.layer import Layer
@@ -344,6 +345,7 @@ class FeatureSpace(Layer):
                              f"data={data} (of type {type(data)}")
         columns, rebatched = {}, False
         for name, x in data.items():
+            reject_graph_tensor(x, f"FeatureSpace's feature {name!r}")
             x = np.asarray(x.data if isinstance(x, Tensor) else x)
             if x.ndim == 0:
                 x, rebatched = x.reshape(1, 1), True
