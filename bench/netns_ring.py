@@ -25,7 +25,8 @@ projection: data-parallel weak scaling (fixed per-replica batch 128),
 ``eff(N) = T / (T + t_allreduce(N))``, no overlap of compute and communication, ``T``
 the single-process step time measured here (1 BLAS thread) for the bench MLP and CNN
 and, for a 25M-parameter dense model, the MLP's FLOP rate (6 * params * batch FLOPs
-per step); ``beta`` is the link's line rate and, pessimistically, the fitted one.
+per step); ``beta`` is the link's line rate and, as a floor, what this box drives
+(the plain fit's, dominated by the large sizes).
 
 Namespaces are named ``lmring-<driver pid>-<i>``; they are deleted in ``finally`` (and
 on SIGTERM/SIGINT), and leftovers of a driver that is gone are deleted at start.
@@ -293,45 +294,14 @@ def load() -> str:
         return " ".join(f.read().split()[:3])
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
-    ap.add_argument("--rank", type=int, default=0, help=argparse.SUPPRESS)
-    ap.add_argument("--world", type=int, default=2, help=argparse.SUPPRESS)
-    ap.add_argument("--host", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--dir", default=None, help=argparse.SUPPRESS)
-    ap.add_argument("--sizes", default=",".join(map(str, SIZES)))
-    ap.add_argument("--worlds", default="2,4")
-    ap.add_argument("--links", default="none,1gbit,10gbit,25gbit",
-                    help="netem rates; 'none' for an unshaped link")
-    ap.add_argument("--delay-ms", type=float, default=0.1,
-                    help="one-way link delay added to alpha in the projection")
-    ap.add_argument("--rounds", type=int, default=60)
-    ap.add_argument("--timeout", type=float, default=900)
-    ap.add_argument("--step-times", default=None,
-                    help="mlp=SECONDS,cnn=SECONDS to skip measuring them")
-    ap.add_argument("--json", default=None, help="also write every figure here")
-    args = ap.parse_args()
-    args.sizes = [int(s) for s in args.sizes.split(",")]
-    if args.worker:
-        worker(args)
-        return
-    if os.geteuid() != 0:
-        raise SystemExit("needs root (ip netns add)")
-
-    def _stop(signum, _frame):
-        raise SystemExit(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, _stop)
-    sweep_stale()
-    report = {"load_start": load(), "configs": []}
+def measure(args, report: dict) -> None:
+    """Every (world, link) in turn; namespaces gone afterwards, whatever happened."""
     try:
         for world in [int(w) for w in args.worlds.split(",")]:
             for link in args.links.split(","):
-                rate = None if link == "none" else link
                 started = load()
-                medians = run_config(world, rate, args.sizes, args.rounds,
-                                     args.timeout)
+                medians = run_config(world, None if link == "none" else link,
+                                     args.sizes, args.rounds, args.timeout)
                 model, plain = fit(world, medians), fit(world, medians, relative=False)
                 report["configs"].append({"world": world, "link": link, "load": started,
                                           "median_s": medians, "fit": model,
@@ -354,19 +324,16 @@ def main() -> None:
     left = [n for n in _namespaces() if n.startswith(f"{PREFIX}{os.getpid()}-")]
     print(f"\nnamespaces left behind: {left or 'none'}")
 
-    if args.step_times:
-        given = dict(kv.split("=") for kv in args.step_times.split(","))
-        steps = {"mlp": {"params": 669_706, "step_s": float(given["mlp"])},
-                 "cnn": {"params": 34_826, "step_s": float(given["cnn"])}}
-    else:
-        steps = step_times()
-        steps["load"] = load()
+
+def project(report: dict, delay_ms: float) -> None:
+    """Print (and store in ``report``) the N=4 check and the weak-scaling tables."""
+    steps = report["steps"]
     mlp = steps["mlp"]
     flop_rate = 6 * mlp["params"] * BATCH / mlp["step_s"]
     models = {"MLP": (mlp["params"], mlp["step_s"]),
               "CNN": (steps["cnn"]["params"], steps["cnn"]["step_s"]),
               "25M": (25e6, 6 * 25e6 * BATCH / flop_rate)}
-    report["steps"], report["flop_rate"] = steps, flop_rate
+    report["flop_rate"] = flop_rate
     print(f"\nstep time, batch {BATCH}, 1 BLAS thread (load {steps.get('load', '?')}): "
           + ", ".join(f"{k} {v[0]:,.0f} params {v[1] * 1e3:.1f} ms"
                       for k, v in models.items())
@@ -375,7 +342,7 @@ def main() -> None:
     for config in report["configs"]:
         base = fits.get((2, config["link"]))
         if config["world"] > 2 and base is not None:
-            errors = [(t - allreduce_seconds(config["world"], n, base["alpha_s"],
+            errors = [(t - allreduce_seconds(config["world"], int(n), base["alpha_s"],
                                              base["beta_Bps"])) / t
                       for n, t in config["median_s"].items()]
             print(f"N={config['world']} {config['link']} predicted by the N=2 fit: "
@@ -384,16 +351,18 @@ def main() -> None:
     # The per-step software cost does not depend on the link: the median of every N=2
     # (relative) fit's alpha, plus the link's one-way delay (not on the wire here).
     alphas = [f["alpha_s"] for (world, _), f in fits.items() if world == 2]
-    alpha = (statistics.median(alphas) if alphas else 0.0) + args.delay_ms / 1e3
+    alpha = (statistics.median(alphas) if alphas else 0.0) + delay_ms / 1e3
     report["alpha_projection_s"] = alpha
     for gbit in (10, 25):
         measured = fits.get((2, f"{gbit}gbit"))
         if measured is None:
             continue
+        here = next(c["fit_plain"]["beta_Bps"] for c in report["configs"]
+                    if (c["world"], c["link"]) == (2, f"{gbit}gbit"))
         for label, beta in (("line rate", gbit * 1e9 / 8),
-                            ("fitted here", measured["beta_Bps"])):
+                            ("this box: plain LS at N=2", here)):
             print(f"\nweak scaling (batch {BATCH} per replica, no overlap), {gbit} Gbit/s "
-                  f"link: alpha {alpha * 1e6:.0f} us (N=2 fits' median + {args.delay_ms} "
+                  f"link: alpha {alpha * 1e6:.0f} us (N=2 fits' median + {delay_ms} "
                   f"ms delay), beta {beta * 8 / 1e9:.2f} Gbit/s ({label})")
             print(f"  {'model':>5} " + " ".join(f"{'N=' + str(n):>7}" for n in NODES))
             for name, (params, step) in models.items():
@@ -403,6 +372,54 @@ def main() -> None:
                     "step_s": step, "allreduce_s": times, "efficiency": effs}
                 print(f"  {name:>5} " + " ".join(f"{e:>7.1%}" for e in effs))
     report["projection"] = projection
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--rank", type=int, default=0, help=argparse.SUPPRESS)
+    ap.add_argument("--world", type=int, default=2, help=argparse.SUPPRESS)
+    ap.add_argument("--host", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--dir", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--sizes", default=",".join(map(str, SIZES)))
+    ap.add_argument("--worlds", default="2,4")
+    ap.add_argument("--links", default="none,1gbit,10gbit,25gbit",
+                    help="tbf rates; 'none' for an unshaped link")
+    ap.add_argument("--delay-ms", type=float, default=0.1,
+                    help="one-way link delay added to alpha in the projection")
+    ap.add_argument("--rounds", type=int, default=60)
+    ap.add_argument("--timeout", type=float, default=900)
+    ap.add_argument("--step-times", default=None,
+                    help="mlp=SECONDS,cnn=SECONDS to skip measuring them")
+    ap.add_argument("--json", default=None, help="also write every figure here")
+    ap.add_argument("--reproject", default=None,
+                    help="a --json report: print its projection, measure nothing")
+    args = ap.parse_args()
+    args.sizes = [int(s) for s in args.sizes.split(",")]
+    if args.worker:
+        worker(args)
+        return
+    if args.reproject:
+        with open(args.reproject) as f:
+            project(json.load(f), args.delay_ms)
+        return
+    if os.geteuid() != 0:
+        raise SystemExit("needs root (ip netns add)")
+
+    def _stop(signum, _frame):
+        raise SystemExit(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, _stop)
+    sweep_stale()
+    report = {"load_start": load(), "configs": []}
+    measure(args, report)
+    if args.step_times:
+        given = dict(kv.split("=") for kv in args.step_times.split(","))
+        report["steps"] = {"mlp": {"params": 669_706, "step_s": float(given["mlp"])},
+                           "cnn": {"params": 34_826, "step_s": float(given["cnn"])}}
+    else:
+        report["steps"] = dict(step_times(), load=load())
+    project(report, args.delay_ms)
     report["load_end"] = load()
     if args.json:
         with open(args.json, "w") as f:
