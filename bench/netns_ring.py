@@ -25,14 +25,15 @@ projection: data-parallel weak scaling (fixed per-replica batch 128),
 ``eff(N) = T / (T + t_allreduce(N))``, no overlap of compute and communication, ``T``
 the single-process step time measured here (1 BLAS thread) for the bench MLP and CNN
 and, for a 25M-parameter dense model, the MLP's FLOP rate (6 * params * batch FLOPs
-per step); ``beta`` is the link's line rate and, as a floor, what this box drives
-(the plain fit's, dominated by the large sizes).
+per step); ``alpha`` is the median of the N=2 fits' plus the delay, ``beta`` the
+link's line rate and, as a floor, what this box drives (the plain fit's at N=2).
 
 Namespaces are named ``lmring-<driver pid>-<i>``; they are deleted in ``finally`` (and
 on SIGTERM/SIGINT), and leftovers of a driver that is gone are deleted at start.
 
     python bench/netns_ring.py [--worlds 2,4] [--links none,1gbit,10gbit,25gbit]
         [--delay-ms 0.1] [--rounds 60] [--step-times mlp=S,cnn=S] [--json out.json]
+    python bench/netns_ring.py --reproject out.json    # the projection of a saved run
 """
 
 from __future__ import annotations
