@@ -178,3 +178,31 @@ def test_ray_head_restart_resumes_the_attempt(redis_url, ray_head, tmp_path):
         kit.assert_close(kit.final_weights(job_id), expected)
     finally:
         kit.client.close()
+
+
+def test_replica_errors_cross_the_driver_process(kit):
+    """A real worker process (its replicas driven from its Ray driver child): a job whose
+    replicas raise fails after its attempts with the replica's own message, the next
+    job succeeds, and the burst worker exits 0."""
+    x, y = kit.blobs(200, 20)
+    bad_x, bad_y = kit.blobs(200, 7)  # 7 features for a model that takes 20
+    poison = kit.submit(kit.spec(kit.mlp_config(), bad_x, bad_y, epochs=1))
+    good_spec = kit.spec(kit.mlp_config(), x, y, epochs=2)
+    good = kit.submit(good_spec)
+    worker = kit.spawn("--burst", log_name="burst.log")
+    try:
+        kit.wait(lambda: all(kit.job(j).status.terminal for j in (poison, good)),
+                 timeout=240, every=0.2, what="both jobs to end")
+        code = worker.wait(120)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+    log = (kit.tmp_path / "burst.log").read_text()
+    assert code == 0, log[-3000:]
+    assert "Ray driver process" in log  # the replicas were driven from the child
+    record = kit.job(poison)
+    assert record.status.value == "failed" and record.attempts == kit.settings.max_attempts
+    assert "expected shape=(None, 20), found shape=" in record.error, record.error
+    assert kit.job(good).status.value == "succeeded"
+    expected, _ = kit.reference(good_spec, x, y)
+    kit.assert_close(kit.final_weights(good), expected)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import logging
 import multiprocessing
 import os
@@ -53,6 +54,17 @@ class ReplicaFailed(RuntimeError):
     """A replica's own code raised (the message names the original error)."""
 
 
+@functools.cache
+def _replica_class():
+    """The Replica actor class, made once per process: each ``ray.remote(cls)`` exports
+    the class again, and the driver keeps every export (a leak of ~100 KB per job)."""
+    import ray
+
+    from lamina_worker.replica import Replica
+
+    return ray.remote(concurrency_groups={"control": 1})(Replica)
+
+
 class Group:
     """One generation of one job's replicas, driven from this process."""
 
@@ -72,12 +84,9 @@ class Group:
         import ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        from lamina_worker.replica import Replica
-
         here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(),
                                               soft=False)
-        actor_cls = ray.remote(concurrency_groups={"control": 1})(Replica)
-        self.actors = [actor_cls.options(scheduling_strategy=here, max_restarts=0,
+        self.actors = [_replica_class().options(scheduling_strategy=here, max_restarts=0,
                                          **opts).remote(job)
                        for job, opts in zip(jobs, options)]
         train_ref, val_ref = self._data
