@@ -40,6 +40,10 @@ log = logging.getLogger("lamina_worker")
 POLL_TIMEOUT = 60.0
 #: How long a new driver child tries to join Ray (the head may be restarting).
 JOIN_SECONDS = 120.0
+#: Groups a driver child serves before it is replaced between jobs: Ray's driver keeps
+#: ~125 KB of bookkeeping per job (dead actors, tasks) that it never gives back
+#: (measured by tests/chaos/test_soak.py), so a long-lived driver would grow without bound.
+RECYCLE_AFTER = 100
 
 
 class RayUnavailable(RuntimeError):
@@ -217,14 +221,20 @@ class ChildLink:
     Args:
         address: the Ray cluster to join.
         runtime_env: Ray's ``runtime_env`` (our packages on the actors' path).
+        recycle_after: groups one child serves before a new one replaces it (when no
+            group is open), which bounds the driver's memory.
     """
 
-    def __init__(self, address: str, runtime_env: dict) -> None:
+    def __init__(self, address: str, runtime_env: dict,
+                 recycle_after: int = RECYCLE_AFTER) -> None:
         self.address, self.runtime_env = address, runtime_env
+        self.recycle_after = recycle_after
         self._process = None
         self._conn = None
         self._lock = threading.Lock()
         self._next = 0
+        self._served = 0  # groups opened by the current child
+        self.open_groups = 0
 
     def _ensure(self) -> None:
         if self._process is not None and self._process.is_alive():
@@ -262,10 +272,11 @@ class ChildLink:
                              f"{self.address} went away; the attempt resumes from its "
                              "checkpoint once Ray is back")
 
-    def call(self, key: int, method: str, *args):
-        """Run ``method`` of group ``key`` in the child; raise what it raised."""
+    def call(self, key: int, method: str, *args, child=None):
+        """Run ``method`` of group ``key`` in the child (``child``: the process that
+        made the group, if it must be that one); raise what it raised."""
         with self._lock:
-            if self._conn is None:
+            if self._conn is None or (child is not None and child is not self._process):
                 raise RayUnavailable("the Ray driver process was replaced; this group is gone")
             try:
                 self._conn.send((key, method, args))
@@ -290,16 +301,23 @@ class ChildLink:
 
     def group(self) -> ChildGroup:
         with self._lock:
+            if self._served >= self.recycle_after and self.open_groups == 0:
+                log.info("replacing the Ray driver process after %d jobs (bounds its "
+                         "memory)", self._served)
+                self.close()
             self._ensure()
             self._next += 1
+            self._served += 1
+            self.open_groups += 1
             key = self._next
         self.call(key, "new")
-        return ChildGroup(self, key)
+        return ChildGroup(self, key, self._process)
 
     def close(self) -> None:
         """Stop the child (its actors die with it)."""
         conn, process = self._conn, self._process
         self._conn = self._process = None
+        self._served = self.open_groups = 0
         if conn is not None:
             conn.close()
         if process is not None:
@@ -314,17 +332,21 @@ class ChildGroup:
 
     actors: list = []  # the handles live in the child
 
-    def __init__(self, link: ChildLink, key: int) -> None:
-        self.link, self.key = link, key
+    def __init__(self, link: ChildLink, key: int, child) -> None:
+        self.link, self.key, self.child = link, key, child
 
     def __getattr__(self, method: str):
         if method not in ("put", "start", "poll", "results", "pid", "kill"):
             raise AttributeError(method)
-        return lambda *args: self.link.call(self.key, method, *args)
+        return lambda *args: self.link.call(self.key, method, *args, child=self.child)
 
     def close(self) -> None:
+        if self.key is None:
+            return
+        key, self.key = self.key, None
+        self.link.open_groups = max(0, self.link.open_groups - 1)
         with contextlib.suppress(RayUnavailable):
-            self.link.call(self.key, "close")
+            self.link.call(key, "close", child=self.child)
 
 
 _link: InProcessLink | ChildLink = InProcessLink()
