@@ -168,3 +168,20 @@ def test_unknown_event_type_is_refused(producer, make_consumer):
     job = consumer.claim(block_ms=100)
     with pytest.raises(ValueError, match="received 'bogus'"):
         consumer.publish_event(job, "bogus", {})
+
+
+def test_a_replayed_claim_call_gets_the_same_job_not_a_second_one(producer, make_consumer):
+    # What redis-py's retry does when a CLAIM's reply is lost: the same call again.
+    first_id, second_id = submit(producer), submit(producer)
+    consumer = make_consumer("w1")
+    settings = consumer.settings
+    args = ("CLAIM", "w1", settings.max_attempts, settings.lease_seconds,
+            settings.quotas.max_running_replicas, "nonce-1")
+    reply = consumer._scripts.run(*args)
+    replay = consumer._scripts.run(*args)
+    assert reply[0] == replay[0] == "run"
+    assert replay[7] == reply[7] == first_id and replay[1:3] == reply[1:3]
+    assert producer.get("alice", second_id).status == JobStatus.QUEUED
+    assert producer.get("alice", first_id).attempts == 1
+    # Another call (a new nonce) takes the next job.
+    assert consumer.claim(block_ms=0).id == second_id

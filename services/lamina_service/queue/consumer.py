@@ -77,6 +77,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,9 +148,12 @@ class Consumer:
         """Return the next job to run (see the module docstring); None after ``block_ms``."""
         deadline = time.monotonic() + max(0, block_ms) / 1000
         while True:
+            # A fresh nonce per call: the client library's retry of a call whose reply
+            # was lost re-sends the same one and gets the same job back.
             reply = self._scripts.run(
                 "CLAIM", self.worker_id, self.settings.max_attempts,
                 self.settings.lease_seconds, self.settings.quotas.max_running_replicas,
+                uuid.uuid4().hex,
             )
             if reply[0] == "run":
                 return self._job(reply)

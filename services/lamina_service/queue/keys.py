@@ -20,6 +20,7 @@ Layout::
     lamina:tenant:<t>:jobs:<status>     zset: the same, restricted to one status
     lamina:tenant:<t>:datasets          hash: dataset id -> JSON metadata
     lamina:idem:<t>:<sha256(key)>       string: idempotency key -> job id (TTL)
+    lamina:claim:<nonce>                string: one claim call's job id (TTL: the lease)
 """
 
 from __future__ import annotations
@@ -84,6 +85,12 @@ def rate_key(tenant: str) -> str:
     return f"{PREFIX}:rate:{tenant}"
 
 
+def claim_key(nonce: str) -> str:
+    """The job one claim call took, so that a retried call (its reply was lost) gets
+    the same job instead of a second one."""
+    return f"{PREFIX}:claim:{nonce}"
+
+
 def idempotency_key(tenant: str, key: str) -> str:
     """String mapping a client's idempotency key to the job it created."""
     digest = hashlib.sha256(key.encode()).hexdigest()
@@ -110,4 +117,5 @@ local function ready_key(p, t)
 end
 local function replicas_key(t) return P .. ':tenant:' .. t .. ':replicas' end
 local function rate_key(t) return P .. ':rate:' .. t end
+local function claim_key(nonce) return P .. ':claim:' .. nonce end
 """

@@ -142,7 +142,8 @@ end
 return st
 """
 
-# ARGV[5..]: worker, max_attempts, lease seconds, max running replicas per tenant (0: none)
+# ARGV[5..]: worker, max_attempts, lease seconds, max running replicas per tenant (0: none),
+#   a nonce of the call (a replay of the call returns the job the first run took)
 # -> {'run', attempt, fence, spec, dataset_id, tenant, submitted_at, id, dispatch}
 #    | {'again'} (gave up scanning stale entries; call again) | {'none'}
 # First a running job whose lease expired, else round-robin over the tenants of the
@@ -151,7 +152,22 @@ return st
 CLAIM = _COMMON + r"""
 local worker, max_attempts, lease = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 local max_replicas = tonumber(ARGV[8])
+local nonce = ARGV[9]
 local budget = 200
+
+-- A retried call (the client library re-sends it when the reply was lost) returns the
+-- job the first run took, if this worker still holds it, instead of taking another.
+if nonce ~= '' then
+  local prior = redis.call('GET', claim_key(nonce))
+  if prior then
+    local f = redis.call('HMGET', job_key(prior), 'status', 'worker', 'attempts', 'fence',
+                         'spec', 'dataset_id', 'tenant', 'submitted_at', 'dispatches')
+    if f[1] == 'running' and f[2] == worker then
+      return {'run', tonumber(f[3]), tonumber(f[4]), f[5], f[6], f[7], f[8], prior, f[9] or '0'}
+    end
+    return {'none'}
+  end
+end
 
 local function start(id)
   local jk = job_key(id)
@@ -187,6 +203,7 @@ local function start(id)
   if not redis.call('HGET', jk, 'started_at') then redis.call('HSET', jk, 'started_at', NOW) end
   set_status(id, 'running')
   state_event(id, {worker = worker})
+  if nonce ~= '' then redis.call('SET', claim_key(nonce), id, 'EX', math.ceil(lease) + 1) end
   local f = redis.call('HMGET', jk, 'spec', 'dataset_id', 'tenant', 'submitted_at',
                        'dispatches')
   return {'run', attempts, fence, f[1], f[2], f[3], f[4], id, f[5] or '0'}
