@@ -1,4 +1,5 @@
-"""Server-Sent Event streams: caps on open streams, the async event body, release.
+"""Server-Sent Event streams: caps on open streams, the async event bodies (a job's
+events, a tenant's job changes), release.
 
 An open stream holds no thread: its body is an async generator awaiting one
 blocking ``XREAD`` on the event loop. Caps are per API process (a stream lives
@@ -93,6 +94,25 @@ async def event_body(follower: Follower, tenant: str, job_id: str, after: str,
                 for event in await follower.events(job_id, after):
                     yield _frame(event)
                 return
+            yield ": keep-alive\n\n"
+
+
+async def tenant_event_body(follower: Follower, tenant: str, after: str | None,
+                            block_ms: int) -> AsyncIterator[str]:
+    """SSE frames of ``tenant``'s job changes after ``after`` (None: from now on).
+
+    Never ends by itself (the client leaves); a read that waits ``block_ms`` without
+    news sends a keep-alive comment, which is also how a gone client is noticed.
+    """
+    if after is None:
+        after = await follower.tenant_events_head(tenant)
+    yield ": connected\n\n"  # the client knows the stream is open before any change
+    while True:
+        events = await follower.tenant_events(tenant, after, block_ms)
+        for event in events:
+            after = event.id
+            yield _frame(event)
+        if not events:
             yield ": keep-alive\n\n"
 
 

@@ -1,4 +1,5 @@
-"""Async read side of the queue for the event loop: read jobs, follow a job's events.
+"""Async read side of the queue for the event loop: read jobs, follow a job's (or a
+tenant's) events.
 
 Used by the API's event streams: one blocking ``XREAD`` per open stream on a
 ``redis.asyncio`` client, so an idle follower costs one idle socket and no
@@ -99,8 +100,23 @@ class Follower:
 
         The caller has checked the tenant (:meth:`status`) before following.
         """
+        return await self._read(keys.job_events_key(job_id), after, block_ms)
+
+    async def tenant_events(self, tenant: str, after: str,
+                            block_ms: int | None = None) -> list[Event]:
+        """Changes of ``tenant``'s jobs after stream id ``after``, waiting up to
+        ``block_ms``: ``state`` events ``{job_id, status}`` and ``epoch`` events
+        ``{job_id, epoch}`` (see ``tenant_event`` in :mod:`lamina_service.queue.scripts`)."""
+        return await self._read(keys.tenant_events_key(tenant), after, block_ms)
+
+    async def tenant_events_head(self, tenant: str) -> str:
+        """Id of ``tenant``'s newest job change, ``"0-0"`` when there is none: where a
+        follower that wants only new changes starts."""
+        newest = await self.client.xrevrange(keys.tenant_events_key(tenant), count=1)
+        return newest[0][0] if newest else "0-0"
+
+    async def _read(self, key: str, after: str, block_ms: int | None) -> list[Event]:
         client = self._client("stream") if block_ms else self.client
-        reply = await client.xread({keys.job_events_key(job_id): after}, count=500,
-                                   block=block_ms)
+        reply = await client.xread({key: after}, count=500, block=block_ms)
         return [Event(entry_id, fields["type"], json.loads(fields["data"]))
                 for _, entries in reply or [] for entry_id, fields in entries]

@@ -19,6 +19,7 @@ Layout::
     lamina:tenant:<t>:jobs              zset: a tenant's job ids by submit time
     lamina:tenant:<t>:jobs:<status>     zset: the same, restricted to one status
     lamina:tenant:<t>:datasets          hash: dataset id -> JSON metadata
+    lamina:tenant:<t>:events            stream: <t>'s job changes {job_id, type, ...} (MAXLEN ~)
     lamina:idem:<t>:<sha256(key)>       string: idempotency key -> job id (TTL)
     lamina:claim:<nonce>                string: one claim call's job id (TTL: the lease)
 """
@@ -36,6 +37,8 @@ WAKE = f"{PREFIX}:wake"
 #: Default TTLs (seconds); the live values come from Settings.
 DEFAULT_JOB_TTL = 7 * 24 * 3600
 DEFAULT_IDEMPOTENCY_TTL = 24 * 3600
+#: Approximate cap on a tenant's event stream (state changes and finished epochs).
+TENANT_EVENTS_MAXLEN = 5000
 
 
 def job_key(job_id: str) -> str:
@@ -67,6 +70,11 @@ def tenant_jobs_key(tenant: str, status: str | None = None) -> str:
 def tenant_datasets_key(tenant: str) -> str:
     """Hash of a tenant's datasets: id -> JSON metadata."""
     return f"{PREFIX}:tenant:{tenant}:datasets"
+
+
+def tenant_events_key(tenant: str) -> str:
+    """Stream of a tenant's job changes: a job's state change or finished epoch."""
+    return f"{PREFIX}:tenant:{tenant}:events"
 
 
 def ready_key(priority: str, tenant: str | None = None) -> str:
@@ -118,4 +126,5 @@ end
 local function replicas_key(t) return P .. ':tenant:' .. t .. ':replicas' end
 local function rate_key(t) return P .. ':rate:' .. t end
 local function claim_key(nonce) return P .. ':claim:' .. nonce end
-"""
+local function tenant_events_key(t) return P .. ':tenant:' .. t .. ':events' end
+""" + f"local TENANT_EVENTS_MAXLEN = {TENANT_EVENTS_MAXLEN}\n"

@@ -57,11 +57,22 @@ local function add_event(id, kind, data)
   return eid
 end
 
+-- A tenant-wide change (state or epoch) of job ``id``: what the jobs view follows.
+local function tenant_event(id, kind, field, value)
+  local tenant = redis.call('HGET', job_key(id), 'tenant')
+  if not tenant then return end
+  local tk = tenant_events_key(tenant)
+  redis.call('XADD', tk, 'MAXLEN', '~', TENANT_EVENTS_MAXLEN, '*', 'type', kind,
+             'data', cjson.encode({job_id = id, [field] = value}))
+  redis.call('EXPIRE', tk, TTL)
+end
+
 local function state_event(id, extra)
   local jk = job_key(id)
   local ev = {status = redis.call('HGET', jk, 'status'),
               attempt = tonumber(redis.call('HGET', jk, 'attempts'))}
   for k, v in pairs(extra or {}) do ev[k] = v end
+  tenant_event(id, 'state', 'status', ev.status)
   return add_event(id, 'state', cjson.encode(ev))
 end
 
@@ -273,6 +284,7 @@ return 1
 EPOCH = _FENCED + r"""
 redis.call('HSET', history_key(ID), ARGV[7], ARGV[8])
 redis.call('HSET', JK, 'epoch', ARGV[7])
+tenant_event(ID, 'epoch', 'epoch', tonumber(ARGV[7]))
 add_event(ID, 'epoch', ARGV[9])
 return 1
 """
