@@ -31,10 +31,12 @@ window.Lamina = (() => {
   }
   const json = async (path, options) => (await api(path, options)).json();
 
-  // Reads a text/event-stream body; calls onEvent({id, type, data}) per event.
-  async function follow(path, onEvent, signal, lastId) {
+  // Reads a text/event-stream body; calls onOpen() once the response arrived and
+  // onEvent({id, type, data}) per event; lastId resumes after that event.
+  async function follow(path, onEvent, signal, lastId, onOpen) {
     const extra = lastId ? {"Last-Event-ID": lastId} : {};
     const r = await api(path, {signal, headers: extra});
+    if (onOpen) onOpen();
     const reader = r.body.getReader(), dec = new TextDecoder();
     let buf = "";
     for (;;) {

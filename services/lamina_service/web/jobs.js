@@ -1,12 +1,19 @@
-// Jobs view: every job of the tenant, refreshed every 2 s while shown; filter, search,
+// Jobs view: every job of the tenant, loaded once and then kept live by the tenant's
+// event stream (/v1/events): a job that changed state or finished an epoch has its row
+// re-fetched. Only while the stream is down, a slow full poll stands in. Filter, search,
 // sort and pages rendered client-side (only one page of rows is in the DOM).
 "use strict";
 Lamina.jobsView = (() => {
-  const {$, el, json, say, badge, fmtNum, fmtInt, fmtDuration, fmtTime, duration} = Lamina;
+  const {$, el, json, say, badge, fmtNum, fmtInt, fmtDuration, fmtTime, duration, follow,
+         headers} = Lamina;
   const ORDER = {running: 0, queued: 1, failed: 2, cancelled: 3, succeeded: 4};
   const state = {rows: [], sortKey: "submitted_at", sortDir: -1, page: 0, selected: new Set(),
                  timer: null, loading: false, loaded: false, lastRenderMs: null,
-                 firstRenderAt: null};
+                 firstRenderAt: null,
+                 // live: the stream, the last event id, rows waiting to be re-fetched
+                 abort: null, streamKey: null, streaming: false, lastEventId: null,
+                 pending: new Set(), flushing: false, applied: {}, fallbackMs: 15000,
+                 loads: 0};
 
   const progress = (r) => (r.epochs ? ((r.epoch ?? -1) + 1) / r.epochs : 0);
   const SORT = {
@@ -19,8 +26,8 @@ Lamina.jobsView = (() => {
 
   async function load() {
     if (state.loading) return;
-    state.loading = true;
-    const t0 = performance.now();
+    state.loading = true; state.loads++;
+    const t0 = performance.now(), since = Date.now();
     try {
       let rows = [], offset = 0;
       for (let guard = 0; guard < 20 && offset !== null; guard++) {
@@ -28,6 +35,9 @@ Lamina.jobsView = (() => {
         rows = rows.concat(page.items); offset = page.next_offset;
       }
       state.rows = rows; state.loaded = true;
+      // rows re-fetched by events while this page was read may be newer: fetch again
+      for (const [id, at] of Object.entries(state.applied)) if (at >= since) state.pending.add(id);
+      if (state.pending.size) flush();
       render();
       state.lastRenderMs = performance.now() - t0;
       if (state.firstRenderAt === null) state.firstRenderAt = performance.now();
@@ -122,8 +132,71 @@ Lamina.jobsView = (() => {
     updateCompare();
   }
 
-  function show() { load(); if (!state.timer) state.timer = setInterval(load, 2000); }
-  function hide() { clearInterval(state.timer); state.timer = null; }
+  // Re-fetch the rows of the jobs named by events; a job gone (expired) leaves the table.
+  async function flush() {
+    if (state.flushing) return;
+    state.flushing = true;
+    try {
+      while (state.pending.size) {
+        const ids = [...state.pending]; state.pending.clear();
+        const rows = await Promise.all(ids.map((id) => json("/v1/dashboard/jobs/" + id)
+          .then((s) => s.row, (e) => (e.status === 404 ? null : undefined))));
+        ids.forEach((id, i) => {
+          if (rows[i] === undefined) return;  // a passing error: the next event retries
+          const at = state.rows.findIndex((r) => r.id === id);
+          if (rows[i] === null) { if (at >= 0) state.rows.splice(at, 1); }
+          else if (at >= 0) state.rows[at] = rows[i];
+          else state.rows.push(rows[i]);
+        });
+        render();
+        const now = Date.now();
+        for (const id of ids) state.applied[id] = now;
+      }
+    } finally { state.flushing = false; }
+  }
+
+  function onEvent(ev) {
+    state.lastEventId = ev.id;
+    if (ev.data && ev.data.job_id) state.pending.add(ev.data.job_id);
+    flush();
+  }
+
+  function startPoll() { if (!state.timer) state.timer = setInterval(load, state.fallbackMs); }
+  function stopPoll() { clearInterval(state.timer); state.timer = null; }
+
+  async function stream(signal) {
+    while (!signal.aborted) {
+      let wait = 1000;
+      try {
+        // the table is (re)loaded once the stream is open: nothing falls in between
+        await follow("/v1/events", onEvent, signal, state.lastEventId, () => {
+          state.streaming = true; stopPoll(); load();
+        });
+      } catch (e) {
+        if (e.name === "AbortError" || signal.aborted) return;
+        if (e.status === 401) { state.streaming = false; state.abort = null; return; }
+        if (e.status === 429) wait = 5000;
+      }
+      state.streaming = false;
+      if (signal.aborted) return;
+      if (!state.timer) load();
+      startPoll();
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+
+  function show() {
+    const key = JSON.stringify(headers());
+    if (state.abort && state.streamKey !== key) hide();  // another API key: another tenant
+    if (state.abort) { load(); return; }
+    state.abort = new AbortController(); state.streamKey = key; state.lastEventId = null;
+    stream(state.abort.signal);
+  }
+  function hide() {
+    stopPoll();
+    if (state.abort) state.abort.abort();
+    state.abort = null; state.streaming = false;
+  }
 
   return {init, show, hide, load, state};
 })();

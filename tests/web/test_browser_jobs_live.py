@@ -1,0 +1,94 @@
+"""The jobs view kept live by the tenant's event stream (/v1/events) in headless Chromium:
+a job's change shows within 1 s, with no polling of the job list while the stream is up;
+another tenant's jobs never appear; the slow poll stands in only when the stream fails."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import pytest
+
+from tests.service.conftest import AUTH_A, AUTH_B, job_body, npz_bytes
+from tests.web.browser import (
+    console_errors,
+    needs_chromium,
+    open_with_key,
+    start_chromium,
+    wait_for,
+)
+
+pytestmark = [needs_chromium, pytest.mark.slow]
+#: Requests the page made for the whole job list (the poll), from the browser's own log.
+LIST_REQUESTS = """return performance.getEntriesByType('resource')
+  .filter(e => e.name.includes('/v1/dashboard/jobs?')).length"""
+CELLS = """const tr = document.querySelector(`#jobs tbody tr[data-id="${arguments[0]}"]`);
+return tr ? [...tr.cells].slice(1).map(c => c.textContent) : null"""
+
+
+@pytest.fixture
+def browser(tmp_path):
+    driver = start_chromium(tmp_path / "profile", tmp_path / "downloads")
+    yield driver
+    driver.quit()
+
+
+def submit(http: httpx.Client, headers, name: str, epochs: int = 5) -> str:
+    dataset = http.post("/v1/datasets", content=npz_bytes(), headers=headers).json()["id"]
+    return http.post("/v1/jobs", json=job_body(dataset, name=name, fit={
+        "epochs": epochs, "batch_size": 4}), headers=headers).json()["id"]
+
+
+def shown_within(browser, job_id: str, changed_at: float, what: str, check) -> float:
+    """Seconds from ``changed_at`` until the row of ``job_id`` passed ``check``."""
+    wait_for(browser, lambda b: (cells := b.execute_script(CELLS, job_id)) and check(cells),
+             what, timeout=20)
+    applied = browser.execute_script("return Lamina.jobsView.state.applied[arguments[0]]",
+                                      job_id)
+    return applied / 1000 - changed_at
+
+
+def test_jobs_view_follows_changes_live_without_polling(browser, app, live_server):
+    from lamina_service.queue import Consumer
+
+    consumer = Consumer(app.state.redis, app.state.settings, "worker-live")
+    with httpx.Client(base_url=live_server.url, timeout=10) as http:
+        first = submit(http, AUTH_A, "first")
+        open_with_key(browser, live_server.url, "key-a", "#/jobs")
+        wait_for(browser, lambda b: b.execute_script("return Lamina.jobsView.state.streaming"),
+                 "the tenant event stream open")
+        wait_for(browser, lambda b: b.execute_script(CELLS, first), "the queued job's row")
+        lists = browser.execute_script(LIST_REQUESTS)
+
+        delays = {}
+        changed = time.time()
+        job = consumer.claim(block_ms=1000)
+        assert job.id == first
+        delays["running"] = shown_within(browser, first, changed, "running",
+                                         lambda c: c[0] == "running")
+        changed = time.time()
+        consumer.record_epoch(job, 0, {"loss": 0.5, "val_loss": 0.7})
+        delays["epoch"] = shown_within(browser, first, changed, "epoch 1/5",
+                                       lambda c: c[6] == "1/5")
+        changed = time.time()
+        second = submit(http, AUTH_A, "second")  # a new job gets a row of its own
+        delays["submitted"] = shown_within(browser, second, changed, "the new job",
+                                           lambda c: c[0] == "queued" and c[1] == "second")
+        submit(http, AUTH_B, "bobs-job")  # another tenant's: never shown
+        changed = time.time()
+        consumer.commit(job, job.id, {"loss": 0.5})
+        delays["succeeded"] = shown_within(browser, first, changed, "succeeded",
+                                           lambda c: c[0] == "succeeded")
+        assert max(delays.values()) < 1.0, delays
+
+        # quiet period: the stream stays open and nothing polls the job list
+        quiet_until = time.monotonic() + 3
+        while time.monotonic() < quiet_until:
+            time.sleep(0.1)
+        assert browser.execute_script("return Lamina.jobsView.state.streaming") is True
+        assert browser.execute_script(LIST_REQUESTS) == lists
+        names = browser.execute_script("return [...document.querySelectorAll("
+                                       "'#jobs tbody tr')].map(tr => tr.cells[2].textContent)")
+        assert sorted(names) == ["first", "second"]
+    assert console_errors(browser) == []
+    print(f"jobs view delays after a change (s): {delays}")
