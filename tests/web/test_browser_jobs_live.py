@@ -9,7 +9,8 @@ import time
 import httpx
 import pytest
 
-from tests.service.conftest import AUTH_A, AUTH_B, job_body, npz_bytes
+from tests.service.conftest import AUTH_A, AUTH_B, LiveServer, job_body, npz_bytes
+from tests.service.test_api_streams import open_stream
 from tests.web.browser import (
     console_errors,
     needs_chromium,
@@ -92,3 +93,42 @@ def test_jobs_view_follows_changes_live_without_polling(browser, app, live_serve
         assert sorted(names) == ["first", "second"]
     assert console_errors(browser) == []
     print(f"jobs view delays after a change (s): {delays}")
+
+
+@pytest.fixture
+def one_stream_server(settings):
+    """An API that allows one open event stream per tenant."""
+    from lamina_service.api import create_app
+    from lamina_service.config import Quotas
+
+    quotas = Quotas(max_streams=10, max_streams_per_tenant=1)
+    app = create_app(settings.model_copy(update={"quotas": quotas}))
+    with LiveServer(app) as server:
+        yield app, server
+
+
+def test_jobs_view_polls_only_while_the_stream_is_refused(browser, one_stream_server):
+    from lamina_service.queue import Consumer
+
+    app, server = one_stream_server
+    with httpx.Client(base_url=server.url, timeout=10) as http:
+        job_id = submit(http, AUTH_A, "only")
+    blocker = open_stream(server.port, job_id)  # takes alice's one stream slot
+    try:
+        open_with_key(browser, server.url, "key-a", "#/jobs")
+        wait_for(browser, lambda b: b.execute_script(CELLS, job_id), "the row, from the poll")
+        assert browser.execute_script("return Lamina.jobsView.state.streaming") is False
+        assert browser.execute_script("return Lamina.jobsView.state.timer") is not None
+    finally:
+        blocker.close()
+    # the page retries (5 s after a 429); once open, the poll stops and changes stream in
+    wait_for(browser, lambda b: b.execute_script("return Lamina.jobsView.state.streaming"),
+             "the stream open after the slot was freed", timeout=30)
+    assert browser.execute_script("return Lamina.jobsView.state.timer") is None
+    consumer = Consumer(app.state.redis, app.state.settings, "worker-fallback")
+    changed = time.time()
+    assert consumer.claim(block_ms=1000).id == job_id
+    assert shown_within(browser, job_id, changed, "running", lambda c: c[0] == "running") < 1.0
+    # the 429 itself is logged by Chromium as a failed resource; nothing else went wrong
+    errors = [e for e in console_errors(browser) if "429" not in e["message"]]
+    assert errors == []
