@@ -177,3 +177,16 @@ def test_dtype_policy_lookup_errors_name_the_value():
         dtype_policies.deserialize({"class_name": "Quantized", "config": {}})
     assert dtype_policies.get(None) == config.dtype_policy()
     assert mixed_precision.LossScaleOptimizer is lamina.optimizers.LossScaleOptimizer
+
+
+@pytest.mark.parametrize("dtype", ["mixed_float16", "mixed_bfloat16", "policy"])
+def test_a_layer_takes_a_mixed_policy_and_computes_in_float32(dtype):
+    import numpy as np
+
+    from lamina import dtype_policies
+
+    if dtype == "policy":
+        dtype = dtype_policies.DTypePolicy("mixed_float16")
+    layer = lamina.layers.Dense(2, dtype=dtype)
+    out = layer(np.ones((1, 3), "float32"))
+    assert out.dtype == "float32" and layer.kernel.dtype == "float32"

@@ -90,6 +90,12 @@ class Layer(Operation):
         self.input_spec = getattr(self, "input_spec", None)
         if isinstance(dtype, dict):
             dtype = dtype.get("config", {}).get("name", None)
+        if dtype is not None and not isinstance(dtype, str | np.dtype | type):
+            dtype = getattr(dtype, "compute_dtype", dtype)  # a DTypePolicy
+        elif isinstance(dtype, str) and dtype.startswith("mixed_"):
+            from lamina import dtype_policies  # a mixed policy's name computes in float32
+
+            dtype = dtype_policies.DTypePolicy(dtype).compute_dtype
         self.dtype = standardize_dtype(dtype) if dtype is not None else floatx()
         self.supports_masking = getattr(self, "supports_masking", False)
         from lamina import regularizers
