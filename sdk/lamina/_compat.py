@@ -51,6 +51,30 @@ EXCLUSIONS: dict[tuple[str, str], str] = {
                                       "(HDF5, the same files Keras writes)",
 }
 
+# What Lamina does differently from Keras on purpose (rendered into the same page).
+DIFFERENCES: tuple[tuple[str, str], ...] = (
+    ("Layers or FeatureSpace called inside `tf.data.Dataset.map`",
+     "refused with a TypeError naming the call: tf.data traces the function into a "
+     "TensorFlow graph and Lamina computes eagerly on numpy, never importing tensorflow. "
+     "Apply preprocessing eagerly (Lamina datasets chain `map`/`batch`/`take` like "
+     "tf.data) or inside the model; `fit`, `predict`, `evaluate` and `adapt` take "
+     "tf.data datasets as they are."),
+    ("Mixed precision (`mixed_float16`, `mixed_bfloat16`)",
+     "accepted globally and per layer; computes and stores in float32 (numpy has no "
+     "bfloat16 and float16 GEMMs on a CPU are slower and less exact)."),
+    ("`stateful=True` recurrent layers",
+     "refused; carry states with `return_state` and `initial_state`."),
+    ("`GPTQConfig`, `AWQConfig`",
+     "not offered: they quantize through `Model.quantize` calibration passes Lamina "
+     "does not implement."),
+    ("Bounding boxes through RandomCrop, RandomRotation, RandomPerspective, RandAugment, "
+     "MixUp",
+     "boxes follow the pixels where Keras 3.15.1 does not (its RandomCrop swaps offsets, "
+     "RandomRotation treats every format as xyxy, RandomPerspective returns xyxy, "
+     "RandAugment moves boxes once per distinct pick); MixUp's box labels stay next to "
+     "their boxes, (B, 2N)."),
+)
+
 
 def _lamina_module(path: str):
     dotted = "lamina" if path == "keras" else f"lamina.{path}"
@@ -147,6 +171,8 @@ def render_markdown(report: dict, keras_version: str) -> str:
     lines += ["", "## Deliberate exclusions", "", "| module | name | why |", "|---|---|---|"]
     for (module, name), why in sorted(EXCLUSIONS.items()):
         lines.append(f"| `{module}` | `{name}` | {why} |")
+    lines += ["", "## Behaviour differences", "", "| what | in Lamina |", "|---|---|"]
+    lines += [f"| {what} | {how} |" for what, how in DIFFERENCES]
     return "\n".join(lines) + "\n"
 
 
