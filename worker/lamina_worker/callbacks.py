@@ -229,9 +229,10 @@ class Outbox:
         self.pending.append(("event", (type, data)))
         self.flush()
 
-    def epoch(self, epoch: int, logs: dict) -> None:
-        """Record an epoch of the history now, or later in order (never dropped)."""
-        self.pending.append(("epoch", (epoch, logs)))
+    def epoch(self, epoch: int, logs: dict, perf: dict | None = None) -> None:
+        """Record an epoch of the history now, or later in order (never dropped);
+        ``perf`` goes into its event only (see ``Consumer.record_epoch``)."""
+        self.pending.append(("epoch", (epoch, logs, perf)))
         self.flush()
 
     def flush(self) -> bool:
@@ -313,7 +314,7 @@ class Progress(Callback):
                 "logs": {k: float(v) for k, v in (logs or {}).items()}})
 
     def on_epoch_end(self, epoch, logs=None):
-        self.outbox.epoch(epoch, dict(logs or {}))
+        self.outbox.epoch(epoch, dict(logs or {}), getattr(self.trainer, "epoch_perf", None))
 
 
 class PrometheusMetrics(Callback):

@@ -327,6 +327,7 @@ class DataParallelTrainer:
         if kind == "epoch_begin":
             self.epoch = event["epoch"]
             self.model.stop_training = False
+            self._step_s = self._exchange_s = 0.0  # this epoch's sums, for epoch_perf
             callback_list.on_epoch_begin(self.epoch)
         elif kind == "batch":
             self.step = event["batch"]
@@ -334,6 +335,8 @@ class DataParallelTrainer:
             metrics.TRAIN_SAMPLES.inc(event["samples"])
             metrics.STEP_SECONDS.observe(event["step_s"])
             metrics.ALLREDUCE_SECONDS.observe(event["exchange_s"])
+            self._step_s = getattr(self, "_step_s", 0.0) + event["step_s"]
+            self._exchange_s = getattr(self, "_exchange_s", 0.0) + event["exchange_s"]
             callback_list.on_train_batch_end(self.step, event["logs"])
             return event["logs"]
         elif kind == "checkpoint":
@@ -348,6 +351,13 @@ class DataParallelTrainer:
             if event["seconds"] > 0:
                 metrics.JOB_SAMPLES_PER_SECOND.labels(self.job_id).set(
                     event["samples"] / event["seconds"])
+            # measured throughput and all-reduce share of this epoch (Progress publishes it)
+            step_s = getattr(self, "_step_s", 0.0)
+            self.epoch_perf = {
+                "samples_per_second": (event["samples"] / event["seconds"]
+                                       if event["seconds"] > 0 else None),
+                "allreduce_share": (getattr(self, "_exchange_s", 0.0) / step_s
+                                    if step_s > 0 else None)}
             callback_list.on_epoch_end(event["epoch"], event["logs"])
             return event["logs"]
         return None

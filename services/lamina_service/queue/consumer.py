@@ -200,10 +200,15 @@ class Consumer:
             raise ValueError(f"event type must be one of {sorted(EVENT_TYPES)}; received {type!r}")
         return bool(self._scripts.run("EVENT", job.id, job.token, type, json.dumps(data)))
 
-    def record_epoch(self, job: ClaimedJob, epoch: int, logs: dict[str, Any]) -> bool:
-        """Store one epoch's logs in the history and publish it; False when fenced out."""
+    def record_epoch(self, job: ClaimedJob, epoch: int, logs: dict[str, Any],
+                     perf: dict[str, Any] | None = None) -> bool:
+        """Store one epoch's logs in the history and publish it; False when fenced out.
+
+        ``perf`` (measured ``samples_per_second``, ``allreduce_share``) goes into the
+        epoch event only: the history keeps Keras's logs.
+        """
         clean = _jsonable(logs)
-        event = json.dumps({"epoch": int(epoch), "logs": clean})
+        event = json.dumps({"epoch": int(epoch), "logs": clean, **_jsonable(perf or {})})
         return bool(self._scripts.run(
             "EPOCH", job.id, job.token, int(epoch), json.dumps(clean), event
         ))

@@ -5,7 +5,8 @@ Lamina.jobView = (() => {
   const {$, el, json, api, follow, say, fmtNum, fmtInt, fmtTime, eventTime, copy,
          PALETTE, TERMINAL} = Lamina;
   const state = {id: null, summary: null, history: {}, charts: {}, abort: null,
-                 status: null, lastEventId: null, lastEpochAt: null, batches: []};
+                 status: null, lastEventId: null, lastEpochAt: null, batches: [],
+                 perf: []};  // per epoch, measured by the worker: {samples_per_second, allreduce_share}
 
   const mode = (m) => (/acc|auc|precision|recall|f1|iou|fmeasure/i.test(m) ? "max" : "min");
   const groups = () => {
@@ -63,15 +64,32 @@ Lamina.jobView = (() => {
     box.dataset.epochs = String(Math.max(0, ...Object.values(state.history).map((v) => v.length)));
   }
 
+  const percent = (v) => (typeof v === "number" ? fmtNum(100 * v) + " %" : "");
+  // " · 1234 samples/s · all-reduce 12 %" for an epoch the worker measured, else ""
+  function perfText(p) {
+    if (!p) return "";
+    return (typeof p.samples_per_second === "number"
+      ? " · " + fmtNum(p.samples_per_second) + " samples/s" : "") +
+      (typeof p.allreduce_share === "number" ? " · all-reduce " + percent(p.allreduce_share) : "");
+  }
+
   function epochTable() {
     const names = Object.keys(state.history).sort();
     $("epochs").tHead.replaceChildren(el("tr", {}, el("th", {scope: "col", text: "epoch"}),
       ...names.map((k) => el("th", {scope: "col", class: "num", text: k}))));
+    const withPerf = state.perf.some((p) => p);
+    if (withPerf) $("epochs").tHead.rows[0].append(
+      el("th", {scope: "col", class: "num", text: "samples/s"}),
+      el("th", {scope: "col", class: "num", text: "all-reduce share"}));
     const n = Math.max(0, ...names.map((k) => state.history[k].length));
     const rows = [];
-    for (let i = n - 1; i >= 0; i--)
+    for (let i = n - 1; i >= 0; i--) {
+      const p = state.perf[i] || {};
       rows.push(el("tr", {}, el("th", {scope: "row", text: String(i + 1)}),
-        ...names.map((k) => el("td", {class: "num", text: fmtNum(state.history[k][i])}))));
+        ...names.map((k) => el("td", {class: "num", text: fmtNum(state.history[k][i])})),
+        withPerf ? el("td", {class: "num", text: fmtNum(p.samples_per_second)}) : null,
+        withPerf ? el("td", {class: "num", text: percent(p.allreduce_share)}) : null));
+    }
     $("epochs").tBodies[0].replaceChildren(...rows);
   }
 
@@ -118,7 +136,9 @@ Lamina.jobView = (() => {
   function onEvent(ev) {
     state.lastEventId = ev.id;
     if (ev.type === "epoch") {
-      const {epoch, logs} = ev.data;
+      const {epoch, logs, samples_per_second, allreduce_share} = ev.data;
+      if (samples_per_second !== undefined || allreduce_share !== undefined)
+        state.perf[epoch] = {samples_per_second, allreduce_share};
       for (const [k, v] of Object.entries(logs || {})) {
         if (!state.history[k]) state.history[k] = [];
         while (state.history[k].length <= epoch) state.history[k].push(null);
@@ -127,7 +147,8 @@ Lamina.jobView = (() => {
       state.lastEpochAt = performance.now();
       drawCharts(); epochTable();
       $("job-progress").textContent = "epoch " + (epoch + 1) +
-        (state.summary.fit.epochs ? " of " + state.summary.fit.epochs : "") + " done";
+        (state.summary.fit.epochs ? " of " + state.summary.fit.epochs : "") + " done" +
+        perfText(state.perf[epoch]);
     } else if (ev.type === "batch") {
       const d = ev.data, t = eventTime(ev.id);
       state.batches.push([t, d.batch]);
@@ -174,7 +195,7 @@ Lamina.jobView = (() => {
   async function show(id) {
     hide();
     Object.assign(state, {id, history: {}, charts: {}, summary: null, status: null,
-                          lastEventId: null, lastEpochAt: null, batches: []});
+                          lastEventId: null, lastEpochAt: null, batches: [], perf: []});
     for (const part of ["charts", "timeline"]) $(part).replaceChildren();
     $("job-title").textContent = "Job " + id;
     try {
