@@ -23,6 +23,8 @@ pytestmark = [needs_chromium, pytest.mark.slow]
 #: Requests the page made for the whole job list (the poll), from the browser's own log.
 LIST_REQUESTS = """return performance.getEntriesByType('resource')
   .filter(e => e.name.includes('/v1/dashboard/jobs?')).length"""
+ROW_REQUESTS = """return performance.getEntriesByType('resource')
+  .filter(e => e.name.includes('/v1/dashboard/jobs/')).length"""
 CELLS = """const tr = document.querySelector(`#jobs tbody tr[data-id="${arguments[0]}"]`);
 return tr ? [...tr.cells].slice(1).map(c => c.textContent) : null"""
 
@@ -132,3 +134,26 @@ def test_jobs_view_polls_only_while_the_stream_is_refused(browser, one_stream_se
     # the 429 itself is logged by Chromium as a failed resource; nothing else went wrong
     errors = [e for e in console_errors(browser) if "429" not in e["message"]]
     assert errors == []
+
+
+def test_a_burst_of_changes_is_one_list_read(browser, app, live_server):
+    from lamina_service.queue import Producer
+    from tests.web.test_browser_scale import spec
+
+    open_with_key(browser, live_server.url, "key-a", "#/jobs")
+    wait_for(browser, lambda b: b.execute_script("return Lamina.jobsView.state.streaming"),
+             "the tenant event stream open")
+    wait_for(browser, lambda b: b.execute_script("return Lamina.jobsView.state.loaded"),
+             "the first load")
+    lists, rows = browser.execute_script(LIST_REQUESTS), browser.execute_script(ROW_REQUESTS)
+    producer = Producer(app.state.redis, app.state.settings)
+    ids = [producer.submit("alice", spec(3), dataset_id="d_x", name=f"burst-{i:02d}").id
+           for i in range(60)]
+    wait_for(browser, lambda b: b.execute_script(
+        "return Lamina.jobsView.state.rows.length") == 60, "60 rows")
+    shown = browser.execute_script("return Lamina.jobsView.state.rows.map(r => r.id)")
+    assert sorted(shown) == sorted(ids)
+    # 60 changes: the list is read again (a few times at most), not 60 rows one by one
+    assert 1 <= browser.execute_script(LIST_REQUESTS) - lists <= 4
+    assert browser.execute_script(ROW_REQUESTS) - rows <= 2 * 20
+    assert console_errors(browser) == []

@@ -6,6 +6,7 @@
 Lamina.jobsView = (() => {
   const {$, el, json, say, badge, fmtNum, fmtInt, fmtDuration, fmtTime, duration, follow,
          headers} = Lamina;
+  const BATCH = 20;  // more changed jobs than this at once: re-read the list instead
   const ORDER = {running: 0, queued: 1, failed: 2, cancelled: 3, succeeded: 4};
   const state = {rows: [], sortKey: "submitted_at", sortDir: -1, page: 0, selected: new Set(),
                  timer: null, loading: false, loaded: false, lastRenderMs: null,
@@ -25,7 +26,8 @@ Lamina.jobsView = (() => {
   };
 
   async function load() {
-    if (state.loading) return;
+    if (state.loading) { state.again = true; return; }  // read once more when this one ends
+    state.again = false;
     state.loading = true; state.loads++;
     const t0 = performance.now(), since = Date.now();
     try {
@@ -44,7 +46,10 @@ Lamina.jobsView = (() => {
       if ($("msg").dataset.from === "jobs") say("");
     } catch (e) {
       if (e.status !== 401) { say("Could not list jobs: " + e.message); $("msg").dataset.from = "jobs"; }
-    } finally { state.loading = false; }
+    } finally {
+      state.loading = false;
+      if (state.again) load();
+    }
   }
 
   function visible() {
@@ -139,10 +144,14 @@ Lamina.jobsView = (() => {
     try {
       while (state.pending.size) {
         const ids = [...state.pending]; state.pending.clear();
+        if (ids.length > BATCH) { await load(); continue; }  // a burst: one list read
         const rows = await Promise.all(ids.map((id) => json("/v1/dashboard/jobs/" + id)
           .then((s) => s.row, (e) => (e.status === 404 ? null : undefined))));
         ids.forEach((id, i) => {
-          if (rows[i] === undefined) return;  // a passing error: the next event retries
+          if (rows[i] === undefined) {  // a passing error (e.g. 429): read it again soon
+            setTimeout(() => { state.pending.add(id); flush(); }, 2000);
+            return;
+          }
           const at = state.rows.findIndex((r) => r.id === id);
           if (rows[i] === null) { if (at >= 0) state.rows.splice(at, 1); }
           else if (at >= 0) state.rows[at] = rows[i];
