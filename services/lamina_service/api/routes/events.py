@@ -41,11 +41,7 @@ async def events(job_id: JobIdDep, tenant: TenantDep, follower: FollowerDep,
                                slots, tenant)
 
 
-# Not in the OpenAPI schema: a stream that never ends by itself would hold every
-# schema-generated request (schemathesis) until its 10 s request timeout (+190 s for
-# tests/service/test_api_schemathesis.py); docs/api.md documents it, tests/web tests it.
-@router.get("/v1/events", status_code=200, response_class=EventStreamResponse,
-            include_in_schema=False)
+@router.get("/v1/events", status_code=200, response_class=EventStreamResponse)
 async def tenant_events(tenant: TenantDep, follower: FollowerDep, slots: StreamSlotsDep,
                         settings: SettingsDep,
                         last_event_id: LastEventId = None) -> EventStreamResponse:
