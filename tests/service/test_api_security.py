@@ -63,9 +63,12 @@ def test_path_traversal_on_every_id_parameter(client, app, dataset_id, settings,
              f"/v1/jobs/{bad}/checkpoints", f"/v1/jobs/{bad}/checkpoints/ok.h5",
              f"/v1/jobs/{job_id}/checkpoints/{bad}", f"/v1/datasets/{bad}"]
     for path in paths:
-        reply = client.get(path, headers=AUTH_A)
-        if ".." in bad and ".." not in reply.request.url.raw_path.decode():
-            continue  # the client resolved the dot segments: a different, legitimate URL
+        request = client.build_request("GET", path, headers=AUTH_A)
+        if ".." in bad and ".." not in request.url.raw_path.decode():
+            # The client resolved the dot segments: a different, legitimate URL (e.g.
+            # /v1/jobs/../events is the tenant's never-ending event stream); not sent.
+            continue
+        reply = client.send(request)
         assert reply.status_code in (404, 422), (path, reply.status_code, reply.text)
         assert "error" in reply.json()
     reply = client.post(f"/v1/jobs/{bad}/cancel", headers=AUTH_A)
