@@ -134,7 +134,9 @@ def test_zombie_worker_commit_is_refused(kit):
 
 
 def test_sigterm_checkpoints_and_requeues_without_counting(kit):
-    spec, x, y = long_job(kit, epochs=6)
+    # 30 epochs: with 6, a quiet machine's chief had finished training when SIGTERM
+    # landed (its epochs run ahead of the job record), leaving no mid-epoch checkpoint.
+    spec, x, y = long_job(kit, epochs=30)
     job_id = kit.submit(spec)
     proc = kit.spawn("--burst")
     try:
