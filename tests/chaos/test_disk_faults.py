@@ -333,35 +333,12 @@ def test_checkpoint_whose_checksum_fails_is_removed_with_it(tmp_path, monkeypatc
 
 # -- uploads over real HTTP --------------------------------------------------------------
 
-class LiveAPI:
-    """The real app served by uvicorn on a free port in a thread."""
+def live_api(settings):
+    """The real app (its ``create_app`` sweeps temps) for ``LiveServer`` to serve."""
+    from lamina_service.api import create_app
+    from tests.service.conftest import LiveServer
 
-    def __init__(self, settings) -> None:
-        import threading
-
-        import uvicorn
-
-        from lamina_service.api import create_app
-        from lamina_service.redis_server import free_port
-
-        self.app = create_app(settings)
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(
-            self.app, host="127.0.0.1", port=self.port, log_level="warning", lifespan="on"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> LiveAPI:
-        self.thread.start()
-        deadline = time.monotonic() + 30
-        while not self.server.started:
-            assert time.monotonic() < deadline, "uvicorn did not start"
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
+    return LiveServer(create_app(settings))
 
 
 AUTH = {"Authorization": "Bearer key-a"}
@@ -387,7 +364,7 @@ def test_upload_to_a_full_disk_is_507_and_succeeds_once_space_is_freed(redis_url
     root = disk.path / "storage"
     payload = npz_payload()
     dataset_id = "d_" + hashlib.sha256(payload).hexdigest()
-    with LiveAPI(api_settings(redis_url, root)) as api, httpx.Client(
+    with live_api(api_settings(redis_url, root)) as api, httpx.Client(
             base_url=api.url, headers=AUTH, timeout=60) as http:
         disk.fill()
         reply = http.post("/v1/datasets", content=payload)
@@ -422,7 +399,7 @@ def test_upload_on_failing_disk_is_503_and_keeps_nothing(redis_url, tmp_path, mo
 
     payload = npz_payload(n=50)
     dataset_id = "d_" + hashlib.sha256(payload).hexdigest()
-    with LiveAPI(api_settings(redis_url, root)) as api, httpx.Client(
+    with live_api(api_settings(redis_url, root)) as api, httpx.Client(
             base_url=api.url, headers=AUTH, timeout=60) as http:
         monkeypatch.setattr(os, "fsync", fsync)
         reply = http.post("/v1/datasets", content=payload)
@@ -507,7 +484,7 @@ def test_startup_sweep_removes_dead_writers_temps_and_keeps_live_ones(redis_url,
         finished.write_bytes(b"kept")
 
         with caplog.at_level(logging.INFO, logger="lamina_service.storage"):
-            api = LiveAPI(api_settings(redis_url, root))  # create_app sweeps
+            api = live_api(api_settings(redis_url, root))  # create_app sweeps
         assert "swept 4 leftover temp file(s)" in caplog.text, caplog.text
         assert sorted(temps(root)) == sorted([*live_temps, str(other_host.relative_to(root))])
         assert finished.read_bytes() == b"kept"

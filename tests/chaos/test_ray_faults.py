@@ -21,19 +21,11 @@ import numpy as np
 import pytest
 
 from lamina.callbacks import Callback
+from tests.worker import conftest as worker_conftest
 from tests.worker.conftest import Kit
 from tests.worker.test_recovery import long_job
 
-
-@pytest.fixture
-def kit(redis_url, ray_local, tmp_path):
-    from lamina_service.config import Settings
-
-    settings = Settings(redis_url=redis_url, storage_root=str(tmp_path / "storage"),
-                        lease_seconds=2.0, max_attempts=3)
-    kit = Kit(settings, ray_local.get_runtime_context().gcs_address, tmp_path)
-    yield kit
-    kit.client.close()
+kit = worker_conftest.kit  # the worker tests' fixture (2 s leases, the session's Ray)
 
 
 class SigkillReplica(Callback):
@@ -63,7 +55,9 @@ def test_sigkilled_replica_resumes_from_checkpoint(kit, rank):
     ends with a fault-free run's weights; the worker goes on to the next job."""
     from lamina_worker import metrics
 
-    spec, x, y = long_job(kit, epochs=3, n=640)
+    # 3 x 63 steps: with 3 x 20 a quiet machine's chief had finished before the driver
+    # relayed batch 5 of epoch 1, so killing it restarted nothing
+    spec, x, y = long_job(kit, epochs=3, n=2000)
     after_spec, after_x, after_y = long_job(kit, epochs=1, n=200, seed=3)
     job_id = kit.submit(spec)
     next_id = kit.submit(after_spec)
