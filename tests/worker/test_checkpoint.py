@@ -76,6 +76,39 @@ def test_write_is_atomic_file_then_dir_fsync(tmp_path, monkeypatch):
     assert calls == ["fsync", "replace", "fsync", "fsync", "replace", "fsync"]
 
 
+class Refused(Exception):
+    """Stands for the lease check's refusal (lamina_worker.errors.Fenced)."""
+
+
+@pytest.mark.parametrize("refuse_at", [1, 2])
+def test_fence_is_asked_right_before_each_rename(tmp_path, monkeypatch, refuse_at):
+    """A writer paused after an early lease check must not publish once it is fenced:
+    the check runs after the file is written, right before each rename."""
+    import os
+
+    owner = checkpoint.write(tmp_path, state(1, value=7.0))  # the new owner's file
+    events = []
+    real_replace = os.replace
+
+    def fence():
+        events.append("fence")
+        if events.count("fence") == refuse_at:
+            raise Refused
+
+    monkeypatch.setattr(os, "replace",
+                        lambda a, b: (events.append("replace"), real_replace(a, b))[1])
+    with pytest.raises(Refused):
+        checkpoint.write(tmp_path, state(2, value=9.0), fence=fence)
+    monkeypatch.setattr(os, "replace", real_replace)
+    # each rename is preceded by its own check; nothing is renamed after a refusal
+    assert events == ["fence", "replace", "fence"][:2 * refuse_at - 1]
+    names = sorted(p.name for p in tmp_path.iterdir())
+    published = ["ckpt-000002-00000000.h5"] if refuse_at == 2 else []
+    assert names == sorted([owner.name, owner.name + ".sha256", *published])
+    loaded, path = checkpoint.latest(tmp_path)  # the owner's checkpoint is untouched
+    assert path == owner and float(loaded.weights[0][0, 0]) == 7.0
+
+
 def test_stale_collectives_of_dead_drivers_are_removed(tmp_path):
     import os
 

@@ -24,6 +24,13 @@ A write that fails (ENOSPC, EIO) leaves no temp file and no uncommitted checkpoi
 (a file whose sidecar could not be written is removed with it), prunes nothing, and
 raises the ``OSError``: the attempt fails and its retry resumes from the newest
 intact checkpoint.
+
+Fencing: the writer's ``fence`` (the lease check) runs right before each of the two
+renames, not only before the write. A worker paused (SIGSTOP, a long GC, a VM freeze)
+after an early check would otherwise publish into a folder that a newer attempt owns
+by the time it wakes up. A refusal after the file's rename leaves both names alone:
+they may already be the new owner's (a deterministic job writes the same names), and
+a file without its sidecar is skipped on resume and pruned by the owner.
 """
 
 from __future__ import annotations
@@ -31,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -134,8 +142,14 @@ def check_finite(state: State) -> None:
                 raise NonFiniteState(f"{what} {i} holds NaN or infinite values")
 
 
-def write(folder: Path, state: State) -> Path:
+def write(folder: Path, state: State, fence: Callable[[], None] | None = None) -> Path:
     """Write ``state`` atomically with its checksum; keep the newest :data:`KEEP`.
+
+    Args:
+        folder: the job's checkpoint folder.
+        state: what to write.
+        fence: called right before each rename; raises when this writer no longer
+            owns the job (nothing more is published, see the module docstring).
 
     Raises:
         NonFiniteState: a weight is NaN/inf (nothing is written).
@@ -169,11 +183,17 @@ def write(folder: Path, state: State) -> Path:
                 group = metrics.create_group(name)
                 for key, value in fields.items():
                     _put(group, key, value)
+        if fence is not None:
+            fence()
     sidecar = path.with_name(path.name + ".sha256")
     try:
         with atomic_path(sidecar) as tmp:
             tmp.write_text(_sha256(path) + "\n")
-    except BaseException:
+            if fence is not None:
+                fence()
+    except BaseException as exc:
+        if fence is not None and not isinstance(exc, OSError):
+            raise  # fenced (or interrupted): the names may be the new owner's now
         # Uncommitted: without its sidecar the file would only be skipped on resume.
         sidecar.unlink(missing_ok=True)
         path.unlink(missing_ok=True)
