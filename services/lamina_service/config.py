@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AliasChoices, BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -82,6 +82,10 @@ class Settings(BaseSettings):
             sends a keep-alive comment this often.
         quotas: per-tenant shares (queued jobs, running replicas, request rate) and
             per-process caps on open event streams.
+        replica_placement: where a worker puts a job's replicas (Ray placement
+            group): ``pack`` on the worker's own node (shared-memory all-reduce) or
+            ``spread`` one per node of its Ray cluster (ring all-reduce over TCP);
+            see :mod:`lamina_worker.placement`.
     """
 
     model_config = SettingsConfigDict(
@@ -105,6 +109,7 @@ class Settings(BaseSettings):
     events_maxlen: int = Field(10_000, gt=0)
     sse_poll_ms: int = Field(15_000, gt=0)
     quotas: Quotas = Field(default_factory=Quotas)
+    replica_placement: Literal["pack", "spread"] = "pack"
 
     @field_validator("api_keys", mode="before")
     @classmethod
