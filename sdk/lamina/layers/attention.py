@@ -3,6 +3,8 @@
 MultiHeadAttention's projections are ``EinsumDense`` sub-layers in Keras; here each is a
 small :class:`_Projection` with the same kernel and bias shapes and names, computed as
 one fused dense on reshaped views (``(dim, heads, key_dim)`` is ``(dim, heads*key_dim)``).
+Eager calls that do not return the scores run the fused attention primitive
+(:mod:`lamina.backend.attention`, see ``attention_projection.fused_attention``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import numpy as np
 from lamina import constraints, initializers, ops, regularizers
 from lamina.layers import attention_masks as _masks
 from lamina.layers.activations import Softmax
-from lamina.layers.attention_projection import ShapesDictBuild, _Projection
+from lamina.layers.attention_projection import ShapesDictBuild, _Projection, fused_attention
 from lamina.layers.layer import Layer
 from lamina.layers.regularization import Dropout
 
@@ -124,6 +126,9 @@ class MultiHeadAttention(ShapesDictBuild, Layer):
         self.supports_masking = True
         self._return_scores_symbolic = False
 
+    # False: always the graph of small ops (the reference the fused path is tested against).
+    _fused_attention = True
+
     # Keras 3.15.1 exposes the projections as `query_dense`, ... and its weights files key
     # them so (the gate stays `_gate_dense`); the underscored names stay as aliases.
     _query_dense = property(lambda self: self.query_dense)
@@ -194,6 +199,10 @@ class MultiHeadAttention(ShapesDictBuild, Layer):
         key = value if key is None else self._as_tensor(key)
         mask = self._compute_attention_mask(query, value, key, attention_mask,
                                             use_causal_mask)
+        if self._fused_attention and not return_attention_scores:
+            fused = fused_attention(self, query, value, key, mask, training)
+            if fused is not None:
+                return fused
         # (batch, length, heads, dim) -> (batch, heads, length, dim)
         q = ops.transpose(self.query_dense(query), (0, 2, 1, 3))
         k = ops.transpose(self.key_dense(key), (0, 2, 3, 1))

@@ -9,7 +9,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from lamina import ops
+from lamina.backend import attention as _attention
+from lamina.backend.tensor import Tensor
 from lamina.layers.layer import Layer
 
 
@@ -74,3 +78,48 @@ class ShapesDictBuild:
         elif config.get("input_shape") is not None:
             self.build(tuple(config["input_shape"]))
         self.built = True
+
+
+def _flat_kernel(projection):
+    kernel = projection.kernel
+    return ops.reshape(kernel, (kernel.shape[0], math.prod(kernel.shape[1:])))
+
+
+def _flat_bias(projection):
+    return ops.reshape(projection.bias, (math.prod(projection.bias.shape),))
+
+
+def fused_attention(layer, query, value, key, mask, training):
+    """MultiHeadAttention's call through :mod:`lamina.backend.attention`, or None.
+
+    Covers eager calls whose inputs have the kernels' dtype (the caller falls back for
+    attention scores). Self-attention (``query``, ``key`` and ``value`` one tensor) runs
+    the three projections as one GEMM on the concatenated kernels; the variables stay
+    Keras's ``query``/``key``/``value`` ones, so saved files do not change.
+    """
+    dtype = layer.query_dense.kernel.data.dtype
+    if not all(isinstance(x, Tensor) and x.data.dtype == dtype for x in (query, value, key)):
+        return None
+    heads, key_dim, value_dim = layer.num_heads, layer.key_dim, layer.value_dim
+    scale = 1.0 / math.sqrt(key_dim)
+    dropout_mask = None
+    if training and layer.dropout > 0:
+        # The same draws as Dropout on the probabilities (what the unfused path does).
+        ones = np.ones((query.shape[0], heads, query.shape[1], value.shape[1]), dtype)
+        dropout_mask = layer._dropout_layer(ones, training=True).data
+    dense = (layer.query_dense, layer.key_dense, layer.value_dense)
+    if query is value and key is value:
+        bias = None
+        if layer.use_bias:
+            bias = ops.concatenate([_flat_bias(p) for p in dense], axis=0)
+        qkv = ops.dense(query, ops.concatenate([_flat_kernel(p) for p in dense], axis=1),
+                        bias)
+        context = _attention.packed_attention(qkv, heads, key_dim, value_dim, mask=mask,
+                                              scale=scale, dropout_mask=dropout_mask)
+    else:
+        context = _attention.attention(
+            layer.query_dense(query), layer.key_dense(key), layer.value_dense(value),
+            mask=mask, scale=scale, dropout_mask=dropout_mask)
+    if layer.use_gate:
+        context = ops.multiply(context, ops.sigmoid(layer._gate_dense(query)))
+    return layer.output_dense(context)
