@@ -108,7 +108,10 @@ def fused_attention(layer, query, value, key, mask, training):
         ones = np.ones((query.shape[0], heads, query.shape[1], value.shape[1]), dtype)
         dropout_mask = layer._dropout_layer(ones, training=True).data
     dense = (layer.query_dense, layer.key_dense, layer.value_dense)
-    if query is value and key is value:
+    same = (query is value and key is value) or (
+        query.data is value.data and key.data is value.data
+        and not any(x.requires_grad for x in (query, value, key)))
+    if same:
         bias = None
         if layer.use_bias:
             bias = ops.concatenate([_flat_bias(p) for p in dense], axis=0)
