@@ -184,7 +184,8 @@ class Worker:
                 checkpoint_dir=folder, checkpoint_every=self.checkpoint_every,
                 replica_cpus=self.replica_cpus, name=f"{job.id}-t{job.token}",
                 initial_epoch=job_plan.initial_epoch, callbacks_spec=job_plan.callbacks,
-                job_id=job.id, initial_weights=start_weights)
+                job_id=job.id, initial_weights=start_weights,
+                placement=self.settings.replica_placement)
             trainer.fence_check = self._fence_check(lease, progress.outbox)
             # The job's own callbacks run on the chief replica; these watch its events.
             callbacks = [lease, progress, PrometheusMetrics(job.id),

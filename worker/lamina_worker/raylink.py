@@ -11,13 +11,16 @@ child, which joins Ray again once the head is back. Without an address (a local 
 started by this process, or tests that ``ray.init`` themselves) the driver is this
 process (:class:`InProcessLink`).
 
-A :class:`Group` is one generation of one job's replicas (the actors, their ``run``
-calls, the job's arrays in the object store); :class:`~lamina_worker.trainer.
-DataParallelTrainer` talks to it only through ``put``/``start``/``poll``/``results``/
-``kill``/``pid``, so both links look the same to it. Errors cross the link as three
-kinds: a replica died (:class:`ReplicaLost`: the trainer restarts the group), a
-replica's code raised (:class:`ReplicaFailed`: the attempt fails with its message),
-and anything else from Ray (:class:`RayUnavailable`: the child is replaced).
+A :class:`Group` is one generation of one job's replicas (their placement group,
+the actors, their ``run`` calls, the job's arrays in the object store);
+:class:`~lamina_worker.trainer.DataParallelTrainer` talks to it only through
+``put``/``place``/``start``/``poll``/``results``/``kill``/``pid``, so both links look
+the same to it. For a ring all-reduce (:mod:`lamina_worker.placement`) ``start`` first
+asks every actor to bind its ring endpoint and hands each the addresses in rank order.
+Errors cross the link as three kinds: a replica died or its all-reduce failed
+(:class:`ReplicaLost`: the trainer restarts the group), a replica's code raised
+(:class:`ReplicaFailed`: the attempt fails with its message), and anything else from
+Ray (:class:`RayUnavailable`: the child is replaced).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import signal
 import threading
 import time
 
+from lamina_worker import placement
 from lamina_worker.errors import replica_errors
 
 log = logging.getLogger("lamina_worker")
@@ -44,6 +48,13 @@ JOIN_SECONDS = 120.0
 #: ~125 KB of bookkeeping per job (dead actors, tasks) that it never gives back
 #: (measured by tests/chaos/test_soak.py), so a long-lived driver would grow without bound.
 RECYCLE_AFTER = 100
+#: Longest wait for the replicas of a ring to bind and report their addresses (their
+#: actors' processes start first).
+RENDEZVOUS_TIMEOUT = 120.0
+#: After the chief's all-reduce failed, how long the driver waits for its peers' runs
+#: to end (to report a replica's own error) before it restarts the group anyway (Ray
+#: may take many seconds to declare a lost node's actors dead).
+PEER_GRACE = 2.0
 
 
 class RayUnavailable(RuntimeError):
@@ -76,6 +87,8 @@ class Group:
         self.actors: list = []
         self.runs: list = []
         self._data: tuple | None = None
+        self.placement: placement.Placement | None = None
+        self.addresses: list | None = None  # the ring's, in rank order
 
     def put(self, train: tuple, val: tuple | None) -> None:
         """Put the job's arrays into the object store (once per job, for every generation)."""
@@ -83,18 +96,29 @@ class Group:
 
         self._data = (ray.put(train), ray.put(val) if val is not None else None)
 
-    def start(self, jobs: list[dict], options: list[dict], state: dict | None) -> None:
-        """Start one actor per ``jobs`` entry (on this node) and their ``run`` calls."""
-        import ray
-        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+    def place(self, replicas: int, cpus: float, mode: str) -> dict:
+        """Place this generation (:func:`placement.place`); returns its description."""
+        self._release()
+        self.placement = placement.place(replicas, cpus, mode)
+        return self.placement.describe()
 
-        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(),
-                                              soft=False)
-        self.actors = [_replica_class().options(scheduling_strategy=here, max_restarts=0,
-                                         **opts).remote(job)
-                       for job, opts in zip(jobs, options)]
+    def start(self, jobs: list[dict], options: list[dict], state: dict | None) -> None:
+        """Start one actor per ``jobs`` entry in the placement group and their ``run``
+        calls (a ring's replicas bind first: module docstring)."""
+        import ray
+
+        if self.placement is None:
+            self.place(len(jobs), options[0].get("num_cpus", 1.0), "pack")
+        self.actors = [_replica_class().options(
+            scheduling_strategy=self.placement.scheduling(rank), max_restarts=0,
+            **opts).remote(job) for rank, (job, opts) in enumerate(zip(jobs, options))]
+        peers = None
+        if jobs[0]["collective"]["transport"] == "ring":
+            found = ray.get([a.listen.remote() for a in self.actors],
+                            timeout=RENDEZVOUS_TIMEOUT)
+            peers = self.addresses = [(str(host), int(port)) for host, port in found]
         train_ref, val_ref = self._data
-        self.runs = [a.run.remote(train_ref, val_ref, state) for a in self.actors]
+        self.runs = [a.run.remote(train_ref, val_ref, state, peers) for a in self.actors]
 
     def poll(self, control: str | None, timeout: float) -> list[dict]:
         """The chief's pending events; raises at once if a replica's ``run`` ended badly."""
@@ -108,9 +132,18 @@ class Group:
         return events
 
     def results(self) -> list[dict]:
+        """Every replica's result; :class:`ReplicaLost` when the chief's all-reduce
+        failed (a peer died or its node was lost: the trainer restarts the group)."""
         import ray
 
-        return ray.get(self.runs)
+        chief = ray.get(self.runs[0])
+        if chief.get("collective_failed"):
+            ready, _ = ray.wait(self.runs[1:], num_returns=len(self.runs) - 1,
+                                timeout=PEER_GRACE)
+            for ref in ready:
+                ray.get(ref)  # a peer's own error (or its death) as Ray reports it
+            raise ReplicaLost(f"replica 0's all-reduce failed: {chief['aborted']}")
+        return [chief, *ray.get(self.runs[1:])]
 
     def pid(self, rank: int) -> int:
         """Process id of replica ``rank`` (fault-injection tests signal it)."""
@@ -120,13 +153,24 @@ class Group:
                        timeout=60)
 
     def kill(self) -> None:
-        """Kill the actors (idempotent); the arrays stay for the next generation."""
+        """Abort the ring, kill the actors and remove their placement group
+        (idempotent); the arrays stay for the next generation."""
         import ray
 
+        if self.addresses:
+            from lamina.distribute import ring
+
+            ring.abort(self.addresses, timeout=0.5)
         for actor in self.actors:
             with contextlib.suppress(Exception):
                 ray.kill(actor)
-        self.actors, self.runs = [], []
+        self.actors, self.runs, self.addresses = [], [], None
+        self._release()
+
+    def _release(self) -> None:
+        if self.placement is not None:
+            self.placement.release()
+            self.placement = None
 
     def close(self) -> None:
         self.kill()
@@ -140,6 +184,8 @@ def _classify(exc: BaseException) -> tuple[str, str]:
     message = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, replica_errors()):
         return "replica", message
+    if isinstance(exc, ReplicaLost):
+        return "replica", str(exc)
     if isinstance(exc, rex.RayTaskError):
         return "task", message
     if isinstance(exc, ReplicaFailed):
@@ -336,7 +382,7 @@ class ChildGroup:
         self.link, self.key, self.child = link, key, child
 
     def __getattr__(self, method: str):
-        if method not in ("put", "start", "poll", "results", "pid", "kill"):
+        if method not in ("put", "place", "start", "poll", "results", "pid", "kill"):
             raise AttributeError(method)
         return lambda *args: self.link.call(self.key, method, *args, child=self.child)
 

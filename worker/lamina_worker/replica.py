@@ -1,9 +1,12 @@
 """One replica of a job: the code a Ray actor runs (SPMD; also usable in-process).
 
 Every replica runs the job's own training loop, ``Model.fit``, under a
-:class:`lamina.distribute.DataParallel` strategy on a shared-memory collective: it
-computes its slice of each global batch and all-reduces the gradients with its peers
-before each update (see :mod:`lamina.distribute`). The chief (rank 0) also runs the
+:class:`lamina.distribute.DataParallel` strategy: it computes its slice of each global
+batch and all-reduces the gradients with its peers before each update (see
+:mod:`lamina.distribute`), through a shared-memory file when the replicas share the
+driver's node, or a TCP ring when they do not (:mod:`lamina_worker.placement` chooses:
+a ring replica first binds its endpoint, :meth:`Replica.listen`, and gets the ring's
+addresses in rank order with :meth:`Replica.run`). The chief (rank 0) also runs the
 job's callbacks (EarlyStopping, ReduceLROnPlateau, ...) on the global logs and, as its
 last callback, a :class:`Relay` that
 
@@ -33,6 +36,10 @@ from lamina.backend import random as lamina_random
 from lamina.callbacks.callback import Callback
 from lamina.distribute import Aborted, CollectiveAborted, DataParallel, set_strategy
 from lamina.distribute.shm import SharedMemoryCollective
+
+#: Seconds a ring replica waits for its neighbours (set-up and each exchange), as long
+#: as the shared-memory collective's default: a lost peer fails it at once anyway.
+RING_TIMEOUT = 600.0
 
 #: The chief stops producing events (and so training) while this many are unread.
 MAX_PENDING_EVENTS = 512
@@ -169,7 +176,9 @@ class Replica:
 
     Args:
         job: ``model_config``, ``compile_config``, ``seed``, ``rank``, ``world``,
-            ``collective`` (the shared-memory file), ``fit`` (keyword arguments of
+            ``collective`` (``{"transport": "shm", "path": <the shared-memory file>}``
+            or ``{"transport": "ring", "n": <floats>, "m": <meta floats>}``), ``fit``
+            (keyword arguments of
             ``fit``: epochs, batch_size, shuffle, validation_batch_size),
             ``callbacks`` (the job spec's allowlisted callbacks, chief only),
             ``folder`` (their files) and ``checkpoint_every``.
@@ -184,6 +193,7 @@ class Replica:
         self._events: collections.deque = collections.deque()
         self._cond = threading.Condition()
         self._woken = 0.0
+        self._endpoint = None  # the ring's listening socket (listen, before run)
 
     def ping(self) -> int:
         return self.rank
@@ -191,6 +201,41 @@ class Replica:
     def pid(self) -> int:
         """The actor's process id (operators and fault-injection tests signal it)."""
         return os.getpid()
+
+    def listen(self, host: str | None = None) -> list:
+        """Bind this replica's ring endpoint (before :meth:`run`); returns its
+        ``[host, port]`` for the driver to hand out.
+
+        Args:
+            host: the address peers connect to (None: this Ray node's address, or
+                loopback outside Ray).
+        """
+        from lamina.distribute import ring
+
+        if host is None:
+            try:
+                import ray
+
+                host = ray.util.get_node_ip_address()
+            except Exception:  # noqa: BLE001 - not in a Ray worker: in-process use
+                host = "127.0.0.1"
+        self._endpoint = ring.listen(host)
+        return list(self._endpoint.address)
+
+    def _collective(self, peers: list | None):
+        spec = self.job["collective"]
+        if spec["transport"] == "shm":
+            return SharedMemoryCollective(spec["path"], self.rank)
+        from lamina.distribute import ring
+
+        if self._endpoint is None or peers is None:
+            raise ValueError("a ring replica needs listen() before run(..., peers)")
+        endpoint, self._endpoint = self._endpoint, None  # the collective owns it now
+        try:
+            return ring.RingCollective(endpoint, [tuple(a) for a in peers], self.rank,
+                                       int(spec["n"]), int(spec["m"]), timeout=RING_TIMEOUT)
+        except (ConnectionError, TimeoutError) as exc:
+            raise CollectiveAborted(f"rank {self.rank}: ring set-up failed: {exc}") from exc
 
     # -- events (control concurrency group) ------------------------------------------------
     def emit(self, event: dict) -> None:
@@ -223,12 +268,19 @@ class Replica:
         return events
 
     # -- the run --------------------------------------------------------------------------
-    def run(self, train: tuple, val: tuple | None, state: dict | None) -> dict:
+    def run(self, train: tuple, val: tuple | None, state: dict | None,
+            peers: list | None = None) -> dict:
         """Run ``fit`` from ``state`` (a checkpoint's, or None for a fresh start).
 
+        Args:
+            train, val: the job's arrays.
+            state: a checkpoint's state, or None.
+            peers: every rank's ring address in rank order (ring transport only).
+
         Returns:
-            ``{"rank", "digest", "aborted"}`` and, from the chief, the final ``weights``
-            and ``optimizer``.
+            ``{"rank", "digest", "aborted", "collective_failed"}`` (the last: the
+            all-reduce itself failed, a peer died or was lost, not a control request)
+            and, from the chief, the final ``weights`` and ``optimizer``.
         """
         from lamina_worker import checkpoint as ckpt
         from lamina_worker.spec import build_callbacks
@@ -249,7 +301,13 @@ class Replica:
                 resume_at = (initial_epoch, int(state["step"]))
                 if state.get("metrics") is not None:
                     base_metrics = np.asarray(state["metrics"], np.float64)
-        collective = SharedMemoryCollective(job["collective"], self.rank)
+        try:
+            collective = self._collective(peers)
+        except CollectiveAborted as exc:
+            if self.rank == 0:
+                self.emit({"type": "done", "aborted": str(exc)})
+            return {"rank": self.rank, "digest": digest(model), "aborted": str(exc),
+                    "collective_failed": True}
         self.strategy = DataParallel(collective, resume_at=resume_at,
                                      base_metrics=base_metrics)
         final = Digest()
@@ -264,7 +322,7 @@ class Replica:
         callbacks = [final, *callbacks]
         x, y, sample_weight = train
         fit = dict(job["fit"])
-        aborted = None
+        aborted, failed = None, False
         set_strategy(self.strategy)
         try:
             if state is not None and state.get("stopped"):
@@ -275,10 +333,12 @@ class Replica:
                           initial_epoch=initial_epoch, **fit)
         except (Aborted, CollectiveAborted) as exc:
             aborted = self.strategy.abort_reason or str(exc) or "aborted"
+            failed = isinstance(exc, CollectiveAborted) and self.strategy.abort_reason is None
         finally:
             set_strategy(None)
             collective.close()
-        out = {"rank": self.rank, "digest": final.value or digest(model), "aborted": aborted}
+        out = {"rank": self.rank, "digest": final.value or digest(model), "aborted": aborted,
+               "collective_failed": failed}
         if self.rank == 0:
             out.update(model_state(model))
             self.emit({"type": "done", "aborted": aborted})

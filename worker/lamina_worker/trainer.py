@@ -2,10 +2,13 @@
 checkpoints. It is not on the per-step path.
 
 Each of the ``N`` Ray actors (:class:`~lamina_worker.replica.Replica`, named
-``<job>-t<token>-r<rank>-g<generation>``, all on this worker's node) runs the job's
-``Model.fit`` itself (SPMD) on a :class:`lamina.distribute.DataParallel` strategy;
-gradients are all-reduced among them through a shared-memory file
-(:mod:`lamina.distribute.shm`) that this driver creates per generation and removes.
+``<job>-t<token>-r<rank>-g<generation>``) runs the job's ``Model.fit`` itself (SPMD)
+on a :class:`lamina.distribute.DataParallel` strategy. Each generation is placed by a
+Ray placement group (:mod:`lamina_worker.placement`: ``pack`` on this worker's node, or
+``spread`` one replica per node), and the placement decides the all-reduce: on this
+node a shared-memory file (:mod:`lamina.distribute.shm`) that this driver creates per
+generation and removes, across nodes a TCP ring (:mod:`lamina.distribute.ring`). The
+transport is logged; each epoch event carries the generation and its node count.
 The job's arrays go to Ray's object store once (``ray.put``). The actors are created
 and watched through the worker's :mod:`~lamina_worker.raylink` (a Ray driver in this
 process, or in the worker's driver child, so that a restart of the Ray head ends the
@@ -23,8 +26,10 @@ exchange; ``preempt`` first hands over a mid-epoch checkpoint, which the driver 
 Checkpoints are written here (fencing check first, then :func:`checkpoint.write`) from
 the chief's states. A replica that dies (``RayActorError`` & co.) aborts the
 collective; the driver kills the group and starts generation ``g + 1`` from the newest
-checkpoint, at most ``max_restarts`` times. At the end every replica's weights and
-optimizer digest must equal the chief's (bit-identical replicas), or the job fails.
+checkpoint, at most ``max_restarts`` times (placed again: a lost node's replicas move
+to the nodes that are left, see :mod:`lamina_worker.placement`). At the end every
+replica's weights and optimizer digest must equal the chief's (bit-identical
+replicas), or the job fails.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ from lamina.models import data as data_utils
 from lamina_worker import checkpoint as ckpt
 from lamina_worker import metrics, raylink
 from lamina_worker.errors import NonFiniteLoss, TrainingStopped, replica_errors
+from lamina_worker.placement import PLACEMENTS
 from lamina_worker.replica import assign_state, build_model
 
 log = logging.getLogger("lamina_worker")
@@ -81,15 +87,21 @@ class DataParallelTrainer:
         initial_weights: a flat float32 vector of all the model's weights to start from
             (the client's model, as Keras's ``fit`` continues from its weights), or None
             for the seeded initialisation; a checkpoint, when there is one, wins.
+        placement: ``"pack"`` (every replica on this worker's node) or ``"spread"`` (one
+            per node of the Ray cluster): :mod:`lamina_worker.placement`.
     """
 
     def __init__(self, model_config, compile_config, train, val=None, *, epochs=1,
                  batch_size=32, shuffle=True, seed=0, replicas=1, checkpoint_dir=None,
                  checkpoint_every=0, replica_cpus=1.0, max_restarts=2, name="job",
                  validation_batch_size=None, initial_epoch=0, callbacks_spec=(), job_id=None,
-                 initial_weights=None):
+                 initial_weights=None, placement="pack"):
         if replicas < 1:
             raise ValueError(f"replicas must be >= 1. Received: replicas={replicas}")
+        if placement not in PLACEMENTS:
+            raise ValueError(f"placement must be one of {PLACEMENTS}. Received: "
+                             f"placement={placement!r}")
+        self.placement = placement
         self.model_config, self.compile_config = model_config, compile_config
         self.train, self.val = train, val
         self.epochs, self.batch_size, self.shuffle = epochs, batch_size, shuffle
@@ -123,7 +135,9 @@ class DataParallelTrainer:
         self.fence_check = None  # called before every checkpoint write; raises if fenced
         self.digests: list[str] = []
         self._epoch_state: dict | None = None
-        self._collective: Path | None = None
+        self._collective: Path | None = None  # the shared-memory file (shm transport)
+        self.transport: str | None = None  # the running generation's all-reduce
+        self.nodes = 0  # the Ray nodes the running generation's replicas are on
 
     @property
     def actors(self) -> list:
@@ -165,17 +179,27 @@ class DataParallelTrainer:
             self._group = raylink.current().group()
             self._group.put(self.train, self.val)
         n, m = self._sizes()
-        self.remove_stale_collectives()
-        self._collective = shm.create(
-            Path("/dev/shm") / f"lamina-{self.name}-g{self.generation}-{os.getpid()}",
-            self.n_replicas, n, m)
+        where = self._group.place(self.n_replicas, self.replica_cpus, self.placement)
+        self.transport, self.nodes = where["transport"], len(set(where["nodes"]))
+        log.info("%s: generation %d: %d replica(s) on %d node(s) (%s), all-reduce over "
+                 "%s%s", self.name, self.generation, self.n_replicas, self.nodes,
+                 where["strategy"], self.transport,
+                 f"; packed: {where['note']}" if where["note"] else "")
+        if self.transport == "shm":
+            self.remove_stale_collectives()
+            self._collective = shm.create(
+                Path("/dev/shm") / f"lamina-{self.name}-g{self.generation}-{os.getpid()}",
+                self.n_replicas, n, m)
+            collective = {"transport": "shm", "path": str(self._collective)}
+        else:
+            collective = {"transport": "ring", "n": n, "m": m}
         fit = {"epochs": self.epochs, "batch_size": self.batch_size, "shuffle": self.shuffle,
                "validation_batch_size": self.validation_batch_size}
         ranks = range(self.n_replicas)
         self._group.start([{
             "model_config": self.model_config, "compile_config": self.compile_config,
             "seed": self.seed, "rank": rank, "world": self.n_replicas,
-            "collective": str(self._collective), "fit": fit,
+            "collective": collective, "fit": fit,
             "callbacks": self.callbacks_spec if rank == 0 else [],
             "folder": str(self.checkpoint_dir or "."),
             "checkpoint_every": self.checkpoint_every,
@@ -186,8 +210,9 @@ class DataParallelTrainer:
             state)
 
     def shutdown(self, release: bool = False) -> None:
-        """Abort the collective, kill the replicas and remove the file (idempotent);
-        ``release`` also drops the job's arrays from Ray's object store."""
+        """Abort the collective, kill the replicas, remove their placement group and
+        the file (idempotent); ``release`` also drops the job's arrays from Ray's
+        object store."""
         if self._collective is not None:
             shm.abort(self._collective)
         if self._group is not None:
@@ -270,9 +295,9 @@ class DataParallelTrainer:
                     if self.restarts > self.max_restarts:
                         raise RuntimeError(f"replicas died {self.restarts} times; last: "
                                            f"{exc}") from exc
-                    log.warning("%s: a replica died (%s); restarting from the last "
+                    log.warning("%s: a replica died (%s: %s); restarting from the last "
                                 "checkpoint (%d/%d)", self.name, type(exc).__name__,
-                                self.restarts, self.max_restarts)
+                                str(exc)[:300], self.restarts, self.max_restarts)
             callback_list.on_train_end(logs)
         finally:
             self.shutdown(release=True)
@@ -357,7 +382,8 @@ class DataParallelTrainer:
                 "samples_per_second": (event["samples"] / event["seconds"]
                                        if event["seconds"] > 0 else None),
                 "allreduce_share": (getattr(self, "_exchange_s", 0.0) / step_s
-                                    if step_s > 0 else None)}
+                                    if step_s > 0 else None),
+                "nodes": self.nodes, "generation": self.generation}
             callback_list.on_epoch_end(event["epoch"], event["logs"])
             return event["logs"]
         return None

@@ -1,0 +1,210 @@
+"""A job's replicas on two Ray nodes: one per node, all-reducing over the TCP ring.
+
+A two-node Ray cluster on this machine: the chaos tests' private head (``ray_head``:
+``ray start --head``, two CPUs) and a second raylet (``ray start --address``, one CPU,
+100 MB object store) with its own object store, each in a session of its own. A real
+worker process (``python -m lamina_worker``, ``LAMINA_REPLICA_PLACEMENT=spread``) joins
+the cluster, a real redis-server holds the queue. The head checks its raylets' health
+every 0.5 s, so a killed node is declared dead within ~2 s (Ray's default is ~15 s,
+which :data:`lamina_worker.placement.SPREAD_WAIT` covers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import signal
+import subprocess
+import sys
+import time
+from datetime import datetime
+
+import numpy as np
+import pytest
+
+from tests.chaos.test_ray_faults import kill_session, ray_head  # noqa: F401 - fixture
+from tests.worker.conftest import Kit
+
+pytestmark = pytest.mark.slow
+
+STORE = 100 * 2**20  # the second node's object store (Ray's minimum is 75 MiB)
+
+
+def start_node(address: str, log) -> subprocess.Popen:
+    """``ray start --address --block``: a second raylet, in a session of its own (so
+    :func:`kill_session` takes its raylet and replica processes down together)."""
+    from lamina_service.embedded import ray_executable
+
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [ray_executable(), "start", "--address", address, "--block",
+             "--node-ip-address", "127.0.0.1", "--num-cpus", "1",
+             "--object-store-memory", str(STORE), "--disable-usage-stats"],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+_WAIT_NODES = """
+import sys, time
+from ray._raylet import GcsClient
+address, want, deadline = sys.argv[1], int(sys.argv[2]), time.monotonic() + float(sys.argv[3])
+while True:
+    nodes = GcsClient(address=address).get_all_node_info(timeout=10)
+    alive = sum(1 for info in nodes.values() if info.state == 0)  # GcsNodeState.ALIVE
+    if alive == want or time.monotonic() > deadline:
+        sys.exit(0 if alive == want else 1)
+    time.sleep(0.25)
+"""
+
+
+def wait_for_nodes(address: str, want: int, timeout: float = 120.0) -> None:
+    """Wait until the cluster's GCS counts ``want`` live nodes. Asked from a process
+    of its own: Ray keeps the first auth token a process used (``ray_local``'s, or an
+    earlier test's head), and every ``ray_head`` has a new one."""
+    done = subprocess.run([sys.executable, "-c", _WAIT_NODES, address, str(want),
+                           str(timeout)], capture_output=True, text=True,
+                          timeout=timeout + 60)
+    assert done.returncode == 0, f"{want} live Ray nodes not seen within {timeout}s: " \
+        f"{done.stderr[-2000:]}"
+
+
+@pytest.fixture
+def cluster(request, monkeypatch, redis_url, tmp_path):
+    """The two-node cluster and a :class:`Kit` on it (module docstring)."""
+    from lamina_service.config import Settings
+
+    for name, value in (("health_check_period_ms", "500"),
+                        ("health_check_timeout_ms", "1000"),
+                        ("health_check_failure_threshold", "3")):
+        monkeypatch.setenv(f"RAY_{name}", value)
+    head = request.getfixturevalue("ray_head")
+    node = start_node(head.address, tmp_path / "ray-node.log")
+    settings = Settings(redis_url=redis_url, storage_root=str(tmp_path / "storage"),
+                        lease_seconds=5.0, max_attempts=3)
+    kit = Kit(settings, head.address, tmp_path)
+    try:
+        wait_for_nodes(head.address, 2)
+        monkeypatch.setenv("LAMINA_REPLICA_PLACEMENT", "spread")
+        kit.node = node
+        yield kit
+    finally:
+        kill_session(node)
+        kit.client.close()
+
+
+def dropout_job(kit: Kit, epochs: int, n: int):
+    x, y = kit.blobs(n, 20, seed=11)
+    spec = kit.spec(kit.mlp_config(dropout=0.3), x, y, epochs=epochs, batch_size=32,
+                    replicas=2, seed=11, validation_split=0.2)
+    return spec, x, y
+
+
+def epoch_events(kit: Kit, job_id: str) -> list[dict]:
+    return [data for kind, data in kit.events(job_id) if kind == "epoch"]
+
+
+def run_worker(kit: Kit, job_id: str, during=None, timeout: float = 240.0) -> str:
+    """A burst worker process runs the job (``during(kit)`` while it does); its log."""
+    worker = kit.spawn("--burst", log_name="worker.log")
+    try:
+        if during is not None:
+            during(kit)
+        kit.wait(lambda: kit.job(job_id).status.terminal, timeout=timeout, every=0.1,
+                 what="the job to end")
+        code = worker.wait(120)
+    finally:
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                worker.wait(30)
+            if worker.poll() is None:
+                worker.kill()
+    log = (kit.tmp_path / "worker.log").read_text()
+    assert code == 0, log[-3000:]
+    return log
+
+
+def assert_matches_local_fit(kit: Kit, job_id: str, spec: dict, x, y) -> None:
+    record = kit.job(job_id)
+    assert record.status.value == "succeeded", record.error
+    expected, history = kit.reference(spec, x, y)
+    kit.assert_close(kit.final_weights(job_id), expected)
+    assert set(record.history) == set(history.history)
+    for key, values in history.history.items():
+        np.testing.assert_allclose(record.history[key], values, rtol=1e-5, atol=1e-6,
+                                   err_msg=key)
+
+
+def test_one_replica_per_node_all_reduces_over_the_ring(cluster):
+    """Two replicas, one on each node: the ring carries the all-reduce and the job ends
+    where local ``fit`` ends (dropout, shuffle, validation split)."""
+    kit = cluster
+    spec, x, y = dropout_job(kit, epochs=3, n=600)
+    job_id = kit.submit(spec)
+    start = time.monotonic()
+    log = run_worker(kit, job_id)
+    seconds = time.monotonic() - start
+    assert re.search(r"generation 0: 2 replica\(s\) on 2 node\(s\) \(STRICT_SPREAD\), "
+                     r"all-reduce over ring", log), log[-3000:]
+    events = epoch_events(kit, job_id)
+    assert [e["epoch"] for e in events] == [0, 1, 2]
+    assert all(e["nodes"] == 2 and e["generation"] == 0 for e in events), events
+    assert_matches_local_fit(kit, job_id, spec, x, y)
+    print(f"two-node ring job: {seconds:.1f}s from worker start to the end")
+
+
+def test_lost_node_resumes_on_the_remaining_node(cluster):
+    """The second node (its raylet and replica) is SIGKILLed mid-job: the ring fails
+    at once, the driver starts generation 1 from the newest checkpoint on the node that
+    is left (both replicas, shared memory), no epoch is lost or recorded twice, and the
+    job ends where local ``fit`` ends."""
+    kit = cluster
+    # 30 x 50 steps: the chief runs up to 512 events (~10 epochs) ahead of the driver's
+    # checkpoints, so the kill at the driver's epoch 2 must leave it epochs to go
+    epochs = 30
+    spec, x, y = dropout_job(kit, epochs=epochs, n=2000)
+    job_id = kit.submit(spec)
+    moments = {}
+
+    def kill_mid_job(kit: Kit) -> None:
+        # the driver's checkpoints (the chief runs ahead of them): any of epoch >= 2
+        kit.wait(lambda: any(int(c["name"][5:11]) >= 2
+                             for c in kit.storage.list_checkpoints(job_id)),
+                 timeout=180, every=0.02, what="two epochs")
+        moments["killed"], moments["killed_at"] = time.monotonic(), time.time()
+        kill_session(kit.node)
+        # the whole node went: its raylet and every process it started (the replica)
+        kit.wait(lambda: subprocess.run(["pgrep", "-s", str(kit.node.pid)],
+                                        capture_output=True).returncode == 1,
+                 timeout=30, every=0.1, what="the second node's processes to end")
+        kit.wait(lambda: any(e["generation"] == 1 for e in epoch_events(kit, job_id)),
+                 timeout=120, every=0.05, what="an epoch of generation 1")
+        moments["resumed"] = time.monotonic()
+
+    start = time.monotonic()
+    log = run_worker(kit, job_id, during=kill_mid_job)
+    seconds = time.monotonic() - start
+    events = epoch_events(kit, job_id)
+    assert [e["epoch"] for e in events] == list(range(epochs)), events
+    before = [e for e in events if e["generation"] == 0]
+    after = [e for e in events if e["generation"] == 1]
+    assert len(before) >= 2 and after, events
+    assert all(e["nodes"] == 2 for e in before) and all(e["nodes"] == 1 for e in after)
+    assert events[-1]["epoch"] == epochs - 1
+    # the chief's ring failed at once; Ray's word on the dead actor may come first
+    lost = re.search(r"^(\S+ \S+) WARNING lamina_worker: \S+: a replica died \(ReplicaLost: "
+                     r"(replica 0's all-reduce failed: rank 0 lost the connection to rank 1|"
+                     r"ActorDiedError)", log, re.MULTILINE)
+    assert lost and "restarting from the last checkpoint (1/2)" in log, log[-4000:]
+    detected = datetime.strptime(lost.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+    assert re.search(rf"resuming from ckpt-0*{after[0]['epoch']}-", log), log[-4000:]
+    assert re.search(r"generation 1: 2 replica\(s\) on 1 node\(s\) \(STRICT_PACK\), "
+                     r"all-reduce over shm; packed: .*\b1 live node\(s\) can hold a replica",
+                     log), log[-4000:]
+    assert kit.job(job_id).attempts == 1  # the driver restarted the group itself
+    assert_matches_local_fit(kit, job_id, spec, x, y)
+    assert detected - moments["killed_at"] < 30.0, log[-4000:]
+    print(f"node lost in epoch {after[0]['epoch']}: generation 0 ended "
+          f"{detected - moments['killed_at']:.2f}s after the kill, the first epoch of "
+          f"generation 1 was recorded {moments['resumed'] - moments['killed']:.1f}s after "
+          f"it; job {seconds:.1f}s from worker start to the end")
+
