@@ -76,6 +76,11 @@ class _Core:
         self.ranges = _parts(b, h, s, t, q.dtype.itemsize)
         self.probs = np.empty((b, h, s, t), q.dtype)  # P^T, head by head
 
+    def _scaled_q(self, lo, hi):
+        qh = _heads(self.q[lo:hi])
+        # A caller may fold the scale into the query projection (scale=1: no pass).
+        return qh if self.scale == 1 else np.multiply(qh, self.scale)
+
     def run_forward(self, out):
         q, k, v, probs = self.q, self.k, self.v, self.probs
         self.out = out  # the backward's rowsum(dO * O)
@@ -83,7 +88,7 @@ class _Core:
 
         def part(i):
             lo, hi = self.ranges[i]
-            qs = np.multiply(_heads(q[lo:hi]), self.scale)
+            qs = self._scaled_q(lo, hi)
             st = probs[lo:hi]
             np.matmul(_heads(k[lo:hi]), qs.swapaxes(-1, -2), out=st)
             if self.neg is not None:
@@ -99,7 +104,7 @@ class _Core:
 
     def run_backward(self, g, dq, dk, dv):
         """Write the gradients into ``dq``/``dk``/``dv`` (arrays or None to skip)."""
-        q, k, v, probs, out = self.q, self.k, self.v, self.probs, self.out
+        k, v, probs, out = self.k, self.v, self.probs, self.out
         need_s = dq is not None or dk is not None
 
         def part(i):
@@ -124,10 +129,10 @@ class _Core:
             if dq is not None:
                 dqh = _heads(dq[lo:hi])
                 np.matmul(dst.swapaxes(-1, -2), _heads(k[lo:hi]), out=dqh)
-                dqh *= self.scale
+                if self.scale != 1:
+                    dqh *= self.scale
             if dk is not None:
-                qs = np.multiply(_heads(q[lo:hi]), self.scale)
-                np.matmul(dst, qs, out=_heads(dk[lo:hi]))
+                np.matmul(dst, self._scaled_q(lo, hi), out=_heads(dk[lo:hi]))
 
         parallel_for(len(self.ranges), part)
 

@@ -80,13 +80,26 @@ class ShapesDictBuild:
         self.built = True
 
 
-def _flat_kernel(projection):
+def _flat_kernel(projection, scale=None):
     kernel = projection.kernel
-    return ops.reshape(kernel, (kernel.shape[0], math.prod(kernel.shape[1:])))
+    flat = ops.reshape(kernel, (kernel.shape[0], math.prod(kernel.shape[1:])))
+    return flat if scale is None else ops.multiply(flat, scale)
 
 
-def _flat_bias(projection):
-    return ops.reshape(projection.bias, (math.prod(projection.bias.shape),))
+def _flat_bias(projection, scale=None):
+    flat = ops.reshape(projection.bias, (math.prod(projection.bias.shape),))
+    return flat if scale is None else ops.multiply(flat, scale)
+
+
+def _project(x, projections, scales):
+    """``x`` through the concatenated (flattened) kernels and biases: one GEMM."""
+    kernels = [_flat_kernel(p, s) for p, s in zip(projections, scales)]
+    kernel = kernels[0] if len(kernels) == 1 else ops.concatenate(kernels, axis=1)
+    bias = None
+    if projections[0].bias is not None:
+        biases = [_flat_bias(p, s) for p, s in zip(projections, scales)]
+        bias = biases[0] if len(biases) == 1 else ops.concatenate(biases, axis=0)
+    return ops.dense(x, kernel, bias)
 
 
 def fused_attention(layer, query, value, key, mask, training):
@@ -95,13 +108,16 @@ def fused_attention(layer, query, value, key, mask, training):
     Covers eager calls whose inputs have the kernels' dtype (the caller falls back for
     attention scores). Self-attention (``query``, ``key`` and ``value`` one tensor) runs
     the three projections as one GEMM on the concatenated kernels; the variables stay
-    Keras's ``query``/``key``/``value`` ones, so saved files do not change.
+    Keras's ``query``/``key``/``value`` ones, so saved files do not change. The score
+    scale ``1/sqrt(key_dim)`` is folded into the query kernel and bias (a pass over
+    the (dim, heads*key_dim) kernel instead of the (batch, length, heads, key_dim)
+    queries, forward and backward).
     """
     dtype = layer.query_dense.kernel.data.dtype
     if not all(isinstance(x, Tensor) and x.data.dtype == dtype for x in (query, value, key)):
         return None
     heads, key_dim, value_dim = layer.num_heads, layer.key_dim, layer.value_dim
-    scale = 1.0 / math.sqrt(key_dim)
+    scale = np.asarray(1.0 / math.sqrt(key_dim), dtype)
     dropout_mask = None
     if training and layer.dropout > 0:
         # The same draws as Dropout on the probabilities (what the unfused path does).
@@ -112,17 +128,14 @@ def fused_attention(layer, query, value, key, mask, training):
         query.data is value.data and key.data is value.data
         and not any(x.requires_grad for x in (query, value, key)))
     if same:
-        bias = None
-        if layer.use_bias:
-            bias = ops.concatenate([_flat_bias(p) for p in dense], axis=0)
-        qkv = ops.dense(query, ops.concatenate([_flat_kernel(p) for p in dense], axis=1),
-                        bias)
+        qkv = _project(query, dense, (scale, None, None))
         context = _attention.packed_attention(qkv, heads, key_dim, value_dim, mask=mask,
-                                              scale=scale, dropout_mask=dropout_mask)
+                                              scale=1.0, dropout_mask=dropout_mask)
     else:
-        context = _attention.attention(
-            layer.query_dense(query), layer.key_dense(key), layer.value_dense(value),
-            mask=mask, scale=scale, dropout_mask=dropout_mask)
+        q, k, v = (ops.reshape(_project(x, (p,), (s,)), (*x.shape[:2], heads, -1))
+                   for x, p, s in zip((query, key, value), dense, (scale, None, None)))
+        context = _attention.attention(q, k, v, mask=mask, scale=1.0,
+                                       dropout_mask=dropout_mask)
     if layer.use_gate:
         context = ops.multiply(context, ops.sigmoid(layer._gate_dense(query)))
     return layer.output_dense(context)
