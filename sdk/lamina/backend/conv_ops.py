@@ -5,7 +5,9 @@ Keras's ``ops.conv``, ``ops.conv_transpose``, ``ops.depthwise_conv``,
 Lamina-only arguments on the convolutions: ``bias`` and ``activation="relu"``, fused
 into the convolution's output so that they cost no extra pass or graph node.
 ``channels_first`` inputs are transposed to channels_last at the boundary (the
-primitives work in channels_last). Pooling runs :mod:`lamina.backend.pooling`.
+primitives work in channels_last). Pooling runs :mod:`lamina.backend.pooling`, except
+that a max-pool of the output of a convolution with fused ReLU is computed by the
+fused primitive of :mod:`lamina.backend.conv_pool` (one graph rule, in :func:`max_pool`).
 
 Example:
     >>> import numpy as np
@@ -18,6 +20,7 @@ Example:
 from __future__ import annotations
 
 from lamina.backend import conv as _c
+from lamina.backend import conv_pool as _cp
 from lamina.backend import pooling as _pl
 from lamina.backend import primitives as _p
 from lamina.backend.tensor import Tensor
@@ -153,22 +156,37 @@ def separable_conv(inputs, depthwise_kernel, pointwise_kernel, strides=1, paddin
     return _to_first(y, data_format)
 
 
-def _pool(fn, inputs, pool_size, strides, padding, data_format):
-    x = _to_last(inputs, data_format)
+def _pool_geometry(x, pool_size, strides, padding):
     n = _ndim(x) - 2
     pool = _tuple(pool_size, n)
     strides = pool if strides is None else _tuple(strides, n)
     pads = [_c.conv_padding(length, k, s, padding)
             for length, k, s in zip(_spatial(x), pool, strides)]
-    return _to_first(fn.apply(x, pool=pool, strides=strides, pads=pads), data_format)
+    return {"pool": pool, "strides": strides, "pads": pads}
+
+
+def _pool(fn, inputs, pool_size, strides, padding, data_format):
+    x = _to_last(inputs, data_format)
+    return _to_first(fn.apply(x, **_pool_geometry(x, pool_size, strides, padding)),
+                     data_format)
 
 
 def max_pool(inputs, pool_size, strides=None, padding="valid", data_format=None):
     """Max pooling, Keras's ``ops.max_pool``; ``strides`` defaults to ``pool_size``.
 
+    When ``inputs`` is the recorded output of a convolution with fused ReLU (as a
+    ``Conv2D(..., activation="relu")`` layer makes), the pool is the fused
+    :class:`~lamina.backend.conv_pool.ConvReluMaxPool` primitive instead: the same
+    values, and a backward without a full-size ReLU mask pass.
+
     Returns:
         The output Tensor.
     """
+    producer = getattr(inputs, "_ctx", None)
+    if data_format != "channels_first" and isinstance(producer, _c.Conv) and producer.relu:
+        x, kernel, bias = producer.parents
+        return _cp.ConvReluMaxPool.apply(x, kernel, bias, inputs, geometry=producer.geometry,
+                                         **_pool_geometry(inputs, pool_size, strides, padding))
     return _pool(_pl.MaxPool, inputs, pool_size, strides, padding, data_format)
 
 

@@ -7,11 +7,8 @@ views up in a tournament and, when a gradient is wanted, keeps the offset of eac
 window's first maximum as one ``uint8`` per output, so that its backward is one
 compare and one multiply per offset.
 
-Max pooling folds the ReLU of a :class:`~lamina.backend.conv.Conv` with fused
-ReLU right before it into its own backward: only window winners get a gradient,
-and a winner's ReLU was active exactly when the pooled value is positive. The
-pool then zeroes the other winners on its (small) output gradient and tells the
-convolution, which skips its full-size mask pass.
+:func:`max_pool_forward` and :func:`unpool` are shared with the fused
+convolution + ReLU + max-pool primitive of :mod:`lamina.backend.conv_pool`.
 """
 
 from __future__ import annotations
@@ -21,16 +18,18 @@ import math
 
 import numpy as np
 
-from lamina.backend.autodiff import Function, is_requested
-from lamina.backend.conv import _inner, _offset_slice, _pad
-from lamina.backend.parallel import MAX_PARTS, PART_ELEMENTS
-from lamina.backend.threads import parallel_for, split
+from lamina.backend.autodiff import Function
+from lamina.backend.im2col import batch_parts
+from lamina.backend.im2col import inner as _inner
+from lamina.backend.im2col import offset_slice as _offset_slice
+from lamina.backend.im2col import pad as _pad
+from lamina.backend.threads import parallel_for
 
 
-def _batch_parts(out):
-    """Fixed ``(lo, hi)`` batch ranges for pooling in parallel (one when small)."""
-    count = min(MAX_PARTS, out.size // PART_ELEMENTS, out.shape[0])
-    return split(out.shape[0], count) if count >= 2 else [(0, out.shape[0])]
+def _batch_parts(full):
+    """Fixed ``(lo, hi)`` batch ranges, each about a core's cache of the full-size
+    (pool input) array ``full`` and its temporaries, run in parallel."""
+    return batch_parts(full.shape[0], 2 * full[:1].nbytes)
 
 
 def _pool_plan(x, pool, strides, pads, fill):
@@ -101,6 +100,52 @@ def _first_max(views, index):
     return out, idx
 
 
+def max_pool_forward(x, pool, strides, pads, index):
+    """Max over windows, in batch parts; with ``index`` also each window's first winner.
+
+    Returns:
+        ``(out, winner)``; ``winner`` (``uint8``, ``intp`` past 256 offsets) is ``None``
+        without ``index``.
+    """
+    xp, out_shape, _ = _pool_plan(x, pool, strides, pads, -np.inf)
+    views = _pool_views(xp, pool, strides, out_shape)
+    parts = _batch_parts(xp)
+    if len(parts) == 1:
+        return _first_max(views, index=index)
+    out = np.empty(views[0].shape, x.dtype)
+    winner = np.empty(out.shape, np.uint8 if len(views) <= 256 else np.intp) if index else None
+
+    def pool_part(i):
+        lo, hi = parts[i]
+        o, w = _first_max([v[lo:hi] for v in views], index=index)
+        out[lo:hi] = o
+        if winner is not None:
+            winner[lo:hi] = w
+
+    parallel_for(len(parts), pool_part)
+    return out, winner
+
+
+def unpool(g, winner, pool, strides, pads, x_shape):
+    """The input gradient of a max-pool of an input of ``x_shape`` (any batch slice):
+    each window's gradient goes to its first winner, summed where windows overlap."""
+    full = tuple(n + lo + hi for n, (lo, hi) in zip(x_shape[1:-1], pads))
+    gxp = _grad_buffer((g.shape[0], *full, g.shape[-1]), pool, strides, g.shape, g.dtype)
+    _unpool_into(_pool_views(gxp, pool, strides, g.shape[1:-1]), g, winner,
+                 all(s >= k for k, s in zip(pool, strides)))
+    return gxp[_inner(x_shape, pads)]
+
+
+def _unpool_into(gviews, g, winner, disjoint):
+    hit = np.empty(g.shape, bool)
+    for k, gview in enumerate(gviews):
+        np.equal(winner, winner.dtype.type(k), out=hit)
+        if disjoint:
+            np.multiply(g, hit, out=gview)
+        else:
+            gview += g * hit
+
+
 class MaxPool(Function):
     """Max over windows of size ``pool`` moved by ``strides``; padding never wins.
 
@@ -108,69 +153,30 @@ class MaxPool(Function):
     are common after a ReLU), accumulated where windows overlap.
     """
 
-    __slots__ = ("xp_shape", "out", "winner", "pool", "strides", "pads", "x_shape")
+    __slots__ = ("winner", "pool", "strides", "pads", "x_shape")
 
     def forward(self, x, pool=None, strides=None, pads=None):
         pads = tuple(pads or ((0, 0),) * len(pool))
-        xp, out_shape, _ = _pool_plan(x, pool, strides, pads, -np.inf)
-        views = _pool_views(xp, pool, strides, out_shape)
-        parts = _batch_parts(views[0])
-        if len(parts) == 1:
-            out, winner = _first_max(views, index=self.needs[0])
-        else:
-            out = np.empty(views[0].shape, x.dtype)
-            winner = np.empty(out.shape, np.uint8 if len(views) <= 256 else np.intp) if (
-                self.needs[0]) else None
-
-            def pool_part(i):
-                lo, hi = parts[i]
-                o, w = _first_max([v[lo:hi] for v in views], index=self.needs[0])
-                out[lo:hi] = o
-                if winner is not None:
-                    winner[lo:hi] = w
-
-            parallel_for(len(parts), pool_part)
-        self.xp_shape, self.out, self.winner = xp.shape, out, winner
+        out, self.winner = max_pool_forward(x, pool, strides, pads, self.needs[0])
         self.pool, self.strides, self.pads, self.x_shape = pool, strides, pads, x.shape
         return out
 
-    def _relu_producer(self):
-        """The fused-ReLU op that produced this pool's input, if its mask can be folded."""
-        parent = self.parents[0]
-        producer = parent._ctx
-        if (not hasattr(producer, "premasked") or producer.out is None
-                or producer.out is not parent.data or is_requested(parent)):
-            return None
-        return producer
-
     def backward(self, g):
-        producer = self._relu_producer()
-        if producer is not None:
-            g = g * (self.out > 0)
-        out_shape = self.out.shape[1:-1]
+        full = tuple(n + lo + hi for n, (lo, hi) in zip(self.x_shape[1:-1], self.pads))
+        gxp = _grad_buffer((g.shape[0], *full, g.shape[-1]), self.pool, self.strides,
+                           g.shape, g.dtype)
+        gviews = _pool_views(gxp, self.pool, self.strides, g.shape[1:-1])
         disjoint = all(s >= k for k, s in zip(self.pool, self.strides))
-        gxp = _grad_buffer(self.xp_shape, self.pool, self.strides, self.out.shape, g.dtype)
-        gviews = _pool_views(gxp, self.pool, self.strides, out_shape)
-        winner = self.winner
         # Overlapping windows add into shared rows only within one sample: batch parts
         # never touch the same element.
-        parts = _batch_parts(g)
+        parts = _batch_parts(gxp)
 
         def unpool_part(i):
             lo, hi = parts[i]
-            hit = np.empty(g[lo:hi].shape, bool)
-            for k, gview in enumerate(gviews):
-                np.equal(winner[lo:hi], winner.dtype.type(k), out=hit)
-                if disjoint:
-                    np.multiply(g[lo:hi], hit, out=gview[lo:hi])
-                else:
-                    gview[lo:hi] += g[lo:hi] * hit
+            _unpool_into([v[lo:hi] for v in gviews], g[lo:hi], self.winner[lo:hi], disjoint)
 
         parallel_for(len(parts), unpool_part)
-        gx = gxp[_inner(self.x_shape, self.pads)]
-        if producer is not None:
-            producer.premasked = gx
-        return (gx,)
+        return (gxp[_inner(self.x_shape, self.pads)],)
 
 
 class AvgPool(Function):

@@ -294,54 +294,28 @@ def test_max_pool_over_more_than_256_offsets():
     check_gradients(lambda a: run_pool(a, (17, 17), (1, 1), "valid", "max"), [x])
 
 
-def _conv_relu_pool_grads(fused, x, kernel, bias, weights, extra=None, at_conv=False):
-    """Gradients of ``sum(weights * maxpool(relu(conv)))`` (+ ``sum(extra * relu(conv))``)
-    w.r.t. input, kernel and bias (and the ReLU output), ReLU fused into the conv or not."""
-    from lamina import ops
-    from lamina.backend import Variable, gradients
-
-    xv, kv, bv = (Variable(a, dtype="float64") for a in (x, kernel, bias))
-    y = run_conv(xv, kv, bv, relu=fused)
-    if not fused:
-        y = ops.relu(y)
-    loss = ops.sum(ops.multiply(run_pool(y, (2, 2), (2, 2), "same", "max"), weights))
-    if extra is not None:
-        loss = ops.add(loss, ops.sum(ops.multiply(y, extra)))
-    return gradients(loss, [xv, kv, bv] + ([y] if at_conv else []))
-
-
-@pytest.mark.parametrize("case", ["alone", "second consumer", "gradient at the relu"])
-def test_max_pool_folds_the_relu_mask_of_the_conv_before_it(case):
-    # A negative bias leaves many windows all zero (ties at 0 whose winner must get no
-    # gradient through the ReLU); constant input patches give ties at positive values.
-    rng = np.random.default_rng(9)
-    x = rng.standard_normal((2, 9, 9, 3)).round()
-    x[:, :4, :4] = 1.0
-    kernel, bias = rng.standard_normal((3, 3, 3, 4)), rng.standard_normal(4) - 1.0
-    weights = rng.standard_normal((2, 4, 4, 4))
-    extra = rng.standard_normal((2, 7, 7, 4)) if case == "second consumer" else None
-    at_conv = case == "gradient at the relu"
-    fused = _conv_relu_pool_grads(True, x, kernel, bias, weights, extra, at_conv)
-    plain = _conv_relu_pool_grads(False, x, kernel, bias, weights, extra, at_conv)
-    assert np.count_nonzero(plain[-1]) and np.count_nonzero(plain[0])
-    for got, want in zip(fused, plain):
-        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
-
-
 @pytest.mark.parametrize("groups", [1, 2])
-def test_conv_input_gradient_is_the_same_in_batch_chunks(monkeypatch, groups):
+@pytest.mark.parametrize("relu", [False, True])
+def test_conv_gradients_are_the_same_in_batch_parts(monkeypatch, groups, relu):
+    # The forward and backward run in batch parts (summed in order for the kernel and
+    # bias): one sample a part must give what one part for the whole batch gives.
+    from lamina.backend import Variable, gradients, im2col
+
     rng = np.random.default_rng(10)
     x = rng.standard_normal((5, 6, 7, 4))
     kernel = rng.standard_normal((3, 2, 4 // groups, 6))
-    g = rng.standard_normal((5, 3, 6, 6))
-    from lamina.backend import Variable, gradients
+    bias = rng.standard_normal(6)
+    g = rng.standard_normal((5, 3, 7, 6))
 
-    def input_grad():
-        xv = Variable(x, dtype="float64")
-        out = run_conv(xv, kernel, None, (2, 1), "same", groups=groups)
-        return gradients(out, [xv], output_gradient=g)[0]
+    def run():
+        xv, kv, bv = (Variable(a, dtype="float64") for a in (x, kernel, bias))
+        out = run_conv(xv, kv, bv, (2, 1), "same", groups=groups, relu=relu)
+        return [out.data, *gradients(out, [xv, kv, bv], output_gradient=g)]
 
-    whole = input_grad()
-    monkeypatch.setattr(conv, "_CHUNK_BYTES", 1)  # one sample a chunk
-    np.testing.assert_allclose(input_grad(), whole, rtol=1e-12, atol=1e-12)
+    monkeypatch.setattr(im2col, "PART_BYTES", 1 << 30)
+    whole = run()
+    monkeypatch.setattr(im2col, "PART_BYTES", 1)  # one sample a part
+    assert len(im2col.batch_parts(5, 100)) == 5
+    for got, want in zip(run(), whole):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
     check_gradients(lambda a: run_conv(a, kernel, None, (2, 1), "same", groups=groups), [x])

@@ -1,0 +1,67 @@
+"""Max pooling of a ReLU convolution's output as ONE primitive, with one backward.
+
+``ConvReluMaxPool`` computes ``max_pool(relu(conv(x, kernel) + bias))``. Its forward
+pools the convolution's output ``y``, which the :class:`~lamina.backend.conv.Conv`
+node has already computed; its backward goes straight from the pooled gradient to
+the gradients of ``x``, ``kernel`` and ``bias``, batch part by batch part:
+
+1. the pooled gradient is multiplied by ``pooled > 0``: only window winners get a
+   gradient, and a winner's ReLU was active exactly when the pooled value is positive
+   (so the full-size ReLU mask pass is never needed);
+2. it is unpooled into the part's output gradient, in cache;
+3. that feeds the part's col2im and kernel-gradient GEMMs
+   (:func:`lamina.backend.im2col.conv_backward`).
+
+The primitive is chosen by a graph rule in :func:`lamina.backend.conv_ops.max_pool`:
+when the pooled tensor is the output of a fused-ReLU ``Conv`` that records
+gradients. ``y`` stays an input of this node, so the rule is exact whatever else
+uses ``y``: another consumer's gradient still reaches ``Conv``'s own backward (the
+convolution then runs backward twice, once per path), and when ``y``'s own gradient
+is asked for, this node hands the unpooled gradient to ``y`` instead and leaves the
+rest to ``Conv``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lamina.backend.autodiff import Function, is_requested
+from lamina.backend.im2col import conv_backward, folds_bias
+from lamina.backend.pooling import max_pool_forward, unpool
+
+
+class ConvReluMaxPool(Function):
+    """``max_pool(relu(conv(x, kernel) + bias))`` given ``y = relu(conv(...) + bias)``.
+
+    Inputs are ``(x, kernel, bias, y)``; keywords are the convolution's ``geometry``
+    (an :class:`~lamina.backend.im2col.Geometry`) and the pool's ``pool``,
+    ``strides`` and ``pads``. The first maximum of each window wins, as in
+    :class:`~lamina.backend.pooling.MaxPool`.
+    """
+
+    __slots__ = ("x", "kernel", "geometry", "folded", "out", "winner", "pool", "strides",
+                 "pads", "y_shape")
+
+    def forward(self, x, kernel, bias, y, geometry=None, pool=None, strides=None, pads=None):
+        pads = tuple(pads or ((0, 0),) * len(pool))
+        out, winner = max_pool_forward(y, pool, strides, pads, index=any(self.needs))
+        self.x, self.kernel, self.geometry = x, kernel, geometry
+        self.folded = folds_bias(bias, geometry)
+        self.out, self.winner, self.y_shape = out, winner, y.shape
+        self.pool, self.strides, self.pads = pool, strides, pads
+        return out
+
+    def _unpool(self, g, lo, hi):
+        return unpool(g[lo:hi], self.winner[lo:hi], self.pool, self.strides, self.pads,
+                      (hi - lo, *self.y_shape[1:]))
+
+    def backward(self, g):
+        if self.needs[3] and is_requested(self.parents[3]):
+            # The pooled gradient at y itself is wanted: give it there, unmasked, and
+            # let the Conv node carry it (with its ReLU mask) on to x, kernel and bias.
+            return None, None, None, self._unpool(g, 0, g.shape[0])
+        g = np.multiply(g, self.out > 0)
+        needs = (self.needs[0], self.needs[1], self.needs[2])
+        gx, gk, gb = conv_backward(self.x, self.kernel, self.geometry,
+                                   lambda lo, hi: self._unpool(g, lo, hi), needs, self.folded)
+        return gx, gk, gb, None
