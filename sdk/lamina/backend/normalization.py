@@ -40,6 +40,30 @@ def _mean(x, axes, count, other=None):
     return total.reshape(kept)
 
 
+def _param_grad(g, param_shape, other=None):
+    """``g * other`` summed to ``param_shape``, or None to let the walk unbroadcast it.
+
+    For a parameter that spans the trailing axes (LayerNormalization's gamma and beta)
+    the sum over the leading rows is one BLAS product or einsum, not an elementwise
+    product plus numpy's column reduction.
+    """
+    dims = tuple(param_shape)
+    while dims and dims[0] == 1:
+        dims = dims[1:]
+    lead = g.ndim - len(dims)
+    if (not dims or lead < 1 or g.shape[lead:] != dims or not g.flags.c_contiguous
+            or g.dtype not in (np.float32, np.float64)
+            or (other is not None and (other.shape != g.shape or other.dtype != g.dtype
+                                       or not other.flags.c_contiguous))):
+        return None
+    rows = g.reshape(-1, int(np.prod(dims)))
+    if other is None:
+        total = np.ones(rows.shape[0], dtype=g.dtype) @ rows
+    else:
+        total = np.einsum("ij,ij->j", rows, other.reshape(rows.shape))
+    return total.reshape(param_shape)
+
+
 def _stats_broadcast_over(param_shape, ndim, axes) -> bool:
     """True when a parameter of ``param_shape`` is constant along every axis in ``axes``."""
     aligned = (1,) * (ndim - len(param_shape)) + tuple(param_shape)
@@ -54,7 +78,7 @@ class Normalize(Function):
     ``stats`` dict when one is given, so that a layer can update moving averages.
     """
 
-    __slots__ = ("xhat", "inv_std", "gamma", "axes", "batch_stats", "count")
+    __slots__ = ("xhat", "inv_std", "gamma", "beta_shape", "axes", "batch_stats", "count")
 
     def forward(self, x, gamma=None, beta=None, axes=(0,), epsilon=1e-3, mean=None,
                 variance=None, stats=None):
@@ -74,6 +98,7 @@ class Normalize(Function):
         inv_std = 1.0 / np.sqrt(variance + np.asarray(epsilon, dtype=x.dtype))
         centered *= inv_std
         self.xhat, self.inv_std, self.gamma = centered, inv_std, gamma
+        self.beta_shape = None if beta is None else beta.shape
         if gamma is None:
             out = centered.copy() if beta is not None else centered
         else:
@@ -84,8 +109,15 @@ class Normalize(Function):
 
     def backward(self, g):
         xhat, gamma, axes = self.xhat, self.gamma, self.axes
-        ggamma = g * xhat if self.needs[1] else None
-        gbeta = g if self.needs[2] else None
+        ggamma = gbeta = None
+        if self.needs[1]:
+            ggamma = _param_grad(g, gamma.shape, xhat)
+            if ggamma is None:
+                ggamma = g * xhat
+        if self.needs[2]:
+            gbeta = _param_grad(g, self.beta_shape)
+            if gbeta is None:
+                gbeta = g
         gx = None
         if self.needs[0]:
             if not self.batch_stats:
@@ -94,8 +126,8 @@ class Normalize(Function):
                 # BatchNorm layout: gamma is constant over the reduced axes, so the two
                 # reductions are those of g itself (and serve gamma's and beta's sums too).
                 mean_g = np.mean(g, axis=axes, keepdims=True)
-                mean_gx = np.mean(ggamma if ggamma is not None else g * xhat, axis=axes,
-                                  keepdims=True)
+                mean_gx = np.mean(ggamma if ggamma is not None and ggamma.shape == g.shape
+                                  else g * xhat, axis=axes, keepdims=True)
                 scale = self.inv_std if gamma is None else gamma * self.inv_std
                 gx = g - mean_g
                 gx -= xhat * mean_gx
