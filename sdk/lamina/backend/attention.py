@@ -95,7 +95,8 @@ class _Core:
                 np.add(st, big, out=st, where=_rows(self.neg, lo, hi))
             st -= st.max(axis=-2, keepdims=True)
             np.exp(st, out=st)
-            st /= st.sum(axis=-2, keepdims=True)
+            total = st.sum(axis=-2, keepdims=True)
+            st *= np.reciprocal(total, out=total)
             pd = st if self.drop is None else st * self.drop[lo:hi]
             np.matmul(pd.swapaxes(-1, -2), _heads(v[lo:hi]), out=_heads(out[lo:hi]))
 
