@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -135,17 +136,22 @@ def main() -> None:
     tpython = torch_python()
     ours, theirs = [], []
     for _ in range(args.rounds):
+        # The machine may be shared: the 1-minute load average is printed with each figure.
+        load = os.getloadavg()[0]
         o = run_json([sys.executable, str(HERE / "transformer.py"), "--worker", "lamina", *common])
         ours.append(o["train_samples_per_s"])
-        line = f"lamina {o['train_samples_per_s']:.0f} samples/s"
+        line = f"lamina {o['train_samples_per_s']:.0f} samples/s (load {load:.2f})"
         if tpython:
+            load = os.getloadavg()[0]
             t = run_json([tpython, str(HERE / "transformer.py"), "--worker", "torch", *common])
             theirs.append(t["train_samples_per_s"])
-            line += f"   torch {t['train_samples_per_s']:.0f} samples/s"
+            line += f"   torch {t['train_samples_per_s']:.0f} samples/s (load {load:.2f})"
         print(line, flush=True)
     if not theirs:
         print("torch not installed: no ratio (pip install torch==2.13.0)")
         return
+    print(f"medians: lamina {statistics.median(ours):.0f}, torch "
+          f"{statistics.median(theirs):.0f} samples/s")
     print(f"transformer: lamina/torch train throughput = "
           f"{statistics.median(ours) / statistics.median(theirs):.3f}")
 
