@@ -95,6 +95,29 @@ def is_requested(tensor) -> bool:
     return id(tensor) in getattr(_state, "requested", ())
 
 
+@contextlib.contextmanager
+def gradient_ready_hook(hook):
+    """Report each source's gradient as soon as it is final, during the backward walk.
+
+    While active (in this thread), every :func:`gradients` call first calls
+    ``hook(sources)``; when that returns a callable ``ready``, the walk calls
+    ``ready(index, grad)`` once per source the target depends on, as soon as the last
+    node using ``sources[index]`` has run backward (its gradient gets no further
+    contributions; ``grad`` must be read, not kept or modified), and finally
+    ``ready(None, failed)`` when the walk ends (``failed``: it raised). Lets a
+    data-parallel strategy start reducing gradients while backward goes on.
+
+    Args:
+        hook: ``hook(sources) -> ready or None`` (None: not for this call).
+    """
+    previous = getattr(_state, "ready_hook", None)
+    _state.ready_hook = hook
+    try:
+        yield
+    finally:
+        _state.ready_hook = previous
+
+
 def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     """Sum ``grad`` over the axes that broadcasting added or stretched to ``shape``."""
     if grad.shape == shape:
@@ -158,10 +181,19 @@ def gradients(target: Tensor, sources, output_gradient=None) -> list:
         # backward may hand the same array to several parents.
         owned = set()
         outer, _state.requested = getattr(_state, "requested", frozenset()), wanted
+        hook = getattr(_state, "ready_hook", None)
+        ready = hook(sources) if hook is not None else None
+        failed = True
         try:
-            _walk(target, grads, wanted, found, owned)
+            if ready is None:
+                _walk(target, grads, wanted, found, owned)
+            else:
+                _walk_reporting(target, grads, wanted, found, owned, sources, ready)
+            failed = False
         finally:
             _state.requested = outer
+            if ready is not None:
+                ready(None, failed)
     # Callers (optimizers, clipping) may update gradients in place, so each result must
     # be a writable array of its own: not a read-only broadcast view, not the caller's
     # seed, not memory shared with another result (a backward may hand one array to
@@ -205,6 +237,54 @@ def _walk(target, grads, wanted, found, owned):
             else:
                 grads[key] = previous + pgrad
                 owned.add(key)
+
+
+def _walk_reporting(target, grads, wanted, found, owned, sources, ready):
+    """:func:`_walk`, calling ``ready(index, grad)`` once a source's gradient is final.
+
+    A source's gradient is final once every recorded use of it has run backward, so
+    each source counts its remaining uses (a source used by nodes that get no gradient
+    is reported by nobody here; the caller takes it from the result).
+    """
+    order = _topological_order(target)
+    index = {id(s): i for i, s in enumerate(sources)}
+    uses = dict.fromkeys(index, 0)
+    for node in order:
+        if node._ctx is not None:
+            for parent, need in zip(node._ctx.parents, node._ctx.needs):
+                if need and id(parent) in uses:
+                    uses[id(parent)] += 1
+    if id(target) in index:
+        ready(index[id(target)], grads[id(target)])
+    for node in reversed(order):
+        grad = grads.pop(id(node), None)
+        if grad is None:
+            continue
+        if id(node) in wanted:
+            found[id(node)] = grad
+        ctx = node._ctx
+        if ctx is None:
+            continue
+        parent_grads = ctx.backward(grad)
+        for parent, need, pgrad in zip(ctx.parents, ctx.needs, parent_grads):
+            if not need:
+                continue
+            key = id(parent)
+            if pgrad is not None:
+                pgrad = unbroadcast(pgrad, parent.data.shape)
+                assert pgrad.shape == parent.data.shape, (type(ctx).__name__, pgrad.shape)
+                previous = grads.get(key)
+                if previous is None:
+                    grads[key] = pgrad
+                elif key in owned:
+                    previous += pgrad
+                else:
+                    grads[key] = previous + pgrad
+                    owned.add(key)
+            if key in uses:
+                uses[key] -= 1
+                if uses[key] == 0 and key in grads:
+                    ready(index[key], grads[key])
 
 
 def _memory_owner(array: np.ndarray) -> np.ndarray:

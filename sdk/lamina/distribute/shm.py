@@ -25,7 +25,8 @@ Either way every element is summed rank 0 + rank 1 + ... and every rank reads th
 same bytes, so replicas stay bit-identical.
 
 A barrier is a counter per rank that only its rank writes (an aligned 8-byte store,
-so no atomics are needed on x86-64/aarch64). A waiting rank spins briefly, then raises
+so no atomics are needed on x86-64/aarch64). A waiting rank spins briefly (only on the
+thread that opened the collective), then raises
 its "sleeping" flag and blocks on its own Unix datagram socket (``<file>.r<rank>``); a
 rank that arrives wakes the sleepers with one datagram each. So a rank that waits for
 a slow peer gives the peer its core at once, and wakes as soon as the peer arrives (a
@@ -37,6 +38,7 @@ from __future__ import annotations
 import mmap
 import os
 import socket
+import threading
 import time
 from pathlib import Path
 
@@ -119,6 +121,9 @@ class SharedMemoryCollective:
         timeout: seconds a barrier waits before raising ``TimeoutError``.
     """
 
+    #: ``exchange`` reduces any prefix of ``k <= n`` floats (gradient buckets).
+    accepts_prefix = True
+
     def __init__(self, path: str | os.PathLike, rank: int, timeout: float = 600.0) -> None:
         self.path = Path(path)
         fd = os.open(self.path, os.O_RDWR)
@@ -156,6 +161,7 @@ class SharedMemoryCollective:
             self.result = np.empty(self.n, np.float32)  # this rank's copy of the sum
             self._chunk = slice(0, self.n)
         self._count = int(self._arrive[rank])
+        self._spinner = threading.get_ident()  # only this thread spins in a barrier
         self.wait_seconds = 0.0  # time spent waiting for peers (last exchange)
 
     @property
@@ -177,7 +183,9 @@ class SharedMemoryCollective:
                 except OSError:  # the peer is gone or not bound yet: it re-checks anyway
                     pass
         start = time.perf_counter()
-        spins = 0
+        # Another thread (a gradient reducer) sleeps at once: spinning, it would hold
+        # the GIL and stall the thread that computes.
+        spins = 0 if threading.get_ident() == self._spinner else _SPIN
         while arrive.min() < target:
             if header[3]:
                 raise CollectiveAborted(f"collective {self.path.name} was aborted")
@@ -206,25 +214,36 @@ class SharedMemoryCollective:
         """All-reduce ``scale * vector`` (sum in rank order) and gather ``meta``.
 
         Args:
-            vector: float32 array of ``n`` elements, None to contribute zeros, or
-                :attr:`slot` itself when the caller wrote (and scaled) it in place.
+            vector: float32 array of ``k <= n`` elements (the sum covers the first
+                ``k``; every rank of one exchange passes the same ``k``), None to
+                contribute ``n`` zeros, or :attr:`slot` or a range ``slot[lo:hi]`` of
+                it that the caller wrote (and scaled) in place (the sum covers that
+                range).
             meta: up to ``m`` floats for the gather (None: zeros).
             scale: this rank's weight (e.g. its share of the global batch).
 
         Returns:
-            ``(result, metas)``: the sum (overwritten by this rank's next exchange) and
+            ``(result, metas)``: the sums of those floats (a view of :attr:`result`,
+                overwritten by the next exchange over them) and
             a copy of every rank's meta row, ``(world, m)`` float64.
         """
         parity = self._count % 2
         slot = self._slots[parity, self.rank]
+        lo, k = 0, self.n
         if vector is None:
             slot[:] = 0.0
-        elif vector is slot or np.may_share_memory(vector, slot):
-            pass  # written in place by the caller (already scaled)
-        elif scale == 1.0:
-            slot[:] = vector
         else:
-            np.multiply(vector, np.float32(scale), out=slot)
+            k = int(np.size(vector))
+            if k > self.n:
+                raise ValueError(f"vector holds at most n={self.n} values. Received: "
+                                 f"size={k}")
+            if np.may_share_memory(vector, slot):  # written in place (already scaled)
+                lo = (vector.__array_interface__["data"][0]
+                      - slot.__array_interface__["data"][0]) // slot.itemsize
+            elif scale == 1.0:
+                slot[:k] = np.reshape(vector, -1)
+            else:
+                np.multiply(np.reshape(vector, -1), np.float32(scale), out=slot[:k])
         row = self._meta[parity, self.rank]
         row[:] = 0.0
         if meta is not None:
@@ -234,7 +253,7 @@ class SharedMemoryCollective:
                                  f"{meta.size} values")
             row[:meta.size] = meta
         self.wait_seconds = self._barrier()
-        chunk = self._chunk
+        chunk = self._chunk if k == self.n else self._chunk_of(lo, k)
         slots, out = self._slots[parity, :, chunk], self.result[chunk]
         if self.world == 1:
             np.copyto(out, slots[0])
@@ -245,7 +264,38 @@ class SharedMemoryCollective:
         metas = self._meta[parity].copy()
         if self._chunked:
             self.wait_seconds += self._barrier()
-        return self.result, metas
+        return (self.result if k == self.n else self.result[lo:lo + k]), metas
+
+    def staging(self):
+        """``(send, result)`` for in-place range exchanges, or None.
+
+        With a large vector (two barriers an exchange), every exchange leaves the slots
+        free (each peer finished reading them before the second barrier) and keeps
+        the slot's parity, so a caller may scale values into disjoint ranges of
+        ``send`` at any time between exchanges and reduce ``send[lo:hi]`` (a view)
+        into ``result[lo:hi]`` while it fills the next range. Small vectors (one
+        barrier, alternating slots) give None: exchange a copy instead.
+        """
+        return (self.slot, self.result) if self._chunked else None
+
+    def _chunk_of(self, lo: int, k: int) -> slice:
+        """This rank's share of floats ``[lo, lo + k)`` (all of them when not chunked).
+
+        Whether an exchange takes one barrier or two depends on ``n`` only, so ranks
+        that reduce different prefixes (the chief's control exchange against a peer's
+        gradient bucket) still meet at the same barriers.
+        """
+        if not self._chunked:
+            return slice(lo, lo + k)
+        bounds = lo + np.linspace(0, k, self.world + 1).astype(int)
+        return slice(int(bounds[self.rank]), int(bounds[self.rank + 1]))
+
+    def abort(self, reason: str = "aborted") -> None:
+        """Make this rank's current or next barrier, and every peer's, raise
+        :class:`CollectiveAborted` (safe from another thread; ``reason`` is for the
+        caller's log: the group's flag carries none)."""
+        if self._header is not None:
+            self._header[3] = 1
 
     def close(self) -> None:
         """Release the mapping (the file stays until its owner removes it)."""

@@ -25,11 +25,15 @@ exactly the same updates.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 
 import numpy as np
 
+from lamina.backend.autodiff import gradient_ready_hook
 from lamina.distribute import keys
+from lamina.distribute.buckets import DEFAULT_CAP_MB, Buckets, can_bucket
 from lamina.distribute.metric_state import additive_fields, pack, unpack
 from lamina.layers.symbolic import flatten, map_structure
 
@@ -124,12 +128,25 @@ class DataParallel(Strategy):
         resume_at: ``(epoch, step)``: skip the first ``step`` batches of ``epoch``
             (a mid-epoch checkpoint); the shuffle is drawn as usual.
         base_metrics: the metric accumulators of those skipped batches (chief only).
+        bucket_cap_mb: gradients are all-reduced in buckets of about this many MB
+            while backward goes on (:mod:`lamina.distribute.buckets`); 0 turns it off
+            (one exchange after backward). Default: ``$LAMINA_BUCKET_CAP_MB``, else 1.
+            Collectives without ``accepts_prefix`` always take one exchange.
 
     Raises:
-        ValueError: when the model's gradient does not fit the collective.
+        ValueError: when the model's gradient does not fit the collective, or for a
+            negative ``bucket_cap_mb`` (naming it).
     """
 
-    def __init__(self, collective, resume_at=None, base_metrics=None) -> None:
+    def __init__(self, collective, resume_at=None, base_metrics=None,
+                 bucket_cap_mb: float | None = None) -> None:
+        if bucket_cap_mb is None:
+            bucket_cap_mb = float(os.environ.get("LAMINA_BUCKET_CAP_MB", DEFAULT_CAP_MB))
+        if not bucket_cap_mb >= 0:
+            raise ValueError(f"bucket_cap_mb must be >= 0. Received: "
+                             f"bucket_cap_mb={bucket_cap_mb}")
+        self.bucket_cap_mb = float(bucket_cap_mb)
+        self._buckets: Buckets | None = None
         self.collective = collective
         self.rank, self.world_size = collective.rank, collective.world
         self.is_chief = self.rank == 0
@@ -197,29 +214,56 @@ class DataParallel(Strategy):
             self.step_samples = n
             local = map_structure(lambda a, rows=slice(lo, hi): None if a is None else a[rows],
                                   batch)
-            with keys.batch_keys(epoch, np.arange(seen - n + lo, seen - n + hi)):
+            with keys.batch_keys(epoch, np.arange(seen - n + lo, seen - n + hi)), \
+                    self._bucketing(model):
                 yield step, local
             if not self.is_chief and model.stop_training:
                 return
         self._control_exchange(model)
         self._pending_stop = False
 
+    @contextlib.contextmanager
+    def _bucketing(self, model):
+        """Around one step: report gradients to the buckets as backward finishes them."""
+        buckets = self._buckets_for(model)
+        if buckets is None:
+            yield
+            return
+        try:
+            with gradient_ready_hook(buckets.hook(self._share)):
+                yield
+        finally:
+            if buckets.active:  # the step ended without reduce_gradients (an error)
+                buckets.cancel()
+
+    def _buckets_for(self, model) -> Buckets | None:
+        if self.world_size == 1 or not self.bucket_cap_mb \
+                or not can_bucket(self.collective):
+            return None
+        variables = model.trainable_weights
+        if self._buckets is None or [id(v) for v in variables] != \
+                [id(v) for v in self._buckets.variables]:
+            if self._buckets is not None:
+                self._buckets.close()
+            self._buckets = Buckets(self.collective, variables, self.bucket_cap_mb)
+        # One bucket overlaps nothing: then the plain exchange (no hook, no copies).
+        return self._buckets if self._buckets.count > 1 else None
+
     def reduce_gradients(self, model, grads):
         """Sum ``share_r * grad_r`` over replicas (rank order); None when the chief stopped.
 
-        Each gradient is scaled straight into this replica's slot of the collective; the
-        returned gradients are views of the shared sum (valid until the next exchange).
+        Each gradient is scaled straight into this replica's slot of the collective (or,
+        bucketed, into its bucket as soon as backward finished it; the buckets but the
+        last are already reduced or in flight). The returned gradients are views of the
+        sum (valid until the next exchange). :attr:`exchange_seconds` is the time spent
+        here: the part of the reduction backward did not hide.
         """
         start = time.perf_counter()
+        buckets = self._buckets
+        if buckets is not None and buckets.active:
+            return self._reduce_buckets(model, grads, buckets, start)
         shapes = [None if g is None else np.shape(g) for g in grads]
-        if self._fields is None:
-            self._fields = additive_fields(model)
-        state = pack(self._fields)
-        lr = _lr_variable(model)
-        meta = np.concatenate([[CONTINUE, 0.0 if lr is None else float(lr.data)], state])
-        if meta.size > self.collective.m:
-            raise ValueError(f"metric state has {meta.size - _HEAD} values, the collective "
-                             f"holds {self.collective.m - _HEAD}")
+        meta, lr = self._meta(model)
         if self.world_size == 1:  # nothing to exchange: skip the copies
             self._metas = meta[None, :]
             self.exchange_seconds = time.perf_counter() - start
@@ -236,6 +280,37 @@ class DataParallel(Strategy):
             at += size
         total, metas = self.collective.exchange(slot, meta)
         self.exchange_seconds = time.perf_counter() - start
+        return self._after_exchange(model, metas, lr, lambda: _unflatten(total, shapes))
+
+    def _meta(self, model):
+        if self._fields is None:
+            self._fields = additive_fields(model)
+        state = pack(self._fields)
+        lr = _lr_variable(model)
+        meta = np.concatenate([[CONTINUE, 0.0 if lr is None else float(lr.data)], state])
+        if meta.size > self.collective.m:
+            raise ValueError(f"metric state has {meta.size - _HEAD} values, the collective "
+                             f"holds {self.collective.m - _HEAD}")
+        return meta, lr
+
+    def _reduce_buckets(self, model, grads, buckets: Buckets, start: float):
+        """:meth:`reduce_gradients` when backward filled the buckets."""
+        try:
+            meta, lr = self._meta(model)
+        except BaseException:
+            buckets.cancel()
+            raise
+        if not buckets.finish(grads):  # a bucket met the chief's stop or abort
+            self.exchange_seconds = time.perf_counter() - start
+            self._control(model, buckets.stopped_code)
+            return None
+        total, metas = self.collective.exchange(buckets.last_bucket(), meta)
+        buckets.store_last(total)
+        self.exchange_seconds = time.perf_counter() - start
+        return self._after_exchange(model, metas, lr, lambda: [
+            None if g is None else view for g, view in zip(grads, buckets.views)])
+
+    def _after_exchange(self, model, metas, lr, result):
         code = metas[0, 0]
         if code != CONTINUE:
             if not self.is_chief:
@@ -244,15 +319,7 @@ class DataParallel(Strategy):
         self._metas = metas
         if lr is not None and not self.is_chief and metas[0, 1] != float(lr.data):
             lr.assign(np.float32(metas[0, 1]))  # a chief's callback changed it last batch
-        out, at = [], 0
-        for shape in shapes:
-            if shape is None:
-                out.append(None)
-                continue
-            size = int(np.prod(shape))
-            out.append(total[at:at + size].reshape(shape))
-            at += size
-        return out
+        return result()
 
     def reduce_logs(self, model, logs):
         if not self.is_chief or self._metas is None:
@@ -310,6 +377,19 @@ class DataParallel(Strategy):
             state = _rng_state(chief[2:2 + _RNG_WORDS], lamina_random.get_state())
             if state is not None:
                 lamina_random.set_state(state)
+
+
+def _unflatten(total, shapes) -> list:
+    """Views of ``total``, one per shape in order (None stays None)."""
+    out, at = [], 0
+    for shape in shapes:
+        if shape is None:
+            out.append(None)
+            continue
+        size = int(np.prod(shape))
+        out.append(total[at:at + size].reshape(shape))
+        at += size
+    return out
 
 
 _RNG_WORDS = 10  # PCG64: state and increment as 4 x 32 bits each, has_uint32, uinteger
