@@ -1,0 +1,118 @@
+"""The fused LSTM over several chunks of steps: values, float64 gradients, and results
+that do not depend on whether the second thread takes part."""
+
+import numpy as np
+import pytest
+
+from lamina.backend import autodiff, rnn_common, threads
+from lamina.backend.rnn_lstm import LSTMSequence
+from lamina.backend.tensor import Tensor
+from lamina.testing import check_gradients
+
+
+def _sigmoid(a):
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+def _reference(x, kernel, rec, bias, h, c, mask=None, rmask=None, go_backwards=False):
+    """Keras's LSTM step equations one step at a time; masked steps keep the states."""
+    u = rec.shape[0]
+    outs = []
+    steps = range(x.shape[1] - 1, -1, -1) if go_backwards else range(x.shape[1])
+    for t in steps:
+        z = x[:, t] @ kernel + (h if rmask is None else h * rmask) @ rec + bias
+        i, f = _sigmoid(z[:, :u]), _sigmoid(z[:, u:2 * u])
+        g, o = np.tanh(z[:, 2 * u:3 * u]), _sigmoid(z[:, 3 * u:])
+        c_new = f * c + i * g
+        h_new = o * np.tanh(c_new)
+        if mask is not None:
+            keep = mask[:, t:t + 1]
+            h_new, c_new = np.where(keep, h_new, h), np.where(keep, c_new, c)
+        h, c = h_new, c_new
+        outs.append(h)
+    return np.stack(outs, axis=1), h, c
+
+
+def _case(rng, batch=3, steps=2 * rnn_common.CHUNK_STEPS + 1, features=3, units=2):
+    return (rng.standard_normal((batch, steps, features)),
+            rng.standard_normal((features, 4 * units)) * 0.5,
+            rng.standard_normal((units, 4 * units)) * 0.5,
+            rng.standard_normal(4 * units) * 0.3,
+            rng.standard_normal((batch, units)), rng.standard_normal((batch, units)))
+
+
+def test_chunks_cover_the_steps_in_loop_order():
+    assert rnn_common.chunk_spans(9) == [(0, 4), (4, 8), (8, 9)]
+    assert rnn_common.chunk_spans(9, backward=True) == [(8, 9), (4, 8), (0, 4)]
+    assert rnn_common.chunk_spans(4) == [(0, 4)]
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("dropout", [False, True])
+def test_several_chunks_match_the_step_equations(go_backwards, masked, dropout):
+    rng = np.random.default_rng(0)
+    x, kernel, rec, bias, h0, c0 = _case(rng)
+    mask = rng.random(x.shape[:2]) > 0.3 if masked else None
+    rmask = (rng.random(h0.shape) > 0.5) * 2.0 if dropout else None
+    kw = dict(mask=mask, recurrent_mask=rmask, go_backwards=go_backwards,
+              return_sequences=True)
+    packed = LSTMSequence.apply(x, kernel, rec, bias, h0, c0, **kw).data
+    seq, h, c = _reference(x, kernel, rec, bias, h0, c0, mask, rmask, go_backwards)
+    np.testing.assert_allclose(packed[:, :-1], seq, atol=1e-12)
+    np.testing.assert_allclose(packed[:, -1], c, atol=1e-12)
+    check_gradients(lambda *a: LSTMSequence.apply(*a, **kw), [x, kernel, rec, bias, h0, c0])
+
+
+@pytest.mark.parametrize("activation, recurrent_activation",
+                         [("relu", "hard_sigmoid"), ("tanh", "tanh")])
+def test_other_activations_over_several_chunks(activation, recurrent_activation):
+    rng = np.random.default_rng(1)
+    x, kernel, rec, bias, h0, c0 = _case(rng)
+    kw = dict(activation=activation, recurrent_activation=recurrent_activation)
+    check_gradients(lambda *a: LSTMSequence.apply(*a, **kw), [x, kernel, rec, bias, h0, c0])
+
+
+def test_inference_forward_equals_the_recorded_forward():
+    rng = np.random.default_rng(2)
+    args = [a.astype(np.float32) for a in _case(rng, batch=5, units=4)]
+    recorded = LSTMSequence.apply(*[Tensor(a, requires_grad=True) for a in args]).data
+    with autodiff.no_grad():
+        plain = LSTMSequence.apply(*args).data
+    np.testing.assert_array_equal(plain, recorded)
+
+
+def _train_step(args, g):
+    tensors = [Tensor(a, requires_grad=True) for a in args]
+    out = LSTMSequence.apply(*tensors, return_sequences=True)
+    return [out.data, *out._ctx.backward(g)]
+
+
+@pytest.mark.skipif(not threads._controller(), reason="no OpenBLAS found by threadpoolctl")
+def test_results_are_bit_identical_with_or_without_the_second_thread():
+    rng = np.random.default_rng(3)
+    args = [a.astype(np.float32) for a in _case(rng, batch=16, steps=11, features=5,
+                                                   units=8)]
+    g = rng.standard_normal((16, 12, 8)).astype(np.float32)
+    try:
+        threads.set_thread_policy(1)
+        alone = _train_step(args, g)
+        threads.set_thread_policy("auto")
+        together = [_train_step(args, g) for _ in range(3)]
+    finally:
+        threads.set_thread_policy("auto")
+    for run in together:
+        for a, b in zip(alone, run):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_an_error_in_the_loop_reaches_the_caller():
+    calls = []
+
+    def producer(ready):
+        ready(0)
+        raise RuntimeError("loop failed")
+
+    with pytest.raises(RuntimeError, match="loop failed"):
+        rnn_common.overlap([(0, 1), (1, 2)], producer, calls.append)
+    assert calls in ([], [0])
