@@ -1,17 +1,20 @@
 """A job's replicas on two Ray nodes: one per node, all-reducing over the TCP ring.
 
-A two-node Ray cluster on this machine: the chaos tests' private head (``ray_head``:
-``ray start --head``, two CPUs) and a second raylet (``ray start --address``, one CPU,
-100 MB object store) with its own object store, each in a session of its own. A real
-worker process (``python -m lamina_worker``, ``LAMINA_REPLICA_PLACEMENT=spread``) joins
-the cluster, a real redis-server holds the queue. The head checks its raylets' health
-every 0.5 s, so a killed node is declared dead within ~2 s (Ray's default is ~15 s,
-which :data:`lamina_worker.placement.SPREAD_WAIT` covers).
+The slow tests run a two-node Ray cluster on this machine: the chaos tests' private
+head (``ray_head``: ``ray start --head``, two CPUs) and a second raylet (``ray start
+--address``, one CPU, 100 MB object store) with its own object store, each in a
+session of its own. A real worker process (``python -m lamina_worker``,
+``LAMINA_REPLICA_PLACEMENT=spread``) joins the cluster, a real redis-server holds the
+queue. The head checks its raylets' health every 0.5 s, so a killed node is declared
+dead within ~2 s (Ray's default takes ~15 s, which
+:data:`lamina_worker.placement.SPREAD_WAIT` covers). A fast test asks one-per-node
+of the session's one-node Ray.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
 import signal
 import subprocess
@@ -24,8 +27,6 @@ import pytest
 
 from tests.chaos.test_ray_faults import kill_session, ray_head  # noqa: F401 - fixture
 from tests.worker.conftest import Kit
-
-pytestmark = pytest.mark.slow
 
 STORE = 100 * 2**20  # the second node's object store (Ray's minimum is 75 MiB)
 
@@ -134,6 +135,7 @@ def assert_matches_local_fit(kit: Kit, job_id: str, spec: dict, x, y) -> None:
                                    err_msg=key)
 
 
+@pytest.mark.slow
 def test_one_replica_per_node_all_reduces_over_the_ring(cluster):
     """Two replicas, one on each node: the ring carries the all-reduce and the job ends
     where local ``fit`` ends (dropout, shuffle, validation split)."""
@@ -152,6 +154,7 @@ def test_one_replica_per_node_all_reduces_over_the_ring(cluster):
     print(f"two-node ring job: {seconds:.1f}s from worker start to the end")
 
 
+@pytest.mark.slow
 def test_lost_node_resumes_on_the_remaining_node(cluster):
     """The second node (its raylet and replica) is SIGKILLed mid-job: the ring fails
     at once, the driver starts generation 1 from the newest checkpoint on the node that
@@ -208,3 +211,24 @@ def test_lost_node_resumes_on_the_remaining_node(cluster):
           f"generation 1 was recorded {moments['resumed'] - moments['killed']:.1f}s after "
           f"it; job {seconds:.1f}s from worker start to the end")
 
+
+
+def test_spread_on_one_node_packs_the_replicas(kit, caplog):
+    """One replica per node asked of a one-node Ray (the session's): the generation is
+    packed on the worker's node, all-reduces over shared memory, says why in the log,
+    and ends where local ``fit`` ends."""
+    kit.settings.replica_placement = "spread"
+    x, y = kit.blobs(200, 20)
+    spec = kit.spec(kit.mlp_config(dropout=0.3), x, y, epochs=2, replicas=2)
+    job_id = kit.submit(spec)
+    with caplog.at_level(logging.INFO, logger="lamina_worker"):
+        assert kit.worker().run() == 1
+    assert re.search(r"generation 0: 2 replica\(s\) on 1 node\(s\) \(STRICT_PACK\), "
+                     r"all-reduce over shm; packed: 1 live node\(s\) can hold a replica of "
+                     r"0\.5 CPUs; the job has 2 replicas", caplog.text), caplog.text[-3000:]
+    events = epoch_events(kit, job_id)
+    assert [(e["epoch"], e["nodes"], e["generation"]) for e in events] == [(0, 1, 0),
+                                                                           (1, 1, 0)]
+    expected, _ = kit.reference(spec, x, y)
+    assert kit.job(job_id).status.value == "succeeded"
+    kit.assert_close(kit.final_weights(job_id), expected)
