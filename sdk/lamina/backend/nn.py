@@ -9,47 +9,83 @@ from __future__ import annotations
 import numpy as np
 
 from lamina.backend.autodiff import Function
-from lamina.backend.parallel import dot
+from lamina.backend.parallel import matmul_tasks, run_tasks
 from lamina.backend.primitives import stable_sigmoid
 
 
 class Dense(Function):
-    """``x @ kernel + bias`` in one node; ``x`` may have leading batch dimensions."""
+    """``x @ kernel + bias`` in one node; ``x`` may have leading batch dimensions.
+
+    The GEMMs run in the fixed parts of :func:`lamina.backend.parallel.matmul_tasks`: the
+    bias add (and ReLU) is done on each part's slice of the output as soon as that part
+    is written, and the backward pass hands the input-gradient GEMM, the kernel-gradient
+    GEMM and the bias-gradient sum to the pool together, as one set of parts.
+    """
 
     __slots__ = ("x", "kernel", "has_bias")
+    relu = False
 
     def forward(self, x, kernel, bias=None):
         self.x, self.kernel, self.has_bias = x, kernel, bias is not None
-        out = dot(x, kernel)
-        if bias is not None:
-            out += bias
+        if x.ndim < 2 or kernel.ndim != 2:
+            out = np.matmul(x, kernel)
+            if bias is not None:
+                out += bias
+            return np.maximum(out, 0, out=out) if self.relu else out
+        out = np.empty((*x.shape[:-1], kernel.shape[1]), np.result_type(x.dtype, kernel.dtype))
+        out2 = out.reshape(-1, kernel.shape[1])
+        relu = self.relu
+
+        def epilogue(rows, cols):
+            part = out2[rows, cols]
+            if bias is not None:
+                part += bias[cols]
+            if relu:
+                np.maximum(part, 0, out=part)
+
+        epilogue = epilogue if bias is not None or relu else None
+        run_tasks(matmul_tasks(x.reshape(-1, x.shape[-1]), kernel, out2, epilogue))
         return out
 
     def backward(self, g):
         x, kernel = self.x, self.kernel
-        gx = dot(g, kernel.T) if self.needs[0] else None
-        gk = gb = None
-        if x.ndim == 2:
-            x2, g2 = x, g
-        else:
-            x2, g2 = x.reshape(-1, x.shape[-1]), g.reshape(-1, g.shape[-1])
+        if x.ndim < 2 or kernel.ndim != 2:
+            return self._backward_plain(g)
+        x2, g2 = x.reshape(-1, x.shape[-1]), g.reshape(-1, g.shape[-1])
+        tasks, grads = [], [None, None, None]
         if self.needs[1]:
-            gk = dot(x2.T, g2)
+            grads[1] = np.empty(kernel.shape, np.result_type(x2.dtype, g2.dtype))
+            tasks += matmul_tasks(x2.T, g2, grads[1])
+        if self.needs[0]:
+            gx = np.empty((*g.shape[:-1], kernel.shape[0]), np.result_type(g.dtype, kernel.dtype))
+            tasks += matmul_tasks(g2, kernel.T, gx.reshape(-1, kernel.shape[0]))
+            grads[0] = gx
         if self.has_bias and self.needs[2]:
-            gb = g2.sum(axis=0)
+            tasks.append(lambda: grads.__setitem__(2, g2.sum(axis=0)))
+        if tasks:
+            run_tasks(tasks)
+        return tuple(grads)
+
+    def _backward_plain(self, g):
+        x, kernel = self.x, self.kernel
+        gx = np.matmul(g, kernel.T) if self.needs[0] else None
+        gk = gb = None
+        if self.needs[1]:
+            gk = np.matmul(x.reshape(-1, x.shape[-1]).T, g.reshape(-1, g.shape[-1]))
+        if self.has_bias and self.needs[2]:
+            gb = g.reshape(-1, g.shape[-1]).sum(axis=0)
         return gx, gk, gb
 
 
 class ReluDense(Dense):
-    """``relu(x @ kernel + bias)`` in one node: the ReLU mask is applied in place."""
+    """``relu(x @ kernel + bias)`` in one node: the ReLU is applied in place, part by part."""
 
     __slots__ = ("out",)
+    relu = True
 
     def forward(self, x, kernel, bias=None):
-        out = super().forward(x, kernel, bias)
-        np.maximum(out, 0, out=out)
-        self.out = out
-        return out
+        self.out = super().forward(x, kernel, bias)
+        return self.out
 
     def backward(self, g):
         return super().backward(g * (self.out > 0))

@@ -3,18 +3,28 @@
 The cut depends only on the shapes (never on the load or the number of workers), so a
 result is bit-identical however many threads computed it; see
 :mod:`lamina.backend.threads` for why BLAS itself runs on one thread.
+
+A GEMM is never cut along its summed axis, and its cuts fall on multiples of
+``ROW_ALIGN`` rows or ``COL_ALIGN`` columns. Whether such a cut also gives exactly the
+bits of one BLAS call depends on the BLAS kernel (OpenBLAS's SkylakeX sgemm: rows and
+columns; its Haswell kernel: rows at multiples of 12 only), so :func:`exact_cuts`
+probes it once per dtype and GEMMs are cut only along an axis where it holds (when
+neither does, along the larger operand as before: still the same bits whatever the
+load). With OpenBLAS on one thread, a split product is then the product of one call.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from lamina.backend.threads import get_thread_policy, parallel_for, split
+from lamina.backend.threads import active_threads, get_thread_policy, parallel_for, split
 
 # A part should cost well over the ~20-50 us hand-off to a worker: ~0.1 ms of GEMM.
 PART_FLOPS = 8_000_000
 MAX_PARTS = 4
 PART_ELEMENTS = 1 << 17  # elementwise: ~128k elements a part (0.5 MB of float32)
+ROW_ALIGN, COL_ALIGN = 12, 16  # multiples of the sgemm/dgemm kernels' register blocks
+_exact: dict = {}
 
 
 def gemm_parts(m: int, k: int, n: int) -> int:
@@ -22,29 +32,97 @@ def gemm_parts(m: int, k: int, n: int) -> int:
     return int(max(1, min(MAX_PARTS, 2 * m * k * n // PART_FLOPS)))
 
 
+def aligned_split(length: int, parts: int, align: int) -> list[tuple[int, int]]:
+    """At most ``parts`` contiguous ranges covering ``range(length)``, cut at multiples
+    of ``align``; the last range takes the remainder (no range of one or two rows, which
+    BLAS would compute as a matrix-vector product)."""
+    bounds = [align * lo for lo, _ in split(max(1, length // align), parts)]
+    return list(zip(bounds, bounds[1:] + [length]))
+
+
+def exact_cuts(dtype) -> tuple[bool, bool]:
+    """Whether cutting a product's rows / columns (aligned) gives the bits of one call.
+
+    Probed once per dtype (~2 ms) on a random product of the smallest size that is ever
+    cut (``PART_FLOPS``; smaller products may take other kernels, e.g. OpenBLAS's
+    small-matrix ones, which cuts never reach), its cuts crossing the kernels' edge
+    cases (ranges that are not multiples of the register blocks).
+    """
+    dtype = np.dtype(dtype)
+    if dtype.kind not in "fc":  # numpy's own loops (integers) compute element by element
+        return True, True
+    found = _exact.get(dtype)
+    if found is None:
+        rng = np.random.default_rng(0)
+        m, k, n = 5 * ROW_ALIGN + 5, 256, 30 * COL_ALIGN
+        a = rng.standard_normal((m, k)).astype(dtype)
+        b = rng.standard_normal((k, n)).astype(dtype)
+        one = np.matmul(a, b)
+        rows = all(np.array_equal(np.matmul(a[lo:hi], b), one[lo:hi])
+                   for cut in range(ROW_ALIGN, m, ROW_ALIGN)
+                   for lo, hi in ((0, cut), (cut, m)))
+        cols = all(np.array_equal(np.matmul(a, b[:, lo:hi]), one[:, lo:hi])
+                   for cut in (1, 2, 3, 15, 29) for lo, hi in ((0, cut * COL_ALIGN),
+                                                               (cut * COL_ALIGN, n)))
+        found = _exact[dtype] = (rows, cols)
+    return found
+
+
+def matmul_tasks(a: np.ndarray, b: np.ndarray, out: np.ndarray, epilogue=None) -> list:
+    """The parts of ``out[...] = a @ b`` (2-D operands), as zero-argument callables.
+
+    The product is cut along the rows of ``a`` or the columns of ``b`` (whichever operand
+    is larger, among the axes :func:`exact_cuts` allows) into at most :func:`gemm_parts`
+    parts; the summed axis is never cut, so every output element is one BLAS dot product
+    over the whole ``k``, whatever thread runs it. When the cut is exact (the same bits
+    as one call, the usual case) there are only as many parts as threads that will run
+    them (one while the pool runs solo), since every extra part costs another packing of
+    the shared operand (4 parts: ~10% more work than 1); otherwise the count is fixed by
+    the shapes.
+    ``epilogue(rows, cols)``, if given, runs right after each part on the slices of
+    ``out`` that part wrote (e.g. a bias add while the part is still in cache). Several
+    products' tasks can be run by one :func:`run_tasks` call, so that independent GEMMs
+    (a layer's input and kernel gradients) share one hand-off to the pool.
+    """
+    (m, k), n = a.shape, b.shape[1]
+    parts = 1 if get_thread_policy() == "off" else gemm_parts(m, k, n)
+    whole = slice(None)
+
+    def run(rows, cols, a_part, b_part):
+        np.matmul(a_part, b_part, out=out[rows, cols])
+        if epilogue is not None:
+            epilogue(rows, cols)
+
+    if parts == 1:
+        return [lambda: run(whole, whole, a, b)]
+    rows_exact, cols_exact = exact_cuts(out.dtype)
+    by_rows = a.size >= b.size if rows_exact == cols_exact else rows_exact
+    if rows_exact or cols_exact:
+        parts = min(parts, active_threads())
+        if parts == 1:
+            return [lambda: run(whole, whole, a, b)]
+    if by_rows:
+        return [lambda r=slice(lo, hi): run(r, whole, a[r], b)
+                for lo, hi in aligned_split(m, parts, ROW_ALIGN)]
+    return [lambda c=slice(lo, hi): run(whole, c, a, b[:, c])
+            for lo, hi in aligned_split(n, parts, COL_ALIGN)]
+
+
+def run_tasks(tasks: list) -> None:
+    """Run zero-argument callables that write disjoint outputs, spread over the pool."""
+    if len(tasks) == 1:
+        tasks[0]()
+    else:
+        parallel_for(len(tasks), lambda i: tasks[i]())
+
+
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a @ b`` for 2-D operands, cut along the rows of ``a`` or the columns of ``b``
-    (whichever operand is larger), the parts run in parallel."""
+    (whichever operand is larger), the parts run in parallel (see :func:`matmul_tasks`)."""
     if a.ndim != 2 or b.ndim != 2 or get_thread_policy() == "off":
         return np.matmul(a, b)
-    (m, k), n = a.shape, b.shape[1]
-    parts = gemm_parts(m, k, n)
-    if parts == 1:
-        return np.matmul(a, b)
-    out = np.empty((m, n), np.result_type(a.dtype, b.dtype))
-    if a.size >= b.size:
-        ranges = split(m, parts)
-
-        def part(i):
-            lo, hi = ranges[i]
-            np.matmul(a[lo:hi], b, out=out[lo:hi])
-    else:
-        ranges = split(n, parts)
-
-        def part(i):
-            lo, hi = ranges[i]
-            np.matmul(a, b[:, lo:hi], out=out[:, lo:hi])
-    parallel_for(len(ranges), part)
+    out = np.empty((a.shape[0], b.shape[1]), np.result_type(a.dtype, b.dtype))
+    run_tasks(matmul_tasks(a, b, out))
     return out
 
 

@@ -25,6 +25,14 @@ use; ``LAMINA_THREADS=1`` keeps one-thread BLAS without workers). Without
 ``threadpoolctl`` BLAS is left alone and the pool stays off too, to avoid running
 two-thread BLAS inside two pool threads.
 
+Load. A worker that claimed a part and was then descheduled (another process took its
+core) makes the caller wait for that part. When the caller waited longer than
+``STALL_SECONDS`` and longer than its own share of the job took, the process runs
+solo (every part on the calling thread, in order: the same parts, so the same bits)
+for a back-off period that doubles with each stall (``BACKOFF_START`` up to
+``BACKOFF_MAX``) and halves for each quiet second. Next to a CPU-bound neighbour the
+process thus keeps one core to itself instead of waiting for a descheduled thread.
+
 The pool survives ``fork`` (the child starts its own workers when it first needs them)
 and Ctrl-C (the caller stops waiting; a worker finishes its current part and idles).
 """
@@ -37,7 +45,9 @@ import queue
 import threading
 import time
 
-CHECK_SECONDS = 0.5  # how often tick() checks that nobody changed the BLAS thread count
+CHECK_SECONDS = 0.5  # how often tick() checks the BLAS thread count and the CPU affinity
+STALL_SECONDS = 0.001  # a caller's wait for a worker's part that counts as a stall
+BACKOFF_START, BACKOFF_MAX = 0.05, 2.0  # seconds of solo running after a stall
 
 _lock = threading.Lock()
 _state = {
@@ -46,6 +56,11 @@ _state = {
     "ceiling": None,  # the BLAS thread count before Lamina set it to one
     "pool": None,
     "next": 0.0,
+    "cores": None,  # CPU affinity, re-read by tick() every CHECK_SECONDS
+    "solo_until": 0.0,  # monotonic time until which parallel_for runs on the caller only
+    "backoff": BACKOFF_START,
+    "last_stall": float("-inf"),
+    "stalls": 0,
 }
 
 
@@ -101,6 +116,7 @@ def set_thread_policy(policy) -> None:
     with _lock:
         _state["policy"] = policy
         _state["next"] = 0.0
+        _state["solo_until"] = 0.0
         if policy == "off":
             ctl = _controller()
             if ctl and _state["ceiling"] is not None:
@@ -130,6 +146,7 @@ def tick(now: float | None = None) -> None:
         if now < _state["next"]:
             return
         _state["next"] = now + CHECK_SECONDS
+        _state["cores"] = _available_cores()
         if get_thread_policy() == "off":
             return
         ctl = _controller()
@@ -158,7 +175,7 @@ def worker_count() -> int:
     policy = get_thread_policy()
     if policy == "off" or not _controller() or _state["ceiling"] is None:
         return 0
-    threads = min(_available_cores(), _state["ceiling"])
+    threads = min(_state["cores"] or _available_cores(), _state["ceiling"])
     if isinstance(policy, int):
         threads = min(threads, policy)
     return max(0, threads - 1)
@@ -236,10 +253,12 @@ def parallel_for(n: int, fn) -> None:
 
     Each ``fn(i)`` must write only its own part of the outputs; which thread runs which
     part does not matter, so results do not depend on the load or the worker count.
-    Exceptions from any part are re-raised here (the first one).
+    Parts are claimed in ascending order and the calling thread claims part 0 first.
+    After a stall (see the module docstring) all parts run on the calling thread for a
+    while. Exceptions from any part are re-raised here (the first one).
     """
     workers = min(worker_count(), n - 1)
-    if workers <= 0:
+    if workers <= 0 or time.monotonic() < _state["solo_until"]:
         for i in range(n):
             fn(i)
         return
@@ -247,10 +266,40 @@ def parallel_for(n: int, fn) -> None:
     pool = _pool(worker_count())
     for _ in range(workers):
         pool.jobs.put(job)
+    start = time.monotonic()
     job.work()
+    mid = time.monotonic()
     job.done.wait()
+    _note_wait(mid - start, time.monotonic() - mid)
     if job.error is not None:
         raise job.error
+
+
+def _note_wait(own: float, waited: float) -> None:
+    """Go solo for a while when the caller waited for a worker longer than it worked."""
+    if waited <= STALL_SECONDS or waited <= own:
+        return
+    now = time.monotonic()
+    quiet = int(min(32.0, now - _state["last_stall"]))
+    backoff = max(BACKOFF_START, _state["backoff"] / 2 ** quiet)
+    _state["solo_until"] = now + backoff
+    _state["backoff"] = min(BACKOFF_MAX, 2 * backoff)
+    _state["last_stall"] = now
+    _state["stalls"] += 1
+
+
+def active_threads() -> int:
+    """Threads a ``parallel_for`` started now would use: 1 while solo, else workers + 1."""
+    if time.monotonic() < _state["solo_until"]:
+        return 1
+    return worker_count() + 1
+
+
+def pool_stats() -> dict:
+    """How the pool has fared in this process: ``workers``, ``stalls`` (waits for a
+    descheduled worker), ``solo`` (True while parts run on the calling thread only)."""
+    return {"workers": worker_count(), "stalls": _state["stalls"],
+            "solo": time.monotonic() < _state["solo_until"]}
 
 
 def split(length: int, parts: int) -> list[tuple[int, int]]:
@@ -267,6 +316,7 @@ def _after_fork_in_child() -> None:
     _lock = threading.Lock()
     _state["pool"] = None
     _state["next"] = 0.0
+    _state["solo_until"] = 0.0
 
 
 if hasattr(os, "register_at_fork"):
