@@ -1,0 +1,85 @@
+"""LayerNormalization's row-range path of ``Normalize`` (statistics over trailing axes,
+several row ranges on the thread pool) against float64 numpy formulas; the result does
+not depend on the number of threads."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lamina.backend import Variable, autodiff
+from lamina.backend import normalization as norm
+from lamina.backend.threads import get_thread_policy, set_thread_policy
+
+RNG = np.random.default_rng(3)
+
+
+def reference(x, gamma, beta, g, eps=1e-3):
+    """Output and (x, gamma, beta) gradients of LayerNorm over the last axis."""
+    mean = x.mean(-1, keepdims=True)
+    inv = 1 / np.sqrt(x.var(-1, keepdims=True) + eps)
+    xhat = (x - mean) * inv
+    ghat = g * gamma
+    gx = inv * (ghat - ghat.mean(-1, keepdims=True)
+                - xhat * (ghat * xhat).mean(-1, keepdims=True))
+    lead = tuple(range(x.ndim - 1))
+    return xhat * gamma + beta, gx, (g * xhat).sum(lead), g.sum(lead)
+
+
+def run(x, gamma, beta, g):
+    xs, gs, bs = (Variable(a, dtype=a.dtype) for a in (x, gamma, beta))
+    out, mean, var = norm.normalize(xs, gs, bs, axes=(x.ndim - 1,), epsilon=1e-3)
+    grads = autodiff.gradients(out, [xs, gs, bs], output_gradient=g)
+    return out.data, grads, mean, var
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_row_ranges_match_numpy(threads):
+    x = RNG.standard_normal((6, 600, 40)) * 3 + 1  # 144,000 elements: two row ranges
+    gamma, beta = RNG.standard_normal(40), RNG.standard_normal(40)
+    g = RNG.standard_normal(x.shape)
+    assert norm._row_layout(x, (2,), gamma, beta) == (3600, 40)
+    assert x.size >= 2 * norm.ROW_PART_ELEMENTS
+    previous = get_thread_policy()
+    try:
+        set_thread_policy(threads)
+        out, (gx, ggamma, gbeta), mean, var = run(x, gamma, beta, g)
+    finally:
+        set_thread_policy(previous)
+    ref_out, ref_gx, ref_gamma, ref_beta = reference(x, gamma, beta, g)
+    np.testing.assert_allclose(out, ref_out, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(gx, ref_gx, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(ggamma, ref_gamma, rtol=1e-10)
+    np.testing.assert_allclose(gbeta, ref_beta, rtol=1e-10)
+    np.testing.assert_allclose(mean, x.mean(-1, keepdims=True), rtol=1e-12)
+    np.testing.assert_allclose(var, x.var(-1, keepdims=True), rtol=1e-10)
+
+
+def test_threads_do_not_change_the_bits():
+    x = RNG.standard_normal((4, 320, 128)).astype(np.float32)  # two row ranges
+    gamma = RNG.standard_normal(128).astype(np.float32)
+    beta = RNG.standard_normal(128).astype(np.float32)
+    g = RNG.standard_normal(x.shape).astype(np.float32)
+    previous = get_thread_policy()
+    results = []
+    try:
+        for threads in (1, 2):
+            set_thread_policy(threads)
+            out, grads, _, _ = run(x, gamma, beta, g)
+            results.append([out, *grads])
+    finally:
+        set_thread_policy(previous)
+    for a, b in zip(*results):
+        assert a.dtype == np.float32
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("shape, axes, pshape", [
+    ((3, 4, 6), (1,), (4, 1)),        # not the trailing axes
+    ((3, 4, 6), (2,), (1, 4, 6)),     # gamma varies along a non-reduced axis
+])
+def test_other_layouts_are_not_rows(shape, axes, pshape):
+    x = np.zeros(shape)
+    assert norm._row_layout(x, axes, np.ones(pshape)) is None
+    assert norm._row_layout(x.astype(np.float16), (2,)) is None
+    assert norm._row_layout(np.zeros((6, 4)).T, (1,)) is None
