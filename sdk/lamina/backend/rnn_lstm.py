@@ -1,11 +1,12 @@
 """The fused LSTM sequence primitive (see :mod:`lamina.backend.rnn` for the conventions).
 
-Layout: gate-major. The pre-activations of all steps live in one ``(4, time, batch,
-units)`` array, so that every per-step operation touches contiguous ``(batch, units)``
-blocks (numpy is ~3x slower on the strided column slices of a ``(batch, 4*units)``
-array), and the three sigmoid gates are stored side by side (internal order ``i, f, o,
-g``) so they are activated in one pass. The recurrent GEMM is a batch of four
-``(batch, units) @ (units, units)`` products.
+Layout: states are kept transposed, ``(units, batch)``, and the pre-activations of a
+step as one contiguous ``(4*units, batch)`` block. Each gate is then a contiguous
+``(units, batch)`` block (numpy is ~3x slower on the strided column slices of a
+``(batch, 4*units)`` array), the three sigmoid gates sit side by side (internal order
+``i, f, o, g``) so one pass activates them, and both per-step GEMMs are single
+contiguous products: ``recurrent_kernel^T @ h`` forward, ``recurrent_kernel @ dz``
+backward.
 
 The per-step loops keep only the work that depends on the previous step; the rest runs
 on a second thread over finished chunks of steps (:func:`overlap`):
@@ -18,7 +19,7 @@ on a second thread over finished chunks of steps (:func:`overlap`):
   ``tanh(c) o'`` and, for the carry, ``o tanh'(c)``).
 - backward: per step ``dc += dh * factor``, the four gate gradients, ``dc *= f`` and the
   recurrent GEMM; meanwhile the other thread folds finished chunks into the input,
-  kernel (with the bias as an extra input row of ones), and recurrent-kernel gradients.
+  kernel (the bias rides along as an input row of ones) and recurrent-kernel gradients.
 """
 
 from __future__ import annotations
@@ -35,20 +36,27 @@ from lamina.backend.rnn_common import (
     chunk_spans,
     overlap,
 )
-from lamina.backend.threads import parallel_for
+from lamina.backend.threads import parallel_for, split
 
-# Keras's gate columns are i, f, c(g), o; the forward stores them as i, f, o, g.
+# Keras's gate columns are i, f, c(g), o; the forward keeps them as i, f, o, g.
 _FORWARD_ORDER = (0, 1, 3, 2)
+_PROJECTION_PARTS = 4
 
 
-def _gate_major(w, order=(0, 1, 2, 3), scale=None):
-    """``(n, 4*units)`` weights as ``(4, n, units)`` in ``order``, each gate scaled."""
+def _forward_rows(w, scale):
+    """``(n, 4*units)`` Keras weights as ``(4*units, n)`` rows in the forward's gate order,
+    each gate's rows multiplied by its scale."""
     n, k = w.shape
     u = k // 4
-    out = np.ascontiguousarray(w.reshape(n, 4, u).transpose(1, 0, 2)[list(order)])
+    rows = w.reshape(n, 4, u).transpose(1, 2, 0)[list(_FORWARD_ORDER)]
+    out = np.ascontiguousarray(rows).reshape(k, n)
     if scale is not None:
-        out *= np.asarray(scale, dtype=out.dtype)[:, None, None]
+        out *= np.repeat(np.asarray(scale, dtype=out.dtype), u)[:, None]
     return out
+
+
+def _t(a):
+    return None if a is None else np.ascontiguousarray(a.T)
 
 
 class LSTMSequence(_Sequence):
@@ -73,53 +81,65 @@ class LSTMSequence(_Sequence):
         self.fast = activation == "tanh" and recurrent_activation == "sigmoid"
         scale = (0.5, 0.5, 0.5, 1.0) if self.fast else None
         dtype = np.result_type(x, kernel, recurrent_kernel)
-        # The input rows get a column of ones so that the bias rides in the same GEMM
-        # (and its gradient comes out of the kernel-gradient GEMM).
-        self.x1 = np.empty((t * b, f + 1), dtype=self.xt.dtype)
-        self.x1[:, :f] = self.xt.reshape(t * b, f)
-        self.x1[:, f] = 1.0
+        # Input rows get a column of ones: the bias rides in the projection GEMM, and
+        # its gradient comes out of the kernel-gradient GEMM.
+        self.x1 = np.empty((t, b, f + 1), dtype=self.xt.dtype)
+        self.x1[:, :, :f] = self.xt
+        self.x1[:, :, f] = 1.0
         w = np.concatenate([kernel, np.zeros((1, 4 * u), kernel.dtype) if bias is None
                             else np.asarray(bias).reshape(1, 4 * u)]).astype(dtype)
-        w4 = _gate_major(w, _FORWARD_ORDER, scale)
-        self.gates = np.empty((4, t, b, u), dtype=dtype)
-        flat = self.gates.reshape(4, t * b, u)
-        parallel_for(4, lambda j: np.matmul(self.x1, w4[j], out=flat[j]))
-        rk4 = _gate_major(recurrent_kernel, _FORWARD_ORDER, scale)
-        self.h_all = np.empty((t, b, u), dtype=x.dtype)
-        self.c_all = np.empty_like(self.h_all)
-        self.tc_all = np.empty_like(self.h_all)
+        w_rows = _forward_rows(w, scale)
+        self.gates = np.empty((t, 4 * u, b), dtype=dtype)
+        parts = split(t, _PROJECTION_PARTS)
+
+        def project(p):
+            lo, hi = parts[p]
+            np.matmul(w_rows, self.x1[lo:hi].transpose(0, 2, 1), out=self.gates[lo:hi])
+
+        parallel_for(len(parts), project)
+        self.rmask_t = _t(self.rmask)
+        self.mask_t = None if self.mask is None else self.mask.transpose(0, 2, 1)
+        # h is (units, time, batch): a chunk's previous states are then one (units,
+        # steps*batch) operand of the recurrent-kernel gradient GEMM.
+        self.h_all = np.empty((u, t, b), dtype=x.dtype)
+        self.c_all = np.empty((t, u, b), dtype=x.dtype)
+        self.tc_all = np.empty_like(self.c_all)
+        rk_rows = _forward_rows(recurrent_kernel, scale)
         if any(self.needs):
             spans = chunk_spans(t)
             self.factors = np.empty_like(self.gates)
-            self.carry_factor = np.empty_like(self.h_all)
-            overlap(spans, lambda ready: self._steps(rk4, spans, ready),
+            self.carry_factor = np.empty_like(self.c_all)
+            overlap(spans, lambda ready: self._steps(rk_rows, spans, ready),
                     lambda c: self._backward_factors(*spans[c]))
         else:
-            self._steps(rk4, [(0, t)], None)
-        return _pack(self.h_all, return_sequences, [self.c_all[-1]])
+            self._steps(rk_rows, [(0, t)], None)
+        return _pack(self.h_all.transpose(1, 2, 0), return_sequences, [self.c_all[-1].T])
 
-    def _steps(self, rk4, spans, ready):
+    def _hin_t(self, h):
+        return h if self.rmask_t is None else h * self.rmask_t
+
+    def _steps(self, rk_rows, spans, ready):
         gates, h_all, c_all, tc_all = self.gates, self.h_all, self.c_all, self.tc_all
-        act, ract, mask = self.activation, self.recurrent_activation, self.mask
-        _, _, b, u = gates.shape
-        h, c = self.states0
-        rec = np.empty((4, b, u), dtype=gates.dtype)
-        ig = np.empty((b, u), dtype=c_all.dtype)
+        act, ract, mask = self.activation, self.recurrent_activation, self.mask_t
+        u = h_all.shape[0]
+        h, c = (_t(s) for s in self.states0)
+        rec = np.empty(gates.shape[1:], dtype=gates.dtype)
+        ig = np.empty(c_all.shape[1:], dtype=c_all.dtype)
         with _one_blas_thread():
             for chunk, (lo, hi) in enumerate(spans):
                 for s in range(lo, hi):
-                    z = gates[:, s]
-                    np.matmul(self._hin(h), rk4, out=rec)
+                    z = gates[s]
+                    np.matmul(rk_rows, self._hin_t(h), out=rec)
                     z += rec
+                    sig = z[:3 * u]
                     if self.fast:
                         np.tanh(z, out=z)
-                        sig = z[:3]
                         sig *= 0.5
                         sig += 0.5
                     else:
-                        _act_(ract, z[:3])
-                        _act_(act, z[3])
-                    i, f, o, gg = z
+                        _act_(ract, sig)
+                        _act_(act, z[3 * u:])
+                    i, f, o, gg = z[:u], z[u:2 * u], z[2 * u:3 * u], z[3 * u:]
                     c_new, tc = c_all[s], tc_all[s]
                     np.multiply(f, c, out=c_new)
                     np.multiply(i, gg, out=ig)
@@ -129,12 +149,13 @@ class LSTMSequence(_Sequence):
                     else:
                         np.copyto(tc, c_new)
                         _act_(act, tc)
-                    np.multiply(o, tc, out=h_all[s])
+                    h_new = h_all[:, s]
+                    np.multiply(o, tc, out=h_new)
                     if mask is not None:
                         keep = ~mask[s]
                         np.copyto(c_new, c, where=keep)
-                        np.copyto(h_all[s], h, where=keep)
-                    h, c = h_all[s], c_new
+                        np.copyto(h_new, h, where=keep)
+                    h, c = h_new, c_new
                 if ready is not None:
                     ready(chunk)
 
@@ -145,32 +166,35 @@ class LSTMSequence(_Sequence):
         ``dc``) and ``tanh(c) o'`` (times ``dh``; zero on masked steps).
         ``carry_factor``: ``o tanh'(c)``.
         """
-        gi, gf, go, gg = (self.gates[j, lo:hi] for j in range(4))
-        fac = self.factors[:, lo:hi]
+        u = self.h_all.shape[0]
+        gates = self.gates[lo:hi]
+        gi, gf, go, gg = (gates[:, j * u:(j + 1) * u] for j in range(4))
+        fac = self.factors[lo:hi]
+        fi, ff, fg, fo = (fac[:, j * u:(j + 1) * u] for j in range(4))
         act, ract = self.activation, self.recurrent_activation
-        for k, y in ((0, gi), (1, gf), (3, go)):
-            _derivative(ract, y, fac[k])
-        _derivative(act, gg, fac[2])
-        fac[0] *= gg
+        for y, out in ((gi, fi), (gf, ff), (go, fo)):
+            _derivative(ract, y, out)
+        _derivative(act, gg, fg)
+        fi *= gg
         if lo == 0:
-            fac[1, 0] *= self.states0[1]
-            fac[1, 1:] *= self.c_all[:hi - 1]
+            ff[0] *= self.states0[1].T
+            ff[1:] *= self.c_all[:hi - 1]
         else:
-            fac[1] *= self.c_all[lo - 1:hi - 1]
-        fac[2] *= gi
-        fac[3] *= self.tc_all[lo:hi]
-        if self.mask is not None:
-            fac[3] *= self.mask[lo:hi]
+            ff *= self.c_all[lo - 1:hi - 1]
+        fg *= gi
+        fo *= self.tc_all[lo:hi]
+        if self.mask_t is not None:
+            fo *= self.mask_t[lo:hi]
         carry = self.carry_factor[lo:hi]
         _derivative(act, self.tc_all[lo:hi], carry)
         carry *= go
 
     def backward(self, g):
-        t, b, u = self.h_all.shape
+        u, t, b = self.h_all.shape
         gseq, (dc,) = _output_grads(g, t, self.return_sequences, 1)
-        dpre = np.empty_like(self.gates)  # Keras's gate order i, f, c, o
-        dh = np.zeros((b, u), dtype=np.result_type(g, self.recurrent_kernel))
-        dc = dc.astype(dh.dtype, copy=False)
+        dpre = np.empty_like(self.gates)  # (time, 4*units, batch), Keras's gate order
+        dh = np.zeros((u, b), dtype=np.result_type(g, self.recurrent_kernel))
+        dc = np.ascontiguousarray(dc.T, dtype=dh.dtype)
         spans = chunk_spans(t, backward=True)
         sums = {}
         overlap(spans, lambda ready: self._backward_steps(gseq, dh, dc, dpre, spans, ready),
@@ -178,35 +202,33 @@ class LSTMSequence(_Sequence):
         dx = dk = drk = db = None
         f = self.kernel.shape[0]
         if self.needs[0]:
-            dx = sums["dx"].reshape(t, b, f)
+            dx = sums["dx"]
             if self.go_backwards:
-                dx = dx[::-1]
-            dx = dx.transpose(1, 0, 2)
+                dx = dx[:, ::-1]
+            dx = np.ascontiguousarray(dx.transpose(2, 1, 0))
         if self.needs[1]:
-            dk = sums["dw"][:, :f].transpose(1, 0, 2).reshape(f, 4 * u)
+            dk = np.ascontiguousarray(sums["dw"][:f])
         if self.has_bias and self.needs[3]:
-            db = sums["dw"][:, f].reshape(4 * u)
+            db = sums["dw"][f]
         if self.needs[2]:
-            drk = sums["drk"].transpose(1, 0, 2).reshape(u, 4 * u)
-        return (dx, dk, drk, db, dh if self.needs[4] else None,
-                dc if self.needs[5] else None)
+            drk = sums["drk"]
+        return (dx, dk, drk, db, dh.T if self.needs[4] else None,
+                dc.T if self.needs[5] else None)
 
     def _backward_steps(self, gseq, dh, dc, dpre, spans, ready):
         """Backward through time; ``dh`` and ``dc`` end as the initial states' gradients."""
-        fac, carry, m, rmask = self.factors, self.carry_factor, self.mask, self.rmask
-        forget = self.gates[1]
-        rk_t = np.ascontiguousarray(
-            self.recurrent_kernel.reshape(-1, 4, dh.shape[1]).transpose(1, 2, 0))
+        fac, carry, m, rmask = self.factors, self.carry_factor, self.mask_t, self.rmask_t
+        u = dh.shape[0]
+        rk = self.recurrent_kernel
         tmp = np.empty_like(dh)
-        parts = np.empty((4,) + dh.shape, dtype=np.result_type(dpre, rk_t))
-        last = self.h_all.shape[0] - 1
+        last = self.h_all.shape[1] - 1
         with _one_blas_thread():
             for chunk, (lo, hi) in enumerate(spans):
                 for s in range(hi - 1, lo - 1, -1):
                     if self.return_sequences:
-                        dh += gseq[s]
+                        dh += gseq[s].T
                     elif s == last:
-                        dh += gseq[0]
+                        dh += gseq[0].T
                     if m is not None:
                         keep = ~m[s]
                         dh_keep, dc_keep = dh * keep, dc * keep
@@ -214,12 +236,12 @@ class LSTMSequence(_Sequence):
                     dc += tmp
                     if m is not None:
                         dc *= m[s]
-                    d = dpre[:, s]
-                    np.multiply(dc, fac[:3, s], out=d[:3])
-                    np.multiply(dh, fac[3, s], out=d[3])
-                    dc *= forget[s]
-                    np.matmul(d, rk_t, out=parts)
-                    np.sum(parts, axis=0, out=dh)
+                    d, fs = dpre[s], fac[s]
+                    np.multiply(dc, fs[:3 * u].reshape(3, u, -1),
+                                out=d[:3 * u].reshape(3, u, -1))
+                    np.multiply(dh, fs[3 * u:], out=d[3 * u:])
+                    dc *= self.gates[s, u:2 * u]
+                    np.matmul(rk, d, out=dh)
                     if rmask is not None:
                         dh *= rmask
                     if m is not None:
@@ -228,27 +250,30 @@ class LSTMSequence(_Sequence):
                 ready(chunk)
 
     def _weight_grads(self, dpre, lo, hi, sums):
-        """Fold the gate gradients of steps ``lo:hi`` into the weight and input gradients."""
-        b, u = dpre.shape[2], dpre.shape[3]
-        n = (hi - lo) * b
-        d = dpre[:, lo:hi].reshape(4, n, u)
+        """Fold the gate gradients of steps ``lo:hi`` into the weight and input gradients.
+
+        One GEMM each over the chunk's ``steps*batch`` columns: ``kernel @ dz`` (the
+        inputs), ``x1^T dz^T`` (kernel and bias) and ``h_{t-1} dz^T`` (recurrent kernel).
+        """
+        u, t, b = self.h_all.shape
+        d = dpre[lo:hi].transpose(1, 0, 2).reshape(4 * u, -1)  # one copy of the chunk
         if self.needs[0]:
-            if "k_t" not in sums:
-                sums["k_t"] = _gate_major(self.kernel).transpose(0, 2, 1)
-                sums["dx"] = np.empty((self.h_all.shape[0] * b, self.kernel.shape[0]),
+            if "dx" not in sums:
+                sums["dx"] = np.empty((self.kernel.shape[0], t, b),
                                       dtype=np.result_type(dpre, self.kernel))
-            np.sum(np.matmul(d, sums["k_t"]), axis=0, out=sums["dx"][lo * b:hi * b])
+            sums["dx"][:, lo:hi] = (self.kernel @ d).reshape(-1, hi - lo, b)
         if self.needs[1] or (self.has_bias and self.needs[3]):
-            _accumulate(sums, "dw", np.matmul(self.x1[lo * b:hi * b].T, d))
+            x1 = self.x1[lo:hi].reshape(-1, self.x1.shape[2])
+            _accumulate(sums, "dw", x1.T @ d.T)
         if self.needs[2]:
             start = max(lo, 1)
             if lo == 0:
-                _accumulate(sums, "drk",
-                            np.matmul(self._hin(self.states0[0]).T, dpre[:, 0]))
+                _accumulate(sums, "drk", self._hin_t(self.states0[0].T) @ dpre[0].T)
             if hi > start:
-                prev = self._hin(self.h_all[start - 1:hi - 1]).reshape(-1, u)
-                _accumulate(sums, "drk",
-                            np.matmul(prev.T, dpre[:, start:hi].reshape(4, -1, u)))
+                prev = self.h_all[:, start - 1:hi - 1]
+                if self.rmask_t is not None:
+                    prev = prev * self.rmask_t[:, None, :]
+                _accumulate(sums, "drk", prev.reshape(u, -1) @ d[:, (start - lo) * b:].T)
 
 
 def _accumulate(sums, key, part):
