@@ -7,7 +7,8 @@ noise). Lamina trains with ``model.fit`` (one call per epoch, the first epoch is
 warm-up); PyTorch runs the same model and loop (eager, Glorot init, Adam eps=1e-7) in a
 subprocess of ``--torch-python`` (default ``$LAMINA_TORCH_PYTHON``, else this Python).
 Rounds alternate torch and lamina; the last line is the ratio of medians
-(lamina / torch samples/s). Without torch it prints "torch not installed".
+(lamina / torch samples/s). Each round also prints both processes' peak resident memory
+(``ru_maxrss``, MB) and the load average. Without torch it prints "torch not installed".
 
 ``--threads N`` gives both frameworks N threads (OpenBLAS/OpenMP environment variables,
 ``torch.set_num_threads``); on a machine shared with other jobs multi-threaded BLAS can
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -81,7 +83,7 @@ def run_lamina(samples, epochs, batch_size):
         times.append(time.perf_counter() - start)
         losses.append(round(float(history.history["loss"][-1]), 4))
     return {"framework": "lamina", "train_samples_per_s": samples * (epochs - 1) / sum(times[1:]),
-            "epoch_s": [round(t, 2) for t in times], "loss": losses}
+            "epoch_s": [round(t, 2) for t in times], "loss": losses, "peak_rss_mb": _peak_rss()}
 
 
 def run_torch(samples, epochs, batch_size, threads=None):
@@ -120,7 +122,12 @@ def run_torch(samples, epochs, batch_size, threads=None):
         losses.append(round(float(total) / samples, 4))
     return {"framework": "torch", "train_samples_per_s": samples * (epochs - 1) / sum(times[1:]),
             "epoch_s": [round(t, 2) for t in times], "loss": losses,
-            "threads": torch.get_num_threads()}
+            "threads": torch.get_num_threads(), "peak_rss_mb": _peak_rss()}
+
+
+def _peak_rss():
+    """This process's peak resident set size in MB (Linux reports ru_maxrss in KB)."""
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def _worker(python, name, args):
@@ -178,7 +185,9 @@ def main():
             continue
         theirs.append(t["train_samples_per_s"])
         print(f"torch {t['train_samples_per_s']:.0f}  lamina {o['train_samples_per_s']:.0f} "
-              f"samples/s  (loss torch {t['loss']}, lamina {o['loss']})", flush=True)
+              f"samples/s  (loss torch {t['loss']}, lamina {o['loss']}; peak RSS torch "
+              f"{t['peak_rss_mb']} MB, lamina {o['peak_rss_mb']} MB; load "
+              f"{os.getloadavg()[0]:.2f})", flush=True)
     if theirs:
         print(f"{statistics.median(ours) / statistics.median(theirs):.3f}")
 

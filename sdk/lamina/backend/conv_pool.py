@@ -51,16 +51,18 @@ class ConvReluMaxPool(Function):
         self.pool, self.strides, self.pads = pool, strides, pads
         return out
 
-    def _unpool(self, g, lo, hi):
-        return unpool(g[lo:hi], self.winner[lo:hi], self.pool, self.strides, self.pads,
+    def _unpool(self, g, lo, hi, masked=True):
+        g = g[lo:hi]
+        if masked:  # a winner's ReLU was active exactly when the pooled value is > 0
+            g = np.multiply(g, self.out[lo:hi] > 0)
+        return unpool(g, self.winner[lo:hi], self.pool, self.strides, self.pads,
                       (hi - lo, *self.y_shape[1:]))
 
     def backward(self, g):
         if self.needs[3] and is_requested(self.parents[3]):
             # The pooled gradient at y itself is wanted: give it there, unmasked, and
             # let the Conv node carry it (with its ReLU mask) on to x, kernel and bias.
-            return None, None, None, self._unpool(g, 0, g.shape[0])
-        g = np.multiply(g, self.out > 0)
+            return None, None, None, self._unpool(g, 0, g.shape[0], masked=False)
         needs = (self.needs[0], self.needs[1], self.needs[2])
         gx, gk, gb = conv_backward(self.x, self.kernel, self.geometry,
                                    lambda lo, hi: self._unpool(g, lo, hi), needs, self.folded)

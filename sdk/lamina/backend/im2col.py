@@ -20,6 +20,7 @@ filters)``; padding is explicit ``(before, after)`` pairs.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from typing import NamedTuple
@@ -167,6 +168,13 @@ def _group(g, groups):
     return g2.reshape(-1, groups, f // groups).transpose(1, 0, 2)
 
 
+@functools.lru_cache(maxsize=256)
+def _offset_slices(ksize, strides, dilation, out_shape):
+    """``(offset, offset_slice)`` for every kernel offset (cached: one per geometry)."""
+    return tuple((offset, offset_slice(offset, strides, dilation, out_shape))
+                 for offset in itertools.product(*map(range, ksize)))
+
+
 def col2im_into(buf, g, kernel, strides, dilation, groups):
     """Add the input gradient of a convolution with output gradient ``g`` into ``buf``.
 
@@ -178,13 +186,16 @@ def col2im_into(buf, g, kernel, strides, dilation, groups):
     out_shape = g.shape[1:-1]
     lead = (g.shape[0], *out_shape)
     g3 = _group(g, groups)
-    for offset in itertools.product(*map(range, ksize)):
+    part = None
+    for offset, where in _offset_slices(tuple(ksize), tuple(strides), tuple(dilation),
+                                        tuple(out_shape)):
         w = kernel[offset]
         if groups == 1:
-            part = np.matmul(g3[0], w.T).reshape(*lead, buf.shape[-1])
+            part = np.matmul(g3[0], w.T, out=part)
+            buf[where] += part.reshape(*lead, buf.shape[-1])
         else:
-            part = _ungroup(np.matmul(g3, w.reshape(cg, groups, -1).transpose(1, 2, 0)), lead)
-        buf[offset_slice(offset, strides, dilation, out_shape)] += part
+            wg = w.reshape(cg, groups, -1).transpose(1, 2, 0)
+            buf[where] += _ungroup(np.matmul(g3, wg), lead)
     return buf
 
 
