@@ -26,8 +26,9 @@ use; ``LAMINA_THREADS=1`` keeps one-thread BLAS without workers). Without
 two-thread BLAS inside two pool threads.
 
 Load. A worker that claimed a part and was then descheduled (another process took its
-core) makes the caller wait for that part. When the caller waited longer than
-``STALL_SECONDS`` and longer than its own share of the job took, the process runs
+core) makes the caller wait for that part. Workers time their parts (wall clock against
+their own CPU clock); when the caller waited over ``STALL_SECONDS`` for a job in which
+a worker spent over ``STALL_SECONDS`` off the CPU inside a part, the process runs
 solo (every part on the calling thread, in order: the same parts, so the same bits)
 for a back-off period that doubles with each stall (``BACKOFF_START`` up to
 ``BACKOFF_MAX``) and halves for each quiet second. Next to a CPU-bound neighbour the
@@ -184,7 +185,7 @@ def worker_count() -> int:
 class _Job:
     """``fn(0) ... fn(n - 1)``, each index claimed once by whichever thread is free."""
 
-    __slots__ = ("fn", "n", "claims", "lock", "remaining", "done", "error")
+    __slots__ = ("fn", "n", "claims", "lock", "remaining", "done", "error", "lost")
 
     def __init__(self, fn, n):
         self.fn, self.n = fn, n
@@ -193,17 +194,23 @@ class _Job:
         self.remaining = n
         self.done = threading.Event()
         self.error = None
+        self.lost = 0.0  # longest time a worker spent off-CPU inside one of its parts
 
-    def work(self):
+    def work(self, timed=False):
         while True:
             i = next(self.claims)
             if i >= self.n:
                 return
+            if timed:
+                wall, cpu = time.monotonic(), time.thread_time()
             try:
                 self.fn(i)
             except BaseException as exc:  # re-raised by the caller
                 if self.error is None:
                     self.error = exc
+            if timed:
+                lost = (time.monotonic() - wall) - (time.thread_time() - cpu)
+                self.lost = max(self.lost, lost)
             with self.lock:
                 self.remaining -= 1
                 if self.remaining == 0:
@@ -224,7 +231,7 @@ class _Pool:
             job = self.jobs.get()
             if job is None:
                 return
-            job.work()
+            job.work(timed=True)
 
     def shutdown(self):
         for _ in self.threads:
@@ -266,18 +273,18 @@ def parallel_for(n: int, fn) -> None:
     pool = _pool(worker_count())
     for _ in range(workers):
         pool.jobs.put(job)
-    start = time.monotonic()
     job.work()
     mid = time.monotonic()
     job.done.wait()
-    _note_wait(mid - start, time.monotonic() - mid)
+    _note_wait(time.monotonic() - mid, job.lost)
     if job.error is not None:
         raise job.error
 
 
-def _note_wait(own: float, waited: float) -> None:
-    """Go solo for a while when the caller waited for a worker longer than it worked."""
-    if waited <= STALL_SECONDS or waited <= own:
+def _note_wait(waited: float, lost: float) -> None:
+    """Go solo for a while when the caller waited for a worker that was descheduled (off
+    the CPU for over ``STALL_SECONDS`` inside a part) and waited that long for it."""
+    if waited <= STALL_SECONDS or lost <= STALL_SECONDS:
         return
     now = time.monotonic()
     quiet = int(min(32.0, now - _state["last_stall"]))

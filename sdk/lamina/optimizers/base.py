@@ -36,7 +36,7 @@ import numpy as np
 from lamina.backend.parallel import MAX_PARTS, PART_ELEMENTS
 from lamina.backend.threads import parallel_for, split
 from lamina.optimizers import schedules as schedules_module
-from lamina.optimizers.buffers import Segment, Unit, new_variable, variable_class
+from lamina.optimizers.buffers import Segment, Unit, gather, new_variable, variable_class
 
 _FLUSH_THRESHOLD = 1e-20
 # update_step implementations that are purely elementwise (no per-call state, no norms):
@@ -354,6 +354,9 @@ class Optimizer:
         self._iterations.data += 1
 
     def _apply_flat(self, grads, lr: float) -> None:
+        if self._gather_in_parts(grads, lr):
+            self._update_ema()
+            return
         start = 0
         for seg in self._segments:
             count = len(seg.variables)
@@ -444,6 +447,31 @@ class Optimizer:
             return
         for grad, var in zip(grads, variables):
             self.update_step(grad, var, learning_rate)
+
+    def _gather_in_parts(self, grads, lr: float) -> bool:
+        """The plain case (one segment, an elementwise step, no loss scaling, accumulation,
+        clipping or weight decay): each part copies its slice of the gradients into the
+        flat buffer and updates it right away, on the pool. False when not applicable."""
+        fn = type(self).update_step
+        if (len(self._segments) != 1 or self.loss_scale_factor is not None
+                or self.gradient_accumulation_steps or self.clipnorm or self.clipvalue
+                or self.global_clipnorm or self._has_weight_decay()
+                or type(self)._backend_update_step is not Optimizer._backend_update_step
+                or (fn.__module__, fn.__qualname__) not in _ELEMENTWISE_STEPS):
+            return False
+        seg = self._segments[0]
+        parts = self._flat_parts(seg.grad, seg.param)
+        if not parts:
+            return False
+        pieces = [np.asarray(g).reshape(-1) for g in grads]
+        bounds = [(self._units[id(view)].start, self._units[id(view)].stop) for _, view in parts]
+
+        def part(i):
+            gather(pieces, seg.offsets, seg.grad, *bounds[i])
+            self.update_step(parts[i][0], parts[i][1], lr)
+
+        parallel_for(len(parts), part)
+        return True
 
     def _flat_parts(self, grad, param):
         """Fixed ``(gradient, parameter)`` slices of a whole flat buffer, each with its own

@@ -68,3 +68,14 @@ class Segment:
             if var.data is not view:
                 view[...] = var.data
                 var.data = view
+
+
+def gather(pieces, offsets, out: np.ndarray, lo: int, hi: int) -> None:
+    """Copy ``out[lo:hi]`` of the concatenation of the flat ``pieces`` (piece ``j``
+    starts at ``offsets[j]``): ``np.concatenate(pieces, out=out)``, one range of it."""
+    j = int(np.searchsorted(offsets, lo, side="right")) - 1
+    while lo < hi:
+        start, stop = offsets[j], offsets[j + 1]
+        end = min(hi, stop)
+        np.copyto(out[lo:end], pieces[j][lo - start:end - start])
+        lo, j = end, j + 1

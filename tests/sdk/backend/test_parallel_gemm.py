@@ -175,15 +175,16 @@ def test_backoff_doubles_with_stalls_and_decays_when_quiet():
     saved = {key: state[key] for key in ("backoff", "last_stall", "solo_until", "stalls")}
     try:
         state["backoff"], state["last_stall"] = threads.BACKOFF_START, float("-inf")
-        threads._note_wait(own=0.0001, waited=0.01)
+        threads._note_wait(waited=0.01, lost=0.01)
         first = state["solo_until"] - time.monotonic()
-        threads._note_wait(own=0.0001, waited=0.01)
+        threads._note_wait(waited=0.01, lost=0.01)
         second = state["solo_until"] - time.monotonic()
         assert first <= threads.BACKOFF_START + 1e-3 < second <= 2 * threads.BACKOFF_START
-        threads._note_wait(own=0.01, waited=0.005)  # waited less than it worked: no stall
+        threads._note_wait(waited=0.005, lost=0.0002)  # the worker was on the CPU: no stall
+        threads._note_wait(waited=0.0005, lost=0.005)  # the caller hardly waited: no stall
         assert state["stalls"] == saved["stalls"] + 2
         state["last_stall"] -= 5.0  # five quiet seconds
-        threads._note_wait(own=0.0001, waited=0.01)
+        threads._note_wait(waited=0.01, lost=0.01)
         assert state["solo_until"] - time.monotonic() <= threads.BACKOFF_START + 1e-3
     finally:
         state.update(saved)
