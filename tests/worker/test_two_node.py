@@ -5,10 +5,10 @@ head (``ray_head``: ``ray start --head``, two CPUs) and a second raylet (``ray s
 --address``, one CPU, 100 MB object store) with its own object store, each in a
 session of its own. A real worker process (``python -m lamina_worker``,
 ``LAMINA_REPLICA_PLACEMENT=spread``) joins the cluster, a real redis-server holds the
-queue. The head checks its raylets' health every 0.5 s, so a killed node is declared
-dead within ~2 s (Ray's default takes ~15 s, which
-:data:`lamina_worker.placement.SPREAD_WAIT` covers). A fast test asks one-per-node
-of the session's one-node Ray.
+queue. Ray's own health checks are left at their defaults: it declares a killed node
+dead only after ~10-15 s, while the ring (and the replica's dropped connections)
+end the generation at once. A fast test asks one-per-node of the session's one-node
+Ray.
 """
 
 from __future__ import annotations
@@ -73,10 +73,6 @@ def cluster(request, monkeypatch, redis_url, tmp_path):
     """The two-node cluster and a :class:`Kit` on it (module docstring)."""
     from lamina_service.config import Settings
 
-    for name, value in (("health_check_period_ms", "500"),
-                        ("health_check_timeout_ms", "1000"),
-                        ("health_check_failure_threshold", "3")):
-        monkeypatch.setenv(f"RAY_{name}", value)
     head = request.getfixturevalue("ray_head")
     node = start_node(head.address, tmp_path / "ray-node.log")
     settings = Settings(redis_url=redis_url, storage_root=str(tmp_path / "storage"),
@@ -193,23 +189,26 @@ def test_lost_node_resumes_on_the_remaining_node(cluster):
     assert len(before) >= 2 and after, events
     assert all(e["nodes"] == 2 for e in before) and all(e["nodes"] == 1 for e in after)
     assert events[-1]["epoch"] == epochs - 1
-    # the chief's ring failed at once; Ray's word on the dead actor may come first
-    lost = re.search(r"^(\S+ \S+) WARNING lamina_worker: \S+: a replica died \(ReplicaLost: "
-                     r"(replica 0's all-reduce failed: rank 0 lost the connection to rank 1|"
-                     r"ActorDiedError)", log, re.MULTILINE)
+    # the chief's ring fails at once ("replica 0's all-reduce failed"); Ray's word on
+    # the lost actor (ActorDiedError, ActorUnavailableError) may come first
+    lost = re.search(r"^(\S+ \S+) WARNING lamina_worker: \S+: a replica died \(ReplicaLost: ",
+                     log, re.MULTILINE)
     assert lost and "restarting from the last checkpoint (1/2)" in log, log[-4000:]
-    detected = datetime.strptime(lost.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
     assert re.search(rf"resuming from ckpt-0*{after[0]['epoch']}-", log), log[-4000:]
-    assert re.search(r"generation 1: 2 replica\(s\) on 1 node\(s\) \(STRICT_PACK\), "
-                     r"all-reduce over shm; packed: .*\b1 live node\(s\) can hold a replica",
-                     log), log[-4000:]
+    placed = re.search(r"^(\S+ \S+) INFO lamina_worker: \S+: generation 1: 2 replica\(s\) on 1 "
+                       r"node\(s\) \(STRICT_PACK\), all-reduce over shm; packed: .*\b1 live "
+                       r"node\(s\) can hold a replica", log, re.MULTILINE)
+    assert placed, log[-4000:]
+    detected, placed = (datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
+                        - moments["killed_at"] for m in (lost, placed))
     assert kit.job(job_id).attempts == 1  # the driver restarted the group itself
     assert_matches_local_fit(kit, job_id, spec, x, y)
-    assert detected - moments["killed_at"] < 30.0, log[-4000:]
-    print(f"node lost in epoch {after[0]['epoch']}: generation 0 ended "
-          f"{detected - moments['killed_at']:.2f}s after the kill, the first epoch of "
-          f"generation 1 was recorded {moments['resumed'] - moments['killed']:.1f}s after "
-          f"it; job {seconds:.1f}s from worker start to the end")
+    # far within Ray's own ~10-15 s to declare the node dead (the placement waits for it)
+    assert detected < 8.0, (detected, log[-4000:])
+    print(f"node lost in epoch {after[0]['epoch']}: generation 0 ended {detected:.2f}s "
+          f"after the kill, generation 1 was placed after {placed:.1f}s and its first "
+          f"epoch recorded after {moments['resumed'] - moments['killed']:.1f}s; job "
+          f"{seconds:.1f}s from worker start to the end")
 
 
 
