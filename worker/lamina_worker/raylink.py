@@ -48,12 +48,10 @@ JOIN_SECONDS = 120.0
 #: ~125 KB of bookkeeping per job (dead actors, tasks) that it never gives back
 #: (measured by tests/chaos/test_soak.py), so a long-lived driver would grow without bound.
 RECYCLE_AFTER = 100
-#: Longest wait for the replicas of a ring to bind and report their addresses (their
-#: actors' processes start first).
+#: Longest wait for a ring's replicas (new processes) to bind and report addresses.
 RENDEZVOUS_TIMEOUT = 120.0
-#: After the chief's all-reduce failed, how long the driver waits for its peers' runs
-#: to end (to report a replica's own error) before it restarts the group anyway (Ray
-#: may take many seconds to declare a lost node's actors dead).
+#: After the chief's all-reduce failed, how long the driver waits for a peer's own
+#: error before it restarts the group anyway (Ray may take ~15 s to declare a lost node).
 PEER_GRACE = 2.0
 
 
@@ -103,12 +101,10 @@ class Group:
         return self.placement.describe()
 
     def start(self, jobs: list[dict], options: list[dict], state: dict | None) -> None:
-        """Start one actor per ``jobs`` entry in the placement group and their ``run``
-        calls (a ring's replicas bind first: module docstring)."""
+        """Start one actor per ``jobs`` entry in the group :meth:`place` made and their
+        ``run`` calls (a ring's replicas bind first: module docstring)."""
         import ray
 
-        if self.placement is None:
-            self.place(len(jobs), options[0].get("num_cpus", 1.0), "pack")
         self.actors = [_replica_class().options(
             scheduling_strategy=self.placement.scheduling(rank), max_restarts=0,
             **opts).remote(job) for rank, (job, opts) in enumerate(zip(jobs, options))]

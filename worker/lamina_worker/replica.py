@@ -38,7 +38,8 @@ from lamina.distribute import Aborted, CollectiveAborted, DataParallel, set_stra
 from lamina.distribute.shm import SharedMemoryCollective
 
 #: Seconds a ring replica waits for its neighbours (set-up and each exchange), as long
-#: as the shared-memory collective's default: a lost peer fails it at once anyway.
+#: as the shared-memory collective's default: a peer that dies fails the ring at once
+#: (its connections drop), and the driver aborts it when Ray reports a lost peer.
 RING_TIMEOUT = 600.0
 
 #: The chief stops producing events (and so training) while this many are unread.
@@ -178,8 +179,8 @@ class Replica:
         job: ``model_config``, ``compile_config``, ``seed``, ``rank``, ``world``,
             ``collective`` (``{"transport": "shm", "path": <the shared-memory file>}``
             or ``{"transport": "ring", "n": <floats>, "m": <meta floats>}``), ``fit``
-            (keyword arguments of
-            ``fit``: epochs, batch_size, shuffle, validation_batch_size),
+            (keyword arguments of ``fit``: epochs, batch_size, shuffle,
+            validation_batch_size),
             ``callbacks`` (the job spec's allowlisted callbacks, chief only),
             ``folder`` (their files) and ``checkpoint_every``.
     """
