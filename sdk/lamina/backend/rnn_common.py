@@ -229,37 +229,79 @@ def chunk_spans(timesteps, backward=False):
     return spans[::-1] if backward else spans
 
 
-def overlap(spans, producer, consumer):
-    """Run ``producer(ready)`` and ``consumer(c)`` for each chunk ``c`` side by side.
+class _Task:
+    """One chunk's piece of work, run once by whichever thread claims it first."""
 
-    ``producer`` (the sequential per-step loop) calls ``ready(c)`` once the steps of
-    ``spans[c]`` are done; ``consumer(c)`` runs for ``c = 0, 1, ...`` in that order, each
-    as soon as its chunk is ready, on the pool's other thread. Without a worker (policy
-    ``"off"``, one core, or the worker busy) the two simply run one after the other on
-    the calling thread: ``parallel_for`` claims part 0 (the producer) first, and the
-    producer never waits for the consumer, so this cannot deadlock.
+    __slots__ = ("claim", "done")
+
+    def __init__(self):
+        self.claim = threading.Lock()
+        self.done = threading.Event()
+
+    def run_if_free(self, fn, c):
+        if not self.claim.acquire(blocking=False):
+            return False
+        try:
+            fn(c)
+        finally:
+            self.done.set()
+        return True
+
+
+def overlap(spans, producer, consumer=None, prepare=None):
+    """Run a sequential loop over chunks of steps with a second thread helping around it.
+
+    ``producer(wait, ready)`` is the per-step loop: it calls ``wait(c)`` before the
+    steps of ``spans[c]`` and ``ready(c)`` after them. ``prepare(c)`` is work chunk
+    ``c`` needs first (the input projection), ``consumer(c)`` work on a finished chunk
+    (backward factors, weight gradients). Each is run exactly once by whichever thread
+    claims it first: the helper thread prepares ahead of the loop, then consumes behind
+    it; the loop's thread prepares a chunk itself when the helper has not reached it,
+    and once the loop ends it takes the chunks left to consume. Each chunk's work must
+    write only its own outputs, so results do not depend on which thread ran it.
+
+    Without a worker (policy ``"off"``, one core, or the worker busy) both parts run
+    one after the other on the calling thread: ``parallel_for`` claims part 0 (the
+    loop) first, and the loop never waits for work nobody has claimed, so this cannot
+    deadlock.
     """
-    events = [threading.Event() for _ in spans]
+    n = len(spans)
+    ready = [threading.Event() for _ in range(n)]
+    prep = [_Task() for _ in range(n)] if prepare is not None else None
+    cons = [_Task() for _ in range(n)] if consumer is not None else None
     failed = []
 
-    def part(index):
-        if index == 0:
-            try:
-                producer(lambda c: events[c].set())
-            except BaseException:
-                failed.append(True)
-                raise
-            finally:
-                for event in events:
-                    event.set()
-            return
-        for c, event in enumerate(events):
-            event.wait()
+    def wait(c):
+        if prep is not None and not prep[c].run_if_free(prepare, c):
+            prep[c].done.wait()
+
+    def loop():
+        try:
+            producer(wait, lambda c: ready[c].set())
+        except BaseException:
+            failed.append(True)
+            raise
+        finally:
+            for event in ready:
+                event.set()
+        if cons is not None:
+            for c in range(n):
+                cons[c].run_if_free(consumer, c)
+            for task in cons:
+                task.done.wait()
+
+    def helper():
+        for c in range(n if prep is not None else 0):
             if failed:
                 return
-            consumer(c)
+            prep[c].run_if_free(prepare, c)
+        for c in range(n if cons is not None else 0):
+            ready[c].wait()
+            if failed:
+                return
+            cons[c].run_if_free(consumer, c)
 
-    parallel_for(2, part)
+    parallel_for(2, lambda part: helper() if part else loop())
 
 
 class ChunkGradients:

@@ -36,11 +36,9 @@ from lamina.backend.rnn_common import (
     chunk_spans,
     overlap,
 )
-from lamina.backend.threads import parallel_for, split
 
 # Keras's gate columns are i, f, c(g), o; the forward keeps them as i, f, o, g.
 _FORWARD_ORDER = (0, 1, 3, 2)
-_PROJECTION_PARTS = 4
 
 
 def _forward_rows(w, scale):
@@ -90,13 +88,12 @@ class LSTMSequence(_Sequence):
                             else np.asarray(bias).reshape(1, 4 * u)]).astype(dtype)
         w_rows = _forward_rows(w, scale)
         self.gates = np.empty((t, 4 * u, b), dtype=dtype)
-        parts = split(t, _PROJECTION_PARTS)
+        spans = chunk_spans(t)
 
-        def project(p):
-            lo, hi = parts[p]
+        def project(c):
+            lo, hi = spans[c]
             np.matmul(w_rows, self.x1[lo:hi].transpose(0, 2, 1), out=self.gates[lo:hi])
 
-        parallel_for(len(parts), project)
         self.rmask_t = _t(self.rmask)
         self.mask_t = None if self.mask is None else self.mask.transpose(0, 2, 1)
         # h is (units, time, batch): a chunk's previous states are then one (units,
@@ -105,20 +102,19 @@ class LSTMSequence(_Sequence):
         self.c_all = np.empty((t, u, b), dtype=x.dtype)
         self.tc_all = np.empty_like(self.c_all)
         rk_rows = _forward_rows(recurrent_kernel, scale)
+        factors = None
         if any(self.needs):
-            spans = chunk_spans(t)
             self.factors = np.empty_like(self.gates)
             self.carry_factor = np.empty_like(self.c_all)
-            overlap(spans, lambda ready: self._steps(rk_rows, spans, ready),
-                    lambda c: self._backward_factors(*spans[c]))
-        else:
-            self._steps(rk_rows, [(0, t)], None)
+            factors = lambda c: self._backward_factors(*spans[c])  # noqa: E731
+        overlap(spans, lambda wait, ready: self._steps(rk_rows, spans, wait, ready),
+                factors, project)
         return _pack(self.h_all.transpose(1, 2, 0), return_sequences, [self.c_all[-1].T])
 
     def _hin_t(self, h):
         return h if self.rmask_t is None else h * self.rmask_t
 
-    def _steps(self, rk_rows, spans, ready):
+    def _steps(self, rk_rows, spans, wait, ready):
         gates, h_all, c_all, tc_all = self.gates, self.h_all, self.c_all, self.tc_all
         act, ract, mask = self.activation, self.recurrent_activation, self.mask_t
         u = h_all.shape[0]
@@ -127,6 +123,7 @@ class LSTMSequence(_Sequence):
         ig = np.empty(c_all.shape[1:], dtype=c_all.dtype)
         with _one_blas_thread():
             for chunk, (lo, hi) in enumerate(spans):
+                wait(chunk)
                 for s in range(lo, hi):
                     z = gates[s]
                     np.matmul(rk_rows, self._hin_t(h), out=rec)
@@ -156,8 +153,7 @@ class LSTMSequence(_Sequence):
                         np.copyto(c_new, c, where=keep)
                         np.copyto(h_new, h, where=keep)
                     h, c = h_new, c_new
-                if ready is not None:
-                    ready(chunk)
+                ready(chunk)
 
     def _backward_factors(self, lo, hi):
         """Products of stored values that the backward multiplies by ``dc`` or ``dh``.
@@ -196,13 +192,21 @@ class LSTMSequence(_Sequence):
         dh = np.zeros((u, b), dtype=np.result_type(g, self.recurrent_kernel))
         dc = np.ascontiguousarray(dc.T, dtype=dh.dtype)
         spans = chunk_spans(t, backward=True)
-        sums = {}
-        overlap(spans, lambda ready: self._backward_steps(gseq, dh, dc, dpre, spans, ready),
-                lambda c: self._weight_grads(dpre, *spans[c], sums))
-        dx = dk = drk = db = None
-        f = self.kernel.shape[0]
+        parts = [None] * len(spans)
+        dx = None
         if self.needs[0]:
-            dx = sums["dx"]
+            dx = np.empty((self.kernel.shape[0], t, b), dtype=np.result_type(dpre, self.kernel))
+
+        def weight_grads(c):
+            parts[c] = self._weight_grads(dpre, *spans[c], dx)
+
+        overlap(spans,
+                lambda wait, ready: self._backward_steps(gseq, dh, dc, dpre, spans, ready),
+                weight_grads)
+        sums = {key: _sum(p[key] for p in parts) for key in parts[0]}
+        dk = drk = db = None
+        f = self.kernel.shape[0]
+        if dx is not None:
             if self.go_backwards:
                 dx = dx[:, ::-1]
             dx = np.ascontiguousarray(dx.transpose(2, 1, 0))
@@ -249,35 +253,37 @@ class LSTMSequence(_Sequence):
                         dc += dc_keep
                 ready(chunk)
 
-    def _weight_grads(self, dpre, lo, hi, sums):
-        """Fold the gate gradients of steps ``lo:hi`` into the weight and input gradients.
+    def _weight_grads(self, dpre, lo, hi, dx):
+        """The gate gradients of steps ``lo:hi`` as input rows and weight-gradient parts.
 
         One GEMM each over the chunk's ``steps*batch`` columns: ``kernel @ dz`` (the
-        inputs), ``x1^T dz^T`` (kernel and bias) and ``h_{t-1} dz^T`` (recurrent kernel).
+        inputs, written into ``dx``), ``x1^T dz^T`` (kernel and bias) and
+        ``h_{t-1} dz^T`` (recurrent kernel). Returns the chunk's parts to be summed.
         """
-        u, t, b = self.h_all.shape
+        u, _, b = self.h_all.shape
         d = dpre[lo:hi].transpose(1, 0, 2).reshape(4 * u, -1)  # one copy of the chunk
-        if self.needs[0]:
-            if "dx" not in sums:
-                sums["dx"] = np.empty((self.kernel.shape[0], t, b),
-                                      dtype=np.result_type(dpre, self.kernel))
-            sums["dx"][:, lo:hi] = (self.kernel @ d).reshape(-1, hi - lo, b)
+        out = {}
+        if dx is not None:
+            dx[:, lo:hi] = (self.kernel @ d).reshape(-1, hi - lo, b)
         if self.needs[1] or (self.has_bias and self.needs[3]):
-            x1 = self.x1[lo:hi].reshape(-1, self.x1.shape[2])
-            _accumulate(sums, "dw", x1.T @ d.T)
+            out["dw"] = self.x1[lo:hi].reshape(-1, self.x1.shape[2]).T @ d.T
         if self.needs[2]:
             start = max(lo, 1)
+            parts = []
             if lo == 0:
-                _accumulate(sums, "drk", self._hin_t(self.states0[0].T) @ dpre[0].T)
+                parts.append(self._hin_t(self.states0[0].T) @ dpre[0].T)
             if hi > start:
                 prev = self.h_all[:, start - 1:hi - 1]
                 if self.rmask_t is not None:
                     prev = prev * self.rmask_t[:, None, :]
-                _accumulate(sums, "drk", prev.reshape(u, -1) @ d[:, (start - lo) * b:].T)
+                parts.append(prev.reshape(u, -1) @ d[:, (start - lo) * b:].T)
+            out["drk"] = _sum(parts)
+        return out
 
 
-def _accumulate(sums, key, part):
-    if key in sums:
-        sums[key] += part
-    else:
-        sums[key] = part
+def _sum(parts):
+    """Sum in the given (fixed) order."""
+    total = None
+    for part in parts:
+        total = part if total is None else total + part
+    return total

@@ -109,10 +109,36 @@ def test_results_are_bit_identical_with_or_without_the_second_thread():
 def test_an_error_in_the_loop_reaches_the_caller():
     calls = []
 
-    def producer(ready):
+    def producer(wait, ready):
+        wait(0)
         ready(0)
         raise RuntimeError("loop failed")
 
     with pytest.raises(RuntimeError, match="loop failed"):
         rnn_common.overlap([(0, 1), (1, 2)], producer, calls.append)
     assert calls in ([], [0])
+
+
+@pytest.mark.parametrize("policy", [1, "auto"])
+def test_overlap_prepares_before_and_consumes_after_each_chunk_exactly_once(policy):
+    spans = rnn_common.chunk_spans(23)
+    log, prepared, consumed = [], [], []
+
+    def producer(wait, ready):
+        for c in range(len(spans)):
+            wait(c)
+            assert c in prepared
+            log.append(c)
+            ready(c)
+
+    def consumer(c):
+        assert c in log
+        consumed.append(c)
+
+    try:
+        threads.set_thread_policy(policy)
+        rnn_common.overlap(spans, producer, consumer, prepared.append)
+    finally:
+        threads.set_thread_policy("auto")
+    assert log == list(range(len(spans)))
+    assert sorted(prepared) == sorted(consumed) == log
