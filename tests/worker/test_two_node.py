@@ -88,10 +88,10 @@ def cluster(request, monkeypatch, redis_url, tmp_path):
         kit.client.close()
 
 
-def dropout_job(kit: Kit, epochs: int, n: int):
-    x, y = kit.blobs(n, 20, seed=11)
+def dropout_job(kit: Kit, epochs: int, n: int, replicas: int = 2, seed: int = 11):
+    x, y = kit.blobs(n, 20, seed=seed)
     spec = kit.spec(kit.mlp_config(dropout=0.3), x, y, epochs=epochs, batch_size=32,
-                    replicas=2, seed=11, validation_split=0.2)
+                    replicas=replicas, seed=seed, validation_split=0.2)
     return spec, x, y
 
 
@@ -99,14 +99,14 @@ def epoch_events(kit: Kit, job_id: str) -> list[dict]:
     return [data for kind, data in kit.events(job_id) if kind == "epoch"]
 
 
-def run_worker(kit: Kit, job_id: str, during=None, timeout: float = 240.0) -> str:
-    """A burst worker process runs the job (``during(kit)`` while it does); its log."""
+def run_worker(kit: Kit, *job_ids: str, during=None, timeout: float = 240.0) -> str:
+    """A burst worker process runs the jobs (``during(kit)`` while it does); its log."""
     worker = kit.spawn("--burst", log_name="worker.log")
     try:
         if during is not None:
             during(kit)
-        kit.wait(lambda: kit.job(job_id).status.terminal, timeout=timeout, every=0.1,
-                 what="the job to end")
+        kit.wait(lambda: all(kit.job(j).status.terminal for j in job_ids),
+                 timeout=timeout, every=0.1, what="the jobs to end")
         code = worker.wait(120)
     finally:
         if worker.poll() is None:
@@ -134,20 +134,30 @@ def assert_matches_local_fit(kit: Kit, job_id: str, spec: dict, x, y) -> None:
 @pytest.mark.slow
 def test_one_replica_per_node_all_reduces_over_the_ring(cluster):
     """Two replicas, one on each node: the ring carries the all-reduce and the job ends
-    where local ``fit`` ends (dropout, shuffle, validation split)."""
+    where local ``fit`` ends (dropout, shuffle, validation split). A three-replica job
+    next, on the same two nodes: Ray spreads it as best it can (a ring of three over
+    both nodes) and it ends where local ``fit`` ends too."""
     kit = cluster
     spec, x, y = dropout_job(kit, epochs=3, n=600)
+    three, x3, y3 = dropout_job(kit, epochs=2, n=480, replicas=3, seed=12)
     job_id = kit.submit(spec)
+    three_id = kit.submit(three)
     start = time.monotonic()
-    log = run_worker(kit, job_id)
+    log = run_worker(kit, job_id, three_id)
     seconds = time.monotonic() - start
     assert re.search(r"generation 0: 2 replica\(s\) on 2 node\(s\) \(STRICT_SPREAD\), "
-                     r"all-reduce over ring", log), log[-3000:]
+                     r"all-reduce over ring$", log, re.MULTILINE), log[-3000:]
     events = epoch_events(kit, job_id)
     assert [e["epoch"] for e in events] == [0, 1, 2]
     assert all(e["nodes"] == 2 and e["generation"] == 0 for e in events), events
     assert_matches_local_fit(kit, job_id, spec, x, y)
-    print(f"two-node ring job: {seconds:.1f}s from worker start to the end")
+    assert re.search(r"generation 0: 3 replica\(s\) on 2 node\(s\) \(SPREAD\), all-reduce "
+                     r"over ring; \(2 live node\(s\) can hold a replica of 0\.5 CPUs\); "
+                     r"spread over the live nodes$", log, re.MULTILINE), log[-3000:]
+    assert [(e["epoch"], e["nodes"]) for e in epoch_events(kit, three_id)] == [(0, 2), (1, 2)]
+    assert_matches_local_fit(kit, three_id, three, x3, y3)
+    print(f"two-node ring jobs (2 then 3 replicas): {seconds:.1f}s from worker start to "
+          "the end")
 
 
 @pytest.mark.slow
@@ -196,8 +206,9 @@ def test_lost_node_resumes_on_the_remaining_node(cluster):
     assert lost and "restarting from the last checkpoint (1/2)" in log, log[-4000:]
     assert re.search(rf"resuming from ckpt-0*{after[0]['epoch']}-", log), log[-4000:]
     placed = re.search(r"^(\S+ \S+) INFO lamina_worker: \S+: generation 1: 2 replica\(s\) on 1 "
-                       r"node\(s\) \(STRICT_PACK\), all-reduce over shm; packed: .*\b1 live "
-                       r"node\(s\) can hold a replica", log, re.MULTILINE)
+                       r"node\(s\) \(STRICT_PACK\), all-reduce over shm; .*\b1 live node\(s\) can "
+                       r"hold a replica of 0\.5 CPUs\); packed on the worker's node$", log,
+                       re.MULTILINE)
     assert placed, log[-4000:]
     detected, placed = (datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp()
                         - moments["killed_at"] for m in (lost, placed))
@@ -223,8 +234,8 @@ def test_spread_on_one_node_packs_the_replicas(kit, caplog):
     with caplog.at_level(logging.INFO, logger="lamina_worker"):
         assert kit.worker().run() == 1
     assert re.search(r"generation 0: 2 replica\(s\) on 1 node\(s\) \(STRICT_PACK\), "
-                     r"all-reduce over shm; packed: 1 live node\(s\) can hold a replica of "
-                     r"0\.5 CPUs; the job has 2 replicas", caplog.text), caplog.text[-3000:]
+                     r"all-reduce over shm; \(1 live node\(s\) can hold a replica of 0\.5 "
+                     r"CPUs\); packed on the worker's node", caplog.text), caplog.text[-3000:]
     events = epoch_events(kit, job_id)
     assert [(e["epoch"], e["nodes"], e["generation"]) for e in events] == [(0, 1, 0),
                                                                            (1, 1, 0)]

@@ -21,15 +21,18 @@ with ``spread`` when the cluster has no more nodes than the job has replicas). B
 transports sum in a fixed order, so the replicas stay bit-identical; the two orders
 differ by float32 rounding (both end where local ``fit`` ends, to rtol 1e-5).
 
-**A lost node.** A replica whose node dies ends the ring at once (its peers' sockets
-see the connection drop), the driver restarts the group from the job's newest
-checkpoint (:mod:`lamina_worker.trainer`), and :func:`place` places the new generation
-on what is left: when fewer live nodes can hold a replica than the job has replicas
-(or one-per-node is not placed within :data:`SPREAD_WAIT` seconds, e.g. while Ray
-still counts the dead node as alive, or other jobs hold the CPUs), the generation is
-packed on the worker's node instead (``shm``) and says so in the log. An operator
-gets the job finished, more slowly, rather than a job parked until the node returns;
-the next job (or generation) spreads again once the cluster has the nodes. Ray counts a
+**Fewer nodes than replicas, a lost node.** When fewer live nodes can hold a replica
+than the job has replicas (or one-per-node is not placed within :data:`SPREAD_WAIT`
+seconds: Ray still counts a dead node as alive, or other jobs hold the CPUs), ``spread``
+falls back to Ray's best-effort ``SPREAD`` over the nodes there are (several replicas
+per node, ``ring``), or with one such node to ``STRICT_PACK`` on the worker's node
+(``shm``), and the log says why. A replica whose node dies ends the ring at once (its
+peers' sockets see the connection drop), the driver restarts the group from the job's
+newest checkpoint (:mod:`lamina_worker.trainer`), and the new generation is placed on
+what is left: a two-replica job whose second node died runs both replicas on the
+worker's node. An operator gets the job finished, more slowly, rather than a job
+parked until the node returns; the next job (or generation) spreads again once the
+cluster has the nodes. Ray counts a
 killed node alive for ~10-15 s (its health checks), so the new generation starts about
 that long after the loss (measured: ring ended 2.7 s after the kill, generation 1 placed
 after 14.8 s: tests/worker/test_two_node.py).
@@ -154,15 +157,15 @@ def place(replicas: int, cpus: float, mode: str, *, spread_wait: float = SPREAD_
         replicas: the job's number of replicas.
         cpus: the CPUs of each replica (its actor's ``num_cpus``).
         mode: ``"pack"`` or ``"spread"`` (:data:`PLACEMENTS`).
-        spread_wait: seconds ``spread`` may wait before packing instead.
-        pack_wait: seconds a packed group may wait for the worker's node.
+        spread_wait: seconds one replica per node may take before the fallback.
+        pack_wait: seconds the fallback (or ``pack``) may wait for CPUs.
 
     Returns:
         The :class:`Placement` (its ``release`` removes the group).
 
     Raises:
         ValueError: for an unknown ``mode`` (naming it).
-        TimeoutError: when not even a packed group was placed within ``pack_wait``.
+        TimeoutError: when not even the fallback was placed within ``pack_wait``.
     """
     import ray
 
@@ -171,7 +174,7 @@ def place(replicas: int, cpus: float, mode: str, *, spread_wait: float = SPREAD_
                          f"{mode!r}")
     here = ray.get_runtime_context().get_node_id()
     cpus = max(float(cpus), _MIN_BUNDLE_CPUS)
-    note = None
+    strategy, note = "STRICT_PACK", None
     if mode == "spread" and replicas > 1:
         capable = _capable_nodes(cpus)
         if capable >= replicas:
@@ -180,13 +183,17 @@ def place(replicas: int, cpus: float, mode: str, *, spread_wait: float = SPREAD_
             if group is not None:
                 return _ranked(group, here, "STRICT_SPREAD", None)
             capable = _capable_nodes(cpus)
-            note = (f"one replica per node was not placed ({capable} live node(s) can "
-                    f"hold a replica of {cpus:g} CPUs, waited at most {spread_wait:g}s)")
+            note = f"one replica per node was not placed within {spread_wait:g}s ("
         else:
-            note = (f"{capable} live node(s) can hold a replica of {cpus:g} CPUs; the job "
-                    f"has {replicas} replicas")
-    group = _create(replicas, cpus, "STRICT_PACK", here, pack_wait)
+            note = "("
+        note += f"{capable} live node(s) can hold a replica of {cpus:g} CPUs)"
+        if capable >= 2:  # as evenly as Ray can over the nodes there are
+            strategy, note = "SPREAD", note + "; spread over the live nodes"
+        else:
+            note += "; packed on the worker's node"
+    group = _create(replicas, cpus, strategy, here if strategy == "STRICT_PACK" else None,
+                    pack_wait)
     if group is None:
-        raise TimeoutError(f"{replicas} replicas of {cpus:g} CPUs were not placed on the "
-                           f"worker's node within {pack_wait:g}s (other jobs hold its CPUs)")
-    return _ranked(group, here, "STRICT_PACK", note)
+        raise TimeoutError(f"{replicas} replicas of {cpus:g} CPUs were not placed "
+                           f"({strategy}) within {pack_wait:g}s (other jobs hold the CPUs)")
+    return _ranked(group, here, strategy, note)

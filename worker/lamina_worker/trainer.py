@@ -184,7 +184,7 @@ class DataParallelTrainer:
         log.info("%s: generation %d: %d replica(s) on %d node(s) (%s), all-reduce over "
                  "%s%s", self.name, self.generation, self.n_replicas, self.nodes,
                  where["strategy"], self.transport,
-                 f"; packed: {where['note']}" if where["note"] else "")
+                 f"; {where['note']}" if where["note"] else "")
         if self.transport == "shm":
             self.remove_stale_collectives()
             self._collective = shm.create(
