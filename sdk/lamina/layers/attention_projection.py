@@ -105,7 +105,8 @@ def _project(x, projections, scales):
 def fused_attention(layer, query, value, key, mask, training):
     """MultiHeadAttention's call through :mod:`lamina.backend.attention`, or None.
 
-    Covers eager calls whose inputs have the kernels' dtype (the caller falls back for
+    Covers eager calls whose inputs have the kernels' dtype and that have at least
+    ``layer._fused_attention_min_scores`` score elements (the caller falls back for
     attention scores). Self-attention (``query``, ``key`` and ``value`` one tensor) runs
     the three projections as one GEMM on the concatenated kernels; the variables stay
     Keras's ``query``/``key``/``value`` ones, so saved files do not change. The score
@@ -117,6 +118,9 @@ def fused_attention(layer, query, value, key, mask, training):
     if not all(isinstance(x, Tensor) and x.data.dtype == dtype for x in (query, value, key)):
         return None
     heads, key_dim, value_dim = layer.num_heads, layer.key_dim, layer.value_dim
+    scores = query.shape[0] * heads * query.shape[1] * value.shape[1]
+    if scores < layer._fused_attention_min_scores:
+        return None
     scale = np.asarray(1.0 / math.sqrt(key_dim), dtype)
     dropout_mask = None
     if training and layer.dropout > 0:

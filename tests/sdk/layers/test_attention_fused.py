@@ -15,6 +15,12 @@ from lamina.backend import attention as backend_attention
 RNG = np.random.default_rng(5)
 
 
+@pytest.fixture(autouse=True)
+def fused_even_when_small(monkeypatch):
+    """These shapes are below the layer's minimum size for the fused path: lower it."""
+    monkeypatch.setattr(layers.MultiHeadAttention, "_fused_attention_min_scores", 1)
+
+
 def twins(dtype="float32", q_dim=8, v_dim=8, **kwargs):
     """Two equal layers: the fused one and the unfused reference."""
     kwargs = {"num_heads": 2, "key_dim": 4, "dtype": dtype, **kwargs}
@@ -145,3 +151,14 @@ def test_functional_model_trains_through_the_fused_path(spy):
     assert spy["packed"] >= 2
     assert all(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
     assert isinstance(model(x[:2]), Tensor)
+
+
+def test_small_calls_stay_on_the_graph(spy, monkeypatch):
+    monkeypatch.setattr(layers.MultiHeadAttention, "_fused_attention_min_scores", 4096)
+    fused, plain = twins()
+    x = var(3, 5, 8)  # 3 * 2 * 5 * 5 = 150 score elements
+    np.testing.assert_array_equal(fused(x, x).data, plain(x, x).data)
+    assert spy == {"packed": 0, "attention": 0}
+    big = var(64, 6, 8)  # 64 * 2 * 6 * 6 = 4608
+    fused(big, big)
+    assert spy["packed"] == 1
