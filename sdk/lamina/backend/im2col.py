@@ -92,6 +92,13 @@ def padded_lengths(lengths, pads_before, ksize, strides, dilation, out_shape):
         lengths, pads_before, ksize, strides, dilation, out_shape))
 
 
+@functools.lru_cache(maxsize=256)
+def _offset_slices(ksize, strides, dilation, out_shape):
+    """``(offset, offset_slice)`` for every kernel offset (cached: one per geometry)."""
+    return tuple((offset, offset_slice(offset, strides, dilation, out_shape))
+                 for offset in itertools.product(*map(range, ksize)))
+
+
 def _windows(xp, ksize, strides, dilation, out_shape):
     """Read-only view ``(batch, *out_shape, *ksize, channels)`` of every window of ``xp``."""
     st = xp.strides
@@ -126,9 +133,8 @@ def im2col(x, geo, ones=False):
             if ones:
                 cols[width] = 1
             fields = cols[:width].reshape(*ksize, channels, batch, *out_shape)
-            for offset in itertools.product(*map(range, ksize)):
-                fields[offset] = np.moveaxis(
-                    xp[offset_slice(offset, strides, dilation, out_shape)], -1, 0)
+            for offset, where in _offset_slices(ksize, strides, dilation, out_shape):
+                fields[offset] = np.moveaxis(xp[where], -1, 0)
             return cols.T[None]
         cols = np.empty((rows, width + ones), x.dtype)
         if ones:
@@ -166,13 +172,6 @@ def _group(g, groups):
     if groups == 1:
         return g2.reshape(1, *g2.shape)
     return g2.reshape(-1, groups, f // groups).transpose(1, 0, 2)
-
-
-@functools.lru_cache(maxsize=256)
-def _offset_slices(ksize, strides, dilation, out_shape):
-    """``(offset, offset_slice)`` for every kernel offset (cached: one per geometry)."""
-    return tuple((offset, offset_slice(offset, strides, dilation, out_shape))
-                 for offset in itertools.product(*map(range, ksize)))
 
 
 def col2im_into(buf, g, kernel, strides, dilation, groups):
