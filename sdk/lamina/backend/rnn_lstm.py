@@ -9,17 +9,20 @@ contiguous products: ``recurrent_kernel^T @ h`` forward, ``recurrent_kernel @ dz
 backward.
 
 The per-step loops keep only the work that depends on the previous step; the rest runs
-on a second thread over finished chunks of steps (:func:`overlap`):
+on a second thread over chunks of steps (:func:`overlap`), claimed by whichever thread
+gets to a chunk first:
 
-- forward: recurrent GEMM, one tanh pass for all four gates (the sigmoid gates' weights
-  are pre-scaled by 1/2: ``sigmoid(a) = (tanh(a/2) + 1) / 2``), the cell and hidden
-  updates. Meanwhile, when a gradient will be needed, the other thread turns each
-  finished chunk into the *backward factors*, the products of stored values that the
-  backward would otherwise form step by step (``g i'``, ``c_{t-1} f'``, ``i g'``,
-  ``tanh(c) o'`` and, for the carry, ``o tanh'(c)``).
+- forward: the recurrent GEMM, one tanh pass for all four gates (the sigmoid gates'
+  weights are pre-scaled by 1/2: ``sigmoid(a) = (tanh(a/2) + 1) / 2``), the cell and
+  hidden updates; the other thread projects the inputs of the chunks ahead (the bias
+  rides in the same GEMM as an input column of ones).
 - backward: per step ``dc += dh * factor``, the four gate gradients, ``dc *= f`` and the
-  recurrent GEMM; meanwhile the other thread folds finished chunks into the input,
-  kernel (the bias rides along as an input row of ones) and recurrent-kernel gradients.
+  recurrent GEMM. The other thread prepares each chunk's *backward factors* ahead of
+  the loop, the products of stored values that the step would otherwise form one by
+  one (``g i'``, ``c_{t-1} f'``, ``i g'``, ``tanh(c) o'`` and, for the carry,
+  ``o tanh'(c)``), and folds finished chunks into the input, kernel (and bias) and
+  recurrent-kernel gradients, one GEMM each per chunk; per-chunk parts are summed in a
+  fixed order, so results are bit-identical whichever thread computed them.
 """
 
 from __future__ import annotations
@@ -102,13 +105,8 @@ class LSTMSequence(_Sequence):
         self.c_all = np.empty((t, u, b), dtype=x.dtype)
         self.tc_all = np.empty_like(self.c_all)
         rk_rows = _forward_rows(recurrent_kernel, scale)
-        factors = None
-        if any(self.needs):
-            self.factors = np.empty_like(self.gates)
-            self.carry_factor = np.empty_like(self.c_all)
-            factors = lambda c: self._backward_factors(*spans[c])  # noqa: E731
         overlap(spans, lambda wait, ready: self._steps(rk_rows, spans, wait, ready),
-                factors, project)
+                prepare=project)
         return _pack(self.h_all.transpose(1, 2, 0), return_sequences, [self.c_all[-1].T])
 
     def _hin_t(self, h):
@@ -192,6 +190,8 @@ class LSTMSequence(_Sequence):
         dh = np.zeros((u, b), dtype=np.result_type(g, self.recurrent_kernel))
         dc = np.ascontiguousarray(dc.T, dtype=dh.dtype)
         spans = chunk_spans(t, backward=True)
+        self.factors = np.empty_like(self.gates)
+        self.carry_factor = np.empty_like(self.c_all)
         parts = [None] * len(spans)
         dx = None
         if self.needs[0]:
@@ -201,8 +201,10 @@ class LSTMSequence(_Sequence):
             parts[c] = self._weight_grads(dpre, *spans[c], dx)
 
         overlap(spans,
-                lambda wait, ready: self._backward_steps(gseq, dh, dc, dpre, spans, ready),
-                weight_grads)
+                lambda wait, ready: self._backward_steps(gseq, dh, dc, dpre, spans, wait,
+                                                         ready),
+                weight_grads, lambda c: self._backward_factors(*spans[c]))
+        del self.factors, self.carry_factor
         sums = {key: _sum(p[key] for p in parts) for key in parts[0]}
         dk = drk = db = None
         f = self.kernel.shape[0]
@@ -219,7 +221,7 @@ class LSTMSequence(_Sequence):
         return (dx, dk, drk, db, dh.T if self.needs[4] else None,
                 dc.T if self.needs[5] else None)
 
-    def _backward_steps(self, gseq, dh, dc, dpre, spans, ready):
+    def _backward_steps(self, gseq, dh, dc, dpre, spans, wait, ready):
         """Backward through time; ``dh`` and ``dc`` end as the initial states' gradients."""
         fac, carry, m, rmask = self.factors, self.carry_factor, self.mask_t, self.rmask_t
         u = dh.shape[0]
@@ -228,6 +230,7 @@ class LSTMSequence(_Sequence):
         last = self.h_all.shape[1] - 1
         with _one_blas_thread():
             for chunk, (lo, hi) in enumerate(spans):
+                wait(chunk)
                 for s in range(hi - 1, lo - 1, -1):
                     if self.return_sequences:
                         dh += gseq[s].T
