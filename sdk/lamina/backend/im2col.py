@@ -133,8 +133,9 @@ def im2col(x, geo, ones=False):
             if ones:
                 cols[width] = 1
             fields = cols[:width].reshape(*ksize, channels, batch, *out_shape)
+            by_channel = np.moveaxis(xp, -1, 0)  # a view (channels, batch, *spatial)
             for offset, where in _offset_slices(ksize, strides, dilation, out_shape):
-                fields[offset] = np.moveaxis(xp[where], -1, 0)
+                fields[offset] = by_channel[(slice(None), *where[:-1])]
             return cols.T[None]
         cols = np.empty((rows, width + ones), x.dtype)
         if ones:
