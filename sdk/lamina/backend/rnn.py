@@ -31,15 +31,17 @@ import numpy as np
 
 from lamina.backend.rnn_common import (  # noqa: F401  (unpack, SUPPORTED_ACTIVATIONS: API)
     SUPPORTED_ACTIVATIONS,
+    ChunkGradients,
     _act_,
     _dact_,
-    _input_grads,
     _one_blas_thread,
     _output_grads,
     _pack,
     _project,
     _Sequence,
     _state_products,
+    chunk_spans,
+    overlap,
     unpack,
 )
 from lamina.backend.rnn_lstm import LSTMSequence  # noqa: F401  (one of the three primitives)
@@ -70,31 +72,41 @@ class SimpleRNNSequence(_Sequence):
         return _pack(h_all, return_sequences)
 
     def backward(self, g):
-        h_all, m, rk = self.h_all, self.mask, self.recurrent_kernel
-        t = h_all.shape[0]
+        t = self.h_all.shape[0]
         gseq, _ = _output_grads(g, t, self.return_sequences, 0)
-        dpre = np.empty_like(h_all)
-        dh = np.zeros_like(h_all[0])
-        with _one_blas_thread():
-            for s in range(t - 1, -1, -1):
-                if self.return_sequences:
-                    dh += gseq[s]
-                elif s == t - 1:
-                    dh += gseq[0]
-                da = _dact_(self.activation, h_all[s], dh.copy())
-                if m is not None:
-                    da *= m[s]
-                    keep = dh * ~m[s]
-                dpre[s] = da
-                dh = np.matmul(da, rk.T)
-                if self.rmask is not None:
-                    dh *= self.rmask
-                if m is not None:
-                    dh += keep
-        dx, dk, db = _input_grads(self, dpre, self.kernel, self.has_bias and self.needs[3])
-        drk = _state_products(self.states0[0], h_all, dpre, self.rmask) if self.needs[2] else None
-        return dx, dk, drk, db, dh if self.needs[4] else None
+        dpre = np.empty_like(self.h_all)
+        dh = [np.zeros_like(self.h_all[0])]
+        spans = chunk_spans(t, backward=True)
+        grads = ChunkGradients(self, spans, dpre, self.kernel,
+                               (*self.needs[:3], self.has_bias and self.needs[3]))
+        overlap(spans, lambda wait, ready: self._backward_steps(gseq, dh, dpre, spans, ready),
+                grads.add)
+        dx, dk, drk, db, _ = grads.result()
+        return dx, dk, drk, db, dh[0] if self.needs[4] else None
 
+    def _backward_steps(self, gseq, dh_box, dpre, spans, ready):
+        h_all, m, rk_t = self.h_all, self.mask, self.recurrent_kernel.T
+        t, dh = h_all.shape[0], dh_box[0]
+        with _one_blas_thread():
+            for chunk, (lo, hi) in enumerate(spans):
+                for s in range(hi - 1, lo - 1, -1):
+                    if self.return_sequences:
+                        dh += gseq[s]
+                    elif s == t - 1:
+                        dh += gseq[0]
+                    da = dpre[s]
+                    np.copyto(da, dh)
+                    _dact_(self.activation, h_all[s], da)
+                    if m is not None:
+                        da *= m[s]
+                        keep = dh * ~m[s]
+                    dh = np.matmul(da, rk_t)
+                    if self.rmask is not None:
+                        dh *= self.rmask
+                    if m is not None:
+                        dh += keep
+                ready(chunk)
+        dh_box[0] = dh
 
 
 class GRUSequence(_Sequence):
@@ -153,65 +165,75 @@ class GRUSequence(_Sequence):
         return _pack(h_all, return_sequences)
 
     def backward(self, g):
+        t, _, u = self.h_all.shape
+        gseq, _ = _output_grads(g, t, self.return_sequences, 0)
+        dpre = np.empty_like(self.gates)
+        drec = np.empty_like(self.gates) if self.reset_after else None
+        dh = np.zeros_like(self.h_all[0])
+        need_bias = self.has_bias and self.needs[3]
+        spans = chunk_spans(t, backward=True)
+        after = self.reset_after
+        grads = ChunkGradients(self, spans, dpre, self.kernel,
+                               (self.needs[0], self.needs[1], self.needs[2] and after,
+                                need_bias), drec=drec)
+        overlap(spans,
+                lambda wait, ready: self._backward_steps(gseq, dh, dpre, drec, spans, ready),
+                grads.add)
+        dx, dk, drk, db, db_rec = grads.result()
+        if self.needs[2] and not after:
+            drk = np.empty_like(self.recurrent_kernel)
+            drk[:, :2 * u] = _state_products(self.states0[0], self.h_all,
+                                             dpre[:, :, :2 * u], self.rmask)
+            drk[:, 2 * u:] = np.matmul(self.aux.reshape(-1, u).T,
+                                       dpre[:, :, 2 * u:].reshape(-1, u))
+        if need_bias and after:
+            db = np.stack([db, db_rec])
+        return dx, dk, drk, db, dh if self.needs[4] else None
+
+    def _backward_steps(self, gseq, dh, dpre, drec, spans, ready):
         gates, h_all, aux, m = self.gates, self.h_all, self.aux, self.mask
         rk, act, ract, after = self.recurrent_kernel, self.activation, \
             self.recurrent_activation, self.reset_after
         t, _, u = h_all.shape
-        gseq, _ = _output_grads(g, t, self.return_sequences, 0)
-        dpre = np.empty_like(gates)
-        drec = np.empty_like(gates) if after else None
-        dh = np.zeros_like(h_all[0])
         rk_zr, rk_h = rk[:, :2 * u], rk[:, 2 * u:]
         with _one_blas_thread():
-            for s in range(t - 1, -1, -1):
-                if self.return_sequences:
-                    dh += gseq[s]
-                elif s == t - 1:
-                    dh += gseq[0]
-                if m is not None:
-                    dh_keep = dh * ~m[s]
-                    dh *= m[s]
-                zz = gates[s]
-                z, r, hh = zz[:, :u], zz[:, u:2 * u], zz[:, 2 * u:]
-                h_prev = h_all[s - 1] if s > 0 else self.states0[0]
-                d = dpre[s]
-                dz, dr, dhh = d[:, :u], d[:, u:2 * u], d[:, 2 * u:]
-                np.subtract(h_prev, hh, out=dz)
-                dz *= dh
-                _dact_(ract, z, dz)
-                np.subtract(dh, dh * z, out=dhh)
-                _dact_(act, hh, dhh)
-                if after:
-                    np.multiply(dhh, aux[s], out=dr)
-                    _dact_(ract, r, dr)
-                    dr_all = drec[s]
-                    dr_all[:, :2 * u] = d[:, :2 * u]
-                    np.multiply(dhh, r, out=dr_all[:, 2 * u:])
-                    dhin = np.matmul(dr_all, rk.T)
-                else:
-                    d_rh = np.matmul(dhh, rk_h.T)
-                    hin = self._hin(h_prev)
-                    np.multiply(d_rh, hin, out=dr)
-                    _dact_(ract, r, dr)
-                    dhin = d_rh * r
-                    dhin += np.matmul(d[:, :2 * u], rk_zr.T)
-                if self.rmask is not None:
-                    dhin *= self.rmask
-                dh *= z
-                dh += dhin
-                if m is not None:
-                    dh += dh_keep
-        need_bias = self.has_bias and self.needs[3]
-        dx, dk, db_in = _input_grads(self, dpre, self.kernel, need_bias)
-        drk = db = None
-        if self.needs[2]:
-            if after:
-                drk = _state_products(self.states0[0], h_all, drec, self.rmask)
-            else:
-                drk = np.empty_like(rk)
-                drk[:, :2 * u] = _state_products(self.states0[0], h_all,
-                                                 dpre[:, :, :2 * u], self.rmask)
-                drk[:, 2 * u:] = np.matmul(aux.reshape(-1, u).T, dpre[:, :, 2 * u:].reshape(-1, u))
-        if need_bias:
-            db = np.stack([db_in, drec.reshape(-1, 3 * u).sum(axis=0)]) if after else db_in
-        return dx, dk, drk, db, dh if self.needs[4] else None
+            for chunk, (lo, hi) in enumerate(spans):
+                for s in range(hi - 1, lo - 1, -1):
+                    if self.return_sequences:
+                        dh += gseq[s]
+                    elif s == t - 1:
+                        dh += gseq[0]
+                    if m is not None:
+                        dh_keep = dh * ~m[s]
+                        dh *= m[s]
+                    zz = gates[s]
+                    z, r, hh = zz[:, :u], zz[:, u:2 * u], zz[:, 2 * u:]
+                    h_prev = h_all[s - 1] if s > 0 else self.states0[0]
+                    d = dpre[s]
+                    dz, dr, dhh = d[:, :u], d[:, u:2 * u], d[:, 2 * u:]
+                    np.subtract(h_prev, hh, out=dz)
+                    dz *= dh
+                    _dact_(ract, z, dz)
+                    np.subtract(dh, dh * z, out=dhh)
+                    _dact_(act, hh, dhh)
+                    if after:
+                        np.multiply(dhh, aux[s], out=dr)
+                        _dact_(ract, r, dr)
+                        dr_all = drec[s]
+                        dr_all[:, :2 * u] = d[:, :2 * u]
+                        np.multiply(dhh, r, out=dr_all[:, 2 * u:])
+                        dhin = np.matmul(dr_all, rk.T)
+                    else:
+                        d_rh = np.matmul(dhh, rk_h.T)
+                        hin = self._hin(h_prev)
+                        np.multiply(d_rh, hin, out=dr)
+                        _dact_(ract, r, dr)
+                        dhin = d_rh * r
+                        dhin += np.matmul(d[:, :2 * u], rk_zr.T)
+                    if self.rmask is not None:
+                        dhin *= self.rmask
+                    dh *= z
+                    dh += dhin
+                    if m is not None:
+                        dh += dh_keep
+                ready(chunk)

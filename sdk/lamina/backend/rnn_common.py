@@ -149,23 +149,6 @@ def _output_grads(g, timesteps, return_sequences, n_extra):
     return seq, extra
 
 
-def _input_grads(self, dpre, kernel, bias_needed):
-    """Gradients of x, kernel and the summed bias from the pre-activation grads."""
-    t, b, k = dpre.shape
-    d2 = dpre.reshape(t * b, k)
-    dx = dk = db = None
-    if self.needs[0]:
-        dx = matmul(d2, kernel.T).reshape(t, b, -1)
-        if self.go_backwards:
-            dx = dx[::-1]
-        dx = dx.transpose(1, 0, 2)
-    if self.needs[1]:
-        dk = matmul(self.xt.reshape(t * b, -1).T, d2)
-    if bias_needed:
-        db = d2.sum(axis=0)
-    return dx, dk, db
-
-
 def _state_products(h0, h_all, dpre, rmask):
     """``sum_t h_{t-1}^T @ dpre_t`` (the recurrent-kernel gradient) in two GEMMs."""
     t, b, _ = h_all.shape
@@ -307,52 +290,60 @@ def overlap(spans, producer, consumer=None, prepare=None):
 class ChunkGradients:
     """Input, kernel, recurrent-kernel and bias gradients, one chunk of steps at a time.
 
-    ``add(c)`` folds the pre-activation gradients of ``spans[c]`` in: ``dx`` rows by
-    ``dpre @ kernel.T``, and ``x^T dpre``, ``h_{t-1}^T drec`` and ``sum dpre`` added to
-    the running sums in chunk order. ``drec`` (the gradients entering the recurrent GEMM)
-    defaults to ``dpre``.
+    ``add(c)`` (any thread, any order) turns the pre-activation gradients ``dpre`` of
+    ``spans[c]`` into that chunk's ``dx`` rows (``dpre @ kernel.T``) and its parts of
+    ``x^T dpre``, ``h_{t-1}^T drec`` and ``sum dpre`` (and ``sum drec`` when ``drec``,
+    the gradients entering the recurrent GEMM, differs from ``dpre``); :meth:`result`
+    sums the parts in chunk order, so the sums do not depend on the threads.
     """
 
     def __init__(self, seq, spans, dpre, kernel, needs, drec=None):
         self.seq, self.spans, self.dpre, self.kernel = seq, spans, dpre, kernel
-        self.drec = dpre if drec is None else drec
+        self.drec = drec
         self.need_x, self.need_k, self.need_rk, self.need_b = needs
         t, b, _ = dpre.shape
         self.dx = (np.empty((t, b, kernel.shape[0]), np.result_type(dpre, kernel))
                    if self.need_x else None)
-        self.dk = self.drk = self.db = None
+        self.parts = [None] * len(spans)
 
     def add(self, c):
         lo, hi = self.spans[c]
-        seq, b = self.seq, self.dpre.shape[1]
-        d2 = self.dpre[lo:hi].reshape((hi - lo) * b, -1)
+        seq, b, part = self.seq, self.dpre.shape[1], {}
+        rows = (hi - lo) * b
+        d2 = self.dpre[lo:hi].reshape(rows, -1)
+        rec = self.dpre if self.drec is None else self.drec
         if self.need_x:
-            np.matmul(d2, self.kernel.T, out=self.dx[lo:hi].reshape((hi - lo) * b, -1))
+            np.matmul(d2, self.kernel.T, out=self.dx[lo:hi].reshape(rows, -1))
         if self.need_k:
-            self.dk = _accumulate(self.dk, seq.xt[lo:hi].reshape((hi - lo) * b, -1).T @ d2)
+            part["dk"] = seq.xt[lo:hi].reshape(rows, -1).T @ d2
         if self.need_b:
-            self.db = _accumulate(self.db, d2.sum(axis=0))
+            part["db"] = d2.sum(axis=0)
+            if self.drec is not None:
+                part["db_rec"] = rec[lo:hi].reshape(rows, -1).sum(axis=0)
         if self.need_rk:
-            rec, start = self.drec, max(lo, 1)
+            start, terms = max(lo, 1), []
             if lo == 0:
-                self.drk = _accumulate(self.drk, seq._hin(seq.states0[0]).T @ rec[0])
+                terms.append(seq._hin(seq.states0[0]).T @ rec[0])
             if hi > start:
                 prev = seq._hin(seq.h_all[start - 1:hi - 1]).reshape((hi - start) * b, -1)
-                self.drk = _accumulate(self.drk,
-                                       prev.T @ rec[start:hi].reshape((hi - start) * b, -1))
+                terms.append(prev.T @ rec[start:hi].reshape((hi - start) * b, -1))
+            part["drk"] = fixed_sum(terms)
+        self.parts[c] = part
 
     def result(self):
-        """``(dx, dkernel, drecurrent_kernel, dbias)``; ``dx`` batch-major, input order."""
+        """``(dx, dkernel, drecurrent_kernel, dbias, dbias_recurrent)``, ``dx`` batch-major."""
         dx = self.dx
         if dx is not None:
             if self.seq.go_backwards:
                 dx = dx[::-1]
             dx = dx.transpose(1, 0, 2)
-        return dx, self.dk, self.drk, self.db
+        sums = {key: fixed_sum(p[key] for p in self.parts) for key in self.parts[0]}
+        return dx, sums.get("dk"), sums.get("drk"), sums.get("db"), sums.get("db_rec")
 
 
-def _accumulate(total, part):
-    if total is None:
-        return part
-    total += part
+def fixed_sum(parts):
+    """Sum ``parts`` in the given order (so the rounding does not depend on threads)."""
+    total = None
+    for part in parts:
+        total = part if total is None else total + part
     return total

@@ -37,6 +37,7 @@ from lamina.backend.rnn_common import (
     _pack,
     _Sequence,
     chunk_spans,
+    fixed_sum,
     overlap,
 )
 
@@ -205,7 +206,7 @@ class LSTMSequence(_Sequence):
                                                          ready),
                 weight_grads, lambda c: self._backward_factors(*spans[c]))
         del self.factors, self.carry_factor
-        sums = {key: _sum(p[key] for p in parts) for key in parts[0]}
+        sums = {key: fixed_sum(p[key] for p in parts) for key in parts[0]}
         dk = drk = db = None
         f = self.kernel.shape[0]
         if dx is not None:
@@ -280,13 +281,6 @@ class LSTMSequence(_Sequence):
                 if self.rmask_t is not None:
                     prev = prev * self.rmask_t[:, None, :]
                 parts.append(prev.reshape(u, -1) @ d[:, (start - lo) * b:].T)
-            out["drk"] = _sum(parts)
+            out["drk"] = fixed_sum(parts)
         return out
 
-
-def _sum(parts):
-    """Sum in the given (fixed) order."""
-    total = None
-    for part in parts:
-        total = part if total is None else total + part
-    return total
