@@ -1,6 +1,7 @@
 """LSTM(128) over 50 steps: Lamina vs PyTorch train throughput, in the same run.
 
     python bench/lstm.py                 # both frameworks, alternating rounds
+    python bench/lstm.py --steps 28 --features 28   # issue 13's row: 28 rows of 28 pixels
     python bench/lstm.py --worker lamina # one JSON line (used internally)
 
 Model: input (batch 128, 50, 32) -> LSTM(128) -> Dense(10) softmax; Adam (Keras
@@ -24,11 +25,11 @@ from common import HERE, run_json, torch_python
 STEPS, FEATURES, UNITS, CLASSES = 50, 32, 128, 10
 
 
-def sequences(n: int, seed: int = 0):
+def sequences(n: int, seed: int = 0, steps: int = STEPS, features: int = FEATURES):
     """Learnable synthetic sequences: the class is the feature (of the first 10) with the
     largest sum over time."""
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((n, STEPS, FEATURES)).astype(np.float32)
+    x = rng.standard_normal((n, steps, features)).astype(np.float32)
     y = x[:, :, :CLASSES].sum(axis=1).argmax(axis=1).astype(np.int64)
     return x, y
 
@@ -38,8 +39,8 @@ def run_lamina(args) -> dict:
     from lamina import layers
 
     keras.utils.set_random_seed(0)
-    x, y = sequences(args.samples)
-    model = keras.Sequential([keras.Input((STEPS, FEATURES)), layers.LSTM(UNITS),
+    x, y = sequences(args.samples, steps=args.steps, features=args.features)
+    model = keras.Sequential([keras.Input((args.steps, args.features)), layers.LSTM(UNITS),
                               layers.Dense(CLASSES, activation="softmax")])
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
     times, losses = [], []
@@ -58,12 +59,12 @@ def run_torch(args) -> dict:
     from torch import nn
 
     torch.manual_seed(0)
-    x, y = sequences(args.samples)
+    x, y = sequences(args.samples, steps=args.steps, features=args.features)
 
     class Net(nn.Module):
         def __init__(self):
             super().__init__()
-            self.lstm = nn.LSTM(FEATURES, UNITS, batch_first=True)
+            self.lstm = nn.LSTM(args.features, UNITS, batch_first=True)
             self.dense = nn.Linear(UNITS, CLASSES)
 
         def forward(self, inputs):
@@ -99,13 +100,16 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=2)
+    ap.add_argument("--steps", type=int, default=STEPS)
+    ap.add_argument("--features", type=int, default=FEATURES)
     args = ap.parse_args()
     if args.worker:
         run = run_lamina if args.worker == "lamina" else run_torch
         print(json.dumps({"model": "lstm", **run(args)}))
         return
     common = ["--samples", str(args.samples), "--epochs", str(args.epochs),
-              "--batch-size", str(args.batch_size)]
+              "--batch-size", str(args.batch_size), "--steps", str(args.steps),
+              "--features", str(args.features)]
     tpython = torch_python()
     ours, theirs = [], []
     for _ in range(args.rounds):
