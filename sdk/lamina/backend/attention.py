@@ -17,8 +17,9 @@ backward keeps as the probabilities ``P``; by hand::
 
 where ``rowsum(dP * P)`` is ``rowsum(dO * O)`` when there is no dropout.
 
-The batch is cut into parts of about ``PART_BYTES`` of scores, run on Lamina's thread
-pool; the cut depends only on the shapes, so results do not depend on the load.
+The work is cut into parts of about ``PART_BYTES`` of scores (batch rows, or heads of one
+row for long sequences), run on Lamina's thread pool; the cut depends only on the
+shapes, so results do not depend on the load.
 Masked positions get ``-1e9`` added before the softmax, as Keras's ``Softmax`` layer
 does (a fully masked row is then uniform, as in Keras).
 """
@@ -41,19 +42,27 @@ def _large_negative(dtype):
 
 
 def _parts(batch, heads, source, target, itemsize):
-    per_batch = max(1, heads * source * target * itemsize)
-    per_part = max(1, PART_BYTES // per_batch)
-    return split(batch, -(-batch // per_part))
+    """``(batch slice, head slice)`` parts of about ``PART_BYTES`` of scores: whole batch
+    rows while one row fits, else one row a part with its heads cut into groups."""
+    per_head = max(1, source * target * itemsize)
+    if heads * per_head <= PART_BYTES:
+        rows = max(1, PART_BYTES // (heads * per_head))
+        return [(slice(lo, hi), slice(None))
+                for lo, hi in split(batch, -(-batch // rows))]
+    groups = split(heads, -(-heads * per_head // PART_BYTES))
+    return [(slice(b, b + 1), slice(lo, hi)) for b in range(batch) for lo, hi in groups]
 
 
-def _heads(x):
-    """``(batch, length, heads, dim)`` -> a ``(batch, heads, length, dim)`` view."""
-    return x.transpose(0, 2, 1, 3)
+def _heads(x, part):
+    """Part ``(batch slice, head slice)`` of a ``(batch, length, heads, dim)`` array as
+    a ``(batch, heads, length, dim)`` view."""
+    return x[part[0], :, part[1]].transpose(0, 2, 1, 3)
 
 
-def _rows(a, lo, hi):
-    """Rows ``lo:hi`` of a mask-like array whose batch axis may be 1 (broadcast)."""
-    return a if a.shape[0] == 1 else a[lo:hi]
+def _head_major(a, part):
+    """Part of a ``(batch or 1, heads or 1, ...)`` array (mask-like axes broadcast)."""
+    return a[part[0] if a.shape[0] > 1 else slice(None),
+             part[1] if a.shape[1] > 1 else slice(None)]
 
 
 class _Core:
@@ -73,34 +82,34 @@ class _Core:
             if keep.ndim == 3:
                 keep = keep[:, None]
             self.neg = np.ascontiguousarray(~keep.swapaxes(-1, -2))
-        self.ranges = _parts(b, h, s, t, q.dtype.itemsize)
+        self.parts = _parts(b, h, s, t, q.dtype.itemsize)
         self.probs = np.empty((b, h, s, t), q.dtype)  # P^T, head by head
 
-    def _scaled_q(self, lo, hi):
-        qh = _heads(self.q[lo:hi])
+    def _scaled_q(self, part):
+        qh = _heads(self.q, part)
         # A caller may fold the scale into the query projection (scale=1: no pass).
         return qh if self.scale == 1 else np.multiply(qh, self.scale)
 
     def run_forward(self, out):
-        q, k, v, probs = self.q, self.k, self.v, self.probs
+        k, v, probs = self.k, self.v, self.probs
         self.out = out  # the backward's rowsum(dO * O)
-        big = np.asarray(_large_negative(q.dtype), q.dtype)
+        big = np.asarray(_large_negative(out.dtype), out.dtype)
 
-        def part(i):
-            lo, hi = self.ranges[i]
-            qs = self._scaled_q(lo, hi)
-            st = probs[lo:hi]
-            np.matmul(_heads(k[lo:hi]), qs.swapaxes(-1, -2), out=st)
+        def run(i):
+            part = self.parts[i]
+            qs = self._scaled_q(part)
+            st = probs[part]
+            np.matmul(_heads(k, part), qs.swapaxes(-1, -2), out=st)
             if self.neg is not None:
-                np.add(st, big, out=st, where=_rows(self.neg, lo, hi))
+                np.add(st, big, out=st, where=_head_major(self.neg, part))
             st -= st.max(axis=-2, keepdims=True)
             np.exp(st, out=st)
             total = st.sum(axis=-2, keepdims=True)
             st *= np.reciprocal(total, out=total)
-            pd = st if self.drop is None else st * self.drop[lo:hi]
-            np.matmul(pd.swapaxes(-1, -2), _heads(v[lo:hi]), out=_heads(out[lo:hi]))
+            pd = st if self.drop is None else st * self.drop[part]
+            np.matmul(pd.swapaxes(-1, -2), _heads(v, part), out=_heads(out, part))
 
-        parallel_for(len(self.ranges), part)
+        parallel_for(len(self.parts), run)
         return out
 
     def run_backward(self, g, dq, dk, dv):
@@ -108,34 +117,35 @@ class _Core:
         k, v, probs, out = self.k, self.v, self.probs, self.out
         need_s = dq is not None or dk is not None
 
-        def part(i):
-            lo, hi = self.ranges[i]
-            gh = _heads(g[lo:hi])
-            pt = probs[lo:hi]
-            drop = None if self.drop is None else self.drop[lo:hi]
+        def run(i):
+            part = self.parts[i]
+            gh = _heads(g, part)
+            pt = probs[part]
+            drop = None if self.drop is None else self.drop[part]
             if dv is not None:
                 pd = pt if drop is None else pt * drop
-                np.matmul(pd, gh, out=_heads(dv[lo:hi]))
+                np.matmul(pd, gh, out=_heads(dv, part))
             if not need_s:
                 return
-            dst = np.matmul(_heads(v[lo:hi]), gh.swapaxes(-1, -2))  # dP^T
+            dst = np.matmul(_heads(v, part), gh.swapaxes(-1, -2))  # dP^T
             if drop is None:
                 # rowsum(dP * P) = rowsum(dO * O): a (length, dim) product, not (length,
                 # length); einsum's fused sum beats numpy's short-axis reduction.
-                dst -= np.einsum("bthd,bthd->bht", g[lo:hi], out[lo:hi])[:, :, None, :]
+                rowsum = np.einsum("bhtd,bhtd->bht", gh, _heads(out, part))
+                dst -= rowsum[:, :, None, :]
             else:
                 dst *= drop
                 dst -= np.sum(dst * pt, axis=-2, keepdims=True)
             dst *= pt  # dS^T
             if dq is not None:
-                dqh = _heads(dq[lo:hi])
-                np.matmul(dst.swapaxes(-1, -2), _heads(k[lo:hi]), out=dqh)
+                dqh = _heads(dq, part)
+                np.matmul(dst.swapaxes(-1, -2), _heads(k, part), out=dqh)
                 if self.scale != 1:
                     dqh *= self.scale
             if dk is not None:
-                np.matmul(dst, self._scaled_q(lo, hi), out=_heads(dk[lo:hi]))
+                np.matmul(dst, self._scaled_q(part), out=_heads(dk, part))
 
-        parallel_for(len(self.ranges), part)
+        parallel_for(len(self.parts), run)
 
 
 def _check(q, k, v):

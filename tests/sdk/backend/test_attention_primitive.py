@@ -100,20 +100,33 @@ def test_packed_equals_unpacked_and_gradients_agree():
         [g.reshape(B, T, -1) for g in (gq, gk, gv)], axis=-1))
 
 
-def test_results_do_not_depend_on_threads_or_parts(monkeypatch):
-    """The parts and the thread pool change nothing (bit for bit)."""
-    q, k, v = (x.astype(np.float32) for x in qkv(t=40, s=40))
-    big = [np.tile(x, (8, 1, 1, 1)) for x in (q, k, v)]
-    base = att.attention(*(Tensor(x) for x in big)).data
-    monkeypatch.setattr(att, "PART_BYTES", 1)  # one batch row a part
+@pytest.mark.parametrize("part_bytes", [1, 4 * 40 * 40 * 4], ids=["heads", "rows"])
+def test_results_do_not_depend_on_threads_or_parts(monkeypatch, part_bytes):
+    """Parts of one head, or of whole batch rows, on two threads change nothing (bit for
+    bit): forward and gradients, with a per-head mask."""
+    from lamina.backend import Variable, autodiff
+
+    q, k, v = (np.tile(x.astype(np.float32), (4, 1, 1, 1)) for x in qkv(t=40, s=40))
+    mask = RNG.random((8, H, 40, 40)) > 0.2
+    weights = RNG.standard_normal((8, 40, H, DV)).astype(np.float32)
+
+    def run():
+        inputs = [Variable(x, dtype="float32") for x in (q, k, v)]
+        out = att.attention(*inputs, mask=mask)
+        return [out.data, *autodiff.gradients(out, inputs, output_gradient=weights)]
+
+    base = run()
+    monkeypatch.setattr(att, "PART_BYTES", part_bytes)
+    assert len(att._parts(8, H, 40, 40, 4)) == (8 * H if part_bytes == 1 else 8)
     previous = get_thread_policy()
     try:
         set_thread_policy(2)
-        cut = att.attention(*(Tensor(x) for x in big)).data
+        cut = run()
     finally:
         set_thread_policy(previous)
-    np.testing.assert_array_equal(base, cut)
-    assert base.dtype == np.float32
+    for a, b in zip(base, cut):
+        assert a.dtype == np.float32
+        np.testing.assert_array_equal(a, b)
 
 
 def test_float32_stays_float32():
