@@ -167,18 +167,19 @@ def test_lost_node_resumes_on_the_remaining_node(cluster):
     is left (both replicas, shared memory), no epoch is lost or recorded twice, and the
     job ends where local ``fit`` ends."""
     kit = cluster
-    # 30 x 50 steps: the chief runs up to 512 events (~10 epochs) ahead of the driver's
-    # checkpoints, so the kill at the driver's epoch 2 must leave it epochs to go
-    epochs = 30
+    # 40 x 50 steps: the chief runs up to ~1,000 batches (~20 epochs: 512 unread events
+    # and the driver's batch in hand) ahead of the driver's checkpoints, so the kill at
+    # the driver's epoch 1 must leave it epochs to go (it landed in epochs 9-17)
+    epochs = 40
     spec, x, y = dropout_job(kit, epochs=epochs, n=2000)
     job_id = kit.submit(spec)
     moments = {}
 
     def kill_mid_job(kit: Kit) -> None:
-        # the driver's checkpoints (the chief runs ahead of them): any of epoch >= 2
-        kit.wait(lambda: any(int(c["name"][5:11]) >= 2
+        # the driver's checkpoints (the chief runs ahead of them): any of epoch >= 1
+        kit.wait(lambda: any(int(c["name"][5:11]) >= 1
                              for c in kit.storage.list_checkpoints(job_id)),
-                 timeout=180, every=0.02, what="two epochs")
+                 timeout=180, every=0.02, what="an epoch")
         moments["killed"], moments["killed_at"] = time.monotonic(), time.time()
         kill_session(kit.node)
         # the whole node went: its raylet and every process it started (the replica)
@@ -196,7 +197,7 @@ def test_lost_node_resumes_on_the_remaining_node(cluster):
     assert [e["epoch"] for e in events] == list(range(epochs)), events
     before = [e for e in events if e["generation"] == 0]
     after = [e for e in events if e["generation"] == 1]
-    assert len(before) >= 2 and after, events
+    assert before and after, events
     assert all(e["nodes"] == 2 for e in before) and all(e["nodes"] == 1 for e in after)
     assert events[-1]["epoch"] == epochs - 1
     # the chief's ring fails at once ("replica 0's all-reduce failed"); Ray's word on
