@@ -2,8 +2,11 @@
 
 MaxPooling1D/2D/3D and AveragePooling1D/2D/3D run the fused pooling primitives of
 :mod:`lamina.backend.pooling` (one whole-array pass per window offset; a reshape of the
-input when the stride equals the pool size). Global poolings are a mean or max over
-the spatial axes.
+input when the stride equals the pool size). A max-pooling layer right after a
+convolution layer with ``activation="relu"`` runs the fused convolution + ReLU +
+max-pool primitive of :mod:`lamina.backend.conv_pool` instead (chosen by
+``conv_ops.max_pool``; same values, a cheaper backward). Global poolings are a mean or
+max over the spatial axes.
 """
 
 from __future__ import annotations
