@@ -15,9 +15,14 @@ The first epoch is a warm-up; the table gives the median of the other ``--epochs
 epochs (rounds), samples/s, the ratio to local ``fit`` with 2 threads, and the
 all-reduce's share of a step (the chief's exchange time, ``lamina_allreduce_seconds``,
 over its step time, ``lamina_train_step_seconds``: waiting for the slower replica
-included).
+included; with gradient buckets, only the part that backward did not hide).
+
+``--bucket-cap-mb`` sets the replicas' ``LAMINA_BUCKET_CAP_MB`` (0: one exchange after
+backward; default: the library's, 1 MB buckets); ``--setups`` runs a subset (an A/B of
+bucket sizes interleaves whole runs of this script).
 
     python bench/worker_allreduce.py [--epochs 4] [--mlp-samples 12000] [--cnn-samples 3000]
+        [--models mlp,cnn] [--setups local1,local2,replicas1,replicas2] [--bucket-cap-mb 1]
 """
 
 from __future__ import annotations
@@ -97,30 +102,44 @@ def main(argv=None) -> int:
     parser.add_argument("--mlp-samples", type=int, default=12000)
     parser.add_argument("--cnn-samples", type=int, default=3000)
     parser.add_argument("--models", default="mlp,cnn")
+    parser.add_argument("--setups", default="local1,local2,replicas1,replicas2",
+                        help="comma-separated subset; vs-ratios need local2 / replicas1")
+    parser.add_argument("--bucket-cap-mb", default=None,
+                        help="the replicas' LAMINA_BUCKET_CAP_MB (0: no buckets)")
     args = parser.parse_args(argv)
+    setups = set(args.setups.split(","))
+    env = {"PYTHONPATH": os.pathsep.join(
+        os.path.join(ROOT, s) for s in ("sdk", "services", "worker", "bench"))}
+    if args.bucket_cap_mb is not None:
+        env["LAMINA_BUCKET_CAP_MB"] = str(float(args.bucket_cap_mb))
     import ray
     from common import mnist_like
 
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": {"PYTHONPATH": os.pathsep.join(
-                 os.path.join(ROOT, s) for s in ("sdk", "services", "worker", "bench"))}})
+             runtime_env={"env_vars": env})
     rows = []
     for kind in args.models.split(","):
         n = args.mlp_samples if kind == "mlp" else args.cnn_samples
         x, y = mnist_like(n)
-        runs = {"local fit, 1 thread": (local(kind, x, y, args.epochs, 1), None),
-                "local fit, 2 threads": (local(kind, x, y, args.epochs, 2), None)}
+        runs = {}
+        for threads in (1, 2):
+            if f"local{threads}" in setups:
+                runs[f"local fit, {threads} thread{'s' if threads > 1 else ''}"] = (
+                    local(kind, x, y, args.epochs, threads), None)
         for replicas in (1, 2):
-            runs[f"{replicas} replica{'s' if replicas > 1 else ''}"] = distributed(
-                kind, x, y, args.epochs, replicas)
-        base = statistics.median(runs["local fit, 2 threads"][0][1:])
-        one = statistics.median(runs["1 replica"][0][1:])
-        for setup, (times, share) in runs.items():
-            epoch = statistics.median(times[1:])
+            if f"replicas{replicas}" in setups:
+                runs[f"{replicas} replica{'s' if replicas > 1 else ''}"] = distributed(
+                    kind, x, y, args.epochs, replicas)
+        medians = {setup: statistics.median(times[1:]) for setup, (times, _) in runs.items()}
+        base = medians.get("local fit, 2 threads", float("nan"))
+        one = medians.get("1 replica", float("nan"))
+        for setup, (_, share) in runs.items():
+            epoch = medians[setup]
             rows.append((kind, setup, epoch, n / epoch, base / epoch, one / epoch, share))
             print(rows[-1], flush=True)
+    cap = env.get("LAMINA_BUCKET_CAP_MB", "default")
     print(f"\nbatch {BATCH}; median of {args.epochs - 1} epochs after a warm-up; "
-          f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
+          f"bucket cap {cap} MB; load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
     print("| model | setup | epoch s | samples/s | vs local 2 threads | vs 1 replica "
           "| all-reduce share |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")

@@ -19,3 +19,41 @@ def fit_and_count(*args, **kwargs) -> dict:
     result["buckets"] = 0 if buckets is None else buckets.count
     result["staged"] = bool(buckets is not None and buckets._own is None)
     return result
+
+
+def fit_until_the_chief_stops(model_json: str, compile_kwargs: dict, x, y, fit_kwargs: dict,
+                              at_batch: int, abort: bool) -> dict:
+    """``fit`` where the chief stops (or aborts) training after batch ``at_batch``.
+
+    Returns:
+        ``{"weights", "iterations", "aborted", "buckets"}``: the optimizer's update
+        count, and whether ``fit`` raised :class:`~lamina.distribute.Aborted`.
+    """
+    import numpy as np
+
+    import lamina
+    from lamina.callbacks import Callback
+    from lamina.distribute import Aborted
+
+    strategy = get_strategy()
+
+    class Stop(Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if strategy.is_chief and batch == at_batch:
+                if abort:
+                    strategy.abort("the test aborts")
+                else:
+                    self.model.stop_training = True
+
+    lamina.utils.set_random_seed(5)
+    model = lamina.models.model_from_json(model_json)
+    model.compile(**compile_kwargs)
+    aborted = False
+    try:
+        model.fit(x, y, verbose=0, callbacks=[Stop()], **fit_kwargs)
+    except Aborted:
+        aborted = True
+    buckets = strategy._buckets
+    return {"weights": [np.array(w.data) for w in model.weights], "aborted": aborted,
+            "iterations": int(np.asarray(model.optimizer.iterations.data)),
+            "buckets": 0 if buckets is None else buckets.count}

@@ -274,3 +274,25 @@ def test_bucketed_replicas_equal_unbucketed_and_local_fit(monkeypatch, n):
     single = local.fit_replica(model.to_json(), COMPILE, 5, x, y, fit)
     for a, b in zip(single["weights"], reference):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("abort", [False, True])
+def test_the_chiefs_stop_or_abort_meets_a_bucket(monkeypatch, abort):
+    """The chief's control exchange pairs with a peer's first bucket: the peer skips
+    the update (stop) or raises (abort), and no rank waits for another."""
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 3, 100)
+    x = rng.normal(size=(100, 12)).astype(np.float32) + y[:, None]
+    model = lamina.Sequential([layers.Input((12,)), layers.Dense(16, activation="relu"),
+                               layers.Dense(3, activation="softmax")])
+    monkeypatch.setenv("LAMINA_BUCKET_CAP_MB", "0.00005")
+    for n in (0, 200_000):
+        results = local.launch(bucket_replica.fit_until_the_chief_stops, 2, model.to_json(),
+                               COMPILE, x, y, {"batch_size": 20, "epochs": 3}, 2, abort,
+                               n=max(n, 300), timeout=60)
+        assert [r["buckets"] for r in results] == [3, 3]
+        assert [r["aborted"] for r in results] == [abort, abort]
+        assert [r["iterations"] for r in results] == [3, 3]  # batches 0-2, then it ends
+        for a, b in zip(results[0]["weights"], results[1]["weights"]):
+            assert a.tobytes() == b.tobytes()
