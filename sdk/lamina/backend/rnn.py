@@ -41,7 +41,7 @@ from lamina.backend.rnn_common import (  # noqa: F401  (unpack, SUPPORTED_ACTIVA
     _Sequence,
     _state_products,
     chunk_spans,
-    overlap,
+    pipeline,
     unpack,
 )
 from lamina.backend.rnn_lstm import LSTMSequence  # noqa: F401  (one of the three primitives)
@@ -77,18 +77,18 @@ class SimpleRNNSequence(_Sequence):
         dpre = np.empty_like(self.h_all)
         dh = [np.zeros_like(self.h_all[0])]
         spans = chunk_spans(t, backward=True)
-        grads = ChunkGradients(self, spans, dpre, self.kernel,
+        grads = ChunkGradients(self, dpre, self.kernel,
                                (*self.needs[:3], self.has_bias and self.needs[3]))
-        overlap(spans, lambda wait, ready: self._backward_steps(gseq, dh, dpre, spans, ready),
-                grads.add)
+        pipeline(spans, self._backward_steps(gseq, dh, dpre, spans), after=grads.add)
         dx, dk, drk, db, _ = grads.result()
         return dx, dk, drk, db, dh[0] if self.needs[4] else None
 
-    def _backward_steps(self, gseq, dh_box, dpre, spans, ready):
+    def _backward_steps(self, gseq, dh_box, dpre, spans):
+        """Backward through time, yielding after each span; ``dh_box[0]`` ends as dh0."""
         h_all, m, rk_t = self.h_all, self.mask, self.recurrent_kernel.T
         t, dh = h_all.shape[0], dh_box[0]
         with _one_blas_thread():
-            for chunk, (lo, hi) in enumerate(spans):
+            for lo, hi in spans:
                 for s in range(hi - 1, lo - 1, -1):
                     if self.return_sequences:
                         dh += gseq[s]
@@ -105,7 +105,7 @@ class SimpleRNNSequence(_Sequence):
                         dh *= self.rmask
                     if m is not None:
                         dh += keep
-                ready(chunk)
+                yield
         dh_box[0] = dh
 
 
@@ -173,12 +173,10 @@ class GRUSequence(_Sequence):
         need_bias = self.has_bias and self.needs[3]
         spans = chunk_spans(t, backward=True)
         after = self.reset_after
-        grads = ChunkGradients(self, spans, dpre, self.kernel,
+        grads = ChunkGradients(self, dpre, self.kernel,
                                (self.needs[0], self.needs[1], self.needs[2] and after,
                                 need_bias), drec=drec)
-        overlap(spans,
-                lambda wait, ready: self._backward_steps(gseq, dh, dpre, drec, spans, ready),
-                grads.add)
+        pipeline(spans, self._backward_steps(gseq, dh, dpre, drec, spans), after=grads.add)
         dx, dk, drk, db, db_rec = grads.result()
         if self.needs[2] and not after:
             drk = np.empty_like(self.recurrent_kernel)
@@ -190,14 +188,15 @@ class GRUSequence(_Sequence):
             db = np.stack([db, db_rec])
         return dx, dk, drk, db, dh if self.needs[4] else None
 
-    def _backward_steps(self, gseq, dh, dpre, drec, spans, ready):
+    def _backward_steps(self, gseq, dh, dpre, drec, spans):
+        """Backward through time (``dh`` in place), yielding after each span."""
         gates, h_all, aux, m = self.gates, self.h_all, self.aux, self.mask
         rk, act, ract, after = self.recurrent_kernel, self.activation, \
             self.recurrent_activation, self.reset_after
         t, _, u = h_all.shape
         rk_zr, rk_h = rk[:, :2 * u], rk[:, 2 * u:]
         with _one_blas_thread():
-            for chunk, (lo, hi) in enumerate(spans):
+            for lo, hi in spans:
                 for s in range(hi - 1, lo - 1, -1):
                     if self.return_sequences:
                         dh += gseq[s]
@@ -236,4 +235,4 @@ class GRUSequence(_Sequence):
                     dh += dhin
                     if m is not None:
                         dh += dh_keep
-                ready(chunk)
+                yield

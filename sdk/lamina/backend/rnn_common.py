@@ -11,13 +11,13 @@ results are bit-identical whatever the number of threads or the load.
 from __future__ import annotations
 
 import contextlib
-import threading
+import functools
 
 import numpy as np
 
 from lamina.backend.autodiff import Function
 from lamina.backend.parallel import matmul
-from lamina.backend.threads import blas_is_single_threaded, parallel_for
+from lamina.backend.threads import blas_is_single_threaded, parallel_for, split
 
 _controller = None
 
@@ -212,102 +212,62 @@ def chunk_spans(timesteps, backward=False):
     return spans[::-1] if backward else spans
 
 
-class _Task:
-    """One chunk's piece of work, run once by whichever thread claims it first."""
-
-    __slots__ = ("claim", "done")
-
-    def __init__(self):
-        self.claim = threading.Lock()
-        self.done = threading.Event()
-
-    def run_if_free(self, fn, c):
-        if not self.claim.acquire(blocking=False):
-            return False
-        try:
-            fn(c)
-        finally:
-            self.done.set()
-        return True
+def pieces(span, count=2):
+    """``span`` cut into ``count`` contiguous step ranges (fewer if it is shorter)."""
+    lo, hi = span
+    return [(lo + a, lo + b) for a, b in split(hi - lo, count)]
 
 
-def overlap(spans, producer, consumer=None, prepare=None):
-    """Run a sequential loop over chunks of steps with a second thread helping around it.
+def pipeline(spans, loop, before=None, after=None):
+    """Run a sequential loop over chunks of steps with the pool working around it.
 
-    ``producer(wait, ready)`` is the per-step loop: it calls ``wait(c)`` before the
-    steps of ``spans[c]`` and ``ready(c)`` after them. ``prepare(c)`` is work chunk
-    ``c`` needs first (the input projection), ``consumer(c)`` work on a finished chunk
-    (backward factors, weight gradients). Each is run exactly once by whichever thread
-    claims it first: the helper thread prepares ahead of the loop, then consumes behind
-    it; the loop's thread prepares a chunk itself when the helper has not reached it,
-    and once the loop ends it takes the chunks left to consume. Each chunk's work must
-    write only its own outputs, so results do not depend on which thread ran it.
+    ``loop`` is a generator running the per-step loop; it yields once after the steps
+    of each span in ``spans`` (in order) and finishes after the last. ``before(lo, hi)``
+    is work that steps ``lo:hi`` need first (input projection, backward factors);
+    ``after(lo, hi)`` work on finished steps (weight gradients). Each must write only
+    its own outputs.
 
-    Without a worker (policy ``"off"``, one core, or the worker busy) both parts run
-    one after the other on the calling thread: ``parallel_for`` claims part 0 (the
-    loop) first, and the loop never waits for work nobody has claimed, so this cannot
-    deadlock.
+    For each chunk ``c`` one :func:`parallel_for` runs the loop's chunk ``c`` as part
+    0 (on the calling thread) beside ``before`` for chunk ``c + 1`` and ``after`` for
+    chunk ``c - 1``, each cut in :func:`pieces`; a thread that finishes its part takes
+    the next unclaimed one. No part ever waits for another, so this works the same
+    (one part after the other) without workers or while the pool runs solo.
     """
     n = len(spans)
-    ready = [threading.Event() for _ in range(n)]
-    prep = [_Task() for _ in range(n)] if prepare is not None else None
-    cons = [_Task() for _ in range(n)] if consumer is not None else None
-    failed = []
-
-    def wait(c):
-        if prep is not None and not prep[c].run_if_free(prepare, c):
-            prep[c].done.wait()
-
-    def loop():
-        try:
-            producer(wait, lambda c: ready[c].set())
-        except BaseException:
-            failed.append(True)
-            raise
-        finally:
-            for event in ready:
-                event.set()
-        if cons is not None:
-            for c in range(n):
-                cons[c].run_if_free(consumer, c)
-            for task in cons:
-                task.done.wait()
-
-    def helper():
-        for c in range(n if prep is not None else 0):
-            if failed:
-                return
-            prep[c].run_if_free(prepare, c)
-        for c in range(n if cons is not None else 0):
-            ready[c].wait()
-            if failed:
-                return
-            cons[c].run_if_free(consumer, c)
-
-    parallel_for(2, lambda part: helper() if part else loop())
+    if before is not None:
+        for lo, hi in pieces(spans[0]):
+            before(lo, hi)
+    for c in range(n + 1):
+        tasks = [lambda: next(loop)] if c < n else []
+        if before is not None and c + 1 < n:
+            tasks += [functools.partial(before, lo, hi) for lo, hi in pieces(spans[c + 1])]
+        if after is not None and c >= 1:
+            tasks += [functools.partial(after, lo, hi) for lo, hi in pieces(spans[c - 1])]
+        if tasks:
+            parallel_for(len(tasks), lambda i, tasks=tasks: tasks[i]())
+    next(loop, None)
 
 
 class ChunkGradients:
     """Input, kernel, recurrent-kernel and bias gradients, one chunk of steps at a time.
 
-    ``add(c)`` (any thread, any order) turns the pre-activation gradients ``dpre`` of
-    ``spans[c]`` into that chunk's ``dx`` rows (``dpre @ kernel.T``) and its parts of
+    ``add(lo, hi)`` (any thread, any order) turns the pre-activation gradients ``dpre``
+    of steps ``lo:hi`` into their ``dx`` rows (``dpre @ kernel.T``) and its parts of
     ``x^T dpre``, ``h_{t-1}^T drec`` and ``sum dpre`` (and ``sum drec`` when ``drec``,
     the gradients entering the recurrent GEMM, differs from ``dpre``); :meth:`result`
-    sums the parts in chunk order, so the sums do not depend on the threads.
+    sums the parts in step order, so the sums do not depend on the threads.
     """
 
-    def __init__(self, seq, spans, dpre, kernel, needs, drec=None):
-        self.seq, self.spans, self.dpre, self.kernel = seq, spans, dpre, kernel
+    def __init__(self, seq, dpre, kernel, needs, drec=None):
+        self.seq, self.dpre, self.kernel = seq, dpre, kernel
         self.drec = drec
         self.need_x, self.need_k, self.need_rk, self.need_b = needs
         t, b, _ = dpre.shape
         self.dx = (np.empty((t, b, kernel.shape[0]), np.result_type(dpre, kernel))
                    if self.need_x else None)
-        self.parts = [None] * len(spans)
+        self.parts = {}
 
-    def add(self, c):
-        lo, hi = self.spans[c]
+    def add(self, lo, hi):
         seq, b, part = self.seq, self.dpre.shape[1], {}
         rows = (hi - lo) * b
         d2 = self.dpre[lo:hi].reshape(rows, -1)
@@ -328,7 +288,7 @@ class ChunkGradients:
                 prev = seq._hin(seq.h_all[start - 1:hi - 1]).reshape((hi - start) * b, -1)
                 terms.append(prev.T @ rec[start:hi].reshape((hi - start) * b, -1))
             part["drk"] = fixed_sum(terms)
-        self.parts[c] = part
+        self.parts[lo] = part
 
     def result(self):
         """``(dx, dkernel, drecurrent_kernel, dbias, dbias_recurrent)``, ``dx`` batch-major."""
@@ -337,7 +297,8 @@ class ChunkGradients:
             if self.seq.go_backwards:
                 dx = dx[::-1]
             dx = dx.transpose(1, 0, 2)
-        sums = {key: fixed_sum(p[key] for p in self.parts) for key in self.parts[0]}
+        parts = [self.parts[lo] for lo in sorted(self.parts)]
+        sums = {key: fixed_sum(p[key] for p in parts) for key in parts[0]}
         return dx, sums.get("dk"), sums.get("drk"), sums.get("db"), sums.get("db_rec")
 
 

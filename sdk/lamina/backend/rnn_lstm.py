@@ -38,7 +38,7 @@ from lamina.backend.rnn_common import (
     _Sequence,
     chunk_spans,
     fixed_sum,
-    overlap,
+    pipeline,
 )
 
 # Keras's gate columns are i, f, c(g), o; the forward keeps them as i, f, o, g.
@@ -94,8 +94,7 @@ class LSTMSequence(_Sequence):
         self.gates = np.empty((t, 4 * u, b), dtype=dtype)
         spans = chunk_spans(t)
 
-        def project(c):
-            lo, hi = spans[c]
+        def project(lo, hi):
             np.matmul(w_rows, self.x1[lo:hi].transpose(0, 2, 1), out=self.gates[lo:hi])
 
         self.rmask_t = _t(self.rmask)
@@ -106,14 +105,14 @@ class LSTMSequence(_Sequence):
         self.c_all = np.empty((t, u, b), dtype=x.dtype)
         self.tc_all = np.empty_like(self.c_all)
         rk_rows = _forward_rows(recurrent_kernel, scale)
-        overlap(spans, lambda wait, ready: self._steps(rk_rows, spans, wait, ready),
-                prepare=project)
+        pipeline(spans, self._steps(rk_rows, spans), before=project)
         return _pack(self.h_all.transpose(1, 2, 0), return_sequences, [self.c_all[-1].T])
 
     def _hin_t(self, h):
         return h if self.rmask_t is None else h * self.rmask_t
 
-    def _steps(self, rk_rows, spans, wait, ready):
+    def _steps(self, rk_rows, spans):
+        """The forward loop, yielding after each span."""
         gates, h_all, c_all, tc_all = self.gates, self.h_all, self.c_all, self.tc_all
         act, ract, mask = self.activation, self.recurrent_activation, self.mask_t
         u = h_all.shape[0]
@@ -121,8 +120,7 @@ class LSTMSequence(_Sequence):
         rec = np.empty(gates.shape[1:], dtype=gates.dtype)
         ig = np.empty(c_all.shape[1:], dtype=c_all.dtype)
         with _one_blas_thread():
-            for chunk, (lo, hi) in enumerate(spans):
-                wait(chunk)
+            for lo, hi in spans:
                 for s in range(lo, hi):
                     z = gates[s]
                     np.matmul(rk_rows, self._hin_t(h), out=rec)
@@ -152,7 +150,7 @@ class LSTMSequence(_Sequence):
                         np.copyto(c_new, c, where=keep)
                         np.copyto(h_new, h, where=keep)
                     h, c = h_new, c_new
-                ready(chunk)
+                yield
 
     def _backward_factors(self, lo, hi):
         """Products of stored values that the backward multiplies by ``dc`` or ``dh``.
@@ -193,19 +191,18 @@ class LSTMSequence(_Sequence):
         spans = chunk_spans(t, backward=True)
         self.factors = np.empty_like(self.gates)
         self.carry_factor = np.empty_like(self.c_all)
-        parts = [None] * len(spans)
+        parts = {}
         dx = None
         if self.needs[0]:
             dx = np.empty((self.kernel.shape[0], t, b), dtype=np.result_type(dpre, self.kernel))
 
-        def weight_grads(c):
-            parts[c] = self._weight_grads(dpre, *spans[c], dx)
+        def weight_grads(lo, hi):
+            parts[lo] = self._weight_grads(dpre, lo, hi, dx)
 
-        overlap(spans,
-                lambda wait, ready: self._backward_steps(gseq, dh, dc, dpre, spans, wait,
-                                                         ready),
-                weight_grads, lambda c: self._backward_factors(*spans[c]))
+        pipeline(spans, self._backward_steps(gseq, dh, dc, dpre, spans),
+                 before=self._backward_factors, after=weight_grads)
         del self.factors, self.carry_factor
+        parts = [parts[lo] for lo in sorted(parts)]
         sums = {key: fixed_sum(p[key] for p in parts) for key in parts[0]}
         dk = drk = db = None
         f = self.kernel.shape[0]
@@ -222,7 +219,7 @@ class LSTMSequence(_Sequence):
         return (dx, dk, drk, db, dh.T if self.needs[4] else None,
                 dc.T if self.needs[5] else None)
 
-    def _backward_steps(self, gseq, dh, dc, dpre, spans, wait, ready):
+    def _backward_steps(self, gseq, dh, dc, dpre, spans):
         """Backward through time; ``dh`` and ``dc`` end as the initial states' gradients."""
         fac, carry, m, rmask = self.factors, self.carry_factor, self.mask_t, self.rmask_t
         u = dh.shape[0]
@@ -230,8 +227,7 @@ class LSTMSequence(_Sequence):
         tmp = np.empty_like(dh)
         last = self.h_all.shape[1] - 1
         with _one_blas_thread():
-            for chunk, (lo, hi) in enumerate(spans):
-                wait(chunk)
+            for lo, hi in spans:
                 for s in range(hi - 1, lo - 1, -1):
                     if self.return_sequences:
                         dh += gseq[s].T
@@ -255,7 +251,7 @@ class LSTMSequence(_Sequence):
                     if m is not None:
                         dh += dh_keep
                         dc += dc_keep
-                ready(chunk)
+                yield
 
     def _weight_grads(self, dpre, lo, hi, dx):
         """The gate gradients of steps ``lo:hi`` as input rows and weight-gradient parts.

@@ -107,38 +107,35 @@ def test_results_are_bit_identical_with_or_without_the_second_thread():
 
 
 def test_an_error_in_the_loop_reaches_the_caller():
-    calls = []
-
-    def producer(wait, ready):
-        wait(0)
-        ready(0)
+    def loop():
+        yield
         raise RuntimeError("loop failed")
 
     with pytest.raises(RuntimeError, match="loop failed"):
-        rnn_common.overlap([(0, 1), (1, 2)], producer, calls.append)
-    assert calls in ([], [0])
+        rnn_common.pipeline([(0, 1), (1, 2)], loop(), after=lambda lo, hi: None)
 
 
 @pytest.mark.parametrize("policy", [1, "auto"])
-def test_overlap_prepares_before_and_consumes_after_each_chunk_exactly_once(policy):
+def test_pipeline_prepares_before_and_finishes_after_each_chunk_exactly_once(policy):
     spans = rnn_common.chunk_spans(23)
-    log, prepared, consumed = [], [], []
+    done, prepared, finished = [], [], []
 
-    def producer(wait, ready):
-        for c in range(len(spans)):
-            wait(c)
-            assert c in prepared
-            log.append(c)
-            ready(c)
+    def loop():
+        for lo, hi in spans:
+            assert all(s in prepared for s in range(lo, hi))
+            done.extend(range(lo, hi))
+            yield
+        done.append("end")
 
-    def consumer(c):
-        assert c in log
-        consumed.append(c)
+    def after(lo, hi):
+        assert all(s in done for s in range(lo, hi))
+        finished.extend(range(lo, hi))
 
     try:
         threads.set_thread_policy(policy)
-        rnn_common.overlap(spans, producer, consumer, prepared.append)
+        rnn_common.pipeline(spans, loop(), lambda lo, hi: prepared.extend(range(lo, hi)),
+                            after)
     finally:
         threads.set_thread_policy("auto")
-    assert log == list(range(len(spans)))
-    assert sorted(prepared) == sorted(consumed) == log
+    assert done == [*range(23), "end"]
+    assert sorted(prepared) == sorted(finished) == list(range(23))
