@@ -14,6 +14,7 @@ from common import mnist_like
 
 import lamina as keras
 from lamina import layers
+from lamina.backend import threads
 
 
 def build(model: str) -> keras.Model:
@@ -63,7 +64,8 @@ def main() -> None:
     print(json.dumps({"framework": "lamina", "model": args.model,
                       "train_samples_per_s": args.samples * len(steady) / sum(steady),
                       "predict_samples_per_s": args.samples / predict_seconds,
-                      "epoch_seconds": times, "loss": losses, "threads": args.threads}))
+                      "epoch_seconds": times, "loss": losses, "threads": args.threads,
+                      "pool": threads.pool_stats()}))
 
 
 if __name__ == "__main__":

@@ -31,10 +31,10 @@ def loadavg() -> str:
         return "?"
 
 
-def train(python: str, script: str, common: list[str], neighbour: bool) -> float:
+def train(python: str, script: str, common: list[str], neighbour: bool) -> dict:
     spinner = subprocess.Popen([sys.executable, "-c", SPIN]) if neighbour else None
     try:
-        return run_json([python, str(HERE / script), *common])["train_samples_per_s"]
+        return run_json([python, str(HERE / script), *common])
     finally:
         if spinner is not None:
             spinner.kill()
@@ -57,12 +57,20 @@ def main() -> None:
     kept: dict[str, list[float]] = {name: [] for name, _, _ in runners}
     for _ in range(args.rounds):
         for name, python, script in runners:
-            alone = train(python, script, common, neighbour=False)
-            shared = train(python, script, common, neighbour=True)
+            load_alone = loadavg()
+            alone_run = train(python, script, common, neighbour=False)
+            load_shared = loadavg()
+            shared_run = train(python, script, common, neighbour=True)
+            alone = alone_run["train_samples_per_s"]
+            shared = shared_run["train_samples_per_s"]
             kept[name].append(shared / alone)
+            stalls = ""
+            if "pool" in shared_run:  # lamina: waits for a descheduled worker (-> solo)
+                stalls = (f", pool stalls {alone_run['pool']['stalls']} alone / "
+                          f"{shared_run['pool']['stalls']} shared")
             print(f"{name:7s} alone {alone:7.0f}  with neighbour {shared:7.0f} samples/s"
-                  f"  kept {shared / alone:.2f}   (load {loadavg()}, pid {os.getpid()})",
-                  flush=True)
+                  f"  kept {shared / alone:.2f}   (load before {load_alone} / {load_shared}"
+                  f"{stalls}, pid {os.getpid()})", flush=True)
     for name, fractions in kept.items():
         print(f"{args.model}: {name} keeps {statistics.median(fractions):.2f} of its "
               "throughput next to one CPU-bound neighbour")

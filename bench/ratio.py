@@ -4,17 +4,44 @@
     python bench/ratio.py --model cnn       # 12k samples, 2 epochs
     python bench/ratio.py --model cnn --threads 1   # 1 BLAS / torch thread: load-robust
 
-Prints each round's samples/s and, last, the ratio of medians (lamina / torch).
-PyTorch is looked up in this Python, $LAMINA_BENCH_TORCH_PYTHON, or a side venv.
+Prints each round's samples/s, peak RSS and the load average, and, last, the ratios of
+the medians (lamina / torch): train throughput and peak RSS. PyTorch is looked up in this
+Python, $LAMINA_BENCH_TORCH_PYTHON, or a side venv.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
 import sys
+import tempfile
 
-from common import HERE, run_json, torch_python
+from common import HERE, torch_python
+
+
+def run_measured(cmd: list[str]) -> dict:
+    """Run a benchmark subprocess: its last JSON line plus its own peak RSS in MB."""
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
+        out = proc.stdout.read()
+        proc.stdout.close()
+        _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        lines = [line for line in out.splitlines() if line.startswith("{")]
+        if proc.returncode or not lines:
+            raise RuntimeError(f"benchmark failed: {' '.join(cmd)}\n{err.read()[-3000:]}")
+    return {**json.loads(lines[-1]), "peak_rss_mb": usage.ru_maxrss / 1024}
+
+
+def loadavg() -> str:
+    try:
+        return open("/proc/loadavg").read().split()[0]
+    except OSError:
+        return "?"
 
 
 def main() -> None:
@@ -32,21 +59,27 @@ def main() -> None:
     if args.threads:
         common += ["--threads", str(args.threads)]
     tpython = torch_python()
-    ours, theirs = [], []
+    ours, theirs, our_rss, their_rss = [], [], [], []
     for _ in range(args.rounds):
-        o = run_json([sys.executable, str(HERE / "lamina_models.py"), *common])
+        o = run_measured([sys.executable, str(HERE / "lamina_models.py"), *common])
         ours.append(o["train_samples_per_s"])
-        line = f"lamina {o['train_samples_per_s']:.0f} samples/s"
+        our_rss.append(o["peak_rss_mb"])
+        line = (f"lamina {o['train_samples_per_s']:.0f} samples/s "
+                f"(peak RSS {o['peak_rss_mb']:.0f} MB, load {loadavg()})")
         if tpython:
-            t = run_json([tpython, str(HERE / "torch_models.py"), *common])
+            t = run_measured([tpython, str(HERE / "torch_models.py"), *common])
             theirs.append(t["train_samples_per_s"])
-            line += f"   torch {t['train_samples_per_s']:.0f} samples/s"
+            their_rss.append(t["peak_rss_mb"])
+            line += (f"   torch {t['train_samples_per_s']:.0f} samples/s "
+                     f"(peak RSS {t['peak_rss_mb']:.0f} MB, load {loadavg()})")
         print(line, flush=True)
     if not theirs:
         print("torch not installed: no ratio (pip install torch==2.13.0)")
         return
     print(f"{args.model}: lamina/torch train throughput = "
           f"{statistics.median(ours) / statistics.median(theirs):.3f}")
+    print(f"{args.model}: lamina/torch peak RSS = "
+          f"{statistics.median(our_rss) / statistics.median(their_rss):.3f}")
 
 
 if __name__ == "__main__":
