@@ -1,12 +1,11 @@
 """Pieces shared by the fused recurrent primitives (:mod:`lamina.backend.rnn`).
 
-Besides layout helpers (time-major inputs, packed outputs) this holds the overlap of a
-recurrence with the large GEMMs around it: the per-step loop is sequential and runs on
-one thread, while a second thread works through the *finished* chunks of steps (the
-backward's kernel, recurrent-kernel and input gradients; the forward's backward
-factors). Chunks are fixed by the shapes alone and accumulated in a fixed order, so
-results are bit-identical whatever the number of threads or the load.
-"""
+Besides layout helpers (time-major inputs, packed outputs) this holds
+:func:`pipeline`, which runs a recurrence's per-step loop chunk by chunk on the calling
+thread while the pool does the work around it: projecting the inputs of the next
+chunk, preparing per-step factors, folding the previous chunk into the weight
+gradients. Chunks are fixed by the shapes alone and per-chunk results are summed in a
+fixed order, so results are bit-identical whatever the number of threads or the load."""
 
 from __future__ import annotations
 
@@ -199,7 +198,7 @@ def _derivative(name, y, out):
     return out
 
 
-CHUNK_STEPS = 4  # steps per chunk handed to the second thread (shape-only: results fixed)
+CHUNK_STEPS = 4  # steps per chunk of pipeline() (shape-only, so results are fixed)
 
 
 def chunk_spans(timesteps, backward=False):

@@ -9,20 +9,19 @@ contiguous products: ``recurrent_kernel^T @ h`` forward, ``recurrent_kernel @ dz
 backward.
 
 The per-step loops keep only the work that depends on the previous step; the rest runs
-on a second thread over chunks of steps (:func:`overlap`), claimed by whichever thread
-gets to a chunk first:
+on the pool beside the loop, one chunk of steps ahead or behind it (:func:`pipeline`):
 
 - forward: the recurrent GEMM, one tanh pass for all four gates (the sigmoid gates'
   weights are pre-scaled by 1/2: ``sigmoid(a) = (tanh(a/2) + 1) / 2``), the cell and
-  hidden updates; the other thread projects the inputs of the chunks ahead (the bias
+  hidden updates; beside it, the pool projects the next chunk's inputs (the bias
   rides in the same GEMM as an input column of ones).
 - backward: per step ``dc += dh * factor``, the four gate gradients, ``dc *= f`` and the
-  recurrent GEMM. The other thread prepares each chunk's *backward factors* ahead of
-  the loop, the products of stored values that the step would otherwise form one by
-  one (``g i'``, ``c_{t-1} f'``, ``i g'``, ``tanh(c) o'`` and, for the carry,
-  ``o tanh'(c)``), and folds finished chunks into the input, kernel (and bias) and
-  recurrent-kernel gradients, one GEMM each per chunk; per-chunk parts are summed in a
-  fixed order, so results are bit-identical whichever thread computed them.
+  recurrent GEMM. Beside it, the pool prepares the next chunk's *backward factors*,
+  the products of stored values that the step would otherwise form one by one
+  (``g i'``, ``c_{t-1} f'``, ``i g'``, ``tanh(c) o'`` and, for the carry,
+  ``o tanh'(c)``), and folds the previous chunk into the input, kernel (and bias) and
+  recurrent-kernel gradients, one GEMM each per piece of a chunk; the parts are summed
+  in a fixed order, so results are bit-identical whichever thread computed them.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """SimpleRNN and GRU backward over several chunks of steps (weight gradients folded in
-chunk by chunk, possibly on the second thread): float64 gradients and bit-identical
-results with or without the second thread."""
+chunk by chunk, possibly on a pool worker): float64 gradients and bit-identical
+results with or without the pool."""
 
 import numpy as np
 import pytest

@@ -1,5 +1,5 @@
 """The fused LSTM over several chunks of steps: values, float64 gradients, and results
-that do not depend on whether the second thread takes part."""
+that do not depend on whether the pool takes part."""
 
 import numpy as np
 import pytest
