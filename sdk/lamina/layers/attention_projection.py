@@ -3,6 +3,8 @@
 ``_Projection`` contracts the last ``in_rank`` input axes with a kernel
 ``(*input_shape[-in_rank:], *out_shape)`` and adds a bias ``out_shape``, computed as one
 fused dense on reshaped views (``(dim, heads, key_dim)`` is ``(dim, heads * key_dim)``).
+``fused_attention`` is MultiHeadAttention's fast path: its projections' kernels
+concatenated into one dense, then the fused attention primitive.
 """
 
 from __future__ import annotations
