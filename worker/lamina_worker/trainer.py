@@ -23,7 +23,8 @@ checkpoint): ``on_epoch_begin``, ``on_train_batch_end`` with the global logs,
 (``cancel``, ``fenced``, ``preempt``), which ends the run on every replica at the next
 exchange; ``preempt`` first hands over a mid-epoch checkpoint, which the driver writes.
 
-Checkpoints are written here (fencing check first, then :func:`checkpoint.write`) from
+Checkpoints are written here (fencing check first, and again before each rename in
+:func:`checkpoint.write`) from
 the chief's states. A replica that dies (``RayActorError`` & co.) aborts the
 collective; the driver kills the group and starts generation ``g + 1`` from the newest
 checkpoint, at most ``max_restarts`` times (placed again: a lost node's replicas move
@@ -132,7 +133,7 @@ class DataParallelTrainer:
         self.epoch = 0
         self.step = 0
         self.resumed_from: tuple[int, int] | None = None
-        self.fence_check = None  # called before every checkpoint write; raises if fenced
+        self.fence_check = None  # asked before and within every checkpoint write (fence=)
         self.digests: list[str] = []
         self._epoch_state: dict | None = None
         self._collective: Path | None = None  # the shared-memory file (shm transport)
@@ -240,7 +241,7 @@ class DataParallelTrainer:
             callbacks=state.get("callbacks") or [],
             metrics={} if metrics_state is None else
             {"accumulators": {"values": np.asarray(metrics_state, np.float64)}},
-            stopped=bool(state.get("stopped"))))
+            stopped=bool(state.get("stopped"))), fence=self.fence_check)
         metrics.CHECKPOINT_SECONDS.observe(time.perf_counter() - start)
         return path
 
