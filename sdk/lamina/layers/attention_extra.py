@@ -16,7 +16,11 @@ from lamina import constraints, initializers, ops, regularizers
 from lamina.layers import attention_masks as _masks
 from lamina.layers.activations import Softmax
 from lamina.layers.attention import Attention, _mask_of, _shape
-from lamina.layers.attention_projection import ShapesDictBuild, _Projection
+from lamina.layers.attention_projection import (
+    ShapesDictBuild,
+    _Projection,
+    fused_grouped_attention,
+)
 from lamina.layers.layer import Layer
 from lamina.layers.regularization import Dropout
 
@@ -122,6 +126,11 @@ class GroupedQueryAttention(ShapesDictBuild, Layer):
     # configs name it by its export, GroupQueryAttention.
     _keras_export_name = "GroupQueryAttention"
 
+    # As MultiHeadAttention's: the fused primitive for calls of at least this many score
+    # elements that do not return the scores; False keeps the graph of small ops.
+    _fused_attention = True
+    _fused_attention_min_scores = 4096
+
     def __init__(self, head_dim, num_query_heads, num_key_value_heads, dropout=0.0,
                  use_bias=True, sliding_window=None, flash_attention=None,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
@@ -226,15 +235,20 @@ class GroupedQueryAttention(ShapesDictBuild, Layer):
                 _mask_of(key) if key_given else None),
             attention_mask, use_causal_mask)
         gate = ops.sigmoid(self._gate_dense(query)) if self.use_gate else None
-        q = ops.transpose(self._query_dense(query), (0, 2, 1, 3))
+        q = self._query_dense(query)
         k = ops.repeat(self._key_dense(key), self.num_repeats, axis=2)
         v = ops.repeat(self._value_dense(value), self.num_repeats, axis=2)
-        q = ops.multiply(q, np.asarray(1.0 / math.sqrt(self.head_dim), dtype=q.data.dtype))
-        scores = ops.matmul(q, ops.transpose(k, (0, 2, 3, 1)))  # (batch, heads, T, S)
-        probs = self._softmax(scores, mask=None if mask is None else mask[:, None])
-        dropped = self._dropout_layer(probs, training=training)
-        context = ops.transpose(ops.matmul(dropped, ops.transpose(v, (0, 2, 1, 3))),
-                                (0, 2, 1, 3))
+        context = None if return_attention_scores else fused_grouped_attention(
+            self, query, q, k, v, mask, training)
+        if context is None:
+            q = ops.transpose(q, (0, 2, 1, 3))
+            q = ops.multiply(q, np.asarray(1.0 / math.sqrt(self.head_dim),
+                                           dtype=q.data.dtype))
+            scores = ops.matmul(q, ops.transpose(k, (0, 2, 3, 1)))  # (batch, heads, T, S)
+            probs = self._softmax(scores, mask=None if mask is None else mask[:, None])
+            dropped = self._dropout_layer(probs, training=training)
+            context = ops.transpose(ops.matmul(dropped, ops.transpose(v, (0, 2, 1, 3))),
+                                    (0, 2, 1, 3))
         if gate is not None:
             context = ops.multiply(context, gate)
         output = self._output_dense(context)

@@ -104,6 +104,32 @@ def _project(x, projections, scales):
     return ops.dense(x, kernel, bias)
 
 
+def _dropout_mask(layer, shape, dtype, training):
+    """The multiplier Dropout would apply to probabilities of ``shape`` (the same draws as
+    the graph path's ``layer._dropout_layer(probs)``), or None outside training."""
+    if not (training and layer.dropout > 0):
+        return None
+    return layer._dropout_layer(np.ones(shape, dtype), training=True).data
+
+
+def fused_grouped_attention(layer, query, q, k, v, mask, training):
+    """GroupQueryAttention's attention through :mod:`lamina.backend.attention`, or None.
+
+    ``q`` ``(batch, T, query_heads, head_dim)``; ``k``/``v`` already repeated to the query
+    heads. Same coverage rules as :func:`fused_attention`.
+    """
+    dtype = q.data.dtype
+    if not (layer._fused_attention and all(isinstance(x, Tensor) and x.data.dtype == dtype
+                                           for x in (query, q, k, v))):
+        return None
+    b, t, heads, head_dim = q.shape
+    if b * heads * t * k.shape[1] < layer._fused_attention_min_scores:
+        return None
+    return _attention.attention(
+        q, k, v, mask=mask, scale=1.0 / math.sqrt(head_dim),
+        dropout_mask=_dropout_mask(layer, (b, heads, t, k.shape[1]), dtype, training))
+
+
 def fused_attention(layer, query, value, key, mask, training):
     """MultiHeadAttention's call through :mod:`lamina.backend.attention`, or None.
 
@@ -124,11 +150,8 @@ def fused_attention(layer, query, value, key, mask, training):
     if scores < layer._fused_attention_min_scores:
         return None
     scale = np.asarray(1.0 / math.sqrt(key_dim), dtype)
-    dropout_mask = None
-    if training and layer.dropout > 0:
-        # The same draws as Dropout on the probabilities (what the unfused path does).
-        ones = np.ones((query.shape[0], heads, query.shape[1], value.shape[1]), dtype)
-        dropout_mask = layer._dropout_layer(ones, training=True).data
+    dropout_mask = _dropout_mask(layer, (query.shape[0], heads, query.shape[1],
+                                         value.shape[1]), dtype, training)
     dense = (layer.query_dense, layer.key_dense, layer.value_dense)
     same = (query is value and key is value) or (
         query.data is value.data and key.data is value.data

@@ -18,7 +18,8 @@ RNG = np.random.default_rng(5)
 @pytest.fixture(autouse=True)
 def fused_even_when_small(monkeypatch):
     """These shapes are below the layer's minimum size for the fused path: lower it."""
-    monkeypatch.setattr(layers.MultiHeadAttention, "_fused_attention_min_scores", 1)
+    for cls in (layers.MultiHeadAttention, layers.GroupQueryAttention):
+        monkeypatch.setattr(cls, "_fused_attention_min_scores", 1)
 
 
 def twins(dtype="float32", q_dim=8, v_dim=8, **kwargs):
@@ -162,3 +163,20 @@ def test_small_calls_stay_on_the_graph(spy, monkeypatch):
     big = var(64, 6, 8)  # 64 * 2 * 6 * 6 = 4608
     fused(big, big)
     assert spy["packed"] == 1
+
+
+@pytest.mark.parametrize("call", [{}, {"use_causal_mask": True}, {"training": True}],
+                         ids=["plain", "causal", "dropout"])
+def test_group_query_attention_fused_equals_graph(spy, call):
+    kwargs = {"head_dim": 4, "num_query_heads": 4, "num_key_value_heads": 2,
+              "use_gate": True, "dropout": 0.3, "seed": 1}
+    fused, plain = layers.GroupQueryAttention(**kwargs), layers.GroupQueryAttention(**kwargs)
+    plain._fused_attention = False
+    for layer in (fused, plain):
+        layer.build((3, 5, 8), (3, 6, 8))
+    plain.set_weights(fused.get_weights())
+    q, v = var(3, 5, 8), var(3, 6, 8)
+    assert_same(fused, plain, q, v, **call)
+    assert spy == {"packed": 0, "attention": 1}
+    out, scores = fused(q, v, return_attention_scores=True)
+    assert spy["attention"] == 1 and scores.shape == (3, 4, 5, 6)
