@@ -7,6 +7,10 @@
 Prints each round's samples/s, peak RSS and the load average, and, last, the ratios of
 the medians (lamina / torch): train throughput and peak RSS. PyTorch is looked up in this
 Python, $LAMINA_BENCH_TORCH_PYTHON, or a side venv.
+
+Peak RSS is the child's own (``wait4``) with its high-water mark reset right after the
+synthetic data set is made (``/proc/self/clear_refs``), so it is the data set plus
+training and predicting, not the generator's temporaries (~600 MB, the same for both).
 """
 
 from __future__ import annotations
@@ -37,6 +41,36 @@ def run_measured(cmd: list[str]) -> dict:
     return {**json.loads(lines[-1]), "peak_rss_mb": usage.ru_maxrss / 1024}
 
 
+def child(which: str, argv: list[str]) -> None:
+    """``ratio.py --child lamina|torch ARGS``: that framework's benchmark, with the peak
+    RSS reset once the data set exists."""
+    import gc
+
+    import common
+
+    generate = common.mnist_like
+
+    def mnist_like_then_reset_peak(*args, **kwargs):
+        data = generate(*args, **kwargs)
+        gc.collect()
+        try:
+            with open("/proc/self/clear_refs", "w") as refs:
+                refs.write("5")  # Linux: reset the peak RSS to the current RSS
+        except OSError:
+            pass
+        return data
+
+    common.mnist_like = mnist_like_then_reset_peak
+    sys.argv = [f"{which}_models.py", *argv]
+    if which == "lamina":
+        import lamina_models as models
+    elif which == "torch":
+        import torch_models as models
+    else:
+        raise SystemExit(f"--child must be 'lamina' or 'torch'. Received: {which!r}")
+    models.main()
+
+
 def loadavg() -> str:
     try:
         return open("/proc/loadavg").read().split()[0]
@@ -45,6 +79,9 @@ def loadavg() -> str:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--child"]:
+        child(sys.argv[2], sys.argv[3:])
+        return
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", choices=["mlp", "cnn"], default="mlp")
     ap.add_argument("--rounds", type=int, default=2)
@@ -61,13 +98,13 @@ def main() -> None:
     tpython = torch_python()
     ours, theirs, our_rss, their_rss = [], [], [], []
     for _ in range(args.rounds):
-        o = run_measured([sys.executable, str(HERE / "lamina_models.py"), *common])
+        o = run_measured([sys.executable, str(HERE / "ratio.py"), "--child", "lamina", *common])
         ours.append(o["train_samples_per_s"])
         our_rss.append(o["peak_rss_mb"])
         line = (f"lamina {o['train_samples_per_s']:.0f} samples/s "
                 f"(peak RSS {o['peak_rss_mb']:.0f} MB, load {loadavg()})")
         if tpython:
-            t = run_measured([tpython, str(HERE / "torch_models.py"), *common])
+            t = run_measured([tpython, str(HERE / "ratio.py"), "--child", "torch", *common])
             theirs.append(t["train_samples_per_s"])
             their_rss.append(t["peak_rss_mb"])
             line += (f"   torch {t['train_samples_per_s']:.0f} samples/s "
