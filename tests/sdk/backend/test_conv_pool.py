@@ -116,3 +116,35 @@ def test_fused_backward_is_the_same_in_batch_parts(monkeypatch):
     monkeypatch.setattr(im2col, "PART_BYTES", 1)
     for got, want in zip(run(), whole):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_conv_output_is_freed_when_nothing_else_holds_it():
+    # The fused node keeps only the pooled values and winners: once nothing else holds
+    # the convolution's output, it is gone, and the gradients are still those of the
+    # plain ops.
+    import gc
+    import weakref
+
+    rng = np.random.default_rng(4)
+    x, kernel, bias = (rng.standard_normal((2, 8, 8, 3)), rng.standard_normal((3, 3, 3, 4)),
+                       rng.standard_normal(4) - 0.5)
+    variables = [Variable(a, dtype="float64") for a in (x, kernel, bias)]
+
+    def pooled_only(fused):
+        y = conv_ops.conv(variables[0], variables[1], bias=variables[2],
+                          activation="relu" if fused else None)
+        if not fused:
+            y = ops.relu(y)
+        return conv_ops.max_pool(y, 2), weakref.ref(y)
+
+    pooled, y_ref = pooled_only(True)
+    gc.collect()
+    assert y_ref() is None
+    node = pooled._ctx
+    assert isinstance(node, ConvReluMaxPool)
+    assert node.parents[3] is None and node.needs == (True, True, True, False)
+    got = gradients(pooled, variables, output_gradient=np.ones(pooled.shape))
+    plain, _ = pooled_only(False)
+    want = gradients(plain, variables, output_gradient=np.ones(plain.shape))
+    for a, b in zip(got, want):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
