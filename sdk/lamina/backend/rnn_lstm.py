@@ -13,15 +13,16 @@ on the pool beside the loop, one chunk of steps ahead or behind it (:func:`pipel
 
 - forward: the recurrent GEMM, one tanh pass for all four gates (the sigmoid gates'
   weights are pre-scaled by 1/2: ``sigmoid(a) = (tanh(a/2) + 1) / 2``), the cell and
-  hidden updates; beside it, the pool projects the next chunk's inputs (the bias
-  rides in the same GEMM as an input column of ones).
+  hidden updates. Beside it, the pool projects the next chunk's inputs (the bias
+  rides in the same GEMM as an input column of ones) and, when a gradient will be
+  needed, turns the previous chunk into *backward factors*: the products of stored
+  values that a backward step would otherwise form one by one (``g i'``,
+  ``c_{t-1} f'``, ``i g'``, ``tanh(c) o'`` and, for the carry, ``o tanh'(c)``).
 - backward: per step ``dc += dh * factor``, the four gate gradients, ``dc *= f`` and the
-  recurrent GEMM. Beside it, the pool prepares the next chunk's *backward factors*,
-  the products of stored values that the step would otherwise form one by one
-  (``g i'``, ``c_{t-1} f'``, ``i g'``, ``tanh(c) o'`` and, for the carry,
-  ``o tanh'(c)``), and folds the previous chunk into the input, kernel (and bias) and
-  recurrent-kernel gradients, one GEMM each per piece of a chunk; the parts are summed
-  in a fixed order, so results are bit-identical whichever thread computed them.
+  recurrent GEMM. Beside it, the pool folds the previous chunk into the input, kernel
+  (and bias) and recurrent-kernel gradients, one GEMM each per piece of a chunk; the
+  parts are summed in a fixed order, so results are bit-identical whichever thread
+  computed them.
 """
 
 from __future__ import annotations
@@ -104,7 +105,12 @@ class LSTMSequence(_Sequence):
         self.c_all = np.empty((t, u, b), dtype=x.dtype)
         self.tc_all = np.empty_like(self.c_all)
         rk_rows = _forward_rows(recurrent_kernel, scale)
-        pipeline(spans, self._steps(rk_rows, spans), before=project)
+        factors = None
+        if any(self.needs):
+            self.factors = np.empty_like(self.gates)
+            self.carry_factor = np.empty_like(self.c_all)
+            factors = self._backward_factors
+        pipeline(spans, self._steps(rk_rows, spans), before=project, after=factors)
         return _pack(self.h_all.transpose(1, 2, 0), return_sequences, [self.c_all[-1].T])
 
     def _hin_t(self, h):
@@ -188,8 +194,6 @@ class LSTMSequence(_Sequence):
         dh = np.zeros((u, b), dtype=np.result_type(g, self.recurrent_kernel))
         dc = np.ascontiguousarray(dc.T, dtype=dh.dtype)
         spans = chunk_spans(t, backward=True)
-        self.factors = np.empty_like(self.gates)
-        self.carry_factor = np.empty_like(self.c_all)
         parts = {}
         dx = None
         if self.needs[0]:
@@ -198,9 +202,7 @@ class LSTMSequence(_Sequence):
         def weight_grads(lo, hi):
             parts[lo] = self._weight_grads(dpre, lo, hi, dx)
 
-        pipeline(spans, self._backward_steps(gseq, dh, dc, dpre, spans),
-                 before=self._backward_factors, after=weight_grads)
-        del self.factors, self.carry_factor
+        pipeline(spans, self._backward_steps(gseq, dh, dc, dpre, spans), after=weight_grads)
         parts = [parts[lo] for lo in sorted(parts)]
         sums = {key: fixed_sum(p[key] for p in parts) for key in parts[0]}
         dk = drk = db = None
