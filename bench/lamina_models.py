@@ -65,7 +65,7 @@ def main() -> None:
                       "train_samples_per_s": args.samples * len(steady) / sum(steady),
                       "predict_samples_per_s": args.samples / predict_seconds,
                       "epoch_seconds": times, "loss": losses, "threads": args.threads,
-                      "pool": threads.pool_stats()}))
+                      "pool": threads.pool_stats() if hasattr(threads, "pool_stats") else None}))
 
 
 if __name__ == "__main__":
