@@ -213,3 +213,32 @@ def test_seeded_mlp_training_is_bit_identical_with_a_worker_and_without(pool_of_
     pooled = _train_mlp("auto")
     assert threads.pool_stats()["workers"] == 1
     assert pooled == _train_mlp(1)  # one thread: one BLAS call per GEMM, Adam in one go
+
+
+def _child_parts(conn):
+    seen = []
+    threads.parallel_for(4, lambda i: seen.append(threading.current_thread().name))
+    a = np.ones((256, 512), np.float32)
+    conn.send((float(parallel.matmul(a, a.T)[0, 0]), len(seen), threads.pool_stats()["workers"]))
+    conn.close()
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_fork_with_a_running_worker(pool_of_two):
+    import multiprocessing
+
+    names = set()
+    for _ in range(50):  # until the worker has taken a part: the pool is running
+        threads.parallel_for(8, lambda i: (time.sleep(0.001),
+                                           names.add(threading.current_thread().name)))
+        if len(names) > 1:
+            break
+    assert len(names) > 1
+    ctx = multiprocessing.get_context("fork")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_child_parts, args=(child,))
+    proc.start()
+    assert parent.poll(30), "the forked child hung"
+    assert parent.recv() == (512.0, 4, 1)
+    proc.join(10)
+    assert proc.exitcode == 0
