@@ -20,18 +20,21 @@ the result) over ``--iters`` rounds, for:
 With 4 replicas on a 2-core machine the actors share cores: the 4-replica rows say
 what oversubscription costs, not what 4 cores would do.
 
-``--nodes 2`` runs the actors on a two-node ``ray.cluster_utils.Cluster`` on this
-machine (two raylets, two object stores; rank ``r`` on node ``r % 2``), so every
-ring hop between neighbours crosses nodes; ``shm`` is skipped there (it needs one
-machine's ``/dev/shm``, which a real second node does not share).
+``--two-nodes`` runs the actors on two Ray nodes on this machine (``bench/_two_nodes.py``:
+a ``ray start --head`` and a second raylet with its own object store, started and
+torn down here; a placement group puts rank ``r`` on node ``r % 2``), so every ring hop
+between neighbours crosses raylets; ``shm`` is skipped there (it needs one machine's
+``/dev/shm``, which a real second node does not share). Both nodes are 127.0.0.1: the
+bytes go through loopback as on one node.
 
-    python bench/collectives.py [--iters 200] [--worlds 2,4] [--nodes 1|2]
+    python bench/collectives.py [--iters 200] [--worlds 2,4] [--two-nodes]
         [--candidates shm,ring,tcp-ring,ray-cgraph,ray-objects]
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import socket
 import statistics
@@ -197,6 +200,7 @@ def run_cgraph(actors, iters) -> float:
     import ray
     from ray.dag import InputNode, MultiOutputNode
 
+    logging.getLogger("ray.dag").setLevel(logging.WARNING)  # no teardown chatter
     with InputNode() as token:
         vectors = [a.produce.bind(token) for a in actors]
         dag = MultiOutputNode([a.reduce.bind(*vectors) for a in actors])
@@ -231,38 +235,35 @@ def main(argv=None) -> int:
     parser.add_argument("--iters", type=int, default=200)
     parser.add_argument("--worlds", default="2,4")
     parser.add_argument("--candidates", default="shm,ring,tcp-ring,ray-cgraph,ray-objects")
-    parser.add_argument("--nodes", type=int, default=1, choices=(1, 2))
+    parser.add_argument("--two-nodes", action="store_true",
+                        help="two raylets on this machine, ranks alternating over them")
     args = parser.parse_args(argv)
+    candidates = args.candidates.split(",")
+    runtime_env = {"env_vars": {"PYTHONPATH": os.path.join(ROOT, "sdk")}}
+    start_load = os.getloadavg()
+    rows = []
+    if args.two_nodes:
+        from _two_nodes import TwoNodes
+
+        cluster = TwoNodes(runtime_env)  # before importing ray (its auth token)
     import ray
 
-    candidates = args.candidates.split(",")
-    cluster = None
-    runtime_env = {"env_vars": {"PYTHONPATH": os.path.join(ROOT, "sdk")}}
-    if args.nodes == 1:
+    if args.two_nodes:
+        candidates = [c for c in candidates if c != "shm"]
+        with cluster:
+            _run_all(args, candidates, ray.remote(num_cpus=1)(Member), rows)
+    else:
         ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False,
                  runtime_env=runtime_env)
-    else:
-        from ray.cluster_utils import Cluster
-
-        candidates = [c for c in candidates if c != "shm"]
-        store = 100 * 1024 * 1024
-        cluster = Cluster(initialize_head=True, head_node_args={
-            "num_cpus": 2, "resources": {"node0": 4}, "object_store_memory": store,
-            "include_dashboard": False})
-        cluster.add_node(num_cpus=2, resources={"node1": 4}, object_store_memory=store)
-        cluster.wait_for_nodes()
-        ray.init(address=cluster.address, log_to_driver=False, runtime_env=runtime_env)
-    member = ray.remote(num_cpus=1 if args.nodes == 1 else 0.5)(Member)
-    rows = []
-    try:
-        _run_all(args, candidates, member, rows)
-    finally:
-        ray.shutdown()
-        if cluster is not None:
-            cluster.shutdown()
+        try:
+            _run_all(args, candidates, ray.remote(num_cpus=1)(Member), rows)
+        finally:
+            ray.shutdown()
     load = os.getloadavg()
-    print(f"\nmedian ms per all-reduce ({os.cpu_count()} cores, {args.nodes} Ray node(s), "
-          f"load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f})\n")
+    print(f"\nmedian ms per all-reduce ({os.cpu_count()} cores, "
+          f"{2 if args.two_nodes else 1} Ray node(s), load average {start_load[0]:.1f} "
+          f"{start_load[1]:.1f} {start_load[2]:.1f} at the start, {load[0]:.1f} "
+          f"{load[1]:.1f} {load[2]:.1f} at the end)\n")
     print("| replicas | size | " + " | ".join(candidates) + " |")
     print("| ---: | --- |" + " ---: |" * len(candidates))
     for world in (int(w) for w in args.worlds.split(",")):
@@ -273,33 +274,53 @@ def main(argv=None) -> int:
 
 
 def _run_all(args, candidates, member, rows) -> None:
-    import ray
+    from ray.util import remove_placement_group
+    from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
     for world in (int(w) for w in args.worlds.split(",")):
-        for label, n in SIZES.items():
-            for candidate in candidates:
-                actors = [member.options(**({} if args.nodes == 1 else
-                                            {"resources": {f"node{r % 2}": 1}}))
-                          .remote(r, world, n) for r in range(world)]
-                try:
-                    if candidate == "shm":
-                        ms = run_shm(actors, n, args.iters)
-                    elif candidate == "ring":
-                        ms = run_ring_collective(actors, args.iters)
-                    elif candidate == "tcp-ring":
-                        ms = run_ring(actors, args.iters)
-                    elif candidate == "ray-cgraph":
-                        ms = run_cgraph(actors, args.iters)
-                    else:
-                        ms = run_objects(actors, args.iters)
-                    rows.append((world, label, candidate, f"{ms:.3f}"))
-                except Exception as exc:  # noqa: BLE001 - a candidate that fails is reported
-                    rows.append((world, label, candidate, f"failed: {type(exc).__name__}"))
-                    print(repr(exc)[-600:], file=sys.stderr)
-                finally:
-                    for a in actors:
-                        ray.kill(a)
-                print(*rows[-1], flush=True)
+        group = None
+        if args.two_nodes:
+            from _two_nodes import spread
+
+            group, bundles, nodes = spread(world)
+            print(f"world {world}: rank -> node",
+                  ", ".join(f"{r}->{n[:8]}" for r, n in enumerate(nodes)), flush=True)
+        try:
+            for label, n in SIZES.items():
+                for candidate in candidates:
+                    actors = [member.options(**({} if group is None else {
+                        "scheduling_strategy": PlacementGroupSchedulingStrategy(
+                            group, placement_group_bundle_index=bundles[r])}))
+                        .remote(r, world, n) for r in range(world)]
+                    rows.append((world, label, candidate, _measure(candidate, actors, n,
+                                                                   args.iters)))
+                    print(*rows[-1], flush=True)
+        finally:
+            if group is not None:
+                remove_placement_group(group)
+
+
+def _measure(candidate, actors, n, iters) -> str:
+    import ray
+
+    try:
+        if candidate == "shm":
+            ms = run_shm(actors, n, iters)
+        elif candidate == "ring":
+            ms = run_ring_collective(actors, iters)
+        elif candidate == "tcp-ring":
+            ms = run_ring(actors, iters)
+        elif candidate == "ray-cgraph":
+            ms = run_cgraph(actors, iters)
+        else:
+            ms = run_objects(actors, iters)
+        return f"{ms:.3f}"
+    except Exception as exc:  # noqa: BLE001 - a candidate that fails is reported
+        print(repr(exc)[-600:], file=sys.stderr)
+        return f"failed: {type(exc).__name__}"
+    finally:
+        for a in actors:
+            ray.kill(a)
 
 
 if __name__ == "__main__":
