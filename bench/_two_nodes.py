@@ -80,6 +80,8 @@ class TwoNodes:
     def __enter__(self) -> TwoNodes:
         import ray
 
+        # a SIGTERM of the benchmark unwinds through close() as Ctrl-C does
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
         try:
             self._start("head", "--head", "--port", str(self.port),
                         "--include-dashboard", "false")
