@@ -1,7 +1,8 @@
-"""GEMMs and elementwise passes cut into fixed parts and run on Lamina's thread pool.
+"""GEMMs and elementwise passes cut into parts and run on Lamina's thread pool.
 
-The cut depends only on the shapes (never on the load or the number of workers), so a
-result is bit-identical however many threads computed it; see
+A result is bit-identical however many threads computed it, whatever the load: an
+elementwise pass computes each element alone, and a GEMM is cut only where the parts
+give the bits of one call (below) or else into parts fixed by the shapes; see
 :mod:`lamina.backend.threads` for why BLAS itself runs on one thread.
 
 A GEMM is never cut along its summed axis, and its cuts fall on multiples of
@@ -17,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lamina.backend.threads import active_threads, get_thread_policy, parallel_for, split
+from lamina.backend.threads import active_threads, get_thread_policy, parallel_for, split, tick
 
 # A part should cost well over the ~20-50 us hand-off to a worker: ~0.1 ms of GEMM.
 PART_FLOPS = 8_000_000
@@ -43,7 +44,7 @@ def aligned_split(length: int, parts: int, align: int) -> list[tuple[int, int]]:
 def exact_cuts(dtype) -> tuple[bool, bool]:
     """Whether cutting a product's rows / columns (aligned) gives the bits of one call.
 
-    Probed once per dtype (~2 ms) on a random product of the smallest size that is ever
+    Probed once per dtype (a few ms) on a random product of the smallest size that is ever
     cut (``PART_FLOPS``; smaller products may take other kernels, e.g. OpenBLAS's
     small-matrix ones, which cuts never reach), its cuts crossing the kernels' edge
     cases (ranges that are not multiples of the register blocks).
@@ -53,6 +54,7 @@ def exact_cuts(dtype) -> tuple[bool, bool]:
         return True, True
     found = _exact.get(dtype)
     if found is None:
+        tick()  # BLAS on one thread, as the parts will run
         rng = np.random.default_rng(0)
         m, k, n = 5 * ROW_ALIGN + 5, 256, 30 * COL_ALIGN
         a = rng.standard_normal((m, k)).astype(dtype)
