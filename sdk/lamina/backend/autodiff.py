@@ -101,9 +101,10 @@ def gradient_ready_hook(hook):
 
     While active (in this thread), every :func:`gradients` call first calls
     ``hook(sources)``; when that returns a callable ``ready``, the walk calls
-    ``ready(index, grad)`` once per source the target depends on, as soon as the last
+    ``ready(index, grad)`` once per source that gets a gradient, as soon as the last
     node using ``sources[index]`` has run backward (its gradient gets no further
-    contributions; ``grad`` must be read, not kept or modified), and finally
+    contributions; ``grad`` must be read, not kept or modified; a source reached by
+    no gradient is not reported: its zeros are in the result), and finally
     ``ready(None, failed)`` when the walk ends (``failed``: it raised). Lets a
     data-parallel strategy start reducing gradients while backward goes on.
 
