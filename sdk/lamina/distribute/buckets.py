@@ -152,7 +152,7 @@ class Buckets:
                              np.zeros(self.total, np.float32))
             buffers = self._own
         send, recv = buffers[0][:self.total], buffers[1][:self.total]
-        if self._recv is None or not np.shares_memory(recv, self._recv):
+        if self._recv is None or not np.may_share_memory(recv, self._recv):
             self.views = [recv[o:o + size].reshape(shape) for o, size, shape
                           in zip(self.offsets, self.sizes, self.shapes)]
         self._send, self._recv = send, recv
@@ -220,7 +220,7 @@ class Buckets:
                     lo, hi = self.bounds[self._reduced], self.bounds[self._reduced + 1]
                     send, recv = self._send, self._recv
                 total, metas = self.collective.exchange(send[lo:hi])
-                if not np.shares_memory(total, recv):
+                if not np.may_share_memory(total, recv):
                     recv[lo:hi] = total[:hi - lo]
                 with self._cond:
                     if metas[0, 0] != 0.0:  # the chief's control exchange: step over
@@ -273,7 +273,7 @@ class Buckets:
 
     def store_last(self, total) -> None:
         """Keep the last bucket's reduced sum (``total``: the exchange's result)."""
-        if not np.shares_memory(total, self._recv):
+        if not np.may_share_memory(total, self._recv):
             self._recv[self.bounds[-2]:self.bounds[-1]] = total[:self._need[-1]]
 
     def cancel(self) -> None:
