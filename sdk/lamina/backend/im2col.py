@@ -74,6 +74,16 @@ def _scratch_array(shape, dtype):
     return buf[:nbytes].view(dtype).reshape(shape)
 
 
+def run_parts(n, fn):
+    """``parallel_for(n, fn)``, after which nothing of ``fn`` stays reachable from the
+    pool: a worker keeps its last job until it gets the next one, and a closure over
+    a step's arrays would keep them alive that long (measured: +100 MB peak RSS in a
+    convnet's predict at batch 1024)."""
+    holder = [fn]
+    parallel_for(n, lambda i: holder[0](i))
+    holder.clear()
+
+
 def batch_parts(batch, sample_bytes):
     """Fixed ``(lo, hi)`` ranges of the batch holding about :data:`PART_BYTES` each."""
     step = max(1, PART_BYTES // max(int(sample_bytes), 1))
@@ -231,7 +241,7 @@ def col2im(g, kernel, in_shape, pads_before, strides, dilation, groups=1):
         lo, hi = parts[i]
         _col2im_part(out[lo:hi], g[lo:hi], kernel, full, pads_before, strides, dilation, groups)
 
-    parallel_for(len(parts), run)
+    run_parts(len(parts), run)
     return out
 
 
@@ -318,7 +328,7 @@ def conv_forward(x, kernel, bias, geo, relu=False):
         if relu:
             np.maximum(part, 0, out=part)
 
-    parallel_for(len(parts), run)
+    run_parts(len(parts), run)
     return out
 
 
@@ -356,7 +366,7 @@ def conv_backward(x, kernel, geo, grad_part, needs, folded):
         if need_b and not folded:
             b_parts[i] = bias_grad(g)
 
-    parallel_for(len(parts), run)
+    run_parts(len(parts), run)
     gk = _sum_in_order(k_parts) if need_k else None
     gb = _sum_in_order(b_parts) if need_b else None
     return gx, gk, gb

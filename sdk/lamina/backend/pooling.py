@@ -19,11 +19,10 @@ import math
 import numpy as np
 
 from lamina.backend.autodiff import Function
-from lamina.backend.im2col import batch_parts
+from lamina.backend.im2col import batch_parts, run_parts
 from lamina.backend.im2col import inner as _inner
 from lamina.backend.im2col import offset_slice as _offset_slice
 from lamina.backend.im2col import pad as _pad
-from lamina.backend.threads import parallel_for
 
 
 def _batch_parts(full):
@@ -122,7 +121,7 @@ def max_pool_forward(x, pool, strides, pads, index):
         if winner is not None:
             winner[lo:hi] = w
 
-    parallel_for(len(parts), pool_part)
+    run_parts(len(parts), pool_part)
     return out, winner
 
 
@@ -175,7 +174,7 @@ class MaxPool(Function):
             lo, hi = parts[i]
             _unpool_into([v[lo:hi] for v in gviews], g[lo:hi], self.winner[lo:hi], disjoint)
 
-        parallel_for(len(parts), unpool_part)
+        run_parts(len(parts), unpool_part)
         return (gxp[_inner(self.x_shape, self.pads)],)
 
 
