@@ -1,10 +1,12 @@
 """Fused recurrent primitives: a whole SimpleRNN, LSTM or GRU sequence as one node.
 
-Forward projects every timestep's input in one GEMM (``x @ kernel + bias``), then runs
-one recurrent GEMM per step and keeps the activated gates of every step. Backward walks
-the steps in reverse with those gates (one GEMM per step for the state gradient) and
-ends with one GEMM each for the kernel, the recurrent kernel and the input gradients.
-A graph of small ops per timestep would cost ~20 nodes a step; this is one node.
+Forward projects the timesteps' inputs in GEMMs over many steps at once (``x @ kernel +
+bias``), then runs one recurrent GEMM per step and keeps the activated gates of every
+step. Backward walks the steps in reverse with those gates (one GEMM per step for the
+state gradient) while the kernel, recurrent-kernel and input gradients are formed a
+chunk of steps behind it, one GEMM each per chunk, on Lamina's thread pool
+(:func:`lamina.backend.rnn_common.pipeline`). A graph of small ops per timestep would
+cost ~20 nodes a step; this is one node. The LSTM lives in :mod:`lamina.backend.rnn_lstm`.
 
 Conventions shared by the three primitives:
 
