@@ -26,11 +26,26 @@ ring. Every rank holds the same bytes, run after run (shm sums in plain rank ord
 two differ by float32 rounding). The meta rows ride on the reduce-scatter messages and
 are returned in rank order.
 
+**Ranges** (``accepts_prefix``, for :mod:`lamina.distribute.buckets`). An exchange of
+``slot[lo:hi]`` (written in place; :meth:`~RingCollective.staging`) or of ``k``
+floats (copied to ``slot[:k]``) runs the same steps with each chunk clipped to the
+range, so every element is summed in the order its *position* gets in a whole-vector
+exchange: the same bytes there. The order depends on the position, and buckets lay
+the gradients out last layer first, where one exchange lays them out first layer
+first: with 2 ranks the sums are the same anyway (``a + b == b + a`` in IEEE
+arithmetic), so bucketed and unbucketed runs are bit-identical; with 3 or more a
+variable may move to another chunk and differ by float32 rounding (replicas still
+agree bit for bit). Calls are serialized by a lock, so the buckets' reducer thread may
+exchange while the opening thread waits; :meth:`~RingCollective.abort` from any thread
+ends a waiting call at once.
+
 **Wire.** A message is a 24-byte little-endian header (magic, kind, call number, step,
 payload bytes), then raw float64 meta and float32 vector bytes, moved by
 ``sendmsg``/``recvmsg_into`` from/into preallocated arrays (non-blocking sockets,
-``poll``, ``TCP_NODELAY``). A header that is not the expected one (another kind, call or
-size) fails the group instead of misreading bytes.
+``poll``, ``TCP_NODELAY``; set-up in :mod:`lamina.distribute.ring_setup`). A header
+that is not the expected one (another kind, call or step) fails the group instead of
+misreading bytes; a payload of another range's size is read and dropped (the chief's
+control exchange meeting a peer's bucket: only the meta rows count).
 
 **Failure.** A rank that fails (timeout, abort, a lost connection) closes its sockets,
 so its successor's receive sees end-of-file and fails too, round the ring: a killed
@@ -51,89 +66,17 @@ import time
 
 import numpy as np
 
+from lamina.distribute.ring_setup import (ABORT as _ABORT, ACCEPT_READ_TIMEOUT,
+                                          BARRIER as _BARRIER, DATA as _DATA,
+                                          HEADER as _HEADER, MAGIC as _MAGIC, Endpoint,
+                                          abort, connect, listen, recv_exact)
+from lamina.distribute.ring_setup import shut as _shut
 from lamina.distribute.shm import CollectiveAborted
 
-_MAGIC = b"LMRG"
-_HELLO, _DATA, _BARRIER, _ABORT = 1, 2, 3, 4
-_HEADER = struct.Struct("<4sIQII")    # magic, kind, call number, step, payload bytes
-_HELLO_MSG = struct.Struct("<4sIIIQQ")  # magic, kind, rank, world, n, m
-_ACCEPT_READ_TIMEOUT = 1.0  # seconds to read a hello / abort from a new connection
+__all__ = ["Endpoint", "RingCollective", "abort", "listen"]
+
 _IN, _OUT = select.POLLIN, select.POLLOUT
 _BAD = select.POLLERR | select.POLLNVAL
-
-
-def _default_host() -> str:
-    """This machine's outward IP address (a UDP "connect" sends nothing), else loopback."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        try:
-            probe.connect(("10.255.255.255", 1))
-            return probe.getsockname()[0]
-        except OSError:
-            return "127.0.0.1"
-
-
-def _shut(sock: socket.socket | None) -> None:
-    """Shut both directions (wakes a thread polling it and tells the peer at once)."""
-    if sock is not None:
-        with contextlib.suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
-
-
-class Endpoint:
-    """A rank's listening socket; :attr:`address` is what the driver gathers.
-
-    Args:
-        host: the address peers connect to (None: this machine's outward address).
-        port: the port (0: any free one).
-    """
-
-    def __init__(self, host: str | None = None, port: int = 0) -> None:
-        host = _default_host() if host is None else host
-        if not 0 <= int(port) < 65536:
-            raise ValueError(f"port must be in [0, 65536). Received: port={port}")
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        self.socket = socket.create_server((host, int(port)), family=family, backlog=16)
-        self.address: tuple[str, int] = (host, self.socket.getsockname()[1])
-
-    def close(self) -> None:
-        """Stop listening."""
-        self.socket.close()
-
-
-def listen(host: str | None = None, port: int = 0) -> Endpoint:
-    """Open this rank's listening endpoint (call it in the rank's own process).
-
-    Args:
-        host: the address peers connect to (None: this machine's outward address).
-        port: the port (0: any free one).
-
-    Returns:
-        An :class:`Endpoint`; send ``endpoint.address`` to the driver.
-    """
-    return Endpoint(host, port)
-
-
-def abort(addresses, timeout: float = 1.0) -> None:
-    """Make every rank of ``addresses`` raise :class:`CollectiveAborted` (a driver's call).
-
-    A rank that is waiting on the ring wakes at once; one that is computing raises in
-    its next ``exchange``. Ranks that are gone are skipped.
-    """
-    frame = _HEADER.pack(_MAGIC, _ABORT, 0, 0, 0)
-    for host, port in addresses:
-        with contextlib.suppress(OSError), \
-                socket.create_connection((host, int(port)), timeout=timeout) as conn:
-            conn.sendall(frame)
-
-
-def _recv_exact(conn: socket.socket, size: int) -> bytes:
-    data = b""
-    while len(data) < size:
-        part = conn.recv(size - len(data))
-        if not part:
-            raise ConnectionError("the connection closed mid-message")
-        data += part
-    return data
 
 
 def _advance(views: list, sent: int) -> list:
@@ -171,6 +114,9 @@ class RingCollective:
         CollectiveAborted: when :func:`abort` reached this rank during the set-up.
     """
 
+    #: ``exchange`` reduces any range of ``k <= n`` floats (gradient buckets).
+    accepts_prefix = True
+
     def __init__(self, endpoint: Endpoint, addresses, rank: int, n: int, m: int = 8,
                  timeout: float = 600.0) -> None:
         addresses = [(str(host), int(port)) for host, port in addresses]
@@ -203,6 +149,8 @@ class RingCollective:
                         ("scratch", self._scratch), ("metas", self._metas.reshape(-1)))}
         self._send_header, self._recv_header = (bytearray(_HEADER.size) for _ in "sr")
         self._calls = 0
+        self._ranges = self._chunks  # this call's chunks, clipped to its range
+        self._call_lock = threading.Lock()  # one call at a time, from any thread
         self._abort_reason: str | None = None
         self._closed = False
         self._lock = threading.Lock()
@@ -211,7 +159,8 @@ class RingCollective:
         self._wake_r.setblocking(False)
         if world > 1:
             try:
-                self._connect()
+                self._next, self._prev = connect(endpoint, addresses, self.rank,
+                                                 self.n, self.m, self.timeout)
             except BaseException:
                 self._close_sockets()
                 raise
@@ -227,59 +176,6 @@ class RingCollective:
                 self._polls[key] = poll
             endpoint.socket.setblocking(False)
 
-    # -- set-up ------------------------------------------------------------------------
-    def _connect(self) -> None:
-        deadline = time.monotonic() + self.timeout
-        successor = (self.rank + 1) % self.world
-        try:
-            self._next = socket.create_connection(self.addresses[successor],
-                                                  timeout=self.timeout)
-        except OSError as exc:
-            raise ConnectionError(f"rank {self.rank} could not reach rank {successor} at "
-                                  f"{self.addresses[successor]}: {exc}") from exc
-        self._next.sendall(_HELLO_MSG.pack(_MAGIC, _HELLO, self.rank, self.world, self.n,
-                                           self.m))
-        listener = self._endpoint.socket
-        while self._prev is None:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise TimeoutError(f"rank {self.rank} waited {self.timeout:.3g}s for its "
-                                   f"predecessor to connect (timeout={self.timeout})")
-            listener.settimeout(remaining)
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                continue
-            self._prev = self._check_hello(conn)
-        for sock in (self._next, self._prev):
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.setblocking(False)
-
-    def _check_hello(self, conn: socket.socket) -> socket.socket | None:
-        """The predecessor's connection, or None for a stray one (closed)."""
-        try:
-            conn.settimeout(_ACCEPT_READ_TIMEOUT)
-            head = _recv_exact(conn, _HEADER.size)
-            magic, kind = struct.unpack_from("<4sI", head)
-            if magic != _MAGIC:
-                conn.close()
-                return None
-            if kind == _ABORT:
-                conn.close()
-                raise CollectiveAborted("the ring was aborted during set-up")
-            rest = _recv_exact(conn, _HELLO_MSG.size - _HEADER.size)
-        except OSError:
-            conn.close()
-            return None
-        _, _, rank, world, n, m = _HELLO_MSG.unpack(head + rest)
-        expected = (self.rank - 1) % self.world
-        if kind != _HELLO or (rank, world, n, m) != (expected, self.world, self.n, self.m):
-            conn.close()
-            raise ValueError(f"rank {self.rank} (world={self.world}, n={self.n}, "
-                             f"m={self.m}) expected rank {expected} to connect. Received: "
-                             f"rank={rank}, world={world}, n={n}, m={m}")
-        return conn
-
     # -- public interface --------------------------------------------------------------
     @property
     def slot(self) -> np.ndarray:
@@ -290,57 +186,87 @@ class RingCollective:
     def exchange(self, vector: np.ndarray | None, meta=None, scale: float = 1.0):
         """All-reduce ``scale * vector`` (the fixed ring order above) and gather ``meta``.
 
+        Safe to call from any thread (calls are serialized); :meth:`abort` from
+        another thread ends a waiting call at once.
+
         Args:
-            vector: float32 array of ``n`` elements, None to contribute zeros, or
-                :attr:`slot` itself when the caller wrote (and scaled) it in place.
+            vector: float32 array of ``k <= n`` elements (the sum covers the first
+                ``k``), None to contribute ``n`` zeros, or :attr:`slot` or a range
+                ``slot[lo:hi]`` of it that the caller wrote (and scaled) in place (the
+                sum covers that range). Every element is summed in the order of its
+                position (above), so a range gives the bytes a whole-vector exchange
+                gives there. Every rank passes the same range; when they differ (the
+                chief's control exchange meeting a peer's gradient bucket) the meta
+                rows are still gathered, but the sums are undefined.
             meta: up to ``m`` floats for the gather (None: zeros).
             scale: this rank's weight (e.g. its share of the global batch).
 
         Returns:
-            ``(result, metas)``: the sum (overwritten by this rank's next exchange) and
-            a copy of every rank's meta row, ``(world, m)`` float64, in rank order.
+            ``(result, metas)``: the sums (a view of :attr:`result`, overwritten by
+            the next exchange over them) and a copy of every rank's meta row,
+            ``(world, m)`` float64, in rank order.
 
         Raises:
-            ValueError: for a vector of another size or too many meta values.
+            ValueError: for a vector of more than ``n`` floats or too many meta values.
             CollectiveAborted: when the group was aborted or a peer failed.
             TimeoutError: when peers did not answer within ``timeout``.
         """
+        with self._call_lock:
+            lo, k = self._fill(vector, scale)
+            own = self._metas[self.rank]
+            own[:] = 0.0
+            if meta is not None:
+                meta = np.asarray(meta, np.float64).reshape(-1)
+                if meta.size > self.m:
+                    raise ValueError(f"meta holds at most m={self.m} values. Received: "
+                                     f"{meta.size} values")
+                own[:meta.size] = meta
+            out = self.result if (lo, k) == (0, self.n) else self.result[lo:lo + k]
+            if self.world == 1:
+                self._check_usable()
+                np.copyto(out, self._slot[lo:lo + k])
+                self.wait_seconds = 0.0
+                return out, self._metas.copy()
+            self._ranges = [(min(max(a, lo), lo + k), max(min(b, lo + k), lo))
+                            for a, b in self._chunks]
+            self._run(self._exchange_steps)
+            return out, self._metas.copy()
+
+    def _fill(self, vector, scale) -> tuple[int, int]:
+        """Put ``scale * vector`` into the slot; ``(lo, k)``: the range to reduce."""
         slot = self._slot
         if vector is None:
             slot[:] = 0.0
-        elif vector is slot or np.may_share_memory(vector, slot):
-            pass  # written in place by the caller (already scaled)
+            return 0, self.n
+        k = int(np.size(vector))
+        if k > self.n:
+            raise ValueError(f"vector holds at most n={self.n} values. Received: "
+                             f"size={k}")
+        if k and np.may_share_memory(vector, slot):  # written in place (already scaled)
+            lo = (vector.__array_interface__["data"][0]
+                  - slot.__array_interface__["data"][0]) // slot.itemsize
+            return int(lo), k
+        vector = np.reshape(vector, -1)
+        if scale == 1.0:
+            slot[:k] = vector
         else:
-            if np.size(vector) != self.n:
-                raise ValueError(f"vector must have n={self.n} elements. Received: "
-                                 f"size={np.size(vector)}")
-            vector = np.reshape(vector, -1)
-            if scale == 1.0:
-                slot[:] = vector
-            else:
-                np.multiply(vector, np.float32(scale), out=slot)
-        own = self._metas[self.rank]
-        own[:] = 0.0
-        if meta is not None:
-            meta = np.asarray(meta, np.float64).reshape(-1)
-            if meta.size > self.m:
-                raise ValueError(f"meta holds at most m={self.m} values. Received: "
-                                 f"{meta.size} values")
-            own[:meta.size] = meta
-        if self.world == 1:
-            self._check_usable()
-            np.copyto(self.result, slot)
-            self.wait_seconds = 0.0
-            return self.result, self._metas.copy()
-        self._run(self._exchange_steps)
-        return self.result, self._metas.copy()
+            np.multiply(vector, np.float32(scale), out=slot[:k])
+        return 0, k
+
+    def staging(self):
+        """``(send, result)``: :attr:`slot` and :attr:`result`, for range exchanges in
+        place. A caller may scale values into disjoint ranges of ``send`` at any time
+        between (or, from another thread, during) exchanges of other ranges, and
+        reduce ``send[lo:hi]`` into ``result[lo:hi]``."""
+        return self._slot, self.result
 
     def barrier(self) -> None:
         """Wait until every rank reached this barrier (``world - 1`` empty messages)."""
-        if self.world == 1:
-            self._check_usable()
-            return
-        self._run(self._barrier_steps)
+        with self._call_lock:
+            if self.world == 1:
+                self._check_usable()
+                return
+            self._run(self._barrier_steps)
 
     def abort(self, reason: str = "aborted") -> None:
         """Fail this rank's current or next call with :class:`CollectiveAborted` and
@@ -361,22 +287,39 @@ class RingCollective:
     # -- the ring ----------------------------------------------------------------------
     def _exchange_steps(self):
         w, r = self.world, self.rank
-        views, chunks, m8 = self._views, self._chunks, 8 * self.m
+        views, chunks, m8 = self._views, self._ranges, 8 * self.m
         for s in range(w - 1):  # reduce-scatter; the meta rows ride along
             out, into = (r - s) % w, (r - s - 1) % w
             (a, b), (c, d) = chunks[out], chunks[into]
             source = views["slot"] if s == 0 else views["result"]
             yield (_DATA, s, [views["metas"][m8 * out:m8 * (out + 1)], source[4 * a:4 * b]],
-                   [views["metas"][m8 * into:m8 * (into + 1)], views["scratch"][:4 * (d - c)]])
+                   self._landing(views["metas"][m8 * into:m8 * (into + 1)],
+                                 views["scratch"][:4 * (d - c)]))
             np.add(self._scratch[:d - c], self._slot[c:d], out=self.result[c:d])
         for s in range(w - 1):  # all-gather of the finished chunks
             (a, b), (c, d) = chunks[(r + 1 - s) % w], chunks[(r - s) % w]
             yield (_DATA, w - 1 + s, [views["result"][4 * a:4 * b]],
-                   [views["result"][4 * c:4 * d]])
+                   self._landing(views["metas"][:0], views["result"][4 * c:4 * d]))
+
+    def _landing(self, meta, floats):
+        """Where a DATA message's payload of ``size`` bytes goes: ``meta`` then
+        ``floats``; floats of another range (a peer reduces another one) are dropped
+        into the scratch buffer."""
+        def into(size: int) -> list:
+            extra = size - meta.nbytes
+            if extra == floats.nbytes:
+                return [meta, floats]
+            if extra < 0 or extra % 4 or extra > self._views["scratch"].nbytes:
+                raise ValueError(f"rank {self.rank} expected {meta.nbytes + floats.nbytes}"
+                                 f" payload bytes from rank {(self.rank - 1) % self.world}."
+                                 f" Received: bytes={size}; the ranks called different "
+                                 f"collectives")
+            return [meta, self._views["scratch"][:extra]]
+        return into
 
     def _barrier_steps(self):
         for s in range(self.world - 1):
-            yield _BARRIER, s, [], []
+            yield _BARRIER, s, [], lambda size: []
 
     def _check_usable(self) -> None:
         if self._abort_reason is not None:
@@ -400,13 +343,13 @@ class RingCollective:
                 raise CollectiveAborted(f"rank {self.rank}: {exc}") from exc
             raise
 
-    def _transfer(self, kind: int, step: int, send: list, recv: list, deadline: float):
-        send_bytes = sum(v.nbytes for v in send)
-        recv_bytes = sum(v.nbytes for v in recv)
-        _HEADER.pack_into(self._send_header, 0, _MAGIC, kind, self._calls, step, send_bytes)
+    def _transfer(self, kind: int, step: int, send: list, into, deadline: float):
+        """Send ``send`` (byte views) to the successor while receiving the
+        predecessor's message: its header, then the payload into ``into(size)``."""
+        _HEADER.pack_into(self._send_header, 0, _MAGIC, kind, self._calls, step,
+                          sum(v.nbytes for v in send))
         send = [memoryview(self._send_header), *(v for v in send if v.nbytes)]
-        recv = [memoryview(self._recv_header), *(v for v in recv if v.nbytes)]
-        received, checked = 0, False
+        recv, header = [memoryview(self._recv_header)], True
         while send or recv:
             moved = False
             if send:
@@ -428,22 +371,24 @@ class RingCollective:
                 if got == 0:
                     raise self._failure((self.rank - 1) % self.world, "closed")
                 if got > 0:
-                    recv, moved, received = _advance(recv, got), True, received + got
-                if not checked and received >= _HEADER.size:
-                    self._check_header(kind, step, recv_bytes)
-                    checked = True
+                    recv, moved = _advance(recv, got), True
+                    if header and not recv:  # the header is in: now the payload
+                        header = False
+                        size = self._check_header(kind, step)
+                        recv = [v for v in into(size) if v.nbytes]
             if not moved and (send or recv):
                 self._wait(bool(send), bool(recv), deadline)
 
-    def _check_header(self, kind: int, step: int, size: int) -> None:
-        magic, got_kind, call, got_step, got_size = _HEADER.unpack(self._recv_header)
-        if (magic, got_kind, call, got_step, got_size) != (_MAGIC, kind, self._calls, step,
-                                                           size):
+    def _check_header(self, kind: int, step: int) -> int:
+        """The payload size of a header that is the expected one (else ValueError)."""
+        magic, got_kind, call, got_step, size = _HEADER.unpack(self._recv_header)
+        if (magic, got_kind, call, got_step) != (_MAGIC, kind, self._calls, step):
             raise ValueError(
-                f"rank {self.rank} expected (kind={kind}, call={self._calls}, step={step}, "
-                f"bytes={size}) from rank {(self.rank - 1) % self.world}. Received: "
-                f"(magic={magic!r}, kind={got_kind}, call={call}, step={got_step}, "
-                f"bytes={got_size}); the ranks called different collectives")
+                f"rank {self.rank} expected (kind={kind}, call={self._calls}, step={step}) "
+                f"from rank {(self.rank - 1) % self.world}. Received: (magic={magic!r}, "
+                f"kind={got_kind}, call={call}, step={got_step}, bytes={size}); the ranks "
+                f"called different collectives")
+        return size
 
     def _wait(self, sending: bool, receiving: bool, deadline: float) -> None:
         key = "both" if sending and receiving else ("out" if sending else "in")
@@ -470,8 +415,8 @@ class RingCollective:
             return
         with conn:
             try:
-                conn.settimeout(_ACCEPT_READ_TIMEOUT)
-                magic, kind = struct.unpack_from("<4sI", _recv_exact(conn, _HEADER.size))
+                conn.settimeout(ACCEPT_READ_TIMEOUT)
+                magic, kind = struct.unpack_from("<4sI", recv_exact(conn, _HEADER.size))
             except OSError:
                 return
         if magic == _MAGIC and kind == _ABORT:
