@@ -1,6 +1,9 @@
 """The TCP ring collective: the documented reduction order bit for bit on every rank, a
 meta gather in rank order, None and meta-only exchanges, abort, time-outs, a killed
-peer, argument errors, and ``launch(..., transport="ring")`` equal to local ``fit``."""
+peer, argument errors, and ``launch(..., transport="ring")`` equal to local ``fit``.
+Ranges (gradient buckets): the bytes of the whole exchange, from another thread, a
+control exchange meeting a range, abort and a killed peer mid-bucket; bucketed
+replicas equal unbucketed ones and local ``fit``."""
 
 from __future__ import annotations
 
@@ -16,9 +19,17 @@ import time
 import numpy as np
 import pytest
 
-from lamina.distribute import local, ring
+import lamina
+from lamina import layers
+from lamina.backend.autodiff import gradient_ready_hook, gradients
+from lamina.distribute import buckets, local, ring
 from lamina.distribute.shm import CollectiveAborted
+from tests.sdk.distribute.test_buckets import (_mlp_loss, _mlp_variables,
+                                               _no_reducer_within)
 from tests.sdk.distribute.test_data_parallel import COMPILE, _cnn, _data, _lstm, _mlp
+
+sys.path.insert(0, os.path.dirname(__file__))
+import bucket_replica  # noqa: E402  (spawned replicas import it by name)
 
 SDK = os.path.join(os.path.dirname(__file__), "..", "..", "..", "sdk")
 
@@ -372,3 +383,186 @@ def _check_ring_fit(model, shape, world):
     for key, values in reference["history"].items():
         np.testing.assert_allclose(results[0]["history"][key], values, rtol=1e-5,
                                    err_msg=key)
+
+
+# -- ranges (gradient buckets) -----------------------------------------------------------
+@pytest.mark.parametrize("world", [2, 3, 4])
+def test_range_exchanges_give_the_whole_exchange_bytes(world):
+    """In place (staging) from another thread, and copied prefixes: each element summed
+    as the whole exchange sums it at that position."""
+    n = 1001
+    values = np.random.default_rng(world).normal(size=(world, n)).astype(np.float32)
+    ranges = [(0, n), (0, 1), (3, 700), (333, 334), (500, n), (10, 10)]
+
+    def body(collective, rank):
+        assert collective.accepts_prefix
+        send, result = collective.staging()
+        assert send is collective.slot and result is collective.result
+        whole = collective.exchange(values[rank])[0].copy()
+        got = []
+
+        def reducer():  # as the buckets' reducer thread does it
+            for lo, hi in ranges:
+                send[:] = np.nan  # outside the range: never read
+                send[lo:hi] = values[rank, lo:hi]
+                total, metas = collective.exchange(send[lo:hi], [rank, lo])
+                assert total.size == hi - lo and (hi == lo or np.shares_memory(total, result))
+                got.append((total.copy(), metas))
+            got.append(collective.exchange(values[rank, :400] * 2, scale=0.5)[0].copy())
+
+        thread = threading.Thread(target=reducer)
+        thread.start()
+        thread.join(30)
+        return whole, got
+
+    results, errors = _run_ranks(world, n, body)
+    assert not errors, errors
+    expected = _ring_order_sum(values)
+    for whole, got in results.values():
+        assert whole.tobytes() == expected.tobytes()
+        for (lo, hi), (total, metas) in zip(ranges, got):
+            assert total.tobytes() == expected[lo:hi].tobytes()
+            np.testing.assert_array_equal(metas[:, :2], [[r, lo] for r in range(world)])
+        assert got[-1].tobytes() == expected[:400].tobytes()  # a copied prefix
+
+
+def test_a_control_exchange_meeting_a_range_gathers_the_metas():
+    """The chief's ``exchange(None)`` against its peers' first bucket: another payload
+    size is read and dropped, the meta rows arrive, and the ring goes on."""
+    def body(collective, rank):
+        if rank == 0:
+            _, metas = collective.exchange(None, [7.0])
+        else:
+            collective.slot[:] = 1.0
+            _, metas = collective.exchange(collective.slot[2:5], [rank])
+        total = collective.exchange(np.full(6, rank + 1, np.float32))[0].copy()
+        return metas, total
+
+    results, errors = _run_ranks(3, 6, body)
+    assert not errors, errors
+    for metas, total in results.values():
+        np.testing.assert_array_equal(metas[:, 0], [7, 1, 2])
+        np.testing.assert_array_equal(total, np.full(6, 6.0))
+
+
+def test_abort_from_another_thread_ends_a_range_exchange_at_once():
+    def body(collective, rank):
+        if rank == 1:
+            time.sleep(1.0)  # late: rank 0 gave up meanwhile
+            with pytest.raises(CollectiveAborted):
+                collective.exchange(collective.slot[:3])
+            return None
+        timer = threading.Timer(0.2, collective.abort, args=("the step was interrupted",))
+        timer.start()
+        start = time.monotonic()
+        with pytest.raises(CollectiveAborted, match="the step was interrupted"):
+            collective.exchange(collective.slot[:3])
+        timer.join()
+        return time.monotonic() - start
+
+    results, errors = _run_ranks(2, 8, body)
+    assert not errors, errors
+    assert 0.2 <= results[0] < 0.9
+
+
+def test_a_killed_peer_mid_bucket_ends_the_reducer_and_raises():
+    """Ranks 0 and 1 bucket a step's gradients while rank 2 (a process) is killed: the
+    bucket in flight fails on both within seconds and their reducer threads end."""
+    env = dict(os.environ, PYTHONPATH=os.path.abspath(SDK))
+    peer = subprocess.Popen([sys.executable, "-c", _PEER], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        endpoints, addresses = _group(2)
+        endpoints.append(None)
+        addresses.append(tuple(json.loads(peer.stdout.readline())))
+        peer.stdin.write(json.dumps(addresses) + "\n")
+        peer.stdin.flush()
+
+        def body(collective, rank):
+            collective.exchange(np.ones(1000, np.float32))  # the peer's one exchange
+            variables = _mlp_variables()
+            bucketed = buckets.Buckets(collective, variables, 16 / 2**20)
+            x = np.ones((3, 6), np.float32)
+            with gradient_ready_hook(bucketed.hook(0.5)):
+                grads = gradients(_mlp_loss(variables, x), variables)
+            assert bucketed.count == 5
+            start = time.monotonic()
+            with pytest.raises(CollectiveAborted, match="lost the connection"):
+                bucketed.finish(grads)  # bucket 0 waits for the killed peer
+            return time.monotonic() - start
+
+        def kill_when_ready():
+            assert peer.stdout.readline().strip() == "ready"
+            time.sleep(0.3)
+            peer.send_signal(signal.SIGKILL)
+
+        timer = threading.Thread(target=kill_when_ready)
+        timer.start()
+        results, errors = _run_ranks(3, 1000, body, m=2, timeout=30, ranks=[0, 1],
+                                     group=(endpoints, addresses))
+        timer.join(30)
+        assert not errors, errors
+        assert all(waited < 5 for waited in results.values())  # not the 30 s timeout
+        assert _no_reducer_within(2)
+    finally:
+        peer.kill()
+        peer.wait(10)
+        peer.stdin.close()
+        peer.stdout.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("world", [2, 3])
+def test_bucketed_ring_replicas_equal_unbucketed_and_local_fit(monkeypatch, world):
+    """Dropout and shuffle. With 2 ranks bucketed == unbucketed bit for bit (a sum of
+    two is the same either way round); with 3, a variable's chunk (its order) may
+    move with the bucket layout: equal to rounding, replicas still bit-identical."""
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 60)
+    x = rng.normal(size=(60, 12)).astype(np.float32) + y[:, None]
+    model = lamina.Sequential([layers.Input((12,)), layers.Dense(16, activation="relu"),
+                               layers.Dropout(0.3), layers.Dense(8, activation="relu"),
+                               layers.Dense(3, activation="softmax")])
+    size = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    fit = {"batch_size": 20, "epochs": 3, "shuffle": True}
+    runs = {}
+    for cap in ("0", "0.00005"):  # off; ~13 floats a bucket
+        monkeypatch.setenv("LAMINA_BUCKET_CAP_MB", cap)
+        runs[cap] = local.launch(bucket_replica.fit_and_count, world, model.to_json(),
+                                 COMPILE, 5, x, y, fit, n=size, transport="ring",
+                                 timeout=120)
+    assert [r["buckets"] for r in runs["0.00005"]] == [4] * world
+    assert [r["staged"] for r in runs["0.00005"]] == [True] * world
+    assert [r["buckets"] for r in runs["0"]] == [0] * world
+    for run in runs.values():
+        for result in run[1:]:
+            for a, b in zip(run[0]["weights"], result["weights"]):
+                assert a.tobytes() == b.tobytes()
+    plain, bucketed = runs["0"][0]["weights"], runs["0.00005"][0]["weights"]
+    for a, b in zip(plain, bucketed):
+        if world == 2:
+            assert a.tobytes() == b.tobytes()
+        else:
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    single = local.fit_replica(model.to_json(), COMPILE, 5, x, y, fit)
+    for a, b in zip(single["weights"], bucketed):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_the_chiefs_stop_and_abort_meet_a_bucket_over_the_ring(monkeypatch):
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 3, 100)
+    x = rng.normal(size=(100, 12)).astype(np.float32) + y[:, None]
+    model = lamina.Sequential([layers.Input((12,)), layers.Dense(16, activation="relu"),
+                               layers.Dense(3, activation="softmax")])
+    monkeypatch.setenv("LAMINA_BUCKET_CAP_MB", "0.00005")
+    for abort in (False, True):
+        results = local.launch(bucket_replica.fit_until_the_chief_stops, 2, model.to_json(),
+                               COMPILE, x, y, {"batch_size": 20, "epochs": 3}, 2, abort,
+                               n=300, transport="ring", timeout=60)
+        assert [r["buckets"] for r in results] == [3, 3]
+        assert [r["aborted"] for r in results] == [abort, abort]
+        assert [r["iterations"] for r in results] == [3, 3]
+        for a, b in zip(results[0]["weights"], results[1]["weights"]):
+            assert a.tobytes() == b.tobytes()
