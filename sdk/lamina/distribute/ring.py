@@ -66,11 +66,20 @@ import time
 
 import numpy as np
 
-from lamina.distribute.ring_setup import (ABORT as _ABORT, ACCEPT_READ_TIMEOUT,
-                                          BARRIER as _BARRIER, DATA as _DATA,
-                                          HEADER as _HEADER, MAGIC as _MAGIC, Endpoint,
-                                          abort, connect, listen, recv_exact)
-from lamina.distribute.ring_setup import shut as _shut
+from lamina.distribute.ring_setup import (
+    ABORT,
+    ACCEPT_READ_TIMEOUT,
+    BARRIER,
+    DATA,
+    HEADER,
+    MAGIC,
+    Endpoint,
+    abort,
+    connect,
+    listen,
+    recv_exact,
+    shut,
+)
 from lamina.distribute.shm import CollectiveAborted
 
 __all__ = ["Endpoint", "RingCollective", "abort", "listen"]
@@ -147,7 +156,7 @@ class RingCollective:
         self._views = {name: memoryview(array).cast("B") for name, array in
                        (("slot", self._slot), ("result", self.result),
                         ("scratch", self._scratch), ("metas", self._metas.reshape(-1)))}
-        self._send_header, self._recv_header = (bytearray(_HEADER.size) for _ in "sr")
+        self._send_header, self._recv_header = (bytearray(HEADER.size) for _ in "sr")
         self._calls = 0
         self._ranges = self._chunks  # this call's chunks, clipped to its range
         self._call_lock = threading.Lock()  # one call at a time, from any thread
@@ -274,8 +283,8 @@ class RingCollective:
         with self._lock:
             if self._abort_reason is None:
                 self._abort_reason = reason
-            _shut(self._next)
-            _shut(self._prev)
+            shut(self._next)
+            shut(self._prev)
             with contextlib.suppress(OSError):
                 self._wake_w.send(b"a")
 
@@ -292,13 +301,13 @@ class RingCollective:
             out, into = (r - s) % w, (r - s - 1) % w
             (a, b), (c, d) = chunks[out], chunks[into]
             source = views["slot"] if s == 0 else views["result"]
-            yield (_DATA, s, [views["metas"][m8 * out:m8 * (out + 1)], source[4 * a:4 * b]],
+            yield (DATA, s, [views["metas"][m8 * out:m8 * (out + 1)], source[4 * a:4 * b]],
                    self._landing(views["metas"][m8 * into:m8 * (into + 1)],
                                  views["scratch"][:4 * (d - c)]))
             np.add(self._scratch[:d - c], self._slot[c:d], out=self.result[c:d])
         for s in range(w - 1):  # all-gather of the finished chunks
             (a, b), (c, d) = chunks[(r + 1 - s) % w], chunks[(r - s) % w]
-            yield (_DATA, w - 1 + s, [views["result"][4 * a:4 * b]],
+            yield (DATA, w - 1 + s, [views["result"][4 * a:4 * b]],
                    self._landing(views["metas"][:0], views["result"][4 * c:4 * d]))
 
     def _landing(self, meta, floats):
@@ -319,7 +328,7 @@ class RingCollective:
 
     def _barrier_steps(self):
         for s in range(self.world - 1):
-            yield _BARRIER, s, [], lambda size: []
+            yield BARRIER, s, [], lambda size: []
 
     def _check_usable(self) -> None:
         if self._abort_reason is not None:
@@ -346,7 +355,7 @@ class RingCollective:
     def _transfer(self, kind: int, step: int, send: list, into, deadline: float):
         """Send ``send`` (byte views) to the successor while receiving the
         predecessor's message: its header, then the payload into ``into(size)``."""
-        _HEADER.pack_into(self._send_header, 0, _MAGIC, kind, self._calls, step,
+        HEADER.pack_into(self._send_header, 0, MAGIC, kind, self._calls, step,
                           sum(v.nbytes for v in send))
         send = [memoryview(self._send_header), *(v for v in send if v.nbytes)]
         recv, header = [memoryview(self._recv_header)], True
@@ -381,8 +390,8 @@ class RingCollective:
 
     def _check_header(self, kind: int, step: int) -> int:
         """The payload size of a header that is the expected one (else ValueError)."""
-        magic, got_kind, call, got_step, size = _HEADER.unpack(self._recv_header)
-        if (magic, got_kind, call, got_step) != (_MAGIC, kind, self._calls, step):
+        magic, got_kind, call, got_step, size = HEADER.unpack(self._recv_header)
+        if (magic, got_kind, call, got_step) != (MAGIC, kind, self._calls, step):
             raise ValueError(
                 f"rank {self.rank} expected (kind={kind}, call={self._calls}, step={step}) "
                 f"from rank {(self.rank - 1) % self.world}. Received: (magic={magic!r}, "
@@ -416,10 +425,10 @@ class RingCollective:
         with conn:
             try:
                 conn.settimeout(ACCEPT_READ_TIMEOUT)
-                magic, kind = struct.unpack_from("<4sI", recv_exact(conn, _HEADER.size))
+                magic, kind = struct.unpack_from("<4sI", recv_exact(conn, HEADER.size))
             except OSError:
                 return
-        if magic == _MAGIC and kind == _ABORT:
+        if magic == MAGIC and kind == ABORT:
             self._abort_reason = "the ring was aborted by its driver"
             raise CollectiveAborted(f"rank {self.rank}: {self._abort_reason}")
 
@@ -432,7 +441,7 @@ class RingCollective:
     def _close_sockets(self) -> None:
         with self._lock:
             for sock in (self._next, self._prev):
-                _shut(sock)
+                shut(sock)
                 if sock is not None:
                     sock.close()
             self._endpoint.close()

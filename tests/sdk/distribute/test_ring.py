@@ -24,8 +24,7 @@ from lamina import layers
 from lamina.backend.autodiff import gradient_ready_hook, gradients
 from lamina.distribute import buckets, local, ring
 from lamina.distribute.shm import CollectiveAborted
-from tests.sdk.distribute.test_buckets import (_mlp_loss, _mlp_variables,
-                                               _no_reducer_within)
+from tests.sdk.distribute.test_buckets import _mlp_loss, _mlp_variables, _no_reducer_within
 from tests.sdk.distribute.test_data_parallel import COMPILE, _cnn, _data, _lstm, _mlp
 
 sys.path.insert(0, os.path.dirname(__file__))
