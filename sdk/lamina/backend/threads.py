@@ -10,7 +10,9 @@ BLAS thread count to the load would make seeded runs differ from run to run.
 
 So, by default (policy ``"auto"``), the first Lamina operation in a process sets BLAS
 to ONE thread, and Lamina parallelises itself: a large GEMM or elementwise pass is cut
-into parts whose boundaries depend only on the shapes, and the parts are claimed one by
+into parts whose boundaries depend only on the shapes (a GEMM's may also follow the
+thread count where its parts give the bits of one BLAS call: see
+:mod:`lamina.backend.parallel`), and the parts are claimed one by
 one by the calling thread and ``cores - 1`` persistent workers (``cores`` = this
 process's CPU affinity, capped by the BLAS thread count the user had). Results are
 therefore bit-identical whatever the load or the number of workers. When a worker is
