@@ -234,6 +234,7 @@ class _Pool:
             if job is None:
                 return
             job.work(timed=True)
+            job = None  # idle without holding the job's closure (and the arrays it uses)
 
     def shutdown(self):
         for _ in self.threads:

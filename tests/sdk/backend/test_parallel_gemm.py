@@ -242,3 +242,29 @@ def test_fork_with_a_running_worker(pool_of_two):
     assert parent.recv() == (512.0, 4, 1)
     proc.join(10)
     assert proc.exitcode == 0
+
+
+def test_an_idle_worker_holds_no_finished_job(pool_of_two):
+    import gc
+    import weakref
+
+    class Payload:
+        pass
+
+    payload = Payload()
+    ref = weakref.ref(payload)
+    ran_on = set()
+
+    def part(i, held=payload):
+        ran_on.add(threading.current_thread().name)
+        time.sleep(0.002)
+
+    for _ in range(50):  # until the worker has run a part of the job
+        threads.parallel_for(4, part)
+        if len(ran_on) > 1:
+            break
+    assert len(ran_on) > 1
+    del part, payload
+    time.sleep(0.05)  # the worker has gone back to waiting for the next job
+    gc.collect()
+    assert ref() is None
