@@ -155,6 +155,21 @@ def test_nan_in_data_is_refused():
         model.fit(x, y, verbose=0)
 
 
+def test_finite_check_by_sum_falls_back_element_by_element():
+    from lamina.models.data import check_finite
+
+    big = np.full((4, 3), 1e308)  # finite, but its sum overflows
+    check_finite((big,), "x")
+    opposite = np.array([[np.inf, -np.inf]], np.float32)  # sums to NaN
+    with pytest.raises(ValueError, match=r"`y` contains NaN.*\(0, 0\)"):
+        check_finite((opposite,), "y")
+    half = np.ones((5, 2), np.float16)
+    half[4, 1] = np.inf
+    with pytest.raises(ValueError, match=r"`x` contains NaN.*\(4, 1\)"):
+        check_finite((half,), "x")
+    check_finite((np.array([1 + 2j, 3 - 1j]),), "x")
+
+
 def test_wrong_input_shape_named():
     model = make_model()
     model.compile(optimizer="sgd", loss="mse")
