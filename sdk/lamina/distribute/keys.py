@@ -32,6 +32,8 @@ _GOLDEN32 = np.uint32(0x9E3779B9)
 _F1 = np.uint32(0x85EBCA6B)
 _F2 = np.uint32(0xC2B2AE35)
 
+_MASK64 = (1 << 64) - 1
+
 _CONTEXT: dict | None = None
 
 
@@ -99,10 +101,19 @@ def sample_keys(stream: int, batch: int) -> np.ndarray | None:
         return None
     call = context["calls"].get(stream, 0)
     context["calls"][stream] = call + 1
+    base = _mix_int(stream ^ ((context["epoch"] + 1) * int(_EPOCH) & _MASK64))
+    base = _mix_int(base ^ ((call + 1) * int(_CALL) & _MASK64))
     with np.errstate(over="ignore"):
-        base = _mix(np.array([stream], np.uint64) ^ (np.uint64(context["epoch"] + 1) * _EPOCH))
-        base = _mix(base ^ (np.uint64(call + 1) * _CALL))
-        return _mix(context["rows"] * _GOLDEN + base)
+        return _mix(context["rows"] * _GOLDEN + np.uint64(base))
+
+
+def _mix_int(z: int) -> int:
+    """:func:`_mix` of one 64-bit Python int (same bits, without numpy's per-call cost)."""
+    z ^= z >> 30
+    z = z * int(_M1) & _MASK64
+    z ^= z >> 27
+    z = z * int(_M2) & _MASK64
+    return z ^ (z >> 31)
 
 
 def _bits(keys: np.ndarray, shape) -> np.ndarray:
@@ -116,17 +127,26 @@ def _bits(keys: np.ndarray, shape) -> np.ndarray:
 
 def _bits32(keys: np.ndarray, shape) -> np.ndarray:
     """Hashed 32-bit values (MurmurHash3's finaliser of the sample key's 32-bit fold
-    xor a Weyl counter): a third of the 64-bit cost, as fast as a sequential draw."""
+    xor a Weyl counter): a third of the 64-bit cost, as fast as a sequential draw.
+
+    The finaliser's first ``z ^= z >> 16`` distributes over the xor of row and column
+    terms, so it is applied to the (small) row and column vectors before broadcasting;
+    the remaining shifts reuse one scratch array.
+    """
     inner = int(np.prod(shape[1:], dtype=np.int64))
     folded = ((keys >> np.uint64(32)) ^ keys).astype(np.uint32)
+    folded ^= folded >> np.uint32(16)
     with np.errstate(over="ignore"):
         counters = np.arange(1, inner + 1, dtype=np.uint32) * _GOLDEN32
+        counters ^= counters >> np.uint32(16)
         z = folded[:, None] ^ counters[None, :]
-        z ^= z >> np.uint32(16)
+        tmp = np.empty_like(z)
         z *= _F1
-        z ^= z >> np.uint32(13)
+        np.right_shift(z, np.uint32(13), out=tmp)
+        z ^= tmp
         z *= _F2
-        z ^= z >> np.uint32(16)
+        np.right_shift(z, np.uint32(16), out=tmp)
+        z ^= tmp
     return z.reshape(shape)
 
 
