@@ -84,3 +84,33 @@ def test_noise_layers_use_keys_inside_fit_only():
     np.testing.assert_array_equal(a[3:], b)
     outside = np.asarray(noise(x, training=True).data)  # the layer's generator
     assert not np.array_equal(outside, a)
+
+
+def _splitmix_final(z):
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9 % 2**64
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EB % 2**64
+    return z ^ (z >> 31)
+
+
+def _murmur_final(h):
+    h = (h ^ (h >> 16)) * 0x85EBCA6B % 2**32
+    h = (h ^ (h >> 13)) * 0xC2B2AE35 % 2**32
+    return h ^ (h >> 16)
+
+
+def test_hashes_match_a_plain_python_reference():
+    # The documented construction, one Python int at a time: SplitMix64's finaliser for
+    # the sample keys, MurmurHash3's 32-bit finaliser of (folded key xor Weyl counter).
+    stream, epoch, rows = 2**64 - 12345, 7, [0, 3, 2**40 + 1]
+    with keys.batch_keys(epoch, rows):
+        keys.sample_keys(stream, 3)  # the second call of this stream in the batch
+        got = keys.sample_keys(stream, 3)
+    base = _splitmix_final(stream ^ (epoch + 1) * 0xD1B54A32D192ED03 % 2**64)
+    base = _splitmix_final(base ^ 2 * 0x8CB92BA72F3D8DD7 % 2**64)
+    want = [_splitmix_final((r * 0x9E3779B97F4A7C15 + base) % 2**64) for r in rows]
+    assert got.tolist() == want
+    bits = keys._bits32(got, (3, 2, 3))
+    for i, key in enumerate(want):
+        folded = ((key >> 32) ^ key) % 2**32
+        row = [_murmur_final(folded ^ (j * 0x9E3779B9 % 2**32)) for j in range(1, 7)]
+        assert bits[i].reshape(-1).tolist() == row
