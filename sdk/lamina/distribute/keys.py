@@ -19,7 +19,9 @@ None and layers use their sequential generator as before.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
+import math
 
 import numpy as np
 
@@ -66,8 +68,9 @@ def _mix(z: np.ndarray) -> np.ndarray:
     return z
 
 
+@functools.lru_cache(maxsize=4096)
 def stream_key(seed: int, name: str) -> int:
-    """A 64-bit stream key from a seed and a name."""
+    """A 64-bit stream key from a seed and a name (cached: layers ask every batch)."""
     digest = hashlib.blake2b(f"{int(seed)}:{name}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little")
 
@@ -118,7 +121,7 @@ def _mix_int(z: int) -> int:
 
 def _bits(keys: np.ndarray, shape) -> np.ndarray:
     """Hashed 64-bit values, one per element of ``shape`` (``shape[0] == len(keys)``)."""
-    inner = int(np.prod(shape[1:], dtype=np.int64))
+    inner = math.prod(int(n) for n in shape[1:])
     with np.errstate(over="ignore"):
         counters = np.arange(1, inner + 1, dtype=np.uint64) * _GOLDEN
         z = keys[:, None] + counters[None, :]
@@ -133,7 +136,7 @@ def _bits32(keys: np.ndarray, shape) -> np.ndarray:
     terms, so it is applied to the (small) row and column vectors before broadcasting;
     the remaining shifts reuse one scratch array.
     """
-    inner = int(np.prod(shape[1:], dtype=np.int64))
+    inner = math.prod(int(n) for n in shape[1:])
     folded = ((keys >> np.uint64(32)) ^ keys).astype(np.uint32)
     folded ^= folded >> np.uint32(16)
     with np.errstate(over="ignore"):
