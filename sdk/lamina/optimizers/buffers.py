@@ -7,6 +7,8 @@ A ``Unit`` is what ``update_step`` receives: a whole segment or one variable's v
 
 from __future__ import annotations
 
+import bisect
+
 import numpy as np
 
 
@@ -73,7 +75,7 @@ class Segment:
 def gather(pieces, offsets, out: np.ndarray, lo: int, hi: int) -> None:
     """Copy ``out[lo:hi]`` of the concatenation of the flat ``pieces`` (piece ``j``
     starts at ``offsets[j]``): ``np.concatenate(pieces, out=out)``, one range of it."""
-    j = int(np.searchsorted(offsets, lo, side="right")) - 1
+    j = bisect.bisect_right(offsets, lo) - 1  # offsets: a sorted list of ints
     while lo < hi:
         start, stop = offsets[j], offsets[j + 1]
         end = min(hi, stop)
