@@ -172,9 +172,12 @@ class SharedMemoryCollective:
 
     # -- barrier ------------------------------------------------------------------------
     def _barrier(self) -> float:
+        arrive, header, sleeping = self._arrive, self._header, self._sleeping
+        if header[3]:  # an aborted group completes no more exchanges, even one its
+            # peers already arrived at (the wait below only looks while it waits)
+            raise CollectiveAborted(f"collective {self.path.name} was aborted")
         self._count += 1
         target = self._count
-        arrive, header, sleeping = self._arrive, self._header, self._sleeping
         arrive[self.rank] = target
         for peer, asleep in enumerate(sleeping.tolist()):  # a snapshot: peers change it
             if asleep and peer != self.rank:
