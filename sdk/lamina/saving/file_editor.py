@@ -21,7 +21,6 @@ import io
 import json
 import os
 
-import h5py
 import numpy as np
 
 from lamina.saving import h5_store, keras_file, limits, object_store
@@ -46,6 +45,7 @@ def _extract(group, metadata: dict, inner_path: str = "", depth: int = 0):
 
 def _entry(group, key, metadata, path, depth):
     """A dataset as an array; an object's group as a dict (its ``vars`` folded in)."""
+    import h5py
     h5_store._link_check(group, key)
     value = group[key]
     if isinstance(value, h5py.Dataset):
@@ -272,6 +272,7 @@ class KerasFileEditor:
         Raises:
             ValueError: for another extension or a non-numeric weight.
         """
+        import h5py
         filepath = os.fspath(filepath)
         if not filepath.endswith(".weights.h5"):
             raise ValueError("Invalid `filepath` argument: expected a `.weights.h5` extension. "

@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import TYPE_CHECKING
 
-import h5py
 import numpy as np
 
 from lamina.saving import limits, object_store
 from lamina.utils.naming import to_snake_case
+
+if TYPE_CHECKING:  # imported where used: h5py costs ~12 MB at `import lamina`
+    import h5py
 
 # Attributes of Lamina's base classes that hold no saveable children of their own.
 _SKIP = frozenset({
@@ -127,6 +130,7 @@ def save_state(model, h5file: h5py.File, include_optimizer: bool = True) -> None
 
 # -- reading -------------------------------------------------------------------------------
 def _link_check(parent, key: str) -> None:
+    import h5py
     link = parent.get(key, getlink=True)
     if isinstance(link, (h5py.ExternalLink, h5py.SoftLink)):
         raise ValueError(
@@ -136,6 +140,7 @@ def _link_check(parent, key: str) -> None:
 
 def safe_group(root, path: str):
     """The group at ``path``, or None if absent; refuses links on the way."""
+    import h5py
     node = root
     for part in [p for p in path.split("/") if p]:
         if part not in node:
@@ -155,6 +160,7 @@ def safe_read(group, key: str, expected_shape=None) -> np.ndarray:
         ValueError: for links, external/virtual storage, non-numeric dtypes, a shape over
             the size cap or different from ``expected_shape``, or unreadable data.
     """
+    import h5py
     _link_check(group, key)
     dataset = group[key]
     where = f"{group.name}/{key}"
@@ -238,6 +244,7 @@ def load_state(model, h5file, skip_mismatch: bool = False, include_optimizer: bo
 
 def open_h5(source, what: str):
     """Open an HDF5 file (path or file object) read-only, with a clear error if corrupt."""
+    import h5py
     try:
         return h5py.File(source, "r")
     except (OSError, ValueError) as exc:

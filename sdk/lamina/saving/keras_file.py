@@ -12,8 +12,6 @@ import io
 import json
 import zipfile
 
-import h5py
-
 from lamina.saving import h5_store, limits, object_store
 from lamina.saving.file_utils import atomic_path
 
@@ -26,6 +24,7 @@ _BOMB_FLOOR = 4 * 2**30
 
 def weights_bytes(model, include_optimizer: bool = True) -> bytes:
     """The ``model.weights.h5`` member as bytes."""
+    import h5py
     buffer = io.BytesIO()
     with h5py.File(buffer, "w") as h5file:
         h5_store.save_state(model, h5file, include_optimizer=include_optimizer)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 
-import h5py
 import numpy as np
 
 from lamina.saving import h5_store
@@ -146,6 +145,8 @@ def save_weights_to_group(group, model) -> None:
 
 def save_legacy_h5(model, filepath, overwrite: bool = True, include_optimizer: bool = True):
     """Write ``model`` to a legacy ``.h5`` file atomically."""
+    import h5py
+
     from lamina.saving.serialization import KERAS_VERSION, serialize_keras_object
 
     config = serialize_keras_object(model)

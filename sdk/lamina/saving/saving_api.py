@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import os
 
-import h5py
-
 from lamina.saving import h5_store, keras_file, legacy_h5, sharded_h5
 from lamina.saving.file_utils import atomic_path
 
@@ -99,6 +97,7 @@ def save_weights(model, filepath, overwrite=True, max_shard_size=None, **kwargs)
     Raises:
         ValueError: if the name does not fit, or for a bad ``max_shard_size``.
     """
+    import h5py
     path = _path(filepath)
     include_optimizer = kwargs.pop("include_optimizer", True)
     if kwargs:

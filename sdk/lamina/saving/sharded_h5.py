@@ -28,12 +28,15 @@ import os
 import pathlib
 import tempfile
 import warnings
+from typing import TYPE_CHECKING
 
-import h5py
 import numpy as np
 
 from lamina.saving import h5_store, limits, object_store
 from lamina.saving.file_utils import atomic_path
+
+if TYPE_CHECKING:  # imported where used: h5py costs ~12 MB at `import lamina`
+    import h5py
 
 _BITS = {"b": 1}  # Keras counts a bool as one bit (dtype_utils.DTYPE_TO_SIZE)
 _MAX_SHARDS = 100_000
@@ -90,6 +93,7 @@ class _ShardWriter:
         self._new_shard()
 
     def _new_shard(self) -> None:
+        import h5py
         if self.h5 is not None:
             self.h5.close()
         name = shard_name(self.index_file, len(self.files))
@@ -253,6 +257,7 @@ def merged_weights(filepath) -> h5py.File:
     Raises:
         ValueError: for invalid indexes, missing or corrupt shards, hostile content.
     """
+    import h5py
     path, weight_map = read_index(filepath)
     merged = h5py.File(io.BytesIO(), "w")
     opened: dict = {}
