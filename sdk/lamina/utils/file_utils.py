@@ -19,9 +19,6 @@ import stat
 import sys
 import tarfile
 import tempfile
-import urllib.error
-import urllib.parse
-import urllib.request
 import warnings
 import zipfile
 
@@ -222,6 +219,8 @@ class _DownloadProgress:
 
 def _download(origin: str, part: str, timeout: float = 60.0) -> None:
     """Fetch ``origin`` into ``part``, continuing an existing partial file if possible."""
+    import urllib.error
+    import urllib.request
     have = os.path.getsize(part) if os.path.exists(part) else 0
     request = urllib.request.Request(origin)
     if have:
@@ -291,6 +290,8 @@ def get_file(fname=None, origin=None, untar=False, md5_hash=None, file_hash=None
         OSError: when the download fails (the message names the URL and the cache path;
             the partial file is kept and the next call resumes it).
     """
+    import urllib.error
+    import urllib.parse
     if origin is None:
         raise ValueError('Please specify the "origin" argument (URL of the file to '
                          "download). Received: origin=None")
