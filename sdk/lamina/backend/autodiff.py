@@ -225,19 +225,24 @@ def _walk(target, grads, wanted, found, owned):
             continue
         parent_grads = ctx.backward(grad)
         for parent, need, pgrad in zip(ctx.parents, ctx.needs, parent_grads):
-            if not need or pgrad is None:
-                continue
-            pgrad = unbroadcast(pgrad, parent.data.shape)
-            assert pgrad.shape == parent.data.shape, (type(ctx).__name__, pgrad.shape)
-            key = id(parent)
-            previous = grads.get(key)
-            if previous is None:
-                grads[key] = pgrad
-            elif key in owned:
-                previous += pgrad
-            else:
-                grads[key] = previous + pgrad
-                owned.add(key)
+            if need and pgrad is not None:
+                _accumulate(grads, owned, ctx, parent, pgrad)
+
+
+def _accumulate(grads, owned, ctx, parent, pgrad) -> None:
+    """Add ``pgrad`` (un-broadcast to ``parent``'s shape) into ``grads[id(parent)]``,
+    in place once the sum is an array of our own (``owned``)."""
+    pgrad = unbroadcast(pgrad, parent.data.shape)
+    assert pgrad.shape == parent.data.shape, (type(ctx).__name__, pgrad.shape)
+    key = id(parent)
+    previous = grads.get(key)
+    if previous is None:
+        grads[key] = pgrad
+    elif key in owned:
+        previous += pgrad
+    else:
+        grads[key] = previous + pgrad
+        owned.add(key)
 
 
 def _walk_reporting(target, grads, wanted, found, owned, sources, ready):
@@ -272,16 +277,7 @@ def _walk_reporting(target, grads, wanted, found, owned, sources, ready):
                 continue
             key = id(parent)
             if pgrad is not None:
-                pgrad = unbroadcast(pgrad, parent.data.shape)
-                assert pgrad.shape == parent.data.shape, (type(ctx).__name__, pgrad.shape)
-                previous = grads.get(key)
-                if previous is None:
-                    grads[key] = pgrad
-                elif key in owned:
-                    previous += pgrad
-                else:
-                    grads[key] = previous + pgrad
-                    owned.add(key)
+                _accumulate(grads, owned, ctx, parent, pgrad)
             if key in uses:
                 uses[key] -= 1
                 if uses[key] == 0 and key in grads:
