@@ -186,10 +186,7 @@ def gradients(target: Tensor, sources, output_gradient=None) -> list:
         ready = hook(sources) if hook is not None else None
         failed = True
         try:
-            if ready is None:
-                _walk(target, grads, wanted, found, owned)
-            else:
-                _walk_reporting(target, grads, wanted, found, owned, sources, ready)
+            _walk(target, grads, wanted, found, owned, sources, ready)
             failed = False
         finally:
             _state.requested = outer
@@ -212,56 +209,26 @@ def gradients(target: Tensor, sources, output_gradient=None) -> list:
     return results
 
 
-def _walk(target, grads, wanted, found, owned):
-    """Reverse-topological accumulation of ``grads`` from ``target`` down."""
-    for node in reversed(_topological_order(target)):
-        grad = grads.pop(id(node), None)
-        if grad is None:
-            continue
-        if id(node) in wanted:
-            found[id(node)] = grad
-        ctx = node._ctx
-        if ctx is None:
-            continue
-        parent_grads = ctx.backward(grad)
-        for parent, need, pgrad in zip(ctx.parents, ctx.needs, parent_grads):
-            if need and pgrad is not None:
-                _accumulate(grads, owned, ctx, parent, pgrad)
+def _walk(target, grads, wanted, found, owned, sources=(), ready=None):
+    """Reverse-topological accumulation of ``grads`` from ``target`` down.
 
-
-def _accumulate(grads, owned, ctx, parent, pgrad) -> None:
-    """Add ``pgrad`` (un-broadcast to ``parent``'s shape) into ``grads[id(parent)]``,
-    in place once the sum is an array of our own (``owned``)."""
-    pgrad = unbroadcast(pgrad, parent.data.shape)
-    assert pgrad.shape == parent.data.shape, (type(ctx).__name__, pgrad.shape)
-    key = id(parent)
-    previous = grads.get(key)
-    if previous is None:
-        grads[key] = pgrad
-    elif key in owned:
-        previous += pgrad
-    else:
-        grads[key] = previous + pgrad
-        owned.add(key)
-
-
-def _walk_reporting(target, grads, wanted, found, owned, sources, ready):
-    """:func:`_walk`, calling ``ready(index, grad)`` once a source's gradient is final.
-
-    A source's gradient is final once every recorded use of it has run backward, so
-    each source counts its remaining uses (a source used by nodes that get no gradient
-    is reported by nobody here; the caller takes it from the result).
+    With ``ready``, calls ``ready(index, grad)`` once a source's gradient is final: once
+    every recorded use of it has run backward, so each source counts its remaining uses
+    (a source used by nodes that get no gradient is reported by nobody here; the caller
+    takes it from the result).
     """
     order = _topological_order(target)
-    index = {id(s): i for i, s in enumerate(sources)}
-    uses = dict.fromkeys(index, 0)
-    for node in order:
-        if node._ctx is not None:
-            for parent, need in zip(node._ctx.parents, node._ctx.needs):
-                if need and id(parent) in uses:
-                    uses[id(parent)] += 1
-    if id(target) in index:
-        ready(index[id(target)], grads[id(target)])
+    uses, index = {}, {}
+    if ready is not None:
+        index = {id(s): i for i, s in enumerate(sources)}
+        uses = dict.fromkeys(index, 0)
+        for node in order:
+            if node._ctx is not None:
+                for parent, need in zip(node._ctx.parents, node._ctx.needs):
+                    if need and id(parent) in uses:
+                        uses[id(parent)] += 1
+        if id(target) in index:
+            ready(index[id(target)], grads[id(target)])
     for node in reversed(order):
         grad = grads.pop(id(node), None)
         if grad is None:
@@ -282,6 +249,22 @@ def _walk_reporting(target, grads, wanted, found, owned, sources, ready):
                 uses[key] -= 1
                 if uses[key] == 0 and key in grads:
                     ready(index[key], grads[key])
+
+
+def _accumulate(grads, owned, ctx, parent, pgrad) -> None:
+    """Add ``pgrad`` (un-broadcast to ``parent``'s shape) into ``grads[id(parent)]``,
+    in place once the sum is an array of our own (``owned``)."""
+    pgrad = unbroadcast(pgrad, parent.data.shape)
+    assert pgrad.shape == parent.data.shape, (type(ctx).__name__, pgrad.shape)
+    key = id(parent)
+    previous = grads.get(key)
+    if previous is None:
+        grads[key] = pgrad
+    elif key in owned:
+        previous += pgrad
+    else:
+        grads[key] = previous + pgrad
+        owned.add(key)
 
 
 def _memory_owner(array: np.ndarray) -> np.ndarray:
