@@ -65,6 +65,23 @@ def _run_ranks(world, n, body, m=3, timeout=20.0, ranks=None, group=None):
     return results, errors
 
 
+def _ranks_while_peer_killed(peer, body, endpoints, addresses):
+    """Run ``body`` on ranks 0 and 1 of a 3-ring while rank 2 (``peer``, a process that
+    prints "ready") is SIGKILLed 0.3 s after it is ready."""
+    def kill_when_ready():
+        assert peer.stdout.readline().strip() == "ready"
+        time.sleep(0.3)
+        peer.send_signal(signal.SIGKILL)
+
+    timer = threading.Thread(target=kill_when_ready)
+    timer.start()
+    try:
+        return _run_ranks(3, 1000, body, m=2, timeout=30, ranks=[0, 1],
+                          group=(endpoints, addresses))
+    finally:
+        timer.join(30)
+
+
 def _ring_order_sum(contributions):
     """The documented order: chunk c (linspace bounds) is summed from rank c on,
     ((x[c] + x[c+1]) + ...) + x[c-1], in float32."""
@@ -256,7 +273,6 @@ def test_a_killed_peer_makes_the_others_raise_within_the_timeout():
         addresses.append(tuple(json.loads(peer.stdout.readline())))
         peer.stdin.write(json.dumps(addresses) + "\n")
         peer.stdin.flush()
-        timer = None
 
         def body(collective, rank):
             first = collective.exchange(np.ones(1000, np.float32))[0].copy()
@@ -265,16 +281,7 @@ def test_a_killed_peer_makes_the_others_raise_within_the_timeout():
                 collective.exchange(np.ones(1000, np.float32))  # the peer never comes
             return first, time.monotonic() - start
 
-        def kill_when_ready():
-            assert peer.stdout.readline().strip() == "ready"
-            time.sleep(0.3)
-            peer.send_signal(signal.SIGKILL)
-
-        timer = threading.Thread(target=kill_when_ready)
-        timer.start()
-        results, errors = _run_ranks(3, 1000, body, m=2, timeout=30, ranks=[0, 1],
-                                     group=(endpoints, addresses))
-        timer.join(30)
+        results, errors = _ranks_while_peer_killed(peer, body, endpoints, addresses)
         assert not errors, errors
         for first, waited in results.values():
             np.testing.assert_array_equal(first, np.full(1000, 3.0))
@@ -490,16 +497,7 @@ def test_a_killed_peer_mid_bucket_ends_the_reducer_and_raises():
                 bucketed.finish(grads)  # bucket 0 waits for the killed peer
             return time.monotonic() - start
 
-        def kill_when_ready():
-            assert peer.stdout.readline().strip() == "ready"
-            time.sleep(0.3)
-            peer.send_signal(signal.SIGKILL)
-
-        timer = threading.Thread(target=kill_when_ready)
-        timer.start()
-        results, errors = _run_ranks(3, 1000, body, m=2, timeout=30, ranks=[0, 1],
-                                     group=(endpoints, addresses))
-        timer.join(30)
+        results, errors = _ranks_while_peer_killed(peer, body, endpoints, addresses)
         assert not errors, errors
         assert all(waited < 5 for waited in results.values())  # not the 30 s timeout
         assert _no_reducer_within(2)
