@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 
@@ -19,19 +18,6 @@ def _auto_policy():
     threads.set_thread_policy("auto")
     yield
     threads.set_thread_policy("auto")
-
-
-@pytest.fixture
-def pool_of_two():
-    """A worker besides the caller, as outside the tests (conftest caps BLAS at 1)."""
-    if not threads._controller() or len(os.sched_getaffinity(0)) < 2:
-        pytest.skip("needs OpenBLAS through threadpoolctl and two cores")
-    with threadpoolctl.threadpool_limits(2, user_api="blas"):
-        threads.set_thread_policy("auto")
-        threads.tick(now=float("inf"))
-        assert threads.worker_count() == 1
-        yield
-        threads.set_thread_policy("auto")
 
 
 def _one_call(a, b):

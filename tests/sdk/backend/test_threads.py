@@ -198,21 +198,7 @@ def _train_convnet(policy):
     return [w.tobytes() for w in model.get_weights()]
 
 
-def test_seeded_convnet_training_is_bit_identical_with_and_without_workers():
-    import os
-
-    from threadpoolctl import threadpool_limits
-
-    if not threads._controller() or len(os.sched_getaffinity(0)) < 2:
-        pytest.skip("needs OpenBLAS through threadpoolctl and two cores")
-    alone = _train_convnet(1)
-    # tests/conftest.py caps BLAS at one thread, which leaves "auto" without workers:
-    # lift the cap here so that the pool really has a worker besides the caller.
-    with threadpool_limits(2, user_api="blas"):
-        threads.set_thread_policy("auto")
-        threads.tick(now=float("inf"))
-        assert threads.worker_count() == 1
-        with_worker = _train_convnet("auto")
-        assert threads.worker_count() == 1
-    threads.set_thread_policy("auto")
-    assert with_worker == alone
+def test_seeded_convnet_training_is_bit_identical_with_and_without_workers(pool_of_two):
+    with_worker = _train_convnet("auto")
+    assert threads.worker_count() == 1
+    assert with_worker == _train_convnet(1)
