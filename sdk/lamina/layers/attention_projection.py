@@ -15,6 +15,7 @@ import numpy as np
 
 from lamina import ops
 from lamina.backend import attention as _attention
+from lamina.backend import dense_rows
 from lamina.backend.tensor import Tensor
 from lamina.layers.layer import Layer
 
@@ -52,7 +53,7 @@ class _Projection(Layer):
         n_out = math.prod(self.out_shape)
         x = ops.reshape(inputs, (*lead, n_in))
         bias = None if self.bias is None else ops.reshape(self.bias, (n_out,))
-        y = ops.dense(x, ops.reshape(self.kernel, (n_in, n_out)), bias)
+        y = _dense(x, ops.reshape(self.kernel, (n_in, n_out)), bias)
         return ops.reshape(y, (*lead, *self.out_shape))
 
 
@@ -101,6 +102,14 @@ def _project(x, projections, scales):
     if projections[0].bias is not None:
         biases = [_flat_bias(p, s) for p, s in zip(projections, scales)]
         bias = biases[0] if len(biases) == 1 else ops.concatenate(biases, axis=0)
+    return _dense(x, kernel, bias)
+
+
+def _dense(x, kernel, bias):
+    """:func:`lamina.backend.dense_rows.dense` on data (its row-split backward when the
+    rows are many), ``ops.dense`` on symbolic tensors."""
+    if isinstance(x, Tensor):
+        return dense_rows.dense(x, kernel, bias)
     return ops.dense(x, kernel, bias)
 
 

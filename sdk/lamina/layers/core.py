@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from lamina import activations, constraints, initializers, ops, regularizers
+from lamina.backend import dense_rows
+from lamina.backend.tensor import Tensor
 from lamina.layers.input_spec import InputSpec
 from lamina.layers.layer import Layer
 from lamina.layers.lora import LoRAMixin
@@ -90,9 +92,11 @@ class Dense(LoRAMixin, Layer):
                 f"axis -1 of input shape to have value {self.kernel.shape[0]}, but received "
                 f"input with shape {tuple(inputs.shape)}")
         kernel = self._lora_merged()
+        if not isinstance(inputs, Tensor):  # a direct call on symbolic tensors
+            return self.activation(ops.dense(inputs, kernel, self.bias))
         if self._fused is not None:
-            return ops.dense(inputs, kernel, self.bias, activation=self._fused)
-        return self.activation(ops.dense(inputs, kernel, self.bias))
+            return dense_rows.dense(inputs, kernel, self.bias, activation=self._fused)
+        return self.activation(dense_rows.dense(inputs, kernel, self.bias))
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:-1]) + (self.units,)
