@@ -1,51 +1,49 @@
 """The fused LSTM sequence primitive (see :mod:`lamina.backend.rnn` for the conventions).
 
-Layout: states are kept transposed, ``(units, batch)``, and the pre-activations of a
-step as one contiguous ``(4*units, batch)`` block. Each gate is then a contiguous
-``(units, batch)`` block (numpy is ~3x slower on the strided column slices of a
-``(batch, 4*units)`` array), the three sigmoid gates sit side by side (internal order
-``i, f, o, g``) so one pass activates them, and both per-step GEMMs are single
-contiguous products: ``recurrent_kernel^T @ h`` forward, ``recurrent_kernel @ dz``
-backward.
+The batch is cut into lanes (:func:`lane_spans`: two halves, fixed by the batch size) and
+each lane runs its whole recurrence, forward and backward through time, as one loop
+(:func:`run_lanes`): the two cores each run one lane, with one hand-off to the pool per
+sequence instead of one per chunk of steps. A lane computes exactly what it would
+compute alone, whichever thread runs it, so results are bit-identical at any thread
+count; what spans the whole batch (the weight and input gradients) is one GEMM each
+after the lanes (:func:`lamina.backend.parallel.matmul_tasks`).
 
-The per-step loops keep only the work that depends on the previous step; the rest runs
-on the pool beside the loop, one chunk of steps ahead or behind it (:func:`pipeline`):
-
-- forward: the recurrent GEMM, one tanh pass for all four gates (the sigmoid gates'
-  weights are pre-scaled by 1/2: ``sigmoid(a) = (tanh(a/2) + 1) / 2``), the cell and
-  hidden updates. Beside it, the pool projects the next chunk's inputs (the bias
-  rides in the same GEMM as an input column of ones) and, when a gradient will be
-  needed, turns the previous chunk into *backward factors*: the products of stored
-  values that a backward step would otherwise form one by one (``g i'``,
-  ``c_{t-1} f'``, ``i g'``, ``tanh(c) o'`` and, for the carry, ``o tanh'(c)``).
-- backward: per step ``dc += dh * factor``, the four gate gradients, ``dc *= f`` and the
-  recurrent GEMM. Beside it, the pool folds the previous chunk into the input, kernel
-  (and bias) and recurrent-kernel gradients, one GEMM each per piece of a chunk; the
-  parts are summed in a fixed order, so results are bit-identical whichever thread
-  computed them.
+Layout: states are kept transposed, ``(units, batch)``, so each gate is a contiguous
+block and each step one GEMM each way. The inputs of every step are one operand
+``hx``, ``(units + features + 1, time + 1, batch)``: rows ``[h_{t-1}; x_t; 1]``, so the
+recurrent GEMM also projects the inputs and adds the bias (no separate projection),
+and the weight gradients of kernel, recurrent kernel and bias come out of one GEMM
+``dz @ hx^T`` over all steps. A step's pre-activations sit in a ``(5*units, lane)``
+block, gates in the internal order ``o, i, f, g``, then the previous carry ``c_{t-1}``:
+one tanh pass activates all four gates (the sigmoid gates' weights are pre-scaled by
+1/2: ``sigmoid(a) = (tanh(a/2) + 1) / 2``) and one product forms ``[i g; f c_{t-1}]``.
+Forward writes, per chunk of steps, the *backward factors* (``tanh(c) o'``, ``g i'``,
+``c_{t-1} f'``, ``i g'`` and the carry's ``o tanh'(c)``), so a backward step is
+``dc += dh * carry``, the four gate gradients, ``dc *= f`` and the recurrent GEMM.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from lamina.backend import rnn_buffers
+from lamina.backend.parallel import matmul_tasks, run_tasks
 from lamina.backend.rnn_common import (
     _act_,
     _derivative,
-    _one_blas_thread,
     _output_grads,
-    _pack,
     _Sequence,
     chunk_spans,
-    fixed_sum,
-    pipeline,
+    lane_spans,
+    run_lanes,
 )
 
-# Keras's gate columns are i, f, c(g), o; the forward keeps them as i, f, o, g.
-_FORWARD_ORDER = (0, 1, 3, 2)
+# Keras's gate columns are i, f, c(g), o; the forward keeps them as o, i, f, g.
+_FORWARD_ORDER = (3, 0, 1, 2)
+_KERAS_ORDER = tuple(int(j) for j in np.argsort(_FORWARD_ORDER))
 
 
-def _forward_rows(w, scale):
+def _forward_rows(w, scale=None):
     """``(n, 4*units)`` Keras weights as ``(4*units, n)`` rows in the forward's gate order,
     each gate's rows multiplied by its scale."""
     n, k = w.shape
@@ -57,8 +55,10 @@ def _forward_rows(w, scale):
     return out
 
 
-def _t(a):
-    return None if a is None else np.ascontiguousarray(a.T)
+def _keras_columns(rows):
+    """``(4*units, n)`` rows in the forward's gate order as ``(n, 4*units)`` Keras columns."""
+    k, n = rows.shape
+    return rows.reshape(4, k // 4, n)[list(_KERAS_ORDER)].reshape(k, n).T
 
 
 class LSTMSequence(_Sequence):
@@ -73,211 +73,206 @@ class LSTMSequence(_Sequence):
     def forward(self, x, kernel, recurrent_kernel, bias, h0, c0, mask=None,
                 recurrent_mask=None, go_backwards=False, return_sequences=False,
                 activation="tanh", recurrent_activation="sigmoid"):
-        t = self._setup(x, recurrent_kernel, [h0, c0], mask, recurrent_mask, go_backwards,
-                        return_sequences)
-        self.kernel, self.has_bias = kernel, bias is not None
+        b, t, f = x.shape
+        u = recurrent_kernel.shape[0]
+        self.go_backwards, self.return_sequences = go_backwards, return_sequences
+        self.kernel, self.recurrent_kernel, self.has_bias = kernel, recurrent_kernel, \
+            bias is not None
         self.activation, self.recurrent_activation = activation, recurrent_activation
-        u, b, f = recurrent_kernel.shape[0], x.shape[0], x.shape[2]
-        # Scaling the sigmoid gates' weights by 1/2 turns all four activations into one
-        # tanh pass: sigmoid(a) = (tanh(a/2) + 1) / 2.
-        self.fast = activation == "tanh" and recurrent_activation == "sigmoid"
-        scale = (0.5, 0.5, 0.5, 1.0) if self.fast else None
         dtype = np.result_type(x, kernel, recurrent_kernel)
-        # Input rows get a column of ones: the bias rides in the projection GEMM, and
-        # its gradient comes out of the kernel-gradient GEMM.
-        self.x1 = np.empty((t, b, f + 1), dtype=self.xt.dtype)
-        self.x1[:, :, :f] = self.xt
-        self.x1[:, :, f] = 1.0
-        w = np.concatenate([kernel, np.zeros((1, 4 * u), kernel.dtype) if bias is None
-                            else np.asarray(bias).reshape(1, 4 * u)]).astype(dtype)
-        w_rows = _forward_rows(w, scale)
-        self.gates = np.empty((t, 4 * u, b), dtype=dtype)
-        spans = chunk_spans(t)
-
-        def project(lo, hi):
-            np.matmul(w_rows, self.x1[lo:hi].transpose(0, 2, 1), out=self.gates[lo:hi])
-
-        self.rmask_t = _t(self.rmask)
-        self.mask_t = None if self.mask is None else self.mask.transpose(0, 2, 1)
-        # h is (units, time, batch): a chunk's previous states are then one (units,
-        # steps*batch) operand of the recurrent-kernel gradient GEMM.
-        self.h_all = np.empty((u, t, b), dtype=x.dtype)
-        self.c_all = np.empty((t, u, b), dtype=x.dtype)
-        self.tc_all = np.empty_like(self.c_all)
-        rk_rows = _forward_rows(recurrent_kernel, scale)
-        factors = None
-        if any(self.needs):
-            self.factors = np.empty_like(self.gates)
-            self.carry_factor = np.empty_like(self.c_all)
-            factors = self._backward_factors
-        pipeline(spans, self._steps(rk_rows, spans), before=project, after=factors)
-        return _pack(self.h_all.transpose(1, 2, 0), return_sequences, [self.c_all[-1].T])
-
-    def _hin_t(self, h):
-        return h if self.rmask_t is None else h * self.rmask_t
-
-    def _steps(self, rk_rows, spans):
-        """The forward loop, yielding after each span."""
-        gates, h_all, c_all, tc_all = self.gates, self.h_all, self.c_all, self.tc_all
-        act, ract, mask = self.activation, self.recurrent_activation, self.mask_t
-        u = h_all.shape[0]
-        h, c = (_t(s) for s in self.states0)
-        rec = np.empty(gates.shape[1:], dtype=gates.dtype)
-        ig = np.empty(c_all.shape[1:], dtype=c_all.dtype)
-        with _one_blas_thread():
-            for lo, hi in spans:
-                for s in range(lo, hi):
-                    z = gates[s]
-                    np.matmul(rk_rows, self._hin_t(h), out=rec)
-                    z += rec
-                    sig = z[:3 * u]
-                    if self.fast:
-                        np.tanh(z, out=z)
-                        sig *= 0.5
-                        sig += 0.5
-                    else:
-                        _act_(ract, sig)
-                        _act_(act, z[3 * u:])
-                    i, f, o, gg = z[:u], z[u:2 * u], z[2 * u:3 * u], z[3 * u:]
-                    c_new, tc = c_all[s], tc_all[s]
-                    np.multiply(f, c, out=c_new)
-                    np.multiply(i, gg, out=ig)
-                    c_new += ig
-                    if act == "tanh":
-                        np.tanh(c_new, out=tc)
-                    else:
-                        np.copyto(tc, c_new)
-                        _act_(act, tc)
-                    h_new = h_all[:, s]
-                    np.multiply(o, tc, out=h_new)
-                    if mask is not None:
-                        keep = ~mask[s]
-                        np.copyto(c_new, c, where=keep)
-                        np.copyto(h_new, h, where=keep)
-                    h, c = h_new, c_new
-                yield
-
-    def _backward_factors(self, lo, hi):
-        """Products of stored values that the backward multiplies by ``dc`` or ``dh``.
-
-        ``factors`` in Keras's gate order: ``g i'``, ``c_{t-1} f'``, ``i g'`` (times
-        ``dc``) and ``tanh(c) o'`` (times ``dh``; zero on masked steps).
-        ``carry_factor``: ``o tanh'(c)``.
-        """
-        u = self.h_all.shape[0]
-        gates = self.gates[lo:hi]
-        gi, gf, go, gg = (gates[:, j * u:(j + 1) * u] for j in range(4))
-        fac = self.factors[lo:hi]
-        fi, ff, fg, fo = (fac[:, j * u:(j + 1) * u] for j in range(4))
-        act, ract = self.activation, self.recurrent_activation
-        for y, out in ((gi, fi), (gf, ff), (go, fo)):
-            _derivative(ract, y, out)
-        _derivative(act, gg, fg)
-        fi *= gg
-        if lo == 0:
-            ff[0] *= self.states0[1].T
-            ff[1:] *= self.c_all[:hi - 1]
+        # Scaling the sigmoid gates' weights by 1/2 turns all four activations into one
+        # tanh pass: sigmoid(a) = (tanh(a / 2) + 1) / 2.
+        self.fast = activation == "tanh" and recurrent_activation == "sigmoid"
+        w = np.concatenate([recurrent_kernel, kernel,
+                            np.zeros((1, 4 * u)) if bias is None else np.reshape(bias, (1, -1))])
+        w_rows = _forward_rows(w.astype(dtype), (0.5, 0.5, 0.5, 1.0) if self.fast else None)
+        hx = self.hx = rnn_buffers.take((u + f + 1, t + 1, b), dtype)
+        xs = x[:, ::-1] if go_backwards else x
+        hx[u:u + f, :t] = xs.transpose(2, 1, 0)
+        hx[u + f] = 1.0  # slot t holds only the last state (rows :u)
+        self.mask = None
+        if mask is not None and not np.all(mask):
+            m = np.asarray(mask, dtype=bool)
+            self.mask = (m[:, ::-1] if go_backwards else m).T[:, None, :]  # (t, 1, b)
+        self.rmask = None if recurrent_mask is None else np.ascontiguousarray(
+            np.asarray(recurrent_mask, dtype=dtype).T)
+        h0 = np.zeros((u, b), dtype) if h0 is None else np.asarray(h0).T
+        c0 = np.zeros((u, b), dtype) if c0 is None else np.asarray(c0).T
+        self.h0 = np.ascontiguousarray(h0, dtype=dtype)
+        hx[:u, 0] = self.h0 if self.rmask is None else self.h0 * self.rmask
+        # With recurrent dropout hx holds h * mask: the outputs get their own array.
+        self.h_out = None if self.rmask is None else rnn_buffers.take((u, t, b), dtype)
+        self.c_last = np.empty((u, b), dtype)
+        grads = any(self.needs)
+        self.lanes = [_Lane(lo, hi, w_rows, c0[:, lo:hi], u, t, dtype, grads)
+                      for lo, hi in lane_spans(b)]
+        run_lanes(lane.forward(self) for lane in self.lanes)
+        h_seq = self.hx[:u, 1:] if self.h_out is None else self.h_out
+        k = t if return_sequences else 1
+        out = np.empty((b, k + 1, u), dtype=dtype)
+        out[:, :k] = h_seq[:, t - k:].transpose(2, 1, 0)
+        out[:, k] = self.c_last.T
+        buffers = [self.hx, self.h_out, *(a for lane in self.lanes for a in lane.buffers())]
+        if grads:
+            rnn_buffers.hold(self, *buffers)
         else:
-            ff *= self.c_all[lo - 1:hi - 1]
-        fg *= gi
-        fo *= self.tc_all[lo:hi]
-        if self.mask_t is not None:
-            fo *= self.mask_t[lo:hi]
-        carry = self.carry_factor[lo:hi]
-        _derivative(act, self.tc_all[lo:hi], carry)
-        carry *= go
+            self.lanes = self.hx = self.h_out = None
+            rnn_buffers.give(*buffers)
+        return out
 
     def backward(self, g):
-        u, t, b = self.h_all.shape
+        u, t, b = self.recurrent_kernel.shape[0], self.hx.shape[1] - 1, self.hx.shape[2]
         gseq, (dc,) = _output_grads(g, t, self.return_sequences, 1)
-        dpre = np.empty_like(self.gates)  # (time, 4*units, batch), Keras's gate order
-        dh = np.zeros((u, b), dtype=np.result_type(g, self.recurrent_kernel))
-        dc = np.ascontiguousarray(dc.T, dtype=dh.dtype)
-        spans = chunk_spans(t, backward=True)
-        parts = {}
-        dx = None
-        if self.needs[0]:
-            dx = np.empty((self.kernel.shape[0], t, b), dtype=np.result_type(dpre, self.kernel))
-
-        def weight_grads(lo, hi):
-            parts[lo] = self._weight_grads(dpre, lo, hi, dx)
-
-        pipeline(spans, self._backward_steps(gseq, dh, dc, dpre, spans), after=weight_grads)
-        parts = [parts[lo] for lo in sorted(parts)]
-        sums = {key: fixed_sum(p[key] for p in parts) for key in parts[0]}
-        dk = drk = db = None
+        gt = np.ascontiguousarray(gseq.transpose(2, 0, 1))  # (units, k, batch)
+        dc = dc.T
+        dtype = np.result_type(g, self.hx)
+        dpre = rnn_buffers.take((4 * u, t, b), dtype)  # forward gate order, unscaled
+        dh0, dc0 = np.empty((u, b), dtype), np.empty((u, b), dtype)
+        rk_t = np.ascontiguousarray(_forward_rows(self.recurrent_kernel).T)
+        run_lanes(lane.backward(self, gt, dc, dpre, rk_t, dh0, dc0) for lane in self.lanes)
+        needs = self.needs
+        d2 = dpre.reshape(4 * u, t * b)
         f = self.kernel.shape[0]
+        tasks, dw, dx = [], None, None
+        if needs[1] or needs[2] or (self.has_bias and needs[3]):
+            dw = np.empty((4 * u, u + f + 1), dtype)
+            tasks += matmul_tasks(d2, self.hx[:, :t].reshape(-1, t * b).T, dw)
+        if needs[0]:
+            dx = np.empty((f, t * b), dtype)
+            tasks += matmul_tasks(np.ascontiguousarray(_forward_rows(self.kernel).T), d2, dx)
+        if tasks:
+            run_tasks(tasks)
+        rnn_buffers.give(dpre)
+        dk = drk = db = None
+        if dw is not None:
+            dw = _keras_columns(dw)
+            drk = np.ascontiguousarray(dw[:u]) if needs[2] else None
+            dk = np.ascontiguousarray(dw[u:u + f]) if needs[1] else None
+            db = np.array(dw[u + f]) if self.has_bias and needs[3] else None
         if dx is not None:
+            dx = dx.reshape(f, t, b)
             if self.go_backwards:
                 dx = dx[:, ::-1]
             dx = np.ascontiguousarray(dx.transpose(2, 1, 0))
-        if self.needs[1]:
-            dk = np.ascontiguousarray(sums["dw"][:f])
-        if self.has_bias and self.needs[3]:
-            db = sums["dw"][f]
-        if self.needs[2]:
-            drk = sums["drk"]
-        return (dx, dk, drk, db, dh.T if self.needs[4] else None,
-                dc.T if self.needs[5] else None)
+        return (dx, dk, drk, db, dh0.T if needs[4] else None, dc0.T if needs[5] else None)
 
-    def _backward_steps(self, gseq, dh, dc, dpre, spans):
-        """Backward through time; ``dh`` and ``dc`` end as the initial states' gradients."""
-        fac, carry, m, rmask = self.factors, self.carry_factor, self.mask_t, self.rmask_t
-        u = dh.shape[0]
-        rk = self.recurrent_kernel
+
+class _Lane:
+    """One lane (a contiguous range of the batch) of an :class:`LSTMSequence`."""
+
+    def __init__(self, lo, hi, w_rows, c0, units, steps, dtype, grads):
+        self.lo, self.hi, self.w_rows = lo, hi, w_rows
+        u, t, width, take = units, steps, hi - lo, rnn_buffers.take
+        # z[s]: the gates of step s (rows 0:4u), then c_{s-1} (rows 4u:5u); z[t]: c_{t-1}.
+        self.z = take((t + 1, 5 * u, width), dtype)
+        self.z[0, 4 * u:] = c0
+        self.tc = take((t, u, width), dtype)  # activation(c_s)
+        self.factors = take((t, 4 * u, width), dtype) if grads else None
+        self.carry = take((t, u, width), dtype) if grads else None
+
+    def buffers(self):
+        """The lane's pooled arrays."""
+        return [self.z, self.tc, self.factors, self.carry]
+
+    def forward(self, seq):
+        """The forward loop over this lane, yielding after each chunk of steps."""
+        z, tc, lo, hi = self.z, self.tc, self.lo, self.hi
+        hx, w, h_out, rmask = seq.hx, self.w_rows, seq.h_out, seq.rmask
+        u, t = tc.shape[1], tc.shape[0]
+        act, ract, mask = seq.activation, seq.recurrent_activation, seq.mask
+        rm = None if rmask is None else rmask[:, lo:hi]
+        prod = np.empty((2 * u, hi - lo), z.dtype)
+        for c_lo, c_hi in chunk_spans(t):
+            for s in range(c_lo, c_hi):
+                zs = z[s]
+                gates = zs[:4 * u]
+                np.matmul(w, hx[:, s, lo:hi], out=gates)
+                if seq.fast:
+                    np.tanh(gates, out=gates)
+                    sig = zs[:3 * u]
+                    sig *= 0.5
+                    sig += 0.5
+                else:
+                    _act_(ract, zs[:3 * u])
+                    _act_(act, zs[3 * u:4 * u])
+                # [i; f] * [g; c_{s-1}], then c_s = i g + f c_{s-1}
+                np.multiply(zs[u:3 * u], zs[3 * u:], out=prod)
+                c_new = z[s + 1, 4 * u:]
+                np.add(prod[:u], prod[u:], out=c_new)
+                tcs = tc[s]
+                if act == "tanh":
+                    np.tanh(c_new, out=tcs)
+                else:
+                    np.copyto(tcs, c_new)
+                    _act_(act, tcs)
+                h_new = hx[:u, s + 1, lo:hi] if h_out is None else h_out[:, s, lo:hi]
+                np.multiply(zs[:u], tcs, out=h_new)
+                if mask is not None:
+                    keep = ~mask[s][:, lo:hi]
+                    np.copyto(c_new, zs[4 * u:], where=keep)
+                    if h_out is None:
+                        np.copyto(h_new, hx[:u, s, lo:hi], where=keep)
+                    else:
+                        np.copyto(h_new, h_out[:, s - 1, lo:hi] if s else seq.h0[:, lo:hi],
+                                  where=keep)
+                if rm is not None:
+                    np.multiply(h_new, rm, out=hx[:u, s + 1, lo:hi])
+            if self.factors is not None:
+                self._backward_factors(seq, c_lo, c_hi)
+            yield
+        seq.c_last[:, lo:hi] = z[t, 4 * u:]
+
+    def _backward_factors(self, seq, lo, hi):
+        """Products of stored values that the backward multiplies by ``dh`` or ``dc``:
+        ``factors`` (``tanh(c) o'``, zero on masked steps; ``g i'``, ``c_{t-1} f'``,
+        ``i g'``, in the forward's gate order) and ``carry`` (``o tanh'(c)``)."""
+        u = self.tc.shape[1]
+        z, fac, tc = self.z[lo:hi], self.factors[lo:hi], self.tc[lo:hi]
+        ract, act = seq.recurrent_activation, seq.activation
+        _derivative(ract, z[:, :3 * u], fac[:, :3 * u])
+        _derivative(act, z[:, 3 * u:4 * u], fac[:, 3 * u:])
+        fac[:, :u] *= tc
+        if seq.mask is not None:
+            fac[:, :u] *= seq.mask[lo:hi, :, self.lo:self.hi]
+        fac[:, u:3 * u] *= z[:, 3 * u:]  # [i'; f'] * [g; c_{t-1}]
+        fac[:, 3 * u:] *= z[:, u:2 * u]  # g' * i
+        carry = self.carry[lo:hi]
+        _derivative(act, tc, carry)
+        carry *= z[:, :u]
+
+    def backward(self, seq, gt, dc_final, dpre, rk_t, dh0, dc0):
+        """Backward through time over this lane, yielding after each chunk of steps;
+        writes the lane's gate gradients into ``dpre`` and its ``dh0``, ``dc0``."""
+        lo, hi = self.lo, self.hi
+        fac, carry, z, m, rmask = self.factors, self.carry, self.z, seq.mask, seq.rmask
+        u, t = self.tc.shape[1], self.tc.shape[0]
+        dh = np.zeros((u, hi - lo), dpre.dtype)
+        dc = np.array(dc_final[:, lo:hi], dtype=dpre.dtype)
         tmp = np.empty_like(dh)
-        last = self.h_all.shape[1] - 1
-        with _one_blas_thread():
-            for lo, hi in spans:
-                for s in range(hi - 1, lo - 1, -1):
-                    if self.return_sequences:
-                        dh += gseq[s].T
-                    elif s == last:
-                        dh += gseq[0].T
-                    if m is not None:
-                        keep = ~m[s]
-                        dh_keep, dc_keep = dh * keep, dc * keep
-                    np.multiply(dh, carry[s], out=tmp)
-                    dc += tmp
-                    if m is not None:
-                        dc *= m[s]
-                    d, fs = dpre[s], fac[s]
-                    np.multiply(dc, fs[:3 * u].reshape(3, u, -1),
-                                out=d[:3 * u].reshape(3, u, -1))
-                    np.multiply(dh, fs[3 * u:], out=d[3 * u:])
-                    dc *= self.gates[s, u:2 * u]
-                    np.matmul(rk, d, out=dh)
-                    if rmask is not None:
-                        dh *= rmask
-                    if m is not None:
-                        dh += dh_keep
-                        dc += dc_keep
-                yield
-
-    def _weight_grads(self, dpre, lo, hi, dx):
-        """The gate gradients of steps ``lo:hi`` as input rows and weight-gradient parts.
-
-        One GEMM each over the chunk's ``steps*batch`` columns: ``kernel @ dz`` (the
-        inputs, written into ``dx``), ``x1^T dz^T`` (kernel and bias) and
-        ``h_{t-1} dz^T`` (recurrent kernel). Returns the chunk's parts to be summed.
-        """
-        u, _, b = self.h_all.shape
-        d = dpre[lo:hi].transpose(1, 0, 2).reshape(4 * u, -1)  # one copy of the chunk
-        out = {}
-        if dx is not None:
-            dx[:, lo:hi] = (self.kernel @ d).reshape(-1, hi - lo, b)
-        if self.needs[1] or (self.has_bias and self.needs[3]):
-            out["dw"] = self.x1[lo:hi].reshape(-1, self.x1.shape[2]).T @ d.T
-        if self.needs[2]:
-            start = max(lo, 1)
-            parts = []
-            if lo == 0:
-                parts.append(self._hin_t(self.states0[0].T) @ dpre[0].T)
-            if hi > start:
-                prev = self.h_all[:, start - 1:hi - 1]
-                if self.rmask_t is not None:
-                    prev = prev * self.rmask_t[:, None, :]
-                parts.append(prev.reshape(u, -1) @ d[:, (start - lo) * b:].T)
-            out["drk"] = fixed_sum(parts)
-        return out
-
+        rm = None if rmask is None else rmask[:, lo:hi]
+        for c_lo, c_hi in chunk_spans(t, backward=True):
+            for s in range(c_hi - 1, c_lo - 1, -1):
+                if seq.return_sequences:
+                    dh += gt[:, s, lo:hi]
+                elif s == t - 1:
+                    dh += gt[:, 0, lo:hi]
+                if m is not None:
+                    keep = ~m[s][:, lo:hi]
+                    dh_keep, dc_keep = dh * keep, dc * keep
+                np.multiply(dh, carry[s], out=tmp)
+                dc += tmp
+                if m is not None:
+                    dc *= m[s][:, lo:hi]
+                d, fs = dpre[:, s, lo:hi], fac[s]
+                np.multiply(dh, fs[:u], out=d[:u])
+                np.multiply(dc, fs[u:].reshape(3, u, -1), out=d[u:].reshape(3, u, -1))
+                dc *= z[s, 2 * u:3 * u]
+                np.matmul(rk_t, d, out=dh)
+                if rm is not None:
+                    dh *= rm
+                if m is not None:
+                    dh += dh_keep
+                    dc += dc_keep
+            yield
+        dh0[:, lo:hi] = dh
+        dc0[:, lo:hi] = dc
