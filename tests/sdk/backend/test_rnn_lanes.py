@@ -1,0 +1,220 @@
+"""The LSTM's batch lanes (rnn_common.run_lanes): values and float64 gradients with two
+lanes, bits that do not depend on the pool, errors and Ctrl-C that stop every lane, and
+the scratch-array pool (rnn_buffers)."""
+
+import gc
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from lamina.backend import rnn_buffers, rnn_common, threads
+from lamina.backend.rnn_lstm import LSTMSequence
+from lamina.backend.tensor import Tensor
+from lamina.testing import check_gradients
+
+BATCH = 2 * rnn_common.MIN_LANE_BATCH  # the smallest batch cut into two lanes
+
+
+def _sigmoid(a):
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+def _reference(x, kernel, rec, bias, h, c, mask=None, rmask=None, go_backwards=False):
+    """Keras's LSTM step equations, one step at a time over the whole batch."""
+    u = rec.shape[0]
+    outs = []
+    steps = range(x.shape[1] - 1, -1, -1) if go_backwards else range(x.shape[1])
+    for t in steps:
+        z = x[:, t] @ kernel + (h if rmask is None else h * rmask) @ rec + bias
+        i, f = _sigmoid(z[:, :u]), _sigmoid(z[:, u:2 * u])
+        g, o = np.tanh(z[:, 2 * u:3 * u]), _sigmoid(z[:, 3 * u:])
+        c_new = f * c + i * g
+        h_new = o * np.tanh(c_new)
+        if mask is not None:
+            keep = mask[:, t:t + 1]
+            h_new, c_new = np.where(keep, h_new, h), np.where(keep, c_new, c)
+        h, c = h_new, c_new
+        outs.append(h)
+    return np.stack(outs, axis=1), h, c
+
+
+def _case(rng, batch=BATCH, steps=rnn_common.CHUNK_STEPS + 3, features=2, units=2):
+    return [rng.standard_normal((batch, steps, features)),
+            rng.standard_normal((features, 4 * units)) * 0.5,
+            rng.standard_normal((units, 4 * units)) * 0.5,
+            rng.standard_normal(4 * units) * 0.3,
+            rng.standard_normal((batch, units)), rng.standard_normal((batch, units))]
+
+
+def test_lanes_are_fixed_by_the_batch_size():
+    assert rnn_common.lane_spans(BATCH) == [(0, BATCH // 2), (BATCH // 2, BATCH)]
+    assert rnn_common.lane_spans(BATCH - 1) == [(0, BATCH - 1)]
+    assert rnn_common.lane_spans(129) == [(0, 64), (64, 129)]
+
+
+@pytest.mark.parametrize("masked, dropout, go_backwards",
+                         [(False, False, False), (True, True, True), (True, False, False)])
+def test_two_lanes_match_the_step_equations_and_their_gradients(masked, dropout,
+                                                                go_backwards):
+    rng = np.random.default_rng(0)
+    x, kernel, rec, bias, h0, c0 = _case(rng)
+    mask = rng.random(x.shape[:2]) > 0.3 if masked else None
+    rmask = (rng.random(h0.shape) > 0.5) * 2.0 if dropout else None
+    kw = dict(mask=mask, recurrent_mask=rmask, go_backwards=go_backwards,
+              return_sequences=True)
+    packed = LSTMSequence.apply(x, kernel, rec, bias, h0, c0, **kw).data
+    seq, _, c = _reference(x, kernel, rec, bias, h0, c0, mask, rmask, go_backwards)
+    np.testing.assert_allclose(packed[:, :-1], seq, atol=1e-12)
+    np.testing.assert_allclose(packed[:, -1], c, atol=1e-12)
+    check_gradients(lambda *a: LSTMSequence.apply(*a, **kw), [x, kernel, rec, bias, h0, c0])
+
+
+def test_two_lanes_last_output_and_no_bias_gradients():
+    rng = np.random.default_rng(1)
+    x, kernel, rec, _, h0, c0 = _case(rng)
+    check_gradients(lambda *a: LSTMSequence.apply(*a, None, None, None), [x, kernel, rec])
+    check_gradients(lambda *a: LSTMSequence.apply(*a, activation="relu",
+                                                  recurrent_activation="hard_sigmoid"),
+                    [x, kernel, rec, rng.standard_normal(8) * 0.3, h0, c0])
+
+
+def _train_step(args, g, **kw):
+    tensors = [Tensor(a, requires_grad=True) for a in args]
+    out = LSTMSequence.apply(*tensors, return_sequences=True, **kw)
+    return [out.data, *out._ctx.backward(g)]
+
+
+def test_bits_do_not_depend_on_the_pool(pool_of_two):
+    rng = np.random.default_rng(3)
+    args = [a.astype(np.float32) for a in _case(rng, batch=48, steps=11, features=5,
+                                                   units=16)]
+    kw = dict(mask=rng.random((48, 11)) > 0.2,
+              recurrent_mask=((rng.random((48, 16)) > 0.3) / 0.7).astype(np.float32))
+    g = rng.standard_normal((48, 12, 16)).astype(np.float32)
+    together = [_train_step(args, g, **kw) for _ in range(3)]
+    threads.set_thread_policy(1)
+    alone = _train_step(args, g, **kw)
+    for run in together:
+        for a, b in zip(alone, run):
+            np.testing.assert_array_equal(a, b)
+
+
+def _lane(log, name, chunks, fail_at=None, exc=RuntimeError):
+    for k in range(chunks):
+        if k == fail_at:
+            raise exc(f"{name} failed")
+        log.append((name, k, threading.get_ident()))
+        time.sleep(0.002)
+        yield
+
+
+@pytest.mark.parametrize("policy", [1, "pool"])
+def test_every_chunk_of_every_lane_runs_once_in_order(policy, request):
+    if policy == "pool":
+        request.getfixturevalue("pool_of_two")
+    else:
+        threads.set_thread_policy(1)
+    try:
+        log = []
+        rnn_common.run_lanes([_lane(log, "a", 5), _lane(log, "b", 7)])
+    finally:
+        threads.set_thread_policy("auto")
+    for name, n in (("a", 5), ("b", 7)):
+        assert [k for lane, k, _ in log if lane == name] == list(range(n))
+    if policy == 1:  # the caller alone: one lane after the other
+        assert [lane for lane, _, _ in log] == ["a"] * 5 + ["b"] * 7
+
+
+@pytest.mark.parametrize("failing", [0, 1])
+@pytest.mark.parametrize("exc", [RuntimeError, KeyboardInterrupt])
+def test_an_error_in_one_lane_stops_the_other_and_reaches_the_caller(pool_of_two, failing,
+                                                                     exc):
+    log = []
+    lanes = [_lane(log, "a", 50, fail_at=2 if failing == 0 else None, exc=exc),
+             _lane(log, "b", 50, fail_at=2 if failing == 1 else None, exc=exc)]
+    start = time.monotonic()
+    with pytest.raises(exc, match="failed"):
+        rnn_common.run_lanes(lanes)
+    assert time.monotonic() - start < 5
+    assert len(log) < 100  # the other lane stopped early
+    done = []
+    threads.parallel_for(4, done.append)  # the pool still works
+    assert sorted(done) == [0, 1, 2, 3]
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_lstm_fit_stops_cleanly():
+    script = textwrap.dedent("""
+        import sys
+        import numpy as np
+        import lamina
+        model = lamina.Sequential([lamina.Input((20, 8)), lamina.layers.LSTM(64),
+                                   lamina.layers.Dense(10)])
+        model.compile("adam", "mse")
+        x, y = np.ones((2048, 20, 8), np.float32), np.zeros((2048, 10), np.float32)
+        print("ready", flush=True)
+        try:
+            model.fit(x, y, epochs=1000, verbose=0)
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+            sys.exit(3)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    try:
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 3
+    assert "interrupted" in out
+
+
+def test_buffers_are_reused_once_their_owner_is_freed():
+    rnn_buffers.clear()
+
+    class Node:
+        pass
+
+    a = rnn_buffers.take((3, 5), np.float32)
+    node = Node()
+    rnn_buffers.hold(node, a)
+    assert rnn_buffers.take((3, 5), np.float32) is not a  # still held
+    del node
+    gc.collect()
+    assert rnn_buffers.pooled_bytes() == a.nbytes
+    assert rnn_buffers.take((3, 5), np.float64) is not a  # another dtype
+    assert rnn_buffers.take((3, 5), np.float32) is a
+    assert rnn_buffers.pooled_bytes() == 0
+
+
+def test_the_pool_keeps_a_bounded_number_of_arrays():
+    rnn_buffers.clear()
+    arrays = [np.empty((4, 4)) for _ in range(rnn_buffers.PER_SHAPE + 2)]
+    rnn_buffers.give(*arrays)
+    assert rnn_buffers.pooled_bytes() == rnn_buffers.PER_SHAPE * arrays[0].nbytes
+    rnn_buffers.give(np.empty(rnn_buffers.MAX_BYTES // 8 + 1))
+    assert rnn_buffers.pooled_bytes() == rnn_buffers.PER_SHAPE * arrays[0].nbytes
+    rnn_buffers.clear()
+    assert rnn_buffers.pooled_bytes() == 0
+
+
+def test_lstm_steps_reuse_their_buffers_and_give_the_same_results():
+    rng = np.random.default_rng(4)
+    args = [a.astype(np.float32) for a in _case(rng, batch=32, steps=6, features=3,
+                                                   units=8)]
+    g = rng.standard_normal((32, 7, 8)).astype(np.float32)
+    rnn_buffers.clear()
+    first = _train_step(args, g)
+    gc.collect()
+    assert rnn_buffers.pooled_bytes() > 0  # the step's arrays came back
+    second = _train_step(args, g)
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
