@@ -35,10 +35,10 @@ def run(x, gamma, beta, g):
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_row_ranges_match_numpy(threads):
-    x = RNG.standard_normal((6, 600, 40)) * 3 + 1  # 144,000 elements: two row ranges
+    x = RNG.standard_normal((12, 600, 40)) * 3 + 1  # 288,000 elements: two row ranges
     gamma, beta = RNG.standard_normal(40), RNG.standard_normal(40)
     g = RNG.standard_normal(x.shape)
-    assert norm._row_layout(x, (2,), gamma, beta) == (3600, 40)
+    assert norm._row_layout(x, (2,), gamma, beta) == (7200, 40)
     assert x.size >= 2 * norm.ROW_PART_ELEMENTS
     previous = get_thread_policy()
     try:
@@ -56,7 +56,7 @@ def test_row_ranges_match_numpy(threads):
 
 
 def test_threads_do_not_change_the_bits():
-    x = RNG.standard_normal((4, 320, 128)).astype(np.float32)  # two row ranges
+    x = RNG.standard_normal((8, 320, 128)).astype(np.float32)  # two row ranges
     gamma = RNG.standard_normal(128).astype(np.float32)
     beta = RNG.standard_normal(128).astype(np.float32)
     g = RNG.standard_normal(x.shape).astype(np.float32)
