@@ -26,6 +26,11 @@ with a large vector), gradients are scaled straight into ``send``, and an exchan
 ``send[lo:hi]`` sums that range into ``result[lo:hi]``: no copies, as without buckets.
 Either way the reduced gradients are views, valid until the next step.
 
+Optionally (``hook(..., on_reduced=)``) the reducer hands each reduced bucket but the
+last to a callback (``DataParallel`` applies that bucket's part of the optimizer
+update there, :mod:`lamina.optimizers.pieces`), which then overlaps the caller's
+exchange of the last bucket; :meth:`Buckets.wait_applied` waits for it.
+
 The reducer thread lives while steps keep coming and ends after :data:`IDLE_SECONDS`
 without work. A reducer error (a peer failed: ``CollectiveAborted``,
 ``TimeoutError``) ends it and is raised by :meth:`Buckets.finish`; a backward that
@@ -109,13 +114,16 @@ class Buckets:
             raise ValueError(f"the gradient ({self.total} floats) does not fit the "
                              f"collective (n={collective.n})")
         self.count = len(self.bounds) - 1
+        self._members = [[i for i, b in enumerate(self.bucket_of) if b == bucket]
+                         for bucket in range(self.count)]
+        self._meta = self._on_reduced = None
         self._need = [self.bounds[b + 1] - self.bounds[b] for b in range(self.count)]
         self._own: tuple | None = None  # (send, recv) when the collective stages none
         self._send = self._recv = None
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._active = self._closing = False
-        self._submitted = self._reduced = 0
+        self._submitted = self._reduced = self._applying = 0
         self.stopped_code: float | None = None  # a bucket's meta said the chief stopped
         self.error: BaseException | None = None
 
@@ -130,9 +138,21 @@ class Buckets:
         return self._thread
 
     # -- one step ------------------------------------------------------------------------
-    def hook(self, share: float):
+    def hook(self, share: float, meta=None, on_reduced=None):
         """The ``gradient_ready_hook`` of one step: its first ``gradients()`` call on
-        exactly these variables is bucketed, its gradients scaled by ``share``."""
+        exactly these variables is bucketed, its gradients scaled by ``share``.
+
+        Args:
+            share: this replica's share of the global batch.
+            meta: this replica's meta row for the reducer's exchanges (None: zeros).
+            on_reduced: called on the reducer thread as ``on_reduced(indices, grads,
+                metas)`` once each bucket but the last is reduced (not when its
+                exchange met the chief's stop): the variables of that bucket whose
+                gradients backward reported, their reduced gradients (views) and the
+                exchange's meta rows. :meth:`finish` does not wait for it (the last
+                bucket's exchange overlaps it); :meth:`wait_applied` does, and raises
+                its error as a reducer error.
+        """
         armed = [True]
 
         def start(sources):
@@ -140,6 +160,7 @@ class Buckets:
                 return None  # another gradients() call (or a second one): not ours
             armed[0] = False
             self._begin(np.float32(share))
+            self._meta, self._on_reduced = meta, on_reduced
             return self._ready
         return start
 
@@ -158,9 +179,10 @@ class Buckets:
         self._send, self._recv = send, recv
         self._share = share
         self._filled = [0] * self.count
-        self._packed = [False] * len(self.variables)
+        self._packed = [0] * len(self.variables)  # 1: backward reported it, 2: finish
+        self._meta = self._on_reduced = None
         with self._cond:
-            self._submitted = self._reduced = 0
+            self._submitted = self._reduced = self._applying = 0
             self.stopped_code = None
             self.error = None
             self._active = True
@@ -172,10 +194,10 @@ class Buckets:
             return
         self._pack(index, grad)
 
-    def _pack(self, index: int, grad) -> None:
+    def _pack(self, index: int, grad, how: int = 1) -> None:
         if self._packed[index]:
             return
-        self._packed[index] = True
+        self._packed[index] = how
         at, size = self.offsets[index], self.sizes[index]
         np.multiply(grad, self._share, out=self._send[at:at + size].reshape(self.shapes[index]))
         bucket = self.bucket_of[index]
@@ -217,16 +239,26 @@ class Buckets:
                     if not self._work():
                         self._thread = None
                         return
-                    lo, hi = self.bounds[self._reduced], self.bounds[self._reduced + 1]
+                    bucket = self._reduced
+                    lo, hi = self.bounds[bucket], self.bounds[bucket + 1]
                     send, recv = self._send, self._recv
-                total, metas = self.collective.exchange(send[lo:hi])
+                    meta, on_reduced = self._meta, self._on_reduced
+                total, metas = self.collective.exchange(send[lo:hi], meta)
                 if not np.may_share_memory(total, recv):
                     recv[lo:hi] = total[:hi - lo]
+                apply = metas[0, 0] == 0.0 and on_reduced is not None
                 with self._cond:
                     if metas[0, 0] != 0.0:  # the chief's control exchange: step over
                         self.stopped_code = float(metas[0, 0])
                     self._reduced += 1
+                    self._applying += apply
                     self._cond.notify_all()
+                if apply:  # while the main thread goes on (e.g. with the next exchange)
+                    indices = [i for i in self._members[bucket] if self._packed[i] == 1]
+                    on_reduced(indices, [self.views[i] for i in indices], metas)
+                    with self._cond:
+                        self._applying -= 1
+                        self._cond.notify_all()
         except BaseException as exc:  # noqa: BLE001 - handed to the main thread
             with self._cond:
                 self.error = exc
@@ -250,7 +282,7 @@ class Buckets:
             for index, grad in enumerate(grads):
                 if not self._packed[index]:
                     self._pack(index, np.zeros(self.shapes[index], np.float32)
-                               if grad is None else grad)
+                               if grad is None else grad, how=2)
             self._submit()
             with self._cond:
                 while self._reduced < self._submitted and self.error is None \
@@ -266,6 +298,20 @@ class Buckets:
             raise
         finally:
             self._active = False
+
+    def wait_applied(self) -> None:
+        """Wait until every ``on_reduced`` of this step returned.
+
+        Raises:
+            The reducer's error (also one raised by ``on_reduced``).
+        """
+        with self._cond:
+            while self._applying and self.error is None:
+                self._cond.wait()
+            error = self.error
+        if error is not None:
+            self._join()
+            raise error
 
     def last_bucket(self) -> np.ndarray:
         """The last bucket's share-weighted gradients (reduce it with the meta row)."""

@@ -132,6 +132,14 @@ class DataParallel(Strategy):
             while backward goes on (:mod:`lamina.distribute.buckets`); 0 turns it off
             (one exchange after backward). Default: ``$LAMINA_BUCKET_CAP_MB``, else 1.
             Collectives without ``accepts_prefix`` always take one exchange.
+        overlap_update: with buckets, apply the optimizer's update to each bucket's
+            variables as soon as that bucket is reduced, while the last one is
+            exchanged (:mod:`lamina.optimizers.pieces`; the same bits as one update
+            after the exchange; optimizers that need every gradient at once keep the
+            whole-step update). Default: ``$LAMINA_OVERLAP_UPDATE`` (``1`` turns it
+            on), else off: with one core per replica the update only moves into the
+            exchange's waits, which the peer's identical work already fills, and it
+            measured slower (docs/architecture.md, "Gradient buckets").
 
     Raises:
         ValueError: when the model's gradient does not fit the collective, or for a
@@ -139,13 +147,17 @@ class DataParallel(Strategy):
     """
 
     def __init__(self, collective, resume_at=None, base_metrics=None,
-                 bucket_cap_mb: float | None = None) -> None:
+                 bucket_cap_mb: float | None = None,
+                 overlap_update: bool | None = None) -> None:
         if bucket_cap_mb is None:
             bucket_cap_mb = float(os.environ.get("LAMINA_BUCKET_CAP_MB", DEFAULT_CAP_MB))
         if not bucket_cap_mb >= 0:
             raise ValueError(f"bucket_cap_mb must be >= 0. Received: "
                              f"bucket_cap_mb={bucket_cap_mb}")
         self.bucket_cap_mb = float(bucket_cap_mb)
+        if overlap_update is None:
+            overlap_update = os.environ.get("LAMINA_OVERLAP_UPDATE", "0").strip() == "1"
+        self.overlap_update = bool(overlap_update)
         self._buckets: Buckets | None = None
         self.collective = collective
         self.rank, self.world_size = collective.rank, collective.world
@@ -158,6 +170,7 @@ class DataParallel(Strategy):
         self._fields = None
         self._epoch = 0
         self.exchange_seconds = 0.0  # last gradient exchange (waiting + reducing)
+        self.pieces_applied = 0  # buckets whose update overlapped the exchange
         self.step_samples = 0
 
     # -- control ------------------------------------------------------------------------
@@ -229,12 +242,35 @@ class DataParallel(Strategy):
         if buckets is None:
             yield
             return
+        optimizer = model.optimizer
+        begin = getattr(optimizer, "begin_update_in_pieces", None)
+        plan = begin() if self.overlap_update and begin is not None else None
         try:
-            with gradient_ready_hook(buckets.hook(self._share)):
+            with gradient_ready_hook(buckets.hook(self._share, *self._piece_hooks(model,
+                                                                                  plan))):
                 yield
         finally:
             if buckets.active:  # the step ended without reduce_gradients (an error)
                 buckets.cancel()
+            if plan is not None and optimizer._pieces is plan:  # no apply: no update
+                optimizer.cancel_update_in_pieces()
+
+    def _piece_hooks(self, model, plan):
+        """``(meta, on_reduced)`` for the buckets: with an update in pieces, each
+        reduced bucket's variables are updated on the reducer thread. The chief's
+        learning rate rides on every bucket (as on the step's last exchange), so a
+        replica updates its first piece with the rate the chief uses."""
+        lr = _lr_variable(model)
+        meta = [CONTINUE, 0.0 if lr is None else float(lr.data)] if self.is_chief else None
+        if plan is None:
+            return meta, None
+
+        def on_reduced(indices, grads, metas):
+            if lr is not None and not self.is_chief and metas[0, 1] != float(lr.data):
+                lr.assign(np.float32(metas[0, 1]))
+            plan.apply(indices, grads)
+            self.pieces_applied += bool(indices)
+        return meta, on_reduced
 
     def _buckets_for(self, model) -> Buckets | None:
         if self.world_size == 1 or not self.bucket_cap_mb \
@@ -302,9 +338,15 @@ class DataParallel(Strategy):
             raise
         if not buckets.finish(grads):  # a bucket met the chief's stop or abort
             self.exchange_seconds = time.perf_counter() - start
+            plan = getattr(model.optimizer, "_pieces", None)
+            if plan is not None and plan.started:  # a stop only meets a step's first
+                raise RuntimeError("the chief stopped after a piece of the update")
             self._control(model, buckets.stopped_code)
             return None
-        total, metas = self.collective.exchange(buckets.last_bucket(), meta)
+        try:
+            total, metas = self.collective.exchange(buckets.last_bucket(), meta)
+        finally:
+            buckets.wait_applied()  # the pieces of the update that overlapped it
         buckets.store_last(total)
         self.exchange_seconds = time.perf_counter() - start
         return self._after_exchange(model, metas, lr, lambda: [

@@ -35,6 +35,7 @@ import numpy as np
 
 from lamina.backend.parallel import MAX_PARTS, PART_ELEMENTS
 from lamina.backend.threads import parallel_for, split
+from lamina.optimizers import pieces as pieces_module
 from lamina.optimizers import schedules as schedules_module
 from lamina.optimizers.buffers import Segment, Unit, gather, new_variable, variable_class
 
@@ -138,6 +139,7 @@ class Optimizer:
         self._units: dict[int, Unit] = {}
         self._exclude_ids: set[int] = set()
         self._exclude_pattern = None
+        self._pieces = None  # this step's UpdateInPieces (lamina.optimizers.pieces)
         self._iterations = new_variable(np.array(0, dtype=np.int64), "iteration",
                                          f"{self.name}/iteration")
         self._variables.append(self._iterations)
@@ -335,14 +337,25 @@ class Optimizer:
             warnings.warn(f"Gradients do not exist for variables {missing} when minimizing "
                           "the loss. If using `model.compile()`, did you forget to provide a "
                           "`loss` argument?", stacklevel=2)
+        plan, self._pieces = self._pieces, None
+        whole = variables is self._trainable_variables or variables == self._trainable_variables
+        if plan is not None and plan.started and not whole:
+            raise ValueError("This step's update was begun in pieces for the optimizer's "
+                             "variables; `apply` must finish it with the same variables.")
         for seg in self._segments:
             seg.resync()
-        lr = self._current_learning_rate()
-        if not missing and (variables is self._trainable_variables
-                            or variables == self._trainable_variables):
-            self._apply_flat(grads, lr)
+        if plan is not None and whole:
+            self._pieces = plan
+            try:
+                plan.finish(grads)
+            finally:
+                self._pieces = None
         else:
-            self._apply_each(grads, variables, lr)
+            lr = self._current_learning_rate()
+            if not missing and whole:
+                self._apply_flat(grads, lr)
+            else:
+                self._apply_each(grads, variables, lr)
         interval = self.denormal_flush_interval
         step = self._step()
         if interval and step % interval == interval - 1:
@@ -352,6 +365,31 @@ class Optimizer:
             if constraint is not None:
                 var.assign(constraint(var))
         self._iterations.data += 1
+
+    def begin_update_in_pieces(self):
+        """Start a step whose update may be applied in pieces (see
+        :mod:`lamina.optimizers.pieces`): the returned plan's ``apply(indices, grads)``
+        updates some variables at once; the step's :meth:`apply` (on the variables the
+        optimizer was built with) updates the rest and ends the step, with the bits of
+        one whole ``apply``.
+
+        Returns:
+            An ``UpdateInPieces``, or None when this optimizer's step needs all the
+            gradients at once (clipping, loss scaling, accumulation, EMA, weight
+            decay, several dtypes, or a step that is not elementwise). A plan that was
+            begun and not finished is dropped.
+        """
+        self._pieces = None
+        if not pieces_module.supported(self):
+            return None
+        for seg in self._segments:
+            seg.resync()  # the pieces update the buffers' views in place
+        self._pieces = pieces_module.UpdateInPieces(self)
+        return self._pieces
+
+    def cancel_update_in_pieces(self) -> None:
+        """Drop this step's plan (the step ended without ``apply``)."""
+        self._pieces = None
 
     def _apply_flat(self, grads, lr: float) -> None:
         if self._gather_in_parts(grads, lr):

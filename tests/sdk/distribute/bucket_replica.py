@@ -18,6 +18,7 @@ def fit_and_count(*args, **kwargs) -> dict:
     result["bucket_cap_mb"] = strategy.bucket_cap_mb
     result["buckets"] = 0 if buckets is None else buckets.count
     result["staged"] = bool(buckets is not None and buckets._own is None)
+    result["pieces"] = strategy.pieces_applied
     return result
 
 
@@ -57,3 +58,33 @@ def fit_until_the_chief_stops(model_json: str, compile_kwargs: dict, x, y, fit_k
     return {"weights": [np.array(w.data) for w in model.weights], "aborted": aborted,
             "iterations": int(np.asarray(model.optimizer.iterations.data)),
             "buckets": 0 if buckets is None else buckets.count}
+
+
+def fit_with_chief_lr_changes(model_json: str, compile_kwargs: dict, x, y,
+                              fit_kwargs: dict) -> dict:
+    """``fit`` where the chief halves the learning rate after every batch (the others
+    learn it from the exchanges).
+
+    Returns:
+        ``{"weights", "pieces"}``: the weights, and how many buckets' updates
+        overlapped the exchange (``DataParallel.pieces_applied``).
+    """
+    import numpy as np
+
+    import lamina
+    from lamina.callbacks import Callback
+
+    strategy = get_strategy()
+
+    class Halve(Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if strategy.is_chief:
+                self.model.optimizer.learning_rate = float(
+                    self.model.optimizer.learning_rate) * 0.5
+
+    lamina.utils.set_random_seed(5)
+    model = lamina.models.model_from_json(model_json)
+    model.compile(**compile_kwargs)
+    model.fit(x, y, verbose=0, callbacks=[Halve()], **fit_kwargs)
+    return {"weights": [np.array(w.data) for w in model.weights],
+            "pieces": strategy.pieces_applied}

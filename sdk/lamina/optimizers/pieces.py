@@ -1,0 +1,131 @@
+"""One step's update applied in pieces, as each group of gradients becomes final.
+
+A data-parallel replica reduces its gradients in buckets while backward goes on
+(:mod:`lamina.distribute.buckets`); with an elementwise optimizer (Adam, SGD,
+RMSprop, Adagrad, Adamax, Lion) nothing forces the update of a bucket's variables to
+wait for the other buckets, so :class:`UpdateInPieces` applies it as soon as that
+bucket is reduced, while the replica still exchanges (or waits for) the last bucket.
+
+Every element of the flat buffers goes through exactly the same ``update_step``
+arithmetic with the same learning rate and step count whichever piece it is in, so
+the bits equal those of one whole ``apply`` (tested against it). What is global to a
+step stays in ``Optimizer.apply``, which finishes the step: the variables not updated
+yet, the denormal flush, constraints and ``iterations += 1``. Optimizers that need a
+global quantity (``global_clipnorm``, ``clipnorm``, ``clipvalue``, loss scaling,
+gradient accumulation, EMA, weight decay) or whose step is not elementwise take the
+whole-step path (:func:`supported` is False).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lamina.backend.parallel import MAX_PARTS, PART_ELEMENTS
+from lamina.backend.threads import parallel_for, split
+from lamina.optimizers.buffers import Unit
+
+
+def supported(optimizer) -> bool:
+    """Whether ``optimizer``'s next update may be applied in pieces with the same bits."""
+    from lamina.optimizers.base import _ELEMENTWISE_STEPS, Optimizer
+
+    kind = type(optimizer)
+    fn = kind.update_step
+    return bool(
+        optimizer.built and len(optimizer._segments) == 1
+        and optimizer.loss_scale_factor is None and not optimizer.gradient_accumulation_steps
+        and not optimizer.clipnorm and not optimizer.clipvalue
+        and not optimizer.global_clipnorm and not optimizer.use_ema
+        and not optimizer._has_weight_decay()
+        and kind.apply is Optimizer.apply
+        and kind._backend_update_step is Optimizer._backend_update_step
+        and (fn.__module__, fn.__qualname__) in _ELEMENTWISE_STEPS)
+
+
+class UpdateInPieces:
+    """The update of one step, applied variable group by variable group.
+
+    Made by ``Optimizer.begin_update_in_pieces``. :meth:`apply` updates some variables
+    now (any thread, one call at a time); the step's ``Optimizer.apply`` updates the
+    others and ends the step. The learning rate is read once, at the first piece.
+
+    Args:
+        optimizer: a built optimizer for which :func:`supported` holds.
+    """
+
+    def __init__(self, optimizer) -> None:
+        self.optimizer = optimizer
+        self.segment = optimizer._segments[0]
+        self.done = [False] * len(self.segment.variables)
+        self.learning_rate: float | None = None
+
+    @property
+    def started(self) -> bool:
+        """Whether a piece was applied (the variables are no longer the step's start)."""
+        return any(self.done)
+
+    def apply(self, indices, grads) -> None:
+        """Update the variables ``indices`` (positions in the optimizer's variable list)
+        from their gradients ``grads`` now.
+
+        Raises:
+            RuntimeError: when this step was ended or replaced, or a variable was
+                already updated in it.
+        """
+        opt = self.optimizer
+        if opt._pieces is not self or not opt._segments or opt._segments[0] is not self.segment:
+            raise RuntimeError("this step's update in pieces was ended or replaced")
+        if any(self.done[i] for i in indices):
+            raise RuntimeError(f"variables {list(indices)} were already updated this step")
+        if not len(indices):
+            return
+        if self.learning_rate is None:
+            self.learning_rate = opt._current_learning_rate()
+        seg, lr = self.segment, self.learning_rate
+        offsets = seg.offsets
+        for index, grad in zip(indices, grads):
+            np.copyto(seg.grad[offsets[index]:offsets[index + 1]], np.reshape(grad, -1))
+        parts = []
+        for lo, hi in _runs(sorted(indices)):
+            parts += _range_parts(opt, offsets[lo], offsets[hi])
+        parallel_for(len(parts), lambda i: opt.update_step(parts[i][0], parts[i][1], lr))
+        for index in indices:
+            self.done[index] = True
+
+    def finish(self, grads) -> None:
+        """Update every variable not updated yet whose gradient is not None."""
+        rest = [i for i, (done, g) in enumerate(zip(self.done, grads))
+                if not done and g is not None]
+        self.apply(rest, [grads[i] for i in rest])
+
+
+def _runs(indices):
+    """``(first, last + 1)`` of each run of consecutive ints in the sorted ``indices``."""
+    runs = []
+    for index in indices:
+        if runs and runs[-1][1] == index:
+            runs[-1][1] = index + 1
+        else:
+            runs.append([index, index + 1])
+    return runs
+
+
+def _range_parts(optimizer, lo: int, hi: int) -> list:
+    """``(gradient, parameter)`` slices covering ``[lo, hi)`` of the flat buffers, in
+    parts of about ``PART_ELEMENTS`` (as the whole-step path cuts them), each with its
+    own unit (slot and scratch slices); cached per range."""
+    seg = optimizer._segments[0]
+    cache = seg.__dict__.setdefault("range_parts", {})  # a rebuild makes new segments
+    key = (lo, hi, tuple(seg.slots))
+    parts = cache.get(key)
+    if parts is None:
+        parts = []
+        count = max(1, min(MAX_PARTS, (hi - lo) // PART_ELEMENTS))
+        for a, b in split(hi - lo, count):
+            view = seg.param[lo + a:lo + b]
+            unit = Unit(seg, lo + a, lo + b, view.shape)
+            unit.slots = {name: slot[lo + a:lo + b] for name, slot in seg.slots.items()}
+            optimizer._units[id(view)] = unit
+            parts.append((seg.grad[lo + a:lo + b], view))
+        cache[key] = parts
+    return parts
