@@ -3,7 +3,9 @@
 A fused LSTM over (128, 50, 32) keeps ~35 MB of per-step values between its forward
 and its backward. Freshly allocated, such arrays come from new pages that the kernel
 maps and zeroes at first touch: measured here, ~6000 page faults and up to 60% of the
-time of a training step went to the kernel. So the primitives take their large
+time of a forward and backward went to the kernel (in a steady ``fit`` glibc's adaptive
+mmap threshold often keeps the pages, but not in the first epochs or with changing
+shapes). So the primitives take their large
 arrays from this pool and hand them back when the node that holds them is freed
 (:func:`hold`), and the next step gets the same, already mapped pages.
 
