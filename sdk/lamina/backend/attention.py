@@ -101,62 +101,63 @@ class _Core:
         return qh if self.scale == 1 else np.multiply(qh, self.scale)
 
     def run_forward(self, out):
-        k, v, probs = self.k, self.v, self.probs
-        self.out = out  # the backward's rowsum(dO * O)
-        big = np.asarray(_large_negative(out.dtype), out.dtype)
-
-        def run(i):
-            part = self.parts[i]
-            qs = self._scaled_q(part)
-            st = self._probs(i)
-            np.matmul(_heads(k, part), qs.swapaxes(-1, -2), out=st)
-            if self.neg is not None:
-                np.add(st, big, out=st, where=_head_major(self.neg, part))
-            flat = probs[i].reshape(probs[i].shape[0], -1)
-            flat -= flat.max(axis=0)
-            np.exp(flat, out=flat)
-            total = flat.sum(axis=0)
-            flat *= np.reciprocal(total, out=total)
-            pd = st if self.drop is None else st * self.drop[part]
-            np.matmul(pd.swapaxes(-1, -2), _heads(v, part), out=_heads(out, part))
-
-        parallel_for(len(self.parts), run)
+        self.start_forward(out)
+        parallel_for(len(self.parts), self.forward_part)
         return out
+
+    def start_forward(self, out):
+        """Set the output buffer; then :meth:`forward_part` for every part fills it."""
+        self.out = out  # the backward's rowsum(dO * O)
+        self.big = np.asarray(_large_negative(out.dtype), out.dtype)
+
+    def forward_part(self, i):
+        part, buf = self.parts[i], self.probs[i]
+        qs = self._scaled_q(part)
+        st = self._probs(i)
+        np.matmul(_heads(self.k, part), qs.swapaxes(-1, -2), out=st)
+        if self.neg is not None:
+            np.add(st, self.big, out=st, where=_head_major(self.neg, part))
+        flat = buf.reshape(buf.shape[0], -1)
+        flat -= flat.max(axis=0)
+        np.exp(flat, out=flat)
+        total = flat.sum(axis=0)
+        flat *= np.reciprocal(total, out=total)
+        pd = st if self.drop is None else st * self.drop[part]
+        np.matmul(pd.swapaxes(-1, -2), _heads(self.v, part), out=_heads(self.out, part))
 
     def run_backward(self, g, dq, dk, dv):
         """Write the gradients into ``dq``/``dk``/``dv`` (arrays or None to skip)."""
+        parallel_for(len(self.parts), lambda i: self.backward_part(i, g, dq, dk, dv))
+
+    def backward_part(self, i, g, dq, dk, dv):
+        """Part ``i`` of :meth:`run_backward`."""
         k, v, out = self.k, self.v, self.out
-        need_s = dq is not None or dk is not None
-
-        def run(i):
-            part = self.parts[i]
-            gh = _heads(g, part)
-            pt = self._probs(i)
-            drop = None if self.drop is None else self.drop[part]
-            if dv is not None:
-                pd = pt if drop is None else pt * drop
-                np.matmul(pd, gh, out=_heads(dv, part))
-            if not need_s:
-                return
-            dst = np.matmul(_heads(v, part), gh.swapaxes(-1, -2))  # dP^T
-            if drop is None:
-                # rowsum(dP * P) = rowsum(dO * O): a (length, dim) product, not (length,
-                # length); einsum's fused sum beats numpy's short-axis reduction.
-                rowsum = np.einsum("bhtd,bhtd->bht", gh, _heads(out, part))
-                dst -= rowsum[:, :, None, :]
-            else:
-                dst *= drop
-                dst -= np.sum(dst * pt, axis=-2, keepdims=True)
-            dst *= pt  # dS^T
-            if dq is not None:
-                dqh = _heads(dq, part)
-                np.matmul(dst.swapaxes(-1, -2), _heads(k, part), out=dqh)
-                if self.scale != 1:
-                    dqh *= self.scale
-            if dk is not None:
-                np.matmul(dst, self._scaled_q(part), out=_heads(dk, part))
-
-        parallel_for(len(self.parts), run)
+        part = self.parts[i]
+        gh = _heads(g, part)
+        pt = self._probs(i)
+        drop = None if self.drop is None else self.drop[part]
+        if dv is not None:
+            pd = pt if drop is None else pt * drop
+            np.matmul(pd, gh, out=_heads(dv, part))
+        if dq is None and dk is None:
+            return
+        dst = np.matmul(_heads(v, part), gh.swapaxes(-1, -2))  # dP^T
+        if drop is None:
+            # rowsum(dP * P) = rowsum(dO * O): a (length, dim) product, not (length,
+            # length); einsum's fused sum beats numpy's short-axis reduction.
+            rowsum = np.einsum("bhtd,bhtd->bht", gh, _heads(out, part))
+            dst -= rowsum[:, :, None, :]
+        else:
+            dst *= drop
+            dst -= np.sum(dst * pt, axis=-2, keepdims=True)
+        dst *= pt  # dS^T
+        if dq is not None:
+            dqh = _heads(dq, part)
+            np.matmul(dst.swapaxes(-1, -2), _heads(k, part), out=dqh)
+            if self.scale != 1:
+                dqh *= self.scale
+        if dk is not None:
+            np.matmul(dst, self._scaled_q(part), out=_heads(dk, part))
 
 
 def _check(q, k, v):

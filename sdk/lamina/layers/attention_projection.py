@@ -16,6 +16,7 @@ import numpy as np
 from lamina import ops
 from lamina.backend import attention as _attention
 from lamina.backend import dense_rows
+from lamina.backend import self_attention as _self_attention
 from lamina.backend.tensor import Tensor
 from lamina.layers.layer import Layer
 
@@ -94,15 +95,20 @@ def _flat_bias(projection, scale=None):
     return flat if scale is None else ops.multiply(flat, scale)
 
 
-def _project(x, projections, scales):
-    """``x`` through the concatenated (flattened) kernels and biases: one GEMM."""
+def _joined_weights(projections, scales):
+    """The projections' (flattened, scaled) kernels and biases, concatenated."""
     kernels = [_flat_kernel(p, s) for p, s in zip(projections, scales)]
     kernel = kernels[0] if len(kernels) == 1 else ops.concatenate(kernels, axis=1)
     bias = None
     if projections[0].bias is not None:
         biases = [_flat_bias(p, s) for p, s in zip(projections, scales)]
         bias = biases[0] if len(biases) == 1 else ops.concatenate(biases, axis=0)
-    return _dense(x, kernel, bias)
+    return kernel, bias
+
+
+def _project(x, projections, scales):
+    """``x`` through the concatenated (flattened) kernels and biases: one GEMM."""
+    return _dense(x, *_joined_weights(projections, scales))
 
 
 def _dense(x, kernel, bias):
@@ -165,7 +171,14 @@ def fused_attention(layer, query, value, key, mask, training):
     same = (query is value and key is value) or (
         query.data is value.data and key.data is value.data
         and not any(x.requires_grad for x in (query, value, key)))
-    if same:
+    if same and _self_attention.whole_rows(query.shape[0], query.shape[1], heads,
+                                           np.dtype(dtype).itemsize):
+        # Projection and attention in one node, batch part by batch part.
+        kernel, bias = _joined_weights(dense, (scale, None, None))
+        context = _self_attention.projected_self_attention(
+            query, kernel, bias, heads, key_dim, value_dim, mask=mask, scale=1.0,
+            dropout_mask=dropout_mask)
+    elif same:
         qkv = _project(query, dense, (scale, None, None))
         context = _attention.packed_attention(qkv, heads, key_dim, value_dim, mask=mask,
                                               scale=1.0, dropout_mask=dropout_mask)

@@ -11,6 +11,7 @@ import lamina
 from lamina import layers
 from lamina.backend import Tensor, Variable, autodiff
 from lamina.backend import attention as backend_attention
+from lamina.backend import self_attention
 
 RNG = np.random.default_rng(5)
 
@@ -58,14 +59,18 @@ def assert_same(fused, plain, *args, **call):
 def spy(monkeypatch):
     """Counts the calls of the two fused primitives."""
     calls = {"packed": 0, "attention": 0}
-    for name, key in (("packed_attention", "packed"), ("attention", "attention")):
-        real = getattr(backend_attention, name)
+    # Self-attention is "packed" either way: projection and attention as one node
+    # (backend.self_attention) or the packed attention after one projection GEMM.
+    for module, name, key in ((backend_attention, "packed_attention", "packed"),
+                              (backend_attention, "attention", "attention"),
+                              (self_attention, "projected_self_attention", "packed")):
+        real = getattr(module, name)
 
         def wrapped(*a, _real=real, _key=key, **k):
             calls[_key] += 1
             return _real(*a, **k)
 
-        monkeypatch.setattr(backend_attention, name, wrapped)
+        monkeypatch.setattr(module, name, wrapped)
     return calls
 
 

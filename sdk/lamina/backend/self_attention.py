@@ -1,0 +1,139 @@
+"""Self-attention with its input projection in one node, batch part by batch part.
+
+:func:`projected_self_attention` is ``packed_attention(x @ kernel + bias)``: the query,
+key and value projections (one concatenated kernel) and the fused attention of
+:mod:`lamina.backend.attention`. As two nodes, the projection's GEMM writes the whole
+``(batch, length, heads * (2 key_dim + value_dim))`` array before the attention reads it
+back, and each node is one hand-off to the pool. Here each attention part (a group of
+batch rows, :func:`lamina.backend.attention._parts`) projects its own rows and attends
+over them while they are in cache; the backward does the attention backward of a part
+and then that part's share of the projection's gradients::
+
+    dx[rows] = dqkv[rows] @ kernel^T
+    dK_i = x[rows]^T @ dqkv[rows]       db_i = 1^T dqkv[rows]
+
+with ``dK = dK_0 + dK_1 + ...`` (and ``db``) added in part order. The parts depend only on
+the shapes, so the bits do not depend on the thread count or the load.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lamina.backend.attention import _check, _Core, _parts
+from lamina.backend.autodiff import Function
+from lamina.backend.dense_rows import _in_order_sum
+from lamina.backend.parallel import parallel_for
+
+
+def whole_rows(batch, length, num_heads, itemsize) -> bool:
+    """True when every attention part of these shapes is a group of whole batch rows
+    (the projection can then be cut with them); long sequences cut one row's heads."""
+    return all(heads == slice(None)
+               for _, heads in _parts(batch, num_heads, length, length, itemsize))
+
+
+def _split(qkv, heads, key_dim, value_dim):
+    lead = qkv.shape[:2]
+    return (qkv[..., :heads * key_dim].reshape(*lead, heads, key_dim),
+            qkv[..., heads * key_dim:2 * heads * key_dim].reshape(*lead, heads, key_dim),
+            qkv[..., 2 * heads * key_dim:].reshape(*lead, heads, value_dim))
+
+
+class ProjectedSelfAttention(Function):
+    """``packed_attention(x @ kernel + bias)`` in one node (see the module docstring)."""
+
+    __slots__ = ("core", "x", "kernel", "has_bias", "sizes")
+
+    def forward(self, x, kernel, bias=None, num_heads=1, key_dim=1, value_dim=None,
+                mask=None, scale=None, dropout_mask=None):
+        value_dim = key_dim if value_dim is None else value_dim
+        width = num_heads * (2 * key_dim + value_dim)
+        if x.ndim != 3 or kernel.shape != (x.shape[-1], width) or (
+                bias is not None and bias.shape != (width,)):
+            raise ValueError(
+                f"projected_self_attention expects x (batch, length, dim), kernel (dim, "
+                f"{width}) and bias ({width},) for num_heads={num_heads}, key_dim={key_dim}, "
+                f"value_dim={value_dim}. Received: x.shape={x.shape}, "
+                f"kernel.shape={kernel.shape}, "
+                f"bias.shape={None if bias is None else bias.shape}")
+        b, t, f = x.shape
+        dtype = np.result_type(x.dtype, kernel.dtype)
+        if not whole_rows(b, t, num_heads, np.dtype(dtype).itemsize):
+            raise ValueError("projected_self_attention: the sequences are too long for parts "
+                             f"of whole batch rows. Received: x.shape={x.shape}, "
+                             f"num_heads={num_heads}")
+        self.x, self.kernel, self.has_bias = x, kernel, bias is not None
+        self.sizes = (num_heads, key_dim, value_dim)
+        qkv = np.empty((b, t, width), dtype)
+        q, k, v = _split(qkv, *self.sizes)
+        _check(q, k, v)
+        self.core = core = _Core()
+        core.setup(q, k, v, mask, scale, dropout_mask)
+        out = np.empty((b, t, num_heads, value_dim), dtype)
+        core.start_forward(out)
+
+        def part(i):
+            rows = core.parts[i][0]
+            projected = qkv[rows].reshape(-1, width)
+            np.matmul(x[rows].reshape(-1, f), kernel, out=projected)
+            if bias is not None:
+                projected += bias
+            core.forward_part(i)
+
+        parallel_for(len(core.parts), part)
+        return out
+
+    def backward(self, g):
+        core, x, kernel = self.core, self.x, self.kernel
+        f, width = kernel.shape
+        dtype = core.out.dtype
+        dqkv = np.empty((*x.shape[:2], width), dtype)
+        dq, dk, dv = _split(dqkv, *self.sizes)
+        n = len(core.parts)
+        need_x, need_k = self.needs[0], self.needs[1]
+        need_b = self.has_bias and self.needs[2]
+        gx = np.empty(x.shape, dtype) if need_x else None
+        gk = np.empty((n, f, width), dtype) if need_k else None
+        gb = np.empty((n, width), dtype) if need_b else None
+        ones = np.ones(x.shape[0] * x.shape[1], dtype) if need_b else None
+
+        def part(i):
+            core.backward_part(i, g, dq, dk, dv)
+            rows = core.parts[i][0]
+            grad = dqkv[rows].reshape(-1, width)
+            if need_k:
+                np.matmul(x[rows].reshape(-1, f).T, grad, out=gk[i])
+            if need_b:
+                np.matmul(ones[:grad.shape[0]], grad, out=gb[i])
+            if need_x:
+                np.matmul(grad, kernel.T, out=gx[rows].reshape(-1, f))
+
+        parallel_for(n, part)
+        return (gx, None if gk is None else _in_order_sum(gk),
+                None if gb is None else _in_order_sum(gb))
+
+
+def projected_self_attention(x, kernel, bias=None, num_heads=1, key_dim=1, value_dim=None,
+                             mask=None, scale=None, dropout_mask=None):
+    """Fused ``packed_attention(x @ kernel + bias, ...)`` (self-attention).
+
+    Args:
+        x: Tensor ``(batch, length, dim)``.
+        kernel: Tensor ``(dim, num_heads * (2 * key_dim + value_dim))``: the query, key
+            and value kernels side by side.
+        bias: optional Tensor of the kernel's last dimension.
+        num_heads, key_dim, value_dim: the head layout (``value_dim`` = ``key_dim`` by
+            default).
+        mask, scale, dropout_mask: as in :func:`lamina.backend.attention.attention`.
+
+    Returns:
+        Tensor ``(batch, length, num_heads, value_dim)``.
+
+    Raises:
+        ValueError: for shapes that do not agree, or sequences so long that the attention
+            parts are not whole batch rows (see :func:`whole_rows`).
+    """
+    return ProjectedSelfAttention.apply(x, kernel, bias, num_heads=num_heads, key_dim=key_dim,
+                                        value_dim=value_dim, mask=mask, scale=scale,
+                                        dropout_mask=dropout_mask)
