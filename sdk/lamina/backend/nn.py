@@ -53,6 +53,7 @@ class Dense(Function):
             return self._backward_plain(g)
         x2, g2 = x.reshape(-1, x.shape[-1]), g.reshape(-1, g.shape[-1])
         tasks, grads = [], [None, None, None]
+        products = int(self.needs[0]) + int(self.needs[1])
         if self.needs[1]:
             grads[1] = np.empty(kernel.shape, np.result_type(x2.dtype, g2.dtype))
             tasks += matmul_tasks(x2.T, g2, grads[1])
@@ -63,7 +64,7 @@ class Dense(Function):
         if self.has_bias and self.needs[2]:
             tasks.append(lambda: grads.__setitem__(2, g2.sum(axis=0)))
         if tasks:
-            run_tasks(tasks)
+            run_tasks(tasks, flops=2 * products * g2.shape[0] * kernel.size)
         return tuple(grads)
 
     def _backward_plain(self, g):

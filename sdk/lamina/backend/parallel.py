@@ -110,10 +110,16 @@ def matmul_tasks(a: np.ndarray, b: np.ndarray, out: np.ndarray, epilogue=None) -
             for lo, hi in aligned_split(n, parts, COL_ALIGN)]
 
 
-def run_tasks(tasks: list) -> None:
-    """Run zero-argument callables that write disjoint outputs, spread over the pool."""
-    if len(tasks) == 1:
-        tasks[0]()
+def run_tasks(tasks: list, flops: int | None = None) -> None:
+    """Run zero-argument callables that write disjoint outputs, spread over the pool.
+
+    ``flops``, if given, is the work of all the tasks together: under ``PART_FLOPS`` they
+    run in order on the calling thread, since a hand-off to the pool costs more than
+    they do (e.g. the gradients of a 512 -> 10 Dense layer on a batch of 128).
+    """
+    if len(tasks) == 1 or (flops is not None and flops < PART_FLOPS):
+        for task in tasks:
+            task()
     else:
         parallel_for(len(tasks), lambda i: tasks[i]())
 
