@@ -34,9 +34,8 @@ from lamina.backend.rnn_common import (
     _output_grads,
     _Sequence,
     chunk_spans,
-    lane_spans,
-    run_lanes,
 )
+from lamina.backend.rnn_lanes import lane_spans, run_lanes
 
 # Keras's gate columns are i, f, c(g), o; the forward keeps them as o, i, f, g.
 _FORWARD_ORDER = (3, 0, 1, 2)

@@ -1,4 +1,4 @@
-"""The LSTM's batch lanes (rnn_common.run_lanes): values and float64 gradients with two
+"""The LSTM's batch lanes (rnn_lanes.run_lanes): values and float64 gradients with two
 lanes, bits that do not depend on the pool, errors and Ctrl-C that stop every lane, and
 the scratch-array pool (rnn_buffers)."""
 
@@ -13,12 +13,12 @@ import time
 import numpy as np
 import pytest
 
-from lamina.backend import rnn_buffers, rnn_common, threads
+from lamina.backend import rnn_buffers, rnn_common, rnn_lanes, threads
 from lamina.backend.rnn_lstm import LSTMSequence
 from lamina.backend.tensor import Tensor
 from lamina.testing import check_gradients
 
-BATCH = 2 * rnn_common.MIN_LANE_BATCH  # the smallest batch cut into two lanes
+BATCH = 2 * rnn_lanes.MIN_LANE_BATCH  # the smallest batch cut into two lanes
 
 
 def _sigmoid(a):
@@ -53,9 +53,9 @@ def _case(rng, batch=BATCH, steps=rnn_common.CHUNK_STEPS + 3, features=2, units=
 
 
 def test_lanes_are_fixed_by_the_batch_size():
-    assert rnn_common.lane_spans(BATCH) == [(0, BATCH // 2), (BATCH // 2, BATCH)]
-    assert rnn_common.lane_spans(BATCH - 1) == [(0, BATCH - 1)]
-    assert rnn_common.lane_spans(129) == [(0, 64), (64, 129)]
+    assert rnn_lanes.lane_spans(BATCH) == [(0, BATCH // 2), (BATCH // 2, BATCH)]
+    assert rnn_lanes.lane_spans(BATCH - 1) == [(0, BATCH - 1)]
+    assert rnn_lanes.lane_spans(129) == [(0, 64), (64, 129)]
 
 
 @pytest.mark.parametrize("masked, dropout, go_backwards",
@@ -122,7 +122,7 @@ def test_every_chunk_of_every_lane_runs_once_in_order(policy, request):
         threads.set_thread_policy(1)
     try:
         log = []
-        rnn_common.run_lanes([_lane(log, "a", 5), _lane(log, "b", 7)])
+        rnn_lanes.run_lanes([_lane(log, "a", 5), _lane(log, "b", 7)])
     finally:
         threads.set_thread_policy("auto")
     for name, n in (("a", 5), ("b", 7)):
@@ -140,7 +140,7 @@ def test_an_error_in_one_lane_stops_the_other_and_reaches_the_caller(pool_of_two
              _lane(log, "b", 50, fail_at=2 if failing == 1 else None, exc=exc)]
     start = time.monotonic()
     with pytest.raises(exc, match="failed"):
-        rnn_common.run_lanes(lanes)
+        rnn_lanes.run_lanes(lanes)
     assert time.monotonic() - start < 5
     assert len(log) < 100  # the other lane stopped early
     done = []
