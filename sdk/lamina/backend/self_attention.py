@@ -12,8 +12,11 @@ and then that part's share of the projection's gradients::
     dx[rows] = dqkv[rows] @ kernel^T
     dK_i = x[rows]^T @ dqkv[rows]       db_i = 1^T dqkv[rows]
 
-with ``dK = dK_0 + dK_1 + ...`` (and ``db``) added in part order. The parts depend only on
-the shapes, so the bits do not depend on the thread count or the load.
+with ``dK = dK_0 + dK_1 + ...`` (and ``db``) added in part order. With an output kernel
+the output projection (MultiHeadAttention's ``attention_output``) runs in the same parts
+too: ``y[rows] = context[rows] @ Wo + bo`` after the attention, and its gradients before
+the attention's backward. The parts depend only on the shapes, so the bits do not depend
+on the thread count or the load.
 """
 
 from __future__ import annotations
@@ -41,22 +44,29 @@ def _split(qkv, heads, key_dim, value_dim):
 
 
 class ProjectedSelfAttention(Function):
-    """``packed_attention(x @ kernel + bias)`` in one node (see the module docstring)."""
+    """``packed_attention(x @ kernel + bias)`` in one node, optionally followed by the output
+    projection ``@ output_kernel + output_bias`` (see the module docstring)."""
 
-    __slots__ = ("core", "x", "kernel", "has_bias", "sizes")
+    __slots__ = ("core", "x", "kernel", "has_bias", "sizes", "output_kernel", "has_out_bias")
 
-    def forward(self, x, kernel, bias=None, num_heads=1, key_dim=1, value_dim=None,
-                mask=None, scale=None, dropout_mask=None):
+    def forward(self, x, kernel, bias=None, output_kernel=None, output_bias=None, num_heads=1,
+                key_dim=1, value_dim=None, mask=None, scale=None, dropout_mask=None):
         value_dim = key_dim if value_dim is None else value_dim
         width = num_heads * (2 * key_dim + value_dim)
+        inner = num_heads * value_dim
         if x.ndim != 3 or kernel.shape != (x.shape[-1], width) or (
-                bias is not None and bias.shape != (width,)):
+                bias is not None and bias.shape != (width,)) or (
+                output_kernel is not None and (output_kernel.ndim != 2
+                                               or output_kernel.shape[0] != inner)) or (
+                output_bias is not None and (output_kernel is None or output_bias.shape
+                                             != output_kernel.shape[1:])):
             raise ValueError(
                 f"projected_self_attention expects x (batch, length, dim), kernel (dim, "
-                f"{width}) and bias ({width},) for num_heads={num_heads}, key_dim={key_dim}, "
-                f"value_dim={value_dim}. Received: x.shape={x.shape}, "
-                f"kernel.shape={kernel.shape}, "
-                f"bias.shape={None if bias is None else bias.shape}")
+                f"{width}), bias ({width},), output_kernel ({inner}, out) and output_bias "
+                f"(out,) for num_heads={num_heads}, key_dim={key_dim}, value_dim={value_dim}. "
+                f"Received: x.shape={x.shape}, kernel.shape={kernel.shape}, "
+                f"bias.shape={_shape(bias)}, output_kernel.shape={_shape(output_kernel)}, "
+                f"output_bias.shape={_shape(output_bias)}")
         b, t, f = x.shape
         dtype = np.result_type(x.dtype, kernel.dtype)
         if not whole_rows(b, t, num_heads, np.dtype(dtype).itemsize):
@@ -64,14 +74,17 @@ class ProjectedSelfAttention(Function):
                              f"of whole batch rows. Received: x.shape={x.shape}, "
                              f"num_heads={num_heads}")
         self.x, self.kernel, self.has_bias = x, kernel, bias is not None
+        self.output_kernel, self.has_out_bias = output_kernel, output_bias is not None
         self.sizes = (num_heads, key_dim, value_dim)
         qkv = np.empty((b, t, width), dtype)
         q, k, v = _split(qkv, *self.sizes)
         _check(q, k, v)
         self.core = core = _Core()
         core.setup(q, k, v, mask, scale, dropout_mask)
-        out = np.empty((b, t, num_heads, value_dim), dtype)
-        core.start_forward(out)
+        context = np.empty((b, t, num_heads, value_dim), dtype)
+        core.start_forward(context)
+        out = context if output_kernel is None else np.empty(
+            (b, t, output_kernel.shape[1]), dtype)
 
         def part(i):
             rows = core.parts[i][0]
@@ -80,27 +93,45 @@ class ProjectedSelfAttention(Function):
             if bias is not None:
                 projected += bias
             core.forward_part(i)
+            if output_kernel is not None:
+                y = out[rows].reshape(-1, output_kernel.shape[1])
+                np.matmul(context[rows].reshape(-1, inner), output_kernel, out=y)
+                if output_bias is not None:
+                    y += output_bias
 
         parallel_for(len(core.parts), part)
         return out
 
     def backward(self, g):
-        core, x, kernel = self.core, self.x, self.kernel
+        core, x, kernel, wo = self.core, self.x, self.kernel, self.output_kernel
         f, width = kernel.shape
-        dtype = core.out.dtype
+        context = core.out
+        dtype = context.dtype
         dqkv = np.empty((*x.shape[:2], width), dtype)
         dq, dk, dv = _split(dqkv, *self.sizes)
         n = len(core.parts)
-        need_x, need_k = self.needs[0], self.needs[1]
-        need_b = self.has_bias and self.needs[2]
+        need_x, need_k, need_b, need_wo, need_bo = self.needs
+        need_b = need_b and self.has_bias
+        need_bo = need_bo and self.has_out_bias
         gx = np.empty(x.shape, dtype) if need_x else None
         gk = np.empty((n, f, width), dtype) if need_k else None
         gb = np.empty((n, width), dtype) if need_b else None
-        ones = np.ones(x.shape[0] * x.shape[1], dtype) if need_b else None
+        gwo = np.empty((n, *wo.shape), dtype) if need_wo else None
+        gbo = np.empty((n, wo.shape[1]), dtype) if need_bo else None
+        dcontext = g if wo is None else np.empty(context.shape, dtype)
+        ones = np.ones(x.shape[0] * x.shape[1], dtype)
 
         def part(i):
-            core.backward_part(i, g, dq, dk, dv)
             rows = core.parts[i][0]
+            if wo is not None:
+                g_rows = g[rows].reshape(-1, wo.shape[1])
+                c_rows = context[rows].reshape(-1, wo.shape[0])
+                if need_wo:
+                    np.matmul(c_rows.T, g_rows, out=gwo[i])
+                if need_bo:
+                    np.matmul(ones[:g_rows.shape[0]], g_rows, out=gbo[i])
+                np.matmul(g_rows, wo.T, out=dcontext[rows].reshape(-1, wo.shape[0]))
+            core.backward_part(i, dcontext, dq, dk, dv)
             grad = dqkv[rows].reshape(-1, width)
             if need_k:
                 np.matmul(x[rows].reshape(-1, f).T, grad, out=gk[i])
@@ -110,13 +141,18 @@ class ProjectedSelfAttention(Function):
                 np.matmul(grad, kernel.T, out=gx[rows].reshape(-1, f))
 
         parallel_for(n, part)
-        return (gx, None if gk is None else _in_order_sum(gk),
-                None if gb is None else _in_order_sum(gb))
+        return (gx, *(None if p is None else _in_order_sum(p) for p in (gk, gb, gwo, gbo)))
+
+
+def _shape(a):
+    return None if a is None else a.shape
 
 
 def projected_self_attention(x, kernel, bias=None, num_heads=1, key_dim=1, value_dim=None,
-                             mask=None, scale=None, dropout_mask=None):
-    """Fused ``packed_attention(x @ kernel + bias, ...)`` (self-attention).
+                             mask=None, scale=None, dropout_mask=None, output_kernel=None,
+                             output_bias=None):
+    """Fused ``packed_attention(x @ kernel + bias, ...)`` (self-attention), optionally
+    followed by the output projection.
 
     Args:
         x: Tensor ``(batch, length, dim)``.
@@ -126,14 +162,19 @@ def projected_self_attention(x, kernel, bias=None, num_heads=1, key_dim=1, value
         num_heads, key_dim, value_dim: the head layout (``value_dim`` = ``key_dim`` by
             default).
         mask, scale, dropout_mask: as in :func:`lamina.backend.attention.attention`.
+        output_kernel: optional Tensor ``(num_heads * value_dim, out)``: the attention's
+            context, flattened per position, is multiplied by it.
+        output_bias: optional Tensor ``(out,)`` added then (only with ``output_kernel``).
 
     Returns:
-        Tensor ``(batch, length, num_heads, value_dim)``.
+        Tensor ``(batch, length, num_heads, value_dim)``, or ``(batch, length, out)`` with
+        an output kernel.
 
     Raises:
         ValueError: for shapes that do not agree, or sequences so long that the attention
             parts are not whole batch rows (see :func:`whole_rows`).
     """
-    return ProjectedSelfAttention.apply(x, kernel, bias, num_heads=num_heads, key_dim=key_dim,
+    return ProjectedSelfAttention.apply(x, kernel, bias, output_kernel, output_bias,
+                                        num_heads=num_heads, key_dim=key_dim,
                                         value_dim=value_dim, mask=mask, scale=scale,
                                         dropout_mask=dropout_mask)

@@ -173,11 +173,19 @@ def fused_attention(layer, query, value, key, mask, training):
         and not any(x.requires_grad for x in (query, value, key)))
     if same and _self_attention.whole_rows(query.shape[0], query.shape[1], heads,
                                            np.dtype(dtype).itemsize):
-        # Projection and attention in one node, batch part by batch part.
+        # Projections and attention in one node, batch part by batch part (the output
+        # projection too, unless a gate comes between).
         kernel, bias = _joined_weights(dense, (scale, None, None))
+        out_dense = None if layer.use_gate else layer.output_dense
         context = _self_attention.projected_self_attention(
             query, kernel, bias, heads, key_dim, value_dim, mask=mask, scale=1.0,
-            dropout_mask=dropout_mask)
+            dropout_mask=dropout_mask,
+            output_kernel=None if out_dense is None else ops.reshape(
+                out_dense.kernel, (heads * value_dim, -1)),
+            output_bias=None if out_dense is None or out_dense.bias is None else ops.reshape(
+                out_dense.bias, (-1,)))
+        if out_dense is not None:
+            return ops.reshape(context, (*query.shape[:2], *out_dense.out_shape))
     elif same:
         qkv = _project(query, dense, (scale, None, None))
         context = _attention.packed_attention(qkv, heads, key_dim, value_dim, mask=mask,

@@ -43,6 +43,27 @@ def test_gradients_match_central_differences(kwargs, bias):
     assert check_gradients(fn, inputs(bias)) <= 1e-6
 
 
+@pytest.mark.parametrize("out_bias", [True, False], ids=["output-bias", "no-output-bias"])
+def test_gradients_with_the_output_projection(out_bias):
+    def fn(x, k, b, wo, bo=None):
+        return sa.projected_self_attention(x, k, b, H, D, DV, mask=MASK, output_kernel=wo,
+                                           output_bias=bo)
+
+    extra = [RNG.standard_normal((H * DV, 6)) * 0.5] + ([RNG.standard_normal(6)] if out_bias
+                                                         else [])
+    assert check_gradients(fn, inputs() + extra) <= 1e-6
+
+
+def test_output_projection_equals_the_context_times_the_kernel():
+    x, kernel, bias = (Tensor(a) for a in inputs())
+    wo, bo = RNG.standard_normal((H * DV, 6)), RNG.standard_normal(6)
+    context = sa.projected_self_attention(x, kernel, bias, H, D, DV).data
+    out = sa.projected_self_attention(x, kernel, bias, H, D, DV, output_kernel=Tensor(wo),
+                                      output_bias=Tensor(bo)).data
+    np.testing.assert_allclose(out, context.reshape(B, T, -1) @ wo + bo, rtol=1e-12,
+                               atol=1e-12)
+
+
 @pytest.mark.parametrize("kwargs", [{}, {"mask": MASK, "scale": 0.3}])
 def test_equals_projection_then_packed_attention(kwargs):
     x, kernel, bias = inputs()
@@ -80,10 +101,12 @@ def _bits():
     x = Variable(rng.standard_normal((8, 6, F)).astype(np.float32))
     k = Variable(rng.standard_normal((F, WIDTH)).astype(np.float32))
     b = Variable(rng.standard_normal(WIDTH).astype(np.float32))
-    out = sa.projected_self_attention(x, k, b, H, D, DV)
+    wo = Variable(rng.standard_normal((H * DV, 5)).astype(np.float32))
+    bo = Variable(rng.standard_normal(5).astype(np.float32))
+    out = sa.projected_self_attention(x, k, b, H, D, DV, output_kernel=wo, output_bias=bo)
     g = rng.standard_normal(out.shape).astype(np.float32)
     return [out.data.tobytes()] + [a.tobytes() for a in autodiff.gradients(
-        out, [x, k, b], output_gradient=g)]
+        out, [x, k, b, wo, bo], output_gradient=g)]
 
 
 def test_threads_do_not_change_the_bits(pool_of_two, monkeypatch):

@@ -109,6 +109,15 @@ def test_self_attention_value_dim_and_gate_packed(spy):
     assert spy["packed"] == 1
 
 
+@pytest.mark.parametrize("kwargs", [{"value_dim": 3, "output_shape": 7},
+                                    {"use_bias": False}], ids=["output_shape", "no_bias"])
+def test_self_attention_with_its_output_projection_in_the_node(spy, kwargs):
+    fused, plain = twins(**kwargs)
+    x = var(3, 5, 8)
+    assert_same(fused, plain, x, x, attention_mask=RNG.random((3, 5, 5)) > 0.3)
+    assert spy == {"packed": 1, "attention": 0}
+
+
 def test_dropout_draws_the_same_masks():
     fused, plain = twins(dropout=0.4, seed=3)
     x = var(3, 5, 8)
