@@ -11,10 +11,11 @@ range does all of its work while its slice of the gradient is in cache::
     dx[r] = g_r @ kernel^T
     dK_r = x[r]^T @ g_r                 db_r = 1^T g_r
 
-and ``dK = dK_0 + dK_1 + ...``, ``db`` likewise, added in range order. The number of
-ranges depends only on the shapes (:func:`row_parts`), so the bits do not depend on the
-thread count or the load. The forward is :class:`~lamina.backend.nn.Dense`'s (bias and
-ReLU applied per GEMM part).
+and ``dK = dK_0 + dK_1 + ...``, ``db`` likewise, added in range order. The forward runs
+in the same ranges (GEMM, bias, ReLU of a range together): claimed one by one, more ranges
+than threads keep both cores busy when a worker starts late. The number of ranges depends
+only on the shapes (:func:`row_parts`), so the bits do not depend on the thread count or
+the load.
 """
 
 from __future__ import annotations
@@ -51,8 +52,25 @@ class RowSplitDense(_nn.Dense):
                              f"parts >= 1. Received: x.shape={x.shape}, "
                              f"kernel.shape={kernel.shape}, parts={parts}")
         self.parts = parts
-        out = super().forward(x, kernel, bias)
-        self.out = out if self.relu else None
+        self.x, self.kernel, self.has_bias = x, kernel, bias is not None
+        k, n = kernel.shape
+        x2 = x.reshape(-1, k)
+        out = np.empty((*x.shape[:-1], n), np.result_type(x.dtype, kernel.dtype))
+        out2 = out.reshape(-1, n)
+        ranges = split(x2.shape[0], parts)
+        relu = self.relu
+
+        def part(i):
+            lo, hi = ranges[i]
+            o = out2[lo:hi]
+            np.matmul(x2[lo:hi], kernel, out=o)
+            if bias is not None:
+                o += bias
+            if relu:
+                np.maximum(o, 0, out=o)
+
+        parallel_for(len(ranges), part)
+        self.out = out if relu else None
         return out
 
     def backward(self, g):
