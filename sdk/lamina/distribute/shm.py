@@ -90,10 +90,13 @@ def create(path: str | os.PathLike, world: int, n: int, m: int = 8) -> Path:
 
 
 def remove(path: str | os.PathLike) -> None:
-    """Delete the shared file and the ranks' wake-up sockets (the owner's clean-up)."""
+    """Delete the shared file, the ranks' wake-up sockets and the replicas' shared
+    parameters (``<file>.state``, :mod:`lamina.distribute.shared_state`): the owner's
+    clean-up."""
     path = Path(path)
     for sock in path.parent.glob(path.name + ".r*"):
         sock.unlink(missing_ok=True)
+    Path(f"{path}.state").unlink(missing_ok=True)
     path.unlink(missing_ok=True)
 
 

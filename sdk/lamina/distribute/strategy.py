@@ -35,6 +35,7 @@ from lamina.backend.autodiff import gradient_ready_hook
 from lamina.distribute import keys
 from lamina.distribute.buckets import DEFAULT_CAP_MB, Buckets, can_bucket
 from lamina.distribute.metric_state import additive_fields, pack, unpack
+from lamina.distribute.shared_state import SharedState
 from lamina.layers.symbolic import flatten, map_structure
 
 CONTINUE, STOP, ABORT = 0.0, 1.0, 2.0
@@ -140,6 +141,12 @@ class DataParallel(Strategy):
             on), else off: with one core per replica the update only moves into the
             exchange's waits, which the peer's identical work already fills, and it
             measured slower (docs/architecture.md, "Gradient buckets").
+        shared_update: with the shared-memory collective, keep one copy of the
+            parameters and optimizer slots for all ranks and let each rank update
+            its ``1/N`` of them (:mod:`lamina.distribute.shared_state`; the same bits;
+            optimizers that need every gradient at once, several dtypes or variable
+            constraints keep the replicated update). Default:
+            ``$LAMINA_SHARED_UPDATE`` (``0`` turns it off), else on.
 
     Raises:
         ValueError: when the model's gradient does not fit the collective, or for a
@@ -148,7 +155,8 @@ class DataParallel(Strategy):
 
     def __init__(self, collective, resume_at=None, base_metrics=None,
                  bucket_cap_mb: float | None = None,
-                 overlap_update: bool | None = None) -> None:
+                 overlap_update: bool | None = None,
+                 shared_update: bool | None = None) -> None:
         if bucket_cap_mb is None:
             bucket_cap_mb = float(os.environ.get("LAMINA_BUCKET_CAP_MB", DEFAULT_CAP_MB))
         if not bucket_cap_mb >= 0:
@@ -158,6 +166,12 @@ class DataParallel(Strategy):
         if overlap_update is None:
             overlap_update = os.environ.get("LAMINA_OVERLAP_UPDATE", "0").strip() == "1"
         self.overlap_update = bool(overlap_update)
+        if shared_update is None:
+            shared_update = os.environ.get("LAMINA_SHARED_UPDATE", "1").strip() != "0"
+        self.shared_update = bool(shared_update)
+        self._shared: SharedState | None = None
+        self._update_barrier = False  # this step updated a shard: wait for the others
+        self.shared_steps = 0  # updates applied to this rank's shard only
         self._buckets: Buckets | None = None
         self.collective = collective
         self.rank, self.world_size = collective.rank, collective.world
@@ -210,6 +224,13 @@ class DataParallel(Strategy):
                              f"{type(model).__name__} overrides it. Received: "
                              f"train_step={type(model).train_step.__qualname__}")
         skip = self.resume_at[1] if self.resume_at and self.resume_at[0] == epoch else 0
+        try:
+            yield from self._epoch_batches(model, iterator, epoch, skip)
+        finally:
+            if self._shared is not None:  # callbacks and digests see private arrays
+                self._shared.unshare()
+
+    def _epoch_batches(self, model, iterator, epoch: int, skip: int):
         seen = 0
         for step, batch in iterator.epoch():
             n = batch_size(batch)
@@ -227,6 +248,9 @@ class DataParallel(Strategy):
             self.step_samples = n
             local = map_structure(lambda a, rows=slice(lo, hi): None if a is None else a[rows],
                                   batch)
+            shared = self._shared_for(model)
+            if shared is not None:
+                shared.share()
             with keys.batch_keys(epoch, np.arange(seen - n + lo, seen - n + hi)), \
                     self._bucketing(model):
                 yield step, local
@@ -244,7 +268,8 @@ class DataParallel(Strategy):
             return
         optimizer = model.optimizer
         begin = getattr(optimizer, "begin_update_in_pieces", None)
-        plan = begin() if self.overlap_update and begin is not None else None
+        plan = begin() if self.overlap_update and begin is not None \
+            and not (self._shared is not None and self._shared.shared) else None
         try:
             with gradient_ready_hook(buckets.hook(self._share, *self._piece_hooks(model,
                                                                                   plan))):
@@ -271,6 +296,44 @@ class DataParallel(Strategy):
             plan.apply(indices, grads)
             self.pieces_applied += bool(indices)
         return meta, on_reduced
+
+    def _shared_for(self, model) -> SharedState | None:
+        """The shared parameters when this step can use them (else None)."""
+        from lamina.distribute.shm import SharedMemoryCollective
+        from lamina.optimizers.pieces import supported
+
+        optimizer = model.optimizer
+        if self.world_size == 1 or not self.shared_update \
+                or not isinstance(self.collective, SharedMemoryCollective) \
+                or not hasattr(optimizer, "relocate") or not supported(optimizer):
+            return None
+        shared = self._shared
+        if shared is not None and shared.optimizer is optimizer:
+            return shared
+        if shared is not None:
+            shared.close()
+            self._shared = None
+        variables = model.trainable_weights
+        if [id(v) for v in variables] != [id(v) for v in optimizer._trainable_variables] \
+                or any(getattr(v, "constraint", None) is not None for v in variables):
+            return None
+        self._shared = SharedState(self.collective, optimizer)
+        return self._shared
+
+    def _update_shard(self, model, grads):
+        """With shared parameters: update this rank's range now (``optimizer.apply``
+        then only ends the step); a barrier before the next forward follows."""
+        shared = self._shared
+        if grads is None or shared is None or not shared.shared:
+            return grads
+        plan = model.optimizer.begin_update_in_pieces()
+        if all(g is not None for g in grads):
+            plan.apply_range(*shared.shard, grads)
+        elif not self.is_chief:  # Keras's per-variable path for missing gradients:
+            plan.apply_range(0, 0, grads)  # the chief alone updates every range
+        self._update_barrier = True
+        self.shared_steps += 1
+        return grads
 
     def _buckets_for(self, model) -> Buckets | None:
         if self.world_size == 1 or not self.bucket_cap_mb \
@@ -316,7 +379,8 @@ class DataParallel(Strategy):
             at += size
         total, metas = self.collective.exchange(slot, meta)
         self.exchange_seconds = time.perf_counter() - start
-        return self._after_exchange(model, metas, lr, lambda: _unflatten(total, shapes))
+        return self._update_shard(model, self._after_exchange(
+            model, metas, lr, lambda: _unflatten(total, shapes)))
 
     def _meta(self, model):
         if self._fields is None:
@@ -349,8 +413,8 @@ class DataParallel(Strategy):
             buckets.wait_applied()  # the pieces of the update that overlapped it
         buckets.store_last(total)
         self.exchange_seconds = time.perf_counter() - start
-        return self._after_exchange(model, metas, lr, lambda: [
-            None if g is None else view for g, view in zip(grads, buckets.views)])
+        return self._update_shard(model, self._after_exchange(model, metas, lr, lambda: [
+            None if g is None else view for g, view in zip(grads, buckets.views)]))
 
     def _after_exchange(self, model, metas, lr, result):
         code = metas[0, 0]
@@ -364,6 +428,11 @@ class DataParallel(Strategy):
         return result()
 
     def reduce_logs(self, model, logs):
+        if self._update_barrier:  # every rank's range of the shared update is done
+            self._update_barrier = False
+            start = time.perf_counter()
+            self.collective.barrier()
+            self.exchange_seconds += time.perf_counter() - start
         if not self.is_chief or self._metas is None:
             return logs
         width = len(pack(self._fields))

@@ -140,6 +140,7 @@ class Optimizer:
         self._exclude_ids: set[int] = set()
         self._exclude_pattern = None
         self._pieces = None  # this step's UpdateInPieces (lamina.optimizers.pieces)
+        self._slot_bindings: list = []  # (slot Variable, model variable, slot name)
         self._iterations = new_variable(np.array(0, dtype=np.int64), "iteration",
                                          f"{self.name}/iteration")
         self._variables.append(self._iterations)
@@ -277,9 +278,40 @@ class Optimizer:
                 slot_var = new_variable(np.zeros((), dtype=view.dtype), short,
                                          f"{self.name}/{short}")
                 slot_var.data = view
+                self._slot_bindings.append((slot_var, var, slot))
                 self._variables.append(slot_var)
                 out[k].append(slot_var)
         return out[0] if isinstance(name, str) else out
+
+    def relocate(self, param: np.ndarray, slots: dict) -> None:
+        """Move the (one) flat parameter buffer and its slots into ``param`` and
+        ``slots[name]`` (e.g. memory that replicas share), keeping every variable and
+        slot variable (their ``.data`` become views of the new buffers).
+
+        Raises:
+            ValueError: unless the optimizer is built with one segment and ``slots``
+                names exactly its slots.
+        """
+        if not self.built or len(self._segments) != 1:
+            raise ValueError("relocate needs a built optimizer with one dtype segment")
+        seg = self._segments[0]
+        if set(slots) != set(seg.slots):
+            raise ValueError(f"slots must be {sorted(seg.slots)}. Received: {sorted(slots)}")
+        seg.relocate(param, slots)
+        self._units, self._var_units = {}, {}
+        whole = Unit(seg, 0, seg.param.size, seg.param.shape)
+        whole.slots = dict(seg.slots)
+        self._units[id(seg.param)] = whole
+        for i, view in enumerate(seg.views):
+            unit = Unit(seg, seg.offsets[i], seg.offsets[i + 1], view.shape)
+            unit.slots = {name: slot[unit.start:unit.stop].reshape(unit.shape)
+                          for name, slot in seg.slots.items()}
+            self._units[id(view)] = unit
+            self._var_units[id(seg.variables[i])] = unit
+        for slot_var, var, name in self._slot_bindings:
+            slot_var.data = self._var_units[id(var)].slots[name]
+        self.__dict__.pop("_parts_cache", None)
+        self._pieces = None
 
     def add_variable(self, value, name: str):
         """Track an extra (non-slot) state variable, e.g. Nadam's ``u_product``."""
@@ -359,7 +391,8 @@ class Optimizer:
         interval = self.denormal_flush_interval
         step = self._step()
         if interval and step % interval == interval - 1:
-            self._flush_denormals()
+            self._flush_denormals(*(plan.flush_range if plan is not None and whole
+                                    else (0, None)))
         for var in variables:
             constraint = getattr(var, "constraint", None)
             if constraint is not None:
@@ -620,13 +653,15 @@ class Optimizer:
             if rate:
                 view -= view * (rate * lr)
 
-    def _flush_denormals(self) -> None:
+    def _flush_denormals(self, lo: int = 0, hi: int | None = None) -> None:
+        """Zero tiny slot values (``[lo, hi)`` of a one-segment optimizer's slots)."""
         for seg in self._segments:
+            end = seg.param.size if hi is None else hi
             for slot in seg.slots.values():
                 if slot.dtype.kind == "f":
-                    scratch = seg.scratch(0)
-                    np.abs(slot, out=scratch)
-                    np.copyto(slot, 0, where=scratch < _FLUSH_THRESHOLD)
+                    scratch = seg.scratch(0)[lo:end]
+                    np.abs(slot[lo:end], out=scratch)
+                    np.copyto(slot[lo:end], 0, where=scratch < _FLUSH_THRESHOLD)
 
     # -- state and config -----------------------------------------------------------------
     def set_weights(self, weights) -> None:

@@ -65,6 +65,22 @@ class Segment:
             self._scratch.append(np.empty_like(self.param))
         return self._scratch[k]
 
+    def relocate(self, param: np.ndarray, slots: dict) -> None:
+        """Move the parameters and the slots into ``param`` and ``slots[name]`` (flat
+        arrays of this segment's size and dtype, e.g. shared memory): values are
+        copied and every variable's ``.data`` is rebound to a view of the new buffer.
+        The caller rebinds the optimizer's units and slot variables."""
+        np.copyto(param, self.param)
+        for name, buffer in slots.items():
+            np.copyto(buffer, self.slots[name])
+        self.param, self.slots = param, dict(slots)
+        self.views = []
+        for i, var in enumerate(self.variables):
+            view = param[self.offsets[i]:self.offsets[i + 1]].reshape(var.data.shape)
+            var.data = view
+            self.views.append(view)
+        self.__dict__.pop("range_parts", None)  # lamina.optimizers.pieces' cache
+
     def resync(self) -> None:
         for var, view in zip(self.variables, self.views):
             if var.data is not view:

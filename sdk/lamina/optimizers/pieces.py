@@ -22,7 +22,7 @@ import numpy as np
 
 from lamina.backend.parallel import MAX_PARTS, PART_ELEMENTS
 from lamina.backend.threads import parallel_for, split
-from lamina.optimizers.buffers import Unit
+from lamina.optimizers.buffers import Unit, gather
 
 
 def supported(optimizer) -> bool:
@@ -58,6 +58,7 @@ class UpdateInPieces:
         self.segment = optimizer._segments[0]
         self.done = [False] * len(self.segment.variables)
         self.learning_rate: float | None = None
+        self.flush_range: tuple = (0, None)  # what this step's denormal flush covers
 
     @property
     def started(self) -> bool:
@@ -91,6 +92,29 @@ class UpdateInPieces:
         parallel_for(len(parts), lambda i: opt.update_step(parts[i][0], parts[i][1], lr))
         for index in indices:
             self.done[index] = True
+
+    def apply_range(self, lo: int, hi: int, grads) -> None:
+        """Update elements ``[lo, hi)`` of the flat buffers now, from every variable's
+        gradient (none None), and leave the others to whoever shares these buffers
+        (:mod:`lamina.distribute.shared_state`): the step's ``apply`` then updates
+        nothing more, and its denormal flush covers ``[lo, hi)`` only.
+
+        Raises:
+            RuntimeError: as :meth:`apply`.
+        """
+        self.apply([], [])
+        if self.started:
+            raise RuntimeError("a range update must be the step's only piece")
+        opt, seg = self.optimizer, self.segment
+        if self.learning_rate is None:
+            self.learning_rate = opt._current_learning_rate()
+        lr = self.learning_rate
+        if hi > lo:
+            gather([np.reshape(g, -1) for g in grads], seg.offsets, seg.grad, lo, hi)
+            parts = _range_parts(opt, lo, hi)
+            parallel_for(len(parts), lambda i: opt.update_step(parts[i][0], parts[i][1], lr))
+        self.done = [True] * len(self.done)
+        self.flush_range = (lo, hi)
 
     def finish(self, grads) -> None:
         """Update every variable not updated yet whose gradient is not None."""

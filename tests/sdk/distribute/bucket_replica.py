@@ -19,6 +19,7 @@ def fit_and_count(*args, **kwargs) -> dict:
     result["buckets"] = 0 if buckets is None else buckets.count
     result["staged"] = bool(buckets is not None and buckets._own is None)
     result["pieces"] = strategy.pieces_applied
+    result["shared_steps"] = strategy.shared_steps
     return result
 
 

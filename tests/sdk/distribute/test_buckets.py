@@ -260,20 +260,27 @@ def test_bucketed_replicas_equal_unbucketed_and_local_fit(monkeypatch, n):
     size = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     fit = {"batch_size": 20, "epochs": 3, "shuffle": True}
     runs = {}
-    for cap, overlap in (("0", "0"), ("0.00005", "0"), ("0.00005", "1")):  # ~13 floats
-        monkeypatch.setenv("LAMINA_BUCKET_CAP_MB", cap)
-        monkeypatch.setenv("LAMINA_OVERLAP_UPDATE", overlap)
-        runs[cap + overlap] = local.launch(bucket_replica.fit_and_count, 2, model.to_json(),
-                                           COMPILE, 5, x, y, fit, n=max(n, size))
-    assert [r["buckets"] for r in runs["0.000050"]] == [4, 4]
-    assert [r["staged"] for r in runs["0.000050"]] == [n > 0] * 2
-    assert [r["buckets"] for r in runs["00"]] == [0, 0]
+    # (bucket cap MB (~13 floats a bucket, or off), overlapped update, shared update)
+    configs = [("0", "0", "0"), ("0.00005", "0", "0"), ("0.00005", "1", "0"),
+               ("0.00005", "0", "1"), ("0", "0", "1")]
+    for config in configs:
+        for name, value in zip(("LAMINA_BUCKET_CAP_MB", "LAMINA_OVERLAP_UPDATE",
+                                "LAMINA_SHARED_UPDATE"), config):
+            monkeypatch.setenv(name, value)
+        runs[config] = local.launch(bucket_replica.fit_and_count, 2, model.to_json(),
+                                    COMPILE, 5, x, y, fit, n=max(n, size))
+    off, bucketed, overlapped, shared, shared_plain = (runs[c] for c in configs)
+    assert [r["buckets"] for r in bucketed] == [4, 4]
+    assert [r["staged"] for r in bucketed] == [n > 0] * 2
+    assert [r["buckets"] for r in off] == [0, 0]
     # 3 of the 4 buckets are updated while the last one is exchanged, in every step
     # but the first (the optimizer is built by its first apply)
-    assert [r["pieces"] for r in runs["0.000051"]] == [3 * (3 * 3 - 1)] * 2
-    assert [r["pieces"] for r in runs["0.000050"]] == [0, 0]
-    reference = runs["00"][0]["weights"]
-    for result in runs["00"] + runs["0.000050"] + runs["0.000051"]:
+    assert [r["pieces"] for r in overlapped] == [3 * (3 * 3 - 1)] * 2
+    assert [r["pieces"] for r in bucketed + shared] == [0] * 4
+    assert [r["shared_steps"] for r in shared + shared_plain] == [3 * 3 - 1] * 4
+    assert [r["shared_steps"] for r in off + bucketed + overlapped] == [0] * 6
+    reference = off[0]["weights"]
+    for result in off + bucketed + overlapped + shared + shared_plain:
         for a, b in zip(reference, result["weights"]):
             assert a.tobytes() == b.tobytes()
     single = local.fit_replica(model.to_json(), COMPILE, 5, x, y, fit)
@@ -284,7 +291,8 @@ def test_bucketed_replicas_equal_unbucketed_and_local_fit(monkeypatch, n):
 @pytest.mark.slow
 def test_pieces_of_the_update_use_the_chiefs_learning_rate(monkeypatch):
     """The chief changes the learning rate after every batch; a replica's pieces of the
-    next update (applied before the step's last exchange) use the new rate."""
+    next update (applied before the step's last exchange), or its range of the shared
+    update, use the new rate."""
     rng = np.random.default_rng(2)
     y = rng.integers(0, 3, 60)
     x = rng.normal(size=(60, 12)).astype(np.float32) + y[:, None]
@@ -292,15 +300,16 @@ def test_pieces_of_the_update_use_the_chiefs_learning_rate(monkeypatch):
                                layers.Dense(3, activation="softmax")])
     monkeypatch.setenv("LAMINA_BUCKET_CAP_MB", "0.00005")
     runs = []
-    for overlap in ("0", "1"):
+    for overlap, shared in (("0", "0"), ("1", "0"), ("0", "1")):
         monkeypatch.setenv("LAMINA_OVERLAP_UPDATE", overlap)
+        monkeypatch.setenv("LAMINA_SHARED_UPDATE", shared)
         runs.append(local.launch(bucket_replica.fit_with_chief_lr_changes, 2,
                                  model.to_json(), COMPILE, x, y,
                                  {"batch_size": 20, "epochs": 2}, n=300))
-    assert [r["pieces"] for r in runs[0]] == [0, 0]
+    assert [r["pieces"] for r in runs[0] + runs[2]] == [0] * 4
     assert [r["pieces"] for r in runs[1]] == [2 * (3 * 2 - 1)] * 2  # 2 of 3, unbuilt 1st
     reference = runs[0][0]["weights"]
-    for result in runs[0] + runs[1]:
+    for result in runs[0] + runs[1] + runs[2]:
         for a, b in zip(reference, result["weights"]):
             assert a.tobytes() == b.tobytes()
 
@@ -317,7 +326,8 @@ def test_the_chiefs_stop_or_abort_meets_a_bucket(monkeypatch, abort):
                                layers.Dense(3, activation="softmax")])
     monkeypatch.setenv("LAMINA_BUCKET_CAP_MB", "0.00005")
     monkeypatch.setenv("LAMINA_OVERLAP_UPDATE", "1")  # a stop meets the first piece
-    for n in (0, 200_000):
+    for n, shared in ((0, "0"), (200_000, "0"), (200_000, "1")):
+        monkeypatch.setenv("LAMINA_SHARED_UPDATE", shared)
         results = local.launch(bucket_replica.fit_until_the_chief_stops, 2, model.to_json(),
                                COMPILE, x, y, {"batch_size": 20, "epochs": 3}, 2, abort,
                                n=max(n, 300), timeout=60)
