@@ -47,7 +47,8 @@ class ProjectedSelfAttention(Function):
     """``packed_attention(x @ kernel + bias)`` in one node, optionally followed by the output
     projection ``@ output_kernel + output_bias`` (see the module docstring)."""
 
-    __slots__ = ("core", "x", "kernel", "has_bias", "sizes", "output_kernel", "has_out_bias")
+    __slots__ = ("core", "x", "kernel", "has_bias", "sizes", "output_kernel", "has_out_bias",
+                 "x_ones")
 
     def forward(self, x, kernel, bias=None, output_kernel=None, output_bias=None, num_heads=1,
                 key_dim=1, value_dim=None, mask=None, scale=None, dropout_mask=None):
@@ -85,13 +86,19 @@ class ProjectedSelfAttention(Function):
         core.start_forward(context)
         out = context if output_kernel is None else np.empty(
             (b, t, output_kernel.shape[1]), dtype)
+        # The bias rides in the GEMM as one more row of the kernel against a column of
+        # ones (no pass over the projections; its gradient comes out of the kernel's).
+        with_bias = kernel if bias is None else np.concatenate([kernel, bias[None]])
+        self.x_ones = [None] * len(core.parts)
 
         def part(i):
             rows = core.parts[i][0]
             projected = qkv[rows].reshape(-1, width)
-            np.matmul(x[rows].reshape(-1, f), kernel, out=projected)
+            x_rows = x[rows].reshape(-1, f)
             if bias is not None:
-                projected += bias
+                x_rows = self.x_ones[i] = np.concatenate(
+                    [x_rows, np.ones((x_rows.shape[0], 1), dtype)], axis=1)
+            np.matmul(x_rows, with_bias, out=projected)
             core.forward_part(i)
             if output_kernel is not None:
                 y = out[rows].reshape(-1, output_kernel.shape[1])
@@ -114,8 +121,8 @@ class ProjectedSelfAttention(Function):
         need_b = need_b and self.has_bias
         need_bo = need_bo and self.has_out_bias
         gx = np.empty(x.shape, dtype) if need_x else None
-        gk = np.empty((n, f, width), dtype) if need_k else None
-        gb = np.empty((n, width), dtype) if need_b else None
+        # With a bias, each part's kernel partial has the bias's as its last row.
+        gkb = np.empty((n, f + self.has_bias, width), dtype) if need_k or need_b else None
         gwo = np.empty((n, *wo.shape), dtype) if need_wo else None
         gbo = np.empty((n, wo.shape[1]), dtype) if need_bo else None
         dcontext = g if wo is None else np.empty(context.shape, dtype)
@@ -133,15 +140,17 @@ class ProjectedSelfAttention(Function):
                 np.matmul(g_rows, wo.T, out=dcontext[rows].reshape(-1, wo.shape[0]))
             core.backward_part(i, dcontext, dq, dk, dv)
             grad = dqkv[rows].reshape(-1, width)
-            if need_k:
-                np.matmul(x[rows].reshape(-1, f).T, grad, out=gk[i])
-            if need_b:
-                np.matmul(ones[:grad.shape[0]], grad, out=gb[i])
+            if gkb is not None:
+                x_rows = self.x_ones[i] if self.has_bias else x[rows].reshape(-1, f)
+                np.matmul(x_rows.T, grad, out=gkb[i])
             if need_x:
                 np.matmul(grad, kernel.T, out=gx[rows].reshape(-1, f))
 
         parallel_for(n, part)
-        return (gx, *(None if p is None else _in_order_sum(p) for p in (gk, gb, gwo, gbo)))
+        kb = None if gkb is None else _in_order_sum(gkb)
+        gk = kb[:f] if need_k else None
+        gb = kb[f].copy() if need_b else None
+        return (gx, gk, gb, *(None if p is None else _in_order_sum(p) for p in (gwo, gbo)))
 
 
 def _shape(a):
