@@ -43,7 +43,7 @@ def row_parts(rows: int, kernel_shape) -> int:
 class RowSplitDense(_nn.Dense):
     """``x @ kernel + bias`` whose backward runs in ``parts`` row ranges (see module)."""
 
-    __slots__ = ("parts", "out")
+    __slots__ = ("parts", "out", "x_ones")
     relu = False
 
     def forward(self, x, kernel, bias=None, parts=2):
@@ -59,13 +59,24 @@ class RowSplitDense(_nn.Dense):
         out2 = out.reshape(-1, n)
         ranges = split(x2.shape[0], parts)
         relu = self.relu
+        # A bias for a wide output (k <= n / 2) rides in the GEMM as one more kernel row
+        # against a column of ones: a copy of the (narrower) input instead of a pass over
+        # the output, and its gradient comes with the kernel's.
+        fold = bias is not None and 2 * k <= n
+        with_bias = np.concatenate([kernel, bias[None]]) if fold else kernel
+        self.x_ones = [None] * len(ranges) if fold else None
 
         def part(i):
             lo, hi = ranges[i]
             o = out2[lo:hi]
-            np.matmul(x2[lo:hi], kernel, out=o)
-            if bias is not None:
-                o += bias
+            if fold:
+                rows = self.x_ones[i] = np.concatenate(
+                    [x2[lo:hi], np.ones((hi - lo, 1), out.dtype)], axis=1)
+                np.matmul(rows, with_bias, out=o)
+            else:
+                np.matmul(x2[lo:hi], kernel, out=o)
+                if bias is not None:
+                    o += bias
             if relu:
                 np.maximum(o, 0, out=o)
 
@@ -83,9 +94,11 @@ class RowSplitDense(_nn.Dense):
         need_x, need_k = self.needs[0], self.needs[1]
         need_b = self.has_bias and self.needs[2]
         gx = np.empty((x2.shape[0], k), dtype) if need_x else None
-        gk = np.empty((len(ranges), k, n), dtype) if need_k else None
-        gb = np.empty((len(ranges), n), dtype) if need_b else None
-        ones = np.ones(max(hi - lo for lo, hi in ranges), dtype) if need_b else None
+        fold = self.x_ones is not None
+        gk = np.empty((len(ranges), k + fold, n), dtype) if need_k or (
+            fold and need_b) else None
+        gb = np.empty((len(ranges), n), dtype) if need_b and not fold else None
+        ones = np.ones(max(hi - lo for lo, hi in ranges), dtype) if gb is not None else None
         kernel_t = kernel.T
 
         def part(i):
@@ -95,15 +108,19 @@ class RowSplitDense(_nn.Dense):
                 gp = np.multiply(gp, out2[lo:hi] > 0, dtype=dtype)
             if need_x:
                 np.matmul(gp, kernel_t, out=gx[lo:hi])
-            if need_k:
-                np.matmul(x2[lo:hi].T, gp, out=gk[i])
-            if need_b:
+            if gk is not None:
+                np.matmul((self.x_ones[i] if fold else x2[lo:hi]).T, gp, out=gk[i])
+            if gb is not None:
                 np.matmul(ones[:hi - lo], gp, out=gb[i])
 
         parallel_for(len(ranges), part)
-        return (None if gx is None else gx.reshape(*x.shape[:-1], k),
-                None if gk is None else _in_order_sum(gk),
-                None if gb is None else _in_order_sum(gb))
+        kernel_grad = None if gk is None else _in_order_sum(gk)
+        if fold:  # the bias's gradient is the last row of the kernel's
+            bias_grad = kernel_grad[k].copy() if need_b else None
+            kernel_grad = kernel_grad[:k] if need_k else None
+        else:
+            bias_grad = None if gb is None else _in_order_sum(gb)
+        return (None if gx is None else gx.reshape(*x.shape[:-1], k), kernel_grad, bias_grad)
 
 
 class RowSplitReluDense(RowSplitDense):

@@ -26,6 +26,12 @@ GRADIENT_TABLE = [
                  [rn(5, 3), rn(3, 4), rn(4)], id="dense,1-range"),
     pytest.param(lambda x, k: dr.RowSplitDense.apply(x, k, parts=4),
                  [rn(9, 3), rn(3, 2)], id="dense,no-bias,uneven"),
+    # an output at least twice as wide as the input: the bias rides in the GEMM
+    pytest.param(lambda x, k, b: dr.RowSplitDense.apply(x, k, b, parts=3),
+                 [rn(2, 7, 3), rn(3, 8), rn(8)], id="dense,wide,bias-in-gemm"),
+    pytest.param(lambda x, k, b: dr.RowSplitReluDense.apply(x, k, b, parts=2),
+                 [np.array([[1.0], [0.5], [-1.0], [2.0]]), np.array([[1.0, -1.0, 0.3]]),
+                  np.array([0.1, -0.2, 0.15])], id="relu,wide,bias-in-gemm"),
     # relu: pre-activations away from the kink (central differences straddle it)
     pytest.param(lambda x, k, b: dr.RowSplitReluDense.apply(x, k, b, parts=2),
                  [np.array([[1.0, -2.0], [0.5, 1.5], [-1.0, -0.3], [2.0, 0.4]]),
@@ -39,10 +45,11 @@ def test_gradients_match_central_differences(fn, inputs):
     assert check_gradients(fn, inputs) <= 1e-6
 
 
+@pytest.mark.parametrize("units", [5, 12], ids=["narrow", "wide"])
 @pytest.mark.parametrize("relu", [False, True])
 @pytest.mark.parametrize("parts", [1, 3])
-def test_forward_and_gradients_match_numpy(relu, parts):
-    x, kernel, bias, g = rn(4, 25, 6), rn(6, 5), rn(5), rn(4, 25, 5)
+def test_forward_and_gradients_match_numpy(relu, parts, units):
+    x, kernel, bias, g = rn(4, 25, 6), rn(6, units), rn(units), rn(4, 25, units)
     cls = dr.RowSplitReluDense if relu else dr.RowSplitDense
     xs, ks, bs = (Variable(a, dtype=a.dtype) for a in (x, kernel, bias))
     out = cls.apply(xs, ks, bs, parts=parts)
@@ -53,9 +60,9 @@ def test_forward_and_gradients_match_numpy(relu, parts):
         g = g * (ref > 0)
     np.testing.assert_allclose(out.data, ref, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(gx, g @ kernel.T, rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(gk, x.reshape(-1, 6).T @ g.reshape(-1, 5), rtol=1e-12,
+    np.testing.assert_allclose(gk, x.reshape(-1, 6).T @ g.reshape(-1, units), rtol=1e-12,
                                atol=1e-12)
-    np.testing.assert_allclose(gb, g.reshape(-1, 5).sum(0), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gb, g.reshape(-1, units).sum(0), rtol=1e-12, atol=1e-12)
 
 
 def test_gradients_nobody_needs_are_skipped():
@@ -89,11 +96,11 @@ def test_dense_picks_the_row_split_only_where_it_pays():
         dr.RowSplitDense.apply(few, Variable(np.ones((3, 2), np.float32)), parts=0)
 
 
-def _train_step_bits():
+def _train_step_bits(units):
     x = np.random.default_rng(0).standard_normal((3 * dr.MIN_PART_ROWS, 16))
     xs = Variable(x.astype(np.float32))
-    ks = Variable(np.random.default_rng(1).standard_normal((16, 24)).astype(np.float32))
-    bs = Variable(np.full(24, 0.1, np.float32))
+    ks = Variable(np.random.default_rng(1).standard_normal((16, units)).astype(np.float32))
+    bs = Variable(np.full(units, 0.1, np.float32))
     out = dr.dense(xs, ks, bs, activation="relu")
     assert isinstance(out._ctx, dr.RowSplitReluDense)
     g = np.random.default_rng(2).standard_normal(out.shape).astype(np.float32)
@@ -101,13 +108,14 @@ def _train_step_bits():
         out, [xs, ks, bs], output_gradient=g)]
 
 
-def test_threads_do_not_change_the_bits(pool_of_two):
-    with_worker = _train_step_bits()
+@pytest.mark.parametrize("units", [24, 40], ids=["narrow", "wide"])
+def test_threads_do_not_change_the_bits(pool_of_two, units):
+    with_worker = _train_step_bits(units)
     from lamina.backend.threads import set_thread_policy
 
     set_thread_policy(1)
     try:
-        alone = _train_step_bits()
+        alone = _train_step_bits(units)
     finally:
         set_thread_policy("auto")
     assert with_worker == alone
