@@ -23,6 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from lamina.backend import nn as _nn
+from lamina.backend.autodiff import Function
 from lamina.backend.parallel import MAX_PARTS
 from lamina.backend.tensor import Tensor
 from lamina.backend.threads import parallel_for, split
@@ -40,10 +41,10 @@ def row_parts(rows: int, kernel_shape) -> int:
     return min(MAX_PARTS, rows // MIN_PART_ROWS)
 
 
-class RowSplitDense(_nn.Dense):
+class RowSplitDense(Function):
     """``x @ kernel + bias`` whose backward runs in ``parts`` row ranges (see module)."""
 
-    __slots__ = ("parts", "out", "x_ones")
+    __slots__ = ("x", "kernel", "has_bias", "parts", "out", "x_ones")
     relu = False
 
     def forward(self, x, kernel, bias=None, parts=2):
