@@ -44,7 +44,8 @@ class Dense(Function):
                 np.maximum(part, 0, out=part)
 
         epilogue = epilogue if bias is not None or relu else None
-        run_tasks(matmul_tasks(x.reshape(-1, x.shape[-1]), kernel, out2, epilogue))
+        run_tasks(matmul_tasks(x.reshape(-1, x.shape[-1]), kernel, out2, epilogue),
+                  flops=2 * out2.shape[0] * kernel.size)
         return out
 
     def backward(self, g):

@@ -115,13 +115,15 @@ def run_tasks(tasks: list, flops: int | None = None) -> None:
 
     ``flops``, if given, is the work of all the tasks together: under ``PART_FLOPS`` they
     run in order on the calling thread, since a hand-off to the pool costs more than
-    they do (e.g. the gradients of a 512 -> 10 Dense layer on a batch of 128).
+    they do (e.g. the gradients of a 512 -> 10 Dense layer on a batch of 128). It also
+    tells :func:`parallel_for` apart the call sites that share this function (each
+    Dense layer's forward and backward jobs), which it times separately.
     """
     if len(tasks) == 1 or (flops is not None and flops < PART_FLOPS):
         for task in tasks:
             task()
     else:
-        parallel_for(len(tasks), lambda i: tasks[i]())
+        parallel_for(len(tasks), lambda i: tasks[i](), site=("run_tasks", len(tasks), flops))
 
 
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:

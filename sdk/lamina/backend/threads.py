@@ -51,6 +51,8 @@ import time
 CHECK_SECONDS = 0.5  # how often tick() checks the BLAS thread count and the CPU affinity
 STALL_SECONDS = 0.001  # a caller's wait for a worker's part that counts as a stall
 BACKOFF_START, BACKOFF_MAX = 0.05, 2.0  # seconds of solo running after a stall
+PROBE_EVERY = 31  # every 31st job of a call site runs the other way (pooled <-> solo)
+EMA_WEIGHT = 0.25  # of a new timing in a call site's moving averages
 
 _lock = threading.Lock()
 _state = {
@@ -120,6 +122,7 @@ def set_thread_policy(policy) -> None:
         _state["policy"] = policy
         _state["next"] = 0.0
         _state["solo_until"] = 0.0
+        _sites.clear()
         if policy == "off":
             ctl = _controller()
             if ctl and _state["ceiling"] is not None:
@@ -258,7 +261,7 @@ def _pool(workers):
     return pool
 
 
-def parallel_for(n: int, fn) -> None:
+def parallel_for(n: int, fn, site=None) -> None:
     """Run ``fn(i)`` for ``i in range(n)``, spread over the calling thread and the pool.
 
     Each ``fn(i)`` must write only its own part of the outputs; which thread runs which
@@ -266,13 +269,24 @@ def parallel_for(n: int, fn) -> None:
     Parts are claimed in ascending order and the calling thread claims part 0 first.
     After a stall (see the module docstring) all parts run on the calling thread for a
     while. Exceptions from any part are re-raised here (the first one).
+
+    A call site (``site``, by default ``fn``'s code and ``n``) whose jobs took longer on
+    the pool than on the calling thread alone runs them alone (see :func:`_prefer_pool`).
     """
     workers = min(worker_count(), n - 1)
     if workers <= 0 or time.monotonic() < _state["solo_until"]:
         for i in range(n):
             fn(i)
         return
+    stats = _site_stats((getattr(fn, "__code__", fn), n) if site is None else site)
+    start = time.perf_counter()
+    if not _prefer_pool(stats):
+        for i in range(n):
+            fn(i)
+        _note_time(stats, 2, time.perf_counter() - start)
+        return
     job = _Job(fn, n)
+    before = _state["pool"]
     pool = _pool(worker_count())
     for _ in range(workers):
         pool.jobs.put(job)
@@ -282,6 +296,45 @@ def parallel_for(n: int, fn) -> None:
     _note_wait(time.monotonic() - mid, job.lost)
     if job.error is not None:
         raise job.error
+    if pool is before:  # (a pool's first job also started its threads)
+        _note_time(stats, 1, time.perf_counter() - start)
+
+
+_sites: dict = {}  # call site -> [jobs, pooled seconds, solo seconds] (moving averages)
+
+
+def _site_stats(key) -> list:
+    stats = _sites.get(key)
+    if stats is None:
+        if len(_sites) >= 4096:  # call sites keyed by shapes: keep the table small
+            _sites.clear()
+        stats = _sites[key] = [0, None, None]
+    stats[0] += 1
+    return stats
+
+
+def _prefer_pool(stats) -> bool:
+    """Whether this job of a call site goes to the pool.
+
+    The pool pays when a worker has a core of its own; next to other CPU-bound processes
+    its parts often wait for one, and the job can take longer than on the calling thread
+    alone (the MLP's first GEMM here: 840 us pooled against 710 us alone at load 3,
+    640 us against 690 us at load 0.5). Each call site keeps moving averages of its jobs' times
+    both ways: it runs the faster way, and every ``PROBE_EVERY``-th job the other way,
+    so that it notices when the load changes. The parts are the same either way, so are
+    the results.
+    """
+    pooled, solo = stats[1], stats[2]
+    pool = pooled is None or solo is None or pooled <= solo
+    return (not pool) if stats[0] % PROBE_EVERY == 0 else pool
+
+
+def _note_time(stats, slot: int, seconds: float) -> None:
+    old = stats[slot]
+    if old is None:
+        stats[slot] = seconds
+    else:  # an outlier (a descheduled caller) counts at most 4x the average
+        stats[slot] = old + EMA_WEIGHT * (min(seconds, 4 * old) - old)
 
 
 def _note_wait(waited: float, lost: float) -> None:
@@ -307,9 +360,12 @@ def active_threads() -> int:
 
 def pool_stats() -> dict:
     """How the pool has fared in this process: ``workers``, ``stalls`` (waits for a
-    descheduled worker), ``solo`` (True while parts run on the calling thread only)."""
+    descheduled worker), ``solo`` (True while parts run on the calling thread only),
+    ``solo_sites`` (call sites whose jobs ran faster on the calling thread alone)."""
     return {"workers": worker_count(), "stalls": _state["stalls"],
-            "solo": time.monotonic() < _state["solo_until"]}
+            "solo": time.monotonic() < _state["solo_until"],
+            "solo_sites": sum(1 for _, pooled, solo in _sites.values()
+                              if pooled is not None and solo is not None and solo < pooled)}
 
 
 def split(length: int, parts: int) -> list[tuple[int, int]]:
@@ -324,6 +380,7 @@ def _after_fork_in_child() -> None:
     # one of them at fork time: start fresh, lazily.
     global _lock
     _lock = threading.Lock()
+    _sites.clear()
     _state["pool"] = None
     _state["next"] = 0.0
     _state["solo_until"] = 0.0

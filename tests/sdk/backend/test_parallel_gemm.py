@@ -116,7 +116,7 @@ def test_dense_skips_gradients_nobody_needs():
 def test_small_task_sets_run_in_order_on_the_caller(pool_of_two, monkeypatch):
     handed = []
     monkeypatch.setattr(parallel, "parallel_for",
-                        lambda n, fn: handed.append(n) or [fn(i) for i in range(n)])
+                        lambda n, fn, site=None: handed.append(n) or [fn(i) for i in range(n)])
     order = []
     tasks = [lambda i=i: order.append((i, threading.current_thread().name)) for i in range(3)]
     parallel.run_tasks(tasks, flops=parallel.PART_FLOPS - 1)

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import numpy as np
@@ -202,3 +203,51 @@ def test_seeded_convnet_training_is_bit_identical_with_and_without_workers(pool_
     with_worker = _train_convnet("auto")
     assert threads.worker_count() == 1
     assert with_worker == _train_convnet(1)
+
+
+def _run_site(parts, n=2):
+    """One job of a call site; returns the names of the threads that ran its parts."""
+    ran = [None] * n
+
+    def part(i):
+        ran[i] = threading.current_thread().name
+        parts(i)
+
+    threads.parallel_for(n, part, site="test-site")
+    return ran
+
+
+def test_a_call_site_slower_on_the_pool_runs_alone_and_probes_the_pool(pool_of_two,
+                                                                        monkeypatch):
+    monkeypatch.setattr(threads, "PROBE_EVERY", 4)
+    monkeypatch.setattr(threads, "STALL_SECONDS", 60.0)  # no back-off: only the timings
+
+    def parts(i):  # a worker's part waits 40 ms (as if it shared its core); the caller's not
+        if threading.current_thread().name.startswith("lamina-worker"):
+            time.sleep(0.04)
+        elif i == 0:
+            time.sleep(0.01)  # time for the worker to claim part 1
+
+    runs = [_run_site(parts) for _ in range(16)]
+    stats = threads._sites["test-site"]
+    assert stats[2] < stats[1]  # solo faster
+    assert threads.pool_stats()["solo_sites"] == 1
+    caller = threading.current_thread().name
+    solo = [i for i, ran in enumerate(runs, 1) if ran == [caller, caller]]
+    assert set(range(5, 17)) - {8, 12, 16} <= set(solo)  # alone, except the probes
+    assert all(None not in ran for ran in runs)  # every part ran, once per job
+
+
+def test_a_call_site_faster_on_the_pool_stays_pooled_with_solo_probes(pool_of_two,
+                                                                      monkeypatch):
+    monkeypatch.setattr(threads, "PROBE_EVERY", 4)
+    monkeypatch.setattr(threads, "STALL_SECONDS", 60.0)
+    caller = threading.current_thread().name
+    runs = [_run_site(lambda i: time.sleep(0.01)) for _ in range(12)]
+    stats = threads._sites["test-site"]
+    assert stats[1] < stats[2]  # pooled faster
+    assert threads.pool_stats()["solo_sites"] == 0
+    assert [runs[i - 1] for i in (4, 8, 12)] == [[caller, caller]] * 3  # the probes
+    assert any(ran[1] != caller for i, ran in enumerate(runs, 1) if i % 4)
+    threads.set_thread_policy("auto")  # a policy change forgets the timings
+    assert "test-site" not in threads._sites
