@@ -5,15 +5,15 @@ each lane runs its whole recurrence, forward and backward through time, as one l
 (:func:`run_lanes`): the two cores each run one lane, with one hand-off to the pool per
 sequence instead of one per chunk of steps. A lane computes exactly what it would
 compute alone, whichever thread runs it, so results are bit-identical at any thread
-count; what spans the whole batch (the weight and input gradients) is one GEMM each
-after the lanes (:func:`lamina.backend.parallel.matmul_tasks`).
+count; the weight gradients are the lanes' parts summed in lane order.
 
-Layout: states are kept transposed, ``(units, batch)``, so each gate is a contiguous
-block and each step one GEMM each way. The inputs of every step are one operand
-``hx``, ``(units + features + 1, time + 1, batch)``: rows ``[h_{t-1}; x_t; 1]``, so the
+Layout: states are kept transposed, ``(units, lane)``, so each gate is a contiguous
+block and each step one GEMM each way. The inputs of a lane's steps are one operand
+``hx``, ``(units + features + 1, time + 1, lane)``: rows ``[h_{t-1}; x_t; 1]``, so the
 recurrent GEMM also projects the inputs and adds the bias (no separate projection),
 and the weight gradients of kernel, recurrent kernel and bias come out of one GEMM
-``dz @ hx^T`` over all steps. A step's pre-activations sit in a ``(5*units, lane)``
+``dz @ hx^T`` per chunk of steps, run by the lane right after the chunk's backward
+steps (their gate gradients still in cache) and summed in chunk order. A step's pre-activations sit in a ``(5*units, lane)``
 block, gates in the internal order ``o, i, f, g``, then the previous carry ``c_{t-1}``:
 one tanh pass activates all four gates (the sigmoid gates' weights are pre-scaled by
 1/2: ``sigmoid(a) = (tanh(a/2) + 1) / 2``) and one product forms ``[i g; f c_{t-1}]``.
@@ -27,13 +27,13 @@ from __future__ import annotations
 import numpy as np
 
 from lamina.backend import rnn_buffers
-from lamina.backend.parallel import matmul_tasks, run_tasks
 from lamina.backend.rnn_common import (
     _act_,
     _derivative,
     _output_grads,
     _Sequence,
     chunk_spans,
+    fixed_sum,
 )
 from lamina.backend.rnn_lanes import lane_spans, run_lanes
 
@@ -78,6 +78,7 @@ class LSTMSequence(_Sequence):
         self.kernel, self.recurrent_kernel, self.has_bias = kernel, recurrent_kernel, \
             bias is not None
         self.activation, self.recurrent_activation = activation, recurrent_activation
+        self.shape = (b, t, f, u)
         dtype = np.result_type(x, kernel, recurrent_kernel)
         # Scaling the sigmoid gates' weights by 1/2 turns all four activations into one
         # tanh pass: sigmoid(a) = (tanh(a / 2) + 1) / 2.
@@ -85,10 +86,7 @@ class LSTMSequence(_Sequence):
         w = np.concatenate([recurrent_kernel, kernel,
                             np.zeros((1, 4 * u)) if bias is None else np.reshape(bias, (1, -1))])
         w_rows = _forward_rows(w.astype(dtype), (0.5, 0.5, 0.5, 1.0) if self.fast else None)
-        hx = self.hx = rnn_buffers.take((u + f + 1, t + 1, b), dtype)
-        xs = x[:, ::-1] if go_backwards else x
-        hx[u:u + f, :t] = xs.transpose(2, 1, 0)
-        hx[u + f] = 1.0  # slot t holds only the last state (rows :u)
+        self.xs = x[:, ::-1] if go_backwards else x  # each lane copies its steps into hx
         self.mask = None
         if mask is not None and not np.all(mask):
             m = np.asarray(mask, dtype=bool)
@@ -98,94 +96,93 @@ class LSTMSequence(_Sequence):
         h0 = np.zeros((u, b), dtype) if h0 is None else np.asarray(h0).T
         c0 = np.zeros((u, b), dtype) if c0 is None else np.asarray(c0).T
         self.h0 = np.ascontiguousarray(h0, dtype=dtype)
-        hx[:u, 0] = self.h0 if self.rmask is None else self.h0 * self.rmask
-        # With recurrent dropout hx holds h * mask: the outputs get their own array.
-        self.h_out = None if self.rmask is None else rnn_buffers.take((u, t, b), dtype)
-        self.c_last = np.empty((u, b), dtype)
         grads = any(self.needs)
-        self.lanes = [_Lane(lo, hi, w_rows, c0[:, lo:hi], u, t, dtype, grads)
+        self.lanes = [_Lane(self, lo, hi, w_rows, c0[:, lo:hi], dtype, grads)
                       for lo, hi in lane_spans(b)]
         run_lanes(lane.forward(self) for lane in self.lanes)
-        h_seq = self.hx[:u, 1:] if self.h_out is None else self.h_out
         k = t if return_sequences else 1
         out = np.empty((b, k + 1, u), dtype=dtype)
-        out[:, :k] = h_seq[:, t - k:].transpose(2, 1, 0)
-        out[:, k] = self.c_last.T
-        buffers = [self.hx, self.h_out, *(a for lane in self.lanes for a in lane.buffers())]
+        for lane in self.lanes:
+            lane.outputs(out, k)
+        buffers = [a for lane in self.lanes for a in lane.buffers()]
         if grads:
             rnn_buffers.hold(self, *buffers)
         else:
-            self.lanes = self.hx = self.h_out = None
+            self.lanes = self.xs = None
             rnn_buffers.give(*buffers)
         return out
 
     def backward(self, g):
-        u, t, b = self.recurrent_kernel.shape[0], self.hx.shape[1] - 1, self.hx.shape[2]
+        b, t, f, u = self.shape
         gseq, (dc,) = _output_grads(g, t, self.return_sequences, 1)
         gt = np.ascontiguousarray(gseq.transpose(2, 0, 1))  # (units, k, batch)
         dc = dc.T
-        dtype = np.result_type(g, self.hx)
-        dpre = rnn_buffers.take((4 * u, t, b), dtype)  # forward gate order, unscaled
+        dtype = np.result_type(g, self.kernel, self.recurrent_kernel)
         dh0, dc0 = np.empty((u, b), dtype), np.empty((u, b), dtype)
         rk_t = np.ascontiguousarray(_forward_rows(self.recurrent_kernel).T)
-        run_lanes(lane.backward(self, gt, dc, dpre, rk_t, dh0, dc0) for lane in self.lanes)
+        kx = np.ascontiguousarray(_forward_rows(self.kernel).T) if self.needs[0] else None
+        dx = np.empty((b, t, f), dtype) if self.needs[0] else None
         needs = self.needs
-        d2 = dpre.reshape(4 * u, t * b)
-        f = self.kernel.shape[0]
-        tasks, dw, dx = [], None, None
-        if needs[1] or needs[2] or (self.has_bias and needs[3]):
-            dw = np.empty((4 * u, u + f + 1), dtype)
-            tasks += matmul_tasks(d2, self.hx[:, :t].reshape(-1, t * b).T, dw)
-        if needs[0]:
-            dx = np.empty((f, t * b), dtype)
-            tasks += matmul_tasks(np.ascontiguousarray(_forward_rows(self.kernel).T), d2, dx)
-        if tasks:
-            run_tasks(tasks)
-        rnn_buffers.give(dpre)
+        need_w = needs[1] or needs[2] or (self.has_bias and needs[3])
+        run_lanes(lane.backward(self, gt, dc, rk_t, kx, need_w, dh0, dc0, dx, dtype)
+                  for lane in self.lanes)
         dk = drk = db = None
-        if dw is not None:
-            dw = _keras_columns(dw)
+        if need_w:
+            dw = _keras_columns(fixed_sum(lane.dw for lane in self.lanes))
             drk = np.ascontiguousarray(dw[:u]) if needs[2] else None
             dk = np.ascontiguousarray(dw[u:u + f]) if needs[1] else None
             db = np.array(dw[u + f]) if self.has_bias and needs[3] else None
-        if dx is not None:
-            dx = dx.reshape(f, t, b)
-            if self.go_backwards:
-                dx = dx[:, ::-1]
-            dx = np.ascontiguousarray(dx.transpose(2, 1, 0))
         return (dx, dk, drk, db, dh0.T if needs[4] else None, dc0.T if needs[5] else None)
 
 
 class _Lane:
     """One lane (a contiguous range of the batch) of an :class:`LSTMSequence`."""
 
-    def __init__(self, lo, hi, w_rows, c0, units, steps, dtype, grads):
+    def __init__(self, seq, lo, hi, w_rows, c0, dtype, grads):
         self.lo, self.hi, self.w_rows = lo, hi, w_rows
-        u, t, width, take = units, steps, hi - lo, rnn_buffers.take
+        _, t, f, u = seq.shape
+        width, take = hi - lo, rnn_buffers.take
+        # hx[:, s]: [h_{s-1} (times the recurrent mask); x_s; 1]; hx[:u, t]: the last h.
+        self.hx = take((u + f + 1, t + 1, width), dtype)
+        self.hx[u + f] = 1.0
+        h0 = seq.h0[:, lo:hi]
+        self.hx[:u, 0] = h0 if seq.rmask is None else h0 * seq.rmask[:, lo:hi]
+        # With recurrent dropout hx holds h * mask: the outputs get their own array.
+        self.h_out = None if seq.rmask is None else take((u, t, width), dtype)
         # z[s]: the gates of step s (rows 0:4u), then c_{s-1} (rows 4u:5u); z[t]: c_{t-1}.
         self.z = take((t + 1, 5 * u, width), dtype)
         self.z[0, 4 * u:] = c0
         self.tc = take((t, u, width), dtype)  # activation(c_s)
         self.factors = take((t, 4 * u, width), dtype) if grads else None
         self.carry = take((t, u, width), dtype) if grads else None
+        self.dw = None
 
     def buffers(self):
         """The lane's pooled arrays."""
-        return [self.z, self.tc, self.factors, self.carry]
+        return [self.hx, self.h_out, self.z, self.tc, self.factors, self.carry]
+
+    def outputs(self, out, k):
+        """Write the lane's last ``k`` outputs and final carry into the packed ``out``."""
+        u, t = self.tc.shape[1], self.tc.shape[0]
+        h_seq = self.hx[:u, 1:] if self.h_out is None else self.h_out
+        out[self.lo:self.hi, :k] = h_seq[:, t - k:].transpose(2, 1, 0)
+        out[self.lo:self.hi, k] = self.z[t, 4 * u:].T
 
     def forward(self, seq):
         """The forward loop over this lane, yielding after each chunk of steps."""
         z, tc, lo, hi = self.z, self.tc, self.lo, self.hi
-        hx, w, h_out, rmask = seq.hx, self.w_rows, seq.h_out, seq.rmask
+        hx, w, h_out, rmask = self.hx, self.w_rows, self.h_out, seq.rmask
         u, t = tc.shape[1], tc.shape[0]
         act, ract, mask = seq.activation, seq.recurrent_activation, seq.mask
         rm = None if rmask is None else rmask[:, lo:hi]
         prod = np.empty((2 * u, hi - lo), z.dtype)
+        f = hx.shape[0] - u - 1
         for c_lo, c_hi in chunk_spans(t):
+            hx[u:u + f, c_lo:c_hi] = seq.xs[lo:hi, c_lo:c_hi].transpose(2, 1, 0)
             for s in range(c_lo, c_hi):
                 zs = z[s]
                 gates = zs[:4 * u]
-                np.matmul(w, hx[:, s, lo:hi], out=gates)
+                np.matmul(w, hx[:, s], out=gates)
                 if seq.fast:
                     np.tanh(gates, out=gates)
                     sig = zs[:3 * u]
@@ -204,22 +201,21 @@ class _Lane:
                 else:
                     np.copyto(tcs, c_new)
                     _act_(act, tcs)
-                h_new = hx[:u, s + 1, lo:hi] if h_out is None else h_out[:, s, lo:hi]
+                h_new = hx[:u, s + 1] if h_out is None else h_out[:, s]
                 np.multiply(zs[:u], tcs, out=h_new)
                 if mask is not None:
                     keep = ~mask[s][:, lo:hi]
                     np.copyto(c_new, zs[4 * u:], where=keep)
                     if h_out is None:
-                        np.copyto(h_new, hx[:u, s, lo:hi], where=keep)
+                        np.copyto(h_new, hx[:u, s], where=keep)
                     else:
-                        np.copyto(h_new, h_out[:, s - 1, lo:hi] if s else seq.h0[:, lo:hi],
+                        np.copyto(h_new, h_out[:, s - 1] if s else seq.h0[:, lo:hi],
                                   where=keep)
                 if rm is not None:
-                    np.multiply(h_new, rm, out=hx[:u, s + 1, lo:hi])
+                    np.multiply(h_new, rm, out=hx[:u, s + 1])
             if self.factors is not None:
                 self._backward_factors(seq, c_lo, c_hi)
             yield
-        seq.c_last[:, lo:hi] = z[t, 4 * u:]
 
     def _backward_factors(self, seq, lo, hi):
         """Products of stored values that the backward multiplies by ``dh`` or ``dc``:
@@ -239,16 +235,26 @@ class _Lane:
         _derivative(act, tc, carry)
         carry *= z[:, :u]
 
-    def backward(self, seq, gt, dc_final, dpre, rk_t, dh0, dc0):
-        """Backward through time over this lane, yielding after each chunk of steps;
-        writes the lane's gate gradients into ``dpre`` and its ``dh0``, ``dc0``."""
+    def backward(self, seq, gt, dc_final, rk_t, kx, need_w, dh0, dc0, dx, dtype):
+        """Backward through time over this lane, yielding after each chunk of steps.
+
+        After each chunk, while its gate gradients are still in cache, one GEMM each folds
+        them into the lane's input rows of ``dx`` (``kernel @ dz``) and its part of the
+        weight gradients (``dz @ hx^T``: kernel, recurrent kernel and bias), summed over
+        the chunks in their fixed order into ``self.dw``. Writes the lane's ``dh0``,
+        ``dc0``.
+        """
         lo, hi = self.lo, self.hi
-        fac, carry, z, m, rmask = self.factors, self.carry, self.z, seq.mask, seq.rmask
+        fac, carry, z, m, rmask, hx = self.factors, self.carry, self.z, seq.mask, seq.rmask, \
+            self.hx
         u, t = self.tc.shape[1], self.tc.shape[0]
-        dh = np.zeros((u, hi - lo), dpre.dtype)
-        dc = np.array(dc_final[:, lo:hi], dtype=dpre.dtype)
+        dpre = rnn_buffers.take((4 * u, t, hi - lo), dtype)  # forward gate order, unscaled
+        dxl = None if dx is None else np.empty((kx.shape[0], t, hi - lo), dtype)
+        dh = np.zeros((u, hi - lo), dtype)
+        dc = np.array(dc_final[:, lo:hi], dtype=dtype)
         tmp = np.empty_like(dh)
         rm = None if rmask is None else rmask[:, lo:hi]
+        self.dw = None
         for c_lo, c_hi in chunk_spans(t, backward=True):
             for s in range(c_hi - 1, c_lo - 1, -1):
                 if seq.return_sequences:
@@ -262,7 +268,7 @@ class _Lane:
                 dc += tmp
                 if m is not None:
                     dc *= m[s][:, lo:hi]
-                d, fs = dpre[:, s, lo:hi], fac[s]
+                d, fs = dpre[:, s], fac[s]
                 np.multiply(dh, fs[:u], out=d[:u])
                 np.multiply(dc, fs[u:].reshape(3, u, -1), out=d[u:].reshape(3, u, -1))
                 dc *= z[s, 2 * u:3 * u]
@@ -272,6 +278,18 @@ class _Lane:
                 if m is not None:
                     dh += dh_keep
                     dc += dc_keep
+            d = dpre[:, c_lo:c_hi].reshape(4 * u, -1)
+            if dxl is not None:
+                np.matmul(kx, d, out=dxl[:, c_lo:c_hi].reshape(kx.shape[0], -1))
+            if need_w:
+                part = d @ hx[:, c_lo:c_hi].reshape(hx.shape[0], -1).T
+                if self.dw is None:
+                    self.dw = part
+                else:
+                    self.dw += part
             yield
+        rnn_buffers.give(dpre)
         dh0[:, lo:hi] = dh
         dc0[:, lo:hi] = dc
+        if dx is not None:
+            dx[lo:hi] = (dxl[:, ::-1] if seq.go_backwards else dxl).transpose(2, 1, 0)
