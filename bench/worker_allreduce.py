@@ -18,11 +18,15 @@ over its step time, ``lamina_train_step_seconds``: waiting for the slower replic
 included; with gradient buckets, only the part that backward did not hide).
 
 ``--bucket-cap-mb`` sets the replicas' ``LAMINA_BUCKET_CAP_MB`` (0: one exchange after
-backward; default: the library's, 1 MB buckets); ``--setups`` runs a subset (an A/B of
-bucket sizes interleaves whole runs of this script).
+backward; default: the library's, 1 MB buckets); ``--shared-update 0|1`` their
+``LAMINA_SHARED_UPDATE`` (one copy of the parameters and slots, each replica updating
+its half; default on) and ``--overlap-update 0|1`` their ``LAMINA_OVERLAP_UPDATE``
+(default off); ``--setups`` runs a subset (an A/B interleaves whole runs of this
+script).
 
     python bench/worker_allreduce.py [--epochs 4] [--mlp-samples 12000] [--cnn-samples 3000]
         [--models mlp,cnn] [--setups local1,local2,replicas1,replicas2] [--bucket-cap-mb 1]
+        [--shared-update 1] [--overlap-update 0]
 """
 
 from __future__ import annotations
@@ -106,12 +110,20 @@ def main(argv=None) -> int:
                         help="comma-separated subset; vs-ratios need local2 / replicas1")
     parser.add_argument("--bucket-cap-mb", default=None,
                         help="the replicas' LAMINA_BUCKET_CAP_MB (0: no buckets)")
+    parser.add_argument("--shared-update", choices=("0", "1"), default=None,
+                        help="the replicas' LAMINA_SHARED_UPDATE (default: on)")
+    parser.add_argument("--overlap-update", choices=("0", "1"), default=None,
+                        help="the replicas' LAMINA_OVERLAP_UPDATE (default: off)")
     args = parser.parse_args(argv)
     setups = set(args.setups.split(","))
     env = {"PYTHONPATH": os.pathsep.join(
         os.path.join(ROOT, s) for s in ("sdk", "services", "worker", "bench"))}
     if args.bucket_cap_mb is not None:
         env["LAMINA_BUCKET_CAP_MB"] = str(float(args.bucket_cap_mb))
+    for flag, name in ((args.shared_update, "LAMINA_SHARED_UPDATE"),
+                       (args.overlap_update, "LAMINA_OVERLAP_UPDATE")):
+        if flag is not None:
+            env[name] = flag
     import ray
     from common import mnist_like
 
@@ -138,8 +150,11 @@ def main(argv=None) -> int:
             rows.append((kind, setup, epoch, n / epoch, base / epoch, one / epoch, share))
             print(rows[-1], flush=True)
     cap = env.get("LAMINA_BUCKET_CAP_MB", "default")
+    shared = env.get("LAMINA_SHARED_UPDATE", "default")
+    overlap = env.get("LAMINA_OVERLAP_UPDATE", "default")
     print(f"\nbatch {BATCH}; median of {args.epochs - 1} epochs after a warm-up; "
-          f"bucket cap {cap} MB; load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
+          f"bucket cap {cap} MB; shared update {shared}; overlapped update {overlap}; "
+          f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
     print("| model | setup | epoch s | samples/s | vs local 2 threads | vs 1 replica "
           "| all-reduce share |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
