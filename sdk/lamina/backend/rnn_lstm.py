@@ -17,9 +17,10 @@ steps (their gate gradients still in cache) and summed in chunk order. A step's 
 block, gates in the internal order ``o, i, f, g``, then the previous carry ``c_{t-1}``:
 one tanh pass activates all four gates (the sigmoid gates' weights are pre-scaled by
 1/2: ``sigmoid(a) = (tanh(a/2) + 1) / 2``) and one product forms ``[i g; f c_{t-1}]``.
-Forward writes, per chunk of steps, the *backward factors* (``tanh(c) o'``, ``g i'``,
-``c_{t-1} f'``, ``i g'`` and the carry's ``o tanh'(c)``), so a backward step is
-``dc += dh * carry``, the four gate gradients, ``dc *= f`` and the recurrent GEMM.
+Backward first turns each chunk of steps into *backward factors* (``tanh(c) o'``,
+``g i'``, ``c_{t-1} f'``, ``i g'`` and the carry's ``o tanh'(c)``: a few passes over
+the chunk, kept in cache for its steps), so a backward step is ``dc += dh * carry``,
+the four gate gradients, ``dc *= f`` and the recurrent GEMM.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ class LSTMSequence(_Sequence):
         c0 = np.zeros((u, b), dtype) if c0 is None else np.asarray(c0).T
         self.h0 = np.ascontiguousarray(h0, dtype=dtype)
         grads = any(self.needs)
-        self.lanes = [_Lane(self, lo, hi, w_rows, c0[:, lo:hi], dtype, grads)
+        self.lanes = [_Lane(self, lo, hi, w_rows, c0[:, lo:hi], dtype)
                       for lo, hi in lane_spans(b)]
         run_lanes(lane.forward(self) for lane in self.lanes)
         k = t if return_sequences else 1
@@ -138,7 +139,7 @@ class LSTMSequence(_Sequence):
 class _Lane:
     """One lane (a contiguous range of the batch) of an :class:`LSTMSequence`."""
 
-    def __init__(self, seq, lo, hi, w_rows, c0, dtype, grads):
+    def __init__(self, seq, lo, hi, w_rows, c0, dtype):
         self.lo, self.hi, self.w_rows = lo, hi, w_rows
         _, t, f, u = seq.shape
         width, take = hi - lo, rnn_buffers.take
@@ -153,13 +154,11 @@ class _Lane:
         self.z = take((t + 1, 5 * u, width), dtype)
         self.z[0, 4 * u:] = c0
         self.tc = take((t, u, width), dtype)  # activation(c_s)
-        self.factors = take((t, 4 * u, width), dtype) if grads else None
-        self.carry = take((t, u, width), dtype) if grads else None
         self.dw = None
 
     def buffers(self):
         """The lane's pooled arrays."""
-        return [self.hx, self.h_out, self.z, self.tc, self.factors, self.carry]
+        return [self.hx, self.h_out, self.z, self.tc]
 
     def outputs(self, out, k):
         """Write the lane's last ``k`` outputs and final carry into the packed ``out``."""
@@ -213,16 +212,16 @@ class _Lane:
                                   where=keep)
                 if rm is not None:
                     np.multiply(h_new, rm, out=hx[:u, s + 1])
-            if self.factors is not None:
-                self._backward_factors(seq, c_lo, c_hi)
             yield
 
-    def _backward_factors(self, seq, lo, hi):
+    def _backward_factors(self, seq, lo, hi, fac, carry):
         """Products of stored values that the backward multiplies by ``dh`` or ``dc``:
         ``factors`` (``tanh(c) o'``, zero on masked steps; ``g i'``, ``c_{t-1} f'``,
-        ``i g'``, in the forward's gate order) and ``carry`` (``o tanh'(c)``)."""
+        ``i g'``, in the forward's gate order) and ``carry`` (``o tanh'(c)``), of steps
+        ``lo:hi`` into the first ``hi - lo`` rows of ``fac`` and ``carry``."""
         u = self.tc.shape[1]
-        z, fac, tc = self.z[lo:hi], self.factors[lo:hi], self.tc[lo:hi]
+        z, tc = self.z[lo:hi], self.tc[lo:hi]
+        fac, carry = fac[:hi - lo], carry[:hi - lo]
         ract, act = seq.recurrent_activation, seq.activation
         _derivative(ract, z[:, :3 * u], fac[:, :3 * u])
         _derivative(act, z[:, 3 * u:4 * u], fac[:, 3 * u:])
@@ -231,7 +230,6 @@ class _Lane:
             fac[:, :u] *= seq.mask[lo:hi, :, self.lo:self.hi]
         fac[:, u:3 * u] *= z[:, 3 * u:]  # [i'; f'] * [g; c_{t-1}]
         fac[:, 3 * u:] *= z[:, u:2 * u]  # g' * i
-        carry = self.carry[lo:hi]
         _derivative(act, tc, carry)
         carry *= z[:, :u]
 
@@ -245,8 +243,7 @@ class _Lane:
         ``dc0``.
         """
         lo, hi = self.lo, self.hi
-        fac, carry, z, m, rmask, hx = self.factors, self.carry, self.z, seq.mask, seq.rmask, \
-            self.hx
+        z, m, rmask, hx = self.z, seq.mask, seq.rmask, self.hx
         u, t = self.tc.shape[1], self.tc.shape[0]
         dpre = rnn_buffers.take((4 * u, t, hi - lo), dtype)  # forward gate order, unscaled
         dxl = None if dx is None else np.empty((kx.shape[0], t, hi - lo), dtype)
@@ -255,7 +252,11 @@ class _Lane:
         tmp = np.empty_like(dh)
         rm = None if rmask is None else rmask[:, lo:hi]
         self.dw = None
+        steps = chunk_spans(t)[0][1]
+        factors = rnn_buffers.take((steps, 4 * u, hi - lo), dtype)
+        carries = rnn_buffers.take((steps, u, hi - lo), dtype)
         for c_lo, c_hi in chunk_spans(t, backward=True):
+            self._backward_factors(seq, c_lo, c_hi, factors, carries)
             for s in range(c_hi - 1, c_lo - 1, -1):
                 if seq.return_sequences:
                     dh += gt[:, s, lo:hi]
@@ -264,11 +265,12 @@ class _Lane:
                 if m is not None:
                     keep = ~m[s][:, lo:hi]
                     dh_keep, dc_keep = dh * keep, dc * keep
-                np.multiply(dh, carry[s], out=tmp)
+                fs, carry = factors[s - c_lo], carries[s - c_lo]
+                np.multiply(dh, carry, out=tmp)
                 dc += tmp
                 if m is not None:
                     dc *= m[s][:, lo:hi]
-                d, fs = dpre[:, s], fac[s]
+                d = dpre[:, s]
                 np.multiply(dh, fs[:u], out=d[:u])
                 np.multiply(dc, fs[u:].reshape(3, u, -1), out=d[u:].reshape(3, u, -1))
                 dc *= z[s, 2 * u:3 * u]
@@ -288,7 +290,7 @@ class _Lane:
                 else:
                     self.dw += part
             yield
-        rnn_buffers.give(dpre)
+        rnn_buffers.give(dpre, factors, carries)
         dh0[:, lo:hi] = dh
         dc0[:, lo:hi] = dc
         if dx is not None:
