@@ -30,7 +30,7 @@ def lane_spans(batch):
     return split(batch, LANES if batch >= LANES * MIN_LANE_BATCH else 1)
 
 
-def run_lanes(lanes):
+def run_lanes(lanes, site=None):
     """Run independent loops (generators that yield after each chunk of steps) on the pool.
 
     Thread ``i`` (the caller is thread 0) runs lane ``i`` chunk by chunk; a thread whose
@@ -39,7 +39,9 @@ def run_lanes(lanes):
     the pool runs solo) the caller runs every lane in turn. Each lane writes only its own
     outputs and a chunk runs on one thread at a time, so results do not depend on which
     thread ran what. An exception (Ctrl-C) in one lane stops the others at their next
-    chunk and is re-raised here.
+    chunk and is re-raised here. ``site`` names the call site for the pool's choice
+    between running pooled or alone (see :func:`lamina.backend.threads.parallel_for`):
+    jobs of one site should take comparable times.
     """
     lanes = list(lanes)
     n = len(lanes)
@@ -76,7 +78,7 @@ def run_lanes(lanes):
             raise
 
     with _one_blas_thread():
-        parallel_for(n, part)
+        parallel_for(n, part, site=site)
 
 
 _END = object()

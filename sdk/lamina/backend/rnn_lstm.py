@@ -100,7 +100,8 @@ class LSTMSequence(_Sequence):
         grads = any(self.needs)
         self.lanes = [_Lane(self, lo, hi, w_rows, c0[:, lo:hi], dtype)
                       for lo, hi in lane_spans(b)]
-        run_lanes(lane.forward(self) for lane in self.lanes)
+        run_lanes((lane.forward(self) for lane in self.lanes),
+                  site=("lstm forward", x.shape, u, grads))
         k = t if return_sequences else 1
         out = np.empty((b, k + 1, u), dtype=dtype)
         for lane in self.lanes:
@@ -125,8 +126,8 @@ class LSTMSequence(_Sequence):
         dx = np.empty((b, t, f), dtype) if self.needs[0] else None
         needs = self.needs
         need_w = needs[1] or needs[2] or (self.has_bias and needs[3])
-        run_lanes(lane.backward(self, gt, dc, rk_t, kx, need_w, dh0, dc0, dx, dtype)
-                  for lane in self.lanes)
+        run_lanes((lane.backward(self, gt, dc, rk_t, kx, need_w, dh0, dc0, dx, dtype)
+                   for lane in self.lanes), site=("lstm backward", self.shape))
         dk = drk = db = None
         if need_w:
             dw = _keras_columns(fixed_sum(lane.dw for lane in self.lanes))
