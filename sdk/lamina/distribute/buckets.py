@@ -215,7 +215,7 @@ class Buckets:
         with self._cond:
             self._submitted = submitted
             self._cond.notify_all()
-            if self._thread is None:
+            if self._thread is None and self.error is None:  # an error ends the step
                 self._thread = threading.Thread(target=self._reduce, daemon=True,
                                                 name="lamina-bucket-reducer")
                 self._thread.start()

@@ -9,6 +9,7 @@ unbucketed two-replica ``fit`` give bit-identical weights, equal to local ``fit`
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import threading
@@ -197,6 +198,41 @@ def test_two_ranks_reduce_buckets_to_the_bytes_of_one_exchange(tmp_path, n):
                 total.reshape(-1).tobytes()
     assert offsets[0] > offsets[-1]  # the last layer leads the buffer
     assert _no_reducer_within(2 * buckets.IDLE_SECONDS + 1)
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_on_reduced_gets_each_bucket_but_the_last_and_wait_applied_its_error(tmp_path, fail):
+    path = shm.create(tmp_path / "c", 1, 100)
+    collective = shm.SharedMemoryCollective(path, 0)
+    variables = _mlp_variables()
+    calls = []
+
+    def on_reduced(indices, grads, metas):
+        calls.append((list(indices), [np.array(g) for g in grads], metas[0, :2].tolist()))
+        if fail:
+            raise ValueError("the update failed")
+
+    try:
+        bucketed = buckets.Buckets(collective, variables, 16 / 2**20)
+        with gradient_ready_hook(bucketed.hook(1.0, [0.0, 0.25], on_reduced)):
+            grads = gradients(_mlp_loss(variables, np.ones((2, 6), np.float32)), variables)
+        with pytest.raises(ValueError, match="the update failed") if fail \
+                else contextlib.nullcontext():
+            bucketed.finish(grads)
+            total, _ = collective.exchange(bucketed.last_bucket())
+            bucketed.wait_applied()
+        expected = [sorted(m) for m in bucketed._members[:-1]]
+        if fail:  # the reducer ends at its first error
+            assert [sorted(c[0]) for c in calls] == expected[:1]
+            return
+        assert [sorted(c[0]) for c in calls] == expected  # last layer's bucket first
+        for indices, reduced, meta in calls:
+            assert meta == [0.0, 0.25]  # the meta row this rank sent with each bucket
+            for i, g in zip(indices, reduced):
+                assert g.tobytes() == np.asarray(grads[i], np.float32).tobytes()
+    finally:
+        bucketed.close()
+        collective.close()
 
 
 def test_a_failed_peer_ends_the_reducer_and_raises(tmp_path):

@@ -129,9 +129,10 @@ def test_step_wide_options_keep_the_whole_step(kwargs):
     assert opt.begin_update_in_pieces() is None
 
 
-@pytest.mark.parametrize("make", [lambda: optimizers.Adafactor(), lambda: optimizers.Lamb(),
-                                  lambda: optimizers.AdamW()], ids=["adafactor", "lamb",
-                                                                    "adamw"])
+@pytest.mark.parametrize("make", [
+    lambda: optimizers.Adafactor(), lambda: optimizers.Lamb(), lambda: optimizers.AdamW(),
+    lambda: optimizers.LossScaleOptimizer(optimizers.Adam()),
+], ids=["adafactor", "lamb", "adamw", "loss_scale"])
 def test_optimizers_that_are_not_elementwise_keep_the_whole_step(make):
     opt = make()
     opt.build(_variables())
