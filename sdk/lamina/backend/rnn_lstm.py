@@ -246,7 +246,6 @@ class _Lane:
         lo, hi = self.lo, self.hi
         z, m, rmask, hx = self.z, seq.mask, seq.rmask, self.hx
         u, t = self.tc.shape[1], self.tc.shape[0]
-        dpre = rnn_buffers.take((4 * u, t, hi - lo), dtype)  # forward gate order, unscaled
         dxl = None if dx is None else np.empty((kx.shape[0], t, hi - lo), dtype)
         dh = np.zeros((u, hi - lo), dtype)
         dc = np.array(dc_final[:, lo:hi], dtype=dtype)
@@ -255,6 +254,8 @@ class _Lane:
         self.dw = None
         steps = chunk_spans(t)[0][1]
         factors = rnn_buffers.take((steps, 4 * u, hi - lo), dtype)
+        # The chunk's gate gradients (forward gate order, unscaled), as GEMM operand.
+        dpre = rnn_buffers.take((4 * u, steps, hi - lo), dtype)
         carries = rnn_buffers.take((steps, u, hi - lo), dtype)
         for c_lo, c_hi in chunk_spans(t, backward=True):
             self._backward_factors(seq, c_lo, c_hi, factors, carries)
@@ -271,7 +272,7 @@ class _Lane:
                 dc += tmp
                 if m is not None:
                     dc *= m[s][:, lo:hi]
-                d = dpre[:, s]
+                d = dpre[:, s - c_lo]
                 np.multiply(dh, fs[:u], out=d[:u])
                 np.multiply(dc, fs[u:].reshape(3, u, -1), out=d[u:].reshape(3, u, -1))
                 dc *= z[s, 2 * u:3 * u]
@@ -281,7 +282,7 @@ class _Lane:
                 if m is not None:
                     dh += dh_keep
                     dc += dc_keep
-            d = dpre[:, c_lo:c_hi].reshape(4 * u, -1)
+            d = dpre[:, :c_hi - c_lo].reshape(4 * u, -1)
             if dxl is not None:
                 np.matmul(kx, d, out=dxl[:, c_lo:c_hi].reshape(kx.shape[0], -1))
             if need_w:
