@@ -218,3 +218,15 @@ def test_lstm_steps_reuse_their_buffers_and_give_the_same_results():
     second = _train_step(args, g)
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a, b)
+
+
+def test_two_lane_inference_equals_the_recorded_forward():
+    from lamina.backend import autodiff
+
+    rng = np.random.default_rng(5)
+    args = [a.astype(np.float32) for a in _case(rng, steps=6, features=3, units=4)]
+    recorded = LSTMSequence.apply(*[Tensor(a, requires_grad=True) for a in args],
+                                  return_sequences=True).data
+    with autodiff.no_grad():
+        plain = LSTMSequence.apply(*args, return_sequences=True).data
+    np.testing.assert_array_equal(plain, recorded)
