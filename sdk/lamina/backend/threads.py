@@ -53,6 +53,7 @@ STALL_SECONDS = 0.001  # a caller's wait for a worker's part that counts as a st
 BACKOFF_START, BACKOFF_MAX = 0.05, 2.0  # seconds of solo running after a stall
 PROBE_EVERY = 31  # every 31st job of a call site runs the other way (pooled <-> solo)
 EMA_WEIGHT = 0.25  # of a new timing in a call site's moving averages
+SOLO_MARGIN = 0.05  # alone must be this much faster than pooled to run alone
 
 _lock = threading.Lock()
 _state = {
@@ -320,12 +321,12 @@ def _prefer_pool(stats) -> bool:
     its parts often wait for one, and the job can take longer than on the calling thread
     alone (the MLP's first GEMM here: 840 us pooled against 710 us alone at load 3,
     640 us against 690 us at load 0.5). Each call site keeps moving averages of its jobs' times
-    both ways: it runs the faster way, and every ``PROBE_EVERY``-th job the other way,
-    so that it notices when the load changes. The parts are the same either way, so are
-    the results.
+    both ways: it runs the faster way (alone only when that is ``SOLO_MARGIN`` faster),
+    and every ``PROBE_EVERY``-th job the other way, so that it notices when the load
+    changes. The parts are the same either way, so are the results.
     """
     pooled, solo = stats[1], stats[2]
-    pool = pooled is None or solo is None or pooled <= solo
+    pool = pooled is None or solo is None or solo >= (1 - SOLO_MARGIN) * pooled
     return (not pool) if stats[0] % PROBE_EVERY == 0 else pool
 
 
@@ -333,8 +334,8 @@ def _note_time(stats, slot: int, seconds: float) -> None:
     old = stats[slot]
     if old is None:
         stats[slot] = seconds
-    else:  # an outlier (a descheduled caller) counts at most 4x the average
-        stats[slot] = old + EMA_WEIGHT * (min(seconds, 4 * old) - old)
+    else:  # an outlier (a page fault, a descheduled caller) counts at most 2x the average
+        stats[slot] = old + EMA_WEIGHT * (min(seconds, 2 * old) - old)
 
 
 def _note_wait(waited: float, lost: float) -> None:
@@ -364,8 +365,8 @@ def pool_stats() -> dict:
     ``solo_sites`` (call sites whose jobs ran faster on the calling thread alone)."""
     return {"workers": worker_count(), "stalls": _state["stalls"],
             "solo": time.monotonic() < _state["solo_until"],
-            "solo_sites": sum(1 for _, pooled, solo in _sites.values()
-                              if pooled is not None and solo is not None and solo < pooled)}
+            "solo_sites": sum(1 for stats in _sites.values() if not _prefer_pool(
+                [1, *stats[1:]]))}
 
 
 def split(length: int, parts: int) -> list[tuple[int, int]]:

@@ -251,3 +251,15 @@ def test_a_call_site_faster_on_the_pool_stays_pooled_with_solo_probes(pool_of_tw
     assert any(ran[1] != caller for i, ran in enumerate(runs, 1) if i % 4)
     threads.set_thread_policy("auto")  # a policy change forgets the timings
     assert "test-site" not in threads._sites
+
+
+def test_call_site_averages_resist_one_outlier_and_need_a_margin_to_go_alone():
+    stats = [1, 600e-6, 720e-6]  # pooled 600 us, alone 720 us
+    threads._note_time(stats, 1, 0.05)  # one 50 ms outlier (a page fault burst, GC)
+    assert stats[1] == pytest.approx(750e-6)  # counted as 2x the average, not 50 ms
+    assert threads._prefer_pool(stats)  # 720 us alone is not 5% faster than 750 us
+    threads._note_time(stats, 2, 600e-6)
+    threads._note_time(stats, 2, 600e-6)
+    assert stats[2] < (1 - threads.SOLO_MARGIN) * stats[1] and not threads._prefer_pool(stats)
+    stats[0] = threads.PROBE_EVERY  # a probe runs the other way
+    assert threads._prefer_pool(stats)
