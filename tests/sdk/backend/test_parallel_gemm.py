@@ -228,6 +228,15 @@ def test_seeded_mlp_training_is_bit_identical_with_a_worker_and_without(pool_of_
     assert pooled == _train_mlp(1)  # one thread: one BLAS call per GEMM, Adam in one go
 
 
+def test_seeded_mlp_training_is_bit_identical_when_call_sites_switch_pooled_and_alone(
+        pool_of_two, monkeypatch):
+    monkeypatch.setattr(threads, "PROBE_EVERY", 2)  # every other job runs the other way
+    switching = _train_mlp("auto")
+    assert any(stats[1] is not None and stats[2] is not None
+               for stats in threads._sites.values())  # jobs ran both ways
+    assert switching == _train_mlp(1)
+
+
 def _child_parts(conn):
     seen = []
     threads.parallel_for(4, lambda i: seen.append(threading.current_thread().name))
