@@ -18,10 +18,10 @@ import statistics
 import time
 
 from common import mnist_like
+from lamina_models import build
 
 import lamina as keras
 from lamina.backend import threads
-from lamina_models import build
 
 
 def main() -> None:
