@@ -216,7 +216,8 @@ class SharedMemoryCollective:
         self._barrier()
 
     # -- exchange -----------------------------------------------------------------------
-    def exchange(self, vector: np.ndarray | None, meta=None, scale: float = 1.0):
+    def exchange(self, vector: np.ndarray | None, meta=None, scale: float = 1.0,
+                 between=None):
         """All-reduce ``scale * vector`` (sum in rank order) and gather ``meta``.
 
         Args:
@@ -227,6 +228,12 @@ class SharedMemoryCollective:
                 range).
             meta: up to ``m`` floats for the gather (None: zeros).
             scale: this rank's weight (e.g. its share of the global batch).
+            between: large vectors only (:attr:`chunked`): called as
+                ``between(metas)`` once this rank summed its chunk
+                (:meth:`chunk_of`) into :attr:`result`, before the barrier that
+                ends the exchange; so what it does is done on every rank when
+                any rank returns (the shared update's ranges:
+                :mod:`lamina.distribute.shared_state`).
 
         Returns:
             ``(result, metas)``: the sums of those floats (a view of :attr:`result`,
@@ -269,6 +276,8 @@ class SharedMemoryCollective:
             out += slots[j]
         metas = self._meta[parity].copy()
         if self._chunked:
+            if between is not None:
+                between(metas)
             self.wait_seconds += self._barrier()
         return (self.result if k == self.n else self.result[lo:lo + k]), metas
 
@@ -283,6 +292,15 @@ class SharedMemoryCollective:
         barrier, alternating slots) give None: exchange a copy instead.
         """
         return (self.slot, self.result) if self._chunked else None
+
+    @property
+    def chunked(self) -> bool:
+        """Whether exchanges are large (two barriers; rank ``r`` sums chunk ``r``)."""
+        return self._chunked
+
+    def chunk_of(self, lo: int, k: int) -> slice:
+        """The floats of ``[lo, lo + k)`` this rank sums (all of them when not chunked)."""
+        return self._chunk_of(lo, k)
 
     def _chunk_of(self, lo: int, k: int) -> slice:
         """This rank's share of floats ``[lo, lo + k)`` (all of them when not chunked).

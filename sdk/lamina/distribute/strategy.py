@@ -171,7 +171,11 @@ class DataParallel(Strategy):
         self.shared_update = bool(shared_update)
         self._shared: SharedState | None = None
         self._update_barrier = False  # this step updated a shard: wait for the others
+        self._merged = False  # this step's shard was updated inside its last exchange
+        self._update_seconds = 0.0  # ... taking this long (not exchange time)
+        self._shard_pieces: dict = {}
         self.shared_steps = 0  # updates applied to this rank's shard only
+        self.merged_steps = 0  # ... of them inside the last exchange (no extra barrier)
         self._buckets: Buckets | None = None
         self.collective = collective
         self.rank, self.world_size = collective.rank, collective.world
@@ -321,19 +325,78 @@ class DataParallel(Strategy):
         return self._shared
 
     def _update_shard(self, model, grads):
-        """With shared parameters: update this rank's range now (``optimizer.apply``
-        then only ends the step); a barrier before the next forward follows."""
+        """With shared parameters, after the last exchange: nothing more when the
+        exchange updated this rank's ranges (:meth:`_between`); else update this
+        rank's range now, or (a missing gradient: Keras's per-variable path) give
+        every rank private copies to update; a barrier before the next forward
+        follows (``reduce_logs``). ``optimizer.apply`` then ends the step."""
         shared = self._shared
         if grads is None or shared is None or not shared.shared:
             return grads
-        plan = model.optimizer.begin_update_in_pieces()
-        if all(g is not None for g in grads):
-            plan.apply_range(*shared.shard, grads)
-        elif not self.is_chief:  # Keras's per-variable path for missing gradients:
-            plan.apply_range(0, 0, grads)  # the chief alone updates every range
-        self._update_barrier = True
         self.shared_steps += 1
+        if self._merged:
+            self._merged = False
+            self.merged_steps += 1
+            return grads
+        if any(g is None for g in grads):
+            shared.unshare()
+            self.shared_steps -= 1
+        else:
+            model.optimizer.begin_update_in_pieces().apply_range(*shared.shard, grads)
+        self._update_barrier = True
         return grads
+
+    def _between(self, model, grads, buckets):
+        """With shared parameters and large exchanges: the step's last exchange updates
+        the ranges this rank summed (its chunk of each bucket, or of the vector)
+        before its second barrier, which then also ends the update (None: not
+        this step)."""
+        shared = self._shared
+        if shared is None or not shared.shared or not getattr(self.collective, "chunked",
+                                                              False) \
+                or any(g is None for g in grads):
+            return None
+        optimizer, lr = model.optimizer, _lr_variable(model)
+        pieces, result = self._pieces_for(optimizer, buckets), self.collective.result
+
+        def between(metas):
+            if metas[0, 0] != CONTINUE:  # the chief stopped: no update this step
+                return
+            if lr is not None and not self.is_chief and metas[0, 1] != float(lr.data):
+                lr.assign(np.float32(metas[0, 1]))
+            start = time.perf_counter()
+            interval = optimizer.denormal_flush_interval
+            flush = bool(interval) and optimizer._step() % interval == interval - 1
+            optimizer.begin_update_in_pieces().apply_pieces(result, pieces, flush)
+            self._merged = True
+            self._update_seconds = time.perf_counter() - start
+        return between
+
+    def _pieces_for(self, optimizer, buckets) -> list:
+        """``(lo, hi, at)``: this rank's chunks of the exchanged vector (of each bucket
+        when bucketed), cut at variable bounds, ``at`` their place in the optimizer's
+        flat buffers."""
+        seg = optimizer._segments[0]
+        key = (id(seg), None if buckets is None else id(buckets))
+        if key in self._shard_pieces:
+            return self._shard_pieces[key]
+        sizes = [seg.offsets[i + 1] - seg.offsets[i] for i in range(len(seg.variables))]
+        if buckets is None:  # gradients in the model's order, as the optimizer's
+            spans = [self.collective.chunk_of(0, self.collective.n)]
+            starts = seg.offsets[:-1]
+        else:  # the last layer first (lamina.distribute.buckets.layout)
+            bounds = buckets.bounds
+            spans = [self.collective.chunk_of(bounds[b], bounds[b + 1] - bounds[b])
+                     for b in range(buckets.count)]
+            starts = buckets.offsets
+        pieces = []
+        for span in spans:
+            for start, size, at in zip(starts, sizes, seg.offsets):
+                lo, hi = max(span.start, start), min(span.stop, start + size)
+                if lo < hi:
+                    pieces.append((lo, hi, at + lo - start))
+        self._shard_pieces = {key: pieces}
+        return pieces
 
     def _buckets_for(self, model) -> Buckets | None:
         if self.world_size == 1 or not self.bucket_cap_mb \
@@ -377,8 +440,11 @@ class DataParallel(Strategy):
                                  f"({slot.size} floats)")
             np.multiply(grad, share, out=slot[at:at + size].reshape(shape))
             at += size
-        total, metas = self.collective.exchange(slot, meta)
-        self.exchange_seconds = time.perf_counter() - start
+        between = self._between(model, grads, None)
+        self._update_seconds = 0.0
+        total, metas = self.collective.exchange(slot, meta) if between is None \
+            else self.collective.exchange(slot, meta, between=between)
+        self.exchange_seconds = time.perf_counter() - start - self._update_seconds
         return self._update_shard(model, self._after_exchange(
             model, metas, lr, lambda: _unflatten(total, shapes)))
 
@@ -408,11 +474,15 @@ class DataParallel(Strategy):
             self._control(model, buckets.stopped_code)
             return None
         try:
-            total, metas = self.collective.exchange(buckets.last_bucket(), meta)
+            between = self._between(model, grads, buckets)
+            self._update_seconds = 0.0
+            total, metas = self.collective.exchange(buckets.last_bucket(), meta) \
+                if between is None else \
+                self.collective.exchange(buckets.last_bucket(), meta, between=between)
         finally:
             buckets.wait_applied()  # the pieces of the update that overlapped it
         buckets.store_last(total)
-        self.exchange_seconds = time.perf_counter() - start
+        self.exchange_seconds = time.perf_counter() - start - self._update_seconds
         return self._update_shard(model, self._after_exchange(model, metas, lr, lambda: [
             None if g is None else view for g, view in zip(grads, buckets.views)]))
 

@@ -116,6 +116,33 @@ class UpdateInPieces:
         self.done = [True] * len(self.done)
         self.flush_range = (lo, hi)
 
+    def apply_pieces(self, source, pieces, flush: bool = False) -> None:
+        """Update the flat buffers' ranges ``[at, at + hi - lo)`` from ``source[lo:hi]``
+        for each ``(lo, hi, at)`` of ``pieces`` (flat gradients in another layout)
+        now, and leave the rest to whoever shares these buffers, as
+        :meth:`apply_range` does; ``flush``: the step's denormal flush too, on these
+        ranges (the step's ``apply`` then flushes nothing).
+
+        Raises:
+            RuntimeError: as :meth:`apply`.
+        """
+        self.apply([], [])
+        if self.started:
+            raise RuntimeError("a range update must be the step's only piece")
+        opt, seg = self.optimizer, self.segment
+        if self.learning_rate is None:
+            self.learning_rate = opt._current_learning_rate()
+        lr, parts = self.learning_rate, []
+        for lo, hi, at in pieces:
+            np.copyto(seg.grad[at:at + hi - lo], source[lo:hi])
+            parts += _range_parts(opt, at, at + hi - lo)
+        parallel_for(len(parts), lambda i: opt.update_step(parts[i][0], parts[i][1], lr))
+        if flush:
+            for lo, hi, at in pieces:
+                opt._flush_denormals(at, at + hi - lo)
+        self.done = [True] * len(self.done)
+        self.flush_range = (0, 0)
+
     def finish(self, grads) -> None:
         """Update every variable not updated yet whose gradient is not None."""
         rest = [i for i, (done, g) in enumerate(zip(self.done, grads))

@@ -20,6 +20,7 @@ def fit_and_count(*args, **kwargs) -> dict:
     result["staged"] = bool(buckets is not None and buckets._own is None)
     result["pieces"] = strategy.pieces_applied
     result["shared_steps"] = strategy.shared_steps
+    result["merged_steps"] = strategy.merged_steps
     return result
 
 

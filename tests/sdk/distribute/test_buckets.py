@@ -314,6 +314,8 @@ def test_bucketed_replicas_equal_unbucketed_and_local_fit(monkeypatch, n):
     assert [r["pieces"] for r in overlapped] == [3 * (3 * 3 - 1)] * 2
     assert [r["pieces"] for r in bucketed + shared] == [0] * 4
     assert [r["shared_steps"] for r in shared + shared_plain] == [3 * 3 - 1] * 4
+    # large exchanges update inside the last one (no barrier of their own)
+    assert [r["merged_steps"] for r in shared + shared_plain] == [(3 * 3 - 1) * (n > 0)] * 4
     assert [r["shared_steps"] for r in off + bucketed + overlapped] == [0] * 6
     reference = off[0]["weights"]
     for result in off + bucketed + overlapped + shared + shared_plain:
