@@ -13,10 +13,11 @@ block and each step one GEMM each way. The inputs of a lane's steps are one oper
 recurrent GEMM also projects the inputs and adds the bias (no separate projection),
 and the weight gradients of kernel, recurrent kernel and bias come out of one GEMM
 ``dz @ hx^T`` per chunk of steps, run by the lane right after the chunk's backward
-steps (their gate gradients still in cache) and summed in chunk order. A step's pre-activations sit in a ``(5*units, lane)``
-block, gates in the internal order ``o, i, f, g``, then the previous carry ``c_{t-1}``:
-one tanh pass activates all four gates (the sigmoid gates' weights are pre-scaled by
-1/2: ``sigmoid(a) = (tanh(a/2) + 1) / 2``) and one product forms ``[i g; f c_{t-1}]``.
+steps (their gate gradients still in cache) and summed in chunk order. A step's
+pre-activations sit in a ``(5*units, lane)`` block, gates in the internal order
+``o, i, f, g``, then the previous carry ``c_{t-1}``: one tanh pass activates all four
+gates (the sigmoid gates' weights are pre-scaled by 1/2: ``sigmoid(a) = (tanh(a/2) +
+1) / 2``) and one product forms ``[i g; f c_{t-1}]``.
 Backward first turns each chunk of steps into *backward factors* (``tanh(c) o'``,
 ``g i'``, ``c_{t-1} f'``, ``i g'`` and the carry's ``o tanh'(c)``: a few passes over
 the chunk, kept in cache for its steps), so a backward step is ``dc += dh * carry``,
