@@ -279,7 +279,8 @@ def parallel_for(n: int, fn, site=None) -> None:
         for i in range(n):
             fn(i)
         return
-    stats = _site_stats((getattr(fn, "__code__", fn), n) if site is None else site)
+    # (keyed by code, never by fn itself: the table must not keep closures and arrays alive)
+    stats = _site_stats((getattr(fn, "__code__", type(fn)), n) if site is None else site)
     start = time.perf_counter()
     if not _prefer_pool(stats):
         for i in range(n):

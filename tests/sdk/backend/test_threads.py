@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import gc
 import multiprocessing
 import os
 import signal
@@ -10,6 +12,7 @@ import sys
 import textwrap
 import threading
 import time
+import weakref
 
 import numpy as np
 import pytest
@@ -263,3 +266,19 @@ def test_call_site_averages_resist_one_outlier_and_need_a_margin_to_go_alone():
     assert stats[2] < (1 - threads.SOLO_MARGIN) * stats[1] and not threads._prefer_pool(stats)
     stats[0] = threads.PROBE_EVERY  # a probe runs the other way
     assert threads._prefer_pool(stats)
+
+
+def test_call_site_table_keeps_no_callable_alive(pool_of_two):
+    class Part:  # a callable without __code__: its call site is its type
+        def __call__(self, i):
+            time.sleep(0.002)  # the worker takes a part, and is done with the job after
+
+    part = Part()
+    ref = weakref.ref(part)
+    threads.parallel_for(2, functools.partial(part))
+    threads.parallel_for(2, part)
+    assert (Part, 2) in threads._sites
+    del part
+    time.sleep(0.05)  # the worker has gone back to waiting for the next job
+    gc.collect()
+    assert ref() is None
