@@ -112,14 +112,15 @@ def _rows_forward(x, gamma, beta, epsilon, layout):
         m, c, s = mean[lo:hi], xhat[lo:hi], inv[lo:hi]
         np.matmul(xr[lo:hi], weights, out=m)
         np.subtract(xr[lo:hi], m[:, None], out=c)
-        v = var[lo:hi]
-        np.einsum("ij,ij->i", c, c, out=v)
-        v *= np.asarray(1.0 / count, dtype=x.dtype)
+        v, o = var[lo:hi], out[lo:hi]
+        # Row means of c * c by a product (in the output's rows, written below) and a
+        # matrix-vector product: einsum would hold the GIL for its whole loop.
+        np.multiply(c, c, out=o)
+        np.matmul(o, weights, out=v)
         np.add(v, eps, out=s)
         np.sqrt(s, out=s)
         np.divide(1.0, s, out=s)
         c *= s[:, None]
-        o = out[lo:hi]
         if gamma is None:
             o[...] = c
         else:
@@ -146,17 +147,19 @@ def _rows_backward(g, xhat, inv, gamma, needs):
     def part(i):
         lo, hi = ranges[i]
         gp, xp = gr[lo:hi], xhat[lo:hi]
+        # Sums of products as a product and a BLAS matrix-vector product, in the rows of
+        # gx (written last) as scratch: einsum would hold the GIL for its whole loop.
+        out = gx[lo:hi] if gx is not None else np.empty_like(gp)
+        ones = np.ones(hi - lo, xhat.dtype)
         if ggamma is not None:
-            np.einsum("ij,ij->j", gp, xp, out=ggamma[i])
+            np.matmul(ones, np.multiply(gp, xp, out=out), out=ggamma[i])
         if gbeta is not None:
-            np.matmul(np.ones(hi - lo, xhat.dtype), gp, out=gbeta[i])
+            np.matmul(ones, gp, out=gbeta[i])
         if gx is None:
             return
         ghat = gp if flat_gamma is None else gp * flat_gamma
         mean_g = ghat @ weights
-        mean_gx = np.einsum("ij,ij->i", ghat, xp)
-        mean_gx *= np.asarray(1.0 / count, dtype=xhat.dtype)
-        out = gx[lo:hi]
+        mean_gx = np.multiply(ghat, xp, out=out) @ weights
         np.subtract(ghat, mean_g[:, None], out=out)
         out -= xp * mean_gx[:, None]
         out *= inv[lo:hi, None]
