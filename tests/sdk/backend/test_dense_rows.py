@@ -7,9 +7,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lamina.backend import Tensor, Variable, autodiff
+from lamina.backend import Tensor, Variable, autodiff, nn
 from lamina.backend import dense_rows as dr
-from lamina.backend import nn
 from lamina.testing import check_gradients
 
 RNG = np.random.default_rng(5)

@@ -9,9 +9,8 @@ import pytest
 
 import lamina
 from lamina import layers
-from lamina.backend import Tensor, Variable, autodiff
+from lamina.backend import Tensor, Variable, autodiff, self_attention
 from lamina.backend import attention as backend_attention
-from lamina.backend import self_attention
 
 RNG = np.random.default_rng(5)
 
