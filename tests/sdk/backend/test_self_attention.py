@@ -119,3 +119,32 @@ def test_threads_do_not_change_the_bits(pool_of_two, monkeypatch):
     finally:
         set_thread_policy("auto")
     assert with_worker == alone
+
+
+def _block_weights(threads):
+    import lamina
+    from lamina import layers
+
+    set_thread_policy(threads)
+    try:
+        lamina.utils.set_random_seed(0)
+        inputs = lamina.Input((64, 32))
+        h = layers.LayerNormalization()(layers.Add()([
+            inputs, layers.MultiHeadAttention(num_heads=4, key_dim=32)(inputs, inputs)]))
+        h = layers.Dense(32)(layers.Dense(128, activation="relu")(h))
+        outputs = layers.Dense(4, activation="softmax")(layers.GlobalAveragePooling1D()(h))
+        model = lamina.Model(inputs, outputs)
+        model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((64, 64, 32)).astype(np.float32)
+        model.fit(x, rng.integers(0, 4, 64), batch_size=32, epochs=1, shuffle=False,
+                  verbose=0)
+        return [w.tobytes() for w in model.get_weights()]
+    finally:
+        set_thread_policy("auto")
+
+
+def test_seeded_transformer_block_trains_to_the_same_bits_with_a_worker(pool_of_two):
+    # 32 x 64 rows: the fused attention node in two parts, Dense's row-split path
+    assert len(att._parts(32, 4, 64, 64, 4)) == 2 and sa.whole_rows(32, 64, 4, 4)
+    assert _block_weights("auto") == _block_weights(1)
