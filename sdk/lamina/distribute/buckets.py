@@ -125,6 +125,7 @@ class Buckets:
         self._active = self._closing = False
         self._submitted = self._reduced = self._applying = 0
         self.stopped_code: float | None = None  # a bucket's meta said the chief stopped
+        self.last_metas = None  # the meta rows of the last bucket the reducer reduced
         self.error: BaseException | None = None
 
     @property
@@ -248,6 +249,7 @@ class Buckets:
                     recv[lo:hi] = total[:hi - lo]
                 apply = metas[0, 0] == 0.0 and on_reduced is not None
                 with self._cond:
+                    self.last_metas = metas
                     if metas[0, 0] != 0.0:  # the chief's control exchange: step over
                         self.stopped_code = float(metas[0, 0])
                     self._reduced += 1

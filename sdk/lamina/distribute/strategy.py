@@ -347,35 +347,50 @@ class DataParallel(Strategy):
         return grads
 
     def _between(self, model, grads, buckets):
-        """With shared parameters and large exchanges: the step's last exchange updates
-        the ranges this rank summed (its chunk of each bucket, or of the vector)
-        before its second barrier, which then also ends the update (None: not
-        this step)."""
+        """With shared parameters and large exchanges: ``(early, between)``: ``early()``
+        (after :meth:`Buckets.finish`) updates this rank's chunks of the buckets
+        reduced already (every rank's backward is done with their variables);
+        ``between`` (the last exchange's) its chunk of the last bucket (or of the
+        vector) before the exchange's second barrier, which then also ends the
+        update. None: not this step."""
         shared = self._shared
         if shared is None or not shared.shared or not getattr(self.collective, "chunked",
                                                               False) \
                 or any(g is None for g in grads):
             return None
         optimizer, lr = model.optimizer, _lr_variable(model)
-        pieces, result = self._pieces_for(optimizer, buckets), self.collective.result
+        spans, result = self._pieces_for(optimizer, buckets), self.collective.result
+        interval = optimizer.denormal_flush_interval
+        flush = bool(interval) and optimizer._step() % interval == interval - 1
+        plans = []
+
+        def update(pieces, metas):
+            if lr is not None and not self.is_chief and metas[0, 1] != float(lr.data):
+                lr.assign(np.float32(metas[0, 1]))  # the chief's rate rides on each bucket
+            start = time.perf_counter()
+            if not plans:
+                plans.append(optimizer.begin_update_in_pieces())
+            plans[0].apply_pieces(result, pieces, flush)
+            self._update_seconds += time.perf_counter() - start
+
+        def early():
+            pieces = [piece for span in spans[:-1] for piece in span]
+            if pieces:
+                update(pieces, buckets.last_metas)
 
         def between(metas):
-            if metas[0, 0] != CONTINUE:  # the chief stopped: no update this step
+            if metas[0, 0] != CONTINUE:  # the chief stopped (it meets a step's first)
+                if plans:
+                    raise RuntimeError("the chief stopped after a piece of the update")
                 return
-            if lr is not None and not self.is_chief and metas[0, 1] != float(lr.data):
-                lr.assign(np.float32(metas[0, 1]))
-            start = time.perf_counter()
-            interval = optimizer.denormal_flush_interval
-            flush = bool(interval) and optimizer._step() % interval == interval - 1
-            optimizer.begin_update_in_pieces().apply_pieces(result, pieces, flush)
+            update(spans[-1], metas)
             self._merged = True
-            self._update_seconds = time.perf_counter() - start
-        return between
+        return early, between
 
     def _pieces_for(self, optimizer, buckets) -> list:
-        """``(lo, hi, at)``: this rank's chunks of the exchanged vector (of each bucket
-        when bucketed), cut at variable bounds, ``at`` their place in the optimizer's
-        flat buffers."""
+        """Per chunk (of each bucket when bucketed, else of the vector) this rank sums,
+        its ``(lo, hi, at)`` pieces cut at variable bounds, ``at`` their place in the
+        optimizer's flat buffers."""
         seg = optimizer._segments[0]
         key = (id(seg), None if buckets is None else id(buckets))
         if key in self._shard_pieces:
@@ -391,10 +406,11 @@ class DataParallel(Strategy):
             starts = buckets.offsets
         pieces = []
         for span in spans:
+            pieces.append([])
             for start, size, at in zip(starts, sizes, seg.offsets):
                 lo, hi = max(span.start, start), min(span.stop, start + size)
                 if lo < hi:
-                    pieces.append((lo, hi, at + lo - start))
+                    pieces[-1].append((lo, hi, at + lo - start))
         self._shard_pieces = {key: pieces}
         return pieces
 
@@ -440,7 +456,8 @@ class DataParallel(Strategy):
                                  f"({slot.size} floats)")
             np.multiply(grad, share, out=slot[at:at + size].reshape(shape))
             at += size
-        between = self._between(model, grads, None)
+        hooks = self._between(model, grads, None)
+        between = None if hooks is None else hooks[1]
         self._update_seconds = 0.0
         total, metas = self.collective.exchange(slot, meta) if between is None \
             else self.collective.exchange(slot, meta, between=between)
@@ -474,8 +491,12 @@ class DataParallel(Strategy):
             self._control(model, buckets.stopped_code)
             return None
         try:
-            between = self._between(model, grads, buckets)
+            hooks = self._between(model, grads, buckets)
             self._update_seconds = 0.0
+            between = None
+            if hooks is not None:
+                hooks[0]()
+                between = hooks[1]
             total, metas = self.collective.exchange(buckets.last_bucket(), meta) \
                 if between is None else \
                 self.collective.exchange(buckets.last_bucket(), meta, between=between)

@@ -59,6 +59,7 @@ class UpdateInPieces:
         self.done = [False] * len(self.segment.variables)
         self.learning_rate: float | None = None
         self.flush_range: tuple = (0, None)  # what this step's denormal flush covers
+        self._ranged = False  # updated by apply_pieces
 
     @property
     def started(self) -> bool:
@@ -120,15 +121,17 @@ class UpdateInPieces:
         """Update the flat buffers' ranges ``[at, at + hi - lo)`` from ``source[lo:hi]``
         for each ``(lo, hi, at)`` of ``pieces`` (flat gradients in another layout)
         now, and leave the rest to whoever shares these buffers, as
-        :meth:`apply_range` does; ``flush``: the step's denormal flush too, on these
-        ranges (the step's ``apply`` then flushes nothing).
+        :meth:`apply_range` does (several calls: disjoint ranges); ``flush``: the
+        step's denormal flush too, on these ranges (the step's ``apply`` then flushes
+        nothing).
 
         Raises:
             RuntimeError: as :meth:`apply`.
         """
         self.apply([], [])
-        if self.started:
-            raise RuntimeError("a range update must be the step's only piece")
+        if self.started and not self._ranged:
+            raise RuntimeError("range updates cannot follow variable pieces")
+        self._ranged = True
         opt, seg = self.optimizer, self.segment
         if self.learning_rate is None:
             self.learning_rate = opt._current_learning_rate()
