@@ -9,12 +9,19 @@ optimizer step, but with nothing to gather: the other ranges are already there).
 An elementwise update gives every element the bits of the whole-step update, so
 replicas and local ``fit`` agree as before.
 
-The order of a step (``DataParallel``): every rank's backward is over once the
-gradients' last exchange completes, so no rank reads a parameter that another is
-updating; after its range a rank waits at a barrier before its next forward. Between
-epochs (and when ``fit`` ends, however it ends) each rank copies the buffers back to
-memory of its own (:meth:`SharedState.unshare`), so callbacks, validation, digests
-and checkpoints see ordinary private arrays; the next step shares them again.
+The order of a step (``DataParallel``): a variable's update may start once every
+rank's backward is done with it, i.e. once the exchange of its bucket completed (a
+gradient is reported final only after every use of its variable ran backward), and
+must end on every rank before any rank's next forward. With large exchanges (two
+barriers, rank ``r`` summing chunk ``r``) rank ``r`` updates its chunk of each
+bucket: those of the buckets reduced during backward right after they are, the
+last bucket's between the last exchange's barriers, so its second barrier also ends
+the update. With small exchanges (one barrier) each rank updates its ``1/N`` after
+the exchange and waits at a barrier before its next forward. A step with a missing
+gradient gives every rank private copies first (Keras's per-variable update).
+Between epochs (and when ``fit`` ends, however it ends) each rank copies the buffers
+back to memory of its own (:meth:`SharedState.unshare`), so callbacks, validation,
+digests and checkpoints see ordinary private arrays; the next step shares them again.
 """
 
 from __future__ import annotations
