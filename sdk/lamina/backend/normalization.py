@@ -114,7 +114,7 @@ def _rows_forward(x, gamma, beta, epsilon, layout):
         np.subtract(xr[lo:hi], m[:, None], out=c)
         v, o = var[lo:hi], out[lo:hi]
         # Row means of c * c by a product (in the output's rows, written below) and a
-        # matrix-vector product: einsum would hold the GIL for its whole loop.
+        # BLAS matrix-vector product (a little faster than einsum, alone and with a worker).
         np.multiply(c, c, out=o)
         np.matmul(o, weights, out=v)
         np.add(v, eps, out=s)
@@ -147,8 +147,8 @@ def _rows_backward(g, xhat, inv, gamma, needs):
     def part(i):
         lo, hi = ranges[i]
         gp, xp = gr[lo:hi], xhat[lo:hi]
-        # Sums of products as a product and a BLAS matrix-vector product, in the rows of
-        # gx (written last) as scratch: einsum would hold the GIL for its whole loop.
+        # Sums of products as a product and a BLAS matrix-vector product (a little faster
+        # than einsum), with the rows of gx (written last) as scratch.
         out = gx[lo:hi] if gx is not None else np.empty_like(gp)
         ones = np.ones(hi - lo, xhat.dtype)
         if ggamma is not None:
