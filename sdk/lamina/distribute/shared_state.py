@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import time
 from pathlib import Path
 
 import numpy as np
@@ -66,10 +67,14 @@ class SharedState:
         bounds = np.linspace(0, n, collective.world + 1).astype(int)
         self.shard = (int(bounds[collective.rank]), int(bounds[collective.rank + 1]))
         self.shared = False
+        self.merged = False  # the last exchange's hook updated this step's last range
+        self.update_seconds = 0.0  # the exchange hooks' update time this step
+        self._pieces: dict = {}
 
     def share(self) -> None:
         """Move the optimizer's buffers into the shared file (every rank writes the same
         bytes: replicas are identical at a step's start)."""
+        self.merged = False  # nothing updated yet this step
         if not self.shared:
             self.optimizer.relocate(self._param, self._slots)
             self.shared = True
@@ -81,6 +86,79 @@ class SharedState:
             self.optimizer.relocate(np.array(seg.param),
                                     {name: np.array(seg.slots[name]) for name in self.names})
             self.shared = False
+
+    def exchange_hooks(self, collective, buckets, lr, is_chief: bool):
+        """``(early, between)`` for a step with large exchanges (all gradients present).
+
+        ``early()`` (after :meth:`Buckets.finish`) updates this rank's chunks of the
+        buckets reduced already: every rank's backward is done with their variables.
+        ``between`` is the last exchange's hook: it updates this rank's chunk of the
+        last bucket (or of the vector) before the exchange's second barrier, which
+        then also ends the update, and sets :attr:`merged`. A non-chief takes the
+        chief's learning rate from the meta rows first.
+
+        Args:
+            collective: the shared-memory collective (:attr:`result`, ``chunk_of``).
+            buckets: the step's :class:`~lamina.distribute.buckets.Buckets`, or None.
+            lr: the optimizer's learning-rate Variable (None: a schedule).
+            is_chief: whether this is rank 0.
+        """
+        optimizer, result = self.optimizer, collective.result
+        spans = self.pieces_for(collective, buckets)
+        interval = optimizer.denormal_flush_interval
+        flush = bool(interval) and optimizer._step() % interval == interval - 1
+        plans = []
+        self.update_seconds, self.merged = 0.0, False
+
+        def update(pieces, metas):
+            if lr is not None and not is_chief and metas[0, 1] != float(lr.data):
+                lr.assign(np.float32(metas[0, 1]))  # the chief's rate rides on each bucket
+            start = time.perf_counter()
+            if not plans:
+                plans.append(optimizer.begin_update_in_pieces())
+            plans[0].apply_pieces(result, pieces, flush)
+            self.update_seconds += time.perf_counter() - start
+
+        def early():
+            pieces = [piece for span in spans[:-1] for piece in span]
+            if pieces:
+                update(pieces, buckets.last_metas)
+
+        def between(metas):
+            if metas[0, 0] != 0.0:  # the chief stopped (it meets a step's first exchange)
+                if plans:
+                    raise RuntimeError("the chief stopped after a piece of the update")
+                return
+            update(spans[-1], metas)
+            self.merged = True
+        return early, between
+
+    def pieces_for(self, collective, buckets) -> list:
+        """Per chunk (of each bucket when bucketed, else of the vector) this rank sums,
+        its ``(lo, hi, at)`` pieces cut at variable bounds, ``at`` their place in the
+        optimizer's flat buffers."""
+        seg = self.optimizer._segments[0]
+        key = (id(seg), None if buckets is None else id(buckets))
+        if key in self._pieces:
+            return self._pieces[key]
+        sizes = [seg.offsets[i + 1] - seg.offsets[i] for i in range(len(seg.variables))]
+        if buckets is None:  # gradients in the model's order, as the optimizer's
+            spans = [collective.chunk_of(0, collective.n)]
+            starts = seg.offsets[:-1]
+        else:  # the last layer first (lamina.distribute.buckets.layout)
+            bounds = buckets.bounds
+            spans = [collective.chunk_of(bounds[b], bounds[b + 1] - bounds[b])
+                     for b in range(buckets.count)]
+            starts = buckets.offsets
+        pieces = []
+        for span in spans:
+            pieces.append([])
+            for start, size, at in zip(starts, sizes, seg.offsets):
+                lo, hi = max(span.start, start), min(span.stop, start + size)
+                if lo < hi:
+                    pieces[-1].append((lo, hi, at + lo - start))
+        self._pieces = {key: pieces}
+        return pieces
 
     def close(self) -> None:
         """Unshare and release the mapping (the owner removes the file)."""

@@ -171,9 +171,6 @@ class DataParallel(Strategy):
         self.shared_update = bool(shared_update)
         self._shared: SharedState | None = None
         self._update_barrier = False  # this step updated a shard: wait for the others
-        self._merged = False  # this step's shard was updated inside its last exchange
-        self._update_seconds = 0.0  # ... taking this long (not exchange time)
-        self._shard_pieces: dict = {}
         self.shared_steps = 0  # updates applied to this rank's shard only
         self.merged_steps = 0  # ... of them inside the last exchange (no extra barrier)
         self._buckets: Buckets | None = None
@@ -334,8 +331,8 @@ class DataParallel(Strategy):
         if grads is None or shared is None or not shared.shared:
             return grads
         self.shared_steps += 1
-        if self._merged:
-            self._merged = False
+        if shared.merged:
+            shared.merged = False
             self.merged_steps += 1
             return grads
         if any(g is None for g in grads):
@@ -347,72 +344,20 @@ class DataParallel(Strategy):
         return grads
 
     def _between(self, model, grads, buckets):
-        """With shared parameters and large exchanges: ``(early, between)``: ``early()``
-        (after :meth:`Buckets.finish`) updates this rank's chunks of the buckets
-        reduced already (every rank's backward is done with their variables);
-        ``between`` (the last exchange's) its chunk of the last bucket (or of the
-        vector) before the exchange's second barrier, which then also ends the
-        update. None: not this step."""
+        """``(early, between)`` hooks of the step's last exchange that update this
+        rank's ranges of the shared parameters (:meth:`SharedState.exchange_hooks`),
+        or None (not shared, small exchanges, or a missing gradient)."""
         shared = self._shared
         if shared is None or not shared.shared or not getattr(self.collective, "chunked",
                                                               False) \
                 or any(g is None for g in grads):
             return None
-        optimizer, lr = model.optimizer, _lr_variable(model)
-        spans, result = self._pieces_for(optimizer, buckets), self.collective.result
-        interval = optimizer.denormal_flush_interval
-        flush = bool(interval) and optimizer._step() % interval == interval - 1
-        plans = []
+        return shared.exchange_hooks(self.collective, buckets, _lr_variable(model),
+                                     self.is_chief)
 
-        def update(pieces, metas):
-            if lr is not None and not self.is_chief and metas[0, 1] != float(lr.data):
-                lr.assign(np.float32(metas[0, 1]))  # the chief's rate rides on each bucket
-            start = time.perf_counter()
-            if not plans:
-                plans.append(optimizer.begin_update_in_pieces())
-            plans[0].apply_pieces(result, pieces, flush)
-            self._update_seconds += time.perf_counter() - start
-
-        def early():
-            pieces = [piece for span in spans[:-1] for piece in span]
-            if pieces:
-                update(pieces, buckets.last_metas)
-
-        def between(metas):
-            if metas[0, 0] != CONTINUE:  # the chief stopped (it meets a step's first)
-                if plans:
-                    raise RuntimeError("the chief stopped after a piece of the update")
-                return
-            update(spans[-1], metas)
-            self._merged = True
-        return early, between
-
-    def _pieces_for(self, optimizer, buckets) -> list:
-        """Per chunk (of each bucket when bucketed, else of the vector) this rank sums,
-        its ``(lo, hi, at)`` pieces cut at variable bounds, ``at`` their place in the
-        optimizer's flat buffers."""
-        seg = optimizer._segments[0]
-        key = (id(seg), None if buckets is None else id(buckets))
-        if key in self._shard_pieces:
-            return self._shard_pieces[key]
-        sizes = [seg.offsets[i + 1] - seg.offsets[i] for i in range(len(seg.variables))]
-        if buckets is None:  # gradients in the model's order, as the optimizer's
-            spans = [self.collective.chunk_of(0, self.collective.n)]
-            starts = seg.offsets[:-1]
-        else:  # the last layer first (lamina.distribute.buckets.layout)
-            bounds = buckets.bounds
-            spans = [self.collective.chunk_of(bounds[b], bounds[b + 1] - bounds[b])
-                     for b in range(buckets.count)]
-            starts = buckets.offsets
-        pieces = []
-        for span in spans:
-            pieces.append([])
-            for start, size, at in zip(starts, sizes, seg.offsets):
-                lo, hi = max(span.start, start), min(span.stop, start + size)
-                if lo < hi:
-                    pieces[-1].append((lo, hi, at + lo - start))
-        self._shard_pieces = {key: pieces}
-        return pieces
+    def _update_seconds(self, hooks) -> float:
+        """Time the exchange hooks spent updating (it is not exchange time)."""
+        return 0.0 if hooks is None else self._shared.update_seconds
 
     def _buckets_for(self, model) -> Buckets | None:
         if self.world_size == 1 or not self.bucket_cap_mb \
@@ -458,10 +403,9 @@ class DataParallel(Strategy):
             at += size
         hooks = self._between(model, grads, None)
         between = None if hooks is None else hooks[1]
-        self._update_seconds = 0.0
         total, metas = self.collective.exchange(slot, meta) if between is None \
             else self.collective.exchange(slot, meta, between=between)
-        self.exchange_seconds = time.perf_counter() - start - self._update_seconds
+        self.exchange_seconds = time.perf_counter() - start - self._update_seconds(hooks)
         return self._update_shard(model, self._after_exchange(
             model, metas, lr, lambda: _unflatten(total, shapes)))
 
@@ -492,7 +436,6 @@ class DataParallel(Strategy):
             return None
         try:
             hooks = self._between(model, grads, buckets)
-            self._update_seconds = 0.0
             between = None
             if hooks is not None:
                 hooks[0]()
@@ -503,7 +446,7 @@ class DataParallel(Strategy):
         finally:
             buckets.wait_applied()  # the pieces of the update that overlapped it
         buckets.store_last(total)
-        self.exchange_seconds = time.perf_counter() - start - self._update_seconds
+        self.exchange_seconds = time.perf_counter() - start - self._update_seconds(hooks)
         return self._update_shard(model, self._after_exchange(model, metas, lr, lambda: [
             None if g is None else view for g, view in zip(grads, buckets.views)]))
 
