@@ -57,8 +57,11 @@ def run_lamina(args) -> dict:
         times.append(time.perf_counter() - start)
         losses.append(history.history["loss"][-1])
     steady = times[1:] or times
+    from lamina.backend.threads import pool_stats
+
+    # stalls > 0: a neighbour took a core and the pool ran solo for a while (not a quiet figure)
     return {"framework": "lamina", "train_samples_per_s": args.samples * len(steady) / sum(steady),
-            "epoch_seconds": times, "loss": losses}
+            "epoch_seconds": times, "loss": losses, "pool": pool_stats()}
 
 
 def run_torch(args) -> dict:
@@ -140,7 +143,8 @@ def main() -> None:
         load = os.getloadavg()[0]
         o = run_json([sys.executable, str(HERE / "transformer.py"), "--worker", "lamina", *common])
         ours.append(o["train_samples_per_s"])
-        line = f"lamina {o['train_samples_per_s']:.0f} samples/s (load {load:.2f})"
+        line = (f"lamina {o['train_samples_per_s']:.0f} samples/s (load {load:.2f}, pool stalls "
+                f"{o['pool']['stalls']})")
         if tpython:
             load = os.getloadavg()[0]
             t = run_json([tpython, str(HERE / "transformer.py"), "--worker", "torch", *common])
