@@ -144,7 +144,7 @@ def main() -> None:
         o = run_json([sys.executable, str(HERE / "transformer.py"), "--worker", "lamina", *common])
         ours.append(o["train_samples_per_s"])
         line = (f"lamina {o['train_samples_per_s']:.0f} samples/s (load {load:.2f}, pool stalls "
-                f"{o['pool']['stalls']})")
+                f"{o.get('pool', {}).get('stalls', '?')})")
         if tpython:
             load = os.getloadavg()[0]
             t = run_json([tpython, str(HERE / "transformer.py"), "--worker", "torch", *common])
