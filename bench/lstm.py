@@ -111,6 +111,8 @@ def main() -> None:
               "--batch-size", str(args.batch_size), "--steps", str(args.steps),
               "--features", str(args.features)]
     tpython = torch_python()
+    print(f"lstm: {args.steps} steps x {args.features} features, batch {args.batch_size} "
+          f"(issue 13's row, 28 rows of 28 pixels: --steps 28 --features 28)", flush=True)
     ours, theirs = [], []
     for _ in range(args.rounds):
         o = run_json([sys.executable, str(HERE / "lstm.py"), "--worker", "lamina", *common])
