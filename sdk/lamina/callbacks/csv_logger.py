@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import collections.abc
-import csv
 import os
 
 import numpy as np
@@ -72,6 +71,8 @@ class CSVLogger(Callback):
             if self.keys and not any(k.startswith("val_") for k in self.keys):
                 self.keys.extend(["val_" + k for k in self.keys])
         if self.writer is None:
+            import csv
+
             class CustomDialect(csv.excel):
                 delimiter = self.sep
 

@@ -11,7 +11,6 @@ bucket_limit 6 and bucket 7 as packed doubles).
 from __future__ import annotations
 
 import os
-import socket
 import struct
 import time
 
@@ -89,6 +88,8 @@ class EventFileWriter:
 
     def __init__(self, logdir: str):
         os.makedirs(logdir, exist_ok=True)
+        import socket
+
         name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}"
         self.path = os.path.join(logdir, name)
         self._file = open(self.path, "ab")  # noqa: SIM115 - kept open across records

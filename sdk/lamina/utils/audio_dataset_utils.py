@@ -6,8 +6,6 @@ scaled to float32 in ``[-1, 1)`` as ``tf.audio.decode_wav`` does.
 
 from __future__ import annotations
 
-import wave
-
 import numpy as np
 
 from lamina.utils import dataset_utils
@@ -25,6 +23,8 @@ def read_wav(path, output_sequence_length=None):
     Raises:
         ValueError: for a sample width ``wave`` reads but that is not 1 to 4 bytes.
     """
+    import wave
+
     with wave.open(str(path), "rb") as f:
         channels, width, rate = f.getnchannels(), f.getsampwidth(), f.getframerate()
         raw = f.readframes(f.getnframes())

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import difflib
 import json
 
 
@@ -90,6 +89,8 @@ class Config:
         if name in config:
             return config[name]
         message = f"Unknown attribute: '{name}'."
+        import difflib
+
         close = difflib.get_close_matches(name, list(config), n=1, cutoff=0.7)
         if close:
             message += f" Did you mean '{close[0]}'?"

@@ -17,10 +17,13 @@ import hashlib
 import os
 import stat
 import sys
-import tarfile
 import tempfile
 import warnings
 import zipfile
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import tarfile
 
 _CHUNK = 1 << 16
 
@@ -184,6 +187,8 @@ def extract_archive(file_path, path=".", archive_format="auto"):
         if kind not in ("tar", "zip"):
             raise NotImplementedError(f"archive_format must be 'tar' or 'zip'. "
                                       f"Received: archive_format={kind!r}")
+        import tarfile  # here, not at import: 0.4 MB that most processes never use
+
         if kind == "tar" and tarfile.is_tarfile(file_path):
             with tarfile.open(file_path) as archive:
                 os.makedirs(path, exist_ok=True)

@@ -23,9 +23,7 @@ Example:
 from __future__ import annotations
 
 import collections
-import concurrent.futures
 import itertools
-import multiprocessing
 import os
 
 _PROCESS_DATASET = None  # the dataset of a worker process (set by its initializer)
@@ -146,7 +144,11 @@ class OrderedEnqueuer:
     def start(self):
         if self._executor is not None:
             return
+        import concurrent.futures  # with multiprocessing: ~1.3 MB, imported when used
+
         if self.use_multiprocessing:
+            import multiprocessing
+
             method = "fork" if "fork" in multiprocessing.get_all_start_methods() else None
             self._executor = concurrent.futures.ProcessPoolExecutor(
                 self.workers, mp_context=multiprocessing.get_context(method),
