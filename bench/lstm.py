@@ -1,10 +1,10 @@
-"""LSTM(128) over 50 steps: Lamina vs PyTorch train throughput, in the same run.
+"""LSTM(128) over 28 rows of 28 pixels: Lamina vs PyTorch train throughput, in one run.
 
-    python bench/lstm.py                 # both frameworks, alternating rounds
-    python bench/lstm.py --steps 28 --features 28   # issue 13's row: 28 rows of 28 pixels
+    python bench/lstm.py                 # issue 13's row; both frameworks, alternating rounds
+    python bench/lstm.py --steps 50 --features 32   # the longer, wider sequence
     python bench/lstm.py --worker lamina # one JSON line (used internally)
 
-Model: input (batch 128, 50, 32) -> LSTM(128) -> Dense(10) softmax; Adam (Keras
+Model: input (batch 128, 28, 28) -> LSTM(128) -> Dense(10) softmax; Adam (Keras
 defaults), sparse categorical crossentropy. PyTorch (``nn.LSTM`` + ``nn.Linear``) runs in
 a subprocess from this Python, $LAMINA_BENCH_TORCH_PYTHON or a side venv
 (``/work/venv-torch``); without it only Lamina's figure is printed. The first epoch of
@@ -22,7 +22,7 @@ import time
 import numpy as np
 from common import HERE, run_json, torch_python
 
-STEPS, FEATURES, UNITS, CLASSES = 50, 32, 128, 10
+STEPS, FEATURES, UNITS, CLASSES = 28, 28, 128, 10
 
 
 def sequences(n: int, seed: int = 0, steps: int = STEPS, features: int = FEATURES):
@@ -112,7 +112,7 @@ def main() -> None:
               "--features", str(args.features)]
     tpython = torch_python()
     print(f"lstm: {args.steps} steps x {args.features} features, batch {args.batch_size} "
-          f"(issue 13's row, 28 rows of 28 pixels: --steps 28 --features 28)", flush=True)
+          f"(issue 13's row: 28 steps x 28 features)", flush=True)
     ours, theirs = [], []
     for _ in range(args.rounds):
         o = run_json([sys.executable, str(HERE / "lstm.py"), "--worker", "lamina", *common])
