@@ -125,6 +125,9 @@ class RingCollective:
 
     #: ``exchange`` reduces any range of ``k <= n`` floats (gradient buckets).
     accepts_prefix = True
+    #: an exchange mostly waits on sockets, so buckets overlap it with backward even on
+    #: one core (:func:`lamina.distribute.buckets.overlap_pays`).
+    transfers_wait_on_io = True
 
     def __init__(self, endpoint: Endpoint, addresses, rank: int, n: int, m: int = 8,
                  timeout: float = 600.0) -> None:

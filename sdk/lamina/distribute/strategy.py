@@ -33,7 +33,7 @@ import numpy as np
 
 from lamina.backend.autodiff import gradient_ready_hook
 from lamina.distribute import keys
-from lamina.distribute.buckets import DEFAULT_CAP_MB, Buckets, can_bucket
+from lamina.distribute.buckets import DEFAULT_CAP_MB, Buckets, can_bucket, overlap_pays
 from lamina.distribute.metric_state import additive_fields, pack, unpack
 from lamina.distribute.shared_state import SharedState
 from lamina.layers.symbolic import flatten, map_structure
@@ -131,7 +131,9 @@ class DataParallel(Strategy):
         base_metrics: the metric accumulators of those skipped batches (chief only).
         bucket_cap_mb: gradients are all-reduced in buckets of about this many MB
             while backward goes on (:mod:`lamina.distribute.buckets`); 0 turns it off
-            (one exchange after backward). Default: ``$LAMINA_BUCKET_CAP_MB``, else 1.
+            (one exchange after backward). Default: ``$LAMINA_BUCKET_CAP_MB``, else 1
+            where the overlap can pay (the TCP ring, or a process that may use a
+            second core: :func:`~lamina.distribute.buckets.overlap_pays`), else 0.
             Collectives without ``accepts_prefix`` always take one exchange.
         overlap_update: with buckets, apply the optimizer's update to each bucket's
             variables as soon as that bucket is reduced, while the last one is
@@ -158,7 +160,8 @@ class DataParallel(Strategy):
                  overlap_update: bool | None = None,
                  shared_update: bool | None = None) -> None:
         if bucket_cap_mb is None:
-            bucket_cap_mb = float(os.environ.get("LAMINA_BUCKET_CAP_MB", DEFAULT_CAP_MB))
+            bucket_cap_mb = float(os.environ.get(
+                "LAMINA_BUCKET_CAP_MB", DEFAULT_CAP_MB if overlap_pays(collective) else 0))
         if not bucket_cap_mb >= 0:
             raise ValueError(f"bucket_cap_mb must be >= 0. Received: "
                              f"bucket_cap_mb={bucket_cap_mb}")

@@ -20,9 +20,10 @@ import pytest
 
 import lamina
 from lamina import layers, ops
+from lamina.backend import threads
 from lamina.backend.autodiff import Function, gradient_ready_hook, gradients
 from lamina.backend.tensor import Variable
-from lamina.distribute import CollectiveAborted, DataParallel, buckets, local, shm
+from lamina.distribute import CollectiveAborted, DataParallel, buckets, local, ring, shm
 
 sys.path.insert(0, os.path.dirname(__file__))
 import bucket_replica  # noqa: E402  (spawned replicas import it by name)
@@ -73,8 +74,32 @@ def test_strategy_reads_the_cap_from_the_environment(tmp_path, monkeypatch):
         monkeypatch.setenv("LAMINA_BUCKET_CAP_MB", "0.25")
         assert DataParallel(collective).bucket_cap_mb == 0.25
         monkeypatch.delenv("LAMINA_BUCKET_CAP_MB")
-        assert DataParallel(collective).bucket_cap_mb == buckets.DEFAULT_CAP_MB
+        expected = buckets.DEFAULT_CAP_MB if buckets.overlap_pays(collective) else 0.0
+        assert DataParallel(collective).bucket_cap_mb == expected
     finally:
+        collective.close()
+
+
+def test_buckets_by_default_only_where_the_overlap_can_pay(tmp_path, monkeypatch):
+    """shm's sums are CPU work: buckets need a second core; the ring's waits do not."""
+    monkeypatch.delenv("LAMINA_BUCKET_CAP_MB", raising=False)
+    path = shm.create(tmp_path / "c", 1, 8)
+    collective = shm.SharedMemoryCollective(path, 0)
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    if not threads._controller() or len(os.sched_getaffinity(0)) < 2:
+        pytest.skip("needs OpenBLAS through threadpoolctl and two cores")
+    try:
+        with threadpoolctl.threadpool_limits(2, user_api="blas"):
+            for policy, cores in ((1, 1), ("auto", 2)):  # as a replica of 1 / 2 CPUs
+                threads.set_thread_policy(policy)
+                threads.tick(now=float("inf"))
+                assert threads.worker_count() == cores - 1
+                assert buckets.overlap_pays(collective) is (cores == 2)
+                assert DataParallel(collective).bucket_cap_mb == (
+                    buckets.DEFAULT_CAP_MB if cores == 2 else 0.0)
+        assert buckets.overlap_pays(ring.RingCollective) is True  # one core is enough
+    finally:
+        threads.set_thread_policy("auto")
         collective.close()
 
 
