@@ -58,6 +58,7 @@ def local(kind: str, x, y, epochs: int, threads: int) -> list[float]:
     from threadpoolctl import threadpool_limits
 
     import lamina
+    from lamina.backend import threads as lamina_threads
     from lamina.callbacks import Callback
     from lamina.models import model_from_config
 
@@ -70,11 +71,17 @@ def local(kind: str, x, y, epochs: int, threads: int) -> list[float]:
         def on_epoch_end(self, epoch, logs=None):
             times.append(time.perf_counter() - self.start)
 
+    # Lamina's own pool follows the BLAS thread count it found at first use, not a later
+    # threadpool_limits(1) (BLAS already runs one thread): the policy says "1 thread".
     with threadpool_limits(threads):
-        lamina.utils.set_random_seed(0)
-        model = model_from_config(config(kind))
-        model.compile(**COMPILE)
-        model.fit(x, y, batch_size=BATCH, epochs=epochs, verbose=0, callbacks=[Clock()])
+        lamina_threads.set_thread_policy(1 if threads == 1 else "auto")
+        try:
+            lamina.utils.set_random_seed(0)
+            model = model_from_config(config(kind))
+            model.compile(**COMPILE)
+            model.fit(x, y, batch_size=BATCH, epochs=epochs, verbose=0, callbacks=[Clock()])
+        finally:
+            lamina_threads.set_thread_policy("auto")
     return times
 
 
