@@ -17,31 +17,9 @@ from lamina.backend import rnn_buffers, rnn_common, rnn_lanes, threads
 from lamina.backend.rnn_lstm import LSTMSequence
 from lamina.backend.tensor import Tensor
 from lamina.testing import check_gradients
+from tests.sdk.backend.lstm_reference import reference as _reference
 
 BATCH = 2 * rnn_lanes.MIN_LANE_BATCH  # the smallest batch cut into two lanes
-
-
-def _sigmoid(a):
-    return 1.0 / (1.0 + np.exp(-a))
-
-
-def _reference(x, kernel, rec, bias, h, c, mask=None, rmask=None, go_backwards=False):
-    """Keras's LSTM step equations, one step at a time over the whole batch."""
-    u = rec.shape[0]
-    outs = []
-    steps = range(x.shape[1] - 1, -1, -1) if go_backwards else range(x.shape[1])
-    for t in steps:
-        z = x[:, t] @ kernel + (h if rmask is None else h * rmask) @ rec + bias
-        i, f = _sigmoid(z[:, :u]), _sigmoid(z[:, u:2 * u])
-        g, o = np.tanh(z[:, 2 * u:3 * u]), _sigmoid(z[:, 3 * u:])
-        c_new = f * c + i * g
-        h_new = o * np.tanh(c_new)
-        if mask is not None:
-            keep = mask[:, t:t + 1]
-            h_new, c_new = np.where(keep, h_new, h), np.where(keep, c_new, c)
-        h, c = h_new, c_new
-        outs.append(h)
-    return np.stack(outs, axis=1), h, c
 
 
 def _case(rng, batch=BATCH, steps=rnn_common.CHUNK_STEPS + 3, features=2, units=2):
