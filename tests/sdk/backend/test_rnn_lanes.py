@@ -3,10 +3,6 @@ lanes, bits that do not depend on the pool, errors and Ctrl-C that stop every la
 the scratch-array pool (rnn_buffers)."""
 
 import gc
-import signal
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 
@@ -17,6 +13,7 @@ from lamina.backend import rnn_buffers, rnn_common, rnn_lanes, threads
 from lamina.backend.rnn_lstm import LSTMSequence
 from lamina.backend.tensor import Tensor
 from lamina.testing import check_gradients
+from tests.sdk.backend.interrupt import interrupt_fit
 from tests.sdk.backend.lstm_reference import reference as _reference
 
 BATCH = 2 * rnn_lanes.MIN_LANE_BATCH  # the smallest batch cut into two lanes
@@ -128,30 +125,8 @@ def test_an_error_in_one_lane_stops_the_other_and_reaches_the_caller(pool_of_two
 
 @pytest.mark.slow
 def test_ctrl_c_during_lstm_fit_stops_cleanly():
-    script = textwrap.dedent("""
-        import sys
-        import numpy as np
-        import lamina
-        model = lamina.Sequential([lamina.Input((20, 8)), lamina.layers.LSTM(64),
-                                   lamina.layers.Dense(10)])
-        model.compile("adam", "mse")
-        x, y = np.ones((2048, 20, 8), np.float32), np.zeros((2048, 10), np.float32)
-        print("ready", flush=True)
-        try:
-            model.fit(x, y, epochs=1000, verbose=0)
-        except KeyboardInterrupt:
-            print("interrupted", flush=True)
-            sys.exit(3)
-    """)
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "ready"
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
-    try:
-        out, _ = proc.communicate(timeout=30)
-    finally:
-        proc.kill()
-    assert proc.returncode == 3
+    code, out = interrupt_fit((20, 8), 'lamina.layers.LSTM(64), lamina.layers.Dense(10)', 2048)
+    assert code == 3
     assert "interrupted" in out
 
 

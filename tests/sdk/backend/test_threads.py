@@ -6,10 +6,6 @@ import functools
 import gc
 import multiprocessing
 import os
-import signal
-import subprocess
-import sys
-import textwrap
 import threading
 import time
 import weakref
@@ -18,6 +14,7 @@ import numpy as np
 import pytest
 
 from lamina.backend import parallel, threads
+from tests.sdk.backend.interrupt import interrupt_fit
 
 threadpoolctl = pytest.importorskip("threadpoolctl")
 
@@ -134,30 +131,9 @@ def test_fork_after_the_pool_started():
 
 @pytest.mark.slow
 def test_ctrl_c_during_fit_stops_cleanly():
-    script = textwrap.dedent("""
-        import sys
-        import numpy as np
-        import lamina
-        model = lamina.Sequential([lamina.Input((256,)), lamina.layers.Dense(1024, "relu"),
-                                   lamina.layers.Dense(10)])
-        model.compile("adam", "mse")
-        x, y = np.ones((4096, 256), np.float32), np.zeros((4096, 10), np.float32)
-        print("ready", flush=True)
-        try:
-            model.fit(x, y, epochs=1000, verbose=0)
-        except KeyboardInterrupt:
-            print("interrupted", flush=True)
-            sys.exit(3)
-    """)
-    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    assert proc.stdout.readline().strip() == "ready"
-    time.sleep(1.0)
-    proc.send_signal(signal.SIGINT)
-    try:
-        out, _ = proc.communicate(timeout=30)
-    finally:
-        proc.kill()
-    assert proc.returncode == 3
+    code, out = interrupt_fit(
+        (256,), 'lamina.layers.Dense(1024, "relu"), lamina.layers.Dense(10)', 4096)
+    assert code == 3
     assert "interrupted" in out
 
 
