@@ -24,7 +24,7 @@ import numpy as np
 
 from lamina.backend import nn as _nn
 from lamina.backend.autodiff import Function
-from lamina.backend.parallel import MAX_PARTS
+from lamina.backend.parallel import MAX_PARTS, sum_in_order
 from lamina.backend.tensor import Tensor
 from lamina.backend.threads import parallel_for, split
 
@@ -115,12 +115,12 @@ class RowSplitDense(Function):
                 np.matmul(ones[:hi - lo], gp, out=gb[i])
 
         parallel_for(len(ranges), part)
-        kernel_grad = None if gk is None else _in_order_sum(gk)
+        kernel_grad = None if gk is None else sum_in_order(gk)
         if fold:  # the bias's gradient is the last row of the kernel's
             bias_grad = kernel_grad[k].copy() if need_b else None
             kernel_grad = kernel_grad[:k] if need_k else None
         else:
-            bias_grad = None if gb is None else _in_order_sum(gb)
+            bias_grad = None if gb is None else sum_in_order(gb)
         return (None if gx is None else gx.reshape(*x.shape[:-1], k), kernel_grad, bias_grad)
 
 
@@ -129,13 +129,6 @@ class RowSplitReluDense(RowSplitDense):
 
     __slots__ = ()
     relu = True
-
-
-def _in_order_sum(partials):
-    total = partials[0].copy()
-    for p in partials[1:]:
-        total += p
-    return total
 
 
 def dense(x, kernel, bias=None, activation=None):

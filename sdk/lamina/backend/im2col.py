@@ -29,6 +29,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from lamina.backend.parallel import sum_in_order
 from lamina.backend.threads import parallel_for
 
 PART_BYTES = 3 << 19  # working set of one batch part (1.5 MB: a core's L2 holds it)
@@ -283,14 +284,6 @@ def bias_grad(g):
     return np.ones(g2.shape[0], g.dtype) @ g2
 
 
-def _sum_in_order(parts):
-    """Sum of arrays in list order (fixed, so bit-identical from run to run)."""
-    total = np.array(parts[0], copy=True)
-    for part in parts[1:]:
-        total += part
-    return total
-
-
 # -- a convolution in batch parts -------------------------------------------------------
 def folds_bias(bias, geo):
     """Whether the bias rides in the GEMM as a ones column (one group, not 1x1)."""
@@ -367,6 +360,6 @@ def conv_backward(x, kernel, geo, grad_part, needs, folded):
             b_parts[i] = bias_grad(g)
 
     run_parts(len(parts), run)
-    gk = _sum_in_order(k_parts) if need_k else None
-    gb = _sum_in_order(b_parts) if need_b else None
+    gk = sum_in_order(k_parts) if need_k else None
+    gb = sum_in_order(b_parts) if need_b else None
     return gx, gk, gb

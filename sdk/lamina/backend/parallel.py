@@ -126,6 +126,15 @@ def run_tasks(tasks: list, flops: int | None = None) -> None:
         parallel_for(len(tasks), lambda i: tasks[i](), site=("run_tasks", len(tasks), flops))
 
 
+def sum_in_order(parts) -> np.ndarray:
+    """Sum of the arrays ``parts`` in list order (partial gradients of fixed parts: the
+    order is fixed, so the bits do not depend on which thread made which part)."""
+    total = np.array(parts[0], copy=True)
+    for part in parts[1:]:
+        total += part
+    return total
+
+
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a @ b`` for 2-D operands, cut along the rows of ``a`` or the columns of ``b``
     (whichever operand is larger), the parts run in parallel (see :func:`matmul_tasks`)."""

@@ -25,8 +25,7 @@ import numpy as np
 
 from lamina.backend.attention import _check, _Core, _parts
 from lamina.backend.autodiff import Function
-from lamina.backend.dense_rows import _in_order_sum
-from lamina.backend.parallel import parallel_for
+from lamina.backend.parallel import parallel_for, sum_in_order
 
 
 def whole_rows(batch, length, num_heads, itemsize) -> bool:
@@ -147,10 +146,10 @@ class ProjectedSelfAttention(Function):
                 np.matmul(grad, kernel.T, out=gx[rows].reshape(-1, f))
 
         parallel_for(n, part)
-        kb = None if gkb is None else _in_order_sum(gkb)
+        kb = None if gkb is None else sum_in_order(gkb)
         gk = kb[:f] if need_k else None
         gb = kb[f].copy() if need_b else None
-        return (gx, gk, gb, *(None if p is None else _in_order_sum(p) for p in (gwo, gbo)))
+        return (gx, gk, gb, *(None if p is None else sum_in_order(p) for p in (gwo, gbo)))
 
 
 def _shape(a):

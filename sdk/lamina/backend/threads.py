@@ -326,9 +326,15 @@ def _prefer_pool(stats) -> bool:
     and every ``PROBE_EVERY``-th job the other way, so that it notices when the load
     changes. The parts are the same either way, so are the results.
     """
-    pooled, solo = stats[1], stats[2]
-    pool = pooled is None or solo is None or solo >= (1 - SOLO_MARGIN) * pooled
+    pool = _pool_is_faster(stats)
     return (not pool) if stats[0] % PROBE_EVERY == 0 else pool
+
+
+def _pool_is_faster(stats) -> bool:
+    """Whether a call site's jobs are faster pooled (unknown counts as faster), by the
+    ``SOLO_MARGIN`` rule; :func:`_prefer_pool` adds the probes."""
+    pooled, solo = stats[1], stats[2]
+    return pooled is None or solo is None or solo >= (1 - SOLO_MARGIN) * pooled
 
 
 def _note_time(stats, slot: int, seconds: float) -> None:
@@ -366,8 +372,7 @@ def pool_stats() -> dict:
     ``solo_sites`` (call sites whose jobs ran faster on the calling thread alone)."""
     return {"workers": worker_count(), "stalls": _state["stalls"],
             "solo": time.monotonic() < _state["solo_until"],
-            "solo_sites": sum(1 for stats in _sites.values() if not _prefer_pool(
-                [1, *stats[1:]]))}
+            "solo_sites": sum(1 for stats in _sites.values() if not _pool_is_faster(stats))}
 
 
 def split(length: int, parts: int) -> list[tuple[int, int]]:

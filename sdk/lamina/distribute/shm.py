@@ -44,6 +44,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lamina.distribute.shared_state import state_path
+
 _HEADER = 8
 _SPIN = 100           # counter checks before sleeping on the socket
 _WAKE_TIMEOUT = 1e-3  # a sleeper re-checks at least this often
@@ -96,7 +98,7 @@ def remove(path: str | os.PathLike) -> None:
     path = Path(path)
     for sock in path.parent.glob(path.name + ".r*"):
         sock.unlink(missing_ok=True)
-    Path(f"{path}.state").unlink(missing_ok=True)
+    state_path(path).unlink(missing_ok=True)
     path.unlink(missing_ok=True)
 
 
@@ -266,7 +268,7 @@ class SharedMemoryCollective:
                                  f"{meta.size} values")
             row[:meta.size] = meta
         self.wait_seconds = self._barrier()
-        chunk = self._chunk if k == self.n else self._chunk_of(lo, k)
+        chunk = self._chunk if k == self.n else self.chunk_of(lo, k)
         slots, out = self._slots[parity, :, chunk], self.result[chunk]
         if self.world == 1:
             np.copyto(out, slots[0])
@@ -299,10 +301,6 @@ class SharedMemoryCollective:
         return self._chunked
 
     def chunk_of(self, lo: int, k: int) -> slice:
-        """The floats of ``[lo, lo + k)`` this rank sums (all of them when not chunked)."""
-        return self._chunk_of(lo, k)
-
-    def _chunk_of(self, lo: int, k: int) -> slice:
         """This rank's share of floats ``[lo, lo + k)`` (all of them when not chunked).
 
         Whether an exchange takes one barrier or two depends on ``n`` only, so ranks

@@ -358,6 +358,13 @@ class DataParallel(Strategy):
         return shared.exchange_hooks(self.collective, buckets, _lr_variable(model),
                                      self.is_chief)
 
+    def _exchange(self, vector, meta, hooks):
+        """The step's last exchange, with the shared update's ``between`` hook if any
+        (only the shared-memory collective takes one)."""
+        if hooks is None:
+            return self.collective.exchange(vector, meta)
+        return self.collective.exchange(vector, meta, between=hooks[1])
+
     def _update_seconds(self, hooks) -> float:
         """Time the exchange hooks spent updating (it is not exchange time)."""
         return 0.0 if hooks is None else self._shared.update_seconds
@@ -405,9 +412,7 @@ class DataParallel(Strategy):
             np.multiply(grad, share, out=slot[at:at + size].reshape(shape))
             at += size
         hooks = self._between(model, grads, None)
-        between = None if hooks is None else hooks[1]
-        total, metas = self.collective.exchange(slot, meta) if between is None \
-            else self.collective.exchange(slot, meta, between=between)
+        total, metas = self._exchange(slot, meta, hooks)
         self.exchange_seconds = time.perf_counter() - start - self._update_seconds(hooks)
         return self._update_shard(model, self._after_exchange(
             model, metas, lr, lambda: _unflatten(total, shapes)))
@@ -439,13 +444,9 @@ class DataParallel(Strategy):
             return None
         try:
             hooks = self._between(model, grads, buckets)
-            between = None
             if hooks is not None:
-                hooks[0]()
-                between = hooks[1]
-            total, metas = self.collective.exchange(buckets.last_bucket(), meta) \
-                if between is None else \
-                self.collective.exchange(buckets.last_bucket(), meta, between=between)
+                hooks[0]()  # the ranges of the buckets reduced during backward
+            total, metas = self._exchange(buckets.last_bucket(), meta, hooks)
         finally:
             buckets.wait_applied()  # the pieces of the update that overlapped it
         buckets.store_last(total)

@@ -34,10 +34,17 @@ import warnings
 import numpy as np
 
 from lamina.backend.parallel import MAX_PARTS, PART_ELEMENTS
-from lamina.backend.threads import parallel_for, split
+from lamina.backend.threads import parallel_for
 from lamina.optimizers import pieces as pieces_module
 from lamina.optimizers import schedules as schedules_module
-from lamina.optimizers.buffers import Segment, Unit, gather, new_variable, variable_class
+from lamina.optimizers.buffers import (
+    Segment,
+    Unit,
+    gather,
+    new_variable,
+    unit_parts,
+    variable_class,
+)
 
 _FLUSH_THRESHOLD = 1e-20
 # update_step implementations that are purely elementwise (no per-call state, no norms):
@@ -235,11 +242,7 @@ class Optimizer:
         self._units = {}
         self._var_units: dict[int, Unit] = {}
         for seg in self._segments:
-            self._units[id(seg.param)] = Unit(seg, 0, seg.param.size, seg.param.shape)
-            for i, view in enumerate(seg.views):
-                unit = Unit(seg, seg.offsets[i], seg.offsets[i + 1], view.shape)
-                self._units[id(view)] = unit
-                self._var_units[id(seg.variables[i])] = unit
+            self._index_units(seg)
         self.built = True
         if self.use_ema:
             self._model_variables_moving_average = self.add_optimizer_variables(
@@ -283,6 +286,19 @@ class Optimizer:
                 out[k].append(slot_var)
         return out[0] if isinstance(name, str) else out
 
+    def _index_units(self, seg: Segment) -> None:
+        """Index ``seg``'s whole buffer and each variable's view as update units, with
+        views of the slots ``seg`` has so far."""
+        whole = Unit(seg, 0, seg.param.size, seg.param.shape)
+        whole.slots = dict(seg.slots)
+        self._units[id(seg.param)] = whole
+        for i, view in enumerate(seg.views):
+            unit = Unit(seg, seg.offsets[i], seg.offsets[i + 1], view.shape)
+            unit.slots = {name: slot[unit.start:unit.stop].reshape(unit.shape)
+                          for name, slot in seg.slots.items()}
+            self._units[id(view)] = unit
+            self._var_units[id(seg.variables[i])] = unit
+
     def relocate(self, param: np.ndarray, slots: dict) -> None:
         """Move the (one) flat parameter buffer and its slots into ``param`` and
         ``slots[name]`` (e.g. memory that replicas share), keeping every variable and
@@ -299,15 +315,7 @@ class Optimizer:
             raise ValueError(f"slots must be {sorted(seg.slots)}. Received: {sorted(slots)}")
         seg.relocate(param, slots)
         self._units, self._var_units = {}, {}
-        whole = Unit(seg, 0, seg.param.size, seg.param.shape)
-        whole.slots = dict(seg.slots)
-        self._units[id(seg.param)] = whole
-        for i, view in enumerate(seg.views):
-            unit = Unit(seg, seg.offsets[i], seg.offsets[i + 1], view.shape)
-            unit.slots = {name: slot[unit.start:unit.stop].reshape(unit.shape)
-                          for name, slot in seg.slots.items()}
-            self._units[id(view)] = unit
-            self._var_units[id(seg.variables[i])] = unit
+        self._index_units(seg)
         for slot_var, var, name in self._slot_bindings:
             slot_var.data = self._var_units[id(var)].slots[name]
         self.__dict__.pop("_parts_cache", None)
@@ -557,15 +565,8 @@ class Optimizer:
         cached = getattr(self, "_parts_cache", {}).get(id(seg))
         if cached is not None and cached[0] == key:
             return cached[1]
-        parts = []
         count = min(MAX_PARTS, param.size // PART_ELEMENTS)
-        if count >= 2:
-            for lo, hi in split(param.size, count):
-                view = seg.param[lo:hi]
-                sub = Unit(seg, lo, hi, view.shape)
-                sub.slots = {name: slot[lo:hi] for name, slot in seg.slots.items()}
-                self._units[id(view)] = sub
-                parts.append((seg.grad[lo:hi], view))
+        parts = unit_parts(seg, self._units, 0, param.size, count) if count >= 2 else []
         if not hasattr(self, "_parts_cache"):
             self._parts_cache = {}
         self._parts_cache[id(seg)] = (key, parts)

@@ -11,6 +11,8 @@ import bisect
 
 import numpy as np
 
+from lamina.backend.threads import split
+
 
 def variable_class():
     from lamina.backend import Variable
@@ -86,6 +88,20 @@ class Segment:
             if var.data is not view:
                 view[...] = var.data
                 var.data = view
+
+
+def unit_parts(seg: Segment, units: dict, lo: int, hi: int, count: int) -> list:
+    """``count`` fixed ``(gradient, parameter)`` slices covering ``[lo, hi)`` of ``seg``'s
+    flat buffers, for an elementwise ``update_step`` run in parts: each parameter view
+    gets its own unit (slot and scratch slices) in ``units``, keyed by its id."""
+    parts = []
+    for a, b in split(hi - lo, count):
+        view = seg.param[lo + a:lo + b]
+        unit = Unit(seg, lo + a, lo + b, view.shape)
+        unit.slots = {name: slot[lo + a:lo + b] for name, slot in seg.slots.items()}
+        units[id(view)] = unit
+        parts.append((seg.grad[lo + a:lo + b], view))
+    return parts
 
 
 def gather(pieces, offsets, out: np.ndarray, lo: int, hi: int) -> None:

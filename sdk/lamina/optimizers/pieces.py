@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 
 from lamina.backend.parallel import MAX_PARTS, PART_ELEMENTS
-from lamina.backend.threads import parallel_for, split
-from lamina.optimizers.buffers import Unit, gather
+from lamina.backend.threads import parallel_for
+from lamina.optimizers.buffers import gather, unit_parts
 
 
 def supported(optimizer) -> bool:
@@ -81,16 +81,14 @@ class UpdateInPieces:
             raise RuntimeError(f"variables {list(indices)} were already updated this step")
         if not len(indices):
             return
-        if self.learning_rate is None:
-            self.learning_rate = opt._current_learning_rate()
-        seg, lr = self.segment, self.learning_rate
-        offsets = seg.offsets
+        offsets = self.segment.offsets
         for index, grad in zip(indices, grads):
-            np.copyto(seg.grad[offsets[index]:offsets[index + 1]], np.reshape(grad, -1))
+            np.copyto(self.segment.grad[offsets[index]:offsets[index + 1]],
+                      np.reshape(grad, -1))
         parts = []
         for lo, hi in _runs(sorted(indices)):
             parts += _range_parts(opt, offsets[lo], offsets[hi])
-        parallel_for(len(parts), lambda i: opt.update_step(parts[i][0], parts[i][1], lr))
+        self._update(parts)
         for index in indices:
             self.done[index] = True
 
@@ -106,14 +104,10 @@ class UpdateInPieces:
         self.apply([], [])
         if self.started:
             raise RuntimeError("a range update must be the step's only piece")
-        opt, seg = self.optimizer, self.segment
-        if self.learning_rate is None:
-            self.learning_rate = opt._current_learning_rate()
-        lr = self.learning_rate
+        seg = self.segment
         if hi > lo:
             gather([np.reshape(g, -1) for g in grads], seg.offsets, seg.grad, lo, hi)
-            parts = _range_parts(opt, lo, hi)
-            parallel_for(len(parts), lambda i: opt.update_step(parts[i][0], parts[i][1], lr))
+            self._update(_range_parts(self.optimizer, lo, hi))
         self.done = [True] * len(self.done)
         self.flush_range = (lo, hi)
 
@@ -132,19 +126,25 @@ class UpdateInPieces:
         if self.started and not self._ranged:
             raise RuntimeError("range updates cannot follow variable pieces")
         self._ranged = True
-        opt, seg = self.optimizer, self.segment
-        if self.learning_rate is None:
-            self.learning_rate = opt._current_learning_rate()
-        lr, parts = self.learning_rate, []
+        opt, seg, parts = self.optimizer, self.segment, []
         for lo, hi, at in pieces:
             np.copyto(seg.grad[at:at + hi - lo], source[lo:hi])
             parts += _range_parts(opt, at, at + hi - lo)
-        parallel_for(len(parts), lambda i: opt.update_step(parts[i][0], parts[i][1], lr))
+        self._update(parts)
         if flush:
             for lo, hi, at in pieces:
                 opt._flush_denormals(at, at + hi - lo)
         self.done = [True] * len(self.done)
         self.flush_range = (0, 0)
+
+    def _update(self, parts) -> None:
+        """``update_step`` on each ``(gradient, parameter)`` part, on the pool, with the
+        step's learning rate (read at the first piece)."""
+        opt = self.optimizer
+        if self.learning_rate is None:
+            self.learning_rate = opt._current_learning_rate()
+        lr = self.learning_rate
+        parallel_for(len(parts), lambda i: opt.update_step(parts[i][0], parts[i][1], lr))
 
     def finish(self, grads) -> None:
         """Update every variable not updated yet whose gradient is not None."""
@@ -173,13 +173,6 @@ def _range_parts(optimizer, lo: int, hi: int) -> list:
     key = (lo, hi, tuple(seg.slots))
     parts = cache.get(key)
     if parts is None:
-        parts = []
         count = max(1, min(MAX_PARTS, (hi - lo) // PART_ELEMENTS))
-        for a, b in split(hi - lo, count):
-            view = seg.param[lo + a:lo + b]
-            unit = Unit(seg, lo + a, lo + b, view.shape)
-            unit.slots = {name: slot[lo + a:lo + b] for name, slot in seg.slots.items()}
-            optimizer._units[id(view)] = unit
-            parts.append((seg.grad[lo + a:lo + b], view))
-        cache[key] = parts
+        parts = cache[key] = unit_parts(seg, optimizer._units, lo, hi, count)
     return parts
