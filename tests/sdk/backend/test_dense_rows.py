@@ -118,3 +118,11 @@ def test_threads_do_not_change_the_bits(pool_of_two, units):
     finally:
         set_thread_policy("auto")
     assert with_worker == alone
+
+
+def test_bad_arguments_are_named():
+    with pytest.raises(ValueError, match=r"Received: x.shape=\(3,\), kernel.shape=\(3, 2\), "
+                                         r"parts=2"):
+        dr.RowSplitDense.apply(rn(3), rn(3, 2), parts=2)
+    with pytest.raises(ValueError, match="Received: activation='tanh'"):
+        dr.dense(rn(4, 3), Variable(rn(3, 2)), activation="tanh")

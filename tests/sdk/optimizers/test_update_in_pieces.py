@@ -146,3 +146,22 @@ def test_several_dtypes_keep_the_whole_step():
     opt = optimizers.Adam()
     opt.build(variables)
     assert opt.begin_update_in_pieces() is None
+
+
+def test_range_updates_and_variable_pieces_do_not_mix():
+    opt = optimizers.Adam()
+    variables = _variables()
+    opt.build(variables)
+    grads = _grads(0)
+    plan = opt.begin_update_in_pieces()
+    plan.apply([0], [grads[0]])
+    with pytest.raises(RuntimeError, match="a range update must be the step's only piece"):
+        plan.apply_range(0, 10, grads)
+    with pytest.raises(RuntimeError, match="range updates cannot follow variable pieces"):
+        plan.apply_pieces(np.zeros(10, np.float32), [(0, 10, 0)])
+    opt.cancel_update_in_pieces()
+
+
+def test_relocate_needs_a_built_optimizer():
+    with pytest.raises(ValueError, match="relocate needs a built optimizer"):
+        optimizers.Adam().relocate(np.zeros(3, np.float32), {})
