@@ -185,3 +185,28 @@ def test_a_replayed_claim_call_gets_the_same_job_not_a_second_one(producer, make
     assert producer.get("alice", first_id).attempts == 1
     # Another call (a new nonce) takes the next job.
     assert consumer.claim(block_ms=0).id == second_id
+
+
+def test_a_replayed_progress_write_is_made_once_and_a_new_attempt_numbers_afresh(
+        producer, make_consumer):
+    # What the worker's outbox does when Redis died after running a write but before
+    # replying: the same write, with the same number, again.
+    job_id = submit(producer)
+    consumer = make_consumer("w1")
+    job = consumer.claim(block_ms=100)
+    assert consumer.publish_event(job, "batch", {"batch": 1}, seq=1)
+    assert consumer.record_epoch(job, 0, {"loss": 1.0}, seq=2)
+    assert consumer.record_epoch(job, 0, {"loss": 1.0}, seq=2)
+    assert consumer.publish_event(job, "batch", {"batch": 1}, seq=1)
+    assert consumer.record_epoch(job, 1, {"loss": 0.5}, seq=3)
+    events = [(e.type, e.data.get("epoch")) for e in producer.events("alice", job_id)]
+    assert events == [("state", None), ("state", None), ("batch", None), ("epoch", 0),
+                      ("epoch", 1)]
+    assert producer.get("alice", job_id).history == {"loss": [1.0, 0.5]}
+    # The next attempt has a new fencing token: its numbers start again at 1.
+    assert consumer.requeue(job)
+    again = consumer.claim(block_ms=100)
+    assert consumer.record_epoch(again, 1, {"loss": 0.25}, seq=1)
+    epochs = [e.data["epoch"] for e in producer.events("alice", job_id) if e.type == "epoch"]
+    assert epochs == [0, 1, 1]
+    assert producer.get("alice", job_id).history == {"loss": [1.0, 0.25]}

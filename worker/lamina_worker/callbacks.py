@@ -202,7 +202,9 @@ class Outbox:
     by the job); at most ``max_batches`` batch events are held, newer ones are
     dropped and counted (``lamina_worker_events_dropped_total``). A write refused
     because the attempt was fenced out discards the rest (nothing more of this
-    attempt may be written; the ``Lease`` callback stops it).
+    attempt may be written; the ``Lease`` callback stops it). Each write carries its
+    number in the attempt, so one whose reply was lost (Redis died after running it)
+    is not made twice when it is retried.
 
     Args:
         consumer: the attempt's Consumer.
@@ -214,7 +216,8 @@ class Outbox:
     def __init__(self, consumer, job, health: RedisHealth, max_batches: int = 1000) -> None:
         self.consumer, self.job, self.health = consumer, job, health
         self.max_batches = max_batches
-        self.pending: deque[tuple[str, tuple]] = deque()
+        self.pending: deque[tuple[str, tuple, int]] = deque()
+        self.written = 0  # numbers handed out to writes so far
         self.dropped = 0
         self._batches = 0
 
@@ -226,13 +229,16 @@ class Outbox:
                 metrics.EVENTS_DROPPED.inc()
                 return
             self._batches += 1
-        self.pending.append(("event", (type, data)))
-        self.flush()
+        self._hold("event", (type, data))
 
     def epoch(self, epoch: int, logs: dict, perf: dict | None = None) -> None:
         """Record an epoch of the history now, or later in order (never dropped);
         ``perf`` goes into its event only (see ``Consumer.record_epoch``)."""
-        self.pending.append(("epoch", (epoch, logs, perf)))
+        self._hold("epoch", (epoch, logs, perf))
+
+    def _hold(self, kind: str, args: tuple) -> None:
+        self.written += 1
+        self.pending.append((kind, args, self.written))
         self.flush()
 
     def flush(self) -> bool:
@@ -242,10 +248,10 @@ class Outbox:
             True when nothing is pending any more.
         """
         while self.pending and self.health.should_try():
-            kind, args = self.pending[0]
+            kind, args, seq = self.pending[0]
             write = self.consumer.record_epoch if kind == "epoch" else self.consumer.publish_event
             try:
-                written = self.health.call(write, self.job, *args)
+                written = self.health.call(write, self.job, *args, seq=seq)
             except UNAVAILABLE:
                 return False
             self.pending.popleft()
@@ -258,7 +264,7 @@ class Outbox:
 
     def has_epochs(self) -> bool:
         """True while an epoch record waits to be written."""
-        return any(kind == "epoch" for kind, _ in self.pending)
+        return any(kind == "epoch" for kind, _, _ in self.pending)
 
     def drain(self, stop: threading.Event | None = None) -> None:
         """Write everything pending, waiting for Redis as long as it is down.

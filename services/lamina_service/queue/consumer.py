@@ -190,28 +190,36 @@ class Consumer:
         """True when the client asked to cancel this job."""
         return self.client.hget(keys.job_key(job.id), "cancel_requested") == "1"
 
-    def publish_event(self, job: ClaimedJob, type: str, data: dict[str, Any]) -> bool:
+    def publish_event(self, job: ClaimedJob, type: str, data: dict[str, Any],
+                      seq: int | None = None) -> bool:
         """Append an event to the job's stream; False when fenced out.
+
+        ``seq`` numbers the attempt's progress writes (1, 2, ... across events and
+        epochs): a write whose number the attempt has made already is not made again,
+        so retrying a write whose reply was lost (Redis went down after running it)
+        does not duplicate it.
 
         Raises:
             ValueError: ``type`` is not one of state, batch, epoch.
         """
         if type not in EVENT_TYPES:
             raise ValueError(f"event type must be one of {sorted(EVENT_TYPES)}; received {type!r}")
-        return bool(self._scripts.run("EVENT", job.id, job.token, type, json.dumps(data)))
+        return bool(self._scripts.run("EVENT", job.id, job.token, type, json.dumps(data),
+                                      "" if seq is None else int(seq)))
 
     def record_epoch(self, job: ClaimedJob, epoch: int, logs: dict[str, Any],
-                     perf: dict[str, Any] | None = None) -> bool:
+                     perf: dict[str, Any] | None = None, seq: int | None = None) -> bool:
         """Store one epoch's logs in the history and publish it; False when fenced out.
 
         ``perf`` (measured ``samples_per_second``, ``allreduce_share``) goes into the
-        epoch event only: the history keeps Keras's logs.
+        epoch event only: the history keeps Keras's logs. ``seq``: as in
+        :meth:`publish_event`.
         """
         clean = _jsonable(logs)
         event = json.dumps({"epoch": int(epoch), "logs": clean, **_jsonable(perf or {})})
         return bool(self._scripts.run(
-            "EPOCH", job.id, job.token, int(epoch), json.dumps(clean), event
-        ))
+            "EPOCH", job.id, job.token, int(epoch), json.dumps(clean), event,
+            "" if seq is None else int(seq)))
 
     def commit(self, job: ClaimedJob, artifact_id: str, final_logs: dict[str, Any]) -> bool:
         """Mark the job succeeded; False when this attempt was fenced out."""

@@ -97,6 +97,17 @@ local JK = job_key(ID)
 if redis.call('HGET', JK, 'fence') ~= TOKEN or redis.call('HGET', JK, 'status') ~= 'running' then
   return 0
 end
+
+-- True when this attempt already made its write number ``seq`` (the reply was lost and
+-- the write is being retried); otherwise records ``seq`` as made. '' numbers nothing.
+-- Numbers grow by one per write within an attempt; a new attempt has a new token.
+local function already_written(seq)
+  if seq == nil or seq == '' then return false end
+  local f = redis.call('HMGET', JK, 'write_fence', 'write_seq')
+  if f[1] == TOKEN and tonumber(f[2]) >= tonumber(seq) then return true end
+  redis.call('HSET', JK, 'write_fence', TOKEN, 'write_seq', seq)
+  return false
+end
 """
 
 # ARGV[5..]: id, tenant, idempotency digest or '', idempotency ttl, name, dataset_id, spec,
@@ -274,14 +285,16 @@ redis.call('HSET', JK, 'lease_until', deadline)
 return 1
 """
 
-# ARGV[5..]: id, token, type, data json
+# ARGV[5..]: id, token, type, data json, write number or ''
 EVENT = _FENCED + r"""
+if already_written(ARGV[9]) then return 1 end
 add_event(ID, ARGV[7], ARGV[8])
 return 1
 """
 
-# ARGV[5..]: id, token, epoch, logs json, event data json
+# ARGV[5..]: id, token, epoch, logs json, event data json, write number or ''
 EPOCH = _FENCED + r"""
+if already_written(ARGV[10]) then return 1 end
 redis.call('HSET', history_key(ID), ARGV[7], ARGV[8])
 redis.call('HSET', JK, 'epoch', ARGV[7])
 tenant_event(ID, 'epoch', 'epoch', tonumber(ARGV[7]))
