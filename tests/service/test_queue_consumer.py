@@ -210,3 +210,15 @@ def test_a_replayed_progress_write_is_made_once_and_a_new_attempt_numbers_afresh
     epochs = [e.data["epoch"] for e in producer.events("alice", job_id) if e.type == "epoch"]
     assert epochs == [0, 1, 1]
     assert producer.get("alice", job_id).history == {"loss": [1.0, 0.25]}
+
+
+def test_a_replayed_commit_is_reported_as_made_not_as_fenced_out(producer, make_consumer):
+    job_id = submit(producer)
+    consumer = make_consumer("w1")
+    job = consumer.claim(block_ms=100)
+    assert consumer.commit(job, "m_final", {"loss": 0.5})
+    assert consumer.commit(job, "m_final", {"loss": 0.5})  # its reply was lost: again
+    assert not consumer.commit(job, "m_other", {})  # not a replay: refused
+    record = producer.get("alice", job_id)
+    assert record.status is JobStatus.SUCCEEDED and record.artifact_id == "m_final"
+    assert [e.type for e in producer.events("alice", job_id)].count("state") == 3

@@ -90,7 +90,7 @@ local function dispatch(id)
 end
 """
 
-_FENCED = _COMMON + r"""
+_FENCE_CHECK = r"""
 local ID = ARGV[5]
 local TOKEN = ARGV[6]
 local JK = job_key(ID)
@@ -107,6 +107,17 @@ local function already_written(seq)
   if f[1] == TOKEN and tonumber(f[2]) >= tonumber(seq) then return true end
   redis.call('HSET', JK, 'write_fence', TOKEN, 'write_seq', seq)
   return false
+end
+"""
+
+_FENCED = _COMMON + _FENCE_CHECK
+
+# A commit this very token already made (redis-py retried it after its reply was lost):
+# reported as made, not as fenced out.
+_COMMIT_REPLAY = r"""
+do
+  local f = redis.call('HMGET', job_key(ARGV[5]), 'fence', 'status', 'artifact_id')
+  if f[1] == ARGV[6] and f[2] == 'succeeded' and f[3] == ARGV[7] then return 1 end
 end
 """
 
@@ -303,7 +314,7 @@ return 1
 """
 
 # ARGV[5..]: id, token, artifact id, final logs json
-COMMIT = _FENCED + r"""
+COMMIT = _COMMON + _COMMIT_REPLAY + _FENCE_CHECK + r"""
 redis.call('HSET', JK, 'artifact_id', ARGV[7], 'final_logs', ARGV[8])
 set_status(ID, 'succeeded')
 state_event(ID, {artifact_id = ARGV[7]})
