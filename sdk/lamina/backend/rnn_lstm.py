@@ -249,7 +249,7 @@ class _Lane:
         u, t = self.tc.shape[1], self.tc.shape[0]
         dxl = None if dx is None else np.empty((kx.shape[0], t, hi - lo), dtype)
         dh = np.zeros((u, hi - lo), dtype)
-        dc = np.array(dc_final[:, lo:hi], dtype=dtype)
+        dc = np.array(dc_final[:, lo:hi], dtype=dtype, order="C")  # C order, like dh
         tmp = np.empty_like(dh)
         rm = None if rmask is None else rmask[:, lo:hi]
         self.dw = None
