@@ -12,7 +12,7 @@ block and each step one GEMM each way. The inputs of a lane's steps are one oper
 ``hx``, ``(units + features + 1, time + 1, lane)``: rows ``[h_{t-1}; x_t; 1]``, so the
 recurrent GEMM also projects the inputs and adds the bias (no separate projection),
 and the weight gradients of kernel, recurrent kernel and bias come out of one GEMM
-``dz @ hx^T`` per chunk of steps, run by the lane right after the chunk's backward
+``hx @ dz^T`` per chunk of steps, run by the lane right after the chunk's backward
 steps (their gate gradients still in cache) and summed in chunk order. A step's
 pre-activations sit in a ``(5*units, lane)`` block, gates in the internal order
 ``o, i, f, g``, then the previous carry ``c_{t-1}``: one tanh pass activates all four
@@ -44,22 +44,24 @@ _FORWARD_ORDER = (3, 0, 1, 2)
 _KERAS_ORDER = tuple(int(j) for j in np.argsort(_FORWARD_ORDER))
 
 
-def _forward_rows(w, scale=None):
-    """``(n, 4*units)`` Keras weights as ``(4*units, n)`` rows in the forward's gate order,
-    each gate's rows multiplied by its scale."""
-    n, k = w.shape
-    u = k // 4
-    rows = w.reshape(n, 4, u).transpose(1, 2, 0)[list(_FORWARD_ORDER)]
-    out = np.ascontiguousarray(rows).reshape(k, n)
-    if scale is not None:
-        out *= np.repeat(np.asarray(scale, dtype=out.dtype), u)[:, None]
+def _forward_columns(w, out, scale=None):
+    """Write ``(n, 4*units)`` Keras weights into ``out`` with their gate columns in the
+    forward's order, each gate multiplied by its scale. Whole rows are copied, never
+    transposed: the GEMMs take ``out.T`` as it is."""
+    n, k = np.shape(w)
+    gates, dst = np.reshape(w, (n, 4, k // 4)), out.reshape(n, 4, k // 4)
+    for j, src in enumerate(_FORWARD_ORDER):
+        if scale is None or scale[j] == 1.0:
+            np.copyto(dst[:, j], gates[:, src])
+        else:
+            np.multiply(gates[:, src], scale[j], out=dst[:, j])
     return out
 
 
-def _keras_columns(rows):
-    """``(4*units, n)`` rows in the forward's gate order as ``(n, 4*units)`` Keras columns."""
-    k, n = rows.shape
-    return rows.reshape(4, k // 4, n)[list(_KERAS_ORDER)].reshape(k, n).T
+def _keras_columns(cols):
+    """``(n, 4*units)`` columns in the forward's gate order as Keras's (a new array)."""
+    n, k = cols.shape
+    return cols.reshape(n, 4, k // 4)[:, list(_KERAS_ORDER)].reshape(n, k)
 
 
 class LSTMSequence(_Sequence):
@@ -85,9 +87,16 @@ class LSTMSequence(_Sequence):
         # Scaling the sigmoid gates' weights by 1/2 turns all four activations into one
         # tanh pass: sigmoid(a) = (tanh(a / 2) + 1) / 2.
         self.fast = activation == "tanh" and recurrent_activation == "sigmoid"
-        w = np.concatenate([recurrent_kernel, kernel,
-                            np.zeros((1, 4 * u)) if bias is None else np.reshape(bias, (1, -1))])
-        w_rows = _forward_rows(w.astype(dtype), (0.5, 0.5, 0.5, 1.0) if self.fast else None)
+        # [recurrent_kernel; kernel; bias] in the forward's gate order; the GEMM takes its .T.
+        scale = (0.5, 0.5, 0.5, 1.0) if self.fast else None
+        w_cols = np.empty((u + f + 1, 4 * u), dtype)
+        _forward_columns(recurrent_kernel, w_cols[:u], scale)
+        _forward_columns(kernel, w_cols[u:u + f], scale)
+        if bias is None:
+            w_cols[u + f] = 0.0
+        else:
+            _forward_columns(np.reshape(bias, (1, -1)), w_cols[u + f:], scale)
+        w_rows = w_cols.T
         self.xs = x[:, ::-1] if go_backwards else x  # each lane copies its steps into hx
         self.mask = None
         if mask is not None and not np.all(mask):
@@ -122,8 +131,8 @@ class LSTMSequence(_Sequence):
         dc = dc.T
         dtype = np.result_type(g, self.kernel, self.recurrent_kernel)
         dh0, dc0 = np.empty((u, b), dtype), np.empty((u, b), dtype)
-        rk_t = np.ascontiguousarray(_forward_rows(self.recurrent_kernel).T)
-        kx = np.ascontiguousarray(_forward_rows(self.kernel).T) if self.needs[0] else None
+        rk_t = _forward_columns(self.recurrent_kernel, np.empty((u, 4 * u), dtype))
+        kx = _forward_columns(self.kernel, np.empty((f, 4 * u), dtype)) if self.needs[0] else None
         dx = np.empty((b, t, f), dtype) if self.needs[0] else None
         needs = self.needs
         need_w = needs[1] or needs[2] or (self.has_bias and needs[3])
@@ -132,8 +141,8 @@ class LSTMSequence(_Sequence):
         dk = drk = db = None
         if need_w:
             dw = _keras_columns(fixed_sum(lane.dw for lane in self.lanes))
-            drk = np.ascontiguousarray(dw[:u]) if needs[2] else None
-            dk = np.ascontiguousarray(dw[u:u + f]) if needs[1] else None
+            drk = dw[:u] if needs[2] else None
+            dk = dw[u:u + f] if needs[1] else None
             db = np.array(dw[u + f]) if self.has_bias and needs[3] else None
         return (dx, dk, drk, db, dh0.T if needs[4] else None, dc0.T if needs[5] else None)
 
@@ -240,7 +249,7 @@ class _Lane:
 
         After each chunk, while its gate gradients are still in cache, one GEMM each folds
         them into the lane's input rows of ``dx`` (``kernel @ dz``) and its part of the
-        weight gradients (``dz @ hx^T``: kernel, recurrent kernel and bias), summed over
+        weight gradients (``hx @ dz^T``: kernel, recurrent kernel and bias), summed over
         the chunks in their fixed order into ``self.dw``. Writes the lane's ``dh0``,
         ``dc0``.
         """
@@ -258,6 +267,7 @@ class _Lane:
         # The chunk's gate gradients (forward gate order, unscaled), as GEMM operand.
         dpre = rnn_buffers.take((4 * u, steps, hi - lo), dtype)
         carries = rnn_buffers.take((steps, u, hi - lo), dtype)
+        part = np.empty((hx.shape[0], 4 * u), dtype) if need_w else None
         for c_lo, c_hi in chunk_spans(t, backward=True):
             self._backward_factors(seq, c_lo, c_hi, factors, carries)
             for s in range(c_hi - 1, c_lo - 1, -1):
@@ -286,11 +296,12 @@ class _Lane:
             d = dpre[:, :c_hi - c_lo].reshape(4 * u, -1)
             if dxl is not None:
                 np.matmul(kx, d, out=dxl[:, c_lo:c_hi].reshape(kx.shape[0], -1))
-            if need_w:
-                part = d @ hx[:, c_lo:c_hi].reshape(hx.shape[0], -1).T
+            if need_w:  # hx @ dz^T: the gradients' rows are hx's, as in the weights
+                hxc = hx[:, c_lo:c_hi].reshape(hx.shape[0], -1)
                 if self.dw is None:
-                    self.dw = part
+                    self.dw = hxc @ d.T
                 else:
+                    np.matmul(hxc, d.T, out=part)
                     self.dw += part
             yield
         rnn_buffers.give(dpre, factors, carries)
