@@ -107,6 +107,8 @@ class LSTMSequence(_Sequence):
         h0 = np.zeros((u, b), dtype) if h0 is None else np.asarray(h0).T
         c0 = np.zeros((u, b), dtype) if c0 is None else np.asarray(c0).T
         self.h0 = np.ascontiguousarray(h0, dtype=dtype)
+        # With a zero initial state the first step's GEMM takes only the [x; 1] rows.
+        self.skip_h0 = not np.any(self.h0)
         grads = any(self.needs)
         self.lanes = [_Lane(self, lo, hi, w_rows, c0[:, lo:hi], dtype)
                       for lo, hi in lane_spans(b)]
@@ -192,7 +194,10 @@ class _Lane:
             for s in range(c_lo, c_hi):
                 zs = z[s]
                 gates = zs[:4 * u]
-                np.matmul(w, hx[:, s], out=gates)
+                if s or not seq.skip_h0:
+                    np.matmul(w, hx[:, s], out=gates)
+                else:
+                    np.matmul(w[:, u:], hx[u:, 0], out=gates)
                 if seq.fast:
                     np.tanh(gates, out=gates)
                     sig = zs[:3 * u]
@@ -256,6 +261,7 @@ class _Lane:
         lo, hi = self.lo, self.hi
         z, m, rmask, hx = self.z, seq.mask, seq.rmask, self.hx
         u, t = self.tc.shape[1], self.tc.shape[0]
+        need_dh0 = seq.needs[4]
         dxl = None if dx is None else np.empty((kx.shape[0], t, hi - lo), dtype)
         dh = np.zeros((u, hi - lo), dtype)
         dc = np.array(dc_final[:, lo:hi], dtype=dtype, order="C")  # C order, like dh
@@ -287,7 +293,8 @@ class _Lane:
                 np.multiply(dh, fs[:u], out=d[:u])
                 np.multiply(dc, fs[u:].reshape(3, u, -1), out=d[u:].reshape(3, u, -1))
                 dc *= z[s, 2 * u:3 * u]
-                np.matmul(rk_t, d, out=dh)
+                if s or need_dh0:  # dh of the steps before, or dh0
+                    np.matmul(rk_t, d, out=dh)
                 if rm is not None:
                     dh *= rm
                 if m is not None:

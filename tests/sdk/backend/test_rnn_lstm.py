@@ -42,6 +42,24 @@ def test_several_chunks_match_the_step_equations(go_backwards, masked, dropout):
     check_gradients(lambda *a: LSTMSequence.apply(*a, **kw), [x, kernel, rec, bias, h0, c0])
 
 
+@pytest.mark.parametrize("masked", [False, True])
+def test_zero_initial_state_without_its_gradients(masked):
+    # A zero h0 takes the first step's shortcut (only the [x; 1] rows of the GEMM), and
+    # without dh0 wanted the backward skips the last recurrent GEMM.
+    rng = np.random.default_rng(3)
+    x, kernel, rec, bias, h0, c0 = _case(rng)
+    zeros = np.zeros_like(h0)
+    mask = rng.random(x.shape[:2]) > 0.3 if masked else None
+    kw = dict(mask=mask, return_sequences=True)
+    packed = LSTMSequence.apply(x, kernel, rec, bias, zeros, c0, **kw).data
+    seq, _, c = _reference(x, kernel, rec, bias, zeros, c0, mask, None, False)
+    np.testing.assert_allclose(packed[:, :-1], seq, atol=1e-12)
+    np.testing.assert_allclose(packed[:, -1], c, atol=1e-12)
+    check_gradients(lambda *a: LSTMSequence.apply(*a, zeros, c0, **kw),
+                    [x, kernel, rec, bias])
+    check_gradients(lambda *a: LSTMSequence.apply(*a, c0, **kw), [x, kernel, rec, bias, zeros])
+
+
 @pytest.mark.parametrize("activation, recurrent_activation",
                          [("relu", "hard_sigmoid"), ("tanh", "tanh")])
 def test_other_activations_over_several_chunks(activation, recurrent_activation):
