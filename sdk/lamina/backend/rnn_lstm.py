@@ -34,10 +34,21 @@ from lamina.backend.rnn_common import (
     _derivative,
     _output_grads,
     _Sequence,
+    CHUNK_STEPS,
     chunk_spans,
     fixed_sum,
 )
 from lamina.backend.rnn_lanes import lane_spans, run_lanes
+from lamina.backend.threads import split
+
+BLOCK_STEPS = 16  # at most this many steps per backward block (one factor pass, one dW GEMM)
+
+
+def backward_blocks(timesteps):
+    """The backward's blocks of steps, latest first: as few as ``BLOCK_STEPS`` allows, of
+    about equal length, fixed by ``timesteps`` alone (so the dW sum order is too)."""
+    return split(timesteps, -(-timesteps // BLOCK_STEPS))[::-1]
+
 
 # Keras's gate columns are i, f, c(g), o; the forward keeps them as o, i, f, g.
 _FORWARD_ORDER = (3, 0, 1, 2)
@@ -268,15 +279,17 @@ class _Lane:
         tmp = np.empty_like(dh)
         rm = None if rmask is None else rmask[:, lo:hi]
         self.dw = None
-        steps = chunk_spans(t)[0][1]
+        steps = max(hi_ - lo_ for lo_, hi_ in backward_blocks(t))
         factors = rnn_buffers.take((steps, 4 * u, hi - lo), dtype)
         # The chunk's gate gradients (forward gate order, unscaled), as GEMM operand.
         dpre = rnn_buffers.take((4 * u, steps, hi - lo), dtype)
         carries = rnn_buffers.take((steps, u, hi - lo), dtype)
         part = np.empty((hx.shape[0], 4 * u), dtype) if need_w else None
-        for c_lo, c_hi in chunk_spans(t, backward=True):
+        for c_lo, c_hi in backward_blocks(t):
             self._backward_factors(seq, c_lo, c_hi, factors, carries)
             for s in range(c_hi - 1, c_lo - 1, -1):
+                if s != c_hi - 1 and (c_hi - 1 - s) % CHUNK_STEPS == 0:
+                    yield  # (between steps too: another thread may take the lane over)
                 if seq.return_sequences:
                     dh += gt[:, s, lo:hi]
                 elif s == t - 1:

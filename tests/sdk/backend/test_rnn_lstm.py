@@ -4,8 +4,8 @@ that do not depend on whether the pool takes part."""
 import numpy as np
 import pytest
 
-from lamina.backend import autodiff, rnn_common, threads
-from lamina.backend.rnn_lstm import LSTMSequence
+from lamina.backend import autodiff, rnn_common, rnn_lstm, threads
+from lamina.backend.rnn_lstm import LSTMSequence, backward_blocks
 from lamina.backend.tensor import Tensor
 from lamina.testing import check_gradients
 from tests.sdk.backend.lstm_reference import reference as _reference
@@ -25,10 +25,25 @@ def test_chunks_cover_the_steps_in_loop_order():
     assert rnn_common.chunk_spans(4) == [(0, 4)]
 
 
+def test_backward_blocks_cover_the_steps_latest_first_in_equal_parts():
+    assert backward_blocks(28) == [(14, 28), (0, 14)]
+    assert backward_blocks(rnn_lstm.BLOCK_STEPS) == [(0, rnn_lstm.BLOCK_STEPS)]
+    assert backward_blocks(3) == [(0, 3)]
+    blocks = backward_blocks(50)[::-1]
+    assert blocks[0][0] == 0 and blocks[-1][1] == 50
+    assert all(a[1] == b[0] for a, b in zip(blocks, blocks[1:]))
+    lengths = [hi - lo for lo, hi in blocks]
+    assert max(lengths) <= rnn_lstm.BLOCK_STEPS and max(lengths) - min(lengths) <= 1
+
+
 @pytest.mark.parametrize("go_backwards", [False, True])
 @pytest.mark.parametrize("masked", [False, True])
 @pytest.mark.parametrize("dropout", [False, True])
-def test_several_chunks_match_the_step_equations(go_backwards, masked, dropout):
+@pytest.mark.parametrize("block_steps", [None, 4])  # one backward block, or three
+def test_several_chunks_match_the_step_equations(go_backwards, masked, dropout, block_steps,
+                                                 monkeypatch):
+    if block_steps:
+        monkeypatch.setattr(rnn_lstm, "BLOCK_STEPS", block_steps)
     rng = np.random.default_rng(0)
     x, kernel, rec, bias, h0, c0 = _case(rng)
     mask = rng.random(x.shape[:2]) > 0.3 if masked else None
