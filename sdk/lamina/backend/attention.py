@@ -109,6 +109,8 @@ class _Core:
         """Set the output buffer; then :meth:`forward_part` for every part fills it."""
         self.out = out  # the backward's rowsum(dO * O)
         self.big = np.asarray(_large_negative(out.dtype), out.dtype)
+        self.ones = (np.ones(self.k.shape[1], out.dtype)
+                     if out.dtype in (np.float32, np.float64) else None)
 
     def forward_part(self, i):
         part, buf = self.parts[i], self.probs[i]
@@ -120,7 +122,10 @@ class _Core:
         flat = buf.reshape(buf.shape[0], -1)
         flat -= flat.max(axis=0)
         np.exp(flat, out=flat)
-        total = flat.sum(axis=0)
+        # The column sums as a BLAS matrix-vector product (half the time of numpy's sum);
+        # float16 keeps numpy's sum, which accumulates in float32.
+        total = (flat.sum(axis=0) if self.ones is None
+                 else np.matmul(self.ones, flat))
         flat *= np.reciprocal(total, out=total)
         pd = st if self.drop is None else st * self.drop[part]
         np.matmul(pd.swapaxes(-1, -2), _heads(self.v, part), out=_heads(self.out, part))

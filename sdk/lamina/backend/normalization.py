@@ -142,7 +142,11 @@ def _rows_backward(g, xhat, inv, gamma, needs):
     gx = np.empty_like(xhat) if needs[0] else None
     ggamma = np.empty((len(ranges), count), xhat.dtype) if needs[1] else None
     gbeta = np.empty((len(ranges), count), xhat.dtype) if needs[2] else None
+    # With ghat = g * gamma, the row means of ghat and of ghat * xhat are those of g and
+    # g * xhat weighted by gamma / count: one product g * xhat serves gamma's sum too.
     weights = np.full(count, 1.0 / count, dtype=xhat.dtype)
+    if flat_gamma is not None:
+        weights = weights * flat_gamma
 
     def part(i):
         lo, hi = ranges[i]
@@ -151,17 +155,24 @@ def _rows_backward(g, xhat, inv, gamma, needs):
         # than einsum), with the rows of gx (written last) as scratch.
         out = gx[lo:hi] if gx is not None else np.empty_like(gp)
         ones = np.ones(hi - lo, xhat.dtype)
+        if ggamma is not None or gx is not None:
+            np.multiply(gp, xp, out=out)
         if ggamma is not None:
-            np.matmul(ones, np.multiply(gp, xp, out=out), out=ggamma[i])
+            np.matmul(ones, out, out=ggamma[i])
         if gbeta is not None:
             np.matmul(ones, gp, out=gbeta[i])
         if gx is None:
             return
-        ghat = gp if flat_gamma is None else gp * flat_gamma
-        mean_g = ghat @ weights
-        mean_gx = np.multiply(ghat, xp, out=out) @ weights
-        np.subtract(ghat, mean_g[:, None], out=out)
-        out -= xp * mean_gx[:, None]
+        mean_gx = out @ weights
+        mean_g = gp @ weights
+        # gx = (ghat - mean(ghat) - xhat * mean(ghat * xhat)) * inv_std
+        np.multiply(xp, mean_gx[:, None], out=out)
+        out += mean_g[:, None]
+        if flat_gamma is None:
+            np.subtract(gp, out, out=out)
+        else:
+            ghat = np.multiply(gp, flat_gamma)
+            np.subtract(ghat, out, out=out)
         out *= inv[lo:hi, None]
 
     parallel_for(len(ranges), part)

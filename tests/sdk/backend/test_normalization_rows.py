@@ -83,3 +83,28 @@ def test_other_layouts_are_not_rows(shape, axes, pshape):
     assert norm._row_layout(x, axes, np.ones(pshape)) is None
     assert norm._row_layout(x.astype(np.float16), (2,)) is None
     assert norm._row_layout(np.zeros((6, 4)).T, (1,)) is None
+
+
+@pytest.mark.parametrize("with_gamma", [True, False])
+@pytest.mark.parametrize("wanted", [(True, True, True), (True, False, False),
+                                    (False, True, False)])
+def test_row_backward_without_gamma_or_some_gradients(with_gamma, wanted):
+    """The row backward with gamma or without it (``scale=False``), asked for the input's
+    gradient alone or gamma's alone: the shared product ``g * xhat`` serves each case."""
+    x = RNG.standard_normal((4, 3, 10)) * 2 - 1
+    gamma = RNG.standard_normal(10) if with_gamma else np.ones(10)
+    beta = RNG.standard_normal(10)
+    g = RNG.standard_normal(x.shape)
+    if not with_gamma:  # no gamma, no gradient of it (the walk never asks)
+        wanted = (wanted[0], False, wanted[2])
+    _, ref_gx, ref_gamma, ref_beta = reference(x, gamma, beta, g)
+    layout = norm._row_layout(x, (2,))
+    _, xhat, _, _, inv = norm._rows_forward(x, gamma if with_gamma else None, beta, 1e-3,
+                                            layout)
+    gx, ggamma, gbeta = norm._rows_backward(g, xhat, inv, gamma if with_gamma else None,
+                                            wanted)
+    for got, ref, want in zip((gx, ggamma, gbeta), (ref_gx, ref_gamma, ref_beta), wanted):
+        if want:
+            np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-12)
+        else:
+            assert got is None
