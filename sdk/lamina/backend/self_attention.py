@@ -120,8 +120,9 @@ class ProjectedSelfAttention(Function):
         need_b = need_b and self.has_bias
         need_bo = need_bo and self.has_out_bias
         gx = np.empty(x.shape, dtype) if need_x else None
-        # With a bias, each part's kernel partial has the bias's as its last row.
-        gkb = np.empty((n, f + self.has_bias, width), dtype) if need_k or need_b else None
+        # With a bias, each part's kernel partial has the bias's as its last row. The
+        # partials are computed transposed, dqkv^T @ x: ~10% faster than x^T @ dqkv.
+        gkb = np.empty((n, width, f + self.has_bias), dtype) if need_k or need_b else None
         gwo = np.empty((n, *wo.shape), dtype) if need_wo else None
         gbo = np.empty((n, wo.shape[1]), dtype) if need_bo else None
         dcontext = g if wo is None else np.empty(context.shape, dtype)
@@ -141,13 +142,13 @@ class ProjectedSelfAttention(Function):
             grad = dqkv[rows].reshape(-1, width)
             if gkb is not None:
                 x_rows = self.x_ones[i] if self.has_bias else x[rows].reshape(-1, f)
-                np.matmul(x_rows.T, grad, out=gkb[i])
+                np.matmul(grad.T, x_rows, out=gkb[i])
             if need_x:
                 np.matmul(grad, kernel.T, out=gx[rows].reshape(-1, f))
 
         parallel_for(n, part)
-        kb = None if gkb is None else sum_in_order(gkb)
-        gk = kb[:f] if need_k else None
+        kb = None if gkb is None else sum_in_order(gkb).T
+        gk = np.ascontiguousarray(kb[:f]) if need_k else None
         gb = kb[f].copy() if need_b else None
         return (gx, gk, gb, *(None if p is None else sum_in_order(p) for p in (gwo, gbo)))
 
