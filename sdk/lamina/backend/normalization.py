@@ -94,6 +94,27 @@ def _row_layout(x, axes, *params):
     return x.size // count, count
 
 
+def _columnwise(op, a, vec, out):
+    """``op(a, vec, out=out)`` for ``(rows, count)`` arrays and a ``(count,)`` vector.
+
+    Short rows (LayerNorm over 32 features) make numpy's broadcast inner loop one row
+    long; over whole groups of rows viewed as wide rows, with the vector tiled, the same
+    pass takes about half the time. The rows left over run as they are.
+    """
+    rows, count = a.shape
+    reps = 1 if count >= 128 else -(-256 // count)
+    whole = rows // reps * reps
+    if reps > 1 and whole:
+        width = reps * count
+        op(a[:whole].reshape(-1, width), np.tile(vec, reps),
+           out=out[:whole].reshape(-1, width))
+    else:
+        whole = 0
+    if whole < rows:
+        op(a[whole:], vec, out=out[whole:])
+    return out
+
+
 def _rows_forward(x, gamma, beta, epsilon, layout):
     """Normalize rows of ``x`` (batch statistics); returns out, xhat, mean, var, inv_std
     as ``(rows, count)`` / ``(rows,)`` arrays."""
@@ -124,9 +145,9 @@ def _rows_forward(x, gamma, beta, epsilon, layout):
         if gamma is None:
             o[...] = c
         else:
-            np.multiply(c, gamma, out=o)
+            _columnwise(np.multiply, c, gamma, o)
         if beta is not None:
-            o += beta
+            _columnwise(np.add, o, beta, o)
 
     parallel_for(len(ranges), part)
     return out, xhat, mean, var, inv
@@ -171,7 +192,7 @@ def _rows_backward(g, xhat, inv, gamma, needs):
         if flat_gamma is None:
             np.subtract(gp, out, out=out)
         else:
-            ghat = np.multiply(gp, flat_gamma)
+            ghat = _columnwise(np.multiply, gp, flat_gamma, np.empty_like(gp))
             np.subtract(ghat, out, out=out)
         out *= inv[lo:hi, None]
 

@@ -108,3 +108,15 @@ def test_row_backward_without_gamma_or_some_gradients(with_gamma, wanted):
             np.testing.assert_allclose(got, ref, rtol=1e-10, atol=1e-12)
         else:
             assert got is None
+
+
+@pytest.mark.parametrize("rows, count", [(37, 32), (5, 32), (64, 8), (3, 200)])
+@pytest.mark.parametrize("op", [np.multiply, np.add])
+def test_columnwise_matches_broadcasting(rows, count, op):
+    """Wide-row passes (tiled vector) and the leftover rows give numpy's broadcast bits,
+    in place too."""
+    a = RNG.standard_normal((rows, count)).astype(np.float32)
+    vec = RNG.standard_normal(count).astype(np.float32)
+    expected = op(a, vec)
+    np.testing.assert_array_equal(norm._columnwise(op, a, vec, np.empty_like(a)), expected)
+    np.testing.assert_array_equal(norm._columnwise(op, a, vec, a), expected)
