@@ -3,9 +3,12 @@
 A convolution gathers every receptive field into a contiguous ``cols`` matrix (im2col,
 through a strided window view) and multiplies it by the kernel in one BLAS call; its
 input gradient scatters the columns back (col2im) with one small GEMM and one strided
-add per kernel offset. Both run on fixed parts of the batch, each sized so that its
-columns and gradients stay in a core's L2 cache, and the parts run on Lamina's thread
-pool: the copies, adds and ReLU passes use both cores, not only the GEMMs.
+add per kernel offset. Both run on fixed parts of the batch, an even number of equal
+ones of at most about :data:`PART_BYTES` of columns and gradients each, and the parts
+run on Lamina's thread pool: the copies, adds and ReLU passes use both cores, not only
+the GEMMs. (Parts that fit a core's 2 MB L2 lost to fewer, larger ones: the per-part
+GEMMs are then longer and the per-part overheads fewer; the MNIST convnet's conv and
+pool ops took 23.4 -> 19.5 ms a step at batch 128 with 6 MB instead of 1.5 MB.)
 
 The im2col columns are never kept between the forward and the backward: the backward
 gathers each part's columns again, in cache, right before its kernel-gradient GEMM
@@ -30,9 +33,9 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from lamina.backend.parallel import sum_in_order
-from lamina.backend.threads import parallel_for
+from lamina.backend.threads import parallel_for, split
 
-PART_BYTES = 3 << 19  # working set of one batch part (1.5 MB: a core's L2 holds it)
+PART_BYTES = 6 << 20  # most working set of one batch part (see batch_parts)
 
 
 class Geometry(NamedTuple):
@@ -86,9 +89,17 @@ def run_parts(n, fn):
 
 
 def batch_parts(batch, sample_bytes):
-    """Fixed ``(lo, hi)`` ranges of the batch holding about :data:`PART_BYTES` each."""
-    step = max(1, PART_BYTES // max(int(sample_bytes), 1))
-    return [(lo, min(lo + step, batch)) for lo in range(0, batch, step)]
+    """Fixed ``(lo, hi)`` ranges of the batch holding at most about :data:`PART_BYTES`.
+
+    The count is even when above one (the pool has two cores to fill) and the parts
+    are equal to within a sample, so that no short last part leaves a core idle; it
+    depends only on the shapes.
+    """
+    per_part = max(1, PART_BYTES // max(int(sample_bytes), 1))
+    count = -(-batch // per_part)
+    if count > 1:
+        count += count % 2
+    return split(batch, count)
 
 
 # -- array helpers ----------------------------------------------------------------------

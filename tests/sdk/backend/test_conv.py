@@ -294,6 +294,20 @@ def test_max_pool_over_more_than_256_offsets():
     check_gradients(lambda a: run_pool(a, (17, 17), (1, 1), "valid", "max"), [x])
 
 
+@pytest.mark.parametrize("batch, sample_bytes, part_bytes, want", [
+    (128, 100, 1 << 20, [(0, 128)]),                  # fits one part
+    (128, 170_000, 6 << 20, [(0, 32), (32, 64), (64, 96), (96, 128)]),  # 4 of <= 37
+    (128, 113_000, 12 << 20, [(0, 64), (64, 128)]),   # 2 (not 111 + 17)
+    (100, 1_000, 30_000, [(0, 25), (25, 50), (50, 75), (75, 100)]),  # 3 -> 4: even
+    (5, 100, 1, [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]),  # one sample a part
+])
+def test_batch_parts_are_balanced_and_even(monkeypatch, batch, sample_bytes, part_bytes, want):
+    from lamina.backend import im2col
+
+    monkeypatch.setattr(im2col, "PART_BYTES", part_bytes)
+    assert im2col.batch_parts(batch, sample_bytes) == want
+
+
 @pytest.mark.parametrize("groups", [1, 2])
 @pytest.mark.parametrize("relu", [False, True])
 def test_conv_gradients_are_the_same_in_batch_parts(monkeypatch, groups, relu):
