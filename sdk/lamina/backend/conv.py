@@ -2,7 +2,7 @@
 
 A convolution gathers every receptive field into a contiguous ``cols`` matrix (im2col)
 and multiplies it by the kernel in one BLAS call; its input gradient scatters the
-columns back (col2im). Both run in cache-sized batch parts on the thread pool, and the
+columns back (col2im). Both run in fixed batch parts on the thread pool, and the
 columns are gathered again in the backward rather than kept (see
 :mod:`lamina.backend.im2col`). Pooling lives in :mod:`lamina.backend.pooling`; a
 max-pool of a ReLU convolution's output is the fused primitive of

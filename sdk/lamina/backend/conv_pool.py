@@ -8,7 +8,7 @@ the gradients of ``x``, ``kernel`` and ``bias``, batch part by batch part:
 1. the pooled gradient is multiplied by ``pooled > 0``: only window winners get a
    gradient, and a winner's ReLU was active exactly when the pooled value is positive
    (so the full-size ReLU mask pass is never needed);
-2. it is unpooled into the part's output gradient, in cache;
+2. it is unpooled into the part's output gradient;
 3. that feeds the part's col2im and kernel-gradient GEMMs
    (:func:`lamina.backend.im2col.conv_backward`).
 

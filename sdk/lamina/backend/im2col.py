@@ -11,7 +11,7 @@ GEMMs are then longer and the per-part overheads fewer; the MNIST convnet's conv
 pool ops took 23.4 -> 19.5 ms a step at batch 128 with 6 MB instead of 1.5 MB.)
 
 The im2col columns are never kept between the forward and the backward: the backward
-gathers each part's columns again, in cache, right before its kernel-gradient GEMM
+gathers each part's columns again right before its kernel-gradient GEMM
 (cheap next to that GEMM, and a step then holds no buffer of ``prod(kernel_size)``
 times the input's size). The kernel and bias gradients are summed over the parts in
 the parts' order, and the parts depend only on the shapes, so results are
@@ -342,7 +342,7 @@ def conv_backward(x, kernel, geo, grad_part, needs, folded):
     Args:
         x, kernel, geo: the convolution's input, kernel and geometry.
         grad_part: ``grad_part(lo, hi)`` -> the output gradient of samples ``lo:hi``
-            (a ReLU mask or an unpooling happens there, in cache).
+            (a ReLU mask or an unpooling happens there, part by part).
         needs: which of ``(x, kernel, bias)`` want a gradient.
         folded: whether the forward folded the bias into the GEMM (:func:`folds_bias`).
 

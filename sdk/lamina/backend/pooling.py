@@ -26,8 +26,8 @@ from lamina.backend.im2col import pad as _pad
 
 
 def _batch_parts(full):
-    """Fixed ``(lo, hi)`` batch ranges, each about a core's cache of the full-size
-    (pool input) array ``full`` and its temporaries, run in parallel."""
+    """Fixed ``(lo, hi)`` batch ranges of the full-size (pool input) array ``full``
+    and its temporaries (:func:`lamina.backend.im2col.batch_parts`), run in parallel."""
     return batch_parts(full.shape[0], 2 * full[:1].nbytes)
 
 
