@@ -119,6 +119,46 @@ def gradient_ready_hook(hook):
         _state.ready_hook = previous
 
 
+@contextlib.contextmanager
+def gradient_destinations(pairs):
+    """Offer preallocated arrays for sources' gradients, during the backward walk.
+
+    While active (in this thread), a :func:`gradients` call offers ``array`` as the
+    destination of ``source``'s gradient when ``source`` is one of its sources, has
+    exactly one recorded use on the tape, is not the target, and ``array`` has the
+    source's shape and dtype. The one backward using it may then write the gradient
+    into it (``out=``) and return that very array (:func:`gradient_destination` tells
+    a backward what is offered); the walk takes it as the source's final gradient, never
+    adds into it and returns it uncopied. A backward that ignores the offer returns its
+    own array as usual, so results never depend on which ops honour it; callers test
+    ``result is array``. After a failed walk an offered array may hold partial values.
+    Lets a data-parallel strategy have backward write gradients straight into its
+    exchange buffer.
+
+    Args:
+        pairs: ``(source, array)`` pairs; arrays must not overlap each other. They
+            are offered to one walk only: the first that has any of these sources
+            (a second ``gradients`` call in the same step must not overwrite the
+            first one's results).
+    """
+    previous = getattr(_state, "destinations", None)
+    _state.destinations = list(pairs)
+    try:
+        yield
+    finally:
+        _state.destinations = previous
+
+
+def gradient_destination(tensor):
+    """The array the running walk offers for ``tensor``'s gradient, or None.
+
+    A backward that gets an array must either write the gradient of ``tensor`` into all
+    of it and return it as that input's gradient, or not touch it.
+    """
+    offered = getattr(_state, "offered", None)
+    return None if not offered else offered.get(id(tensor))
+
+
 def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     """Sum ``grad`` over the axes that broadcasting added or stretched to ``shape``."""
     if grad.shape == shape:
@@ -167,6 +207,7 @@ def gradients(target: Tensor, sources, output_gradient=None) -> list:
     if not isinstance(target, Tensor):
         raise TypeError(f"gradients() needs a Tensor target. Received: target={target!r}")
     _blas_tick()
+    offered = None
     wanted = {id(s) for s in sources}
     found = {}
     claimed = set()
@@ -184,12 +225,15 @@ def gradients(target: Tensor, sources, output_gradient=None) -> list:
         outer, _state.requested = getattr(_state, "requested", frozenset()), wanted
         hook = getattr(_state, "ready_hook", None)
         ready = hook(sources) if hook is not None else None
+        pairs = getattr(_state, "destinations", None)
+        outer_offered, _state.offered = getattr(_state, "offered", None), None
         failed = True
         try:
-            _walk(target, grads, wanted, found, owned, sources, ready)
+            _walk(target, grads, wanted, found, owned, sources, ready, pairs)
             failed = False
         finally:
             _state.requested = outer
+            offered, _state.offered = _state.offered, outer_offered
             if ready is not None:
                 ready(None, failed)
     # Callers (optimizers, clipping) may update gradients in place, so each result must
@@ -202,6 +246,9 @@ def gradients(target: Tensor, sources, output_gradient=None) -> list:
         if grad is None:
             results.append(np.zeros_like(s.data))
             continue
+        if offered and offered.get(id(s)) is grad:  # written into its destination
+            results.append(grad)
+            continue
         if not grad.flags.writeable or id(_memory_owner(grad)) in claimed:
             grad = grad.copy()
         claimed.add(id(_memory_owner(grad)))
@@ -209,17 +256,18 @@ def gradients(target: Tensor, sources, output_gradient=None) -> list:
     return results
 
 
-def _walk(target, grads, wanted, found, owned, sources=(), ready=None):
+def _walk(target, grads, wanted, found, owned, sources=(), ready=None, pairs=None):
     """Reverse-topological accumulation of ``grads`` from ``target`` down.
 
     With ``ready``, calls ``ready(index, grad)`` once a source's gradient is final: once
     every recorded use of it has run backward, so each source counts its remaining uses
     (a source used by nodes that get no gradient is reported by nobody here; the caller
-    takes it from the result).
+    takes it from the result). With ``pairs`` (:func:`gradient_destinations`), offers
+    each source used exactly once its array.
     """
     order = _topological_order(target)
     uses, index = {}, {}
-    if ready is not None:
+    if ready is not None or pairs:
         index = {id(s): i for i, s in enumerate(sources)}
         uses = dict.fromkeys(index, 0)
         for node in order:
@@ -227,7 +275,16 @@ def _walk(target, grads, wanted, found, owned, sources=(), ready=None):
                 for parent, need in zip(node._ctx.parents, node._ctx.needs):
                     if need and id(parent) in uses:
                         uses[id(parent)] += 1
-        if id(target) in index:
+        if pairs:
+            _state.offered = {
+                id(s): array for s, array in pairs
+                if uses.get(id(s)) == 1 and s is not target
+                and isinstance(array, np.ndarray) and array.shape == np.shape(s.data)
+                and array.dtype == s.data.dtype and array.flags.writeable}
+            if any(id(s) in index for s, _ in pairs):
+                _state.destinations = None  # used up (restored when the context ends)
+        uses = uses if ready is not None else {}
+        if ready is not None and id(target) in index:
             ready(index[id(target)], grads[id(target)])
     for node in reversed(order):
         grad = grads.pop(id(node), None)

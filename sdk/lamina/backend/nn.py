@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lamina.backend.autodiff import Function
+from lamina.backend.autodiff import Function, gradient_destination
 from lamina.backend.parallel import matmul_tasks, run_tasks
 from lamina.backend.primitives import stable_sigmoid
 
@@ -55,15 +55,19 @@ class Dense(Function):
         x2, g2 = x.reshape(-1, x.shape[-1]), g.reshape(-1, g.shape[-1])
         tasks, grads = [], [None, None, None]
         products = int(self.needs[0]) + int(self.needs[1])
+        dtype = np.result_type(x2.dtype, g2.dtype)
         if self.needs[1]:
-            grads[1] = np.empty(kernel.shape, np.result_type(x2.dtype, g2.dtype))
+            grads[1] = _destination(self.parents[1], kernel.shape, dtype)
+            if grads[1] is None:
+                grads[1] = np.empty(kernel.shape, dtype)
             tasks += matmul_tasks(x2.T, g2, grads[1])
         if self.needs[0]:
             gx = np.empty((*g.shape[:-1], kernel.shape[0]), np.result_type(g.dtype, kernel.dtype))
             tasks += matmul_tasks(g2, kernel.T, gx.reshape(-1, kernel.shape[0]))
             grads[0] = gx
         if self.has_bias and self.needs[2]:
-            tasks.append(lambda: grads.__setitem__(2, g2.sum(axis=0)))
+            gb = _destination(self.parents[2], (g2.shape[1],), g2.dtype)
+            tasks.append(lambda: grads.__setitem__(2, g2.sum(axis=0, out=gb)))
         if tasks:
             run_tasks(tasks, flops=2 * products * g2.shape[0] * kernel.size)
         return tuple(grads)
@@ -77,6 +81,15 @@ class Dense(Function):
         if self.has_bias and self.needs[2]:
             gb = g.reshape(-1, g.shape[-1]).sum(axis=0)
         return gx, gk, gb
+
+
+def _destination(parent, shape, dtype):
+    """The walk's preallocated array for ``parent``'s gradient
+    (:func:`lamina.backend.autodiff.gradient_destination`) when it fits, else None."""
+    out = gradient_destination(parent)
+    if out is None or out.shape != tuple(shape) or out.dtype != dtype:
+        return None
+    return out
 
 
 class ReluDense(Dense):

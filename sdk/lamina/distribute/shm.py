@@ -166,6 +166,7 @@ class SharedMemoryCollective:
             self.result = np.empty(self.n, np.float32)  # this rank's copy of the sum
             self._chunk = slice(0, self.n)
         self._count = int(self._arrive[rank])
+        self._scratch = None  # the weighted sum's products (exchange(weights=))
         self._spinner = threading.get_ident()  # only this thread spins in a barrier
         self.wait_seconds = 0.0  # time spent waiting for peers (last exchange)
 
@@ -219,7 +220,7 @@ class SharedMemoryCollective:
 
     # -- exchange -----------------------------------------------------------------------
     def exchange(self, vector: np.ndarray | None, meta=None, scale: float = 1.0,
-                 between=None):
+                 between=None, weights=None):
         """All-reduce ``scale * vector`` (sum in rank order) and gather ``meta``.
 
         Args:
@@ -236,6 +237,11 @@ class SharedMemoryCollective:
                 ends the exchange; so what it does is done on every rank when
                 any rank returns (the shared update's ranges:
                 :mod:`lamina.distribute.shared_state`).
+            weights: one float32 factor per rank (every rank passes the same), applied
+                in the sum: ``sum_r round(weights[r] * slot_r)`` in rank order, the same
+                bytes as each rank scaling its own slot by ``weights[r]`` first; lets
+                a rank's slot hold unscaled values that backward wrote in place. None:
+                the slots are summed as they are.
 
         Returns:
             ``(result, metas)``: the sums of those floats (a view of :attr:`result`,
@@ -270,11 +276,13 @@ class SharedMemoryCollective:
         self.wait_seconds = self._barrier()
         chunk = self._chunk if k == self.n else self.chunk_of(lo, k)
         slots, out = self._slots[parity, :, chunk], self.result[chunk]
-        if self.world == 1:
+        if weights is not None:
+            self._weighted_sum(slots, out, weights)
+        elif self.world == 1:
             np.copyto(out, slots[0])
         else:
             np.add(slots[0], slots[1], out=out)
-        for j in range(2, self.world):
+        for j in range(2, self.world if weights is None else 0):
             out += slots[j]
         metas = self._meta[parity].copy()
         if self._chunked:
@@ -282,6 +290,22 @@ class SharedMemoryCollective:
                 between(metas)
             self.wait_seconds += self._barrier()
         return (self.result if k == self.n else self.result[lo:lo + k]), metas
+
+    def _weighted_sum(self, slots, out, weights) -> None:
+        """``out = sum_j round(weights[j] * slots[j])``, added in rank order."""
+        weights = np.asarray(weights, np.float32).reshape(-1)
+        if weights.size != self.world:
+            raise ValueError(f"weights needs one factor per rank (world={self.world}). "
+                             f"Received: {weights.size} factors")
+        np.multiply(slots[0], weights[0], out=out)
+        if self.world == 1:
+            return
+        if self._scratch is None or self._scratch.size < out.size:
+            self._scratch = np.empty(self.n, np.float32)
+        scratch = self._scratch[:out.size]
+        for j in range(1, self.world):
+            np.multiply(slots[j], weights[j], out=scratch)
+            out += scratch
 
     def staging(self):
         """``(send, result)`` for in-place range exchanges, or None.

@@ -31,8 +31,8 @@ import time
 
 import numpy as np
 
-from lamina.backend.autodiff import gradient_ready_hook
-from lamina.distribute import keys
+from lamina.backend.autodiff import gradient_destinations, gradient_ready_hook
+from lamina.distribute import keys, slot_gradients
 from lamina.distribute.buckets import DEFAULT_CAP_MB, Buckets, can_bucket, overlap_pays
 from lamina.distribute.metric_state import additive_fields, pack, unpack
 from lamina.distribute.shared_state import SharedState
@@ -149,6 +149,12 @@ class DataParallel(Strategy):
             optimizers that need every gradient at once, several dtypes or variable
             constraints keep the replicated update). Default:
             ``$LAMINA_SHARED_UPDATE`` (``0`` turns it off), else on.
+        gradients_in_slot: with the shared-memory collective and one exchange after
+            backward (no buckets), let backward write gradients straight into this
+            rank's slot and apply the ranks' shares inside the exchange's sum
+            (:mod:`lamina.distribute.slot_gradients`; the same bits as scaling each
+            gradient into the slot). Every rank must use the same setting. Default:
+            ``$LAMINA_GRADIENTS_IN_SLOT`` (``0`` turns it off), else on.
 
     Raises:
         ValueError: when the model's gradient does not fit the collective, or for a
@@ -158,7 +164,8 @@ class DataParallel(Strategy):
     def __init__(self, collective, resume_at=None, base_metrics=None,
                  bucket_cap_mb: float | None = None,
                  overlap_update: bool | None = None,
-                 shared_update: bool | None = None) -> None:
+                 shared_update: bool | None = None,
+                 gradients_in_slot: bool | None = None) -> None:
         if bucket_cap_mb is None:
             bucket_cap_mb = float(os.environ.get(
                 "LAMINA_BUCKET_CAP_MB", DEFAULT_CAP_MB if overlap_pays(collective) else 0))
@@ -172,6 +179,15 @@ class DataParallel(Strategy):
         if shared_update is None:
             shared_update = os.environ.get("LAMINA_SHARED_UPDATE", "1").strip() != "0"
         self.shared_update = bool(shared_update)
+        if gradients_in_slot is None:
+            gradients_in_slot = os.environ.get("LAMINA_GRADIENTS_IN_SLOT",
+                                               "1").strip() != "0"
+        self.gradients_in_slot = bool(gradients_in_slot) \
+            and slot_gradients.supported(collective)
+        self._offered = []  # this step's slot views offered to backward
+        self._offered_at = None  # ... and the address of the slot they view
+        self._weights = None  # every rank's share of this step's batch
+        self.landed = 0  # gradients the last step's backward wrote into the slot
         self._shared: SharedState | None = None
         self._update_barrier = False  # this step updated a shard: wait for the others
         self.shared_steps = 0  # updates applied to this rank's shard only
@@ -249,6 +265,7 @@ class DataParallel(Strategy):
             lo = sum(bounds[:self.rank])
             hi = lo + bounds[self.rank]
             self._share = (hi - lo) / float(n)
+            self._weights = slot_gradients.weights(bounds, n)
             self.step_samples = n
             local = map_structure(lambda a, rows=slice(lo, hi): None if a is None else a[rows],
                                   batch)
@@ -268,7 +285,15 @@ class DataParallel(Strategy):
         """Around one step: report gradients to the buckets as backward finishes them."""
         buckets = self._buckets_for(model)
         if buckets is None:
-            yield
+            slot = self.collective.slot if self.gradients_in_slot else None
+            self._offered = [] if slot is None else slot_gradients.views(
+                slot, model.trainable_weights)
+            self._offered_at = None if slot is None else _address(slot)
+            try:
+                with gradient_destinations(self._offered):
+                    yield
+            finally:
+                self._offered = []
             return
         optimizer = model.optimizer
         begin = getattr(optimizer, "begin_update_in_pieces", None)
@@ -358,12 +383,13 @@ class DataParallel(Strategy):
         return shared.exchange_hooks(self.collective, buckets, _lr_variable(model),
                                      self.is_chief)
 
-    def _exchange(self, vector, meta, hooks):
-        """The step's last exchange, with the shared update's ``between`` hook if any
-        (only the shared-memory collective takes one)."""
+    def _exchange(self, vector, meta, hooks, weights=None):
+        """The step's last exchange, with the shared update's ``between`` hook and the
+        ranks' ``weights`` if any (only the shared-memory collective takes them)."""
+        extra = {} if weights is None else {"weights": weights}
         if hooks is None:
-            return self.collective.exchange(vector, meta)
-        return self.collective.exchange(vector, meta, between=hooks[1])
+            return self.collective.exchange(vector, meta, **extra)
+        return self.collective.exchange(vector, meta, between=hooks[1], **extra)
 
     def _update_seconds(self, hooks) -> float:
         """Time the exchange hooks spent updating (it is not exchange time)."""
@@ -402,6 +428,15 @@ class DataParallel(Strategy):
             self.exchange_seconds = time.perf_counter() - start
             return grads
         slot, share, at = self.collective.slot, np.float32(self._share), 0
+        if self.gradients_in_slot and self._weights is not None:
+            # Views of another parity's slot (an exchange since the step began) do not count.
+            offered = self._offered if self._offered_at == _address(slot) else []
+            self.landed = slot_gradients.fill(slot, grads, offered)
+            hooks = self._between(model, grads, None)
+            total, metas = self._exchange(slot, meta, hooks, self._weights)
+            self.exchange_seconds = time.perf_counter() - start - self._update_seconds(hooks)
+            return self._update_shard(model, self._after_exchange(
+                model, metas, lr, lambda: _unflatten(total, shapes)))
         for grad, shape in zip(grads, shapes):
             if shape is None:
                 continue
@@ -526,6 +561,10 @@ class DataParallel(Strategy):
             state = _rng_state(chief[2:2 + _RNG_WORDS], lamina_random.get_state())
             if state is not None:
                 lamina_random.set_state(state)
+
+
+def _address(array: np.ndarray) -> int:
+    return array.__array_interface__["data"][0]
 
 
 def _unflatten(total, shapes) -> list:

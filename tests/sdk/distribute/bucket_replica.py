@@ -21,6 +21,7 @@ def fit_and_count(*args, **kwargs) -> dict:
     result["pieces"] = strategy.pieces_applied
     result["shared_steps"] = strategy.shared_steps
     result["merged_steps"] = strategy.merged_steps
+    result["landed"] = strategy.landed
     return result
 
 
