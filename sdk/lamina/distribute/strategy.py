@@ -437,6 +437,7 @@ class DataParallel(Strategy):
             self.exchange_seconds = time.perf_counter() - start - self._update_seconds(hooks)
             return self._update_shard(model, self._after_exchange(
                 model, metas, lr, lambda: _unflatten(total, shapes)))
+        self.landed = 0
         for grad, shape in zip(grads, shapes):
             if shape is None:
                 continue
