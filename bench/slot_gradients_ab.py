@@ -4,7 +4,7 @@ Two replicas (``lamina.distribute.local.launch``, one BLAS thread each) train th
 784-512-512-10 with dropout (batch 128, Adam) on MNIST-shaped samples; every epoch
 alternates the setting on both ranks (interleaved in one process pair). Prints, per
 setting, the chief's median epoch time, median step time and its exchange time
-(``DataParallel.exchange_seconds``) and the exchange's share of the step, and ``uptime``.
+(``DataParallel.exchange_seconds``; of it, the barriers' waits) and the exchange's share of the step, and ``uptime``.
 
 Usage: python3 bench/slot_gradients_ab.py [--epochs 9] [--samples 12000]
 """
@@ -40,6 +40,7 @@ def replica(model_json: str, x, y, epochs: int) -> dict:
         def on_epoch_begin(self, epoch, logs=None):
             strategy.gradients_in_slot = bool(epoch % 2)
             self.start, self.steps, self.exchange = time.perf_counter(), [], []
+            self.waits = []
 
         def on_train_batch_begin(self, batch, logs=None):
             self.step = time.perf_counter()
@@ -47,12 +48,14 @@ def replica(model_json: str, x, y, epochs: int) -> dict:
         def on_train_batch_end(self, batch, logs=None):
             self.steps.append(time.perf_counter() - self.step)
             self.exchange.append(strategy.exchange_seconds)
+            self.waits.append(strategy.collective.wait_seconds)
 
         def on_epoch_end(self, epoch, logs=None):
             rows.append({"in_slot": strategy.gradients_in_slot,
                          "epoch": time.perf_counter() - self.start,
                          "step": statistics.median(self.steps),
                          "exchange": statistics.median(self.exchange),
+                         "waits": statistics.median(self.waits),
                          "share": sum(self.exchange) / sum(self.steps),
                          "landed": strategy.landed})
 
@@ -90,12 +93,13 @@ def main(argv=None) -> int:
     for in_slot in (False, True):
         mine = [r for r in rows if r["in_slot"] == in_slot]
         med = {k: statistics.median(r[k] for r in mine)
-               for k in ("epoch", "step", "exchange", "share")}
+               for k in ("epoch", "step", "exchange", "waits", "share")}
         print(json.dumps({"gradients_in_slot": in_slot, "epochs": len(mine),
                           "landed": mine[-1]["landed"],
                           "epoch_s": round(med["epoch"], 4),
                           "step_ms": round(1e3 * med["step"], 3),
                           "exchange_ms": round(1e3 * med["exchange"], 3),
+                          "barrier_waits_ms": round(1e3 * med["waits"], 3),
                           "share": round(med["share"], 4),
                           "shares": [round(r["share"], 4) for r in mine]}))
     print(subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
