@@ -124,11 +124,14 @@ def set_thread_policy(policy) -> None:
         _state["next"] = 0.0
         _state["solo_until"] = 0.0
         _sites.clear()
-        if policy == "off":
-            ctl = _controller()
-            if ctl and _state["ceiling"] is not None:
-                ctl.set_num_threads(_state["ceiling"])
-            _state["ceiling"] = None
+        # BLAS gets its thread count back under every policy, and the next primitive
+        # reads it again: a ``threadpool_limits(1)`` entered after this call is seen as
+        # the user's cap (while Lamina holds BLAS at one thread, a limit of one looks
+        # like Lamina's own setting and cannot be told apart).
+        ctl = _controller()
+        if ctl and _state["ceiling"] is not None:
+            ctl.set_num_threads(_state["ceiling"])
+        _state["ceiling"] = None
         _shutdown_pool_locked()
 
 
@@ -220,6 +223,9 @@ class _Job:
             with self.lock:
                 self.remaining -= 1
                 if self.remaining == 0:
+                    # Every part ran: a worker that takes this job from the queue later
+                    # claims no part, so nothing must keep the closure (and its arrays).
+                    self.fn = None
                     self.done.set()
 
 
