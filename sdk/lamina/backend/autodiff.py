@@ -246,7 +246,8 @@ def gradients(target: Tensor, sources, output_gradient=None) -> list:
         if grad is None:
             results.append(np.zeros_like(s.data))
             continue
-        if offered and offered.get(id(s)) is grad:  # written into its destination
+        if offered and offered.pop(id(s), None) is grad:  # written into its destination
+            claimed.add(id(_memory_owner(grad)))  # a source listed twice: a copy next
             results.append(grad)
             continue
         if not grad.flags.writeable or id(_memory_owner(grad)) in claimed:

@@ -105,3 +105,12 @@ def test_a_failed_walk_returns_nothing_and_the_next_walk_does_not_read_the_lefto
     with gradient_destinations([(v, dest)]):
         (grad,) = gradients((v * 3.0).sum(), [v])  # an op that ignores the offer
     assert grad is not dest and grad.tolist() == [3.0] * 3
+
+
+def test_a_source_listed_twice_gets_the_destination_once_and_a_copy():
+    variables = _mlp()
+    _, views = _buffers(variables)
+    with gradient_destinations(zip(variables, views)):
+        first, again = gradients(_loss(variables), [variables[0], variables[0]])
+    assert first is views[0] and again is not views[0]
+    assert first.tobytes() == again.tobytes()
