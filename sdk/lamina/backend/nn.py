@@ -57,7 +57,7 @@ class Dense(Function):
         products = int(self.needs[0]) + int(self.needs[1])
         dtype = np.result_type(x2.dtype, g2.dtype)
         if self.needs[1]:
-            grads[1] = _destination(self.parents[1], kernel.shape, dtype)
+            grads[1] = _destination(self, 1, kernel.shape, dtype)
             if grads[1] is None:
                 grads[1] = np.empty(kernel.shape, dtype)
             tasks += matmul_tasks(x2.T, g2, grads[1])
@@ -66,7 +66,7 @@ class Dense(Function):
             tasks += matmul_tasks(g2, kernel.T, gx.reshape(-1, kernel.shape[0]))
             grads[0] = gx
         if self.has_bias and self.needs[2]:
-            gb = _destination(self.parents[2], (g2.shape[1],), g2.dtype)
+            gb = _destination(self, 2, (g2.shape[1],), g2.dtype)
             tasks.append(lambda: grads.__setitem__(2, g2.sum(axis=0, out=gb)))
         if tasks:
             run_tasks(tasks, flops=2 * products * g2.shape[0] * kernel.size)
@@ -83,10 +83,14 @@ class Dense(Function):
         return gx, gk, gb
 
 
-def _destination(parent, shape, dtype):
-    """The walk's preallocated array for ``parent``'s gradient
-    (:func:`lamina.backend.autodiff.gradient_destination`) when it fits, else None."""
-    out = gradient_destination(parent)
+def _destination(ctx, index, shape, dtype):
+    """The walk's preallocated array for the gradient of ``ctx``'s input ``index``
+    (:func:`lamina.backend.autodiff.gradient_destination`) when it fits, else None
+    (also when ``ctx`` was not recorded: a backward called directly)."""
+    parents = getattr(ctx, "parents", None)
+    if parents is None:
+        return None
+    out = gradient_destination(parents[index])
     if out is None or out.shape != tuple(shape) or out.dtype != dtype:
         return None
     return out
