@@ -30,6 +30,9 @@ def _run(fn, collective, args: tuple):
     set_strategy(DataParallel(collective))
     try:
         return fn(*args)
+    except BaseException as exc:  # the peers raise instead of waiting for this rank
+        collective.abort(f"rank {collective.rank} failed: {exc!r}")
+        raise
     finally:
         set_strategy(None)
         collective.close()

@@ -166,14 +166,22 @@ class Trainer:
             A dict of logs; values may be Tensors or nested dicts (flattened by ``fit``).
         """
         x, y, sample_weight = data_utils.unpack_x_y_sample_weight(data)
-        y_pred = self(x, training=True)
-        loss = self.compute_loss(x, y, y_pred, sample_weight, training=True)
+        strategy = get_strategy()
         variables = self.trainable_weights
-        grads = gradients(loss, variables)
-        # Metrics first (they read y_pred and loss only): a replica's reduction carries
-        # them with the gradients (lamina.distribute).
-        logs = self._update_metrics(loss, y, y_pred, sample_weight, x)
-        grads = get_strategy().reduce_gradients(self, grads)
+        if strategy.world_size > 1 and flatten(x)[0].shape[0] == 0:
+            # This replica's part of a short last batch is empty (fewer samples than
+            # replicas): it adds nothing to the gradients or the metrics, and still
+            # takes part in the step's exchange and update.
+            grads = [np.zeros_like(v.data) for v in variables]
+            logs = self.get_metrics_result()
+        else:
+            y_pred = self(x, training=True)
+            loss = self.compute_loss(x, y, y_pred, sample_weight, training=True)
+            grads = gradients(loss, variables)
+            # Metrics first (they read y_pred and loss only): a replica's reduction
+            # carries them with the gradients (lamina.distribute).
+            logs = self._update_metrics(loss, y, y_pred, sample_weight, x)
+        grads = strategy.reduce_gradients(self, grads)
         if grads is not None:  # None: the chief stopped training; skip this update
             self.optimizer.apply(grads, variables)
         return logs

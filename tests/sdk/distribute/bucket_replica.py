@@ -91,3 +91,12 @@ def fit_with_chief_lr_changes(model_json: str, compile_kwargs: dict, x, y,
     model.fit(x, y, verbose=0, callbacks=[Halve()], **fit_kwargs)
     return {"weights": [np.array(w.data) for w in model.weights],
             "pieces": strategy.pieces_applied}
+
+
+def fail_on_rank(failing: int, model_json: str, compile_kwargs: dict, x, y,
+                 fit_kwargs: dict) -> dict:
+    """``local.fit_replica`` on every rank but ``failing``, which raises before its first
+    exchange (its peers must not wait for it)."""
+    if get_strategy().rank == failing:
+        raise ValueError(f"rank {failing} fails on purpose")
+    return local.fit_replica(model_json, compile_kwargs, 5, x, y, fit_kwargs)

@@ -87,6 +87,43 @@ def test_four_replicas_equal_local_fit():
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("world, rows", [(2, 81), (4, 82)])
+def test_replicas_left_without_rows_by_a_short_last_batch_still_equal_local_fit(world, rows):
+    """The last batch has fewer samples than there are replicas (1 of 2, 2 of 4): the
+    replicas without rows add nothing and still take part in the step."""
+    x, y = _data(rows, (12,))
+    model = _mlp(0.3)
+    fit = {"batch_size": 20, "epochs": 2, "shuffle": True}
+    n = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    reference = local.fit_replica(model.to_json(), COMPILE, 5, x, y, fit)
+    results = local.launch(local.fit_replica, world, model.to_json(), COMPILE, 5, x, y, fit,
+                           n=n, timeout=120)
+    for result in results:
+        for a, b in zip(result["weights"], reference["weights"]):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    for key, values in reference["history"].items():  # the chief's logs are global
+        np.testing.assert_allclose(results[0]["history"][key], values, rtol=1e-5, err_msg=key)
+
+
+def test_a_failing_replica_makes_its_peers_stop_instead_of_waiting(monkeypatch):
+    import sys
+    import time
+    from pathlib import Path
+
+    monkeypatch.syspath_prepend(str(Path(__file__).parent))
+    import bucket_replica
+
+    x, y = _data(80, (12,))
+    model = _mlp()
+    n = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    start = time.monotonic()
+    with pytest.raises(ValueError, match="rank 1 fails on purpose"):
+        local.launch(bucket_replica.fail_on_rank, 2, 1, model.to_json(), COMPILE, x, y,
+                     {"batch_size": 20, "epochs": 1}, n=n, timeout=300)
+    assert time.monotonic() - start < 60  # the chief raised too: far below the timeout
+    assert "bucket_replica" in sys.modules
+
+
 def test_a_layer_drawing_per_replica_does_not_split_the_shuffle():
     """Recurrent dropout still draws from the global generator on each replica, and an
     uneven last batch (4 + 3 rows) makes the replicas draw different amounts; the
