@@ -8,7 +8,9 @@ ones of at most about :data:`PART_BYTES` of columns and gradients each, and the 
 run on Lamina's thread pool: the copies, adds and ReLU passes use both cores, not only
 the GEMMs. (Parts that fit a core's 2 MB L2 lost to fewer, larger ones: the per-part
 GEMMs are then longer and the per-part overheads fewer; the MNIST convnet's conv and
-pool ops took 23.4 -> 19.5 ms a step at batch 128 with 6 MB instead of 1.5 MB.)
+pool ops took 23.4 -> 19.5 ms a step at batch 128 with 6 MB instead of 1.5 MB. 3 MB
+keeps most of that (bench/ratio.py cnn 5.4-5.9k samples/s quiet) while the peak RSS
+stays at 200 MB, against 215 MB with 6 MB: past half of PyTorch's.)
 
 The im2col columns are never kept between the forward and the backward: the backward
 gathers each part's columns again right before its kernel-gradient GEMM
@@ -35,7 +37,7 @@ from numpy.lib.stride_tricks import as_strided
 from lamina.backend.parallel import sum_in_order
 from lamina.backend.threads import parallel_for, split
 
-PART_BYTES = 6 << 20  # most working set of one batch part (see batch_parts)
+PART_BYTES = 3 << 20  # most working set of one batch part (see batch_parts)
 
 
 class Geometry(NamedTuple):
