@@ -124,14 +124,11 @@ def set_thread_policy(policy) -> None:
         _state["next"] = 0.0
         _state["solo_until"] = 0.0
         _sites.clear()
-        # BLAS gets its thread count back under every policy (unless somebody set another
-        # since), and the next primitive reads it again: a ``threadpool_limits(1)``
-        # entered after this call is seen as the user's cap (while Lamina holds BLAS at
-        # one thread, a limit of one looks like Lamina's own setting).
-        ctl = _controller()
-        if ctl and _state["ceiling"] is not None and ctl.get_num_threads() == 1:
-            ctl.set_num_threads(_state["ceiling"])
-        _state["ceiling"] = None
+        if policy == "off":
+            ctl = _controller()
+            if ctl and _state["ceiling"] is not None:
+                ctl.set_num_threads(_state["ceiling"])
+            _state["ceiling"] = None
         _shutdown_pool_locked()
 
 
