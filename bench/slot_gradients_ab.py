@@ -4,7 +4,8 @@ Two replicas (``lamina.distribute.local.launch``, one BLAS thread each) train th
 784-512-512-10 with dropout (batch 128, Adam) on MNIST-shaped samples; every epoch
 alternates the setting on both ranks (interleaved in one process pair). Prints, per
 setting, the chief's median epoch time, median step time and its exchange time
-(``DataParallel.exchange_seconds``; of it, the barriers' waits) and the exchange's share of the step, and ``uptime``.
+(``DataParallel.exchange_seconds``; of it, the barriers' waits) and the exchange's
+share of the step, and ``uptime``.
 
 Usage: python3 bench/slot_gradients_ab.py [--epochs 9] [--samples 12000]
 """
@@ -71,9 +72,9 @@ def replica(model_json: str, x, y, epochs: int) -> dict:
 
 def main(argv=None) -> int:
     import numpy as np
+    from lamina_models import build
 
     from lamina.distribute import local
-    from lamina_models import build
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=9)

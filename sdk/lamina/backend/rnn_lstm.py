@@ -38,11 +38,11 @@ import numpy as np
 
 from lamina.backend import rnn_buffers
 from lamina.backend.rnn_common import (
+    CHUNK_STEPS,
     _act_,
     _derivative,
     _output_grads,
     _Sequence,
-    CHUNK_STEPS,
     chunk_spans,
     fixed_sum,
 )

@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 
 from lamina.backend import autodiff
-from lamina.backend.autodiff import (Function, gradient_destination, gradient_destinations,
-                                     gradients)
+from lamina.backend.autodiff import Function, gradient_destination, gradient_destinations, gradients
 from lamina.backend.nn import Dense, ReluDense
 from lamina.backend.tensor import Tensor, Variable
 
