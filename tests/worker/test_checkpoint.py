@@ -80,10 +80,12 @@ class Refused(Exception):
     """Stands for the lease check's refusal (lamina_worker.errors.Fenced)."""
 
 
-@pytest.mark.parametrize("refuse_at", [1, 2])
-def test_fence_is_asked_right_before_each_rename(tmp_path, monkeypatch, refuse_at):
+@pytest.mark.parametrize("refuse_at", [1, 2, 3])
+def test_a_fenced_writer_leaves_the_folder_as_it_found_it(tmp_path, monkeypatch, refuse_at):
     """A writer paused after an early lease check must not publish once it is fenced:
-    the check runs after the file is written, right before each rename."""
+    the check runs after the file is written, right before each rename and after the
+    last, and a refusal takes back whatever this writer had renamed into place (a
+    writer paused between a check and its rename publishes when it wakes up)."""
     import os
 
     owner = checkpoint.write(tmp_path, state(1, value=7.0))  # the new owner's file
@@ -101,12 +103,28 @@ def test_fence_is_asked_right_before_each_rename(tmp_path, monkeypatch, refuse_a
         checkpoint.write(tmp_path, state(2, value=9.0), fence=fence)
     monkeypatch.setattr(os, "replace", real_replace)
     # each rename is preceded by its own check; nothing is renamed after a refusal
-    assert events == ["fence", "replace", "fence"][:2 * refuse_at - 1]
-    names = sorted(p.name for p in tmp_path.iterdir())
-    published = ["ckpt-000002-00000000.h5"] if refuse_at == 2 else []
-    assert names == sorted([owner.name, owner.name + ".sha256", *published])
+    assert events == ["fence", "replace", "fence", "replace", "fence"][:2 * refuse_at - 1]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [owner.name, owner.name + ".sha256"]
     loaded, path = checkpoint.latest(tmp_path)  # the owner's checkpoint is untouched
     assert path == owner and float(loaded.weights[0][0, 0]) == 7.0
+
+
+@pytest.mark.parametrize("refuse_at", [2, 3])
+def test_a_fenced_writer_leaves_the_new_owners_files_of_the_same_name(tmp_path, refuse_at):
+    """The new owner of a deterministic job writes the same names: when its files
+    replaced the fenced writer's before the refusal, they stay."""
+    calls = []
+
+    def fence():
+        calls.append(1)
+        if len(calls) == refuse_at:
+            checkpoint.write(tmp_path, state(2, value=5.0))  # the owner, same names
+            raise Refused
+
+    with pytest.raises(Refused):
+        checkpoint.write(tmp_path, state(2, value=9.0), fence=fence)
+    loaded, path = checkpoint.latest(tmp_path)
+    assert path.name == "ckpt-000002-00000000.h5" and float(loaded.weights[0][0, 0]) == 5.0
 
 
 def test_stale_collectives_of_dead_drivers_are_removed(tmp_path):

@@ -26,17 +26,21 @@ raises the ``OSError``: the attempt fails and its retry resumes from the newest
 intact checkpoint.
 
 Fencing: the writer's ``fence`` (the lease check) runs right before each of the two
-renames, not only before the write. A worker paused (SIGSTOP, a long GC, a VM freeze)
-after an early check would otherwise publish into a folder that a newer attempt owns
-by the time it wakes up. A refusal after the file's rename leaves both names alone:
-they may already be the new owner's (a deterministic job writes the same names), and
-a file without its sidecar is skipped on resume and pruned by the owner.
+renames and once after the second, not only before the write: a worker paused
+(SIGSTOP, a long GC, a VM freeze) after an early check would otherwise publish into a
+folder that a newer attempt owns by the time it wakes up. A writer paused between a
+check and its rename still publishes when it wakes up (a check and a rename cannot be
+one step); the next check refuses, and the writer removes what it renamed, recognised
+by inode, so a file of the same name that the new owner wrote since stays (a
+deterministic job writes the same names). A fenced writer leaves nothing behind, even
+when the new owner has already finished.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -183,23 +187,47 @@ def write(folder: Path, state: State, fence: Callable[[], None] | None = None) -
                 group = metrics.create_group(name)
                 for key, value in fields.items():
                     _put(group, key, value)
+        ours = _identity(tmp)
         if fence is not None:
             fence()
     sidecar = path.with_name(path.name + ".sha256")
+    committed = None
     try:
         with atomic_path(sidecar) as tmp:
             tmp.write_text(_sha256(path) + "\n")
+            committed = _identity(tmp)
             if fence is not None:
                 fence()
+        if fence is not None:
+            fence()  # a pause between the last check and its rename published both
     except BaseException as exc:
         if fence is not None and not isinstance(exc, OSError):
-            raise  # fenced (or interrupted): the names may be the new owner's now
+            # Fenced (or interrupted): take back the names this writer renamed, where
+            # they still hold its files; they may be the new owner's now.
+            if committed is not None:
+                _unlink_if(sidecar, committed)
+            _unlink_if(path, ours)
+            raise
         # Uncommitted: without its sidecar the file would only be skipped on resume.
         sidecar.unlink(missing_ok=True)
         path.unlink(missing_ok=True)
         raise
     prune(folder)
     return path
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    stat = os.stat(path)
+    return stat.st_dev, stat.st_ino
+
+
+def _unlink_if(path: Path, identity: tuple[int, int]) -> None:
+    """Remove ``path`` when it is still the file ``identity`` names."""
+    try:
+        if _identity(path) == identity:
+            path.unlink()
+    except FileNotFoundError:
+        pass
 
 
 def _listed(folder: Path) -> list[tuple[int, int, Path]]:

@@ -7,9 +7,12 @@ way to extend the loop (``lamina.callbacks``).
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 
 from lamina import ops
+from lamina.backend import interrupts
 from lamina.backend.autodiff import gradients, no_grad
 from lamina.backend.memory import keep_freed_memory
 from lamina.backend.random import get_rng
@@ -326,7 +329,7 @@ class Trainer:
         initial_epoch = getattr(self, "_initial_epoch", None) or initial_epoch
         self._initial_epoch = None
         strategy = get_strategy()  # one process, or one SPMD replica (lamina.distribute)
-        try:
+        with interrupts.watch(), contextlib.closing(iterator):
             for epoch in range(initial_epoch, epochs):
                 self.reset_metrics()
                 callback_list.on_epoch_begin(epoch)
@@ -336,6 +339,7 @@ class Trainer:
                     callback_list.on_train_batch_begin(step)
                     logs = strategy.reduce_logs(self, pythonify(self.train_step(batch)))
                     callback_list.on_train_batch_end(step, logs)
+                    interrupts.check()
                     if strategy.stop_requested(self):
                         break
                 if iterator.exhausted:
@@ -352,8 +356,6 @@ class Trainer:
                 strategy.sync(self)
                 if self.stop_training:
                     break
-        finally:
-            iterator.close()
         callback_list.on_train_end(epoch_logs)
         return self.history
 
@@ -377,13 +379,12 @@ class Trainer:
         self.reset_metrics()
         callback_list.on_test_begin()
         logs = {}
-        try:
+        with interrupts.watch(), contextlib.closing(iterator):
             for step, batch in iterator.epoch():
                 callback_list.on_test_batch_begin(step)
                 logs = pythonify(self.test_step(batch))
                 callback_list.on_test_batch_end(step, logs)
-        finally:
-            iterator.close()
+                interrupts.check()
         logs = self._get_metrics_result_or_logs(logs)
         callback_list.on_test_end(logs)
         if return_dict:
@@ -409,7 +410,7 @@ class Trainer:
                                      verbose=verbose, epochs=1, steps=iterator.num_batches)
         callback_list.on_predict_begin()
         outputs = []
-        try:
+        with interrupts.watch(), contextlib.closing(iterator):
             for step, batch in iterator.epoch():
                 callback_list.on_predict_batch_begin(step)
                 x_batch = data_utils.unpack_x_y_sample_weight(batch)[0]
@@ -417,8 +418,7 @@ class Trainer:
                 outputs.append(map_structure(lambda t: t.data if isinstance(t, Tensor) else t,
                                              out))
                 callback_list.on_predict_batch_end(step, {"outputs": outputs[-1]})
-        finally:
-            iterator.close()
+                interrupts.check()
         callback_list.on_predict_end()
         if not outputs:
             raise ValueError("Unexpected result of `predict()`: no batch was run.")
