@@ -1,0 +1,112 @@
+"""Optional compiled kernels (numba) for the loops numpy cannot fuse.
+
+Some primitives (the LSTM's recurrence, the attention core) are a long chain of small
+numpy calls: each pays Python's dispatch and a pass over memory, and the two threads
+that run them wait for each other's GIL. A kernel compiled with numba's ``nogil=True``
+runs such a chain as one call without the GIL. numba is optional: without it, or with
+``LAMINA_KERNELS=numpy``, every primitive runs its numpy path, which stays the
+reference and is tested against the kernels.
+
+    LAMINA_KERNELS=auto    # default: compiled kernels when numba imports
+    LAMINA_KERNELS=numpy   # numpy only
+    LAMINA_KERNELS=numba   # compiled kernels; an error when numba is missing
+
+A kernel is declared with :func:`kernel` and compiled on its first call (cached on
+disk by numba, so later processes load it). numba is imported only then: a model
+without such a primitive never pays its import.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+
+CHOICES = ("auto", "numpy", "numba")
+
+_lock = threading.Lock()
+_choice = [None]
+_available = [None]
+
+
+def _from_env() -> str:
+    value = os.environ.get("LAMINA_KERNELS", "auto").strip().lower() or "auto"
+    if value not in CHOICES:
+        raise ValueError(f"LAMINA_KERNELS must be one of {', '.join(CHOICES)}. "
+                         f"Received: LAMINA_KERNELS={value!r}")
+    return value
+
+
+def _numba_imports() -> bool:
+    if _available[0] is None:
+        try:
+            import numba  # noqa: F401
+        except ImportError:
+            _available[0] = False
+        else:
+            _available[0] = True
+    return _available[0]
+
+
+def choice() -> str:
+    """The kernel choice in force: ``auto``, ``numpy`` or ``numba``."""
+    if _choice[0] is None:
+        _choice[0] = _from_env()
+    return _choice[0]
+
+
+def enabled() -> bool:
+    """True when primitives should run their compiled kernels."""
+    selected = choice()
+    if selected == "numpy":
+        return False
+    if _numba_imports():
+        return True
+    if selected == "numba":
+        raise RuntimeError("LAMINA_KERNELS=numba, but numba is not installed "
+                           "(pip install numba, or LAMINA_KERNELS=auto)")
+    return False
+
+
+def set_kernels(value: str) -> None:
+    """Choose ``auto``, ``numpy`` or ``numba`` for this process (overrides the env)."""
+    if value not in CHOICES:
+        raise ValueError(f"`value` must be one of {', '.join(CHOICES)}. Received: "
+                         f"value={value!r}")
+    _choice[0] = value
+
+
+@contextlib.contextmanager
+def use_kernels(value: str):
+    """Run a block with the kernel choice ``value`` (tests compare both paths)."""
+    previous = choice()
+    set_kernels(value)
+    try:
+        yield
+    finally:
+        _choice[0] = previous
+
+
+class kernel:  # noqa: N801 - used as a decorator, like numba.njit
+    """``@kernel`` compiles the function with numba (``nogil``, ``cache``) on first call.
+
+    The plain Python function stays reachable as ``.py`` (for debugging); callers
+    check :func:`enabled` and run their numpy path otherwise.
+    """
+
+    def __init__(self, function):
+        self.py = function
+        self._compiled = None
+        self.__name__ = function.__name__
+        self.__doc__ = function.__doc__
+
+    def __call__(self, *args):
+        compiled = self._compiled
+        if compiled is None:
+            with _lock:
+                if self._compiled is None:
+                    import numba
+
+                    self._compiled = numba.njit(nogil=True, cache=True)(self.py)
+                compiled = self._compiled
+        return compiled(*args)
