@@ -222,3 +222,34 @@ def test_a_replayed_commit_is_reported_as_made_not_as_fenced_out(producer, make_
     record = producer.get("alice", job_id)
     assert record.status is JobStatus.SUCCEEDED and record.artifact_id == "m_final"
     assert [e.type for e in producer.events("alice", job_id)].count("state") == 3
+
+
+def test_replayed_endings_answer_what_they_answered_and_act_once(producer, make_consumer):
+    """FAIL, REQUEUE and CANCELLED retried by redis-py after a lost reply: the same
+    answer again (not "fenced out"), and the job is requeued, counted, failed once."""
+    job_id = submit(producer)
+    consumer = make_consumer("w1")
+    job = consumer.claim(block_ms=100)
+    assert consumer.requeue(job) and consumer.requeue(job)
+    assert producer.get("alice", job_id).attempts == 0  # not given back twice
+    job = consumer.claim(block_ms=100)
+    assert job.attempt == 1
+    assert consumer.fail(job, "boom", retry=True) is JobStatus.QUEUED
+    assert consumer.fail(job, "boom", retry=True) is JobStatus.QUEUED
+    job = consumer.claim(block_ms=100)
+    assert job.attempt == 2 and consumer.claim(block_ms=50) is None  # dispatched once
+    assert consumer.fail(job, "boom again", retry=False) is JobStatus.FAILED
+    assert consumer.fail(job, "boom again", retry=False) is JobStatus.FAILED
+    assert producer.get("alice", job_id).status is JobStatus.FAILED
+    states = [e for e in producer.events("alice", job_id) if e.type == "state"]
+    assert len(states) == 7  # queued, running, queued, running, queued, running, failed
+
+    other = submit(producer)
+    job = consumer.claim(block_ms=100)
+    assert job.id == other
+    producer.cancel("alice", other)
+    assert consumer.mark_cancelled(job) and consumer.mark_cancelled(job)
+    stale = job
+    job_again = producer.get("alice", other)
+    assert job_again.status is JobStatus.CANCELLED
+    assert not consumer.fail(stale, "late", retry=True)  # another ending: fenced out

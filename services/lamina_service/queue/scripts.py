@@ -321,8 +321,26 @@ state_event(ID, {artifact_id = ARGV[7]})
 return 1
 """
 
+
+def _ending(kind: str) -> str:
+    """Script head of an attempt's ending ``kind`` (FAIL, REQUEUE, CANCELLED): an ending
+    this very token already made (redis-py retried it after its reply was lost) answers
+    what it answered then, not "fenced out"; ``ended(result)`` records the answer."""
+    return _COMMON + r"""
+do
+  local f = redis.call('HMGET', job_key(ARGV[5]), 'ended_by', 'ended_result')
+  if f[1] == ARGV[6] .. '|KIND' then return f[2] end
+end
+""".replace("KIND", kind) + _FENCE_CHECK + r"""
+local function ended(result)
+  redis.call('HSET', JK, 'ended_by', TOKEN .. '|KIND', 'ended_result', result)
+  return result
+end
+""".replace("KIND", kind)
+
+
 # ARGV[5..]: id, token, error, retry (0/1), max attempts -> 0 | 'queued' | 'failed'
-FAIL = _FENCED + r"""
+FAIL = _ending("FAIL") + r"""
 redis.call('HSET', JK, 'error', ARGV[7])
 local attempts = tonumber(redis.call('HGET', JK, 'attempts'))
 if ARGV[8] == '1' and attempts < tonumber(ARGV[9]) and
@@ -331,7 +349,7 @@ if ARGV[8] == '1' and attempts < tonumber(ARGV[9]) and
   set_status(ID, 'queued')
   state_event(ID, {error = ARGV[7], retry = true})
   dispatch(ID)
-  return 'queued'
+  return ended('queued')
 end
 if redis.call('HGET', JK, 'cancel_requested') == '1' then
   set_status(ID, 'cancelled')
@@ -339,24 +357,24 @@ else
   set_status(ID, 'failed')
 end
 state_event(ID, {error = ARGV[7]})
-return redis.call('HGET', JK, 'status')
+return ended(redis.call('HGET', JK, 'status'))
 """
 
 # ARGV[5..]: id, token, reason
-REQUEUE = _FENCED + r"""
+REQUEUE = _ending("REQUEUE") + r"""
 redis.call('HINCRBY', JK, 'attempts', -1)
 redis.call('HINCRBY', JK, 'fence', 1)
 set_status(ID, 'queued')
 state_event(ID, {requeued = ARGV[7]})
 dispatch(ID)
-return 1
+return ended(1)
 """
 
 # ARGV[5..]: id, token
-CANCELLED = _FENCED + r"""
+CANCELLED = _ending("CANCELLED") + r"""
 set_status(ID, 'cancelled')
 state_event(ID)
-return 1
+return ended(1)
 """
 
 # Token bucket. ARGV[1] prefix, ARGV[2] now, ARGV[3] tenant, ARGV[4] rate per second,
