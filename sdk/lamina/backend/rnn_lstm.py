@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lamina.backend import rnn_buffers
+from lamina.backend import rnn_buffers, rnn_lstm_kernels
 from lamina.backend.rnn_common import (
     CHUNK_STEPS,
     _act_,
@@ -103,6 +103,10 @@ class LSTMSequence(_Sequence):
         self.activation, self.recurrent_activation = activation, recurrent_activation
         self.shape = (b, t, f, u)
         dtype = np.result_type(x, kernel, recurrent_kernel)
+        self.kernel_state = None
+        if rnn_lstm_kernels.applies(activation, recurrent_activation, dtype):
+            return rnn_lstm_kernels.forward(self, x, kernel, recurrent_kernel, bias, h0, c0,
+                                            mask, recurrent_mask, dtype)
         # Scaling the sigmoid gates' weights by 1/2 turns all four activations into one
         # tanh pass: sigmoid(a) = (tanh(a / 2) + 1) / 2.
         self.fast = activation == "tanh" and recurrent_activation == "sigmoid"
@@ -146,6 +150,8 @@ class LSTMSequence(_Sequence):
         return out
 
     def backward(self, g):
+        if self.kernel_state is not None:
+            return rnn_lstm_kernels.backward(self, g)
         b, t, f, u = self.shape
         gseq, (dc,) = _output_grads(g, t, self.return_sequences, 1)
         gt = np.ascontiguousarray(gseq.transpose(2, 0, 1))  # (units, k, batch)

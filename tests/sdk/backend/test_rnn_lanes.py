@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from lamina.backend import rnn_buffers, rnn_common, rnn_lanes, threads
+from lamina.backend import compiled, rnn_buffers, rnn_common, rnn_lanes, threads
 from lamina.backend.rnn_lstm import LSTMSequence
 from lamina.backend.tensor import Tensor
 from lamina.testing import check_gradients
@@ -17,6 +17,15 @@ from tests.sdk.backend.interrupt import interrupt_fit
 from tests.sdk.backend.lstm_reference import reference as _reference
 
 BATCH = 2 * rnn_lanes.MIN_LANE_BATCH  # the smallest batch cut into two lanes
+
+
+@pytest.fixture(params=["numpy", "numba"])
+def kernels(request):
+    """Run a test on the LSTM's numpy path and on its compiled kernels."""
+    if request.param == "numba":
+        pytest.importorskip("numba")
+    with compiled.use_kernels(request.param):
+        yield request.param
 
 
 def _case(rng, batch=BATCH, steps=rnn_common.CHUNK_STEPS + 3, features=2, units=2):
@@ -36,7 +45,7 @@ def test_lanes_are_fixed_by_the_batch_size():
 @pytest.mark.parametrize("masked, dropout, go_backwards",
                          [(False, False, False), (True, True, True), (True, False, False)])
 def test_two_lanes_match_the_step_equations_and_their_gradients(masked, dropout,
-                                                                go_backwards):
+                                                                go_backwards, kernels):
     rng = np.random.default_rng(0)
     x, kernel, rec, bias, h0, c0 = _case(rng)
     mask = rng.random(x.shape[:2]) > 0.3 if masked else None
@@ -50,7 +59,7 @@ def test_two_lanes_match_the_step_equations_and_their_gradients(masked, dropout,
     check_gradients(lambda *a: LSTMSequence.apply(*a, **kw), [x, kernel, rec, bias, h0, c0])
 
 
-def test_two_lanes_last_output_and_no_bias_gradients():
+def test_two_lanes_last_output_and_no_bias_gradients(kernels):
     rng = np.random.default_rng(1)
     x, kernel, rec, _, h0, c0 = _case(rng)
     check_gradients(lambda *a: LSTMSequence.apply(*a, None, None, None), [x, kernel, rec])
@@ -65,7 +74,7 @@ def _train_step(args, g, **kw):
     return [out.data, *out._ctx.backward(g)]
 
 
-def test_bits_do_not_depend_on_the_pool(pool_of_two):
+def test_bits_do_not_depend_on_the_pool(pool_of_two, kernels):
     rng = np.random.default_rng(3)
     args = [a.astype(np.float32) for a in _case(rng, batch=48, steps=11, features=5,
                                                    units=16)]
@@ -124,7 +133,11 @@ def test_an_error_in_one_lane_stops_the_other_and_reaches_the_caller(pool_of_two
 
 
 @pytest.mark.slow
-def test_ctrl_c_during_lstm_fit_stops_cleanly():
+@pytest.mark.parametrize("choice", ["numpy", "numba"])
+def test_ctrl_c_during_lstm_fit_stops_cleanly(choice, monkeypatch):
+    if choice == "numba":
+        pytest.importorskip("numba")
+    monkeypatch.setenv("LAMINA_KERNELS", choice)  # (the child reads it)
     code, out = interrupt_fit((20, 8), 'lamina.layers.LSTM(64), lamina.layers.Dense(10)', 2048)
     assert code == 3
     assert "interrupted" in out
@@ -159,7 +172,7 @@ def test_the_pool_keeps_a_bounded_number_of_arrays():
     assert rnn_buffers.pooled_bytes() == 0
 
 
-def test_lstm_steps_reuse_their_buffers_and_give_the_same_results():
+def test_lstm_steps_reuse_their_buffers_and_give_the_same_results(kernels):
     rng = np.random.default_rng(4)
     args = [a.astype(np.float32) for a in _case(rng, batch=32, steps=6, features=3,
                                                    units=8)]
@@ -173,7 +186,7 @@ def test_lstm_steps_reuse_their_buffers_and_give_the_same_results():
         np.testing.assert_array_equal(a, b)
 
 
-def test_two_lane_inference_equals_the_recorded_forward():
+def test_two_lane_inference_equals_the_recorded_forward(kernels):
     from lamina.backend import autodiff
 
     rng = np.random.default_rng(5)

@@ -4,11 +4,27 @@ that do not depend on whether the pool takes part."""
 import numpy as np
 import pytest
 
-from lamina.backend import autodiff, rnn_common, rnn_lstm, threads
+from lamina.backend import autodiff, compiled, rnn_common, rnn_lstm, threads
 from lamina.backend.rnn_lstm import LSTMSequence, backward_blocks
 from lamina.backend.tensor import Tensor
 from lamina.testing import check_gradients
 from tests.sdk.backend.lstm_reference import reference as _reference
+
+
+@pytest.fixture(params=["numpy", "numba"])
+def kernels(request):
+    """Run a test on the LSTM's numpy path and on its compiled kernels."""
+    if request.param == "numba":
+        pytest.importorskip("numba")
+    with compiled.use_kernels(request.param):
+        yield request.param
+
+
+@pytest.fixture
+def numpy_path():
+    """Run a test on the numpy path (its backward blocks) whether or not numba is here."""
+    with compiled.use_kernels("numpy"):
+        yield
 
 
 def _case(rng, batch=3, steps=2 * rnn_common.CHUNK_STEPS + 1, features=3, units=2):
@@ -41,7 +57,7 @@ def test_backward_blocks_cover_the_steps_latest_first_in_equal_parts():
 @pytest.mark.parametrize("dropout", [False, True])
 @pytest.mark.parametrize("block_steps", [None, 4])  # one backward block, or three
 def test_several_chunks_match_the_step_equations(go_backwards, masked, dropout, block_steps,
-                                                 monkeypatch):
+                                                 monkeypatch, numpy_path):
     if block_steps:
         monkeypatch.setattr(rnn_lstm, "BLOCK_STEPS", block_steps)
     rng = np.random.default_rng(0)
@@ -58,7 +74,7 @@ def test_several_chunks_match_the_step_equations(go_backwards, masked, dropout, 
 
 
 @pytest.mark.parametrize("masked", [False, True])
-def test_zero_initial_state_without_its_gradients(masked):
+def test_zero_initial_state_without_its_gradients(masked, kernels):
     # A zero h0 takes the first step's shortcut (only the [x; 1] rows of the GEMM), and
     # without dh0 wanted the backward skips the last recurrent GEMM.
     rng = np.random.default_rng(3)
@@ -84,7 +100,7 @@ def test_other_activations_over_several_chunks(activation, recurrent_activation)
     check_gradients(lambda *a: LSTMSequence.apply(*a, **kw), [x, kernel, rec, bias, h0, c0])
 
 
-def test_inference_forward_equals_the_recorded_forward():
+def test_inference_forward_equals_the_recorded_forward(kernels):
     rng = np.random.default_rng(2)
     args = [a.astype(np.float32) for a in _case(rng, batch=5, units=4)]
     recorded = LSTMSequence.apply(*[Tensor(a, requires_grad=True) for a in args]).data
@@ -100,7 +116,7 @@ def _train_step(args, g):
 
 
 @pytest.mark.skipif(not threads._controller(), reason="no OpenBLAS found by threadpoolctl")
-def test_results_are_bit_identical_with_or_without_the_second_thread():
+def test_results_are_bit_identical_with_or_without_the_second_thread(kernels):
     rng = np.random.default_rng(3)
     args = [a.astype(np.float32) for a in _case(rng, batch=16, steps=11, features=5,
                                                    units=8)]

@@ -1,0 +1,357 @@
+"""The fused LSTM's compiled path: each lane's recurrence as numba kernels without the GIL.
+
+:class:`~lamina.backend.rnn_lstm.LSTMSequence` runs this path when
+:func:`lamina.backend.compiled.enabled` and the activations are Keras's defaults (tanh,
+sigmoid); its numpy path stays the reference. The batch is cut into the same lanes
+(:func:`~lamina.backend.rnn_lanes.lane_spans`) and each lane runs a kernel call per
+chunk of steps (:data:`KERNEL_CHUNKS` chunks), so the two lanes run truly in parallel
+(the numpy path's lanes wait for each other's GIL at each of their small calls).
+
+Layout of a lane (``width`` rows of the batch), time-major and batch-major inside, all
+C-contiguous so every GEMM is one BLAS call on whole arrays:
+
+- ``hx (t, width, u + f + 1)``: step ``s``'s operand ``[h_{s-1} (times the recurrent
+  mask); x_s; 1]``, so one GEMM ``hx[s] @ [recurrent_kernel; kernel; bias]`` per step
+  also projects the inputs and adds the bias, and after the loop one GEMM
+  ``hx^T @ dz`` gives the lane's kernel, recurrent-kernel and bias gradients;
+- ``z (t, width, 4u)``: the gates ``i, f, g, o`` (Keras's column order) after their
+  activations; backward overwrites nothing of it;
+- ``cs (t + 1, width, u)``: the carries, ``cs[0] = c0``; ``tc (t, width, u)``:
+  ``tanh(c_s)``; ``hs (t, width, u)``: the outputs.
+
+A step is the GEMM (numba's ``np.dot``: the BLAS of scipy, on one thread, see
+:func:`one_blas_thread`), one pass activating the four gates and one pass forming ``c``,
+``tanh(c)`` and ``h``. Backward through time: per step one pass forming the four gate
+gradients and the next ``dc``, then ``dh = dz @ recurrent_kernel^T``; after the loop one
+GEMM each for the weights and the inputs. For float32 tanh is a rational approximation
+(Eigen's ``ptanh_float``: a few ulp, branch-free, so the loops vectorise; scalar libm
+tanhf would take longer than the GEMMs); float64 uses the exact tanh.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+from lamina.backend import compiled, rnn_buffers
+from lamina.backend.rnn_common import fixed_sum
+from lamina.backend.rnn_lanes import lane_spans, run_lanes
+from lamina.backend.threads import split
+
+KERNEL_CHUNKS = 2  # kernel calls per lane and pass (a descheduled worker costs one chunk)
+
+# Eigen's float tanh: clamp, then an odd degree-13 over an even degree-6 polynomial.
+_TANH = (7.90531110763549805,  # clamp: beyond it tanh rounds to +-1 in float32
+         -2.76076847742355e-16, 2.00018790482477e-13, -8.60467152213735e-11,
+         5.12229709037114e-08, 1.48572235717979e-05, 6.37261928875436e-04,
+         4.89352455891786e-03,  # numerator, x^13 .. x^1
+         1.19825839466702e-06, 1.18534705686654e-04, 2.26843463243900e-03,
+         4.89352518554385e-03)  # denominator, x^6 .. x^0
+
+
+def constants(dtype):
+    """The kernels' constants in ``dtype`` (a float64 literal would promote a float32 loop):
+    ``1, clamp, a13 .. a1, b6 .. b0``."""
+    return np.array((1.0, *_TANH), dtype)
+
+
+def gate_scales(units, dtype):
+    """Per gate column ``(scale, shift)``: ``act(a) = scale * tanh(scale * a) + shift``,
+    sigmoid for ``i, f, o`` (``(tanh(a / 2) + 1) / 2``) and tanh for ``g``."""
+    scale = np.full(4 * units, 0.5, dtype)
+    shift = np.full(4 * units, 0.5, dtype)
+    scale[2 * units:3 * units] = 1.0
+    shift[2 * units:3 * units] = 0.0
+    return scale, shift
+
+
+@compiled.kernel
+def lstm_forward(x, w, h0, c0, rmask, mask, scale, shift, k, hx, z, cs, tc, hs, lo, s_lo,
+                 s_hi, back, has_mask, has_rmask, exact):
+    """Forward steps ``s_lo:s_hi`` of the lane of batch rows ``lo:lo + width``.
+
+    ``x (batch, t, f)`` in the caller's time order (``back``: processed last to first),
+    ``w (u + f + 1, 4u)``, ``mask (batch, t)`` in processing order, ``rmask (batch, u)``
+    (both ignored unless ``has_mask``/``has_rmask``), ``k`` from :func:`constants`.
+    """
+    t, width, kk = hx.shape
+    u = tc.shape[2]
+    f = x.shape[2]
+    one, clamp = k[0], k[1]
+    a13, a11, a9, a7, a5, a3, a1 = k[2], k[3], k[4], k[5], k[6], k[7], k[8]
+    b6, b4, b2, b0 = k[9], k[10], k[11], k[12]
+    if s_lo == 0:
+        for s in range(t):
+            src = t - 1 - s if back else s
+            for j in range(width):
+                for q in range(f):
+                    hx[s, j, u + q] = x[lo + j, src, q]
+                hx[s, j, kk - 1] = one
+        for j in range(width):
+            for q in range(u):
+                h = h0[lo + j, q]
+                hx[0, j, q] = h * rmask[lo + j, q] if has_rmask else h
+                cs[0, j, q] = c0[lo + j, q]
+    for s in range(s_lo, s_hi):
+        np.dot(hx[s], w, z[s])
+        for j in range(width):
+            row = z[s, j]
+            # (exact and approximate tanh in separate loops: a call in a loop keeps LLVM
+            # from vectorising it)
+            if exact:
+                for q in range(4 * u):
+                    row[q] = np.tanh(row[q] * scale[q]) * scale[q] + shift[q]
+            else:
+                for q in range(4 * u):
+                    a = row[q] * scale[q]
+                    a = min(max(a, -clamp), clamp)
+                    a2 = a * a
+                    p = a2 * a13 + a11
+                    p = a2 * p + a9
+                    p = a2 * p + a7
+                    p = a2 * p + a5
+                    p = a2 * p + a3
+                    p = a2 * p + a1
+                    d = a2 * b6 + b4
+                    d = a2 * d + b2
+                    d = a2 * d + b0
+                    row[q] = a * p / d * scale[q] + shift[q]
+            cp, cn, tcr, hr = cs[s, j], cs[s + 1, j], tc[s, j], hs[s, j]
+            for q in range(u):
+                cn[q] = row[u + q] * cp[q] + row[q] * row[2 * u + q]
+            if exact:
+                for q in range(u):
+                    tcr[q] = np.tanh(cn[q])
+            else:
+                for q in range(u):
+                    a = min(max(cn[q], -clamp), clamp)
+                    a2 = a * a
+                    p = a2 * a13 + a11
+                    p = a2 * p + a9
+                    p = a2 * p + a7
+                    p = a2 * p + a5
+                    p = a2 * p + a3
+                    p = a2 * p + a1
+                    d = a2 * b6 + b4
+                    d = a2 * d + b2
+                    d = a2 * d + b0
+                    tcr[q] = a * p / d
+            for q in range(u):
+                hr[q] = row[3 * u + q] * tcr[q]
+            if has_mask and not mask[lo + j, s]:  # a masked step keeps the states
+                for q in range(u):
+                    cn[q] = cp[q]
+                    hr[q] = hs[s - 1, j, q] if s else h0[lo + j, q]
+            if s + 1 < t:
+                for q in range(u):
+                    hx[s + 1, j, q] = hr[q] * rmask[lo + j, q] if has_rmask else hr[q]
+
+
+@compiled.kernel
+def lstm_backward(g, seqs, ukt, kxt, rmask, mask, k, hx, z, cs, tc, dz, dh, dc, keep, dw,
+                  dxl, lo, s_lo, s_hi, has_mask, has_rmask, need_dh0, need_w, need_x):
+    """Backward steps ``s_hi - 1`` down to ``s_lo`` of the lane of rows ``lo:lo + width``.
+
+    ``g``: the packed outputs' gradient (``seqs``: one row per step, else row 0 for
+    the last step); ``ukt = recurrent_kernel^T``, ``kxt = kernel^T`` (Keras's gate order);
+    ``dh, dc (width, u)`` carry the state gradients from one call to the next (``dc``
+    starts as the final carry's gradient); ``keep`` is scratch of their shape. The call
+    that ends at step 0 also writes the lane's ``dw = hx^T dz`` and ``dxl = dz kernel^T``
+    (time-major) when ``need_w``/``need_x``.
+    """
+    t, width, _ = z.shape
+    u = tc.shape[2]
+    one = k[0]
+    for s in range(s_hi - 1, s_lo - 1, -1):
+        gs = s if seqs else 0
+        for j in range(width):
+            if seqs or s == t - 1:
+                for q in range(u):
+                    dh[j, q] += g[lo + j, gs, q]
+            zr, dr, tcr, cp = z[s, j], dz[s, j], tc[s, j], cs[s, j]
+            dhr, dcr = dh[j], dc[j]
+            if has_mask and not mask[lo + j, s]:  # the states passed through this step
+                for q in range(4 * u):
+                    dr[q] = 0
+                for q in range(u):
+                    keep[j, q] = dhr[q]
+                continue
+            if has_mask:
+                for q in range(u):
+                    keep[j, q] = 0
+            for q in range(u):
+                i, fg, gg, o = zr[q], zr[u + q], zr[2 * u + q], zr[3 * u + q]
+                th, dhv = tcr[q], dhr[q]
+                dcv = dcr[q] + dhv * o * (one - th * th)
+                dr[q] = dcv * gg * i * (one - i)
+                dr[u + q] = dcv * cp[q] * fg * (one - fg)
+                dr[2 * u + q] = dcv * i * (one - gg * gg)
+                dr[3 * u + q] = dhv * th * o * (one - o)
+                dcr[q] = dcv * fg
+        if s or need_dh0:
+            np.dot(dz[s], ukt, dh)
+            if has_rmask or has_mask:
+                for j in range(width):
+                    for q in range(u):
+                        v = dh[j, q] * rmask[lo + j, q] if has_rmask else dh[j, q]
+                        dh[j, q] = v + keep[j, q] if has_mask else v
+    if s_lo == 0:
+        rows = t * width
+        d2 = dz.reshape(rows, dz.shape[2])
+        if need_w:
+            np.dot(hx.reshape(rows, hx.shape[2]).T, d2, dw)
+        if need_x:
+            np.dot(d2, kxt, dxl.reshape(rows, dxl.shape[2]))
+
+
+_blas = {}
+
+
+@contextlib.contextmanager
+def one_blas_thread():
+    """Run BLAS on one thread in the kernels' block (the lanes are the parallelism).
+
+    numba's ``np.dot`` calls the BLAS behind ``scipy.linalg.cython_blas``: scipy's own
+    OpenBLAS, a second library next to numpy's, which :mod:`lamina.backend.threads` does
+    not set (it left 2 threads here). Its thread count is set to 1 around the block and
+    given back after; without threadpoolctl it is left alone.
+    """
+    controllers = _blas.get("controllers")
+    if controllers is None:
+        controllers = []
+        try:
+            import scipy.linalg.cython_blas  # noqa: F401  (loads the library numba calls)
+            from threadpoolctl import ThreadpoolController
+
+            controllers = ThreadpoolController().select(user_api="blas").lib_controllers
+        except Exception:  # threadpoolctl or scipy absent, or unable to inspect
+            controllers = []
+        _blas["controllers"] = controllers
+    before = [ctl.get_num_threads() for ctl in controllers]
+    for ctl, n in zip(controllers, before):
+        if n != 1:
+            ctl.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for ctl, n in zip(controllers, before):
+            if n != 1:
+                ctl.set_num_threads(n)
+
+
+def applies(activation, recurrent_activation, dtype):
+    """Whether an LSTM of these activations and ``dtype`` runs the compiled kernels."""
+    return (activation == "tanh" and recurrent_activation == "sigmoid"
+            and np.dtype(dtype) in (np.float32, np.float64) and compiled.enabled())
+
+
+class _Lane:
+    """A lane's arrays: rows ``lo:hi`` of the batch (see the module docstring)."""
+
+    def __init__(self, lo, hi, t, f, u, dtype):
+        width, take = hi - lo, rnn_buffers.take
+        self.lo, self.hi = lo, hi
+        self.hx = take((t, width, u + f + 1), dtype)
+        self.z = take((t, width, 4 * u), dtype)
+        self.cs = take((t + 1, width, u), dtype)
+        self.tc = take((t, width, u), dtype)
+        self.hs = take((t, width, u), dtype)
+        self.dw = None
+
+    def buffers(self):
+        return [self.hx, self.z, self.cs, self.tc, self.hs]
+
+
+def forward(seq, x, kernel, recurrent_kernel, bias, h0, c0, mask, recurrent_mask, dtype):
+    """:meth:`LSTMSequence.forward` on the kernels: the packed outputs, and on ``seq``
+    what :func:`backward` needs."""
+    b, t, f = x.shape
+    u = recurrent_kernel.shape[0]
+    w = np.empty((u + f + 1, 4 * u), dtype)
+    w[:u], w[u:u + f] = recurrent_kernel, kernel
+    w[u + f] = 0.0 if bias is None else bias
+    x = np.ascontiguousarray(x, dtype)
+    h0 = np.zeros((b, u), dtype) if h0 is None else np.ascontiguousarray(h0, dtype)
+    c0 = np.zeros((b, u), dtype) if c0 is None else np.ascontiguousarray(c0, dtype)
+    has_mask = mask is not None and not np.all(mask)
+    m = np.ones((1, 1), bool)
+    if has_mask:
+        m = np.asarray(mask, dtype=bool)
+        m = np.ascontiguousarray(m[:, ::-1] if seq.go_backwards else m)
+    has_rmask = recurrent_mask is not None
+    rm = (np.ascontiguousarray(recurrent_mask, dtype) if has_rmask
+          else np.ones((1, 1), dtype))
+    k, (scale, shift) = constants(dtype), gate_scales(u, dtype)
+    exact = np.dtype(dtype) != np.float32
+    lanes = [_Lane(lo, hi, t, f, u, dtype) for lo, hi in lane_spans(b)]
+
+    def run(lane):
+        for s_lo, s_hi in split(t, KERNEL_CHUNKS):
+            lstm_forward(x, w, h0, c0, rm, m, scale, shift, k, lane.hx, lane.z, lane.cs,
+                         lane.tc, lane.hs, lane.lo, s_lo, s_hi, seq.go_backwards, has_mask,
+                         has_rmask, exact)
+            yield
+
+    grads = any(seq.needs)
+    with one_blas_thread():
+        run_lanes((run(lane) for lane in lanes), site=("lstm kernels forward", x.shape, u,
+                                                       grads))
+    steps = t if seq.return_sequences else 1
+    out = np.empty((b, steps + 1, u), dtype)
+    for lane in lanes:
+        out[lane.lo:lane.hi, :steps] = lane.hs[t - steps:].transpose(1, 0, 2)
+        out[lane.lo:lane.hi, steps] = lane.cs[t]
+    buffers = [a for lane in lanes for a in lane.buffers()]
+    if grads:
+        seq.kernel_state = (lanes, m, has_mask, rm, has_rmask, k)
+        rnn_buffers.hold(seq, *buffers)
+    else:
+        rnn_buffers.give(*buffers)
+    return out
+
+
+def backward(seq, g):
+    """:meth:`LSTMSequence.backward` on the kernels (after :func:`forward`)."""
+    b, t, f, u = seq.shape
+    lanes, m, has_mask, rm, has_rmask, k = seq.kernel_state
+    dtype = lanes[0].z.dtype
+    needs = seq.needs
+    need_x = bool(needs[0])
+    need_w = bool(needs[1] or needs[2] or (seq.has_bias and needs[3]))
+    g = np.ascontiguousarray(g, dtype)
+    steps = t if seq.return_sequences else 1
+    ukt = np.ascontiguousarray(seq.recurrent_kernel, dtype).T
+    kxt = np.ascontiguousarray(seq.kernel, dtype).T
+    no_w, no_x = np.empty((1, 1), dtype), np.empty((1, 1, 1), dtype)
+    dx = np.empty((b, t, f), dtype) if need_x else None
+    dh0, dc0 = np.zeros((b, u), dtype), np.empty((b, u), dtype)
+
+    def run(lane):
+        lo, hi = lane.lo, lane.hi
+        width = hi - lo
+        dz = rnn_buffers.take((t, width, 4 * u), dtype)
+        dh, dc = dh0[lo:hi], dc0[lo:hi]
+        dc[...] = g[lo:hi, steps]
+        keep = np.empty((width, u), dtype)
+        dw = np.empty((u + f + 1, 4 * u), dtype) if need_w else no_w
+        dxl = np.empty((t, width, f), dtype) if need_x else no_x
+        for s_lo, s_hi in split(t, KERNEL_CHUNKS)[::-1]:
+            lstm_backward(g, seq.return_sequences, ukt, kxt, rm, m, k, lane.hx, lane.z,
+                          lane.cs, lane.tc, dz, dh, dc, keep, dw, dxl, lo, s_lo, s_hi,
+                          has_mask, has_rmask, bool(needs[4]), need_w, need_x)
+            yield
+        rnn_buffers.give(dz)
+        lane.dw = dw if need_w else None
+        if need_x:
+            dx[lo:hi] = (dxl[::-1] if seq.go_backwards else dxl).transpose(1, 0, 2)
+
+    with one_blas_thread():
+        run_lanes((run(lane) for lane in lanes), site=("lstm kernels backward", seq.shape))
+    dk = drk = db = None
+    if need_w:
+        dw = fixed_sum(lane.dw for lane in lanes)
+        drk = dw[:u] if needs[2] else None
+        dk = dw[u:u + f] if needs[1] else None
+        db = np.array(dw[u + f]) if seq.has_bias and needs[3] else None
+    return (dx, dk, drk, db, dh0 if needs[4] else None, dc0 if needs[5] else None)

@@ -1,0 +1,183 @@
+"""The fused LSTM's compiled kernels (rnn_lstm_kernels) against its numpy path: values,
+states and every gradient over odd shapes and options, float64 central differences,
+bit-identical seeded training, and the switch back to numpy."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from lamina.backend import compiled, rnn_lanes, rnn_lstm_kernels
+from lamina.backend.rnn_lstm import LSTMSequence
+from lamina.backend.tensor import Tensor
+from lamina.testing import check_gradients
+from tests.sdk.backend.lstm_reference import reference as _reference
+
+pytest.importorskip("numba")
+
+TWO_LANES = 2 * rnn_lanes.MIN_LANE_BATCH + 1  # an odd batch cut into two lanes
+
+
+def _case(rng, batch, steps, features=3, units=4, dtype=np.float64):
+    arrays = [rng.standard_normal((batch, steps, features)),
+              rng.standard_normal((features, 4 * units)) * 0.5,
+              rng.standard_normal((units, 4 * units)) * 0.5,
+              rng.standard_normal(4 * units) * 0.3,
+              rng.standard_normal((batch, units)), rng.standard_normal((batch, units))]
+    return [a.astype(dtype) for a in arrays]
+
+
+def _step(choice, args, g, **kw):
+    """Forward and backward on path ``choice``: packed outputs, then every gradient."""
+    with compiled.use_kernels(choice):
+        tensors = [a if a is None else Tensor(a, requires_grad=True) for a in args]
+        out = LSTMSequence.apply(*tensors, **kw)
+        assert (out._ctx.kernel_state is not None) == (choice == "numba")
+        return [out.data, *out._ctx.backward(g)]
+
+
+OPTIONS = [dict(),
+           dict(return_sequences=True),
+           dict(go_backwards=True),
+           dict(masked=True, return_sequences=True),
+           dict(masked=True, dropout=True, go_backwards=True, return_sequences=True),
+           dict(dropout=True),
+           dict(zero_state=True),
+           dict(no_state=True, no_bias=True, return_sequences=True)]
+
+
+def _options(rng, args, masked=False, dropout=False, zero_state=False, no_state=False,
+             no_bias=False, **kw):
+    x, h0 = args[0], args[4]
+    if masked:
+        mask = rng.random(x.shape[:2]) > 0.3
+        mask[0] = False  # a sample masked at every step
+        kw["mask"] = mask
+    if dropout:
+        kw["recurrent_mask"] = ((rng.random(h0.shape) > 0.4) / 0.6).astype(x.dtype)
+    if zero_state:
+        args[4], args[5] = np.zeros_like(h0), np.zeros_like(h0)
+    if no_state:
+        args[4] = args[5] = None
+    if no_bias:
+        args[3] = None
+    return args, kw
+
+
+@pytest.mark.parametrize("dtype, tol", [(np.float32, dict(rtol=2e-4, atol=2e-5)),
+                                        (np.float64, dict(rtol=1e-9, atol=1e-11))])
+@pytest.mark.parametrize("batch, steps", [(1, 1), (5, 1), (TWO_LANES, 1), (7, 6),
+                                          (TWO_LANES, 9), (40, 13)])
+@pytest.mark.parametrize("option", range(len(OPTIONS)))
+def test_kernels_match_the_numpy_path(dtype, tol, batch, steps, option):
+    rng = np.random.default_rng(batch * 100 + steps * 10 + option)
+    args, kw = _options(rng, _case(rng, batch, steps, dtype=dtype), **OPTIONS[option])
+    k = steps if kw.get("return_sequences") else 1
+    g = rng.standard_normal((batch, k + 1, 4)).astype(dtype)
+    kernels, numpy_path = _step("numba", args, g, **kw), _step("numpy", args, g, **kw)
+    assert kernels[0].dtype == dtype
+    for got, want in zip(kernels, numpy_path):
+        assert (got is None) == (want is None)
+        if want is not None:
+            assert got.shape == want.shape and got.dtype == want.dtype
+            np.testing.assert_allclose(got, want, **tol)
+
+
+def test_float32_tanh_is_within_a_few_ulp():
+    # One step of one unit whose carry is g = tanh(x): i = 1 and f = 0 exactly in float32.
+    x = np.linspace(-12, 12, 20001).astype(np.float32)
+    kernel = np.array([[0, 0, 1, 0]], np.float32)
+    bias = np.array([20, -20, 0, 20], np.float32)
+    with compiled.use_kernels("numba"):
+        packed = LSTMSequence.apply(x[:, None, None], kernel, np.zeros((1, 4), np.float32),
+                                    bias, None, None).data
+    carry = packed[:, -1, 0]
+    np.testing.assert_array_equal(np.abs(carry) <= 1, True)
+    np.testing.assert_allclose(carry, np.tanh(x.astype(np.float64)), rtol=3e-7, atol=1e-7)
+
+
+@pytest.mark.parametrize("batch", [3, TWO_LANES])
+@pytest.mark.parametrize("option", [0, 3, 4, 7])
+def test_kernel_path_float64_gradients(batch, option):
+    rng = np.random.default_rng(option)
+    args, kw = _options(rng, _case(rng, batch, 5), **OPTIONS[option])
+    present = [a for a in args if a is not None]
+    slots = [i for i, a in enumerate(args) if a is not None]
+
+    def fn(*tensors):
+        full = list(args)
+        for i, t in zip(slots, tensors):
+            full[i] = t
+        out = LSTMSequence.apply(*full, **kw)
+        assert out._ctx.kernel_state is not None
+        return out
+
+    with compiled.use_kernels("numba"):
+        check_gradients(fn, present)
+
+
+def test_kernel_path_matches_the_step_equations():
+    rng = np.random.default_rng(9)
+    x, kernel, rec, bias, h0, c0 = _case(rng, TWO_LANES, 6)
+    mask = rng.random(x.shape[:2]) > 0.3
+    rmask = (rng.random(h0.shape) > 0.5) * 2.0
+    with compiled.use_kernels("numba"):
+        packed = LSTMSequence.apply(x, kernel, rec, bias, h0, c0, mask=mask,
+                                    recurrent_mask=rmask, go_backwards=True,
+                                    return_sequences=True).data
+    seq, _, c = _reference(x, kernel, rec, bias, h0, c0, mask, rmask, True)
+    np.testing.assert_allclose(packed[:, :-1], seq, atol=1e-12)
+    np.testing.assert_allclose(packed[:, -1], c, atol=1e-12)
+
+
+def test_other_activations_and_dtypes_take_the_numpy_path():
+    assert rnn_lstm_kernels.applies("tanh", "sigmoid", np.float32) == compiled.enabled()
+    assert not rnn_lstm_kernels.applies("relu", "sigmoid", np.float32)
+    assert not rnn_lstm_kernels.applies("tanh", "hard_sigmoid", np.float64)
+    assert not rnn_lstm_kernels.applies("tanh", "sigmoid", np.float16)
+    with compiled.use_kernels("numpy"):
+        assert not rnn_lstm_kernels.applies("tanh", "sigmoid", np.float32)
+
+
+def test_lamina_kernels_numpy_runs_the_numpy_path():
+    code = ("import numpy as np\n"
+            "from lamina.backend.rnn_lstm import LSTMSequence\n"
+            "from lamina.backend.tensor import Tensor\n"
+            "x = Tensor(np.ones((4, 3, 2), np.float32), requires_grad=True)\n"
+            "k = np.ones((2, 8), np.float32); r = np.ones((2, 8), np.float32)\n"
+            "out = LSTMSequence.apply(x, k, r, None, None, None)\n"
+            "print(out._ctx.kernel_state is None, getattr(out._ctx, 'lanes', None) is not None)\n")
+    for choice, expected in (("numpy", "True True"), ("numba", "False False")):
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                check=True, env={**os.environ, "LAMINA_KERNELS": choice})
+        assert result.stdout.strip() == expected, (choice, result.stdout)
+
+
+_FIT = """
+import numpy as np
+import lamina
+from lamina import layers
+lamina.utils.set_random_seed(0)
+rng = np.random.default_rng(0)
+x = rng.standard_normal((96, 7, 5)).astype(np.float32)
+y = rng.integers(0, 3, 96)
+model = lamina.Sequential([lamina.Input((7, 5)), layers.LSTM(12),
+                           layers.Dense(3, activation="softmax")])
+model.compile("adam", "sparse_categorical_crossentropy")
+model.fit(x, y, batch_size=32, epochs=2, verbose=0)
+np.save(OUT, np.concatenate([w.ravel() for w in model.get_weights()]))
+"""
+
+
+@pytest.mark.parametrize("choice", ["numba", "numpy"])
+def test_seeded_fit_twice_gives_bit_identical_weights(choice, tmp_path):
+    runs = []
+    for n in range(2):
+        out = tmp_path / f"w{n}.npy"
+        subprocess.run([sys.executable, "-c", f"OUT = {str(out)!r}\n" + _FIT], check=True,
+                       env={**os.environ, "LAMINA_KERNELS": choice})
+        runs.append(np.load(out))
+    np.testing.assert_array_equal(runs[0], runs[1])
+    assert np.all(np.isfinite(runs[0]))
