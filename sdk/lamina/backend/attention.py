@@ -30,6 +30,7 @@ import math
 
 import numpy as np
 
+from lamina.backend import compiled
 from lamina.backend.autodiff import Function
 from lamina.backend.parallel import parallel_for
 from lamina.backend.threads import split
@@ -70,7 +71,9 @@ def _head_major(a, part):
 class _Core:
     """The forward and backward on views; shared by both Functions."""
 
-    def setup(self, q, k, v, mask, scale, dropout_mask):
+    def setup(self, q, k, v, mask, scale, dropout_mask, packed=None):
+        """``packed``: optional ``(qkv, offsets)`` when ``q``/``k``/``v`` are column
+        ranges of one C-contiguous ``(batch, length, width)`` array (see :func:`_rows`)."""
         b, t, h, d = q.shape
         s = k.shape[1]
         self.q, self.k, self.v = q, k, v
@@ -85,6 +88,10 @@ class _Core:
                 keep = keep[:, None]
             self.neg = np.ascontiguousarray(~keep.swapaxes(-1, -2))
         self.parts = _parts(b, h, s, t, q.dtype.itemsize)
+        self.kernels = _kernels(q.dtype)
+        if self.kernels is not None:
+            self._setup_kernels(packed)
+            return
         # P^T of each part, stored source-major: (source, part's batch rows, part's heads,
         # target). Its (batch, heads, source, target) view feeds the GEMMs, and the
         # softmax's reductions over the source run on (source, rows*heads*target) with
@@ -97,6 +104,29 @@ class _Core:
         self.flat = [np.empty((src, n * m * tgt + ROW_PAD), q.dtype)[:, :n * m * tgt]
                      for src, n, m, tgt in shapes]
         self.probs = [f.reshape(shape) for f, shape in zip(self.flat, shapes)]
+
+    def _setup_kernels(self, packed):
+        """The compiled path: ``P^T`` as ``(batch, heads, source, target)``, the mask and
+        dropout transposed alike, the inputs as rows (see :mod:`.attention_kernels`)."""
+        b, t, h, d = self.q.shape
+        dtype = self.q.dtype
+        self.scale = dtype.type(self.scale)
+        self.p = np.empty((b, h, self.k.shape[1], t), dtype)
+        self.none = np.zeros((0, 0, 0, 0), dtype)
+        if self.drop is None:
+            self.drop = self.none
+        if self.neg is None:
+            self.neg = np.zeros((0, 0, 0, 0), bool)
+        else:  # the kernel indexes (source, target) without broadcasting
+            self.neg = np.ascontiguousarray(np.broadcast_to(
+                self.neg, (*self.neg.shape[:2], self.k.shape[1], t)))
+        inputs = (self.q, self.k, self.v) if packed is not None else [
+            np.ascontiguousarray(x) for x in (self.q, self.k, self.v)]
+        self.rows = _rows(packed, *inputs) + (np.int64(d), np.int64(self.v.shape[3]))
+
+    def _ranges(self, i):
+        rows, heads = self.parts[i]
+        return (*rows.indices(self.q.shape[0])[:2], *heads.indices(self.q.shape[2])[:2])
 
     def _probs(self, i):
         """Part ``i``'s P^T as a ``(batch, heads, source, target)`` view."""
@@ -120,6 +150,12 @@ class _Core:
                      if out.dtype in (np.float32, np.float64) else None)
 
     def forward_part(self, i):
+        if self.kernels is not None:
+            *arrays, d, dv = self.rows
+            self.kernels.attention_forward(*arrays, (d, dv), self.scale, self.neg,
+                                           self.big[()], self.drop, self.p,
+                                           _rows(None, self.out)[0], *self._ranges(i))
+            return
         part, flat = self.parts[i], self.flat[i]
         qs = self._scaled_q(part)
         st = self._probs(i)
@@ -136,12 +172,26 @@ class _Core:
         pd = st if self.drop is None else st * self.drop[part]
         np.matmul(pd.swapaxes(-1, -2), _heads(self.v, part), out=_heads(self.out, part))
 
-    def run_backward(self, g, dq, dk, dv):
-        """Write the gradients into ``dq``/``dk``/``dv`` (arrays or None to skip)."""
-        parallel_for(len(self.parts), lambda i: self.backward_part(i, g, dq, dk, dv))
+    def run_backward(self, g, dq, dk, dv, packed=None):
+        """Write the gradients into ``dq``/``dk``/``dv`` (arrays or None to skip);
+        ``packed`` as in :meth:`setup`, for the gradients (the compiled path needs either
+        that or C-contiguous arrays)."""
+        g = self.gradient_rows(g)
+        parallel_for(len(self.parts), lambda i: self.backward_part(i, g, dq, dk, dv, packed))
 
-    def backward_part(self, i, g, dq, dk, dv):
-        """Part ``i`` of :meth:`run_backward`."""
+    def gradient_rows(self, g):
+        """``g`` as :meth:`backward_part` takes it (rows for the compiled path)."""
+        return g if self.kernels is None else _rows(None, np.ascontiguousarray(g))[0]
+
+    def backward_part(self, i, g, dq, dk, dv, packed=None):
+        """Part ``i`` of :meth:`run_backward` (``g`` from :meth:`gradient_rows`)."""
+        if self.kernels is not None:
+            *arrays, d, dv_len = self.rows
+            none = self.none.reshape(0, 0, 0)
+            grads = _rows(packed, *(none if x is None else x for x in (dq, dk, dv)))
+            self.kernels.attention_backward(*arrays, (d, dv_len), g, self.scale, self.drop,
+                                            self.p, *grads, *self._ranges(i))
+            return
         k, v, out = self.k, self.v, self.out
         part = self.parts[i]
         gh = _heads(g, part)
@@ -171,6 +221,32 @@ class _Core:
             np.matmul(dst, self._scaled_q(part), out=_heads(dk, part))
 
 
+def _kernels(dtype):
+    """The compiled kernels' module when they are enabled for ``dtype``, else None."""
+    if np.dtype(dtype) not in (np.float32, np.float64) or not compiled.enabled():
+        return None
+    from lamina.backend import attention_kernels
+
+    return attention_kernels
+
+
+def _rows(packed, *arrays):
+    """``(rows, column offset)`` pairs of ``(batch, length, heads, dim)`` arrays for the
+    kernels: the C-contiguous ``(batch, length, width)`` array of ``packed = (rows,
+    offsets)`` when given, else each array as ``(batch, length, heads * dim)`` at offset
+    0 (a view: a gradient is written through it; ``reshape(copy=False)`` raises if it
+    cannot be one). A 3-D array (an unneeded gradient's placeholder) passes as it is."""
+    found = []
+    for i, x in enumerate(arrays):
+        if x.ndim == 3:
+            found += [x, np.int64(0)]
+        elif packed is not None:
+            found += [packed[0], np.int64(packed[1][i])]
+        else:
+            found += [np.reshape(x, (*x.shape[:2], -1), copy=False), np.int64(0)]
+    return tuple(found)
+
+
 def _check(q, k, v):
     if q.ndim != 4 or k.ndim != 4 or v.ndim != 4:
         raise ValueError("attention expects (batch, length, heads, dim) inputs. Received: "
@@ -195,7 +271,7 @@ class Attention(Function):
 
     def backward(self, g):
         core = self.core
-        grads = [np.empty_like(x) if need else None
+        grads = [np.empty(x.shape, x.dtype) if need else None
                  for x, need in zip((core.q, core.k, core.v), self.needs)]
         core.run_backward(g, *grads)
         return tuple(grads)
@@ -211,9 +287,10 @@ class PackedAttention(Function):
                 dropout_mask=None):
         value_dim = key_dim if value_dim is None else value_dim
         self.sizes = (num_heads, key_dim, value_dim)
+        qkv = np.ascontiguousarray(qkv)
         q, k, v = self._split(qkv)
         self.core = core = _Core()
-        core.setup(q, k, v, mask, scale, dropout_mask)
+        core.setup(q, k, v, mask, scale, dropout_mask, packed=(qkv, self._offsets()))
         out = np.empty((*qkv.shape[:2], num_heads, value_dim), qkv.dtype)
         return core.run_forward(out)
 
@@ -231,8 +308,12 @@ class PackedAttention(Function):
     def backward(self, g):
         grad = np.empty((*g.shape[:2], self.core.q.shape[2] * (2 * self.core.q.shape[3]
                                                                 + g.shape[3])), g.dtype)
-        self.core.run_backward(g, *self._split(grad))
+        self.core.run_backward(g, *self._split(grad), packed=(grad, self._offsets()))
         return (grad,)
+
+    def _offsets(self):
+        h, dk, _ = self.sizes
+        return (0, h * dk, 2 * h * dk)
 
 
 def attention(query, key, value, mask=None, scale=None, dropout_mask=None):

@@ -80,7 +80,8 @@ class ProjectedSelfAttention(Function):
         q, k, v = _split(qkv, *self.sizes)
         _check(q, k, v)
         self.core = core = _Core()
-        core.setup(q, k, v, mask, scale, dropout_mask)
+        offsets = (0, num_heads * key_dim, 2 * num_heads * key_dim)
+        core.setup(q, k, v, mask, scale, dropout_mask, packed=(qkv, offsets))
         context = np.empty((b, t, num_heads, value_dim), dtype)
         core.start_forward(context)
         out = context if output_kernel is None else np.empty(
@@ -126,6 +127,9 @@ class ProjectedSelfAttention(Function):
         gwo = np.empty((n, *wo.shape), dtype) if need_wo else None
         gbo = np.empty((n, wo.shape[1]), dtype) if need_bo else None
         dcontext = g if wo is None else np.empty(context.shape, dtype)
+        dcontext_rows = core.gradient_rows(dcontext)  # (a view of dcontext if contiguous)
+        h, key_dim, _ = self.sizes
+        packed = (dqkv, (0, h * key_dim, 2 * h * key_dim))
         ones = np.ones(x.shape[0] * x.shape[1], dtype)
 
         def part(i):
@@ -138,7 +142,7 @@ class ProjectedSelfAttention(Function):
                 if need_bo:
                     np.matmul(ones[:g_rows.shape[0]], g_rows, out=gbo[i])
                 np.matmul(g_rows, wo.T, out=dcontext[rows].reshape(-1, wo.shape[0]))
-            core.backward_part(i, dcontext, dq, dk, dv)
+            core.backward_part(i, dcontext_rows, dq, dk, dv, packed)
             grad = dqkv[rows].reshape(-1, width)
             if gkb is not None:
                 x_rows = self.x_ones[i] if self.has_bias else x[rows].reshape(-1, f)

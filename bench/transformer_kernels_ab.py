@@ -1,0 +1,71 @@
+"""The Transformer block's training step with the attention kernels off and on, in one process.
+
+    python bench/transformer_kernels_ab.py [--rounds 8] [--threads auto|1]
+
+One model (bench/transformer.py's block), trained for one epoch per turn, alternating
+``compiled.use_kernels("numpy")`` and ``("numba")`` (the order swaps each round); prints
+the median ms per step of each and the 1-minute load average at each round. The numba
+kernels compile (or load from numba's cache) before the first round.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+from transformer import CLASSES, FEATURES, HEADS, HIDDEN, KEY_DIM, STEPS, sequences
+
+
+def build():
+    import lamina as keras
+    from lamina import layers
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((STEPS, FEATURES))
+    attended = layers.MultiHeadAttention(num_heads=HEADS, key_dim=KEY_DIM)(inputs, inputs)
+    h = layers.LayerNormalization()(layers.Add()([inputs, attended]))
+    ff = layers.Dense(FEATURES)(layers.Dense(HIDDEN, activation="relu")(h))
+    h = layers.LayerNormalization()(layers.Add()([h, ff]))
+    outputs = layers.Dense(CLASSES, activation="softmax")(layers.GlobalAveragePooling1D()(h))
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--steps", type=int, default=16)
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--threads", default="auto")
+    args = ap.parse_args()
+    from lamina.backend import compiled, threads
+
+    threads.set_thread_policy(int(args.threads) if args.threads.isdigit() else args.threads)
+    x, y = sequences(args.steps * args.batch_size)
+    model = build()
+    for choice in ("numba", "numpy"):  # warm-up (and compile)
+        with compiled.use_kernels(choice):
+            model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0)
+    times = {"numpy": [], "numba": []}
+    for r in range(args.rounds):
+        order = ("numpy", "numba") if r % 2 == 0 else ("numba", "numpy")
+        load = os.getloadavg()[0]
+        line = []
+        for choice in order:
+            with compiled.use_kernels(choice):
+                start = time.perf_counter()
+                model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0)
+                ms = 1e3 * (time.perf_counter() - start) / args.steps
+            times[choice].append(ms)
+            line.append(f"{choice} {ms:.2f}")
+        print(f"round {r}: " + ", ".join(line) + f" ms/step (load {load:.2f})", flush=True)
+    a, b = (statistics.median(times[c]) for c in ("numpy", "numba"))
+    print(f"medians ({args.threads} threads): numpy {a:.2f} ms/step, numba {b:.2f} ms/step, "
+          f"numpy/numba {a / b:.3f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,278 @@
+"""Compiled kernels of the attention core (numba, through :mod:`lamina.backend.compiled`).
+
+Imported only when the kernels are enabled (numba imports). One call runs a part of
+:class:`lamina.backend.attention._Core` (batch rows ``b0:b1``, heads ``h0:h1``) without
+the GIL; for each (batch row, head) the head's query, key and value are copied into
+contiguous blocks and the products run through ``np.dot`` (BLAS, from numba: ~100
+GFLOP/s at 64x32x64, where numba's own loops reached ~12), the softmax and its backward
+as loops over the head's (source, target) block while it is in L1. As in the numpy path
+the scores are kept transposed, ``P^T`` (source, target): the softmax's reductions over
+the source are then elementwise over the target row (vectorised without reassociating a
+sum, in a fixed order).
+
+float32's ``exp`` is Cephes's ``expf`` (range reduction, a degree-5 polynomial, the power
+of two put in the exponent bits; ~1 ulp) written so that LLVM vectorises it: numba would
+call libm's scalar ``expf`` (no SVML here). float64 calls ``math.exp``.
+
+numba's ``np.dot`` calls scipy's OpenBLAS, a library apart from numpy's: on import this
+module sets it to one thread as :mod:`lamina.backend.threads` sets numpy's (unless the
+thread policy is ``"off"``), so that two pool threads never run two-thread products
+(large heads would). It is not given back by a later ``set_thread_policy("off")``.
+
+Results do not depend on the parts or the threads (each head is computed alone, in a
+fixed order); they differ from the numpy path's in rounding only. The backward uses
+``rowsum(dP * P)`` (the numpy path's ``rowsum(dO * O)`` when there is no dropout).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numba
+import numpy as np
+from llvmlite import ir
+from numba import types
+from numba.extending import intrinsic
+
+from lamina.backend import compiled, threads
+
+_helper = numba.njit(nogil=True, cache=True)
+
+
+def _single_thread_blas():
+    """Set every OpenBLAS but numpy's (numba's ``np.dot`` uses scipy's) to one thread."""
+    import scipy.linalg.cython_blas  # noqa: F401  (loads the library numba calls)
+
+    if not threads.blas_is_single_threaded():
+        return
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return
+    ours = threads._controller()
+    for ctl in ThreadpoolController().select(internal_api="openblas").lib_controllers:
+        if ctl.filepath != ours.filepath and ctl.num_threads != 1:
+            ctl.set_num_threads(1)
+
+
+_single_thread_blas()
+
+
+@intrinsic
+def _float32_from_bits(typingctx, bits):
+    if bits != types.int32:
+        return None
+
+    def codegen(context, builder, signature, args):
+        return builder.bitcast(args[0], ir.FloatType())
+
+    return types.float32(types.int32), codegen
+
+
+@_helper
+def _exp_f32(block, shift):
+    """``block[s, t] = exp(block[s, t] - shift[t])`` (float32, arguments ``<= 0``)."""
+    log2e = np.float32(1.44269504088896341)
+    c1 = np.float32(0.693359375)
+    c2 = np.float32(-2.12194440e-4)
+    lo = np.float32(-86.0)  # exp(-86): 2^n is still a normal float32
+    half = np.float32(0.5)
+    one = np.float32(1.0)
+    p0 = np.float32(1.9875691500e-4)
+    p1 = np.float32(1.3981999507e-3)
+    p2 = np.float32(8.3334519073e-3)
+    p3 = np.float32(4.1665795894e-2)
+    p4 = np.float32(1.6666665459e-1)
+    p5 = np.float32(5.0000001201e-1)
+    for s in range(block.shape[0]):
+        row = block[s]
+        for t in range(row.shape[0]):
+            x = max(row[t] - shift[t], lo)
+            fn = np.floor(x * log2e + half)
+            r = x - fn * c1 - fn * c2
+            p = p0 * r + p1
+            p = p * r + p2
+            p = p * r + p3
+            p = p * r + p4
+            p = p * r + p5
+            scale = _float32_from_bits(np.int32((np.int32(fn) + 127) << 23))
+            row[t] = (p * r * r + r + one) * scale
+
+
+@_helper
+def _softmax_columns(block, m):
+    """``block = softmax(block, axis=0)`` in place; ``m`` is a target-sized scratch."""
+    m[:] = block[0]
+    for s in range(1, block.shape[0]):
+        row = block[s]
+        for t in range(row.shape[0]):
+            m[t] = row[t] if row[t] > m[t] else m[t]
+    if block.itemsize == 4:
+        _exp_f32(block, m)
+    else:
+        for s in range(block.shape[0]):
+            row = block[s]
+            for t in range(row.shape[0]):
+                row[t] = math.exp(row[t] - m[t])
+    m[:] = block[0]
+    for s in range(1, block.shape[0]):
+        row = block[s]
+        for t in range(row.shape[0]):
+            m[t] += row[t]
+    for t in range(m.shape[0]):
+        m[t] = 1 / m[t]
+    for s in range(block.shape[0]):
+        row = block[s]
+        for t in range(row.shape[0]):
+            row[t] *= m[t]
+
+
+@_helper
+def _load(x, off, b, h0, scale, dst):
+    """``dst[j] = x[b, :, off + (h0 + j) * dim + :dim] * scale`` for each head ``j`` of
+    ``dst`` (``dim = dst.shape[2]``): contiguous copies of the heads, read in ``x``'s
+    memory order (strided reads head by head ran ~10x slower)."""
+    dim = dst.shape[2]
+    for i in range(dst.shape[1]):
+        row = x[b, i]
+        for j in range(dst.shape[0]):
+            start = off + (h0 + j) * dim
+            head = row[start:start + dim]  # (an index start + d would be checked for < 0)
+            for d in range(dim):
+                dst[j, i, d] = head[d] * scale
+
+
+@_helper
+def _store(src, x, off, b, h0):
+    """The inverse of :func:`_load` (without a scale)."""
+    dim = src.shape[2]
+    for i in range(src.shape[1]):
+        row = x[b, i]
+        for j in range(src.shape[0]):
+            start = off + (h0 + j) * dim
+            head = row[start:start + dim]
+            for d in range(dim):
+                head[d] = src[j, i, d]
+
+
+@compiled.kernel
+def attention_forward(q, qo, k, ko, v, vo, dims, scale, neg, big, drop, probs, out, b0, b1,
+                      h0, h1):
+    """Rows ``b0:b1`` and heads ``h0:h1`` of the attention forward.
+
+    ``q``/``k``/``v``: C-contiguous ``(batch, length, width)`` arrays holding head ``h``'s
+    query at columns ``qo + h * key_dim + :key_dim`` (keys, values alike, from ``ko`` and
+    ``vo``; one array may hold all three); ``dims``: ``(key_dim, value_dim)``; ``out``:
+    ``(batch, target, heads * value_dim)``; ``neg``: ``(batch or 1, heads or 1, source,
+    target)`` booleans, True where ``big`` is added (a ``(0, 0, 0, 0)`` array: no mask);
+    ``drop``: ``(batch, heads, source, target)`` multipliers (``(0, 0, 0, 0)``: none);
+    ``probs``: ``(batch, heads, source, target)``, written with ``P^T`` (before dropout).
+    """
+    t_len, s_len = q.shape[1], k.shape[1]
+    d_len, dv_len = dims
+    heads = h1 - h0
+    dt = probs.dtype
+    one = np.ones(1, dt)[0]
+    ql = np.empty((heads, t_len, d_len), dt)
+    kl = np.empty((heads, s_len, d_len), dt)
+    vl = np.empty((heads, s_len, dv_len), dt)
+    ol = np.empty((heads, t_len, dv_len), dt)
+    pd = np.empty((s_len, t_len), dt)
+    m = np.empty(t_len, dt)
+    masked = neg.shape[0] > 0
+    dropped = drop.shape[0] > 0
+    for b in range(b0, b1):
+        mb = b if neg.shape[0] > 1 else 0
+        _load(q, qo, b, h0, scale, ql)
+        _load(k, ko, b, h0, one, kl)
+        _load(v, vo, b, h0, one, vl)
+        for j in range(heads):
+            h = h0 + j
+            mh = h if neg.shape[1] > 1 else 0
+            pt = probs[b, h]
+            np.dot(kl[j], ql[j].T, pt)
+            if masked:
+                nm = neg[mb, mh]
+                for s in range(s_len):
+                    for t in range(t_len):
+                        pt[s, t] = pt[s, t] + big if nm[s, t] else pt[s, t]
+            _softmax_columns(pt, m)
+            if dropped:
+                dm = drop[b, h]
+                for s in range(s_len):
+                    for t in range(t_len):
+                        pd[s, t] = pt[s, t] * dm[s, t]
+            np.dot((pd if dropped else pt).T, vl[j], ol[j])
+        _store(ol, out, 0, b, h0)
+
+
+@compiled.kernel
+def attention_backward(q, qo, k, ko, v, vo, dims, g, scale, drop, probs, dq, dqo, dk, dko,
+                       dv, dvo, b0, b1, h0, h1):
+    """Rows ``b0:b1`` and heads ``h0:h1`` of the attention backward.
+
+    ``g``: the output's gradient, ``(batch, target, heads * value_dim)``; ``dq``/``dk``/
+    ``dv`` (with their column offsets ``dqo``/``dko``/``dvo``) receive the gradients in the
+    inputs' layout (a ``(0, 0, 0)`` array: not needed); the other arguments as in
+    :func:`attention_forward`.
+    """
+    t_len, s_len = q.shape[1], k.shape[1]
+    d_len, dv_len = dims
+    heads = h1 - h0
+    dt = probs.dtype
+    one = np.ones(1, dt)[0]
+    need_q, need_k, need_v = dq.shape[0] > 0, dk.shape[0] > 0, dv.shape[0] > 0
+    need_s = need_q or need_k
+    dropped = drop.shape[0] > 0
+    ql = np.empty((heads, t_len, d_len), dt)
+    kl = np.empty((heads, s_len, d_len), dt)
+    vl = np.empty((heads, s_len, dv_len), dt)
+    gl = np.empty((heads, t_len, dv_len), dt)
+    dql = np.empty((heads, t_len, d_len), dt)
+    dkl = np.empty((heads, s_len, d_len), dt)
+    dvl = np.empty((heads, s_len, dv_len), dt)
+    pd = np.empty((s_len, t_len), dt)
+    ds = np.empty((s_len, t_len), dt)
+    rs = np.empty(t_len, dt)
+    for b in range(b0, b1):
+        _load(g, 0, b, h0, one, gl)
+        if need_s:
+            _load(v, vo, b, h0, one, vl)
+        if need_q:
+            _load(k, ko, b, h0, scale, kl)
+        if need_k:
+            _load(q, qo, b, h0, scale, ql)
+        for j in range(heads):
+            h = h0 + j
+            pt = probs[b, h]
+            if dropped:
+                dm = drop[b, h]
+                for s in range(s_len):
+                    for t in range(t_len):
+                        pd[s, t] = pt[s, t] * dm[s, t]
+            if need_v:
+                np.dot(pd if dropped else pt, gl[j], dvl[j])
+            if not need_s:
+                continue
+            np.dot(vl[j], gl[j].T, ds)  # dP^T
+            if dropped:
+                for s in range(s_len):
+                    for t in range(t_len):
+                        ds[s, t] *= dm[s, t]
+            rs[:] = 0
+            for s in range(s_len):
+                for t in range(t_len):
+                    rs[t] += ds[s, t] * pt[s, t]
+            for s in range(s_len):
+                for t in range(t_len):
+                    ds[s, t] = (ds[s, t] - rs[t]) * pt[s, t]  # dS^T
+            if need_q:
+                np.dot(ds.T, kl[j], dql[j])
+            if need_k:
+                np.dot(ds, ql[j], dkl[j])
+        if need_v:
+            _store(dvl, dv, dvo, b, h0)
+        if need_q:
+            _store(dql, dq, dqo, b, h0)
+        if need_k:
+            _store(dkl, dk, dko, b, h0)
