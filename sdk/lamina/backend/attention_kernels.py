@@ -70,8 +70,9 @@ def _float32_from_bits(typingctx, bits):
 
 
 @_helper
-def _exp_f32(block, shift):
-    """``block[s, t] = exp(block[s, t] - shift[t])`` (float32, arguments ``<= 0``)."""
+def _exp_f32(block, shift, total):
+    """``block[s, t] = exp(block[s, t] - shift[t])`` (float32, arguments ``<= 0``) and
+    ``total[t] = sum(block[:, t])`` (summed in order of ``s``)."""
     log2e = np.float32(1.44269504088896341)
     c1 = np.float32(0.693359375)
     c2 = np.float32(-2.12194440e-4)
@@ -96,31 +97,30 @@ def _exp_f32(block, shift):
             p = p * r + p4
             p = p * r + p5
             scale = _float32_from_bits(np.int32((np.int32(fn) + 127) << 23))
-            row[t] = (p * r * r + r + one) * scale
+            e = (p * r * r + r + one) * scale
+            row[t] = e
+            total[t] = e if s == 0 else total[t] + e
 
 
 @_helper
-def _softmax_columns(block, m):
-    """``block = softmax(block, axis=0)`` in place; ``m`` is a target-sized scratch."""
+def _softmax_columns(block, m, total):
+    """``block = softmax(block, axis=0)`` in place; ``m``, ``total``: target-sized scratch."""
     m[:] = block[0]
     for s in range(1, block.shape[0]):
         row = block[s]
         for t in range(row.shape[0]):
             m[t] = row[t] if row[t] > m[t] else m[t]
     if block.itemsize == 4:
-        _exp_f32(block, m)
+        _exp_f32(block, m, total)
     else:
+        total[:] = 0
         for s in range(block.shape[0]):
             row = block[s]
             for t in range(row.shape[0]):
                 row[t] = math.exp(row[t] - m[t])
-    m[:] = block[0]
-    for s in range(1, block.shape[0]):
-        row = block[s]
-        for t in range(row.shape[0]):
-            m[t] += row[t]
+                total[t] += row[t]
     for t in range(m.shape[0]):
-        m[t] = 1 / m[t]
+        m[t] = 1 / total[t]
     for s in range(block.shape[0]):
         row = block[s]
         for t in range(row.shape[0]):
@@ -179,6 +179,7 @@ def attention_forward(q, qo, k, ko, v, vo, dims, scale, neg, big, drop, probs, o
     ol = np.empty((heads, t_len, dv_len), dt)
     pd = np.empty((s_len, t_len), dt)
     m = np.empty(t_len, dt)
+    total = np.empty(t_len, dt)
     masked = neg.shape[0] > 0
     dropped = drop.shape[0] > 0
     for b in range(b0, b1):
@@ -196,7 +197,7 @@ def attention_forward(q, qo, k, ko, v, vo, dims, scale, neg, big, drop, probs, o
                 for s in range(s_len):
                     for t in range(t_len):
                         pt[s, t] = pt[s, t] + big if nm[s, t] else pt[s, t]
-            _softmax_columns(pt, m)
+            _softmax_columns(pt, m, total)
             if dropped:
                 dm = drop[b, h]
                 for s in range(s_len):
