@@ -2,7 +2,8 @@
 
 Every module imported at start-up stays in memory for the process's life (the MLP
 benchmark's peak RSS is compared with PyTorch's, goal <= 1/2): the archive, process-pool,
-CSV, audio and fuzzy-match modules, h5py and the HTTP client load where they are used.
+CSV, audio and fuzzy-match modules, h5py, the HTTP client and numba (the compiled
+kernels, ~90 MB) load where they are used.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import subprocess
 import sys
 
 LAZY = ("h5py", "httpx", "urllib.request", "tarfile", "multiprocessing", "concurrent.futures",
-        "csv", "wave", "difflib", "lamina.client", "lamina.distribute.local")
+        "csv", "wave", "difflib", "lamina.client", "lamina.distribute.local", "numba")
 
 
 def test_import_lamina_leaves_the_rarely_used_modules_unloaded():
