@@ -4,7 +4,9 @@
 
 One model (bench/transformer.py's block), trained for one epoch per turn, alternating
 ``compiled.use_kernels("numpy")`` and ``("numba")`` (the order swaps each round); prints
-the median ms per step of each and the 1-minute load average at each round. The numba
+the median ms per step of each (wall clock, and the process's CPU time: under load the
+wall clock of a solo run includes waiting for a core, its CPU time does not) and the
+1-minute load average at each round. The numba
 kernels compile (or load from numba's cache) before the first round.
 """
 
@@ -50,21 +52,25 @@ def main() -> None:
         with compiled.use_kernels(choice):
             model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0)
     times = {"numpy": [], "numba": []}
+    cpu = {"numpy": [], "numba": []}
     for r in range(args.rounds):
         order = ("numpy", "numba") if r % 2 == 0 else ("numba", "numpy")
         load = os.getloadavg()[0]
         line = []
         for choice in order:
             with compiled.use_kernels(choice):
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0)
                 ms = 1e3 * (time.perf_counter() - start) / args.steps
+                cpu_ms = 1e3 * (time.process_time() - start_cpu) / args.steps
             times[choice].append(ms)
-            line.append(f"{choice} {ms:.2f}")
+            cpu[choice].append(cpu_ms)
+            line.append(f"{choice} {ms:.2f} (cpu {cpu_ms:.2f})")
         print(f"round {r}: " + ", ".join(line) + f" ms/step (load {load:.2f})", flush=True)
     a, b = (statistics.median(times[c]) for c in ("numpy", "numba"))
-    print(f"medians ({args.threads} threads): numpy {a:.2f} ms/step, numba {b:.2f} ms/step, "
-          f"numpy/numba {a / b:.3f}")
+    ca, cb = (statistics.median(cpu[c]) for c in ("numpy", "numba"))
+    print(f"medians ({args.threads} threads): numpy {a:.2f} ms/step (cpu {ca:.2f}), numba "
+          f"{b:.2f} ms/step (cpu {cb:.2f}), numpy/numba {a / b:.3f} (cpu {ca / cb:.3f})")
 
 
 if __name__ == "__main__":
