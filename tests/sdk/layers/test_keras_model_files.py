@@ -16,12 +16,10 @@ import numpy as np
 import pytest
 
 import lamina
+from tests.keras_venv import KERAS_ENV, KERAS_PYTHON
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures")
 HERE = os.path.join(FIXTURES, "layers")
-KERAS_PYTHON = next((p for p in (os.environ.get("LAMINA_KERAS_PYTHON"),
-                                 "/work/kvenv/bin/python", "/work/venv-keras/bin/python")
-                     if p and os.path.exists(p)), None)
 LAMINA_NAMES = ["convlstm_einsum", "lora_dense", "attention_norms", "volumes"]
 
 
@@ -68,17 +66,14 @@ def test_lamina_regenerates_its_files(tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(KERAS_PYTHON is None, reason="no Keras venv (/work/kvenv, "
-                    "/work/venv-keras or LAMINA_KERAS_PYTHON)")
+@pytest.mark.skipif(KERAS_PYTHON is None, reason="no Keras venv (tests/keras_venv.py)")
 def test_keras_opens_fresh_lamina_files(tmp_path):
     import json
 
     _fixture_module().write_all(str(tmp_path))
     script = os.path.join(FIXTURES, "check_lamina_files_in_keras.py")
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    env["KERAS_BACKEND"] = "jax"
     result = subprocess.run([KERAS_PYTHON, script, str(tmp_path)], capture_output=True,
-                            text=True, timeout=600, env=env, cwd=str(tmp_path))
+                            text=True, timeout=600, env=KERAS_ENV, cwd=str(tmp_path))
     reports = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert len(reports) == 3 * len(LAMINA_NAMES), result.stdout + result.stderr
     assert all(r["ok"] for r in reports), [r for r in reports if not r["ok"]]

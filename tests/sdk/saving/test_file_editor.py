@@ -11,9 +11,8 @@ import pytest
 
 import lamina
 from lamina.saving import KerasFileEditor, limits
+from tests.keras_venv import KERAS_ENV, KERAS_PYTHON
 
-KERAS_PYTHON = next((p for p in (os.environ.get("LAMINA_KERAS_PYTHON"), "/work/kvenv/bin/python",
-                                 "/work/venv-keras/bin/python") if p and os.path.exists(p)), None)
 X = np.random.default_rng(0).normal(size=(5, 4)).astype("float32")
 
 
@@ -167,7 +166,7 @@ np.testing.assert_allclose(y, np.load({str(tmp_path / 'expected.npy')!r}), atol=
 print("ok")
 """
     result = subprocess.run([KERAS_PYTHON, "-c", script], capture_output=True, text=True,
-                            env={**os.environ, "KERAS_BACKEND": "jax"}, timeout=120)
+                            env=KERAS_ENV, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     assert result.stdout.strip().endswith("ok")
 
@@ -190,7 +189,7 @@ def shapes(tree):
 print("RESULT" + json.dumps([shapes(editor.weights_dict), list(editor.object_metadata)]))
 """
     result = subprocess.run([KERAS_PYTHON, "-c", script], capture_output=True, text=True,
-                            env={**os.environ, "KERAS_BACKEND": "jax"}, timeout=120)
+                            env=KERAS_ENV, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     line = [x for x in result.stdout.splitlines() if x.startswith("RESULT")][0]
     keras_shapes, keras_paths = json.loads(line[len("RESULT"):])

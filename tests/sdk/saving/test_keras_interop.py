@@ -22,11 +22,11 @@ import numpy as np
 import pytest
 
 import lamina
+from tests.keras_venv import KERAS_ENV, KERAS_PYTHON
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures")
 KERAS_FILES = os.path.join(FIXTURES, "keras_files")
 LAMINA_FILES = os.path.join(FIXTURES, "lamina_files")
-KERAS_PYTHON = os.environ.get("LAMINA_KERAS_PYTHON", "/work/venv-keras/bin/python")
 NAMES = ["dense", "conv", "batchnorm", "lstm", "gru", "embedding", "shared"]
 FORMATS = [".keras", ".h5", ".weights.h5"]
 
@@ -135,13 +135,11 @@ def test_keras_predictions_on_lamina_files(name):
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not os.path.exists(KERAS_PYTHON), reason="no Keras venv "
-                    "(/work/venv-keras or LAMINA_KERAS_PYTHON)")
+@pytest.mark.skipif(KERAS_PYTHON is None, reason="no Keras venv (tests/keras_venv.py)")
 def test_keras_opens_fresh_lamina_files(regenerated):
     script = os.path.join(FIXTURES, "check_lamina_files_in_keras.py")
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH",)}
     result = subprocess.run([KERAS_PYTHON, script, regenerated], capture_output=True, text=True,
-                            timeout=600, env=env, cwd=regenerated)
+                            timeout=600, env=KERAS_ENV, cwd=regenerated)
     reports = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert len(reports) == 3 * len(NAMES), result.stdout + result.stderr
     assert all(r["ok"] for r in reports), [r for r in reports if not r["ok"]]

@@ -14,12 +14,11 @@ import numpy as np
 import pytest
 
 import lamina
+from tests.keras_venv import KERAS_ENV, KERAS_PYTHON
 
 FIXTURES = os.path.join(os.path.dirname(__file__), "..", "..", "fixtures", "saving")
 KERAS_INDEX = os.path.join(FIXTURES, "keras_sharded.weights.json")
 MAX_SHARD_SIZE = 2.5e-7  # as in make_sharded_fixture.py
-KERAS_PYTHON = next((p for p in (os.environ.get("LAMINA_KERAS_PYTHON"), "/work/kvenv/bin/python",
-                                 "/work/venv-keras/bin/python") if p and os.path.exists(p)), None)
 
 
 def _keras_model():
@@ -177,7 +176,7 @@ for name in ("ours", "split"):
     print(name, "iterations", int(model.optimizer.iterations))
 """
     result = subprocess.run([KERAS_PYTHON, "-c", script], capture_output=True, text=True,
-                            env={**os.environ, "KERAS_BACKEND": "jax"}, timeout=120)
+                            env=KERAS_ENV, timeout=120)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "ours iterations 3" in result.stdout and "split iterations 3" in result.stdout
 
