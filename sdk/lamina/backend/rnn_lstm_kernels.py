@@ -31,6 +31,8 @@ tanhf would take longer than the GEMMs); float64 uses the exact tanh.
 from __future__ import annotations
 
 import contextlib
+import os
+import threading
 
 import numpy as np
 
@@ -205,7 +207,21 @@ def lstm_backward(g, seqs, ukt, kxt, rmask, mask, k, hx, z, cs, tc, dz, dh, dc, 
             np.dot(d2, kxt, dxl.reshape(rows, dxl.shape[2]))
 
 
-_blas = {}
+_blas = {"controllers": None, "depth": 0, "before": ()}
+_blas_lock = threading.Lock()
+
+
+def _blas_controllers():
+    if _blas["controllers"] is None:
+        try:
+            import scipy.linalg.cython_blas  # noqa: F401  (loads the library numba calls)
+            from threadpoolctl import ThreadpoolController
+
+            found = ThreadpoolController().select(user_api="blas").lib_controllers
+        except Exception:  # threadpoolctl or scipy absent, or unable to inspect
+            found = []
+        _blas["controllers"] = found
+    return _blas["controllers"]
 
 
 @contextlib.contextmanager
@@ -214,30 +230,37 @@ def one_blas_thread():
 
     numba's ``np.dot`` calls the BLAS behind ``scipy.linalg.cython_blas``: scipy's own
     OpenBLAS, a second library next to numpy's, which :mod:`lamina.backend.threads` does
-    not set (it left 2 threads here). Its thread count is set to 1 around the block and
-    given back after; without threadpoolctl it is left alone.
+    not set (it had 2 threads here). Every BLAS is set to one thread while any such block
+    runs (blocks of several Python threads nest) and given its count back after the last;
+    without threadpoolctl BLAS is left alone.
     """
-    controllers = _blas.get("controllers")
-    if controllers is None:
-        controllers = []
-        try:
-            import scipy.linalg.cython_blas  # noqa: F401  (loads the library numba calls)
-            from threadpoolctl import ThreadpoolController
-
-            controllers = ThreadpoolController().select(user_api="blas").lib_controllers
-        except Exception:  # threadpoolctl or scipy absent, or unable to inspect
-            controllers = []
-        _blas["controllers"] = controllers
-    before = [ctl.get_num_threads() for ctl in controllers]
-    for ctl, n in zip(controllers, before):
-        if n != 1:
-            ctl.set_num_threads(1)
+    with _blas_lock:
+        if _blas["depth"] == 0:
+            controllers = _blas_controllers()
+            _blas["before"] = [ctl.get_num_threads() for ctl in controllers]
+            for ctl, n in zip(controllers, _blas["before"]):
+                if n != 1:
+                    ctl.set_num_threads(1)
+        _blas["depth"] += 1
     try:
         yield
     finally:
-        for ctl, n in zip(controllers, before):
-            if n != 1:
-                ctl.set_num_threads(n)
+        with _blas_lock:
+            _blas["depth"] -= 1
+            if _blas["depth"] == 0:
+                for ctl, n in zip(_blas["controllers"], _blas["before"]):
+                    if n != 1:
+                        ctl.set_num_threads(n)
+
+
+def _after_fork_in_child() -> None:
+    global _blas_lock
+    _blas_lock = threading.Lock()
+    _blas["depth"] = 0
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def applies(activation, recurrent_activation, dtype):

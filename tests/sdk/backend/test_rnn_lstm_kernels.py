@@ -181,3 +181,22 @@ def test_seeded_fit_twice_gives_bit_identical_weights(choice, tmp_path):
         runs.append(np.load(out))
     np.testing.assert_array_equal(runs[0], runs[1])
     assert np.all(np.isfinite(runs[0]))
+
+
+def test_every_blas_runs_one_thread_inside_the_kernels_block():
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    pytest.importorskip("scipy")
+    import scipy.linalg.cython_blas  # noqa: F401  (the BLAS numba's np.dot calls)
+
+    with threadpoolctl.threadpool_limits(2, user_api="blas"):
+        before = [lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+                  if lib["user_api"] == "blas"]
+        with rnn_lstm_kernels.one_blas_thread():
+            with rnn_lstm_kernels.one_blas_thread():  # (nested, as from two threads)
+                pass
+            inside = [lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+                      if lib["user_api"] == "blas"]
+        after = [lib["num_threads"] for lib in threadpoolctl.threadpool_info()
+                 if lib["user_api"] == "blas"]
+    assert len(inside) >= 2 and set(inside) == {1}  # numpy's OpenBLAS and scipy's
+    assert after == before
