@@ -128,38 +128,59 @@ def _softmax_columns(block, m, total):
 
 
 @_helper
-def _load(x, off, b, h0, scale, dst):
-    """``dst[j] = x[b, :, off + (h0 + j) * dim + :dim] * scale`` for each head ``j`` of
-    ``dst`` (``dim = dst.shape[2]``): contiguous copies of the heads, read in ``x``'s
-    memory order (strided reads head by head ran ~10x slower)."""
+def _load_inputs(q, qo, k, ko, v, vo, b, h0, scale, qt, ql, kl, vl):
+    """Batch row ``b``'s heads ``h0:`` of the query (``qt`` transposed, ``ql`` scaled: each
+    if not empty), keys (scaled) and values, in one pass over the rows (a pass per array
+    read the packed projections ~2x slower: strided streams prefetch badly)."""
+    d_len, dv_len = kl.shape[2], vl.shape[2]
+    with_qt, with_ql = qt.shape[0] > 0, ql.shape[0] > 0
+    for i in range(max(q.shape[1], k.shape[1])):
+        if i < q.shape[1]:
+            row = q[b, i]
+            for j in range(kl.shape[0]):
+                start = qo + (h0 + j) * d_len
+                head = row[start:start + d_len]
+                if with_qt:
+                    for d in range(d_len):
+                        qt[j, d, i] = head[d]
+                if with_ql:
+                    for d in range(d_len):
+                        ql[j, i, d] = head[d] * scale
+        if i < k.shape[1]:
+            row = k[b, i]
+            for j in range(kl.shape[0]):
+                start = ko + (h0 + j) * d_len
+                head = row[start:start + d_len]
+                for d in range(d_len):
+                    kl[j, i, d] = head[d] * scale
+            row = v[b, i]
+            for j in range(vl.shape[0]):
+                start = vo + (h0 + j) * dv_len
+                head = row[start:start + dv_len]
+                for d in range(dv_len):
+                    vl[j, i, d] = head[d]
+
+
+@_helper
+def _load_twice(x, off, b, h0, dst, dst_t):
+    """``dst[j] = x[b, :, off + (h0 + j) * dim + :dim]`` (``dim = dst.shape[2]``) for each
+    head ``j``, and ``dst_t[j]`` its transpose (for ``A @ B^T`` as ``A @ (B^T)``: sgemm's
+    NT case ran ~1.5x slower than NN at 64x32x64)."""
     dim = dst.shape[2]
     for i in range(dst.shape[1]):
         row = x[b, i]
         for j in range(dst.shape[0]):
             start = off + (h0 + j) * dim
-            head = row[start:start + dim]  # (an index start + d would be checked for < 0)
-            for d in range(dim):
-                dst[j, i, d] = head[d] * scale
-
-
-@_helper
-def _load_t(x, off, b, h0, dst):
-    """``dst[j] = x[b, :, off + (h0 + j) * dim + :dim].T`` (``dim = dst.shape[1]``): a
-    head transposed, for products ``A @ B^T`` as ``A @ (B^T)`` (sgemm's NT case ran ~1.5x
-    slower than NN at 64x32x64)."""
-    dim = dst.shape[1]
-    for i in range(dst.shape[2]):
-        row = x[b, i]
-        for j in range(dst.shape[0]):
-            start = off + (h0 + j) * dim
             head = row[start:start + dim]
             for d in range(dim):
-                dst[j, d, i] = head[d]
+                dst[j, i, d] = head[d]
+            for d in range(dim):
+                dst_t[j, d, i] = head[d]
 
 
 @_helper
 def _store(src, x, off, b, h0):
-    """The inverse of :func:`_load` (without a scale)."""
+    """``x[b, :, off + (h0 + j) * dim + :dim] = src[j]`` for each head ``j`` of ``src``."""
     dim = src.shape[2]
     for i in range(src.shape[1]):
         row = x[b, i]
@@ -187,21 +208,20 @@ def attention_forward(q, qo, k, ko, v, vo, dims, scale, neg, big, drop, probs, o
     d_len, dv_len = dims
     heads = h1 - h0
     dt = probs.dtype
-    one = np.ones(1, dt)[0]
     qt = np.empty((heads, d_len, t_len), dt)
     kl = np.empty((heads, s_len, d_len), dt)
     vl = np.empty((heads, s_len, dv_len), dt)
     ol = np.empty((heads, t_len, dv_len), dt)
     pd = np.empty((s_len, t_len), dt)
+    no_ql = np.empty((0, 0, 0), dt)
     m = np.empty(t_len, dt)
     total = np.empty(t_len, dt)
     masked = neg.shape[0] > 0
     dropped = drop.shape[0] > 0
     for b in range(b0, b1):
         mb = b if neg.shape[0] > 1 else 0
-        _load_t(q, qo, b, h0, qt)
-        _load(k, ko, b, h0, scale, kl)  # (Q s) K^T = Q (K s)^T
-        _load(v, vo, b, h0, one, vl)
+        # (Q s) K^T = Q (K s)^T: the scale on the keys
+        _load_inputs(q, qo, k, ko, v, vo, b, h0, scale, qt, no_ql, kl, vl)
         for j in range(heads):
             h = h0 + j
             mh = h if neg.shape[1] > 1 else 0
@@ -236,7 +256,6 @@ def attention_backward(q, qo, k, ko, v, vo, dims, g, scale, drop, probs, dq, dqo
     d_len, dv_len = dims
     heads = h1 - h0
     dt = probs.dtype
-    one = np.ones(1, dt)[0]
     need_q, need_k, need_v = dq.shape[0] > 0, dk.shape[0] > 0, dv.shape[0] > 0
     need_s = need_q or need_k
     dropped = drop.shape[0] > 0
@@ -251,15 +270,11 @@ def attention_backward(q, qo, k, ko, v, vo, dims, g, scale, drop, probs, dq, dqo
     pd = np.empty((s_len, t_len), dt)
     ds = np.empty((s_len, t_len), dt)
     rs = np.empty(t_len, dt)
+    no_q = np.empty((0, 0, 0), dt)
     for b in range(b0, b1):
-        _load(g, 0, b, h0, one, gl)
-        if need_s:
-            _load_t(g, 0, b, h0, gt)
-            _load(v, vo, b, h0, one, vl)
-        if need_q:
-            _load(k, ko, b, h0, scale, kl)
-        if need_k:
-            _load(q, qo, b, h0, scale, ql)
+        _load_twice(g, 0, b, h0, gl, gt)
+        _load_inputs(q, qo, k, ko, v, vo, b, h0, scale, no_q, ql if need_k else no_q, kl,
+                     vl)
         for j in range(heads):
             h = h0 + j
             pt = probs[b, h]
