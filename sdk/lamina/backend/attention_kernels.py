@@ -191,6 +191,36 @@ def _store(src, x, off, b, h0):
                 head[d] = src[j, i, d]
 
 
+@_helper
+def _store_gradients(dql, dq, dqo, dkl, dk, dko, dvl, dv, dvo, b, h0):
+    """:func:`_store` of the three gradients (each if its array is not empty) in one pass
+    over the rows (they are usually column ranges of one array)."""
+    d_len, dv_len = dkl.shape[2], dvl.shape[2]
+    need_q, need_k, need_v = dq.shape[0] > 0, dk.shape[0] > 0, dv.shape[0] > 0
+    for i in range(max(dq.shape[1], dk.shape[1], dv.shape[1])):
+        if need_q and i < dq.shape[1]:
+            row = dq[b, i]
+            for j in range(dql.shape[0]):
+                start = dqo + (h0 + j) * d_len
+                head = row[start:start + d_len]
+                for d in range(d_len):
+                    head[d] = dql[j, i, d]
+        if need_k and i < dk.shape[1]:
+            row = dk[b, i]
+            for j in range(dkl.shape[0]):
+                start = dko + (h0 + j) * d_len
+                head = row[start:start + d_len]
+                for d in range(d_len):
+                    head[d] = dkl[j, i, d]
+        if need_v and i < dv.shape[1]:
+            row = dv[b, i]
+            for j in range(dvl.shape[0]):
+                start = dvo + (h0 + j) * dv_len
+                head = row[start:start + dv_len]
+                for d in range(dv_len):
+                    head[d] = dvl[j, i, d]
+
+
 @compiled.kernel
 def attention_forward(q, qo, k, ko, v, vo, dims, scale, neg, big, drop, probs, out, b0, b1,
                       h0, h1):
@@ -303,9 +333,4 @@ def attention_backward(q, qo, k, ko, v, vo, dims, g, scale, drop, probs, dq, dqo
                 np.dot(ds.T, kl[j], dql[j])
             if need_k:
                 np.dot(ds, ql[j], dkl[j])
-        if need_v:
-            _store(dvl, dv, dvo, b, h0)
-        if need_q:
-            _store(dql, dq, dqo, b, h0)
-        if need_k:
-            _store(dkl, dk, dko, b, h0)
+        _store_gradients(dql, dq, dqo, dkl, dk, dko, dvl, dv, dvo, b, h0)

@@ -178,3 +178,22 @@ def test_numbas_blas_runs_on_one_thread():
                      "threadpool_info() if i['internal_api'] == 'openblas']))")
     out = _run(code, LAMINA_KERNELS="numba", OPENBLAS_NUM_THREADS="2")
     assert out == "True [1] 2"  # both libraries (numpy's and scipy's) at one thread
+
+
+@pytest.mark.parametrize("wanted", [(0,), (1,), (2,), (0, 2)], ids=["q", "k", "v", "q,v"])
+def test_only_the_wanted_gradients(wanted):
+    """Inputs without gradients get none (the kernels skip their products)."""
+    from lamina.backend import Tensor
+
+    arrays = [RNG.standard_normal((2, 9, 3, 4)).astype(np.float32) for _ in range(3)]
+    g = RNG.standard_normal((2, 9, 3, 4)).astype(np.float32)
+    found = []
+    for choice in ("numpy", "numba"):
+        with compiled.use_kernels(choice):
+            inputs = [Variable(a, dtype="float32") if i in wanted else Tensor(a)
+                      for i, a in enumerate(arrays)]
+            out = att.attention(*inputs)
+            found.append(autodiff.gradients(out, [inputs[i] for i in wanted],
+                                            output_gradient=g))
+    for r, k in zip(*found):
+        np.testing.assert_allclose(k, r, rtol=2e-5, atol=2e-5)
