@@ -131,7 +131,7 @@ def _softmax_columns(block, m, total):
 def _load_inputs(q, qo, k, ko, v, vo, b, h0, scale, qt, ql, kl, vl):
     """Batch row ``b``'s heads ``h0:`` of the query (``qt`` transposed, ``ql`` scaled: each
     if not empty), keys (scaled) and values, in one pass over the rows (a pass per array
-    read the packed projections ~2x slower: strided streams prefetch badly)."""
+    over the packed projections cost ~1 ms more a step at 128x64x4x32)."""
     d_len, dv_len = kl.shape[2], vl.shape[2]
     with_qt, with_ql = qt.shape[0] > 0, ql.shape[0] > 0
     for i in range(max(q.shape[1], k.shape[1])):
