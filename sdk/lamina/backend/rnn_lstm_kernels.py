@@ -291,7 +291,9 @@ def forward(seq, x, kernel, recurrent_kernel, bias, h0, c0, mask, recurrent_mask
     what :func:`backward` needs."""
     b, t, f = x.shape
     u = recurrent_kernel.shape[0]
-    w = np.empty((u + f + 1, 4 * u), dtype)
+    # (scratch arrays of 100s of kB come from the pool: fresh ones cost page faults,
+    # ~1 ms a training step here)
+    w = rnn_buffers.take((u + f + 1, 4 * u), dtype)
     w[:u], w[u:u + f] = recurrent_kernel, kernel
     w[u + f] = 0.0 if bias is None else bias
     x = np.ascontiguousarray(x, dtype)
@@ -320,6 +322,7 @@ def forward(seq, x, kernel, recurrent_kernel, bias, h0, c0, mask, recurrent_mask
     with one_blas_thread():
         run_lanes((run(lane) for lane in lanes), site=("lstm kernels forward", x.shape, u,
                                                        grads))
+    rnn_buffers.give(w)
     steps = t if seq.return_sequences else 1
     out = np.empty((b, steps + 1, u), dtype)
     for lane in lanes:
@@ -356,24 +359,27 @@ def backward(seq, g):
         dz = rnn_buffers.take((t, width, 4 * u), dtype)
         dh, dc = dh0[lo:hi], dc0[lo:hi]
         dc[...] = g[lo:hi, steps]
-        keep = np.empty((width, u), dtype)
-        dw = np.empty((u + f + 1, 4 * u), dtype) if need_w else no_w
-        dxl = np.empty((t, width, f), dtype) if need_x else no_x
+        keep = rnn_buffers.take((width, u), dtype)
+        dw = rnn_buffers.take((u + f + 1, 4 * u), dtype) if need_w else no_w
+        dxl = rnn_buffers.take((t, width, f), dtype) if need_x else no_x
         for s_lo, s_hi in split(t, KERNEL_CHUNKS)[::-1]:
             lstm_backward(g, seq.return_sequences, ukt, kxt, rm, m, k, lane.hx, lane.z,
                           lane.cs, lane.tc, dz, dh, dc, keep, dw, dxl, lo, s_lo, s_hi,
                           has_mask, has_rmask, bool(needs[4]), need_w, need_x)
             yield
-        rnn_buffers.give(dz)
+        rnn_buffers.give(dz, keep)
         lane.dw = dw if need_w else None
         if need_x:
             dx[lo:hi] = (dxl[::-1] if seq.go_backwards else dxl).transpose(1, 0, 2)
+            rnn_buffers.give(dxl)
 
     with one_blas_thread():
         run_lanes((run(lane) for lane in lanes), site=("lstm kernels backward", seq.shape))
     dk = drk = db = None
     if need_w:
         dw = fixed_sum(lane.dw for lane in lanes)
+        if len(lanes) > 1:  # (the sum is a new array; one lane's dw is the result itself)
+            rnn_buffers.give(*(lane.dw for lane in lanes))
         drk = dw[:u] if needs[2] else None
         dk = dw[u:u + f] if needs[1] else None
         db = np.array(dw[u + f]) if seq.has_bias and needs[3] else None
