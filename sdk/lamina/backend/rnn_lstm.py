@@ -1,5 +1,11 @@
 """The fused LSTM sequence primitive (see :mod:`lamina.backend.rnn` for the conventions).
 
+With ``LAMINA_KERNELS=numba`` (:mod:`lamina.backend.compiled`; not under ``auto``: they
+were not faster here) and Keras's default activations in float32/float64, forward and
+backward run as numba kernels instead (:mod:`lamina.backend.rnn_lstm_kernels`: same
+lanes, no GIL inside a lane); what follows describes the numpy path, the default and the
+reference they are tested against.
+
 The batch is cut into lanes (:func:`lane_spans`: two halves, fixed by the batch size) and
 each lane runs its whole recurrence, forward and backward through time, as one loop
 (:func:`run_lanes`): the two cores each run one lane, with one hand-off to the pool per

@@ -1,11 +1,13 @@
 """The fused LSTM's compiled path: each lane's recurrence as numba kernels without the GIL.
 
-:class:`~lamina.backend.rnn_lstm.LSTMSequence` runs this path when
-:func:`lamina.backend.compiled.enabled` and the activations are Keras's defaults (tanh,
-sigmoid); its numpy path stays the reference. The batch is cut into the same lanes
-(:func:`~lamina.backend.rnn_lanes.lane_spans`) and each lane runs a kernel call per
-chunk of steps (:data:`KERNEL_CHUNKS` chunks), so the two lanes run truly in parallel
-(the numpy path's lanes wait for each other's GIL at each of their small calls).
+:class:`~lamina.backend.rnn_lstm.LSTMSequence` runs this path when the kernels are chosen
+explicitly (``LAMINA_KERNELS=numba``: see :func:`applies`) and the activations are Keras's
+defaults (tanh, sigmoid); its numpy path stays the reference and the default. The batch
+is cut into the same lanes (:func:`~lamina.backend.rnn_lanes.lane_spans`) and each lane
+runs a kernel call per chunk of steps (:data:`KERNEL_CHUNKS` chunks), so the two lanes
+run truly in parallel (the numpy path's lanes wait for each other's GIL at each of their
+small calls). That did not make training faster here: each lane is GEMM-bound (OpenBLAS
+runs these shapes at ~80-97 GFLOP/s a core), see docs/architecture.md.
 
 Layout of a lane (``width`` rows of the batch), time-major and batch-major inside, all
 C-contiguous so every GEMM is one BLAS call on whole arrays:
@@ -264,9 +266,16 @@ if hasattr(os, "register_at_fork"):
 
 
 def applies(activation, recurrent_activation, dtype):
-    """Whether an LSTM of these activations and ``dtype`` runs the compiled kernels."""
+    """Whether an LSTM of these activations and ``dtype`` runs the compiled kernels.
+
+    Only when chosen explicitly (``LAMINA_KERNELS=numba``), not under ``auto``: measured
+    here they were not faster than the numpy path in training (LSTM(128), batch 128: the
+    lanes are GEMM-bound, see docs/architecture.md), and numba costs ~130 MB of RSS and
+    0.6 s (cached) to 4 s (cold) at the first fit.
+    """
     return (activation == "tanh" and recurrent_activation == "sigmoid"
-            and np.dtype(dtype) in (np.float32, np.float64) and compiled.enabled())
+            and np.dtype(dtype) in (np.float32, np.float64)
+            and compiled.choice() == "numba" and compiled.enabled())
 
 
 class _Lane:
