@@ -71,16 +71,17 @@ def gate_scales(units, dtype):
 
 
 @compiled.kernel
-def lstm_forward(x, w, h0, c0, rmask, mask, scale, shift, k, hx, z, cs, tc, hs, lo, s_lo,
+def lstm_forward(x, wt, h0, c0, rmask, mask, scale, shift, k, hx, op, z, cs, tc, hs, lo, s_lo,
                  s_hi, back, has_mask, has_rmask, exact):
     """Forward steps ``s_lo:s_hi`` of the lane of batch rows ``lo:lo + width``.
 
     ``x (batch, t, f)`` in the caller's time order (``back``: processed last to first),
-    ``w (u + f + 1, 4u)``, ``mask (batch, t)`` in processing order, ``rmask (batch, u)``
-    (both ignored unless ``has_mask``/``has_rmask``), ``k`` from :func:`constants`.
+    ``wt (4u, u + f + 1)``, ``mask (batch, t)`` in processing order, ``rmask (batch, u)``
+    (both ignored unless ``has_mask``/``has_rmask``), ``k`` from :func:`constants`;
+    ``op (u + f + 1, width)`` is scratch (the step's GEMM operand, contiguous).
     """
-    t, width, kk = hx.shape
-    u = tc.shape[2]
+    kk, t, width = hx.shape
+    u = tc.shape[1]
     f = x.shape[2]
     one, clamp = k[0], k[1]
     a13, a11, a9, a7, a5, a3, a1 = k[2], k[3], k[4], k[5], k[6], k[7], k[8]
@@ -88,27 +89,32 @@ def lstm_forward(x, w, h0, c0, rmask, mask, scale, shift, k, hx, z, cs, tc, hs, 
     if s_lo == 0:
         for s in range(t):
             src = t - 1 - s if back else s
+            for q in range(f):
+                for j in range(width):
+                    hx[u + q, s, j] = x[lo + j, src, q]
             for j in range(width):
-                for q in range(f):
-                    hx[s, j, u + q] = x[lo + j, src, q]
-                hx[s, j, kk - 1] = one
-        for j in range(width):
-            for q in range(u):
+                hx[kk - 1, s, j] = one
+        for q in range(u):
+            for j in range(width):
                 h = h0[lo + j, q]
-                hx[0, j, q] = h * rmask[lo + j, q] if has_rmask else h
-                cs[0, j, q] = c0[lo + j, q]
+                hx[q, 0, j] = h * rmask[lo + j, q] if has_rmask else h
+                cs[0, q, j] = c0[lo + j, q]
     for s in range(s_lo, s_hi):
-        np.dot(hx[s], w, z[s])
-        for j in range(width):
-            row = z[s, j]
-            # (exact and approximate tanh in separate loops: a call in a loop keeps LLVM
-            # from vectorising it)
+        for r in range(kk):
+            for j in range(width):
+                op[r, j] = hx[r, s, j]
+        zs = z[s]
+        np.dot(wt, op, zs)
+        # (exact and approximate tanh in separate loops: a call in a loop keeps LLVM
+        # from vectorising it)
+        for q in range(4 * u):
+            row, sc, sh = zs[q], scale[q], shift[q]
             if exact:
-                for q in range(4 * u):
-                    row[q] = np.tanh(row[q] * scale[q]) * scale[q] + shift[q]
+                for j in range(width):
+                    row[j] = np.tanh(row[j] * sc) * sc + sh
             else:
-                for q in range(4 * u):
-                    a = row[q] * scale[q]
+                for j in range(width):
+                    a = row[j] * sc
                     a = min(max(a, -clamp), clamp)
                     a2 = a * a
                     p = a2 * a13 + a11
@@ -120,16 +126,19 @@ def lstm_forward(x, w, h0, c0, rmask, mask, scale, shift, k, hx, z, cs, tc, hs, 
                     d = a2 * b6 + b4
                     d = a2 * d + b2
                     d = a2 * d + b0
-                    row[q] = a * p / d * scale[q] + shift[q]
-            cp, cn, tcr, hr = cs[s, j], cs[s + 1, j], tc[s, j], hs[s, j]
-            for q in range(u):
-                cn[q] = row[u + q] * cp[q] + row[q] * row[2 * u + q]
+                    row[j] = a * p / d * sc + sh
+        cp, cn, tcs, hss = cs[s], cs[s + 1], tc[s], hs[s]
+        for q in range(u):
+            ig, fg, gg, og = zs[q], zs[u + q], zs[2 * u + q], zs[3 * u + q]
+            cpr, cnr, tcr, hr = cp[q], cn[q], tcs[q], hss[q]
+            for j in range(width):
+                cnr[j] = fg[j] * cpr[j] + ig[j] * gg[j]
             if exact:
-                for q in range(u):
-                    tcr[q] = np.tanh(cn[q])
+                for j in range(width):
+                    tcr[j] = np.tanh(cnr[j])
             else:
-                for q in range(u):
-                    a = min(max(cn[q], -clamp), clamp)
+                for j in range(width):
+                    a = min(max(cnr[j], -clamp), clamp)
                     a2 = a * a
                     p = a2 * a13 + a11
                     p = a2 * p + a9
@@ -140,73 +149,88 @@ def lstm_forward(x, w, h0, c0, rmask, mask, scale, shift, k, hx, z, cs, tc, hs, 
                     d = a2 * b6 + b4
                     d = a2 * d + b2
                     d = a2 * d + b0
-                    tcr[q] = a * p / d
+                    tcr[j] = a * p / d
+            for j in range(width):
+                hr[j] = og[j] * tcr[j]
+        if has_mask:  # a masked step keeps the states
+            for j in range(width):
+                if not mask[lo + j, s]:
+                    for q in range(u):
+                        cn[q, j] = cp[q, j]
+                        hss[q, j] = hs[s - 1, q, j] if s else h0[lo + j, q]
+        if s + 1 < t:
             for q in range(u):
-                hr[q] = row[3 * u + q] * tcr[q]
-            if has_mask and not mask[lo + j, s]:  # a masked step keeps the states
-                for q in range(u):
-                    cn[q] = cp[q]
-                    hr[q] = hs[s - 1, j, q] if s else h0[lo + j, q]
-            if s + 1 < t:
-                for q in range(u):
-                    hx[s + 1, j, q] = hr[q] * rmask[lo + j, q] if has_rmask else hr[q]
+                for j in range(width):
+                    v = hss[q, j]
+                    hx[q, s + 1, j] = v * rmask[lo + j, q] if has_rmask else v
 
 
 @compiled.kernel
-def lstm_backward(g, seqs, ukt, kxt, rmask, mask, k, hx, z, cs, tc, dz, dh, dc, keep, dw,
-                  dxl, lo, s_lo, s_hi, has_mask, has_rmask, need_dh0, need_w, need_x):
+def lstm_backward(g, seqs, rk, kx, rmask, mask, k, hx, z, cs, tc, dzt, dtmp, dh, dc, keep, dw,
+                  dxt, lo, s_lo, s_hi, has_mask, has_rmask, need_dh0, need_w, need_x):
     """Backward steps ``s_hi - 1`` down to ``s_lo`` of the lane of rows ``lo:lo + width``.
 
     ``g``: the packed outputs' gradient (``seqs``: one row per step, else row 0 for
-    the last step); ``ukt = recurrent_kernel^T``, ``kxt = kernel^T`` (Keras's gate order);
-    ``dh, dc (width, u)`` carry the state gradients from one call to the next (``dc``
-    starts as the final carry's gradient); ``keep`` is scratch of their shape. The call
-    that ends at step 0 also writes the lane's ``dw = hx^T dz`` and ``dxl = dz kernel^T``
-    (time-major) when ``need_w``/``need_x``.
+    the last step); ``rk``, ``kx``: the recurrent kernel and the kernel (Keras's layout);
+    ``dh, dc (u, width)`` carry the state gradients from one call to the next (``dc``
+    starts as the final carry's gradient); ``dtmp (4u, width)`` and ``keep (2u, width)``
+    are scratch. The call that ends at step 0 also writes the lane's ``dw = hx dz^T`` and
+    ``dxt = kernel dz`` (``(f, t, width)``) when ``need_w``/``need_x``.
     """
-    t, width, _ = z.shape
-    u = tc.shape[2]
+    kk, t, width = hx.shape
+    u = tc.shape[1]
     one = k[0]
     for s in range(s_hi - 1, s_lo - 1, -1):
         gs = s if seqs else 0
-        for j in range(width):
-            if seqs or s == t - 1:
+        if seqs or s == t - 1:
+            for j in range(width):
                 for q in range(u):
-                    dh[j, q] += g[lo + j, gs, q]
-            zr, dr, tcr, cp = z[s, j], dz[s, j], tc[s, j], cs[s, j]
-            dhr, dcr = dh[j], dc[j]
-            if has_mask and not mask[lo + j, s]:  # the states passed through this step
-                for q in range(4 * u):
-                    dr[q] = 0
-                for q in range(u):
-                    keep[j, q] = dhr[q]
-                continue
-            if has_mask:
-                for q in range(u):
-                    keep[j, q] = 0
+                    dh[q, j] += g[lo + j, gs, q]
+        if has_mask:  # what a masked step passes through
             for q in range(u):
-                i, fg, gg, o = zr[q], zr[u + q], zr[2 * u + q], zr[3 * u + q]
-                th, dhv = tcr[q], dhr[q]
-                dcv = dcr[q] + dhv * o * (one - th * th)
-                dr[q] = dcv * gg * i * (one - i)
-                dr[u + q] = dcv * cp[q] * fg * (one - fg)
-                dr[2 * u + q] = dcv * i * (one - gg * gg)
-                dr[3 * u + q] = dhv * th * o * (one - o)
-                dcr[q] = dcv * fg
-        if s or need_dh0:
-            np.dot(dz[s], ukt, dh)
-            if has_rmask or has_mask:
                 for j in range(width):
+                    keep[q, j] = dh[q, j]
+                    keep[u + q, j] = dc[q, j]
+        zs, tcs, cp = z[s], tc[s], cs[s]
+        for q in range(u):
+            ig, fg, gg, og = zs[q], zs[u + q], zs[2 * u + q], zs[3 * u + q]
+            tcr, cpr, dhr, dcr = tcs[q], cp[q], dh[q], dc[q]
+            di, df, dg, do = dtmp[q], dtmp[u + q], dtmp[2 * u + q], dtmp[3 * u + q]
+            for j in range(width):
+                th, dhv, i, fv, gv, o = tcr[j], dhr[j], ig[j], fg[j], gg[j], og[j]
+                dcv = dcr[j] + dhv * o * (one - th * th)
+                di[j] = dcv * gv * i * (one - i)
+                df[j] = dcv * cpr[j] * fv * (one - fv)
+                dg[j] = dcv * i * (one - gv * gv)
+                do[j] = dhv * th * o * (one - o)
+                dcr[j] = dcv * fv
+        if has_mask:
+            for j in range(width):
+                if mask[lo + j, s]:
                     for q in range(u):
-                        v = dh[j, q] * rmask[lo + j, q] if has_rmask else dh[j, q]
-                        dh[j, q] = v + keep[j, q] if has_mask else v
+                        keep[q, j] = 0
+                else:
+                    for q in range(4 * u):
+                        dtmp[q, j] = 0
+                    for q in range(u):
+                        dc[q, j] = keep[u + q, j]
+        for q in range(4 * u):
+            for j in range(width):
+                dzt[q, s, j] = dtmp[q, j]
+        if s or need_dh0:
+            np.dot(rk, dtmp, dh)
+            if has_rmask or has_mask:
+                for q in range(u):
+                    for j in range(width):
+                        v = dh[q, j] * rmask[lo + j, q] if has_rmask else dh[q, j]
+                        dh[q, j] = v + keep[q, j] if has_mask else v
     if s_lo == 0:
         rows = t * width
-        d2 = dz.reshape(rows, dz.shape[2])
+        d2 = dzt.reshape(dzt.shape[0], rows)
         if need_w:
-            np.dot(hx.reshape(rows, hx.shape[2]).T, d2, dw)
+            np.dot(hx.reshape(kk, rows), d2.T, dw)
         if need_x:
-            np.dot(d2, kxt, dxl.reshape(rows, dxl.shape[2]))
+            np.dot(kx, d2, dxt.reshape(dxt.shape[0], rows))
 
 
 _blas = {"controllers": None, "depth": 0, "before": ()}
@@ -284,15 +308,16 @@ class _Lane:
     def __init__(self, lo, hi, t, f, u, dtype):
         width, take = hi - lo, rnn_buffers.take
         self.lo, self.hi = lo, hi
-        self.hx = take((t, width, u + f + 1), dtype)
-        self.z = take((t, width, 4 * u), dtype)
-        self.cs = take((t + 1, width, u), dtype)
-        self.tc = take((t, width, u), dtype)
-        self.hs = take((t, width, u), dtype)
+        self.hx = take((u + f + 1, t, width), dtype)
+        self.op = take((u + f + 1, width), dtype)
+        self.z = take((t, 4 * u, width), dtype)
+        self.cs = take((t + 1, u, width), dtype)
+        self.tc = take((t, u, width), dtype)
+        self.hs = take((t, u, width), dtype)
         self.dw = None
 
     def buffers(self):
-        return [self.hx, self.z, self.cs, self.tc, self.hs]
+        return [self.hx, self.op, self.z, self.cs, self.tc, self.hs]
 
 
 def forward(seq, x, kernel, recurrent_kernel, bias, h0, c0, mask, recurrent_mask, dtype):
@@ -302,9 +327,9 @@ def forward(seq, x, kernel, recurrent_kernel, bias, h0, c0, mask, recurrent_mask
     u = recurrent_kernel.shape[0]
     # (scratch arrays of 100s of kB come from the pool: fresh ones cost page faults,
     # ~1 ms a training step here)
-    w = rnn_buffers.take((u + f + 1, 4 * u), dtype)
-    w[:u], w[u:u + f] = recurrent_kernel, kernel
-    w[u + f] = 0.0 if bias is None else bias
+    wt = rnn_buffers.take((4 * u, u + f + 1), dtype)
+    wt[:, :u], wt[:, u:u + f] = np.transpose(recurrent_kernel), np.transpose(kernel)
+    wt[:, u + f] = 0.0 if bias is None else bias
     x = np.ascontiguousarray(x, dtype)
     h0 = np.zeros((b, u), dtype) if h0 is None else np.ascontiguousarray(h0, dtype)
     c0 = np.zeros((b, u), dtype) if c0 is None else np.ascontiguousarray(c0, dtype)
@@ -322,21 +347,21 @@ def forward(seq, x, kernel, recurrent_kernel, bias, h0, c0, mask, recurrent_mask
 
     def run(lane):
         for s_lo, s_hi in split(t, KERNEL_CHUNKS):
-            lstm_forward(x, w, h0, c0, rm, m, scale, shift, k, lane.hx, lane.z, lane.cs,
-                         lane.tc, lane.hs, lane.lo, s_lo, s_hi, seq.go_backwards, has_mask,
-                         has_rmask, exact)
+            lstm_forward(x, wt, h0, c0, rm, m, scale, shift, k, lane.hx, lane.op, lane.z,
+                         lane.cs, lane.tc, lane.hs, lane.lo, s_lo, s_hi, seq.go_backwards,
+                         has_mask, has_rmask, exact)
             yield
 
     grads = any(seq.needs)
     with one_blas_thread():
         run_lanes((run(lane) for lane in lanes), site=("lstm kernels forward", x.shape, u,
                                                        grads))
-    rnn_buffers.give(w)
+    rnn_buffers.give(wt)
     steps = t if seq.return_sequences else 1
     out = np.empty((b, steps + 1, u), dtype)
     for lane in lanes:
-        out[lane.lo:lane.hi, :steps] = lane.hs[t - steps:].transpose(1, 0, 2)
-        out[lane.lo:lane.hi, steps] = lane.cs[t]
+        out[lane.lo:lane.hi, :steps] = lane.hs[t - steps:].transpose(2, 0, 1)
+        out[lane.lo:lane.hi, steps] = lane.cs[t].T
     buffers = [a for lane in lanes for a in lane.buffers()]
     if grads:
         seq.kernel_state = (lanes, m, has_mask, rm, has_rmask, k)
@@ -356,31 +381,33 @@ def backward(seq, g):
     need_w = bool(needs[1] or needs[2] or (seq.has_bias and needs[3]))
     g = np.ascontiguousarray(g, dtype)
     steps = t if seq.return_sequences else 1
-    ukt = np.ascontiguousarray(seq.recurrent_kernel, dtype).T
-    kxt = np.ascontiguousarray(seq.kernel, dtype).T
+    rk = np.ascontiguousarray(seq.recurrent_kernel, dtype)
+    kx = np.ascontiguousarray(seq.kernel, dtype)
     no_w, no_x = np.empty((1, 1), dtype), np.empty((1, 1, 1), dtype)
     dx = np.empty((b, t, f), dtype) if need_x else None
-    dh0, dc0 = np.zeros((b, u), dtype), np.empty((b, u), dtype)
+    dh0, dc0 = np.empty((b, u), dtype), np.empty((b, u), dtype)
 
     def run(lane):
         lo, hi = lane.lo, lane.hi
-        width = hi - lo
-        dz = rnn_buffers.take((t, width, 4 * u), dtype)
-        dh, dc = dh0[lo:hi], dc0[lo:hi]
-        dc[...] = g[lo:hi, steps]
-        keep = rnn_buffers.take((width, u), dtype)
-        dw = rnn_buffers.take((u + f + 1, 4 * u), dtype) if need_w else no_w
-        dxl = rnn_buffers.take((t, width, f), dtype) if need_x else no_x
+        width, take = hi - lo, rnn_buffers.take
+        dzt = take((4 * u, t, width), dtype)
+        dtmp, keep = take((4 * u, width), dtype), take((2 * u, width), dtype)
+        dh, dc = take((u, width), dtype), take((u, width), dtype)
+        dh[...] = 0.0
+        dc[...] = g[lo:hi, steps].T
+        dw = take((u + f + 1, 4 * u), dtype) if need_w else no_w
+        dxt = take((f, t, width), dtype) if need_x else no_x
         for s_lo, s_hi in split(t, KERNEL_CHUNKS)[::-1]:
-            lstm_backward(g, seq.return_sequences, ukt, kxt, rm, m, k, lane.hx, lane.z,
-                          lane.cs, lane.tc, dz, dh, dc, keep, dw, dxl, lo, s_lo, s_hi,
+            lstm_backward(g, seq.return_sequences, rk, kx, rm, m, k, lane.hx, lane.z,
+                          lane.cs, lane.tc, dzt, dtmp, dh, dc, keep, dw, dxt, lo, s_lo, s_hi,
                           has_mask, has_rmask, bool(needs[4]), need_w, need_x)
             yield
-        rnn_buffers.give(dz, keep)
+        dh0[lo:hi], dc0[lo:hi] = dh.T, dc.T
+        rnn_buffers.give(dzt, dtmp, keep, dh, dc)
         lane.dw = dw if need_w else None
         if need_x:
-            dx[lo:hi] = (dxl[::-1] if seq.go_backwards else dxl).transpose(1, 0, 2)
-            rnn_buffers.give(dxl)
+            dx[lo:hi] = (dxt[:, ::-1] if seq.go_backwards else dxt).transpose(2, 1, 0)
+            rnn_buffers.give(dxt)
 
     with one_blas_thread():
         run_lanes((run(lane) for lane in lanes), site=("lstm kernels backward", seq.shape))
