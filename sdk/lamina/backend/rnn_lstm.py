@@ -1,9 +1,9 @@
 """The fused LSTM sequence primitive (see :mod:`lamina.backend.rnn` for the conventions).
 
-With ``LAMINA_KERNELS=numba`` (:mod:`lamina.backend.compiled`; not under ``auto``: they
-were not faster here) and Keras's default activations in float32/float64, forward and
-backward run as numba kernels instead (:mod:`lamina.backend.rnn_lstm_kernels`: same
-lanes, no GIL inside a lane); what follows describes the numpy path, the default and the
+With compiled kernels enabled (:mod:`lamina.backend.compiled`: numba installed and
+``LAMINA_KERNELS`` not ``numpy``) and Keras's default activations in float32/float64,
+forward and backward run as numba kernels instead (:mod:`lamina.backend.rnn_lstm_kernels`:
+same lanes and layout, no GIL inside a lane); what follows describes the numpy path, the
 reference they are tested against.
 
 The batch is cut into lanes (:func:`lane_spans`: two halves, fixed by the batch size) and

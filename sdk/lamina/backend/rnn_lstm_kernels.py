@@ -1,33 +1,36 @@
 """The fused LSTM's compiled path: each lane's recurrence as numba kernels without the GIL.
 
-:class:`~lamina.backend.rnn_lstm.LSTMSequence` runs this path when the kernels are chosen
-explicitly (``LAMINA_KERNELS=numba``: see :func:`applies`) and the activations are Keras's
-defaults (tanh, sigmoid); its numpy path stays the reference and the default. The batch
-is cut into the same lanes (:func:`~lamina.backend.rnn_lanes.lane_spans`) and each lane
-runs a kernel call per chunk of steps (:data:`KERNEL_CHUNKS` chunks), so the two lanes
-run truly in parallel (the numpy path's lanes wait for each other's GIL at each of their
-small calls). That did not make training faster here: each lane is GEMM-bound (OpenBLAS
-runs these shapes at ~80-97 GFLOP/s a core), see docs/architecture.md.
+:class:`~lamina.backend.rnn_lstm.LSTMSequence` runs this path when
+:func:`lamina.backend.compiled.enabled` (numba imports, ``LAMINA_KERNELS`` is not
+``numpy``) and the activations are Keras's defaults (tanh, sigmoid); its numpy path stays
+the reference. The batch is cut into the same lanes
+(:func:`~lamina.backend.rnn_lanes.lane_spans`) and each lane runs a kernel call per
+chunk of steps (:data:`KERNEL_CHUNKS` chunks), so the two lanes run truly in parallel
+(the numpy path's lanes wait for each other's GIL at each of their small calls). Each
+lane is GEMM-bound: the layout is the numpy path's, whose GEMMs OpenBLAS runs fastest
+(see docs/architecture.md).
 
-Layout of a lane (``width`` rows of the batch), time-major and batch-major inside, all
-C-contiguous so every GEMM is one BLAS call on whole arrays:
+Layout of a lane (``width`` rows of the batch), feature-major and batch-minor, as the
+numpy path's (OpenBLAS ran these GEMMs at 97 GFLOP/s against 78 for (batch, features),
+and the weight gradient as NT at 85-89 against 68-70 as TN):
 
-- ``hx (t, width, u + f + 1)``: step ``s``'s operand ``[h_{s-1} (times the recurrent
-  mask); x_s; 1]``, so one GEMM ``hx[s] @ [recurrent_kernel; kernel; bias]`` per step
-  also projects the inputs and adds the bias, and after the loop one GEMM
-  ``hx^T @ dz`` gives the lane's kernel, recurrent-kernel and bias gradients;
-- ``z (t, width, 4u)``: the gates ``i, f, g, o`` (Keras's column order) after their
-  activations; backward overwrites nothing of it;
-- ``cs (t + 1, width, u)``: the carries, ``cs[0] = c0``; ``tc (t, width, u)``:
-  ``tanh(c_s)``; ``hs (t, width, u)``: the outputs.
+- ``hx (u + f + 1, t, width)``: step ``s``'s operand ``[h_{s-1} (times the recurrent
+  mask); x_s; 1]``, so one GEMM ``[recurrent_kernel; kernel; bias]^T @ hx[:, s]`` per
+  step (from a contiguous copy, ``op``: numba's ``np.dot`` takes contiguous arrays) also
+  projects the inputs and adds the bias, and after the loop one GEMM ``hx dz^T`` gives
+  the lane's kernel, recurrent-kernel and bias gradients;
+- ``z (t, 4u, width)``: the gates ``i, f, g, o`` (Keras's order) after their
+  activations; ``cs (t + 1, u, width)``: the carries, ``cs[0] = c0``;
+  ``tc (t, u, width)``: ``tanh(c_s)``; ``hs (t, u, width)``: the outputs.
 
 A step is the GEMM (numba's ``np.dot``: the BLAS of scipy, on one thread, see
 :func:`one_blas_thread`), one pass activating the four gates and one pass forming ``c``,
 ``tanh(c)`` and ``h``. Backward through time: per step one pass forming the four gate
-gradients and the next ``dc``, then ``dh = dz @ recurrent_kernel^T``; after the loop one
-GEMM each for the weights and the inputs. For float32 tanh is a rational approximation
-(Eigen's ``ptanh_float``: a few ulp, branch-free, so the loops vectorise; scalar libm
-tanhf would take longer than the GEMMs); float64 uses the exact tanh.
+gradients (into ``dzt (4u, t, width)``) and the next ``dc``, then
+``dh = recurrent_kernel @ dz``; after the loop one GEMM each for the weights and the
+inputs. For float32 tanh is a rational approximation (Eigen's ``ptanh_float``: within
+3e-7, branch-free, so the loops vectorise; scalar libm tanhf would take longer than the
+GEMMs); float64 uses the exact tanh.
 """
 
 from __future__ import annotations
@@ -290,16 +293,11 @@ if hasattr(os, "register_at_fork"):
 
 
 def applies(activation, recurrent_activation, dtype):
-    """Whether an LSTM of these activations and ``dtype`` runs the compiled kernels.
-
-    Only when chosen explicitly (``LAMINA_KERNELS=numba``), not under ``auto``: measured
-    here they were not faster than the numpy path in training (LSTM(128), batch 128: the
-    lanes are GEMM-bound, see docs/architecture.md), and numba costs ~130 MB of RSS and
-    0.6 s (cached) to 4 s (cold) at the first fit.
-    """
+    """Whether an LSTM of these activations and ``dtype`` runs the compiled kernels
+    (when :func:`lamina.backend.compiled.enabled`: numba imports and
+    ``LAMINA_KERNELS`` is not ``numpy``)."""
     return (activation == "tanh" and recurrent_activation == "sigmoid"
-            and np.dtype(dtype) in (np.float32, np.float64)
-            and compiled.choice() == "numba" and compiled.enabled())
+            and np.dtype(dtype) in (np.float32, np.float64) and compiled.enabled())
 
 
 class _Lane:
