@@ -204,3 +204,21 @@ def test_every_blas_runs_one_thread_inside_the_kernels_block():
                  if lib["user_api"] == "blas"]
     assert len(inside) >= 2 and set(inside) == {1}  # numpy's OpenBLAS and scipy's
     assert after == before
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_child_forked_after_the_kernels_ran_gets_the_same_bits():
+    rng = np.random.default_rng(6)
+    args = _case(rng, TWO_LANES, 5, dtype=np.float32)
+    g = rng.standard_normal((TWO_LANES, 2, 4)).astype(np.float32)
+    parent = _step("numba", args, g)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit code
+        same = False
+        try:
+            child = _step("numba", args, g)
+            same = all(np.array_equal(a, b) for a, b in zip(parent, child))
+        finally:
+            os._exit(0 if same else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
