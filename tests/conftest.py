@@ -50,3 +50,15 @@ def ray_local():
                      [os.path.abspath(p) for p in ("sdk", "services", "worker")])}})
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(params=["numpy", "numba"])
+def kernels(request):
+    """Run a test on the numpy path (the reference) and on the compiled kernels
+    (``lamina.backend.compiled``; skipped without numba)."""
+    from lamina.backend import compiled
+
+    if request.param == "numba":
+        pytest.importorskip("numba")
+    with compiled.use_kernels(request.param):
+        yield request.param

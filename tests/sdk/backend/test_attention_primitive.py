@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from lamina.backend import Tensor, compiled
+from lamina.backend import Tensor
 from lamina.backend import attention as att
 from lamina.backend.threads import get_thread_policy, set_thread_policy
 from lamina.testing import check_gradients
@@ -16,13 +16,8 @@ from lamina.testing import check_gradients
 RNG = np.random.default_rng(11)
 
 
-@pytest.fixture(autouse=True, params=["numpy", "numba"])
-def kernels(request):
-    """Every test on the numpy path (the reference) and on the compiled kernels."""
-    if request.param == "numba":
-        pytest.importorskip("numba")
-    with compiled.use_kernels(request.param):
-        yield request.param
+# Every test on the numpy path and on the compiled kernels (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("kernels")
 B, T, S, H, D, DV = 2, 5, 4, 3, 4, 6
 
 

@@ -9,7 +9,7 @@ import time
 import numpy as np
 import pytest
 
-from lamina.backend import compiled, rnn_buffers, rnn_common, rnn_lanes, threads
+from lamina.backend import rnn_buffers, rnn_common, rnn_lanes, threads
 from lamina.backend.rnn_lstm import LSTMSequence
 from lamina.backend.tensor import Tensor
 from lamina.testing import check_gradients
@@ -19,13 +19,6 @@ from tests.sdk.backend.lstm_reference import reference as _reference
 BATCH = 2 * rnn_lanes.MIN_LANE_BATCH  # the smallest batch cut into two lanes
 
 
-@pytest.fixture(params=["numpy", "numba"])
-def kernels(request):
-    """Run a test on the LSTM's numpy path and on its compiled kernels."""
-    if request.param == "numba":
-        pytest.importorskip("numba")
-    with compiled.use_kernels(request.param):
-        yield request.param
 
 
 def _case(rng, batch=BATCH, steps=rnn_common.CHUNK_STEPS + 3, features=2, units=2):

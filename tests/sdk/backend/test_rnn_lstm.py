@@ -11,15 +11,6 @@ from lamina.testing import check_gradients
 from tests.sdk.backend.lstm_reference import reference as _reference
 
 
-@pytest.fixture(params=["numpy", "numba"])
-def kernels(request):
-    """Run a test on the LSTM's numpy path and on its compiled kernels."""
-    if request.param == "numba":
-        pytest.importorskip("numba")
-    with compiled.use_kernels(request.param):
-        yield request.param
-
-
 @pytest.fixture
 def numpy_path():
     """Run a test on the numpy path (its backward blocks) whether or not numba is here."""

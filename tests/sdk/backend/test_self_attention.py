@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lamina.backend import Tensor, Variable, autodiff, compiled
+from lamina.backend import Tensor, Variable, autodiff
 from lamina.backend import attention as att
 from lamina.backend import self_attention as sa
 from lamina.backend.threads import set_thread_policy
@@ -16,13 +16,8 @@ from lamina.testing import check_gradients
 RNG = np.random.default_rng(17)
 
 
-@pytest.fixture(autouse=True, params=["numpy", "numba"])
-def kernels(request):
-    """Every test on the numpy path (the reference) and on the compiled kernels."""
-    if request.param == "numba":
-        pytest.importorskip("numba")
-    with compiled.use_kernels(request.param):
-        yield request.param
+# Every test on the numpy path and on the compiled kernels (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("kernels")
 B, T, F, H, D, DV = 3, 4, 5, 2, 3, 4
 WIDTH = H * (2 * D + DV)
 MASK = RNG.random((B, T, T)) > 0.3

@@ -9,19 +9,14 @@ import pytest
 
 import lamina
 from lamina import layers
-from lamina.backend import Tensor, Variable, autodiff, compiled, self_attention
+from lamina.backend import Tensor, Variable, autodiff, self_attention
 from lamina.backend import attention as backend_attention
 
 RNG = np.random.default_rng(5)
 
 
-@pytest.fixture(autouse=True, params=["numpy", "numba"])
-def kernels(request):
-    """Every test on the numpy path (the reference) and on the compiled kernels."""
-    if request.param == "numba":
-        pytest.importorskip("numba")
-    with compiled.use_kernels(request.param):
-        yield request.param
+# Every test on the numpy path and on the compiled kernels (tests/conftest.py).
+pytestmark = pytest.mark.usefixtures("kernels")
 
 
 @pytest.fixture(autouse=True)
