@@ -137,6 +137,7 @@ def test_ctrl_c_during_lstm_fit_stops_cleanly(choice, monkeypatch):
 
 
 def test_buffers_are_reused_once_their_owner_is_freed():
+    gc.collect()  # nodes of earlier tests left in cycles give their arrays back now
     rnn_buffers.clear()
 
     class Node:
@@ -155,6 +156,7 @@ def test_buffers_are_reused_once_their_owner_is_freed():
 
 
 def test_the_pool_keeps_a_bounded_number_of_arrays():
+    gc.collect()
     rnn_buffers.clear()
     arrays = [np.empty((4, 4)) for _ in range(rnn_buffers.PER_SHAPE + 2)]
     rnn_buffers.give(*arrays)
