@@ -36,12 +36,12 @@ def sequences(n: int, seed: int = 0):
     return x, y
 
 
-def run_lamina(args) -> dict:
+def build_lamina():
+    """The block in Lamina, compiled, seeded (also used by transformer_kernels_ab.py)."""
     import lamina as keras
     from lamina import layers
 
     keras.utils.set_random_seed(0)
-    x, y = sequences(args.samples)
     inputs = keras.Input((STEPS, FEATURES))
     attended = layers.MultiHeadAttention(num_heads=HEADS, key_dim=KEY_DIM)(inputs, inputs)
     h = layers.LayerNormalization()(layers.Add()([inputs, attended]))
@@ -50,6 +50,12 @@ def run_lamina(args) -> dict:
     outputs = layers.Dense(CLASSES, activation="softmax")(layers.GlobalAveragePooling1D()(h))
     model = keras.Model(inputs, outputs)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    return model
+
+
+def run_lamina(args) -> dict:
+    model = build_lamina()
+    x, y = sequences(args.samples)
     times, losses = [], []
     for _ in range(args.epochs):
         start = time.perf_counter()

@@ -17,23 +17,8 @@ import os
 import statistics
 import time
 
-from transformer import CLASSES, FEATURES, HEADS, HIDDEN, KEY_DIM, STEPS, sequences
-
-
-def build():
-    import lamina as keras
-    from lamina import layers
-
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((STEPS, FEATURES))
-    attended = layers.MultiHeadAttention(num_heads=HEADS, key_dim=KEY_DIM)(inputs, inputs)
-    h = layers.LayerNormalization()(layers.Add()([inputs, attended]))
-    ff = layers.Dense(FEATURES)(layers.Dense(HIDDEN, activation="relu")(h))
-    h = layers.LayerNormalization()(layers.Add()([h, ff]))
-    outputs = layers.Dense(CLASSES, activation="softmax")(layers.GlobalAveragePooling1D()(h))
-    model = keras.Model(inputs, outputs)
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
-    return model
+from transformer import build_lamina as build
+from transformer import sequences
 
 
 def main() -> None:
