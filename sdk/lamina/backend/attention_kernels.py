@@ -36,7 +36,7 @@ from numba.extending import intrinsic
 
 from lamina.backend import compiled, threads
 
-_helper = numba.njit(nogil=True, cache=True, error_model="numpy")  # as compiled.kernel
+_helper = numba.njit(**compiled.NUMBA_OPTIONS)
 
 
 def _single_thread_blas():

@@ -23,6 +23,11 @@ import os
 import threading
 
 CHOICES = ("auto", "numpy", "numba")
+#: How every kernel (and every helper a kernel calls) is compiled. error_model="numpy":
+#: a division by zero gives inf/nan as in numpy; numba's default (raise
+#: ZeroDivisionError) checks every division, and that branch kept LLVM from vectorising
+#: the LSTM's loops (4-5x).
+NUMBA_OPTIONS = {"nogil": True, "cache": True, "error_model": "numpy"}
 
 _lock = threading.Lock()
 _choice = [None]
@@ -108,10 +113,6 @@ class kernel:  # noqa: N801 - used as a decorator, like numba.njit
                 if self._compiled is None:
                     import numba
 
-                    # error_model="numpy": a division by zero gives inf/nan as in numpy;
-                    # numba's default (raise ZeroDivisionError) checks every division,
-                    # and that branch kept LLVM from vectorising the LSTM's loops (4-5x).
-                    self._compiled = numba.njit(nogil=True, cache=True,
-                                                error_model="numpy")(self.py)
+                    self._compiled = numba.njit(**NUMBA_OPTIONS)(self.py)
                 compiled = self._compiled
         return compiled(*args)
