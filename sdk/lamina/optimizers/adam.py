@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 
+from lamina.optimizers import kernels
 from lamina.optimizers.base import Optimizer
 
 
@@ -51,12 +52,16 @@ class Adam(Optimizer):
             self._velocity_hats = self.add_optimizer_variables(var_list, "velocity_hat")
 
     def update_step(self, gradient, variable, learning_rate):
-        """Apply one Adam step in place (12 whole-array passes, no temporaries)."""
+        """Apply one Adam step in place: one compiled pass (``kernels.adam``), or the
+        numpy reference (12 whole-array passes, no temporaries) with the same bits."""
         t = self._step() + 1
         b1, b2 = float(self.beta_1), float(self.beta_2)
         alpha = learning_rate * math.sqrt(1 - b2**t) / (1 - b1**t)
         m = self._slot("momentum", variable)
         v = self._slot("velocity", variable)
+        v_hat = self._slot("velocity_hat", variable) if self.amsgrad else None
+        if kernels.adam(gradient, variable, m, v, v_hat, 1 - b1, 1 - b2, alpha, self.epsilon):
+            return
         s = self._scratch(variable)
         np.subtract(gradient, m, out=s)
         s *= 1 - b1
@@ -66,7 +71,6 @@ class Adam(Optimizer):
         s *= 1 - b2
         v += s
         if self.amsgrad:
-            v_hat = self._slot("velocity_hat", variable)
             np.maximum(v_hat, v, out=v_hat)
             v = v_hat
         np.sqrt(v, out=s)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lamina.optimizers import kernels
 from lamina.optimizers.base import Optimizer
 
 
@@ -54,16 +55,20 @@ class RMSprop(Optimizer):
             self._average_gradients = self.add_optimizer_variables(var_list, "average_gradient")
 
     def update_step(self, gradient, variable, learning_rate):
-        """Apply one RMSprop step in place."""
+        """Apply one RMSprop step in place (one compiled pass, or numpy with the same bits)."""
         rho = float(self.rho)
         v = self._slot("velocity", variable)
+        a = self._slot("average_gradient", variable) if self.centered else None
+        mom = self._slot("momentum", variable) if self.momentum > 0 else None
+        if kernels.rmsprop(gradient, variable, v, a, mom, rho, 1 - rho, self.epsilon,
+                           learning_rate, self.momentum):
+            return
         s, d = self._scratch(variable), self._scratch(variable, 1)
         v *= rho
         np.square(gradient, out=s)
         s *= 1 - rho
         v += s
         if self.centered:
-            a = self._slot("average_gradient", variable)
             a *= rho
             np.multiply(gradient, 1 - rho, out=s)
             a += s
@@ -76,7 +81,6 @@ class RMSprop(Optimizer):
         np.multiply(gradient, learning_rate, out=s)
         s /= d
         if self.momentum > 0:
-            mom = self._slot("momentum", variable)
             mom *= self.momentum
             mom += s
             variable -= mom

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lamina.optimizers import kernels
 from lamina.optimizers.base import Optimizer
 
 
@@ -51,13 +52,15 @@ class SGD(Optimizer):
             self.momentums = self.add_optimizer_variables(variables, "momentum")
 
     def update_step(self, gradient, variable, learning_rate):
-        """Apply one SGD step in place."""
+        """Apply one SGD step in place (one compiled pass, or numpy with the same bits)."""
+        m = self._slot("momentum", variable) if self.momentum != 0 else None
+        if kernels.sgd(gradient, variable, m, learning_rate, self.momentum, self.nesterov):
+            return
         step = self._scratch(variable)
         np.multiply(gradient, learning_rate, out=step)
         if self.momentum == 0:
             variable -= step
             return
-        m = self._slot("momentum", variable)
         m *= self.momentum
         m -= step
         if self.nesterov:

@@ -1,0 +1,124 @@
+"""The optimizers' numpy update vs their one-pass numba kernels, A/B in one process.
+
+    python bench/optimizer_kernels_ab.py step [--optimizer adam] [--rounds 15]
+    python bench/optimizer_kernels_ab.py mlp [--rounds 7] [--samples 30000]
+
+``step``: one ``apply`` (gradients gathered into the flat buffer + the update) and the
+update alone (``_backend_update_step`` on the gathered buffer) over the benchmark MLP's
+669,706 float32 parameters, with the thread pool (``auto``) and on one thread. ``mlp``:
+bench/lamina_models.py's MLP trained one epoch per turn. Turns alternate
+``compiled.use_kernels("numpy")`` / ``("numba")`` (the order swaps each round); prints
+medians of the rounds and the 1-minute load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import numpy as np
+
+SHAPES = [(784, 512), (512,), (512, 512), (512,), (512, 10), (10,)]
+
+
+def _turns(rounds, run):
+    """``run(choice)`` -> seconds, alternated; medians per choice (round 0 is warm-up)."""
+    from lamina.backend import compiled
+
+    times = {"numpy": [], "numba": []}
+    loads = []
+    for r in range(rounds + 1):
+        for choice in ("numpy", "numba") if r % 2 else ("numba", "numpy"):
+            with compiled.use_kernels(choice):
+                seconds = run(choice)
+            if r:
+                times[choice].append(seconds)
+        loads.append(os.getloadavg()[0])
+    return ({c: statistics.median(v) for c, v in times.items()},
+            [a / b for a, b in zip(times["numpy"], times["numba"])], loads)
+
+
+def step_bench(args) -> None:
+    import lamina
+    from lamina.backend import threads
+
+    rng = np.random.default_rng(0)
+    grads = [rng.normal(size=s).astype(np.float32) * 1e-2 for s in SHAPES]
+    variables = [lamina.Variable(rng.normal(size=s).astype(np.float32)) for s in SHAPES]
+    opt = lamina.optimizers.get(args.optimizer)
+    opt.build(variables)
+    seg = opt._segments[0]
+    lr = opt._current_learning_rate()
+    calls = 40
+
+    def apply(_):
+        start = time.perf_counter()
+        for _ in range(calls):
+            opt.apply(grads, variables)
+        return (time.perf_counter() - start) / calls
+
+    def update(_):
+        start = time.perf_counter()
+        for _ in range(calls):
+            opt._backend_update_step([seg.grad], [seg.param], lr)
+        return (time.perf_counter() - start) / calls
+
+    print(f"{opt.__class__.__name__} over {seg.param.size:,} float32 parameters, "
+          f"{args.rounds} rounds x {calls} calls; us per call, medians")
+    for policy in ("auto", 1):
+        threads.set_thread_policy(policy)
+        for name, fn in (("apply (gather + update)", apply), ("update alone", update)):
+            med, ratios, loads = _turns(args.rounds, fn)
+            print(f"  threads={policy!s:4} {name:24} numpy {med['numpy'] * 1e6:7.0f}  "
+                  f"numba {med['numba'] * 1e6:7.0f}  numpy/numba {statistics.median(ratios):.2f}"
+                  f"  load {min(loads):.2f}-{max(loads):.2f}")
+    threads.set_thread_policy("auto")
+
+
+def mlp_bench(args) -> None:
+    import lamina as keras
+    from lamina import layers
+
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).random((args.samples, 28, 28, 1), dtype=np.float32)
+    y = np.random.default_rng(1).integers(0, 10, args.samples)
+    model = keras.Sequential([
+        keras.Input((28, 28, 1)), layers.Flatten(),
+        layers.Dense(512, activation="relu"), layers.Dropout(0.2),
+        layers.Dense(512, activation="relu"), layers.Dropout(0.2),
+        layers.Dense(10, activation="softmax")])
+    model.compile(optimizer=args.optimizer, loss="sparse_categorical_crossentropy")
+    steps = -(-args.samples // 128)
+
+    def epoch(_):
+        start = time.perf_counter()
+        model.fit(x, y, batch_size=128, epochs=1, verbose=0)
+        return (time.perf_counter() - start) / steps
+
+    med, ratios, loads = _turns(args.rounds, epoch)
+    print(f"MLP 784-512-512-10 ({args.optimizer}), {args.samples} samples a turn, "
+          f"{args.rounds} rounds; ms per training step, medians")
+    print(f"  numpy {med['numpy'] * 1e3:.2f}  numba {med['numba'] * 1e3:.2f}  "
+          f"numpy/numba per round {' '.join(f'{r:.3f}' for r in ratios)}; median "
+          f"{statistics.median(ratios):.3f}  load {min(loads):.2f}-{max(loads):.2f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("what", choices=["step", "mlp"])
+    ap.add_argument("--optimizer", default="adam")
+    ap.add_argument("--rounds", type=int, default=None)
+    ap.add_argument("--samples", type=int, default=30000)
+    args = ap.parse_args()
+    if args.what == "step":
+        args.rounds = args.rounds or 15
+        step_bench(args)
+    else:
+        args.rounds = args.rounds or 7
+        mlp_bench(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,188 @@
+"""The optimizers' one-pass numba kernels (lamina.optimizers.kernels) give exactly the bits
+of their numpy paths, the reference."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lamina
+from lamina import layers, optimizers
+from lamina.backend import compiled
+from lamina.optimizers import kernels as optimizer_kernels
+
+pytest.importorskip("numba")
+
+OPTIONS = [
+    ("adam", {}), ("adam", {"amsgrad": True}), ("adamw", {}), ("adamw", {"amsgrad": True}),
+    ("sgd", {}), ("sgd", {"momentum": 0.9}), ("sgd", {"momentum": 0.9, "nesterov": True}),
+    ("rmsprop", {}), ("rmsprop", {"centered": True}), ("rmsprop", {"momentum": 0.5}),
+    ("rmsprop", {"centered": True, "momentum": 0.5}),
+]
+IDS = [name + "".join(f"-{k}" for k in kwargs) for name, kwargs in OPTIONS]
+# Large enough for the flat buffer to be updated in parts (> 2 * PART_ELEMENTS).
+SHAPES = [(600, 500), (7,), (0, 3), (300, 10), (1,)]
+
+
+def awkward(rng, shape, dtype, scale=1.0):
+    """Normal values with zeros, -0, denormals, huge values (their squares overflow
+    float32) and tiny ones, at fixed strides."""
+    x = (rng.standard_normal(shape) * scale).astype(dtype)
+    flat = x.reshape(-1)
+    flat[::7] = 0
+    flat[3::29] = -0.0
+    flat[1::11] = np.finfo(dtype).smallest_subnormal * 3
+    flat[2::13] *= 1e25 if dtype == np.float32 else 1e160
+    flat[4::17] *= 1e-30
+    return x
+
+
+def train(choice, name, kwargs, dtype, steps=4, subset=False):
+    """Variables and optimizer state after ``steps`` applies on the kernel path
+    ``choice``; ``subset`` leaves out one gradient (the per-variable ``_apply_each``)."""
+    rng = np.random.default_rng(0)
+    with compiled.use_kernels(choice), np.errstate(all="ignore"):
+        variables = [lamina.Variable(awkward(rng, s, dtype)) for s in SHAPES]
+        opt = optimizers.get({"class_name": name, "config": dict(kwargs,
+                                                                  learning_rate=0.01)})
+        for step in range(steps):
+            grads = [awkward(rng, s, dtype, scale=step + 1) for s in SHAPES]
+            if subset:
+                grads[1] = None
+            if subset:
+                with pytest.warns(UserWarning, match="Gradients do not exist"):
+                    opt.apply(grads, variables)
+            else:
+                opt.apply(grads, variables)
+    return [v.numpy() for v in variables] + [v.numpy() for v in opt.variables]
+
+
+def assert_same_bits(a, b):
+    assert len(a) == len(b)
+    for i, (x, y) in enumerate(zip(a, b)):
+        assert x.dtype == y.dtype and x.shape == y.shape, i
+        assert x.tobytes() == y.tobytes(), f"array {i} differs"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name, kwargs", OPTIONS, ids=IDS)
+def test_kernel_is_bit_identical_on_flat_buffers_in_parts(name, kwargs, dtype):
+    reference = train("numpy", name, kwargs, dtype)
+    got = train("numba", name, kwargs, dtype)
+    assert_same_bits(got, reference)
+
+
+@pytest.mark.parametrize("name, kwargs", OPTIONS, ids=IDS)
+def test_kernel_is_bit_identical_per_variable(name, kwargs):
+    assert_same_bits(train("numba", name, kwargs, np.float32, subset=True),
+                     train("numpy", name, kwargs, np.float32, subset=True))
+
+
+def test_parts_run_the_kernel(monkeypatch):
+    """The flat buffer is updated in several parts, each by one kernel call."""
+    calls = []
+    original = optimizer_kernels._adam
+
+    monkeypatch.setattr(optimizer_kernels, "_adam",
+                        lambda *a: calls.append(a[1].size) or original(*a))
+    train("numba", "adam", {}, np.float32, steps=1)
+    total = sum(int(np.prod(s)) for s in SHAPES)
+    assert len(calls) > 1 and sum(calls) == total
+    calls.clear()
+    train("numpy", "adam", {}, np.float32, steps=1)
+    assert calls == []
+
+
+def _adam_args(dtype=np.float32, n=5):
+    rng = np.random.default_rng(3)
+    g, w = rng.standard_normal(n).astype(dtype), rng.standard_normal(n).astype(dtype)
+    return [g, w, np.zeros(n, dtype), np.zeros(n, dtype), None, 0.1, 0.001, 0.01, 1e-7]
+
+
+@pytest.mark.parametrize("change, why", [
+    ({0: np.arange(5, dtype=np.float64)}, "gradient of another dtype"),
+    ({1: np.arange(5, dtype=np.float16), 2: np.zeros(5, np.float16),
+      3: np.zeros(5, np.float16), 0: np.ones(5, np.float16)}, "float16"),
+    ({8: np.float64(1e-7)}, "a float64 scalar promotes float32 arithmetic"),
+    ({7: np.ones(1, np.float32)}, "an array constant"),
+    ({0: np.ones((5, 2), np.float32)[:, 0]}, "non-contiguous"),
+    ({0: np.ones(4, np.float32)}, "shapes differ"),
+])
+def test_kernel_declines_what_it_cannot_reproduce(change, why):
+    args = _adam_args()
+    for k, value in change.items():
+        args[k] = value
+    before = [a.copy() for a in args[1:4]]
+    with compiled.use_kernels("numba"):
+        assert optimizer_kernels.adam(*args) is False, why
+    assert_same_bits(args[1:4], before)  # nothing written
+
+
+def test_kernel_takes_weak_and_same_dtype_scalars():
+    args = _adam_args()
+    args[7], args[8] = np.float32(0.01), 1  # a float32 scalar, a Python int
+    with compiled.use_kernels("numba"):
+        assert optimizer_kernels.adam(*args) is True
+    with compiled.use_kernels("numpy"):
+        assert optimizer_kernels.adam(*_adam_args()) is False
+
+
+def test_numpy_scalar_hyperparameters_take_the_numpy_path():
+    """epsilon given as a numpy float64 makes numpy compute ``s += eps`` in float64:
+    the kernel declines and both choices give the same bits."""
+    results = []
+    for choice in ("numpy", "numba"):
+        with compiled.use_kernels(choice):
+            var = lamina.Variable(np.linspace(-1, 1, 50, dtype=np.float32))
+            opt = optimizers.Adam(epsilon=np.float64(1e-3), learning_rate=0.1)
+            for step in range(3):
+                opt.apply([np.cos(var.numpy() * step)], [var])
+            results.append([var.numpy()] + opt.get_weights())
+    assert_same_bits(results[1], results[0])
+
+
+FIXTURES = Path(__file__).parents[2] / "fixtures" / "optimizers"
+_SPEC = importlib.util.spec_from_file_location("optimizer_fixtures_k",
+                                               FIXTURES / "make_fixtures.py")
+make_fixtures = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(make_fixtures)
+KERAS_CASES = [c for c in json.loads((FIXTURES / "cases.json").read_text())["cases"]
+               if c["class_name"] in ("Adam", "AdamW", "SGD", "RMSprop", "MultiOptimizer")]
+UPDATES = np.load(FIXTURES / "updates.npz")
+
+
+@pytest.mark.parametrize("case", KERAS_CASES, ids=[c["case"] for c in KERAS_CASES])
+def test_keras_fixtures_on_both_paths(case, kernels):
+    opt = make_fixtures.make(optimizers, case["class_name"], case["kwargs"])
+    variables = [lamina.Variable(v, name=f"v{i}")
+                 for i, v in enumerate(make_fixtures.initial_values())]
+    for step, grads in enumerate(make_fixtures.gradients()):
+        opt.apply(grads, variables)
+        for i, var in enumerate(variables):
+            expected = UPDATES[f"{case['case']}/step{step}/v{i}"]
+            np.testing.assert_allclose(var.numpy(), expected, rtol=1e-6, atol=1e-6,
+                                       err_msg=f"{case['case']} step {step} v{i}")
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd", "rmsprop"])
+def test_seeded_fit_is_bit_identical_on_both_paths(optimizer):
+    rng = np.random.default_rng(0)
+    x = rng.random((384, 784), dtype=np.float32)
+    y = rng.integers(0, 10, 384)
+    results = []
+    for choice in ("numpy", "numba"):
+        with compiled.use_kernels(choice):
+            lamina.utils.set_random_seed(0)
+            model = lamina.Sequential([
+                lamina.Input((784,)), layers.Dense(512, activation="relu"),
+                layers.Dropout(0.2), layers.Dense(10, activation="softmax")])
+            model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+            history = model.fit(x, y, batch_size=128, epochs=2, verbose=0)
+            results.append((history.history["loss"], [w.copy() for w in model.get_weights()]
+                            + model.optimizer.get_weights()))
+    assert results[1][0] == results[0][0]
+    assert_same_bits(results[1][1], results[0][1])
