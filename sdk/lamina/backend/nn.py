@@ -204,13 +204,20 @@ class SigmoidCrossEntropy(Function):
 
 
 class Dropout(Function):
-    """``x * mask`` where ``mask`` holds 0 or ``1/(1-rate)``."""
+    """``x * mask`` where ``mask`` holds 0 or ``1/(1-rate)``.
+
+    ``mask`` is an array, or an object whose ``multiply(v)`` returns ``v * mask`` bit for
+    bit without the mask being built (a keyed mask the compiled kernels hash again in
+    the pass that multiplies, :class:`lamina.distribute.keys_kernels.KeyedMask`).
+    """
 
     __slots__ = ("mask",)
 
     def forward(self, x, mask):
         self.mask = mask
-        return x * mask
+        multiply = getattr(mask, "multiply", None)
+        return x * mask if multiply is None else multiply(x)
 
     def backward(self, g):
-        return g * self.mask, None
+        multiply = getattr(self.mask, "multiply", None)
+        return (g * self.mask if multiply is None else multiply(g)), None

@@ -25,6 +25,8 @@ import math
 
 import numpy as np
 
+from lamina.backend import compiled
+
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
@@ -153,20 +155,60 @@ def _bits32(keys: np.ndarray, shape) -> np.ndarray:
     return z.reshape(shape)
 
 
+def _kernels(keys):
+    """:mod:`lamina.distribute.keys_kernels` when compiled kernels are enabled (and the
+    keys are the uint64 array :func:`sample_keys` gives), else None: numpy's path."""
+    if keys.dtype != np.uint64 or keys.ndim != 1 or not compiled.enabled():
+        return None
+    from lamina.distribute import keys_kernels
+
+    return keys_kernels
+
+
 def uniform(keys: np.ndarray, shape) -> np.ndarray:
     """float32 uniforms in [0, 1) of ``shape``; row ``i`` depends only on ``keys[i]``."""
+    kernels = _kernels(keys)
+    if kernels is not None:
+        return kernels.uniform(keys, shape)
     return (_bits32(keys, shape) >> np.uint32(8)).astype(np.float32) * np.float32(2.0 ** -24)
+
+
+def _threshold(rate: float) -> np.uint32:
+    """The 32-bit hash value from which an element is kept: ``uniform >= rate`` compared
+    on the integers (``rate`` to 2**-24)."""
+    return np.uint32(min(int(round(rate * 2 ** 24)), 2 ** 24 - 1) << 8)
 
 
 def keep_mask(keys: np.ndarray, shape, rate: float) -> np.ndarray:
     """Boolean mask of ``shape``, True with probability ``1 - rate`` (per element, to
     2**-24): ``uniform >= rate`` compared on the integers."""
-    threshold = np.uint32(min(int(round(rate * 2 ** 24)), 2 ** 24 - 1) << 8)
-    return _bits32(keys, shape) >= threshold
+    kernels = _kernels(keys)
+    if kernels is not None:
+        return kernels.keep_mask(keys, shape, _threshold(rate))
+    return _bits32(keys, shape) >= _threshold(rate)
+
+
+def dropout_mask(keys: np.ndarray, shape, rate: float, dtype):
+    """Inverted dropout's multipliers of ``shape``: 0, or ``1/(1-rate)`` in ``dtype``.
+
+    An array on numpy's path; with compiled kernels (float32/float64) a
+    :class:`~lamina.distribute.keys_kernels.KeyedMask` that the Dropout primitive
+    multiplies by without building it (same bits).
+    """
+    dtype = np.dtype(dtype)
+    kernels = _kernels(keys)
+    if kernels is not None and dtype in (np.float32, np.float64):
+        return kernels.KeyedMask(keys, shape, _threshold(rate), rate, dtype)
+    mask = keep_mask(keys, shape, rate).astype(dtype)
+    mask *= np.asarray(1.0 / (1.0 - rate), dtype=dtype)
+    return mask
 
 
 def normal(keys: np.ndarray, shape) -> np.ndarray:
     """Standard normal float32 values of ``shape`` (Box-Muller on two 24-bit halves)."""
+    kernels = _kernels(keys)
+    if kernels is not None:
+        return kernels.normal(keys, shape)
     bits = _bits(keys, shape)
     u1 = ((bits >> np.uint64(40)).astype(np.float64) + 1.0) * 2.0 ** -24  # (0, 1]
     u2 = ((bits >> np.uint64(8)) & np.uint64(0xFFFFFF)).astype(np.float64) * 2.0 ** -24

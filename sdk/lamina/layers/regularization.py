@@ -72,9 +72,7 @@ def _keyed_dropout(layer, inputs, noise_shape):
     if keys is None:
         return ops.dropout(inputs, layer.rate, noise_shape=noise_shape,
                            rng=layer.seed_generator.rng)
-    dtype = inputs.data.dtype
-    mask = noise_keys.keep_mask(keys, shape, layer.rate).astype(dtype)
-    mask *= np.asarray(1.0 / (1.0 - layer.rate), dtype=dtype)
+    mask = noise_keys.dropout_mask(keys, shape, layer.rate, inputs.data.dtype)
     return _nn.Dropout.apply(inputs, mask)
 
 

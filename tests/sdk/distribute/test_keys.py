@@ -10,6 +10,8 @@ import lamina
 from lamina import layers
 from lamina.distribute import keys
 
+pytestmark = pytest.mark.usefixtures("kernels")  # numpy's path and the compiled kernels
+
 
 def _mask(layer, x, epoch, rows):
     with keys.batch_keys(epoch, rows):
