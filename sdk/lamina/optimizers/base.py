@@ -35,6 +35,7 @@ import numpy as np
 
 from lamina.backend.parallel import MAX_PARTS, PART_ELEMENTS
 from lamina.backend.threads import parallel_for
+from lamina.optimizers import kernels
 from lamina.optimizers import pieces as pieces_module
 from lamina.optimizers import schedules as schedules_module
 from lamina.optimizers.buffers import (
@@ -528,13 +529,14 @@ class Optimizer:
             self.update_step(grad, var, learning_rate)
 
     def _gather_in_parts(self, grads, lr: float) -> bool:
-        """The plain case (one segment, an elementwise step, no loss scaling, accumulation,
-        clipping or weight decay): each part copies its slice of the gradients into the
-        flat buffer and updates it right away, on the pool. False when not applicable."""
+        """The plain case (one segment, an elementwise step, no loss scaling, accumulation
+        or clipping): each part copies its slice of the gradients into the flat buffer,
+        applies its slice of the weight decay and updates it right away, on the pool.
+        False when not applicable."""
         fn = type(self).update_step
         if (len(self._segments) != 1 or self.loss_scale_factor is not None
                 or self.gradient_accumulation_steps or self.clipnorm or self.clipvalue
-                or self.global_clipnorm or self._has_weight_decay()
+                or self.global_clipnorm
                 or type(self)._backend_update_step is not Optimizer._backend_update_step
                 or (fn.__module__, fn.__qualname__) not in _ELEMENTWISE_STEPS):
             return False
@@ -544,9 +546,13 @@ class Optimizer:
             return False
         pieces = [np.asarray(g).reshape(-1) for g in grads]
         bounds = [(self._units[id(view)].start, self._units[id(view)].stop) for _, view in parts]
+        rates = [self._weight_decay_for(v) for v in seg.variables] if (
+            self._has_weight_decay()) else None
 
         def part(i):
             gather(pieces, seg.offsets, seg.grad, *bounds[i])
+            if rates is not None:
+                self._decay_segment(seg, lr, *bounds[i], rates=rates)
             self.update_step(parts[i][0], parts[i][1], lr)
 
         parallel_for(len(parts), part)
@@ -643,16 +649,24 @@ class Optimizer:
         """The decoupled weight-decay rate of ``var`` (``None`` or 0 for none)."""
         return self.weight_decay if self._use_weight_decay(var) else None
 
-    def _decay_segment(self, seg: Segment, lr: float) -> None:
-        rates = [self._weight_decay_for(v) for v in seg.variables]
+    def _decay_segment(self, seg: Segment, lr: float, lo: int = 0, hi: int | None = None,
+                       rates: list | None = None) -> None:
+        """Decay ``seg.param[lo:hi]``; every element gets the same operations whichever
+        range it is decayed in (the parts of ``_gather_in_parts``)."""
+        if rates is None:
+            rates = [self._weight_decay_for(v) for v in seg.variables]
+        hi = seg.param.size if hi is None else hi
         if rates and all(r == rates[0] for r in rates) and rates[0]:
-            scratch = seg.scratch(0)
-            np.multiply(seg.param, rates[0] * lr, out=scratch)
-            seg.param -= scratch
+            if not kernels.decay(seg.param[lo:hi], rates[0] * lr):
+                scratch = seg.scratch(0)[lo:hi]
+                np.multiply(seg.param[lo:hi], rates[0] * lr, out=scratch)
+                seg.param[lo:hi] -= scratch
             return
-        for rate, view in zip(rates, seg.views):
-            if rate:
-                view -= view * (rate * lr)
+        for rate, start, stop in zip(rates, seg.offsets, seg.offsets[1:]):
+            if rate and start < hi and stop > lo:
+                view = seg.param[max(start, lo):min(stop, hi)]
+                if not kernels.decay(view, rate * lr):
+                    view -= view * (rate * lr)
 
     def _flush_denormals(self, lo: int = 0, hi: int | None = None) -> None:
         """Zero tiny slot values (``[lo, hi)`` of a one-segment optimizer's slots)."""

@@ -1,4 +1,5 @@
-"""One-pass compiled updates for the elementwise optimizers (Adam/AdamW, SGD, RMSprop).
+"""One-pass compiled updates for the elementwise optimizers (Adam/AdamW, SGD, RMSprop)
+and for the decoupled weight decay.
 
 Adam's numpy ``update_step`` is a dozen whole-array passes (each reads and writes a
 scratch buffer); a kernel compiled by :mod:`lamina.backend.compiled` reads every
@@ -131,6 +132,22 @@ def rmsprop(gradient, variable, v, average, mom, rho, one_minus_rho, epsilon,
     return True
 
 
+def decay(param, rate) -> bool:
+    """Decoupled weight decay ``param -= param * rate`` in one pass, in place.
+
+    Returns:
+        True when done; False (nothing written) when the numpy path must run.
+    """
+    if not compiled.enabled():
+        return False
+    arrays = _arrays(param, param)  # (the "gradient" is the parameter itself)
+    consts = None if arrays is None else _constants(param.dtype, rate)
+    if consts is None:
+        return False
+    _decay(arrays[1], *consts)
+    return True
+
+
 # The kernels: one loop each, the numpy path's operations in its order, written out
 # per element (comments give the numpy line each expression stands for).
 
@@ -202,3 +219,9 @@ def _rmsprop(g, w, v, a, mom, rho, c, eps, lr, momentum, centered, with_momentum
             w[i] = w[i] - mo
         else:
             w[i] = w[i] - s
+
+
+@compiled.kernel
+def _decay(w, rate):
+    for i in range(w.size):
+        w[i] = w[i] - w[i] * rate             # s = w * rate; w -= s

@@ -186,3 +186,52 @@ def test_seeded_fit_is_bit_identical_on_both_paths(optimizer):
                             + model.optimizer.get_weights()))
     assert results[1][0] == results[0][0]
     assert_same_bits(results[1][1], results[0][1])
+
+
+@pytest.mark.parametrize("name, kwargs, exclude", [
+    ("adamw", {}, None), ("adamw", {"amsgrad": True}, ["bias"]),
+    ("adam", {"weight_decay": 0.05}, None), ("sgd", {"weight_decay": 0.1, "momentum": 0.9},
+                                             ["bias"]),
+    ("rmsprop", {"weight_decay": 0.1}, None),
+])
+def test_weight_decay_in_parts_is_the_whole_buffer_decay(name, kwargs, exclude):
+    """With weight decay the parts also decay their slices (by ``kernels.decay`` or
+    numpy): the bits of decaying the whole buffer first (a subclass whose update_step is
+    not allow-listed takes that path), on both kernel choices."""
+    cls = type(optimizers.get({"class_name": name, "config": {}}))
+
+    class WholeBuffer(cls):
+        def update_step(self, gradient, variable, learning_rate):
+            super().update_step(gradient, variable, learning_rate)
+
+    rng = np.random.default_rng(5)
+    names = ["kernel", "bias", "kernel_1", "bias_1"]
+    values = [awkward(rng, s, np.float32) for s in [(600, 500), (500,), (500, 10), (10,)]]
+    results = []
+    for choice in ("numpy", "numba"):
+        for klass in (cls, WholeBuffer):
+            variables = [lamina.Variable(v.copy(), name=n) for v, n in zip(values, names)]
+            opt = klass(learning_rate=0.01, **kwargs)
+            if exclude:
+                opt.exclude_from_weight_decay(var_names=exclude)
+            with compiled.use_kernels(choice), np.errstate(all="ignore"):
+                for step in range(3):
+                    opt.apply([np.cos(v * (step + 1)) for v in values], variables)
+            results.append([v.numpy() for v in variables] + opt.get_weights())
+            if klass is cls:
+                assert len(next(iter(opt._parts_cache.values()))[1]) > 1  # in parts
+    for result in results[1:]:
+        assert_same_bits(result, results[0])
+
+
+def test_decay_kernel_is_the_numpy_decay():
+    rng = np.random.default_rng(6)
+    for dtype in (np.float32, np.float64):
+        w = awkward(rng, (1000,), dtype)
+        expected = w - w * (0.004 * 0.01)
+        with compiled.use_kernels("numba"):
+            assert optimizer_kernels.decay(w, 0.004 * 0.01) is True
+            assert optimizer_kernels.decay(w[::2], 0.1) is False  # not contiguous
+            # a float64 scalar would make numpy compute a float32 decay in float64
+            assert optimizer_kernels.decay(w.copy(), np.float64(0.1)) is (dtype == np.float64)
+        assert_same_bits([w], [expected])
