@@ -45,13 +45,15 @@ def _arrays(gradient, variable, *slots):
     and dtype (float32/float64), C-contiguous, the outputs writable."""
     if not isinstance(variable, np.ndarray) or variable.dtype not in _DTYPES:
         return None
+    dtype, shape = variable.dtype, variable.shape
     out = []
     for k, array in enumerate((gradient, variable, *slots)):
-        if (not isinstance(array, np.ndarray) or array.dtype != variable.dtype
-                or array.shape != variable.shape or not array.flags.c_contiguous
-                or (k > 0 and not array.flags.writeable)):
+        if not isinstance(array, np.ndarray) or array.dtype != dtype or array.shape != shape:
             return None
-        out.append(array.reshape(-1))
+        flags = array.flags
+        if not flags.c_contiguous or (k > 0 and not flags.writeable):
+            return None
+        out.append(array if array.ndim == 1 else array.reshape(-1))
     return out
 
 
