@@ -1,0 +1,146 @@
+"""The keyed draws (lamina.distribute.keys) on numpy vs their numba kernels, A/B in one
+process.
+
+    python bench/keys_kernels_ab.py draws [--rounds 9]
+    python bench/keys_kernels_ab.py mlp [--rounds 7] [--samples 30000]
+
+``draws``: at (128, 512) float32, the keep mask, ``uniform``, ``normal``, and a Dropout
+(the mask, the primitive's forward and its backward). ``mlp``: the benchmark MLP
+(784-512-512-10, two Dropout(0.2), Adam, batch 128) trained one epoch per turn, once
+switching every kernel (``compiled.use_kernels``: the optimizer's kernels switch too)
+and once the keyed draws' kernels only (the rest compiled in both turns). Turns
+alternate (the order swaps each round, round 0 is a warm-up); prints medians of the
+rounds and the 1-minute load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import time
+
+import numpy as np
+
+SHAPE = (128, 512)
+
+
+@contextlib.contextmanager
+def _arm(choice, keys_only):
+    """``choice`` for every kernel, or (``keys_only``) for the keyed draws alone."""
+    from lamina.backend import compiled
+    from lamina.distribute import keys
+
+    if not keys_only:
+        with compiled.use_kernels(choice):
+            yield
+        return
+    real = keys._kernels
+    if choice == "numpy":
+        keys._kernels = lambda _keys: None
+    try:
+        with compiled.use_kernels("numba"):
+            yield
+    finally:
+        keys._kernels = real
+
+
+def _turns(rounds, run, keys_only=False):
+    """``run()`` -> seconds, alternated; medians per choice and numpy/numba per round."""
+    times = {"numpy": [], "numba": []}
+    loads = []
+    for r in range(rounds + 1):
+        for choice in ("numpy", "numba") if r % 2 else ("numba", "numpy"):
+            with _arm(choice, keys_only):
+                seconds = run()
+            if r:
+                times[choice].append(seconds)
+        loads.append(os.getloadavg()[0])
+    ratios = [a / b for a, b in zip(times["numpy"], times["numba"])]
+    return {c: statistics.median(v) for c, v in times.items()}, ratios, loads
+
+
+def _per_call(fn, calls):
+    def run():
+        samples = []
+        for _ in range(calls):
+            start = time.perf_counter()
+            fn()
+            samples.append(time.perf_counter() - start)
+        return statistics.median(samples)
+
+    return run
+
+
+def draws_bench(args) -> None:
+    import lamina
+    from lamina.backend import nn
+    from lamina.distribute import keys
+
+    with keys.batch_keys(0, np.arange(SHAPE[0])):
+        k = keys.sample_keys(keys.stream_key(0, "bench"), SHAPE[0])
+    x = lamina.Variable(np.random.default_rng(0).standard_normal(SHAPE).astype(np.float32))
+    g = np.random.default_rng(1).standard_normal(SHAPE).astype(np.float32)
+
+    def dropout():
+        out = nn.Dropout.apply(x, keys.dropout_mask(k, SHAPE, 0.2, np.float32))
+        out._ctx.backward(g)
+
+    print(f"keyed draws at {SHAPE} float32, {args.rounds} rounds x 200 calls; us per call "
+          f"(median of calls, then of rounds)")
+    for name, fn in (("keep_mask(0.2)", lambda: keys.keep_mask(k, SHAPE, 0.2)),
+                     ("uniform", lambda: keys.uniform(k, SHAPE)),
+                     ("normal", lambda: keys.normal(k, SHAPE)),
+                     ("Dropout mask+fwd+bwd", dropout)):
+        med, ratios, loads = _turns(args.rounds, _per_call(fn, 200 if name != "normal" else 20))
+        print(f"  {name:22} numpy {med['numpy'] * 1e6:8.1f}  numba {med['numba'] * 1e6:8.1f}"
+              f"  numpy/numba {statistics.median(ratios):5.2f}  "
+              f"load {min(loads):.2f}-{max(loads):.2f}")
+
+
+def mlp_bench(args) -> None:
+    import lamina as keras
+    from lamina import layers
+
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).random((args.samples, 28, 28, 1), dtype=np.float32)
+    y = np.random.default_rng(1).integers(0, 10, args.samples)
+    model = keras.Sequential([
+        keras.Input((28, 28, 1)), layers.Flatten(),
+        layers.Dense(512, activation="relu"), layers.Dropout(0.2),
+        layers.Dense(512, activation="relu"), layers.Dropout(0.2),
+        layers.Dense(10, activation="softmax")])
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    steps = -(-args.samples // 128)
+
+    def epoch():
+        start = time.perf_counter()
+        model.fit(x, y, batch_size=128, epochs=1, verbose=0)
+        return (time.perf_counter() - start) / steps
+
+    print(f"MLP 784-512-512-10, 2x Dropout(0.2), Adam, {args.samples} samples a turn, "
+          f"{args.rounds} rounds; ms per training step, medians")
+    for label, keys_only in (("every kernel", False), ("keyed draws only", True)):
+        med, ratios, loads = _turns(args.rounds, epoch, keys_only)
+        print(f"  {label:17} numpy {med['numpy'] * 1e3:.3f}  numba {med['numba'] * 1e3:.3f}"
+              f"  numpy/numba per round {' '.join(f'{r:.3f}' for r in ratios)}; median "
+              f"{statistics.median(ratios):.3f}  load {min(loads):.2f}-{max(loads):.2f}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("what", choices=["draws", "mlp"])
+    ap.add_argument("--rounds", type=int, default=None)
+    ap.add_argument("--samples", type=int, default=30000)
+    args = ap.parse_args()
+    if args.what == "draws":
+        args.rounds = args.rounds or 9
+        draws_bench(args)
+    else:
+        args.rounds = args.rounds or 7
+        mlp_bench(args)
+
+
+if __name__ == "__main__":
+    main()
