@@ -176,6 +176,9 @@ def box_muller_rows(log_u1, cos_angle, lo, hi, out):
 
 def _rows(keys, shape):
     rows = int(shape[0])
+    if rows != len(keys):  # the kernels index keys[i] unchecked; numpy's path raises too
+        raise ValueError(f"`shape[0]` must be the number of keys ({len(keys)}). "
+                         f"Received: shape={tuple(shape)}")
     return rows, math.prod(int(n) for n in shape[1:])
 
 
@@ -230,6 +233,7 @@ class KeyedMask:
     __slots__ = ("keys", "shape", "threshold", "scale", "dtype", "_array")
 
     def __init__(self, keys, shape, threshold, rate, dtype):
+        _rows(keys, shape)
         self.keys = keys
         self.shape = tuple(int(n) for n in shape)
         self.threshold = np.uint32(threshold)

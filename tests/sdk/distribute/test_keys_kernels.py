@@ -55,6 +55,14 @@ def test_uniform_normal_and_keep_mask_match_numpy_bitwise(shape, seed):
     _same_bits(keys._bits32(k, shape), keys_kernels.bits32(k, shape))
 
 
+@pytest.mark.parametrize("draw", [
+    keys.uniform, keys.normal, lambda k, shape: keys.keep_mask(k, shape, 0.5),
+    lambda k, shape: keys.dropout_mask(k, shape, 0.5, np.float32)])
+def test_a_shape_without_a_key_per_row_is_refused_on_both_paths(draw, kernels):
+    with pytest.raises(ValueError, match="shape"):
+        draw(_keys(3, 0), (4, 2))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("rate", [1e-9, 0.2, 0.5, 0.999])
 @pytest.mark.parametrize("shape", [(6, 1), (4, 33), (3, 2, 5), (0, 4)])
