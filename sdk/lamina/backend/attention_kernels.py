@@ -14,10 +14,10 @@ float32's ``exp`` is Cephes's ``expf`` (range reduction, a degree-5 polynomial, 
 of two put in the exponent bits; ~1 ulp) written so that LLVM vectorises it: numba would
 call libm's scalar ``expf`` (no SVML here). float64 calls ``math.exp``.
 
-numba's ``np.dot`` calls scipy's OpenBLAS, a library apart from numpy's: on import this
-module sets it to one thread as :mod:`lamina.backend.threads` sets numpy's (unless the
-thread policy is ``"off"``), so that two pool threads never run two-thread products
-(large heads would). It is not given back by a later ``set_thread_policy("off")``.
+numba's ``np.dot`` calls scipy's OpenBLAS, a library apart from numpy's: each kernel call
+runs inside :func:`lamina.backend.threads.one_blas_thread` (one thread while any part
+runs, its count given back after the last), so that two pool threads never run
+two-thread products (large heads would).
 
 Results do not depend on the parts or the threads (each head is computed alone, in a
 fixed order); they differ from the numpy path's in rounding only. The backward uses
@@ -30,6 +30,7 @@ import math
 
 import numba
 import numpy as np
+import scipy.linalg.cython_blas  # noqa: F401  (numba's np.dot calls its BLAS: see above)
 from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
@@ -37,25 +38,6 @@ from numba.extending import intrinsic
 from lamina.backend import compiled, threads
 
 _helper = numba.njit(**compiled.NUMBA_OPTIONS)
-
-
-def _single_thread_blas():
-    """Set every OpenBLAS but numpy's (numba's ``np.dot`` uses scipy's) to one thread."""
-    import scipy.linalg.cython_blas  # noqa: F401  (loads the library numba calls)
-
-    if not threads.blas_is_single_threaded():
-        return
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:
-        return
-    ours = threads._controller()
-    for ctl in ThreadpoolController().select(internal_api="openblas").lib_controllers:
-        if ctl.filepath != ours.filepath and ctl.num_threads != 1:
-            ctl.set_num_threads(1)
-
-
-_single_thread_blas()
 
 
 @intrinsic
@@ -222,7 +204,7 @@ def _store_gradients(dql, dq, dqo, dkl, dk, dko, dvl, dv, dvo, b, h0):
 
 
 @compiled.kernel
-def attention_forward(q, qo, k, ko, v, vo, dims, scale, neg, big, drop, probs, out, b0, b1,
+def _attention_forward(q, qo, k, ko, v, vo, dims, scale, neg, big, drop, probs, out, b0, b1,
                       h0, h1):
     """Rows ``b0:b1`` and heads ``h0:h1`` of the attention forward.
 
@@ -273,14 +255,14 @@ def attention_forward(q, qo, k, ko, v, vo, dims, scale, neg, big, drop, probs, o
 
 
 @compiled.kernel
-def attention_backward(q, qo, k, ko, v, vo, dims, g, scale, drop, probs, dq, dqo, dk, dko,
+def _attention_backward(q, qo, k, ko, v, vo, dims, g, scale, drop, probs, dq, dqo, dk, dko,
                        dv, dvo, b0, b1, h0, h1):
     """Rows ``b0:b1`` and heads ``h0:h1`` of the attention backward.
 
     ``g``: the output's gradient, ``(batch, target, heads * value_dim)``; ``dq``/``dk``/
     ``dv`` (with their column offsets ``dqo``/``dko``/``dvo``) receive the gradients in the
     inputs' layout (a ``(0, 0, 0)`` array: not needed); the other arguments as in
-    :func:`attention_forward`.
+    :func:`_attention_forward`.
     """
     t_len, s_len = q.shape[1], k.shape[1]
     d_len, dv_len = dims
@@ -334,3 +316,15 @@ def attention_backward(q, qo, k, ko, v, vo, dims, g, scale, drop, probs, dq, dqo
             if need_k:
                 np.dot(ds, ql[j], dkl[j])
         _store_gradients(dql, dq, dqo, dkl, dk, dko, dvl, dv, dvo, b, h0)
+
+
+def attention_forward(*args):
+    """:func:`_attention_forward` (same arguments) with BLAS on one thread."""
+    with threads.one_blas_thread():
+        _attention_forward(*args)
+
+
+def attention_backward(*args):
+    """:func:`_attention_backward` (same arguments) with BLAS on one thread."""
+    with threads.one_blas_thread():
+        _attention_backward(*args)

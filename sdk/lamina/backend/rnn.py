@@ -36,7 +36,6 @@ from lamina.backend.rnn_common import (  # noqa: F401  (unpack, SUPPORTED_ACTIVA
     ChunkGradients,
     _act_,
     _dact_,
-    _one_blas_thread,
     _output_grads,
     _pack,
     _project,
@@ -47,6 +46,7 @@ from lamina.backend.rnn_common import (  # noqa: F401  (unpack, SUPPORTED_ACTIVA
     unpack,
 )
 from lamina.backend.rnn_lstm import LSTMSequence  # noqa: F401  (one of the three primitives)
+from lamina.backend.threads import one_blas_thread
 
 
 class SimpleRNNSequence(_Sequence):
@@ -62,7 +62,7 @@ class SimpleRNNSequence(_Sequence):
         self.kernel, self.has_bias, self.activation = kernel, bias is not None, activation
         h_all = _project(self.xt, kernel, bias)
         h = self.states0[0]
-        with _one_blas_thread():
+        with one_blas_thread():
             for s in range(t):
                 a = h_all[s]
                 a += np.matmul(self._hin(h), recurrent_kernel)
@@ -89,7 +89,7 @@ class SimpleRNNSequence(_Sequence):
         """Backward through time, yielding after each span; ``dh_box[0]`` ends as dh0."""
         h_all, m, rk_t = self.h_all, self.mask, self.recurrent_kernel.T
         t, dh = h_all.shape[0], dh_box[0]
-        with _one_blas_thread():
+        with one_blas_thread():
             for lo, hi in spans:
                 for s in range(hi - 1, lo - 1, -1):
                     if self.return_sequences:
@@ -138,7 +138,7 @@ class GRUSequence(_Sequence):
         aux = np.empty_like(h_all)
         h = self.states0[0]
         rk_zr, rk_h = recurrent_kernel[:, :2 * u], recurrent_kernel[:, 2 * u:]
-        with _one_blas_thread():
+        with one_blas_thread():
             for s in range(t):
                 z = gates[s]
                 hin = self._hin(h)
@@ -197,7 +197,7 @@ class GRUSequence(_Sequence):
             self.recurrent_activation, self.reset_after
         t, _, u = h_all.shape
         rk_zr, rk_h = rk[:, :2 * u], rk[:, 2 * u:]
-        with _one_blas_thread():
+        with one_blas_thread():
             for lo, hi in spans:
                 for s in range(hi - 1, lo - 1, -1):
                     if self.return_sequences:

@@ -9,39 +9,13 @@ fixed order, so results are bit-identical whatever the number of threads or the 
 
 from __future__ import annotations
 
-import contextlib
 import functools
 
 import numpy as np
 
 from lamina.backend.autodiff import Function
 from lamina.backend.parallel import matmul
-from lamina.backend.threads import blas_is_single_threaded, parallel_for, split
-
-_controller = None
-
-
-def _one_blas_thread():
-    """Limit BLAS to one thread for the per-step loops, when threadpoolctl is installed.
-
-    A step's recurrent GEMM is small (batch x units x k*units); splitting it across
-    threads gains little and, on a busy machine, OpenBLAS threads spin-waiting on each
-    other made a 128x128x512 GEMM 10-20x slower. The large GEMMs before and after the
-    loop (input projection, weight gradients) keep every thread.
-    """
-    global _controller
-    if blas_is_single_threaded():  # lamina.backend.threads already runs BLAS on one thread
-        return contextlib.nullcontext()
-    if _controller is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-
-            _controller = ThreadpoolController()
-        except ImportError:
-            _controller = False
-    if not _controller:
-        return contextlib.nullcontext()
-    return _controller.limit(limits=1, user_api="blas")
+from lamina.backend.threads import parallel_for, split
 
 
 def _sigmoid_(a):

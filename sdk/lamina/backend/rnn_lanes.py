@@ -20,8 +20,7 @@ from __future__ import annotations
 
 import threading
 
-from lamina.backend.rnn_common import _one_blas_thread
-from lamina.backend.threads import parallel_for, split
+from lamina.backend.threads import one_blas_thread, parallel_for, split
 
 LANES = 2  # batch lanes of run_lanes() when the batch has 2 * MIN_LANE_BATCH rows or more
 MIN_LANE_BATCH = 8
@@ -90,7 +89,7 @@ def run_lanes(lanes, site=None):
                 cond.notify_all()
             raise
 
-    with _one_blas_thread():
+    with one_blas_thread():
         parallel_for(n, part, site=site)
 
 

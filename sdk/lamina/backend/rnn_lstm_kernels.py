@@ -24,9 +24,9 @@ and the weight gradient as NT at 85-89 against 68-70 as TN):
   ``tc (t, u, width)``: ``tanh(c_s)``; ``hs (t, u, width)``: the outputs.
 
 A step is the GEMM (numba's ``np.dot``: the BLAS of scipy, on one thread, see
-:func:`one_blas_thread`), one pass activating the four gates and one pass forming ``c``,
-``tanh(c)`` and ``h``. Backward through time: per step one pass forming the four gate
-gradients (into ``dzt (4u, t, width)``) and the next ``dc``, then
+:func:`lamina.backend.threads.one_blas_thread`), one pass activating the four gates and
+one pass forming ``c``, ``tanh(c)`` and ``h``. Backward through time: per step one pass
+forming the four gate gradients (into ``dzt (4u, t, width)``) and the next ``dc``, then
 ``dh = recurrent_kernel @ dz``; after the loop one GEMM each for the weights and the
 inputs. For float32 tanh is a rational approximation (Eigen's ``ptanh_float``: within
 3e-7, branch-free, so the loops vectorise; scalar libm tanhf would take longer than the
@@ -35,16 +35,12 @@ GEMMs); float64 uses the exact tanh.
 
 from __future__ import annotations
 
-import contextlib
-import os
-import threading
-
 import numpy as np
 
 from lamina.backend import compiled, rnn_buffers
 from lamina.backend.rnn_common import fixed_sum
 from lamina.backend.rnn_lanes import lane_spans, run_lanes
-from lamina.backend.threads import split
+from lamina.backend.threads import one_blas_thread, split
 
 KERNEL_CHUNKS = 2  # kernel calls per lane and pass (a descheduled worker costs one chunk)
 
@@ -236,60 +232,13 @@ def lstm_backward(g, seqs, rk, kx, rmask, mask, k, hx, z, cs, tc, dzt, dtmp, dh,
             np.dot(kx, d2, dxt.reshape(dxt.shape[0], rows))
 
 
-_blas = {"controllers": None, "depth": 0, "before": ()}
-_blas_lock = threading.Lock()
-
-
-def _blas_controllers():
-    if _blas["controllers"] is None:
-        try:
-            import scipy.linalg.cython_blas  # noqa: F401  (loads the library numba calls)
-            from threadpoolctl import ThreadpoolController
-
-            found = ThreadpoolController().select(user_api="blas").lib_controllers
-        except Exception:  # threadpoolctl or scipy absent, or unable to inspect
-            found = []
-        _blas["controllers"] = found
-    return _blas["controllers"]
-
-
-@contextlib.contextmanager
-def one_blas_thread():
-    """Run BLAS on one thread in the kernels' block (the lanes are the parallelism).
-
-    numba's ``np.dot`` calls the BLAS behind ``scipy.linalg.cython_blas``: scipy's own
-    OpenBLAS, a second library next to numpy's, which :mod:`lamina.backend.threads` does
-    not set (it had 2 threads here). Every BLAS is set to one thread while any such block
-    runs (blocks of several Python threads nest) and given its count back after the last;
-    without threadpoolctl BLAS is left alone.
-    """
-    with _blas_lock:
-        if _blas["depth"] == 0:
-            controllers = _blas_controllers()
-            _blas["before"] = [ctl.get_num_threads() for ctl in controllers]
-            for ctl, n in zip(controllers, _blas["before"]):
-                if n != 1:
-                    ctl.set_num_threads(1)
-        _blas["depth"] += 1
+def _load_numbas_blas():
+    # numba's np.dot calls the BLAS behind scipy.linalg.cython_blas (scipy's OpenBLAS):
+    # loaded before a block opens, so that threads.one_blas_thread finds it.
     try:
-        yield
-    finally:
-        with _blas_lock:
-            _blas["depth"] -= 1
-            if _blas["depth"] == 0:
-                for ctl, n in zip(_blas["controllers"], _blas["before"]):
-                    if n != 1:
-                        ctl.set_num_threads(n)
-
-
-def _after_fork_in_child() -> None:
-    global _blas_lock
-    _blas_lock = threading.Lock()
-    _blas["depth"] = 0
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+        import scipy.linalg.cython_blas  # noqa: F401
+    except ImportError:  # (numba then says that np.dot needs scipy)
+        pass
 
 
 def applies(activation, recurrent_activation, dtype):
@@ -351,6 +300,7 @@ def forward(seq, x, kernel, recurrent_kernel, bias, h0, c0, mask, recurrent_mask
             yield
 
     grads = any(seq.needs)
+    _load_numbas_blas()
     with one_blas_thread():
         run_lanes((run(lane) for lane in lanes), site=("lstm kernels forward", x.shape, u,
                                                        grads))

@@ -36,6 +36,14 @@ for a back-off period that doubles with each stall (``BACKOFF_START`` up to
 ``BACKOFF_MAX``) and halves for each quiet second. Next to a CPU-bound neighbour the
 process thus keeps one core to itself instead of waiting for a descheduled thread.
 
+Other BLAS libraries. numba's ``np.dot`` (the LSTM and attention kernels) calls scipy's
+OpenBLAS, a library apart from numpy's that the policy above does not set. Code that
+runs such products (or small per-step GEMMs) inside its own parallelism enters
+:func:`one_blas_thread`: while any thread is inside it, every other BLAS library is on
+one thread; the last thread to leave gives each its previous count back. It does
+nothing under policy ``"off"`` or without ``threadpoolctl``, and changes nothing
+process-wide beyond the block.
+
 The pool survives ``fork`` (the child starts its own workers when it first needs them)
 and Ctrl-C (the caller stops waiting; a worker finishes its current part and idles).
 """
@@ -45,6 +53,7 @@ from __future__ import annotations
 import itertools
 import os
 import queue
+import sys
 import threading
 import time
 
@@ -79,11 +88,35 @@ def _controller():
             from threadpoolctl import ThreadpoolController
 
             found = ThreadpoolController().select(internal_api="openblas").lib_controllers
-            ctl = found[0] if found else False
+            ctl = _numpys(found) if found else False
         except Exception:  # threadpoolctl absent or unable to inspect this process
             ctl = False
         _state["controller"] = ctl
     return ctl
+
+
+def _numpys(controllers):
+    """numpy's OpenBLAS among several (scipy's wheel brings its own; threadpoolctl lists
+    them in an order that varies from process to process): the one in numpy's wheel
+    (``numpy.libs``, ``numpy/.dylibs``), else one outside scipy's, else the first."""
+    def wheel(ctl):  # "numpy" for .../numpy.libs/lib.so and .../numpy/.dylibs/lib.dylib
+        parent, folder = ["", "", *os.path.normpath(ctl.filepath).split(os.sep)][-3:-1]
+        return folder[:-len(".libs")] if folder.endswith(".libs") else (
+            parent if folder == ".dylibs" else None)
+
+    for wanted in (lambda w: w == "numpy", lambda w: w != "scipy"):
+        for ctl in controllers:
+            if wanted(wheel(ctl)):
+                return ctl
+    return controllers[0]
+
+
+def _set_threads(ctl, count) -> None:
+    # threadpoolctl >= 3.8 lets only the first thread that set an OpenBLAS's count set it
+    # again and silently ignores the others; Lamina sets counts from whichever thread
+    # opens or closes a block (its own locks order the changes), so it calls the setter
+    # behind that check (set_num_threads for the other libraries and older versions).
+    getattr(ctl, "_real_set_num_threads", ctl.set_num_threads)(count)
 
 
 def _check_policy(policy, name):
@@ -127,7 +160,7 @@ def set_thread_policy(policy) -> None:
         if policy == "off":
             ctl = _controller()
             if ctl and _state["ceiling"] is not None:
-                ctl.set_num_threads(_state["ceiling"])
+                _set_threads(ctl, _state["ceiling"])
             _state["ceiling"] = None
         _shutdown_pool_locked()
 
@@ -166,7 +199,7 @@ def tick(now: float | None = None) -> None:
                 _shutdown_pool_locked()
             _state["ceiling"] = current
             if current != 1:
-                ctl.set_num_threads(1)
+                _set_threads(ctl, 1)
 
 
 def blas_is_single_threaded() -> bool:
@@ -174,6 +207,94 @@ def blas_is_single_threaded() -> bool:
     tick()
     return (get_thread_policy() != "off" and bool(_controller())
             and _state["ceiling"] is not None)
+
+
+_blas_lock = threading.Lock()
+_blas = {
+    "others": None,  # controllers of the BLAS libraries besides numpy's
+    "scanned_scipy": None,  # whether scipy.linalg was loaded when "others" was found
+    "depth": 0,  # one_blas_thread blocks open, over all threads
+    "held": [],  # (controller, count before) of the libraries the blocks set to one
+    "generation": 0,  # bumped in a forked child: blocks entered before do not count
+}
+
+
+def _other_blas() -> list:
+    """threadpoolctl's controllers of every BLAS library but the one :func:`tick` holds
+    (scipy's OpenBLAS, which numba's ``np.dot`` calls, once ``scipy.linalg`` loaded it)."""
+    scipy_loaded = "scipy.linalg" in sys.modules
+    if _blas["others"] is None or _blas["scanned_scipy"] != scipy_loaded:
+        ours = _controller()
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            found = ThreadpoolController().select(user_api="blas").lib_controllers
+        except Exception:  # threadpoolctl unable to inspect this process
+            found = []
+        _blas["others"] = [ctl for ctl in found if ctl.filepath != ours.filepath]
+        _blas["scanned_scipy"] = scipy_loaded
+    return _blas["others"]
+
+
+class _OneBlasThread:
+    __slots__ = ("generation",)
+
+    def __enter__(self):
+        self.generation = None
+        if not blas_is_single_threaded():  # policy "off", or no threadpoolctl/OpenBLAS
+            return self
+        with _blas_lock:
+            if _blas["depth"] == 0:
+                if _controller().get_num_threads() != 1:
+                    # (the user's threadpool_limits since the last tick: hold it now)
+                    _state["next"] = 0.0
+                    tick()
+                held = []
+                for ctl in _other_blas():
+                    count = ctl.get_num_threads()
+                    if count != 1:
+                        _set_threads(ctl, 1)
+                        held.append((ctl, count))
+                _blas["held"] = held
+            _blas["depth"] += 1
+            self.generation = _blas["generation"]
+        return self
+
+    def __exit__(self, *exc_info):
+        if self.generation is None:
+            return False
+        with _blas_lock:
+            if self.generation == _blas["generation"]:
+                _blas["depth"] -= 1
+                if _blas["depth"] == 0:
+                    _give_blas_back_locked()
+        return False
+
+
+def _give_blas_back_locked():
+    held, _blas["held"] = _blas["held"], []
+    for ctl, count in held:
+        _set_threads(ctl, count)
+
+
+def one_blas_thread():
+    """A context manager: every BLAS library runs on one thread inside the block.
+
+    For code that runs BLAS inside Lamina's own parallelism (the per-step GEMMs of the
+    recurrences, numba's ``np.dot`` in the LSTM and attention kernels): two pool threads
+    each running two-thread products would oversubscribe the cores, and OpenBLAS's
+    results depend on its thread count. numpy's OpenBLAS is held at one thread by the
+    thread policy already (:func:`tick`); this sets the others (scipy's, which numba
+    calls, once loaded) to one thread when the first block of any thread opens, and
+    gives each its count from then back when the last block closes, so blocks nest and
+    may overlap across threads. A count set by someone else while a block is open is
+    overwritten at that point. Under policy ``"off"`` or without ``threadpoolctl`` it
+    does nothing. It never changes an environment variable.
+
+    Entering and leaving cost ~5 us for the first block (a lock, reading and setting
+    scipy's count there and back), ~1 us nested, ~0.5 us under ``"off"``.
+    """
+    return _OneBlasThread()
 
 
 def worker_count() -> int:
@@ -394,6 +515,12 @@ def _after_fork_in_child() -> None:
     _state["pool"] = None
     _state["next"] = 0.0
     _state["solo_until"] = 0.0
+    # Blocks open in the parent's other threads never close here: give BLAS back now.
+    global _blas_lock
+    _blas_lock = threading.Lock()
+    _blas["generation"] += 1
+    _blas["depth"] = 0
+    _give_blas_back_locked()
 
 
 if hasattr(os, "register_at_fork"):

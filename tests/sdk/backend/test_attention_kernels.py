@@ -1,7 +1,7 @@
 """The attention core's compiled kernels (``lamina.backend.attention_kernels``) against
 the numpy path: outputs and every gradient over odd shapes, one head, masks, causal,
 dropout, the fused self-attention node; seeded training repeats bit for bit;
-``LAMINA_KERNELS=numpy`` never loads them; numba's BLAS runs on one thread.
+``LAMINA_KERNELS=numpy`` never loads them; numba's BLAS runs on one thread in them.
 (float64 central differences of the kernel path: test_attention_primitive.py and
 test_self_attention.py run every test on both paths.)"""
 
@@ -169,15 +169,35 @@ def test_lamina_kernels_numpy_runs_the_numpy_path_without_numba():
     assert out == "True False False"
 
 
-def test_numbas_blas_runs_on_one_thread():
-    """numba's np.dot calls scipy's OpenBLAS, not numpy's: one thread too (by default)."""
-    pytest.importorskip("threadpoolctl")
-    code = ATTEND + ("from threadpoolctl import threadpool_info; print(core.core.kernels "
-                     "is not None, sorted({i['num_threads'] for i in threadpool_info() "
-                     "if i['internal_api'] == 'openblas'}), len([i for i in "
-                     "threadpool_info() if i['internal_api'] == 'openblas']))")
-    out = _run(code, LAMINA_KERNELS="numba", OPENBLAS_NUM_THREADS="2")
-    assert out == "True [1] 2"  # both libraries (numpy's and scipy's) at one thread
+def _counting(kernel, controllers, counts):
+    """``kernel`` that first notes the thread counts of ``controllers`` in ``counts``."""
+    def call(*args):
+        counts.append([ctl.get_num_threads() for ctl in controllers])
+        kernel(*args)
+
+    return call
+
+
+def test_numbas_blas_runs_on_one_thread_inside_the_kernels_only(monkeypatch):
+    """numba's np.dot calls scipy's OpenBLAS, not numpy's: one thread in every kernel call
+    (on the pool's threads too), its count given back after them."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from lamina.backend import attention_kernels, threads
+
+    others = threads._other_blas()
+    if not threads._controller() or not others:
+        pytest.skip("no second OpenBLAS found by threadpoolctl")
+    inside = []
+    for name in ("_attention_forward", "_attention_backward"):
+        kernel = _counting(getattr(attention_kernels, name), others, inside)
+        monkeypatch.setattr(attention_kernels, name, kernel)
+    arrays = [RNG.standard_normal((4, 64, 4, 32)).astype(np.float32) for _ in range(3)]
+    with threadpoolctl.threadpool_limits(2, user_api="blas"), compiled.use_kernels("numba"):
+        inputs = [Variable(a, dtype="float32") for a in arrays]
+        autodiff.gradients(att.attention(*inputs), inputs)
+        after = [ctl.get_num_threads() for ctl in others]
+    assert len(inside) >= 2 and all(counts == [1] * len(others) for counts in inside)
+    assert after == [2] * len(others)
 
 
 @pytest.mark.parametrize("wanted", [(0,), (1,), (2,), (0, 2)], ids=["q", "k", "v", "q,v"])

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from lamina.backend import compiled, rnn_lanes, rnn_lstm_kernels
+from lamina.backend import compiled, rnn_lanes, rnn_lstm_kernels, threads
 from lamina.backend.rnn_lstm import LSTMSequence
 from lamina.backend.tensor import Tensor
 from lamina.testing import check_gradients
@@ -187,23 +187,37 @@ def test_seeded_fit_twice_gives_bit_identical_weights(choice, tmp_path):
     assert np.all(np.isfinite(runs[0]))
 
 
-def test_every_blas_runs_one_thread_inside_the_kernels_block():
+def _counting(kernel, controllers, counts):
+    """``kernel`` that first notes the thread counts of ``controllers`` in ``counts``."""
+    def call(*args):
+        counts.append([ctl.get_num_threads() for ctl in controllers])
+        kernel(*args)
+
+    return call
+
+
+def test_numbas_blas_runs_on_one_thread_inside_the_kernels_only(monkeypatch):
+    """numba's np.dot calls scipy's OpenBLAS: one thread in every kernel call (the lanes
+    are the parallelism), its count given back after them."""
     threadpoolctl = pytest.importorskip("threadpoolctl")
     pytest.importorskip("scipy")
     import scipy.linalg.cython_blas  # noqa: F401  (the BLAS numba's np.dot calls)
 
+    others = threads._other_blas()
+    if not threads._controller() or not others:
+        pytest.skip("no second OpenBLAS found by threadpoolctl")
+    inside = []
+    for name in ("lstm_forward", "lstm_backward"):
+        kernel = _counting(getattr(rnn_lstm_kernels, name), others, inside)
+        monkeypatch.setattr(rnn_lstm_kernels, name, kernel)
+    rng = np.random.default_rng(5)
+    args = _case(rng, TWO_LANES, 6, dtype=np.float32)
+    g = rng.standard_normal((TWO_LANES, 2, 4)).astype(np.float32)
     with threadpoolctl.threadpool_limits(2, user_api="blas"):
-        before = [lib["num_threads"] for lib in threadpoolctl.threadpool_info()
-                  if lib["user_api"] == "blas"]
-        with rnn_lstm_kernels.one_blas_thread():
-            with rnn_lstm_kernels.one_blas_thread():  # (nested, as from two threads)
-                pass
-            inside = [lib["num_threads"] for lib in threadpoolctl.threadpool_info()
-                      if lib["user_api"] == "blas"]
-        after = [lib["num_threads"] for lib in threadpoolctl.threadpool_info()
-                 if lib["user_api"] == "blas"]
-    assert len(inside) >= 2 and set(inside) == {1}  # numpy's OpenBLAS and scipy's
-    assert after == before
+        _step("numba", args, g)
+        after = [ctl.get_num_threads() for ctl in others]
+    assert len(inside) >= 4 and all(counts == [1] * len(others) for counts in inside)
+    assert after == [2] * len(others)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
