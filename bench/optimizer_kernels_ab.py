@@ -1,12 +1,13 @@
 """The optimizers' numpy update vs their one-pass numba kernels, A/B in one process.
 
     python bench/optimizer_kernels_ab.py step [--optimizer adam] [--rounds 15]
-    python bench/optimizer_kernels_ab.py mlp [--rounds 7] [--samples 30000]
+    python bench/optimizer_kernels_ab.py mlp [--rounds 7] [--samples 30000] [--threads 1]
 
 ``step``: one ``apply`` (gradients gathered into the flat buffer + the update) and the
 update alone (``_backend_update_step`` on the gathered buffer) over the benchmark MLP's
 669,706 float32 parameters, with the thread pool (``auto``) and on one thread. ``mlp``:
-bench/lamina_models.py's MLP trained one epoch per turn. Turns alternate
+bench/lamina_models.py's MLP trained one epoch per turn (wall and process CPU time a
+step; ``--threads`` sets ``threads.set_thread_policy``). Turns alternate
 ``compiled.use_kernels("numpy")`` / ``("numba")`` (the order swaps each round); prints
 medians of the rounds and the 1-minute load average.
 """
@@ -24,7 +25,8 @@ SHAPES = [(784, 512), (512,), (512, 512), (512,), (512, 10), (10,)]
 
 
 def _turns(rounds, run):
-    """``run(choice)`` -> seconds, alternated; medians per choice (round 0 is warm-up)."""
+    """``run(choice)`` -> seconds, alternated; medians per choice (round 0 is warm-up),
+    the per-round numpy/numba ratios and the load averages."""
     from lamina.backend import compiled
 
     times = {"numpy": [], "numba": []}
@@ -80,7 +82,9 @@ def step_bench(args) -> None:
 def mlp_bench(args) -> None:
     import lamina as keras
     from lamina import layers
+    from lamina.backend import threads
 
+    threads.set_thread_policy(args.threads)
     keras.utils.set_random_seed(0)
     x = np.random.default_rng(0).random((args.samples, 28, 28, 1), dtype=np.float32)
     y = np.random.default_rng(1).integers(0, 10, args.samples)
@@ -91,18 +95,22 @@ def mlp_bench(args) -> None:
         layers.Dense(10, activation="softmax")])
     model.compile(optimizer=args.optimizer, loss="sparse_categorical_crossentropy")
     steps = -(-args.samples // 128)
+    cpu = {"numpy": [], "numba": []}
 
-    def epoch(_):
-        start = time.perf_counter()
+    def epoch(choice):
+        start, start_cpu = time.perf_counter(), time.process_time()
         model.fit(x, y, batch_size=128, epochs=1, verbose=0)
+        cpu[choice].append((time.process_time() - start_cpu) / steps)
         return (time.perf_counter() - start) / steps
 
     med, ratios, loads = _turns(args.rounds, epoch)
+    cpu = {c: statistics.median(v[1:]) for c, v in cpu.items()}
     print(f"MLP 784-512-512-10 ({args.optimizer}), {args.samples} samples a turn, "
-          f"{args.rounds} rounds; ms per training step, medians")
-    print(f"  numpy {med['numpy'] * 1e3:.2f}  numba {med['numba'] * 1e3:.2f}  "
+          f"{args.rounds} rounds, threads={args.threads}; ms per training step, medians")
+    print(f"  wall: numpy {med['numpy'] * 1e3:.2f}  numba {med['numba'] * 1e3:.2f}  "
           f"numpy/numba per round {' '.join(f'{r:.3f}' for r in ratios)}; median "
           f"{statistics.median(ratios):.3f}  load {min(loads):.2f}-{max(loads):.2f}")
+    print(f"  CPU:  numpy {cpu['numpy'] * 1e3:.2f}  numba {cpu['numba'] * 1e3:.2f}")
 
 
 def main() -> None:
@@ -111,6 +119,8 @@ def main() -> None:
     ap.add_argument("--optimizer", default="adam")
     ap.add_argument("--rounds", type=int, default=None)
     ap.add_argument("--samples", type=int, default=30000)
+    ap.add_argument("--threads", default="auto", type=lambda v: v if v in ("auto", "off")
+                    else int(v))
     args = ap.parse_args()
     if args.what == "step":
         args.rounds = args.rounds or 15
