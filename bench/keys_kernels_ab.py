@@ -10,7 +10,8 @@ process.
 switching every kernel (``compiled.use_kernels``: the optimizer's kernels switch too)
 and once the keyed draws' kernels only (the rest compiled in both turns). Turns
 alternate (the order swaps each round, round 0 is a warm-up); prints medians of the
-rounds and the 1-minute load average.
+rounds (wall time; for ``mlp`` the process's CPU time too) and the 1-minute load
+average.
 """
 
 from __future__ import annotations
@@ -46,19 +47,33 @@ def _arm(choice, keys_only):
         keys._kernels = real
 
 
-def _turns(rounds, run, keys_only=False):
-    """``run()`` -> seconds, alternated; medians per choice and numpy/numba per round."""
+def _turns(rounds, run, keys_only=False, clock=None):
+    """``run()`` -> seconds, alternated; medians per choice and numpy/numba per round.
+
+    With ``clock`` (``time.process_time``), the process's CPU seconds of each turn are
+    kept too (``cpu`` in the result): less inflated than wall time when a neighbour
+    takes the cores.
+    """
     times = {"numpy": [], "numba": []}
+    cpu = {"numpy": [], "numba": []}
     loads = []
     for r in range(rounds + 1):
         for choice in ("numpy", "numba") if r % 2 else ("numba", "numpy"):
             with _arm(choice, keys_only):
+                before = clock() if clock else 0.0
                 seconds = run()
+                used = clock() - before if clock else 0.0
             if r:
                 times[choice].append(seconds)
+                cpu[choice].append(used)
         loads.append(os.getloadavg()[0])
     ratios = [a / b for a, b in zip(times["numpy"], times["numba"])]
-    return {c: statistics.median(v) for c, v in times.items()}, ratios, loads
+    medians = {c: statistics.median(v) for c, v in times.items()}
+    if clock:
+        medians["cpu"] = {c: statistics.median(v) for c, v in cpu.items()}
+        medians["cpu_ratio"] = statistics.median(
+            a / b for a, b in zip(cpu["numpy"], cpu["numba"]))
+    return medians, ratios, loads
 
 
 def _per_call(fn, calls):
@@ -122,10 +137,13 @@ def mlp_bench(args) -> None:
     print(f"MLP 784-512-512-10, 2x Dropout(0.2), Adam, {args.samples} samples a turn, "
           f"{args.rounds} rounds; ms per training step, medians")
     for label, keys_only in (("every kernel", False), ("keyed draws only", True)):
-        med, ratios, loads = _turns(args.rounds, epoch, keys_only)
-        print(f"  {label:17} numpy {med['numpy'] * 1e3:.3f}  numba {med['numba'] * 1e3:.3f}"
-              f"  numpy/numba per round {' '.join(f'{r:.3f}' for r in ratios)}; median "
-              f"{statistics.median(ratios):.3f}  load {min(loads):.2f}-{max(loads):.2f}")
+        med, ratios, loads = _turns(args.rounds, epoch, keys_only, clock=time.process_time)
+        cpu = med["cpu"]
+        print(f"  {label:17} wall: numpy {med['numpy'] * 1e3:.3f}  numba "
+              f"{med['numba'] * 1e3:.3f}  numpy/numba {statistics.median(ratios):.3f} "
+              f"(rounds {min(ratios):.2f}-{max(ratios):.2f});  CPU: numpy "
+              f"{cpu['numpy'] / steps * 1e3:.3f}  numba {cpu['numba'] / steps * 1e3:.3f}  "
+              f"numpy/numba {med['cpu_ratio']:.3f};  load {min(loads):.2f}-{max(loads):.2f}")
 
 
 def main() -> None:
