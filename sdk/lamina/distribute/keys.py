@@ -11,7 +11,9 @@ generator (which draws the shuffle) is never consumed by noise.
 A sample's key is SplitMix64's finaliser (Steele et al., 2014) of (stream, epoch,
 call, index); its elements' values are MurmurHash3's 32-bit finaliser of the key xor
 a Weyl counter (dropout masks, uniforms: 24 bits give a float32 in [0, 1)) or
-SplitMix64 again (normals), vectorised in numpy.
+SplitMix64 again (normals), vectorised in numpy. With compiled kernels enabled
+(:mod:`lamina.backend.compiled`), :mod:`lamina.distribute.keys_kernels` computes the same
+bits in one pass per draw, and a Dropout multiplies by its mask without building it.
 Outside ``fit`` (a direct ``layer(x, training=True)``), :func:`sample_keys` returns
 None and layers use their sequential generator as before.
 """
