@@ -7,14 +7,16 @@
 update alone (``_backend_update_step`` on the gathered buffer) over the benchmark MLP's
 669,706 float32 parameters, with the thread pool (``auto``) and on one thread. ``mlp``:
 bench/lamina_models.py's MLP trained one epoch per turn (wall and process CPU time a
-step; ``--threads`` sets ``threads.set_thread_policy``). Turns alternate
-``compiled.use_kernels("numpy")`` / ``("numba")`` (the order swaps each round); prints
+step; ``--threads`` sets ``threads.set_thread_policy``). Turns alternate the optimizers'
+numpy path ("numpy") and their kernels ("numba"; needs numba), the order swapping each
+round; the model's other compiled kernels run as ``LAMINA_KERNELS`` says in both. Prints
 medians of the rounds and the 1-minute load average.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import time
@@ -24,16 +26,31 @@ import numpy as np
 SHAPES = [(784, 512), (512,), (512, 512), (512,), (512, 10), (10,)]
 
 
+@contextlib.contextmanager
+def optimizer_kernels(choice):
+    """Only the optimizers' kernels off (``numpy``) or as ``LAMINA_KERNELS`` says: the
+    model's other compiled kernels (Dropout's keyed draws, ...) are the same in both."""
+    from lamina.optimizers import kernels
+
+    saved = {name: getattr(kernels, name) for name in ("adam", "sgd", "rmsprop", "decay")}
+    if choice == "numpy":
+        for name in saved:
+            setattr(kernels, name, lambda *args: False)
+    try:
+        yield
+    finally:
+        for name, function in saved.items():
+            setattr(kernels, name, function)
+
+
 def _turns(rounds, run):
     """``run(choice)`` -> seconds, alternated; medians per choice (round 0 is warm-up),
     the per-round numpy/numba ratios and the load averages."""
-    from lamina.backend import compiled
-
     times = {"numpy": [], "numba": []}
     loads = []
     for r in range(rounds + 1):
         for choice in ("numpy", "numba") if r % 2 else ("numba", "numpy"):
-            with compiled.use_kernels(choice):
+            with optimizer_kernels(choice):
                 seconds = run(choice)
             if r:
                 times[choice].append(seconds)
