@@ -17,6 +17,7 @@ import pytest
 from lamina.backend import Variable, autodiff, compiled
 from lamina.backend import attention as att
 from lamina.backend import self_attention as sa
+from tests.sdk.backend.blas_counts import count_inside, other_blas_or_skip
 
 pytest.importorskip("numba")
 RNG = np.random.default_rng(23)
@@ -169,28 +170,16 @@ def test_lamina_kernels_numpy_runs_the_numpy_path_without_numba():
     assert out == "True False False"
 
 
-def _counting(kernel, controllers, counts):
-    """``kernel`` that first notes the thread counts of ``controllers`` in ``counts``."""
-    def call(*args):
-        counts.append([ctl.get_num_threads() for ctl in controllers])
-        kernel(*args)
-
-    return call
-
-
 def test_numbas_blas_runs_on_one_thread_inside_the_kernels_only(monkeypatch):
     """numba's np.dot calls scipy's OpenBLAS, not numpy's: one thread in every kernel call
     (on the pool's threads too), its count given back after them."""
-    threadpoolctl = pytest.importorskip("threadpoolctl")
-    from lamina.backend import attention_kernels, threads
+    others = other_blas_or_skip()
+    import threadpoolctl
 
-    others = threads._other_blas()
-    if not threads._controller() or not others:
-        pytest.skip("no second OpenBLAS found by threadpoolctl")
-    inside = []
-    for name in ("_attention_forward", "_attention_backward"):
-        kernel = _counting(getattr(attention_kernels, name), others, inside)
-        monkeypatch.setattr(attention_kernels, name, kernel)
+    from lamina.backend import attention_kernels
+
+    inside = count_inside(monkeypatch, attention_kernels,
+                          ("_attention_forward", "_attention_backward"), others)
     arrays = [RNG.standard_normal((4, 64, 4, 32)).astype(np.float32) for _ in range(3)]
     with threadpoolctl.threadpool_limits(2, user_api="blas"), compiled.use_kernels("numba"):
         inputs = [Variable(a, dtype="float32") for a in arrays]

@@ -9,10 +9,11 @@ import sys
 import numpy as np
 import pytest
 
-from lamina.backend import compiled, rnn_lanes, rnn_lstm_kernels, threads
+from lamina.backend import compiled, rnn_lanes, rnn_lstm_kernels
 from lamina.backend.rnn_lstm import LSTMSequence
 from lamina.backend.tensor import Tensor
 from lamina.testing import check_gradients
+from tests.sdk.backend.blas_counts import count_inside, other_blas_or_skip
 from tests.sdk.backend.lstm_reference import reference as _reference
 
 pytest.importorskip("numba")
@@ -187,29 +188,14 @@ def test_seeded_fit_twice_gives_bit_identical_weights(choice, tmp_path):
     assert np.all(np.isfinite(runs[0]))
 
 
-def _counting(kernel, controllers, counts):
-    """``kernel`` that first notes the thread counts of ``controllers`` in ``counts``."""
-    def call(*args):
-        counts.append([ctl.get_num_threads() for ctl in controllers])
-        kernel(*args)
-
-    return call
-
-
 def test_numbas_blas_runs_on_one_thread_inside_the_kernels_only(monkeypatch):
     """numba's np.dot calls scipy's OpenBLAS: one thread in every kernel call (the lanes
     are the parallelism), its count given back after them."""
-    threadpoolctl = pytest.importorskip("threadpoolctl")
-    pytest.importorskip("scipy")
-    import scipy.linalg.cython_blas  # noqa: F401  (the BLAS numba's np.dot calls)
+    others = other_blas_or_skip()
+    import threadpoolctl
 
-    others = threads._other_blas()
-    if not threads._controller() or not others:
-        pytest.skip("no second OpenBLAS found by threadpoolctl")
-    inside = []
-    for name in ("lstm_forward", "lstm_backward"):
-        kernel = _counting(getattr(rnn_lstm_kernels, name), others, inside)
-        monkeypatch.setattr(rnn_lstm_kernels, name, kernel)
+    inside = count_inside(monkeypatch, rnn_lstm_kernels, ("lstm_forward", "lstm_backward"),
+                          others)
     rng = np.random.default_rng(5)
     args = _case(rng, TWO_LANES, 6, dtype=np.float32)
     g = rng.standard_normal((TWO_LANES, 2, 4)).astype(np.float32)
