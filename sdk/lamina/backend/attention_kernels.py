@@ -15,7 +15,7 @@ of two put in the exponent bits; ~1 ulp) written so that LLVM vectorises it: num
 call libm's scalar ``expf`` (no SVML here). float64 calls ``math.exp``.
 
 numba's ``np.dot`` calls scipy's OpenBLAS, a library apart from numpy's: each kernel call
-runs inside :func:`lamina.backend.threads.one_blas_thread` (one thread while any part
+runs inside :func:`lamina.backend.blas_threads.one_blas_thread` (one thread while any part
 runs, its count given back after the last), so that two pool threads never run
 two-thread products (large heads would).
 
@@ -35,7 +35,7 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from lamina.backend import compiled, threads
+from lamina.backend import blas_threads, compiled
 
 _helper = numba.njit(**compiled.NUMBA_OPTIONS)
 
@@ -320,11 +320,11 @@ def _attention_backward(q, qo, k, ko, v, vo, dims, g, scale, drop, probs, dq, dq
 
 def attention_forward(*args):
     """:func:`_attention_forward` (same arguments) with BLAS on one thread."""
-    with threads.one_blas_thread():
+    with blas_threads.one_blas_thread():
         _attention_forward(*args)
 
 
 def attention_backward(*args):
     """:func:`_attention_backward` (same arguments) with BLAS on one thread."""
-    with threads.one_blas_thread():
+    with blas_threads.one_blas_thread():
         _attention_backward(*args)

@@ -16,8 +16,8 @@ import threading
 
 import numpy as np
 
+from lamina.backend.blas_threads import tick as _blas_tick
 from lamina.backend.tensor import Tensor
-from lamina.backend.threads import tick as _blas_tick
 
 _state = threading.local()
 

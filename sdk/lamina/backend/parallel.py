@@ -3,7 +3,7 @@
 A result is bit-identical however many threads computed it, whatever the load: an
 elementwise pass computes each element alone, and a GEMM is cut only where the parts
 give the bits of one call (below) or else into parts fixed by the shapes; see
-:mod:`lamina.backend.threads` for why BLAS itself runs on one thread.
+:mod:`lamina.backend.blas_threads` for why BLAS itself runs on one thread.
 
 A GEMM is never cut along its summed axis, and its cuts fall on multiples of
 ``ROW_ALIGN`` rows or ``COL_ALIGN`` columns. Whether such a cut also gives exactly the
@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lamina.backend.threads import active_threads, get_thread_policy, parallel_for, split, tick
+from lamina.backend.blas_threads import get_thread_policy, tick
+from lamina.backend.threads import active_threads, parallel_for, split
 
 # A part should cost well over the ~20-50 us hand-off to a worker: ~0.1 ms of GEMM.
 PART_FLOPS = 8_000_000

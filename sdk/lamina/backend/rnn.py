@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lamina.backend.blas_threads import one_blas_thread
 from lamina.backend.rnn_common import (  # noqa: F401  (unpack, SUPPORTED_ACTIVATIONS: API)
     SUPPORTED_ACTIVATIONS,
     ChunkGradients,
@@ -46,7 +47,6 @@ from lamina.backend.rnn_common import (  # noqa: F401  (unpack, SUPPORTED_ACTIVA
     unpack,
 )
 from lamina.backend.rnn_lstm import LSTMSequence  # noqa: F401  (one of the three primitives)
-from lamina.backend.threads import one_blas_thread
 
 
 class SimpleRNNSequence(_Sequence):

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import threading
 
-from lamina.backend.threads import one_blas_thread, parallel_for, split
+from lamina.backend.blas_threads import one_blas_thread
+from lamina.backend.threads import parallel_for, split
 
 LANES = 2  # batch lanes of run_lanes() when the batch has 2 * MIN_LANE_BATCH rows or more
 MIN_LANE_BATCH = 8

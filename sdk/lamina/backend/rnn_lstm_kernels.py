@@ -38,9 +38,10 @@ from __future__ import annotations
 import numpy as np
 
 from lamina.backend import compiled, rnn_buffers
+from lamina.backend.blas_threads import one_blas_thread
 from lamina.backend.rnn_common import fixed_sum
 from lamina.backend.rnn_lanes import lane_spans, run_lanes
-from lamina.backend.threads import one_blas_thread, split
+from lamina.backend.threads import split
 
 KERNEL_CHUNKS = 2  # kernel calls per lane and pass (a descheduled worker costs one chunk)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from lamina.backend import threads
+from lamina.backend import blas_threads
 
 
 def other_blas_or_skip() -> list:
@@ -15,8 +15,8 @@ def other_blas_or_skip() -> list:
     pytest.importorskip("scipy")
     import scipy.linalg.cython_blas  # noqa: F401  (loads the BLAS numba's np.dot calls)
 
-    others = threads._other_blas()
-    if not threads._controller() or not others:
+    others = blas_threads._other_blas()
+    if not blas_threads._controller() or not others:
         pytest.skip("no second OpenBLAS found by threadpoolctl")
     return others
 

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from lamina.backend import nn, parallel, threads
+from lamina.backend import blas_threads, nn, parallel, threads
 
 threadpoolctl = pytest.importorskip("threadpoolctl")
 
@@ -21,7 +21,7 @@ def _auto_policy():
 
 
 def _one_call(a, b):
-    threads.tick(now=float("inf"))  # BLAS on one thread, as inside the pool
+    blas_threads.tick(now=float("inf"))  # BLAS on one thread, as inside the pool
     return np.matmul(a, b)
 
 
@@ -67,7 +67,7 @@ def test_split_product_has_the_bits_of_one_call(m, k, n, dtype):
 def test_openblas_x86_kernels_cut_rows_exactly():
     # OpenBLAS's SkylakeX and Haswell sgemm kernels both pass (Haswell: not columns); a
     # BLAS for which the probe fails gets shape-fixed parts, as the threads tests cover.
-    ctl = threads._controller()
+    ctl = blas_threads._controller()
     arch = ctl.info().get("architecture") if ctl else None
     if arch not in ("SkylakeX", "Haswell"):
         pytest.skip(f"OpenBLAS kernel {arch!r} not probed here")
@@ -208,7 +208,7 @@ def _train_mlp(policy):
 
     threads.set_thread_policy(policy)
     if policy == "auto":
-        threads.tick(now=float("inf"))
+        blas_threads.tick(now=float("inf"))
     lamina.utils.set_random_seed(11)
     model = lamina.Sequential([
         lamina.Input((96,)), lamina.layers.Dense(512, activation="relu"),

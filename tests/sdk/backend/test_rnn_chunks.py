@@ -5,7 +5,7 @@ results with or without the pool."""
 import numpy as np
 import pytest
 
-from lamina.backend import rnn, rnn_common, threads
+from lamina.backend import blas_threads, rnn, rnn_common, threads
 from lamina.backend.tensor import Tensor
 from lamina.testing import check_gradients
 
@@ -39,7 +39,7 @@ def test_gradients_over_several_chunks(kind, masked):
     check_gradients(lambda *a: fn.apply(*a, **kw), args)
 
 
-@pytest.mark.skipif(not threads._controller(), reason="no OpenBLAS found by threadpoolctl")
+@pytest.mark.skipif(not blas_threads._controller(), reason="no OpenBLAS found by threadpoolctl")
 @pytest.mark.parametrize("kind", list(_KINDS))
 def test_bit_identical_with_or_without_the_second_thread(kind):
     rng = np.random.default_rng(1)

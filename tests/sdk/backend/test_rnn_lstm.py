@@ -4,7 +4,7 @@ that do not depend on whether the pool takes part."""
 import numpy as np
 import pytest
 
-from lamina.backend import autodiff, compiled, rnn_common, rnn_lstm, threads
+from lamina.backend import autodiff, blas_threads, compiled, rnn_common, rnn_lstm, threads
 from lamina.backend.rnn_lstm import LSTMSequence, backward_blocks
 from lamina.backend.tensor import Tensor
 from lamina.testing import check_gradients
@@ -106,7 +106,7 @@ def _train_step(args, g):
     return [out.data, *out._ctx.backward(g)]
 
 
-@pytest.mark.skipif(not threads._controller(), reason="no OpenBLAS found by threadpoolctl")
+@pytest.mark.skipif(not blas_threads._controller(), reason="no OpenBLAS found by threadpoolctl")
 def test_results_are_bit_identical_with_or_without_the_second_thread(kernels):
     rng = np.random.default_rng(3)
     args = [a.astype(np.float32) for a in _case(rng, batch=16, steps=11, features=5,

@@ -20,7 +20,7 @@ import pytest
 
 import lamina
 from lamina import layers, ops
-from lamina.backend import threads
+from lamina.backend import blas_threads, threads
 from lamina.backend.autodiff import Function, gradient_ready_hook, gradients
 from lamina.backend.tensor import Variable
 from lamina.distribute import CollectiveAborted, DataParallel, buckets, local, ring, shm
@@ -86,13 +86,13 @@ def test_buckets_by_default_only_where_the_overlap_can_pay(tmp_path, monkeypatch
     path = shm.create(tmp_path / "c", 1, 8)
     collective = shm.SharedMemoryCollective(path, 0)
     threadpoolctl = pytest.importorskip("threadpoolctl")
-    if not threads._controller() or len(os.sched_getaffinity(0)) < 2:
+    if not blas_threads._controller() or len(os.sched_getaffinity(0)) < 2:
         pytest.skip("needs OpenBLAS through threadpoolctl and two cores")
     try:
         with threadpoolctl.threadpool_limits(2, user_api="blas"):
             for policy, cores in ((1, 1), ("auto", 2)):  # as a replica of 1 / 2 CPUs
                 threads.set_thread_policy(policy)
-                threads.tick(now=float("inf"))
+                blas_threads.tick(now=float("inf"))
                 assert threads.worker_count() == cores - 1
                 assert buckets.overlap_pays(collective) is (cores == 2)
                 assert DataParallel(collective).bucket_cap_mb == (
