@@ -27,7 +27,8 @@ from lamina.optimizers.buffers import gather, unit_parts
 
 def supported(optimizer) -> bool:
     """Whether ``optimizer``'s next update may be applied in pieces with the same bits."""
-    from lamina.optimizers.base import _ELEMENTWISE_STEPS, Optimizer
+    from lamina.optimizers.base import Optimizer
+    from lamina.optimizers.flat_apply import _ELEMENTWISE_STEPS
 
     kind = type(optimizer)
     fn = kind.update_step

@@ -22,10 +22,10 @@ def test_gather_is_a_range_of_concatenate(lo, hi):
 
 @pytest.mark.parametrize("name", ["adam", "sgd", "rmsprop", "adagrad", "adamax", "lion"])
 def test_parts_update_as_one_whole_buffer_pass(name, monkeypatch):
-    from lamina.optimizers import base
+    from lamina.optimizers import flat_apply
 
     calls = []
-    monkeypatch.setattr(base, "gather", lambda *args: calls.append(args) or gather(*args))
+    monkeypatch.setattr(flat_apply, "gather", lambda *args: calls.append(args) or gather(*args))
     cls = type(lamina.optimizers.get(name))
 
     class WholeBuffer(cls):
