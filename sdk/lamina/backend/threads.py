@@ -33,6 +33,8 @@ import queue
 import threading
 import time
 
+import numpy as np
+
 from lamina.backend import blas_threads
 
 # The policy is the pool's as much as BLAS's: it stays importable from here.
@@ -60,12 +62,18 @@ def worker_count() -> int:
 
 
 class _Job:
-    """``fn(0) ... fn(n - 1)``, each index claimed once by whichever thread is free."""
+    """``fn(0) ... fn(n - 1)``, each index claimed once by whichever thread is free.
 
-    __slots__ = ("fn", "n", "claims", "lock", "remaining", "done", "error", "lost")
+    numpy's floating-point error handling (``np.errstate``) belongs to each thread; a
+    worker runs its parts under the caller's, so that a part warns, raises or stays quiet
+    exactly as it would on the calling thread.
+    """
+
+    __slots__ = ("fn", "n", "claims", "lock", "remaining", "done", "error", "lost", "errors")
 
     def __init__(self, fn, n):
         self.fn, self.n = fn, n
+        self.errors = np.geterr()
         self.claims = itertools.count()  # next() is atomic under the GIL
         self.lock = threading.Lock()
         self.remaining = n
@@ -73,19 +81,25 @@ class _Job:
         self.error = None
         self.lost = 0.0  # longest time a worker spent off-CPU inside one of its parts
 
-    def work(self, timed=False):
+    def work(self, worker=False):
+        """Claim and run parts until none is left; a ``worker`` (a pool thread) also times
+        them and runs them under the caller's numpy error handling."""
         while True:
             i = next(self.claims)
             if i >= self.n:
                 return
-            if timed:
+            if worker:
                 wall, cpu = time.monotonic(), time.thread_time()
             try:
-                self.fn(i)
+                if worker:
+                    with np.errstate(**self.errors):
+                        self.fn(i)
+                else:
+                    self.fn(i)
             except BaseException as exc:  # re-raised by the caller
                 if self.error is None:
                     self.error = exc
-            if timed:
+            if worker:
                 lost = (time.monotonic() - wall) - (time.thread_time() - cpu)
                 self.lost = max(self.lost, lost)
             with self.lock:
@@ -111,7 +125,7 @@ class _Pool:
             job = self.jobs.get()
             if job is None:
                 return
-            job.work(timed=True)
+            job.work(worker=True)
             job = None  # idle without holding the job's closure (and the arrays it uses)
 
     def shutdown(self):

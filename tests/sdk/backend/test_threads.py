@@ -228,3 +228,33 @@ def test_call_site_table_keeps_no_callable_alive(pool_of_two):
     time.sleep(0.05)  # the worker has gone back to waiting for the next job
     gc.collect()
     assert ref() is None
+
+
+def _overflow_on_a_worker(threads_seen):
+    """A job whose part 1 overflows a float32 square on a pool worker (part 0, the
+    caller's, waits for it), under whatever numpy error handling the caller has."""
+    ready = threading.Event()
+
+    def part(i):
+        if i == 0:
+            assert ready.wait(5), "no worker ran part 1"
+            return
+        threads_seen.append(threading.current_thread().name)
+        try:
+            np.square(np.full(4, 1e30, np.float32))
+        finally:
+            ready.set()
+
+    threads.parallel_for(2, part, site="overflow-site")
+
+
+def test_workers_run_parts_under_the_callers_numpy_error_handling(pool_of_two):
+    seen = []
+    with np.errstate(over="raise"), pytest.raises(FloatingPointError, match="overflow"):
+        _overflow_on_a_worker(seen)
+    with np.errstate(all="ignore"):  # quiet (pytest turns warnings into errors here)
+        _overflow_on_a_worker(seen)
+    with pytest.warns(RuntimeWarning, match="overflow"):
+        _overflow_on_a_worker(seen)
+    assert len(seen) == 3 and all(name.startswith("lamina-worker") for name in seen)
+    assert np.geterr()["over"] == "warn"  # the caller's own state is untouched
