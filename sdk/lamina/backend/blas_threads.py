@@ -187,9 +187,10 @@ def usable_threads() -> int:
     """Threads Lamina may keep busy, the calling thread included: this process's cores
     (its CPU affinity), capped by the BLAS thread count it had and by an integer policy;
     1 while BLAS is not held at one thread (policy ``"off"``, no ``threadpoolctl``)."""
-    if not blas_is_single_threaded():
-        return 1
+    tick()
     policy = get_thread_policy()
+    if policy == "off" or not _controller() or _state["ceiling"] is None:
+        return 1
     threads = min(_state["cores"] or _available_cores(), _state["ceiling"])
     if isinstance(policy, int):
         threads = min(threads, policy)
