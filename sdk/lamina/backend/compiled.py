@@ -7,9 +7,10 @@ runs such a chain as one call without the GIL. numba is optional: without it, or
 ``LAMINA_KERNELS=numpy``, every primitive runs its numpy path, which stays the
 reference and is tested against the kernels.
 
-    LAMINA_KERNELS=auto    # default: compiled kernels when numba imports
+    LAMINA_KERNELS=auto    # default: compiled kernels when numba imports (elementwise
+                           # ones from MIN_ELEMENTS elements: see pays())
     LAMINA_KERNELS=numpy   # numpy only
-    LAMINA_KERNELS=numba   # compiled kernels; an error when numba is missing
+    LAMINA_KERNELS=numba   # compiled kernels at every size; an error when numba is missing
 
 A kernel is declared with :func:`kernel` and compiled on its first call (cached on
 disk by numba, so later processes load it). numba is imported only then: a model
@@ -71,6 +72,23 @@ def enabled() -> bool:
         raise RuntimeError("LAMINA_KERNELS=numba, but numba is not installed "
                            "(pip install numba, or LAMINA_KERNELS=auto)")
     return False
+
+
+#: Under ``auto``, an elementwise kernel (an optimizer's update, a keyed draw) runs only on
+#: at least this many elements. Loading numba costs a process ~0.8 s and ~120 MB of RSS
+#: once; on smaller arrays numpy's passes cost microseconds, so a model made only of such
+#: arrays (most small models, and most tests' subprocesses) never pays that import.
+MIN_ELEMENTS = 1 << 16
+
+
+def pays(elements: int) -> bool:
+    """Whether an elementwise primitive runs its kernel on ``elements`` elements: always
+    under ``numba``, from :data:`MIN_ELEMENTS` under ``auto`` (when numba imports), never
+    under ``numpy``. The kernels give the numpy path's bits, so only the speed differs."""
+    selected = choice()
+    if selected == "numpy" or (selected == "auto" and elements < MIN_ELEMENTS):
+        return False
+    return enabled()
 
 
 def set_kernels(value: str) -> None:

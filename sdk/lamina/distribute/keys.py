@@ -11,9 +11,11 @@ generator (which draws the shuffle) is never consumed by noise.
 A sample's key is SplitMix64's finaliser (Steele et al., 2014) of (stream, epoch,
 call, index); its elements' values are MurmurHash3's 32-bit finaliser of the key xor
 a Weyl counter (dropout masks, uniforms: 24 bits give a float32 in [0, 1)) or
-SplitMix64 again (normals), vectorised in numpy. With compiled kernels enabled
-(:mod:`lamina.backend.compiled`), :mod:`lamina.distribute.keys_kernels` computes the same
-bits in one pass per draw, and a Dropout multiplies by its mask without building it.
+SplitMix64 again (normals), vectorised in numpy. Where a compiled kernel pays
+(:func:`lamina.backend.compiled.pays`: numba installed, a draw of at least
+``MIN_ELEMENTS`` elements under ``LAMINA_KERNELS=auto``),
+:mod:`lamina.distribute.keys_kernels` computes the same bits in one pass per draw, and
+a Dropout multiplies by its mask without building it.
 Outside ``fit`` (a direct ``layer(x, training=True)``), :func:`sample_keys` returns
 None and layers use their sequential generator as before.
 """
@@ -157,10 +159,12 @@ def _bits32(keys: np.ndarray, shape) -> np.ndarray:
     return z.reshape(shape)
 
 
-def _kernels(keys):
-    """:mod:`lamina.distribute.keys_kernels` when compiled kernels are enabled (and the
-    keys are the uint64 array :func:`sample_keys` gives), else None: numpy's path."""
-    if keys.dtype != np.uint64 or keys.ndim != 1 or not compiled.enabled():
+def _kernels(keys, shape):
+    """:mod:`lamina.distribute.keys_kernels` when a compiled kernel pays for a draw of
+    ``shape`` (:func:`lamina.backend.compiled.pays`) and the keys are the uint64 array
+    :func:`sample_keys` gives, else None: numpy's path."""
+    if (keys.dtype != np.uint64 or keys.ndim != 1
+            or not compiled.pays(math.prod(int(n) for n in shape))):
         return None
     from lamina.distribute import keys_kernels
 
@@ -169,7 +173,7 @@ def _kernels(keys):
 
 def uniform(keys: np.ndarray, shape) -> np.ndarray:
     """float32 uniforms in [0, 1) of ``shape``; row ``i`` depends only on ``keys[i]``."""
-    kernels = _kernels(keys)
+    kernels = _kernels(keys, shape)
     if kernels is not None:
         return kernels.uniform(keys, shape)
     return (_bits32(keys, shape) >> np.uint32(8)).astype(np.float32) * np.float32(2.0 ** -24)
@@ -184,7 +188,7 @@ def _threshold(rate: float) -> np.uint32:
 def keep_mask(keys: np.ndarray, shape, rate: float) -> np.ndarray:
     """Boolean mask of ``shape``, True with probability ``1 - rate`` (per element, to
     2**-24): ``uniform >= rate`` compared on the integers."""
-    kernels = _kernels(keys)
+    kernels = _kernels(keys, shape)
     if kernels is not None:
         return kernels.keep_mask(keys, shape, _threshold(rate))
     return _bits32(keys, shape) >= _threshold(rate)
@@ -198,7 +202,7 @@ def dropout_mask(keys: np.ndarray, shape, rate: float, dtype):
     multiplies by without building it (same bits).
     """
     dtype = np.dtype(dtype)
-    kernels = _kernels(keys)
+    kernels = _kernels(keys, shape)
     if kernels is not None and dtype in (np.float32, np.float64):
         return kernels.KeyedMask(keys, shape, _threshold(rate), rate, dtype)
     mask = keep_mask(keys, shape, rate).astype(dtype)
@@ -208,7 +212,7 @@ def dropout_mask(keys: np.ndarray, shape, rate: float, dtype):
 
 def normal(keys: np.ndarray, shape) -> np.ndarray:
     """Standard normal float32 values of ``shape`` (Box-Muller on two 24-bit halves)."""
-    kernels = _kernels(keys)
+    kernels = _kernels(keys, shape)
     if kernels is not None:
         return kernels.normal(keys, shape)
     bits = _bits(keys, shape)

@@ -1,6 +1,6 @@
 """Compiled kernels (numba) for the keyed draws of :mod:`lamina.distribute.keys`.
 
-Imported only when :func:`lamina.backend.compiled.enabled`. The numpy path hashes a draw
+Imported only when :func:`lamina.backend.compiled.pays`. The numpy path hashes a draw
 in several whole-array passes (xor, two multiplies, two shift-xors, the compare, the
 cast and the scale); here each element is hashed, compared and used in one pass, with
 exactly the numpy path's bits. The 32-bit hash is emitted as 32-bit LLVM instructions

@@ -69,7 +69,7 @@ def adam(gradient, variable, m, v, v_hat, one_minus_b1, one_minus_b2, alpha,
     Returns:
         True when done; False (nothing written) when the numpy path must run.
     """
-    if not compiled.enabled():
+    if not compiled.pays(variable.size):
         return False
     arrays = _arrays(gradient, variable, m, v, *(() if v_hat is None else (v_hat,)))
     if arrays is None:
@@ -90,7 +90,7 @@ def sgd(gradient, variable, m, learning_rate, momentum, nesterov) -> bool:
     Returns:
         True when done; False (nothing written) when the numpy path must run.
     """
-    if not compiled.enabled():
+    if not compiled.pays(variable.size):
         return False
     arrays = _arrays(gradient, variable, *(() if m is None else (m,)))
     if arrays is None:
@@ -115,7 +115,7 @@ def rmsprop(gradient, variable, v, average, mom, rho, one_minus_rho, epsilon,
     Returns:
         True when done; False (nothing written) when the numpy path must run.
     """
-    if not compiled.enabled():
+    if not compiled.pays(variable.size):
         return False
     centered, with_momentum = average is not None, mom is not None
     arrays = _arrays(gradient, variable, v, *(() if average is None else (average,)),
@@ -140,7 +140,7 @@ def decay(param, rate) -> bool:
     Returns:
         True when done; False (nothing written) when the numpy path must run.
     """
-    if not compiled.enabled():
+    if not compiled.pays(param.size):
         return False
     arrays = _arrays(param, param)  # (the "gradient" is the parameter itself)
     consts = None if arrays is None else _constants(param.dtype, rate)

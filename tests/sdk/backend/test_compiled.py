@@ -47,3 +47,41 @@ def test_numpy_choice_never_imports_numba():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_elementwise_kernels_pay_from_min_elements_under_auto_and_always_under_numba():
+    pytest.importorskip("numba")
+    small, large = compiled.MIN_ELEMENTS - 1, compiled.MIN_ELEMENTS
+    with compiled.use_kernels("auto"):
+        assert not compiled.pays(small) and compiled.pays(large)
+    with compiled.use_kernels("numba"):
+        assert compiled.pays(small) and compiled.pays(1)
+    with compiled.use_kernels("numpy"):
+        assert not compiled.pays(large)
+
+
+_FIT = """
+import sys
+import numpy as np
+import lamina as keras
+keras.utils.set_random_seed(0)
+model = keras.Sequential([keras.Input((UNITS,)), keras.layers.Dense(UNITS, activation="relu"),
+                          keras.layers.Dropout(0.2), keras.layers.Dense(10, activation="softmax")])
+model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+rng = np.random.default_rng(0)
+model.fit(rng.random((256, UNITS), dtype=np.float32), rng.integers(0, 10, 256),
+          batch_size=128, epochs=1, verbose=0)
+print("numba" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("units, loads", [(16, False), (512, True)])
+def test_auto_loads_numba_only_for_a_model_whose_arrays_pay(units, loads):
+    """A small model with Adam and Dropout trains without importing numba (its ~0.8 s and
+    ~120 MB); the benchmark MLP's 512-wide layers (a (128, 512) dropout draw, a 262k
+    kernel) load it."""
+    pytest.importorskip("numba")
+    result = subprocess.run([sys.executable, "-c", f"UNITS = {units}\n" + _FIT],
+                            capture_output=True, text=True, check=True,
+                            env={**os.environ, "LAMINA_KERNELS": "auto"})
+    assert result.stdout.strip() == str(loads)
