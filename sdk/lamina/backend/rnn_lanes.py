@@ -48,10 +48,17 @@ def run_lanes(lanes, site=None):
     chunk and is re-raised here. ``site`` names the call site for the pool's choice
     between running pooled or alone (see :func:`lamina.backend.threads.parallel_for`):
     jobs of one site should take comparable times.
+
+    A lane may yield the number of chunks it has left (``None``: unknown) and end without
+    a yield after its last chunk: a thread that finds no lane to take then leaves at once
+    when every unfinished lane is running its last chunk (nothing would come back to
+    take), instead of sleeping until that lane ends and waking only to leave (~0.1 ms
+    of each LSTM pass here, once per lane count).
     """
     lanes = list(lanes)
     n = len(lanes)
     busy, done, failed, waiting = [False] * n, [False] * n, [False], [0]
+    left = [None] * n  # chunks each lane had left at its last yield (None: unknown)
     cond = threading.Condition()
 
     def next_lane(first):
@@ -63,6 +70,8 @@ def run_lanes(lanes, site=None):
                 if not done[j] and not busy[j]:
                     busy[j] = True
                     return j
+            if all(done[j] or (left[j] is not None and left[j] <= 1) for j in range(n)):
+                return None  # (every busy lane is in its last chunk)
             waiting[0] += 1
             cond.wait()
             waiting[0] -= 1
@@ -77,7 +86,10 @@ def run_lanes(lanes, site=None):
                 # (``waiting`` and ``failed`` are read without the lock: a change is seen
                 # at the next chunk at the latest)
                 while True:
-                    finished = next(lanes[j], _END) is _END
+                    step = next(lanes[j], _END)
+                    finished = step is _END
+                    if not finished:
+                        left[j] = step
                     if finished or waiting[0] or failed[0]:
                         break
                 with cond:

@@ -24,13 +24,15 @@ and the weight gradient as NT at 85-89 against 68-70 as TN):
   ``tc (t, u, width)``: ``tanh(c_s)``; ``hs (t, u, width)``: the outputs.
 
 A step is the GEMM (numba's ``np.dot``: the BLAS of scipy, on one thread, see
-:func:`lamina.backend.threads.one_blas_thread`), one pass activating the four gates and
-one pass forming ``c``, ``tanh(c)`` and ``h``. Backward through time: per step one pass
-forming the four gate gradients (into ``dzt (4u, t, width)``) and the next ``dc``, then
-``dh = recurrent_kernel @ dz``; after the loop one GEMM each for the weights and the
-inputs. For float32 tanh is a rational approximation (Eigen's ``ptanh_float``: within
-3e-7, branch-free, so the loops vectorise; scalar libm tanhf would take longer than the
-GEMMs); float64 uses the exact tanh.
+:func:`lamina.backend.blas_threads.one_blas_thread`; with a zero initial state step 0
+takes only the ``[x; 1]`` rows), one pass activating the four gates and one pass forming
+``c``, ``tanh(c)`` and ``h``.
+Backward through time: per step one pass forming the four gate gradients (into
+``dzt (4u, t, width)``) and the next ``dc``, then ``dh = recurrent_kernel @ dz``; after
+the loop one GEMM each for the weights and the inputs. For float32 tanh is a rational
+approximation (Eigen's ``ptanh_float``: within 3e-7, branch-free, so the loops
+vectorise; scalar libm tanhf would take longer than the GEMMs); float64 uses the exact
+tanh.
 """
 
 from __future__ import annotations
@@ -71,14 +73,16 @@ def gate_scales(units, dtype):
 
 
 @compiled.kernel
-def lstm_forward(x, wt, h0, c0, rmask, mask, scale, shift, k, hx, op, z, cs, tc, hs, lo, s_lo,
-                 s_hi, back, has_mask, has_rmask, exact):
+def lstm_forward(x, wt, wx, h0, c0, rmask, mask, scale, shift, k, hx, op, z, cs, tc, hs, lo,
+                 s_lo, s_hi, back, has_mask, has_rmask, skip_h0, exact):
     """Forward steps ``s_lo:s_hi`` of the lane of batch rows ``lo:lo + width``.
 
     ``x (batch, t, f)`` in the caller's time order (``back``: processed last to first),
-    ``wt (4u, u + f + 1)``, ``mask (batch, t)`` in processing order, ``rmask (batch, u)``
-    (both ignored unless ``has_mask``/``has_rmask``), ``k`` from :func:`constants`;
-    ``op (u + f + 1, width)`` is scratch (the step's GEMM operand, contiguous).
+    ``wt (4u, u + f + 1)``, ``wx`` its last ``f + 1`` columns (contiguous: with
+    ``skip_h0``, a zero initial state, step 0's GEMM takes only the ``[x; 1]`` rows),
+    ``mask (batch, t)`` in processing order, ``rmask (batch, u)`` (both ignored unless
+    ``has_mask``/``has_rmask``), ``k`` from :func:`constants`; ``op (u + f + 1, width)``
+    is scratch (the step's GEMM operand, contiguous).
     """
     kk, t, width = hx.shape
     u = tc.shape[1]
@@ -100,11 +104,17 @@ def lstm_forward(x, wt, h0, c0, rmask, mask, scale, shift, k, hx, op, z, cs, tc,
                 hx[q, 0, j] = h * rmask[lo + j, q] if has_rmask else h
                 cs[0, q, j] = c0[lo + j, q]
     for s in range(s_lo, s_hi):
-        for r in range(kk):
-            for j in range(width):
-                op[r, j] = hx[r, s, j]
         zs = z[s]
-        np.dot(wt, op, zs)
+        if s == 0 and skip_h0:
+            for r in range(u, kk):
+                for j in range(width):
+                    op[r, j] = hx[r, s, j]
+            np.dot(wx, op[u:], zs)
+        else:
+            for r in range(kk):
+                for j in range(width):
+                    op[r, j] = hx[r, s, j]
+            np.dot(wt, op, zs)
         # (exact and approximate tanh in separate loops: a call in a loop keeps LLVM
         # from vectorising it)
         for q in range(4 * u):
@@ -278,7 +288,10 @@ def forward(seq, x, kernel, recurrent_kernel, bias, h0, c0, mask, recurrent_mask
     wt = rnn_buffers.take((4 * u, u + f + 1), dtype)
     wt[:, :u], wt[:, u:u + f] = np.transpose(recurrent_kernel), np.transpose(kernel)
     wt[:, u + f] = 0.0 if bias is None else bias
+    wx = rnn_buffers.take((4 * u, f + 1), dtype)
+    wx[...] = wt[:, u:]
     x = np.ascontiguousarray(x, dtype)
+    skip_h0 = h0 is None or not np.any(h0)
     h0 = np.zeros((b, u), dtype) if h0 is None else np.ascontiguousarray(h0, dtype)
     c0 = np.zeros((b, u), dtype) if c0 is None else np.ascontiguousarray(c0, dtype)
     has_mask = mask is not None and not np.all(mask)
@@ -294,18 +307,20 @@ def forward(seq, x, kernel, recurrent_kernel, bias, h0, c0, mask, recurrent_mask
     lanes = [_Lane(lo, hi, t, f, u, dtype) for lo, hi in lane_spans(b)]
 
     def run(lane):
-        for s_lo, s_hi in split(t, KERNEL_CHUNKS):
-            lstm_forward(x, wt, h0, c0, rm, m, scale, shift, k, lane.hx, lane.op, lane.z,
-                         lane.cs, lane.tc, lane.hs, lane.lo, s_lo, s_hi, seq.go_backwards,
-                         has_mask, has_rmask, exact)
-            yield
+        spans = split(t, KERNEL_CHUNKS)
+        for n, (s_lo, s_hi) in enumerate(spans):
+            if n:
+                yield len(spans) - n  # (chunks left; none after the last: see run_lanes)
+            lstm_forward(x, wt, wx, h0, c0, rm, m, scale, shift, k, lane.hx, lane.op,
+                         lane.z, lane.cs, lane.tc, lane.hs, lane.lo, s_lo, s_hi,
+                         seq.go_backwards, has_mask, has_rmask, skip_h0, exact)
 
     grads = any(seq.needs)
     _load_numbas_blas()
     with one_blas_thread():
         run_lanes((run(lane) for lane in lanes), site=("lstm kernels forward", x.shape, u,
                                                        grads))
-    rnn_buffers.give(wt)
+    rnn_buffers.give(wt, wx)
     steps = t if seq.return_sequences else 1
     out = np.empty((b, steps + 1, u), dtype)
     for lane in lanes:
@@ -346,11 +361,13 @@ def backward(seq, g):
         dc[...] = g[lo:hi, steps].T
         dw = take((u + f + 1, 4 * u), dtype) if need_w else no_w
         dxt = take((f, t, width), dtype) if need_x else no_x
-        for s_lo, s_hi in split(t, KERNEL_CHUNKS)[::-1]:
+        spans = split(t, KERNEL_CHUNKS)[::-1]
+        for n, (s_lo, s_hi) in enumerate(spans):
+            if n:
+                yield len(spans) - n
             lstm_backward(g, seq.return_sequences, rk, kx, rm, m, k, lane.hx, lane.z,
                           lane.cs, lane.tc, dzt, dtmp, dh, dc, keep, dw, dxt, lo, s_lo, s_hi,
                           has_mask, has_rmask, bool(needs[4]), need_w, need_x)
-            yield
         dh0[lo:hi], dc0[lo:hi] = dh.T, dc.T
         rnn_buffers.give(dzt, dtmp, keep, dh, dc)
         lane.dw = dw if need_w else None

@@ -82,39 +82,49 @@ def test_bits_do_not_depend_on_the_pool(pool_of_two, kernels):
             np.testing.assert_array_equal(a, b)
 
 
-def _lane(log, name, chunks, fail_at=None, exc=RuntimeError):
+def _lane(log, name, chunks, fail_at=None, exc=RuntimeError, counts=False):
+    # counts: yield the chunks left, and no yield after the last (as the LSTM kernels')
     for k in range(chunks):
+        if counts and k:
+            yield chunks - k
         if k == fail_at:
             raise exc(f"{name} failed")
         log.append((name, k, threading.get_ident()))
         time.sleep(0.002)
-        yield
+        if not counts:
+            yield
 
 
+@pytest.mark.parametrize("counts", [False, True])
 @pytest.mark.parametrize("policy", [1, "pool"])
-def test_every_chunk_of_every_lane_runs_once_in_order(policy, request):
+def test_every_chunk_of_every_lane_runs_once_in_order(policy, counts, request):
     if policy == "pool":
         request.getfixturevalue("pool_of_two")
     else:
         threads.set_thread_policy(1)
     try:
         log = []
-        rnn_lanes.run_lanes([_lane(log, "a", 5), _lane(log, "b", 7)])
+        rnn_lanes.run_lanes([_lane(log, "a", 5, counts=counts),
+                             _lane(log, "b", 7, counts=counts)])
+        # (a lane of one chunk, and one much longer: the thread done first leaves)
+        rnn_lanes.run_lanes([_lane(log, "c", 1, counts=counts),
+                             _lane(log, "d", 40, counts=counts)])
     finally:
         threads.set_thread_policy("auto")
-    for name, n in (("a", 5), ("b", 7)):
+    for name, n in (("a", 5), ("b", 7), ("c", 1), ("d", 40)):
         assert [k for lane, k, _ in log if lane == name] == list(range(n))
     if policy == 1:  # the caller alone: one lane after the other
-        assert [lane for lane, _, _ in log] == ["a"] * 5 + ["b"] * 7
+        assert [lane for lane, _, _ in log] == ["a"] * 5 + ["b"] * 7 + ["c"] + ["d"] * 40
 
 
+@pytest.mark.parametrize("counts", [False, True])
 @pytest.mark.parametrize("failing", [0, 1])
 @pytest.mark.parametrize("exc", [RuntimeError, KeyboardInterrupt])
 def test_an_error_in_one_lane_stops_the_other_and_reaches_the_caller(pool_of_two, failing,
-                                                                     exc):
+                                                                     exc, counts):
     log = []
-    lanes = [_lane(log, "a", 50, fail_at=2 if failing == 0 else None, exc=exc),
-             _lane(log, "b", 50, fail_at=2 if failing == 1 else None, exc=exc)]
+    lanes = [_lane(log, "a", 50, fail_at=2 if failing == 0 else None, exc=exc, counts=counts),
+             _lane(log, "b", 50, fail_at=2 if failing == 1 else None, exc=exc, counts=counts)]
     start = time.monotonic()
     with pytest.raises(exc, match="failed"):
         rnn_lanes.run_lanes(lanes)
