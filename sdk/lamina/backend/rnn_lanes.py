@@ -52,8 +52,8 @@ def run_lanes(lanes, site=None):
     A lane may yield the number of chunks it has left (``None``: unknown) and end without
     a yield after its last chunk: a thread that finds no lane to take then leaves at once
     when every unfinished lane is running its last chunk (nothing would come back to
-    take), instead of sleeping until that lane ends and waking only to leave (~0.1 ms
-    of each LSTM pass here, once per lane count).
+    take), instead of sleeping until that lane ends and waking only to leave (an LSTM
+    pass's last kernel to its return took 156-176 us here before, 98-129 after).
     """
     lanes = list(lanes)
     n = len(lanes)
