@@ -245,7 +245,7 @@ def lstm_backward(g, seqs, rk, kx, rmask, mask, k, hx, z, cs, tc, dzt, dtmp, dh,
 
 def _load_numbas_blas():
     # numba's np.dot calls the BLAS behind scipy.linalg.cython_blas (scipy's OpenBLAS):
-    # loaded before a block opens, so that threads.one_blas_thread finds it.
+    # loaded before a block opens, so that blas_threads.one_blas_thread finds it.
     try:
         import scipy.linalg.cython_blas  # noqa: F401
     except ImportError:  # (numba then says that np.dot needs scipy)
