@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -72,3 +73,50 @@ class Timer:
 
     def __exit__(self, *exc):
         self.seconds = time.perf_counter() - self.start
+
+
+def alternate(rounds: int, run, arm, clock=None) -> dict:
+    """An A/B in one process: ``run()`` -> seconds, under ``arm("numpy")`` and
+    ``arm("numba")`` (context managers) in turn, the order swapping each round; round 0
+    is a warm-up.
+
+    Returns ``{"numpy", "numba"}`` (median seconds), ``ratios`` (numpy/numba per round),
+    ``loads`` (1-minute load average after each round) and, with ``clock``
+    (``time.process_time``), ``cpu`` (median CPU seconds of each arm's turns: less
+    inflated than wall time when a neighbour takes the cores) and ``cpu_ratio``.
+    """
+    times = {"numpy": [], "numba": []}
+    cpu = {"numpy": [], "numba": []}
+    loads = []
+    for r in range(rounds + 1):
+        for choice in ("numpy", "numba") if r % 2 else ("numba", "numpy"):
+            with arm(choice):
+                before = clock() if clock else 0.0
+                seconds = run()
+                used = clock() - before if clock else 0.0
+            if r:
+                times[choice].append(seconds)
+                cpu[choice].append(used)
+        loads.append(os.getloadavg()[0])
+    result = {c: statistics.median(v) for c, v in times.items()}
+    result["ratios"] = [a / b for a, b in zip(times["numpy"], times["numba"])]
+    result["loads"] = loads
+    if clock:
+        result["cpu"] = {c: statistics.median(v) for c, v in cpu.items()}
+        result["cpu_ratio"] = statistics.median(a / b for a, b in zip(cpu["numpy"], cpu["numba"]))
+    return result
+
+
+def mlp(samples: int, optimizer: str):
+    """``(model, x, y)``: bench/lamina_models.py's MLP, seeded and compiled with
+    ``optimizer``, and ``samples`` random MNIST-shaped inputs with labels."""
+    from lamina_models import build
+
+    import lamina
+
+    lamina.utils.set_random_seed(0)
+    x = np.random.default_rng(0).random((samples, 28, 28, 1), dtype=np.float32)
+    y = np.random.default_rng(1).integers(0, 10, samples)
+    model = build("mlp")
+    model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+    return model, x, y

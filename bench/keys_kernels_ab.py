@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
+import functools
 import statistics
 import time
 
 import numpy as np
+from common import alternate, mlp
 
 SHAPE = (128, 512)
 
@@ -39,41 +40,12 @@ def _arm(choice, keys_only):
         return
     real = keys._kernels
     if choice == "numpy":
-        keys._kernels = lambda _keys: None
+        keys._kernels = lambda _keys, _shape: None
     try:
         with compiled.use_kernels("numba"):
             yield
     finally:
         keys._kernels = real
-
-
-def _turns(rounds, run, keys_only=False, clock=None):
-    """``run()`` -> seconds, alternated; medians per choice and numpy/numba per round.
-
-    With ``clock`` (``time.process_time``), the process's CPU seconds of each turn are
-    kept too (``cpu`` in the result): less inflated than wall time when a neighbour
-    takes the cores.
-    """
-    times = {"numpy": [], "numba": []}
-    cpu = {"numpy": [], "numba": []}
-    loads = []
-    for r in range(rounds + 1):
-        for choice in ("numpy", "numba") if r % 2 else ("numba", "numpy"):
-            with _arm(choice, keys_only):
-                before = clock() if clock else 0.0
-                seconds = run()
-                used = clock() - before if clock else 0.0
-            if r:
-                times[choice].append(seconds)
-                cpu[choice].append(used)
-        loads.append(os.getloadavg()[0])
-    ratios = [a / b for a, b in zip(times["numpy"], times["numba"])]
-    medians = {c: statistics.median(v) for c, v in times.items()}
-    if clock:
-        medians["cpu"] = {c: statistics.median(v) for c, v in cpu.items()}
-        medians["cpu_ratio"] = statistics.median(
-            a / b for a, b in zip(cpu["numpy"], cpu["numba"]))
-    return medians, ratios, loads
 
 
 def _per_call(fn, calls):
@@ -108,25 +80,15 @@ def draws_bench(args) -> None:
                      ("uniform", lambda: keys.uniform(k, SHAPE)),
                      ("normal", lambda: keys.normal(k, SHAPE)),
                      ("Dropout mask+fwd+bwd", dropout)):
-        med, ratios, loads = _turns(args.rounds, _per_call(fn, 200 if name != "normal" else 20))
-        print(f"  {name:22} numpy {med['numpy'] * 1e6:8.1f}  numba {med['numba'] * 1e6:8.1f}"
-              f"  numpy/numba {statistics.median(ratios):5.2f}  "
-              f"load {min(loads):.2f}-{max(loads):.2f}")
+        res = alternate(args.rounds, _per_call(fn, 200 if name != "normal" else 20),
+                        functools.partial(_arm, keys_only=False))
+        print(f"  {name:22} numpy {res['numpy'] * 1e6:8.1f}  numba {res['numba'] * 1e6:8.1f}"
+              f"  numpy/numba {statistics.median(res['ratios']):5.2f}  "
+              f"load {min(res['loads']):.2f}-{max(res['loads']):.2f}")
 
 
 def mlp_bench(args) -> None:
-    import lamina as keras
-    from lamina import layers
-
-    keras.utils.set_random_seed(0)
-    x = np.random.default_rng(0).random((args.samples, 28, 28, 1), dtype=np.float32)
-    y = np.random.default_rng(1).integers(0, 10, args.samples)
-    model = keras.Sequential([
-        keras.Input((28, 28, 1)), layers.Flatten(),
-        layers.Dense(512, activation="relu"), layers.Dropout(0.2),
-        layers.Dense(512, activation="relu"), layers.Dropout(0.2),
-        layers.Dense(10, activation="softmax")])
-    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model, x, y = mlp(args.samples, "adam")
     steps = -(-args.samples // 128)
 
     def epoch():
@@ -137,13 +99,14 @@ def mlp_bench(args) -> None:
     print(f"MLP 784-512-512-10, 2x Dropout(0.2), Adam, {args.samples} samples a turn, "
           f"{args.rounds} rounds; ms per training step, medians")
     for label, keys_only in (("every kernel", False), ("keyed draws only", True)):
-        med, ratios, loads = _turns(args.rounds, epoch, keys_only, clock=time.process_time)
-        cpu = med["cpu"]
-        print(f"  {label:17} wall: numpy {med['numpy'] * 1e3:.3f}  numba "
-              f"{med['numba'] * 1e3:.3f}  numpy/numba {statistics.median(ratios):.3f} "
+        res = alternate(args.rounds, epoch, functools.partial(_arm, keys_only=keys_only),
+                        clock=time.process_time)
+        cpu, ratios, loads = res["cpu"], res["ratios"], res["loads"]
+        print(f"  {label:17} wall: numpy {res['numpy'] * 1e3:.3f}  numba "
+              f"{res['numba'] * 1e3:.3f}  numpy/numba {statistics.median(ratios):.3f} "
               f"(rounds {min(ratios):.2f}-{max(ratios):.2f});  CPU: numpy "
               f"{cpu['numpy'] / steps * 1e3:.3f}  numba {cpu['numba'] / steps * 1e3:.3f}  "
-              f"numpy/numba {med['cpu_ratio']:.3f};  load {min(loads):.2f}-{max(loads):.2f}")
+              f"numpy/numba {res['cpu_ratio']:.3f};  load {min(loads):.2f}-{max(loads):.2f}")
 
 
 def main() -> None:

@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import statistics
 import time
 
 import numpy as np
+from common import alternate, mlp
 
 SHAPES = [(784, 512), (512,), (512, 512), (512,), (512, 10), (10,)]
 
@@ -43,22 +43,6 @@ def optimizer_kernels(choice):
             setattr(kernels, name, function)
 
 
-def _turns(rounds, run):
-    """``run(choice)`` -> seconds, alternated; medians per choice (round 0 is warm-up),
-    the per-round numpy/numba ratios and the load averages."""
-    times = {"numpy": [], "numba": []}
-    loads = []
-    for r in range(rounds + 1):
-        for choice in ("numpy", "numba") if r % 2 else ("numba", "numpy"):
-            with optimizer_kernels(choice):
-                seconds = run(choice)
-            if r:
-                times[choice].append(seconds)
-        loads.append(os.getloadavg()[0])
-    return ({c: statistics.median(v) for c, v in times.items()},
-            [a / b for a, b in zip(times["numpy"], times["numba"])], loads)
-
-
 def step_bench(args) -> None:
     import lamina
     from lamina.backend import threads
@@ -72,13 +56,13 @@ def step_bench(args) -> None:
     lr = opt._current_learning_rate()
     calls = 40
 
-    def apply(_):
+    def apply():
         start = time.perf_counter()
         for _ in range(calls):
             opt.apply(grads, variables)
         return (time.perf_counter() - start) / calls
 
-    def update(_):
+    def update():
         start = time.perf_counter()
         for _ in range(calls):
             opt._backend_update_step([seg.grad], [seg.param], lr)
@@ -89,45 +73,35 @@ def step_bench(args) -> None:
     for policy in ("auto", 1):
         threads.set_thread_policy(policy)
         for name, fn in (("apply (gather + update)", apply), ("update alone", update)):
-            med, ratios, loads = _turns(args.rounds, fn)
-            print(f"  threads={policy!s:4} {name:24} numpy {med['numpy'] * 1e6:7.0f}  "
-                  f"numba {med['numba'] * 1e6:7.0f}  numpy/numba {statistics.median(ratios):.2f}"
-                  f"  load {min(loads):.2f}-{max(loads):.2f}")
+            res = alternate(args.rounds, fn, optimizer_kernels)
+            loads = res["loads"]
+            print(f"  threads={policy!s:4} {name:24} numpy {res['numpy'] * 1e6:7.0f}  "
+                  f"numba {res['numba'] * 1e6:7.0f}  numpy/numba "
+                  f"{statistics.median(res['ratios']):.2f}  load {min(loads):.2f}-{max(loads):.2f}")
     threads.set_thread_policy("auto")
 
 
 def mlp_bench(args) -> None:
-    import lamina as keras
-    from lamina import layers
     from lamina.backend import threads
 
     threads.set_thread_policy(args.threads)
-    keras.utils.set_random_seed(0)
-    x = np.random.default_rng(0).random((args.samples, 28, 28, 1), dtype=np.float32)
-    y = np.random.default_rng(1).integers(0, 10, args.samples)
-    model = keras.Sequential([
-        keras.Input((28, 28, 1)), layers.Flatten(),
-        layers.Dense(512, activation="relu"), layers.Dropout(0.2),
-        layers.Dense(512, activation="relu"), layers.Dropout(0.2),
-        layers.Dense(10, activation="softmax")])
-    model.compile(optimizer=args.optimizer, loss="sparse_categorical_crossentropy")
+    model, x, y = mlp(args.samples, args.optimizer)
     steps = -(-args.samples // 128)
-    cpu = {"numpy": [], "numba": []}
 
-    def epoch(choice):
-        start, start_cpu = time.perf_counter(), time.process_time()
+    def epoch():
+        start = time.perf_counter()
         model.fit(x, y, batch_size=128, epochs=1, verbose=0)
-        cpu[choice].append((time.process_time() - start_cpu) / steps)
         return (time.perf_counter() - start) / steps
 
-    med, ratios, loads = _turns(args.rounds, epoch)
-    cpu = {c: statistics.median(v[1:]) for c, v in cpu.items()}
+    res = alternate(args.rounds, epoch, optimizer_kernels, clock=time.process_time)
+    ratios, loads = res["ratios"], res["loads"]
     print(f"MLP 784-512-512-10 ({args.optimizer}), {args.samples} samples a turn, "
           f"{args.rounds} rounds, threads={args.threads}; ms per training step, medians")
-    print(f"  wall: numpy {med['numpy'] * 1e3:.2f}  numba {med['numba'] * 1e3:.2f}  "
+    print(f"  wall: numpy {res['numpy'] * 1e3:.2f}  numba {res['numba'] * 1e3:.2f}  "
           f"numpy/numba per round {' '.join(f'{r:.3f}' for r in ratios)}; median "
           f"{statistics.median(ratios):.3f}  load {min(loads):.2f}-{max(loads):.2f}")
-    print(f"  CPU:  numpy {cpu['numpy'] * 1e3:.2f}  numba {cpu['numba'] * 1e3:.2f}")
+    print(f"  CPU:  numpy {res['cpu']['numpy'] / steps * 1e3:.2f}  "
+          f"numba {res['cpu']['numba'] / steps * 1e3:.2f}")
 
 
 def main() -> None:

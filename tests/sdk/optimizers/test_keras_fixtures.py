@@ -24,7 +24,9 @@ UPDATES = np.load(FIXTURES / "updates.npz")
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c["case"] for c in CASES])
-def test_matches_keras(case):
+def test_matches_keras(case, kernels):
+    """Keras 3.15.1's updates, on the numpy path and on the compiled kernels (where an
+    optimizer has them: ``lamina.optimizers.kernels``)."""
     opt = make_fixtures.make(optimizers, case["class_name"], case["kwargs"])
     variables = [Variable(v, name=f"v{i}") for i, v in enumerate(make_fixtures.initial_values())]
     for step, grads in enumerate(make_fixtures.gradients()):

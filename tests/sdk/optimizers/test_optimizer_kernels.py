@@ -3,10 +3,6 @@ of their numpy paths, the reference."""
 
 from __future__ import annotations
 
-import importlib.util
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -143,29 +139,6 @@ def test_numpy_scalar_hyperparameters_take_the_numpy_path():
                 opt.apply([np.cos(var.numpy() * step)], [var])
             results.append([var.numpy()] + opt.get_weights())
     assert_same_bits(results[1], results[0])
-
-
-FIXTURES = Path(__file__).parents[2] / "fixtures" / "optimizers"
-_SPEC = importlib.util.spec_from_file_location("optimizer_fixtures_k",
-                                               FIXTURES / "make_fixtures.py")
-make_fixtures = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(make_fixtures)
-KERAS_CASES = [c for c in json.loads((FIXTURES / "cases.json").read_text())["cases"]
-               if c["class_name"] in ("Adam", "AdamW", "SGD", "RMSprop", "MultiOptimizer")]
-UPDATES = np.load(FIXTURES / "updates.npz")
-
-
-@pytest.mark.parametrize("case", KERAS_CASES, ids=[c["case"] for c in KERAS_CASES])
-def test_keras_fixtures_on_both_paths(case, kernels):
-    opt = make_fixtures.make(optimizers, case["class_name"], case["kwargs"])
-    variables = [lamina.Variable(v, name=f"v{i}")
-                 for i, v in enumerate(make_fixtures.initial_values())]
-    for step, grads in enumerate(make_fixtures.gradients()):
-        opt.apply(grads, variables)
-        for i, var in enumerate(variables):
-            expected = UPDATES[f"{case['case']}/step{step}/v{i}"]
-            np.testing.assert_allclose(var.numpy(), expected, rtol=1e-6, atol=1e-6,
-                                       err_msg=f"{case['case']} step {step} v{i}")
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd", "rmsprop"])
