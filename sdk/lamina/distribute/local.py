@@ -73,12 +73,12 @@ def _launch_ring(context, fn, world: int, n: int, m: int, timeout: float, args: 
 def _rendezvous(context, queues, fn, world: int, n: int, m: int, timeout: float,
                 args: tuple):
     with context.Pool(world, initializer=_ring_init, initargs=(queues,)) as pool:
-        pending = pool.starmap_async(_ring_entry, [(fn, rank, n, m, timeout, args)
-                                                   for rank in range(world)])
+        pending = [pool.apply_async(_ring_entry, (fn, rank, n, m, timeout, args))
+                   for rank in range(world)]
         addresses, deadline = {}, time.monotonic() + timeout
         while len(addresses) < world:
-            if pending.ready():
-                return pending.get()  # a rank failed before the rendezvous: raise it
+            if any(result.ready() for result in pending):
+                return _results(pending)  # a rank failed before the rendezvous: raise it
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{world - len(addresses)} of {world} ranks did not "
                                    f"report an address within timeout={timeout}")
@@ -89,7 +89,7 @@ def _rendezvous(context, queues, fn, world: int, n: int, m: int, timeout: float,
             addresses[rank] = address
         for _ in range(world):
             queues[1].put([addresses[rank] for rank in range(world)])
-        return pending.get()
+        return _results(pending)
 
 
 def launch(fn, world: int, *args, n: int, m: int = 64, folder: str = "/dev/shm",
@@ -123,9 +123,37 @@ def launch(fn, world: int, *args, n: int, m: int = 64, folder: str = "/dev/shm",
     try:
         context = multiprocessing.get_context("spawn")
         with context.Pool(world) as pool:
-            return pool.starmap(_entry, [(fn, str(path), rank, args) for rank in range(world)])
+            return _results([pool.apply_async(_entry, (fn, str(path), rank, args))
+                             for rank in range(world)])
     finally:
         shm.remove(path)
+
+
+def _results(pending: list, grace: float = 5.0) -> list:
+    """Every rank's result (``pending``: their ``AsyncResult``s, in rank order).
+
+    Once a rank has failed, the others get ``grace`` seconds to report (a rank's failure
+    aborts the collective, so its peers raise ``shm.CollectiveAborted`` at once, and may
+    be first to report); then the cause is raised: the first failure by rank that is not
+    such a consequence.
+    """
+    while not all(result.ready() for result in pending):
+        if any(result.ready() and not result.successful() for result in pending):
+            deadline = time.monotonic() + grace
+            for result in pending:
+                result.wait(max(0.0, deadline - time.monotonic()))
+            break
+        next(result for result in pending if not result.ready()).wait(0.05)
+    errors = []
+    for result in pending:
+        if result.ready() and not result.successful():
+            try:
+                result.get()
+            except Exception as exc:  # noqa: BLE001 - re-raised below
+                errors.append(exc)
+    if errors:
+        raise next((e for e in errors if not isinstance(e, shm.CollectiveAborted)), errors[0])
+    return [result.get() for result in pending]
 
 
 def fit_replica(model_json: str, compile_kwargs: dict, seed: int, x, y, fit_kwargs: dict,

@@ -100,3 +100,22 @@ def fail_on_rank(failing: int, model_json: str, compile_kwargs: dict, x, y,
     if get_strategy().rank == failing:
         raise ValueError(f"rank {failing} fails on purpose")
     return local.fit_replica(model_json, compile_kwargs, 5, x, y, fit_kwargs)
+
+
+class SlowToReport(ValueError):
+    """A ValueError that takes a second to pickle: the failing rank's own error then
+    reaches the parent after its peer's ``CollectiveAborted``."""
+
+    def __reduce__(self):
+        import time
+
+        time.sleep(1.0)
+        return (SlowToReport, self.args)
+
+
+def fail_slowly_on_rank(failing: int, model_json: str, compile_kwargs: dict, x, y,
+                        fit_kwargs: dict) -> dict:
+    """:func:`fail_on_rank`, with an error that reports after the peer's abort."""
+    if get_strategy().rank == failing:
+        raise SlowToReport(f"rank {failing} fails on purpose, slowly")
+    return local.fit_replica(model_json, compile_kwargs, 5, x, y, fit_kwargs)

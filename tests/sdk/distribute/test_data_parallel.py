@@ -105,7 +105,12 @@ def test_replicas_left_without_rows_by_a_short_last_batch_still_equal_local_fit(
         np.testing.assert_allclose(results[0]["history"][key], values, rtol=1e-5, err_msg=key)
 
 
-def test_a_failing_replica_makes_its_peers_stop_instead_of_waiting(monkeypatch):
+@pytest.mark.parametrize("transport", ["shm", "ring"])
+@pytest.mark.parametrize("failing", ["fail_on_rank", "fail_slowly_on_rank"])
+def test_a_failing_replica_makes_its_peers_stop_instead_of_waiting(monkeypatch, transport,
+                                                                   failing):
+    """The failing rank's own error is raised, even when its peer's CollectiveAborted
+    reaches the parent first (``fail_slowly_on_rank``: its error takes 1 s to pickle)."""
     import sys
     import time
     from pathlib import Path
@@ -118,8 +123,8 @@ def test_a_failing_replica_makes_its_peers_stop_instead_of_waiting(monkeypatch):
     n = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
     start = time.monotonic()
     with pytest.raises(ValueError, match="rank 1 fails on purpose"):
-        local.launch(bucket_replica.fail_on_rank, 2, 1, model.to_json(), COMPILE, x, y,
-                     {"batch_size": 20, "epochs": 1}, n=n, timeout=300)
+        local.launch(getattr(bucket_replica, failing), 2, 1, model.to_json(), COMPILE, x, y,
+                     {"batch_size": 20, "epochs": 1}, n=n, transport=transport, timeout=300)
     assert time.monotonic() - start < 60  # the chief raised too: far below the timeout
     assert "bucket_replica" in sys.modules
 
