@@ -46,18 +46,31 @@ _CONTEXT: dict | None = None
 
 
 @contextlib.contextmanager
-def batch_keys(epoch: int, rows):
+def batch_keys(epoch: int, rows, batch: int | None = None):
     """Run a batch whose samples are the global rows ``rows`` of epoch ``epoch``.
 
     Args:
         epoch: the epoch index.
         rows: int array (or slice) of the samples' indices in the training data.
+        batch: the size of the global batch ``rows`` belong to, when this process
+            computes only part of it (a data-parallel replica); None: ``len(rows)``.
+            Whether a draw's compiled kernel pays (:func:`lamina.backend.compiled.pays`)
+            is decided on the global batch's elements, so a replica takes the path
+            local ``fit`` takes for the same batch (the bits are the same either way).
+
+    Raises:
+        ValueError: when ``batch`` is smaller than ``len(rows)`` (naming it).
     """
     global _CONTEXT
     if isinstance(rows, slice):
         rows = np.arange(rows.start or 0, rows.stop, rows.step or 1)
+    rows = np.asarray(rows, np.uint64)
+    if batch is not None and int(batch) < len(rows):
+        raise ValueError(f"batch must be at least len(rows)={len(rows)}. Received: "
+                         f"batch={batch}")
     previous = _CONTEXT
-    _CONTEXT = {"epoch": int(epoch), "rows": np.asarray(rows, np.uint64), "calls": {}}
+    _CONTEXT = {"epoch": int(epoch), "rows": rows, "calls": {},
+                "batch": len(rows) if batch is None else int(batch)}
     try:
         yield
     finally:
@@ -162,9 +175,20 @@ def _bits32(keys: np.ndarray, shape) -> np.ndarray:
 def _kernels(keys, shape):
     """:mod:`lamina.distribute.keys_kernels` when a compiled kernel pays for a draw of
     ``shape`` (:func:`lamina.backend.compiled.pays`) and the keys are the uint64 array
-    :func:`sample_keys` gives, else None: numpy's path."""
-    if (keys.dtype != np.uint64 or keys.ndim != 1
-            or not compiled.pays(math.prod(int(n) for n in shape))):
+    :func:`sample_keys` gives, else None: numpy's path.
+
+    A replica's draw of its part of a global batch counts the global batch's elements
+    (:func:`batch_keys`'s ``batch``): with 2 replicas of the benchmark MLP (batch 128),
+    each replica's (64, 512) Dropout is below ``MIN_ELEMENTS`` by itself, and numpy's
+    path cost it ~0.2-0.3 ms of a ~4.5 ms step (``bench/replica_step_profile.py``).
+    """
+    if keys.dtype != np.uint64 or keys.ndim != 1:
+        return None
+    elements = math.prod(int(n) for n in shape)
+    context = _CONTEXT
+    if context is not None and len(keys) == len(context["rows"]) and len(keys):
+        elements = elements // len(keys) * context["batch"]
+    if not compiled.pays(elements):
         return None
     from lamina.distribute import keys_kernels
 

@@ -268,7 +268,7 @@ class DataParallel(GradientExchange, Strategy):
             shared = self._shared_for(model)
             if shared is not None:
                 shared.share()
-            with keys.batch_keys(epoch, np.arange(seen - n + lo, seen - n + hi)), \
+            with keys.batch_keys(epoch, np.arange(seen - n + lo, seen - n + hi), n), \
                     self._bucketing(model):
                 yield step, local
             if not self.is_chief and model.stop_training:

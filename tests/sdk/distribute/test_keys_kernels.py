@@ -146,3 +146,26 @@ def test_a_seeded_fit_with_dropout_gives_the_same_weights_on_both_paths():
     reference, compiled_ = _both(fit)
     for a, b in zip(reference, compiled_):
         _same_bits(a, b)
+
+
+def test_a_replica_takes_the_path_its_global_batch_takes():
+    """Under ``auto``, a replica's part of a global batch decides ``compiled.pays`` on
+    the global batch's elements (the path local ``fit`` takes), with the same bits."""
+    inner = 512
+    part = compiled.MIN_ELEMENTS // inner // 2  # half of a batch that just pays
+    rows = np.arange(part, 2 * part)
+    x = np.ones((part, inner), np.float32)
+    with compiled.use_kernels("auto"):
+        with keys.batch_keys(3, rows):
+            alone = keys.dropout_mask(keys.sample_keys(11, part), x.shape, 0.2, np.float32)
+        with keys.batch_keys(3, rows, batch=2 * part):
+            shared = keys.dropout_mask(keys.sample_keys(11, part), x.shape, 0.2, np.float32)
+    assert isinstance(alone, np.ndarray)  # numpy's path: the part alone does not pay
+    assert not isinstance(shared, np.ndarray)  # the kernel's KeyedMask
+    _same_bits(alone * x, shared.multiply(x))
+
+
+def test_batch_keys_refuses_a_global_batch_smaller_than_its_rows():
+    with pytest.raises(ValueError, match="batch=3"):
+        with keys.batch_keys(0, np.arange(4), batch=3):
+            pass
