@@ -4,6 +4,7 @@ gather, abort, and argument errors."""
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -77,6 +78,47 @@ def test_abort_wakes_a_waiting_rank(tmp_path):
     with pytest.raises(shm.CollectiveAborted, match="aborted"):
         collective.exchange(np.zeros(4, np.float32))
     timer.join()
+
+
+def test_abort_is_seen_while_spinning(tmp_path, monkeypatch):
+    """A rank still in its spin (before it sleeps on its socket) raises at an abort."""
+    monkeypatch.setattr(shm, "_SPIN_SECONDS", 30.0)
+    path = shm.create(tmp_path / "c", 2, 4)
+    collective = shm.SharedMemoryCollective(path, 0, timeout=60)
+    timer = threading.Timer(0.2, shm.abort, args=(path,))
+    timer.start()
+    start = time.monotonic()
+    with pytest.raises(shm.CollectiveAborted, match="aborted"):
+        collective.barrier()
+    assert time.monotonic() - start < 10
+    timer.join()
+    collective.close()
+
+
+@pytest.mark.parametrize("spin", [0.0, 30.0])
+def test_a_late_peer_is_waited_for_spinning_or_asleep(tmp_path, monkeypatch, spin):
+    """Whether the waiting rank spins or sleeps, it returns once the late peer arrives,
+    and not before."""
+    monkeypatch.setattr(shm, "_SPIN_SECONDS", spin)
+    path = shm.create(tmp_path / "c", 2, 4)
+
+    def body(collective, rank):
+        if rank == 1:
+            time.sleep(0.3)
+        start = time.monotonic()
+        collective.barrier()
+        return time.monotonic() - start
+
+    results, errors = _run_ranks(path, 2, body)
+    assert not errors, errors
+    assert 0.2 < results[0] < 10
+
+
+def test_close_releases_the_mapping(tmp_path):
+    path = shm.create(tmp_path / "c", 2, 4)
+    collective = shm.SharedMemoryCollective(path, 0)
+    collective.close()
+    assert collective._buf.closed  # no view of the counters kept it open
 
 
 def test_barrier_times_out(tmp_path):
