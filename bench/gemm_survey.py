@@ -18,6 +18,10 @@ Candidates that are not installed are skipped: the extra ones come from PyPI (``
 ``LAMINA_BENCH_TORCH_PYTHON`` / ``LAMINA_BENCH_JAX_PYTHON``.
 
     python bench/gemm_survey.py [--rounds 3] [--json out.json]
+    python bench/gemm_survey.py --mlp 4 [--coretypes default,Zen,Haswell]
+
+``--mlp``: the MLP's training step (bench/common.py's ``mlp``, Adam) under each
+``OPENBLAS_CORETYPE``, one process each, alternating.
 """
 
 from __future__ import annotations
@@ -278,6 +282,57 @@ def worker(names, rounds):
     print(json.dumps(result))
 
 
+def mlp_worker(samples, epochs):
+    """The benchmark MLP trained ``epochs`` epochs in this process (Lamina as installed,
+    BLAS as the environment loads it): median ms a step, wall and process CPU time."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from common import mlp
+
+    from lamina.backend import parallel
+
+    model, x, y = mlp(samples, "adam")
+    steps = -(-samples // 128)
+    model.fit(x[:2048], y[:2048], batch_size=128, epochs=1, verbose=0)  # warm-up
+    walls, cpus = [], []
+    for _ in range(epochs):
+        wall, cpu = time.perf_counter(), time.process_time()
+        model.fit(x, y, batch_size=128, epochs=1, verbose=0)
+        walls.append((time.perf_counter() - wall) / steps * 1e3)
+        cpus.append((time.process_time() - cpu) / steps * 1e3)
+    print(json.dumps({"wall_ms": statistics.median(walls), "cpu_ms": statistics.median(cpus),
+                      "exact_cuts": parallel.exact_cuts(np.float32)}))
+
+
+def mlp_coretypes(rounds, samples, epochs, coretypes):
+    """The MLP's training step under each OpenBLAS core type, one process each, the
+    processes alternating round after round."""
+    runs = {c: [] for c in coretypes}
+    loads = []
+    for r in range(rounds):
+        for core in coretypes if r % 2 == 0 else coretypes[::-1]:
+            env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+            if core != "default":
+                env["OPENBLAS_CORETYPE"] = core
+            proc = subprocess.run([sys.executable, os.path.abspath(__file__), "--mlp-worker",
+                                   f"{samples},{epochs}"], capture_output=True, text=True,
+                                  env=env, timeout=900)
+            lines = [x for x in proc.stdout.splitlines() if x.startswith("{")]
+            if proc.returncode or not lines:
+                print(f"{core}: failed\n{proc.stderr[-2000:]}", file=sys.stderr)
+                continue
+            runs[core].append(json.loads(lines[-1]))
+        loads.append(os.getloadavg()[0])
+    print(f"MLP training step by OPENBLAS_CORETYPE ({rounds} rounds of {epochs} epochs of "
+          f"{samples} samples; load {min(loads):.2f}-{max(loads):.2f}); medians, ms a step")
+    for core, rs in runs.items():
+        if rs:
+            per_round = " ".join(f"{r['wall_ms']:.2f}" for r in rs)
+            print(f"  {core:10} wall {statistics.median(r['wall_ms'] for r in rs):6.2f}  "
+                  f"cpu {statistics.median(r['cpu_ms'] for r in rs):6.2f}  "
+                  f"per round {per_round}  "
+                  f"exact cuts (rows, cols) {rs[0]['exact_cuts']}")
+
+
 # ---------------------------------------------------------------- parent side
 
 
@@ -330,10 +385,20 @@ def main():
     parser.add_argument("--inner", type=int, default=3, help="rounds inside each worker")
     parser.add_argument("--only", default="", help="comma-separated config labels")
     parser.add_argument("--json", default="")
+    parser.add_argument("--mlp", type=int, default=0, metavar="ROUNDS",
+                        help="instead: the MLP's training step under OpenBLAS core types")
+    parser.add_argument("--coretypes", default="default,Zen,Haswell")
     parser.add_argument("--worker", default="", help=argparse.SUPPRESS)
+    parser.add_argument("--mlp-worker", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(args.worker.split(","), args.inner)
+        return
+    if args.mlp_worker:
+        mlp_worker(*map(int, args.mlp_worker.split(",")))
+        return
+    if args.mlp:
+        mlp_coretypes(args.mlp, 20000, 3, args.coretypes.split(","))
         return
     cfgs = configs(sys.executable, os.environ.get("LAMINA_BENCH_TORCH_PYTHON"),
                    os.environ.get("LAMINA_BENCH_JAX_PYTHON"))
