@@ -47,8 +47,7 @@ class GradientExchange:
         buckets = self._buckets_for(model)
         if buckets is None:
             slot = self.collective.slot if self.gradients_in_slot else None
-            self._offered = [] if slot is None else slot_gradients.views(
-                slot, model.trainable_weights)
+            self._offered = [] if slot is None else self._slot_views(slot, model)
             self._offered_at = None if slot is None else _address(slot)
             try:
                 with gradient_destinations(self._offered):
@@ -69,6 +68,17 @@ class GradientExchange:
                 buckets.cancel()
             if plan is not None and optimizer._pieces is plan:  # no apply: no update
                 optimizer.cancel_update_in_pieces()
+
+    def _slot_views(self, slot, model) -> list:
+        """:func:`slot_gradients.views` of ``slot`` for the model's variables, made once
+        per slot (the two parities) and variable list: the same view objects every
+        step (dropped at the epoch's end, :meth:`DataParallel.batches`)."""
+        variables = model.trainable_weights
+        key = (_address(slot), slot.size, tuple(id(v) for v in variables))
+        pairs = self._views.get(key)
+        if pairs is None:
+            pairs = self._views[key] = slot_gradients.views(slot, variables)
+        return pairs
 
     def _piece_hooks(self, model, plan):
         """``(meta, on_reduced)`` for the buckets: with an update in pieces, each

@@ -13,6 +13,8 @@ same place as before, so the sum has the same bytes as scaling first.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from lamina.distribute.shm import SharedMemoryCollective
@@ -61,7 +63,7 @@ def fill(slot: np.ndarray, grads, offered) -> int:
         if grad is None:
             continue
         shape = np.shape(grad)
-        size = int(np.prod(shape))
+        size = math.prod(shape)
         if at + size > slot.size:
             raise ValueError(f"the gradient does not fit the collective "
                              f"({slot.size} floats)")

@@ -202,6 +202,8 @@ class DataParallel(GradientExchange, Strategy):
         self.exchange_seconds = 0.0  # last gradient exchange (waiting + reducing)
         self.pieces_applied = 0  # buckets whose update overlapped the exchange
         self.step_samples = 0
+        self._splits: dict[int, tuple] = {}  # batch size -> _split(n)
+        self._views: dict = {}  # (slot address, size, variable ids) -> slot views
 
     # -- control ------------------------------------------------------------------------
     def abort(self, reason: str) -> None:
@@ -243,6 +245,7 @@ class DataParallel(GradientExchange, Strategy):
         try:
             yield from self._epoch_batches(model, iterator, epoch, skip)
         finally:
+            self._views = {}  # the slot views of _bucketing: none outlives its epoch
             if self._shared is not None:  # callbacks and digests see private arrays
                 self._shared.unshare()
 
@@ -257,11 +260,7 @@ class DataParallel(GradientExchange, Strategy):
                 self._control_exchange(model)  # the others learn it in their step exchange
                 self._pending_stop = False
                 return
-            bounds = [len(p) for p in np.array_split(np.arange(n), self.world_size)]
-            lo = sum(bounds[:self.rank])
-            hi = lo + bounds[self.rank]
-            self._share = (hi - lo) / float(n)
-            self._weights = slot_gradients.weights(bounds, n)
+            lo, hi, self._share, self._weights = self._split(n)
             self.step_samples = n
             local = map_structure(lambda a, rows=slice(lo, hi): None if a is None else a[rows],
                                   batch)
@@ -275,6 +274,19 @@ class DataParallel(GradientExchange, Strategy):
                 return
         self._control_exchange(model)
         self._pending_stop = False
+
+    def _split(self, n: int) -> tuple:
+        """``(lo, hi, share, weights)`` of a global batch of ``n`` rows: this rank's
+        contiguous ``array_split`` slice, its share and every rank's (cached per ``n``:
+        all batches but an epoch's last have one size)."""
+        split = self._splits.get(n)
+        if split is None:
+            bounds = [len(p) for p in np.array_split(np.arange(n), self.world_size)]
+            lo = sum(bounds[:self.rank])
+            split = self._splits[n] = (lo, lo + bounds[self.rank],
+                                       bounds[self.rank] / float(n),
+                                       slot_gradients.weights(bounds, n))
+        return split
 
     def reduce_logs(self, model, logs):
         if self._update_barrier:  # every rank's range of the shared update is done
