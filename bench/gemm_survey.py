@@ -19,9 +19,12 @@ Candidates that are not installed are skipped: the extra ones come from PyPI (``
 
     python bench/gemm_survey.py [--rounds 3] [--json out.json]
     python bench/gemm_survey.py --mlp 4 [--coretypes default,Zen,Haswell]
+    python bench/gemm_survey.py --cuts 80
 
 ``--mlp``: the MLP's training step (bench/common.py's ``mlp``, Adam) under each
-``OPENBLAS_CORETYPE``, one process each, alternating.
+``OPENBLAS_CORETYPE``, one process each, alternating. ``--cuts``: numpy's OpenBLAS on
+two threads, each large product cut by rows vs by columns, and the backward's two
+products halved vs whole on a thread each.
 """
 
 from __future__ import annotations
@@ -333,6 +336,70 @@ def mlp_coretypes(rounds, samples, epochs, coretypes):
                   f"exact cuts (rows, cols) {rs[0]['exact_cuts']}")
 
 
+def _two_threads(assign, reps):
+    """Wall seconds per rep of two threads, each running its list of GEMMs ``reps``
+    times (numpy's matmul, one-thread OpenBLAS), started together."""
+    barrier, ends = threading.Barrier(2), [0.0, 0.0]
+
+    def loop(i):
+        barrier.wait()
+        for _ in range(reps):
+            for a, b, out in assign[i]:
+                np.matmul(a, b, out=out)
+        ends[i] = time.perf_counter()
+
+    thread = threading.Thread(target=loop, args=(1,))
+    thread.start()
+    start = time.perf_counter()
+    loop(0)
+    thread.join()
+    return (max(ends) - start) / reps
+
+
+def cuts_study(rounds):
+    """How numpy's OpenBLAS runs the step's GEMMs on two threads: each large product cut
+    by rows or by columns (Lamina cuts along the larger operand), and a layer's two
+    backward products (dW2, dX2) each halved or each whole on its own thread. Turns of a
+    few reps alternate finely, so that both arms see the same load; medians."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="blas")
+    print(f"two threads, wall ms per product (median of {rounds} alternating turns)")
+    for name, m, k, n, layout in SHAPES:
+        if 2 * m * k * n < PART_FLOPS:
+            continue
+        a, b = operands(m, k, n, layout)
+        out = np.empty((m, n), np.float32)
+        by = {"rows": [(a[lo:hi], b, out[lo:hi]) for lo, hi in split_bounds(m, ROW_ALIGN)],
+              "cols": [(a, b[:, lo:hi], out[:, lo:hi]) for lo, hi in split_bounds(n, COL_ALIGN)]}
+        times = {"rows": [], "cols": []}
+        for r in range(rounds):
+            for arm in ("rows", "cols") if r % 2 else ("cols", "rows"):
+                times[arm].append(_two_threads([[by[arm][0]], [by[arm][1]]], 4))
+        one = []
+        for _ in range(rounds):
+            start = time.perf_counter()
+            np.matmul(a, b, out=out)
+            one.append(time.perf_counter() - start)
+        rule = "rows" if a.size >= b.size else "cols"
+        print(f"  {name:12} rows {statistics.median(times['rows']) * 1e3:.3f}  cols "
+              f"{statistics.median(times['cols']) * 1e3:.3f}  (Lamina: {rule}; one thread, "
+              f"whole: {statistics.median(one) * 1e3:.3f})")
+    h, dy = operands(512, 128, 512, "TN")
+    w = np.random.default_rng(3).standard_normal((512, 512), dtype=np.float32)
+    dw, dx = np.empty((512, 512), np.float32), np.empty((128, 512), np.float32)
+    parts = halves(h, dy, dw) + halves(dy, w.T, dx)
+    arms = {"halved": [[parts[0], parts[2]], [parts[1], parts[3]]],
+            "whole": [[(h, dy, dw)], [(dy, w.T, dx)]]}
+    times = {arm: [] for arm in arms}
+    for r in range(rounds):
+        for arm in arms if r % 2 else list(arms)[::-1]:
+            times[arm].append(_two_threads(arms[arm], 2))
+    print("  dW2 + dX2   " + "  ".join(f"{arm} {statistics.median(t) * 1e3:.3f}"
+                                      for arm, t in times.items()))
+    print(f"load {os.getloadavg()[0]:.2f}")
+
+
 # ---------------------------------------------------------------- parent side
 
 
@@ -388,6 +455,8 @@ def main():
     parser.add_argument("--mlp", type=int, default=0, metavar="ROUNDS",
                         help="instead: the MLP's training step under OpenBLAS core types")
     parser.add_argument("--coretypes", default="default,Zen,Haswell")
+    parser.add_argument("--cuts", type=int, default=0, metavar="ROUNDS",
+                        help="instead: rows vs columns cuts, and the backward's pair")
     parser.add_argument("--worker", default="", help=argparse.SUPPRESS)
     parser.add_argument("--mlp-worker", default="", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -396,6 +465,9 @@ def main():
         return
     if args.mlp_worker:
         mlp_worker(*map(int, args.mlp_worker.split(",")))
+        return
+    if args.cuts:
+        cuts_study(args.cuts)
         return
     if args.mlp:
         mlp_coretypes(args.mlp, 20000, 3, args.coretypes.split(","))
