@@ -124,3 +124,53 @@ def test_relocate_keeps_variables_and_slot_variables():
     assert _bytes(opt, variables) == _bytes(twin, twin_vars)
     with pytest.raises(ValueError, match="slots must be"):
         opt.relocate(np.zeros(size, np.float32), {"momentum": np.zeros(size, np.float32)})
+
+
+def test_pieces_contiguous_in_source_and_buffers_are_merged():
+    from lamina.distribute.shared_state import _merged
+
+    # unbucketed: the model's order on both sides -> one piece per chunk
+    assert _merged([(5, 10, 5), (10, 12, 10), (12, 30, 12)]) == [(5, 30, 5)]
+    # bucketed (last layer first): neighbours in the source, apart in the buffers
+    assert _merged([(0, 4, 26), (4, 10, 20), (10, 30, 0)]) == \
+        [(0, 4, 26), (4, 10, 20), (10, 30, 0)]
+    assert _merged([(0, 4, 0), (6, 8, 4), (8, 9, 6)]) == [(0, 4, 0), (6, 9, 4)]
+    assert _merged([]) == []
+
+
+def test_a_chunk_across_variables_is_one_piece_with_the_bits_of_the_whole_update(
+        tmp_path, monkeypatch):
+    """Each rank's chunk of the vector spans several variables; updated as one merged
+    piece (``apply_pieces``), the ranks together give the whole-step update's bytes."""
+    monkeypatch.setattr(shm, "ONE_BARRIER_BYTES", 0)  # chunked: rank r sums chunk r
+    size = sum(int(np.prod(s)) for s in SHAPES)
+    path = shm.create(tmp_path / "c", 2, size)
+    handles = [shm.SharedMemoryCollective(path, rank) for rank in range(2)]
+    reference = optimizers.Adam(learning_rate=0.01)
+    ref_vars = _variables()
+    reference.build(ref_vars)
+    ranks = []
+    for handle in handles:
+        opt = optimizers.Adam(learning_rate=0.01)
+        variables = _variables()
+        opt.build(variables)
+        ranks.append((opt, variables, SharedState(handle, opt), handle))
+    for _, _, state, _ in ranks:
+        state.share()
+    for step in range(3):
+        grads = _grads(step)
+        flat = np.concatenate([g.reshape(-1) for g in grads])
+        reference.apply(grads, ref_vars)
+        for opt, _, state, handle in ranks:
+            (span,) = state.pieces_for(handle, None)
+            assert len(span) == 1  # one piece, across the variables of the chunk
+            assert span[0][1] - span[0][0] in (692, 693)
+            opt.begin_update_in_pieces().apply_pieces(flat, span)
+        for opt, variables, _, _ in ranks:
+            opt.apply(grads, variables)
+        for opt, variables, _, _ in ranks:
+            assert _bytes(opt, variables) == _bytes(reference, ref_vars), f"step {step}"
+    for _, _, state, handle in ranks:
+        state.close()
+        handle.close()
+    shm.remove(path)
