@@ -397,7 +397,66 @@ def cuts_study(rounds):
             times[arm].append(_two_threads(arms[arm], 2))
     print("  dW2 + dX2   " + "  ".join(f"{arm} {statistics.median(t) * 1e3:.3f}"
                                       for arm, t in times.items()))
+    bare, lamina = _step_gemms()
+    times = {"bare calls": [], "matmul_tasks": []}
+    for r in range(rounds):
+        for arm, fn in [("bare calls", bare), ("matmul_tasks", lamina)][::1 if r % 2 else -1]:
+            start = time.perf_counter()
+            for _ in range(3):
+                fn()
+            times[arm].append((time.perf_counter() - start) / 3)
+    print("one thread, the step's 8 GEMMs: " + "  ".join(
+        f"{arm} {statistics.median(t) * 1e3:.3f} ms" for arm, t in times.items()))
     print(f"load {os.getloadavg()[0]:.2f}")
+
+
+def _step_gemms():
+    """The step's GEMMs as bare ``np.matmul`` calls into kept outputs, and as Dense runs
+    them (``parallel.matmul_tasks`` with the bias/ReLU epilogue, new outputs, the bias
+    gradient's sum) on one thread (policy 1), with Lamina's malloc settings."""
+    from lamina.backend import memory, parallel, threads
+
+    memory.keep_freed_memory()
+    threads.set_thread_policy(1)
+    rng = np.random.default_rng(0)
+    f32 = np.float32
+    x = rng.random((128, 784), dtype=f32)
+    ws = [rng.standard_normal(s, dtype=f32) * 0.05 for s in [(784, 512), (512, 512), (512, 10)]]
+    h1, h2, g2 = (rng.random((128, 512), dtype=f32) for _ in range(3))
+    g3 = rng.standard_normal((128, 10), dtype=f32)
+    products = [(x, ws[0]), (h1, ws[1]), (h2, ws[2]), (h2.T, g3), (g3, ws[2].T), (h1.T, g2),
+                (g2, ws[1].T), (x.T, g2)]
+    outs = [np.empty((a.shape[0], b.shape[1]), f32) for a, b in products]
+
+    def bare():
+        for (a, b), out in zip(products, outs):
+            np.matmul(a, b, out=out)
+
+    def dense_forward(h, w, relu):
+        out, bias = np.empty((h.shape[0], w.shape[1]), f32), np.zeros(w.shape[1], f32)
+
+        def epilogue(rows, cols):
+            part = out[rows, cols]
+            part += bias[cols]
+            if relu:
+                np.maximum(part, 0, out=part)
+        parallel.run_tasks(parallel.matmul_tasks(h, w, out, epilogue), flops=2 * 128 * w.size)
+        return out
+
+    def dense_backward(h, w, g, input_gradient):
+        dw = np.empty(w.shape, f32)
+        tasks = parallel.matmul_tasks(h.T, g, dw)
+        if input_gradient:
+            tasks += parallel.matmul_tasks(g, w.T, np.empty((128, w.shape[0]), f32))
+        tasks.append(lambda: g.sum(axis=0))
+        parallel.run_tasks(tasks, flops=2 * (1 + input_gradient) * 128 * w.size)
+
+    def lamina():
+        dense_forward(dense_forward(dense_forward(x, ws[0], True), ws[1], True), ws[2], False)
+        dense_backward(h2, ws[2], g3, True)
+        dense_backward(h1, ws[1], g2, True)
+        dense_backward(x, ws[0], g2, False)
+    return bare, lamina
 
 
 # ---------------------------------------------------------------- parent side
