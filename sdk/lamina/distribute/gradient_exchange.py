@@ -15,6 +15,7 @@ the chief's control code (go on, stop, abort) and learning rate, then the metric
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 
 import numpy as np
@@ -212,7 +213,7 @@ class GradientExchange:
         for grad, shape in zip(grads, shapes):
             if shape is None:
                 continue
-            size = int(np.prod(shape))
+            size = math.prod(shape)
             if at + size > slot.size:
                 raise ValueError(f"the gradient does not fit the collective "
                                  f"({slot.size} floats)")
@@ -284,7 +285,7 @@ def _unflatten(total, shapes) -> list:
         if shape is None:
             out.append(None)
             continue
-        size = int(np.prod(shape))
+        size = math.prod(shape)
         out.append(total[at:at + size].reshape(shape))
         at += size
     return out

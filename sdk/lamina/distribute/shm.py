@@ -226,7 +226,7 @@ class SharedMemoryCollective:
                 raise TimeoutError(f"rank {self.rank} waited {waited:.0f}s for its peers "
                                    f"(timeout={self.timeout})")
             sleeping[self.rank] = 1
-            if arrive.min() < target:
+            if min(counts) < target:
                 try:
                     self._socket.recv(64)
                 except (TimeoutError, BlockingIOError):
