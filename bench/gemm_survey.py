@@ -20,11 +20,13 @@ Candidates that are not installed are skipped: the extra ones come from PyPI (``
     python bench/gemm_survey.py [--rounds 3] [--json out.json]
     python bench/gemm_survey.py --mlp 4 [--coretypes default,Zen,Haswell]
     python bench/gemm_survey.py --cuts 80
+    python bench/gemm_survey.py --training 1,auto
 
 ``--mlp``: the MLP's training step (bench/common.py's ``mlp``, Adam) under each
 ``OPENBLAS_CORETYPE``, one process each, alternating. ``--cuts``: numpy's OpenBLAS on
 two threads, each large product cut by rows vs by columns, and the backward's two
-products halved vs whole on a thread each.
+products halved vs whole on a thread each. ``--training``: each GEMM part's CPU time
+inside the MLP's ``fit`` (one thread, or the pool).
 """
 
 from __future__ import annotations
@@ -459,6 +461,56 @@ def _step_gemms():
     return bare, lamina
 
 
+def in_training(policy, samples=20000):
+    """Each GEMM part's thread CPU time inside the MLP's ``fit`` (Dense's calls to
+    ``parallel.matmul_tasks`` wrapped), under thread policy ``policy``: GFLOP/s per core
+    in training, against the hot loops above."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from collections import defaultdict
+
+    from common import mlp
+
+    from lamina.backend import nn, parallel, threads
+
+    threads.set_thread_policy(int(policy) if policy.isdigit() else policy)
+    parts = defaultdict(list)
+    plain = parallel.matmul_tasks
+
+    def timed(a, b, out, epilogue=None):
+        tasks = plain(a, b, out, epilogue)
+        key = (a.shape, b.shape, "T" if a.strides[0] == a.itemsize else "N",
+               "T" if b.strides[0] == b.itemsize else "N", len(tasks))
+
+        def wrap(task):
+            def run():
+                start = time.thread_time()
+                task()
+                parts[key].append(time.thread_time() - start)
+            return run
+        return [wrap(task) for task in tasks]
+
+    nn.matmul_tasks = timed
+    model, x, y = mlp(samples, "adam")
+    model.fit(x[:2048], y[:2048], batch_size=128, epochs=1, verbose=0)
+    parts.clear()
+    steps = samples // 128  # full batches (the last, short one is left out below)
+    wall, cpu = time.perf_counter(), time.process_time()
+    model.fit(x, y, batch_size=128, epochs=1, verbose=0)
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    print(f"policy {policy}: step {wall / steps * 1e3:.2f} ms wall, {cpu / steps * 1e3:.2f} ms "
+          f"CPU; load {os.getloadavg()[0]:.2f}")
+    total = 0.0
+    for (sa, sb, ta, tb, n), times in parts.items():
+        total += sum(times)
+        if sa[0] * sb[1] < 128 * 10 or len(times) < steps // 2:
+            continue
+        med = statistics.median(times)
+        flops = 2 * sa[0] * sa[1] * sb[1] / n
+        print(f"  {sa}{ta} @ {sb}{tb} in {n} part(s): {len(times) / steps:.1f} a step, "
+              f"{med * 1e3:.3f} ms each, {flops / med / 1e9:.0f} GFLOP/s a core")
+    print(f"  GEMM CPU time a step: {total / steps * 1e3:.2f} ms")
+
+
 # ---------------------------------------------------------------- parent side
 
 
@@ -514,6 +566,8 @@ def main():
     parser.add_argument("--mlp", type=int, default=0, metavar="ROUNDS",
                         help="instead: the MLP's training step under OpenBLAS core types")
     parser.add_argument("--coretypes", default="default,Zen,Haswell")
+    parser.add_argument("--training", default="", metavar="POLICY",
+                        help="instead: GEMM parts timed inside the MLP's fit (1, auto)")
     parser.add_argument("--cuts", type=int, default=0, metavar="ROUNDS",
                         help="instead: rows vs columns cuts, and the backward's pair")
     parser.add_argument("--worker", default="", help=argparse.SUPPRESS)
@@ -524,6 +578,10 @@ def main():
         return
     if args.mlp_worker:
         mlp_worker(*map(int, args.mlp_worker.split(",")))
+        return
+    if args.training:
+        for policy in args.training.split(","):
+            in_training(policy)
         return
     if args.cuts:
         cuts_study(args.cuts)
