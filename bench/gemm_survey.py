@@ -620,8 +620,9 @@ def main():
               f"{row['step_ms_2']:6.2f} ms {row['step_gflops_2']:4.0f}G  "
               + (f"{'n/a (XLA threads)':>15}  " if name.startswith("jax") else
                  f"{row['step_ms_2|cpu']:6.2f} ms {row['step_gflops_2|cpu']:4.0f}G  ")
-              + f"{'yes' if b['deterministic'] else 'NO':>3} {'yes' if b['rows_exact'] else 'no':>4}"
-              f" {'yes' if b['cols_exact'] else 'no':>4}  {b['rel_err_vs_f64']:.1e}")
+              + f"{'yes' if b['deterministic'] else 'NO':>3} "
+              f"{'yes' if b['rows_exact'] else 'no':>4} "
+              f"{'yes' if b['cols_exact'] else 'no':>4}  {b['rel_err_vs_f64']:.1e}")
     print("\nper shape, GFLOP/s (1 stream / 2 streams, by CPU time):")
     print(f"{'candidate':34} " + " ".join(f"{s[0]:>14}" for s in SHAPES))
     for name, row in table.items():
