@@ -34,6 +34,19 @@ from lamina.metrics.base import Metric
 from lamina.ops.operation import Operation
 
 _context = threading.local()
+_dtype_names: dict = {}
+
+
+def _leaves(structure) -> list:
+    return [structure] if isinstance(structure, Tensor) else flatten(structure)
+
+
+def _name(dtype: np.dtype) -> str:
+    """``dtype.name``, memoised: numpy builds the name in Python on every access."""
+    name = _dtype_names.get(dtype)
+    if name is None:
+        name = _dtype_names[dtype] = dtype.name
+    return name
 
 
 def in_training_context():
@@ -283,7 +296,8 @@ class Layer(Operation):
         self._losses.append(loss)
 
     def _clear_losses(self) -> None:
-        self._losses = []
+        if self._losses:  # most calls add none: no new list (nor __setattr__) per call
+            self._losses = []
         for layer in self._flat_layers():
             layer._clear_losses()
 
@@ -310,7 +324,8 @@ class Layer(Operation):
     def __call__(self, inputs, *args, **kwargs):
         if self.input_spec is not None:
             assert_input_compatibility(self.input_spec, inputs, self.name)
-        if any(isinstance(t, KerasTensor) for t in flatten(inputs)):
+        if not isinstance(inputs, Tensor) and any(
+                isinstance(t, KerasTensor) for t in flatten(inputs)):
             return self._symbolic_call(inputs, *args, **kwargs)
         if getattr(_context, "in_call", False):
             return self._eager_call(inputs, *args, **kwargs)
@@ -323,7 +338,8 @@ class Layer(Operation):
             _context.in_call = False
 
     def _eager_call(self, inputs, *args, **kwargs):
-        inputs = map_structure(self._convert_input, inputs)
+        inputs = self._convert_input(inputs) if isinstance(inputs, Tensor) \
+            else map_structure(self._convert_input, inputs)
         self._maybe_build(inputs)
         if self._call_has_training:
             if kwargs.get("training") is None:
@@ -332,7 +348,7 @@ class Layer(Operation):
             kwargs.pop("training", None)
         mask = kwargs.get("mask")
         if self._call_has_mask and mask is None:
-            masks = [getattr(t, "_keras_mask", None) for t in flatten(inputs)]
+            masks = [getattr(t, "_keras_mask", None) for t in _leaves(inputs)]
             if any(m is not None for m in masks):
                 mask = masks[0] if not isinstance(inputs, (list, tuple)) else masks
                 kwargs["mask"] = mask
@@ -349,7 +365,7 @@ class Layer(Operation):
                                          np.asarray(out.shape[0], dtype=out.data.dtype)))
         if self.supports_masking or type(self).compute_mask is not Layer.compute_mask:
             if mask is None:
-                masks = [getattr(t, "_keras_mask", None) for t in flatten(inputs)]
+                masks = [getattr(t, "_keras_mask", None) for t in _leaves(inputs)]
                 mask = masks[0] if len(masks) == 1 else (masks if any(
                     m is not None for m in masks) else None)
             out_mask = self.compute_mask(inputs, mask)
@@ -363,14 +379,14 @@ class Layer(Operation):
 
     def _convert_input(self, x):
         if isinstance(x, Tensor):
-            if self.autocast and x.data.dtype.kind == "f" and x.data.dtype.name != self.dtype:
+            if self.autocast and x.data.dtype.kind == "f" and _name(x.data.dtype) != self.dtype:
                 return ops.cast(x, self.dtype)
             return x
         if x is None or isinstance(x, (str, bool)):
             return x
         reject_graph_tensor(x, f"layer {self.name!r}")
         array = np.asarray(x)
-        if self.autocast and array.dtype.kind == "f" and array.dtype.name != self.dtype:
+        if self.autocast and array.dtype.kind == "f" and _name(array.dtype) != self.dtype:
             array = array.astype(self.dtype)
         return Tensor(array)
 

@@ -178,7 +178,9 @@ class LossTracker:
 
     def update_state(self, values, sample_weight=None) -> None:
         weight = 1.0 if sample_weight is None else float(sample_weight)
-        self.total += float(np.mean(values.data if isinstance(values, Tensor) else values)) * weight
+        if type(values) is not float:  # fit passes the batch loss as a float already
+            values = float(np.mean(values.data if isinstance(values, Tensor) else values))
+        self.total += values * weight
         self.count += weight
 
     def result(self) -> float:
