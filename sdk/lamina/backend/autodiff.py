@@ -70,13 +70,13 @@ class Function:
     def apply(cls, *inputs, **kwargs) -> Tensor:
         _blas_tick()
         ctx = cls()
-        record = is_recording()
-        needs = tuple(
-            record and isinstance(t, Tensor) and t.requires_grad for t in inputs
-        )
+        # Lists, not generators: this runs for every primitive of every step.
+        if getattr(_state, "enabled", True):
+            needs = tuple([isinstance(t, Tensor) and t.requires_grad for t in inputs])
+        else:
+            needs = (False,) * len(inputs)
         ctx.needs = needs
-        arrays = [t.data if isinstance(t, Tensor) else t for t in inputs]
-        out = ctx.forward(*arrays, **kwargs)
+        out = ctx.forward(*[t.data if isinstance(t, Tensor) else t for t in inputs], **kwargs)
         result = Tensor(out)
         if any(needs):
             result.requires_grad = True

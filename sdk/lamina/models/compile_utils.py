@@ -200,6 +200,9 @@ def pythonify(logs) -> dict:
             continue
         if isinstance(value, Tensor):
             value = value.data
+        if type(value) is float:  # most logs are floats already (get_metrics_result's)
+            out[key] = value
+            continue
         try:
             out[key] = float(value) if np.ndim(value) == 0 else value
         except (TypeError, ValueError):

@@ -8,6 +8,7 @@ way to extend the loop (``lamina.callbacks``).
 from __future__ import annotations
 
 import contextlib
+import math
 
 import numpy as np
 
@@ -203,7 +204,7 @@ class Trainer:
 
     def _update_metrics(self, loss, y, y_pred, sample_weight, x):
         value = float(loss.data)
-        if not np.isfinite(value):
+        if not math.isfinite(value):
             self._last_nonfinite = True
         batch = flatten(x)[0].shape[0]
         self._loss_tracker.update_state(value, batch)
