@@ -1,0 +1,92 @@
+"""The per-step shortcuts of fit (bench/step_overhead.py) against their reference paths."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import lamina as keras
+from lamina import layers
+from lamina.backend.tensor import Tensor
+from lamina.metrics import Mean
+from lamina.models import data as data_utils
+from lamina.models.compile_utils import LossTracker, pythonify
+from lamina.tree import map_structure
+
+
+@pytest.mark.parametrize("array", [
+    np.arange(60, dtype=np.float32).reshape(10, 3, 2),
+    np.arange(10),
+    np.array([f"s{i}" for i in range(10)], dtype=object),
+    np.arange(40, dtype=np.int16).reshape(10, 4).T.copy().T,  # Fortran order
+    np.arange(10 * 3, dtype=">f4").reshape(10, 3),
+])
+def test_take_with_an_index_array_equals_fancy_indexing(array):
+    index = np.array([3, 0, 9, -1, 3], dtype=np.int64)
+    for structure in (array, (array, None), {"a": array, "b": [array]}):
+        got = data_utils.take(structure, index)
+        want = map_structure(lambda a: None if a is None else a[index], structure)
+        for g, w in zip(keras.tree.flatten(got), keras.tree.flatten(want)):
+            assert (g is None) == (w is None)
+            if g is not None:
+                assert g.dtype == w.dtype and g.shape == w.shape
+                np.testing.assert_array_equal(g, w)
+                assert g.flags.c_contiguous and g.flags.writeable
+
+
+def test_take_out_of_range_raises():
+    with pytest.raises(IndexError, match="out of bounds"):
+        data_utils.take(np.zeros((4, 2)), np.array([4]))
+
+
+@pytest.mark.parametrize("values", [0.25, np.float32(0.3), np.array(1.5, np.float32),
+                                    Tensor(np.array(0.7, np.float32)), np.array([1.0, 2.0])])
+def test_loss_tracker_takes_floats_as_the_mean_of_anything_else(values):
+    tracker, reference = LossTracker(), LossTracker()
+    tracker.update_state(values, 4)
+    data = values.data if isinstance(values, Tensor) else values
+    reference.total, reference.count = float(np.mean(data)) * 4.0, 4.0
+    assert tracker.result() == reference.result()
+
+
+def test_mean_metric_sums_like_np_sum():
+    values = np.random.default_rng(0).random(1000).astype(np.float32)
+    metric = Mean()
+    metric.update_state(values)
+    assert metric.total == float(np.sum(values, dtype=np.float64))
+    assert metric.count == 1000.0
+
+
+def test_pythonify_keeps_floats_and_converts_the_rest():
+    logs = pythonify({"loss": 0.5, "nested": {"acc": np.float32(0.25)},
+                      "t": Tensor(np.array(2.0)), "v": np.array([1.0, 2.0])})
+    assert list(logs) == ["loss", "acc", "t", "v"]
+    assert type(logs["loss"]) is float and type(logs["acc"]) is float
+    assert type(logs["t"]) is float and logs["t"] == 2.0
+    np.testing.assert_array_equal(logs["v"], [1.0, 2.0])
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float16", ">f4", "float32", "int32"])
+def test_layer_input_dtypes_as_before_for_tensors_and_arrays(dtype):
+    layer = layers.Activation("linear")  # autocast to float32, as Keras
+    x = np.ones((2, 3), dtype=dtype)
+    for value in (x, Tensor(x)):
+        out = layer(value)
+        # Floats of another name are cast to float32; ints and same-name floats are kept.
+        want = np.dtype("float32") if x.dtype.kind == "f" and x.dtype.name != "float32" \
+            else x.dtype
+        assert out.data.dtype == want
+
+
+def test_layer_losses_are_cleared_on_each_top_level_call():
+    class AddsLoss(layers.Layer):
+        def call(self, x):
+            self.add_loss(keras.ops.sum(x))
+            return x
+
+    layer = AddsLoss()
+    layer(np.ones((2, 2), np.float32))
+    first = layer.losses
+    layer(np.zeros((2, 2), np.float32))
+    assert len(first) == 1 and float(first[0].data) == 4.0
+    assert [float(v.data) for v in layer.losses] == [0.0]
