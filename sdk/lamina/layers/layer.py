@@ -223,19 +223,28 @@ class Layer(Operation):
 
     @property
     def trainable_weights(self) -> list:
+        """Own trainable weights, then the sub-layers' (in order), de-duplicated."""
         if not self.trainable:
             return []
         out, seen = [], set()
-        for v in [v for v in self._own_variables if v.trainable]:
-            if id(v) not in seen:
+        self._gather_trainable(out, seen)
+        return out
+
+    def _gather_trainable(self, out, seen) -> None:
+        # One walk with one `seen` set (fit asks every step): the same list as
+        # de-duplicating each sub-layer's own list, then the parent's.
+        for v in self._own_variables:
+            if v.trainable and id(v) not in seen:
                 seen.add(id(v))
                 out.append(v)
         for layer in self._flat_layers():
-            for v in layer.trainable_weights:
-                if id(v) not in seen:
-                    seen.add(id(v))
-                    out.append(v)
-        return out
+            if type(layer).trainable_weights is not _TRAINABLE_WEIGHTS:  # overridden
+                for v in layer.trainable_weights:
+                    if id(v) not in seen:
+                        seen.add(id(v))
+                        out.append(v)
+            elif layer.trainable:
+                layer._gather_trainable(out, seen)
 
     @property
     def non_trainable_weights(self) -> list:
@@ -459,3 +468,6 @@ class Layer(Operation):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+_TRAINABLE_WEIGHTS = Layer.__dict__["trainable_weights"]

@@ -90,3 +90,50 @@ def test_layer_losses_are_cleared_on_each_top_level_call():
     layer(np.zeros((2, 2), np.float32))
     assert len(first) == 1 and float(first[0].data) == 4.0
     assert [float(v.data) for v in layer.losses] == [0.0]
+
+
+def _reference_trainable_weights(layer) -> list:
+    """The nested walk trainable_weights replaced: each sub-layer's list, de-duplicated."""
+    if type(layer).trainable_weights is not layers.Layer.__dict__["trainable_weights"]:
+        return layer.trainable_weights
+    if not layer.trainable:
+        return []
+    out, seen = [], set()
+    for v in [v for v in layer._own_variables if v.trainable] + [
+            v for sub in layer._flat_layers() for v in _reference_trainable_weights(sub)]:
+        if id(v) not in seen:
+            seen.add(id(v))
+            out.append(v)
+    return out
+
+
+def test_trainable_weights_match_the_nested_walk():
+    shared = layers.Dense(3)
+
+    class Custom(layers.Layer):
+        def __init__(self):
+            super().__init__()
+            self.a = layers.Dense(2)
+            self.b = shared
+            self.frozen = layers.Dense(2, trainable=False)
+
+        @property
+        def trainable_weights(self):  # an override is asked, as before
+            return list(reversed(super().trainable_weights))
+
+        def call(self, x):
+            return self.frozen(self.a(self.b(x)))
+
+    inputs = keras.Input((4,))
+    h = shared(layers.Dense(3)(inputs))
+    h = Custom()(h)
+    bn = layers.BatchNormalization()
+    model = keras.Model(inputs, bn(layers.Dense(3)(h)))
+    outer = keras.Sequential([keras.Input((4,)), model, layers.Dense(1)])
+    for m in (model, outer):
+        got, want = m.trainable_weights, _reference_trainable_weights(m)
+        assert [id(v) for v in got] == [id(v) for v in want]
+        assert len(got) == (10 if m is model else 12)
+    model.layers[2].trainable = False
+    assert [id(v) for v in outer.trainable_weights] == [
+        id(v) for v in _reference_trainable_weights(outer)]
