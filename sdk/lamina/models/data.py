@@ -71,10 +71,12 @@ def check_finite(structure, name: str) -> None:
     for i, array in enumerate(flatten(structure)):
         if array is None or array.dtype.kind not in "fc":
             continue
-        # A finite float64 sum proves every element finite without a boolean array
-        # of the data's size (47 MB for MNIST); NaN/inf (or an overflowing sum) look
-        # element by element.
-        wide = np.complex128 if array.dtype.kind == "c" else np.float64
+        # A finite sum proves every element finite (a NaN or an infinity makes the sum
+        # NaN or infinite) without a boolean array of the data's size (47 MB for MNIST);
+        # NaN/inf (or an overflowing sum) look element by element. Summed in the data's
+        # own precision (float16 in float32): a float64 accumulator made numpy convert
+        # every float32 on the way, 28 against 7.4 ms for MNIST, in every fit call.
+        wide = np.result_type(array.dtype, np.float32)
         with np.errstate(over="ignore", invalid="ignore"):
             total = array.sum(dtype=wide)
         if np.isfinite(total):

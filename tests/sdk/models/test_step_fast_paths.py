@@ -137,3 +137,14 @@ def test_trainable_weights_match_the_nested_walk():
     model.layers[2].trainable = False
     assert [id(v) for v in outer.trainable_weights] == [
         id(v) for v in _reference_trainable_weights(outer)]
+
+
+def test_finite_check_in_the_datas_own_precision():
+    big = np.full((4, 3), 3e38, np.float32)  # finite; its float32 sum overflows
+    data_utils.check_finite((big,), "x")
+    data_utils.check_finite((np.full((8, 2), 60000, np.float16),), "x")  # > float16 max summed
+    for dtype, bad in [(np.float32, -np.inf), (np.float16, np.nan), (np.complex64, np.nan)]:
+        array = np.ones((6, 2), dtype)
+        array[5, 0] = bad
+        with pytest.raises(ValueError, match=r"`x` contains NaN or infinite.*\(5, 0\)"):
+            data_utils.check_finite((array,), "x")
