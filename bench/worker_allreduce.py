@@ -15,18 +15,20 @@ The first epoch is a warm-up; the table gives the median of the other ``--epochs
 epochs (rounds), samples/s, the ratio to local ``fit`` with 2 threads, and the
 all-reduce's share of a step (the chief's exchange time, ``lamina_allreduce_seconds``,
 over its step time, ``lamina_train_step_seconds``: waiting for the slower replica
-included; with gradient buckets, only the part that backward did not hide).
+included; with gradient buckets, only the part that backward did not hide), over the
+same epochs as the rates (before 2026-12-04 21:45 it also counted the warm-up epoch).
 
 ``--bucket-cap-mb`` sets the replicas' ``LAMINA_BUCKET_CAP_MB`` (0: one exchange after
 backward; default: the library's, 1 MB buckets); ``--shared-update 0|1`` their
 ``LAMINA_SHARED_UPDATE`` (one copy of the parameters and slots, each replica updating
-its half; default on) and ``--overlap-update 0|1`` their ``LAMINA_OVERLAP_UPDATE``
-(default off); ``--setups`` runs a subset (an A/B interleaves whole runs of this
-script).
+its half; default on), ``--overlap-update 0|1`` their ``LAMINA_OVERLAP_UPDATE``
+(default off) and ``--pin-replicas auto|0|1`` their ``LAMINA_PIN_REPLICAS`` (default
+auto: one CPU each when they fill the machine); ``--setups`` runs a subset (an A/B
+interleaves whole runs of this script).
 
     python bench/worker_allreduce.py [--epochs 4] [--mlp-samples 12000] [--cnn-samples 3000]
         [--models mlp,cnn] [--setups local1,local2,replicas1,replicas2] [--bucket-cap-mb 1]
-        [--shared-update 1] [--overlap-update 0]
+        [--shared-update 1] [--overlap-update 0] [--pin-replicas auto]
 """
 
 from __future__ import annotations
@@ -92,18 +94,22 @@ def distributed(kind: str, x, y, epochs: int, replicas: int) -> tuple[list[float
 
     job = f"bench-{kind}-{replicas}"
     rates: list[float] = []
+    sums = [(metrics.ALLREDUCE_SECONDS._sum.get(), metrics.STEP_SECONDS._sum.get())]
 
     class Rate(Callback):
         def on_epoch_end(self, epoch, logs=None):
             rates.append(metrics.JOB_SAMPLES_PER_SECOND.labels(job)._value.get())
+            sums.append((metrics.ALLREDUCE_SECONDS._sum.get(),
+                         metrics.STEP_SECONDS._sum.get()))
 
-    before = (metrics.ALLREDUCE_SECONDS._sum.get(), metrics.STEP_SECONDS._sum.get())
     trainer = DataParallelTrainer(config(kind), COMPILE, (x, y, None), epochs=epochs,
                                   batch_size=BATCH, seed=0, replicas=replicas,
                                   replica_cpus=1, name=job)
     trainer.fit([Rate()])
-    share = ((metrics.ALLREDUCE_SECONDS._sum.get() - before[0])
-             / max(metrics.STEP_SECONDS._sum.get() - before[1], 1e-9))
+    # Over the epochs the rates' median covers (the warm-up's first exchanges wait for
+    # the peer's start-up: numba's import and compiles, first touches of the buffers).
+    share = ((sums[-1][0] - sums[1][0]) / max(sums[-1][1] - sums[1][1], 1e-9)
+             if len(sums) > 2 else float("nan"))
     return [len(x) / r for r in rates], share
 
 
@@ -121,6 +127,9 @@ def main(argv=None) -> int:
                         help="the replicas' LAMINA_SHARED_UPDATE (default: on)")
     parser.add_argument("--overlap-update", choices=("0", "1"), default=None,
                         help="the replicas' LAMINA_OVERLAP_UPDATE (default: off)")
+    parser.add_argument("--pin-replicas", choices=("auto", "0", "1"), default=None,
+                        help="the replicas' LAMINA_PIN_REPLICAS (default: auto, one CPU "
+                             "each when they fill the machine)")
     args = parser.parse_args(argv)
     setups = set(args.setups.split(","))
     env = {"PYTHONPATH": os.pathsep.join(
@@ -128,7 +137,8 @@ def main(argv=None) -> int:
     if args.bucket_cap_mb is not None:
         env["LAMINA_BUCKET_CAP_MB"] = str(float(args.bucket_cap_mb))
     for flag, name in ((args.shared_update, "LAMINA_SHARED_UPDATE"),
-                       (args.overlap_update, "LAMINA_OVERLAP_UPDATE")):
+                       (args.overlap_update, "LAMINA_OVERLAP_UPDATE"),
+                       (args.pin_replicas, "LAMINA_PIN_REPLICAS")):
         if flag is not None:
             env[name] = flag
     import ray
@@ -155,12 +165,14 @@ def main(argv=None) -> int:
         for setup, (_, share) in runs.items():
             epoch = medians[setup]
             rows.append((kind, setup, epoch, n / epoch, base / epoch, one / epoch, share))
-            print(rows[-1], flush=True)
+            print(rows[-1], "per epoch s:", [round(t, 3) for t in runs[setup][0]], flush=True)
     cap = env.get("LAMINA_BUCKET_CAP_MB", "default")
     shared = env.get("LAMINA_SHARED_UPDATE", "default")
     overlap = env.get("LAMINA_OVERLAP_UPDATE", "default")
+    pin = env.get("LAMINA_PIN_REPLICAS", "default")
     print(f"\nbatch {BATCH}; median of {args.epochs - 1} epochs after a warm-up; "
           f"bucket cap {cap} MB; shared update {shared}; overlapped update {overlap}; "
+          f"pinned replicas {pin}; "
           f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
     print("| model | setup | epoch s | samples/s | vs local 2 threads | vs 1 replica "
           "| all-reduce share |")

@@ -31,7 +31,7 @@ import time
 
 import numpy as np
 
-from lamina.distribute import keys, slot_gradients
+from lamina.distribute import keys, pinning, slot_gradients
 from lamina.distribute.buckets import DEFAULT_CAP_MB, Buckets, overlap_pays
 from lamina.distribute.gradient_exchange import (
     _HEAD,
@@ -152,6 +152,10 @@ class DataParallel(GradientExchange, Strategy):
             gradient into the slot). Every rank must use the same setting. Default:
             ``$LAMINA_GRADIENTS_IN_SLOT`` (``0`` turns it off), else on.
 
+    With the shared-memory collective and as many ranks as CPUs this process may use,
+    each rank's epochs run pinned to one CPU (:mod:`lamina.distribute.pinning`;
+    ``$LAMINA_PIN_REPLICAS``).
+
     Raises:
         ValueError: when the model's gradient does not fit the collective, or for a
             negative ``bucket_cap_mb`` (naming it).
@@ -191,6 +195,8 @@ class DataParallel(GradientExchange, Strategy):
         self._buckets: Buckets | None = None
         self.collective = collective
         self.rank, self.world_size = collective.rank, collective.world
+        # The CPU this rank's epochs run on (lamina.distribute.pinning), or None.
+        self._cpu = pinning.replica_cpu(self.rank, self.world_size, collective)
         self.is_chief = self.rank == 0
         self.resume_at = resume_at
         self.base_metrics = base_metrics
@@ -243,7 +249,8 @@ class DataParallel(GradientExchange, Strategy):
                              f"train_step={type(model).train_step.__qualname__}")
         skip = self.resume_at[1] if self.resume_at and self.resume_at[0] == epoch else 0
         try:
-            yield from self._epoch_batches(model, iterator, epoch, skip)
+            with pinning.pinned(self._cpu):
+                yield from self._epoch_batches(model, iterator, epoch, skip)
         finally:
             self._views = {}  # the slot views of _bucketing: none outlives its epoch
             if self._shared is not None:  # callbacks and digests see private arrays

@@ -1,0 +1,76 @@
+"""One CPU per replica when a job's shared-memory replicas fill the machine.
+
+Replicas in lockstep on a machine with as many CPUs as replicas (the worker's default:
+one CPU per replica actor, all on the worker's node) need one CPU each, all the time.
+Linux's scheduler does not keep them apart: sampling the two replica threads of
+``bench/worker_allreduce.py`` (MLP, 2 replicas on 2 vCPUs, 2026-12-04 21:55) found
+both runnable on the *same* CPU in 25-65% of 200 samples on an otherwise idle machine
+(a wake-up from the shared-memory barrier is a "sync" wake-up, which places the woken
+rank on the waker's CPU; a running replica is cache-hot, so the balancer leaves it
+there), and the epochs where that happened ran at about half speed. So while ``fit``
+runs its epochs, :class:`~lamina.distribute.strategy.DataParallel` pins the calling
+thread of rank ``r`` to the ``r``-th CPU it may use, when the ranks of a
+shared-memory collective are exactly as many as those CPUs (no other job's replica
+can be meant to share them); otherwise nothing changes. ``LAMINA_PIN_REPLICAS=0``
+turns it off, ``1`` pins whenever the ranks are at most the CPUs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+
+def allowed_cpus() -> list[int]:
+    """The CPUs this thread may run on, sorted (empty where the OS cannot say)."""
+    try:
+        return sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return []
+
+
+def replica_cpu(rank: int, world: int, collective, setting: str | None = None) -> int | None:
+    """The CPU rank ``rank`` of ``world`` runs on, or None (no pinning).
+
+    Args:
+        rank, world: this replica's rank and the number of replicas.
+        collective: the replicas' collective (only the shared-memory one: its ranks
+            share this machine).
+        setting: ``auto``, ``0`` or ``1`` (default: ``$LAMINA_PIN_REPLICAS``, else
+            ``auto``).
+
+    Raises:
+        ValueError: for another ``setting`` (naming it).
+    """
+    from lamina.distribute.shm import SharedMemoryCollective
+
+    if setting is None:
+        setting = os.environ.get("LAMINA_PIN_REPLICAS", "auto").strip() or "auto"
+    if setting not in ("auto", "0", "1"):
+        raise ValueError(f"LAMINA_PIN_REPLICAS must be auto, 0 or 1. Received: "
+                         f"LAMINA_PIN_REPLICAS={setting!r}")
+    if setting == "0" or world < 2 or not isinstance(collective, SharedMemoryCollective):
+        return None
+    cpus = allowed_cpus()
+    if not cpus or world > len(cpus) or (setting == "auto" and world != len(cpus)):
+        return None
+    return cpus[rank]
+
+
+@contextlib.contextmanager
+def pinned(cpu: int | None):
+    """Run the block with the calling thread on ``cpu`` only (None: unchanged); the
+    thread's previous CPUs are restored after it."""
+    if cpu is None:
+        yield
+        return
+    try:
+        previous = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {cpu})
+    except OSError:  # e.g. a CPU set changed under us: run unpinned
+        yield
+        return
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, previous)
