@@ -7,12 +7,20 @@ Linux's scheduler does not keep them apart: sampling the two replica threads of
 both runnable on the *same* CPU in 25-65% of 200 samples on an otherwise idle machine
 (a wake-up from the shared-memory barrier is a "sync" wake-up, which places the woken
 rank on the waker's CPU; a running replica is cache-hot, so the balancer leaves it
-there), and the epochs where that happened ran at about half speed. So while ``fit``
-runs its epochs, :class:`~lamina.distribute.strategy.DataParallel` pins the calling
-thread of rank ``r`` to the ``r``-th CPU it may use, when the ranks of a
-shared-memory collective are exactly as many as those CPUs (no other job's replica
-can be meant to share them); otherwise nothing changes. ``LAMINA_PIN_REPLICAS=0``
-turns it off, ``1`` pins whenever the ranks are at most the CPUs.
+there, all the more as Ray runs its workers at nice 15: any nice-0 blip, the driver's
+poll or the raylet, weighs 28 times a replica in the balancer's load), and the epochs
+where that happened ran at about half speed (pinned: 0.45-0.47 s an epoch, 26.0k
+samples/s; unpinned, same minutes: 0.93-1.04 s, 12.3k). So while ``fit`` runs its
+epochs, :class:`~lamina.distribute.strategy.DataParallel` pins the calling thread of
+rank ``r`` to the ``r``-th CPU it may use, when the ranks of a shared-memory
+collective are exactly as many as those CPUs (no other job's replica can be meant to
+share them) and run niced (below the processes around them, as Ray's workers);
+otherwise nothing changes. The price: a pinned rank cannot leave a CPU that a busy
+neighbour process shares (ranks at nice 0 next to one: 12.7-13.1 ms a step pinned
+against 11.3-12.2 unpinned, ``bench/replica_step_profile.py``), which is why ranks
+at nice 0, which the balancer keeps apart well enough, are left alone.
+``LAMINA_PIN_REPLICAS=0`` turns it off, ``1`` pins whenever the ranks are at most
+the CPUs.
 """
 
 from __future__ import annotations
@@ -36,8 +44,8 @@ def replica_cpu(rank: int, world: int, collective, setting: str | None = None) -
         rank, world: this replica's rank and the number of replicas.
         collective: the replicas' collective (only the shared-memory one: its ranks
             share this machine).
-        setting: ``auto``, ``0`` or ``1`` (default: ``$LAMINA_PIN_REPLICAS``, else
-            ``auto``).
+        setting: ``auto`` (pin when the ranks fill the CPUs and run niced), ``0``
+            or ``1`` (default: ``$LAMINA_PIN_REPLICAS``, else ``auto``).
 
     Raises:
         ValueError: for another ``setting`` (naming it).
@@ -52,9 +60,19 @@ def replica_cpu(rank: int, world: int, collective, setting: str | None = None) -
     if setting == "0" or world < 2 or not isinstance(collective, SharedMemoryCollective):
         return None
     cpus = allowed_cpus()
-    if not cpus or world > len(cpus) or (setting == "auto" and world != len(cpus)):
+    if not cpus or world > len(cpus):
+        return None
+    if setting == "auto" and (world != len(cpus) or not niced()):
         return None
     return cpus[rank]
+
+
+def niced() -> bool:
+    """Whether this process runs at a lower priority than the default (nice > 0)."""
+    try:
+        return os.getpriority(os.PRIO_PROCESS, 0) > 0
+    except (AttributeError, OSError):
+        return False
 
 
 @contextlib.contextmanager

@@ -26,17 +26,19 @@ def collective(tmp_path):
     shm.remove(path)
 
 
-@pytest.mark.parametrize("cpus,setting,expected", [
-    ([0, 1], "auto", 1),       # two ranks fill two CPUs: rank 1 takes the second
-    ([4, 9], "auto", 9),       # the CPUs this process may use, in order
-    ([0, 1, 2, 3], "auto", None),  # fewer ranks than CPUs: another job may run here
-    ([0, 1, 2, 3], "1", 1),
-    ([0, 1], "0", None),
-    ([0], "1", None),          # more ranks than CPUs: never
-    ([], "auto", None),
+@pytest.mark.parametrize("cpus,setting,niced,expected", [
+    ([0, 1], "auto", True, 1),       # two niced ranks fill two CPUs: rank 1, the second
+    ([4, 9], "auto", True, 9),       # the CPUs this process may use, in order
+    ([0, 1], "auto", False, None),   # at nice 0 the scheduler keeps them apart
+    ([0, 1, 2, 3], "auto", True, None),  # fewer ranks than CPUs: another job may run
+    ([0, 1, 2, 3], "1", False, 1),
+    ([0, 1], "0", True, None),
+    ([0], "1", True, None),          # more ranks than CPUs: never
+    ([], "auto", True, None),
 ])
-def test_which_cpu(monkeypatch, collective, cpus, setting, expected):
+def test_which_cpu(monkeypatch, collective, cpus, setting, niced, expected):
     monkeypatch.setattr(pinning, "allowed_cpus", lambda: cpus)
+    monkeypatch.setattr(pinning, "niced", lambda: niced)
     assert pinning.replica_cpu(1, 2, collective, setting) == expected
 
 
