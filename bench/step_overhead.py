@@ -86,7 +86,8 @@ def ab(trees: list[str], runs: int, args) -> None:
                       for key in ("tiny_ms", "mlp_ms")}
         print(f"{tree}: tiny {rows[tree]['tiny_ms']:.3f} ms/step  "
               f"mlp {rows[tree]['mlp_ms']:.3f} ms/step  (median of {len(runs_)} runs; "
-              f"runs tiny {[round(r['tiny_ms'], 3) for r in runs_]})")
+              f"runs tiny {[round(r['tiny_ms'], 3) for r in runs_]}, "
+              f"mlp {[round(r['mlp_ms'], 2) for r in runs_]})")
     a, b = (rows[t] for t in trees)
     print(f"B/A: tiny {b['tiny_ms'] / a['tiny_ms']:.3f}  mlp {b['mlp_ms'] / a['mlp_ms']:.3f}  "
           f"load {min(loads):.2f}-{max(loads):.2f}")
