@@ -143,10 +143,19 @@ class Layer(Operation):
 
     def _tracked_metrics(self) -> list:
         """``Metric`` objects held as attributes of this layer and its sub-layers."""
-        out = list(self.__dict__.get("_metrics", []))
+        out = list(self.__dict__.get("_metrics", ()))
         for layer in self._flat_layers():
-            out.extend(m for m in layer._tracked_metrics() if all(m is not o for o in out))
+            layer._gather_metrics(out)
         return out
+
+    def _gather_metrics(self, out) -> None:
+        # One walk (fit's logs ask every step): the same list as merging each sub-layer's
+        # own list into its parent's, first occurrences kept.
+        for m in self.__dict__.get("_metrics", ()):
+            if all(m is not o for o in out):
+                out.append(m)
+        for layer in self._flat_layers():
+            layer._gather_metrics(out)
 
     # -- weights ---------------------------------------------------------------------
     def add_weight(self, shape=None, initializer=None, dtype=None, trainable=True,

@@ -148,3 +148,35 @@ def test_finite_check_in_the_datas_own_precision():
         array[5, 0] = bad
         with pytest.raises(ValueError, match=r"`x` contains NaN or infinite.*\(5, 0\)"):
             data_utils.check_finite((array,), "x")
+
+
+def _reference_tracked_metrics(layer) -> list:
+    """The nested merge _tracked_metrics replaced."""
+    out = list(layer.__dict__.get("_metrics", []))
+    for sub in layer._flat_layers():
+        out.extend(m for m in _reference_tracked_metrics(sub) if all(m is not o for o in out))
+    return out
+
+
+def test_tracked_metrics_match_the_nested_merge():
+    shared_metric = Mean(name="shared")
+
+    class WithMetrics(layers.Layer):
+        def __init__(self, inner=None):
+            super().__init__()
+            self.own = Mean(name=f"own_{id(self)}")
+            self.shared = shared_metric
+            self.inner = inner
+
+        def call(self, x):
+            return x if self.inner is None else self.inner(x)
+
+    deep = WithMetrics()
+    inputs = keras.Input((2,))
+    model = keras.Model(inputs, WithMetrics(WithMetrics(deep))(deep(inputs)))
+    model.extra = Mean(name="extra")
+    outer = keras.Sequential([keras.Input((2,)), model, WithMetrics()])
+    for m in (model, outer):
+        got, want = m._tracked_metrics(), _reference_tracked_metrics(m)
+        assert [id(v) for v in got] == [id(v) for v in want]
+    assert len(outer._tracked_metrics()) == 6  # extra, shared, 3 own of model's, outer's own
