@@ -82,6 +82,13 @@ def reduce_weighted_values(values, sample_weight=None, mask=None,
     """
     reduction = standardize_reduction(reduction)
     values = ops.convert_to_tensor(values)
+    if sample_weight is None and mask is None:  # every step of a plain compiled loss
+        if reduction == "none" or values.shape in ((), (0,)):
+            return values
+        loss = ops.sum(values)
+        if reduction == "sum":
+            return loss
+        return ops.divide(loss, np.asarray(float(values.size) or 1.0, dtype=values.data.dtype))
     dtype = values.dtype
     if sample_weight is not None:
         sample_weight = ops.convert_to_tensor(sample_weight, dtype=dtype)

@@ -180,3 +180,19 @@ def test_tracked_metrics_match_the_nested_merge():
         got, want = m._tracked_metrics(), _reference_tracked_metrics(m)
         assert [id(v) for v in got] == [id(v) for v in want]
     assert len(outer._tracked_metrics()) == 6  # extra, shared, 3 own of model's, outer's own
+
+
+@pytest.mark.parametrize("reduction", ["sum_over_batch_size", "sum", "mean",
+                                       "mean_with_sample_weight", "none"])
+@pytest.mark.parametrize("shape", [(7,), (3, 4), (0, 3), (0,), ()])
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_unweighted_reduction_equals_the_weighted_path_with_no_weights(reduction, shape, dtype):
+    from lamina.losses.loss import reduce_weighted_values
+
+    data = np.random.default_rng(0).random(shape).astype(dtype)
+    got = reduce_weighted_values(Tensor(data), reduction=reduction)
+    # Weights of one take the general path; they leave every value (and the sum) as is.
+    want = reduce_weighted_values(Tensor(data), sample_weight=np.ones(shape, dtype),
+                                  reduction=reduction)
+    assert got.data.dtype == want.data.dtype and got.data.shape == want.data.shape
+    np.testing.assert_array_equal(got.data, want.data)
