@@ -8,8 +8,8 @@ sparse categorical crossentropy, accuracy; ``lamina_models.build("mlp")``) cut t
 width of 8: its GEMMs take a few microseconds, so what is left is the framework's own
 per-step work (layer calls, the gradient walk, loss, metrics, logs, batching). Each
 round trains one epoch of ``--steps`` batches of 128 with the tiny model, then one with
-the real MLP, in one process, so both see the same load; the medians are printed with
-the load average.
+the real MLP, in one process, so both see the same load; the medians (wall and the
+process's CPU time, all threads) are printed with the load average.
 
 ``--ab A B`` runs this script in child processes that import Lamina from the source
 trees ``A`` and ``B`` (``sdk`` folders), alternating A, B, A, B ... ``--ab-runs``
@@ -55,12 +55,16 @@ def measure(rounds: int, steps: int, width: int, batch_size: int = 128) -> dict:
     for model in models.values():  # warm-up: builds, first-call caches, BLAS setup
         model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
     ms = {name: [] for name in models}
+    cpu = {name: [] for name in models}  # CPU time of the process (all its threads)
     for _ in range(rounds):
         for name, model in models.items():
-            start = time.perf_counter()
+            start, start_cpu = time.perf_counter(), time.process_time()
             model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
             ms[name].append((time.perf_counter() - start) / steps * 1e3)
+            cpu[name].append((time.process_time() - start_cpu) / steps * 1e3)
     return {"tiny_ms": statistics.median(ms["tiny"]), "mlp_ms": statistics.median(ms["mlp"]),
+            "tiny_cpu_ms": statistics.median(cpu["tiny"]),
+            "mlp_cpu_ms": statistics.median(cpu["mlp"]),
             "tiny_rounds": ms["tiny"], "mlp_rounds": ms["mlp"], "width": width,
             "steps": steps, "load": os.getloadavg()[0]}
 
@@ -83,14 +87,16 @@ def ab(trees: list[str], runs: int, args) -> None:
     rows = {}
     for tree, runs_ in results.items():
         rows[tree] = {key: statistics.median(r[key] for r in runs_)
-                      for key in ("tiny_ms", "mlp_ms")}
-        print(f"{tree}: tiny {rows[tree]['tiny_ms']:.3f} ms/step  "
-              f"mlp {rows[tree]['mlp_ms']:.3f} ms/step  (median of {len(runs_)} runs; "
+                      for key in ("tiny_ms", "mlp_ms", "tiny_cpu_ms", "mlp_cpu_ms")}
+        print(f"{tree}: tiny {rows[tree]['tiny_ms']:.3f} ms/step "
+              f"(CPU {rows[tree]['tiny_cpu_ms']:.3f})  mlp {rows[tree]['mlp_ms']:.3f} ms/step "
+              f"(CPU {rows[tree]['mlp_cpu_ms']:.3f})  (median of {len(runs_)} runs; "
               f"runs tiny {[round(r['tiny_ms'], 3) for r in runs_]}, "
               f"mlp {[round(r['mlp_ms'], 2) for r in runs_]})")
     a, b = (rows[t] for t in trees)
-    print(f"B/A: tiny {b['tiny_ms'] / a['tiny_ms']:.3f}  mlp {b['mlp_ms'] / a['mlp_ms']:.3f}  "
-          f"load {min(loads):.2f}-{max(loads):.2f}")
+    print(f"B/A: tiny {b['tiny_ms'] / a['tiny_ms']:.3f} (CPU "
+          f"{b['tiny_cpu_ms'] / a['tiny_cpu_ms']:.3f})  mlp {b['mlp_ms'] / a['mlp_ms']:.3f} (CPU "
+          f"{b['mlp_cpu_ms'] / a['mlp_cpu_ms']:.3f})  load {min(loads):.2f}-{max(loads):.2f}")
 
 
 def main() -> None:
@@ -109,8 +115,9 @@ def main() -> None:
     if args.json:
         print(json.dumps(result))
         return
-    print(f"fixed per-step cost (width {args.width}): {result['tiny_ms']:.3f} ms  "
-          f"MLP step: {result['mlp_ms']:.3f} ms  (medians of {args.rounds} rounds of "
+    print(f"fixed per-step cost (width {args.width}): {result['tiny_ms']:.3f} ms "
+          f"(CPU {result['tiny_cpu_ms']:.3f})  MLP step: {result['mlp_ms']:.3f} ms "
+          f"(CPU {result['mlp_cpu_ms']:.3f})  (medians of {args.rounds} rounds of "
           f"{args.steps} steps; load {result['load']:.2f})")
 
 
