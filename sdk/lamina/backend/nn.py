@@ -107,7 +107,13 @@ class ReluDense(Dense):
         return self.out
 
     def backward(self, g):
-        return super().backward(g * (self.out > 0))
+        if g.shape != self.out.shape or g.dtype.kind != "f":
+            return super().backward(g * (self.out > 0))
+        # The mask as 0/1 in g's dtype and multiplied in place: a float-by-float loop
+        # instead of float-by-bool (which casts the bool operand through a buffer), one
+        # array fewer; the same bits as ``g * (out > 0)`` (1 and 0 convert exactly).
+        dy = np.greater(self.out, 0, out=np.empty(g.shape, g.dtype))
+        return super().backward(np.multiply(g, dy, out=dy))
 
 
 # ``np.maximum.reduce``/``np.add.reduce`` are what ``np.max``/``np.sum`` call, minus
