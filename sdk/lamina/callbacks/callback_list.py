@@ -14,6 +14,9 @@ def pythonify_logs(logs) -> dict:
         if isinstance(value, dict):
             out.update(pythonify_logs(value))
             continue
+        if type(value) is float:  # fit's logs are floats already (compile_utils.pythonify)
+            out[key] = value
+            continue
         try:
             out[key] = float(np.asarray(value)) if np.ndim(value) == 0 else value
         except (TypeError, ValueError):

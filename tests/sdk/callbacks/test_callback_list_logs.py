@@ -46,3 +46,17 @@ def test_callback_list_called_directly_with_no_logs():
     cbs.on_predict_batch_begin(0)
     cbs.on_predict_batch_end(0)
     assert rec.seen == [("batch_begin", dict, []), ("batch_end", dict, [])]
+
+
+def test_pythonify_logs_passes_floats_and_converts_scalars():
+    from lamina.callbacks.callback_list import pythonify_logs
+
+    loss = 0.25
+    logs = pythonify_logs({"loss": loss, "b": np.float32(1.5), "a": np.array(2.0),
+                           "nested": {"acc": np.float64(0.5)}, "vec": np.arange(2),
+                           "name": "x"})
+    assert list(logs) == ["a", "b", "loss", "name", "acc", "vec"]  # sorted, flattened
+    assert logs["loss"] is loss
+    assert [type(logs[k]) for k in ("a", "acc", "b")] == [float, float, float]
+    assert (logs["a"], logs["acc"], logs["b"]) == (2.0, 0.5, 1.5)
+    assert logs["name"] == "x" and logs["vec"] is not None and list(logs["vec"]) == [0, 1]
