@@ -5,10 +5,12 @@ one CPU per replica actor, all on the worker's node) need one CPU each, all the 
 Linux's scheduler does not keep them apart: sampling the two replica threads of
 ``bench/worker_allreduce.py`` (MLP, 2 replicas on 2 vCPUs, 2026-12-04 21:55) found
 both runnable on the *same* CPU in 25-65% of 200 samples on an otherwise idle machine
-(a wake-up from the shared-memory barrier is a "sync" wake-up, which places the woken
-rank on the waker's CPU; a running replica is cache-hot, so the balancer leaves it
-there, all the more as Ray runs its workers at nice 15: any nice-0 blip, the driver's
-poll or the raylet, weighs 28 times a replica in the balancer's load), and the epochs
+(likely causes, not isolated: the barrier's wake-up datagram is a "sync" wake-up,
+which favours the waker's CPU for the woken rank; a running replica is cache-hot, so
+the balancer is slow to move it; and Ray runs its workers at nice 15, where any nice-0
+blip, the driver's poll or the raylet, weighs 28 times a replica in the balancer's
+load; with 5 ms spins, i.e. almost no wake-ups, packing fell to 3% of the samples in
+two windows of three), and the epochs
 where that happened ran at about half speed (pinned: 0.45-0.47 s an epoch, 26.0k
 samples/s; unpinned, same minutes: 0.93-1.04 s, 12.3k). So while ``fit`` runs its
 epochs, :class:`~lamina.distribute.strategy.DataParallel` pins the calling thread of
