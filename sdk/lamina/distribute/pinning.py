@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 
 
 def allowed_cpus() -> list[int]:
@@ -79,8 +80,13 @@ def niced() -> bool:
 
 @contextlib.contextmanager
 def pinned(cpu: int | None):
-    """Run the block with the calling thread on ``cpu`` only (None: unchanged); the
-    thread's previous CPUs are restored after it."""
+    """Run the block with the calling thread on ``cpu`` only (None: unchanged).
+
+    After the block, however it ends, the thread's previous CPUs are restored, and so
+    are those of the threads the block started that are still pinned to ``cpu``
+    (Linux threads inherit their creator's CPUs: a thread pool, a gradient reducer or
+    a data loader started during a pinned epoch would otherwise stay on one CPU).
+    """
     if cpu is None:
         yield
         return
@@ -88,9 +94,27 @@ def pinned(cpu: int | None):
         previous = os.sched_getaffinity(0)
         os.sched_setaffinity(0, {cpu})
     except OSError:  # e.g. a CPU set changed under us: run unpinned
+        previous = None
+    if previous is None:
         yield
         return
+    before = {thread.ident for thread in threading.enumerate()}
     try:
         yield
     finally:
         os.sched_setaffinity(0, previous)
+        _unpin_started(before, cpu, previous)
+
+
+def _unpin_started(before: set, cpu: int, cpus: set) -> None:
+    """Give ``cpus`` back to the live threads not in ``before`` that run on ``cpu`` only
+    (the ones that inherited a pinned creator's CPU)."""
+    for thread in threading.enumerate():
+        tid = getattr(thread, "native_id", None)
+        if thread.ident in before or tid is None:
+            continue
+        try:
+            if os.sched_getaffinity(tid) == {cpu}:
+                os.sched_setaffinity(tid, cpus)
+        except OSError:  # the thread ended meanwhile
+            pass

@@ -4,6 +4,7 @@ epochs run on the rank's CPU and leave the thread's CPUs as they were."""
 from __future__ import annotations
 
 import os
+import threading
 
 import numpy as np
 import pytest
@@ -61,6 +62,39 @@ def test_pinned_restores_the_thread_cpus():
     assert os.sched_getaffinity(0) == before
     with pinning.pinned(None):
         assert os.sched_getaffinity(0) == before
+
+
+def test_pinned_restores_the_cpus_when_the_block_raises():
+    before = os.sched_getaffinity(0)
+    with pytest.raises(KeyError), pinning.pinned(min(before)):
+        raise KeyError("boom")
+    assert os.sched_getaffinity(0) == before
+
+
+def test_threads_started_while_pinned_get_the_cpus_back():
+    """A thread started in the block inherits the pinned CPU (Linux); after the block
+    it runs on the CPUs its creator had before, as if started unpinned."""
+    before = os.sched_getaffinity(0)
+    if len(before) < 2:
+        pytest.skip("needs two CPUs to tell pinned from unpinned")
+    go, seen = threading.Event(), {}
+
+    def run():
+        seen["inside"] = os.sched_getaffinity(0)
+        go.wait(5)
+        seen["after"] = os.sched_getaffinity(0)
+
+    thread = threading.Thread(target=run)
+    try:
+        with pinning.pinned(min(before)):
+            thread.start()
+            while "inside" not in seen and thread.is_alive():
+                thread.join(0.01)
+    finally:
+        go.set()
+        thread.join(5)
+    assert seen["inside"] == {min(before)}
+    assert seen["after"] == before
 
 
 def test_fit_epochs_run_on_the_rank_cpu(tmp_path, monkeypatch):
