@@ -82,24 +82,19 @@ def reduce_weighted_values(values, sample_weight=None, mask=None,
     """
     reduction = standardize_reduction(reduction)
     values = ops.convert_to_tensor(values)
-    if sample_weight is None and mask is None:  # every step of a plain compiled loss
-        if reduction == "none" or values.shape in ((), (0,)):
-            return values
-        loss = ops.sum(values)
-        if reduction == "sum":
-            return loss
-        return ops.divide(loss, np.asarray(float(values.size) or 1.0, dtype=values.data.dtype))
-    dtype = values.dtype
-    if sample_weight is not None:
-        sample_weight = ops.convert_to_tensor(sample_weight, dtype=dtype)
-    sample_weight = _apply_mask(sample_weight, mask, reduction, dtype)
-    if sample_weight is not None:
-        values, sample_weight = squeeze_or_expand_to_same_rank(values, sample_weight)
-        extra = len(values.shape) - len(sample_weight.shape)
-        if extra > 0:
-            # Weights per sample apply to every entry of that sample.
-            sample_weight = ops.reshape(sample_weight, sample_weight.shape + (1,) * extra)
-        values = ops.multiply(values, sample_weight)
+    dtype = values.data.dtype
+    if sample_weight is not None or mask is not None:  # none: every plain compiled loss
+        if sample_weight is not None:
+            sample_weight = ops.convert_to_tensor(sample_weight, dtype=values.dtype)
+        sample_weight = _apply_mask(sample_weight, mask, reduction, values.dtype)
+        if sample_weight is not None:
+            values, sample_weight = squeeze_or_expand_to_same_rank(values, sample_weight)
+            extra = len(values.shape) - len(sample_weight.shape)
+            if extra > 0:
+                # Weights per sample apply to every entry of that sample.
+                sample_weight = ops.reshape(sample_weight,
+                                            sample_weight.shape + (1,) * extra)
+            values = ops.multiply(values, sample_weight)
     if reduction == "none" or values.shape in ((), (0,)):
         return values
     loss = ops.sum(values)
