@@ -101,17 +101,21 @@ def test_a_late_peer_is_waited_for_spinning_or_asleep(tmp_path, monkeypatch, spi
     and not before."""
     monkeypatch.setattr(shm, "_SPIN_SECONDS", spin)
     path = shm.create(tmp_path / "c", 2, 4)
+    arrived = threading.Event()
 
     def body(collective, rank):
         if rank == 1:
             time.sleep(0.3)
+            arrived.set()  # before its barrier: rank 0 must not return before this
         start = time.monotonic()
         collective.barrier()
-        return time.monotonic() - start
+        return arrived.is_set(), time.monotonic() - start
 
     results, errors = _run_ranks(path, 2, body)
     assert not errors, errors
-    assert 0.2 < results[0] < 10
+    peer_had_arrived, waited = results[0]
+    assert peer_had_arrived
+    assert waited < 10  # seen while spinning (30 s), not after the spin
 
 
 def test_close_releases_the_mapping(tmp_path):
