@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from lamina.backend import compiled
+from lamina.distribute import shm_kernels
 from lamina.distribute.shared_state import state_path
 
 _HEADER = 8
@@ -321,9 +322,9 @@ class SharedMemoryCollective:
             np.multiply(slots[0], weights[0], out=out)
             return
         if out.dtype == np.float32 and compiled.pays(out.size):
-            _weighted_pair(slots[0], slots[1], weights[0], weights[1], out)
+            shm_kernels.weighted_pair(slots[0], slots[1], weights[0], weights[1], out)
             for j in range(2, self.world):
-                _weighted_add(slots[j], weights[j], out)
+                shm_kernels.weighted_add(slots[j], weights[j], out)
             return
         if self._scratch is None:
             self._scratch = np.empty(_SUM_BLOCK, np.float32)
@@ -389,19 +390,3 @@ class SharedMemoryCollective:
         except BufferError:  # a caller still holds a view of ``result``
             pass
 
-
-# The weighted sum in one pass (``compiled.pays``): ``round(w0 * a) + round(w1 * b)``,
-# then ``+ round(w_j * s_j)`` per further rank, float32 at every step as numpy's blocks
-# compute it (numba contracts nothing into a fused multiply-add without fastmath), so
-# the same bits. Measured on a 2-rank chunk of the MLP (335k floats, one thread):
-# 113 us for numpy's blocks, 45 us here.
-@compiled.kernel
-def _weighted_pair(a, b, wa, wb, out):
-    for i in range(out.size):
-        out[i] = wa * a[i] + wb * b[i]
-
-
-@compiled.kernel
-def _weighted_add(a, wa, out):
-    for i in range(out.size):
-        out[i] = out[i] + wa * a[i]
