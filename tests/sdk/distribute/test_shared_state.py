@@ -47,17 +47,19 @@ def group(tmp_path):
     shm.remove(path)
 
 
+def _adam():
+    """A built Adam and its variables (``_variables``)."""
+    opt = optimizers.Adam(learning_rate=0.01)
+    variables = _variables()
+    opt.build(variables)
+    return opt, variables
+
+
 def test_two_ranks_updating_their_halves_give_one_whole_update(group):
     path, handles = group
-    reference = optimizers.Adam(learning_rate=0.01)
-    ref_vars = _variables()
-    reference.build(ref_vars)
-    ranks = []
-    for handle in handles:
-        opt = optimizers.Adam(learning_rate=0.01)
-        variables = _variables()
-        opt.build(variables)
-        ranks.append((opt, variables, SharedState(handle, opt)))
+    reference, ref_vars = _adam()
+    ranks = [(opt, variables, SharedState(handle, opt))
+             for handle, (opt, variables) in zip(handles, [_adam() for _ in handles])]
     assert [s.shard for _, _, s in ranks] == [(0, 692), (692, 1385)]
     for _, _, state in ranks:
         state.share()
@@ -146,15 +148,9 @@ def test_a_chunk_across_variables_is_one_piece_with_the_bits_of_the_whole_update
     size = sum(int(np.prod(s)) for s in SHAPES)
     path = shm.create(tmp_path / "c", 2, size)
     handles = [shm.SharedMemoryCollective(path, rank) for rank in range(2)]
-    reference = optimizers.Adam(learning_rate=0.01)
-    ref_vars = _variables()
-    reference.build(ref_vars)
-    ranks = []
-    for handle in handles:
-        opt = optimizers.Adam(learning_rate=0.01)
-        variables = _variables()
-        opt.build(variables)
-        ranks.append((opt, variables, SharedState(handle, opt), handle))
+    reference, ref_vars = _adam()
+    ranks = [(opt, variables, SharedState(handle, opt), handle)
+             for handle, (opt, variables) in zip(handles, [_adam() for _ in handles])]
     for _, _, state, _ in ranks:
         state.share()
     for step in range(3):
