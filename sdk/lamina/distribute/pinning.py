@@ -55,11 +55,12 @@ def replica_cpu(rank: int, world: int, collective, setting: str | None = None) -
     """
     from lamina.distribute.shm import SharedMemoryCollective
 
+    name = "setting"
     if setting is None:
-        setting = os.environ.get("LAMINA_PIN_REPLICAS", "auto").strip() or "auto"
+        name, setting = "LAMINA_PIN_REPLICAS", os.environ.get("LAMINA_PIN_REPLICAS", "auto")
+        setting = setting.strip() or "auto"
     if setting not in ("auto", "0", "1"):
-        raise ValueError(f"LAMINA_PIN_REPLICAS must be auto, 0 or 1. Received: "
-                         f"LAMINA_PIN_REPLICAS={setting!r}")
+        raise ValueError(f"{name} must be auto, 0 or 1. Received: {name}={setting!r}")
     if setting == "0" or world < 2 or not isinstance(collective, SharedMemoryCollective):
         return None
     cpus = allowed_cpus()

@@ -49,9 +49,12 @@ def test_only_the_shared_memory_collective_and_two_ranks_or_more(monkeypatch, co
     assert pinning.replica_cpu(0, 1, collective, "1") is None
 
 
-def test_a_bad_setting_is_named(collective):
-    with pytest.raises(ValueError, match="LAMINA_PIN_REPLICAS='yes'"):
+def test_a_bad_setting_is_named(collective, monkeypatch):
+    with pytest.raises(ValueError, match="setting='yes'"):
         pinning.replica_cpu(1, 2, collective, "yes")
+    monkeypatch.setenv("LAMINA_PIN_REPLICAS", "on")
+    with pytest.raises(ValueError, match="LAMINA_PIN_REPLICAS='on'"):
+        pinning.replica_cpu(1, 2, collective)
 
 
 def test_pinned_restores_the_thread_cpus():
