@@ -1,4 +1,5 @@
-"""Fixtures of the thread-pool tests (test_threads.py, test_parallel_gemm.py)."""
+"""Fixtures of the thread-pool tests (test_threads.py, test_parallel_gemm.py,
+test_blas_threads.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,14 @@ import os
 import pytest
 
 from lamina.backend import blas_threads, threads
+
+
+@pytest.fixture
+def auto_policy():
+    """The thread policy at its default, before and after the test (a test may set it)."""
+    blas_threads.set_thread_policy("auto")
+    yield
+    blas_threads.set_thread_policy("auto")
 
 
 @pytest.fixture

@@ -16,13 +16,7 @@ from lamina.backend import blas_threads, threads
 threadpoolctl = pytest.importorskip("threadpoolctl")
 
 
-@pytest.fixture(autouse=True)
-def _auto_policy():
-    blas_threads.set_thread_policy("auto")
-    yield
-    blas_threads.set_thread_policy("auto")
-
-
+pytestmark = pytest.mark.usefixtures("auto_policy")
 
 
 def test_policy_is_validated():

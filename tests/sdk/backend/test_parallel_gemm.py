@@ -13,11 +13,7 @@ from lamina.backend import blas_threads, nn, parallel, threads
 threadpoolctl = pytest.importorskip("threadpoolctl")
 
 
-@pytest.fixture(autouse=True)
-def _auto_policy():
-    threads.set_thread_policy("auto")
-    yield
-    threads.set_thread_policy("auto")
+pytestmark = pytest.mark.usefixtures("auto_policy")
 
 
 def _one_call(a, b):

@@ -18,13 +18,7 @@ from tests.sdk.backend.interrupt import interrupt_fit
 pytest.importorskip("threadpoolctl")
 
 
-@pytest.fixture(autouse=True)
-def _auto_policy():
-    threads.set_thread_policy("auto")
-    yield
-    threads.set_thread_policy("auto")
-
-
+pytestmark = pytest.mark.usefixtures("auto_policy")
 
 
 @pytest.mark.parametrize("m, k, n", [(128, 784, 512), (784, 128, 512), (3, 5, 2), (300, 7, 9000)])
