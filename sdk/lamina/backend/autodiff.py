@@ -71,7 +71,7 @@ class Function:
         _blas_tick()
         ctx = cls()
         # Lists, not generators: this runs for every primitive of every step.
-        if getattr(_state, "enabled", True):
+        if is_recording():
             needs = tuple([isinstance(t, Tensor) and t.requires_grad for t in inputs])
         else:
             needs = (False,) * len(inputs)

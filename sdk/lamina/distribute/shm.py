@@ -389,4 +389,3 @@ class SharedMemoryCollective:
             self._buf.close()
         except BufferError:  # a caller still holds a view of ``result``
             pass
-

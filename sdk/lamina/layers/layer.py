@@ -373,13 +373,8 @@ class Layer(Operation):
         elif not self._call_has_mask:
             kwargs.pop("mask", None)
         if self._layers and self._call_has_training:
-            # training_context(), inline: a generator context costs ~1 us a model call.
-            previous = getattr(_context, "training", None)
-            _context.training = kwargs["training"]
-            try:
+            with training_context(kwargs["training"]):
                 outputs = self.call(inputs, *args, **kwargs)
-            finally:
-                _context.training = previous
         else:
             outputs = self.call(inputs, *args, **kwargs)
         if self.activity_regularizer is not None:
