@@ -41,8 +41,11 @@ def test_sigkill_worker_resumes_from_checkpoint(kit):
     for index, job_id in enumerate(ids):
         proc = kit.spawn("--burst", log_name=f"worker-{index}.log")
         try:
-            kit.wait(lambda j=job_id: (kit.job(j).epoch or 0) >= 1,
-                     what=f"two epochs of job {index}")
+            # The epoch is recorded before its checkpoint is written (a checkpoint never
+            # gets ahead of the history), so wait for the checkpoint itself.
+            kit.wait(lambda j=job_id: any(int(c["name"][5:11]) >= 1
+                                          for c in kit.storage.list_checkpoints(j)),
+                     what=f"the first epoch's checkpoint of job {index}")
             time.sleep(random.uniform(0.0, 0.3))  # a random batch of the next epoch
         finally:
             proc.send_signal(signal.SIGKILL)
