@@ -20,6 +20,16 @@ def long_job(kit, epochs=8, n=2000, seed=7):
                     seed=seed), x, y
 
 
+def epochs_beyond_the_chief(n=2000, batch_size=32, margin=20) -> int:
+    """Epochs of a job that still trains ``margin`` epochs after its driver recorded the
+    first: the chief runs up to ``MAX_PENDING_EVENTS`` batches ahead of the driver (whose
+    job record and checkpoints lag it), so a shorter job may be done training then."""
+    from lamina_worker.replica import MAX_PENDING_EVENTS
+
+    steps = -(-n // batch_size)
+    return 1 + -(-MAX_PENDING_EVENTS // steps) + margin
+
+
 def finish_all(kit, job_ids, timeout=120.0, **worker_kwargs):
     """Run in-process burst workers until every job is terminal (leases must expire)."""
     worker = kit.worker(**worker_kwargs)
@@ -102,13 +112,19 @@ def test_replica_killed_mid_epoch_job_succeeds(kit):
 
 
 def test_zombie_worker_commit_is_refused(kit):
-    spec, x, y = long_job(kit, epochs=6)
+    # Long enough that the zombie is still training when its first epoch is recorded:
+    # with 6 epochs its chief had finished then and its driver committed ~0.37 s later
+    # on a quiet machine, racing the SIGSTOP.
+    spec, x, y = long_job(kit, epochs=epochs_beyond_the_chief())
     job_id = kit.submit(spec)
     zombie = kit.spawn("--burst", "--worker-id", "zombie", log_name="zombie.log")
     try:
         kit.wait(lambda: kit.job(job_id).epoch is not None, what="the zombie's first epoch")
         zombie.send_signal(signal.SIGSTOP)
         stopped_at = time.time()
+        stopped = kit.job(job_id)
+        assert (stopped.status.value, stopped.worker) == ("running", "zombie"), \
+            "the zombie ended its attempt before it was stopped"
         worker = finish_all(kit, [job_id], worker_id="healthy")
         assert time.time() - stopped_at > kit.settings.lease_seconds
         record = kit.job(job_id)
