@@ -30,6 +30,11 @@ def epochs_beyond_the_chief(n=2000, batch_size=32, margin=20) -> int:
     return 1 + -(-MAX_PENDING_EVENTS // steps) + margin
 
 
+def newest_checkpoint_epoch(kit, job_id) -> int:
+    return max((int(c["name"][5:11]) for c in kit.storage.list_checkpoints(job_id)),
+               default=-1)
+
+
 def finish_all(kit, job_ids, timeout=120.0, **worker_kwargs):
     """Run in-process burst workers until every job is terminal (leases must expire)."""
     worker = kit.worker(**worker_kwargs)
@@ -52,11 +57,16 @@ def test_sigkill_worker_resumes_from_checkpoint(kit):
         proc = kit.spawn("--burst", log_name=f"worker-{index}.log")
         try:
             # The epoch is recorded before its checkpoint is written (a checkpoint never
-            # gets ahead of the history), so wait for the checkpoint itself.
-            kit.wait(lambda j=job_id: any(int(c["name"][5:11]) >= 1
-                                          for c in kit.storage.list_checkpoints(j)),
+            # gets ahead of the history), so wait for the checkpoints themselves. The kill
+            # lands at a random batch of the epoch after the second one, timed by the
+            # driver's own pace between the first two (a fixed 0.3 s was ~4 of the ~65 ms
+            # epochs of a quiet machine, close to the commit of an 8-epoch job).
+            kit.wait(lambda j=job_id: newest_checkpoint_epoch(kit, j) >= 1,
                      what=f"the first epoch's checkpoint of job {index}")
-            time.sleep(random.uniform(0.0, 0.3))  # a random batch of the next epoch
+            first = time.monotonic()
+            kit.wait(lambda j=job_id: newest_checkpoint_epoch(kit, j) >= 2, every=0.005,
+                     what=f"the second epoch's checkpoint of job {index}")
+            time.sleep(random.uniform(0.0, time.monotonic() - first))
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait(30)
