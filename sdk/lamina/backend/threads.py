@@ -190,6 +190,44 @@ def parallel_for(n: int, fn, site=None) -> None:
         _note_time(stats, 1, time.perf_counter() - start)
 
 
+def start_parts(n: int, fn):
+    """Start ``fn(i)`` for ``i in range(n)`` on the pool and return at once; the work
+    the calling thread does meanwhile overlaps it. :func:`finish_parts` ends it.
+
+    Parts are split and claimed as in :func:`parallel_for` (the same parts, so the same
+    bits wherever they run), except that the caller claims none until it finishes the
+    job: then it runs every part no worker has claimed yet, so a busy or descheduled
+    worker never holds the job up by more than the part it is in. While the process
+    runs solo (after a stall), or without workers, every part runs here and now.
+
+    Returns:
+        A handle for :func:`finish_parts`.
+    """
+    job = _Job(fn, n)
+    if n <= 0:
+        job.done.set()
+        return job
+    workers = min(worker_count(), n)
+    if workers <= 0 or time.monotonic() < _state["solo_until"]:
+        job.work()
+        return job
+    pool = _pool(worker_count())
+    for _ in range(workers):
+        pool.jobs.put(job)
+    return job
+
+
+def finish_parts(job) -> None:
+    """Run the parts of a :func:`start_parts` job that no worker claimed, wait for the
+    others, and re-raise the first exception a part raised."""
+    job.work()
+    mid = time.monotonic()
+    job.done.wait()
+    _note_wait(time.monotonic() - mid, job.lost)
+    if job.error is not None:
+        raise job.error
+
+
 _sites: dict = {}  # call site -> [jobs, pooled seconds, solo seconds] (moving averages)
 
 

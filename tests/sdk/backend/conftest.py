@@ -1,13 +1,11 @@
 """Fixtures of the thread-pool tests (test_threads.py, test_parallel_gemm.py,
-test_blas_threads.py)."""
+test_blas_threads.py); ``pool_of_two`` is in tests/sdk/conftest.py."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from lamina.backend import blas_threads, threads
+from lamina.backend import blas_threads
 
 
 @pytest.fixture
@@ -16,18 +14,3 @@ def auto_policy():
     blas_threads.set_thread_policy("auto")
     yield
     blas_threads.set_thread_policy("auto")
-
-
-@pytest.fixture
-def pool_of_two():
-    """A worker besides the caller, as outside the tests (tests/conftest.py caps BLAS at
-    one thread, which leaves the "auto" policy without workers)."""
-    threadpoolctl = pytest.importorskip("threadpoolctl")
-    if not blas_threads._controller() or len(os.sched_getaffinity(0)) < 2:
-        pytest.skip("needs OpenBLAS through threadpoolctl and two cores")
-    with threadpoolctl.threadpool_limits(2, user_api="blas"):
-        threads.set_thread_policy("auto")
-        blas_threads.tick(now=float("inf"))
-        assert threads.worker_count() == 1
-        yield
-        threads.set_thread_policy("auto")

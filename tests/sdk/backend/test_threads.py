@@ -252,3 +252,63 @@ def test_workers_run_parts_under_the_callers_numpy_error_handling(pool_of_two):
         _overflow_on_a_worker(seen)
     assert len(seen) == 3 and all(name.startswith("lamina-worker") for name in seen)
     assert np.geterr()["over"] == "warn"  # the caller's own state is untouched
+
+
+def test_started_parts_run_on_a_worker_while_the_caller_goes_on(pool_of_two):
+    in_part, release = threading.Event(), threading.Event()
+    ran = [None] * 3
+
+    def part(i):
+        if i == 0:  # held until the caller, back from start_parts, lets it go
+            in_part.set()
+            assert release.wait(5), "start_parts did not return while a part ran"
+        ran[i] = threading.current_thread().name
+
+    job = threads.start_parts(3, part)
+    assert in_part.wait(5)  # a worker is inside part 0
+    timer = threading.Timer(0.2, release.set)
+    timer.start()
+    threads.finish_parts(job)  # the caller runs parts 1 and 2, then waits for part 0
+    timer.join()
+    main = threading.current_thread().name
+    assert ran[0] != main and ran[1:] == [main, main]
+
+
+def test_started_parts_reraise_and_run_here_without_workers():
+    threads.set_thread_policy(1)  # (auto_policy restores "auto")
+    assert threads.worker_count() == 0
+    ran = []
+    job = threads.start_parts(4, ran.append)
+    assert ran == [0, 1, 2, 3]  # already done: nobody else could run them
+
+    def fails(i):
+        if i == 2:
+            raise ZeroDivisionError(f"part {i}")
+
+    threads.finish_parts(job)
+    job = threads.start_parts(4, fails)
+    with pytest.raises(ZeroDivisionError, match="part 2"):
+        threads.finish_parts(job)
+    threads.finish_parts(threads.start_parts(0, fails))
+
+
+def _child_started_parts(conn):
+    out = np.zeros(8)
+    job = threads.start_parts(8, lambda i: out.__setitem__(i, i))
+    threads.finish_parts(job)
+    conn.send(float(out.sum()))
+    conn.close()
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_fork_after_started_parts(pool_of_two):
+    threads.finish_parts(threads.start_parts(4, lambda i: None))
+    assert threads._state["pool"] is not None
+    ctx = multiprocessing.get_context("fork")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_child_started_parts, args=(child,))
+    proc.start()
+    assert parent.poll(30), "the forked child hung"
+    assert parent.recv() == 28.0
+    proc.join(10)
+    assert proc.exitcode == 0
