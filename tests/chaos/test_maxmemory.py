@@ -53,6 +53,29 @@ def free_memory(filler: redis.Redis) -> None:
     filler.close()
 
 
+def posts_refused() -> float:
+    """POSTs (a dataset's, a job's) answered 503 by this process's API (each counted
+    after its answer went out)."""
+    from lamina_service import metrics
+
+    return sum(sample.value for family in metrics.REGISTRY.collect()
+               for sample in family.samples
+               if sample.name == "lamina_http_requests_total"
+               and sample.labels.get("method") == "POST"
+               and sample.labels.get("status") == "503")
+
+
+def free_after_refusal(filler: redis.Redis, before: float, stop: threading.Event,
+                       timeout: float = 60.0) -> None:
+    """Free memory once the in-process API has refused a POST (their count went past
+    ``before``), or ``stop`` is set, or after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while posts_refused() == before and not stop.is_set() \
+            and time.monotonic() < deadline:
+        time.sleep(0.01)
+    free_memory(filler)
+
+
 def snapshot(client: redis.Redis) -> dict[str, object]:
     """Every key of the queue's database with its value (streams by their entries), but
     the rate limiter's buckets, which expire on their own."""
@@ -228,16 +251,21 @@ def test_the_client_waits_out_the_503_and_submits_once_when_memory_frees(
     with lamina.Client(url, api_key="key-a", timeout=10, retries=4) as client:
         client.upload({"x": x, "y": y})  # stored before the pressure; fit finds it
         filler = fill_to_maxmemory(aof_redis.url)
-        freed = threading.Timer(1.0, free_memory, args=(filler,))
+        # Memory frees once the API refused fit's first POST (its dataset's), not after a
+        # fixed 1 s, which a loaded machine's client.fit could take before that POST.
+        refused, done = posts_refused(), threading.Event()
+        freed = threading.Thread(target=free_after_refusal, args=(filler, refused, done))
         started = time.monotonic()
         freed.start()
         try:
             job = client.fit(model, x, y, epochs=1, batch_size=8)
         finally:
+            done.set()
             freed.join()
         waited = time.monotonic() - started
         jobs = client.jobs()
     # The first POST was refused (503 with Retry-After); the retry went through.
+    assert posts_refused() == refused + 1
     assert waited >= OUT_OF_MEMORY_RETRY_AFTER - 0.5, (
         f"the client did not wait for Retry-After ({waited:.1f} s)")
     assert [j.id for j in jobs] == [job.id]
