@@ -137,10 +137,14 @@ def test_several_api_processes_merge_their_metrics(redis_url, tmp_path, command)
                                      for f in shared.glob("counter_*.db")}) >= 2), pids
         for _ in range(40):  # a new connection each: both processes accept some
             assert httpx.get(f"{url}/v1/jobs", headers=AUTH_A).status_code == 200
+        key = ("lamina_http_requests_total",
+               (("method", "GET"), ("route", "/v1/jobs"), ("status", "200")))
+        # A request is counted after its answer went out: the 40th may still be counting
+        # when the client has it, so wait for the count before every scrape must agree.
+        assert wait_for(lambda: scrape_url(f"{url}/metrics").get(key, 0) >= 40), \
+            scrape_url(f"{url}/metrics").get(key)
         for _ in range(4):
             samples = scrape_url(f"{url}/metrics")
-            key = ("lamina_http_requests_total",
-                   (("method", "GET"), ("route", "/v1/jobs"), ("status", "200")))
             assert samples[key] == 40
             assert samples[("lamina_jobs", (("state", "queued"),))] == 0
     finally:
