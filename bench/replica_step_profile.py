@@ -106,7 +106,25 @@ def _ab_merge(on: bool) -> None:
         shared._pieces = {}  # cut again on the next step
 
 
-AB_SWITCHES = {"keys": _ab_keys, "spin": _ab_spin, "wsum": _ab_wsum, "merge": _ab_merge}
+def _ab_balance(on: bool) -> None:
+    """A large exchange's chunks sized by the ranks' measured speed (on: the shares
+    learned in the last on-epoch kept) or equal (off)."""
+    from lamina.distribute import get_strategy
+
+    balance = get_strategy().collective.balance
+    if not balance.enabled and not on:  # the first epoch: learn from equal shares
+        balance.enabled = True
+    if balance.enabled and not on:
+        AB["balance.shares"] = list(balance.shares)
+        balance.shares = [1.0 / balance.world] * balance.world
+    elif on:
+        balance.shares = AB.get("balance.shares", balance.shares)
+    balance.enabled = on
+    balance._bounds.clear()
+
+
+AB_SWITCHES = {"keys": _ab_keys, "spin": _ab_spin, "wsum": _ab_wsum, "merge": _ab_merge,
+               "balance": _ab_balance}
 
 
 def replica(kind: str, x, y, epochs: int, batch: int, relay: bool, ab: str = "") -> dict:
@@ -202,8 +220,11 @@ def replica(kind: str, x, y, epochs: int, batch: int, relay: bool, ab: str = "")
     gc.callbacks.remove(gc_clock)
     gc_summary = {g: (len(t), round(1e3 * sum(t), 2), round(1e3 * max(t, default=0), 2))
                   for g, t in gc_times.items()}
+    balance = getattr(getattr(strategy, "collective", None), "balance", None)
+    shares = None if balance is None else AB.get("balance.shares", balance.shares)
     return {"rank": strategy.rank, "steps": steps, "total": total, "gc": gc_summary,
-            "pays": _pays_state()}
+            "pays": _pays_state(),
+            "shares": None if shares is None else [round(v, 4) for v in shares]}
 
 
 def _skip(*args):
@@ -245,7 +266,8 @@ def summarise(result: dict, keep=lambda r: r["epoch"] > 0) -> dict:
             per_epoch[key] = [round(1e3 * statistics.median(
                 r[key] for r in rows if r["epoch"] == e), 3)
                 for e in sorted({r["epoch"] for r in rows})]
-    return {"rank": result["rank"], "steps": len(rows), "ms": med, "per_epoch": per_epoch,
+    return {"rank": result["rank"], "shares": result.get("shares"), "steps": len(rows),
+            "ms": med, "per_epoch": per_epoch,
             "gc (count, total ms, max ms) by generation, after warm-up": result.get("gc")}
 
 

@@ -23,12 +23,14 @@ backward; default: the library's, 1 MB buckets); ``--shared-update 0|1`` their
 ``LAMINA_SHARED_UPDATE`` (one copy of the parameters and slots, each replica updating
 its half; default on), ``--overlap-update 0|1`` their ``LAMINA_OVERLAP_UPDATE``
 (default off) and ``--pin-replicas auto|0|1`` their ``LAMINA_PIN_REPLICAS`` (default
-auto: one CPU each when they fill the machine); ``--setups`` runs a subset (an A/B
+auto: one CPU each when they fill the machine), ``--balance-chunks 0|1`` the
+collective's ``LAMINA_BALANCE_CHUNKS`` (chunks of the exchange sized by the ranks'
+measured speed; default on); ``--setups`` runs a subset (an A/B
 interleaves whole runs of this script).
 
     python bench/worker_allreduce.py [--epochs 4] [--mlp-samples 12000] [--cnn-samples 3000]
         [--models mlp,cnn] [--setups local1,local2,replicas1,replicas2] [--bucket-cap-mb 1]
-        [--shared-update 1] [--overlap-update 0] [--pin-replicas auto]
+        [--shared-update 1] [--overlap-update 0] [--pin-replicas auto] [--balance-chunks 1]
 """
 
 from __future__ import annotations
@@ -130,7 +132,12 @@ def main(argv=None) -> int:
     parser.add_argument("--pin-replicas", choices=("auto", "0", "1"), default=None,
                         help="the replicas' LAMINA_PIN_REPLICAS (default: auto, one CPU "
                              "each when they fill the machine)")
+    parser.add_argument("--balance-chunks", choices=("0", "1"), default=None,
+                        help="LAMINA_BALANCE_CHUNKS of the collective the driver creates "
+                             "(default: on)")
     args = parser.parse_args(argv)
+    if args.balance_chunks is not None:  # read where the shared file is made: here
+        os.environ["LAMINA_BALANCE_CHUNKS"] = args.balance_chunks
     setups = set(args.setups.split(","))
     env = {"PYTHONPATH": os.pathsep.join(
         os.path.join(ROOT, s) for s in ("sdk", "services", "worker", "bench"))}
@@ -170,9 +177,10 @@ def main(argv=None) -> int:
     shared = env.get("LAMINA_SHARED_UPDATE", "default")
     overlap = env.get("LAMINA_OVERLAP_UPDATE", "default")
     pin = env.get("LAMINA_PIN_REPLICAS", "default")
+    balance = os.environ.get("LAMINA_BALANCE_CHUNKS", "default")
     print(f"\nbatch {BATCH}; median of {args.epochs - 1} epochs after a warm-up; "
           f"bucket cap {cap} MB; shared update {shared}; overlapped update {overlap}; "
-          f"pinned replicas {pin}; "
+          f"pinned replicas {pin}; balanced chunks {balance}; "
           f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
     print("| model | setup | epoch s | samples/s | vs local 2 threads | vs 1 replica "
           "| all-reduce share |")

@@ -104,7 +104,6 @@ class SharedState:
             is_chief: whether this is rank 0.
         """
         optimizer, result = self.optimizer, collective.result
-        spans = self.pieces_for(collective, buckets)
         interval = optimizer.denormal_flush_interval
         flush = bool(interval) and optimizer._step() % interval == interval - 1
         plans = []
@@ -119,7 +118,11 @@ class SharedState:
             plans[0].apply_pieces(result, pieces, flush)
             self.update_seconds += time.perf_counter() - start
 
+        # The pieces are cut when they are updated: the chunks of the last exchange are
+        # sized after its first barrier (lamina.distribute.balance); those of the
+        # buckets already reduced may be cut at any shares (their sums are complete).
         def early():
+            spans = self.pieces_for(collective, buckets)
             pieces = [piece for span in spans[:-1] for piece in span]
             if pieces:
                 update(pieces, buckets.last_metas)
@@ -129,27 +132,29 @@ class SharedState:
                 if plans:
                     raise RuntimeError("the chief stopped after a piece of the update")
                 return
-            update(spans[-1], metas)
+            update(self.pieces_for(collective, buckets)[-1], metas)
             self.merged = True
         return early, between
 
     def pieces_for(self, collective, buckets) -> list:
         """Per chunk (of each bucket when bucketed, else of the vector) this rank sums,
         its ``(lo, hi, at)`` pieces cut at variable bounds, ``at`` their place in the
-        optimizer's flat buffers."""
+        optimizer's flat buffers; at the collective's current chunk sizes (cached per
+        chunk sizes: a few while the shares settle)."""
         seg = self.optimizer._segments[0]
-        key = (id(seg), None if buckets is None else id(buckets))
-        if key in self._pieces:
-            return self._pieces[key]
-        sizes = [seg.offsets[i + 1] - seg.offsets[i] for i in range(len(seg.variables))]
         if buckets is None:  # gradients in the model's order, as the optimizer's
             spans = [collective.chunk_of(0, collective.n)]
-            starts = seg.offsets[:-1]
         else:  # the last layer first (lamina.distribute.buckets.layout)
             bounds = buckets.bounds
             spans = [collective.chunk_of(bounds[b], bounds[b + 1] - bounds[b])
                      for b in range(buckets.count)]
-            starts = buckets.offsets
+        key = (id(seg), None if buckets is None else id(buckets),
+               tuple((span.start, span.stop) for span in spans))
+        pieces = self._pieces.get(key)
+        if pieces is not None:
+            return pieces
+        sizes = [seg.offsets[i + 1] - seg.offsets[i] for i in range(len(seg.variables))]
+        starts = seg.offsets[:-1] if buckets is None else buckets.offsets
         pieces = []
         for span in spans:
             pieces.append([])
@@ -158,7 +163,9 @@ class SharedState:
                 if lo < hi:
                     pieces[-1].append((lo, hi, at + lo - start))
             pieces[-1] = _merged(pieces[-1])
-        self._pieces = {key: pieces}
+        if len(self._pieces) > 32:
+            self._pieces.clear()
+        self._pieces[key] = pieces
         return pieces
 
     def close(self) -> None:

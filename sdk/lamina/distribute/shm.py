@@ -2,8 +2,10 @@
 
 Layout of the file (``/dev/shm/<name>``; created by :func:`create`, which sizes it)::
 
-    header   int64[8 + 2 world]     world, n, m, abort, ..., an arrival counter per rank,
-                                    then a "sleeping" flag per rank
+    header   int64[8 + 2 world]     world, n, m, abort, balance, ..., an arrival counter
+                                    per rank, then a "sleeping" flag per rank
+    work     float64[2, world, 2]   each rank's last work between two barriers
+                                    (seconds, elements), by exchange parity
     slots    float32[2, world, n]   each rank's (share-weighted) contribution, by parity
     result   float32[n]             the shared sum (large vectors)
     meta     float64[2, world, m]   per-rank side data (control codes, metric states)
@@ -20,6 +22,8 @@ this call's parity and arrives at a barrier; then
 * large vectors: rank ``r`` sums chunk ``r`` of all slots in rank order into the
   shared result, then a second barrier, then every rank reads the shared result (each
   byte is read once instead of once per rank: less memory traffic than a barrier).
+  The chunks are sized by the ranks' measured speed (:mod:`lamina.distribute.balance`;
+  ``create(balance=False)`` or ``LAMINA_BALANCE_CHUNKS=0``: equal chunks).
 
 Either way every element is summed rank 0 + rank 1 + ... and every rank reads the
 same bytes, so replicas stay bit-identical.
@@ -46,6 +50,7 @@ import numpy as np
 
 from lamina.backend import compiled
 from lamina.distribute import shm_kernels
+from lamina.distribute.balance import ChunkBalance
 from lamina.distribute.shared_state import state_path
 
 _HEADER = 8
@@ -71,7 +76,8 @@ class CollectiveAborted(RuntimeError):
 
 
 def _layout(world: int, n: int, m: int) -> dict[str, tuple[int, int]]:
-    sizes = {"header": 8 * (_HEADER + 2 * world), "slots": 4 * 2 * world * n,
+    sizes = {"header": 8 * (_HEADER + 2 * world), "work": 8 * 2 * world * 2,
+             "slots": 4 * 2 * world * n,
              "result": 4 * n, "meta": 8 * 2 * world * m}
     offsets, at = {}, 0
     for key, size in sizes.items():
@@ -81,8 +87,13 @@ def _layout(world: int, n: int, m: int) -> dict[str, tuple[int, int]]:
     return offsets
 
 
-def create(path: str | os.PathLike, world: int, n: int, m: int = 8) -> Path:
+def create(path: str | os.PathLike, world: int, n: int, m: int = 8,
+           balance: bool | None = None) -> Path:
     """Create (or truncate) the shared file for ``world`` ranks, ``n`` floats, ``m`` meta.
+
+    ``balance``: size the chunks of large exchanges by the ranks' measured speed
+    (:mod:`lamina.distribute.balance`); every rank follows the file's setting.
+    Default: ``$LAMINA_BALANCE_CHUNKS`` (``0`` turns it off), else on.
 
     Raises:
         ValueError: for ``world < 1``, ``n < 0`` or ``m < 1`` (naming the value).
@@ -90,6 +101,8 @@ def create(path: str | os.PathLike, world: int, n: int, m: int = 8) -> Path:
     if world < 1 or n < 0 or m < 1:
         raise ValueError(f"Expected world >= 1, n >= 0, m >= 1. Received: world={world}, "
                          f"n={n}, m={m}")
+    if balance is None:
+        balance = os.environ.get("LAMINA_BALANCE_CHUNKS", "1").strip() != "0"
     path = Path(path)
     size = _layout(world, n, m)["total"][0]
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -97,7 +110,7 @@ def create(path: str | os.PathLike, world: int, n: int, m: int = 8) -> Path:
         os.ftruncate(fd, size)
         with mmap.mmap(fd, size) as buf:
             header = np.frombuffer(buf, np.int64, _HEADER)
-            header[:4] = (world, n, m, 0)
+            header[:5] = (world, n, m, 0, int(bool(balance)))
             del header
     finally:
         os.close(fd)
@@ -173,15 +186,16 @@ class SharedMemoryCollective:
                                     offset=lay["slots"][0]).reshape(2, self.world, self.n)
         self._meta = np.frombuffer(self._buf, np.float64, 2 * self.world * self.m,
                                    offset=lay["meta"][0]).reshape(2, self.world, self.m)
+        self._work = np.frombuffer(self._buf, np.float64, 2 * self.world * 2,
+                                   offset=lay["work"][0]).reshape(2, self.world, 2)
         self._chunked = 4 * self.world * self.n > ONE_BARRIER_BYTES
         if self._chunked:
             self.result = np.frombuffer(self._buf, np.float32, self.n,
                                         offset=lay["result"][0])
-            bounds = np.linspace(0, self.n, self.world + 1).astype(int)
-            self._chunk = slice(int(bounds[rank]), int(bounds[rank + 1]))
         else:
             self.result = np.empty(self.n, np.float32)  # this rank's copy of the sum
-            self._chunk = slice(0, self.n)
+        #: The ranks' shares of a large exchange (the same on every rank).
+        self.balance = ChunkBalance(self.world, bool(header[4]) and self._chunked)
         self._count = int(self._arrive[rank])
         self._scratch = None  # the weighted sum's products (exchange(weights=))
         self._spinner = threading.get_ident()  # only this thread spins in a barrier
@@ -294,8 +308,12 @@ class SharedMemoryCollective:
                 raise ValueError(f"meta holds at most m={self.m} values. Received: "
                                  f"{meta.size} values")
             row[:meta.size] = meta
+        reports = (self._count // 2) % 2  # the rows this exchange reads (see _report)
         self.wait_seconds = self._barrier()
-        chunk = self._chunk if k == self.n else self.chunk_of(lo, k)
+        if self.balance.enabled:
+            self.balance.update(self._work[reports].tolist())
+        start = time.perf_counter()
+        chunk = self.chunk_of(lo, k)
         slots, out = self._slots[parity, :, chunk], self.result[chunk]
         if weights is not None:
             self._weighted_sum(slots, out, weights)
@@ -309,6 +327,12 @@ class SharedMemoryCollective:
         if self._chunked:
             if between is not None:
                 between(metas)
+            if self.balance.enabled:
+                # For the next exchange, which reads the other parity's rows: they were
+                # all written before its first barrier, and are written again only
+                # after its second barrier (every rank has read them by then).
+                self._work[1 - reports, self.rank] = (time.perf_counter() - start,
+                                                      chunk.stop - chunk.start)
             self.wait_seconds += self._barrier()
         return (self.result if k == self.n else self.result[lo:lo + k]), metas
 
@@ -364,8 +388,8 @@ class SharedMemoryCollective:
         """
         if not self._chunked:
             return slice(lo, lo + k)
-        bounds = lo + np.linspace(0, k, self.world + 1).astype(int)
-        return slice(int(bounds[self.rank]), int(bounds[self.rank + 1]))
+        bounds = self.balance.bounds(k)
+        return slice(lo + bounds[self.rank], lo + bounds[self.rank + 1])
 
     def abort(self, reason: str = "aborted") -> None:
         """Make this rank's current or next barrier, and every peer's, raise
@@ -382,7 +406,7 @@ class SharedMemoryCollective:
             view = getattr(self, name, None)
             if view is not None:
                 view.release()
-        for name in ("_header", "_arrive", "_sleeping", "_slots", "_meta", "result",
+        for name in ("_header", "_arrive", "_sleeping", "_work", "_slots", "_meta", "result",
                      "_header_view", "_arrive_view"):
             setattr(self, name, None)
         try:
