@@ -163,24 +163,36 @@ def test_zombie_worker_commit_is_refused(kit):
 
 
 def test_sigterm_checkpoints_and_requeues_without_counting(kit):
-    # 30 epochs: with 6, a quiet machine's chief had finished training when SIGTERM
-    # landed (its epochs run ahead of the job record), leaving no mid-epoch checkpoint.
-    spec, x, y = long_job(kit, epochs=30)
+    # 50 epochs: the chief runs up to ~8 epochs ahead of the job record (with 6 epochs it
+    # had finished training when SIGTERM landed), and there may be three preemptions.
+    spec, x, y = long_job(kit, epochs=50)
     job_id = kit.submit(spec)
-    proc = kit.spawn("--burst")
-    try:
-        kit.wait(lambda: (kit.job(job_id).epoch or 0) >= 1, what="two epochs")
-        time.sleep(0.15)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(60) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    record = kit.job(job_id)
-    assert record.status.value == "queued"
-    assert record.attempts == 0
-    names = [c["name"] for c in kit.storage.list_checkpoints(job_id)]
-    assert any(n.endswith(".h5") and not n.endswith("-00000000.h5") for n in names), names
+    # A preemption that reaches the chief at its epoch's last batch stops it after that
+    # epoch's end (replica.Relay._control), whose checkpoint is then the newest: no work
+    # lost either, but no mid-epoch checkpoint. Preempt again (a new worker, up to three
+    # times) until one lands mid-epoch; with 8 steps an epoch, 4 of 8 landed at an end.
+    for preemption in range(3):
+        recorded = len(kit.job(job_id).history.get("loss", []))
+        proc = kit.spawn("--burst", log_name=f"worker-{preemption}.log")
+        try:
+            kit.wait(lambda n=recorded: (kit.job(job_id).epoch or 0) >= n + 1,
+                     what="two epochs of this attempt")
+            time.sleep(0.15)
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(60) == 0
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        record = kit.job(job_id)
+        assert record.status.value == "queued"
+        assert record.attempts == 0
+        names = [c["name"] for c in kit.storage.list_checkpoints(job_id)]
+        epoch, step = max((int(n[5:11]), int(n[12:20])) for n in names if n.endswith(".h5"))
+        # the newest checkpoint starts where the recorded history ends
+        assert epoch == len(record.history["loss"]), (names, record.history)
+        if step > 0:
+            break
+    assert step > 0, names  # a mid-epoch checkpoint
     finish_all(kit, [job_id])
     record = kit.job(job_id)
     assert record.status.value == "succeeded", record.error
