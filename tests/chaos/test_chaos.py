@@ -206,7 +206,15 @@ def test_jobs_survive_seeded_faults(stack, aof_redis, tmp_path, seed):
         assert {c.name for c in workers if not c.alive()} == set(injector.killed_workers)
         assert len(survivors) == len(workers) - len(injector.killed_workers) >= 1
         assert all(c.alive() for c in stack.children if c.name in ("api", "ray-head"))
+        # A worker counts a finished job after its commit (once the attempt's replicas and
+        # heartbeat stopped), so a job can read "done" before its count is there to scrape.
+        succeeded = sum(r.status == "succeeded" for r in records.values())
+        deadline = time.monotonic() + 30
         _scrape_all(scraper, stack, survivors)
+        while scraper.total("lamina_jobs_finished_total", status="succeeded") < succeeded \
+                and time.monotonic() < deadline:
+            time.sleep(0.2)
+            _scrape_all(scraper, stack, survivors)
         counts = {i: sum(1 for e in records[i].events() if e.type == "state"
                          and e.data.get("status") == "succeeded") for i in ids}
         models = {i: records[i].model(compile=False) for i in ids}
