@@ -106,7 +106,10 @@ class KillReplicaOnce(Callback):
 def test_replica_killed_mid_epoch_job_succeeds(kit):
     from lamina_worker import metrics
 
-    spec, x, y = long_job(kit, epochs=3, n=640)
+    # Long enough that the replicas still train when the driver, up to MAX_PENDING_EVENTS
+    # batches behind the chief, kills one: with 3 epochs a 0.2 s stall of the driver
+    # before the kill let both finish (no restart; 3 of 3 runs failed).
+    spec, x, y = long_job(kit, epochs=epochs_beyond_the_chief(n=640), n=640)
     job_id = kit.submit(spec)
     killer = KillReplicaOnce(epoch=1, batch=5)
     before = metrics.JOB_RETRIES._value.get()
