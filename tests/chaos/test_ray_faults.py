@@ -23,7 +23,7 @@ import pytest
 from lamina.callbacks import Callback
 from tests.worker import conftest as worker_conftest
 from tests.worker.conftest import Kit
-from tests.worker.test_recovery import long_job
+from tests.worker.test_recovery import epochs_beyond_the_chief, long_job
 
 kit = worker_conftest.kit  # the worker tests' fixture (2 s leases, the session's Ray)
 
@@ -38,9 +38,14 @@ class SigkillReplica(Callback):
         super().__init__()
         self.at, self.rank = (epoch, batch), rank
         self.epoch, self.killed = 0, None
+        self.ended = None  # the last epoch end the driver relayed before the restart
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.trainer.generation == 0:
+            self.ended = epoch  # the worker's CheckpointCallback writes (epoch + 1, 0) next
 
     def on_train_batch_end(self, batch, logs=None):
         if self.killed is None and (self.epoch, batch) == self.at:
@@ -55,9 +60,11 @@ def test_sigkilled_replica_resumes_from_checkpoint(kit, rank):
     ends with a fault-free run's weights; the worker goes on to the next job."""
     from lamina_worker import metrics
 
-    # 3 x 63 steps: with 3 x 20 a quiet machine's chief had finished before the driver
-    # relayed batch 5 of epoch 1, so killing it restarted nothing
-    spec, x, y = long_job(kit, epochs=3, n=2000)
+    # Long enough that the replicas still train when the driver, up to MAX_PENDING_EVENTS
+    # batches behind the chief, relays batch 5 of epoch 1: with 3 x 20 and then 3 x 63
+    # steps the chief could have finished by then (a 0.3 s stall of the driver before the
+    # kill: no restart), and killing it restarted nothing
+    spec, x, y = long_job(kit, epochs=epochs_beyond_the_chief(n=640), n=640)
     after_spec, after_x, after_y = long_job(kit, epochs=1, n=200, seed=3)
     job_id = kit.submit(spec)
     next_id = kit.submit(after_spec)
@@ -68,8 +75,10 @@ def test_sigkilled_replica_resumes_from_checkpoint(kit, rank):
     assert killer.killed is not None
     with pytest.raises(ProcessLookupError):
         os.kill(killer.killed, 0)
-    # the driver may still relay the epoch end the chief reached before the kill
-    assert killer.trainer.generation == 1 and killer.trainer.resumed_from in ((1, 0), (2, 0))
+    # from the newest epoch end the driver relayed (and checkpointed) before the restart:
+    # the chief's lead decides which
+    assert killer.trainer.generation == 1 and killer.ended is not None
+    assert killer.trainer.resumed_from == (killer.ended + 1, 0)
     assert metrics.JOB_RETRIES._value.get() == retries + 1
     record = kit.job(job_id)
     assert record.status.value == "succeeded", record.error
