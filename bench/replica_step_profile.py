@@ -13,7 +13,9 @@ warm-up epoch:
   and the rest (copies, the weighted chunk sum, bookkeeping: ``exchange_cpu``);
 * ``apply`` (``optimizer.apply``), ``reduce_logs`` (the shared update's barrier and the
   chief's metric sums), ``callbacks`` (``on_train_batch_begin/end``), and ``loop``: the
-  rest of the step-to-step time (batch slicing, keys, ``pythonify``, ``fit``'s loop).
+  rest of the step-to-step time (batch slicing, keys, ``pythonify``, ``fit``'s loop);
+  per step also the thread's voluntary and involuntary context switches and minor page
+  faults (``*_mean``).
 
 Usage: python bench/replica_step_profile.py [--world 2] [--model mlp] [--epochs 4]
        [--samples 12000] [--batch 128] [--relay]
@@ -163,7 +165,7 @@ def replica(kind: str, x, y, epochs: int, batch: int, relay: bool, ab: str = "")
             start, cstart, wall0, cpu0, switches = self.mark
             row = {"epoch": self.epoch, "step": now - start, "step_cpu": cpu - cstart,
                    "gap": self.gap}
-            row["voluntary"], row["involuntary"] = (
+            row["voluntary"], row["involuntary"], row["minflt"] = (
                 b - a for a, b in zip(switches, _switches()))
             for p in PHASES:
                 row[p] = timers.wall[p] - wall0[p]
@@ -235,7 +237,7 @@ def _switches():
     import resource
 
     usage = resource.getrusage(resource.RUSAGE_THREAD)
-    return usage.ru_nvcsw, usage.ru_nivcsw
+    return usage.ru_nvcsw, usage.ru_nivcsw, usage.ru_minflt
 
 
 def _pays_state():
@@ -256,7 +258,7 @@ def summarise(result: dict, keep=lambda r: r["epoch"] > 0) -> dict:
         med[key] = round(1e3 * statistics.median(values), 3) if values else None
     if med.get("wait") is not None:
         med["exchange_rest"] = round(med["reduce_gradients"] - med["wait"] - med["update"], 3)
-    for key in ("voluntary", "involuntary"):
+    for key in ("voluntary", "involuntary", "minflt"):
         med[key + "_mean"] = round(statistics.mean(r[key] for r in rows), 2)
     med["accounted"] = round(sum(med[p] for p in PHASES), 3)
     med["loop"] = round(med["step"] - med["accounted"] + (med["gap"] or 0.0), 3)

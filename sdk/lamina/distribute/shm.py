@@ -91,9 +91,8 @@ def create(path: str | os.PathLike, world: int, n: int, m: int = 8,
            balance: bool | None = None) -> Path:
     """Create (or truncate) the shared file for ``world`` ranks, ``n`` floats, ``m`` meta.
 
-    ``balance``: size the chunks of large exchanges by the ranks' measured speed
-    (:mod:`lamina.distribute.balance`); every rank follows the file's setting.
-    Default: ``$LAMINA_BALANCE_CHUNKS`` (``0`` turns it off), else on.
+    ``balance``: the file's (every rank's) setting of :mod:`lamina.distribute.balance`;
+    default ``$LAMINA_BALANCE_CHUNKS`` (``0`` turns it off), else on.
 
     Raises:
         ValueError: for ``world < 1``, ``n < 0`` or ``m < 1`` (naming the value).
@@ -308,7 +307,7 @@ class SharedMemoryCollective:
                 raise ValueError(f"meta holds at most m={self.m} values. Received: "
                                  f"{meta.size} values")
             row[:meta.size] = meta
-        reports = (self._count // 2) % 2  # the rows this exchange reads (see _report)
+        reports = (self._count // 2) % 2  # the rows of reports this exchange reads
         self.wait_seconds = self._barrier()
         if self.balance.enabled:
             self.balance.update(self._work[reports].tolist())
@@ -327,10 +326,8 @@ class SharedMemoryCollective:
         if self._chunked:
             if between is not None:
                 between(metas)
-            if self.balance.enabled:
-                # For the next exchange, which reads the other parity's rows: they were
-                # all written before its first barrier, and are written again only
-                # after its second barrier (every rank has read them by then).
+            if self.balance.enabled:  # for the next exchange: it reads the other rows
+                # after its first barrier; they are written again after its second
                 self._work[1 - reports, self.rank] = (time.perf_counter() - start,
                                                       chunk.stop - chunk.start)
             self.wait_seconds += self._barrier()
