@@ -24,11 +24,15 @@ in one whole ``apply``, so the bits are the same (tested by seeded ``fit`` again
 whole-step path). Optimizers that need every gradient first (clipping, global norm,
 loss scaling, accumulation, EMA, weight decay) or that are not elementwise keep the
 whole-step path, as do processes without pool workers.
+
+Off by default (``enabled``; ``LAMINA_BACKWARD_OVERLAP=1`` turns it on): measured on
+the benchmark MLP it made the step slower, not faster (docs/architecture.md).
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 
 from lamina.backend import threads
 from lamina.backend.autodiff import gradient_ready_hook
@@ -37,7 +41,9 @@ from lamina.backend.parallel import PART_ELEMENTS
 # Smallest group of gradients handed to the pool (a smaller one waits for the next):
 # the hand-off (a worker's wake-up) costs more than updating a 512 -> 10 layer.
 MIN_ELEMENTS = PART_ELEMENTS // 2
-enabled = True  # False: every step takes the whole-step update (A/B, tests)
+# Off by default: it did not pay on the benchmark MLP (see docs/architecture.md, "The
+# update overlapped with backward"); ``LAMINA_BACKWARD_OVERLAP=1`` or ``enabled = True``.
+enabled = os.environ.get("LAMINA_BACKWARD_OVERLAP", "0") == "1"
 into_next_step = True  # False: fit's steps wait for their whole update (A/B, tests)
 
 
@@ -73,10 +79,13 @@ def update_during_backward(optimizer, variables, keep_running: bool = False):
 
     def ready(index, grad):
         if index is None:  # the walk ended; the rest is left to apply
+            threads.wake_workers()
             return
         pending.append((index, grad))
         if sum(offsets[i + 1] - offsets[i] for i, _ in pending) >= MIN_ELEMENTS:
-            plan.start([i for i, _ in pending], [g for _, g in pending])
+            # Queued without waking a worker: one wakes for backward's next pooled
+            # GEMM and takes these parts after its part, never before.
+            plan.start([i for i, _ in pending], [g for _, g in pending], wake=False)
             pending.clear()
 
     def hook(sources):

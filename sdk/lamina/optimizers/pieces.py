@@ -94,12 +94,13 @@ class UpdateInPieces:
         for index in indices:
             self.done[index] = True
 
-    def start(self, indices, grads) -> None:
+    def start(self, indices, grads, wake: bool = True) -> None:
         """Begin updating the variables ``indices`` from ``grads`` on the pool and
         return at once (:func:`~lamina.backend.threads.start_parts`): the caller goes on
         (e.g. with backward) while a worker copies each part's gradients into the flat
         buffer and updates it. :meth:`finish` (the step's ``apply``) or :meth:`wait`
-        waits for them; ``grads`` must not change until then.
+        waits for them; ``grads`` must not change until then. ``wake``: as
+        :func:`~lamina.backend.threads.start_parts`'s.
 
         Raises:
             RuntimeError: as :meth:`apply`.
@@ -124,7 +125,7 @@ class UpdateInPieces:
             gather(sources, offsets, seg.grad, *bounds[i])
             opt.update_step(parts[i][0], parts[i][1], lr)
 
-        self._running.append(start_parts(len(parts), part))
+        self._running.append(start_parts(len(parts), part, wake))
 
     def wait(self) -> None:
         """Wait for the pieces :meth:`start` began (re-raising the first error)."""

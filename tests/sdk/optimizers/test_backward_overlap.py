@@ -28,15 +28,18 @@ def _fit(mode, monkeypatch, optimizer="adam", callbacks=None, constraint=None,
     seen = {"starts": 0, "deferred": 0}
     start, wait = pieces.UpdateInPieces.start, base.Optimizer.wait_for_update
 
-    def counted_start(self, indices, grads):
+    def counted_start(self, indices, grads, wake=True):
         seen["starts"] += 1
-        return start(self, indices, grads)
+        return start(self, indices, grads, wake)
 
     def counted_wait(self):
         seen["deferred"] += self._still_running is not None
         return wait(self)
 
     monkeypatch.setattr(pieces.UpdateInPieces, "start", counted_start)
+    # (a stall under load would run a while without workers: no overlap to check)
+    monkeypatch.setattr(threads, "_note_wait", lambda waited, lost: None)
+    monkeypatch.setitem(threads._state, "solo_until", 0.0)
     monkeypatch.setattr(base.Optimizer, "wait_for_update", counted_wait)
     lamina.utils.set_random_seed(3)
     layers = lamina.layers
@@ -120,7 +123,8 @@ def test_without_workers_the_step_is_whole(monkeypatch):
 
 
 @pytest.mark.slow
-def test_ctrl_c_during_an_overlapped_fit_stops_cleanly():
+def test_ctrl_c_during_an_overlapped_fit_stops_cleanly(monkeypatch):
+    monkeypatch.setenv("LAMINA_BACKWARD_OVERLAP", "1")  # (the child's default is off)
     code, out = interrupt_fit(
         (784,), 'lamina.layers.Dense(512, "relu"), lamina.layers.Dense(512, "relu"), '
         'lamina.layers.Dense(10)', 4096)
