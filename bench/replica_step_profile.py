@@ -263,7 +263,7 @@ def summarise(result: dict, keep=lambda r: r["epoch"] > 0) -> dict:
     med["accounted"] = round(sum(med[p] for p in PHASES), 3)
     med["loop"] = round(med["step"] - med["accounted"] + (med["gap"] or 0.0), 3)
     per_epoch = {}
-    for key in ("step_cpu", "update", "wait"):
+    for key in ("step", "step_cpu", "reduce_gradients", "update", "wait"):
         if key in rows[0]:
             per_epoch[key] = [round(1e3 * statistics.median(
                 r[key] for r in rows if r["epoch"] == e), 3)
