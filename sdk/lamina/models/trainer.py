@@ -14,7 +14,7 @@ import numpy as np
 
 from lamina import ops
 from lamina.backend import interrupts
-from lamina.backend.autodiff import gradients, no_grad
+from lamina.backend.autodiff import gradient_destinations, gradients, no_grad
 from lamina.backend.memory import keep_freed_memory
 from lamina.backend.random import get_rng
 from lamina.backend.tensor import Tensor
@@ -187,10 +187,14 @@ class Trainer:
         else:
             y_pred = self(x, training=True)
             loss = self.compute_loss(x, y, y_pred, sample_weight, training=True)
-            # One process: the update of the last layers' variables runs on the pool
-            # while backward goes on (the same bits; lamina.optimizers.backward_overlap).
-            with update_during_backward(self.optimizer if type(strategy) is Strategy
-                                        else None, variables, self._overlap_steps):
+            local = type(strategy) is Strategy
+            # One process: backward writes the gradients into the optimizer's flat
+            # buffer when its update reads them there (no copy; the same bits).
+            views = self.optimizer.gradient_views(variables) if local and hasattr(
+                self.optimizer, "gradient_views") else None
+            with (gradient_destinations(views) if views else contextlib.nullcontext()), \
+                    update_during_backward(
+                    self.optimizer if local else None, variables, self._overlap_steps):
                 grads = gradients(loss, variables)
             # Metrics first (they read y_pred and loss only): a replica's reduction
             # carries them with the gradients (lamina.distribute).

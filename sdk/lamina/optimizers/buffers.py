@@ -111,5 +111,9 @@ def gather(pieces, offsets, out: np.ndarray, lo: int, hi: int) -> None:
     while lo < hi:
         start, stop = offsets[j], offsets[j + 1]
         end = min(hi, stop)
-        np.copyto(out[lo:end], pieces[j][lo - start:end - start])
+        source = pieces[j][lo - start:end - start]
+        target = out[lo:end]
+        # (a piece backward wrote into ``out`` itself: autodiff.gradient_destinations)
+        if source.__array_interface__["data"][0] != target.__array_interface__["data"][0]:
+            np.copyto(target, source)
         lo, j = end, j + 1

@@ -183,22 +183,49 @@ class FlatApply:
         for grad, var in zip(grads, variables):
             self.update_step(grad, var, learning_rate)
 
-    def _gather_in_parts(self, grads, lr: float) -> bool:
-        """The plain case (one segment, an elementwise step, no loss scaling, accumulation
-        or clipping): each part copies its slice of the gradients into the flat buffer,
-        applies its slice of the weight decay and updates it right away, on the pool.
-        False when not applicable."""
+    def _gather_parts(self):
+        """The parts of the gather-in-parts path, or None when it does not apply (the
+        plain case: one segment, an elementwise step, no loss scaling, accumulation or
+        clipping, a buffer large enough to cut)."""
         fn = type(self).update_step
         if (len(self._segments) != 1 or self.loss_scale_factor is not None
                 or self.gradient_accumulation_steps or self.clipnorm or self.clipvalue
                 or self.global_clipnorm
                 or type(self)._backend_update_step is not FlatApply._backend_update_step
                 or (fn.__module__, fn.__qualname__) not in _ELEMENTWISE_STEPS):
+            return None
+        seg = self._segments[0]
+        return self._flat_parts(seg.grad, seg.param) or None
+
+    def gradient_views(self, variables) -> list:
+        """``(variable, view)`` pairs for ``autodiff.gradient_destinations``: where the
+        gradients of ``variables`` (the optimizer's own, in order) go in the flat
+        gradient buffer, so that backward may write them there and the next
+        :meth:`apply` copies nothing; ``[]`` unless that apply takes the
+        gather-in-parts path (the bits do not depend on where a gradient was written).
+        """
+        if not self.built or self._gather_parts() is None:
+            return []
+        seg = self._segments[0]
+        if len(variables) != len(seg.variables) or any(
+                a is not b for a, b in zip(variables, seg.variables)):
+            return []
+        cached = seg.__dict__.get("grad_views")
+        if cached is None or cached[0] is not seg.grad:
+            pairs = [(var, seg.grad[seg.offsets[i]:seg.offsets[i + 1]].reshape(view.shape))
+                     for i, (var, view) in enumerate(zip(seg.variables, seg.views))]
+            cached = seg.grad_views = (seg.grad, pairs)
+        return cached[1]
+
+    def _gather_in_parts(self, grads, lr: float) -> bool:
+        """The plain case (:meth:`_gather_parts`): each part copies its slice of the
+        gradients into the flat buffer (unless backward wrote it there:
+        :meth:`gradient_views`), applies its slice of the weight decay and updates it
+        right away, on the pool. False when not applicable."""
+        parts = self._gather_parts()
+        if parts is None:
             return False
         seg = self._segments[0]
-        parts = self._flat_parts(seg.grad, seg.param)
-        if not parts:
-            return False
         pieces = [np.asarray(g).reshape(-1) for g in grads]
         bounds = [(self._units[id(view)].start, self._units[id(view)].stop) for _, view in parts]
         rates = [self._weight_decay_for(v) for v in seg.variables] if (

@@ -196,3 +196,46 @@ def test_unweighted_reduction_equals_the_weighted_path_with_no_weights(reduction
                                   reduction=reduction)
     assert got.data.dtype == want.data.dtype and got.data.shape == want.data.shape
     np.testing.assert_array_equal(got.data, want.data)
+
+
+def _fit_recording_gradients(monkeypatch, optimizer="adam"):
+    """Seeded fit of a 600-512-10 MLP (its update takes the gather-in-parts path); the
+    bytes of its weights and optimizer variables, and for each step whether every
+    gradient was written into the optimizer's flat buffer."""
+    from lamina.models import trainer
+
+    in_buffer = []
+    gradients = trainer.gradients
+
+    def recording(target, sources):
+        grads = gradients(target, sources)
+        opt = model.optimizer
+        if opt.built:
+            in_buffer.append(all(np.shares_memory(g, opt._segments[0].grad) for g in grads))
+        return grads
+
+    monkeypatch.setattr(trainer, "gradients", recording)
+    keras.utils.set_random_seed(5)
+    model = keras.Sequential([keras.Input((600,)), layers.Dense(512, activation="relu"),
+                              layers.Dense(10, activation="softmax")])
+    model.compile(optimizer, "sparse_categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(96, 600)).astype(np.float32)
+    model.fit(x, rng.integers(0, 10, 96), batch_size=32, epochs=2, verbose=0)
+    return [w.tobytes() for w in model.get_weights() + model.optimizer.get_weights()], in_buffer
+
+
+def test_backward_writes_gradients_into_the_optimizers_buffer_with_the_same_bits(monkeypatch):
+    from lamina.optimizers.flat_apply import FlatApply
+
+    written, in_buffer = _fit_recording_gradients(monkeypatch)
+    assert in_buffer and all(in_buffer)  # every step after the first (which builds)
+    monkeypatch.setattr(FlatApply, "gradient_views", lambda self, variables: [])
+    copied, in_buffer = _fit_recording_gradients(monkeypatch)
+    assert in_buffer and not any(in_buffer)
+    assert written == copied
+
+
+def test_gradients_are_not_offered_when_the_update_needs_them_whole(monkeypatch):
+    _, in_buffer = _fit_recording_gradients(monkeypatch, keras.optimizers.Adam(clipnorm=1.0))
+    assert in_buffer and not any(in_buffer)
