@@ -244,8 +244,10 @@ def start_parts(n: int, fn, wake: bool = True):
         fn: ``fn(i)`` runs part ``i``.
         wake: False: no worker is woken for this job; it waits until a worker ends a
             :func:`parallel_for` part or :func:`wake_workers` is called (so that the
-            caller's next pooled job is not held up by it). While the process
-    runs solo (after a stall), or without workers, every part runs here and now.
+            caller's next pooled job is not held up by it).
+
+    While the process runs solo (after a stall), or without workers, every part runs
+    here and now.
 
     Returns:
         A handle for :func:`finish_parts`.

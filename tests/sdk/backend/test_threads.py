@@ -83,14 +83,20 @@ def _child_matmul(conn):
 def test_fork_after_the_pool_started():
     threads.parallel_for(4, lambda i: None)
     assert threads._state["pool"] is not None or threads.worker_count() == 0
+    assert _in_forked_child(_child_matmul) == 512.0
+
+
+def _in_forked_child(target):
+    """What ``target(conn)`` sends from a forked child (which must exit cleanly)."""
     ctx = multiprocessing.get_context("fork")
     parent, child = ctx.Pipe()
-    proc = ctx.Process(target=_child_matmul, args=(child,))
+    proc = ctx.Process(target=target, args=(child,))
     proc.start()
     assert parent.poll(30), "the forked child hung"
-    assert parent.recv() == 512.0
+    value = parent.recv()
     proc.join(10)
     assert proc.exitcode == 0
+    return value
 
 
 @pytest.mark.slow
@@ -304,11 +310,4 @@ def _child_started_parts(conn):
 def test_fork_after_started_parts(pool_of_two):
     threads.finish_parts(threads.start_parts(4, lambda i: None))
     assert threads._state["pool"] is not None
-    ctx = multiprocessing.get_context("fork")
-    parent, child = ctx.Pipe()
-    proc = ctx.Process(target=_child_started_parts, args=(child,))
-    proc.start()
-    assert parent.poll(30), "the forked child hung"
-    assert parent.recv() == 28.0
-    proc.join(10)
-    assert proc.exitcode == 0
+    assert _in_forked_child(_child_started_parts) == 28.0

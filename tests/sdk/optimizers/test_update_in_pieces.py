@@ -45,6 +45,15 @@ def _grads(step):
     return grads
 
 
+def _built_pair(make):
+    """Two optimizers from ``make``, each built on its own copy of the variables."""
+    whole, pieces = make(), make()
+    a, b = _variables(), _variables()
+    whole.build(a)
+    pieces.build(b)
+    return whole, pieces, a, b
+
+
 def _state(opt, variables):
     return [np.array(v.data).tobytes() for v in variables] + \
         [np.array(v.data).tobytes() for v in opt.variables]
@@ -53,10 +62,7 @@ def _state(opt, variables):
 @pytest.mark.parametrize("name,make", ELEMENTWISE, ids=[n for n, _ in ELEMENTWISE])
 def test_pieces_give_the_bits_of_one_apply(name, make, monkeypatch):
     monkeypatch.setattr(optimizers.Optimizer, "denormal_flush_interval", 2)
-    whole, pieces = make(), make()
-    a, b = _variables(), _variables()
-    whole.build(a)
-    pieces.build(b)
+    whole, pieces, a, b = _built_pair(make)
     orders = [[[3, 2], [1]], [[1, 3]], [[0], [2]], []]  # the rest: by apply
     for step, groups in enumerate(orders):
         grads = _grads(step)
@@ -171,10 +177,7 @@ def test_relocate_needs_a_built_optimizer():
 def test_pieces_started_on_the_pool_give_the_bits_of_one_apply(name, make, monkeypatch,
                                                                pool_of_two):
     monkeypatch.setattr(optimizers.Optimizer, "denormal_flush_interval", 2)
-    whole, pieces = make(), make()
-    a, b = _variables(), _variables()
-    whole.build(a)
-    pieces.build(b)
+    whole, pieces, a, b = _built_pair(make)
     orders = [[[3, 2], [0]], [[1, 3]], [[0], [2]], []]  # the rest: by apply
     for step, groups in enumerate(orders):
         grads = _grads(step)
