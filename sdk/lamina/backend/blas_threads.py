@@ -38,6 +38,8 @@ import sys
 import threading
 import time
 
+from lamina.backend import env
+
 CHECK_SECONDS = 0.5  # how often tick() checks the BLAS thread count and the CPU affinity
 
 _lock = threading.Lock()
@@ -102,8 +104,7 @@ def _check_policy(policy, name):
 
 
 def _env_policy():
-    raw = os.environ.get("LAMINA_THREADS", "auto").strip().lower() or "auto"
-    return _check_policy(int(raw) if raw.isdigit() else raw, "LAMINA_THREADS")
+    return env.choice("LAMINA_THREADS", ("auto", "off"), "auto", positive_int=True)
 
 
 def get_thread_policy():

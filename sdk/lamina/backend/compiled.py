@@ -20,8 +20,9 @@ without such a primitive never pays its import.
 from __future__ import annotations
 
 import contextlib
-import os
 import threading
+
+from lamina.backend import env
 
 CHOICES = ("auto", "numpy", "numba")
 #: How every kernel (and every helper a kernel calls) is compiled. error_model="numpy":
@@ -36,11 +37,7 @@ _available = [None]
 
 
 def _from_env() -> str:
-    value = os.environ.get("LAMINA_KERNELS", "auto").strip().lower() or "auto"
-    if value not in CHOICES:
-        raise ValueError(f"LAMINA_KERNELS must be one of {', '.join(CHOICES)}. "
-                         f"Received: LAMINA_KERNELS={value!r}")
-    return value
+    return env.choice("LAMINA_KERNELS", CHOICES, "auto")
 
 
 def _numba_imports() -> bool:

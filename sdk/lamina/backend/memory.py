@@ -16,8 +16,9 @@ malloc alone; elsewhere than Linux with glibc it does nothing.
 from __future__ import annotations
 
 import ctypes
-import os
 import sys
+
+from lamina.backend import env
 
 _THRESHOLD = 256 << 20
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
@@ -29,9 +30,9 @@ def keep_freed_memory() -> bool:
     global _done
     if _done:
         return _done is True
+    wanted = env.flag("LAMINA_KEEP_FREED_MEMORY", True)
     _done = "skipped"
-    if (os.environ.get("LAMINA_KEEP_FREED_MEMORY", "1") == "0"
-            or not sys.platform.startswith("linux")):
+    if not wanted or not sys.platform.startswith("linux"):
         return False
     try:
         libc = ctypes.CDLL(None)

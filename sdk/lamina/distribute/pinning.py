@@ -31,6 +31,11 @@ import contextlib
 import os
 import threading
 
+from lamina.backend import env
+
+#: The settings of :func:`replica_cpu` (and of ``$LAMINA_PIN_REPLICAS``).
+PIN_CHOICES = ("auto", "0", "1")
+
 
 def allowed_cpus() -> list[int]:
     """The CPUs this thread may run on, sorted (empty where the OS cannot say)."""
@@ -55,12 +60,10 @@ def replica_cpu(rank: int, world: int, collective, setting: str | None = None) -
     """
     from lamina.distribute.shm import SharedMemoryCollective
 
-    name = "setting"
     if setting is None:
-        name, setting = "LAMINA_PIN_REPLICAS", os.environ.get("LAMINA_PIN_REPLICAS", "auto")
-        setting = setting.strip() or "auto"
-    if setting not in ("auto", "0", "1"):
-        raise ValueError(f"{name} must be auto, 0 or 1. Received: {name}={setting!r}")
+        setting = env.choice("LAMINA_PIN_REPLICAS", PIN_CHOICES, "auto")
+    elif setting not in PIN_CHOICES:
+        raise ValueError(f"setting must be auto, 0 or 1. Received: setting={setting!r}")
     if setting == "0" or world < 2 or not isinstance(collective, SharedMemoryCollective):
         return None
     cpus = allowed_cpus()

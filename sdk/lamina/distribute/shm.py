@@ -48,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lamina.backend import compiled
+from lamina.backend import compiled, env
 from lamina.distribute import shm_kernels
 from lamina.distribute.balance import ChunkBalance
 from lamina.distribute.shared_state import state_path
@@ -101,7 +101,7 @@ def create(path: str | os.PathLike, world: int, n: int, m: int = 8,
         raise ValueError(f"Expected world >= 1, n >= 0, m >= 1. Received: world={world}, "
                          f"n={n}, m={m}")
     if balance is None:
-        balance = os.environ.get("LAMINA_BALANCE_CHUNKS", "1").strip() != "0"
+        balance = env.flag("LAMINA_BALANCE_CHUNKS", True)
     path = Path(path)
     size = _layout(world, n, m)["total"][0]
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)

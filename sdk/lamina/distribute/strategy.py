@@ -26,11 +26,11 @@ exactly the same updates.
 
 from __future__ import annotations
 
-import os
 import time
 
 import numpy as np
 
+from lamina.backend import env
 from lamina.distribute import keys, pinning, slot_gradients
 from lamina.distribute.buckets import DEFAULT_CAP_MB, Buckets, overlap_pays
 from lamina.distribute.gradient_exchange import (
@@ -157,8 +157,9 @@ class DataParallel(GradientExchange, Strategy):
     ``$LAMINA_PIN_REPLICAS``).
 
     Raises:
-        ValueError: when the model's gradient does not fit the collective, or for a
-            negative ``bucket_cap_mb`` (naming it).
+        ValueError: when the model's gradient does not fit the collective, for a
+            negative ``bucket_cap_mb``, or for a bad value of one of the ``$LAMINA_*``
+            switches above (:mod:`lamina.backend.env`; naming it).
     """
 
     def __init__(self, collective, resume_at=None, base_metrics=None,
@@ -167,21 +168,20 @@ class DataParallel(GradientExchange, Strategy):
                  shared_update: bool | None = None,
                  gradients_in_slot: bool | None = None) -> None:
         if bucket_cap_mb is None:
-            bucket_cap_mb = float(os.environ.get(
-                "LAMINA_BUCKET_CAP_MB", DEFAULT_CAP_MB if overlap_pays(collective) else 0))
+            bucket_cap_mb = env.number("LAMINA_BUCKET_CAP_MB", DEFAULT_CAP_MB
+                                       if overlap_pays(collective) else 0, minimum=0)
         if not bucket_cap_mb >= 0:
             raise ValueError(f"bucket_cap_mb must be >= 0. Received: "
                              f"bucket_cap_mb={bucket_cap_mb}")
         self.bucket_cap_mb = float(bucket_cap_mb)
         if overlap_update is None:
-            overlap_update = os.environ.get("LAMINA_OVERLAP_UPDATE", "0").strip() == "1"
+            overlap_update = env.flag("LAMINA_OVERLAP_UPDATE", False)
         self.overlap_update = bool(overlap_update)
         if shared_update is None:
-            shared_update = os.environ.get("LAMINA_SHARED_UPDATE", "1").strip() != "0"
+            shared_update = env.flag("LAMINA_SHARED_UPDATE", True)
         self.shared_update = bool(shared_update)
         if gradients_in_slot is None:
-            gradients_in_slot = os.environ.get("LAMINA_GRADIENTS_IN_SLOT",
-                                               "1").strip() != "0"
+            gradients_in_slot = env.flag("LAMINA_GRADIENTS_IN_SLOT", True)
         self.gradients_in_slot = bool(gradients_in_slot) \
             and slot_gradients.supported(collective)
         self._offered = []  # this step's slot views offered to backward

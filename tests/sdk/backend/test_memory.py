@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 
@@ -11,7 +12,8 @@ from lamina.backend.memory import keep_freed_memory
 def _run(env_value):
     code = ("from lamina.backend.memory import keep_freed_memory as k; "
             "print(k(), k())")
-    env = {"PATH": "/usr/bin:/bin", "LAMINA_KEEP_FREED_MEMORY": env_value}
+    env = {"PATH": "/usr/bin:/bin", "LAMINA_KEEP_FREED_MEMORY": env_value,
+           "PYTHONPATH": os.environ.get("PYTHONPATH", "")}  # lamina may not be installed
     return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env=env, check=True).stdout.split()
 
