@@ -4,21 +4,37 @@ from __future__ import annotations
 
 import numpy as np
 
+from lamina.backend.tensor import Tensor
 from lamina.callbacks.callback import Callback
 
 
-def pythonify_logs(logs) -> dict:
-    """Sorted keys, nested dicts flattened, values as Python floats (as Keras does)."""
+def pythonify_logs(logs, sort: bool = True) -> dict:
+    """Logs with nested dicts flattened and scalar Tensors/arrays as Python floats.
+
+    The one conversion of logs: ``CallbackList`` calls it with sorted keys (as Keras
+    does); ``fit``/``evaluate`` through :data:`lamina.models.compile_utils.pythonify`,
+    keeping the model's order (loss first: ``evaluate``'s list follows it).
+
+    Args:
+        logs: a dict (or None), possibly nested (``compile_metrics``).
+        sort: sort the keys at each level; False keeps their order.
+
+    Returns:
+        A new flat dict; values that are not scalars are kept as they are.
+    """
     out = {}
-    for key, value in sorted((logs or {}).items()):
+    items = (logs or {}).items()
+    for key, value in sorted(items) if sort else items:
         if isinstance(value, dict):
-            out.update(pythonify_logs(value))
+            out.update(pythonify_logs(value, sort))
             continue
-        if type(value) is float:  # fit's logs are floats already (compile_utils.pythonify)
+        if isinstance(value, Tensor):
+            value = value.data
+        if type(value) is float:  # most logs are floats already (get_metrics_result's)
             out[key] = value
             continue
         try:
-            out[key] = float(np.asarray(value)) if np.ndim(value) == 0 else value
+            out[key] = float(value) if np.ndim(value) == 0 else value
         except (TypeError, ValueError):
             out[key] = value
     return out

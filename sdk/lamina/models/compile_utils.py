@@ -6,6 +6,7 @@ import numpy as np
 
 from lamina import ops
 from lamina.backend.tensor import Tensor
+from lamina.callbacks.callback_list import pythonify_logs
 from lamina.layers.symbolic import flatten
 
 
@@ -191,20 +192,7 @@ class LossTracker:
 
 
 def pythonify(logs) -> dict:
-    """Logs as ``fit`` reports them: nested dicts (``compile_metrics``) flattened, scalar
-    Tensors/arrays as Python floats; order kept (loss first)."""
-    out = {}
-    for key, value in (logs or {}).items():
-        if isinstance(value, dict):
-            out.update(pythonify(value))
-            continue
-        if isinstance(value, Tensor):
-            value = value.data
-        if type(value) is float:  # most logs are floats already (get_metrics_result's)
-            out[key] = value
-            continue
-        try:
-            out[key] = float(value) if np.ndim(value) == 0 else value
-        except (TypeError, ValueError):
-            out[key] = value
-    return out
+    """Logs as ``fit`` reports them: :func:`~lamina.callbacks.callback_list.pythonify_logs`
+    in the model's order (loss first)."""
+    # Positional: a keyword (or functools.partial's) cost ~150 ns a batch more.
+    return pythonify_logs(logs, False)

@@ -60,3 +60,23 @@ def test_pythonify_logs_passes_floats_and_converts_scalars():
     assert [type(logs[k]) for k in ("a", "acc", "b")] == [float, float, float]
     assert (logs["a"], logs["acc"], logs["b"]) == (2.0, 0.5, 1.5)
     assert logs["name"] == "x" and logs["vec"] is not None and list(logs["vec"]) == [0, 1]
+
+
+def test_fit_and_the_callback_list_share_one_conversion_differing_only_in_order():
+    from lamina.backend.tensor import Tensor
+    from lamina.callbacks.callback_list import pythonify_logs
+    from lamina.models.compile_utils import pythonify
+
+    logs = {"loss": Tensor(np.array(0.75)), "z": np.float32(1.5),
+            "compile_metrics": {"b_acc": np.array(0.5), "a_mae": 2},
+            "vec": np.arange(3), "none": None}
+    fit_logs, callback_logs = pythonify(logs), pythonify_logs(logs)
+    assert list(fit_logs) == ["loss", "z", "b_acc", "a_mae", "vec", "none"]  # model order
+    assert list(callback_logs) == ["a_mae", "b_acc", "loss", "none", "vec", "z"]  # sorted
+    assert fit_logs.keys() == callback_logs.keys()
+    for key in ("loss", "z", "b_acc", "a_mae"):
+        assert type(fit_logs[key]) is float and fit_logs[key] == callback_logs[key]
+    assert fit_logs["loss"] == 0.75 and fit_logs["a_mae"] == 2.0
+    assert fit_logs["none"] is None and fit_logs["vec"] is logs["vec"]
+    assert lamina.callbacks.CallbackList()._call("on_train_batch_end", 0, logs=logs) \
+        == callback_logs
