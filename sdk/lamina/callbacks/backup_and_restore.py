@@ -26,6 +26,7 @@ import numpy as np
 from lamina.backend import random as lamina_random
 from lamina.backend.random import SeedGenerator
 from lamina.callbacks.callback import Callback
+from lamina.callbacks.model_checkpoint import save_due_on_batch
 
 _FILENAME = "latest.backup.h5"
 _FORMAT = "lamina-backup"
@@ -128,7 +129,7 @@ class BackupAndRestore(Callback):
             self._epoch_start_state = self._random_state()
 
     def on_train_batch_end(self, batch, logs=None):
-        if self._should_save_on_batch(batch):
+        if save_due_on_batch(self, batch):
             self._save(epoch=self._current_epoch, batch=batch + 1,
                        random_state=self._epoch_start_state)
 
@@ -141,20 +142,6 @@ class BackupAndRestore(Callback):
     def on_train_end(self, logs=None):
         if self.delete_checkpoint and os.path.exists(self.backup_dir):
             shutil.rmtree(self.backup_dir)
-
-    def _should_save_on_batch(self, batch) -> bool:
-        if self.save_freq == "epoch":
-            return False
-        if batch <= self._last_batch_seen:  # a new epoch started
-            add_batches = batch + 1
-        else:
-            add_batches = batch - self._last_batch_seen
-        self._batches_seen_since_last_saving += add_batches
-        self._last_batch_seen = batch
-        if self._batches_seen_since_last_saving >= self.save_freq:
-            self._batches_seen_since_last_saving = 0
-            return True
-        return False
 
     # -- state --------------------------------------------------------------------------
     def _random_state(self) -> dict:

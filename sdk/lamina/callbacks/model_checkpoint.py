@@ -10,6 +10,27 @@ import numpy as np
 from lamina.callbacks.monitor_callback import MonitorCallback
 
 
+def save_due_on_batch(callback, batch) -> bool:
+    """Whether a callback saving every ``callback.save_freq`` batches saves after ``batch``.
+
+    Batches are counted across epochs (``batch`` restarts at 0 each epoch) in the
+    callback's ``_batches_seen_since_last_saving`` and ``_last_batch_seen``, as Keras
+    does (the worker's checkpoints store both). Always False for ``save_freq="epoch"``.
+    """
+    if callback.save_freq == "epoch":
+        return False
+    if batch <= callback._last_batch_seen:  # a new epoch started
+        add_batches = batch + 1
+    else:
+        add_batches = batch - callback._last_batch_seen
+    callback._batches_seen_since_last_saving += add_batches
+    callback._last_batch_seen = batch
+    if callback._batches_seen_since_last_saving >= callback.save_freq:
+        callback._batches_seen_since_last_saving = 0
+        return True
+    return False
+
+
 class ModelCheckpoint(MonitorCallback):
     """Save the model (``.keras``/``.h5``) or its weights (``.weights.h5``) while training.
 
@@ -67,7 +88,7 @@ class ModelCheckpoint(MonitorCallback):
         self._current_epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
-        if self._should_save_on_batch(batch):
+        if save_due_on_batch(self, batch):
             self._save_model(epoch=self._current_epoch, batch=batch, logs=logs)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -75,20 +96,6 @@ class ModelCheckpoint(MonitorCallback):
             self._set_monitor_op()
         if self.save_freq == "epoch":
             self._save_model(epoch=epoch, batch=None, logs=logs)
-
-    def _should_save_on_batch(self, batch) -> bool:
-        if self.save_freq == "epoch":
-            return False
-        if batch <= self._last_batch_seen:  # a new epoch started
-            add_batches = batch + 1
-        else:
-            add_batches = batch - self._last_batch_seen
-        self._batches_seen_since_last_saving += add_batches
-        self._last_batch_seen = batch
-        if self._batches_seen_since_last_saving >= self.save_freq:
-            self._batches_seen_since_last_saving = 0
-            return True
-        return False
 
     def _should_save_model(self, epoch, logs, filepath) -> bool:
         if not self.save_best_only:
