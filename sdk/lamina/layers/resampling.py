@@ -1,4 +1,8 @@
-"""Spatial reshaping layers: UpSampling1D/2D, ZeroPadding1D/2D, Cropping1D/2D."""
+"""Spatial reshaping layers: UpSampling1D/2D, ZeroPadding1D/2D, Cropping1D/2D.
+
+ZeroPadding1D-3D and Cropping1D-3D share a base per family that pads or crops one
+``(lo, hi)`` pair per spatial axis; members parse their arguments and set the rank.
+"""
 
 from __future__ import annotations
 
@@ -152,7 +156,43 @@ class UpSampling2D(Layer):
                 "data_format": self.data_format, "interpolation": self.interpolation}
 
 
-class ZeroPadding1D(Layer):
+def _around(pairs, data_format):
+    """``pairs`` (one ``(lo, hi)`` per spatial axis) with ``(0, 0)`` for the batch and
+    channel axes: one pair per axis of the input."""
+    if data_format == "channels_first":
+        return ((0, 0), (0, 0), *pairs)
+    return ((0, 0), *pairs, (0, 0))
+
+
+def _as_lists(value):
+    """Nested tuples as nested lists (the JSON form of Keras's configs)."""
+    return [_as_lists(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
+class _ZeroPadding(Layer):
+    """Base of ZeroPadding1D/2D/3D: members parse ``padding`` (1D: one ``(lo, hi)``;
+    2D/3D: one pair per spatial axis) and ``data_format``, and set ``_ndim``."""
+
+    _ndim = 3  # the inputs' rank
+
+    def _width(self):
+        return _around((self.padding,) if self._ndim == 3 else self.padding, self.data_format)
+
+    def call(self, inputs):
+        _check_ndim(self, inputs.shape, self._ndim)
+        return ops.pad(inputs, self._width())
+
+    def compute_output_shape(self, input_shape):
+        _check_ndim(self, input_shape, self._ndim)
+        return tuple(None if d is None else d + lo + hi
+                     for d, (lo, hi) in zip(input_shape, self._width()))
+
+    def get_config(self):
+        return {**super().get_config(), "padding": _as_lists(self.padding),
+                "data_format": self.data_format}
+
+
+class ZeroPadding1D(_ZeroPadding):
     """Pads the time axis with zeros.
 
     Args:
@@ -175,26 +215,8 @@ class ZeroPadding1D(Layer):
         self.data_format = _data_format(data_format)
         self.built = True
 
-    def _width(self):
-        if self.data_format == "channels_last":
-            return ((0, 0), self.padding, (0, 0))
-        return ((0, 0), (0, 0), self.padding)
 
-    def call(self, inputs):
-        _check_ndim(self, inputs.shape, 3)
-        return ops.pad(inputs, self._width())
-
-    def compute_output_shape(self, input_shape):
-        _check_ndim(self, input_shape, 3)
-        return tuple(None if d is None else d + lo + hi
-                     for d, (lo, hi) in zip(input_shape, self._width()))
-
-    def get_config(self):
-        return {**super().get_config(), "padding": list(self.padding),
-                "data_format": self.data_format}
-
-
-class ZeroPadding2D(Layer):
+class ZeroPadding2D(_ZeroPadding):
     """Pads rows and columns with zeros.
 
     Args:
@@ -209,30 +231,14 @@ class ZeroPadding2D(Layer):
         4D with ``rows + top + bottom`` and ``cols + left + right``.
     """
 
+    _ndim = 4
+
     def __init__(self, padding=(1, 1), data_format=None, **kwargs):
         super().__init__(**kwargs)
         self.padding = _pairs_2d(padding, "padding")
         _non_negative(self.padding, "padding", padding)
         self.data_format = _data_format(data_format)
         self.built = True
-
-    def _width(self):
-        if self.data_format == "channels_last":
-            return ((0, 0), *self.padding, (0, 0))
-        return ((0, 0), (0, 0), *self.padding)
-
-    def call(self, inputs):
-        _check_ndim(self, inputs.shape, 4)
-        return ops.pad(inputs, self._width())
-
-    def compute_output_shape(self, input_shape):
-        _check_ndim(self, input_shape, 4)
-        return tuple(None if d is None else d + lo + hi
-                     for d, (lo, hi) in zip(input_shape, self._width()))
-
-    def get_config(self):
-        return {**super().get_config(), "padding": [list(p) for p in self.padding],
-                "data_format": self.data_format}
 
 
 def _crop(layer, shape, crops):
@@ -247,7 +253,34 @@ def _crop(layer, shape, crops):
     return tuple(index)
 
 
-class Cropping1D(Layer):
+class _Cropping(Layer):
+    """Base of Cropping1D/2D/3D: members parse ``cropping`` (1D: one ``(start, end)``;
+    2D/3D: one pair per spatial axis) and ``data_format``, and set ``_ndim``."""
+
+    _ndim = 3  # the inputs' rank
+
+    def _crops(self):
+        return _around((self.cropping,) if self._ndim == 3 else self.cropping,
+                       self.data_format)
+
+    def call(self, inputs):
+        _check_ndim(self, inputs.shape, self._ndim)
+        return ops.getitem(inputs, _crop(self, inputs.shape, self._crops()))
+
+    def compute_output_shape(self, input_shape):
+        _check_ndim(self, input_shape, self._ndim)
+        _crop(self, input_shape, self._crops())
+        return tuple(None if d is None else d - lo - hi
+                     for d, (lo, hi) in zip(input_shape, self._crops()))
+
+    def get_config(self):
+        config = {**super().get_config(), "cropping": _as_lists(self.cropping)}
+        if self._ndim > 3:  # Keras's Cropping1D takes no data_format
+            config["data_format"] = self.data_format
+        return config
+
+
+class Cropping1D(_Cropping):
     """Crops the time axis.
 
     Args:
@@ -260,30 +293,16 @@ class Cropping1D(Layer):
         3D ``(batch_size, steps - start - end, features)``.
     """
 
+    data_format = "channels_last"  # Keras's Cropping1D has no data_format
+
     def __init__(self, cropping=(1, 1), **kwargs):
         super().__init__(**kwargs)
         self.cropping = _int_pair(cropping, "cropping")
         _non_negative(self.cropping, "cropping", cropping)
         self.built = True
 
-    def _crops(self):
-        return ((0, 0), self.cropping, (0, 0))
 
-    def call(self, inputs):
-        _check_ndim(self, inputs.shape, 3)
-        return ops.getitem(inputs, _crop(self, inputs.shape, self._crops()))
-
-    def compute_output_shape(self, input_shape):
-        _check_ndim(self, input_shape, 3)
-        _crop(self, input_shape, self._crops())
-        return tuple(None if d is None else d - lo - hi
-                     for d, (lo, hi) in zip(input_shape, self._crops()))
-
-    def get_config(self):
-        return {**super().get_config(), "cropping": list(self.cropping)}
-
-
-class Cropping2D(Layer):
+class Cropping2D(_Cropping):
     """Crops rows and columns.
 
     Args:
@@ -298,6 +317,8 @@ class Cropping2D(Layer):
         4D with ``rows - top - bottom`` and ``cols - left - right``.
     """
 
+    _ndim = 4
+
     def __init__(self, cropping=((0, 0), (0, 0)), data_format=None, **kwargs):
         super().__init__(**kwargs)
         self.cropping = _pairs_2d(cropping, "cropping")
@@ -305,21 +326,3 @@ class Cropping2D(Layer):
         self.data_format = _data_format(data_format)
         self.built = True
 
-    def _crops(self):
-        if self.data_format == "channels_last":
-            return ((0, 0), *self.cropping, (0, 0))
-        return ((0, 0), (0, 0), *self.cropping)
-
-    def call(self, inputs):
-        _check_ndim(self, inputs.shape, 4)
-        return ops.getitem(inputs, _crop(self, inputs.shape, self._crops()))
-
-    def compute_output_shape(self, input_shape):
-        _check_ndim(self, input_shape, 4)
-        _crop(self, input_shape, self._crops())
-        return tuple(None if d is None else d - lo - hi
-                     for d, (lo, hi) in zip(input_shape, self._crops()))
-
-    def get_config(self):
-        return {**super().get_config(), "cropping": [list(p) for p in self.cropping],
-                "data_format": self.data_format}

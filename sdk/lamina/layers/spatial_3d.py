@@ -8,11 +8,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from lamina import ops
 from lamina.layers.input_spec import InputSpec
 from lamina.layers.layer import Layer
 from lamina.layers.regularization import Dropout, _check_data_format, _keyed_dropout
-from lamina.layers.resampling import _check_ndim, _crop, _data_format, _upsample
+from lamina.layers.resampling import (
+    _check_ndim,
+    _Cropping,
+    _data_format,
+    _upsample,
+    _ZeroPadding,
+)
 
 
 def _triple_pairs(value, name):
@@ -85,7 +90,7 @@ class UpSampling3D(Layer):
                 "data_format": self.data_format}
 
 
-class ZeroPadding3D(Layer):
+class ZeroPadding3D(_ZeroPadding):
     """Pads the three spatial axes with zeros.
 
     Args:
@@ -100,6 +105,8 @@ class ZeroPadding3D(Layer):
         5D with each spatial length grown by its two paddings.
     """
 
+    _ndim = 5
+
     def __init__(self, padding=((1, 1), (1, 1), (1, 1)), data_format=None, **kwargs):
         super().__init__(**kwargs)
         self.padding = _triple_pairs(padding, "padding")
@@ -107,26 +114,8 @@ class ZeroPadding3D(Layer):
         self.input_spec = InputSpec(ndim=5)
         self.built = True
 
-    def _width(self):
-        if self.data_format == "channels_last":
-            return ((0, 0), *self.padding, (0, 0))
-        return ((0, 0), (0, 0), *self.padding)
 
-    def call(self, inputs):
-        _check_ndim(self, inputs.shape, 5)
-        return ops.pad(inputs, self._width())
-
-    def compute_output_shape(self, input_shape):
-        _check_ndim(self, input_shape, 5)
-        return tuple(None if d is None else d + lo + hi
-                     for d, (lo, hi) in zip(input_shape, self._width()))
-
-    def get_config(self):
-        return {**super().get_config(), "padding": [list(p) for p in self.padding],
-                "data_format": self.data_format}
-
-
-class Cropping3D(Layer):
+class Cropping3D(_Cropping):
     """Crops the three spatial axes.
 
     Args:
@@ -141,31 +130,14 @@ class Cropping3D(Layer):
         5D with each spatial length shrunk by its two croppings.
     """
 
+    _ndim = 5
+
     def __init__(self, cropping=((1, 1), (1, 1), (1, 1)), data_format=None, **kwargs):
         super().__init__(**kwargs)
         self.cropping = _triple_pairs(cropping, "cropping")
         self.data_format = _data_format(data_format)
         self.input_spec = InputSpec(ndim=5)
         self.built = True
-
-    def _crops(self):
-        if self.data_format == "channels_last":
-            return ((0, 0), *self.cropping, (0, 0))
-        return ((0, 0), (0, 0), *self.cropping)
-
-    def call(self, inputs):
-        _check_ndim(self, inputs.shape, 5)
-        return ops.getitem(inputs, _crop(self, inputs.shape, self._crops()))
-
-    def compute_output_shape(self, input_shape):
-        _check_ndim(self, input_shape, 5)
-        _crop(self, input_shape, self._crops())
-        return tuple(None if d is None else d - lo - hi
-                     for d, (lo, hi) in zip(input_shape, self._crops()))
-
-    def get_config(self):
-        return {**super().get_config(), "cropping": [list(p) for p in self.cropping],
-                "data_format": self.data_format}
 
 
 class SpatialDropout3D(Dropout):
