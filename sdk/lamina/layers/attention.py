@@ -13,16 +13,12 @@ import math
 
 import numpy as np
 
-from lamina import constraints, initializers, ops, regularizers
+from lamina import ops
 from lamina.layers import attention_masks as _masks
 from lamina.layers.activations import Softmax
-from lamina.layers.attention_projection import ShapesDictBuild, _Projection, fused_attention
+from lamina.layers.attention_projection import HeadsAttention, fused_attention
 from lamina.layers.layer import Layer
 from lamina.layers.regularization import Dropout
-
-
-def _shape(x):
-    return tuple(x.shape) if hasattr(x, "shape") else np.shape(x)
 
 
 def _mask_of(x):
@@ -30,11 +26,7 @@ def _mask_of(x):
     return None if m is None else np.asarray(getattr(m, "data", m), dtype=bool)
 
 
-def _serialize_or_none(module, obj):
-    return module.serialize(obj) if obj is not None else None
-
-
-class MultiHeadAttention(ShapesDictBuild, Layer):
+class MultiHeadAttention(HeadsAttention, Layer):
     """Multi-head scaled dot-product attention (Vaswani et al., 2017), as in Keras 3.
 
     ``query``, ``key`` and ``value`` are projected to ``num_heads`` heads, each head
@@ -113,12 +105,8 @@ class MultiHeadAttention(ShapesDictBuild, Layer):
                     f"sequence axis of 3D inputs). Received: attention_axes={attention_axes!r}")
             attention_axes = list(axes)
         self.attention_axes = attention_axes
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
+        self._init_weight_args(kernel_initializer, bias_initializer, kernel_regularizer,
+                               bias_regularizer, kernel_constraint, bias_constraint)
         self.seed = seed
         self.sliding_window = _masks.check_sliding_window(sliding_window)
         self._flash_attention = _masks.check_flash_attention(flash_attention, self.dropout)
@@ -140,27 +128,8 @@ class MultiHeadAttention(ShapesDictBuild, Layer):
     _value_dense = property(lambda self: self.value_dense)
     _output_dense = property(lambda self: self.output_dense)
 
-    def _projection(self, name, in_rank, out_shape):
-        # Each sub-layer gets its own copy of the initializers, as in Keras, so that
-        # seeded initializers do not give the four kernels equal values.
-        return _Projection(
-            in_rank, out_shape, self.use_bias,
-            initializers.get(initializers.serialize(self.kernel_initializer)),
-            initializers.get(initializers.serialize(self.bias_initializer)),
-            self.kernel_regularizer, self.bias_regularizer, self.kernel_constraint,
-            self.bias_constraint, name=name, dtype=self.dtype)
-
     def build(self, query_shape, value_shape=None, key_shape=None):
-        self._record_build_shapes(query_shape, query_shape if value_shape is None
-                                  else value_shape, key_shape)
-        value_shape = query_shape if value_shape is None else value_shape
-        key_shape = value_shape if key_shape is None else key_shape
-        for label, shape in (("query", query_shape), ("value", value_shape),
-                             ("key", key_shape)):
-            if len(shape) != 3 or shape[-1] is None:
-                raise ValueError(
-                    f"MultiHeadAttention '{self.name}' expects 3D {label} inputs (batch, "
-                    f"length, dim) with a known dim. Received: {label}_shape={tuple(shape)}")
+        value_shape, key_shape = self._checked_shapes(query_shape, value_shape, key_shape)
         out_dim = self._output_dim or query_shape[-1]
         self.query_dense = self._projection("query", 1, (self.num_heads, self.key_dim))
         self.query_dense.build(query_shape)
@@ -177,28 +146,9 @@ class MultiHeadAttention(ShapesDictBuild, Layer):
         self._dropout_layer = Dropout(rate=self.dropout, seed=self.seed, dtype=self.dtype)
         self.built = True
 
-    def __call__(self, query, value=None, key=None, **kwargs):
-        if value is None:
-            raise ValueError("MultiHeadAttention needs `query` and `value` "
-                             "(pass the same tensor twice for self-attention).")
-        if not self.built:
-            self.build(_shape(query), _shape(value), None if key is None else _shape(key))
-        return super().__call__(query, value, key, **kwargs)
-
-    def _symbolic_call(self, inputs, *args, **kwargs):
-        self._return_scores_symbolic = bool(kwargs.get("return_attention_scores"))
-        self._value_shape_symbolic = _shape(args[0])
-        try:
-            return super()._symbolic_call(inputs, *args, **kwargs)
-        finally:
-            self._return_scores_symbolic = False
-
     def call(self, query, value, key=None, attention_mask=None,
              return_attention_scores=False, training=None, use_causal_mask=False):
-        if self._flash_attention and return_attention_scores:
-            raise ValueError("Returning attention scores is not supported when flash "
-                             "attention is enabled. Please disable flash attention to access "
-                             "attention scores.")
+        self._check_scores_wanted(return_attention_scores)
         value = self._as_tensor(value)
         key = value if key is None else self._as_tensor(key)
         mask = self._compute_attention_mask(query, value, key, attention_mask,
@@ -255,12 +205,7 @@ class MultiHeadAttention(ShapesDictBuild, Layer):
             "attention_axes": self.attention_axes,
             "use_gate": self.use_gate,
             "sliding_window": self.sliding_window,
-            "kernel_initializer": initializers.serialize(self.kernel_initializer),
-            "bias_initializer": initializers.serialize(self.bias_initializer),
-            "kernel_regularizer": _serialize_or_none(regularizers, self.kernel_regularizer),
-            "bias_regularizer": _serialize_or_none(regularizers, self.bias_regularizer),
-            "kernel_constraint": _serialize_or_none(constraints, self.kernel_constraint),
-            "bias_constraint": _serialize_or_none(constraints, self.bias_constraint),
+            **self._weight_args_config(),
             "seed": self.seed,
         }
 

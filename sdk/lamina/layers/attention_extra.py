@@ -12,15 +12,11 @@ import math
 
 import numpy as np
 
-from lamina import constraints, initializers, ops, regularizers
+from lamina import ops
 from lamina.layers import attention_masks as _masks
 from lamina.layers.activations import Softmax
-from lamina.layers.attention import Attention, _mask_of, _shape
-from lamina.layers.attention_projection import (
-    ShapesDictBuild,
-    _Projection,
-    fused_grouped_attention,
-)
+from lamina.layers.attention import Attention, _mask_of
+from lamina.layers.attention_projection import HeadsAttention, fused_grouped_attention
 from lamina.layers.layer import Layer
 from lamina.layers.regularization import Dropout
 
@@ -84,7 +80,7 @@ def _positive(name, value):
     return int(value)
 
 
-class GroupedQueryAttention(ShapesDictBuild, Layer):
+class GroupedQueryAttention(HeadsAttention, Layer):
     """Grouped-query attention (Ainslie et al., 2023): query heads share key/value heads.
 
     ``num_query_heads`` query heads attend in ``num_key_value_heads`` groups; each key and
@@ -155,35 +151,14 @@ class GroupedQueryAttention(ShapesDictBuild, Layer):
         self.use_gate = bool(use_gate)
         self.sliding_window = _masks.check_sliding_window(sliding_window)
         self._flash_attention = _masks.check_flash_attention(flash_attention, self.dropout)
-        self.kernel_initializer = initializers.get(kernel_initializer)
-        self.bias_initializer = initializers.get(bias_initializer)
-        self.kernel_regularizer = regularizers.get(kernel_regularizer)
-        self.bias_regularizer = regularizers.get(bias_regularizer)
-        self.kernel_constraint = constraints.get(kernel_constraint)
-        self.bias_constraint = constraints.get(bias_constraint)
+        self._init_weight_args(kernel_initializer, bias_initializer, kernel_regularizer,
+                               bias_regularizer, kernel_constraint, bias_constraint)
         self.seed = seed
         self.supports_masking = True
         self._return_scores_symbolic = False
 
-    def _projection(self, name, in_rank, out_shape):
-        return _Projection(
-            in_rank, out_shape, self.use_bias,
-            initializers.get(initializers.serialize(self.kernel_initializer)),
-            initializers.get(initializers.serialize(self.bias_initializer)),
-            self.kernel_regularizer, self.bias_regularizer, self.kernel_constraint,
-            self.bias_constraint, name=name, dtype=self.dtype)
-
     def build(self, query_shape, value_shape=None, key_shape=None):
-        self._record_build_shapes(query_shape, query_shape if value_shape is None
-                                  else value_shape, key_shape)
-        value_shape = query_shape if value_shape is None else value_shape
-        key_shape = value_shape if key_shape is None else key_shape
-        for label, shape in (("query", query_shape), ("value", value_shape),
-                             ("key", key_shape)):
-            if len(shape) != 3 or shape[-1] is None:
-                raise ValueError(
-                    f"GroupQueryAttention '{self.name}' expects 3D {label} inputs (batch, "
-                    f"length, dim) with a known dim. Received: {label}_shape={tuple(shape)}")
+        value_shape, key_shape = self._checked_shapes(query_shape, value_shape, key_shape)
         self.feature_dim = query_shape[-1]
         heads_q = (self.num_query_heads, self.head_dim)
         heads_kv = (self.num_key_value_heads, self.head_dim)
@@ -202,29 +177,10 @@ class GroupedQueryAttention(ShapesDictBuild, Layer):
         self._dropout_layer = Dropout(rate=self.dropout, seed=self.seed, dtype=self.dtype)
         self.built = True
 
-    def __call__(self, query, value=None, key=None, **kwargs):
-        if value is None:
-            raise ValueError("GroupQueryAttention needs `query` and `value` "
-                             "(pass the same tensor twice for self-attention).")
-        if not self.built:
-            self.build(_shape(query), _shape(value), None if key is None else _shape(key))
-        return super().__call__(query, value, key, **kwargs)
-
-    def _symbolic_call(self, inputs, *args, **kwargs):
-        self._return_scores_symbolic = bool(kwargs.get("return_attention_scores"))
-        self._value_shape_symbolic = _shape(args[0])
-        try:
-            return super()._symbolic_call(inputs, *args, **kwargs)
-        finally:
-            self._return_scores_symbolic = False
-
     def call(self, query, value, key=None, query_mask=None, value_mask=None, key_mask=None,
              attention_mask=None, return_attention_scores=False, training=None,
              use_causal_mask=False):
-        if self._flash_attention and return_attention_scores:
-            raise ValueError("Returning attention scores is not supported when flash "
-                             "attention is enabled. Please disable flash attention to access "
-                             "attention scores.")
+        self._check_scores_wanted(return_attention_scores)
         value = self._convert_input(value)
         key_given = key is not None
         key = self._convert_input(key) if key_given else value
@@ -298,12 +254,7 @@ class GroupedQueryAttention(ShapesDictBuild, Layer):
             "use_gate": self.use_gate,
             "sliding_window": self.sliding_window,
             "dropout": self.dropout,
-            "kernel_initializer": initializers.serialize(self.kernel_initializer),
-            "bias_initializer": initializers.serialize(self.bias_initializer),
-            "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
-            "bias_regularizer": regularizers.serialize(self.bias_regularizer),
-            "kernel_constraint": constraints.serialize(self.kernel_constraint),
-            "bias_constraint": constraints.serialize(self.bias_constraint),
+            **self._weight_args_config(),
             "seed": self.seed,
         }
 

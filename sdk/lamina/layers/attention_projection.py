@@ -4,7 +4,8 @@
 ``(*input_shape[-in_rank:], *out_shape)`` and adds a bias ``out_shape``, computed as one
 fused dense on reshaped views (``(dim, heads, key_dim)`` is ``(dim, heads * key_dim)``).
 ``fused_attention`` is MultiHeadAttention's fast path: its projections' kernels
-concatenated into one dense, then the fused attention primitive.
+concatenated into one dense, then the fused attention primitive. ``HeadsAttention`` is
+what MultiHeadAttention and GroupQueryAttention share around their projections.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import math
 
 import numpy as np
 
-from lamina import ops
+from lamina import constraints, initializers, ops, regularizers
 from lamina.backend import attention as _attention
 from lamina.backend import dense_rows
 from lamina.backend import self_attention as _self_attention
@@ -82,6 +83,87 @@ class ShapesDictBuild:
         elif config.get("input_shape") is not None:
             self.build(tuple(config["input_shape"]))
         self.built = True
+
+
+def _shape(x):
+    return tuple(x.shape) if hasattr(x, "shape") else np.shape(x)
+
+
+def _serialize_or_none(module, obj):
+    return module.serialize(obj) if obj is not None else None
+
+
+class HeadsAttention(ShapesDictBuild):
+    """What MultiHeadAttention and GroupQueryAttention share (mixed in before ``Layer``):
+    the projections' weight arguments and their config, the factory of the projection
+    sub-layers, the checks of the (query, value, key) shapes, and calls that need
+    ``value``."""
+
+    def _init_weight_args(self, kernel_initializer, bias_initializer, kernel_regularizer,
+                          bias_regularizer, kernel_constraint, bias_constraint):
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+
+    def _weight_args_config(self) -> dict:
+        return {
+            "kernel_initializer": initializers.serialize(self.kernel_initializer),
+            "bias_initializer": initializers.serialize(self.bias_initializer),
+            "kernel_regularizer": _serialize_or_none(regularizers, self.kernel_regularizer),
+            "bias_regularizer": _serialize_or_none(regularizers, self.bias_regularizer),
+            "kernel_constraint": _serialize_or_none(constraints, self.kernel_constraint),
+            "bias_constraint": _serialize_or_none(constraints, self.bias_constraint),
+        }
+
+    def _projection(self, name, in_rank, out_shape):
+        # Each sub-layer gets its own copy of the initializers, as in Keras, so that
+        # seeded initializers do not give the four kernels equal values.
+        return _Projection(
+            in_rank, out_shape, self.use_bias,
+            initializers.get(initializers.serialize(self.kernel_initializer)),
+            initializers.get(initializers.serialize(self.bias_initializer)),
+            self.kernel_regularizer, self.bias_regularizer, self.kernel_constraint,
+            self.bias_constraint, name=name, dtype=self.dtype)
+
+    def _checked_shapes(self, query_shape, value_shape, key_shape):
+        """Record the build shapes and return ``(value_shape, key_shape)`` (value defaults
+        to query, key to value), each checked to be 3D with a known last axis."""
+        self._record_build_shapes(query_shape, query_shape if value_shape is None
+                                  else value_shape, key_shape)
+        value_shape = query_shape if value_shape is None else value_shape
+        key_shape = value_shape if key_shape is None else key_shape
+        for label, shape in (("query", query_shape), ("value", value_shape),
+                             ("key", key_shape)):
+            if len(shape) != 3 or shape[-1] is None:
+                raise ValueError(
+                    f"{type(self).__name__} '{self.name}' expects 3D {label} inputs (batch, "
+                    f"length, dim) with a known dim. Received: {label}_shape={tuple(shape)}")
+        return value_shape, key_shape
+
+    def _check_scores_wanted(self, return_attention_scores):
+        if self._flash_attention and return_attention_scores:
+            raise ValueError("Returning attention scores is not supported when flash "
+                             "attention is enabled. Please disable flash attention to access "
+                             "attention scores.")
+
+    def __call__(self, query, value=None, key=None, **kwargs):
+        if value is None:
+            raise ValueError(f"{type(self).__name__} needs `query` and `value` "
+                             "(pass the same tensor twice for self-attention).")
+        if not self.built:
+            self.build(_shape(query), _shape(value), None if key is None else _shape(key))
+        return super().__call__(query, value, key, **kwargs)
+
+    def _symbolic_call(self, inputs, *args, **kwargs):
+        self._return_scores_symbolic = bool(kwargs.get("return_attention_scores"))
+        self._value_shape_symbolic = _shape(args[0])
+        try:
+            return super()._symbolic_call(inputs, *args, **kwargs)
+        finally:
+            self._return_scores_symbolic = False
 
 
 def _flat_kernel(projection, scale=None):
