@@ -11,6 +11,7 @@ import numpy as np
 
 from lamina import layers, ops
 from lamina.applications import _common, imagenet_utils
+from lamina.applications.imagenet_utils import decode_predictions
 from lamina.initializers import Constant
 from lamina.saving.registry import register_serializable
 
@@ -251,8 +252,3 @@ def preprocess_input(x, data_format=None):
         ``x``.
     """
     return x
-
-
-def decode_predictions(preds, top=5):
-    """See :func:`lamina.applications.imagenet_utils.decode_predictions`."""
-    return imagenet_utils.decode_predictions(preds, top=top)

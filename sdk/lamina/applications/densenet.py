@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lamina import layers
 from lamina.applications import _common, imagenet_utils
+from lamina.applications.imagenet_utils import decode_predictions
 
 __all__ = ["DenseNet121", "DenseNet169", "DenseNet201", "decode_predictions",
            "preprocess_input"]
@@ -109,8 +110,3 @@ def preprocess_input(x, data_format=None):
     """Scale to ``[0, 1]`` and standardise per channel ("torch" mode of
     :func:`lamina.applications.imagenet_utils.preprocess_input`)."""
     return imagenet_utils.preprocess_input(x, data_format=data_format, mode="torch")
-
-
-def decode_predictions(preds, top=5):
-    """See :func:`lamina.applications.imagenet_utils.decode_predictions`."""
-    return imagenet_utils.decode_predictions(preds, top=top)

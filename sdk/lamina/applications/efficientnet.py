@@ -10,6 +10,7 @@ import math
 
 from lamina import layers
 from lamina.applications import _common, imagenet_utils
+from lamina.applications.imagenet_utils import decode_predictions
 
 __all__ = ["EfficientNetB0", "EfficientNetB1", "EfficientNetB2", "EfficientNetB3",
            "EfficientNetB4", "EfficientNetB5", "EfficientNetB6", "EfficientNetB7",
@@ -191,8 +192,3 @@ def preprocess_input(x, data_format=None):
         ``x``.
     """
     return x
-
-
-def decode_predictions(preds, top=5):
-    """See :func:`lamina.applications.imagenet_utils.decode_predictions`."""
-    return imagenet_utils.decode_predictions(preds, top=top)

@@ -11,6 +11,7 @@ import math
 from lamina import layers
 from lamina.applications import _common, imagenet_utils
 from lamina.applications.efficientnet import CONV_KERNEL_INITIALIZER, DENSE_KERNEL_INITIALIZER
+from lamina.applications.imagenet_utils import decode_predictions
 
 __all__ = ["EfficientNetV2B0", "EfficientNetV2B1", "EfficientNetV2B2", "EfficientNetV2B3",
            "EfficientNetV2L", "EfficientNetV2M", "EfficientNetV2S", "decode_predictions",
@@ -268,8 +269,3 @@ def preprocess_input(x, data_format=None):
         ``x``.
     """
     return x
-
-
-def decode_predictions(preds, top=5):
-    """See :func:`lamina.applications.imagenet_utils.decode_predictions`."""
-    return imagenet_utils.decode_predictions(preds, top=top)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lamina import layers
 from lamina.applications import _common, imagenet_utils
+from lamina.applications.imagenet_utils import decode_predictions
 from lamina.saving.registry import register_serializable
 
 __all__ = ["InceptionResNetV2", "decode_predictions", "preprocess_input"]
@@ -133,8 +134,3 @@ def preprocess_input(x, data_format=None):
     """Scale pixels to ``[-1, 1]`` ("tf" mode of
     :func:`lamina.applications.imagenet_utils.preprocess_input`)."""
     return imagenet_utils.preprocess_input(x, data_format=data_format, mode="tf")
-
-
-def decode_predictions(preds, top=5):
-    """See :func:`lamina.applications.imagenet_utils.decode_predictions`."""
-    return imagenet_utils.decode_predictions(preds, top=top)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from lamina import layers
 from lamina.applications import _common, imagenet_utils
+from lamina.applications.imagenet_utils import decode_predictions
 
 __all__ = ["InceptionV3", "decode_predictions", "preprocess_input"]
 
@@ -101,8 +102,3 @@ def preprocess_input(x, data_format=None):
     """Scale pixels to ``[-1, 1]`` ("tf" mode of
     :func:`lamina.applications.imagenet_utils.preprocess_input`)."""
     return imagenet_utils.preprocess_input(x, data_format=data_format, mode="tf")
-
-
-def decode_predictions(preds, top=5):
-    """See :func:`lamina.applications.imagenet_utils.decode_predictions`."""
-    return imagenet_utils.decode_predictions(preds, top=top)

@@ -6,6 +6,7 @@ import warnings
 
 from lamina import layers
 from lamina.applications import _common, imagenet_utils
+from lamina.applications.imagenet_utils import decode_predictions
 from lamina.backend import is_keras_tensor
 
 __all__ = ["MobileNetV2", "decode_predictions", "preprocess_input"]
@@ -139,8 +140,3 @@ def preprocess_input(x, data_format=None):
     """Scale pixels to ``[-1, 1]`` ("tf" mode of
     :func:`lamina.applications.imagenet_utils.preprocess_input`)."""
     return imagenet_utils.preprocess_input(x, data_format=data_format, mode="tf")
-
-
-def decode_predictions(preds, top=5):
-    """See :func:`lamina.applications.imagenet_utils.decode_predictions`."""
-    return imagenet_utils.decode_predictions(preds, top=top)

@@ -10,6 +10,7 @@ import warnings
 
 from lamina import layers
 from lamina.applications import _common, imagenet_utils
+from lamina.applications.imagenet_utils import decode_predictions
 from lamina.backend import is_keras_tensor
 
 __all__ = ["decode_predictions", "preprocess_input"]
@@ -247,8 +248,3 @@ def preprocess_input(x, data_format=None):
         ``x``.
     """
     return x
-
-
-def decode_predictions(preds, top=5):
-    """See :func:`lamina.applications.imagenet_utils.decode_predictions`."""
-    return imagenet_utils.decode_predictions(preds, top=top)

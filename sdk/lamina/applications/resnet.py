@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from lamina import layers
 from lamina.applications import _common, imagenet_utils
+from lamina.applications.imagenet_utils import decode_predictions
 
 __all__ = ["ResNet101", "ResNet152", "ResNet50", "decode_predictions", "preprocess_input"]
 
@@ -146,8 +147,3 @@ def preprocess_input(x, data_format=None):
     """Caffe-style scaling: RGB to BGR, minus the ImageNet means (see
     :func:`lamina.applications.imagenet_utils.preprocess_input`)."""
     return imagenet_utils.preprocess_input(x, data_format=data_format, mode="caffe")
-
-
-def decode_predictions(preds, top=5):
-    """See :func:`lamina.applications.imagenet_utils.decode_predictions`."""
-    return imagenet_utils.decode_predictions(preds, top=top)

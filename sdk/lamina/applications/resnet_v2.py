@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from lamina.applications import _common, imagenet_utils
+from lamina.applications.imagenet_utils import decode_predictions
 from lamina.applications.resnet import ResNet, stack_residual_blocks_v2
 
 __all__ = ["ResNet101V2", "ResNet152V2", "ResNet50V2", "decode_predictions",
@@ -51,8 +52,3 @@ def preprocess_input(x, data_format=None):
     """Scale pixels to ``[-1, 1]`` ("tf" mode of
     :func:`lamina.applications.imagenet_utils.preprocess_input`)."""
     return imagenet_utils.preprocess_input(x, data_format=data_format, mode="tf")
-
-
-def decode_predictions(preds, top=5):
-    """See :func:`lamina.applications.imagenet_utils.decode_predictions`."""
-    return imagenet_utils.decode_predictions(preds, top=top)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from lamina.applications import imagenet_utils
 from lamina.applications._vgg import vgg
+from lamina.applications.imagenet_utils import decode_predictions
 
 __all__ = ["VGG19", "decode_predictions", "preprocess_input"]
 
@@ -42,8 +43,3 @@ def preprocess_input(x, data_format=None):
     """Caffe-style scaling: RGB to BGR, minus the ImageNet means (see
     :func:`lamina.applications.imagenet_utils.preprocess_input`)."""
     return imagenet_utils.preprocess_input(x, data_format=data_format, mode="caffe")
-
-
-def decode_predictions(preds, top=5):
-    """See :func:`lamina.applications.imagenet_utils.decode_predictions`."""
-    return imagenet_utils.decode_predictions(preds, top=top)
