@@ -88,6 +88,13 @@ def encoded_shape(input_shape, output_mode: str, depth):
     return input_shape[:-1] + (depth,)
 
 
+def is_batch_iterable(data) -> bool:
+    """Whether ``adapt`` reads ``data`` batch by batch (a generator, a dataset), not as
+    one array (an ndarray, a list, a Tensor, a string)."""
+    return hasattr(data, "__iter__") and not isinstance(
+        data, (list, tuple, np.ndarray, str, bytes)) and not hasattr(data, "data")
+
+
 class DataLayer(Layer):
     """Base of the preprocessing layers that compute on numpy values, not gradients.
 
@@ -120,6 +127,24 @@ class DataLayer(Layer):
     @staticmethod
     def _np(x) -> np.ndarray:
         return to_numpy(x)
+
+    def _adapt_batches(self, data, steps=None, columns=True):
+        """Keras's ``adapt`` loop: ``reset_state``; ``update_state`` on each batch of an
+        iterable (at most ``steps`` of them) or once on a whole array or list (with
+        ``columns``, a 1-D one as a column: one value per document); ``finalize_state``."""
+        self.reset_state()
+        if is_batch_iterable(data):
+            for i, batch in enumerate(data):
+                if steps is not None and i >= steps:
+                    break
+                self.update_state(batch)
+        else:
+            if columns:
+                data = self._np(data)
+                if data.ndim == 1:
+                    data = data[:, None]
+            self.update_state(data)
+        self.finalize_state()
 
     @staticmethod
     def _tensor(array) -> Tensor:

@@ -101,16 +101,7 @@ class Discretization(DataLayer):
         if self.num_bins is None:
             raise ValueError("Cannot adapt a Discretization layer that has been initialized "
                              "with `bin_boundaries`, use `num_bins` instead.")
-        self.reset_state()
-        if hasattr(data, "__iter__") and not isinstance(data, (np.ndarray, list, tuple)) \
-                and not hasattr(data, "data"):
-            for i, batch in enumerate(data):
-                if steps is not None and i >= steps:
-                    break
-                self.update_state(batch)
-        else:
-            self.update_state(data)
-        self.finalize_state()
+        self._adapt_batches(data, steps, columns=False)
 
     def update_state(self, data):
         """Merge one batch into the quantile summary."""

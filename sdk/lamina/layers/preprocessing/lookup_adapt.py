@@ -27,23 +27,7 @@ class VocabularyAdapter:
                 batches.
             steps: the number of batches to read from an iterable.
         """
-        self.reset_state()
-        if self._is_batch_iterable(data):
-            for i, batch in enumerate(data):
-                if steps is not None and i >= steps:
-                    break
-                self.update_state(batch)
-        else:
-            array = self._np(data)
-            if array.ndim == 1:
-                array = array[:, None]
-            self.update_state(array)
-        self.finalize_state()
-
-    @staticmethod
-    def _is_batch_iterable(data):
-        return hasattr(data, "__iter__") and not isinstance(
-            data, (list, tuple, np.ndarray, str, bytes)) and not hasattr(data, "data")
+        self._adapt_batches(data, steps)
 
     def update_state(self, data):
         """Count the tokens of one batch (a 1-D array is one document)."""

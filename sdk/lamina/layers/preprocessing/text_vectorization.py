@@ -187,18 +187,7 @@ class TextVectorization(DataLayer):
             batch_size: accepted for Keras compatibility (data is read whole).
             steps: the number of batches to read from an iterable.
         """
-        self.reset_state()
-        if self._lookup_layer._is_batch_iterable(data):
-            for i, batch in enumerate(data):
-                if steps is not None and i >= steps:
-                    break
-                self.update_state(batch)
-        else:
-            array = self._np(data)
-            if array.ndim == 1:
-                array = array[:, None]
-            self.update_state(array)
-        self.finalize_state()
+        self._adapt_batches(data, steps)
 
     def update_state(self, data):
         """Count the tokens of one batch of strings."""
