@@ -27,8 +27,6 @@ and Ctrl-C (the caller stops waiting; a worker finishes its current part and idl
 
 from __future__ import annotations
 
-import collections
-import contextlib
 import itertools
 import os
 import queue
@@ -83,16 +81,13 @@ class _Job:
         self.error = None
         self.lost = 0.0  # longest time a worker spent off-CPU inside one of its parts
 
-    def work(self, worker=False, parts=None):
-        """Claim and run parts until none is left (or ``parts`` of them); a ``worker`` (a
-        pool thread) also times them and runs them under the caller's numpy error
-        handling. Returns False once no part is left to claim."""
-        while parts is None or parts > 0:
-            if parts is not None:
-                parts -= 1
+    def work(self, worker=False):
+        """Claim and run parts until none is left; a ``worker`` (a pool thread) also times
+        them and runs them under the caller's numpy error handling."""
+        while True:
             i = next(self.claims)
             if i >= self.n:
-                return False
+                return
             if worker:
                 wall, cpu = time.monotonic(), time.thread_time()
             try:
@@ -114,16 +109,11 @@ class _Job:
                     # claims no part, so nothing must keep the closure (and its arrays).
                     self.fn = None
                     self.done.set()
-        return True
-
-
-_BACKGROUND = object()  # a pool queue entry: background jobs are waiting
 
 
 class _Pool:
     def __init__(self, workers: int):
         self.jobs = queue.SimpleQueue()
-        self.background: collections.deque = collections.deque()  # start_parts jobs
         self.pid = os.getpid()
         self.threads = [threading.Thread(target=self._run, name=f"lamina-worker-{i}",
                                          daemon=True) for i in range(workers)]
@@ -135,36 +125,8 @@ class _Pool:
             job = self.jobs.get()
             if job is None:
                 return
-            if job is not _BACKGROUND:
-                job.work(worker=True)
+            job.work(worker=True)
             job = None  # idle without holding the job's closure (and the arrays it uses)
-            if self.background and not self._run_background():
-                return
-
-    def _run_background(self) -> bool:
-        """Background parts one at a time, each followed by every job waiting in the
-        queue (a caller waits for those; nobody waits for background parts yet).
-        False when the pool shuts down."""
-        while self.background:
-            try:
-                job = self.background[0]
-            except IndexError:
-                return True
-            if not job.work(worker=True, parts=1):
-                with contextlib.suppress(ValueError):
-                    self.background.remove(job)
-            job = None
-            while True:
-                try:
-                    waiting = self.jobs.get_nowait()
-                except queue.Empty:
-                    break
-                if waiting is None:
-                    return False
-                if waiting is not _BACKGROUND:
-                    waiting.work(worker=True)
-                waiting = None
-        return True
 
     def shutdown(self):
         for _ in self.threads:
@@ -226,68 +188,6 @@ def parallel_for(n: int, fn, site=None) -> None:
         raise job.error
     if pool is before:  # (a pool's first job also started its threads)
         _note_time(stats, 1, time.perf_counter() - start)
-
-
-def start_parts(n: int, fn, wake: bool = True):
-    """Start ``fn(i)`` for ``i in range(n)`` on the pool and return at once; the work
-    the calling thread does meanwhile overlaps it. :func:`finish_parts` ends it.
-
-    Parts are split and claimed as in :func:`parallel_for` (the same parts, so the same
-    bits wherever they run), except that the caller claims none until it finishes the
-    job: then it runs every part no worker has claimed yet, so a busy or descheduled
-    worker never holds the job up by more than the part it is in. Workers run these
-    parts in the background: after each one they first run any :func:`parallel_for`
-    job waiting (its caller waits for it; nobody waits for these yet).
-
-    Args:
-        n: the number of parts.
-        fn: ``fn(i)`` runs part ``i``.
-        wake: False: no worker is woken for this job; it waits until a worker ends a
-            :func:`parallel_for` part or :func:`wake_workers` is called (so that the
-            caller's next pooled job is not held up by it).
-
-    While the process runs solo (after a stall), or without workers, every part runs
-    here and now.
-
-    Returns:
-        A handle for :func:`finish_parts`.
-    """
-    job = _Job(fn, n)
-    if n <= 0:
-        job.done.set()
-        return job
-    workers = min(worker_count(), n)
-    if workers <= 0 or time.monotonic() < _state["solo_until"]:
-        job.work()
-        return job
-    pool = _pool(worker_count())
-    pool.background.append(job)
-    if wake:
-        wake_workers()
-    return job
-
-
-def wake_workers() -> None:
-    """Have idle workers run the :func:`start_parts` jobs waiting, if any."""
-    pool = _state["pool"]
-    if pool is not None and pool.pid == os.getpid() and pool.background:
-        for _ in pool.threads:
-            pool.jobs.put(_BACKGROUND)
-
-
-def finish_parts(job) -> None:
-    """Run the parts of a :func:`start_parts` job that no worker claimed, wait for the
-    others, and re-raise the first exception a part raised."""
-    job.work()
-    pool = _state["pool"]
-    if pool is not None:
-        with contextlib.suppress(ValueError):
-            pool.background.remove(job)  # (a worker may have removed it first)
-    mid = time.monotonic()
-    job.done.wait()
-    _note_wait(time.monotonic() - mid, job.lost)
-    if job.error is not None:
-        raise job.error
 
 
 _sites: dict = {}  # call site -> [jobs, pooled seconds, solo seconds] (moving averages)

@@ -24,13 +24,10 @@ from lamina.layers.symbolic import flatten, map_structure
 from lamina.models import data as data_utils
 from lamina.models import data_adapters
 from lamina.models.compile_utils import CompileLoss, CompileMetrics, LossTracker, pythonify
-from lamina.optimizers.backward_overlap import steps_overlapping, update_during_backward
 
 
 class Trainer:
     """Mixin with Keras's training methods; ``Model`` inherits it."""
-
-    _overlap_steps = False  # set inside fit's batch loop (backward_overlap.steps_overlapping)
 
     def __init__(self):
         self._compiled = False
@@ -176,8 +173,6 @@ class Trainer:
         x, y, sample_weight = data_utils.unpack_x_y_sample_weight(data)
         strategy = get_strategy()
         variables = self.trainable_weights
-        if getattr(self.optimizer, "_still_running", None) is not None:
-            self.optimizer.wait_for_update()  # the last step's (see steps_overlapping)
         if strategy.world_size > 1 and flatten(x)[0].shape[0] == 0:
             # This replica's part of a short last batch is empty (fewer samples than
             # replicas): it adds nothing to the gradients or the metrics, and still
@@ -192,9 +187,7 @@ class Trainer:
             # buffer when its update reads them there (no copy; the same bits).
             views = self.optimizer.gradient_views(variables) if local and hasattr(
                 self.optimizer, "gradient_views") else None
-            with (gradient_destinations(views) if views else contextlib.nullcontext()), \
-                    update_during_backward(
-                    self.optimizer if local else None, variables, self._overlap_steps):
+            with gradient_destinations(views) if views else contextlib.nullcontext():
                 grads = gradients(loss, variables)
             # Metrics first (they read y_pred and loss only): a replica's reduction
             # carries them with the gradients (lamina.distribute).
@@ -350,14 +343,13 @@ class Trainer:
                 callback_list.on_epoch_begin(epoch)
                 strategy.sync(self)
                 logs = {}
-                with steps_overlapping(self, callback_list.callbacks):
-                    for step, batch in strategy.batches(self, iterator, epoch):
-                        callback_list.on_train_batch_begin(step)
-                        logs = strategy.reduce_logs(self, pythonify(self.train_step(batch)))
-                        callback_list.on_train_batch_end(step, logs)
-                        interrupts.check()
-                        if strategy.stop_requested(self):
-                            break
+                for step, batch in strategy.batches(self, iterator, epoch):
+                    callback_list.on_train_batch_begin(step)
+                    logs = strategy.reduce_logs(self, pythonify(self.train_step(batch)))
+                    callback_list.on_train_batch_end(step, logs)
+                    interrupts.check()
+                    if strategy.stop_requested(self):
+                        break
                 if iterator.exhausted:
                     self.stop_training = True
                     break

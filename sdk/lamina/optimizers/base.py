@@ -64,7 +64,6 @@ class Optimizer(FlatApply, ClippingAndDecay, AccumulationAndEma):
     """
 
     denormal_flush_interval = 32
-    _still_running = None  # the last step's UpdateInPieces while its parts run on the pool
 
     def __init__(self, learning_rate, weight_decay=None, clipnorm=None, clipvalue=None,
                  global_clipnorm=None, use_ema=False, ema_momentum=0.99,
@@ -243,7 +242,6 @@ class Optimizer(FlatApply, ClippingAndDecay, AccumulationAndEma):
         grads = list(grads)
         if not grads:
             return
-        self.wait_for_update()
         if trainable_variables is None:
             if not self.built:
                 raise ValueError("When passing `grads` without `variables`, the optimizer must "
@@ -270,7 +268,6 @@ class Optimizer(FlatApply, ClippingAndDecay, AccumulationAndEma):
         plan, self._pieces = self._pieces, None
         whole = variables is self._trainable_variables or variables == self._trainable_variables
         if plan is not None and plan.started and not whole:
-            plan.wait()
             raise ValueError("This step's update was begun in pieces for the optimizer's "
                              "variables; `apply` must finish it with the same variables.")
         for seg in self._segments:
@@ -289,20 +286,14 @@ class Optimizer(FlatApply, ClippingAndDecay, AccumulationAndEma):
                 self._apply_each(grads, variables, lr)
         interval = self.denormal_flush_interval
         step = self._step()
-        flush = interval and step % interval == interval - 1
-        running = self._still_running  # parts this step left to the pool
-        if running is not None and (flush or any(
-                getattr(v, "constraint", None) is not None for v in variables)):
-            self._still_running, running = None, running.wait()
-        if flush:
+        if interval and step % interval == interval - 1:
             self._flush_denormals(*(plan.flush_range if plan is not None and whole
                                     else (0, None)))
         for var in variables:
             constraint = getattr(var, "constraint", None)
             if constraint is not None:
                 var.assign(constraint(var))
-        if running is None:  # else once they are done: update_step reads the step count
-            self._iterations.data += 1
+        self._iterations.data += 1
 
     def begin_update_in_pieces(self):
         """Start a step whose update may be applied in pieces (see
@@ -317,8 +308,7 @@ class Optimizer(FlatApply, ClippingAndDecay, AccumulationAndEma):
             decay, several dtypes, or a step that is not elementwise). A plan that was
             begun and not finished is dropped.
         """
-        self.wait_for_update()
-        self.cancel_update_in_pieces()
+        self._pieces = None
         if not pieces_module.supported(self):
             return None
         for seg in self._segments:
@@ -327,21 +317,8 @@ class Optimizer(FlatApply, ClippingAndDecay, AccumulationAndEma):
         return self._pieces
 
     def cancel_update_in_pieces(self) -> None:
-        """Drop this step's plan (the step ended without ``apply``), once the pieces it
-        began on the pool are done."""
-        plan, self._pieces = self._pieces, None
-        if plan is not None:
-            plan.wait()
-
-    def wait_for_update(self) -> None:
-        """Wait for the last step's update parts still running on the pool (``fit``
-        lets them run into the next step's start: :mod:`~lamina.optimizers.backward_overlap`)."""
-        plan, self._still_running = self._still_running, None
-        if plan is not None:
-            try:
-                plan.wait()
-            finally:
-                self._iterations.data += 1  # the step's count, left to its parts
+        """Drop this step's plan (the step ended without ``apply``)."""
+        self._pieces = None
 
     def update_step(self, gradient, variable, learning_rate):
         """Update ``variable`` (and slots) in place from ``gradient``; override this."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 import numpy as np
 
 from lamina.backend.parallel import MAX_PARTS, PART_ELEMENTS
-from lamina.backend.threads import finish_parts, parallel_for, start_parts
+from lamina.backend.threads import parallel_for
 from lamina.optimizers.buffers import gather, unit_parts
 
 
@@ -61,10 +61,6 @@ class UpdateInPieces:
         self.learning_rate: float | None = None
         self.flush_range: tuple = (0, None)  # what this step's denormal flush covers
         self._ranged = False  # updated by apply_pieces
-        self._running: list = []  # start_parts jobs of the pieces begun by start()
-        # finish() leaves the begun pieces running (the optimizer's wait_for_update
-        # waits for them) instead of waiting: lamina.optimizers.backward_overlap
-        self.keep_running = False
 
     @property
     def started(self) -> bool:
@@ -93,51 +89,6 @@ class UpdateInPieces:
         self._update(parts)
         for index in indices:
             self.done[index] = True
-
-    def start(self, indices, grads, wake: bool = True) -> None:
-        """Begin updating the variables ``indices`` from ``grads`` on the pool and
-        return at once (:func:`~lamina.backend.threads.start_parts`): the caller goes on
-        (e.g. with backward) while a worker copies each part's gradients into the flat
-        buffer and updates it. :meth:`finish` (the step's ``apply``) or :meth:`wait`
-        waits for them; ``grads`` must not change until then. ``wake``: as
-        :func:`~lamina.backend.threads.start_parts`'s.
-
-        Raises:
-            RuntimeError: as :meth:`apply`.
-        """
-        opt = self.optimizer
-        self._check(indices)
-        if not len(indices):
-            return
-        if self.learning_rate is None:
-            self.learning_rate = opt._current_learning_rate()
-        lr, seg, offsets = self.learning_rate, self.segment, self.segment.offsets
-        sources = [None] * len(self.done)  # gather reads only the runs' own pieces
-        for index, grad in zip(indices, grads):
-            sources[index] = np.reshape(grad, -1)
-            self.done[index] = True
-        parts = []
-        for lo, hi in _runs(sorted(indices)):
-            parts += _range_parts(opt, offsets[lo], offsets[hi])
-        bounds = [(opt._units[id(view)].start, opt._units[id(view)].stop) for _, view in parts]
-
-        def part(i):
-            gather(sources, offsets, seg.grad, *bounds[i])
-            opt.update_step(parts[i][0], parts[i][1], lr)
-
-        self._running.append(start_parts(len(parts), part, wake))
-
-    def wait(self) -> None:
-        """Wait for the pieces :meth:`start` began (re-raising the first error)."""
-        running, self._running = self._running, []
-        error = None
-        for job in running:
-            try:
-                finish_parts(job)
-            except BaseException as exc:  # every job is waited for before raising
-                error = exc if error is None else error
-        if error is not None:
-            raise error
 
     def _check(self, indices) -> None:
         opt = self.optimizer
@@ -201,19 +152,10 @@ class UpdateInPieces:
         parallel_for(len(parts), lambda i: opt.update_step(parts[i][0], parts[i][1], lr))
 
     def finish(self, grads) -> None:
-        """Update every variable not updated yet whose gradient is not None, and wait
-        for the pieces :meth:`start` began (unless ``keep_running``)."""
+        """Update every variable not updated yet whose gradient is not None."""
         rest = [i for i, (done, g) in enumerate(zip(self.done, grads))
                 if not done and g is not None]
-        try:
-            self.apply(rest, [grads[i] for i in rest])
-        except BaseException:
-            self.wait()
-            raise
-        if self.keep_running and self._running:
-            self.optimizer._still_running = self
-        else:
-            self.wait()
+        self.apply(rest, [grads[i] for i in rest])
 
 
 def _runs(indices):

@@ -45,15 +45,6 @@ def _grads(step):
     return grads
 
 
-def _built_pair(make):
-    """Two optimizers from ``make``, each built on its own copy of the variables."""
-    whole, pieces = make(), make()
-    a, b = _variables(), _variables()
-    whole.build(a)
-    pieces.build(b)
-    return whole, pieces, a, b
-
-
 def _state(opt, variables):
     return [np.array(v.data).tobytes() for v in variables] + \
         [np.array(v.data).tobytes() for v in opt.variables]
@@ -62,7 +53,10 @@ def _state(opt, variables):
 @pytest.mark.parametrize("name,make", ELEMENTWISE, ids=[n for n, _ in ELEMENTWISE])
 def test_pieces_give_the_bits_of_one_apply(name, make, monkeypatch):
     monkeypatch.setattr(optimizers.Optimizer, "denormal_flush_interval", 2)
-    whole, pieces, a, b = _built_pair(make)
+    whole, pieces = make(), make()
+    a, b = _variables(), _variables()
+    whole.build(a)
+    pieces.build(b)
     orders = [[[3, 2], [1]], [[1, 3]], [[0], [2]], []]  # the rest: by apply
     for step, groups in enumerate(orders):
         grads = _grads(step)
@@ -172,23 +166,3 @@ def test_relocate_needs_a_built_optimizer():
     with pytest.raises(ValueError, match="relocate needs a built optimizer"):
         optimizers.Adam().relocate(np.zeros(3, np.float32), {})
 
-
-@pytest.mark.parametrize("name,make", ELEMENTWISE, ids=[n for n, _ in ELEMENTWISE])
-def test_pieces_started_on_the_pool_give_the_bits_of_one_apply(name, make, monkeypatch,
-                                                               pool_of_two):
-    monkeypatch.setattr(optimizers.Optimizer, "denormal_flush_interval", 2)
-    whole, pieces, a, b = _built_pair(make)
-    orders = [[[3, 2], [0]], [[1, 3]], [[0], [2]], []]  # the rest: by apply
-    for step, groups in enumerate(orders):
-        grads = _grads(step)
-        whole.apply(grads, a)
-        plan = pieces.begin_update_in_pieces()
-        plan.keep_running = step % 2 == 0  # left running after apply, as fit does
-        for group in groups:
-            plan.start(group, [grads[i] for i in group])
-        pieces.apply(grads, b)
-        # (odd steps flush denormals: apply waits for its parts then)
-        assert (pieces._still_running is plan) == (plan.keep_running and bool(groups))
-        pieces.wait_for_update()
-        assert _state(whole, a) == _state(pieces, b), f"step {step}"
-    assert int(pieces.iterations.data) == len(orders)
