@@ -16,19 +16,21 @@ and the weight gradient as NT at 85-89 against 68-70 as TN):
 
 - ``hx (u + f + 1, t, width)``: step ``s``'s operand ``[h_{s-1} (times the recurrent
   mask); x_s; 1]``, so one GEMM ``[recurrent_kernel; kernel; bias]^T @ hx[:, s]`` per
-  step (from a contiguous copy, ``op``: numba's ``np.dot`` takes contiguous arrays) also
-  projects the inputs and adds the bias, and after the loop one GEMM ``hx dz^T`` gives
-  the lane's kernel, recurrent-kernel and bias gradients;
+  step (``hx[:, s]`` read in place as a strided operand, through numba's BLAS entry
+  with a leading dimension: :func:`gemm_args`) also projects the inputs and adds the
+  bias, and after the loop one GEMM ``hx dz^T`` gives the lane's kernel,
+  recurrent-kernel and bias gradients;
 - ``z (t, 4u, width)``: the gates ``i, f, g, o`` (Keras's order) after their
   activations; ``cs (t + 1, u, width)``: the carries, ``cs[0] = c0``;
   ``tc (t, u, width)``: ``tanh(c_s)``; ``hs (t, u, width)``: the outputs.
 
-A step is the GEMM (numba's ``np.dot``: the BLAS of scipy, on one thread, see
+A step is the GEMM (numba's BLAS entry: the BLAS of scipy, on one thread, see
 :func:`lamina.backend.blas_threads.one_blas_thread`; with a zero initial state step 0
 takes only the ``[x; 1]`` rows), one pass activating the four gates and one pass forming
 ``c``, ``tanh(c)`` and ``h``.
-Backward through time: per step one pass forming the four gate gradients (into
-``dzt (4u, t, width)``) and the next ``dc``, then ``dh = recurrent_kernel @ dz``; after
+Backward through time: per step one pass forming the four gate gradients (straight
+into ``dzt (4u, t, width)``) and the next ``dc``, then ``dh = recurrent_kernel @ dz``
+(``dzt[:, s]`` in place, strided); after
 the loop one GEMM each for the weights and the inputs. For float32 tanh is a rational
 approximation (Eigen's ``ptanh_float``: within 3e-7, branch-free, so the loops
 vectorise; scalar libm tanhf would take longer than the GEMMs); float64 uses the exact
@@ -73,16 +75,16 @@ def gate_scales(units, dtype):
 
 
 @compiled.kernel
-def lstm_forward(x, wt, wx, h0, c0, rmask, mask, scale, shift, k, hx, op, z, cs, tc, hs, lo,
-                 s_lo, s_hi, back, has_mask, has_rmask, skip_h0, exact):
+def lstm_forward(x, wt, wx, h0, c0, rmask, mask, scale, shift, k, blas, ab, hx, z, cs, tc, hs,
+                 lo, s_lo, s_hi, back, has_mask, has_rmask, skip_h0, exact):
     """Forward steps ``s_lo:s_hi`` of the lane of batch rows ``lo:lo + width``.
 
     ``x (batch, t, f)`` in the caller's time order (``back``: processed last to first),
     ``wt (4u, u + f + 1)``, ``wx`` its last ``f + 1`` columns (contiguous: with
     ``skip_h0``, a zero initial state, step 0's GEMM takes only the ``[x; 1]`` rows),
     ``mask (batch, t)`` in processing order, ``rmask (batch, u)`` (both ignored unless
-    ``has_mask``/``has_rmask``), ``k`` from :func:`constants`; ``op (u + f + 1, width)``
-    is scratch (the step's GEMM operand, contiguous).
+    ``has_mask``/``has_rmask``), ``k`` from :func:`constants`, ``blas, ab`` from
+    :func:`gemm_args`.
     """
     kk, t, width = hx.shape
     u = tc.shape[1]
@@ -103,28 +105,31 @@ def lstm_forward(x, wt, wx, h0, c0, rmask, mask, scale, shift, k, hx, op, z, cs,
                 h = h0[lo + j, q]
                 hx[q, 0, j] = h * rmask[lo + j, q] if has_rmask else h
                 cs[0, q, j] = c0[lo + j, q]
+    ld = hx.strides[0] // hx.itemsize  # (hx[:, s] is a strided operand: no copy)
     for s in range(s_lo, s_hi):
         zs = z[s]
-        if s == 0 and skip_h0:
-            for r in range(u, kk):
-                for j in range(width):
-                    op[r, j] = hx[r, s, j]
-            np.dot(wx, op[u:], zs)
-        else:
-            for r in range(kk):
-                for j in range(width):
-                    op[r, j] = hx[r, s, j]
-            np.dot(wt, op, zs)
+        if s == 0 and skip_h0:  # zs = wx @ hx[u:, 0]
+            r = _xxgemm(blas, _N, _N, width, 4 * u, kk - u, ab.ctypes, hx[u, s].ctypes, ld,
+                        wx.ctypes, kk - u, ab[1:].ctypes, zs.ctypes, width)
+        else:  # zs = wt @ hx[:, s]
+            r = _xxgemm(blas, _N, _N, width, 4 * u, kk, ab.ctypes, hx[0, s].ctypes, ld,
+                        wt.ctypes, kk, ab[1:].ctypes, zs.ctypes, width)
+        if r:
+            raise RuntimeError(_NO_BLAS)
         # (exact and approximate tanh in separate loops: a call in a loop keeps LLVM
-        # from vectorising it)
-        for q in range(4 * u):
-            row, sc, sh = zs[q], scale[q], shift[q]
+        # from vectorising it; each gate, and each pass below, as one flat loop over
+        # contiguous (u * width) views: rows of 64 cost ~2x in loop overhead)
+        n = u * width
+        zf = zs.reshape(4 * n)
+        for gate in range(4):
+            sc, sh = scale[gate * u], shift[gate * u]
+            zg = zf[gate * n:(gate + 1) * n]
             if exact:
-                for j in range(width):
-                    row[j] = np.tanh(row[j] * sc) * sc + sh
+                for j in range(n):
+                    zg[j] = np.tanh(zg[j] * sc) * sc + sh
             else:
-                for j in range(width):
-                    a = row[j] * sc
+                for j in range(n):
+                    a = zg[j] * sc
                     a = min(max(a, -clamp), clamp)
                     a2 = a * a
                     p = a2 * a13 + a11
@@ -136,32 +141,31 @@ def lstm_forward(x, wt, wx, h0, c0, rmask, mask, scale, shift, k, hx, op, z, cs,
                     d = a2 * b6 + b4
                     d = a2 * d + b2
                     d = a2 * d + b0
-                    row[j] = a * p / d * sc + sh
-        cp, cn, tcs, hss = cs[s], cs[s + 1], tc[s], hs[s]
-        for q in range(u):
-            ig, fg, gg, og = zs[q], zs[u + q], zs[2 * u + q], zs[3 * u + q]
-            cpr, cnr, tcr, hr = cp[q], cn[q], tcs[q], hss[q]
-            for j in range(width):
-                cnr[j] = fg[j] * cpr[j] + ig[j] * gg[j]
-            if exact:
-                for j in range(width):
-                    tcr[j] = np.tanh(cnr[j])
-            else:
-                for j in range(width):
-                    a = min(max(cnr[j], -clamp), clamp)
-                    a2 = a * a
-                    p = a2 * a13 + a11
-                    p = a2 * p + a9
-                    p = a2 * p + a7
-                    p = a2 * p + a5
-                    p = a2 * p + a3
-                    p = a2 * p + a1
-                    d = a2 * b6 + b4
-                    d = a2 * d + b2
-                    d = a2 * d + b0
-                    tcr[j] = a * p / d
-            for j in range(width):
-                hr[j] = og[j] * tcr[j]
+                    zg[j] = a * p / d * sc + sh
+        ig, fg, gg, og = zf[:n], zf[n:2 * n], zf[2 * n:3 * n], zf[3 * n:]
+        cp, cn, hss = cs[s], cs[s + 1], hs[s]
+        cpf, cnf, tcf, hf = cp.reshape(n), cn.reshape(n), tc[s].reshape(n), hss.reshape(n)
+        for j in range(n):
+            cnf[j] = fg[j] * cpf[j] + ig[j] * gg[j]
+        if exact:
+            for j in range(n):
+                tcf[j] = np.tanh(cnf[j])
+        else:
+            for j in range(n):
+                a = min(max(cnf[j], -clamp), clamp)
+                a2 = a * a
+                p = a2 * a13 + a11
+                p = a2 * p + a9
+                p = a2 * p + a7
+                p = a2 * p + a5
+                p = a2 * p + a3
+                p = a2 * p + a1
+                d = a2 * b6 + b4
+                d = a2 * d + b2
+                d = a2 * d + b0
+                tcf[j] = a * p / d
+        for j in range(n):
+            hf[j] = og[j] * tcf[j]
         if has_mask:  # a masked step keeps the states
             for j in range(width):
                 if not mask[lo + j, s]:
@@ -176,20 +180,23 @@ def lstm_forward(x, wt, wx, h0, c0, rmask, mask, scale, shift, k, hx, op, z, cs,
 
 
 @compiled.kernel
-def lstm_backward(g, seqs, rk, kx, rmask, mask, k, hx, z, cs, tc, dzt, dtmp, dh, dc, keep, dw,
-                  dxt, lo, s_lo, s_hi, has_mask, has_rmask, need_dh0, need_w, need_x):
+def lstm_backward(g, seqs, rk, kx, rmask, mask, k, blas, ab, hx, z, cs, tc, dzt, dh, dc, keep,
+                  dw, dxt, lo, s_lo, s_hi, has_mask, has_rmask, need_dh0, need_w, need_x):
     """Backward steps ``s_hi - 1`` down to ``s_lo`` of the lane of rows ``lo:lo + width``.
 
     ``g``: the packed outputs' gradient (``seqs``: one row per step, else row 0 for
     the last step); ``rk``, ``kx``: the recurrent kernel and the kernel (Keras's layout);
     ``dh, dc (u, width)`` carry the state gradients from one call to the next (``dc``
-    starts as the final carry's gradient); ``dtmp (4u, width)`` and ``keep (2u, width)``
-    are scratch. The call that ends at step 0 also writes the lane's ``dw = hx dz^T`` and
-    ``dxt = kernel dz`` (``(f, t, width)``) when ``need_w``/``need_x``.
+    starts as the final carry's gradient); ``keep (2u, width)`` is scratch; ``blas, ab``
+    from :func:`gemm_args`. A step's gate gradients go straight into ``dzt[:, s]``, which
+    the step's GEMM ``dh = recurrent_kernel dz`` reads as a strided operand. The call
+    that ends at step 0 also writes the lane's ``dw = hx dz^T`` and ``dxt = kernel dz``
+    (``(f, t, width)``) when ``need_w``/``need_x``.
     """
     kk, t, width = hx.shape
     u = tc.shape[1]
     one = k[0]
+    ld = dzt.strides[0] // dzt.itemsize
     for s in range(s_hi - 1, s_lo - 1, -1):
         gs = s if seqs else 0
         if seqs or s == t - 1:
@@ -205,7 +212,7 @@ def lstm_backward(g, seqs, rk, kx, rmask, mask, k, hx, z, cs, tc, dzt, dtmp, dh,
         for q in range(u):
             ig, fg, gg, og = zs[q], zs[u + q], zs[2 * u + q], zs[3 * u + q]
             tcr, cpr, dhr, dcr = tcs[q], cp[q], dh[q], dc[q]
-            di, df, dg, do = dtmp[q], dtmp[u + q], dtmp[2 * u + q], dtmp[3 * u + q]
+            di, df, dg, do = dzt[q, s], dzt[u + q, s], dzt[2 * u + q, s], dzt[3 * u + q, s]
             for j in range(width):
                 th, dhv, i, fv, gv, o = tcr[j], dhr[j], ig[j], fg[j], gg[j], og[j]
                 dcv = dcr[j] + dhv * o * (one - th * th)
@@ -221,14 +228,13 @@ def lstm_backward(g, seqs, rk, kx, rmask, mask, k, hx, z, cs, tc, dzt, dtmp, dh,
                         keep[q, j] = 0
                 else:
                     for q in range(4 * u):
-                        dtmp[q, j] = 0
+                        dzt[q, s, j] = 0
                     for q in range(u):
                         dc[q, j] = keep[u + q, j]
-        for q in range(4 * u):
-            for j in range(width):
-                dzt[q, s, j] = dtmp[q, j]
-        if s or need_dh0:
-            np.dot(rk, dtmp, dh)
+        if s or need_dh0:  # dh = rk @ dzt[:, s]
+            if _xxgemm(blas, _N, _N, width, u, 4 * u, ab.ctypes, dzt[0, s].ctypes, ld,
+                       rk.ctypes, 4 * u, ab[1:].ctypes, dh.ctypes, width):
+                raise RuntimeError(_NO_BLAS)
             if has_rmask or has_mask:
                 for q in range(u):
                     for j in range(width):
@@ -243,13 +249,35 @@ def lstm_backward(g, seqs, rk, kx, rmask, mask, k, hx, z, cs, tc, dzt, dtmp, dh,
             np.dot(kx, d2, dxt.reshape(dxt.shape[0], rows))
 
 
+_N = 110  # ord("n"): a GEMM operand as it is (BLAS's column-major view of our C order)
+_xxgemm = None  # numba's GEMM entry (set by _load_numbas_blas before the kernels compile)
+_NO_BLAS = "the LSTM kernels' GEMM found no BLAS (numba takes scipy's: pip install scipy)"
+
+
+def gemm_args(dtype):
+    """``(blas, ab)`` for the kernels' GEMM calls in ``dtype``: BLAS's type letter and
+    the ``alpha, beta = 1, 0`` they pass by pointer."""
+    return ord("s" if np.dtype(dtype) == np.float32 else "d"), np.array((1.0, 0.0), dtype)
+
+
 def _load_numbas_blas():
-    # numba's np.dot calls the BLAS behind scipy.linalg.cython_blas (scipy's OpenBLAS):
-    # loaded before a block opens, so that blas_threads.one_blas_thread finds it.
+    # The kernels' GEMMs call numba's own ``numba_xxgemm`` (what its np.dot calls: the
+    # BLAS behind scipy.linalg.cython_blas, scipy's OpenBLAS) with a leading dimension,
+    # so that an operand can be a strided slice (np.dot takes contiguous arrays only,
+    # and the copies cost ~0.3 ms of a lane's backward). The same call as np.dot's, so
+    # the same bits. scipy's BLAS is loaded before a block opens, so that
+    # blas_threads.one_blas_thread finds it.
+    global _xxgemm
     try:
         import scipy.linalg.cython_blas  # noqa: F401
-    except ImportError:  # (numba then says that np.dot needs scipy)
+    except ImportError:  # (numba then says that its BLAS needs scipy)
         pass
+    if _xxgemm is None:
+        from numba import types
+
+        p, i = types.voidptr, types.intp
+        _xxgemm = types.ExternalFunction("numba_xxgemm", types.intc(
+            types.char, types.char, types.char, i, i, i, p, p, i, p, i, p, p, i))
 
 
 def applies(activation, recurrent_activation, dtype):
@@ -267,7 +295,6 @@ class _Lane:
         width, take = hi - lo, rnn_buffers.take
         self.lo, self.hi = lo, hi
         self.hx = take((u + f + 1, t, width), dtype)
-        self.op = take((u + f + 1, width), dtype)
         self.z = take((t, 4 * u, width), dtype)
         self.cs = take((t + 1, u, width), dtype)
         self.tc = take((t, u, width), dtype)
@@ -275,7 +302,7 @@ class _Lane:
         self.dw = None
 
     def buffers(self):
-        return [self.hx, self.op, self.z, self.cs, self.tc, self.hs]
+        return [self.hx, self.z, self.cs, self.tc, self.hs]
 
 
 def forward(seq, x, kernel, recurrent_kernel, bias, h0, c0, mask, recurrent_mask, dtype):
@@ -304,6 +331,7 @@ def forward(seq, x, kernel, recurrent_kernel, bias, h0, c0, mask, recurrent_mask
           else np.ones((1, 1), dtype))
     k, (scale, shift) = constants(dtype), gate_scales(u, dtype)
     exact = np.dtype(dtype) != np.float32
+    blas, ab = gemm_args(dtype)
     lanes = [_Lane(lo, hi, t, f, u, dtype) for lo, hi in lane_spans(b)]
 
     def run(lane):
@@ -311,7 +339,7 @@ def forward(seq, x, kernel, recurrent_kernel, bias, h0, c0, mask, recurrent_mask
         for n, (s_lo, s_hi) in enumerate(spans):
             if n:
                 yield len(spans) - n  # (chunks left; none after the last: see run_lanes)
-            lstm_forward(x, wt, wx, h0, c0, rm, m, scale, shift, k, lane.hx, lane.op,
+            lstm_forward(x, wt, wx, h0, c0, rm, m, scale, shift, k, blas, ab, lane.hx,
                          lane.z, lane.cs, lane.tc, lane.hs, lane.lo, s_lo, s_hi,
                          seq.go_backwards, has_mask, has_rmask, skip_h0, exact)
 
@@ -350,12 +378,13 @@ def backward(seq, g):
     no_w, no_x = np.empty((1, 1), dtype), np.empty((1, 1, 1), dtype)
     dx = np.empty((b, t, f), dtype) if need_x else None
     dh0, dc0 = np.empty((b, u), dtype), np.empty((b, u), dtype)
+    blas, ab = gemm_args(dtype)
 
     def run(lane):
         lo, hi = lane.lo, lane.hi
         width, take = hi - lo, rnn_buffers.take
         dzt = take((4 * u, t, width), dtype)
-        dtmp, keep = take((4 * u, width), dtype), take((2 * u, width), dtype)
+        keep = take((2 * u, width), dtype)
         dh, dc = take((u, width), dtype), take((u, width), dtype)
         dh[...] = 0.0
         dc[...] = g[lo:hi, steps].T
@@ -365,16 +394,17 @@ def backward(seq, g):
         for n, (s_lo, s_hi) in enumerate(spans):
             if n:
                 yield len(spans) - n
-            lstm_backward(g, seq.return_sequences, rk, kx, rm, m, k, lane.hx, lane.z,
-                          lane.cs, lane.tc, dzt, dtmp, dh, dc, keep, dw, dxt, lo, s_lo, s_hi,
+            lstm_backward(g, seq.return_sequences, rk, kx, rm, m, k, blas, ab, lane.hx, lane.z,
+                          lane.cs, lane.tc, dzt, dh, dc, keep, dw, dxt, lo, s_lo, s_hi,
                           has_mask, has_rmask, bool(needs[4]), need_w, need_x)
         dh0[lo:hi], dc0[lo:hi] = dh.T, dc.T
-        rnn_buffers.give(dzt, dtmp, keep, dh, dc)
+        rnn_buffers.give(dzt, keep, dh, dc)
         lane.dw = dw if need_w else None
         if need_x:
             dx[lo:hi] = (dxt[:, ::-1] if seq.go_backwards else dxt).transpose(2, 1, 0)
             rnn_buffers.give(dxt)
 
+    _load_numbas_blas()
     with one_blas_thread():
         run_lanes((run(lane) for lane in lanes), site=("lstm kernels backward", seq.shape))
     dk = drk = db = None

@@ -222,3 +222,35 @@ def test_a_child_forked_after_the_kernels_ran_gets_the_same_bits():
             os._exit(0 if same else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_strided_gemm_gives_the_bits_of_np_dot_on_a_copy(dtype):
+    """The kernels' GEMM reads a strided slice in place (numba's BLAS entry with a leading
+    dimension); numba's np.dot on a contiguous copy makes the same BLAS call."""
+    import numba
+
+    rnn_lstm_kernels._load_numbas_blas()
+    gemm, n_ = rnn_lstm_kernels._xxgemm, rnn_lstm_kernels._N
+
+    @numba.njit
+    def strided(w, a, s, blas, ab, out):  # out = w @ a[:, s]
+        m, k = w.shape
+        width = a.shape[2]
+        gemm(blas, n_, n_, width, m, k, ab.ctypes, a[0, s].ctypes,
+             a.strides[0] // a.itemsize, w.ctypes, k, ab[1:].ctypes, out.ctypes, width)
+
+    @numba.njit
+    def copied(w, a, s, out):
+        np.dot(w, np.ascontiguousarray(a[:, s]), out)
+
+    rng = np.random.default_rng(7)
+    w = rng.standard_normal((96, 45)).astype(dtype)
+    a = rng.standard_normal((45, 5, 33)).astype(dtype)
+    blas, ab = rnn_lstm_kernels.gemm_args(dtype)
+    for s in (0, 3):
+        got, want = np.full((96, 33), np.nan, dtype), np.empty((96, 33), dtype)
+        strided(w, a, s, blas, ab, got)
+        copied(w, a, s, want)
+        np.testing.assert_array_equal(got, want)
+        np.testing.assert_allclose(got, w @ a[:, s], rtol=1e-4 if dtype == np.float32 else 1e-12)
