@@ -46,14 +46,19 @@ def test_commit_succeeds_with_history(producer, make_consumer):
     assert make_consumer("w2").claim(block_ms=50) is None
 
 
-def test_expired_lease_is_reclaimed_and_stale_attempt_fenced_out(producer, make_consumer):
+def test_expired_lease_is_reclaimed_and_stale_attempt_fenced_out(producer, settings,
+                                                                 make_consumer):
     job_id = submit(producer)
     dead = make_consumer("dead")
+    claimed = time.monotonic()
     stale = dead.claim(block_ms=100)
     alive = make_consumer("alive")
-    assert alive.claim(block_ms=10) is None  # lease still valid
-    time.sleep(0.3)  # > lease_seconds
-    fresh = alive.claim(block_ms=10)
+    # claims keep failing while the lease holds: the reclaim comes at its end, not before
+    # (a bound a descheduled test cannot break, unlike "a claim right after is refused")
+    deadline = claimed + 30 * settings.lease_seconds
+    while (fresh := alive.claim(block_ms=10)) is None:
+        assert time.monotonic() < deadline, "the expired lease was never reclaimed"
+    assert time.monotonic() - claimed >= settings.lease_seconds
     assert fresh.id == job_id and fresh.attempt == 2 and fresh.token > stale.token
     assert "lost" in producer.get("alice", job_id).error
     # the stale attempt can no longer write anything
@@ -69,14 +74,22 @@ def test_expired_lease_is_reclaimed_and_stale_attempt_fenced_out(producer, make_
 
 
 def test_heartbeat_keeps_the_lease(producer, make_consumer):
+    """Heartbeats at the worker's pace (every third of a lease) keep the job through
+    twice its first lease. The lease is 1 s, not the suite's 0.2 s: a loaded machine
+    can hold the test off the CPU for over 0.1 s between two heartbeats (with 0.2 s and
+    0.1 s sleeps, a 150 ms stall failed 2 of 4 runs)."""
+    lease = 1.0
     submit(producer)
-    owner = make_consumer("owner")
+    owner = make_consumer("owner", lease_seconds=lease)
     job = owner.claim(block_ms=100)
+    claimed = time.monotonic()
     other = make_consumer("other")
-    for _ in range(4):
-        time.sleep(0.1)
+    beats = 0
+    while time.monotonic() - claimed < 2 * lease:
+        time.sleep(lease / 3)
         assert owner.heartbeat(job)
-        assert other.claim(block_ms=1) is None
+        beats += 1
+        assert other.claim(block_ms=1) is None, f"claimed by another after {beats} beats"
 
 
 def test_retryable_failure_requeues_until_max_attempts(producer, make_consumer):
