@@ -56,6 +56,34 @@ def wait_for(driver, condition, what, timeout=30, poll=0.05):
         lambda d: condition(d), message=f"page never showed {what}")
 
 
+# docs/operations.md: "a new epoch is drawn within a second" (batch progress with it),
+# from the event's write (its stream id is Redis's clock in ms) to the page's change
+LIVE_SECONDS = 1.0
+
+_WATCH = """const node = document.getElementById(arguments[0]);
+window.laminaSeen = [];
+new MutationObserver(() => window.laminaSeen.push([Date.now(), node.textContent]))
+  .observe(node, {childList: true, characterData: true, subtree: true});"""
+_SEEN = """const hit = window.laminaSeen.find(([, text]) => text.startsWith(arguments[0]));
+return hit ? hit[0] : null;"""
+
+
+def watch_text(driver, element_id: str) -> None:
+    """Record in the page the time (``Date.now()``) of every change of the element's
+    text, so that a latency is read where it happens, not through WebDriver's polls
+    (each a round trip of chromedriver, the renderer and this process)."""
+    driver.execute_script(_WATCH, element_id)
+
+
+def live_lag(driver, prefix: str) -> float:
+    """Seconds from the write of the job view's newest event (its stream id) to the
+    watched element's first text starting with ``prefix`` (:func:`watch_text`)."""
+    shown = driver.execute_script(_SEEN, prefix)
+    assert shown is not None, f"the watched text never started with {prefix!r}"
+    event_id = driver.execute_script("return Lamina.jobView.state.lastEventId")
+    return (shown - int(event_id.split("-")[0])) / 1000
+
+
 def console_errors(driver) -> list[dict]:
     """Console messages of level SEVERE since the last call (the log is drained)."""
     return [entry for entry in driver.get_log("browser") if entry["level"] == "SEVERE"]

@@ -15,12 +15,15 @@ import pytest
 
 from tests.service.conftest import AUTH_A, job_body, npz_bytes
 from tests.web.browser import (
+    LIVE_SECONDS,
     console_errors,
+    live_lag,
     needs_chromium,
     open_with_key,
     painted_fraction,
     start_chromium,
     wait_for,
+    watch_text,
 )
 
 pytestmark = [needs_chromium, pytest.mark.slow]
@@ -135,11 +138,14 @@ def test_job_view_charts_live_updates_and_actions(browser, live_server, jobs, sc
     browser.get(f"{live_server.url}/#/job/{live.id}")
     wait_for(browser, lambda b: b.execute_script(SERIES, "loss") == [2, 2], "2 live epochs")
     assert browser.find_element("id", "download").get_attribute("disabled") is not None
+    watch_text(browser, "job-progress")
     started = time.monotonic()
     consumer.record_epoch(live, 2, epoch_logs(2, scale=1.4))
-    wait_for(browser, lambda b: b.execute_script(SERIES, "loss") == [3, 3], "epoch 3",
-             timeout=5, poll=0.02)
-    assert time.monotonic() - started < 1.0
+    wait_for(browser, lambda b: b.execute_script(SERIES, "loss") == [3, 3], "epoch 3")
+    lag = live_lag(browser, "epoch 3 of")
+    print(f"\nlive epoch: drawn {lag:.3f}s after its write (WebDriver saw it after "
+          f"{time.monotonic() - started:.3f}s)")
+    assert lag < LIVE_SECONDS, lag
 
     # cancel from the page: the running job gets cancel_requested
     browser.find_element("id", "cancel").click()
