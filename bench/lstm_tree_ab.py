@@ -3,15 +3,15 @@
     python bench/lstm_tree_ab.py --base HEAD~1 [--pairs 40] [--batches 12]
     python bench/lstm_tree_ab.py --base WORKTREE   # A/A: the working tree against itself
 
-Version A is ``sdk/lamina/backend/rnn_lstm_kernels.py`` (and ``rnn_lanes.py``) as of git
-revision ``--base``, loaded from a copy under a temporary directory as separate modules;
-version B is the working tree's. ``rnn_lstm`` looks its kernel module up at each call,
-so one model (bench/lstm.py's) trains one epoch with A, then one with B (the order swaps
-each pair), and each epoch's wall and process CPU time per step is recorded. Prints the
-medians of the per-pair B/A ratios (wall and CPU), each version's median step, the
-1-minute load average over the run, and whether both versions train to the same bits
-(the weights after the same seeded epochs). Both versions compile (or load from numba's
-cache) in an unmeasured first pair.
+Version A is ``sdk/lamina/backend/rnn_lstm_kernels.py`` (with ``rnn_lanes.py`` and
+``rnn_buffers.py``) as of git revision ``--base``, loaded from a copy under a temporary
+directory as separate modules; version B is the working tree's. ``rnn_lstm`` looks its
+kernel module up at each call, so one model (bench/lstm.py's) trains one epoch with A,
+then one with B (the order swaps each pair), and each epoch's wall and process CPU time
+per step is recorded. Prints the medians of the per-pair B/A ratios (wall and CPU),
+each version's median step, the 1-minute load average over the run, and whether both
+versions train to the same bits (the weights after the same seeded epochs). Both
+versions compile (or load from numba's cache) in an unmeasured first pair.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from pathlib import Path
 from lstm import CLASSES, UNITS, sequences
 
 ROOT = Path(__file__).resolve().parent.parent
-MODULES = ("rnn_lanes", "rnn_lstm_kernels")  # (rnn_lanes first: the kernels import it)
+MODULES = ("rnn_buffers", "rnn_lanes", "rnn_lstm_kernels")  # (each before its importers)
 
 
 def load_base(rev: str, where: Path) -> dict:
@@ -55,6 +55,9 @@ def load_base(rev: str, where: Path) -> dict:
         mod = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = mod  # (numba's cache rebuilds a kernel's module by name)
         spec.loader.exec_module(mod)
+        for other, base in mods.items():  # (``from lamina.backend import a, b`` too)
+            if isinstance(getattr(mod, other, None), type(backend)):
+                setattr(mod, other, base)
         mods[name] = mod
     return {"rnn_lstm_kernels": mods["rnn_lstm_kernels"],
             "working": backend.rnn_lstm_kernels}

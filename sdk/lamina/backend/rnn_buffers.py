@@ -12,10 +12,18 @@ arrays from this pool and hand them back when the node that holds them is freed
 Arrays taken from the pool are uninitialised, like ``np.empty``; only arrays that
 never leave the primitive (no output is a view of one) may be pooled. The pool keeps
 at most ``PER_SHAPE`` free arrays of a shape and ``MAX_BYTES`` in all.
+
+Arrays of ``HUGE_MIN_BYTES`` or more live on transparent huge pages where the kernel
+offers them (``madvise``, as this VM's ``transparent_hugepage=madvise``; otherwise
+numpy's own allocation): a step of the LSTM walks its per-step arrays (megabytes each,
+rows thousands of bytes apart) through hundreds of 4 kB pages, and with 2 MB pages one
+lane's forward and backward took 0.982x and 0.991x the time (one thread, alternating
+40 rounds). The mapping is rounded up to whole huge pages.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 import threading
 import weakref
@@ -24,6 +32,8 @@ import numpy as np
 
 PER_SHAPE = 2
 MAX_BYTES = 192 << 20
+HUGE_PAGE = 2 << 20
+HUGE_MIN_BYTES = 512 << 10
 
 _lock = threading.Lock()
 _free: dict = {}
@@ -39,7 +49,24 @@ def take(shape, dtype) -> np.ndarray:
             array = arrays.pop()
             _pooled[0] -= array.nbytes
             return array
-    return np.empty(key[0], key[1])
+    return _empty(key[0], key[1])
+
+
+def _empty(shape, dtype) -> np.ndarray:
+    n = int(np.prod(shape)) * dtype.itemsize
+    if n < HUGE_MIN_BYTES or not hasattr(mmap, "MADV_HUGEPAGE"):
+        return np.empty(shape, dtype)
+    # (mmap aligns to 4 kB only: one spare huge page lets the array start on a 2 MB
+    # boundary; its untouched pages are never backed)
+    size = -(-n // HUGE_PAGE) * HUGE_PAGE
+    region = mmap.mmap(-1, size + HUGE_PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+    try:
+        region.madvise(mmap.MADV_HUGEPAGE)
+    except OSError:  # (no THP in this kernel: plain pages)
+        pass
+    raw = np.frombuffer(region, np.uint8)  # (keeps the mapping alive as its base)
+    start = -raw.ctypes.data % HUGE_PAGE
+    return raw[start:start + n].view(dtype).reshape(shape)
 
 
 def give(*arrays) -> None:

@@ -177,6 +177,20 @@ def test_the_pool_keeps_a_bounded_number_of_arrays():
     assert rnn_buffers.pooled_bytes() == 0
 
 
+@pytest.mark.skipif(not hasattr(__import__("mmap"), "MADV_HUGEPAGE"), reason="no THP")
+def test_large_buffers_start_on_a_huge_page_and_hold_their_values():
+    shape = (rnn_buffers.HUGE_MIN_BYTES // 4 + 3, 3)  # (a size that is no page multiple)
+    a = rnn_buffers.take(shape, np.float32)
+    assert a.shape == shape and a.dtype == np.float32 and a.flags.c_contiguous
+    assert a.flags.writeable and a.ctypes.data % rnn_buffers.HUGE_PAGE == 0
+    a[...] = np.arange(a.size, dtype=np.float32).reshape(shape)
+    b = rnn_buffers.take(shape, np.float32)  # (another mapping: no overlap)
+    b[...] = -1.0
+    np.testing.assert_array_equal(a.ravel(), np.arange(a.size, dtype=np.float32))
+    small = rnn_buffers.take((4, 4), np.float64)
+    assert small.base is None  # (numpy's own allocation below the threshold)
+
+
 def test_lstm_steps_reuse_their_buffers_and_give_the_same_results(kernels):
     rng = np.random.default_rng(4)
     args = [a.astype(np.float32) for a in _case(rng, batch=32, steps=6, features=3,
