@@ -12,6 +12,7 @@ import pytest
 from tests.service.conftest import AUTH_A, AUTH_B, LiveServer, job_body, npz_bytes
 from tests.service.test_api_streams import open_stream
 from tests.web.browser import (
+    LIVE_SECONDS,
     console_errors,
     needs_chromium,
     open_with_key,
@@ -36,8 +37,13 @@ def browser(tmp_path):
     driver.quit()
 
 
-def submit(http: httpx.Client, headers, name: str, epochs: int = 5) -> str:
-    dataset = http.post("/v1/datasets", content=npz_bytes(), headers=headers).json()["id"]
+def upload(http: httpx.Client, headers) -> str:
+    return http.post("/v1/datasets", content=npz_bytes(), headers=headers).json()["id"]
+
+
+def submit(http: httpx.Client, headers, name: str, epochs: int = 5,
+           dataset: str | None = None) -> str:
+    dataset = dataset or upload(http, headers)
     return http.post("/v1/jobs", json=job_body(dataset, name=name, fit={
         "epochs": epochs, "batch_size": 4}), headers=headers).json()["id"]
 
@@ -73,8 +79,11 @@ def test_jobs_view_follows_changes_live_without_polling(browser, app, live_serve
         consumer.record_epoch(job, 0, {"loss": 0.5, "val_loss": 0.7})
         delays["epoch"] = shown_within(browser, first, changed, "epoch 1/5",
                                        lambda c: c[6] == "1/5")
+        # the upload comes first: it parses the file in a sandboxed child interpreter
+        # (~0.3 s of CPU; 0.6-0.9 s with two busy loops), no part of the job's change
+        dataset = upload(http, AUTH_A)
         changed = time.time()
-        second = submit(http, AUTH_A, "second")  # a new job gets a row of its own
+        second = submit(http, AUTH_A, "second", dataset=dataset)  # a row of its own
         delays["submitted"] = shown_within(browser, second, changed, "the new job",
                                            lambda c: c[0] == "queued" and c[1] == "second")
         submit(http, AUTH_B, "bobs-job")  # another tenant's: never shown
@@ -82,7 +91,7 @@ def test_jobs_view_follows_changes_live_without_polling(browser, app, live_serve
         consumer.commit(job, job.id, {"loss": 0.5})
         delays["succeeded"] = shown_within(browser, first, changed, "succeeded",
                                            lambda c: c[0] == "succeeded")
-        assert max(delays.values()) < 1.0, delays
+        assert max(delays.values()) < LIVE_SECONDS, delays
 
         # quiet period: the stream stays open and nothing polls the job list
         quiet_until = time.monotonic() + 3
@@ -130,7 +139,8 @@ def test_jobs_view_polls_only_while_the_stream_is_refused(browser, one_stream_se
     consumer = Consumer(app.state.redis, app.state.settings, "worker-fallback")
     changed = time.time()
     assert consumer.claim(block_ms=1000).id == job_id
-    assert shown_within(browser, job_id, changed, "running", lambda c: c[0] == "running") < 1.0
+    delay = shown_within(browser, job_id, changed, "running", lambda c: c[0] == "running")
+    assert delay < LIVE_SECONDS, delay
     # the 429 itself is logged by Chromium as a failed resource; nothing else went wrong
     errors = [e for e in console_errors(browser) if "429" not in e["message"]]
     assert errors == []
