@@ -15,6 +15,8 @@ from tests.web.browser import (
 
 pytestmark = [needs_chromium, pytest.mark.slow]
 ROWS = "return document.querySelectorAll('#jobs tbody tr').length"
+LIST_REQUESTS = """return performance.getEntriesByType('resource')
+  .filter(e => e.name.includes('/v1/dashboard/jobs?')).length"""
 
 
 @pytest.fixture
@@ -46,28 +48,30 @@ def fill(app, tenant: str, n: int, with_history: int) -> list[str]:
     return ids
 
 
-def test_500_jobs_render_within_a_second_and_page(browser, app, live_server):
+def test_500_jobs_render_one_page_and_sort_page_filter_without_a_request(browser, app,
+                                                                          live_server):
+    """500 jobs: the page holds one page of rows, and sorting, paging and filtering
+    re-render from the rows in hand (no request), which is what keeps a page at ~10 ms.
+    The render times are printed, not asserted (speed is a benchmark's business, and
+    two busy loops next to Chromium took the first render from ~0.3 to ~0.6 s)."""
     import httpx
 
     fill(app, "alice", 500, with_history=50)
     # The process's first parameter count imports Lamina (~1 s, once per process; a
     # submission does it too): measured here is the page against a warm API.
     httpx.get(live_server.url + "/v1/dashboard/jobs?limit=1", headers=AUTH_A).raise_for_status()
-    # The best of three loads: the tests share two cores with other work, and one load
-    # can lose a second to a neighbour; the page's own cost is the fastest load.
-    firsts = []
-    for _ in range(3):
-        open_with_key(browser, live_server.url, "key-a", "#/jobs")
-        wait_for(browser, lambda b: b.execute_script(ROWS) == 50, "the first page of 50 rows")
-        firsts.append(browser.execute_script("return Lamina.jobsView.state.firstRenderAt"))
-        if firsts[-1] < 1000:
-            break
+    open_with_key(browser, live_server.url, "key-a", "#/jobs")
+    wait_for(browser, lambda b: b.execute_script(ROWS) == 50, "the first page of 50 rows")
+    wait_for(browser, lambda b: b.execute_script(
+        "const s = Lamina.jobsView.state; return s.streaming && !s.loading"),
+        "the tenant event stream open and the list read")
+    first = browser.execute_script("return Lamina.jobsView.state.firstRenderAt")
     load_ms = browser.execute_script("return Lamina.jobsView.state.lastRenderMs")
-    print(f"\n500 jobs: first render {', '.join(f'{t:.0f}' for t in firsts)} ms after "
-          f"navigation (fetch + render {load_ms:.0f} ms)")
-    assert min(firsts) < 1000
+    print(f"\n500 jobs: first render {first:.0f} ms after navigation (fetch + render "
+          f"{load_ms:.0f} ms)")
     assert browser.find_element("id", "count").text == "500 of 500 jobs"
     assert browser.find_element("id", "page-label").text == "Page 1 of 10"
+    lists = browser.execute_script(LIST_REQUESTS)
     # sort by name ascending through the header button, then page to the end
     header = browser.find_element("css selector", "th[data-key='name'] button")
     header.click()
@@ -79,16 +83,17 @@ def test_500_jobs_render_within_a_second_and_page(browser, app, live_server):
     assert first_name == "run-000"
     for _ in range(9):
         browser.find_element("id", "next").click()
+        assert browser.execute_script(ROWS) == 50
     assert browser.find_element("id", "page-label").text == "Page 10 of 10"
     assert browser.execute_script(
         "return document.querySelector('#jobs tbody tr:last-child td:nth-child(3)')"
         ".textContent") == "run-499"
-    slowest = browser.execute_script("return Lamina.jobsView.state.renderMs")
-    print(f"slowest render of a page of rows (filter + sort 500, 50 rows): {slowest:.1f} ms")
-    assert slowest < 100
     browser.find_element("id", "filter-status").send_keys("running")
     wait_for(browser, lambda b: b.find_element("id", "count").text == "50 of 500 jobs",
              "the status filter")
+    assert browser.execute_script(LIST_REQUESTS) == lists
+    slowest = browser.execute_script("return Lamina.jobsView.state.renderMs")
+    print(f"slowest render of a page of rows (filter + sort 500, 50 rows): {slowest:.1f} ms")
     assert console_errors(browser) == []
 
 
