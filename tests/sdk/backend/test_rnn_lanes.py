@@ -205,6 +205,25 @@ def test_lstm_steps_reuse_their_buffers_and_give_the_same_results(kernels):
         np.testing.assert_array_equal(a, b)
 
 
+def test_a_steady_lstm_step_allocates_no_pooled_array(kernels, monkeypatch):
+    """Every array a step takes comes back from the pool at the next step: two lanes
+    take arrays of one shape several times (tc and hs: four per step), which a pool of
+    two per shape missed, allocating (and faulting in) two fresh ones every step."""
+    rng = np.random.default_rng(6)
+    args = [a.astype(np.float32) for a in _case(rng, batch=32, steps=6, features=3,
+                                                   units=8)]
+    g = rng.standard_normal((32, 7, 8)).astype(np.float32)
+    rnn_buffers.clear()
+    _train_step(args, g)
+    gc.collect()
+    fresh = []
+    empty = rnn_buffers._empty
+    monkeypatch.setattr(rnn_buffers, "_empty",
+                        lambda shape, dtype: fresh.append(shape) or empty(shape, dtype))
+    _train_step(args, g)
+    assert fresh == []
+
+
 def test_two_lane_inference_equals_the_recorded_forward(kernels):
     from lamina.backend import autodiff
 
