@@ -25,6 +25,7 @@ from datetime import datetime
 import numpy as np
 import pytest
 
+from lamina_worker.raylink import PEER_GRACE
 from tests.chaos.test_ray_faults import kill_session, ray_head  # noqa: F401 - fixture
 from tests.worker.conftest import Kit
 
@@ -55,6 +56,16 @@ while True:
         sys.exit(0 if alive == want else 1)
     time.sleep(0.25)
 """
+
+
+def ray_verdict_seconds() -> float:
+    """Ray's shortest time to declare a lost node dead: its GCS's failed health checks
+    in a row (``health_check_failure_threshold``), one ``health_check_period_ms`` apart
+    (Ray's defaults: 5 x 3 s)."""
+    import ray
+
+    config = ray._config
+    return config.health_check_failure_threshold() * config.health_check_period_ms() / 1e3
 
 
 def wait_for_nodes(address: str, want: int, timeout: float = 120.0) -> None:
@@ -215,8 +226,12 @@ def test_lost_node_resumes_on_the_remaining_node(cluster):
                         - moments["killed_at"] for m in (lost, placed))
     assert kit.job(job_id).attempts == 1  # the driver restarted the group itself
     assert_matches_local_fit(kit, job_id, spec, x, y)
-    # far within Ray's own ~10-15 s to declare the node dead (the placement waits for it)
-    assert detected < 8.0, (detected, log[-4000:])
+    # The ring ends generation 0: the chief's all-reduce fails at the kill, then the
+    # driver gives the peer PEER_GRACE to report (3.7-3.9 s from the kill measured, also
+    # with two busy loops at load 5.4). Through Ray it would take Ray's verdict on the
+    # node (15 s; the placement of generation 1 waits for it): the bound is halfway.
+    bound = (PEER_GRACE + ray_verdict_seconds()) / 2
+    assert detected < bound, (detected, bound, log[-4000:])
     print(f"node lost in epoch {after[0]['epoch']}: generation 0 ended {detected:.2f}s "
           f"after the kill, generation 1 was placed after {placed:.1f}s and its first "
           f"epoch recorded after {moments['resumed'] - moments['killed']:.1f}s; job "
