@@ -198,8 +198,6 @@ def test_every_switch_the_sdk_reads_goes_through_the_parser_and_is_documented():
         read |= set(re.findall(r"env\.(?:flag|choice|number)\(\s*\"(LAMINA_\w+)\"", text))
         direct = set(re.findall(r"environ(?:\.get)?[(\[]\s*\"(LAMINA_\w+)\"", text))
         allowed = {"LAMINA_URL", "LAMINA_API_KEY"} if path.name == "client.py" else set()
-        if path.name == "backward_overlap.py":  # another change removes this module
-            allowed = {"LAMINA_BACKWARD_OVERLAP"}
         assert direct <= allowed, (path, direct - allowed)
     assert read >= set(FLAGS) | {"LAMINA_KERNELS", "LAMINA_THREADS", "LAMINA_PIN_REPLICAS",
                                  "LAMINA_BUCKET_CAP_MB"}
