@@ -55,10 +55,16 @@ class LiveServer:
 class QueueTrainer:
     """Claims one job through the real Consumer and trains it with local ``fit``."""
 
-    def __init__(self, settings, batch_delay: float = 0.0, fail_with: str | None = None):
+    def __init__(self, settings, batch_delay: float = 0.0, fail_with: str | None = None,
+                 hold_at_epoch: int | None = None):
         self.settings = settings
         self.batch_delay = batch_delay
         self.fail_with = fail_with
+        # at the start of epoch ``hold_at_epoch`` the trainer sets ``held`` and waits for
+        # ``release``: a test acts while the job is certainly running, however slow the
+        # machine
+        self.hold_at_epoch = hold_at_epoch
+        self.held, self.release = threading.Event(), threading.Event()
         self.model = None
         self.job_id = None
         self.error = None
@@ -127,6 +133,9 @@ class QueueTrainer:
 
             def on_epoch_begin(self, epoch, logs=None):
                 self.epoch = epoch
+                if epoch == trainer.hold_at_epoch:
+                    trainer.held.set()
+                    assert trainer.release.wait(60), "the trainer was never released"
 
             def on_epoch_end(self, epoch, logs=None):
                 consumer.record_epoch(job, epoch, logs or {})

@@ -102,15 +102,19 @@ def test_wait_resumes_the_event_stream_after_the_api_restarts(api, api_settings,
                                                               xy, capsys):
     x, y = xy
     client = lamina.Client(api.url, api_key=API_KEY, timeout=5, retries=10)
-    trainer = QueueTrainer(api_settings, batch_delay=0.03).start()
+    # the job holds at epoch 2 until the API is back: it cannot end before the restart
+    # (it used to be restarted 0.4 s after the claim, racing 4 epochs of 0.24 s)
+    trainer = QueueTrainer(api_settings, batch_delay=0.03, hold_at_epoch=2).start()
     job = client.fit(compiled_model, x, y, batch_size=8, epochs=4)
 
     def restart():
-        trainer.claimed.wait(10)
-        time.sleep(0.4)
-        api.stop()  # open SSE connections are dropped
-        time.sleep(0.5)
-        api.start()
+        try:
+            assert trainer.held.wait(60), "the job never reached epoch 2"
+            api.stop()  # open SSE connections are dropped
+            time.sleep(0.5)  # down for a while: the client's reconnects are refused
+            api.start()
+        finally:
+            trainer.release.set()
 
     restarter = threading.Thread(target=restart)
     restarter.start()
