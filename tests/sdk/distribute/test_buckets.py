@@ -266,8 +266,13 @@ def test_a_failed_peer_ends_the_reducer_and_raises(tmp_path):
     worker = threading.Thread(target=_rank_step, args=(
         path, 0, _mlp_variables(), np.ones((2, 6), np.float32), 16 / 2**20, 1.0, out))
     worker.start()
-    time.sleep(0.3)
-    assert _reducers()  # bucket 0's exchange waits for the peer
+    # bucket 0's exchange waits for the peer (its 30 s timeout): polled, not a 0.3 s
+    # sleep that a loaded machine can outlast before the step reaches its first bucket
+    deadline = time.monotonic() + 20
+    while not _reducers():
+        assert worker.is_alive(), out
+        assert time.monotonic() < deadline, "no reducer thread waits for the peer"
+        time.sleep(0.01)
     shm.abort(path)  # what the driver does when a replica dies
     worker.join(10)
     assert not worker.is_alive()
