@@ -8,6 +8,9 @@ import time
 from lamina_service.queue import JobStatus
 
 SPEC = {"model": {}, "fit": {"epochs": 2, "validation_dataset_id": "d_val"}}
+# the lease of the claims that these tests let expire (the fixture's is the product's
+# 30 s): every wait for an expiry is at least this long, never a bound from above
+SHORT_LEASE = 0.2
 
 
 def submit(producer, tenant="alice"):
@@ -28,7 +31,7 @@ def test_claim_returns_the_job_and_marks_it_running(producer, make_consumer):
 
 def test_commit_succeeds_with_history(producer, make_consumer):
     job_id = submit(producer)
-    consumer = make_consumer()
+    consumer = make_consumer(lease_seconds=SHORT_LEASE)  # expired by the end: not reclaimed
     job = consumer.claim(block_ms=100)
     assert consumer.publish_event(job, "batch", {"batch": 0, "loss": 1.0})
     assert consumer.record_epoch(job, 0, {"loss": 1.0, "accuracy": 0.5})
@@ -42,23 +45,22 @@ def test_commit_succeeds_with_history(producer, make_consumer):
     kinds = [e.type for e in producer.events("alice", job_id)]
     assert kinds == ["state", "state", "batch", "epoch", "epoch", "state"]
     # a committed job is acknowledged: nothing is pending or redelivered
-    time.sleep(0.3)
+    time.sleep(SHORT_LEASE + 0.1)
     assert make_consumer("w2").claim(block_ms=50) is None
 
 
-def test_expired_lease_is_reclaimed_and_stale_attempt_fenced_out(producer, settings,
-                                                                 make_consumer):
+def test_expired_lease_is_reclaimed_and_stale_attempt_fenced_out(producer, make_consumer):
     job_id = submit(producer)
-    dead = make_consumer("dead")
+    dead = make_consumer("dead", lease_seconds=SHORT_LEASE)
     claimed = time.monotonic()
     stale = dead.claim(block_ms=100)
     alive = make_consumer("alive")
     # claims keep failing while the lease holds: the reclaim comes at its end, not before
     # (a bound a descheduled test cannot break, unlike "a claim right after is refused")
-    deadline = claimed + 30 * settings.lease_seconds
+    deadline = claimed + 30 * SHORT_LEASE
     while (fresh := alive.claim(block_ms=10)) is None:
         assert time.monotonic() < deadline, "the expired lease was never reclaimed"
-    assert time.monotonic() - claimed >= settings.lease_seconds
+    assert time.monotonic() - claimed >= SHORT_LEASE
     assert fresh.id == job_id and fresh.attempt == 2 and fresh.token > stale.token
     assert "lost" in producer.get("alice", job_id).error
     # the stale attempt can no longer write anything
@@ -75,7 +77,7 @@ def test_expired_lease_is_reclaimed_and_stale_attempt_fenced_out(producer, setti
 
 def test_heartbeat_keeps_the_lease(producer, make_consumer):
     """Heartbeats at the worker's pace (every third of a lease) keep the job through
-    twice its first lease. The lease is 1 s, not the suite's 0.2 s: a loaded machine
+    twice its first lease. The lease is 1 s, not SHORT_LEASE: a loaded machine
     can hold the test off the CPU for over 0.1 s between two heartbeats (with 0.2 s and
     0.1 s sleeps, a 150 ms stall failed 2 of 4 runs)."""
     lease = 1.0
@@ -108,8 +110,9 @@ def test_retryable_failure_requeues_until_max_attempts(producer, make_consumer):
 def test_worker_loss_beyond_max_attempts_dead_letters(producer, make_consumer):
     job_id = submit(producer)
     for n in range(3):
-        assert make_consumer(f"w{n}").claim(block_ms=100).attempt == n + 1
-        time.sleep(0.25)
+        assert make_consumer(f"w{n}", lease_seconds=SHORT_LEASE).claim(
+            block_ms=100).attempt == n + 1
+        time.sleep(SHORT_LEASE + 0.05)
     assert make_consumer("last").claim(block_ms=50) is None
     record = producer.get("alice", job_id)
     assert record.status is JobStatus.FAILED
@@ -158,9 +161,9 @@ def test_cancelled_queued_job_is_skipped(producer, make_consumer):
 
 def test_cancel_requested_job_is_cancelled_on_reclaim(producer, make_consumer):
     job_id = submit(producer)
-    make_consumer("dead").claim(block_ms=100)
+    make_consumer("dead", lease_seconds=SHORT_LEASE).claim(block_ms=100)
     producer.cancel("alice", job_id)
-    time.sleep(0.3)
+    time.sleep(SHORT_LEASE + 0.1)
     assert make_consumer("w2").claim(block_ms=10) is None
     assert producer.get("alice", job_id).status is JobStatus.CANCELLED
 
