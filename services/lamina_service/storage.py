@@ -367,17 +367,26 @@ class Storage:
         return path
 
     def list_checkpoints(self, job_id: str) -> list[dict[str, Any]]:
-        """Regular files in a job's checkpoint directory, by name."""
+        """Regular files in a job's checkpoint directory, by name.
+
+        The worker writes and prunes checkpoints while this lists them: a file removed
+        between the directory read and its ``stat`` is left out, not an error.
+        """
         folder = self.job_dir(job_id) / "checkpoints"
-        if not folder.is_dir():
+        try:
+            entries = sorted(os.scandir(folder), key=lambda e: e.name)
+        except (FileNotFoundError, NotADirectoryError):
             return []
         out = []
-        for entry in sorted(os.scandir(folder), key=lambda e: e.name):
-            if (entry.is_file(follow_symlinks=False) and ARTIFACT_NAME.fullmatch(entry.name)
+        for entry in entries:
+            if not (entry.is_file(follow_symlinks=False) and ARTIFACT_NAME.fullmatch(entry.name)
                     and not entry.name.endswith(".tmp")):
+                continue
+            try:
                 stat = entry.stat(follow_symlinks=False)
-                out.append({"name": entry.name, "bytes": stat.st_size,
-                            "modified": stat.st_mtime})
+            except FileNotFoundError:
+                continue
+            out.append({"name": entry.name, "bytes": stat.st_size, "modified": stat.st_mtime})
         return out
 
     def checkpoint_file(self, job_id: str, name: str) -> Path:

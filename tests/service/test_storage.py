@@ -80,3 +80,30 @@ def test_a_weights_upload_is_one_float32_row(storage):
                 {"weights": vector, "x": vector}):
         with pytest.raises(InvalidInput, match="weights"):
             ingest(storage, npz_bytes(**bad))
+
+
+def test_a_checkpoint_pruned_while_listing_is_left_out(storage, monkeypatch):
+    """The worker prunes old checkpoints while the API lists them (CI once failed on it):
+    a file gone between the directory read and its stat is not an error."""
+    import os
+
+    job_id = "j_" + "cd" * 12
+    folder = storage.checkpoint_dir(job_id)
+    for name in ("ckpt-000000-00000000.h5", "ckpt-000000-00000000.h5.sha256",
+                 "ckpt-000001-00000000.h5"):
+        (folder / name).write_bytes(b"x" * 8)
+    read_directory = os.scandir
+
+    def scandir_then_prune(path):
+        entries = list(read_directory(path))
+        for name in ("ckpt-000000-00000000.h5", "ckpt-000000-00000000.h5.sha256"):
+            (folder / name).unlink()
+        return iter(entries)
+
+    monkeypatch.setattr(os, "scandir", scandir_then_prune)
+    assert [c["name"] for c in storage.list_checkpoints(job_id)] == ["ckpt-000001-00000000.h5"]
+    monkeypatch.setattr(os, "scandir", read_directory)
+    for path in folder.iterdir():
+        path.unlink()
+    folder.rmdir()
+    assert storage.list_checkpoints(job_id) == []
