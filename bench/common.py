@@ -1,4 +1,5 @@
-"""Shared pieces of the side-by-side benchmarks: synthetic data, timing, the torch runner."""
+"""Shared pieces of the side-by-side benchmarks: synthetic data, timing, the torch and Keras
+runners."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -57,13 +59,61 @@ def torch_python() -> str | None:
     return None
 
 
-def run_json(cmd: list[str], timeout: int = 3600) -> dict:
+KERAS_CANDIDATES = ("/work/kvenv/bin/python", "/work/venv-keras/bin/python")
+
+
+def keras_env() -> dict:
+    """The environment of a Keras child: ``KERAS_BACKEND=jax`` (else Keras 3 imports
+    TensorFlow and fails without it) and no PYTHONPATH, so that our ``lamina`` (on it in
+    the project's shells) cannot stand in for anything in the other interpreter."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["KERAS_BACKEND"] = "jax"
+    return env
+
+
+def keras_python() -> str | None:
+    """A Python that imports Keras 3 on JAX: $LAMINA_BENCH_KERAS_PYTHON, this one, or a
+    side venv (``/work/kvenv``). Lamina never imports Keras; only its children do."""
+    candidates = [os.environ.get("LAMINA_BENCH_KERAS_PYTHON"), sys.executable,
+                  *KERAS_CANDIDATES]
+    probe_code = "import keras, sys; sys.exit(keras.backend.backend() != 'jax')"
+    for python in candidates:
+        if not python or not (shutil.which(python) or os.path.exists(python)):
+            continue
+        probe = subprocess.run([python, "-c", probe_code], capture_output=True, env=keras_env())
+        if probe.returncode == 0:
+            return python
+    return None
+
+
+def no_keras_line() -> str:
+    return ("keras not found (no $LAMINA_BENCH_KERAS_PYTHON, this Python or "
+            f"{' / '.join(KERAS_CANDIDATES)} imports keras on jax): no keras column")
+
+
+def run_json(cmd: list[str], timeout: int = 3600, env: dict | None = None) -> dict:
     """Run a benchmark subprocess and parse the last JSON line it prints."""
-    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     lines = [line for line in out.stdout.splitlines() if line.startswith("{")]
     if out.returncode or not lines:
         raise RuntimeError(f"benchmark failed: {' '.join(cmd)}\n{out.stderr[-3000:]}")
     return json.loads(lines[-1])
+
+
+def run_measured(cmd: list[str], env: dict | None = None) -> dict:
+    """Run a benchmark subprocess: its last JSON line plus its own peak RSS in MB
+    (``wait4``: this child's rusage, not its siblings')."""
+    with tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True, env=env)
+        out = proc.stdout.read()
+        proc.stdout.close()
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        err.seek(0)
+        lines = [line for line in out.splitlines() if line.startswith("{")]
+        if proc.returncode or not lines:
+            raise RuntimeError(f"benchmark failed: {' '.join(cmd)}\n{err.read()[-3000:]}")
+    return {**json.loads(lines[-1]), "peak_rss_mb": usage.ru_maxrss / 1024}
 
 
 class Timer:

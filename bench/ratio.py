@@ -1,12 +1,22 @@
-"""Lamina vs PyTorch train throughput, measured alternately in one run.
+"""Lamina vs PyTorch (and Keras on JAX) train throughput, measured alternately in one run.
 
     python bench/ratio.py --model mlp       # 60k samples, 3 epochs (first is warm-up)
     python bench/ratio.py --model cnn       # 12k samples, 2 epochs
     python bench/ratio.py --model cnn --threads 1   # 1 BLAS / torch thread: load-robust
 
 Prints each round's samples/s, peak RSS and the load average, and, last, the ratios of
-the medians (lamina / torch): train throughput and peak RSS. PyTorch is looked up in this
-Python, $LAMINA_BENCH_TORCH_PYTHON, or a side venv.
+the medians: lamina/torch (train throughput, peak RSS), then lamina/keras and keras/torch.
+PyTorch is looked up in this Python, $LAMINA_BENCH_TORCH_PYTHON, or a side venv; Keras 3
+(JAX backend) in $LAMINA_BENCH_KERAS_PYTHON, this Python, or ``/work/kvenv``, run with
+``KERAS_BACKEND=jax`` and without our PYTHONPATH. Without Keras one line says so and the
+rest is as without it. Keras trains bench/lamina_models.py's very model code
+(``--framework keras``: ``import keras`` where Lamina's run has ``import lamina as keras``)
+with its own ``fit``, one call per epoch, the first excluded (XLA compiles in it).
+
+Threads, left as each framework sets them: Lamina its own pool plus OpenBLAS's threads
+(``--threads`` caps BLAS); torch ``torch.get_num_threads()`` (the visible cores;
+``--threads`` sets it); XLA its own intra-op pool over the visible CPUs (``--threads``
+does not reach it: the keras column of a ``--threads`` run is at XLA's default).
 
 Peak RSS is the child's own (``wait4``) with its high-water mark reset right after the
 synthetic data set is made (``/proc/self/clear_refs``), so it is the data set plus
@@ -17,34 +27,15 @@ what glibc kept of them in the heap, 15-20 MB in either child, is trimmed first)
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import statistics
-import subprocess
 import sys
-import tempfile
 
-from common import HERE, torch_python
-
-
-def run_measured(cmd: list[str]) -> dict:
-    """Run a benchmark subprocess: its last JSON line plus its own peak RSS in MB."""
-    with tempfile.TemporaryFile("w+") as err:
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, text=True)
-        out = proc.stdout.read()
-        proc.stdout.close()
-        _, status, usage = os.wait4(proc.pid, 0)  # this child's own rusage
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        err.seek(0)
-        lines = [line for line in out.splitlines() if line.startswith("{")]
-        if proc.returncode or not lines:
-            raise RuntimeError(f"benchmark failed: {' '.join(cmd)}\n{err.read()[-3000:]}")
-    return {**json.loads(lines[-1]), "peak_rss_mb": usage.ru_maxrss / 1024}
+from common import HERE, keras_env, keras_python, no_keras_line, run_measured, torch_python
 
 
 def child(which: str, argv: list[str]) -> None:
-    """``ratio.py --child lamina|torch ARGS``: that framework's benchmark, with the peak
-    RSS reset once the data set exists."""
+    """``ratio.py --child lamina|keras|torch ARGS``: that framework's benchmark, with the
+    peak RSS reset once the data set exists."""
     import gc
 
     import common
@@ -69,12 +60,14 @@ def child(which: str, argv: list[str]) -> None:
 
     common.mnist_like = mnist_like_then_reset_peak
     sys.argv = [f"{which}_models.py", *argv]
-    if which == "lamina":
+    if which in ("lamina", "keras"):
         import lamina_models as models
+
+        sys.argv += ["--framework", which]
     elif which == "torch":
         import torch_models as models
     else:
-        raise SystemExit(f"--child must be 'lamina' or 'torch'. Received: {which!r}")
+        raise SystemExit(f"--child must be 'lamina', 'keras' or 'torch'. Received: {which!r}")
     models.main()
 
 
@@ -102,29 +95,41 @@ def main() -> None:
     common = ["--model", args.model, "--samples", str(samples), "--epochs", str(epochs)]
     if args.threads:
         common += ["--threads", str(args.threads)]
-    tpython = torch_python()
-    ours, theirs, our_rss, their_rss = [], [], [], []
+    runners = [("lamina", sys.executable, None)]
+    tpython, kpython = torch_python(), keras_python()
+    if tpython:
+        runners.append(("torch", tpython, None))
+    if kpython:
+        runners.append(("keras", kpython, keras_env()))
+    else:
+        print(no_keras_line(), flush=True)
+    speed = {name: [] for name, _, _ in runners}
+    rss = {name: [] for name, _, _ in runners}
     for _ in range(args.rounds):
-        o = run_measured([sys.executable, str(HERE / "ratio.py"), "--child", "lamina", *common])
-        ours.append(o["train_samples_per_s"])
-        our_rss.append(o["peak_rss_mb"])
-        line = (f"lamina {o['train_samples_per_s']:.0f} samples/s "
-                f"(peak RSS {o['peak_rss_mb']:.0f} MB, load {loadavg()})")
-        if tpython:
-            t = run_measured([tpython, str(HERE / "ratio.py"), "--child", "torch", *common])
-            theirs.append(t["train_samples_per_s"])
-            their_rss.append(t["peak_rss_mb"])
-            line += (f"   torch {t['train_samples_per_s']:.0f} samples/s "
-                     f"(peak RSS {t['peak_rss_mb']:.0f} MB, load {loadavg()})")
-        print(line, flush=True)
-    if not theirs:
+        columns = []
+        for name, python, env in runners:
+            r = run_measured([python, str(HERE / "ratio.py"), "--child", name, *common], env=env)
+            speed[name].append(r["train_samples_per_s"])
+            rss[name].append(r["peak_rss_mb"])
+            columns.append(f"{name} {r['train_samples_per_s']:.0f} samples/s "
+                           f"(peak RSS {r['peak_rss_mb']:.0f} MB, load {loadavg()})")
+        print("   ".join(columns), flush=True)
+    med = {name: statistics.median(v) for name, v in speed.items()}
+    rss_med = {name: statistics.median(v) for name, v in rss.items()}
+    if "torch" in med:
+        print(f"{args.model}: lamina/torch train throughput = {med['lamina'] / med['torch']:.3f}")
+        print(f"{args.model}: lamina/torch peak RSS = "
+              f"{rss_med['lamina'] / rss_med['torch']:.3f}")
+    else:
         print("torch not installed: no ratio (pip install torch==2.13.0)")
-        return
-    print(f"{args.model}: lamina/torch train throughput = "
-          f"{statistics.median(ours) / statistics.median(theirs):.3f}")
-    print(f"{args.model}: lamina/torch peak RSS = "
-          f"{statistics.median(our_rss) / statistics.median(their_rss):.3f}")
-
+    if "keras" in med:
+        print(f"{args.model}: lamina/keras train throughput = {med['lamina'] / med['keras']:.3f}")
+        print(f"{args.model}: lamina/keras peak RSS = "
+              f"{rss_med['lamina'] / rss_med['keras']:.3f}")
+    if "keras" in med and "torch" in med:
+        ratio = med["keras"] / med["torch"]
+        print(f"{args.model}: keras/torch train throughput = {ratio:.3f} "
+              f"(keras time = {1 / ratio:.2f}x torch's)")
 
 if __name__ == "__main__":
     main()
