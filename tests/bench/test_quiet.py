@@ -1,0 +1,105 @@
+"""bench/quiet.py's Span against real busy processes inside and outside the tree.
+
+The machine is shared, so "others" also holds whatever other sessions run: the
+assertions compare with the outsider's own CPU time read over the same span, and bound
+the tree by the machine's busy time, rather than expecting an exact 1.0.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "bench"))
+import quiet  # noqa: E402
+
+BUSY = "import time\nend = time.time() + 30\nwhile time.time() < end: pass\n"
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = quiet._stat_fields(pid)
+    return (int(fields[11]) + int(fields[12])) / quiet.TICK
+
+
+@pytest.fixture
+def outsider():
+    """A busy loop that is not our descendant: started by a shell that exits, so
+    the loop is reparented away from this process (double fork)."""
+    out = subprocess.run(
+        ["sh", "-c", f"{sys.executable} -c '{BUSY}' >/dev/null 2>&1 & echo $!"],
+        capture_output=True, text=True, check=True)
+    pid = int(out.stdout.strip())
+    yield pid
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def test_outsider_counts_as_others_not_tree(outsider):
+    assert outsider not in quiet.descendants(os.getpid())
+    time.sleep(0.3)  # past the interpreter's start-up
+    before = _cpu_seconds(outsider)
+    with quiet.Span() as span:
+        time.sleep(1.0)
+    outsider_cpu = (_cpu_seconds(outsider) - before) / span.seconds
+    assert outsider_cpu > 0.5, outsider_cpu  # it ran (it may share a core with others)
+    assert span.tree < 0.1, span.as_dict()  # we slept
+    # others holds the outsider (to the 10 ms tick on each of the three readings).
+    assert span.others > outsider_cpu - 0.06, (outsider_cpu, span.as_dict())
+    assert span.others <= quiet.NCPU + 0.05, span.as_dict()
+    assert span.describe().startswith(f"others {span.others:.2f} CPU, steal ")
+
+
+CPU = 0.5
+SPIN = f"import time\nwhile time.process_time() < {CPU}: pass\nprint('done', flush=True)\n"
+
+
+def test_children_grandchildren_and_threads_count_as_tree():
+    # Four known amounts of CPU (each loop runs to 0.5 s of its own CPU time): a child
+    # we reap during the span, a grandchild its shell reaps during the span, a child
+    # still alive (asleep) at the end, and a thread of this process.
+    def spin_thread():
+        start = time.thread_time()
+        while time.thread_time() - start < CPU:
+            pass
+
+    with quiet.Span() as span:
+        reaped_by_shell = subprocess.Popen(
+            ["sh", "-c", f"{sys.executable} -c \"{SPIN}\"; sleep 30"],
+            stdout=subprocess.PIPE, text=True)
+        lasting = subprocess.Popen([sys.executable, "-c", SPIN + "time.sleep(30)"],
+                                   stdout=subprocess.PIPE, text=True)
+        subprocess.run([sys.executable, "-c", SPIN], check=True, capture_output=True)
+        thread = threading.Thread(target=spin_thread)
+        thread.start()
+        thread.join()
+        assert reaped_by_shell.stdout.readline() == "done\n"
+        assert lasting.stdout.readline() == "done\n"
+        time.sleep(0.1)  # the shell reaps its child
+        processes = quiet.descendants(os.getpid())
+        assert lasting.pid in processes and reaped_by_shell.pid in processes
+    for proc in (lasting, reaped_by_shell):
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+    cpu = span.tree * span.seconds
+    # 4 x 0.5 s, less a 10 ms tick on each /proc reading; plus interpreter start-ups and
+    # this process's own forks and reads.
+    assert 4 * CPU - 0.03 < cpu < 4 * CPU + 0.3, span.as_dict()
+    assert span.tree <= span.busy + 0.05, span.as_dict()  # the tree is part of the machine
+    assert span.others >= -0.05, span.as_dict()
+    assert span.processes >= 2 and span.nvcsw + span.nivcsw > 0, span.as_dict()
+
+
+def test_vanished_process_is_left_out():
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    assert quiet._stat_fields(proc.pid) is None
+    assert quiet._threads(proc.pid) == {}
