@@ -138,8 +138,9 @@ class Span:
     Attributes (after the ``with`` block): ``seconds`` (wall), and per wall second
     ``tree``, ``busy``, ``steal``, ``others`` (``busy - tree``, steal included),
     ``wait`` (the tree's threads' run-queue wait); over the span ``nvcsw``, ``nivcsw``,
-    ``minflt``, ``majflt``, ``processes`` (descendants alive at the end) and
-    ``mhz`` (``/proc/cpuinfo``'s mean ``cpu MHz`` at the end; static in most VMs).
+    ``minflt``, ``majflt``, ``processes`` (descendants alive at the end),
+    ``mhz`` (``/proc/cpuinfo``'s mean ``cpu MHz`` at the end; static in most VMs) and
+    ``load1`` (the 1-minute load average at the end).
     """
 
     def __init__(self):
@@ -168,6 +169,7 @@ class Span:
         self.majflt = end.majflt - start.majflt
         self.processes = len(end.pids)
         self.mhz = cpu_mhz()
+        self.load1 = os.getloadavg()[0]
 
     def describe(self) -> str:
         """A short line: ``others 0.12 CPU, steal 0.00``."""
@@ -179,7 +181,7 @@ class Span:
         out = {k: round(getattr(self, k), 4) for k in keys}
         out.update(nvcsw=self.nvcsw, nivcsw=self.nivcsw, minflt=self.minflt,
                    majflt=self.majflt, processes=self.processes, ncpu=NCPU,
-                   mhz=self.mhz, load1=round(os.getloadavg()[0], 2))
+                   mhz=self.mhz, load1=round(self.load1, 2))
         return out
 
 

@@ -1,0 +1,41 @@
+"""bench/worker_allreduce.py end to end on a tiny run: the existing table, and the
+per-epoch spans (quiet.Span) it now adds."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.join(os.path.dirname(__file__), "..", "..")
+
+
+@pytest.mark.slow
+def test_epochs_carry_their_spans(tmp_path):
+    spans = tmp_path / "spans.json"
+    out = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "bench", "worker_allreduce.py"), "--models", "mlp",
+         "--setups", "local1", "--epochs", "3", "--mlp-samples", "1024",
+         "--spans-json", str(spans)],
+        capture_output=True, text=True, timeout=240, check=True).stdout
+    assert "| mlp | local fit, 1 thread | " in out  # the table the notes parse, unchanged
+    epochs = re.search(r"mlp local fit, 1 thread epochs: (.*)", out).group(1).split("; ")
+    assert len(epochs) == 3 and all(re.fullmatch(
+        r"\d+\.\d{3} s \(others -?\d+\.\d\d CPU, steal \d+\.\d\d, load \d+\.\d\)", e)
+        for e in epochs), epochs
+    row = re.search(r"\| mlp \| local fit, 1 thread \| [\d.]+ \| [\d,]+ \| (\d) of 2 \|", out)
+    assert row, out
+    records = json.loads(spans.read_text())
+    assert [r["epoch"] for r in records] == [0, 1, 2]
+    for r in records:
+        # One BLAS thread training: the tree is busy about one CPU (less when shared)
+        # and within the machine's busy time; the span brackets the timed epoch.
+        span = r["span"]
+        assert 0.3 < span["tree"] <= span["busy"] + 0.05, span
+        assert span["seconds"] >= r["seconds"], r
+    quiet = sum(r["span"]["others"] < 0.3 for r in records[1:])
+    assert int(row.group(1)) == quiet
