@@ -116,6 +116,55 @@ def run_measured(cmd: list[str], env: dict | None = None) -> dict:
     return {**json.loads(lines[-1]), "peak_rss_mb": usage.ru_maxrss / 1024}
 
 
+def runners() -> list[tuple[str, str, dict | None]]:
+    """``(framework, python, env)`` for each framework found, in the order a round runs
+    them: lamina (this Python), torch, keras. Prints one line when Keras is missing."""
+    found = [("lamina", sys.executable, None)]
+    tpython, kpython = torch_python(), keras_python()
+    if tpython:
+        found.append(("torch", tpython, None))
+    if kpython:
+        found.append(("keras", kpython, keras_env()))
+    else:
+        print(no_keras_line(), flush=True)
+    return found
+
+
+def side_by_side(rounds: int, command, describe=None) -> dict[str, list[dict]]:
+    """``rounds`` rounds, each running every framework of :func:`runners` once in turn
+    (``command(framework, python)`` -> argv; its JSON line plus its peak RSS), and printing
+    one line a round: ``<framework> <samples/s> samples/s (<describe(framework, result)>,
+    peak RSS <MB> MB, load <1-min load at its end>)`` for each. Returns the results a
+    framework."""
+    found = runners()
+    results: dict[str, list[dict]] = {name: [] for name, _, _ in found}
+    for _ in range(rounds):
+        columns = []
+        for name, python, env in found:
+            r = run_measured(command(name, python), env=env)
+            results[name].append(r)
+            extra = describe(name, r) if describe else ""
+            columns.append(f"{name} {r['train_samples_per_s']:.0f} samples/s ("
+                           f"{extra + ', ' if extra else ''}peak RSS {r['peak_rss_mb']:.0f} MB, "
+                           f"load {os.getloadavg()[0]:.2f})")
+        print("   ".join(columns), flush=True)
+    return results
+
+
+def print_keras_ratios(model: str, speed: dict[str, float], rss: dict[str, float] | None = None):
+    """The ratio lines with Keras (after a bench's own lamina/torch lines), from the median
+    samples/s (and peak RSS) a framework; nothing without Keras."""
+    if "keras" not in speed:
+        return
+    print(f"{model}: lamina/keras train throughput = {speed['lamina'] / speed['keras']:.3f}")
+    if rss:
+        print(f"{model}: lamina/keras peak RSS = {rss['lamina'] / rss['keras']:.3f}")
+    if "torch" in speed:
+        ratio = speed["keras"] / speed["torch"]
+        print(f"{model}: keras/torch train throughput = {ratio:.3f} "
+              f"(keras time = {1 / ratio:.2f}x torch's)")
+
+
 class Timer:
     def __enter__(self):
         self.start = time.perf_counter()

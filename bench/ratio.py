@@ -30,15 +30,14 @@ import argparse
 import statistics
 import sys
 
-from common import HERE, keras_env, keras_python, no_keras_line, run_measured, torch_python
+import common
+from common import HERE
 
 
 def child(which: str, argv: list[str]) -> None:
     """``ratio.py --child lamina|keras|torch ARGS``: that framework's benchmark, with the
     peak RSS reset once the data set exists."""
     import gc
-
-    import common
 
     generate = common.mnist_like
 
@@ -71,13 +70,6 @@ def child(which: str, argv: list[str]) -> None:
     models.main()
 
 
-def loadavg() -> str:
-    try:
-        return open("/proc/loadavg").read().split()[0]
-    except OSError:
-        return "?"
-
-
 def main() -> None:
     if sys.argv[1:2] == ["--child"]:
         child(sys.argv[2], sys.argv[3:])
@@ -92,44 +84,22 @@ def main() -> None:
     args = ap.parse_args()
     samples = args.samples or (60000 if args.model == "mlp" else 12000)
     epochs = args.epochs or (3 if args.model == "mlp" else 2)
-    common = ["--model", args.model, "--samples", str(samples), "--epochs", str(epochs)]
+    child_args = ["--model", args.model, "--samples", str(samples), "--epochs", str(epochs)]
     if args.threads:
-        common += ["--threads", str(args.threads)]
-    runners = [("lamina", sys.executable, None)]
-    tpython, kpython = torch_python(), keras_python()
-    if tpython:
-        runners.append(("torch", tpython, None))
-    if kpython:
-        runners.append(("keras", kpython, keras_env()))
-    else:
-        print(no_keras_line(), flush=True)
-    speed = {name: [] for name, _, _ in runners}
-    rss = {name: [] for name, _, _ in runners}
-    for _ in range(args.rounds):
-        columns = []
-        for name, python, env in runners:
-            r = run_measured([python, str(HERE / "ratio.py"), "--child", name, *common], env=env)
-            speed[name].append(r["train_samples_per_s"])
-            rss[name].append(r["peak_rss_mb"])
-            columns.append(f"{name} {r['train_samples_per_s']:.0f} samples/s "
-                           f"(peak RSS {r['peak_rss_mb']:.0f} MB, load {loadavg()})")
-        print("   ".join(columns), flush=True)
-    med = {name: statistics.median(v) for name, v in speed.items()}
-    rss_med = {name: statistics.median(v) for name, v in rss.items()}
-    if "torch" in med:
-        print(f"{args.model}: lamina/torch train throughput = {med['lamina'] / med['torch']:.3f}")
-        print(f"{args.model}: lamina/torch peak RSS = "
-              f"{rss_med['lamina'] / rss_med['torch']:.3f}")
+        child_args += ["--threads", str(args.threads)]
+    results = common.side_by_side(
+        args.rounds, lambda name, python: [python, str(HERE / "ratio.py"), "--child", name,
+                                           *child_args])
+    speed = {name: statistics.median(r["train_samples_per_s"] for r in rs)
+             for name, rs in results.items()}
+    rss = {name: statistics.median(r["peak_rss_mb"] for r in rs) for name, rs in results.items()}
+    if "torch" in speed:
+        print(f"{args.model}: lamina/torch train throughput = "
+              f"{speed['lamina'] / speed['torch']:.3f}")
+        print(f"{args.model}: lamina/torch peak RSS = {rss['lamina'] / rss['torch']:.3f}")
     else:
         print("torch not installed: no ratio (pip install torch==2.13.0)")
-    if "keras" in med:
-        print(f"{args.model}: lamina/keras train throughput = {med['lamina'] / med['keras']:.3f}")
-        print(f"{args.model}: lamina/keras peak RSS = "
-              f"{rss_med['lamina'] / rss_med['keras']:.3f}")
-    if "keras" in med and "torch" in med:
-        ratio = med["keras"] / med["torch"]
-        print(f"{args.model}: keras/torch train throughput = {ratio:.3f} "
-              f"(keras time = {1 / ratio:.2f}x torch's)")
+    common.print_keras_ratios(args.model, speed, rss)
 
 if __name__ == "__main__":
     main()

@@ -1,6 +1,7 @@
-"""One Transformer encoder block: Lamina vs PyTorch train throughput, in the same run.
+"""One Transformer encoder block: Lamina vs PyTorch (and Keras on JAX) train throughput,
+in the same run.
 
-    python bench/transformer.py                 # both frameworks, alternating rounds
+    python bench/transformer.py                 # every framework found, in turn each round
     python bench/transformer.py --worker lamina # one JSON line (used internally)
 
 Model, on (batch 128, 64 steps, 32 features): x + MultiHeadAttention(4 heads, key_dim 32)
@@ -9,20 +10,29 @@ Dense(10) softmax; Adam (Keras defaults), sparse categorical crossentropy. PyTor
 block is written out (q/k/v projections 32 -> 4x32, ``scaled_dot_product_attention``,
 output 4x32 -> 32) so that both do the same arithmetic; ``nn.MultiheadAttention`` would
 use 8-wide heads. PyTorch runs in a subprocess from this Python,
-$LAMINA_BENCH_TORCH_PYTHON or a side venv. The first epoch of each run is a warm-up.
+$LAMINA_BENCH_TORCH_PYTHON or a side venv. Keras 3 (JAX backend) runs the very builder
+Lamina runs (:func:`build` takes the module: ``keras`` instead of ``lamina``) with its own
+``fit``, in a subprocess from $LAMINA_BENCH_KERAS_PYTHON, this Python or ``/work/kvenv``
+(``KERAS_BACKEND=jax``); without it one line says so. The first epoch of each run is a
+warm-up (for Keras it holds XLA's compilation).
+
+Each round line gives each framework's samples/s, its child's peak RSS (``wait4``) and the
+load after it; last the ratios of the medians: lamina/torch, lamina/keras, keras/torch.
+Threads, as each framework sets them: Lamina its pool plus OpenBLAS's threads, torch
+``torch.get_num_threads()`` (the visible cores), XLA its own intra-op pool over the
+visible CPUs.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
-import os
 import statistics
-import sys
 import time
 
 import numpy as np
-from common import HERE, run_json, torch_python
+from common import HERE, print_keras_ratios, side_by_side
 
 STEPS, FEATURES, HEADS, KEY_DIM, HIDDEN, CLASSES = 64, 32, 4, 32, 128, 10
 
@@ -36,11 +46,10 @@ def sequences(n: int, seed: int = 0):
     return x, y
 
 
-def build_lamina():
-    """The block in Lamina, compiled, seeded (also used by transformer_kernels_ab.py)."""
-    import lamina as keras
-    from lamina import layers
-
+def build(keras):
+    """The block built and compiled with ``keras``, a Keras-API module (``lamina`` or
+    ``keras``), seeded."""
+    layers = keras.layers
     keras.utils.set_random_seed(0)
     inputs = keras.Input((STEPS, FEATURES))
     attended = layers.MultiHeadAttention(num_heads=HEADS, key_dim=KEY_DIM)(inputs, inputs)
@@ -53,21 +62,35 @@ def build_lamina():
     return model
 
 
-def run_lamina(args) -> dict:
-    model = build_lamina()
+def build_lamina():
+    """The block in Lamina, compiled, seeded (also used by transformer_kernels_ab.py)."""
+    import lamina
+
+    return build(lamina)
+
+
+def run_fit(args) -> dict:
+    """``args.worker`` ("lamina" or "keras") trains the block with its own ``fit``."""
+    keras = importlib.import_module(args.worker)
+    model = build(keras)
     x, y = sequences(args.samples)
     times, losses = [], []
     for _ in range(args.epochs):
         start = time.perf_counter()
         history = model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0)
         times.append(time.perf_counter() - start)
-        losses.append(history.history["loss"][-1])
+        losses.append(float(history.history["loss"][-1]))
     steady = times[1:] or times
-    from lamina.backend.threads import pool_stats
+    result = {"framework": args.worker,
+              "train_samples_per_s": args.samples * len(steady) / sum(steady),
+              "epoch_seconds": times, "loss": losses}
+    if args.worker == "lamina":
+        from lamina.backend.threads import pool_stats
 
-    # stalls > 0: a neighbour took a core and the pool ran solo for a while (not a quiet figure)
-    return {"framework": "lamina", "train_samples_per_s": args.samples * len(steady) / sum(steady),
-            "epoch_seconds": times, "loss": losses, "pool": pool_stats()}
+        # stalls > 0: a neighbour took a core and the pool ran solo for a while (not a
+        # quiet figure)
+        result["pool"] = pool_stats()
+    return result
 
 
 def run_torch(args) -> dict:
@@ -130,41 +153,39 @@ def run_torch(args) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--worker", choices=["lamina", "torch"])
+    ap.add_argument("--worker", choices=["lamina", "keras", "torch"])
     ap.add_argument("--samples", type=int, default=128 * 24)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--rounds", type=int, default=2)
     args = ap.parse_args()
     if args.worker:
-        run = run_lamina if args.worker == "lamina" else run_torch
+        run = run_torch if args.worker == "torch" else run_fit
         print(json.dumps({"model": "transformer", **run(args)}))
         return
-    common = ["--samples", str(args.samples), "--epochs", str(args.epochs),
-              "--batch-size", str(args.batch_size)]
-    tpython = torch_python()
-    ours, theirs = [], []
-    for _ in range(args.rounds):
-        # The machine may be shared: the 1-minute load average is printed with each figure.
-        load = os.getloadavg()[0]
-        o = run_json([sys.executable, str(HERE / "transformer.py"), "--worker", "lamina", *common])
-        ours.append(o["train_samples_per_s"])
-        line = (f"lamina {o['train_samples_per_s']:.0f} samples/s (load {load:.2f}, pool stalls "
-                f"{o.get('pool', {}).get('stalls', '?')})")
-        if tpython:
-            load = os.getloadavg()[0]
-            t = run_json([tpython, str(HERE / "transformer.py"), "--worker", "torch", *common])
-            theirs.append(t["train_samples_per_s"])
-            line += f"   torch {t['train_samples_per_s']:.0f} samples/s (load {load:.2f})"
-        print(line, flush=True)
-    if not theirs:
-        print("torch not installed: no ratio (pip install torch==2.13.0)")
-        return
-    print(f"medians: lamina {statistics.median(ours):.0f}, torch "
-          f"{statistics.median(theirs):.0f} samples/s")
-    print(f"transformer: lamina/torch train throughput = "
-          f"{statistics.median(ours) / statistics.median(theirs):.3f}")
+    child_args = ["--samples", str(args.samples), "--epochs", str(args.epochs),
+                  "--batch-size", str(args.batch_size)]
 
+    def stalls(name, result):
+        if name != "lamina":
+            return ""
+        return f"pool stalls {result.get('pool', {}).get('stalls', '?')}"
+
+    # The machine may be shared: the 1-minute load average is printed with each figure.
+    results = side_by_side(
+        args.rounds, lambda name, python: [python, str(HERE / "transformer.py"), "--worker",
+                                           name, *child_args], stalls)
+    speed = {name: statistics.median(r["train_samples_per_s"] for r in rs)
+             for name, rs in results.items()}
+    if "torch" not in speed:
+        print("torch not installed: no ratio (pip install torch==2.13.0)")
+    else:
+        print(f"medians: lamina {speed['lamina']:.0f}, torch {speed['torch']:.0f} samples/s")
+        print(f"transformer: lamina/torch train throughput = "
+              f"{speed['lamina'] / speed['torch']:.3f}")
+    if "keras" in speed:
+        print(f"medians: keras {speed['keras']:.0f} samples/s")
+    print_keras_ratios("transformer", speed)
 
 if __name__ == "__main__":
     main()
