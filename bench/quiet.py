@@ -18,6 +18,9 @@ measurement (an epoch, a round) and reports, per wall second (0..ncpu):
 * ``wait``: run-queue wait of the tree's threads (``/proc/<pid>/task/<tid>/schedstat``,
   second field), threads alive at the end: time our threads were runnable but not
   running, whether behind another process or behind each other.
+* ``pressure``: the machine's CPU pressure (``/proc/pressure/cpu``, ``some``): the share
+  of the wall time in which at least one runnable task waited for a CPU (0..1; None
+  without PSI).
 * ``nvcsw``/``nivcsw``/``minflt``/``majflt``: the tree's context switches and page
   faults over the span (threads alive at the end for the switches).
 
@@ -64,6 +67,14 @@ def machine_ticks() -> tuple[int, int]:
     assert fields[0] == "cpu", fields
     user, nice, system, _idle, _iowait, irq, softirq, steal = map(int, fields[1:9])
     return user + nice + system + irq + softirq + steal, steal
+
+
+def cpu_pressure_us() -> int | None:
+    """Microseconds since boot in which some runnable task waited for a CPU (PSI)."""
+    text = _read("/proc/pressure/cpu")
+    if not text:
+        return None
+    return int(text.split("\n")[0].rsplit("total=", 1)[1])
 
 
 def descendants(root: int) -> list[int]:
@@ -113,6 +124,7 @@ class _Sample:
         assert root == os.getpid(), "getrusage reads this process: the root must be it"
         self.wall = time.monotonic()
         self.busy, self.steal = machine_ticks()
+        self.pressure = cpu_pressure_us()
         own = resource.getrusage(resource.RUSAGE_SELF)
         reaped = resource.getrusage(resource.RUSAGE_CHILDREN)
         self.tree = own.ru_utime + own.ru_stime + reaped.ru_utime + reaped.ru_stime
@@ -137,8 +149,9 @@ class Span:
 
     Attributes (after the ``with`` block): ``seconds`` (wall), and per wall second
     ``tree``, ``busy``, ``steal``, ``others`` (``busy - tree``, steal included),
-    ``wait`` (the tree's threads' run-queue wait); over the span ``nvcsw``, ``nivcsw``,
-    ``minflt``, ``majflt``, ``processes`` (descendants alive at the end),
+    ``wait`` (the tree's threads' run-queue wait), ``pressure`` (PSI cpu ``some``);
+    over the span ``nvcsw``, ``nivcsw``, ``minflt``, ``majflt``, ``processes``
+    (descendants alive at the end),
     ``mhz`` (``/proc/cpuinfo``'s mean ``cpu MHz`` at the end; static in most VMs) and
     ``load1`` (the 1-minute load average at the end).
     """
@@ -159,6 +172,8 @@ class Span:
         self.busy = (end.busy - start.busy) / TICK * per_s
         self.steal = (end.steal - start.steal) / TICK * per_s
         self.others = self.busy - self.tree
+        self.pressure = (None if start.pressure is None else
+                         (end.pressure - start.pressure) / 1e6 * per_s)
         wait = nvcsw = nivcsw = 0
         for key, (w, v, iv) in end.threads.items():
             w0, v0, iv0 = start.threads.get(key, (0, 0, 0))  # a thread born in the span
@@ -179,6 +194,7 @@ class Span:
         """Every figure, rounded, for JSON."""
         keys = ("seconds", "tree", "busy", "steal", "others", "wait")
         out = {k: round(getattr(self, k), 4) for k in keys}
+        out["pressure"] = None if self.pressure is None else round(self.pressure, 4)
         out.update(nvcsw=self.nvcsw, nivcsw=self.nivcsw, minflt=self.minflt,
                    majflt=self.majflt, processes=self.processes, ncpu=NCPU,
                    mhz=self.mhz, load1=round(self.load1, 2))
