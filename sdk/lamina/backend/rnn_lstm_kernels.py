@@ -74,6 +74,30 @@ def gate_scales(units, dtype):
     return scale, shift
 
 
+def _tanh_approx(a, c):
+    """Eigen's float tanh of ``a``: clamp, then the odd over the even polynomial (Horner
+    in ``a * a``). ``c`` is :func:`constants` after the ``1``, as a tuple (scalars once
+    unpacked, so a loop keeps them in registers). The kernels call it as ``_tanh``, its
+    numba form inlined into their loops (see :func:`_load_numbas_blas`), so the loops
+    still vectorise."""
+    clamp, a13, a11, a9, a7, a5, a3, a1, b6, b4, b2, b0 = c
+    a = min(max(a, -clamp), clamp)
+    a2 = a * a
+    p = a2 * a13 + a11
+    p = a2 * p + a9
+    p = a2 * p + a7
+    p = a2 * p + a5
+    p = a2 * p + a3
+    p = a2 * p + a1
+    d = a2 * b6 + b4
+    d = a2 * d + b2
+    d = a2 * d + b0
+    return a * p / d
+
+
+_tanh = _tanh_approx  # (numba's inline="always" form once loaded: _load_numbas_blas)
+
+
 @compiled.kernel
 def lstm_forward(x, wt, wx, h0, c0, rmask, mask, scale, shift, k, blas, ab, hx, z, cs, tc, hs,
                  lo, s_lo, s_hi, back, has_mask, has_rmask, skip_h0, exact):
@@ -89,9 +113,8 @@ def lstm_forward(x, wt, wx, h0, c0, rmask, mask, scale, shift, k, blas, ab, hx, 
     kk, t, width = hx.shape
     u = tc.shape[1]
     f = x.shape[2]
-    one, clamp = k[0], k[1]
-    a13, a11, a9, a7, a5, a3, a1 = k[2], k[3], k[4], k[5], k[6], k[7], k[8]
-    b6, b4, b2, b0 = k[9], k[10], k[11], k[12]
+    one = k[0]
+    c = (k[1], k[2], k[3], k[4], k[5], k[6], k[7], k[8], k[9], k[10], k[11], k[12])
     if s_lo == 0:
         for s in range(t):
             src = t - 1 - s if back else s
@@ -129,19 +152,7 @@ def lstm_forward(x, wt, wx, h0, c0, rmask, mask, scale, shift, k, blas, ab, hx, 
                     zg[j] = np.tanh(zg[j] * sc) * sc + sh
             else:
                 for j in range(n):
-                    a = zg[j] * sc
-                    a = min(max(a, -clamp), clamp)
-                    a2 = a * a
-                    p = a2 * a13 + a11
-                    p = a2 * p + a9
-                    p = a2 * p + a7
-                    p = a2 * p + a5
-                    p = a2 * p + a3
-                    p = a2 * p + a1
-                    d = a2 * b6 + b4
-                    d = a2 * d + b2
-                    d = a2 * d + b0
-                    zg[j] = a * p / d * sc + sh
+                    zg[j] = _tanh(zg[j] * sc, c) * sc + sh
         ig, fg, gg, og = zf[:n], zf[n:2 * n], zf[2 * n:3 * n], zf[3 * n:]
         cp, cn, hss = cs[s], cs[s + 1], hs[s]
         cpf, cnf, tcf, hf = cp.reshape(n), cn.reshape(n), tc[s].reshape(n), hss.reshape(n)
@@ -152,18 +163,7 @@ def lstm_forward(x, wt, wx, h0, c0, rmask, mask, scale, shift, k, blas, ab, hx, 
                 tcf[j] = np.tanh(cnf[j])
         else:
             for j in range(n):
-                a = min(max(cnf[j], -clamp), clamp)
-                a2 = a * a
-                p = a2 * a13 + a11
-                p = a2 * p + a9
-                p = a2 * p + a7
-                p = a2 * p + a5
-                p = a2 * p + a3
-                p = a2 * p + a1
-                d = a2 * b6 + b4
-                d = a2 * d + b2
-                d = a2 * d + b0
-                tcf[j] = a * p / d
+                tcf[j] = _tanh(cnf[j], c)
         for j in range(n):
             hf[j] = og[j] * tcf[j]
         if has_mask:  # a masked step keeps the states
@@ -267,16 +267,20 @@ def _load_numbas_blas():
     # and the copies cost ~0.3 ms of a lane's backward). The same call as np.dot's, so
     # the same bits. scipy's BLAS is loaded before a block opens, so that
     # blas_threads.one_blas_thread finds it.
-    global _xxgemm
+    # It also compiles the tanh the kernels share: inlined in numba's IR (before typing),
+    # so each loop that calls it is compiled as if the polynomial were written out there.
+    global _xxgemm, _tanh
     try:
         import scipy.linalg.cython_blas  # noqa: F401
     except ImportError:  # (numba then says that its BLAS needs scipy)
         pass
     if _xxgemm is None:
+        import numba
         from numba import types
 
+        _tanh = numba.njit(inline="always", **compiled.NUMBA_OPTIONS)(_tanh_approx)
         p, i = types.voidptr, types.intp
-        _xxgemm = types.ExternalFunction("numba_xxgemm", types.intc(
+        _xxgemm = types.ExternalFunction("numba_xxgemm", types.intc(  # (last: see `if`)
             types.char, types.char, types.char, i, i, i, p, p, i, p, i, p, p, i))
 
 
