@@ -134,19 +134,26 @@ def side_by_side(rounds: int, command, describe=None) -> dict[str, list[dict]]:
     """``rounds`` rounds, each running every framework of :func:`runners` once in turn
     (``command(framework, python)`` -> argv; its JSON line plus its peak RSS), and printing
     one line a round: ``<framework> <samples/s> samples/s (<describe(framework, result)>,
-    peak RSS <MB> MB, load <1-min load at its end>)`` for each. Returns the results a
-    framework."""
+    peak RSS <MB> MB, load <1-min load at its end>, others <CPU> CPU, steal <CPU>)`` for
+    each, the last two from a ``quiet.Span`` around that child alone (the whole child:
+    start-up, data, warm-up and timed epochs; ``others``: the CPUs busy with anything but
+    this process tree, per wall second). Returns the results a framework, each with its
+    span's figures (``"span"``)."""
+    import quiet
+
     found = runners()
     results: dict[str, list[dict]] = {name: [] for name, _, _ in found}
     for _ in range(rounds):
         columns = []
         for name, python, env in found:
-            r = run_measured(command(name, python), env=env)
+            with quiet.Span() as span:
+                r = run_measured(command(name, python), env=env)
+            r["span"] = span.as_dict()
             results[name].append(r)
             extra = describe(name, r) if describe else ""
             columns.append(f"{name} {r['train_samples_per_s']:.0f} samples/s ("
                            f"{extra + ', ' if extra else ''}peak RSS {r['peak_rss_mb']:.0f} MB, "
-                           f"load {os.getloadavg()[0]:.2f})")
+                           f"load {os.getloadavg()[0]:.2f}, {span.describe()})")
         print("   ".join(columns), flush=True)
     return results
 
