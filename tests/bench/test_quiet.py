@@ -49,7 +49,9 @@ def test_outsider_counts_as_others_not_tree(outsider):
     with quiet.Span() as span:
         time.sleep(1.0)
     outsider_cpu = (_cpu_seconds(outsider) - before) / span.seconds
-    assert outsider_cpu > 0.5, outsider_cpu  # it ran (it may share a core with others)
+    # It ran: about 1 CPU on a quiet machine, less when others share the two cores (0.47
+    # at load 5).
+    assert outsider_cpu > 0.2, outsider_cpu
     assert span.tree < 0.1, span.as_dict()  # we slept
     # others holds the outsider (to the 10 ms tick on each of the three readings).
     assert span.others > outsider_cpu - 0.06, (outsider_cpu, span.as_dict())
