@@ -59,7 +59,9 @@ def torch_python() -> str | None:
     return None
 
 
-KERAS_CANDIDATES = ("/work/kvenv/bin/python", "/work/venv-keras/bin/python")
+# the side venvs, then the CI's (.ci/run makes it for the Keras interop tests)
+KERAS_CANDIDATES = ("/work/kvenv/bin/python", "/work/venv-keras/bin/python",
+                    str(HERE.parent / "build" / "keras-venv" / "bin" / "python"))
 
 
 def keras_env() -> dict:
@@ -73,9 +75,13 @@ def keras_env() -> dict:
 
 def keras_python() -> str | None:
     """A Python that imports Keras 3 on JAX: $LAMINA_BENCH_KERAS_PYTHON, this one, or a
-    side venv (``/work/kvenv``). Lamina never imports Keras; only its children do."""
-    candidates = [os.environ.get("LAMINA_BENCH_KERAS_PYTHON"), sys.executable,
-                  *KERAS_CANDIDATES]
+    venv (``/work/kvenv``, the CI's ``build/keras-venv``); None when none does or
+    $LAMINA_BENCH_KERAS_PYTHON is ``none`` (the benches as without Keras). Lamina never
+    imports Keras; only the benches' children do."""
+    chosen = os.environ.get("LAMINA_BENCH_KERAS_PYTHON")
+    if chosen == "none":
+        return None
+    candidates = [chosen, sys.executable, *KERAS_CANDIDATES]
     probe_code = "import keras, sys; sys.exit(keras.backend.backend() != 'jax')"
     for python in candidates:
         if not python or not (shutil.which(python) or os.path.exists(python)):
@@ -88,7 +94,7 @@ def keras_python() -> str | None:
 
 def no_keras_line() -> str:
     return ("keras not found (no $LAMINA_BENCH_KERAS_PYTHON, this Python or "
-            f"{' / '.join(KERAS_CANDIDATES)} imports keras on jax): no keras column")
+            f"{', '.join(KERAS_CANDIDATES)} imports keras on jax): no keras column")
 
 
 def run_json(cmd: list[str], timeout: int = 3600, env: dict | None = None) -> dict:

@@ -88,6 +88,7 @@ def main() -> None:
     print(json.dumps({"framework": args.framework, "model": args.model,
                       "train_samples_per_s": args.samples * len(steady) / sum(steady),
                       "predict_samples_per_s": args.samples / predict_seconds,
+                      "params": model.count_params(),
                       "epoch_seconds": times, "loss": losses, "threads": used,
                       "pool": pool}))
 

@@ -68,7 +68,7 @@ def run_fit(args) -> dict:
     steady = times[1:] or times
     return {"framework": args.worker,
             "train_samples_per_s": args.samples * len(steady) / sum(steady),
-            "epoch_seconds": times, "loss": losses}
+            "epoch_seconds": times, "loss": losses, "params": model.count_params()}
 
 
 def run_torch(args) -> dict:
@@ -107,7 +107,8 @@ def run_torch(args) -> dict:
     steady = times[1:] or times
     return {"framework": "torch", "threads": torch.get_num_threads(),
             "train_samples_per_s": args.samples * len(steady) / sum(steady),
-            "epoch_seconds": times, "loss": losses}
+            "epoch_seconds": times, "loss": losses,
+            "params": sum(p.numel() for p in net.parameters())}
 
 
 def main() -> None:

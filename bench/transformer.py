@@ -83,7 +83,7 @@ def run_fit(args) -> dict:
     steady = times[1:] or times
     result = {"framework": args.worker,
               "train_samples_per_s": args.samples * len(steady) / sum(steady),
-              "epoch_seconds": times, "loss": losses}
+              "epoch_seconds": times, "loss": losses, "params": model.count_params()}
     if args.worker == "lamina":
         from lamina.backend.threads import pool_stats
 
