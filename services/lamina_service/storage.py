@@ -20,11 +20,12 @@ import hashlib
 import json
 import os
 import re
+import stat as stat_module
 import zipfile
 from collections.abc import AsyncIterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -42,6 +43,8 @@ from lamina_service.errors import InvalidInput, NotFound, PayloadTooLarge
 
 DATASET_ID = re.compile(r"^d_[0-9a-f]{64}$")
 JOB_ID = re.compile(r"^j_[0-9a-f]{24}$")
+#: A job's final model, in its job directory.
+MODEL_FILE = "model.keras"
 ARTIFACT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
 #: The one array of a weights upload (a model's weights flattened in order, float32,
 #: shape (1, parameters)): what ``Client.fit`` sends for ``fit.initial_weights_id``.
@@ -351,20 +354,29 @@ class Storage:
 
     def model_path(self, job_id: str) -> Path:
         """Where the worker writes a job's final ``.keras`` file (parent created)."""
-        path = self.job_dir(job_id) / "model.keras"
+        path = self.job_dir(job_id) / MODEL_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
     def final_model(self, job_id: str) -> Path:
-        """The final model file of a job.
+        """The final model file of a job (for reading in this process; the API serves
+        :meth:`open_final_model`).
 
         Raises:
             NotFound: no such job or the model was not written.
         """
-        path = self.job_dir(job_id) / "model.keras"
+        path = self.job_dir(job_id) / MODEL_FILE
         if not path.is_file() or path.is_symlink():
-            raise NotFound(f"job {job_id!r} has no final model", field="job_id")
+            raise _no_model(job_id)
         return path
+
+    def open_final_model(self, job_id: str) -> BinaryIO:
+        """The final model file of a job, open for reading.
+
+        Raises:
+            NotFound: no such job or the model was not written.
+        """
+        return _open_regular(self.job_dir(job_id) / MODEL_FILE, _no_model(job_id))
 
     def list_checkpoints(self, job_id: str) -> list[dict[str, Any]]:
         """Regular files in a job's checkpoint directory, by name.
@@ -389,16 +401,34 @@ class Storage:
             out.append({"name": entry.name, "bytes": stat.st_size, "modified": stat.st_mtime})
         return out
 
-    def checkpoint_file(self, job_id: str, name: str) -> Path:
-        """Path of one checkpoint, after checking ``name`` and that it is a regular file.
+    def open_checkpoint(self, job_id: str, name: str) -> BinaryIO:
+        """One checkpoint, open for reading, after checking ``name``.
+
+        Open, not a path: the worker prunes old checkpoints while the API serves them, and
+        an open file outlives its unlinking, so a download that started completes.
 
         Raises:
             NotFound: malformed name, or no such checkpoint.
         """
         check_id(name, ARTIFACT_NAME, "name")
-        path = self.job_dir(job_id) / "checkpoints" / name
-        if path.is_symlink() or not path.is_file() or path.parent.resolve() != (
-            self.job_dir(job_id) / "checkpoints"
-        ).resolve():
-            raise NotFound(f"job {job_id!r} has no checkpoint {name!r}", field="name")
-        return path
+        return _open_regular(self.job_dir(job_id) / "checkpoints" / name,
+                             NotFound(f"job {job_id!r} has no checkpoint {name!r}",
+                                      field="name"))
+
+
+def _no_model(job_id: str) -> NotFound:
+    return NotFound(f"job {job_id!r} has no final model", field="job_id")
+
+
+def _open_regular(path: Path, missing: NotFound) -> BinaryIO:
+    """``path`` opened for reading if it is a regular file, not through a symlink in its
+    last component (``O_NOFOLLOW``); else ``missing`` is raised."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError:  # absent, a symlink (ELOOP), a folder's missing parent
+        raise missing from None
+    if not stat_module.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise missing
+    return os.fdopen(fd, "rb")
+

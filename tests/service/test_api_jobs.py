@@ -90,6 +90,9 @@ def test_history_events_and_artifacts(client, app, dataset_id, consumer):
     assert [c["name"] for c in listing] == ["epoch-0001.weights.h5"]
     ckpt = client.get(f"/v1/jobs/{job_id}/checkpoints/epoch-0001.weights.h5", headers=AUTH_A)
     assert ckpt.content == b"ckpt"
+    assert ckpt.headers["content-length"] == "4" and ckpt.headers["content-disposition"] == (
+        'attachment; filename="epoch-0001.weights.h5"')
+    assert model.headers["content-disposition"] == f'attachment; filename="{job_id}.keras"'
 
 
 def test_model_before_success_is_404(client, dataset_id):

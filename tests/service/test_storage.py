@@ -42,11 +42,11 @@ def test_ingest_over_cap_leaves_no_file(storage):
 @pytest.mark.parametrize("bad", ["../x", "d_" + "0" * 63 + "/", "j_../..", "", "D_" + "0" * 64])
 def test_malformed_ids_never_reach_the_filesystem(storage, bad):
     for call in (storage.dataset_path, storage.job_dir, storage.final_model,
-                 storage.list_checkpoints):
+                 storage.open_final_model, storage.list_checkpoints):
         with pytest.raises(NotFound):
             call(bad)
     with pytest.raises(NotFound):
-        storage.checkpoint_file("j_" + "0" * 24, bad or "..")
+        storage.open_checkpoint("j_" + "0" * 24, bad or "..")
 
 
 def test_atomic_write_replaces_and_cleans_up(tmp_path):
@@ -107,3 +107,36 @@ def test_a_checkpoint_pruned_while_listing_is_left_out(storage, monkeypatch):
         path.unlink()
     folder.rmdir()
     assert storage.list_checkpoints(job_id) == []
+
+
+def test_a_checkpoint_being_served_survives_its_pruning(storage):
+    """The API streams from an open file: the worker pruning the checkpoint mid-download
+    does not cut the download short."""
+    job_id = "j_" + "ef" * 12
+    folder = storage.checkpoint_dir(job_id)
+    (folder / "ckpt-000001-00000000.h5").write_bytes(b"w" * 3000)
+    with storage.open_checkpoint(job_id, "ckpt-000001-00000000.h5") as handle:
+        first = handle.read(1000)
+        (folder / "ckpt-000001-00000000.h5").unlink()
+        assert first + handle.read() == b"w" * 3000
+    with pytest.raises(NotFound, match="ckpt-000001-00000000.h5"):
+        storage.open_checkpoint(job_id, "ckpt-000001-00000000.h5")
+
+
+def test_artifacts_behind_symlinks_or_folders_are_not_served(storage, tmp_path):
+    job_id = "j_" + "12" * 12
+    secret = tmp_path / "secret"
+    secret.write_bytes(b"not yours")
+    folder = storage.checkpoint_dir(job_id)
+    (folder / "link.h5").symlink_to(secret)
+    (folder / "sub.h5").mkdir()
+    storage.model_path(job_id).symlink_to(secret)
+    for name in ("link.h5", "sub.h5"):
+        with pytest.raises(NotFound, match=name):
+            storage.open_checkpoint(job_id, name)
+    with pytest.raises(NotFound, match="no final model"):
+        storage.open_final_model(job_id)
+    storage.model_path(job_id).unlink()
+    storage.model_path(job_id).write_bytes(b"PK")
+    with storage.open_final_model(job_id) as handle:
+        assert handle.read() == b"PK"
