@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import signal
@@ -272,26 +273,76 @@ def test_what_cannot_run_remotely_is_refused_locally(client, xy):
         client.fit(model, xy[0], xy[1][:10])
 
 
-def test_rate_limited_requests_wait_for_retry_after_then_succeed(redis_url, tmp_path):
-    """A 429 from the tenant's token bucket is retried after its Retry-After; with no
-    retries left the client raises RateLimited naming the limit."""
-    from lamina_service.config import Settings
+def watch_requests(sdk_client) -> list[list[dict]]:
+    """What the client's transport sends, grouped by call (append ``[]`` before each call):
+    per request its send time and its answer's status, ``Retry-After`` and arrival time
+    (``time.monotonic()``), seen through httpx's event hooks on the real exchanges."""
+    calls: list[list[dict]] = []
 
-    settings = Settings(redis_url=redis_url, storage_root=str(tmp_path / "storage"),
-                        api_keys={API_KEY: "sdk"},
-                        quotas={"rate_per_second": 1.0, "rate_burst": 1})
-    server = LiveServer(settings).start()
+    def sent(request):
+        calls[-1].append({"sent": time.monotonic()})
+
+    def answered(response):
+        calls[-1][-1].update(status=response.status_code, answered=time.monotonic(),
+                             retry_after=response.headers.get("Retry-After"))
+
+    http = sdk_client._http._client
+    hooks = http.event_hooks
+    http.event_hooks = {"request": [*hooks["request"], sent],
+                        "response": [*hooks["response"], answered]}
+    return calls
+
+
+def test_rate_limited_requests_wait_for_retry_after_then_succeed(api_settings):
+    """A 429 from the tenant's token bucket is retried after its Retry-After, and once is
+    enough: that wait gives back the missing token. With no retries left the client
+    raises RateLimited naming the limit."""
+    from lamina_service.config import Quotas
+
+    quotas = Quotas(rate_per_second=1.0, rate_burst=1)
+    # The server's Retry-After is the time until the next token, (1 - tokens) / rate with
+    # 0 <= tokens < 1, rounded up to whole seconds: between 1 and ceil(1 / rate). Waiting
+    # it refills >= 1 token, so with this client alone on the tenant a call is refused at
+    # most once (a client that ignores Retry-After, or retries early, is refused again).
+    longest_wait = max(1, math.ceil(1 / quotas.rate_per_second))
+    refusals_per_call = 1
+    # (liveness only: an honest run needs a few seconds, the per-test timeout is 300 s)
+    patience = 30 * longest_wait
+    server = LiveServer(api_settings.model_copy(update={"quotas": quotas})).start()
     try:
-        with lamina.Client(server.url, api_key=API_KEY, retries=4) as patient:
-            start = time.monotonic()
-            for _ in range(3):
+        # retries: room for more refusals than the bound, so that a client breaking it
+        # fails the count below rather than raising
+        with lamina.Client(server.url, api_key=API_KEY, retries=refusals_per_call + 3) as patient:
+            calls = watch_requests(patient)
+            deadline = time.monotonic() + patience
+            # until two calls were refused (a slow machine may let a token back between
+            # two calls: then that call just passes)
+            while sum(len(call) > 1 for call in calls) < 2:
+                assert time.monotonic() < deadline, f"no 429 in {patience} s: {calls}"
+                calls.append([])
                 assert patient.jobs() == []
-            assert time.monotonic() - start >= 1.0  # the bucket refills at 1 per second
-        time.sleep(1.2)  # one token again
+        assert [e["status"] for e in calls[0]] == [200]  # a full bucket: burst 1
+        for call in calls:
+            assert [e["status"] for e in call[:-1]] == [429] * (len(call) - 1), call
+            assert call[-1]["status"] == 200
+            assert len(call) - 1 <= refusals_per_call, call
+            for refused, retry in zip(call, call[1:]):
+                wait = int(refused["retry_after"])
+                assert 1 <= wait <= longest_wait, refused
+                assert retry["sent"] - refused["answered"] >= wait, call
         with lamina.Client(server.url, api_key=API_KEY, retries=0) as hasty:
-            hasty.jobs()
-            with pytest.raises(errors.RateLimited) as info:
-                hasty.jobs()
-            assert info.value.status == 429
+            calls = watch_requests(hasty)
+            deadline = time.monotonic() + patience
+            while True:  # (the bucket is empty now, or nearly: the first call or so)
+                assert time.monotonic() < deadline, f"never refused: retried? {calls}"
+                calls.append([])
+                try:
+                    hasty.jobs()
+                except errors.RateLimited as exc:
+                    info = exc
+                    break
+                assert [e["status"] for e in calls[-1]] == [200], calls
+        assert [e["status"] for e in calls[-1]] == [429]  # raised at once: no retry
+        assert info.status == 429 and "rate_per_second" in info.message
     finally:
         server.stop()
