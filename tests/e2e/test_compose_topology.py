@@ -11,11 +11,13 @@ replicas is trained through the SDK, then every PromQL query of every panel of
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import shutil
 import subprocess
 import time
 from pathlib import Path
+from urllib.error import HTTPError
 from urllib.parse import urlencode
 from urllib.request import urlopen
 
@@ -30,6 +32,14 @@ import lamina
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(600)]
 ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "e2e-key"
+#: Scrape interval here (deploy's is 10 s). The per-job gauges exist only from the job's
+#: first epoch to its end: that must span several scrapes (checked in the test). Idle,
+#: an epoch takes ~0.12 s: 60 give ~7 s.
+SCRAPE_INTERVAL_MS = 1000
+GAUGE_SCRAPES = 3
+EPOCHS = 60
+#: ``$__rate_interval`` in the panels' queries: Grafana takes at least 4 scrape intervals.
+RATE_WINDOW_MS = 10_000
 
 
 def panel_queries(dashboard: dict) -> list[tuple[str, str]]:
@@ -44,12 +54,24 @@ def panel_queries(dashboard: dict) -> list[tuple[str, str]]:
     return out
 
 
+def duration_ms(text: str) -> int:
+    """A one-unit Prometheus duration (``250ms``, ``10s``, ``1m``) in milliseconds."""
+    match = re.fullmatch(r"(\d+)(ms|s|m|h)", text)
+    assert match, f"not a one-unit Prometheus duration: {text!r}"
+    return int(match[1]) * {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000}[match[2]]
+
+
 def prometheus_config(api_port: int, worker_ports: list[int]) -> dict:
-    """The repository's prometheus.yml with the compose targets replaced by the test's."""
+    """The repository's prometheus.yml with the compose targets replaced by the test's,
+    scraping every :data:`SCRAPE_INTERVAL_MS` with the timeout scaled alike."""
     config = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())
-    # Fast scrapes: the per-job gauges exist only while the job trains (a few seconds).
-    config["global"]["scrape_interval"] = "250ms"
-    config["global"]["scrape_timeout"] = "250ms"
+    scrape = config["global"]
+    # deploy's timeout relative to its interval (the whole interval: a slow /metrics of a
+    # busy worker or API still lands), applied to this interval
+    timeout = (SCRAPE_INTERVAL_MS * duration_ms(scrape["scrape_timeout"])
+               // duration_ms(scrape["scrape_interval"]))
+    scrape["scrape_interval"] = f"{SCRAPE_INTERVAL_MS}ms"
+    scrape["scrape_timeout"] = f"{timeout}ms"
     targets = {"lamina-api": [f"127.0.0.1:{api_port}"],
                "lamina-worker": [f"127.0.0.1:{p}" for p in worker_ports]}
     kept = []
@@ -95,8 +117,13 @@ def wait_for_targets(prom: str, count: int, timeout: float = 60) -> None:
     """Block until Prometheus has scraped all ``count`` targets successfully once."""
     deadline = time.monotonic() + timeout
     while True:
-        with urlopen(f"{prom}/api/v1/targets", timeout=10) as reply:  # noqa: S310
-            active = json.load(reply)["data"]["activeTargets"]
+        try:
+            with urlopen(f"{prom}/api/v1/targets", timeout=10) as reply:  # noqa: S310
+                active = json.load(reply)["data"]["activeTargets"]
+        except HTTPError as exc:  # 503 until its storage is open (the port opens before)
+            if exc.code != 503:
+                raise
+            active = []
         health = [target["health"] for target in active]
         if len(health) == count and all(h == "up" for h in health):
             return
@@ -147,20 +174,30 @@ def test_compose_topology_trains_and_fills_every_dashboard_panel(tmp_path):
                                    lamina.layers.Dense(1, activation="sigmoid")])
         model.compile(optimizer="adam", loss="binary_crossentropy", metrics=["accuracy"])
         with lamina.Client(stack.url, api_key=API_KEY) as client:
-            job = client.fit(model, x, y, batch_size=16, epochs=10, validation_split=0.25,
+            job = client.fit(model, x, y, batch_size=16, epochs=EPOCHS, validation_split=0.25,
                              replicas=2, seed=0, name="e2e")
             history = job.wait(verbose=0)
             assert job.status == "succeeded", job.error
-            assert len(history.history["val_loss"]) == 10
+            # The per-job gauges live from the first epoch's end to the job's end (event
+            # ids are Redis stream ids: milliseconds first): room for several scrapes, so
+            # that a panel without them below is a bug, not a scrape that fell elsewhere.
+            stamps = [(event.type, int(event.id.split("-")[0])) for event in job.events()]
+            lived = stamps[-1][1] - next(ms for kind, ms in stamps if kind == "epoch")
+            assert lived >= GAUGE_SCRAPES * SCRAPE_INTERVAL_MS, (
+                f"the per-job gauges lived {lived} ms, under {GAUGE_SCRAPES} scrapes of "
+                f"{SCRAPE_INTERVAL_MS} ms: train longer")
+            assert len(history.history["val_loss"]) == EPOCHS
             assert job.model().evaluate(x, y, verbose=0)[1] > 0.7
         dashboard = json.loads((ROOT / "deploy/grafana/dashboards/lamina.json").read_text())
         queries = panel_queries(dashboard)
+        assert RATE_WINDOW_MS >= 4 * SCRAPE_INTERVAL_MS
         assert len(queries) >= 11
         deadline = time.monotonic() + 30  # the counters' last scrapes may still be due
         while True:
             empty = []
             for title, expr in queries:
-                promql = expr.replace("$__rate_interval", "10s").replace("$job", ".*")
+                promql = (expr.replace("$__rate_interval", f"{RATE_WINDOW_MS}ms")
+                          .replace("$job", ".*"))
                 series = query_range(prom, promql, started, time.time())
                 values = [float(v) for s in series for _, v in s["values"]]
                 if not any(np.isfinite(values)):
