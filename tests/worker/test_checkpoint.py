@@ -139,3 +139,27 @@ def test_stale_collectives_of_dead_drivers_are_removed(tmp_path):
     DataParallelTrainer.remove_stale_collectives(tmp_path)
     assert sorted(tmp_path.iterdir()) == [alive]
     assert dead.name not in os.listdir(tmp_path)
+
+
+def test_a_checkpoint_removed_while_resuming_is_skipped(tmp_path, monkeypatch):
+    """A fenced writer takes back the file it renamed while the job's new owner resumes
+    (module docstring of lamina_worker.checkpoint), sidecar first, then the file: the
+    newest checkpoint is listed and its sidecar read, then the file is gone before its
+    bytes are hashed. The resume falls back to the previous checkpoint instead of
+    failing the attempt on FileNotFoundError."""
+    from pathlib import Path
+
+    checkpoint.write(tmp_path, state(1, value=1.0))
+    newest = checkpoint.write(tmp_path, state(1, step=5, value=2.0))
+    list_folder = Path.glob
+
+    def glob_then_take_back(self, pattern, *args, **kwargs):
+        found = list(list_folder(self, pattern, *args, **kwargs))
+        newest.unlink()  # as if after its sidecar was read: verify() sees the sidecar
+        return iter(found)
+
+    monkeypatch.setattr(Path, "glob", glob_then_take_back)
+    loaded, path = checkpoint.latest(tmp_path)
+    assert path.name == "ckpt-000001-00000000.h5"
+    assert float(loaded.weights[0][0, 0]) == 1.0
+    assert checkpoint.verify(newest) is False
