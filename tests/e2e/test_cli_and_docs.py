@@ -110,11 +110,22 @@ def test_readme_example_and_every_documented_command(stack_up):
     assert len(children) >= 3  # ray head, api, worker (redis-server too)
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=120) == 0
-    time.sleep(1)
-    for pid in children:
-        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(
-            f"/proc/{pid}/status").read_text().lower(), pid
+    deadline = time.monotonic() + 30  # reaped by now: the stack waits for each child
+    while (running := [pid for pid in children if running_pid(pid)]) \
+            and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not running, running
     assert "stopped." in (tmp / "up.log").read_text()
+
+
+def running_pid(pid: str) -> bool:
+    """True while ``pid`` runs (not a zombie); a process that exits and is reaped
+    between two reads of /proc is not running."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    return "zombie" not in status.lower()
 
 
 def test_lamina_demo_trains_remotely_and_prints_the_accuracy():
