@@ -14,12 +14,13 @@ they are right whichever API replica is scraped and whatever workers did since.
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 from collections.abc import Callable, Iterator
 
 import redis
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -99,6 +100,32 @@ class _Forward(Collector):
         return self.registry.collect()
 
 
+def _sized_sample_files(folder: str) -> list[str]:
+    """The sample files of ``folder`` that another process has finished creating.
+
+    prometheus_client creates a process's file (empty) and then sizes it; a scrape
+    that reads it in between fails on the missing header (``struct.error``): one
+    such file would make the whole ``/metrics`` a 500. An empty file holds no sample
+    yet, and a file gone since the listing holds none any more.
+    """
+    sized = []
+    for path in glob.glob(os.path.join(folder, "*.db")):
+        try:
+            if os.stat(path).st_size > 0:
+                sized.append(path)
+        except FileNotFoundError:
+            continue
+    return sized
+
+
+class _MultiProcess(multiprocess.MultiProcessCollector):
+    """Every API process's samples (prometheus_client's multiprocess mode), without
+    the files still being created (:func:`_sized_sample_files`)."""
+
+    def collect(self) -> Iterator[Metric]:
+        return iter(self.merge(_sized_sample_files(self._path), accumulate=True))
+
+
 def multiprocess_dir() -> str | None:
     """The shared sample directory when running as one of several API processes."""
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
@@ -108,9 +135,7 @@ def scrape_registry(counts: Callable[[], dict[JobStatus, int]]) -> CollectorRegi
     """What one app's ``/metrics`` exposes: the request metrics and its job gauges."""
     registry = CollectorRegistry(auto_describe=True)
     if multiprocess_dir():
-        from prometheus_client import multiprocess
-
-        multiprocess.MultiProcessCollector(registry)
+        _MultiProcess(registry, multiprocess_dir())
     else:
         registry.register(_Forward(REGISTRY))
     registry.register(JobStateCollector(counts))

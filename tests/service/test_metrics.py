@@ -174,3 +174,29 @@ def scrape_url(url: str) -> dict[tuple[str, tuple], float]:
     return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
             for family in text_string_to_metric_families(reply.text)
             for sample in family.samples}
+
+
+def test_a_sample_file_another_process_is_creating_is_skipped(tmp_path, monkeypatch):
+    """Multiprocess mode: another API process creates its sample file (empty until it
+    sizes it) while this one is scraped. That file holds no sample yet; the scrape
+    answers with every other process's samples instead of failing (a 500)."""
+    import json
+
+    from prometheus_client import generate_latest
+    from prometheus_client.mmap_dict import MmapedDict
+
+    from lamina_service import metrics
+    from lamina_service.queue.models import JobStatus
+
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    written = MmapedDict(str(tmp_path / "counter_4241.db"))  # a running process's samples
+    written.write_value(json.dumps(["lamina_jobs_submitted", "lamina_jobs_submitted_total",
+                                    {}, "Jobs accepted and queued."]), 3.0, 0.0)
+    written.close()
+    (tmp_path / "histogram_4242.db").touch()  # opened (created) but not sized yet
+    registry = metrics.scrape_registry(lambda: {JobStatus.QUEUED: 2})
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(generate_latest(registry).decode())
+               for s in family.samples}
+    assert samples[("lamina_jobs_submitted_total", ())] == 3.0
+    assert samples[("lamina_jobs", (("state", "queued"),))] == 2
