@@ -120,8 +120,10 @@ def test_job_view_charts_live_updates_and_actions(browser, live_server, jobs, sc
     wait_for(browser, lambda b: b.execute_script(SERIES, "loss") == [4, 4], "4 epochs of loss")
     assert browser.execute_script(SERIES, "mae") == [4, 4]
     assert browser.execute_script("return Lamina.jobView.state.charts.loss.log") is True
-    timeline = browser.find_element("id", "timeline").text
-    assert "queued" in timeline and "on worker worker-7" in timeline and "succeeded" in timeline
+    # the charts come with the job's record; the timeline with its event stream, after
+    timeline = wait_for(browser, lambda b: (lambda text: "succeeded" in text and text)(
+        b.find_element("id", "timeline").text), "the timeline replayed to the job's end")
+    assert "queued" in timeline and "on worker worker-7" in timeline
     assert len(browser.find_elements("css selector", "#epochs tbody tr")) == 4
     layers = browser.find_element("id", "layers").text
     assert "hidden" in layers and "(None, 4)" in layers and "21" in layers
@@ -138,6 +140,10 @@ def test_job_view_charts_live_updates_and_actions(browser, live_server, jobs, sc
     browser.get(f"{live_server.url}/#/job/{live.id}")
     wait_for(browser, lambda b: b.execute_script(SERIES, "loss") == [2, 2], "2 live epochs")
     assert browser.find_element("id", "download").get_attribute("disabled") is not None
+    # the event stream is open and caught up (its replay reached the running state):
+    # an epoch written before it opened would be drawn after the connection, not live
+    wait_for(browser, lambda b: "running" in b.find_element("id", "timeline").text,
+             "the live job's event stream replayed")
     watch_text(browser, "job-progress")
     started = time.monotonic()
     consumer.record_epoch(live, 2, epoch_logs(2, scale=1.4))
