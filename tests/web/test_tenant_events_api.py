@@ -110,3 +110,27 @@ def test_tenant_stream_shows_own_jobs_only_and_resumes(app, live_server):
         frames = Frames(response)
         bobs = frames.until(lambda f: f["data"] == {"job_id": job_b, "status": "succeeded"})
     assert {f["data"]["job_id"] for f in bobs} == {job_b}
+
+
+def test_a_change_right_after_the_stream_opened_is_delivered(app, live_server, monkeypatch):
+    """The stream is open once its 200 headers are in: a change made right then is on
+    it, even when the server reads where "now" is slowly (a loaded machine)."""
+    import asyncio
+
+    from lamina_service.queue.follow import Follower
+
+    newest = Follower.tenant_events_head
+
+    async def slow_head(self, tenant):
+        await asyncio.sleep(0.3)
+        return await newest(self, tenant)
+
+    monkeypatch.setattr(Follower, "tenant_events_head", slow_head)
+    with httpx.Client(base_url=live_server.url, timeout=10) as http, \
+            http.stream("GET", "/v1/events", headers=AUTH_A) as response:
+        assert response.status_code == 200
+        job_id = submit(http, AUTH_A)  # the change, as soon as the headers arrived
+        seen = Frames(response).until(lambda f: f["data"] == {"job_id": job_id,
+                                                              "status": "queued"},
+                                      timeout=5)
+    assert [f["data"]["job_id"] for f in seen] == [job_id]

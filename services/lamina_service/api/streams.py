@@ -97,15 +97,13 @@ async def event_body(follower: Follower, tenant: str, job_id: str, after: str,
             yield ": keep-alive\n\n"
 
 
-async def tenant_event_body(follower: Follower, tenant: str, after: str | None,
+async def tenant_event_body(follower: Follower, tenant: str, after: str,
                             block_ms: int) -> AsyncIterator[str]:
-    """SSE frames of ``tenant``'s job changes after ``after`` (None: from now on).
+    """SSE frames of ``tenant``'s job changes after stream id ``after``.
 
     Never ends by itself (the client leaves); a read that waits ``block_ms`` without
     news sends a keep-alive comment, which is also how a gone client is noticed.
     """
-    if after is None:
-        after = await follower.tenant_events_head(tenant)
     yield ": connected\n\n"  # the client knows the stream is open before any change
     while True:
         events = await follower.tenant_events(tenant, after, block_ms)

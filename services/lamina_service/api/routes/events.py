@@ -48,12 +48,17 @@ async def tenant_events(tenant: TenantDep, follower: FollowerDep, slots: StreamS
     """Follow every job of the caller: ``state`` events ``{job_id, status}`` when a job
     changes state and ``epoch`` events ``{job_id, epoch}`` when it finishes an epoch.
 
-    Without ``Last-Event-ID`` the stream starts with the next change; with it, right
+    Without ``Last-Event-ID`` the stream starts with the next change (every change
+    after the 200 answer is on it); with it, right
     after that event (the last few thousand changes are kept). The stream does not end
     by itself; a quiet one carries a ``: keep-alive`` comment every ``sse_poll_ms``. It
     takes a stream slot like a job's events (429 beyond the caps).
     """
     after = last_event_id if last_event_id and STREAM_ID.fullmatch(last_event_id) else None
+    if after is None:
+        # "now" is read before the 200 goes out: a client that has the headers is
+        # following, and a change it makes next is on the stream
+        after = await follower.tenant_events_head(tenant)
     slots.acquire(tenant)
     return EventStreamResponse(tenant_event_body(follower, tenant, after, settings.sse_poll_ms),
                                slots, tenant)
