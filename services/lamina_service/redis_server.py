@@ -108,17 +108,27 @@ class RedisServer:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"redis-server exited with code {self.process.returncode}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as sock:
-                    auth = f"AUTH {self.password}\r\n" if self.password else ""
-                    sock.sendall(f"{auth}PING\r\n".encode())
-                    if b"PONG" in sock.recv(256):
-                        return self
-            except OSError:
-                pass
+            if self._answers():
+                return self
             time.sleep(0.05)
         self.stop()
         raise RuntimeError(f"redis-server did not answer on port {self.port} within {timeout}s")
+
+    def _answers(self) -> bool:
+        """True when this child answers PING on the port. Another server there (it took
+        the port after :func:`free_port` picked it; this child then exits on
+        EADDRINUSE) is not ready, and neither is one still loading its AOF (LOADING)."""
+        import redis
+
+        client = redis.Redis(host="127.0.0.1", port=self.port, password=self.password,
+                             socket_timeout=0.5, socket_connect_timeout=0.5)
+        try:
+            return bool(client.ping()) and \
+                int(client.info("server")["process_id"]) == self.process.pid
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
 
     def kill(self) -> None:
         """SIGKILL the server (for fault-injection tests); data stays in ``data_dir``."""
