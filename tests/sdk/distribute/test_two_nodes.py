@@ -38,7 +38,7 @@ _SCRIPT = textwrap.dedent("""
         spec = json.load(f)
     data = np.load(os.path.join(folder, "data.npz"))
     store = 80 * 1024 * 1024  # Ray's minimum is 75 MiB
-    kill = spec.get("kill_after")  # seconds into the fit to kill the second node
+    kill = spec.get("kill", False)  # kill the second node once the ring is connected
     cluster = Cluster(initialize_head=True, head_node_args={
         "num_cpus": 1, "resources": {"node0": 1}, "object_store_memory": store,
         "include_dashboard": False})
@@ -57,29 +57,37 @@ _SCRIPT = textwrap.dedent("""
                 self.endpoint = ring.listen(ray.util.get_node_ip_address())
                 return list(self.endpoint.address), ray.get_runtime_context().get_node_id()
 
-            def fit(self, addresses, rank, x, y):
-                from lamina.distribute import local, ring
+            def connect(self, addresses, rank):
+                from lamina.distribute import ring
+
+                # returns once both ring neighbours are connected
+                self.collective = ring.RingCollective(self.endpoint, addresses, rank,
+                                                      spec["n"], 64, timeout=120)
+
+            def fit(self, x, y):
+                from lamina.distribute import local
                 from lamina.distribute.strategy import DataParallel, set_strategy
 
-                collective = ring.RingCollective(self.endpoint, addresses, rank, spec["n"],
-                                                 64, timeout=120)
-                set_strategy(DataParallel(collective))
+                set_strategy(DataParallel(self.collective))
                 try:
                     return local.fit_replica(spec["model"], spec["compile"], spec["seed"],
                                              x, y, spec["fit"], threads=1)["weights"]
                 finally:
                     set_strategy(None)
-                    collective.close()
+                    self.collective.close()
 
         actors = [Replica.options(resources={f"node{r}": 1}).remote() for r in range(2)]
         found = ray.get([a.listen.remote() for a in actors], timeout=120)
         addresses = [address for address, _ in found]
+        ray.get([a.connect.remote(addresses, rank) for rank, a in enumerate(actors)],
+                timeout=120)
         x, y = ray.put(data["x"]), ray.put(data["y"])
-        runs = [a.fit.remote(addresses, rank, x, y) for rank, a in enumerate(actors)]
-        if kill is not None:
+        runs = [a.fit.remote(x, y) for a in actors]
+        if kill:
             import time
 
-            time.sleep(kill)
+            # The ring is up: from here a lost peer can only be CollectiveAborted (before,
+            # the chief's set-up would fail with a connection error instead).
             cluster.remove_node(second, allow_graceful=False)  # its raylet and workers
             start = time.monotonic()
             try:
@@ -142,12 +150,14 @@ def test_two_replicas_on_two_nodes_equal_local_fit(tmp_path):
 
 
 def test_killing_the_second_node_fails_the_chief_instead_of_hanging(tmp_path):
-    """The second node's raylet and its replica die mid-fit (``remove_node``, not
-    graceful): the chief's ring loses its neighbour and its fit raises
-    CollectiveAborted at once, far within the collective's 120 s timeout."""
+    """The second node's raylet and its replica die (``remove_node``, not graceful) as
+    soon as the ring is connected (both replicas' ``connect`` calls returned; their fits
+    are submitted): the chief's ring loses its neighbour and its fit raises
+    CollectiveAborted at once, far within the collective's 120 s timeout. (A fixed
+    sleep stood in for the connection: on a loaded machine the kill could come first.)"""
     x, y = _data(110, (12,))
     fit = {"batch_size": 20, "epochs": 5000, "shuffle": True}
-    _run_cluster(tmp_path, _mlp(0.3), x, y, fit, kill_after=4.0)
+    _run_cluster(tmp_path, _mlp(0.3), x, y, fit, kill=True)
     killed = json.loads((tmp_path / "killed.json").read_text())
     assert killed["error"] is not None and "CollectiveAborted" in killed["error"], killed
     assert killed["seconds"] < 60, killed
