@@ -199,7 +199,9 @@ def main(argv=None) -> int:
     import ray
     from common import mnist_like
 
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False,
+    # "local": a Ray of its own even when another session's cluster is up (ray.init()
+    # would join that one, and refuses num_cpus there).
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": env})
     rows = []
     every = {}  # (model, setup) -> (epoch times, share, spans)
