@@ -27,6 +27,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.error import URLError
+from urllib.parse import urlsplit
 from urllib.request import urlopen
 
 from lamina_service.redis_server import RedisServer, free_port
@@ -76,37 +77,98 @@ def ray_executable() -> str:
     return found
 
 
+def _listening_sockets(port: int) -> set[str] | None:
+    """Inodes of the sockets listening on TCP ``port`` (any address, IPv4 or IPv6:
+    Ray's GCS listens on ``[::]``); None without ``/proc/net/tcp`` (not Linux)."""
+    inodes: set[str] = set()
+    tables = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except FileNotFoundError:
+            continue
+        tables += 1
+        for row in rows:
+            fields = row.split()  # sl local_address rem_address st ... inode
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(fields[9])
+    return inodes if tables else None
+
+
+def _session_sockets(session: int) -> set[str]:
+    """Inodes of the sockets open in the processes of ``session``."""
+    inodes: set[str] = set()
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.getsid(int(entry.name)) != session:
+                continue
+            for fd in os.scandir(f"/proc/{entry.name}/fd"):
+                target = os.readlink(fd.path)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        except OSError:  # it exited meanwhile
+            continue
+    return inodes
+
+
+def owns_port(child: Child, port: int) -> bool:
+    """True when TCP ``port`` is listened on, and only by ``child``'s session (the child
+    or what it started: ``ray start``'s GCS server). A server that took the port after
+    :func:`free_port` picked it answers connections while the child fails to bind; it
+    is not ours. Without ``/proc`` (not Linux) a live child and an open port count."""
+    listening = _listening_sockets(port)
+    if listening is None:
+        return child.alive() and _answers(port)
+    return bool(listening) and listening <= _session_sockets(child.process.pid)
+
+
+def _answers(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def _check_alive(child: Child | None) -> None:
+    if child is not None and not child.alive():
+        raise StackError(f"{child.name} exited with code {child.process.returncode}:\n"
+                         f"{child.tail()}")
+
+
 def wait_for_port(port: int, timeout: float, child: Child | None = None) -> None:
-    """Wait until something accepts TCP connections on 127.0.0.1:``port``."""
+    """Wait until ``child``'s session listens on 127.0.0.1:``port`` (:func:`owns_port`);
+    without a ``child``, until anything accepts TCP connections there."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if child is not None and not child.alive():
-            raise StackError(f"{child.name} exited with code {child.process.returncode}:\n"
-                             f"{child.tail()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.2)
-    raise StackError(f"nothing answered on port {port} within {timeout:.0f}s"
+        _check_alive(child)
+        if owns_port(child, port) if child is not None else _answers(port):
+            return
+        time.sleep(0.2)
+    raise StackError(f"nothing {'of ' + child.name + ' ' if child else ''}listened on port "
+                     f"{port} within {timeout:.0f}s"
                      + (f"; {child.name} log:\n{child.tail()}" if child else ""))
 
 
 def wait_ready(url: str, timeout: float, child: Child | None = None) -> None:
-    """Wait until ``url``/readyz answers 200."""
+    """Wait until ``url``/readyz answers 200 and, given the ``child`` serving it, only
+    that child's session listens on the URL's port (:func:`owns_port`)."""
+    port = urlsplit(url).port
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if child is not None and not child.alive():
-            raise StackError(f"{child.name} exited with code {child.process.returncode}:\n"
-                             f"{child.tail()}")
+        _check_alive(child)
         try:
             with urlopen(f"{url}/readyz", timeout=1) as reply:  # noqa: S310 - our loopback URL
-                if reply.status == 200:
+                if reply.status == 200 and (child is None or owns_port(child, port)):
                     return
         except (URLError, OSError):
             pass
         time.sleep(0.2)
-    raise StackError(f"the API at {url} was not ready within {timeout:.0f}s")
+    raise StackError(f"the API at {url} was not ready within {timeout:.0f}s"
+                     + (f"; {child.name} log:\n{child.tail()}" if child else ""))
 
 
 @dataclass
