@@ -24,9 +24,11 @@ measurement (an epoch, a round) and reports, per wall second (0..ncpu):
 * ``nvcsw``/``nivcsw``/``minflt``/``majflt``: the tree's context switches and page
   faults over the span (threads alive at the end for the switches).
 
-Counters tick at ``CLK_TCK`` (100 Hz), so a 0.5 s span reads ``tree`` and ``busy`` to
-about +-0.02 CPU each. A process that vanishes between the directory read and its
-files' reads is left out (its time, once reaped, appears in its parent's ``c`` fields).
+``/proc/stat`` is sampled at the 100 Hz tick on each CPU, so ``busy`` (and ``others``)
+is good to about one tick a CPU over a span: +-0.04 CPU over 0.5 s, +-0.2 over 0.1 s;
+this process's own time is exact (``getrusage``), its descendants' in ticks. A process
+that vanishes between the directory read and its files' reads is left out (its time,
+once reaped, appears in its parent's ``c`` fields).
 
     with Span() as span:
         run_one_epoch()
