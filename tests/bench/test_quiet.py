@@ -105,3 +105,36 @@ def test_vanished_process_is_left_out():
     proc.wait()
     assert quiet._stat_fields(proc.pid) is None
     assert quiet._threads(proc.pid) == {}
+
+
+def test_a_descendant_gone_unaccounted_does_not_make_others():
+    """A grandchild that burned CPU before the span and exits during it, under a parent
+    that ignores SIGCHLD (the kernel discards its times): the span's tree is not taken
+    below zero by its earlier time, so ``others`` is not inflated by it."""
+    parent = subprocess.Popen(
+        [sys.executable, "-c",
+         "import signal, subprocess, sys, time\n"
+         "signal.signal(signal.SIGCHLD, signal.SIG_IGN)\n"
+         "child = subprocess.Popen([sys.executable, '-c', 'import time\\n"
+         "end = time.process_time() + 0.6\\nwhile time.process_time() < end: pass\\n"
+         "time.sleep(60)'])\n"
+         "print(child.pid, flush=True)\n"
+         "time.sleep(60)\n"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        grandchild = int(parent.stdout.readline())
+        deadline = time.monotonic() + 30
+        while _cpu_seconds(grandchild) < 0.55:  # its burn is done
+            assert time.monotonic() < deadline, "the grandchild did not run"
+            time.sleep(0.05)
+        with quiet.Span() as span:
+            os.kill(grandchild, signal.SIGKILL)
+            while os.path.exists(f"/proc/{grandchild}"):
+                time.sleep(0.01)
+            time.sleep(0.2)
+        # Without the bound the tree would be about -0.55 CPU-seconds over the span.
+        assert span.tree * span.seconds > -0.02, span.as_dict()
+        assert span.others <= span.busy + 0.02, span.as_dict()
+    finally:
+        parent.kill()
+        parent.wait()
