@@ -10,13 +10,15 @@ filter has rows. Every time is taken in the page, never through WebDriver's poll
 
 - ``first``: the page's own ``Lamina.jobsView.state.firstRenderAt`` (``performance.now()``
   after navigation once the whole list is read and the first page of rows is in the
-  DOM); ``load`` is that list read + render (``state.lastRenderMs``).
-- ``filter`` / ``sort`` / ``page``: the status filter set to ``running`` and back, the
-  name column's sort button, next/previous page; each dispatched in the page and timed
-  with ``performance.now()``: the handler with the style and layout it causes (forced by
-  reading ``offsetHeight``), and in parentheses until the next frame
-  (``requestAnimationFrame`` then a task: paint included, but frames come every
-  ~16.7 ms, so that figure is mostly the wait for the frame).
+  DOM); ``load`` is that list read + render (``state.lastRenderMs``), ``fetch`` the
+  first load's list requests as the browser timed them (Resource Timing entries' durations).
+- ``filter`` / ``sort`` / ``page``: the status filter set to ``running`` (cleared
+  before, untimed), the name column's sort button (a full sort each time), the next page
+  (back to the first, untimed, from the last; ``-`` when all rows fit one page of 50);
+  each dispatched in the page and timed with ``performance.now()``: the handler with
+  the style and layout it causes (forced by reading ``offsetHeight``), and in
+  parentheses until the next frame (``requestAnimationFrame`` then a task: paint
+  included, but frames come every ~16.7 ms, so that figure is mostly the frame's wait).
 - ``epoch lag``: a running job records an epoch (``Consumer.record_epoch``); the lag is
   from the event's write (its tenant-stream id is Redis's clock in ms) to the page's
   re-render of that row (``state.applied[id]``, ``Date.now()``), the measure of
@@ -27,7 +29,7 @@ their median kept; the table gives the median over rounds and each round's
 :class:`quiet.Span` (``others`` = CPU the rest of the machine used; this process tree
 holds the API, Redis, chromedriver and Chromium).
 
-Run: ``python bench/web_render.py [--jobs 50,500,5000] [--rounds 3] [--repeats 5]``.
+Run: ``python bench/web_render.py [--jobs 50,500,5000] [--rounds 3] [--repeats 7]``.
 """
 
 from __future__ import annotations
@@ -49,21 +51,30 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 import quiet  # noqa: E402
 
 OPS = ("filter", "sort", "page")
-# One op dispatched in the page; resolves with [handler + style and layout ms (forced by
+# One op dispatched in the page after an untimed reset (the filter cleared; back to the
+# first page from the last); resolves with [handler + style and layout ms (forced by
 # reading a layout property), ms to the next frame (frames come every ~16.7 ms)].
 _TIMED = """const [what, done] = [arguments[0], arguments[arguments.length - 1]];
 const $ = (id) => document.getElementById(id);
+const change = (id, value) => { $(id).value = value; $(id).dispatchEvent(new Event("change")); };
+if (what === "filter") change("filter-status", "");
+if (what === "page" && $("next").disabled) change("page-size", $("page-size").value);
 const act = {
-  filter: () => { const s = $("filter-status"); s.value = s.value ? "" : "running";
-                  s.dispatchEvent(new Event("change")); },
+  filter: () => change("filter-status", "running"),
   sort: () => document.querySelector("th[data-key='name'] button").click(),
-  page: () => { const n = $("next"); (n.disabled ? $("prev") : n).click(); },
+  page: () => $("next").click(),
 }[what];
+void document.body.offsetHeight;
 const t0 = performance.now();
 act();
 void document.body.offsetHeight;
 const t1 = performance.now();
 requestAnimationFrame(() => setTimeout(() => done([t1 - t0, performance.now() - t0]), 0));"""
+# The first load's list reads (/v1/dashboard/jobs?...) as the browser timed them.
+_FETCH = """return performance.getEntriesByType('resource')
+  .filter(e => e.name.includes('/v1/dashboard/jobs?')
+               && e.startTime <= Lamina.jobsView.state.firstRenderAt)
+  .reduce((sum, e) => sum + e.duration, 0)"""
 _READY = "const s = Lamina.jobsView.state; return s.streaming && !s.loading && s.loaded"
 _ROWS = "return document.querySelectorAll('#jobs tbody tr').length"
 
@@ -121,11 +132,15 @@ def one_round(browser, url: str, key: str, n: int, consumer, job, epoch: int,
              timeout=120)
     wait_for(browser, lambda b: b.execute_script(_ROWS) == min(n, 50), "the first page")
     out = {"first": browser.execute_script("return Lamina.jobsView.state.firstRenderAt"),
-           "load": browser.execute_script("return Lamina.jobsView.state.lastRenderMs")}
+           "load": browser.execute_script("return Lamina.jobsView.state.lastRenderMs"),
+           "fetch": browser.execute_script(_FETCH)}
     count = browser.find_element("id", "count").text
     assert count == f"{n} of {n} jobs", count
     for op in OPS:
-        times = [browser.execute_async_script(_TIMED, op) for _ in range(2 * repeats)]
+        if op == "page" and n <= 50:  # one page of rows (the page's default size): no op
+            out[op] = out[op + "_frame"] = None
+            continue
+        times = [browser.execute_async_script(_TIMED, op) for _ in range(repeats)]
         out[op] = statistics.median(t[0] for t in times)
         out[op + "_frame"] = statistics.median(t[1] for t in times)
     lags = []
@@ -191,20 +206,21 @@ def run(sizes: list[int], rounds: int, repeats: int) -> list[dict]:
 
 
 def table(results: list[dict]) -> str:
-    lines = ["| jobs | first render ms | list read + render ms | filter ms | sort ms | "
-             "page ms | epoch lag ms | rounds | others CPU (max) | load (max) |",
-             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = ["| jobs | first render ms | list read + render ms | list fetch ms | filter ms | "
+             "sort ms | page ms | epoch lag ms | rounds | others CPU (max) | load (max) |",
+             "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for n in dict.fromkeys(r["jobs"] for r in results):
         rs = [r for r in results if r["jobs"] == n]
 
         def med(key, rs=rs):
             return statistics.median(r[key] for r in rs)
 
-        ops = " | ".join(f"{med(op):.1f} ({med(op + '_frame'):.0f})" for op in OPS)
+        ops = " | ".join("-" if rs[0][op] is None else
+                         f"{med(op):.1f} ({med(op + '_frame'):.0f})" for op in OPS)
         others = max(r["span"]["others"] for r in rs)
         load = max(r["span"]["load1"] for r in rs)
-        lines.append(f"| {n} | {med('first'):.0f} | {med('load'):.0f} | {ops} | "
-                     f"{med('lag'):.0f} | {len(rs)} | {others:.2f} | {load:.1f} |")
+        lines.append(f"| {n} | {med('first'):.0f} | {med('load'):.0f} | {med('fetch'):.0f} | "
+                     f"{ops} | {med('lag'):.0f} | {len(rs)} | {others:.2f} | {load:.1f} |")
     return "\n".join(lines)
 
 
@@ -213,7 +229,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--jobs", default="50,500,5000",
                         help="comma-separated job counts (default 50,500,5000)")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--repeats", type=int, default=5,
+    parser.add_argument("--repeats", type=int, default=7,
                         help="each op (and epoch) per round; the round keeps the median")
     parser.add_argument("--json", help="write every round's figures here")
     args = parser.parse_args(argv)
