@@ -12,9 +12,10 @@ filter has rows. Every time is taken in the page, never through WebDriver's poll
   after navigation once the whole list is read and the first page of rows is in the
   DOM); ``load`` is that list read + render (``state.lastRenderMs``), ``fetch`` the
   first load's list requests as the browser timed them (Resource Timing entries' durations).
-- ``filter`` / ``sort`` / ``page``: the status filter set to ``running`` (cleared
-  before, untimed), the name column's sort button (a full sort each time), the next page
-  (back to the first, untimed, from the last; ``-`` when all rows fit one page of 50);
+- ``filter`` / ``sort`` / ``page``: on all N rows (the filter cleared before each op,
+  untimed), the status filter set to ``running``, the name column's sort button (a full
+  sort each time), the next page (back to the first, untimed, from the last; ``-`` when
+  all rows fit one page of 50);
   each dispatched in the page and timed with ``performance.now()``: the handler with
   the style and layout it causes (forced by reading ``offsetHeight``), and in
   parentheses until the next frame (``requestAnimationFrame`` then a task: paint
@@ -51,13 +52,14 @@ sys.path.insert(0, os.path.join(ROOT, "bench"))
 import quiet  # noqa: E402
 
 OPS = ("filter", "sort", "page")
-# One op dispatched in the page after an untimed reset (the filter cleared; back to the
-# first page from the last); resolves with [handler + style and layout ms (forced by
-# reading a layout property), ms to the next frame (frames come every ~16.7 ms)].
+# One op dispatched in the page after an untimed reset (the filter cleared, which also
+# shows the first page; back to the first page from the last); resolves with [handler +
+# style and layout ms (forced by reading a layout property), ms to the next frame
+# (frames come every ~16.7 ms)].
 _TIMED = """const [what, done] = [arguments[0], arguments[arguments.length - 1]];
 const $ = (id) => document.getElementById(id);
 const change = (id, value) => { $(id).value = value; $(id).dispatchEvent(new Event("change")); };
-if (what === "filter") change("filter-status", "");
+if ($("filter-status").value) change("filter-status", "");
 if (what === "page" && $("next").disabled) change("page-size", $("page-size").value);
 const act = {
   filter: () => change("filter-status", "running"),
