@@ -258,3 +258,44 @@ def test_bad_steps_per_epoch_names_the_value():
     x, y = _data()
     with pytest.raises(ValueError, match=r"steps_per_epoch=0"):
         _model().fit(_infinite(x, y), steps_per_epoch=0, verbose=0)
+
+
+def _seeded_fit_bytes(prefetch, shuffle, monkeypatch):
+    from lamina.models.data_adapters import ArrayAdapter
+
+    monkeypatch.setattr(ArrayAdapter, "prefetch", prefetch)
+    keras.utils.set_random_seed(3)
+    rng = np.random.default_rng(0)
+    x = rng.random((300, 12), dtype=np.float32)
+    y = rng.integers(0, 4, 300)
+    weights = rng.random(300).astype(np.float32)
+    model = keras.Sequential([keras.Input((12,)), keras.layers.Dense(16, activation="relu"),
+                              keras.layers.Dropout(0.3), keras.layers.Dense(4)])
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True))
+    model.fit(x, y, sample_weight=weights, batch_size=64, epochs=2, shuffle=shuffle,
+              verbose=0)
+    return [np.asarray(v.data).tobytes()
+            for v in list(model.weights) + list(model.optimizer.variables)]
+
+
+@pytest.mark.parametrize("shuffle", [True, False, "batch"])
+def test_batches_gathered_ahead_on_a_worker_train_to_the_same_bits(pool_of_two, monkeypatch,
+                                                                     shuffle):
+    ahead = _seeded_fit_bytes(True, shuffle, monkeypatch)
+    assert ahead == _seeded_fit_bytes(False, shuffle, monkeypatch)
+    assert ahead != _seeded_fit_bytes(False, not shuffle, monkeypatch)  # the check can fail
+
+
+def test_batches_gathered_ahead_are_the_batches_in_order(pool_of_two, monkeypatch):
+    from lamina.models.data_adapters import ArrayAdapter
+
+    x = np.arange(70 * 3, dtype=np.float32).reshape(70, 3)
+    y = np.arange(70)
+    for prefetch in (True, False):
+        monkeypatch.setattr(ArrayAdapter, "prefetch", prefetch)
+        adapter = ArrayAdapter(x, y, None, 70, 16, True, np.random.default_rng(5))
+        batches = list(adapter.passes())
+        assert [len(b[1]) for b in batches] == [16, 16, 16, 16, 6]
+        np.testing.assert_array_equal(np.concatenate([b[0] for b in batches]),
+                                      x[np.random.default_rng(5).permutation(70)])
