@@ -190,36 +190,6 @@ def parallel_for(n: int, fn, site=None) -> None:
         _note_time(stats, 1, time.perf_counter() - start)
 
 
-class Ahead:
-    """``fn()`` handed to a pool worker now; :meth:`result` returns its value later.
-
-    For work the calling thread needs at a later point and that holds the GIL little (a
-    batch's row gather: numpy copies rows without it), so the caller runs the step's
-    Python meanwhile. If no worker has claimed it by :meth:`result` (no workers, solo
-    after a stall, a forked child, a busy worker), the calling thread runs it there: the
-    value is the same either way.
-    """
-
-    __slots__ = ("_job", "_value")
-
-    def __init__(self, fn):
-        def part(_):
-            self._value = fn()
-
-        self._job = _Job(part, 1)
-        if worker_count() > 0 and time.monotonic() >= _state["solo_until"]:
-            _pool(worker_count()).jobs.put(self._job)
-
-    def result(self):
-        """``fn()``'s value (its exception, re-raised here, if it raised)."""
-        job = self._job
-        job.work()
-        job.done.wait()
-        if job.error is not None:
-            raise job.error
-        return self._value
-
-
 _sites: dict = {}  # call site -> [jobs, pooled seconds, solo seconds] (moving averages)
 
 

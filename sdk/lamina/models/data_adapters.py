@@ -18,14 +18,12 @@ across epochs; when the data runs out before it, a warning says so and training 
 
 from __future__ import annotations
 
-import functools
 import itertools
 import numbers
 import warnings
 
 import numpy as np
 
-from lamina.backend import threads
 from lamina.backend.tensor import Tensor
 from lamina.models import data as data_utils
 from lamina.tree import map_structure
@@ -86,35 +84,16 @@ def standardize_batch(batch, index: int, source: str, class_weight=None):
 class ArrayAdapter:
     """Arrays sliced into batches (in order, shuffled, or shuffled by batch)."""
 
-    prefetch = True  # gather batch k + 1 on a pool worker during step k
-
     def __init__(self, x, y, sample_weight, n, batch_size, shuffle=False, rng=None, steps=None):
         self.x, self.y, self.sample_weight = x, y, sample_weight
         self._batches = data_utils.BatchIterator(n, batch_size, shuffle, rng, steps)
         self.num_batches = self._batches.num_batches
 
     def passes(self):
-        if not ArrayAdapter.prefetch:
-            for index in self._batches.epoch():
-                yield self._cut(index)
-            return
-        # The next batch's rows are gathered on a pool worker while the calling thread
-        # runs this step (the gather is ~0.1 ms of the MLP's step, mostly cache misses,
-        # without the GIL); the indices are drawn in the same order, so the same batches.
-        indices = self._batches.epoch()
-        index = next(indices, None)
-        ahead = None if index is None else threads.Ahead(functools.partial(self._cut, index))
-        while ahead is not None:
-            batch = ahead.result()
-            index = next(indices, None)
-            ahead = None if index is None else threads.Ahead(
-                functools.partial(self._cut, index))
-            yield batch
-
-    def _cut(self, index):
-        return data_utils.pack_x_y_sample_weight(
-            data_utils.take(self.x, index), data_utils.take(self.y, index),
-            data_utils.take(self.sample_weight, index))
+        for index in self._batches.epoch():
+            yield data_utils.pack_x_y_sample_weight(
+                data_utils.take(self.x, index), data_utils.take(self.y, index),
+                data_utils.take(self.sample_weight, index))
 
     def on_epoch_begin(self):
         pass

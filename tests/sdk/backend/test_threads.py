@@ -259,25 +259,3 @@ def test_workers_run_parts_under_the_callers_numpy_error_handling(pool_of_two):
     assert len(seen) == 3 and all(name.startswith("lamina-worker") for name in seen)
     assert np.geterr()["over"] == "warn"  # the caller's own state is untouched
 
-
-
-def test_ahead_runs_on_a_worker_and_returns_its_value_or_reraises(pool_of_two):
-    started = threading.Event()
-
-    def name():
-        started.set()
-        return threading.current_thread().name
-
-    ahead = threads.Ahead(name)
-    assert started.wait(5)  # a worker ran it before the caller asked for the result
-    assert ahead.result().startswith("lamina-worker-")
-    failing = threads.Ahead(lambda: 1 / 0)
-    with pytest.raises(ZeroDivisionError):
-        failing.result()
-
-
-def test_ahead_runs_on_the_caller_without_workers():
-    threads.set_thread_policy("off")  # (the auto_policy fixture restores it)
-    assert threads.worker_count() == 0
-    ahead = threads.Ahead(lambda: threading.current_thread().name)
-    assert ahead.result() == threading.current_thread().name
