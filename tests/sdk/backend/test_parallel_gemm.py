@@ -231,6 +231,9 @@ def test_seeded_mlp_training_is_bit_identical_with_a_worker_and_without(pool_of_
 def test_seeded_mlp_training_is_bit_identical_when_call_sites_switch_pooled_and_alone(
         pool_of_two, monkeypatch):
     monkeypatch.setattr(threads, "PROBE_EVERY", 2)  # every other job runs the other way
+    # and no stall sends the whole process solo for a while (on a loaded machine every
+    # job could then run alone: CI once saw no site run both ways)
+    monkeypatch.setattr(threads, "STALL_SECONDS", float("inf"))
     switching = _train_mlp("auto")
     assert any(stats[1] is not None and stats[2] is not None
                for stats in threads._sites.values())  # jobs ran both ways
