@@ -1,7 +1,9 @@
 """`make bench`: every side-by-side benchmark in one go, each printing its own table.
 
-    python bench/run.py            # library: MLP, CNN, LSTM vs PyTorch (ratios last)
-    python bench/run.py --all      # + optimizer step, worker all-reduce, service latency
+    python bench/run.py            # library: MLP, CNN, LSTM, Transformer vs PyTorch
+                                   # (and Keras when installed), CNN next to a neighbour
+    python bench/run.py --all      # + optimizer step, worker all-reduce, service
+                                   # latency, the jobs page's render times (chromium)
 
 Benchmarks are never tests: they print figures and exit 0 unless a script fails.
 Run them on a quiet machine (`uptime`): other processes on the two cores skew every
@@ -28,6 +30,7 @@ SYSTEM = [
     ["optimizer_step.py"],
     ["worker_allreduce.py"],
     ["service_latency.py"],
+    ["web_render.py"],
 ]
 
 
