@@ -85,7 +85,9 @@ class TwoNodes:
         try:
             self._start("head", "--head", "--port", str(self.port),
                         "--include-dashboard", "false")
-            self._wait(lambda: _accepts(self.port), "the head's GCS port")
+            from lamina_service.embedded import accepts
+
+            self._wait(lambda: accepts(self.port), "the head's GCS port")
             self._start("node", "--address", self.address)
             ray.init(address=self.address, log_to_driver=False,
                      runtime_env=self.runtime_env)
@@ -147,16 +149,6 @@ class TwoNodes:
                 if state != "Z" and any(m in cmdline for m in marks):
                     found.append(int(entry.name))
         return found
-
-
-def _accepts(port: int) -> bool:
-    import socket
-
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def spread(world: int):

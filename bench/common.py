@@ -48,13 +48,17 @@ def mnist_like(n: int, seed: int = 0):
 
 def torch_python() -> str | None:
     """A Python that can import torch: this one, $LAMINA_BENCH_TORCH_PYTHON, or a side venv."""
-    candidates = [os.environ.get("LAMINA_BENCH_TORCH_PYTHON"), sys.executable,
-                  "/work/venv-bench/bin/python", "/work/venv-torch/bin/python"]
+    return _first_python([os.environ.get("LAMINA_BENCH_TORCH_PYTHON"), sys.executable,
+                          "/work/venv-bench/bin/python", "/work/venv-torch/bin/python"],
+                         "import torch")
+
+
+def _first_python(candidates: list[str | None], code: str, env: dict | None = None):
+    """The first of ``candidates`` that exists and runs ``code`` with exit status 0."""
     for python in candidates:
         if not python or not (shutil.which(python) or os.path.exists(python)):
             continue
-        probe = subprocess.run([python, "-c", "import torch"], capture_output=True)
-        if probe.returncode == 0:
+        if subprocess.run([python, "-c", code], capture_output=True, env=env).returncode == 0:
             return python
     return None
 
@@ -81,15 +85,9 @@ def keras_python() -> str | None:
     chosen = os.environ.get("LAMINA_BENCH_KERAS_PYTHON")
     if chosen == "none":
         return None
-    candidates = [chosen, sys.executable, *KERAS_CANDIDATES]
-    probe_code = "import keras, sys; sys.exit(keras.backend.backend() != 'jax')"
-    for python in candidates:
-        if not python or not (shutil.which(python) or os.path.exists(python)):
-            continue
-        probe = subprocess.run([python, "-c", probe_code], capture_output=True, env=keras_env())
-        if probe.returncode == 0:
-            return python
-    return None
+    return _first_python([chosen, sys.executable, *KERAS_CANDIDATES],
+                         "import keras, sys; sys.exit(keras.backend.backend() != 'jax')",
+                         env=keras_env())
 
 
 def no_keras_line() -> str:

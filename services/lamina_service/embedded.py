@@ -121,11 +121,12 @@ def owns_port(child: Child, port: int) -> bool:
     is not ours. Without ``/proc`` (not Linux) a live child and an open port count."""
     listening = _listening_sockets(port)
     if listening is None:
-        return child.alive() and _answers(port)
+        return child.alive() and accepts(port)
     return bool(listening) and listening <= _session_sockets(child.process.pid)
 
 
-def _answers(port: int) -> bool:
+def accepts(port: int) -> bool:
+    """Whether something accepts TCP connections on 127.0.0.1:``port`` now."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):
             return True
@@ -145,7 +146,7 @@ def wait_for_port(port: int, timeout: float, child: Child | None = None) -> None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         _check_alive(child)
-        if owns_port(child, port) if child is not None else _answers(port):
+        if owns_port(child, port) if child is not None else accepts(port):
             return
         time.sleep(0.2)
     raise StackError(f"nothing {'of ' + child.name + ' ' if child else ''}listened on port "

@@ -122,8 +122,12 @@ class _MultiProcess(multiprocess.MultiProcessCollector):
     """Every API process's samples (prometheus_client's multiprocess mode), without
     the files still being created (:func:`_sized_sample_files`)."""
 
+    def __init__(self, registry: CollectorRegistry, folder: str):
+        self.folder = folder  # (set first: registering may collect at once)
+        super().__init__(registry, folder)
+
     def collect(self) -> Iterator[Metric]:
-        return iter(self.merge(_sized_sample_files(self._path), accumulate=True))
+        return iter(self.merge(_sized_sample_files(self.folder), accumulate=True))
 
 
 def multiprocess_dir() -> str | None:
