@@ -11,12 +11,18 @@ For the benchmark models of ``lamina_models.py`` (MLP 784-512-512-10 with dropou
 
 Per-epoch time excludes start-up: local epochs are timed by a callback; replicas by the
 chief from ``on_epoch_begin`` to ``on_epoch_end`` (``lamina_job_samples_per_second``).
-The first epoch is a warm-up; the table gives the median of the other ``--epochs - 1``
-epochs (rounds), samples/s, the ratio to local ``fit`` with 2 threads, and the
-all-reduce's share of a step (the chief's exchange time, ``lamina_allreduce_seconds``,
-over its step time, ``lamina_train_step_seconds``: waiting for the slower replica
-included; with gradient buckets, only the part that backward did not hide), over the
-same epochs as the rates (before 2026-12-04 21:45 it also counted the warm-up epoch).
+Each setup runs ``--rounds`` times (default 3), interleaved: a round runs every setup
+once, in an order rotated by one each round, so a spell of load or a slow mode of the
+machine (see docs/architecture.md, "What else the machine did") falls on one run of a
+setup rather than on all of it. The first epoch of every run is a warm-up; the table
+gives, per setup, the median over the other ``--epochs - 1`` epochs of every round,
+samples/s, the ratio to local ``fit`` with 2 threads, and the all-reduce's share of a
+step (the chief's exchange time, ``lamina_allreduce_seconds``, over its step time,
+``lamina_train_step_seconds``, summed over those epochs: waiting for the slower replica
+included; with gradient buckets, only the part that backward did not hide). A table of
+each round's medians comes first. Both models train on 12,000 samples by default (the
+CNN's epoch is then ~2-4 s: with 3,000 samples, the default before 2026-12-05, its 24
+steps a replica made each epoch's boundaries and single stalls weigh on a 0.5 s figure).
 
 ``--bucket-cap-mb`` sets the replicas' ``LAMINA_BUCKET_CAP_MB`` (0: one exchange after
 backward; default: the library's, 1 MB buckets); ``--shared-update 0|1`` their
@@ -32,13 +38,14 @@ Each epoch also carries what else the machine did meanwhile (:class:`quiet.Span`
 the epoch: ``others``, the CPU per second of every process outside this one's tree, and
 ``steal``): the ``epochs:`` line after each setup's row, and a second table with the
 medians over all epochs and over the quiet ones (``others`` < 0.3 CPU).
-``--spans-json PATH`` writes every epoch's time and full span. The replicas are Ray
-actors, descendants of this process (driver -> raylet -> workers): the tree holds them
-(checked at the first epoch; a line says so). Their spans run from the driver's
+``--spans-json PATH`` writes every epoch's time and full span (with its round). The
+replicas are Ray actors, descendants of this process (driver -> raylet -> workers): the
+tree holds them (checked at the first epoch; a line says so). Their spans run from the driver's
 ``on_epoch_begin`` to its ``on_epoch_end`` as the chief's events arrive (polled every
 0.2 s), so a span's wall time may differ from the chief's epoch time by up to a poll.
 
-    python bench/worker_allreduce.py [--epochs 4] [--mlp-samples 12000] [--cnn-samples 3000]
+    python bench/worker_allreduce.py [--rounds 3] [--epochs 4] [--mlp-samples 12000]
+        [--cnn-samples 12000]
         [--models mlp,cnn] [--setups local1,local2,replicas1,replicas2] [--bucket-cap-mb 1]
         [--shared-update 1] [--overlap-update 0] [--pin-replicas auto] [--balance-chunks 1]
         [--spans-json spans.json]
@@ -107,7 +114,7 @@ def local(kind: str, x, y, epochs: int, threads: int) -> tuple[list[float], list
 
 
 def distributed(kind: str, x, y, epochs: int,
-                replicas: int) -> tuple[list[float], float, list]:
+                replicas: int) -> tuple[list[float], tuple[float, float], list]:
     from quiet import Span, descendants
 
     from lamina.callbacks import Callback
@@ -138,18 +145,19 @@ def distributed(kind: str, x, y, epochs: int,
                                   batch_size=BATCH, seed=0, replicas=replicas,
                                   replica_cpus=1, name=job)
     trainer.fit([Rate()])
-    # Over the epochs the rates' median covers (the warm-up's first exchanges wait for
-    # the peer's start-up: numba's import and compiles, first touches of the buffers).
-    share = ((sums[-1][0] - sums[1][0]) / max(sums[-1][1] - sums[1][1], 1e-9)
-             if len(sums) > 2 else float("nan"))
-    return [len(x) / r for r in rates], share, spans
+    # The chief's all-reduce and step seconds over the timed epochs, those the rates'
+    # median covers (the warm-up's first exchanges wait for the peer's start-up: numba's
+    # import and compiles, first touches of the buffers).
+    timed = (sums[-1][0] - sums[1][0], sums[-1][1] - sums[1][1])
+    return [len(x) / r for r in rates], timed, spans
 
 
-def quiet_rows(runs: dict, n: int) -> list[str]:
-    """The quiet-epoch table's rows: medians over all timed epochs and the quiet ones."""
+def quiet_rows(runs: dict, n: dict) -> list[str]:
+    """The quiet-epoch table's rows: medians over all timed epochs and the quiet ones
+    (``runs``: (model, setup) -> (timed epoch times, _, their spans))."""
     out = []
     for (kind, setup), (times, _, spans) in runs.items():
-        timed = list(zip(times[1:], spans[1:]))
+        timed = list(zip(times, spans))
         calm = [t for t, span in timed if span.others < QUIET]
         med_all = statistics.median(t for t, _ in timed)
         med_calm = statistics.median(calm) if calm else float("nan")
@@ -161,11 +169,51 @@ def quiet_rows(runs: dict, n: int) -> list[str]:
     return out
 
 
+SETUPS = {"local1": "local fit, 1 thread", "local2": "local fit, 2 threads",
+          "replicas1": "1 replica", "replicas2": "2 replicas"}
+
+
+def run_setup(key: str, kind: str, x, y, epochs: int):
+    """One run of setup ``key``: (epoch times, (all-reduce s, step s) over the timed
+    epochs or None, spans)."""
+    if key.startswith("local"):
+        times, spans = local(kind, x, y, epochs, int(key[-1]))
+        return times, None, spans
+    return distributed(kind, x, y, epochs, int(key[-1]))
+
+
+def round_order(keys: list[str], r: int) -> list[str]:
+    """The setups of round ``r``: rotated by one each round, so that no setup always runs
+    first (after the data set is made) or right after the same neighbour."""
+    r %= max(1, len(keys))
+    return keys[r:] + keys[:r]
+
+
+def summary(kind: str, n: int, every: dict) -> list[tuple]:
+    """``(kind, setup, epoch s, samples/s, vs local 2 threads, vs 1 replica, share)`` per
+    setup of ``kind``: medians over every timed epoch of every round; the share is the
+    chief's all-reduce seconds over its step seconds summed over those epochs."""
+    medians = {setup: statistics.median(times) for (k, setup), (times, _, _) in every.items()
+               if k == kind}
+    base = medians.get(SETUPS["local2"], float("nan"))
+    one = medians.get(SETUPS["replicas1"], float("nan"))
+    rows = []
+    for (k, setup), (_, sums, _) in every.items():
+        if k != kind:
+            continue
+        epoch = medians[setup]
+        share = None if sums is None else sums[0] / max(sums[1], 1e-9)
+        rows.append((kind, setup, epoch, n / epoch, base / epoch, one / epoch, share))
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="whole runs of every setup, interleaved (rotated order)")
     parser.add_argument("--mlp-samples", type=int, default=12000)
-    parser.add_argument("--cnn-samples", type=int, default=3000)
+    parser.add_argument("--cnn-samples", type=int, default=12000)
     parser.add_argument("--models", default="mlp,cnn")
     parser.add_argument("--setups", default="local1,local2,replicas1,replicas2",
                         help="comma-separated subset; vs-ratios need local2 / replicas1")
@@ -184,9 +232,16 @@ def main(argv=None) -> int:
     parser.add_argument("--spans-json", default=None,
                         help="write every epoch's time and quiet.Span figures here")
     args = parser.parse_args(argv)
+    if args.epochs < 2 or args.rounds < 1:
+        parser.error(f"--epochs must be >= 2 (the first is a warm-up) and --rounds >= 1. "
+                     f"Received: --epochs {args.epochs}, --rounds {args.rounds}")
+    keys = [key for key in SETUPS if key in args.setups.split(",")]
+    unknown = set(args.setups.split(",")) - set(SETUPS)
+    if unknown or not keys:
+        parser.error(f"--setups takes a comma-separated subset of {','.join(SETUPS)}. "
+                     f"Received: {args.setups!r}")
     if args.balance_chunks is not None:  # read where the shared file is made: here
         os.environ["LAMINA_BALANCE_CHUNKS"] = args.balance_chunks
-    setups = set(args.setups.split(","))
     env = {"PYTHONPATH": os.pathsep.join(
         os.path.join(ROOT, s) for s in ("sdk", "services", "worker", "bench"))}
     if args.bucket_cap_mb is not None:
@@ -203,53 +258,66 @@ def main(argv=None) -> int:
     # would join that one, and refuses num_cpus there).
     ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
              runtime_env={"env_vars": env})
-    rows = []
-    every = {}  # (model, setup) -> (epoch times, share, spans)
-    sizes = {}
-    for kind in args.models.split(","):
-        n = args.mlp_samples if kind == "mlp" else args.cnn_samples
-        x, y = mnist_like(n)
-        runs = {}
-        for threads in (1, 2):
-            if f"local{threads}" in setups:
-                times, spans = local(kind, x, y, args.epochs, threads)
-                runs[f"local fit, {threads} thread{'s' if threads > 1 else ''}"] = (
-                    times, None, spans)
-        for replicas in (1, 2):
-            if f"replicas{replicas}" in setups:
-                runs[f"{replicas} replica{'s' if replicas > 1 else ''}"] = distributed(
-                    kind, x, y, args.epochs, replicas)
-        medians = {setup: statistics.median(run[0][1:]) for setup, run in runs.items()}
-        base = medians.get("local fit, 2 threads", float("nan"))
-        one = medians.get("1 replica", float("nan"))
-        sizes[kind] = n
-        for setup, (times, share, spans) in runs.items():
-            epoch = medians[setup]
-            rows.append((kind, setup, epoch, n / epoch, base / epoch, one / epoch, share))
-            print(rows[-1], "per epoch s:", [round(t, 3) for t in runs[setup][0]], flush=True)
-            print(f"  {kind} {setup} epochs: " + "; ".join(
-                f"{t:.3f} s ({span.describe()}, load {span.load1:.1f})"
-                for t, span in zip(times, spans)), flush=True)
-            every[(kind, setup)] = (times, share, spans)
+    kinds = args.models.split(",")
+    sizes = {kind: args.mlp_samples if kind == "mlp" else args.cnn_samples for kind in kinds}
+    data = {kind: mnist_like(sizes[kind]) for kind in kinds}
+    # (model, setup) -> (timed epoch times, (all-reduce s, step s) or None, their spans),
+    # the timed epochs of every round together; `runs` keeps each run whole (warm-up too).
+    every: dict = {(kind, SETUPS[key]): ([], None, []) for kind in kinds for key in keys}
+    runs: list = []
+    for r in range(args.rounds):
+        for kind in kinds:
+            for key in round_order(keys, r):
+                setup = SETUPS[key]
+                times, sums, spans = run_setup(key, kind, *data[kind], args.epochs)
+                runs.append((r, kind, setup, times, spans))
+                pooled_times, pooled_sums, pooled_spans = every[(kind, setup)]
+                pooled_times += times[1:]
+                pooled_spans += spans[1:]
+                if sums is not None:
+                    pooled_sums = tuple(a + b for a, b in zip(pooled_sums or (0.0, 0.0),
+                                                              sums))
+                every[(kind, setup)] = (pooled_times, pooled_sums, pooled_spans)
+                share = ("" if sums is None else
+                         f", all-reduce share {sums[0] / max(sums[1], 1e-9):.1%}")
+                print(f"round {r + 1}: {kind} {setup}: median epoch "
+                      f"{statistics.median(times[1:]):.3f} s{share}", flush=True)
+                print(f"  {kind} {setup} epochs: " + "; ".join(
+                    f"{t:.3f} s ({span.describe()}, load {span.load1:.1f})"
+                    for t, span in zip(times, spans)), flush=True)
     cap = env.get("LAMINA_BUCKET_CAP_MB", "default")
     shared = env.get("LAMINA_SHARED_UPDATE", "default")
     overlap = env.get("LAMINA_OVERLAP_UPDATE", "default")
     pin = env.get("LAMINA_PIN_REPLICAS", "default")
     balance = os.environ.get("LAMINA_BALANCE_CHUNKS", "default")
-    print(f"\nbatch {BATCH}; median of {args.epochs - 1} epochs after a warm-up; "
-          f"bucket cap {cap} MB; shared update {shared}; overlapped update {overlap}; "
-          f"pinned replicas {pin}; balanced chunks {balance}; "
+    timed = args.rounds * (args.epochs - 1)
+    print(f"\nbatch {BATCH}; {args.rounds} round(s) of {args.epochs} epochs, setups "
+          f"interleaved (order rotated each round); medians over the {timed} epochs after "
+          f"each run's warm-up; bucket cap {cap} MB; shared update {shared}; overlapped "
+          f"update {overlap}; pinned replicas {pin}; balanced chunks {balance}; "
           f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
+    if args.rounds > 1:
+        print("per round (each run's median epoch):\n")
+        print("| model | round | " + " | ".join(SETUPS[k] for k in keys) + " |")
+        print("| --- | ---: |" + " ---: |" * len(keys))
+        for kind in kinds:
+            for r in range(args.rounds):
+                cells = {setup: statistics.median(times[1:])
+                         for rr, k, setup, times, _ in runs if rr == r and k == kind}
+                print(f"| {kind} | {r + 1} | " + " | ".join(
+                    f"{cells[SETUPS[k]]:.3f} s" for k in keys) + " |")
+        print()
     print("| model | setup | epoch s | samples/s | vs local 2 threads | vs 1 replica "
           "| all-reduce share |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
-    for kind, setup, epoch, rate, vs_local, vs_one, share in rows:
-        share_text = "-" if share is None else f"{share:.1%}"
-        print(f"| {kind} | {setup} | {epoch:.2f} | {rate:,.0f} | {vs_local:.2f}x | "
-              f"{vs_one:.2f}x | {share_text} |")
+    for kind in kinds:
+        for _, setup, epoch, rate, vs_local, vs_one, share in summary(kind, sizes[kind],
+                                                                      every):
+            share_text = "-" if share is None else f"{share:.1%}"
+            print(f"| {kind} | {setup} | {epoch:.2f} | {rate:,.0f} | {vs_local:.2f}x | "
+                  f"{vs_one:.2f}x | {share_text} |")
     print(f"\nquiet epochs: others (CPU/s of every process outside this one's tree, steal "
-          f"included) < {QUIET}; medians over the {args.epochs - 1} epochs after the "
-          "warm-up\n")
+          f"included) < {QUIET}; medians over the {timed} timed epochs\n")
     print("| model | setup | epoch s, all | samples/s, all | quiet epochs | epoch s, quiet "
           "| samples/s, quiet | others | steal |")
     print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -257,9 +325,9 @@ def main(argv=None) -> int:
         print(line)
     if args.spans_json:
         with open(args.spans_json, "w") as f:
-            json.dump([{"model": kind, "setup": setup, "epoch": i, "seconds": t,
+            json.dump([{"model": kind, "setup": setup, "round": r, "epoch": i, "seconds": t,
                         "span": span.as_dict()}
-                       for (kind, setup), (times, _, spans) in every.items()
+                       for r, kind, setup, times, spans in runs
                        for i, (t, span) in enumerate(zip(times, spans))], f, indent=1)
     ray.shutdown()
     return 0

@@ -1,5 +1,5 @@
-"""bench/worker_allreduce.py end to end on a tiny run: the existing table, and the
-per-epoch spans (quiet.Span) it now adds."""
+"""bench/worker_allreduce.py end to end on a tiny run: the table, the per-epoch spans
+(quiet.Span) and the rounds (whole runs of every setup, interleaved)."""
 
 from __future__ import annotations
 
@@ -19,18 +19,28 @@ def test_epochs_carry_their_spans(tmp_path):
     spans = tmp_path / "spans.json"
     out = subprocess.run(
         [sys.executable, os.path.join(ROOT, "bench", "worker_allreduce.py"), "--models", "mlp",
-         "--setups", "local1", "--epochs", "3", "--mlp-samples", "4096",
+         "--setups", "local1", "--epochs", "3", "--rounds", "2", "--mlp-samples", "4096",
          "--spans-json", str(spans)],
         capture_output=True, text=True, timeout=240, check=True).stdout
     assert "| mlp | local fit, 1 thread | " in out  # the table the notes parse, unchanged
-    epochs = re.search(r"mlp local fit, 1 thread epochs: (.*)", out).group(1).split("; ")
-    assert len(epochs) == 3 and all(re.fullmatch(
-        r"\d+\.\d{3} s \(others -?\d+\.\d\d CPU, steal \d+\.\d\d, load \d+\.\d\)", e)
-        for e in epochs), epochs
-    row = re.search(r"\| mlp \| local fit, 1 thread \| [\d.]+ \| [\d,]+ \| (\d) of 2 \|", out)
+    runs = re.findall(r"mlp local fit, 1 thread epochs: (.*)", out)
+    assert len(runs) == 2, out  # one line a round
+    for line in runs:
+        epochs = line.split("; ")
+        assert len(epochs) == 3 and all(re.fullmatch(
+            r"\d+\.\d{3} s \(others -?\d+\.\d\d CPU, steal \d+\.\d\d, load \d+\.\d\)", e)
+            for e in epochs), epochs
+    rounds = re.findall(r"^\| mlp \| (\d) \| ([\d.]+) s \|$", out, re.M)
+    assert [r for r, _ in rounds] == ["1", "2"], out
+    row = re.search(r"\| mlp \| local fit, 1 thread \| ([\d.]+) \| [\d,]+ \| (\d) of 4 \|", out)
     assert row, out
     records = json.loads(spans.read_text())
-    assert [r["epoch"] for r in records] == [0, 1, 2]
+    assert [(r["round"], r["epoch"]) for r in records] == [
+        (0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
+    # The summary is the median over both rounds' timed epochs (not over one round, and
+    # not counting the warm-ups), to the table's two decimals.
+    timed = sorted(r["seconds"] for r in records if r["epoch"] > 0)
+    assert abs(float(row.group(1)) - (timed[1] + timed[2]) / 2) <= 0.005 + 1e-9, (row, timed)
     for r in records:
         # One BLAS thread training: the tree is busy about one CPU (less when shared)
         # and within the machine's busy time, which /proc/stat counts in 10 ms ticks on
@@ -39,5 +49,5 @@ def test_epochs_carry_their_spans(tmp_path):
         tick = 2 * 0.01 / span["seconds"]
         assert 0.3 < span["tree"] <= span["busy"] + tick + 0.02, span
         assert span["seconds"] >= r["seconds"], r
-    quiet = sum(r["span"]["others"] < 0.3 for r in records[1:])
-    assert int(row.group(1)) == quiet
+    quiet = sum(r["span"]["others"] < 0.3 for r in records if r["epoch"] > 0)
+    assert int(row.group(2)) == quiet
