@@ -134,31 +134,44 @@ def runners() -> list[tuple[str, str, dict | None]]:
     return found
 
 
+def round_order(names: list, r: int) -> list:
+    """The order round ``r`` runs the frameworks in: :func:`runners`'s order rotated by
+    ``r``, so that none always runs first (on a machine that has just been idle) or
+    always right after the same neighbour."""
+    r %= max(1, len(names))
+    return names[r:] + names[:r]
+
+
 def side_by_side(rounds: int, command, describe=None) -> dict[str, list[dict]]:
-    """``rounds`` rounds, each running every framework of :func:`runners` once in turn
-    (``command(framework, python)`` -> argv; its JSON line plus its peak RSS), and printing
-    one line a round: ``<framework> <samples/s> samples/s (<describe(framework, result)>,
-    peak RSS <MB> MB, load <1-min load at its end>, others <CPU> CPU, steal <CPU>)`` for
-    each, the last two from a ``quiet.Span`` around that child alone (the whole child:
-    start-up, data, warm-up and timed epochs; ``others``: the CPUs busy with anything but
-    this process tree, per wall second). Returns the results a framework, each with its
-    span's figures (``"span"``)."""
+    """``rounds`` rounds, each running every framework of :func:`runners` once, in an
+    order rotated each round (:func:`round_order`; ``command(framework, python)`` ->
+    argv; its JSON line plus its peak RSS), and printing one line a round, the columns
+    in :func:`runners`'s order whatever order they ran in: ``<framework> <samples/s>
+    samples/s (<describe(framework, result)>, peak RSS <MB> MB, load <1-min load at its
+    end>, others <CPU> CPU, steal <CPU>)`` for each, the last two from a ``quiet.Span``
+    around that child alone (the whole child: start-up, data, warm-up and timed epochs;
+    ``others``: the CPUs busy with anything but this process tree, per wall second),
+    then ``(ran: <order>)``. Returns the results a framework, each with its span's
+    figures (``"span"``)."""
     import quiet
 
     found = runners()
     results: dict[str, list[dict]] = {name: [] for name, _, _ in found}
-    for _ in range(rounds):
-        columns = []
-        for name, python, env in found:
+    for r in range(rounds):
+        columns = {}
+        order = round_order(found, r)
+        for name, python, env in order:
             with quiet.Span() as span:
-                r = run_measured(command(name, python), env=env)
-            r["span"] = span.as_dict()
-            results[name].append(r)
-            extra = describe(name, r) if describe else ""
-            columns.append(f"{name} {r['train_samples_per_s']:.0f} samples/s ("
-                           f"{extra + ', ' if extra else ''}peak RSS {r['peak_rss_mb']:.0f} MB, "
-                           f"load {os.getloadavg()[0]:.2f}, {span.describe()})")
-        print("   ".join(columns), flush=True)
+                result = run_measured(command(name, python), env=env)
+            result["span"] = span.as_dict()
+            results[name].append(result)
+            extra = describe(name, result) if describe else ""
+            columns[name] = (f"{name} {result['train_samples_per_s']:.0f} samples/s ("
+                             f"{extra + ', ' if extra else ''}peak RSS "
+                             f"{result['peak_rss_mb']:.0f} MB, load "
+                             f"{os.getloadavg()[0]:.2f}, {span.describe()})")
+        print("   ".join(columns[name] for name, _, _ in found)
+              + f"   (ran: {', '.join(name for name, _, _ in order)})", flush=True)
     return results
 
 
