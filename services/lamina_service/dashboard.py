@@ -110,8 +110,9 @@ def _history(raw: dict[str, str]) -> dict[str, list]:
 
 
 def job_rows(producer: Producer, limits: Limits, tenant: str, status: JobStatus | None,
-             offset: int, limit: int) -> tuple[list[dict[str, Any]], int | None]:
-    """A page of ``tenant``'s jobs as rows, newest first, and the next offset (or None).
+             offset: int, limit: int) -> tuple[list[dict[str, Any]], int | None, int]:
+    """A page of ``tenant``'s jobs as rows, newest first, the next offset (or None) and
+    how many jobs the listing holds (so a reader can ask for the other pages at once).
 
     The listing (:meth:`Producer.list_jobs`) carries no spec and no history: the specs
     not yet seen and the histories of the jobs that finished an epoch are read in one
@@ -135,7 +136,7 @@ def job_rows(producer: Producer, limits: Limits, tenant: str, status: JobStatus 
         rows[index] = job_row(record, _facts.get(record.id) or spec_facts({}, limits))
         if record.status.terminal:
             _rows.put(f"{record.id}@{record.finished_at}", rows[index])
-    return rows, page.next_offset
+    return rows, page.next_offset, page.total
 
 
 class _SummaryCache:

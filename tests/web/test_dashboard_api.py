@@ -125,3 +125,42 @@ def test_finished_rows_are_reused_and_running_rows_reread(client, app, dataset):
     row = client.get("/v1/dashboard/jobs", headers=AUTH_A).json()["items"][0]
     assert row["status"] == "succeeded"
     assert dashboard._rows.get(f"{job_id}@{row['finished_at']}")["best"]["value"] == 1.0
+
+
+def test_pages_read_in_one_script_match_each_jobs_own_record_and_give_the_total(client, app):
+    """The listing's one-script read (ids, fields and the index's size in one reply)
+    against the reference: each job's record read on its own (``Producer.get``, HGETALL).
+    Pages asked for at once by offset join into the whole list; a job whose record
+    expired counts in ``total`` until a page meets it, then leaves the index."""
+    from lamina_service.queue import Consumer, Producer, keys
+    from tests.service.conftest import seq_model
+
+    producer = Producer(app.state.redis, app.state.settings)
+    spec = {"model": seq_model(), "compile": {"optimizer": "adam", "loss": "mse"},
+            "fit": {"epochs": 4, "batch_size": 4}}
+    ids = [producer.submit("alice", spec, dataset_id="d_x", name=f"j{i}").id for i in range(7)]
+    producer.submit("bob", spec, dataset_id="d_x", name="bobs")
+    consumer = Consumer(app.state.redis, app.state.settings, "w-pages")
+    job = consumer.claim(block_ms=1000)
+    consumer.record_epoch(job, 0, {"loss": 0.5})
+    producer.cancel("alice", ids[3])
+    reference = {i: producer.get("alice", i) for i in ids}
+    app.state.redis.delete(keys.job_key(ids[5]))  # as if its record had expired
+
+    pages = [client.get(f"/v1/dashboard/jobs?limit=3&offset={offset}", headers=AUTH_A).json()
+             for offset in (6, 3, 0)]  # out of order, as a page asking in parallel may
+    assert [p["total"] for p in pages] == [7, 7, 7]
+    assert [p["next_offset"] for p in pages] == [None, 6, 3]
+    rows = [row for p in pages[::-1] for row in p["items"]]
+    assert [r["id"] for r in rows] == [i for i in ids[::-1] if i != ids[5]]
+    for row in rows:
+        record = reference[row["id"]]
+        assert (row["status"], row["name"], row["epoch"], row["attempts"], row["worker"],
+                row["submitted_at"], row["started_at"], row["finished_at"]) == (
+            record.status.value, record.name, record.epoch, record.attempts, record.worker,
+            record.submitted_at, record.started_at, record.finished_at)
+    assert client.get("/v1/dashboard/jobs", headers=AUTH_A).json()["total"] == 6
+    cancelled = client.get("/v1/dashboard/jobs?status=cancelled", headers=AUTH_A).json()
+    assert (cancelled["total"], [r["id"] for r in cancelled["items"]]) == (1, [ids[3]])
+    empty = client.get("/v1/dashboard/jobs?status=failed", headers=AUTH_A).json()
+    assert empty == {"items": [], "next_offset": None, "total": 0}

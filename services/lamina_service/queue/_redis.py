@@ -25,7 +25,7 @@ class Scripts:
             name: client.register_script(getattr(scripts, name))
             for name in (
                 "SUBMIT", "CANCEL", "CLAIM", "HEARTBEAT", "EVENT", "EPOCH",
-                "COMMIT", "FAIL", "REQUEUE", "CANCELLED",
+                "COMMIT", "FAIL", "REQUEUE", "CANCELLED", "LIST",
             )
         }
 

@@ -79,6 +79,7 @@ class Page:
 
     items: list[JobRecord]
     next_offset: int | None
+    total: int | None = None  # ids in the listed index (expired ones not yet dropped count)
 
 
 #: Fields of a job hash a listing reads (not the spec, which can be large).
@@ -88,7 +89,7 @@ LIST_FIELDS = ("id", "tenant", "name", "status", "priority", "dataset_id", "atte
 
 
 def make_page(ids: list[str], records: list[list[str | None]], offset: int,
-              limit: int) -> tuple[Page, list[str]]:
+              limit: int, total: int | None = None) -> tuple[Page, list[str]]:
     """A page from ``limit + 1`` ids (the extra one tells that more follow) and the
     ``HMGET`` of :data:`LIST_FIELDS` of the first ``limit``; also the ids whose records
     expired."""
@@ -99,7 +100,8 @@ def make_page(ids: list[str], records: list[list[str | None]], offset: int,
             continue
         fields = {k: v for k, v in zip(LIST_FIELDS, values) if v is not None}
         items.append(JobRecord.from_redis(fields))
-    return Page(items=items, next_offset=offset + limit if len(ids) > limit else None), gone
+    return Page(items=items, next_offset=offset + limit if len(ids) > limit else None,
+                total=total), gone
 
 
 class Producer:
@@ -190,14 +192,15 @@ class Producer:
         """List a tenant's jobs, newest first, optionally of one status.
 
         Jobs whose records expired are dropped from the index as they are met. The
-        records come without their spec.
+        records come without their spec, read by one script (one round trip, one reply);
+        ``Page.total`` is how many jobs the index holds.
         """
         index = keys.tenant_jobs_key(tenant, status.value if status else None)
-        ids = self.client.zrevrange(index, offset, offset + limit)
-        pipe = self.client.pipeline(transaction=False)
-        for job_id in ids[:limit]:
-            pipe.hmget(keys.job_key(job_id), LIST_FIELDS)
-        page, gone = make_page(ids, pipe.execute(), offset, limit)
+        reply = json.loads(self._scripts.run("LIST", tenant, status.value if status else "",
+                                             offset, limit, *LIST_FIELDS))
+        # cjson encodes an empty table as {}
+        page, gone = make_page(reply["ids"] or [], reply["records"] or [], offset, limit,
+                               reply["total"])
         if gone:
             self.client.zrem(index, *gone)
         return page

@@ -428,6 +428,30 @@ if #gone > 0 then redis.call('ZREM', index, unpack(gone)) end
 return cjson.encode({items = items, more = #ids > limit})
 """
 
+# A listing's page in one round trip (the common arguments first; read-only): ARGV[5] tenant,
+# ARGV[6] status or '', ARGV[7] offset, ARGV[8] limit, ARGV[9..] the fields to read ->
+# '{"ids": [limit + 1 ids at most], "records": [[value or null, ...] per id up to limit],
+# "total": ids in the index}'. One JSON string: redis-py parses one reply instead of a
+# bulk string per field (measured: ~40 of ~130 ms for 1,000 rows, most of it parsing).
+LIST = LUA_KEYS + r"""
+local status = ARGV[6]
+if status == '' then status = nil end
+local index = tenant_key(ARGV[5], status)
+local offset, limit = tonumber(ARGV[7]), tonumber(ARGV[8])
+local fields = {}
+for k = 9, #ARGV do fields[#fields + 1] = ARGV[k] end
+local ids = redis.call('ZREVRANGE', index, offset, offset + limit)
+local records = {}
+for i = 1, math.min(#ids, limit) do
+  local values = redis.call('HMGET', job_key(ids[i]), unpack(fields))
+  for k = 1, #fields do
+    if not values[k] then values[k] = cjson.null end
+  end
+  records[i] = values
+end
+return cjson.encode({ids = ids, records = records, total = redis.call('ZCARD', index)})
+"""
+
 # One job with its history as one JSON string. ARGV[1] prefix, ARGV[2] tenant, ARGV[3] id
 # -> '{"fields": {...}, "history": {...}}' or '' when it is not the tenant's.
 JOB = LUA_KEYS + r"""

@@ -58,10 +58,13 @@ class JobRow(Strict):
 
 
 class JobRows(Strict):
-    """A page of rows, newest first; ``next_offset`` null on the last page."""
+    """A page of rows, newest first; ``next_offset`` null on the last page; ``total`` the
+    jobs listed over all pages when read (jobs whose records expired and were not yet
+    met by a page still count), so the other pages can be asked for at once."""
 
     items: list[JobRow]
     next_offset: int | None
+    total: int
 
 
 class LayerOut(Strict):
@@ -98,9 +101,10 @@ def jobs(tenant: TenantDep, producer: ProducerDep, settings: SettingsDep,
          offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
          limit: Annotated[int, Query(ge=1, le=1000)] = 500) -> JobRows:
     """The caller's jobs as dashboard rows, newest first."""
-    rows, next_offset = dashboard.job_rows(producer, settings.limits, tenant, status,
-                                           offset, limit)
-    return JobRows(items=[JobRow(**row) for row in rows], next_offset=next_offset)
+    rows, next_offset, total = dashboard.job_rows(producer, settings.limits, tenant, status,
+                                                  offset, limit)
+    return JobRows(items=[JobRow(**row) for row in rows], next_offset=next_offset,
+                   total=total)
 
 
 @api.get("/jobs/{job_id}", response_model=JobSummary)
