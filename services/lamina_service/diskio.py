@@ -7,6 +7,18 @@ fsync of the directory. Whatever fails (the writer, ENOSPC, EIO, a fencing check
 inside the block), the temp file is removed and the target is untouched, so nothing
 half-written is ever visible under a final name.
 
+Fenced writers (the worker's checkpoints and final model) pass ``before_replace``
+(their lease check): the temp file is then published with ``os.link(tmp, path)``,
+which fails with EEXIST instead of replacing a file of that name, and the temp name
+is removed. Only when the name is taken is ``before_replace()`` called and, if it
+returns, the file replaced; a check made after the name was found taken refuses a
+writer whose job has a new owner, so a writer that paused between its last check and
+its publish cannot replace the file the new owner wrote meanwhile. File systems
+without hard links (some FUSE and overlay setups: ``link`` raises EPERM, ENOTSUP,
+EXDEV, ENOSYS or EMLINK) fall back to ``os.replace`` after the same check when the
+name exists; there a paused writer can still replace a file written meanwhile (one
+INFO line per process says so).
+
 Temp names carry their writer: ``.<name>-<pid>-<host>.<token>.tmp[<suffix>]``
 (``host``: 8 hex digits of the hostname's sha1; an upload's is ``.upload-...``).
 The SDK's own atomic save (``model.save``) nests its temp inside ours
@@ -34,7 +46,7 @@ import secrets
 import shutil
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from lamina_service.errors import ServiceError, Unavailable
@@ -54,6 +66,10 @@ LEGACY_TEMP_NAME = re.compile(r"^\.(upload-[0-9a-f]{16}|.+\.[0-9a-f]{12})\.tmp$"
                               r"|^\.model-\d+-\d+\.keras$")
 FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT})
 DEVICE_ERRNOS = frozenset({errno.EIO, errno.EROFS, errno.ENXIO, errno.ENODEV})
+#: ``link()`` errors of file systems without hard links: publish by rename instead.
+NO_LINK_ERRNOS = frozenset({errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV,
+                            errno.ENOSYS, errno.EMLINK})
+_told_no_links: set[int] = set()  # st_dev of file systems already logged
 
 
 class InsufficientStorage(ServiceError):
@@ -114,11 +130,52 @@ def fsync_dir(path: Path) -> None:
     fsync_file(path)
 
 
-def publish(tmp: Path, path: Path) -> None:
-    """Move a finished temp file into place durably: fsync it, rename, fsync the folder."""
+def publish(tmp: Path, path: Path,
+            before_replace: Callable[[], None] | None = None) -> None:
+    """Move a finished temp file into place durably: fsync it, publish, fsync the folder.
+
+    Args:
+        tmp: the finished temp file (next to ``path``).
+        path: the final name.
+        before_replace: None: ``os.replace`` (a file of that name is replaced).
+            Given: ``path`` is created with ``os.link`` and never replaced unless it
+            is taken and ``before_replace()`` (a fencing check) returns; whatever it
+            raises propagates and ``path`` is untouched (see the module docstring).
+    """
     fsync_file(tmp)
-    os.replace(tmp, path)
+    if before_replace is None:
+        os.replace(tmp, path)
+    else:
+        _publish_new(Path(tmp), Path(path), before_replace)
     fsync_dir(Path(path).parent)
+
+
+def _publish_new(tmp: Path, path: Path, before_replace: Callable[[], None]) -> None:
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        before_replace()
+        os.replace(tmp, path)
+        return
+    except OSError as exc:
+        if exc.errno not in NO_LINK_ERRNOS:
+            raise
+        _tell_no_links(tmp, exc)
+        if os.path.lexists(path):
+            before_replace()
+        os.replace(tmp, path)
+        return
+    os.unlink(tmp)  # the file stays under its final name
+
+
+def _tell_no_links(tmp: Path, exc: OSError) -> None:
+    with contextlib.suppress(OSError):
+        device = os.stat(tmp).st_dev
+        if device not in _told_no_links:
+            _told_no_links.add(device)
+            log.info("no hard links under %s (%s): publishing by rename; a paused fenced "
+                     "writer can replace a file of the same name there", tmp.parent,
+                     os.strerror(exc.errno))
 
 
 def discard(path: Path) -> None:
@@ -137,7 +194,8 @@ def _renamed(exc: OSError, path: Path) -> OSError:
 
 
 @contextlib.contextmanager
-def atomic_path(path: Path, suffix: str = "") -> Iterator[Path]:
+def atomic_path(path: Path, suffix: str = "",
+                before_replace: Callable[[], None] | None = None) -> Iterator[Path]:
     """Yield a temp path next to ``path``; when the block succeeds, move it into place.
 
     Use for every write under the storage root (h5py, zipfile and ``.keras`` writers
@@ -148,13 +206,15 @@ def atomic_path(path: Path, suffix: str = "") -> Iterator[Path]:
     Args:
         path: the final name.
         suffix: appended to the temp name (``.keras``: Keras checks the extension).
+        before_replace: a fenced writer's check: the file is published without
+            replacing a file of that name unless this returns (see :func:`publish`).
     """
     path = Path(path)
     tmp = temp_path(path, suffix)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         yield tmp
-        publish(tmp, path)
+        publish(tmp, path, before_replace)
     except OSError as exc:
         renamed = _renamed(exc, path)
         if renamed is exc:

@@ -67,13 +67,19 @@ def test_write_is_atomic_file_then_dir_fsync(tmp_path, monkeypatch):
     import os
 
     calls = []
-    real_fsync, real_replace = os.fsync, os.replace
+    real_fsync, real_replace, real_link = os.fsync, os.replace, os.link
     monkeypatch.setattr(os, "fsync", lambda fd: (calls.append("fsync"), real_fsync(fd))[1])
     monkeypatch.setattr(os, "replace", lambda a, b: (calls.append("replace"),
                                                      real_replace(a, b))[1])
+    monkeypatch.setattr(os, "link", lambda a, b: (calls.append("link"), real_link(a, b))[1])
     checkpoint.write(tmp_path, state(1))
-    # data file: fsync, rename, dir fsync; then the checksum the same way
-    assert calls == ["fsync", "replace", "fsync", "fsync", "replace", "fsync"]
+    # data file: fsync, link (a new name: never a replace), dir fsync; then the checksum
+    assert calls == ["fsync", "link", "fsync", "fsync", "link", "fsync"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "ckpt-000001-00000000.h5", "ckpt-000001-00000000.h5.sha256"]  # no temp name
+    calls.clear()
+    checkpoint.write(tmp_path, state(1))  # the names are taken: replaced
+    assert calls == ["fsync", "link", "replace", "fsync", "fsync", "link", "replace", "fsync"]
 
 
 class Refused(Exception):
@@ -83,27 +89,25 @@ class Refused(Exception):
 @pytest.mark.parametrize("refuse_at", [1, 2, 3])
 def test_a_fenced_writer_leaves_the_folder_as_it_found_it(tmp_path, monkeypatch, refuse_at):
     """A writer paused after an early lease check must not publish once it is fenced:
-    the check runs after the file is written, right before each rename and after the
-    last, and a refusal takes back whatever this writer had renamed into place (a
-    writer paused between a check and its rename publishes when it wakes up)."""
+    the check runs after the file is written, right before each publish and after the
+    last, and a refusal takes back whatever this writer had published."""
     import os
 
     owner = checkpoint.write(tmp_path, state(1, value=7.0))  # the new owner's file
     events = []
-    real_replace = os.replace
+    real_link = os.link
 
     def fence():
         events.append("fence")
         if events.count("fence") == refuse_at:
             raise Refused
 
-    monkeypatch.setattr(os, "replace",
-                        lambda a, b: (events.append("replace"), real_replace(a, b))[1])
+    monkeypatch.setattr(os, "link", lambda a, b: (events.append("link"), real_link(a, b))[1])
     with pytest.raises(Refused):
         checkpoint.write(tmp_path, state(2, value=9.0), fence=fence)
-    monkeypatch.setattr(os, "replace", real_replace)
-    # each rename is preceded by its own check; nothing is renamed after a refusal
-    assert events == ["fence", "replace", "fence", "replace", "fence"][:2 * refuse_at - 1]
+    monkeypatch.setattr(os, "link", real_link)
+    # each publish is preceded by its own check; nothing is published after a refusal
+    assert events == ["fence", "link", "fence", "link", "fence"][:2 * refuse_at - 1]
     assert sorted(p.name for p in tmp_path.iterdir()) == [owner.name, owner.name + ".sha256"]
     loaded, path = checkpoint.latest(tmp_path)  # the owner's checkpoint is untouched
     assert path == owner and float(loaded.weights[0][0, 0]) == 7.0
@@ -163,3 +167,78 @@ def test_a_checkpoint_removed_while_resuming_is_skipped(tmp_path, monkeypatch):
     assert path.name == "ckpt-000001-00000000.h5"
     assert float(loaded.weights[0][0, 0]) == 1.0
     assert checkpoint.verify(newest) is False
+
+
+@pytest.mark.parametrize("pause_at", [1, 2])
+def test_a_zombie_woken_after_the_new_owner_wrote_the_same_names_replaces_nothing(
+        tmp_path, pause_at):
+    """The zombie's ``pause_at``-th fencing check passes, then it sleeps right there
+    (SIGSTOP, a GC pause) while its lease lapses and the new owner writes the same
+    checkpoint (a deterministic job writes the same names); every later check refuses.
+    Its publish after the pause must not replace the owner's file or sidecar: both
+    survive byte for byte and verify, and the zombie leaves nothing of its own."""
+    owner = {}
+    calls = []
+
+    def fence():
+        calls.append("fence")
+        if len(calls) == pause_at:
+            checkpoint.write(tmp_path, state(2, value=5.0))  # the new owner, same names
+            owner.update({p.name: p.read_bytes() for p in tmp_path.iterdir()
+                          if not p.name.startswith(".")})  # not the zombie's temp
+        elif len(calls) > pause_at:
+            raise Refused
+
+    with pytest.raises(Refused):
+        checkpoint.write(tmp_path, state(2, value=9.0), fence=fence)
+    assert sorted(owner) == ["ckpt-000002-00000000.h5", "ckpt-000002-00000000.h5.sha256"]
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == owner
+    loaded, path = checkpoint.latest(tmp_path)
+    assert checkpoint.verify(path) and float(loaded.weights[0][0, 0]) == 5.0
+
+
+def test_an_existing_name_is_replaced_only_after_a_passing_check(tmp_path):
+    """A name that exists already (this attempt's own earlier write, or a file a dead
+    attempt left without its sidecar) is replaced, but only after a fencing check made
+    once the name was found taken; a refusal there leaves the old file as it was."""
+    leftover = checkpoint.write(tmp_path, state(2, value=3.0))
+    leftover.with_name(leftover.name + ".sha256").unlink()  # died before its commit
+    before = leftover.read_bytes()
+    calls = []
+
+    def refuse_second(_calls=calls):
+        _calls.append("fence")
+        if len(_calls) == 2:
+            raise Refused
+
+    with pytest.raises(Refused):
+        checkpoint.write(tmp_path, state(2, value=9.0), fence=refuse_second)
+    assert [p.name for p in tmp_path.iterdir()] == [leftover.name]
+    assert leftover.read_bytes() == before
+    calls.clear()
+    checkpoint.write(tmp_path, state(2, value=9.0), fence=lambda: calls.append("fence"))
+    # data: check, taken, check, replace; sidecar (gone): check, link; the last check
+    assert calls == ["fence"] * 4
+    loaded, path = checkpoint.latest(tmp_path)
+    assert path == leftover and float(loaded.weights[0][0, 0]) == 9.0
+    checkpoint.write(tmp_path, state(2, value=4.0), fence=lambda: calls.append("fence"))
+    assert len(calls) == 4 + 5  # both names taken now: one more check before each
+    assert float(checkpoint.latest(tmp_path)[0].weights[0][0, 0]) == 4.0
+
+
+@pytest.mark.parametrize("code", ["EPERM", "EOPNOTSUPP", "EXDEV", "ENOSYS"])
+def test_without_hard_links_checkpoints_are_renamed_into_place(tmp_path, monkeypatch, code):
+    """Some FUSE and overlay file systems refuse ``link()``: the write falls back to the
+    rename it used before (the zombie window stays open there, see the module docstring)."""
+    import errno
+    import os
+
+    def no_links(src, dst, *args, **kwargs):
+        raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)))
+
+    monkeypatch.setattr(os, "link", no_links)
+    checkpoint.write(tmp_path, state(1, value=1.0))
+    checkpoint.write(tmp_path, state(1, value=2.0))  # the same names, replaced
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "ckpt-000001-00000000.h5", "ckpt-000001-00000000.h5.sha256"]
+    assert float(checkpoint.latest(tmp_path)[0].weights[0][0, 0]) == 2.0

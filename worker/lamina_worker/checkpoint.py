@@ -152,73 +152,88 @@ def write(folder: Path, state: State, fence: Callable[[], None] | None = None) -
     Args:
         folder: the job's checkpoint folder.
         state: what to write.
-        fence: called right before each rename; raises when this writer no longer
+        fence: called right before each publish, again before replacing a name that
+            is taken, and after the last publish; raises when this writer no longer
             owns the job (nothing more is published, see the module docstring).
 
     Raises:
         NonFiniteState: a weight is NaN/inf (nothing is written).
         OSError: the disk is full or failing (nothing is written, nothing pruned).
     """
-    import h5py
-
     check_finite(state)
     folder = Path(folder)
     path = folder / f"ckpt-{state.epoch:06d}-{state.step:08d}.h5"
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = FORMAT
-            f.attrs["epoch"] = int(state.epoch)
-            f.attrs["step"] = int(state.step)
-            f.attrs["stopped"] = bool(state.stopped)
-            f.attrs["rng_state"] = json.dumps(state.rng_state)
-            f.attrs["replica_rng"] = json.dumps(state.replica_rng)
-            for name in ("weights", "optimizer"):
-                group = f.create_group(name)
-                for i, array in enumerate(getattr(state, name)):
-                    group.create_dataset(str(i), data=array)
-            callbacks = f.create_group("callbacks")
-            callbacks.attrs["count"] = len(state.callbacks)
-            for i, cb_state in enumerate(state.callbacks):
-                group = callbacks.create_group(str(i))
-                for name, value in cb_state.items():
-                    _put(group, name, value)
-            metrics = f.create_group("metrics")
-            for name, fields in state.metrics.items():
-                group = metrics.create_group(name)
-                for key, value in fields.items():
-                    _put(group, key, value)
-        ours = _identity(tmp)
-        if fence is not None:
-            fence()
     sidecar = path.with_name(path.name + ".sha256")
-    committed = None
+    check = fence if fence is not None else _unfenced
+    ours = committed = None
     try:
-        with atomic_path(sidecar) as tmp:
-            tmp.write_text(_sha256(path) + "\n")
+        with atomic_path(path, before_replace=check) as tmp:
+            _write_h5(tmp, state)
+            digest = _sha256(tmp)  # of this writer's bytes, whatever the name holds later
+            ours = _identity(tmp)  # link() keeps the inode
+            check()
+        with atomic_path(sidecar, before_replace=check) as tmp:
+            tmp.write_text(digest + "\n")
             committed = _identity(tmp)
-            if fence is not None:
-                fence()
-        if fence is not None:
-            fence()  # a pause between the last check and its rename published both
-    except BaseException as exc:
-        if fence is not None and not isinstance(exc, OSError):
-            # Fenced (or interrupted): take back the names this writer renamed, where
-            # they still hold its files; they may be the new owner's now.
-            if committed is not None:
-                _unlink_if(sidecar, committed)
+            check()
+        check()  # a pause between the last check and its publish published both
+    except BaseException:
+        # Fenced, interrupted or a disk fault: take back what this writer published,
+        # where the names still hold its files (they may be the new owner's by now).
+        if _holds(path, ours):
+            # The sidecar is this writer's or the one of the file it replaced: a new
+            # owner's data would have replaced this writer's file before its sidecar.
+            sidecar.unlink(missing_ok=True)
             _unlink_if(path, ours)
-            raise
-        # Uncommitted: without its sidecar the file would only be skipped on resume.
-        sidecar.unlink(missing_ok=True)
-        path.unlink(missing_ok=True)
+        elif committed is not None:
+            _unlink_if(sidecar, committed)
         raise
     prune(folder)
     return path
 
 
+def _unfenced() -> None:
+    """The check of a writer without a lease (tests, local use): it owns the folder."""
+
+
+def _write_h5(tmp: Path, state: State) -> None:
+    import h5py
+
+    with h5py.File(tmp, "w") as f:
+        f.attrs["format"] = FORMAT
+        f.attrs["epoch"] = int(state.epoch)
+        f.attrs["step"] = int(state.step)
+        f.attrs["stopped"] = bool(state.stopped)
+        f.attrs["rng_state"] = json.dumps(state.rng_state)
+        f.attrs["replica_rng"] = json.dumps(state.replica_rng)
+        for name in ("weights", "optimizer"):
+            group = f.create_group(name)
+            for i, array in enumerate(getattr(state, name)):
+                group.create_dataset(str(i), data=array)
+        callbacks = f.create_group("callbacks")
+        callbacks.attrs["count"] = len(state.callbacks)
+        for i, cb_state in enumerate(state.callbacks):
+            group = callbacks.create_group(str(i))
+            for name, value in cb_state.items():
+                _put(group, name, value)
+        metrics = f.create_group("metrics")
+        for name, fields in state.metrics.items():
+            group = metrics.create_group(name)
+            for key, value in fields.items():
+                _put(group, key, value)
+
+
 def _identity(path: Path) -> tuple[int, int]:
     stat = os.stat(path)
     return stat.st_dev, stat.st_ino
+
+
+def _holds(path: Path, identity: tuple[int, int] | None) -> bool:
+    """True when ``path`` is the file ``identity`` names."""
+    try:
+        return identity is not None and _identity(path) == identity
+    except FileNotFoundError:
+        return False
 
 
 def _unlink_if(path: Path, identity: tuple[int, int]) -> None:

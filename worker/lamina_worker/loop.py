@@ -237,12 +237,19 @@ class Worker:
                 trainer.shutdown()
 
     def _write_model(self, job, model, lease: Lease) -> str:
-        """Save the final model atomically; the fencing check is the last thing before."""
+        """Save the final model atomically; the fencing check is the last thing before.
+
+        ``model.keras`` is published with ``link()`` (never over a file of that name);
+        a name left by an attempt that died before its commit is replaced only after
+        one more check (:func:`lamina_service.diskio.publish`). So an attempt paused
+        between its check and its publish cannot replace the file of a new owner
+        that saved and committed meanwhile: its digest stays the served file's.
+        """
         import hashlib
 
         final = Path(self.storage.model_path(job.id))
         # ENOSPC/EIO: no temp file stays, no model.keras appears, the attempt is retried.
-        with atomic_path(final, suffix=".keras") as tmp:
+        with atomic_path(final, suffix=".keras", before_replace=lease.confirm) as tmp:
             model.save(str(tmp))
             digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
             lease.confirm()
