@@ -14,26 +14,66 @@ are done" (``step == 0``: the epoch has not started). It holds:
   shuffle, so the resumed epoch sees the same order) and ``replica_rng`` (empty since
   replicas draw no noise from their own generators; kept so older files load).
 
-The file is written to a temp name, fsynced, renamed and the folder fsynced
-(:func:`lamina_service.diskio.atomic_path`); then its sha256 goes to
-``<name>.sha256`` the same way. That sidecar is the commit marker: a checkpoint
-without one, or whose bytes do not match it, is skipped on resume and the
-previous one is used.
+The file is written to a temp name, fsynced, published under its final name and the
+folder fsynced (:func:`lamina_service.diskio.atomic_path`); then the sha256 of the
+bytes this writer wrote goes to ``<name>.sha256`` the same way. That sidecar is the
+commit marker: a checkpoint without one, or whose bytes do not match it, is skipped
+on resume and the previous one is used.
 
 A write that fails (ENOSPC, EIO) leaves no temp file and no uncommitted checkpoint
 (a file whose sidecar could not be written is removed with it), prunes nothing, and
 raises the ``OSError``: the attempt fails and its retry resumes from the newest
 intact checkpoint.
 
-Fencing: the writer's ``fence`` (the lease check) runs right before each of the two
-renames and once after the second, not only before the write: a worker paused
+Fencing. The writer's ``fence`` (the lease check) runs right before each of the two
+publishes and once after the second, not only before the write: a worker paused
 (SIGSTOP, a long GC, a VM freeze) after an early check would otherwise publish into a
-folder that a newer attempt owns by the time it wakes up. A writer paused between a
-check and its rename still publishes when it wakes up (a check and a rename cannot be
-one step); the next check refuses, and the writer removes what it renamed, recognised
-by inode, so a file of the same name that the new owner wrote since stays (a
-deterministic job writes the same names). A fenced writer leaves nothing behind, even
-when the new owner has already finished.
+folder that a newer attempt owns by the time it wakes up. A check and a publish
+cannot be one step, so a publish never replaces: it is ``os.link(tmp, name)``, which
+fails with EEXIST when the name is taken. Only then is ``fence`` asked once more and,
+if it passes, the file replaced (this attempt re-writing its own checkpoint, or a
+file a dead attempt left without its sidecar). On a refusal the writer takes back
+what it published, recognised by inode, and leaves every other file alone. Z is the
+paused attempt (its lease lapsed), O the new owner; a deterministic job writes the
+same names, so both may write ``N`` and ``N.sha256``. Three facts carry the argument:
+O publishes only after its claim, and every check of Z after that claim refuses;
+each writer publishes ``N`` before ``N.sha256``; a replace by Z follows a check that
+passed after Z found the name taken, when O had not claimed yet, so the file Z
+replaces is its own or a dead attempt's.
+
+* Z paused after a passing check, O wrote ``N`` (and maybe ``N.sha256``) meanwhile:
+  Z's link fails, its next check refuses, Z has published nothing there and removes
+  nothing (O's inodes are not its own). Before, its rename replaced O's file and its
+  take-back then removed it: a lost checkpoint.
+* Z published ``N`` and is refused later: it takes ``N`` back while ``N`` still holds
+  its inode, and the sidecar of that name with it (its own, or the one of the file it
+  replaced: O's sidecar can only follow O's ``N``, which would have replaced Z's
+  first). If O replaced ``N`` already, Z removes at most its own sidecar, by inode.
+* O finds ``N`` taken by Z's file: O's check passes, O replaces it; Z's take-back
+  then finds another inode and keeps it.
+* Readers (O's :func:`latest` at resume or after a replica restart) see a name with
+  a sidecar that describes the bytes its own writer wrote: Z's committed pair is a
+  valid checkpoint of the same job; a file without a matching sidecar is skipped; a
+  pair taken back between the two reads of :func:`verify` is skipped.
+* :func:`prune` keeps the newest :data:`KEEP` names; neither prune removes O's newest
+  committed checkpoint. O prunes right after committing it, and at most one newer
+  name can exist: Z's one uncommitted file not yet taken back (each writer commits a
+  name before it starts the next). Z prunes only after its last check passed, before
+  O's claim: O resumes from Z's newest committed name or a newer one, and every name
+  newer than that is O's, written in order.
+
+Left open: (1) Z paused between the check that follows EEXIST and its replace while
+O writes that same name: the name must have existed before either wrote it (a dead
+attempt's uncommitted file: O only re-writes names newer than the newest committed
+one); Z's replace then removes O's file and its take-back loses it (O's sidecar,
+left without its file, is skipped: a lost checkpoint, never a wrong one). The same
+pause while Z re-writes its own committed checkpoint, which O may have resumed from,
+makes Z's take-back remove that checkpoint (O's newer ones stay).
+(2) A take-back is a stat then an unlink: O replacing the name between the two loses
+O's file the same way. (3) File systems without hard links (some FUSE and overlay
+setups: link raises EPERM/ENOTSUP/EXDEV/ENOSYS) publish by rename after the same
+checks, where a writer paused between a check and its rename still replaces a file of
+that name (:data:`lamina_service.diskio.NO_LINK_ERRNOS`).
 """
 
 from __future__ import annotations
