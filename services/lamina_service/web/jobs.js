@@ -2,15 +2,22 @@
 // event stream (/v1/events): a job that changed state or finished an epoch has its row
 // re-fetched. Only while the stream is down, a slow full poll stands in. Filter, search,
 // sort and pages rendered client-side (only one page of rows is in the DOM).
+// The first load shows the newest rows as soon as they arrive and reads the rest of the
+// list a few pages at a time; later loads keep the full table until the new one is whole.
 "use strict";
 Lamina.jobsView = (() => {
   const {$, el, json, say, badge, fmtNum, fmtInt, fmtDuration, fmtTime, duration, follow,
          headers} = Lamina;
   const BATCH = 20;  // more changed jobs than this at once: re-read the list instead
+  const FIRST = 200;  // the first read: a full page at the largest page size
+  const CHUNK = 1000;  // the API's largest page
+  const PARALLEL = 3;  // list reads in flight at once (the event stream holds a connection)
+  const MAX_READS = 20;  // after the first: up to 20,000 more jobs
   const ORDER = {running: 0, queued: 1, failed: 2, cancelled: 3, succeeded: 4};
   const state = {rows: [], sortKey: "submitted_at", sortDir: -1, page: 0, selected: new Set(),
                  timer: null, loading: false, loaded: false, lastRenderMs: null,
-                 firstRenderAt: null,
+                 // performance.now() when the first rows, and then all of them, were shown
+                 firstRenderAt: null, completeAt: null, partial: false, retry: null,
                  // live: the stream, the last event id, rows waiting to be re-fetched
                  abort: null, streamKey: null, streaming: false, lastEventId: null,
                  pending: new Set(), flushing: false, applied: {}, fallbackMs: 15000,
@@ -25,27 +32,85 @@ Lamina.jobsView = (() => {
     submitted_at: (r) => r.submitted_at,
   };
 
+  const listPath = (offset, limit) => "/v1/dashboard/jobs?limit=" + limit + "&offset=" + offset;
+
+  // The pages after the first, PARALLEL at a time, in list order; then, should jobs have
+  // been submitted meanwhile (the list grew past total), on from the last next_offset.
+  async function readRest(first, arrived) {
+    const offsets = [];
+    for (let at = first.next_offset; at < first.total && offsets.length < MAX_READS; at += CHUNK)
+      offsets.push(at);
+    const pages = new Array(offsets.length);
+    let next = 0, read = first.items.length;
+    const reader = async () => {
+      while (next < offsets.length) {
+        const i = next++;
+        pages[i] = await json(listPath(offsets[i], CHUNK));
+        arrived(read += pages[i].items.length);
+      }
+    };
+    await Promise.all(Array.from({length: Math.min(PARALLEL, offsets.length)}, reader));
+    let offset = offsets.length ? pages[pages.length - 1].next_offset : first.next_offset;
+    while (offset !== null && pages.length < MAX_READS) {
+      const page = await json(listPath(offset, CHUNK));
+      pages.push(page); offset = page.next_offset;
+    }
+    return pages;
+  }
+
+  // Rows of pages read at different moments: a job submitted between two reads shifts
+  // the later pages by one, so a row can come twice (the first met is kept; a row that
+  // changed meanwhile had an event, and requeue() reads it again).
+  function join(pages) {
+    const seen = new Set(), rows = [];
+    for (const page of pages)
+      for (const r of page.items) if (!seen.has(r.id)) { seen.add(r.id); rows.push(r); }
+    return rows;
+  }
+
+  function requeue(since) {  // rows re-fetched by events while the list was read may be newer
+    for (const [id, at] of Object.entries(state.applied)) if (at >= since) state.pending.add(id);
+    if (state.pending.size) flush();
+  }
+
+  function loadingSay(read, total) {
+    say("Loading jobs: " + fmtInt(read) + " of " + fmtInt(total) + " read…");
+    $("msg").dataset.from = "jobs";
+  }
+
   async function load() {
     if (state.loading) { state.again = true; return; }  // read once more when this one ends
     state.again = false;
     state.loading = true; state.loads++;
+    clearTimeout(state.retry); state.retry = null;
     const t0 = performance.now(), since = Date.now();
+    const early = !state.loaded;  // a reload keeps the whole table until the new one is in
     try {
-      let rows = [], offset = 0;
-      for (let guard = 0; guard < 20 && offset !== null; guard++) {
-        const page = await json("/v1/dashboard/jobs?limit=1000&offset=" + offset);
-        rows = rows.concat(page.items); offset = page.next_offset;
+      const first = await json(listPath(0, FIRST));
+      if (early && first.next_offset !== null) {
+        state.rows = first.items; state.partial = true;
+        $("jobs").setAttribute("aria-busy", "true");
+        render();
+        if (state.firstRenderAt === null) state.firstRenderAt = performance.now();
+        loadingSay(first.items.length, first.total);
+        requeue(since);
       }
-      state.rows = rows; state.loaded = true;
-      // rows re-fetched by events while this page was read may be newer: fetch again
-      for (const [id, at] of Object.entries(state.applied)) if (at >= since) state.pending.add(id);
-      if (state.pending.size) flush();
+      const rest = first.next_offset === null ? []
+        : await readRest(first, (read) => { if (early) loadingSay(read, first.total); });
+      state.rows = join([first, ...rest]); state.loaded = true; state.partial = false;
+      $("jobs").removeAttribute("aria-busy");
+      requeue(since);
       render();
       state.lastRenderMs = performance.now() - t0;
       if (state.firstRenderAt === null) state.firstRenderAt = performance.now();
+      if (state.completeAt === null) state.completeAt = performance.now();
       if ($("msg").dataset.from === "jobs") say("");
     } catch (e) {
-      if (e.status !== 401) { say("Could not list jobs: " + e.message); $("msg").dataset.from = "jobs"; }
+      if (e.status !== 401) {
+        say("Could not list jobs: " + e.message); $("msg").dataset.from = "jobs";
+        // a table left partial would stay so while the stream is up: read it again
+        if (!state.loaded) state.retry = setTimeout(load, 5000);
+      }
     } finally {
       state.loading = false;
       if (state.again) load();
@@ -102,7 +167,8 @@ Lamina.jobsView = (() => {
     }
     $("page-label").textContent = "Page " + (state.page + 1) + " of " + pages;
     $("prev").disabled = state.page === 0; $("next").disabled = state.page >= pages - 1;
-    $("count").textContent = rows.length + " of " + state.rows.length + " jobs";
+    $("count").textContent = rows.length + " of " + state.rows.length + " jobs" +
+      (state.partial ? " read so far" : "");
     for (const th of $("jobs").tHead.rows[0].cells) {
       if (!th.dataset.key) continue;
       if (th.dataset.key === state.sortKey)
@@ -196,13 +262,15 @@ Lamina.jobsView = (() => {
 
   function show() {
     const key = JSON.stringify(headers());
-    if (state.abort && state.streamKey !== key) hide();  // another API key: another tenant
+    if (state.abort && state.streamKey !== key) {  // another API key: another tenant
+      hide(); state.rows = []; state.loaded = false; render();
+    }
     if (state.abort) { load(); return; }
     state.abort = new AbortController(); state.streamKey = key; state.lastEventId = null;
     stream(state.abort.signal);
   }
   function hide() {
-    stopPoll();
+    stopPoll(); clearTimeout(state.retry); state.retry = null;
     if (state.abort) state.abort.abort();
     state.abort = null; state.streaming = false;
   }
