@@ -46,6 +46,48 @@ def mnist_like(n: int, seed: int = 0):
     return x[..., None], y.astype(np.int64)
 
 
+def fit_epochs(model, x, y, epochs: int, batch_size: int) -> tuple[list[float], list[float]]:
+    """Train a Keras-API ``model`` (Lamina's or Keras's) with its own ``fit``, one call
+    per epoch: each epoch's wall seconds and last loss."""
+    times, losses = [], []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        history = model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0)
+        times.append(time.perf_counter() - start)
+        losses.append(float(history.history["loss"][-1]))
+    return times, losses
+
+
+def torch_epochs(net, opt, loss_fn, xt, yt, epochs: int,
+                 batch_size: int) -> tuple[list[float], list[float]]:
+    """Train a PyTorch ``net`` eagerly, the plain loop (a fresh permutation an epoch,
+    ``zero_grad``/``backward``/``step`` a batch): each epoch's wall seconds and last
+    loss."""
+    import torch
+
+    times, losses = [], []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        net.train()
+        perm = torch.randperm(len(xt))
+        for i in range(0, len(xt), batch_size):
+            idx = perm[i:i + batch_size]
+            opt.zero_grad()
+            loss = loss_fn(net(xt[idx]), yt[idx])
+            loss.backward()
+            opt.step()
+        times.append(time.perf_counter() - start)
+        losses.append(float(loss.detach()))
+    return times, losses
+
+
+def train_rate(samples: int, times: list[float]) -> float:
+    """Train samples a second over the epochs after the first (a warm-up: imports,
+    compilation, first touches), or over the only one."""
+    steady = times[1:] or times
+    return samples * len(steady) / sum(steady)
+
+
 def torch_python() -> str | None:
     """A Python that can import torch: this one, $LAMINA_BENCH_TORCH_PYTHON, or a side venv."""
     return _first_python([os.environ.get("LAMINA_BENCH_TORCH_PYTHON"), sys.executable,

@@ -17,7 +17,7 @@ import importlib
 import json
 import time
 
-from common import mnist_like
+from common import fit_epochs, mnist_like, train_rate
 
 
 def framework(name: str = "lamina"):
@@ -68,13 +68,7 @@ def main() -> None:
     model = build(args.model, keras)
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
-    times, losses = [], []
-    for _ in range(args.epochs):
-        start = time.perf_counter()
-        history = model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0)
-        times.append(time.perf_counter() - start)
-        losses.append(float(history.history["loss"][-1]))
-    steady = times[1:] or times
+    times, losses = fit_epochs(model, x, y, args.epochs, args.batch_size)
     start = time.perf_counter()
     model.predict(x, batch_size=1024, verbose=0)
     predict_seconds = time.perf_counter() - start
@@ -86,7 +80,7 @@ def main() -> None:
     else:
         pool, used = None, "xla"
     print(json.dumps({"framework": args.framework, "model": args.model,
-                      "train_samples_per_s": args.samples * len(steady) / sum(steady),
+                      "train_samples_per_s": train_rate(args.samples, times),
                       "predict_samples_per_s": args.samples / predict_seconds,
                       "params": model.count_params(),
                       "epoch_seconds": times, "loss": losses, "threads": used,

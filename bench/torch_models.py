@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import numpy as np
 import torch
-from common import mnist_like
+from common import mnist_like, torch_epochs, train_rate
 from torch import nn
 
 
@@ -51,22 +50,11 @@ def main() -> None:
     net = build(args.model)
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7)
     loss_fn = nn.CrossEntropyLoss()
-    times = []
-    for _ in range(args.epochs):
-        start = time.perf_counter()
-        net.train()
-        perm = torch.randperm(len(xt))
-        for i in range(0, len(xt), args.batch_size):
-            idx = perm[i:i + args.batch_size]
-            opt.zero_grad()
-            loss = loss_fn(net(xt[idx]), yt[idx])
-            loss.backward()
-            opt.step()
-        times.append(time.perf_counter() - start)
-    steady = times[1:] or times
+    times, losses = torch_epochs(net, opt, loss_fn, xt, yt, args.epochs, args.batch_size)
     print(json.dumps({"framework": "torch", "model": args.model,
-                      "train_samples_per_s": args.samples * len(steady) / sum(steady),
-                      "epoch_seconds": times, "threads": torch.get_num_threads()}))
+                      "train_samples_per_s": train_rate(args.samples, times),
+                      "epoch_seconds": times, "loss": losses,
+                      "threads": torch.get_num_threads()}))
 
 
 if __name__ == "__main__":

@@ -29,10 +29,9 @@ import argparse
 import importlib
 import json
 import statistics
-import time
 
 import numpy as np
-from common import HERE, print_keras_ratios, side_by_side
+from common import HERE, fit_epochs, print_keras_ratios, side_by_side, torch_epochs, train_rate
 
 STEPS, FEATURES, HEADS, KEY_DIM, HIDDEN, CLASSES = 64, 32, 4, 32, 128, 10
 
@@ -74,15 +73,9 @@ def run_fit(args) -> dict:
     keras = importlib.import_module(args.worker)
     model = build(keras)
     x, y = sequences(args.samples)
-    times, losses = [], []
-    for _ in range(args.epochs):
-        start = time.perf_counter()
-        history = model.fit(x, y, batch_size=args.batch_size, epochs=1, verbose=0)
-        times.append(time.perf_counter() - start)
-        losses.append(float(history.history["loss"][-1]))
-    steady = times[1:] or times
+    times, losses = fit_epochs(model, x, y, args.epochs, args.batch_size)
     result = {"framework": args.worker,
-              "train_samples_per_s": args.samples * len(steady) / sum(steady),
+              "train_samples_per_s": train_rate(args.samples, times),
               "epoch_seconds": times, "loss": losses, "params": model.count_params()}
     if args.worker == "lamina":
         from lamina.backend.threads import pool_stats
@@ -133,21 +126,9 @@ def run_torch(args) -> dict:
     opt = torch.optim.Adam(net.parameters(), lr=1e-3, eps=1e-7)
     loss_fn = nn.CrossEntropyLoss()
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
-    times, losses = [], []
-    for _ in range(args.epochs):
-        start = time.perf_counter()
-        perm = torch.randperm(args.samples)
-        for i in range(0, args.samples, args.batch_size):
-            idx = perm[i:i + args.batch_size]
-            opt.zero_grad()
-            loss = loss_fn(net(xt[idx]), yt[idx])
-            loss.backward()
-            opt.step()
-        times.append(time.perf_counter() - start)
-        losses.append(float(loss))
-    steady = times[1:] or times
+    times, losses = torch_epochs(net, opt, loss_fn, xt, yt, args.epochs, args.batch_size)
     return {"framework": "torch", "threads": torch.get_num_threads(),
-            "train_samples_per_s": args.samples * len(steady) / sum(steady),
+            "train_samples_per_s": train_rate(args.samples, times),
             "epoch_seconds": times, "loss": losses}
 
 
