@@ -17,7 +17,9 @@ its publish cannot replace the file the new owner wrote meanwhile. File systems
 without hard links (some FUSE and overlay setups: ``link`` raises EPERM, ENOTSUP,
 EXDEV, ENOSYS or EMLINK) fall back to ``os.replace`` after the same check when the
 name exists; there a paused writer can still replace a file written meanwhile (one
-INFO line per process says so).
+INFO line per file system says so). A writer killed between its link and the removal
+of its temp name leaves a second name of the published file: the sweep below removes
+that name, the file stays under its final one.
 
 Temp names carry their writer: ``.<name>-<pid>-<host>.<token>.tmp[<suffix>]``
 (``host``: 8 hex digits of the hostname's sha1; an upload's is ``.upload-...``).
