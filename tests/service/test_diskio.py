@@ -94,3 +94,15 @@ def test_other_link_errors_are_disk_faults_that_name_the_target(tmp_path, monkey
         tmp.write_bytes(b"x")
     assert str(info.value) == "[Errno 5] Input/output error: 'a.bin'"
     assert names(tmp_path) == []
+
+
+def test_a_writer_killed_between_link_and_unlink_leaves_a_name_the_sweep_removes(tmp_path):
+    from lamina_service.diskio import HOST_TAG, sweep_temps
+
+    target = tmp_path / "jobs" / "a.bin"
+    target.parent.mkdir()
+    target.write_bytes(b"published")
+    dead = target.parent / f".a.bin-999999999-{HOST_TAG}.0123456789ab.tmp"
+    os.link(target, dead)  # the dead writer's temp name of the published file
+    assert sweep_temps(tmp_path) == 1
+    assert names(target.parent) == ["a.bin"] and target.read_bytes() == b"published"
