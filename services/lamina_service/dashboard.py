@@ -82,14 +82,17 @@ def spec_facts(spec: dict[str, Any], limits: Limits) -> dict[str, Any]:
                           if c.get("class_name") in ("EarlyStopping", "ModelCheckpoint")]}
 
 
-def job_row(record: JobRecord, facts: dict[str, Any]) -> dict[str, Any]:
-    """One row of the jobs view (see ``JobRow`` in the dashboard routes)."""
+def job_row(record: JobRecord, facts: dict[str, Any],
+            history: dict[str, list] | None = None) -> dict[str, Any]:
+    """One row of the jobs view (see ``JobRow`` in the dashboard routes); ``history``
+    stands for the record's own (a listing's records come without one)."""
+    history = record.history if history is None else history
     return {
         "id": record.id, "name": record.name, "status": record.status.value,
         "priority": record.priority, "attempts": record.attempts, "epoch": record.epoch,
         "epochs": facts["epochs"], "replicas": facts["replicas"],
         "model_class": facts["model_class"], "params": facts["params"],
-        "best": best_value(facts, record.history), "worker": record.worker,
+        "best": best_value(facts, history), "worker": record.worker,
         "cancel_requested": record.cancel_requested,
         "has_model": record.artifact_id is not None, "error": record.error,
         "submitted_at": record.submitted_at, "started_at": record.started_at,
@@ -132,8 +135,8 @@ def job_rows(producer: Producer, limits: Limits, tenant: str, status: JobStatus 
     for index, record in enumerate(page.items):
         if rows[index] is not None:
             continue
-        record = record.model_copy(update={"history": _history(history.get(record.id, {}))})
-        rows[index] = job_row(record, _facts.get(record.id) or spec_facts({}, limits))
+        rows[index] = job_row(record, _facts.get(record.id) or spec_facts({}, limits),
+                              _history(history.get(record.id, {})))
         if record.status.terminal:
             _rows.put(f"{record.id}@{record.finished_at}", rows[index])
     return rows, page.next_offset, page.total
