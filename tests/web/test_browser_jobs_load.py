@@ -107,3 +107,55 @@ def test_first_rows_show_before_the_last_list_page_and_the_table_ends_whole(brow
     counts = browser.execute_script("return window.laminaCounts")
     assert counts and set(counts) == {f"{N} of {N} jobs"}, counts
     assert console_errors(browser) == []
+
+
+# Once the first rows are shown, the page itself cancels one job and submits another
+# through the API while the rest of the list is being read: both changes reach the
+# page through the event stream, at whatever point of the reads they land.
+_CHANGE_WHILE_LOADING = """new MutationObserver((_, observer) => {
+  if (!document.querySelector('#jobs tbody tr')) return;
+  observer.disconnect();
+  const headers = {Authorization: 'Bearer ' + sessionStorage.getItem('lamina_key'),
+                   'Content-Type': 'application/json'};
+  window.laminaChanged = Promise.all([
+    fetch('/v1/jobs/%s/cancel', {method: 'POST', headers}).then(r => r.status),
+    fetch('/v1/jobs', {method: 'POST', headers, body: '%s'}).then(r => r.json())]);
+}).observe(document, {childList: true, subtree: true});"""
+
+
+def test_changes_during_the_first_load_end_in_the_table(browser, app, live_server):
+    """The event stream's guarantee holds across the early render: a job cancelled and
+    a job submitted while the later pages are read end in the table as they are now,
+    each row once (a submission shifts the later pages by one row)."""
+    import json
+
+    import httpx
+
+    from tests.service.conftest import job_body, npz_bytes
+
+    ids = fill(app, "alice", N, with_history=0)
+    with httpx.Client(base_url=live_server.url, timeout=60,
+                      headers={"Authorization": "Bearer key-a"}) as http:
+        http.get("/v1/dashboard/jobs?limit=1").raise_for_status()
+        dataset = http.post("/v1/datasets", content=npz_bytes()).json()["id"]
+    # shown in the first rows: the first page read says queued, only its event says more
+    cancelled = ids[-10]
+    body = json.dumps(job_body(dataset, name="late"))
+    browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument",
+                            {"source": _CHANGE_WHILE_LOADING % (cancelled, body)})
+    open_with_key(browser, live_server.url, "key-a", "#/jobs")
+    wait_for(browser, lambda b: b.execute_script("return !!window.laminaChanged"),
+             "the changes sent once the first rows were shown")
+    status, late = browser.execute_async_script(
+        "window.laminaChanged.then(arguments[arguments.length - 1])")
+    assert status == 200 and late["status"] == "queued", (status, late)
+    rows = "return Lamina.jobsView.state.rows.map(r => [r.id, r.status])"
+    wait_for(browser, lambda b: b.execute_script(
+        "const s = Lamina.jobsView.state; return s.loaded && !s.loading && !s.pending.size "
+        "&& !s.flushing") and dict(b.execute_script(rows)).get(cancelled) == "cancelled"
+             and late["id"] in dict(b.execute_script(rows)), "both changes in the table")
+    shown = browser.execute_script(rows)
+    assert len(shown) == len({row_id for row_id, _ in shown}) == N + 1
+    assert {row_id for row_id, _ in shown} == {*ids, late["id"]}
+    assert browser.find_element("id", "count").text == f"{N + 1} of {N + 1} jobs"
+    assert console_errors(browser) == []

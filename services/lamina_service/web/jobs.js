@@ -50,17 +50,21 @@ Lamina.jobsView = (() => {
       }
     };
     await Promise.all(Array.from({length: Math.min(PARALLEL, offsets.length)}, reader));
-    let offset = offsets.length ? pages[pages.length - 1].next_offset : first.next_offset;
-    while (offset !== null && pages.length < MAX_READS) {
-      const page = await json(listPath(offset, CHUNK));
-      pages.push(page); offset = page.next_offset;
-    }
+    const offset = offsets.length ? pages[pages.length - 1].next_offset : first.next_offset;
+    return pages.concat(await readInOrder(offset, MAX_READS - pages.length));
+  }
+
+  async function readInOrder(offset, reads) {
+    const pages = [];
+    for (; offset !== null && pages.length < reads; offset = pages[pages.length - 1].next_offset)
+      pages.push(await json(listPath(offset, CHUNK)));
     return pages;
   }
 
   // Rows of pages read at different moments: a job submitted between two reads shifts
   // the later pages by one, so a row can come twice (the first met is kept; a row that
-  // changed meanwhile had an event, and requeue() reads it again).
+  // changed meanwhile had an event, and requeue() reads it again). Read in list order,
+  // pages never miss a row to a submission; read out of order, they can (see load()).
   function join(pages) {
     const seen = new Set(), rows = [];
     for (const page of pages)
@@ -95,8 +99,13 @@ Lamina.jobsView = (() => {
         loadingSay(first.items.length, first.total);
         requeue(since);
       }
-      const rest = first.next_offset === null ? []
+      let rest = first.next_offset === null ? []
         : await readRest(first, (read) => { if (early) loadingSay(read, first.total); });
+      // The list changed during the reads (a job submitted, an expired one dropped): a
+      // page answered before an earlier one may have missed the row the change moved
+      // across their boundary. Read in order once more (a row can then come twice only).
+      if (rest.some((page) => page.total !== first.total))
+        rest = await readInOrder(first.next_offset, MAX_READS);
       state.rows = join([first, ...rest]); state.loaded = true; state.partial = false;
       $("jobs").removeAttribute("aria-busy");
       requeue(since);
