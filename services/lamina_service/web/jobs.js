@@ -92,6 +92,8 @@ Lamina.jobsView = (() => {
     try {
       const first = await json(listPath(0, FIRST));
       if (early && first.next_offset !== null) {
+        // the table's rows are the first page's own: rows events re-fetch meanwhile are
+        // replaced or added in it (flush), and join() below meets them first
         state.rows = first.items; state.partial = true;
         $("jobs").setAttribute("aria-busy", "true");
         render();
