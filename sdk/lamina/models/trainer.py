@@ -182,9 +182,10 @@ class Trainer:
         else:
             y_pred = self(x, training=True)
             loss = self.compute_loss(x, y, y_pred, sample_weight, training=True)
-            local = type(strategy) is Strategy
-            # One process: backward writes the gradients into the optimizer's flat
-            # buffer when its update reads them there (no copy; the same bits).
+            local = type(strategy) is Strategy or strategy.world_size == 1
+            # One process (or one replica: nothing to exchange): backward writes the
+            # gradients into the optimizer's flat buffer when its update reads them
+            # there (no copy; the same bits).
             views = self.optimizer.gradient_views(variables) if local and hasattr(
                 self.optimizer, "gradient_views") else None
             with gradient_destinations(views) if views else contextlib.nullcontext():

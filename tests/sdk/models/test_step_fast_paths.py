@@ -239,3 +239,22 @@ def test_backward_writes_gradients_into_the_optimizers_buffer_with_the_same_bits
 def test_gradients_are_not_offered_when_the_update_needs_them_whole(monkeypatch):
     _, in_buffer = _fit_recording_gradients(monkeypatch, keras.optimizers.Adam(clipnorm=1.0))
     assert in_buffer and not any(in_buffer)
+
+
+def test_one_replica_writes_gradients_into_the_optimizers_buffer_too(monkeypatch, tmp_path):
+    """A data-parallel replica alone (a job with ``replicas=1``) has nothing to exchange:
+    backward writes into the optimizer's flat buffer as local ``fit`` does (no copy per
+    step), with local ``fit``'s bytes."""
+    from lamina.distribute import shm
+    from lamina.distribute.strategy import DataParallel, set_strategy
+
+    local, _ = _fit_recording_gradients(monkeypatch)
+    collective = shm.SharedMemoryCollective(shm.create(tmp_path / "one", 1, 400_000, 64), 0)
+    set_strategy(DataParallel(collective))
+    try:
+        replica, in_buffer = _fit_recording_gradients(monkeypatch)
+    finally:
+        set_strategy(None)
+        collective.close()
+    assert in_buffer and all(in_buffer)
+    assert replica == local
