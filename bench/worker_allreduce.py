@@ -182,13 +182,6 @@ def run_setup(key: str, kind: str, x, y, epochs: int):
     return distributed(kind, x, y, epochs, int(key[-1]))
 
 
-def round_order(keys: list[str], r: int) -> list[str]:
-    """The setups of round ``r``: rotated by one each round, so that no setup always runs
-    first (after the data set is made) or right after the same neighbour."""
-    r %= max(1, len(keys))
-    return keys[r:] + keys[:r]
-
-
 def summary(kind: str, n: int, every: dict) -> list[tuple]:
     """``(kind, setup, epoch s, samples/s, vs local 2 threads, vs 1 replica, share)`` per
     setup of ``kind``: medians over every timed epoch of every round; the share is the
@@ -251,8 +244,8 @@ def main(argv=None) -> int:
                        (args.pin_replicas, "LAMINA_PIN_REPLICAS")):
         if flag is not None:
             env[name] = flag
+    import common
     import ray
-    from common import mnist_like
 
     # "local": a Ray of its own even when another session's cluster is up (ray.init()
     # would join that one, and refuses num_cpus there).
@@ -260,14 +253,14 @@ def main(argv=None) -> int:
              runtime_env={"env_vars": env})
     kinds = args.models.split(",")
     sizes = {kind: args.mlp_samples if kind == "mlp" else args.cnn_samples for kind in kinds}
-    data = {kind: mnist_like(sizes[kind]) for kind in kinds}
+    data = {kind: common.mnist_like(sizes[kind]) for kind in kinds}
     # (model, setup) -> (timed epoch times, (all-reduce s, step s) or None, their spans),
     # the timed epochs of every round together; `runs` keeps each run whole (warm-up too).
     every: dict = {(kind, SETUPS[key]): ([], None, []) for kind in kinds for key in keys}
     runs: list = []
     for r in range(args.rounds):
         for kind in kinds:
-            for key in round_order(keys, r):
+            for key in common.round_order(keys, r):
                 setup = SETUPS[key]
                 times, sums, spans = run_setup(key, kind, *data[kind], args.epochs)
                 runs.append((r, kind, setup, times, spans))

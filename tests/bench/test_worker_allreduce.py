@@ -51,3 +51,18 @@ def test_epochs_carry_their_spans(tmp_path):
         assert span["seconds"] >= r["seconds"], r
     quiet = sum(r["span"]["others"] < 0.3 for r in records if r["epoch"] > 0)
     assert int(row.group(2)) == quiet
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--rounds", "0"], "--epochs must be >= 2 (the first is a warm-up) and --rounds >= 1. "
+                        "Received: --epochs 4, --rounds 0"),
+    (["--epochs", "1"], "Received: --epochs 1, --rounds 3"),
+    (["--setups", "local2,replicas9"], "--setups takes a comma-separated subset of "
+                                      "local1,local2,replicas1,replicas2. Received: "
+                                      "'local2,replicas9'"),
+])
+def test_bad_arguments_are_refused_naming_them(argv, message):
+    out = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "bench", "worker_allreduce.py"), *argv],
+        capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and message in out.stderr, out.stderr

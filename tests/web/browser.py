@@ -17,6 +17,10 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-dev-shm-usage", "--window-size=1400,900", "--hide-scrollbars"]
 
+#: Requests the page made for the whole job list, from the browser's own log.
+LIST_REQUESTS = """return performance.getEntriesByType('resource')
+  .filter(e => e.name.includes('/v1/dashboard/jobs?')).length"""
+
 needs_chromium = pytest.mark.skipif(
     not (CHROMIUM and CHROMEDRIVER) and not os.environ.get("CI"),
     reason="chromium + chromedriver not installed (apt-get install chromium chromium-driver)",

@@ -21,7 +21,6 @@ from tests.web.browser import (
     needs_chromium,
     open_with_key,
     painted_fraction,
-    start_chromium,
     wait_for,
     watch_text,
 )
@@ -31,13 +30,6 @@ pytestmark = [needs_chromium, pytest.mark.slow]
 SERIES = """const c = Lamina.jobView.state.charts[arguments[0]];
 if (!c) return null;
 return c.data.slice(1).map(ys => ys.filter(v => v !== null).length);"""
-
-
-@pytest.fixture
-def browser(tmp_path):
-    driver = start_chromium(tmp_path / "profile", tmp_path / "downloads")
-    yield driver
-    driver.quit()
 
 
 @pytest.fixture

@@ -15,19 +15,11 @@ from tests.web.browser import (
     live_lag,
     needs_chromium,
     open_with_key,
-    start_chromium,
     wait_for,
     watch_text,
 )
 
 pytestmark = [needs_chromium, pytest.mark.slow]
-
-
-@pytest.fixture
-def browser(tmp_path):
-    driver = start_chromium(tmp_path / "profile", tmp_path / "downloads")
-    yield driver
-    driver.quit()
 
 
 @pytest.fixture

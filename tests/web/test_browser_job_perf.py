@@ -11,7 +11,6 @@ from tests.web.browser import (
     console_errors,
     needs_chromium,
     open_with_key,
-    start_chromium,
     wait_for,
 )
 
@@ -19,13 +18,6 @@ pytestmark = [needs_chromium, pytest.mark.slow]
 TABLE = """const t = document.getElementById('epochs');
 return [[...t.tHead.rows[0].cells].map(c => c.textContent),
         ...[...t.tBodies[0].rows].map(r => [...r.cells].map(c => c.textContent))]"""
-
-
-@pytest.fixture
-def browser(tmp_path):
-    driver = start_chromium(tmp_path / "profile", tmp_path / "downloads")
-    yield driver
-    driver.quit()
 
 
 def test_job_view_shows_measured_throughput_and_allreduce_share(browser, app, live_server):

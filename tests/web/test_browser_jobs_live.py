@@ -12,29 +12,19 @@ import pytest
 from tests.service.conftest import AUTH_A, AUTH_B, LiveServer, job_body, npz_bytes
 from tests.service.test_api_streams import open_stream
 from tests.web.browser import (
+    LIST_REQUESTS,
     LIVE_SECONDS,
     console_errors,
     needs_chromium,
     open_with_key,
-    start_chromium,
     wait_for,
 )
 
 pytestmark = [needs_chromium, pytest.mark.slow]
-#: Requests the page made for the whole job list (the poll), from the browser's own log.
-LIST_REQUESTS = """return performance.getEntriesByType('resource')
-  .filter(e => e.name.includes('/v1/dashboard/jobs?')).length"""
 ROW_REQUESTS = """return performance.getEntriesByType('resource')
   .filter(e => e.name.includes('/v1/dashboard/jobs/')).length"""
 CELLS = """const tr = document.querySelector(`#jobs tbody tr[data-id="${arguments[0]}"]`);
 return tr ? [...tr.cells].slice(1).map(c => c.textContent) : null"""
-
-
-@pytest.fixture
-def browser(tmp_path):
-    driver = start_chromium(tmp_path / "profile", tmp_path / "downloads")
-    yield driver
-    driver.quit()
 
 
 def upload(http: httpx.Client, headers) -> str:

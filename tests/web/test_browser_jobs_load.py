@@ -10,7 +10,6 @@ from tests.web.browser import (
     console_errors,
     needs_chromium,
     open_with_key,
-    start_chromium,
     wait_for,
 )
 from tests.web.test_browser_scale import fill
@@ -51,11 +50,10 @@ new MutationObserver(() => window.laminaCounts.push(count.textContent))
 
 
 @pytest.fixture
-def browser(tmp_path):
-    driver = start_chromium(tmp_path / "profile", tmp_path / "downloads")
-    driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": _OBSERVE})
-    yield driver
-    driver.quit()
+def browser(browser):
+    """conftest's Chromium, recording the first row before any script of the page runs."""
+    browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": _OBSERVE})
+    return browser
 
 
 def test_first_rows_show_before_the_last_list_page_and_the_table_ends_whole(browser, app,

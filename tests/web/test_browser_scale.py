@@ -6,24 +6,15 @@ import pytest
 
 from tests.service.conftest import AUTH_A, LiveServer, seq_model
 from tests.web.browser import (
+    LIST_REQUESTS,
     console_errors,
     needs_chromium,
     open_with_key,
-    start_chromium,
     wait_for,
 )
 
 pytestmark = [needs_chromium, pytest.mark.slow]
 ROWS = "return document.querySelectorAll('#jobs tbody tr').length"
-LIST_REQUESTS = """return performance.getEntriesByType('resource')
-  .filter(e => e.name.includes('/v1/dashboard/jobs?')).length"""
-
-
-@pytest.fixture
-def browser(tmp_path):
-    driver = start_chromium(tmp_path / "profile", tmp_path / "downloads")
-    yield driver
-    driver.quit()
 
 
 def spec(epochs: int) -> dict:
