@@ -184,6 +184,23 @@ def round_order(names: list, r: int) -> list:
     return names[r:] + names[:r]
 
 
+def blas_line() -> str:
+    """One line on numpy's BLAS in this environment (the children inherit it): OpenBLAS's
+    version and kernel set, ``OPENBLAS_CORETYPE``, and the note of
+    :func:`lamina.backend.blas_threads.describe_blas` when that variable holds OpenBLAS
+    below the CPU -- so that a figure says which kernels it measured."""
+    from lamina.backend.blas_threads import describe_blas
+
+    blas = describe_blas()
+    if blas["library"] is None:
+        return "numpy's BLAS: not an OpenBLAS threadpoolctl can see"
+    cpu = {True: "CPU with AVX-512", False: "CPU without AVX-512", None: "CPU flags unknown"}
+    line = (f"numpy's BLAS: OpenBLAS {blas['version']}, {blas['core']} kernels "
+            f"(OPENBLAS_CORETYPE={blas['coretype_env'] or 'unset'}; "
+            f"{cpu[blas['cpu_avx512']]})")
+    return line + (f"; note: {blas['note']}" if blas["note"] else "")
+
+
 def side_by_side(rounds: int, command, describe=None) -> dict[str, list[dict]]:
     """``rounds`` rounds, each running every framework of :func:`runners` once, in an
     order rotated each round (:func:`round_order`; ``command(framework, python)`` ->
@@ -199,6 +216,7 @@ def side_by_side(rounds: int, command, describe=None) -> dict[str, list[dict]]:
 
     found = runners()
     results: dict[str, list[dict]] = {name: [] for name, _, _ in found}
+    print(blas_line(), flush=True)
     for r in range(rounds):
         columns = {}
         order = round_order(found, r)

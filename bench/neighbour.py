@@ -19,7 +19,7 @@ import statistics
 import subprocess
 import sys
 
-from common import HERE, run_json, torch_python
+from common import HERE, blas_line, run_json, torch_python
 
 SPIN = "import time\nend = time.monotonic() + 3600\nwhile time.monotonic() < end: pass\n"
 
@@ -55,6 +55,7 @@ def main() -> None:
     if tpython:
         runners.append(("torch", tpython, "torch_models.py"))
     kept: dict[str, list[float]] = {name: [] for name, _, _ in runners}
+    print(blas_line(), flush=True)
     for _ in range(args.rounds):
         for name, python, script in runners:
             load_alone = loadavg()

@@ -288,7 +288,8 @@ def main(argv=None) -> int:
           f"interleaved (order rotated each round); medians over the {timed} epochs after "
           f"each run's warm-up; bucket cap {cap} MB; shared update {shared}; overlapped "
           f"update {overlap}; pinned replicas {pin}; balanced chunks {balance}; "
-          f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores\n")
+          f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
+          f"{common.blas_line()}\n")
     if args.rounds > 1:
         print("per round (each run's median epoch):\n")
         print("| model | round | " + " | ".join(SETUPS[k] for k in keys) + " |")

@@ -35,6 +35,9 @@ def test_side_by_side_runs_children_in_rotated_order_and_prints_columns_in_one(
         3, lambda name, python: [python, "-c", CHILD, name, str(ran)])
     assert ran.read_text().split() == ["lamina", "torch", "torch", "lamina", "lamina", "torch"]
     lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
+    assert lines[0] == common.blas_line()  # which kernels the figures below measured
+    assert lines[0].startswith("numpy's BLAS: ")
+    lines = lines[1:]
     assert len(lines) == 3
     for line, order in zip(lines, ("lamina, torch", "torch, lamina", "lamina, torch")):
         assert line.startswith("lamina 600 samples/s (") and "   torch 500 samples/s (" in line

@@ -69,6 +69,18 @@ def init_ray(address: str | None) -> None:
              include_dashboard=False)
 
 
+def _log_blas() -> None:
+    """numpy's BLAS in this process (replicas started here inherit its environment), and
+    a warning when OPENBLAS_CORETYPE holds it below the CPU (an operator's setting)."""
+    from lamina.backend.blas_threads import describe_blas
+
+    blas = describe_blas()
+    log.info("numpy's BLAS: %s %s, %s kernels (OPENBLAS_CORETYPE=%s)", blas["library"],
+             blas["version"], blas["core"], blas["coretype_env"] or "unset")
+    if blas["note"]:
+        log.warning("%s", blas["note"])
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the worker; returns the process exit code."""
     args = _parser().parse_args(argv)
@@ -97,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, _stop)
     log.info("worker %s ready (redis %s, storage %s)", worker.worker_id,
              settings.redis_url.rsplit("@", 1)[-1], settings.storage_root)
+    _log_blas()
     handled = worker.run()
     log.info("worker %s exiting after %d attempts", worker.worker_id, handled)
     return 0

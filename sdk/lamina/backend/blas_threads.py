@@ -293,6 +293,63 @@ def one_blas_thread():
     return _OneBlasThread()
 
 
+#: OpenBLAS's kernel sets (threadpoolctl's ``architecture``) whose SGEMM uses AVX-512.
+AVX512_CORES = frozenset({"SkylakeX", "Cooperlake", "SapphireRapids"})
+
+
+def describe_blas() -> dict:
+    """numpy's BLAS as this process runs it, for logs and benchmark headers.
+
+    OpenBLAS picks its kernels once, when numpy loads it: by the CPU, unless the
+    ``OPENBLAS_CORETYPE`` environment variable names a core type. A machine that sets
+    it to an AVX2 core (``Haswell``, ``Zen``) on a CPU with AVX-512 holds every matrix
+    product to AVX2 kernels: on a Zen 5 core, 124 against 220 GFLOP/s for float32
+    (docs/architecture.md). Only the process's environment can change that; Lamina
+    never changes it, and says so here instead.
+
+    Returns:
+        ``{"library", "version", "core", "coretype_env", "cpu_avx512", "note"}``:
+        ``library`` is ``"openblas"`` (None without threadpoolctl or an OpenBLAS),
+        ``core`` OpenBLAS's kernel set (``"Haswell"``, ``"SkylakeX"``, ...),
+        ``coretype_env`` the variable's value (None when unset), ``cpu_avx512`` whether
+        the CPU has AVX-512F (None where ``/proc/cpuinfo`` is not there), ``note`` one
+        sentence when the variable holds OpenBLAS below the CPU (else None).
+    """
+    ctl = _controller()
+    info = ctl.info() if ctl else {}
+    report = {"library": info.get("internal_api"), "version": info.get("version"),
+              "core": info.get("architecture"),
+              "coretype_env": os.environ.get("OPENBLAS_CORETYPE") or None,
+              "cpu_avx512": _cpu_has("avx512f")}
+    report["note"] = coretype_note(report["core"], report["coretype_env"],
+                                   report["cpu_avx512"])
+    return report
+
+
+def coretype_note(core, coretype_env, cpu_avx512) -> str | None:
+    """The sentence :func:`describe_blas` gives when ``OPENBLAS_CORETYPE`` (``coretype_env``)
+    holds OpenBLAS to a kernel set ``core`` without AVX-512 on a CPU with it; else None."""
+    if not coretype_env or not cpu_avx512 or core is None or core in AVX512_CORES:
+        return None
+    return (f"OPENBLAS_CORETYPE={coretype_env} holds numpy's OpenBLAS to its {core} "
+            f"kernels (no AVX-512) on a CPU with AVX-512: matrix products run up to ~1.8x "
+            f"slower than with OpenBLAS's own choice (unset OPENBLAS_CORETYPE, or set it to "
+            f"SkylakeX, before Python starts)")
+
+
+def _cpu_has(flag: str, path: str = "/proc/cpuinfo"):
+    """Whether the CPU's flags (Linux's ``/proc/cpuinfo``) include ``flag``; None where
+    the file is not there or has no flags line."""
+    try:
+        with open(path, encoding="ascii", errors="replace") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("flags"):
+                    return flag in line.partition(":")[2].split()
+    except OSError:
+        return None
+    return None
+
+
 def _after_fork_in_child() -> None:
     # A lock may have been held by another thread at fork time, and blocks open in the
     # parent's other threads never close here: start fresh, and give BLAS back now.

@@ -3,6 +3,7 @@ one_blas_thread over the other BLAS libraries (scipy's OpenBLAS)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -198,3 +199,59 @@ def test_the_policy_holds_numpys_openblas_when_scipy_loaded_first(hash_seed):
     if "numpy.libs" not in held and "scipy.libs" not in held:
         pytest.skip("OpenBLAS does not come from numpy's and scipy's wheels here")
     assert os.path.dirname(held) == os.path.dirname(numpy_file) + ".libs"
+
+
+@pytest.mark.parametrize("core, coretype_env, cpu_avx512, noted", [
+    ("Haswell", "Haswell", True, True),
+    ("Haswell", "Zen", True, True),  # (OpenBLAS runs Zen on Haswell's kernels)
+    ("SkylakeX", "SkylakeX", True, False),
+    ("Cooperlake", "Cooperlake", True, False),
+    ("Haswell", None, True, False),  # OpenBLAS's own choice
+    ("Haswell", "Haswell", False, False),  # no AVX-512 to lose
+    ("Haswell", "Haswell", None, False),  # CPU unknown: nothing to claim
+    (None, "Haswell", True, False),  # not an OpenBLAS threadpoolctl sees
+])
+def test_coretype_note_only_when_the_variable_holds_openblas_below_the_cpu(
+        core, coretype_env, cpu_avx512, noted):
+    note = blas_threads.coretype_note(core, coretype_env, cpu_avx512)
+    assert (note is not None) == noted
+    if noted:
+        assert f"OPENBLAS_CORETYPE={coretype_env} " in note
+        assert f"its {core} kernels" in note and "unset OPENBLAS_CORETYPE" in note
+
+
+def test_cpu_flags_are_whole_words_of_the_first_flags_line(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nflags\t\t: fpu sse avx2 avx512f avx512bw\n\n"
+                       "processor\t: 1\nflags\t\t: fpu sse\n")
+    assert blas_threads._cpu_has("avx512f", str(cpuinfo)) is True
+    assert blas_threads._cpu_has("avx512", str(cpuinfo)) is False
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: Other\n")
+    assert blas_threads._cpu_has("avx2", str(cpuinfo)) is None
+    assert blas_threads._cpu_has("avx2", str(tmp_path / "missing")) is None
+
+
+@pytest.mark.parametrize("coretype", ["Haswell", "SkylakeX", None])
+def test_describe_blas_reports_the_kernels_numpys_openblas_loaded(coretype):
+    """OpenBLAS reads OPENBLAS_CORETYPE once, when numpy loads it: a fresh process each."""
+    ctl = blas_threads._controller()
+    if not ctl or "numpy.libs" not in ctl.filepath:
+        pytest.skip("numpy's BLAS is not the wheel's OpenBLAS (which reads the variable)")
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    if coretype:
+        env["OPENBLAS_CORETYPE"] = coretype
+    code = ("import json; from lamina.backend import blas_threads; "
+            "print(json.dumps(blas_threads.describe_blas()))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env=env)
+    report = json.loads(out.stdout)
+    avx512 = blas_threads._cpu_has("avx512f")
+    assert report["library"] == "openblas" and report["version"] == ctl.version
+    assert report["coretype_env"] == coretype and report["cpu_avx512"] == avx512
+    if coretype == "Haswell":
+        assert report["core"] == "Haswell"
+        assert (report["note"] is not None) == bool(avx512)
+    elif coretype == "SkylakeX" and avx512:
+        assert report["core"] == "SkylakeX" and report["note"] is None
+    else:
+        assert report["note"] is None
