@@ -20,7 +20,7 @@ soak: install
 	LAMINA_SOAK=1 LAMINA_SOAK_OUT=$${LAMINA_SOAK_OUT:-build/soak} $(PYTHON) -m pytest -q -s -m soak tests/chaos/test_soak.py
 
 bench: install
-	$(PYTHON) bench/run.py
+	$(PYTHON) bench/run.py --coretype both
 
 lint:
 	ruff check .
