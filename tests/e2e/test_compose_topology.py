@@ -34,10 +34,11 @@ ROOT = Path(__file__).resolve().parents[2]
 API_KEY = "e2e-key"
 #: Scrape interval here (deploy's is 10 s). The per-job gauges exist only from the job's
 #: first epoch to its end: that must span several scrapes (checked in the test). Idle,
-#: an epoch takes ~0.12 s: 60 give ~7 s.
+#: an epoch takes ~0.12 s on the slower machines here and ~1.6x less on the faster ones
+#: (2026-12-05): 120 give 9-14 s, room for a machine twice as fast again.
 SCRAPE_INTERVAL_MS = 1000
 GAUGE_SCRAPES = 3
-EPOCHS = 60
+EPOCHS = 120
 #: ``$__rate_interval`` in the panels' queries: Grafana takes at least 4 scrape intervals.
 RATE_WINDOW_MS = 10_000
 
