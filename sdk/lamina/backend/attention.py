@@ -146,8 +146,6 @@ class _Core:
         """Set the output buffer; then :meth:`forward_part` for every part fills it."""
         self.out = out  # the backward's rowsum(dO * O)
         self.big = np.asarray(_large_negative(out.dtype), out.dtype)
-        self.ones = (np.ones(self.k.shape[1], out.dtype)
-                     if out.dtype in (np.float32, np.float64) else None)
 
     def forward_part(self, i):
         if self.kernels is not None:
@@ -164,10 +162,11 @@ class _Core:
             np.add(st, self.big, out=st, where=_head_major(self.neg, part))
         flat -= flat.max(axis=0)
         np.exp(flat, out=flat)
-        # The column sums as a BLAS matrix-vector product (half the time of numpy's sum);
-        # float16 keeps numpy's sum, which accumulates in float32.
-        total = (flat.sum(axis=0) if self.ones is None
-                 else np.matmul(self.ones, flat))
+        # The column sums by numpy, row after row: each column's sum is the same whatever
+        # the part's width. (A BLAS matrix-vector product with a vector of ones took half
+        # the time, but OpenBLAS's Haswell kernels sum a column differently depending on
+        # how many columns the call has, so the bits followed the cut into parts.)
+        total = np.add.reduce(flat, axis=0)
         flat *= np.reciprocal(total, out=total)
         pd = st if self.drop is None else st * self.drop[part]
         np.matmul(pd.swapaxes(-1, -2), _heads(self.v, part), out=_heads(self.out, part))
