@@ -13,8 +13,10 @@ reference and is tested against the kernels.
     LAMINA_KERNELS=numba   # compiled kernels at every size; an error when numba is missing
 
 A kernel is declared with :func:`kernel` and compiled on its first call (cached on
-disk by numba, so later processes load it). numba is imported only then: a model
-without such a primitive never pays its import.
+disk by numba, so later processes load it). numba is imported only then, or when
+Lamina's thread pool starts (its hand-offs spin in compiled loops:
+:mod:`lamina.backend.threads`): a model without such a primitive, whose work is too
+small for the pool, never pays its import.
 """
 
 from __future__ import annotations

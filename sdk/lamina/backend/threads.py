@@ -8,9 +8,23 @@ thread count where its parts give the bits of one BLAS call: see
 thread and ``cores - 1`` persistent workers
 (:func:`~lamina.backend.blas_threads.usable_threads`). Results are therefore
 bit-identical whatever the load or the number of workers. When a worker is descheduled
-by a neighbour, the caller simply claims the remaining parts itself: no thread ever
-spins, and waiting threads sleep. Small work is not split. Under policy ``"off"`` (or
-without ``threadpoolctl``) everything runs on the calling thread.
+by a neighbour, the caller simply claims the remaining parts itself. Small work is not
+split. Under policy ``"off"`` (or without ``threadpoolctl``) everything runs on the
+calling thread.
+
+Hand-offs. A job handed to a worker asleep on the queue, and a caller asleep until the
+job's last part ends, each cost ~25-35 us on this project's 2-vCPU VMs: a futex wake-up,
+then the GIL changing hands, each of which lets an idle vCPU halt. With compiled kernels
+(numba) on Linux, and ``LAMINA_POOL_SPIN`` on (the default), a worker that finished a
+job waits for the next one spinning instead, and so does a caller for its job's last
+part: in a compiled loop without the GIL that gives the core away every turn
+(:mod:`lamina.backend.spin_kernels`), for at most ``SPIN_TURNS`` turns (~0.3 ms) before
+it sleeps as before. The queue and the job's event stay the only hand-off that counts
+(a spin that sees nothing falls back to them), so results and correctness do not depend
+on it; only the hand-off's latency does. A worker that stores "job done" from inside its
+spin has already let go of the GIL, and one that sees a new job waits ``SPIN_EXTRA``
+more turns for the caller to reach its own part's GIL-free call, so neither side finds
+the GIL taken and sleeps for it.
 
 Load. A worker that claimed a part and was then descheduled (another process took its
 core) makes the caller wait for that part. Workers time their parts (wall clock against
@@ -30,12 +44,13 @@ from __future__ import annotations
 import itertools
 import os
 import queue
+import sys
 import threading
 import time
 
 import numpy as np
 
-from lamina.backend import blas_threads
+from lamina.backend import blas_threads, compiled, env
 
 # The policy is the pool's as much as BLAS's: it stays importable from here.
 from lamina.backend.blas_threads import get_thread_policy, set_thread_policy  # noqa: F401
@@ -45,6 +60,8 @@ BACKOFF_START, BACKOFF_MAX = 0.05, 2.0  # seconds of solo running after a stall
 PROBE_EVERY = 31  # every 31st job of a call site runs the other way (pooled <-> solo)
 EMA_WEIGHT = 0.25  # of a new timing in a call site's moving averages
 SOLO_MARGIN = 0.05  # alone must be this much faster than pooled to run alone
+SPIN_TURNS = 500  # a waiting thread's sched_yield turns before it sleeps (~0.3 ms idle)
+SPIN_EXTRA = 16  # turns a worker lets the caller reach its part before taking the GIL
 
 _lock = threading.Lock()
 _state = {
@@ -69,7 +86,8 @@ class _Job:
     exactly as it would on the calling thread.
     """
 
-    __slots__ = ("fn", "n", "claims", "lock", "remaining", "done", "error", "lost", "errors")
+    __slots__ = ("fn", "n", "claims", "lock", "remaining", "done", "error", "lost", "errors",
+                 "stamp", "ended_on_worker")
 
     def __init__(self, fn, n):
         self.fn, self.n = fn, n
@@ -80,6 +98,8 @@ class _Job:
         self.done = threading.Event()
         self.error = None
         self.lost = 0.0  # longest time a worker spent off-CPU inside one of its parts
+        self.stamp = 0  # this job's number in its pool's ``posted`` (spinning pools)
+        self.ended_on_worker = False  # whether a worker ran the part that ended it
 
     def work(self, worker=False):
         """Claim and run parts until none is left; a ``worker`` (a pool thread) also times
@@ -108,6 +128,7 @@ class _Job:
                     # Every part ran: a worker that takes this job from the queue later
                     # claims no part, so nothing must keep the closure (and its arrays).
                     self.fn = None
+                    self.ended_on_worker = worker
                     self.done.set()
 
 
@@ -115,22 +136,86 @@ class _Pool:
     def __init__(self, workers: int):
         self.jobs = queue.SimpleQueue()
         self.pid = os.getpid()
+        # Spinning pools (see the module docstring): the number of the last job posted,
+        # and of the last job a worker ended; spinning threads watch these words.
+        self.spin = _spin_kernels()
+        self.posted = np.zeros(1, np.int64)
+        self.finished = np.zeros(1, np.int64)
+        self.caught = 0  # jobs a worker saw posted while it spun (pool_stats)
+        self.woken = 0  # jobs a worker took from the queue after its spin saw none
         self.threads = [threading.Thread(target=self._run, name=f"lamina-worker-{i}",
                                          daemon=True) for i in range(workers)]
         for thread in self.threads:
             thread.start()
 
     def _run(self):
+        spin, seen, caught = self.spin, 0, False
         while True:
             job = self.jobs.get()
             if job is None:
                 return
+            if spin is not None and not caught:
+                self.woken += 1
+            seen = max(seen, job.stamp)
             job.work(worker=True)
+            ended = job.stamp if job.ended_on_worker else 0
             job = None  # idle without holding the job's closure (and the arrays it uses)
+            if spin is not None:  # wait for the next job without the GIL, then the queue
+                if ended:  # (its caller may be spinning for this)
+                    posted = spin.store_then_spin(self.finished, ended, self.posted, seen,
+                                                  SPIN_TURNS, SPIN_EXTRA)
+                else:
+                    posted = spin.spin_while(self.posted, seen, SPIN_TURNS, SPIN_EXTRA)
+                caught = posted != seen
+                if caught:
+                    self.caught += 1
+                    seen = posted
+
+    def post(self, job, workers: int) -> None:
+        """Queue ``job`` for ``workers`` workers (numbered first when the pool spins)."""
+        if self.spin is not None:
+            job.stamp = int(self.posted[0]) + 1
+        for _ in range(workers):
+            self.jobs.put(job)
+        if self.spin is not None:
+            self.posted[0] = job.stamp  # after the put: a worker that sees it finds the job
+
+    def wait(self, job) -> None:
+        """Wait until every part of ``job`` ran (spinning first, when the pool spins)."""
+        if self.spin is not None and not job.done.is_set():
+            current = int(self.finished[0])
+            if current != job.stamp:
+                self.spin.spin_while(self.finished, current, SPIN_TURNS, 0)
+        job.done.wait()
 
     def shutdown(self):
         for _ in self.threads:
             self.jobs.put(None)
+        self.posted[0] += 1  # spinning workers look at the queue now
+
+
+def spin_switch() -> bool:
+    """``LAMINA_POOL_SPIN`` (default on), read now."""
+    return env.flag("LAMINA_POOL_SPIN", True)
+
+
+def spin_enabled() -> bool:
+    """Whether a new pool spins: :func:`spin_switch`, Linux, and compiled kernels
+    enabled (:func:`lamina.backend.compiled.enabled`: numba imports, and
+    ``LAMINA_KERNELS`` is not ``numpy``)."""
+    return spin_switch() and sys.platform.startswith("linux") and compiled.enabled()
+
+
+def _spin_kernels():
+    """:mod:`lamina.backend.spin_kernels` when the pool spins, else None."""
+    if not spin_enabled():
+        return None
+    from lamina.backend import spin_kernels
+
+    word = np.zeros(1, np.int64)  # compiled (or loaded from numba's cache) now, not in
+    spin_kernels.spin_while(word, 0, 0, 0)  # a job's hand-off, where the time would
+    spin_kernels.store_then_spin(word, 0, word, 0, 0, 0)  # count as a worker's stall
+    return spin_kernels
 
 
 def _shutdown_pool_locked():
@@ -178,11 +263,10 @@ def parallel_for(n: int, fn, site=None) -> None:
     job = _Job(fn, n)
     before = _state["pool"]
     pool = _pool(worker_count())
-    for _ in range(workers):
-        pool.jobs.put(job)
+    pool.post(job, workers)
     job.work()
     mid = time.monotonic()
-    job.done.wait()
+    pool.wait(job)
     _note_wait(time.monotonic() - mid, job.lost)
     if job.error is not None:
         raise job.error
@@ -256,9 +340,17 @@ def active_threads() -> int:
 
 def pool_stats() -> dict:
     """How the pool has fared in this process: ``workers``, ``stalls`` (waits for a
-    descheduled worker), ``solo`` (True while parts run on the calling thread only),
+    descheduled worker), ``spin`` (whether its hand-offs spin: see the module docstring),
+    ``caught_spinning`` (jobs a worker of the current pool saw posted while it spun),
+    ``woken_from_queue`` (jobs a worker of a spinning pool took from its queue after
+    its spin had seen none),
+    ``solo`` (True while parts run on the calling thread only),
     ``solo_sites`` (call sites whose jobs ran faster on the calling thread alone)."""
+    pool = _state["pool"]
     return {"workers": worker_count(), "stalls": _state["stalls"],
+            "spin": pool is not None and pool.spin is not None,
+            "caught_spinning": pool.caught if pool is not None else 0,
+            "woken_from_queue": pool.woken if pool is not None else 0,
             "solo": time.monotonic() < _state["solo_until"],
             "solo_sites": sum(1 for stats in _sites.values() if not _pool_is_faster(stats))}
 

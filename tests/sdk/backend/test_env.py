@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lamina.backend import blas_threads, compiled, env, memory
+from lamina.backend import blas_threads, compiled, env, memory, threads
 from lamina.distribute import DataParallel, pinning, shm
 
 ON = ["1", "true", "on", "yes", "TRUE", " On ", "Yes\n"]
@@ -121,6 +121,7 @@ FLAGS = {  # switch: (default, reader(collective, tmp_path, monkeypatch))
         c, bucket_cap_mb=0).gradients_in_slot),
     "LAMINA_BALANCE_CHUNKS": (True, lambda c, t, m: _balance(t)),
     "LAMINA_KEEP_FREED_MEMORY": (True, lambda c, t, m: _keep_freed_memory(m)),
+    "LAMINA_POOL_SPIN": (True, lambda c, t, m: threads.spin_switch()),
 }
 
 

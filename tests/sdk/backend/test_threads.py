@@ -12,7 +12,7 @@ import weakref
 import numpy as np
 import pytest
 
-from lamina.backend import parallel, threads
+from lamina.backend import blas_threads, parallel, threads
 from tests.sdk.backend.interrupt import interrupt_fit
 
 pytest.importorskip("threadpoolctl")
@@ -259,3 +259,74 @@ def test_workers_run_parts_under_the_callers_numpy_error_handling(pool_of_two):
     assert len(seen) == 3 and all(name.startswith("lamina-worker") for name in seen)
     assert np.geterr()["over"] == "warn"  # the caller's own state is untouched
 
+
+
+def _spin_kernels():
+    pytest.importorskip("numba")
+    if not threads.spin_enabled():
+        pytest.skip("the pool spins only on Linux with compiled kernels enabled")
+    from lamina.backend import spin_kernels
+
+    return spin_kernels
+
+
+def test_a_spin_lets_go_of_the_gil_and_sees_another_threads_store():
+    """The setter below is Python: it runs only if the spin does not hold the GIL, and the
+    spin returns only if it loads the word again each turn (else ~10 s of turns)."""
+    spin = _spin_kernels()
+    word = np.zeros(1, np.int64)
+    assert spin.spin_while(word, 0, 50, 0) == 0  # nothing changes: all turns, then 0
+    setter = threading.Timer(0.02, lambda: word.__setitem__(0, 7))
+    setter.start()
+    start = time.monotonic()
+    assert spin.spin_while(word, 0, 10**7, 3) == 7
+    assert time.monotonic() - start < 5.0
+    setter.join()
+    cell = np.zeros(1, np.int64)
+    assert spin.store_then_spin(cell, 5, word, 7, 10, 0) == 7 and cell[0] == 5
+    assert spin.store_then_spin(cell, 6, word, 0, 10, 0) == 7 and cell[0] == 6
+
+
+def test_a_spinning_pool_runs_every_part_once_after_short_and_long_gaps(pool_of_two,
+                                                                        monkeypatch):
+    """Jobs 0-3 ms apart: the worker sees some posted while it spins (short gaps), takes
+    others from its queue after it went to sleep (long gaps); each part runs once, on
+    either thread, with the same bits, and a pooled product has the bits of one call."""
+    _spin_kernels()
+    # Pooled every time, whatever the load (what goes solo when is tested above).
+    monkeypatch.setattr(threads, "_prefer_pool", lambda stats: True)
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((256, 300)).astype(np.float32)
+    b = rng.standard_normal((300, 512)).astype(np.float32)
+    one = a @ b
+    by_parts = np.concatenate([a[32 * i:32 * (i + 1)] @ b for i in range(8)])
+    for round_ in range(60):
+        time.sleep(0 if round_ % 2 else 0.003)
+        threads._state["solo_until"] = 0.0
+        ran = np.zeros(8, np.int64)
+        out = np.empty_like(one)
+
+        def part(i, ran=ran, out=out):  # ~0.1 ms of BLAS (no GIL) each
+            rows = slice(32 * i, 32 * (i + 1))
+            np.matmul(a[rows], b, out=out[rows])
+            ran[i] += 1
+
+        threads.parallel_for(8, part, site="spin-test")
+        np.testing.assert_array_equal(ran, 1)
+        assert out.tobytes() == by_parts.tobytes()  # whichever thread ran a part
+        assert parallel.matmul(a, b).tobytes() == one.tobytes()
+    stats = threads.pool_stats()
+    assert stats["spin"] is True
+    # Both ways of taking a job were taken (whether the worker then still found a part
+    # to claim depends on the load: next to a busy process the caller often runs all).
+    assert stats["caught_spinning"] > 0 and stats["woken_from_queue"] > 0, stats
+
+
+def test_the_switch_off_gives_a_pool_that_sleeps(pool_of_two, monkeypatch):
+    monkeypatch.setenv("LAMINA_POOL_SPIN", "off")
+    threads.set_thread_policy("auto")  # (a new policy starts a new pool)
+    blas_threads.tick(now=float("inf"))
+    seen = np.zeros(4, np.int64)
+    threads.parallel_for(4, lambda i: seen.__setitem__(i, seen[i] + 1))
+    np.testing.assert_array_equal(seen, 1)
+    assert threads.pool_stats()["spin"] is False
