@@ -55,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import statistics
 import sys
@@ -180,6 +181,11 @@ def run_setup(key: str, kind: str, x, y, epochs: int):
         times, spans = local(kind, x, y, epochs, int(key[-1]))
         return times, None, spans
     return distributed(kind, x, y, epochs, int(key[-1]))
+
+
+def _times(ratio: float) -> str:
+    """A ratio cell: ``1.23x``, or ``-`` when its reference setup did not run (nan)."""
+    return "-" if math.isnan(ratio) else f"{ratio:.2f}x"
 
 
 def summary(kind: str, n: int, every: dict) -> list[tuple]:
@@ -308,8 +314,8 @@ def main(argv=None) -> int:
         for _, setup, epoch, rate, vs_local, vs_one, share in summary(kind, sizes[kind],
                                                                       every):
             share_text = "-" if share is None else f"{share:.1%}"
-            print(f"| {kind} | {setup} | {epoch:.2f} | {rate:,.0f} | {vs_local:.2f}x | "
-                  f"{vs_one:.2f}x | {share_text} |")
+            print(f"| {kind} | {setup} | {epoch:.2f} | {rate:,.0f} | {_times(vs_local)} | "
+                  f"{_times(vs_one)} | {share_text} |")
     print(f"\nquiet epochs: others (CPU/s of every process outside this one's tree, steal "
           f"included) < {QUIET}; medians over the {timed} timed epochs\n")
     print("| model | setup | epoch s, all | samples/s, all | quiet epochs | epoch s, quiet "

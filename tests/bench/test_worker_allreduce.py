@@ -23,6 +23,9 @@ def test_epochs_carry_their_spans(tmp_path):
          "--spans-json", str(spans)],
         capture_output=True, text=True, timeout=240, check=True).stdout
     assert "| mlp | local fit, 1 thread | " in out  # the table the notes parse, unchanged
+    # Ratios to setups that did not run (local 2 threads, 1 replica) read "-", not "nanx".
+    assert re.search(r"^\| mlp \| local fit, 1 thread \| [\d.]+ \| [\d,]+ \| - \| - \| - \|$",
+                     out, re.M), out
     runs = re.findall(r"mlp local fit, 1 thread epochs: (.*)", out)
     assert len(runs) == 2, out  # one line a round
     for line in runs:
