@@ -3,28 +3,23 @@ OPENBLAS_CORETYPE holds them below the CPU (an operator's setting it cannot chan
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
 import pytest
 
 from lamina.backend import blas_threads
+from tests.sdk.backend.blas_counts import environ_with_coretype, numpys_wheel_openblas_or_skip
 
 
 @pytest.mark.parametrize("coretype", ["Haswell", None])
 def test_the_worker_logs_its_blas_and_warns_when_the_variable_holds_it_back(coretype):
-    ctl = blas_threads._controller()
-    if not ctl or "numpy.libs" not in ctl.filepath:
-        pytest.skip("numpy's BLAS is not the wheel's OpenBLAS (which reads the variable)")
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
-    if coretype:
-        env["OPENBLAS_CORETYPE"] = coretype
+    ctl = numpys_wheel_openblas_or_skip()
     code = ("import logging, sys; logging.basicConfig(level='INFO', stream=sys.stderr, "
             "format='%(levelname)s %(name)s: %(message)s'); "
             "from lamina_worker import main; main._log_blas()")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, env=env).stderr
+                         check=True, env=environ_with_coretype(coretype)).stderr
     info = [line for line in out.splitlines() if line.startswith("INFO lamina_worker: ")]
     assert len(info) == 1 and f"numpy's BLAS: openblas {ctl.version}, " in info[0]
     assert f"(OPENBLAS_CORETYPE={coretype or 'unset'})" in info[0]

@@ -39,11 +39,4 @@ def store_then_spin(cell, stamp, word, value, turns, extra):
     """``cell[0] = stamp`` (after this thread let go of the GIL, so that whoever waits
     for it takes the GIL at once), then :func:`spin_while`."""
     cell[0] = stamp
-    for _ in range(turns):
-        seen = word[0]
-        if seen != value:
-            for _ in range(extra):
-                _sched_yield()
-            return seen
-        _sched_yield()
-    return word[0]
+    return spin_while(word, value, turns, extra)

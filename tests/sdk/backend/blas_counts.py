@@ -1,7 +1,10 @@
-"""Shared by the kernel tests: the thread counts of the process's other OpenBLAS (scipy's,
-which numba's ``np.dot`` calls) seen inside every call of a compiled kernel."""
+"""Shared by the kernel and BLAS tests: the thread counts of the process's other OpenBLAS
+(scipy's, which numba's ``np.dot`` calls) seen inside every call of a compiled kernel, and
+numpy's OpenBLAS under a given ``OPENBLAS_CORETYPE``."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
@@ -34,3 +37,21 @@ def count_inside(monkeypatch, module, names, controllers) -> list:
 
         monkeypatch.setattr(module, name, call)
     return counts
+
+
+def numpys_wheel_openblas_or_skip():
+    """threadpoolctl's controller of numpy's OpenBLAS when it is the wheel's (which reads
+    ``OPENBLAS_CORETYPE`` when numpy loads it); the test is skipped otherwise."""
+    ctl = blas_threads._controller()
+    if not ctl or "numpy.libs" not in ctl.filepath:
+        pytest.skip("numpy's BLAS is not the wheel's OpenBLAS (which reads the variable)")
+    return ctl
+
+
+def environ_with_coretype(coretype: str | None) -> dict:
+    """This process's environment with ``OPENBLAS_CORETYPE`` set to ``coretype`` (None:
+    removed), for a fresh process: OpenBLAS reads it only when it is loaded."""
+    environ = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    if coretype:
+        environ["OPENBLAS_CORETYPE"] = coretype
+    return environ

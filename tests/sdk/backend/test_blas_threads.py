@@ -13,6 +13,7 @@ import types
 import pytest
 
 from lamina.backend import blas_threads, threads
+from tests.sdk.backend.blas_counts import environ_with_coretype, numpys_wheel_openblas_or_skip
 
 threadpoolctl = pytest.importorskip("threadpoolctl")
 
@@ -234,16 +235,11 @@ def test_cpu_flags_are_whole_words_of_the_first_flags_line(tmp_path):
 @pytest.mark.parametrize("coretype", ["Haswell", "SkylakeX", None])
 def test_describe_blas_reports_the_kernels_numpys_openblas_loaded(coretype):
     """OpenBLAS reads OPENBLAS_CORETYPE once, when numpy loads it: a fresh process each."""
-    ctl = blas_threads._controller()
-    if not ctl or "numpy.libs" not in ctl.filepath:
-        pytest.skip("numpy's BLAS is not the wheel's OpenBLAS (which reads the variable)")
-    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
-    if coretype:
-        env["OPENBLAS_CORETYPE"] = coretype
+    ctl = numpys_wheel_openblas_or_skip()
     code = ("import json; from lamina.backend import blas_threads; "
             "print(json.dumps(blas_threads.describe_blas()))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, env=env)
+                         check=True, env=environ_with_coretype(coretype))
     report = json.loads(out.stdout)
     avx512 = blas_threads._cpu_has("avx512f")
     assert report["library"] == "openblas" and report["version"] == ctl.version
