@@ -6,7 +6,6 @@ where a fault-free run ends), never in a dead worker process.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
 import shutil
@@ -21,6 +20,7 @@ import numpy as np
 import pytest
 
 from lamina.callbacks import Callback
+from tests.sessions import kill_session
 from tests.worker import conftest as worker_conftest
 from tests.worker.conftest import Kit
 from tests.worker.test_recovery import epochs_beyond_the_chief, long_job
@@ -103,12 +103,6 @@ def start_head(port: int, temp_dir: Path, log: Path) -> subprocess.Popen:
              "--node-ip-address", "127.0.0.1", "--num-cpus", "2", "--include-dashboard",
              "false", "--disable-usage-stats", "--temp-dir", str(temp_dir)],
             stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def kill_session(process: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait(30)
 
 
 @pytest.fixture

@@ -26,7 +26,8 @@ import numpy as np
 import pytest
 
 from lamina_worker.raylink import PEER_GRACE
-from tests.chaos.test_ray_faults import kill_session, ray_head  # noqa: F401 - fixture
+from tests.chaos.test_ray_faults import ray_head  # noqa: F401 - fixture
+from tests.sessions import kill_session
 from tests.worker.conftest import Kit
 
 STORE = 100 * 2**20  # the second node's object store (Ray's minimum is 75 MiB)
@@ -180,7 +181,9 @@ def test_lost_node_resumes_on_the_remaining_node(cluster):
     kit = cluster
     # 40 x 50 steps: the chief runs up to ~1,000 batches (~20 epochs: 512 unread events
     # and the driver's batch in hand) ahead of the driver's checkpoints, so the kill at
-    # the driver's epoch 1 must leave it epochs to go (it landed in epochs 9-17)
+    # the driver's epoch 1 must leave it epochs to go (generation 1 resumed at epoch 1
+    # in 4 of 4 runs; before kill_session took the replica too, it trained on for ~2 s
+    # after the kill, and resumed at 28-33, or finished the job before the ring failed)
     epochs = 40
     spec, x, y = dropout_job(kit, epochs=epochs, n=2000)
     job_id = kit.submit(spec)
@@ -192,11 +195,9 @@ def test_lost_node_resumes_on_the_remaining_node(cluster):
                              for c in kit.storage.list_checkpoints(job_id)),
                  timeout=180, every=0.02, what="an epoch")
         moments["killed"], moments["killed_at"] = time.monotonic(), time.time()
+        # the whole node goes at once: its raylet and every process it started (the
+        # replica, in a process group of its own)
         kill_session(kit.node)
-        # the whole node went: its raylet and every process it started (the replica)
-        kit.wait(lambda: subprocess.run(["pgrep", "-s", str(kit.node.pid)],
-                                        capture_output=True).returncode == 1,
-                 timeout=30, every=0.1, what="the second node's processes to end")
         kit.wait(lambda: any(e["generation"] == 1 for e in epoch_events(kit, job_id)),
                  timeout=120, every=0.05, what="an epoch of generation 1")
         moments["resumed"] = time.monotonic()

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -21,6 +20,7 @@ import pytest
 
 from lamina.distribute import local
 from tests.sdk.distribute.test_data_parallel import COMPILE, _data, _mlp
+from tests.sessions import kill_session
 
 pytestmark = pytest.mark.slow
 
@@ -126,7 +126,7 @@ def _run_cluster(folder, model, x, y, fit, **extra) -> None:
         output, _ = process.communicate(timeout=420)
     finally:
         if process.poll() is None:  # overstayed: take its raylets and workers with it
-            os.killpg(process.pid, signal.SIGKILL)
+            kill_session(process)
             process.communicate()
     assert process.returncode == 0, output[-3000:]
 
