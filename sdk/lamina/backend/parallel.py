@@ -5,9 +5,11 @@ elementwise pass computes each element alone, and a GEMM is cut only where the p
 give the bits of one call (below) or else into parts fixed by the shapes; see
 :mod:`lamina.backend.blas_threads` for why BLAS itself runs on one thread.
 
-A GEMM is never cut along its summed axis, and its cuts fall on multiples of
-``ROW_ALIGN`` rows or ``COL_ALIGN`` columns. Whether such a cut also gives exactly the
-bits of one BLAS call depends on the BLAS kernel (OpenBLAS's SkylakeX sgemm: rows and
+A GEMM runs on the kernel :mod:`lamina.backend.gemm` chooses for the whole product
+(Lamina's own, whose cuts anywhere give the bits of one call, or numpy's BLAS). It is
+never cut along its summed axis, and its cuts fall on multiples of ``ROW_ALIGN`` rows
+or ``COL_ALIGN`` columns. Whether such a cut also gives exactly the bits of one BLAS
+call depends on the BLAS kernel (OpenBLAS's SkylakeX sgemm: rows and
 columns; its Haswell kernel: rows at multiples of 12 only), so :func:`exact_cuts`
 probes it once per dtype and GEMMs are cut only along an axis where it holds (when
 neither does, along the larger operand as before: still the same bits whatever the
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lamina.backend import gemm
 from lamina.backend.blas_threads import get_thread_policy, tick
 from lamina.backend.threads import active_threads, parallel_for, split
 
@@ -90,15 +93,16 @@ def matmul_tasks(a: np.ndarray, b: np.ndarray, out: np.ndarray, epilogue=None) -
     (m, k), n = a.shape, b.shape[1]
     parts = 1 if get_thread_policy() == "off" else gemm_parts(m, k, n)
     whole = slice(None)
+    kernel = gemm.uses_kernel(a, b)  # for the whole product: its parts run the same one
 
     def run(rows, cols, a_part, b_part):
-        np.matmul(a_part, b_part, out=out[rows, cols])
+        gemm.matmul_into(a_part, b_part, out[rows, cols], kernel)
         if epilogue is not None:
             epilogue(rows, cols)
 
     if parts == 1:
         return [lambda: run(whole, whole, a, b)]
-    rows_exact, cols_exact = exact_cuts(out.dtype)
+    rows_exact, cols_exact = (True, True) if kernel else exact_cuts(out.dtype)
     by_rows = a.size >= b.size if rows_exact == cols_exact else rows_exact
     if rows_exact or cols_exact:
         parts = min(parts, active_threads())
@@ -139,8 +143,10 @@ def sum_in_order(parts) -> np.ndarray:
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """``a @ b`` for 2-D operands, cut along the rows of ``a`` or the columns of ``b``
     (whichever operand is larger), the parts run in parallel (see :func:`matmul_tasks`)."""
-    if a.ndim != 2 or b.ndim != 2 or get_thread_policy() == "off":
+    if a.ndim != 2 or b.ndim != 2:
         return np.matmul(a, b)
+    if get_thread_policy() == "off":
+        return gemm.matmul(a, b)
     out = np.empty((a.shape[0], b.shape[1]), np.result_type(a.dtype, b.dtype))
     run_tasks(matmul_tasks(a, b, out), flops=2 * a.size * b.shape[1])
     return out

@@ -8,7 +8,7 @@ import time
 import numpy as np
 import pytest
 
-from lamina.backend import blas_threads, nn, parallel, threads
+from lamina.backend import blas_threads, gemm, nn, parallel, threads
 
 threadpoolctl = pytest.importorskip("threadpoolctl")
 
@@ -16,9 +16,23 @@ threadpoolctl = pytest.importorskip("threadpoolctl")
 pytestmark = pytest.mark.usefixtures("auto_policy")
 
 
+@pytest.fixture(autouse=True, params=["blas", "lamina"])
+def gemm_choice(request):
+    """Every test with numpy's BLAS and with Lamina's kernel (where it runs)."""
+    if request.param == "lamina" and gemm.kernel() is None:
+        pytest.skip(f"Lamina's GEMM kernel cannot run here: {gemm._why_not()}")
+    with gemm.use_gemm(request.param):
+        yield request.param
+
+
 def _one_call(a, b):
-    blas_threads.tick(now=float("inf"))  # BLAS on one thread, as inside the pool
-    return np.matmul(a, b)
+    """The product in one call of the GEMM in force (BLAS on one thread, as in the pool)."""
+    blas_threads.tick(now=float("inf"))
+    return gemm.matmul_into(a, b, np.empty((a.shape[0], b.shape[1]), np.result_type(a, b)))
+
+
+def _exact_cuts(a, b):
+    return (True, True) if gemm.uses_kernel(a, b) else parallel.exact_cuts(a.dtype)
 
 
 @pytest.mark.parametrize("length, parts, align", [(128, 4, 12), (37, 4, 12), (10, 4, 16),
@@ -40,7 +54,8 @@ def test_split_product_has_the_bits_of_one_call(m, k, n, dtype):
     a = rng.standard_normal((m, k)).astype(dtype)
     b = rng.standard_normal((n, k)).astype(dtype).T  # a transposed view, as W.T
     one = _one_call(a, b)
-    rows_exact, cols_exact = parallel.exact_cuts(dtype)
+    rows_exact, cols_exact = _exact_cuts(a, b)
+    kernel = gemm.uses_kernel(a, b)
     for axis, exact in ((0, rows_exact), (1, cols_exact)):
         if not exact:
             continue
@@ -50,9 +65,9 @@ def test_split_product_has_the_bits_of_one_call(m, k, n, dtype):
         assert parts > 1
         for lo, hi in parallel.aligned_split(one.shape[axis], parts, align):
             if axis == 0:
-                np.matmul(a[lo:hi], b, out=out[lo:hi])
+                gemm.matmul_into(a[lo:hi], b, out[lo:hi], kernel)
             else:
-                np.matmul(a, b[:, lo:hi], out=out[:, lo:hi])
+                gemm.matmul_into(a, b[:, lo:hi], out[:, lo:hi], kernel)
         assert out.tobytes() == one.tobytes(), f"axis {axis}"
     if rows_exact or cols_exact:
         assert parallel.matmul(a, b).tobytes() == one.tobytes()
@@ -84,9 +99,9 @@ def test_dense_parts_have_the_bits_of_plain_numpy(cls, shape):
     out = ctx.forward(x, kernel, bias)
     gx, gk, gb = ctx.backward(g)
 
-    if not any(parallel.exact_cuts(np.float32)):
-        pytest.skip("this BLAS gives split products other bits than one call")
     x2 = x.reshape(-1, shape[-1])
+    if not any(_exact_cuts(x2, kernel)):
+        pytest.skip("this BLAS gives split products other bits than one call")
     ref = _one_call(x2, kernel).reshape(out.shape)
     ref += bias
     if cls is nn.ReluDense:

@@ -1,0 +1,150 @@
+"""Which kernel runs a float32 matrix product: Lamina's own or numpy's BLAS.
+
+On a CPU with AVX-512, Lamina multiplies float32 matrices with its own register kernel
+(:mod:`lamina.backend.gemm_kernels`: LLVM IR compiled by llvmlite for the host, driven
+from numba without the GIL). It exists because numpy's OpenBLAS may not use the CPU it
+runs on: an ``OPENBLAS_CORETYPE`` set for the machine (these machines set ``Haswell``)
+holds it to 256-bit kernels, ~125 GFLOP/s on one core here against the kernel's
+~220-260 at the shapes of a layer's forward and backward products (docs/architecture.md).
+Lamina leaves the variable alone (it belongs to whoever set it); it brings a kernel of
+its own instead.
+
+Its results are exact under cuts: every element is summed over ``k`` in the same order
+wherever it sits, so a product split into row or column ranges (the thread pool's
+parts) gives the bits of the whole product. They are not numpy's bits: a model's
+numbers move by float32 rounding when the choice changes, never between two runs with
+the same choice.
+
+    LAMINA_GEMM=auto    # default: Lamina's kernel on an AVX-512 CPU when compiled kernels
+                        # are on (LAMINA_KERNELS, not numpy) for products of at least
+                        # MIN_FLOPS; numpy's BLAS otherwise
+    LAMINA_GEMM=lamina  # Lamina's kernel for every float32 2-D product; an error when it
+                        # cannot run here (no AVX-512, no numba/llvmlite)
+    LAMINA_GEMM=blas    # numpy's BLAS (np.matmul) only
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+
+import numpy as np
+
+from lamina.backend import compiled, env
+
+CHOICES = ("auto", "lamina", "blas")
+#: Under ``auto``, smaller products run on numpy's BLAS: they cost microseconds either
+#: way, and a model made only of them never imports numba (~0.8 s, ~120 MB) for this.
+MIN_FLOPS = 1 << 20
+
+_log = logging.getLogger(__name__)
+_lock = threading.Lock()
+_choice: list = [None]
+_kernel: list = []  # [ctypes kernel] once compiled, [None] when it cannot run here
+
+
+def choice() -> str:
+    """The GEMM choice in force: ``auto``, ``lamina`` or ``blas``."""
+    if _choice[0] is None:
+        _choice[0] = env.choice("LAMINA_GEMM", CHOICES, "auto")
+    return _choice[0]
+
+
+def set_gemm(value: str) -> None:
+    """Choose ``auto``, ``lamina`` or ``blas`` for this process (overrides the env)."""
+    if value not in CHOICES:
+        raise ValueError(f"`value` must be one of {', '.join(CHOICES)}. Received: "
+                         f"value={value!r}")
+    _choice[0] = value
+
+
+@contextlib.contextmanager
+def use_gemm(value: str):
+    """Run a block with the GEMM choice ``value`` (tests compare the kernels)."""
+    previous = choice()
+    set_gemm(value)
+    try:
+        yield
+    finally:
+        _choice[0] = previous
+
+
+def _why_not() -> str | None:
+    """Why Lamina's kernel cannot run in this process (None: it can)."""
+    from lamina.backend.blas_threads import _cpu_has
+
+    if not _cpu_has("avx512f"):
+        return "the CPU has no AVX-512 (avx512f)"
+    if not compiled.enabled():
+        return "compiled kernels are off or numba is missing (LAMINA_KERNELS)"
+    return None
+
+
+def kernel():
+    """The compiled register kernel, or None when it cannot run here (compiled once)."""
+    if not _kernel:
+        with _lock:
+            if not _kernel:
+                found = None
+                if _why_not() is None:
+                    try:
+                        from lamina.backend import gemm_kernels
+
+                        found = gemm_kernels.compile_kernel()
+                    except Exception as exc:  # an old llvmlite, an odd host: use BLAS
+                        _log.warning("Lamina's GEMM kernel did not compile (%s: %s); "
+                                     "products run on numpy's BLAS", type(exc).__name__,
+                                     exc)
+                _kernel.append(found)
+    return _kernel[0]
+
+
+def uses_kernel(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether ``a @ b`` (2-D operands) runs on Lamina's kernel under the choice in
+    force. Decided on the whole product: its parts must all run the same kernel.
+
+    Raises:
+        RuntimeError: under ``LAMINA_GEMM=lamina`` when the kernel cannot run here.
+    """
+    selected = choice()
+    if selected == "blas" or a.dtype != np.float32 or b.dtype != np.float32 \
+            or a.ndim != 2 or b.ndim != 2:
+        return False
+    if selected == "auto" and (2 * a.shape[0] * a.shape[1] * b.shape[1] < MIN_FLOPS
+                               or compiled.choice() == "numpy"):
+        return False
+    if kernel() is not None:
+        return True
+    if selected == "lamina":
+        raise RuntimeError(f"LAMINA_GEMM=lamina, but Lamina's GEMM kernel cannot run here: "
+                           f"{_why_not() or 'it did not compile (see the log)'}")
+    return False
+
+
+def matmul_into(a: np.ndarray, b: np.ndarray, out: np.ndarray,
+                use_kernel: bool | None = None) -> np.ndarray:
+    """``out[...] = a @ b`` for 2-D operands; returns ``out``.
+
+    ``use_kernel``: the whole product's :func:`uses_kernel` when ``a``/``b`` are parts of
+    it (None: decide for this product). Read-only operands, and an ``out`` whose rows are
+    not contiguous, take numpy's BLAS.
+    """
+    if use_kernel is None:
+        use_kernel = uses_kernel(a, b)
+    if use_kernel and out.dtype == np.float32 and out.strides[-1] == 4 \
+            and a.flags.writeable and b.flags.writeable:
+        from lamina.backend.gemm_kernels import gemm_driver
+
+        gemm_driver(_kernel[0], a, b, out, False)
+    else:
+        np.matmul(a, b, out=out)
+    return out
+
+
+def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` (2-D float32 operands on Lamina's kernel when :func:`uses_kernel`; any
+    other operands: ``np.matmul``)."""
+    if a.ndim != 2 or b.ndim != 2 or not uses_kernel(a, b):
+        return np.matmul(a, b)
+    return matmul_into(a, b, np.empty((a.shape[0], b.shape[1]), np.float32), True)
