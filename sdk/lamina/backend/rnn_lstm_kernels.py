@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from lamina.backend import compiled, rnn_buffers
+from lamina.backend import compiled, gemm, rnn_buffers
 from lamina.backend.blas_threads import one_blas_thread
 from lamina.backend.rnn_common import fixed_sum
 from lamina.backend.rnn_lanes import lane_spans, run_lanes
@@ -99,8 +99,8 @@ _tanh = _tanh_approx  # (numba's inline="always" form once loaded: _load_numbas_
 
 
 @compiled.kernel
-def lstm_forward(x, wt, wx, h0, c0, rmask, mask, scale, shift, k, blas, ab, hx, z, cs, tc, hs,
-                 lo, s_lo, s_hi, back, has_mask, has_rmask, skip_h0, exact):
+def lstm_forward(x, wt, wx, h0, c0, rmask, mask, scale, shift, k, blas, ab, ukr, hx, z, cs, tc,
+                 hs, lo, s_lo, s_hi, back, has_mask, has_rmask, skip_h0, exact):
     """Forward steps ``s_lo:s_hi`` of the lane of batch rows ``lo:lo + width``.
 
     ``x (batch, t, f)`` in the caller's time order (``back``: processed last to first),
@@ -108,7 +108,8 @@ def lstm_forward(x, wt, wx, h0, c0, rmask, mask, scale, shift, k, blas, ab, hx, 
     ``skip_h0``, a zero initial state, step 0's GEMM takes only the ``[x; 1]`` rows),
     ``mask (batch, t)`` in processing order, ``rmask (batch, u)`` (both ignored unless
     ``has_mask``/``has_rmask``), ``k`` from :func:`constants`, ``blas, ab`` from
-    :func:`gemm_args`.
+    :func:`gemm_args`, ``ukr``: Lamina's GEMM kernel (:func:`gemm_kernel`), or None for
+    BLAS.
     """
     kk, t, width = hx.shape
     u = tc.shape[1]
@@ -131,14 +132,20 @@ def lstm_forward(x, wt, wx, h0, c0, rmask, mask, scale, shift, k, blas, ab, hx, 
     ld = hx.strides[0] // hx.itemsize  # (hx[:, s] is a strided operand: no copy)
     for s in range(s_lo, s_hi):
         zs = z[s]
-        if s == 0 and skip_h0:  # zs = wx @ hx[u:, 0]
-            r = _xxgemm(blas, _N, _N, width, 4 * u, kk - u, ab.ctypes, hx[u, s].ctypes, ld,
-                        wx.ctypes, kk - u, ab[1:].ctypes, zs.ctypes, width)
-        else:  # zs = wt @ hx[:, s]
-            r = _xxgemm(blas, _N, _N, width, 4 * u, kk, ab.ctypes, hx[0, s].ctypes, ld,
-                        wt.ctypes, kk, ab[1:].ctypes, zs.ctypes, width)
-        if r:
-            raise RuntimeError(_NO_BLAS)
+        if ukr is not None:
+            if s == 0 and skip_h0:
+                gemm_driver(ukr, wx, hx[u:, s], zs, False)
+            else:
+                gemm_driver(ukr, wt, hx[:, s], zs, False)
+        else:
+            if s == 0 and skip_h0:  # zs = wx @ hx[u:, 0]
+                r = _xxgemm(blas, _N, _N, width, 4 * u, kk - u, ab.ctypes, hx[u, s].ctypes,
+                            ld, wx.ctypes, kk - u, ab[1:].ctypes, zs.ctypes, width)
+            else:  # zs = wt @ hx[:, s]
+                r = _xxgemm(blas, _N, _N, width, 4 * u, kk, ab.ctypes, hx[0, s].ctypes, ld,
+                            wt.ctypes, kk, ab[1:].ctypes, zs.ctypes, width)
+            if r:
+                raise RuntimeError(_NO_BLAS)
         # (exact and approximate tanh in separate loops: a call in a loop keeps LLVM
         # from vectorising it; each gate, and each pass below, as one flat loop over
         # contiguous (u * width) views: rows of 64 cost ~2x in loop overhead)
@@ -180,8 +187,9 @@ def lstm_forward(x, wt, wx, h0, c0, rmask, mask, scale, shift, k, blas, ab, hx, 
 
 
 @compiled.kernel
-def lstm_backward(g, seqs, rk, kx, rmask, mask, k, blas, ab, hx, z, cs, tc, dzt, dh, dc, keep,
-                  dw, dxt, lo, s_lo, s_hi, has_mask, has_rmask, need_dh0, need_w, need_x):
+def lstm_backward(g, seqs, rk, kx, rmask, mask, k, blas, ab, ukr, hx, z, cs, tc, dzt, dh, dc,
+                  keep, dw, dxt, lo, s_lo, s_hi, has_mask, has_rmask, need_dh0, need_w,
+                  need_x):
     """Backward steps ``s_hi - 1`` down to ``s_lo`` of the lane of rows ``lo:lo + width``.
 
     ``g``: the packed outputs' gradient (``seqs``: one row per step, else row 0 for
@@ -232,8 +240,10 @@ def lstm_backward(g, seqs, rk, kx, rmask, mask, k, blas, ab, hx, z, cs, tc, dzt,
                     for q in range(u):
                         dc[q, j] = keep[u + q, j]
         if s or need_dh0:  # dh = rk @ dzt[:, s]
-            if _xxgemm(blas, _N, _N, width, u, 4 * u, ab.ctypes, dzt[0, s].ctypes, ld,
-                       rk.ctypes, 4 * u, ab[1:].ctypes, dh.ctypes, width):
+            if ukr is not None:
+                gemm_driver(ukr, rk, dzt[:, s], dh, False)
+            elif _xxgemm(blas, _N, _N, width, u, 4 * u, ab.ctypes, dzt[0, s].ctypes, ld,
+                         rk.ctypes, 4 * u, ab[1:].ctypes, dh.ctypes, width):
                 raise RuntimeError(_NO_BLAS)
             if has_rmask or has_mask:
                 for q in range(u):
@@ -243,14 +253,21 @@ def lstm_backward(g, seqs, rk, kx, rmask, mask, k, blas, ab, hx, z, cs, tc, dzt,
     if s_lo == 0:
         rows = t * width
         d2 = dzt.reshape(dzt.shape[0], rows)
-        if need_w:
-            np.dot(hx.reshape(kk, rows), d2.T, dw)
-        if need_x:
-            np.dot(kx, d2, dxt.reshape(dxt.shape[0], rows))
+        if ukr is not None:
+            if need_w:
+                gemm_driver(ukr, hx.reshape(kk, rows), d2.T, dw, False)
+            if need_x:
+                gemm_driver(ukr, kx, d2, dxt.reshape(dxt.shape[0], rows), False)
+        else:
+            if need_w:
+                np.dot(hx.reshape(kk, rows), d2.T, dw)
+            if need_x:
+                np.dot(kx, d2, dxt.reshape(dxt.shape[0], rows))
 
 
 _N = 110  # ord("n"): a GEMM operand as it is (BLAS's column-major view of our C order)
 _xxgemm = None  # numba's GEMM entry (set by _load_numbas_blas before the kernels compile)
+gemm_driver = None  # Lamina's GEMM (set there too: importing it imports numba)
 _NO_BLAS = "the LSTM kernels' GEMM found no BLAS (numba takes scipy's: pip install scipy)"
 
 
@@ -258,6 +275,15 @@ def gemm_args(dtype):
     """``(blas, ab)`` for the kernels' GEMM calls in ``dtype``: BLAS's type letter and
     the ``alpha, beta = 1, 0`` they pass by pointer."""
     return ord("s" if np.dtype(dtype) == np.float32 else "d"), np.array((1.0, 0.0), dtype)
+
+
+def gemm_kernel(dtype, m: int, k: int, n: int):
+    """Lamina's GEMM kernel for the lanes' products (a step's ``(m, k) @ (k, n)``), or
+    None for BLAS: as :func:`lamina.backend.gemm.uses_kernel` decides for that shape."""
+    dtype = np.dtype(dtype)
+    if not gemm.uses_kernel(np.empty((m, k), dtype), np.empty((k, n), dtype)):
+        return None
+    return gemm.kernel()
 
 
 def _load_numbas_blas():
@@ -269,7 +295,7 @@ def _load_numbas_blas():
     # blas_threads.one_blas_thread finds it.
     # It also compiles the tanh the kernels share: inlined in numba's IR (before typing),
     # so each loop that calls it is compiled as if the polynomial were written out there.
-    global _xxgemm, _tanh
+    global _xxgemm, _tanh, gemm_driver
     try:
         import scipy.linalg.cython_blas  # noqa: F401
     except ImportError:  # (numba then says that its BLAS needs scipy)
@@ -277,6 +303,8 @@ def _load_numbas_blas():
     if _xxgemm is None:
         import numba
         from numba import types
+
+        from lamina.backend.gemm_kernels import gemm_driver
 
         _tanh = numba.njit(inline="always", **compiled.NUMBA_OPTIONS)(_tanh_approx)
         p, i = types.voidptr, types.intp
@@ -337,13 +365,15 @@ def forward(seq, x, kernel, recurrent_kernel, bias, h0, c0, mask, recurrent_mask
     exact = np.dtype(dtype) != np.float32
     blas, ab = gemm_args(dtype)
     lanes = [_Lane(lo, hi, t, f, u, dtype) for lo, hi in lane_spans(b)]
+    ukr = gemm_kernel(dtype, 4 * u, u + f + 1, lanes[0].hi - lanes[0].lo)
+    seq.gemm_kernel = ukr
 
     def run(lane):
         spans = split(t, KERNEL_CHUNKS)
         for n, (s_lo, s_hi) in enumerate(spans):
             if n:
                 yield len(spans) - n  # (chunks left; none after the last: see run_lanes)
-            lstm_forward(x, wt, wx, h0, c0, rm, m, scale, shift, k, blas, ab, lane.hx,
+            lstm_forward(x, wt, wx, h0, c0, rm, m, scale, shift, k, blas, ab, ukr, lane.hx,
                          lane.z, lane.cs, lane.tc, lane.hs, lane.lo, s_lo, s_hi,
                          seq.go_backwards, has_mask, has_rmask, skip_h0, exact)
 
@@ -383,6 +413,7 @@ def backward(seq, g):
     dx = np.empty((b, t, f), dtype) if need_x else None
     dh0, dc0 = np.empty((b, u), dtype), np.empty((b, u), dtype)
     blas, ab = gemm_args(dtype)
+    ukr = seq.gemm_kernel  # the forward's choice: both passes on the same GEMM
 
     def run(lane):
         lo, hi = lane.lo, lane.hi
@@ -398,8 +429,8 @@ def backward(seq, g):
         for n, (s_lo, s_hi) in enumerate(spans):
             if n:
                 yield len(spans) - n
-            lstm_backward(g, seq.return_sequences, rk, kx, rm, m, k, blas, ab, lane.hx, lane.z,
-                          lane.cs, lane.tc, dzt, dh, dc, keep, dw, dxt, lo, s_lo, s_hi,
+            lstm_backward(g, seq.return_sequences, rk, kx, rm, m, k, blas, ab, ukr, lane.hx,
+                          lane.z, lane.cs, lane.tc, dzt, dh, dc, keep, dw, dxt, lo, s_lo, s_hi,
                           has_mask, has_rmask, bool(needs[4]), need_w, need_x)
         dh0[lo:hi], dc0[lo:hi] = dh.T, dc.T
         rnn_buffers.give(dzt, keep, dh, dc)
