@@ -35,9 +35,19 @@ from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
 
-from lamina.backend import blas_threads, compiled
+from lamina.backend import blas_threads, compiled, gemm
+from lamina.backend.gemm_kernels import gemm_driver
 
 _helper = numba.njit(**compiled.NUMBA_OPTIONS)
+
+
+@_helper
+def _dot(ukr, a, b, out):
+    """``out = a @ b`` on Lamina's GEMM kernel ``ukr``, or on BLAS (``np.dot``) for None."""
+    if ukr is None:
+        np.dot(a, b, out)
+    else:
+        gemm_driver(ukr, a, b, out, False)
 
 
 @intrinsic
@@ -205,7 +215,7 @@ def _store_gradients(dql, dq, dqo, dkl, dk, dko, dvl, dv, dvo, b, h0):
 
 @compiled.kernel
 def _attention_forward(q, qo, k, ko, v, vo, dims, scale, neg, big, drop, probs, out, b0, b1,
-                      h0, h1):
+                      h0, h1, ukr):
     """Rows ``b0:b1`` and heads ``h0:h1`` of the attention forward.
 
     ``q``/``k``/``v``: C-contiguous ``(batch, length, width)`` arrays holding head ``h``'s
@@ -214,7 +224,8 @@ def _attention_forward(q, qo, k, ko, v, vo, dims, scale, neg, big, drop, probs, 
     ``(batch, target, heads * value_dim)``; ``neg``: ``(batch or 1, heads or 1, source,
     target)`` booleans, True where ``big`` is added (a ``(0, 0, 0, 0)`` array: no mask);
     ``drop``: ``(batch, heads, source, target)`` multipliers (``(0, 0, 0, 0)``: none);
-    ``probs``: ``(batch, heads, source, target)``, written with ``P^T`` (before dropout).
+    ``probs``: ``(batch, heads, source, target)``, written with ``P^T`` (before dropout);
+    ``ukr``: Lamina's GEMM kernel for the head's products, or None for BLAS (``np.dot``).
     """
     t_len, s_len = q.shape[1], k.shape[1]
     d_len, dv_len = dims
@@ -238,7 +249,7 @@ def _attention_forward(q, qo, k, ko, v, vo, dims, scale, neg, big, drop, probs, 
             h = h0 + j
             mh = h if neg.shape[1] > 1 else 0
             pt = probs[b, h]
-            np.dot(kl[j], qt[j], pt)
+            _dot(ukr, kl[j], qt[j], pt)
             if masked:
                 nm = neg[mb, mh]
                 for s in range(s_len):
@@ -250,13 +261,13 @@ def _attention_forward(q, qo, k, ko, v, vo, dims, scale, neg, big, drop, probs, 
                 for s in range(s_len):
                     for t in range(t_len):
                         pd[s, t] = pt[s, t] * dm[s, t]
-            np.dot((pd if dropped else pt).T, vl[j], ol[j])
+            _dot(ukr, (pd if dropped else pt).T, vl[j], ol[j])
         _store(ol, out, 0, b, h0)
 
 
 @compiled.kernel
 def _attention_backward(q, qo, k, ko, v, vo, dims, g, scale, drop, probs, dq, dqo, dk, dko,
-                       dv, dvo, b0, b1, h0, h1):
+                       dv, dvo, b0, b1, h0, h1, ukr):
     """Rows ``b0:b1`` and heads ``h0:h1`` of the attention backward.
 
     ``g``: the output's gradient, ``(batch, target, heads * value_dim)``; ``dq``/``dk``/
@@ -296,10 +307,10 @@ def _attention_backward(q, qo, k, ko, v, vo, dims, g, scale, drop, probs, dq, dq
                     for t in range(t_len):
                         pd[s, t] = pt[s, t] * dm[s, t]
             if need_v:
-                np.dot(pd if dropped else pt, gl[j], dvl[j])
+                _dot(ukr, pd if dropped else pt, gl[j], dvl[j])
             if not need_s:
                 continue
-            np.dot(vl[j], gt[j], ds)  # dP^T
+            _dot(ukr, vl[j], gt[j], ds)  # dP^T
             if dropped:
                 for s in range(s_len):
                     for t in range(t_len):
@@ -312,19 +323,21 @@ def _attention_backward(q, qo, k, ko, v, vo, dims, g, scale, drop, probs, dq, dq
                 for t in range(t_len):
                     ds[s, t] = (ds[s, t] - rs[t]) * pt[s, t]  # dS^T
             if need_q:
-                np.dot(ds.T, kl[j], dql[j])
+                _dot(ukr, ds.T, kl[j], dql[j])
             if need_k:
-                np.dot(ds, ql[j], dkl[j])
+                _dot(ukr, ds, ql[j], dkl[j])
         _store_gradients(dql, dq, dqo, dkl, dk, dko, dvl, dv, dvo, b, h0)
 
 
 def attention_forward(*args):
-    """:func:`_attention_forward` (same arguments) with BLAS on one thread."""
+    """:func:`_attention_forward` (the same arguments but ``ukr``: Lamina's GEMM when it
+    applies, :func:`lamina.backend.gemm.kernel_for`) with BLAS on one thread."""
     with blas_threads.one_blas_thread():
-        _attention_forward(*args)
+        _attention_forward(*args, gemm.kernel_for(args[11].dtype))
 
 
 def attention_backward(*args):
-    """:func:`_attention_backward` (same arguments) with BLAS on one thread."""
+    """:func:`_attention_backward` (the same arguments but ``ukr``) with BLAS on one
+    thread."""
     with blas_threads.one_blas_thread():
-        _attention_backward(*args)
+        _attention_backward(*args, gemm.kernel_for(args[10].dtype))

@@ -117,9 +117,29 @@ def uses_kernel(a: np.ndarray, b: np.ndarray) -> bool:
     if kernel() is not None:
         return True
     if selected == "lamina":
-        raise RuntimeError(f"LAMINA_GEMM=lamina, but Lamina's GEMM kernel cannot run here: "
-                           f"{_why_not() or 'it did not compile (see the log)'}")
+        raise _unavailable()
     return False
+
+
+def _unavailable() -> RuntimeError:
+    return RuntimeError(f"LAMINA_GEMM=lamina, but Lamina's GEMM kernel cannot run here: "
+                        f"{_why_not() or 'it did not compile (see the log)'}")
+
+
+def kernel_for(dtype):
+    """Lamina's kernel for the products inside a compiled kernel (numba is in already,
+    so no :data:`MIN_FLOPS`), or None for BLAS: for float32 unless ``LAMINA_GEMM=blas``.
+
+    Raises:
+        RuntimeError: under ``LAMINA_GEMM=lamina`` when the kernel cannot run here.
+    """
+    selected = choice()
+    if selected == "blas" or np.dtype(dtype) != np.float32:
+        return None
+    found = kernel()
+    if found is None and selected == "lamina":
+        raise _unavailable()
+    return found
 
 
 def matmul_into(a: np.ndarray, b: np.ndarray, out: np.ndarray,

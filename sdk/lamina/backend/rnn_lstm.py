@@ -110,7 +110,7 @@ class LSTMSequence(_Sequence):
         self.shape = (b, t, f, u)
         dtype = np.result_type(x, kernel, recurrent_kernel)
         self.kernel_state = None
-        self.gemm_kernel = None  # the compiled path's GEMM (rnn_lstm_kernels.gemm_kernel)
+        self.gemm_kernel = None  # the compiled path's GEMM (gemm.kernel_for)
         if rnn_lstm_kernels.applies(activation, recurrent_activation, dtype):
             return rnn_lstm_kernels.forward(self, x, kernel, recurrent_kernel, bias, h0, c0,
                                             mask, recurrent_mask, dtype)

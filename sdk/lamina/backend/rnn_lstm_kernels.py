@@ -108,8 +108,8 @@ def lstm_forward(x, wt, wx, h0, c0, rmask, mask, scale, shift, k, blas, ab, ukr,
     ``skip_h0``, a zero initial state, step 0's GEMM takes only the ``[x; 1]`` rows),
     ``mask (batch, t)`` in processing order, ``rmask (batch, u)`` (both ignored unless
     ``has_mask``/``has_rmask``), ``k`` from :func:`constants`, ``blas, ab`` from
-    :func:`gemm_args`, ``ukr``: Lamina's GEMM kernel (:func:`gemm_kernel`), or None for
-    BLAS.
+    :func:`gemm_args`, ``ukr``: Lamina's GEMM kernel (:func:`lamina.backend.gemm.kernel_for`),
+    or None for BLAS.
     """
     kk, t, width = hx.shape
     u = tc.shape[1]
@@ -277,15 +277,6 @@ def gemm_args(dtype):
     return ord("s" if np.dtype(dtype) == np.float32 else "d"), np.array((1.0, 0.0), dtype)
 
 
-def gemm_kernel(dtype, m: int, k: int, n: int):
-    """Lamina's GEMM kernel for the lanes' products (a step's ``(m, k) @ (k, n)``), or
-    None for BLAS: as :func:`lamina.backend.gemm.uses_kernel` decides for that shape."""
-    dtype = np.dtype(dtype)
-    if not gemm.uses_kernel(np.empty((m, k), dtype), np.empty((k, n), dtype)):
-        return None
-    return gemm.kernel()
-
-
 def _load_numbas_blas():
     # The kernels' GEMMs call numba's own ``numba_xxgemm`` (what its np.dot calls: the
     # BLAS behind scipy.linalg.cython_blas, scipy's OpenBLAS) with a leading dimension,
@@ -365,8 +356,7 @@ def forward(seq, x, kernel, recurrent_kernel, bias, h0, c0, mask, recurrent_mask
     exact = np.dtype(dtype) != np.float32
     blas, ab = gemm_args(dtype)
     lanes = [_Lane(lo, hi, t, f, u, dtype) for lo, hi in lane_spans(b)]
-    ukr = gemm_kernel(dtype, 4 * u, u + f + 1, lanes[0].hi - lanes[0].lo)
-    seq.gemm_kernel = ukr
+    ukr = seq.gemm_kernel = gemm.kernel_for(dtype)
 
     def run(lane):
         spans = split(t, KERNEL_CHUNKS)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lamina.backend import gemm
 from lamina.backend.attention import _check, _Core, _parts
 from lamina.backend.autodiff import Function
 from lamina.backend.parallel import parallel_for, sum_in_order
@@ -98,11 +99,11 @@ class ProjectedSelfAttention(Function):
             if bias is not None:
                 x_rows = self.x_ones[i] = np.concatenate(
                     [x_rows, np.ones((x_rows.shape[0], 1), dtype)], axis=1)
-            np.matmul(x_rows, with_bias, out=projected)
+            gemm.matmul_into(x_rows, with_bias, projected)
             core.forward_part(i)
             if output_kernel is not None:
                 y = out[rows].reshape(-1, output_kernel.shape[1])
-                np.matmul(context[rows].reshape(-1, inner), output_kernel, out=y)
+                gemm.matmul_into(context[rows].reshape(-1, inner), output_kernel, y)
                 if output_bias is not None:
                     y += output_bias
 
@@ -138,17 +139,17 @@ class ProjectedSelfAttention(Function):
                 g_rows = g[rows].reshape(-1, wo.shape[1])
                 c_rows = context[rows].reshape(-1, wo.shape[0])
                 if need_wo:
-                    np.matmul(c_rows.T, g_rows, out=gwo[i])
+                    gemm.matmul_into(c_rows.T, g_rows, gwo[i])
                 if need_bo:
                     np.matmul(ones[:g_rows.shape[0]], g_rows, out=gbo[i])
-                np.matmul(g_rows, wo.T, out=dcontext[rows].reshape(-1, wo.shape[0]))
+                gemm.matmul_into(g_rows, wo.T, dcontext[rows].reshape(-1, wo.shape[0]))
             core.backward_part(i, dcontext_rows, dq, dk, dv, packed)
             grad = dqkv[rows].reshape(-1, width)
             if gkb is not None:
                 x_rows = self.x_ones[i] if self.has_bias else x[rows].reshape(-1, f)
-                np.matmul(grad.T, x_rows, out=gkb[i])
+                gemm.matmul_into(grad.T, x_rows, gkb[i])
             if need_x:
-                np.matmul(grad, kernel.T, out=gx[rows].reshape(-1, f))
+                gemm.matmul_into(grad, kernel.T, gx[rows].reshape(-1, f))
 
         parallel_for(n, part)
         kb = None if gkb is None else sum_in_order(gkb).T
