@@ -17,7 +17,9 @@ the same choice.
 
     LAMINA_GEMM=auto    # default: Lamina's kernel on an AVX-512 CPU when compiled kernels
                         # are on (LAMINA_KERNELS, not numpy) for products of at least
-                        # MIN_FLOPS; numpy's BLAS otherwise
+                        # MIN_FLOPS; numpy's BLAS otherwise, and also under
+                        # LAMINA_THREADS=off (BLAS's own threads: the kernel runs on the
+                        # threads of Lamina's pool only)
     LAMINA_GEMM=lamina  # Lamina's kernel for every float32 2-D product; an error when it
                         # cannot run here (no AVX-512, no numba/llvmlite)
     LAMINA_GEMM=blas    # numpy's BLAS (np.matmul) only
@@ -32,6 +34,7 @@ import threading
 import numpy as np
 
 from lamina.backend import compiled, env
+from lamina.backend.blas_threads import get_thread_policy
 
 CHOICES = ("auto", "lamina", "blas")
 #: Under ``auto``, smaller products run on numpy's BLAS: they cost microseconds either
@@ -112,7 +115,8 @@ def uses_kernel(a: np.ndarray, b: np.ndarray) -> bool:
             or a.ndim != 2 or b.ndim != 2:
         return False
     if selected == "auto" and (2 * a.shape[0] * a.shape[1] * b.shape[1] < MIN_FLOPS
-                               or compiled.choice() == "numpy"):
+                               or compiled.choice() == "numpy"
+                               or get_thread_policy() == "off"):
         return False
     if kernel() is not None:
         return True

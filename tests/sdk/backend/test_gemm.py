@@ -147,6 +147,20 @@ def test_the_choice_decides_which_kernel_runs(kernel):
         assert gemm.matmul(a, b).tobytes() == np.matmul(a, b).tobytes()
 
 
+def test_blas_threads_policy_off_keeps_blas_under_auto(kernel, auto_policy):
+    """``LAMINA_THREADS=off`` gives the threading to BLAS: the kernel (on the pool's
+    threads only) then stays out under ``auto``; ``lamina`` still runs it."""
+    from lamina.backend import blas_threads
+
+    rng = np.random.default_rng(5)
+    a, b = _operand(rng, (128, 300), "c"), _operand(rng, (300, 64), "c")
+    blas_threads.set_thread_policy("off")
+    with gemm.use_gemm("auto"):
+        assert not gemm.uses_kernel(a, b)
+    with gemm.use_gemm("lamina"):
+        assert gemm.uses_kernel(a, b)
+
+
 def test_read_only_operands_and_strided_outputs_take_blas(kernel):
     rng = np.random.default_rng(4)
     a, b = _operand(rng, (64, 300), "c"), _operand(rng, (300, 96), "c")
