@@ -36,7 +36,7 @@ def test_side_by_side_runs_children_in_rotated_order_and_prints_columns_in_one(
     assert ran.read_text().split() == ["lamina", "torch", "torch", "lamina", "lamina", "torch"]
     lines = [line for line in capsys.readouterr().out.splitlines() if line.strip()]
     assert lines[0] == common.blas_line()  # which kernels the figures below measured
-    assert lines[0].startswith("numpy's BLAS: ")
+    assert lines[0].startswith("numpy's BLAS: ") and "; float32 GEMM: " in lines[0]
     lines = lines[1:]
     assert len(lines) == 3
     for line, order in zip(lines, ("lamina, torch", "torch, lamina", "lamina, torch")):

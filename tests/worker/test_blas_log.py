@@ -22,7 +22,10 @@ def test_the_worker_logs_its_blas_and_warns_when_the_variable_holds_it_back(core
                          check=True, env=environ_with_coretype(coretype)).stderr
     info = [line for line in out.splitlines() if line.startswith("INFO lamina_worker: ")]
     assert len(info) == 1 and f"numpy's BLAS: openblas {ctl.version}, " in info[0]
-    assert f"(OPENBLAS_CORETYPE={coretype or 'unset'})" in info[0]
+    assert f"(OPENBLAS_CORETYPE={coretype or 'unset'}); float32 GEMM: " in info[0]
+    from lamina.backend import gemm
+
+    assert info[0].endswith(gemm.describe())  # (same environment but the variable)
     warned = [line for line in out.splitlines() if line.startswith("WARNING lamina_worker: ")]
     held = coretype == "Haswell" and blas_threads._cpu_has("avx512f")
     assert len(warned) == (1 if held else 0), out

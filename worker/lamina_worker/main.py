@@ -72,11 +72,13 @@ def init_ray(address: str | None) -> None:
 def _log_blas() -> None:
     """numpy's BLAS in this process (replicas started here inherit its environment), and
     a warning when OPENBLAS_CORETYPE holds it below the CPU (an operator's setting)."""
+    from lamina.backend import gemm
     from lamina.backend.blas_threads import describe_blas
 
     blas = describe_blas()
-    log.info("numpy's BLAS: %s %s, %s kernels (OPENBLAS_CORETYPE=%s)", blas["library"],
-             blas["version"], blas["core"], blas["coretype_env"] or "unset")
+    log.info("numpy's BLAS: %s %s, %s kernels (OPENBLAS_CORETYPE=%s); float32 GEMM: %s",
+             blas["library"], blas["version"], blas["core"], blas["coretype_env"] or "unset",
+             gemm.describe())
     if blas["note"]:
         log.warning("%s", blas["note"])
 

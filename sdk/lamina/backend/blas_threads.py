@@ -332,7 +332,8 @@ def coretype_note(core, coretype_env, cpu_avx512) -> str | None:
     if not coretype_env or not cpu_avx512 or core is None or core in AVX512_CORES:
         return None
     return (f"OPENBLAS_CORETYPE={coretype_env} holds numpy's OpenBLAS to its {core} "
-            f"kernels (no AVX-512) on a CPU with AVX-512: matrix products run up to ~1.8x "
+            f"kernels (no AVX-512) on a CPU with AVX-512: the products numpy's BLAS runs "
+            f"(all but those on Lamina's own GEMM, lamina.backend.gemm) run up to ~1.8x "
             f"slower than with OpenBLAS's own choice (unset OPENBLAS_CORETYPE, or set it to "
             f"SkylakeX, before Python starts)")
 

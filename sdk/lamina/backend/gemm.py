@@ -84,6 +84,21 @@ def _why_not() -> str | None:
     return None
 
 
+def describe() -> str:
+    """Which GEMM float32 products take in this process, in a few words (for logs and
+    benchmark headers; does not compile the kernel)."""
+    selected = choice()
+    if selected == "blas":
+        return "numpy's BLAS (LAMINA_GEMM=blas)"
+    why = _why_not()
+    if why is not None:
+        return f"numpy's BLAS ({why})"
+    if selected == "lamina":
+        return "Lamina's AVX-512 kernel for every float32 product (LAMINA_GEMM=lamina)"
+    return (f"Lamina's AVX-512 kernel for float32 products of >= {MIN_FLOPS:,} flops "
+            "(LAMINA_GEMM=auto)")
+
+
 def kernel():
     """The compiled register kernel, or None when it cannot run here (compiled once)."""
     if not _kernel:

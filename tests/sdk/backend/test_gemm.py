@@ -203,3 +203,14 @@ def test_asking_for_the_kernel_where_it_cannot_run_is_an_error():
     assert done.returncode != 0
     assert "LAMINA_GEMM=lamina, but Lamina's GEMM kernel cannot run here" in done.stderr
     assert "LAMINA_KERNELS" in done.stderr or "no AVX-512" in done.stderr
+
+
+def test_describe_says_which_gemm_runs():
+    with gemm.use_gemm("blas"):
+        assert gemm.describe() == "numpy's BLAS (LAMINA_GEMM=blas)"
+    with gemm.use_gemm("auto"):
+        why = gemm._why_not()
+        if why is None:
+            assert gemm.describe().startswith("Lamina's AVX-512 kernel for float32 products")
+        else:
+            assert gemm.describe() == f"numpy's BLAS ({why})"
