@@ -2,21 +2,22 @@
 
 Imported only through :mod:`lamina.backend.gemm`, which decides when it runs.
 
-The kernel (``ukr``) multiplies a packed ``12 x kc`` panel of ``a`` by a ``kc x 32``
-panel of ``b`` into a ``12 x 32`` tile of ``out``: 24 zmm accumulators, per step of
-``k`` two loads of ``b`` and twelve broadcasts of ``a`` into 24 fused multiply-adds.
-It is written as LLVM IR (vector types and the ``llvm.fma`` intrinsic, not left to an
-auto-vectoriser) and compiled by llvmlite, numba's own LLVM, for the host CPU. Edges
-are masks, not other kernels: the second-to-last arguments mask the tile's columns
+The kernel (``ukr``) multiplies a ``12 x kc`` panel of ``a`` by a ``kc x 32`` panel of
+``b`` into a ``12 x 32`` tile of ``out``: 24 zmm accumulators, per step of ``k`` two
+loads of ``b`` and twelve broadcasts of ``a`` into 24 fused multiply-adds. It is written
+as LLVM IR (vector types and the ``llvm.fma`` intrinsic, not left to an auto-vectoriser)
+and compiled by llvmlite, numba's own LLVM, for the host CPU. ``a`` comes with a row
+and a ``k`` stride, so the kernel reads it in place when either axis is contiguous.
+Edges are masks, not other kernels: the last two arguments mask the tile's columns
 (``b``'s loads and ``out``'s stores, so nothing outside either array is touched), and
-only the tile's first ``mr`` rows are stored (``a``'s panel is padded with zeros).
+only the tile's first ``mr`` rows are stored (rows past them read row 0).
 
 The driver (:func:`gemm_driver`, numba, without the GIL) blocks the product: ``k`` in
-blocks of :data:`KC`, for each block ``a``'s rows in blocks of :data:`MC` packed into
-12-row panels, then every 32-column panel of ``b`` against every panel of the block
-(``b``'s panel stays in L1, the packed block in L2). ``b`` is read in place when its
-rows are contiguous (a layer's kernel, an upstream gradient) and packed otherwise (a
-transposed kernel).
+equal blocks of at most :data:`KC` (a 32-column panel of ``b`` stays in L1), for each
+block ``a``'s rows in blocks of :data:`MC` (in L2), each against every 32-column panel
+of ``b``. ``a`` is read in place when its rows or its columns are contiguous (``x``,
+``x.T``), else packed into 12-row panels; ``b`` in place when its rows are contiguous
+(a layer's kernel, an upstream gradient), else packed into 32-column panels (``W.T``).
 
 Every element of the result is ``((a[i, 0] * b[0, j] + a[i, 1] * b[1, j]) + ...)`` in
 fused steps over each ``k`` block, blocks added in order: the same operations wherever
