@@ -39,6 +39,10 @@ the epoch: ``others``, the CPU per second of every process outside this one's tr
 ``steal``): the ``epochs:`` line after each setup's row, and a second table with the
 medians over all epochs and over the quiet ones (``others`` < 0.3 CPU).
 ``--spans-json PATH`` writes every epoch's time and full span (with its round). The
+spans skip the per-thread figures (run-queue wait, context switches) unless
+``--thread-stats``: reading them costs the driver ~17 ms an epoch of the two CPUs the
+replicas train on, and the replica it takes them from is late to the next exchange
+(the MLP's all-reduce share 11.5-13.4% with them). The
 replicas are Ray actors, descendants of this process (driver -> raylet -> workers): the
 tree holds them (checked at the first epoch; a line says so). Their spans run from the driver's
 ``on_epoch_begin`` to its ``on_epoch_end`` as the chief's events arrive (polled every
@@ -78,6 +82,9 @@ def config(kind: str) -> dict:
     return json.loads(build(kind).to_json())
 
 
+THREAD_STATS = [False]  # --thread-stats: the spans' per-thread figures (see the docstring)
+
+
 def local(kind: str, x, y, epochs: int, threads: int) -> tuple[list[float], list]:
     from quiet import Span
     from threadpoolctl import threadpool_limits
@@ -93,7 +100,7 @@ def local(kind: str, x, y, epochs: int, threads: int) -> tuple[list[float], list
     class Clock(Callback):
         # The span brackets the clock: its /proc reads stay outside the timed epoch.
         def on_epoch_begin(self, epoch, logs=None):
-            spans.append(Span().__enter__())
+            spans.append(Span(threads=THREAD_STATS[0]).__enter__())
             self.start = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None):
@@ -134,7 +141,7 @@ def distributed(kind: str, x, y, epochs: int,
                 tree = set(descendants(os.getpid()))
                 print(f"{job}: replica pids {pids} in this process's tree: "
                       f"{all(p in tree for p in pids)} ({len(tree)} descendants)", flush=True)
-            spans.append(Span().__enter__())
+            spans.append(Span(threads=THREAD_STATS[0]).__enter__())
 
         def on_epoch_end(self, epoch, logs=None):
             spans[-1].__exit__(None, None, None)
@@ -230,7 +237,11 @@ def main(argv=None) -> int:
                              "(default: on)")
     parser.add_argument("--spans-json", default=None,
                         help="write every epoch's time and quiet.Span figures here")
+    parser.add_argument("--thread-stats", action="store_true",
+                        help="the spans also read every thread's run-queue wait and context "
+                             "switches (~17 ms of the driver's CPU an epoch)")
     args = parser.parse_args(argv)
+    THREAD_STATS[0] = args.thread_stats
     if args.epochs < 2 or args.rounds < 1:
         parser.error(f"--epochs must be >= 2 (the first is a warm-up) and --rounds >= 1. "
                      f"Received: --epochs {args.epochs}, --rounds {args.rounds}")

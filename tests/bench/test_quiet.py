@@ -138,3 +138,20 @@ def test_a_descendant_gone_unaccounted_does_not_make_others():
     finally:
         parent.kill()
         parent.wait()
+
+
+def test_a_span_without_thread_figures_still_counts_the_tree():
+    """``Span(threads=False)``: no per-thread reads (wait and switches are None), the
+    same CPU accounting (a thread's known CPU counts as tree)."""
+    def spin_thread():
+        start = time.thread_time()
+        while time.thread_time() - start < CPU:
+            pass
+
+    with quiet.Span(threads=False) as span:
+        thread = threading.Thread(target=spin_thread)
+        thread.start()
+        thread.join()
+    assert span.wait is None and span.nvcsw is None and span.nivcsw is None
+    assert span.tree * span.seconds > CPU - 0.05, span.as_dict()
+    assert span.as_dict()["wait"] is None and span.as_dict()["nvcsw"] is None
