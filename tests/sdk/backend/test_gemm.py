@@ -214,3 +214,17 @@ def test_describe_says_which_gemm_runs():
             assert gemm.describe().startswith("Lamina's AVX-512 kernel for float32 products")
         else:
             assert gemm.describe() == f"numpy's BLAS ({why})"
+
+
+def test_negative_strides_read_and_write_the_right_elements(kernel):
+    """Reversed views (``x[::-1]``, ``w[:, ::-1]``, a reversed ``out``): the offsets the
+    driver passes wrap in unsigned arithmetic, the kernel's strides are negative."""
+    rng = np.random.default_rng(6)
+    a, b = _operand(rng, (50, 300), "c"), _operand(rng, (300, 70), "c")
+    for left, right in ((a[::-1], b), (a, b[::-1]), (a[:, ::-1], b[::-1]), (a, b[:, ::-1])):
+        out = np.empty((left.shape[0], right.shape[1]), np.float32)
+        kernel(left, right, out)
+        _check(out, left, right)
+    flipped = np.empty((50, 70), np.float32)[::-1]
+    kernel(a, b, flipped)
+    _check(flipped, a, b)
