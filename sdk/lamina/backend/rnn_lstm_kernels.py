@@ -254,8 +254,10 @@ def lstm_backward(g, seqs, rk, kx, rmask, mask, k, blas, ab, ukr, hx, z, cs, tc,
         rows = t * width
         d2 = dzt.reshape(dzt.shape[0], rows)
         if ukr is not None:
-            if need_w:
-                gemm_driver(ukr, hx.reshape(kk, rows), d2.T, dw, False)
+            if need_w:  # as (dz hx^T)^T: packs hx^T (rows x kk), not dz^T (rows x 4u)
+                dwt = np.empty((dw.shape[1], dw.shape[0]), dw.dtype)
+                gemm_driver(ukr, d2, hx.reshape(kk, rows).T, dwt, False)
+                dw[:, :] = dwt.T
             if need_x:
                 gemm_driver(ukr, kx, d2, dxt.reshape(dxt.shape[0], rows), False)
         else:
