@@ -82,10 +82,8 @@ def config(kind: str) -> dict:
     return json.loads(build(kind).to_json())
 
 
-THREAD_STATS = [False]  # --thread-stats: the spans' per-thread figures (see the docstring)
-
-
-def local(kind: str, x, y, epochs: int, threads: int) -> tuple[list[float], list]:
+def local(kind: str, x, y, epochs: int, threads: int,
+          thread_stats: bool = False) -> tuple[list[float], list]:
     from quiet import Span
     from threadpoolctl import threadpool_limits
 
@@ -100,7 +98,7 @@ def local(kind: str, x, y, epochs: int, threads: int) -> tuple[list[float], list
     class Clock(Callback):
         # The span brackets the clock: its /proc reads stay outside the timed epoch.
         def on_epoch_begin(self, epoch, logs=None):
-            spans.append(Span(threads=THREAD_STATS[0]).__enter__())
+            spans.append(Span(threads=thread_stats).__enter__())
             self.start = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None):
@@ -121,8 +119,8 @@ def local(kind: str, x, y, epochs: int, threads: int) -> tuple[list[float], list
     return times, spans
 
 
-def distributed(kind: str, x, y, epochs: int,
-                replicas: int) -> tuple[list[float], tuple[float, float], list]:
+def distributed(kind: str, x, y, epochs: int, replicas: int,
+                thread_stats: bool = False) -> tuple[list[float], tuple[float, float], list]:
     from quiet import Span, descendants
 
     from lamina.callbacks import Callback
@@ -141,7 +139,7 @@ def distributed(kind: str, x, y, epochs: int,
                 tree = set(descendants(os.getpid()))
                 print(f"{job}: replica pids {pids} in this process's tree: "
                       f"{all(p in tree for p in pids)} ({len(tree)} descendants)", flush=True)
-            spans.append(Span(threads=THREAD_STATS[0]).__enter__())
+            spans.append(Span(threads=thread_stats).__enter__())
 
         def on_epoch_end(self, epoch, logs=None):
             spans[-1].__exit__(None, None, None)
@@ -181,13 +179,13 @@ SETUPS = {"local1": "local fit, 1 thread", "local2": "local fit, 2 threads",
           "replicas1": "1 replica", "replicas2": "2 replicas"}
 
 
-def run_setup(key: str, kind: str, x, y, epochs: int):
+def run_setup(key: str, kind: str, x, y, epochs: int, thread_stats: bool = False):
     """One run of setup ``key``: (epoch times, (all-reduce s, step s) over the timed
     epochs or None, spans)."""
     if key.startswith("local"):
-        times, spans = local(kind, x, y, epochs, int(key[-1]))
+        times, spans = local(kind, x, y, epochs, int(key[-1]), thread_stats)
         return times, None, spans
-    return distributed(kind, x, y, epochs, int(key[-1]))
+    return distributed(kind, x, y, epochs, int(key[-1]), thread_stats)
 
 
 def _times(ratio: float) -> str:
@@ -241,7 +239,6 @@ def main(argv=None) -> int:
                         help="the spans also read every thread's run-queue wait and context "
                              "switches (~17 ms of the driver's CPU an epoch)")
     args = parser.parse_args(argv)
-    THREAD_STATS[0] = args.thread_stats
     if args.epochs < 2 or args.rounds < 1:
         parser.error(f"--epochs must be >= 2 (the first is a warm-up) and --rounds >= 1. "
                      f"Received: --epochs {args.epochs}, --rounds {args.rounds}")
@@ -279,7 +276,8 @@ def main(argv=None) -> int:
         for kind in kinds:
             for key in common.round_order(keys, r):
                 setup = SETUPS[key]
-                times, sums, spans = run_setup(key, kind, *data[kind], args.epochs)
+                times, sums, spans = run_setup(key, kind, *data[kind], args.epochs,
+                                                   args.thread_stats)
                 runs.append((r, kind, setup, times, spans))
                 pooled_times, pooled_sums, pooled_spans = every[(kind, setup)]
                 pooled_times += times[1:]

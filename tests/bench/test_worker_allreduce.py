@@ -54,6 +54,9 @@ def test_epochs_carry_their_spans(tmp_path):
         assert span["seconds"] >= r["seconds"], r
     quiet = sum(r["span"]["others"] < 0.3 for r in records if r["epoch"] > 0)
     assert int(row.group(2)) == quiet
+    # Without --thread-stats the spans read no thread's files (they cost the replicas'
+    # CPUs): no run-queue wait, no context switches.
+    assert all(r["span"]["wait"] is None and r["span"]["nvcsw"] is None for r in records)
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -21,7 +21,6 @@ small for the pool, never pays its import.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 
 from lamina.backend import env
@@ -34,12 +33,8 @@ CHOICES = ("auto", "numpy", "numba")
 NUMBA_OPTIONS = {"nogil": True, "cache": True, "error_model": "numpy"}
 
 _lock = threading.Lock()
-_choice = [None]
+_switch = env.Switch("LAMINA_KERNELS", CHOICES, "auto")
 _available = [None]
-
-
-def _from_env() -> str:
-    return env.choice("LAMINA_KERNELS", CHOICES, "auto")
 
 
 def _numba_imports() -> bool:
@@ -55,9 +50,7 @@ def _numba_imports() -> bool:
 
 def choice() -> str:
     """The kernel choice in force: ``auto``, ``numpy`` or ``numba``."""
-    if _choice[0] is None:
-        _choice[0] = _from_env()
-    return _choice[0]
+    return _switch.get()
 
 
 def enabled() -> bool:
@@ -92,21 +85,12 @@ def pays(elements: int) -> bool:
 
 def set_kernels(value: str) -> None:
     """Choose ``auto``, ``numpy`` or ``numba`` for this process (overrides the env)."""
-    if value not in CHOICES:
-        raise ValueError(f"`value` must be one of {', '.join(CHOICES)}. Received: "
-                         f"value={value!r}")
-    _choice[0] = value
+    _switch.set(value)
 
 
-@contextlib.contextmanager
 def use_kernels(value: str):
     """Run a block with the kernel choice ``value`` (tests compare both paths)."""
-    previous = choice()
-    set_kernels(value)
-    try:
-        yield
-    finally:
-        _choice[0] = previous
+    return _switch.use(value)
 
 
 class kernel:  # noqa: N801 - used as a decorator, like numba.njit

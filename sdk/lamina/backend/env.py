@@ -1,6 +1,7 @@
 """Lamina's environment switches (``LAMINA_*``): one validated reader for each kind.
 
-Every switch the SDK reads goes through one of these three readers, so that all of
+Every switch the SDK reads goes through one of these three readers (a :class:`Switch`
+wraps :func:`choice` for a word read once a process), so that all of
 them accept the same spellings and fail the same way: a value is stripped and compared
 without case, an unset or blank variable gives the switch's default, and anything else
 raises ``ValueError`` naming the variable, echoing its value and listing what it
@@ -13,6 +14,7 @@ decides when (most once per process or per object).
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Sequence
@@ -108,3 +110,46 @@ def number(name: str, default: float, *, minimum: float | None = None) -> float:
         bound = "" if minimum is None else f" >= {minimum:g}"
         raise ValueError(f"{name} must be a finite number{bound}. Received: {name}={raw!r}")
     return parsed
+
+
+class Switch:
+    """A word switch read once a process through :func:`choice`, which the process may
+    override (:meth:`set`) or override for a block (:meth:`use`), e.g. tests comparing
+    two paths.
+
+    Args:
+        name: the environment variable, e.g. ``"LAMINA_KERNELS"``.
+        choices: the accepted words, lower case.
+        default: the word when the variable is unset or blank.
+    """
+
+    def __init__(self, name: str, choices: Sequence[str], default: str):
+        self.name, self.choices, self.default = name, tuple(choices), default
+        self._value: str | None = None
+
+    def get(self) -> str:
+        """The word in force (the environment's, read at the first call, unless set)."""
+        if self._value is None:
+            self._value = choice(self.name, self.choices, self.default)
+        return self._value
+
+    def set(self, value: str) -> None:
+        """Override the environment for this process.
+
+        Raises:
+            ValueError: for a word not in ``choices``, echoing it.
+        """
+        if value not in self.choices:
+            raise ValueError(f"`value` must be one of {', '.join(self.choices)}. "
+                             f"Received: value={value!r}")
+        self._value = value
+
+    @contextlib.contextmanager
+    def use(self, value: str):
+        """Run a block with ``value`` in force; the previous word after it."""
+        previous = self.get()
+        self.set(value)
+        try:
+            yield
+        finally:
+            self._value = previous

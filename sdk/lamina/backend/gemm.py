@@ -27,7 +27,6 @@ the same choice.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 
@@ -43,34 +42,25 @@ MIN_FLOPS = 1 << 20
 
 _log = logging.getLogger(__name__)
 _lock = threading.Lock()
-_choice: list = [None]
-_kernel: list = []  # [ctypes kernel] once compiled, [None] when it cannot run here
+_switch = env.Switch("LAMINA_GEMM", CHOICES, "auto")
+#: ``[(kernel, driver)]`` once compiled (``gemm_kernels``' ctypes kernel and its numba
+#: driver), ``[None]`` when it cannot run here
+_kernel: list = []
 
 
 def choice() -> str:
     """The GEMM choice in force: ``auto``, ``lamina`` or ``blas``."""
-    if _choice[0] is None:
-        _choice[0] = env.choice("LAMINA_GEMM", CHOICES, "auto")
-    return _choice[0]
+    return _switch.get()
 
 
 def set_gemm(value: str) -> None:
     """Choose ``auto``, ``lamina`` or ``blas`` for this process (overrides the env)."""
-    if value not in CHOICES:
-        raise ValueError(f"`value` must be one of {', '.join(CHOICES)}. Received: "
-                         f"value={value!r}")
-    _choice[0] = value
+    _switch.set(value)
 
 
-@contextlib.contextmanager
 def use_gemm(value: str):
     """Run a block with the GEMM choice ``value`` (tests compare the kernels)."""
-    previous = choice()
-    set_gemm(value)
-    try:
-        yield
-    finally:
-        _choice[0] = previous
+    return _switch.use(value)
 
 
 def _why_not() -> str | None:
@@ -109,13 +99,13 @@ def kernel():
                     try:
                         from lamina.backend import gemm_kernels
 
-                        found = gemm_kernels.compile_kernel()
+                        found = (gemm_kernels.compile_kernel(), gemm_kernels.gemm_driver)
                     except Exception as exc:  # an old llvmlite, an odd host: use BLAS
                         _log.warning("Lamina's GEMM kernel did not compile (%s: %s); "
                                      "products run on numpy's BLAS", type(exc).__name__,
                                      exc)
                 _kernel.append(found)
-    return _kernel[0]
+    return None if _kernel[0] is None else _kernel[0][0]
 
 
 def uses_kernel(a: np.ndarray, b: np.ndarray) -> bool:
@@ -173,9 +163,8 @@ def matmul_into(a: np.ndarray, b: np.ndarray, out: np.ndarray,
         use_kernel = uses_kernel(a, b)
     if use_kernel and out.dtype == np.float32 and out.strides[-1] == 4 \
             and a.flags.writeable and b.flags.writeable:
-        from lamina.backend.gemm_kernels import gemm_driver
-
-        gemm_driver(_kernel[0], a, b, out, False)
+        ukr, driver = _kernel[0]
+        driver(ukr, a, b, out, False)
     else:
         np.matmul(a, b, out=out)
     return out

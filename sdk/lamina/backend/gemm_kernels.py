@@ -46,6 +46,13 @@ KERNEL_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_void_p, ctypes.c_i
                                ctypes.c_int64, ctypes.c_int32, ctypes.c_int32)
 
 
+def _masked_load(name: str, pointer: str, v: int) -> str:
+    """IR: ``name`` = the 16 floats at ``pointer`` under column mask ``v`` (zeros outside
+    it, and nothing outside it is read)."""
+    return (f"  {name} = call <16 x float> @llvm.masked.load.v16f32.p0(ptr {pointer}, "
+            f"i32 4, <16 x i1> %m{v}, <16 x float> zeroinitializer)")
+
+
 def kernel_ir() -> str:
     """The register kernel's LLVM IR (opaque pointers: LLVM 15 and later)."""
     nv = NR // LANES
@@ -58,7 +65,7 @@ def kernel_ir() -> str:
         " nounwind {",
         "entry:",
     ]
-    for i in range(MR):  # row i of the tile reads a's row i (row 0 past mr: never stored)
+    for i in range(MR):  # row i of the tile reads a's row i; past mr row 0, not stored
         lines += [f"  %live{i} = icmp sgt i64 %mr, {i}",
                   f"  %ri{i} = select i1 %live{i}, i64 {i}, i64 0",
                   f"  %roff{i} = mul i64 %ri{i}, %sai",
@@ -75,8 +82,7 @@ def kernel_ir() -> str:
     for v in range(nv):
         lines += [f"  %bo{v} = add i64 %brow, {v * LANES}",
                   f"  %bp{v} = getelementptr float, ptr %b, i64 %bo{v}",
-                  f"  %b{v} = call <16 x float> @llvm.masked.load.v16f32.p0(ptr %bp{v}, "
-                  f"i32 4, <16 x i1> %m{v}, <16 x float> zeroinitializer)"]
+                  _masked_load(f"%b{v}", f"%bp{v}", v)]
     for i in range(MR):
         lines += [f"  %ap{i} = getelementptr float, ptr %arow{i}, i64 %acol",
                   f"  %as{i} = load float, ptr %ap{i}, align 4",
@@ -93,15 +99,13 @@ def kernel_ir() -> str:
     lines.append("row0:")
     lines.append("  %add = icmp ne i64 %acc, 0")
     for i in range(MR):
-        lines += [f"  %has{i} = icmp sgt i64 %mr, {i}",
-                  f"  br i1 %has{i}, label %store{i}, label %done",
+        lines += [f"  br i1 %live{i}, label %store{i}, label %done",
                   f"store{i}:",
                   f"  %crow{i} = mul i64 %ldc, {i}"]
         for v in range(nv):
             lines += [f"  %co{i}_{v} = add i64 %crow{i}, {v * LANES}",
                       f"  %cp{i}_{v} = getelementptr float, ptr %c, i64 %co{i}_{v}",
-                      f"  %old{i}_{v} = call <16 x float> @llvm.masked.load.v16f32.p0(ptr "
-                      f"%cp{i}_{v}, i32 4, <16 x i1> %m{v}, <16 x float> zeroinitializer)",
+                      _masked_load(f"%old{i}_{v}", f"%cp{i}_{v}", v),
                       f"  %sum{i}_{v} = fadd <16 x float> %old{i}_{v}, %n{i}_{v}",
                       f"  %st{i}_{v} = select i1 %add, <16 x float> %sum{i}_{v}, "
                       f"<16 x float> %n{i}_{v}",

@@ -143,10 +143,12 @@ def test_every_boolean_switch_reads_through_the_parser(name, collective, tmp_pat
 
 def test_kernels_switch_reads_through_the_parser(monkeypatch):
     for value, expected in ((" NumPy ", "numpy"), ("NUMBA", "numba"), ("", "auto")):
-        monkeypatch.setattr(compiled, "_choice", [None])
+        monkeypatch.setattr(compiled, "_switch", env.Switch("LAMINA_KERNELS", compiled.CHOICES,
+                                                            "auto"))
         monkeypatch.setenv("LAMINA_KERNELS", value)
         assert compiled.choice() == expected
-    monkeypatch.setattr(compiled, "_choice", [None])
+    monkeypatch.setattr(compiled, "_switch", env.Switch("LAMINA_KERNELS", compiled.CHOICES,
+                                                        "auto"))
     monkeypatch.setenv("LAMINA_KERNELS", "on")
     with pytest.raises(ValueError, match="one of auto, numpy, numba. Received: "
                                          "LAMINA_KERNELS='on'"):
@@ -196,7 +198,7 @@ def test_every_switch_the_sdk_reads_goes_through_the_parser_and_is_documented():
     read = set()
     for path in (root / "sdk" / "lamina").rglob("*.py"):
         text = path.read_text()
-        read |= set(re.findall(r"env\.(?:flag|choice|number)\(\s*\"(LAMINA_\w+)\"", text))
+        read |= set(re.findall(r"env\.(?:flag|choice|number|Switch)\(\s*\"(LAMINA_\w+)\"", text))
         direct = set(re.findall(r"environ(?:\.get)?[(\[]\s*\"(LAMINA_\w+)\"", text))
         allowed = {"LAMINA_URL", "LAMINA_API_KEY"} if path.name == "client.py" else set()
         assert direct <= allowed, (path, direct - allowed)
@@ -206,3 +208,26 @@ def test_every_switch_the_sdk_reads_goes_through_the_parser_and_is_documented():
     table = docs[docs.index("### Environment switches"):]
     table = table[:table.index("\n#")]
     assert {name for name in read if f"`{name}`" not in table} == set()
+
+
+def test_a_switch_reads_the_environment_once_and_may_be_overridden(monkeypatch):
+    """``env.Switch`` (LAMINA_KERNELS, LAMINA_GEMM): the parser's word at the first
+    read, kept; ``set`` overrides it (a word it does not take is named); ``use``
+    restores the word in force before the block, also after an error in it."""
+    monkeypatch.setenv("LAMINA_TEST_SWITCH", " B ")
+    switch = env.Switch("LAMINA_TEST_SWITCH", ("a", "b"), "a")
+    assert switch.get() == "b"
+    monkeypatch.setenv("LAMINA_TEST_SWITCH", "a")
+    assert switch.get() == "b"  # read once
+    with pytest.raises(ValueError, match=r"`value` must be one of a, b\. "
+                                         r"Received: value='c'"):
+        switch.set("c")
+    with pytest.raises(RuntimeError), switch.use("a"):
+        assert switch.get() == "a"
+        raise RuntimeError
+    assert switch.get() == "b"
+    switch.set("a")
+    assert switch.get() == "a"
+    monkeypatch.setenv("LAMINA_TEST_SWITCH", "nope")
+    with pytest.raises(ValueError, match="Received: LAMINA_TEST_SWITCH='nope'"):
+        env.Switch("LAMINA_TEST_SWITCH", ("a", "b"), "a").get()
