@@ -164,10 +164,32 @@ def matmul_into(a: np.ndarray, b: np.ndarray, out: np.ndarray,
     if use_kernel and out.dtype == np.float32 and out.strides[-1] == 4 \
             and a.flags.writeable and b.flags.writeable:
         ukr, driver = _kernel[0]
-        driver(ukr, a, b, out, False)
+        if transposes(a, b):
+            flipped = np.empty((b.shape[1], a.shape[0]), np.float32)
+            driver(ukr, b.T, a.T, flipped, False)
+            np.copyto(out, flipped.T)
+        else:
+            driver(ukr, a, b, out, False)
     else:
         np.matmul(a, b, out=out)
     return out
+
+
+def _rows_contiguous(x: np.ndarray) -> bool:
+    return x.strides[1] == x.itemsize and x.strides[0] % x.itemsize == 0
+
+
+def transposes(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether the kernel computes ``a @ b`` as ``(b.T @ a.T).T``: when ``b`` would be
+    packed (its columns, not its rows, are contiguous: a layer's ``g @ W.T``) and
+    packing ``a.T`` plus transposing the ``m x n`` result moves fewer floats than
+    packing ``b``'s ``k x n`` -- a small batch against a large weight (64 rows against
+    512 x 512: 0.16 against 0.23 ms). The bits are the same: each element is the same
+    products summed over ``k`` in the same order."""
+    m, k = a.shape
+    n = b.shape[1]
+    return (not _rows_contiguous(b) and _rows_contiguous(b.T) and _rows_contiguous(a)
+            and m * (k + n) < k * n)
 
 
 def matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:

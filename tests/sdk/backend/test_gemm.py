@@ -127,6 +127,39 @@ def test_any_row_or_column_cut_gives_the_bits_of_the_whole(kernel, m, k, n):
         assert out.tobytes() == whole.tobytes(), f"columns cut at {cut}"
 
 
+@pytest.mark.parametrize("m, k, n", [(64, 512, 512), (1, 7, 33), (13, 300, 100),
+                                     (30, 600, 45), (128, 512, 784)])
+def test_a_product_with_a_transposed_weight_runs_flipped_with_the_same_bits(kernel, m, k,
+                                                                             n):
+    """``g @ W.T`` with few rows is computed as ``(W @ g.T).T`` (packing ``g.T`` instead
+    of ``W.T``): the bits of the direct product, and nothing written outside ``out``."""
+    rng = np.random.default_rng(m * k + n)
+    a, b = _operand(rng, (m, k), "c"), _operand(rng, (k, n), "t")
+    assert gemm.transposes(a, b)
+    direct = np.empty((m, n), np.float32)
+    kernel(a, b, direct)
+    big = np.full((m + 2, n + 3), 7.0, np.float32)
+    with gemm.use_gemm("lamina"):
+        gemm.matmul_into(a, b, big[1:-1, 2:-1])
+    assert big[1:-1, 2:-1].tobytes() == direct.tobytes()
+    outside = np.ones(big.shape, bool)
+    outside[1:-1, 2:-1] = False
+    assert np.all(big[outside] == 7.0)
+    _check(direct, a, b)
+
+
+def test_only_a_packed_right_operand_that_costs_more_is_flipped():
+    rng = np.random.default_rng(3)
+    w_t = _operand(rng, (512, 512), "t")  # columns contiguous: packed when not flipped
+    assert gemm.transposes(_operand(rng, (64, 512), "c"), w_t)
+    assert not gemm.transposes(_operand(rng, (512, 512), "c"), w_t)  # as many rows
+    assert not gemm.transposes(_operand(rng, (64, 512), "c"),
+                               _operand(rng, (512, 512), "c"))  # read in place already
+    assert not gemm.transposes(_operand(rng, (64, 512), "strided"), w_t)
+    assert not gemm.transposes(_operand(rng, (64, 512), "c"),
+                               _operand(rng, (512, 512), "strided"))
+
+
 def test_the_choice_decides_which_kernel_runs(kernel):
     rng = np.random.default_rng(3)
     a, b = _operand(rng, (128, 300), "c"), _operand(rng, (300, 64), "c")
