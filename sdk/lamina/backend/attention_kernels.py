@@ -329,15 +329,20 @@ def _attention_backward(q, qo, k, ko, v, vo, dims, g, scale, drop, probs, dq, dq
         _store_gradients(dql, dq, dqo, dkl, dk, dko, dvl, dv, dvo, b, h0)
 
 
-def attention_forward(*args):
-    """:func:`_attention_forward` (the same arguments but ``ukr``: Lamina's GEMM when it
-    applies, :func:`lamina.backend.gemm.kernel_for`) with BLAS on one thread."""
-    with blas_threads.one_blas_thread():
-        _attention_forward(*args, gemm.kernel_for(args[11].dtype))
-
-
-def attention_backward(*args):
-    """:func:`_attention_backward` (the same arguments but ``ukr``) with BLAS on one
+def attention_forward(q, qo, k, ko, v, vo, dims, scale, neg, big, drop, probs, out, b0, b1,
+                      h0, h1):
+    """:func:`_attention_forward` with ``ukr`` chosen for the products' dtype (Lamina's
+    GEMM when it applies: :func:`lamina.backend.gemm.kernel_for`) and BLAS on one
     thread."""
     with blas_threads.one_blas_thread():
-        _attention_backward(*args, gemm.kernel_for(args[10].dtype))
+        _attention_forward(q, qo, k, ko, v, vo, dims, scale, neg, big, drop, probs, out,
+                           b0, b1, h0, h1, gemm.kernel_for(probs.dtype))
+
+
+def attention_backward(q, qo, k, ko, v, vo, dims, g, scale, drop, probs, dq, dqo, dk, dko,
+                       dv, dvo, b0, b1, h0, h1):
+    """:func:`_attention_backward` with ``ukr`` chosen as in :func:`attention_forward` and
+    BLAS on one thread."""
+    with blas_threads.one_blas_thread():
+        _attention_backward(q, qo, k, ko, v, vo, dims, g, scale, drop, probs, dq, dqo, dk,
+                            dko, dv, dvo, b0, b1, h0, h1, gemm.kernel_for(probs.dtype))
