@@ -1,7 +1,7 @@
 """The ``lamina`` command: run the service's parts and drive remote jobs.
 
 ``lamina up`` runs the whole stack on this machine, ``lamina demo`` trains an
-example on it; ``lamina api`` / ``lamina worker`` run one part of a cluster; ``jobs``,
+example on it, ``lamina warm`` compiles Lamina's kernels into numba's cache; ``lamina api`` / ``lamina worker`` run one part of a cluster; ``jobs``,
 ``status``, ``logs``, ``cancel`` and ``download`` talk to an API (``--url`` or
 ``$LAMINA_URL``, key from ``--api-key`` or ``$LAMINA_API_KEY``).
 
@@ -52,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
     download = sub.add_parser("download", help="save a job's trained model (.keras)")
     download.add_argument("job_id")
     download.add_argument("-o", "--output", default=None, help="file (default <id>.keras)")
+
+    warm = sub.add_parser("warm", help="compile Lamina's kernels into numba's cache, so that "
+                                       "later processes (a worker's replicas) load them")
+    warm.add_argument("--no-replicas", action="store_true",
+                      help="skip the two-process data-parallel fit")
+    warm.add_argument("--json", action="store_true", help="print the counts as JSON")
 
     demo = sub.add_parser("demo", help="start the local stack, train an example remotely "
                                        "with 2 replicas, print its accuracy, stop")
@@ -208,9 +214,21 @@ def cmd_demo(args) -> int:
     return 0 if accuracy >= 0.8 else 1
 
 
+def cmd_warm(args) -> int:
+    from lamina.backend import warm
+
+    try:
+        result = warm.warm(replicas=not args.no_replicas)
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(result) if args.json else warm.describe(result))
+    return 0
+
+
 COMMANDS = {"api": cmd_api, "up": cmd_up, "jobs": cmd_jobs, "status": cmd_status,
             "logs": cmd_logs, "cancel": cmd_cancel, "download": cmd_download,
-            "demo": cmd_demo}
+            "demo": cmd_demo, "warm": cmd_warm}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,71 @@
+"""``lamina warm``: compile the kernels once; a later process loads every one of them."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+pytest.importorskip("numba")
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__)))))
+
+#: The benchmark models at the bench's batch (products past gemm.MIN_FLOPS, the pool's
+#: parts), an LSTM and an attention block: what a worker's replicas run.
+TRAIN = r"""
+import json, sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import lamina as keras, lamina_models
+from lamina.backend import warm
+layers = keras.layers
+rng = np.random.default_rng(0)
+y = rng.integers(0, 10, 256)
+def fit(model, x):
+    model.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+    model.fit(x, y, batch_size=128, epochs=1, verbose=0)
+for kind in ("mlp", "cnn"):
+    fit(lamina_models.build(kind, keras), rng.random((256, 28, 28, 1), np.float32))
+fit(keras.Sequential([keras.Input((28, 28)), layers.LSTM(64), layers.Dense(10)]),
+    rng.random((256, 28, 28), np.float32))
+inputs = keras.Input((32, 16))
+h = layers.MultiHeadAttention(2, 8)(inputs, inputs)
+fit(keras.Model(inputs, layers.Dense(10)(layers.GlobalAveragePooling1D()(h))),
+    rng.random((256, 32, 16), np.float32))
+print(json.dumps(warm.cache_counts()))
+"""
+
+
+def _run(args, cache, **env):
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(cache), **env}
+    env["PYTHONPATH"] = os.pathsep.join([os.path.join(ROOT, "sdk"), env.get("PYTHONPATH", "")])
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env,
+                          timeout=600)
+
+
+def _json(done):
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_warm_compiles_once_and_later_processes_load_every_kernel(tmp_path):
+    cache = tmp_path / "numba-cache"
+    first = _json(_run(["-m", "lamina.cli", "warm", "--json"], cache))
+    assert first["compiled"] > 20 and first["loaded"] == 0, first
+    assert len(first["replicas"]) == 2
+    trained = _json(_run(["-c", TRAIN, os.path.join(ROOT, "bench")], cache))
+    assert trained["compiled"] == 0 and trained["loaded"] > 0, trained
+    again = _json(_run(["-m", "lamina.cli", "warm", "--json"], cache))
+    assert again["compiled"] == 0 and again["loaded"] > 0, again
+    assert [r["compiled"] for r in again["replicas"]] == [0, 0], again["replicas"]
+    assert all(r["loaded"] > 0 for r in again["replicas"]), again["replicas"]
+
+
+def test_warm_says_why_when_the_kernels_are_off(tmp_path):
+    done = _run(["-m", "lamina.cli", "warm"], tmp_path, LAMINA_KERNELS="numpy")
+    assert done.returncode == 1
+    assert "LAMINA_KERNELS=numpy" in done.stderr
