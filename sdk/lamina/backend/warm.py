@@ -85,7 +85,9 @@ def _models() -> None:
                   keras.optimizers.SGD(momentum=0.9),
                   keras.optimizers.SGD(momentum=0.9, nesterov=True),
                   keras.optimizers.RMSprop(), keras.optimizers.RMSprop(centered=True,
-                                                                      momentum=0.9)]
+                                                                      momentum=0.9),
+                  keras.optimizers.Adagrad(), keras.optimizers.Adamax(),
+                  keras.optimizers.Lion()]
     for optimizer in optimizers:
         _fit(_mlp(keras), x, y, optimizer)
     _fit(keras.Sequential([

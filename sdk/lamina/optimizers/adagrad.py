@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lamina.optimizers import kernels
 from lamina.optimizers.base import Optimizer
 
 
@@ -41,8 +42,11 @@ class Adagrad(Optimizer):
             var_list, "accumulator", initializer=float(self.initial_accumulator_value))
 
     def update_step(self, gradient, variable, learning_rate):
-        """Apply one Adagrad step in place."""
+        """Apply one Adagrad step in place: one compiled pass (``kernels.adagrad``), or the
+        numpy reference with the same bits."""
         acc = self._slot("accumulator", variable)
+        if kernels.adagrad(gradient, variable, acc, learning_rate, self.epsilon):
+            return
         s, d = self._scratch(variable), self._scratch(variable, 1)
         np.square(gradient, out=s)
         acc += s

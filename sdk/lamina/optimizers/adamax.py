@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lamina.optimizers import kernels
 from lamina.optimizers.base import Optimizer
 
 
@@ -43,10 +44,14 @@ class Adamax(Optimizer):
         self._m, self._u = self.add_optimizer_variables(var_list, ["momentum", "norm"])
 
     def update_step(self, gradient, variable, learning_rate):
-        """Apply one Adamax step in place."""
+        """Apply one Adamax step in place: one compiled pass (``kernels.adamax``), or the
+        numpy reference with the same bits."""
         t = self._step() + 1
         b1 = float(self.beta_1)
         m, u = self._slot("momentum", variable), self._slot("norm", variable)
+        if kernels.adamax(gradient, variable, m, u, 1 - b1, self.beta_2, 1 - b1**t,
+                          self.epsilon, learning_rate):
+            return
         s = self._scratch(variable)
         np.subtract(gradient, m, out=s)
         s *= 1 - b1

@@ -1,5 +1,5 @@
-"""One-pass compiled updates for the elementwise optimizers (Adam/AdamW, SGD, RMSprop)
-and for the decoupled weight decay.
+"""One-pass compiled updates for the elementwise optimizers (Adam/AdamW, SGD, RMSprop,
+Adagrad, Adamax, Lion) and for the decoupled weight decay.
 
 Adam's numpy ``update_step`` is a dozen whole-array passes (each reads and writes a
 scratch buffer); a kernel compiled by :mod:`lamina.backend.compiled` reads every
@@ -134,6 +134,58 @@ def rmsprop(gradient, variable, v, average, mom, rho, one_minus_rho, epsilon,
     return True
 
 
+def adagrad(gradient, variable, accumulator, learning_rate, epsilon) -> bool:
+    """Adagrad's update in one pass, in place.
+
+    Returns:
+        True when done; False (nothing written) when the numpy path must run.
+    """
+    if not compiled.pays(variable.size):
+        return False
+    arrays = _arrays(gradient, variable, accumulator)
+    consts = None if arrays is None else _constants(variable.dtype, learning_rate, epsilon)
+    if consts is None:
+        return False
+    _adagrad(*arrays, *consts)
+    return True
+
+
+def adamax(gradient, variable, m, u, one_minus_b1, beta_2, correction, epsilon,
+           learning_rate) -> bool:
+    """Adamax's update in one pass, in place (``correction``: ``1 - beta_1 ** t``).
+
+    Returns:
+        True when done; False (nothing written) when the numpy path must run.
+    """
+    if not compiled.pays(variable.size):
+        return False
+    arrays = _arrays(gradient, variable, m, u)
+    consts = None if arrays is None else _constants(
+        variable.dtype, one_minus_b1, beta_2, correction, epsilon, learning_rate)
+    if consts is None:
+        return False
+    _adamax(*arrays, *consts)
+    return True
+
+
+def lion(gradient, variable, m, beta_1, one_minus_b1, beta_2, one_minus_b2,
+         learning_rate) -> bool:
+    """Lion's update in one pass, in place.
+
+    Returns:
+        True when done; False (nothing written) when the numpy path must run.
+    """
+    if not compiled.pays(variable.size):
+        return False
+    arrays = _arrays(gradient, variable, m)
+    consts = None if arrays is None else _constants(
+        variable.dtype, beta_1, one_minus_b1, beta_2, one_minus_b2, learning_rate)
+    if consts is None:
+        return False
+    _lion(*arrays, *consts)
+    return True
+
+
 def decay(param, rate) -> bool:
     """Decoupled weight decay ``param -= param * rate`` in one pass, in place.
 
@@ -227,3 +279,42 @@ def _rmsprop(g, w, v, a, mom, rho, c, eps, lr, momentum, centered, with_momentum
 def _decay(w, rate):
     for i in range(w.size):
         w[i] = w[i] - w[i] * rate             # s = w * rate; w -= s
+
+
+@compiled.kernel
+def _adagrad(g, w, acc, lr, eps):
+    for i in range(w.size):
+        gi = g[i]
+        ai = acc[i] + gi * gi                 # s = g**2; acc += s
+        acc[i] = ai
+        w[i] = w[i] - gi * lr / np.sqrt(ai + eps)  # d = sqrt(acc + eps); s = g * lr / d
+
+
+@compiled.kernel
+def _adamax(g, w, m, u, c1, b2, correction, eps, lr):
+    for i in range(w.size):
+        gi = g[i]
+        mi = m[i] + (gi - m[i]) * c1          # s = g - m; s *= 1 - b1; m += s
+        ui = u[i] * b2                        # u *= beta_2
+        ai = abs(gi)
+        if not (ui > ai or ui != ui):         # np.maximum(u, |g|): the second when equal,
+            ui = ai                           # NaN propagates
+        m[i] = mi
+        u[i] = ui
+        w[i] = w[i] - mi / ((ui + eps) * correction) * lr  # s = m / ((u + eps) * c) * lr
+
+
+@compiled.kernel
+def _lion(g, w, m, b1, c1, b2, c2, lr):
+    for i in range(w.size):
+        gi = g[i]
+        si = m[i] * b1 + gi * c1              # s = m * b1; t = g * (1 - b1); s += t
+        if si > 0:                            # w -= sign(s) * lr: sign 1, -1, 0 or NaN
+            w[i] = w[i] - lr
+        elif si < 0:
+            w[i] = w[i] + lr                  # w - (-lr), the same bits
+        elif si == 0:
+            w[i] = w[i] - (lr - lr) * lr      # sign(+-0) is +0; +0 * lr
+        else:
+            w[i] = w[i] - si * lr             # NaN
+        m[i] = m[i] * b2 + gi * c2            # m *= b2; t = g * (1 - b2); m += t

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lamina.optimizers import kernels
 from lamina.optimizers.base import Optimizer
 
 
@@ -46,9 +47,12 @@ class Lion(Optimizer):
         self._momentums = self.add_optimizer_variables(var_list, "momentum")
 
     def update_step(self, gradient, variable, learning_rate):
-        """Apply one Lion step in place."""
+        """Apply one Lion step in place: one compiled pass (``kernels.lion``), or the
+        numpy reference with the same bits."""
         b1, b2 = float(self.beta_1), float(self.beta_2)
         m = self._slot("momentum", variable)
+        if kernels.lion(gradient, variable, m, b1, 1.0 - b1, b2, 1.0 - b2, learning_rate):
+            return
         s = self._scratch(variable)
         t = self._scratch(variable, 1)
         np.multiply(m, b1, out=s)

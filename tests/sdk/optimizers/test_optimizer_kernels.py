@@ -17,7 +17,8 @@ OPTIONS = [
     ("adam", {}), ("adam", {"amsgrad": True}), ("adamw", {}), ("adamw", {"amsgrad": True}),
     ("sgd", {}), ("sgd", {"momentum": 0.9}), ("sgd", {"momentum": 0.9, "nesterov": True}),
     ("rmsprop", {}), ("rmsprop", {"centered": True}), ("rmsprop", {"momentum": 0.5}),
-    ("rmsprop", {"centered": True, "momentum": 0.5}),
+    ("rmsprop", {"centered": True, "momentum": 0.5}), ("adagrad", {}), ("adamax", {}),
+    ("lion", {}),
 ]
 IDS = [name + "".join(f"-{k}" for k in kwargs) for name, kwargs in OPTIONS]
 # Large enough for the flat buffer to be updated in parts (> 2 * PART_ELEMENTS).
@@ -78,18 +79,20 @@ def test_kernel_is_bit_identical_per_variable(name, kwargs):
                      train("numpy", name, kwargs, np.float32, subset=True))
 
 
-def test_parts_run_the_kernel(monkeypatch):
+@pytest.mark.parametrize("name, kernel", [("adam", "_adam"), ("adagrad", "_adagrad"),
+                                          ("adamax", "_adamax"), ("lion", "_lion")])
+def test_parts_run_the_kernel(monkeypatch, name, kernel):
     """The flat buffer is updated in several parts, each by one kernel call."""
     calls = []
-    original = optimizer_kernels._adam
+    original = getattr(optimizer_kernels, kernel)
 
-    monkeypatch.setattr(optimizer_kernels, "_adam",
+    monkeypatch.setattr(optimizer_kernels, kernel,
                         lambda *a: calls.append(a[1].size) or original(*a))
-    train("numba", "adam", {}, np.float32, steps=1)
+    train("numba", name, {}, np.float32, steps=1)
     total = sum(int(np.prod(s)) for s in SHAPES)
     assert len(calls) > 1 and sum(calls) == total
     calls.clear()
-    train("numpy", "adam", {}, np.float32, steps=1)
+    train("numpy", name, {}, np.float32, steps=1)
     assert calls == []
 
 
@@ -141,7 +144,7 @@ def test_numpy_scalar_hyperparameters_take_the_numpy_path():
     assert_same_bits(results[1], results[0])
 
 
-@pytest.mark.parametrize("optimizer", ["adam", "sgd", "rmsprop"])
+@pytest.mark.parametrize("optimizer", ["adam", "sgd", "rmsprop", "adagrad", "adamax", "lion"])
 def test_seeded_fit_is_bit_identical_on_both_paths(optimizer):
     """The optimizers' kernels give the numpy path's bits (numpy's BLAS on both paths:
     Lamina's own GEMM runs only with compiled kernels, and has other bits)."""
