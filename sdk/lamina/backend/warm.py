@@ -175,9 +175,10 @@ def warm(replicas: bool = True) -> dict:
     _gemm_layouts()
     result = {**cache_counts(), "replicas": []}
     if replicas:
+        import lamina
         from lamina.distribute import local
 
-        size = sum(int(w.data.size) for w in _mlp(__import__("lamina")).trainable_weights)
+        size = sum(int(w.data.size) for w in _mlp(lamina).trainable_weights)
         result["replicas"] = local.launch(_replica, 2, n=size)
     result["seconds"] = round(time.perf_counter() - start, 1)
     return result
@@ -187,6 +188,7 @@ def describe(result: dict) -> str:
     """One line for the command's output."""
     ranks = "".join(f"; replica {rank}: {r['compiled']} compiled, {r['loaded']} loaded"
                     for rank, r in enumerate(result["replicas"]))
-    where = os.environ.get("NUMBA_CACHE_DIR") or "next to Lamina's sources"
+    where = os.environ.get("NUMBA_CACHE_DIR") or ("numba's default: next to Lamina's "
+                                                  "sources, or the user's cache folder")
     return (f"warmed in {result['seconds']} s: {result['compiled']} kernels compiled, "
             f"{result['loaded']} loaded from the cache{ranks} (cache: {where})")
