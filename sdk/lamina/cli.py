@@ -1,9 +1,10 @@
 """The ``lamina`` command: run the service's parts and drive remote jobs.
 
 ``lamina up`` runs the whole stack on this machine, ``lamina demo`` trains an
-example on it, ``lamina warm`` compiles Lamina's kernels into numba's cache; ``lamina api`` / ``lamina worker`` run one part of a cluster; ``jobs``,
-``status``, ``logs``, ``cancel`` and ``download`` talk to an API (``--url`` or
-``$LAMINA_URL``, key from ``--api-key`` or ``$LAMINA_API_KEY``).
+example on it, ``lamina warm`` compiles Lamina's kernels into numba's cache;
+``lamina api`` / ``lamina worker`` run one part of a cluster; ``jobs``, ``status``,
+``logs``, ``cancel`` and ``download`` talk to an API (``--url`` or ``$LAMINA_URL``,
+key from ``--api-key`` or ``$LAMINA_API_KEY``).
 
 Service and worker code is imported only by the commands that run them, so the
 client commands work with ``lamina[client]`` alone.

@@ -134,56 +134,40 @@ def rmsprop(gradient, variable, v, average, mom, rho, one_minus_rho, epsilon,
     return True
 
 
-def adagrad(gradient, variable, accumulator, learning_rate, epsilon) -> bool:
-    """Adagrad's update in one pass, in place.
-
-    Returns:
-        True when done; False (nothing written) when the numpy path must run.
-    """
+def _one_pass(kernel, gradient, variable, slots, constants) -> bool:
+    """Run ``kernel(gradient, variable, *slots, *constants)`` when it can reproduce the
+    numpy path (see :func:`_arrays`, :func:`_constants`); True when it ran."""
     if not compiled.pays(variable.size):
         return False
-    arrays = _arrays(gradient, variable, accumulator)
-    consts = None if arrays is None else _constants(variable.dtype, learning_rate, epsilon)
+    arrays = _arrays(gradient, variable, *slots)
+    consts = None if arrays is None else _constants(variable.dtype, *constants)
     if consts is None:
         return False
-    _adagrad(*arrays, *consts)
+    kernel(*arrays, *consts)
     return True
+
+
+def adagrad(gradient, variable, accumulator, learning_rate, epsilon) -> bool:
+    """Adagrad's update in one pass, in place; False (nothing written) when the numpy
+    path must run."""
+    return _one_pass(_adagrad, gradient, variable, (accumulator,),
+                     (learning_rate, epsilon))
 
 
 def adamax(gradient, variable, m, u, one_minus_b1, beta_2, correction, epsilon,
            learning_rate) -> bool:
-    """Adamax's update in one pass, in place (``correction``: ``1 - beta_1 ** t``).
-
-    Returns:
-        True when done; False (nothing written) when the numpy path must run.
-    """
-    if not compiled.pays(variable.size):
-        return False
-    arrays = _arrays(gradient, variable, m, u)
-    consts = None if arrays is None else _constants(
-        variable.dtype, one_minus_b1, beta_2, correction, epsilon, learning_rate)
-    if consts is None:
-        return False
-    _adamax(*arrays, *consts)
-    return True
+    """Adamax's update in one pass, in place (``correction``: ``1 - beta_1 ** t``);
+    False (nothing written) when the numpy path must run."""
+    return _one_pass(_adamax, gradient, variable, (m, u),
+                     (one_minus_b1, beta_2, correction, epsilon, learning_rate))
 
 
 def lion(gradient, variable, m, beta_1, one_minus_b1, beta_2, one_minus_b2,
          learning_rate) -> bool:
-    """Lion's update in one pass, in place.
-
-    Returns:
-        True when done; False (nothing written) when the numpy path must run.
-    """
-    if not compiled.pays(variable.size):
-        return False
-    arrays = _arrays(gradient, variable, m)
-    consts = None if arrays is None else _constants(
-        variable.dtype, beta_1, one_minus_b1, beta_2, one_minus_b2, learning_rate)
-    if consts is None:
-        return False
-    _lion(*arrays, *consts)
-    return True
+    """Lion's update in one pass, in place; False (nothing written) when the numpy path
+    must run."""
+    return _one_pass(_lion, gradient, variable, (m,),
+                     (beta_1, one_minus_b1, beta_2, one_minus_b2, learning_rate))
 
 
 def decay(param, rate) -> bool:

@@ -69,3 +69,12 @@ def test_warm_says_why_when_the_kernels_are_off(tmp_path):
     done = _run(["-m", "lamina.cli", "warm"], tmp_path, LAMINA_KERNELS="numpy")
     assert done.returncode == 1
     assert "LAMINA_KERNELS=numpy" in done.stderr
+
+
+def test_warm_says_why_when_numba_is_missing(tmp_path):
+    """As without the ``fast`` extra: ``import numba`` fails."""
+    code = ("import sys; sys.modules['numba'] = None; "
+            "from lamina.cli import main; sys.exit(main(['warm']))")
+    done = _run(["-c", code], tmp_path)
+    assert done.returncode == 1
+    assert "numba is not installed" in done.stderr and "lamina[fast]" in done.stderr
