@@ -24,9 +24,12 @@ measurement (an epoch, a round) and reports, per wall second (0..ncpu):
 * ``nvcsw``/``nivcsw``/``minflt``/``majflt``: the tree's context switches and page
   faults over the span (threads alive at the end for the switches).
 
-``/proc/stat`` is sampled at the 100 Hz tick on each CPU, so ``busy`` (and ``others``)
-is good to about one tick a CPU over a span: +-0.04 CPU over 0.5 s, +-0.2 over 0.1 s;
-this process's own time is exact (``getrusage``), its descendants' in ticks. A process
+``/proc/stat`` charges each CPU's whole 10 ms tick to whatever runs at that tick, so
+``busy`` (and ``others``) is a sample: over n ticks, a CPU busy a share p of the time in
+bursts shorter than a tick reads off by sqrt(n p (1 - p)) ticks (one standard deviation,
+at most sqrt(n) / 2), besides a tick at each edge. On 2 CPUs that is up to +-0.07 CPU
+over 1 s, +-0.1 over 0.5 s, +-0.22 over 0.1 s; this process's own time is exact
+(``getrusage``), its descendants' rounded down to ticks. A process
 that vanishes between the directory read and its files' reads is left out (its time,
 once reaped, appears in its parent's ``c`` fields). A descendant that exits during the
 span and is not accounted by a parent in the tree (one ignoring SIGCHLD, or reparented
