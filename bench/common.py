@@ -188,8 +188,9 @@ def blas_line() -> str:
     """One line on numpy's BLAS in this environment (the children inherit it): OpenBLAS's
     version and kernel set, ``OPENBLAS_CORETYPE``, and the note of
     :func:`lamina.backend.blas_threads.describe_blas` when that variable holds OpenBLAS
-    below the CPU, and which GEMM float32 products take (:func:`lamina.backend.gemm.describe`)
-    -- so that a figure says which kernels it measured."""
+    below the CPU, which GEMM float32 products take (:func:`lamina.backend.gemm.describe`)
+    and where the compiled kernels come from (:func:`lamina.backend.aot.describe`) -- so
+    that a figure says which kernels it measured."""
     from lamina.backend.blas_threads import describe_blas
 
     blas = describe_blas()
@@ -199,9 +200,9 @@ def blas_line() -> str:
     line = (f"numpy's BLAS: OpenBLAS {blas['version']}, {blas['core']} kernels "
             f"(OPENBLAS_CORETYPE={blas['coretype_env'] or 'unset'}; "
             f"{cpu[blas['cpu_avx512']]})")
-    from lamina.backend import gemm
+    from lamina.backend import aot, gemm
 
-    line += f"; float32 GEMM: {gemm.describe()}"
+    line += f"; float32 GEMM: {gemm.describe()}; compiled kernels: {aot.describe()}"
     return line + (f"; note: {blas['note']}" if blas["note"] else "")
 
 

@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import os
+import tempfile
 
 import pytest
+
+# The ahead-of-time kernel library (lamina.backend.aot) that `lamina warm` builds: the
+# tests run without one, as on a fresh machine (their subprocesses too), whatever the
+# developer's cache holds; tests/sdk/backend/test_aot.py builds its own.
+os.environ["LAMINA_AOT_DIR"] = tempfile.mkdtemp(prefix="lamina-tests-aot-")
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -29,8 +29,8 @@ def code_blocks(path: Path, language: str) -> list[str]:
     return re.findall(rf"```{language}\n(.*?)```", path.read_text(), re.S)
 
 
-def lamina(*args: str, url: str, check: bool = True, timeout: float = 120) -> str:
-    env = dict(os.environ, LAMINA_URL=url)
+def lamina(*args: str, url: str, check: bool = True, timeout: float = 120, **extra) -> str:
+    env = dict(os.environ, LAMINA_URL=url, **extra)
     result = subprocess.run([sys.executable, "-m", "lamina.cli", *args], env=env,
                             capture_output=True, text=True, timeout=timeout)
     if check:
@@ -85,8 +85,12 @@ def test_readme_example_and_every_documented_command(stack_up):
             continue  # long-running processes: `up` is this test's stack, `api`/`worker` its parts
         if args[0] == "download":
             args[args.index("-o") + 1] = str(tmp / "model.keras")
-        out = lamina(*args, url=url)
+        # warm's kernel library goes to this test's folder: later tests run without one
+        extra = {"LAMINA_AOT_DIR": str(tmp / "kernels")} if args[0] == "warm" else {}
+        out = lamina(*args, url=url, timeout=600, **extra)
         ran.add(args[0])
+        if args[0] == "warm":
+            assert "ahead-of-time library" in out and str(tmp / "kernels") in out, out
         if args[0] == "status":
             assert "status    succeeded" in out
         if args[0] == "logs":

@@ -16,7 +16,9 @@ A kernel is declared with :func:`kernel` and compiled on its first call (cached 
 disk by numba, so later processes load it). numba is imported only then, or when
 Lamina's thread pool starts (its hand-offs spin in compiled loops:
 :mod:`lamina.backend.threads`): a model without such a primitive, whose work is too
-small for the pool, never pays its import.
+small for the pool, never pays its import. Where ``lamina warm`` has built the library
+of this CPU and these sources (:mod:`lamina.backend.aot`), the kernels it holds run from
+it and numba is not imported for them at all.
 """
 
 from __future__ import annotations
@@ -54,11 +56,14 @@ def choice() -> str:
 
 
 def enabled() -> bool:
-    """True when primitives should run their compiled kernels."""
+    """True when primitives should run their compiled kernels: numba imports, or the
+    library ``lamina warm`` built is there (:mod:`lamina.backend.aot`)."""
     selected = choice()
     if selected == "numpy":
         return False
-    if _numba_imports():
+    from lamina.backend import aot
+
+    if aot.library() is not None or _numba_imports():
         return True
     if selected == "numba":
         raise RuntimeError("LAMINA_KERNELS=numba, but numba is not installed "
@@ -95,7 +100,13 @@ def use_kernels(value: str):
 
 class kernel:  # noqa: N801 - used as a decorator, like numba.njit
     """``@kernel`` compiles the function with numba (``nogil``, ``cache``, numpy's error
-    model) on first call.
+    model) on first call, or runs it from the library ``lamina warm`` built
+    (:mod:`lamina.backend.aot`) without importing numba, when that library has it.
+
+    numba-only helpers a module's kernels call (intrinsics, external functions, other
+    ``njit`` functions) come from the module's ``_numba_globals()``, which the first
+    compile of one of its kernels calls and merges into the module's namespace, so that
+    importing the module does not import numba.
 
     The plain Python function stays reachable as ``.py`` (for debugging); callers
     check :func:`enabled` and run their numpy path otherwise.
@@ -104,16 +115,39 @@ class kernel:  # noqa: N801 - used as a decorator, like numba.njit
     def __init__(self, function):
         self.py = function
         self._compiled = None
+        self._call = None
         self.__name__ = function.__name__
         self.__doc__ = function.__doc__
+        self.qualified_name = f"{function.__module__}.{function.__qualname__}"
 
     def __call__(self, *args):
+        call = self._call
+        if call is None:
+            call = self._bind()
+        return call(*args)
+
+    def _bind(self):
+        from lamina.backend import aot
+
+        with _lock:
+            if self._call is None:
+                found = aot.entry(self.qualified_name)
+                self._call = self.jit if found is None else found.with_fallback(self.jit)
+        return self._call
+
+    def jit(self, *args):
+        """Run numba's compiled function (compiling it on first call)."""
         compiled = self._compiled
         if compiled is None:
             with _lock:
                 if self._compiled is None:
                     import numba
 
+                    namespace = self.py.__globals__
+                    helpers = namespace.get("_numba_globals")
+                    if helpers is not None and not namespace.get("_numba_globals_merged"):
+                        namespace.update(helpers())
+                        namespace["_numba_globals_merged"] = True
                     self._compiled = numba.njit(**NUMBA_OPTIONS)(self.py)
                 compiled = self._compiled
         return compiled(*args)

@@ -56,6 +56,13 @@ def flag(name: str, default: bool) -> bool:
                      f"({'on' if default else 'off'}). Received: {name}={raw!r}")
 
 
+def path(name: str) -> str | None:
+    """Read the folder switch ``name``: the value with surrounding spaces stripped (case
+    kept), None when unset or blank; ``~`` expands to the user's home."""
+    raw = os.environ.get(name, "").strip()
+    return os.path.expanduser(raw) if raw else None
+
+
 def choice(name: str, choices: Sequence[str], default: str | int, *,
            positive_int: bool = False) -> str | int:
     """Read the switch ``name`` that takes one of a few words (or a positive integer).

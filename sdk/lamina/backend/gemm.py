@@ -27,6 +27,7 @@ the same choice.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import threading
 
@@ -34,6 +35,16 @@ import numpy as np
 
 from lamina.backend import compiled, env
 from lamina.backend.blas_threads import get_thread_policy
+
+#: The register kernel's C type: ``ukr(kc, a, a_row_stride, a_k_stride, b, ldb, out,
+#: ldo, accumulate, mr, mask0, mask1)`` (strides in floats).
+KERNEL_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64,
+                               ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64,
+                               ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
+                               ctypes.c_int64, ctypes.c_int32, ctypes.c_int32)
+#: The register kernel's name in the ahead-of-time library, and the driver's.
+UKR_SYMBOL = "lamina_gemm_ukr"
+DRIVER = "lamina.backend.gemm_kernels.gemm_driver"
 
 CHOICES = ("auto", "lamina", "blas")
 #: Under ``auto``, smaller products run on numpy's BLAS: they cost microseconds either
@@ -97,15 +108,39 @@ def kernel():
                 found = None
                 if _why_not() is None:
                     try:
-                        from lamina.backend import gemm_kernels
-
-                        found = (gemm_kernels.compile_kernel(), gemm_kernels.gemm_driver)
+                        found = _from_library() or _compiled_now()
                     except Exception as exc:  # an old llvmlite, an odd host: use BLAS
                         _log.warning("Lamina's GEMM kernel did not compile (%s: %s); "
                                      "products run on numpy's BLAS", type(exc).__name__,
                                      exc)
                 _kernel.append(found)
     return None if _kernel[0] is None else _kernel[0][0]
+
+
+def _compiled_now():
+    """``(ukr, driver)`` compiled in this process (llvmlite and numba)."""
+    from lamina.backend import gemm_kernels
+
+    return gemm_kernels.compile_kernel(), gemm_kernels.gemm_driver
+
+
+def _numba_driver(*args):
+    from lamina.backend import gemm_kernels
+
+    return gemm_kernels.gemm_driver(*args)
+
+
+def _from_library():
+    """``(ukr, driver)`` from the ahead-of-time library (:mod:`lamina.backend.aot`):
+    the register kernel the library exports, and the driver's overloads (numba's driver
+    for other operand layouts); None when the library lacks either."""
+    from lamina.backend import aot
+
+    address = aot.exported(UKR_SYMBOL)
+    driver = aot.entry(DRIVER)
+    if address is None or driver is None:
+        return None
+    return KERNEL_TYPE(address), driver.with_fallback(_numba_driver)
 
 
 def uses_kernel(a: np.ndarray, b: np.ndarray) -> bool:

@@ -27,23 +27,16 @@ exactly the bits of the whole product, and so do the pool's parts.
 
 from __future__ import annotations
 
-import ctypes
-
 import numba
 import numpy as np
 
 from lamina.backend import compiled
+from lamina.backend.gemm import KERNEL_TYPE
 
 MR, NR, LANES = 12, 32, 16  # tile rows, tile columns, floats per zmm register
 KC = 256  # k per block: b's 32-column panel (32 KB) stays in L1
 MC = 192  # rows of a per block, against every panel of b (a block of a stays in L2)
 
-#: ``ukr(kc, a, a_row_stride, a_k_stride, b, ldb, out, ldo, accumulate, mr, mask0,
-#: mask1)`` (strides in floats)
-KERNEL_TYPE = ctypes.CFUNCTYPE(None, ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64,
-                               ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64,
-                               ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64,
-                               ctypes.c_int64, ctypes.c_int32, ctypes.c_int32)
 
 
 def _masked_load(name: str, pointer: str, v: int) -> str:
@@ -53,14 +46,15 @@ def _masked_load(name: str, pointer: str, v: int) -> str:
             f"i32 4, <16 x i1> %m{v}, <16 x float> zeroinitializer)")
 
 
-def kernel_ir() -> str:
-    """The register kernel's LLVM IR (opaque pointers: LLVM 15 and later)."""
+def kernel_ir(name: str = "ukr") -> str:
+    """The register kernel's LLVM IR (opaque pointers: LLVM 15 and later), as the
+    function ``name``."""
     nv = NR // LANES
     lines = [
         "declare <16 x float> @llvm.fma.v16f32(<16 x float>, <16 x float>, <16 x float>)",
         "declare <16 x float> @llvm.masked.load.v16f32.p0(ptr, i32, <16 x i1>, <16 x float>)",
         "declare void @llvm.masked.store.v16f32.p0(<16 x float>, ptr, i32, <16 x i1>)",
-        "define void @ukr(i64 %kc, ptr noalias %a, i64 %sai, i64 %sap, ptr noalias %b,"
+        f"define void @{name}(i64 %kc, ptr noalias %a, i64 %sai, i64 %sap, ptr noalias %b,"
         " i64 %ldb, ptr noalias %c, i64 %ldc, i64 %acc, i64 %mr, i32 %mask0, i32 %mask1)"
         " nounwind {",
         "entry:",

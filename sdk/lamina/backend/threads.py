@@ -210,12 +210,41 @@ def _spin_kernels():
     """:mod:`lamina.backend.spin_kernels` when the pool spins, else None."""
     if not spin_enabled():
         return None
-    from lamina.backend import spin_kernels
-
+    spin_kernels = _spin_from_library()
+    if spin_kernels is None:
+        from lamina.backend import spin_kernels
     word = np.zeros(1, np.int64)  # compiled (or loaded from numba's cache) now, not in
     spin_kernels.spin_while(word, 0, 0, 0)  # a job's hand-off, where the time would
     spin_kernels.store_then_spin(word, 0, word, 0, 0, 0)  # count as a worker's stall
     return spin_kernels
+
+
+#: The spin kernels' names in the ahead-of-time library.
+SPIN_KERNELS = ("lamina.backend.spin_kernels.spin_while",
+                "lamina.backend.spin_kernels.store_then_spin")
+
+
+def _spin_from_library():
+    """The spin kernels from the ahead-of-time library (:mod:`lamina.backend.aot`), with
+    numba's as the fallback for other argument types; None when the library lacks them."""
+    import types
+
+    from lamina.backend import aot
+
+    found = {}
+    for qualified in SPIN_KERNELS:
+        entry = aot.entry(qualified)
+        if entry is None:
+            return None
+        name = qualified.rsplit(".", 1)[1]
+
+        def jit(*args, name=name):
+            from lamina.backend import spin_kernels
+
+            return getattr(spin_kernels, name)(*args)
+
+        found[name] = entry.with_fallback(jit)
+    return types.SimpleNamespace(**found)
 
 
 def _shutdown_pool_locked():

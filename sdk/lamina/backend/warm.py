@@ -31,6 +31,8 @@ import numpy as np
 def dispatchers() -> list:
     """The numba dispatchers of every loaded Lamina module: the compiled
     :class:`lamina.backend.compiled.kernel` functions and the modules' own ``njit`` ones."""
+    if "numba" not in sys.modules:  # nothing compiled (kernels off, or the library's)
+        return []
     from numba.core.dispatcher import Dispatcher
 
     from lamina.backend.compiled import kernel
@@ -57,6 +59,16 @@ def cache_counts() -> dict:
         counts["compiled"] += sum(stats.cache_misses.values())
         counts["loaded"] += sum(stats.cache_hits.values())
     return counts
+
+
+def library_counts() -> dict:
+    """``{"library_calls": n, "numba": imported?}``: this process's calls that ran in the
+    ahead-of-time library (:mod:`lamina.backend.aot`), and whether numba was imported."""
+    from lamina.backend import aot
+
+    found = aot.library()
+    calls = 0 if found is None else sum(e.calls for e in found["entries"].values())
+    return {"library_calls": calls, "numba": "numba" in sys.modules}
 
 
 def _fit(model, x, y, optimizer="adam", batch_size=16) -> None:
@@ -103,6 +115,17 @@ def _models() -> None:
     h = layers.Dense(16, activation="relu")(h)
     outputs = layers.Dense(10, activation="softmax")(layers.GlobalAveragePooling1D()(h))
     _fit(keras.Model(inputs, outputs), rng.random((48, 16, 8), np.float32), y)
+    _collective()
+
+
+def _collective() -> None:
+    """The shared-memory collective's weighted sums, which only replicas run: called here
+    with the types they take, so that the ahead-of-time library has them too."""
+    from lamina.distribute import shm_kernels
+
+    slot, out, weight = np.ones(64, np.float32), np.empty(64, np.float32), np.float32(0.5)
+    shm_kernels.weighted_pair(slot, slot, weight, weight, out)
+    shm_kernels.weighted_add(slot, weight, out)
 
 
 def _forced():
@@ -150,7 +173,7 @@ def _replica() -> dict:
     with _forced():
         keras.utils.set_random_seed(0)
         _fit(_mlp(keras), x, y, batch_size=32)
-    return cache_counts()
+    return {**cache_counts(), **library_counts()}
 
 
 def warm(replicas: bool = True) -> dict:
@@ -169,11 +192,15 @@ def warm(replicas: bool = True) -> dict:
     if not compiled._numba_imports():
         raise RuntimeError("numba is not installed: Lamina's kernels are off "
                            "(pip install lamina[fast])")
+    from lamina.backend import aot
+
     start = time.perf_counter()
-    with _forced():
-        _models()
-    _gemm_layouts()
-    result = {**cache_counts(), "replicas": []}
+    with aot.disabled():
+        with _forced():
+            _models()
+        _gemm_layouts()
+        result = {**cache_counts(), "replicas": []}
+        result["library"] = build_library()
     if replicas:
         import lamina
         from lamina.distribute import local
@@ -184,11 +211,51 @@ def warm(replicas: bool = True) -> dict:
     return result
 
 
+def build_library(where=None) -> dict:
+    """Build (or find up to date) the ahead-of-time library of every overload this
+    process compiled (:mod:`lamina.backend.aot`), in ``where`` (default: its
+    ``LAMINA_AOT_DIR``); ``{"path", "entries", "skipped",
+    "built"}``, or ``{"error": why}`` when it cannot be built (no C compiler): the
+    kernels then load from numba's cache as before."""
+    from lamina.backend import aot, gemm, threads
+    from lamina.backend.compiled import kernel
+
+    # What the runtime looks up: every @kernel, the GEMM's driver and the pool's waits
+    # (not the helpers those call: their code is inside their callers').
+    wanted = {gemm.DRIVER, *threads.SPIN_KERNELS}
+    for name, module in list(sys.modules.items()):
+        if name.startswith("lamina.") and module is not None:
+            wanted |= {value.qualified_name for value in list(vars(module).values())
+                       if isinstance(value, kernel)}
+    by_name = {f"{d.py_func.__module__}.{d.py_func.__qualname__}": d
+               for d in dispatchers() if d.signatures}
+    by_name = {name: d for name, d in by_name.items() if name in wanted}
+    extra = {}
+    if gemm.kernel() is not None:
+        from lamina.backend import gemm_kernels
+
+        extra[gemm.UKR_SYMBOL] = gemm_kernels.kernel_ir(gemm.UKR_SYMBOL)
+    try:
+        return aot.build(by_name, extra, where=where)
+    except RuntimeError as exc:
+        return {"error": str(exc)}
+
+
 def describe(result: dict) -> str:
     """One line for the command's output."""
     ranks = "".join(f"; replica {rank}: {r['compiled']} compiled, {r['loaded']} loaded"
                     for rank, r in enumerate(result["replicas"]))
     where = os.environ.get("NUMBA_CACHE_DIR") or ("numba's default: next to Lamina's "
                                                   "sources, or the user's cache folder")
+    library = result.get("library") or {}
+    if "error" in library:
+        built = f"; no ahead-of-time library: {library['error']}"
+    elif library:
+        skipped = sum(len(v) for v in library["skipped"].values())
+        built = (f"; ahead-of-time library {'built' if library['built'] else 'up to date'}: "
+                 f"{library['entries']} overloads, {skipped} left to numba's JIT "
+                 f"({library['path']})")
+    else:
+        built = ""
     return (f"warmed in {result['seconds']} s: {result['compiled']} kernels compiled, "
-            f"{result['loaded']} loaded from the cache{ranks} (cache: {where})")
+            f"{result['loaded']} loaded from the cache{ranks} (cache: {where}){built}")

@@ -21,82 +21,89 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
-from llvmlite import ir
-from numba import types
-from numba.extending import intrinsic
 
 from lamina.backend import compiled
-
-_helper = numba.njit(**compiled.NUMBA_OPTIONS)
-_I32 = ir.IntType(32)
-
-
-@intrinsic
-def _murmur(typingctx, folded, counter):
-    """MurmurHash3's 32-bit finaliser of ``folded ^ counter`` after its first
-    shift-xor, in 32-bit instructions (numba would widen each product to 64 bits and
-    LLVM keep the chain in 64-bit lanes: 3x slower)."""
-    if folded != types.uint32 or counter != types.uint32:
-        return None
-
-    def codegen(context, builder, signature, args):
-        z = builder.xor(args[0], args[1])
-        z = builder.mul(z, ir.Constant(_I32, 0x85EBCA6B))
-        z = builder.xor(z, builder.lshr(z, ir.Constant(_I32, 13)))
-        z = builder.mul(z, ir.Constant(_I32, 0xC2B2AE35))
-        return builder.xor(z, builder.lshr(z, ir.Constant(_I32, 16)))
-
-    return types.uint32(types.uint32, types.uint32), codegen
-
-
-@intrinsic
-def _weyl(typingctx, j):
-    """The column counter ``(j + 1) * 0x9E3779B9`` (mod 2**32), shift-xored by 16."""
-    if not isinstance(j, types.Integer):
-        return None
-
-    def codegen(context, builder, signature, args):
-        c = args[0]
-        if c.type.width > 32:
-            c = builder.trunc(c, _I32)
-        elif c.type.width < 32:
-            c = builder.zext(c, _I32)
-        c = builder.mul(builder.add(c, ir.Constant(_I32, 1)), ir.Constant(_I32, 0x9E3779B9))
-        return builder.xor(c, builder.lshr(c, ir.Constant(_I32, 16)))
-
-    return types.uint32(j), codegen
-
-
-@_helper
-def _folded(key):
-    """A sample key's 32-bit fold, after the finaliser's first shift-xor (which
-    distributes over the xor with the counter)."""
-    f = np.uint32((key >> np.uint64(32)) ^ key)
-    return np.uint32(f ^ (f >> np.uint32(16)))
-
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _TWO_PI = 2.0 * np.pi
 
-
-@_helper
-def _mix64(z):
-    """SplitMix64's finaliser (uint64 throughout: a Python int would make it float64)."""
-    z = z ^ (z >> np.uint64(30))
-    z = z * _M1
-    z = z ^ (z >> np.uint64(27))
-    z = z * _M2
-    return z ^ (z >> np.uint64(31))
+#: numba helpers the kernels call: None until the first kernel compiles and
+#: :func:`_numba_globals` replaces them (:class:`lamina.backend.compiled.kernel`).
+_folded = _mix64 = _hash = None
 
 
-@_helper
-def _hash(f, j):
-    """The hash of element ``j`` of the row whose folded key is ``f``."""
-    return _murmur(f, _weyl(j))
+def _numba_globals() -> dict:
+    """The kernels' numba helpers (:class:`lamina.backend.compiled.kernel` merges them
+    into this module when its first kernel compiles: importing the module, or running
+    its kernels from the ahead-of-time library, does not import numba)."""
+    import numba
+    from llvmlite import ir
+    from numba import types
+    from numba.extending import intrinsic
+
+    helper = numba.njit(**compiled.NUMBA_OPTIONS)
+    i32 = ir.IntType(32)
+
+    @intrinsic
+    def _murmur(typingctx, folded, counter):
+        """MurmurHash3's 32-bit finaliser of ``folded ^ counter`` after its first
+        shift-xor, in 32-bit instructions (numba would widen each product to 64 bits and
+        LLVM keep the chain in 64-bit lanes: 3x slower)."""
+        if folded != types.uint32 or counter != types.uint32:
+            return None
+
+        def codegen(context, builder, signature, args):
+            z = builder.xor(args[0], args[1])
+            z = builder.mul(z, ir.Constant(i32, 0x85EBCA6B))
+            z = builder.xor(z, builder.lshr(z, ir.Constant(i32, 13)))
+            z = builder.mul(z, ir.Constant(i32, 0xC2B2AE35))
+            return builder.xor(z, builder.lshr(z, ir.Constant(i32, 16)))
+
+        return types.uint32(types.uint32, types.uint32), codegen
+
+    @intrinsic
+    def _weyl(typingctx, j):
+        """The column counter ``(j + 1) * 0x9E3779B9`` (mod 2**32), shift-xored by 16."""
+        if not isinstance(j, types.Integer):
+            return None
+
+        def codegen(context, builder, signature, args):
+            c = args[0]
+            if c.type.width > 32:
+                c = builder.trunc(c, i32)
+            elif c.type.width < 32:
+                c = builder.zext(c, i32)
+            c = builder.mul(builder.add(c, ir.Constant(i32, 1)), ir.Constant(i32, 0x9E3779B9))
+            return builder.xor(c, builder.lshr(c, ir.Constant(i32, 16)))
+
+        return types.uint32(j), codegen
+
+    @helper
+    def _folded(key):
+        """A sample key's 32-bit fold, after the finaliser's first shift-xor (which
+        distributes over the xor with the counter)."""
+        f = np.uint32((key >> np.uint64(32)) ^ key)
+        return np.uint32(f ^ (f >> np.uint32(16)))
+
+    @helper
+    def _mix64(z):
+        """SplitMix64's finaliser (uint64 throughout: a Python int would make it
+        float64)."""
+        z = z ^ (z >> np.uint64(30))
+        z = z * _M1
+        z = z ^ (z >> np.uint64(27))
+        z = z * _M2
+        return z ^ (z >> np.uint64(31))
+
+    @helper
+    def _hash(f, j):
+        """The hash of element ``j`` of the row whose folded key is ``f``."""
+        return _murmur(f, _weyl(j))
+
+    return {"_folded": _folded, "_mix64": _mix64, "_hash": _hash}
 
 
 @compiled.kernel

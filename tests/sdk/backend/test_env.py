@@ -3,13 +3,14 @@ reads goes through them (its real owner reads each spelling the parser's way).""
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from pathlib import Path
 
 import pytest
 
-from lamina.backend import blas_threads, compiled, env, memory, threads
+from lamina.backend import aot, blas_threads, compiled, env, memory, threads
 from lamina.distribute import DataParallel, pinning, shm
 
 ON = ["1", "true", "on", "yes", "TRUE", " On ", "Yes\n"]
@@ -122,6 +123,7 @@ FLAGS = {  # switch: (default, reader(collective, tmp_path, monkeypatch))
     "LAMINA_BALANCE_CHUNKS": (True, lambda c, t, m: _balance(t)),
     "LAMINA_KEEP_FREED_MEMORY": (True, lambda c, t, m: _keep_freed_memory(m)),
     "LAMINA_POOL_SPIN": (True, lambda c, t, m: threads.spin_switch()),
+    "LAMINA_AOT": (True, lambda c, t, m: aot.enabled()),
 }
 
 
@@ -198,7 +200,8 @@ def test_every_switch_the_sdk_reads_goes_through_the_parser_and_is_documented():
     read = set()
     for path in (root / "sdk" / "lamina").rglob("*.py"):
         text = path.read_text()
-        read |= set(re.findall(r"env\.(?:flag|choice|number|Switch)\(\s*\"(LAMINA_\w+)\"", text))
+        read |= set(re.findall(r"env\.(?:flag|choice|number|path|Switch)\(\s*\"(LAMINA_\w+)\"",
+                               text))
         direct = set(re.findall(r"environ(?:\.get)?[(\[]\s*\"(LAMINA_\w+)\"", text))
         allowed = {"LAMINA_URL", "LAMINA_API_KEY"} if path.name == "client.py" else set()
         assert direct <= allowed, (path, direct - allowed)
@@ -231,3 +234,14 @@ def test_a_switch_reads_the_environment_once_and_may_be_overridden(monkeypatch):
     monkeypatch.setenv("LAMINA_TEST_SWITCH", "nope")
     with pytest.raises(ValueError, match="Received: LAMINA_TEST_SWITCH='nope'"):
         env.Switch("LAMINA_TEST_SWITCH", ("a", "b"), "a").get()
+
+
+def test_folder_switch_keeps_case_strips_and_expands_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("LAMINA_AOT_DIR", f"  {tmp_path}/Kernels ")
+    assert aot.directory() == tmp_path / "Kernels"
+    monkeypatch.setenv("LAMINA_AOT_DIR", "~/k")
+    assert str(aot.directory()) == os.path.expanduser("~/k")
+    for blank in ("", "   "):
+        monkeypatch.setenv("LAMINA_AOT_DIR", blank)
+        monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+        assert aot.directory() == tmp_path / "lamina" / "kernels"

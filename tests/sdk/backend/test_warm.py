@@ -53,16 +53,28 @@ def _json(done):
 
 
 def test_warm_compiles_once_and_later_processes_load_every_kernel(tmp_path):
+    """The first warm compiles every kernel and builds the ahead-of-time library
+    (lamina.backend.aot); a process training every model family then compiles nothing
+    (the library's kernels, numba's cache for the rest); a second warm neither compiles
+    nor rebuilds."""
     cache = tmp_path / "numba-cache"
-    first = _json(_run(["-m", "lamina.cli", "warm", "--json"], cache))
+    library = str(tmp_path / "kernels")
+    first = _json(_run(["-m", "lamina.cli", "warm", "--json"], cache, LAMINA_AOT_DIR=library))
     assert first["compiled"] > 20 and first["loaded"] == 0, first
     assert len(first["replicas"]) == 2
-    trained = _json(_run(["-c", TRAIN, os.path.join(ROOT, "bench")], cache))
+    assert first["library"]["built"] is True and first["library"]["entries"] > 20, first
+    assert first["library"]["path"].startswith(library)
+    trained = _json(_run(["-c", TRAIN, os.path.join(ROOT, "bench")], cache,
+                         LAMINA_AOT_DIR=library))
     assert trained["compiled"] == 0 and trained["loaded"] > 0, trained
-    again = _json(_run(["-m", "lamina.cli", "warm", "--json"], cache))
+    again = _json(_run(["-m", "lamina.cli", "warm", "--json"], cache, LAMINA_AOT_DIR=library))
     assert again["compiled"] == 0 and again["loaded"] > 0, again
+    assert again["library"]["built"] is False, again["library"]
+    # The replicas of a 2-replica fit (the collective's kernels included) run every
+    # kernel from the library: numba is not even imported.
     assert [r["compiled"] for r in again["replicas"]] == [0, 0], again["replicas"]
-    assert all(r["loaded"] > 0 for r in again["replicas"]), again["replicas"]
+    assert all(r["library_calls"] > 0 and r["numba"] is False for r in again["replicas"]), \
+        again["replicas"]
 
 
 def test_warm_says_why_when_the_kernels_are_off(tmp_path):
