@@ -8,7 +8,9 @@
 Lamina.jobsView = (() => {
   const {$, el, json, say, badge, fmtNum, fmtInt, fmtDuration, fmtTime, duration, follow,
          headers} = Lamina;
-  const BATCH = 20;  // more changed jobs than this at once: re-read the list instead
+  const BATCH = 20;  // more changed jobs than this within BURST_MS: re-read the list instead
+  const BURST_MS = 1000;  // row reads this recent count toward a burst
+  const GATHER_MS = 250;  // in a burst, after each list read: let the rest of it arrive
   const FIRST = 200;  // the first read: a full page at the largest page size
   const CHUNK = 1000;  // the API's largest page
   const PARALLEL = 3;  // list reads in flight at once (the event stream holds a connection)
@@ -21,7 +23,7 @@ Lamina.jobsView = (() => {
                  // live: the stream, the last event id, rows waiting to be re-fetched
                  abort: null, streamKey: null, streaming: false, lastEventId: null,
                  pending: new Set(), flushing: false, applied: {}, fallbackMs: 15000,
-                 loads: 0};
+                 loads: 0, rowReads: []};
 
   const progress = (r) => (r.epochs ? ((r.epoch ?? -1) + 1) / r.epochs : 0);
   const SORT = {
@@ -220,8 +222,19 @@ Lamina.jobsView = (() => {
     state.flushing = true;
     try {
       while (state.pending.size) {
+        // A burst: more than BATCH changed jobs within BURST_MS, at once or trickling in
+        // (a loaded machine spreads one client's 60 submissions over many events). One
+        // list read covers them; the pause after it gathers the rest of the burst.
+        const at = performance.now();
+        state.rowReads = state.rowReads.filter((t) => at - t < BURST_MS);
+        if (state.pending.size + state.rowReads.length > BATCH) {
+          state.pending.clear();
+          await load();
+          await new Promise((resolve) => setTimeout(resolve, GATHER_MS));
+          continue;
+        }
         const ids = [...state.pending]; state.pending.clear();
-        if (ids.length > BATCH) { await load(); continue; }  // a burst: one list read
+        for (let i = 0; i < ids.length; i++) state.rowReads.push(at);
         const rows = await Promise.all(ids.map((id) => json("/v1/dashboard/jobs/" + id)
           .then((s) => s.row, (e) => (e.status === 404 ? null : undefined))));
         ids.forEach((id, i) => {
