@@ -50,6 +50,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -412,7 +413,9 @@ def build(dispatchers: dict, extra_ir: dict | None = None, where: Path | None = 
                 "numba": numba.__version__, "sources": sources_hash(modules),
                 "entries": entries, "exported": exported, "skipped": skipped,
                 "signatures": signatures}
-    target = (where or directory()) / library_key(manifest)
+    # A new folder for every build: a process keeps the library it loaded, and dlopen
+    # would hand this one the old library again were the path the same.
+    target = (where or directory()) / f"{library_key(manifest)}-{uuid.uuid4().hex[:8]}"
     target.parent.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".building-", dir=target.parent))
     try:
@@ -432,8 +435,6 @@ def build(dispatchers: dict, extra_ir: dict | None = None, where: Path | None = 
             os.unlink(path)
         os.unlink(runtime)
         (work / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True))
-        if target.exists():
-            shutil.rmtree(target)
         os.replace(work, target)
     finally:
         if work.exists():
@@ -489,7 +490,7 @@ def _jit_options() -> dict:
 
 
 def library_key(manifest: dict) -> str:
-    """The library's folder name: its CPU and its sources."""
+    """The start of the library's folder name: its CPU and its sources."""
     text = json.dumps([manifest["format"], manifest["cpu"], manifest["sources"]],
                       sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:20]

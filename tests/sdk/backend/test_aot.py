@@ -278,3 +278,40 @@ def test_a_process_with_the_library_trains_the_mlp_without_numba_to_the_jits_wei
     assert runs["library"]["calls"] > 0 and runs["library"]["misses"] == 0
     assert runs["jit"]["numba"] is True and runs["jit"]["calls"] == 0
     assert compiled.choice() == "auto"
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_fit_on_the_library_stops_cleanly(library, monkeypatch):
+    """The pool's waits and the products run from the library (no GIL held in them):
+    SIGINT still stops ``fit`` with KeyboardInterrupt, as on numba's JIT."""
+    from tests.sdk.backend.interrupt import interrupt_fit
+
+    monkeypatch.setenv("LAMINA_AOT_DIR", str(library))
+    code, out = interrupt_fit(
+        (256,), 'lamina.layers.Dense(1024, "relu"), lamina.layers.Dense(10)', 4096)
+    assert code == 3 and "interrupted" in out
+
+
+def _adam_in_child(conn):
+    w = np.ones(1000, np.float32)
+    aot.entry(ADAM)(np.ones(1000, np.float32), w, np.zeros_like(w), np.zeros_like(w),
+                    np.float32(0.1), np.float32(0.001), np.float32(0.5), np.float32(1e-7))
+    conn.send(w.tobytes())
+    conn.close()
+
+
+@pytest.mark.filterwarnings("ignore:This process .* is multi-threaded:DeprecationWarning")
+def test_a_forked_child_runs_the_loaded_library(loaded):
+    import multiprocessing
+
+    w = np.ones(1000, np.float32)
+    aot.entry(ADAM)(np.ones(1000, np.float32), w, np.zeros_like(w), np.zeros_like(w),
+                    np.float32(0.1), np.float32(0.001), np.float32(0.5), np.float32(1e-7))
+    ctx = multiprocessing.get_context("fork")
+    parent, child = ctx.Pipe()
+    proc = ctx.Process(target=_adam_in_child, args=(child,))
+    proc.start()
+    assert parent.poll(30), "the forked child hung"
+    assert parent.recv() == w.tobytes()
+    proc.join(10)
+    assert proc.exitcode == 0
