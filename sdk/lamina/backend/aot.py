@@ -18,8 +18,10 @@ library with ``ctypes`` instead of importing numba (:func:`entry`):
 * **An entry function per overload** takes each array as its numpy object and reads
   the data pointer, shape and strides from numpy's array struct (offsets checked on a
   live array at build and at load), and passes numba's calling convention (the
-  array's fields flattened, no meminfo: the caller owns the memory). It returns the
-  native status (or the kernel's scalar result when the kernel cannot raise).
+  array's fields flattened, no meminfo: the caller owns the memory). A kernel without a
+  result returns numba's status; one with a scalar result returns it, and stores the
+  status through an extra first argument when the kernel may raise. A failed status
+  raises ``RuntimeError`` naming the kernel.
 * **A minimal runtime** (:data:`RUNTIME_C`) allocates the arrays a kernel makes
   (``np.empty`` inside a kernel) with numba's MemInfo layout. An overload that needs
   anything else from numba's runtime or from Python (BLAS through ``np.dot``, an
