@@ -41,6 +41,7 @@ A call whose argument types the library has no overload for runs numba's JIT
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import importlib.util
 import json
@@ -300,7 +301,10 @@ def _resolvable(symbol: str) -> bool:
     return False
 
 
-def _c_libraries():
+@functools.cache
+def _c_libraries() -> list:
+    """The C library and libm, loaded once per build (every overload's undefined
+    symbols are looked up in them)."""
     import ctypes.util
 
     found = [ctypes.CDLL(None)]
@@ -504,10 +508,10 @@ class _Overload:
     """One overload's ctypes function; ``raises``: a value-returning kernel that may
     raise, whose entry stores numba's status through its first argument."""
 
-    __slots__ = ("call", "returns", "raises", "name")
+    __slots__ = ("call", "returns", "raises")
 
-    def __init__(self, function, returns, raises, name):
-        self.call, self.returns, self.raises, self.name = function, returns, raises, name
+    def __init__(self, function, returns, raises):
+        self.call, self.returns, self.raises = function, returns, raises
 
 
 class Entry:
@@ -685,7 +689,7 @@ def _bind(library, manifest: dict, folder: Path) -> dict:
                 _argtype(s) for s in item["args"]]
             function.restype = RETURNS[item["returns"]] or ctypes.c_int32
             returns = RETURNS[item["returns"]]
-            overload = _Overload(function, returns, status, name)
+            overload = _Overload(function, returns, status)
             for key in itertools.product(*(_keys(s) for s in item["args"])):
                 table.setdefault(key, overload)
         entries[name] = Entry(name, table)

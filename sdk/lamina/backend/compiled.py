@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import threading
 
-from lamina.backend import env
+from lamina.backend import aot, env
 
 CHOICES = ("auto", "numpy", "numba")
 #: How every kernel (and every helper a kernel calls) is compiled. error_model="numpy":
@@ -61,8 +61,6 @@ def enabled() -> bool:
     selected = choice()
     if selected == "numpy":
         return False
-    from lamina.backend import aot
-
     if aot.library() is not None or _numba_imports():
         return True
     if selected == "numba":
@@ -127,8 +125,6 @@ class kernel:  # noqa: N801 - used as a decorator, like numba.njit
         return call(*args)
 
     def _bind(self):
-        from lamina.backend import aot
-
         with _lock:
             if self._call is None:
                 found = aot.entry(self.qualified_name)
