@@ -8,6 +8,10 @@ the 1e-7 level per step, which stays below 1e-5 after a few epochs.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from prometheus_client import generate_latest
@@ -106,6 +110,44 @@ def test_replicas_stay_bit_identical(kit):
     assert len(trainer.digests) == 2 and trainer.digests[0] == trainer.digests[1]
     assert len(history.history["loss"]) == 2
     assert not np.array_equal(trainer.model.weights[0].data, initial[0])
+
+
+def test_replicas_use_the_cpus_they_reserved(kit):
+    """Ray tells an actor its CPUs (``OMP_NUM_THREADS``) only after its process loaded
+    OpenBLAS with one thread per core; a replica holds Lamina's threads to its actor's
+    ``num_cpus`` itself, so a one-CPU replica runs no pool worker and no bucket reducer
+    on the core its peer trains on."""
+    from lamina_worker.spec import compile_config
+    from lamina_worker.trainer import DataParallelTrainer
+
+    x, y = kit.blobs(100, 20)
+    spec = kit.spec(kit.mlp_config(), x, y)
+    trainer = DataParallelTrainer(spec["model"], compile_config(spec), (x, y, None), epochs=1,
+                                  batch_size=30, seed=1, replicas=2, replica_cpus=1)
+    trainer.fit()
+    assert trainer.replica_threads == [{"threads": 1, "bucket_cap_mb": 0.0}] * 2
+    cores = len(os.sched_getaffinity(0))
+    trainer = DataParallelTrainer(spec["model"], compile_config(spec), (x, y, None), epochs=1,
+                                  batch_size=30, seed=1, replicas=1, replica_cpus=cores)
+    trainer.fit()
+    assert trainer.replica_threads[0]["threads"] == cores
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+def test_a_replica_holds_lamina_to_its_cpus_when_blas_took_every_core():
+    """As in a Ray worker that imported numpy before Ray set ``OMP_NUM_THREADS``:
+    OpenBLAS starts with two threads, which Lamina would take as its cap."""
+    code = ("import sys; from lamina.backend import threads; "
+            "from lamina_worker.replica import Replica; "
+            "before = threads.worker_count(); Replica.use_cpus(None); kept = "
+            "threads.worker_count(); Replica.use_cpus(1); print(before, kept, "
+            "threads.worker_count())")
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "1"}
+    env.pop("LAMINA_THREADS", None)
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["1", "1", "0"], done.stdout
 
 
 def _count(histogram) -> float:

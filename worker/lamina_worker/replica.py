@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import collections
 import hashlib
+import math
 import os
 import threading
 import time
@@ -33,6 +34,7 @@ import time
 import numpy as np
 
 from lamina.backend import random as lamina_random
+from lamina.backend import threads as lamina_threads
 from lamina.callbacks.callback import Callback
 from lamina.distribute import Aborted, CollectiveAborted, DataParallel, set_strategy
 from lamina.distribute.shm import SharedMemoryCollective
@@ -188,7 +190,8 @@ class Replica:
             (keyword arguments of ``fit``: epochs, batch_size, shuffle,
             validation_batch_size),
             ``callbacks`` (the job spec's allowlisted callbacks, chief only),
-            ``folder`` (their files) and ``checkpoint_every``.
+            ``folder`` (their files), ``checkpoint_every`` and ``cpus`` (the actor's
+            ``num_cpus``, or None in-process: see :func:`use_cpus`).
     """
 
     def __init__(self, job: dict) -> None:
@@ -276,6 +279,22 @@ class Replica:
         return events
 
     # -- the run --------------------------------------------------------------------------
+    @staticmethod
+    def use_cpus(cpus) -> None:
+        """Hold Lamina's threads to the CPUs Ray gave this actor (at least one).
+
+        Ray tells an actor its CPUs through ``OMP_NUM_THREADS``, which it sets in the
+        actor's process only once the actor is placed there, after the worker process
+        imported numpy: OpenBLAS read its thread count (the machine's cores) at that
+        import. Lamina's pool takes that count as the cap its user chose
+        (:func:`lamina.backend.blas_threads.usable_threads`), so a one-CPU replica ran a
+        pool worker and, taking the second core for granted, reduced its gradients in
+        buckets on a second thread (:func:`lamina.distribute.buckets.overlap_pays`),
+        on the core its peer trains on. The policy says it instead.
+        """
+        if cpus is not None:
+            lamina_threads.set_thread_policy(max(1, math.floor(float(cpus))))
+
     def run(self, train: tuple, val: tuple | None, state: dict | None,
             peers: list | None = None) -> dict:
         """Run ``fit`` from ``state`` (a checkpoint's, or None for a fresh start).
@@ -286,14 +305,17 @@ class Replica:
             peers: every rank's ring address in rank order (ring transport only).
 
         Returns:
-            ``{"rank", "digest", "aborted", "collective_failed"}`` (the last: the
-            all-reduce itself failed, a peer died or was lost, not a control request)
-            and, from the chief, the final ``weights`` and ``optimizer``.
+            ``{"rank", "digest", "aborted", "collective_failed", "threads"}``
+            (``collective_failed``: the all-reduce itself failed, a peer died or was
+            lost, not a control request; ``threads``: the threads Lamina ran on and the
+            bucket size the strategy chose) and, from the chief, the final ``weights``
+            and ``optimizer``.
         """
         from lamina_worker import checkpoint as ckpt
         from lamina_worker.spec import build_callbacks
 
         job = self.job
+        self.use_cpus(job.get("cpus"))
         lamina_random.set_seed(int(job["seed"]))
         model = self.model = build_model(job["model_config"], job["compile_config"])
         resume_at, base_metrics, initial_epoch = None, None, int(job.get("initial_epoch", 0))
@@ -346,7 +368,9 @@ class Replica:
             set_strategy(None)
             collective.close()
         out = {"rank": self.rank, "digest": final.value or digest(model), "aborted": aborted,
-               "collective_failed": failed}
+               "collective_failed": failed,
+               "threads": {"threads": lamina_threads.worker_count() + 1,
+                           "bucket_cap_mb": self.strategy.bucket_cap_mb}}
         if self.rank == 0:
             out.update(model_state(model))
             self.emit({"type": "done", "aborted": aborted})

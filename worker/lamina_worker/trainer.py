@@ -135,6 +135,8 @@ class DataParallelTrainer:
         self.resumed_from: tuple[int, int] | None = None
         self.fence_check = None  # asked before and within every checkpoint write (fence=)
         self.digests: list[str] = []
+        # Per replica of the last run: {"threads": Lamina's threads, "bucket_cap_mb": ...}.
+        self.replica_threads: list[dict] = []
         self._epoch_state: dict | None = None
         self._collective: Path | None = None  # the shared-memory file (shm transport)
         self.transport: str | None = None  # the running generation's all-reduce
@@ -205,7 +207,8 @@ class DataParallelTrainer:
             "folder": str(self.checkpoint_dir or "."),
             "checkpoint_every": self.checkpoint_every,
             "initial_epoch": self.initial_epoch,
-            "initial_weights": self.initial_weights} for rank in ranks],
+            "initial_weights": self.initial_weights,
+            "cpus": self.replica_cpus} for rank in ranks],
             [{"num_cpus": self.replica_cpus,
               "name": f"{self.name}-r{rank}-g{self.generation}"} for rank in ranks],
             state)
@@ -341,6 +344,7 @@ class DataParallelTrainer:
         if stop is not None:
             raise stop
         self.digests = [r["digest"] for r in results]
+        self.replica_threads = [r.get("threads") for r in results]
         if results[0]["aborted"] == "nonfinite":
             raise NonFiniteLoss(self._nonfinite)
         if len(set(self.digests)) != 1:
