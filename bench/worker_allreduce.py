@@ -84,7 +84,7 @@ def config(kind: str) -> dict:
 
 def local(kind: str, x, y, epochs: int, threads: int,
           thread_stats: bool = False) -> tuple[list[float], list]:
-    from quiet import Span
+    from quiet import Span, descendants
     from threadpoolctl import threadpool_limits
 
     import lamina
@@ -95,10 +95,14 @@ def local(kind: str, x, y, epochs: int, threads: int,
     times: list[float] = []
     spans: list = []
 
+    tree: list[int] = []
+
     class Clock(Callback):
         # The span brackets the clock: its /proc reads stay outside the timed epoch.
         def on_epoch_begin(self, epoch, logs=None):
-            spans.append(Span(threads=thread_stats).__enter__())
+            if epoch == 0:  # the tree (Ray's processes) is the same for the whole run
+                tree[:] = descendants(os.getpid())
+            spans.append(Span(threads=thread_stats, pids=tree).__enter__())
             self.start = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None):
@@ -132,14 +136,17 @@ def distributed(kind: str, x, y, epochs: int, replicas: int,
     spans: list = []
     sums = [(metrics.ALLREDUCE_SECONDS._sum.get(), metrics.STEP_SECONDS._sum.get())]
 
+    tree: list[int] = []
+
     class Rate(Callback):
         def on_epoch_begin(self, epoch, logs=None):
             if epoch == 0:  # the spans count the replicas only if they are in the tree
                 pids = [trainer.replica_pid(rank) for rank in range(replicas)]
-                tree = set(descendants(os.getpid()))
+                tree[:] = descendants(os.getpid())  # the run's tree, read once: each walk
+                # reads every process's /proc/<pid>/stat (~2 ms) on the replicas' CPUs
                 print(f"{job}: replica pids {pids} in this process's tree: "
                       f"{all(p in tree for p in pids)} ({len(tree)} descendants)", flush=True)
-            spans.append(Span(threads=thread_stats).__enter__())
+            spans.append(Span(threads=thread_stats, pids=tree).__enter__())
 
         def on_epoch_end(self, epoch, logs=None):
             spans[-1].__exit__(None, None, None)

@@ -155,3 +155,27 @@ def test_a_span_without_thread_figures_still_counts_the_tree():
     assert span.wait is None and span.nvcsw is None and span.nivcsw is None
     assert span.tree * span.seconds > CPU - 0.05, span.as_dict()
     assert span.as_dict()["wait"] is None and span.as_dict()["nvcsw"] is None
+
+
+def test_a_span_reads_the_descendants_it_is_given():
+    """``pids=``: the listed descendants count as tree without a walk of /proc; a busy
+    child left out of the list counts as others."""
+    busy = subprocess.Popen([sys.executable, "-c", BUSY])
+    try:
+        time.sleep(0.3)  # past the interpreter's start-up
+        listed = quiet.descendants(os.getpid())
+        assert busy.pid in listed
+        with quiet.Span(threads=False, pids=listed) as counted:
+            time.sleep(1.0)
+        before = _cpu_seconds(busy.pid)
+        with quiet.Span(threads=False, pids=[]) as left_out:
+            time.sleep(1.0)
+        child_cpu = (_cpu_seconds(busy.pid) - before) / left_out.seconds
+    finally:
+        busy.kill()
+        busy.wait()
+    assert counted.tree > 0.2, counted.as_dict()
+    assert counted.processes == len(listed), counted.as_dict()
+    assert child_cpu > 0.2, child_cpu
+    assert left_out.tree < 0.1, left_out.as_dict()
+    assert left_out.others > child_cpu - 0.06, (child_cpu, left_out.as_dict())
