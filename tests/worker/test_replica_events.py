@@ -1,6 +1,6 @@
-"""A replica's events reach the driver's poll: batch events wake it at most every
-BATCH_EVENT_WAKE seconds (each poll is a Ray call into the chief, on the replicas'
-CPUs); other events wake it at once."""
+"""A replica's events reach the driver's poll: batch and epoch-begin events wake it at
+most every BATCH_EVENT_WAKE seconds (each poll is a Ray call into the chief, on the
+replicas' CPUs); other events wake it at once."""
 
 from __future__ import annotations
 
@@ -30,6 +30,12 @@ def test_batch_events_wake_the_poll_at_most_every_batch_event_wake():
     timeout = 0.8 * BATCH_EVENT_WAKE
     events, took = _poll_after(replica, batch, 0.4 * BATCH_EVENT_WAKE, timeout=timeout)
     assert events == [batch] and took >= timeout - 0.01, took
+    # Nor does an epoch's begin soon after a wake (the next batch brings it).
+    begin = {"type": "epoch_begin", "epoch": 1}
+    replica.emit({"type": "epoch_end", "epoch": 0})  # wakes
+    replica.poll(timeout=0)
+    events, took = _poll_after(replica, begin, 0.4 * BATCH_EVENT_WAKE, timeout=timeout)
+    assert events == [begin] and took >= timeout - 0.01, took
     # An epoch's end wakes it at once, however recent the last wake.
     end = {"type": "epoch_end", "epoch": 0}
     replica.emit(batch)
