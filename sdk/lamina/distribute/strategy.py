@@ -230,7 +230,11 @@ class DataParallel(GradientExchange, Strategy):
 
     def _control_exchange(self, model, extra=()) -> np.ndarray:
         meta = [self._code(model), *extra] if self.is_chief else None
-        _, metas = self.collective.exchange(None, meta)
+        # Only the meta rows travel: a collective that reduces a range reduces an empty
+        # one, instead of zeroing and summing its whole vector (the MLP's 2.7 MB: ~0.5 ms
+        # of CPU a rank, three times an epoch; over the ring, bytes on the wire).
+        vector = _NO_FLOATS if getattr(self.collective, "accepts_prefix", False) else None
+        _, metas = self.collective.exchange(vector, meta)
         chief = metas[0]
         if self.is_chief:
             if chief[0] == ABORT:
@@ -357,6 +361,8 @@ class DataParallel(GradientExchange, Strategy):
             if state is not None:
                 lamina_random.set_state(state)
 
+
+_NO_FLOATS = np.empty(0, np.float32)  # a control exchange's (empty) range of the vector
 
 _RNG_WORDS = 10  # PCG64: state and increment as 4 x 32 bits each, has_uint32, uinteger
 
