@@ -1,6 +1,6 @@
-"""A replica's events reach the driver's poll: batch and epoch-begin events wake it at
-most every BATCH_EVENT_WAKE seconds (each poll is a Ray call into the chief, on the
-replicas' CPUs); other events wake it at once."""
+"""A replica's events reach the driver's poll: batch and epoch-begin events at most
+every BATCH_EVENT_WAKE seconds (each poll is a Ray call into the chief, on the
+replicas' CPUs); other events at once."""
 
 from __future__ import annotations
 
@@ -42,3 +42,26 @@ def test_batch_events_wake_the_poll_at_most_every_batch_event_wake():
     replica.poll(timeout=0)
     events, took = _poll_after(replica, end, 0.02, timeout=30)
     assert events == [end] and took < 25
+
+
+def test_pending_batch_events_wait_for_the_interval():
+    """A poll called right after the last one returned does not hand over batch events
+    already pending before BATCH_EVENT_WAKE has passed (the driver would otherwise poll
+    as fast as it handles them); an epoch's end still comes at once."""
+    replica = Replica({"rank": 0})
+    batch = {"type": "batch", "batch": 0}
+    replica.poll(timeout=0)
+    replica.emit(batch)
+    start = time.monotonic()
+    events = replica.poll(timeout=30)
+    took = time.monotonic() - start
+    assert events == [batch] and BATCH_EVENT_WAKE - 0.02 <= took < 25, took
+    end = {"type": "epoch_end", "epoch": 0}
+    replica.emit(batch)
+    replica.emit(end)
+    start = time.monotonic()
+    events = replica.poll(timeout=30)
+    assert events == [batch, end] and time.monotonic() - start < 0.1
+    # A control request is taken at once, whatever the poll then waits for.
+    replica.poll(control="cancel", timeout=0)
+    assert replica.control == "cancel"

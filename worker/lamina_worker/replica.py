@@ -46,15 +46,14 @@ RING_TIMEOUT = 600.0
 
 #: The chief stops producing events (and so training) while this many are unread.
 MAX_PENDING_EVENTS = 512
-#: A batch or epoch-begin event wakes the driver's poll at most this often (epoch ends,
-#: checkpoints and the end wake it at once). Each poll is a Ray call into the chief that
+#: The driver's poll hands over batch and epoch-begin events at most this often (epoch
+#: ends, checkpoints and the end wake it at once). Each poll is a Ray call into the chief that
 #: takes the chief's GIL, on the CPUs the replicas train on: at every 50 ms, the MLP's
 #: 2-replica all-reduce share was 9.0-12.5% (median 11.4%, 45-48k samples/s), at every
 #: 250 ms 9.9-12.5% (median 10.0%, 47-59k). A live progress bar then moves 4 times a
-#: second. An epoch's begin is the next batch's news: with the MLP's 0.25 s epochs,
-#: waking for it too made 13 polls a second instead of 9.
+#: second. An epoch's begin is the next batch's news.
 BATCH_EVENT_WAKE = 0.25
-#: The events that wake the poll at most every BATCH_EVENT_WAKE seconds.
+#: The events the poll hands over at most every BATCH_EVENT_WAKE seconds.
 LAZY_EVENTS = frozenset({"batch", "epoch_begin"})
 
 
@@ -206,7 +205,8 @@ class Replica:
         self.control: str | None = None
         self._events: collections.deque = collections.deque()
         self._cond = threading.Condition()
-        self._woken = 0.0
+        self._returned = 0.0  # when poll last returned
+        self._urgent = False  # an event that wakes the poll at once is pending
         self._endpoint = None  # the ring's listening socket (listen, before run)
 
     def ping(self) -> int:
@@ -253,14 +253,16 @@ class Replica:
 
     # -- events (control concurrency group) ------------------------------------------------
     def emit(self, event: dict) -> None:
-        """Queue an event; wake the driver's poll for all but the frequent
-        :data:`LAZY_EVENTS` (those at most every :data:`BATCH_EVENT_WAKE` s: a wake-up
-        per step would cost the step time)."""
+        """Queue an event for the driver's poll: at once for all but the frequent
+        :data:`LAZY_EVENTS`, which :meth:`poll` hands over at most every
+        :data:`BATCH_EVENT_WAKE` s (a Ray call per step would cost the step time)."""
         now = time.monotonic()
         with self._cond:
             self._events.append(event)
-            if event["type"] not in LAZY_EVENTS or now - self._woken >= BATCH_EVENT_WAKE:
-                self._woken = now
+            if event["type"] not in LAZY_EVENTS:
+                self._urgent = True
+                self._cond.notify_all()
+            elif now - self._returned >= BATCH_EVENT_WAKE:
                 self._cond.notify_all()
 
     def wait_for_reader(self) -> None:
@@ -270,15 +272,29 @@ class Replica:
                 self._cond.wait(0.5)
 
     def poll(self, control: str | None = None, timeout: float = 0.2) -> list[dict]:
-        """Take a control request (kept until the run ends) and return pending events,
-        waiting up to ``timeout`` seconds for the first one."""
+        """Take a control request (kept until the run ends) and return the pending
+        events: at once when one of them is not lazy (:data:`LAZY_EVENTS`), else once
+        :data:`BATCH_EVENT_WAKE` s have passed since the last poll returned; after
+        ``timeout`` seconds at most (with what is pending, maybe nothing).
+
+        A poll that found batch events pending used to return them at once: the
+        driver, calling again as soon as it had handled them, polled 13-15 times a
+        second on the MLP's 0.25 s epochs, each a Ray call into the chief.
+        """
         with self._cond:
             if control is not None and self.control is None:
                 self.control = control
-            if not self._events:
-                self._cond.wait(timeout)
+            deadline = time.monotonic() + timeout
+            while True:
+                now = time.monotonic()
+                due = self._returned + BATCH_EVENT_WAKE
+                if self._urgent or (self._events and now >= due) or now >= deadline:
+                    break
+                self._cond.wait((min(due, deadline) if self._events else deadline) - now)
             events = list(self._events)
             self._events.clear()
+            self._urgent = False
+            self._returned = time.monotonic()
             self._cond.notify_all()
         return events
 
