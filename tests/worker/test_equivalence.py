@@ -113,10 +113,11 @@ def test_replicas_stay_bit_identical(kit):
 
 
 def test_replicas_use_the_cpus_they_reserved(kit):
-    """Ray tells an actor its CPUs (``OMP_NUM_THREADS``) only after its process loaded
-    OpenBLAS with one thread per core; a replica holds Lamina's threads to its actor's
-    ``num_cpus`` itself, so a one-CPU replica runs no pool worker and no bucket reducer
-    on the core its peer trains on."""
+    """Each replica reports the threads and bucket size it ran with: one thread and no
+    buckets for a one-CPU replica, its CPUs for a larger one. Whether Ray's workers
+    here imported numpy before Ray set ``OMP_NUM_THREADS`` depends on its worker pool
+    (these happen not to), so the subprocess test below is the one that reproduces
+    OpenBLAS holding a thread per core."""
     from lamina_worker.spec import compile_config
     from lamina_worker.trainer import DataParallelTrainer
 
@@ -137,7 +138,7 @@ def test_replicas_use_the_cpus_they_reserved(kit):
 def test_a_replica_holds_lamina_to_its_cpus_when_blas_took_every_core():
     """As in a Ray worker that imported numpy before Ray set ``OMP_NUM_THREADS``:
     OpenBLAS starts with two threads, which Lamina would take as its cap."""
-    code = ("import sys; from lamina.backend import threads; "
+    code = ("from lamina.backend import threads; "
             "from lamina_worker.replica import Replica; "
             "before = threads.worker_count(); Replica.use_cpus(None); kept = "
             "threads.worker_count(); Replica.use_cpus(1); print(before, kept, "
