@@ -12,7 +12,8 @@ So, by default (policy ``"auto"``), the first Lamina operation in a process sets
 to ONE thread, and Lamina parallelises itself: it cuts large work into fixed parts that
 the calling thread and a small pool of workers claim (:mod:`lamina.backend.threads`),
 with ``cores - 1`` workers (``cores`` = this process's CPU affinity, capped by the BLAS
-thread count the user had: :func:`usable_threads`).
+thread count the user had, or the lower one the environment asks for when Lamina first
+runs: :func:`usable_threads`, :func:`environment_threads`).
 
 This changes no environment variable. It does change the OpenBLAS thread count of the
 process, which a user's own numpy code then also sees; ``set_thread_policy("off")``
@@ -139,6 +140,29 @@ def set_thread_policy(policy) -> None:
             listener(True)
 
 
+#: The variables OpenBLAS reads its thread count from when it loads, in its order of
+#: precedence (the first one holding a positive count wins).
+BLAS_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "GOTO_NUM_THREADS", "OMP_NUM_THREADS")
+
+
+def environment_threads() -> int | None:
+    """The BLAS thread count the environment asks for now, or None.
+
+    OpenBLAS reads it once, when it loads. A process may set it later: Ray sets
+    ``OMP_NUM_THREADS`` to an actor's CPUs in a worker process that may have imported
+    numpy already (OpenBLAS then took a thread per core). Lamina's first use caps its
+    threads at this count too (:func:`tick`).
+    """
+    for name in BLAS_THREAD_VARIABLES:
+        try:
+            count = int(os.environ.get(name, "").strip())
+        except ValueError:
+            continue
+        if count > 0:
+            return count
+    return None
+
+
 def _available_cores() -> int:
     try:
         return max(1, len(os.sched_getaffinity(0)))
@@ -149,9 +173,10 @@ def _available_cores() -> int:
 def tick(now: float | None = None) -> None:
     """Make sure BLAS runs on one thread (cheap: one clock read most of the time).
 
-    The engine calls this on every primitive. When somebody else (the user's
-    ``threadpool_limits``) set another BLAS thread count since, that count becomes the
-    new cap of the pool and BLAS is set back to one thread.
+    The engine calls this on every primitive. At first use, the BLAS thread count
+    (capped by :func:`environment_threads`) becomes the cap of the pool. When somebody
+    else (the user's ``threadpool_limits``) set another BLAS thread count since, that
+    count becomes the new cap and BLAS is set back to one thread.
     """
     now = time.monotonic() if now is None else now
     if now < _state["next"]:
@@ -169,10 +194,13 @@ def tick(now: float | None = None) -> None:
             return
         current = ctl.get_num_threads()
         if current != 1 or _state["ceiling"] is None:
-            if _state["ceiling"] != current:
+            ceiling = current
+            if _state["ceiling"] is None:  # first use: the environment's count, if lower
+                ceiling = min(current, environment_threads() or current)
+            if _state["ceiling"] != ceiling:
                 for listener in _listeners:
                     listener(False)
-            _state["ceiling"] = current
+            _state["ceiling"] = ceiling
             if current != 1:
                 _set_threads(ctl, 1)
 

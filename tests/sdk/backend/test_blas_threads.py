@@ -56,6 +56,42 @@ def test_user_limit_caps_the_pool():
     assert threads.worker_count() == min(cores, blas_threads._state["ceiling"]) - 1
 
 
+@pytest.mark.parametrize("variables, expected", [
+    ({}, None),
+    ({"OMP_NUM_THREADS": "3"}, 3),
+    ({"OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "1"}, 2),  # OpenBLAS's precedence
+    ({"GOTO_NUM_THREADS": "4", "OMP_NUM_THREADS": "1"}, 4),
+    ({"OPENBLAS_NUM_THREADS": "0", "OMP_NUM_THREADS": "2"}, 2),  # 0 or junk: the next
+    ({"OPENBLAS_NUM_THREADS": "many", "OMP_NUM_THREADS": " 1 "}, 1),
+])
+def test_environment_threads_follows_openblas_precedence(monkeypatch, variables, expected):
+    for name in blas_threads.BLAS_THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    for name, value in variables.items():
+        monkeypatch.setenv(name, value)
+    assert blas_threads.environment_threads() == expected
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+@pytest.mark.parametrize("later, workers", [(None, 1), ("1", 0)])
+def test_a_count_the_environment_set_after_numpy_loaded_caps_the_pool(later, workers):
+    """As in a Ray actor whose worker process imported numpy before Ray set
+    ``OMP_NUM_THREADS`` to the actor's CPUs: OpenBLAS took two threads at load, then the
+    variable says one. Lamina's first use takes the lower count."""
+    numpys_wheel_openblas_or_skip()
+    code = ("import os, numpy; "
+            f"later = {later!r}; "
+            "os.environ.update({} if later is None else {'OMP_NUM_THREADS': later}); "
+            "from lamina.backend import threads; print(threads.worker_count())")
+    env = {name: value for name, value in os.environ.items()
+           if name not in blas_threads.BLAS_THREAD_VARIABLES and name != "LAMINA_THREADS"}
+    env["OMP_NUM_THREADS"] = "2"  # OpenBLAS loads with two threads
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == [str(workers)], done.stdout
+
+
 def _other_blas():
     """scipy's OpenBLAS (the library numba's np.dot calls), as one_blas_thread sees it."""
     pytest.importorskip("scipy")
