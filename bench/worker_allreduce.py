@@ -20,9 +20,16 @@ samples/s, the ratio to local ``fit`` with 2 threads, and the all-reduce's share
 step (the chief's exchange time, ``lamina_allreduce_seconds``, over its step time,
 ``lamina_train_step_seconds``, summed over those epochs: waiting for the slower replica
 included; with gradient buckets, only the part that backward did not hide). A table of
-each round's medians comes first. Both models train on 12,000 samples by default (the
-CNN's epoch is then ~2-4 s: with 3,000 samples, the default before 2026-12-05, its 24
-steps a replica made each epoch's boundaries and single stalls weigh on a 0.5 s figure).
+each round's medians comes first. By default the MLP trains on 60,000 samples, a full
+MNIST epoch as in ``ratio.py`` (~1.1 s an epoch), and the CNN on 12,000 (~2-4 s). Each
+epoch's boundary costs the replicas more than local ``fit``: the chief hands the driver
+the epoch's checkpoint state (8 MB for the MLP), and the first steps after it run late
+(~9 ms a boundary; 5-35 ms an epoch over all its steps, 12 MLP epochs recorded in both
+replicas, 2026-12-06). At 12,000 MLP samples, the default before 2026-12-06, an epoch
+is 0.25 s, and that weighs five times as much as in a real epoch (all-reduce share
+16.5% at 12,000 against 9.1% at 60,000, two runs of the same hour); with 3,000 CNN
+samples, the default before 2026-12-05, its 24 steps a replica made each epoch's
+boundaries and single stalls weigh on a 0.5 s figure.
 
 ``--bucket-cap-mb`` sets the replicas' ``LAMINA_BUCKET_CAP_MB`` (0: one exchange after
 backward; default: the library's, 1 MB buckets); ``--shared-update 0|1`` their
@@ -48,7 +55,7 @@ tree holds them (checked at the first epoch; a line says so). Their spans run fr
 ``on_epoch_begin`` to its ``on_epoch_end`` as the chief's events arrive (polled every
 0.2 s), so a span's wall time may differ from the chief's epoch time by up to a poll.
 
-    python bench/worker_allreduce.py [--rounds 3] [--epochs 4] [--mlp-samples 12000]
+    python bench/worker_allreduce.py [--rounds 3] [--epochs 4] [--mlp-samples 60000]
         [--cnn-samples 12000]
         [--models mlp,cnn] [--setups local1,local2,replicas1,replicas2] [--bucket-cap-mb 1]
         [--shared-update 1] [--overlap-update 0] [--pin-replicas auto] [--balance-chunks 1]
@@ -223,7 +230,7 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3,
                         help="whole runs of every setup, interleaved (rotated order)")
-    parser.add_argument("--mlp-samples", type=int, default=12000)
+    parser.add_argument("--mlp-samples", type=int, default=60000)
     parser.add_argument("--cnn-samples", type=int, default=12000)
     parser.add_argument("--models", default="mlp,cnn")
     parser.add_argument("--setups", default="local1,local2,replicas1,replicas2",
