@@ -47,11 +47,11 @@ RING_TIMEOUT = 600.0
 #: The chief stops producing events (and so training) while this many are unread.
 MAX_PENDING_EVENTS = 512
 #: The driver's poll hands over batch and epoch-begin events at most this often (epoch
-#: ends, checkpoints and the end wake it at once). Each poll is a Ray call into the chief that
-#: takes the chief's GIL, on the CPUs the replicas train on: at every 50 ms, the MLP's
-#: 2-replica all-reduce share was 9.0-12.5% (median 11.4%, 45-48k samples/s), at every
-#: 250 ms 9.9-12.5% (median 10.0%, 47-59k). A live progress bar then moves 4 times a
-#: second. An epoch's begin is the next batch's news.
+#: ends, checkpoints and the end wake it at once). Each poll is a Ray call into the
+#: chief that takes the chief's GIL, on the CPUs the replicas train on: at every 50 ms,
+#: the MLP's 2-replica all-reduce share was 9.0-12.5% (median 11.4%, 45-48k samples/s),
+#: at every 250 ms 9.9-12.5% (median 10.0%, 47-59k). A live progress bar then moves 4
+#: times a second. An epoch's begin is the next batch's news.
 BATCH_EVENT_WAKE = 0.25
 #: The events the poll hands over at most every BATCH_EVENT_WAKE seconds.
 LAZY_EVENTS = frozenset({"batch", "epoch_begin"})
