@@ -326,11 +326,11 @@ class Replica:
             peers: every rank's ring address in rank order (ring transport only).
 
         Returns:
-            ``{"rank", "digest", "aborted", "collective_failed", "threads"}``
+            ``{"rank", "digest", "aborted", "collective_failed", "ran_with"}``
             (``collective_failed``: the all-reduce itself failed, a peer died or was
-            lost, not a control request; ``threads``: the threads Lamina ran on and the
-            bucket size the strategy chose) and, from the chief, the final ``weights``
-            and ``optimizer``.
+            lost, not a control request; ``ran_with``: ``{"threads", "bucket_cap_mb"}``,
+            the threads Lamina ran on and the bucket size the strategy chose) and, from
+            the chief, the final ``weights`` and ``optimizer``.
         """
         from lamina_worker import checkpoint as ckpt
         from lamina_worker.spec import build_callbacks
@@ -397,7 +397,7 @@ class Replica:
             collective.close()
         out = {"rank": self.rank, "digest": final.value or digest(model), "aborted": aborted,
                "collective_failed": failed,
-               "threads": {"threads": lamina_threads.worker_count() + 1,
+               "ran_with": {"threads": lamina_threads.worker_count() + 1,
                            "bucket_cap_mb": self.strategy.bucket_cap_mb}}
         if self.rank == 0:
             out.update(model_state(model))

@@ -344,7 +344,7 @@ class DataParallelTrainer:
         if stop is not None:
             raise stop
         self.digests = [r["digest"] for r in results]
-        self.replica_threads = [r.get("threads") for r in results]
+        self.replica_threads = [r.get("ran_with") for r in results]
         if results[0]["aborted"] == "nonfinite":
             raise NonFiniteLoss(self._nonfinite)
         if len(set(self.digests)) != 1:
