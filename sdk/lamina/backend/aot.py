@@ -124,7 +124,7 @@ SCALARS = {
 RETURNS = {"none": None, "int64": ctypes.c_int64, "float64": ctypes.c_double}
 OK_STATUS = (0, -2)  # numba's call convention: OK, and OK returning None
 
-_switch_lock = threading.Lock()
+_state_lock = threading.Lock()  # guards _state: loading, replacing or dropping the library
 _state: dict = {}
 
 
@@ -446,7 +446,7 @@ def build(dispatchers: dict, extra_ir: dict | None = None, where: Path | None = 
         if work.exists():
             shutil.rmtree(work, ignore_errors=True)
     _remove_superseded(target, manifest["cpu"])
-    with _switch_lock:
+    with _state_lock:
         _state.clear()
     return {"path": str(target), "entries": sum(len(v) for v in entries.values()),
             "skipped": skipped, "built": True}
@@ -702,7 +702,7 @@ def _bind(library, manifest: dict, folder: Path) -> dict:
 def library() -> dict | None:
     """The loaded library for this process (loaded once), or None."""
     if "loaded" not in _state:
-        with _switch_lock:
+        with _state_lock:
             if "loaded" not in _state:
                 _state["loaded"] = _load()
     return _state["loaded"]
@@ -744,15 +744,15 @@ class disabled:  # noqa: N801 - a context manager, used like a function
     whose overloads it then builds from); after it, the library is looked up again."""
 
     def __enter__(self):
-        with _switch_lock:
+        with _state_lock:
             _state["loaded"] = None
 
     def __exit__(self, *exc):
-        with _switch_lock:
+        with _state_lock:
             _state.clear()
 
 
 def reset() -> None:
     """Forget the loaded library (tests; after :func:`build`)."""
-    with _switch_lock:
+    with _state_lock:
         _state.clear()
