@@ -378,9 +378,12 @@ class Replica:
         # What the process holds by now (its modules, Ray's and numba's, the model) lives
         # as long as the run: frozen, a full collection no longer walks it. Unfrozen, each
         # replica's first one (~45-50 ms on the MLP, in its second epoch) stalled its
-        # peer at the next exchange: ~95 ms an MLP job lost, 2026-12-06.
-        gc.collect()
-        gc.freeze()
+        # peer at the next exchange: ~95 ms an MLP job lost, 2026-12-06. A process that
+        # froze objects itself is left as it is (unfreezing would give back its own).
+        froze = gc.get_freeze_count() == 0
+        if froze:
+            gc.collect()
+            gc.freeze()
         try:
             if state is not None and state.get("stopped"):
                 model.stop_training = True
@@ -392,7 +395,8 @@ class Replica:
             aborted = self.strategy.abort_reason or str(exc) or "aborted"
             failed = isinstance(exc, CollectiveAborted) and self.strategy.abort_reason is None
         finally:
-            gc.unfreeze()
+            if froze:
+                gc.unfreeze()
             set_strategy(None)
             collective.close()
         out = {"rank": self.rank, "digest": final.value or digest(model), "aborted": aborted,
