@@ -206,8 +206,8 @@ def test_jobs_survive_seeded_faults(stack, aof_redis, tmp_path, seed):
         assert {c.name for c in workers if not c.alive()} == set(injector.killed_workers)
         assert len(survivors) == len(workers) - len(injector.killed_workers) >= 1
         assert all(c.alive() for c in stack.children if c.name in ("api", "ray-head"))
-        # A worker counts a finished job after its commit (once the attempt's replicas and
-        # heartbeat stopped), so a job can read "done" before its count is there to scrape.
+        # A worker counts a finished job just after its commit, so a job can read "done"
+        # before its count is there to scrape.
         succeeded = sum(r.status == "succeeded" for r in records.values())
         deadline = time.monotonic() + 30
         _scrape_all(scraper, stack, survivors)

@@ -206,6 +206,31 @@ def test_sigterm_checkpoints_and_requeues_without_counting(kit):
     kit.assert_close(kit.final_weights(job_id), expected)
 
 
+def test_an_attempt_is_counted_as_soon_as_its_outcome_is_written(kit, monkeypatch):
+    """The worker counts a committed job before it stops the attempt's heartbeat (whose
+    thread may be in a renewal against a slow Redis, for up to 5 s): a worker killed
+    meanwhile would lose the count of a job it had committed (a chaos run's
+    ``lamina_jobs_finished_total`` read 11 of 12)."""
+    from lamina_worker import callbacks, metrics
+
+    x, y = kit.blobs(96, 20)
+    job_id = kit.submit(kit.spec(kit.mlp_config(), x, y, epochs=1, replicas=1))
+    finished = metrics.JOBS_FINISHED.labels("succeeded")
+    ended = metrics.ATTEMPTS_ENDED.labels("succeeded")
+    before = finished._value.get(), ended._value.get()
+    at_stop = []  # the job's status and both counts when the heartbeat is stopped
+    stop = callbacks.Heartbeat.__exit__
+
+    def recording_stop(self, *exc):
+        at_stop.append((kit.job(job_id).status.value, finished._value.get(),
+                        ended._value.get()))
+        return stop(self, *exc)
+
+    monkeypatch.setattr(callbacks.Heartbeat, "__exit__", recording_stop)
+    assert kit.worker().run() == 1
+    assert at_stop == [("succeeded", before[0] + 1, before[1] + 1)]
+
+
 class BatchClock(Callback):
     """Records when each batch ends."""
 

@@ -141,12 +141,10 @@ class Worker:
                         "lease will expire and another worker resumes it", job.id,
                         job.attempt, exc)
             outcome = "abandoned"
+            _count_ended(outcome)
         finally:
             metrics.WORKER_BUSY.set(0)
             metrics.forget_job(job.id)
-        metrics.ATTEMPTS_ENDED.labels(outcome).inc()
-        if outcome in metrics.FINAL_OUTCOMES:
-            metrics.JOBS_FINISHED.labels(outcome).inc()
         self.outcomes.append((job.id, outcome))
         log.info("job %s attempt %d: %s in %.1fs", job.id, job.attempt, outcome,
                  time.monotonic() - start)
@@ -165,10 +163,23 @@ class Worker:
         return self.health.call_until_up(fn, *args, stop=self.shutdown)
 
     def _attempt(self, job, beat: Heartbeat) -> str:
+        """Run the attempt and count how it ended as soon as that is written, before
+        the trainer is released and the heartbeat stopped (its thread may be in a lease
+        renewal against a slow Redis: ``Heartbeat`` waits up to 5 s for it). A worker
+        killed in between would take the count of a job it had committed with it."""
+        trainers: list = []  # the attempt's trainer, once made
+        try:
+            outcome = self._run_attempt(job, beat, trainers)
+            _count_ended(outcome)
+            return outcome
+        finally:
+            for trainer in trainers:
+                trainer.shutdown()
+
+    def _run_attempt(self, job, beat: Heartbeat, trainers: list) -> str:
         consumer = self.consumer
         lease = Lease(consumer, job, beat, self.settings.lease_seconds, stop=self.shutdown)
         progress = Progress(consumer, job, health=self.health)
-        trainer = None
         try:
             datasets = [self.storage.load_dataset(d) for d in job.dataset_ids]
             job_plan = plan(job.id, job.spec, datasets, self.max_replicas)
@@ -186,6 +197,7 @@ class Worker:
                 initial_epoch=job_plan.initial_epoch, callbacks_spec=job_plan.callbacks,
                 job_id=job.id, initial_weights=start_weights,
                 placement=self.settings.replica_placement)
+            trainers.append(trainer)
             trainer.fence_check = self._fence_check(lease, progress.outbox)
             # The job's own callbacks run on the chief replica; these watch its events.
             callbacks = [lease, progress, PrometheusMetrics(job.id),
@@ -232,9 +244,6 @@ class Worker:
                 log.warning("job %s: failure not recorded (fenced out)", job.id)
                 return "fenced"
             return "retry" if status.value == "queued" else "failed"
-        finally:
-            if trainer is not None:
-                trainer.shutdown()
 
     def _write_model(self, job, model, lease: Lease) -> str:
         """Save the final model atomically; the fencing check is the last thing before.
@@ -254,3 +263,10 @@ class Worker:
             digest = hashlib.sha256(tmp.read_bytes()).hexdigest()
             lease.confirm()
         return f"model.keras@sha256:{digest[:16]}"
+
+
+def _count_ended(outcome: str) -> None:
+    """Count an attempt's end (and a job's, for a final outcome) in the worker's metrics."""
+    metrics.ATTEMPTS_ENDED.labels(outcome).inc()
+    if outcome in metrics.FINAL_OUTCOMES:
+        metrics.JOBS_FINISHED.labels(outcome).inc()
