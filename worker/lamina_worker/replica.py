@@ -311,7 +311,10 @@ class Replica:
         (:func:`lamina.backend.blas_threads.usable_threads`), so a one-CPU replica ran a
         pool worker and, taking the second core for granted, reduced its gradients in
         buckets on a second thread (:func:`lamina.distribute.buckets.overlap_pays`),
-        on the core its peer trains on. The policy says it instead.
+        on the core its peer trains on. The policy says it instead. (Lamina's first use
+        in a process also caps its threads at the environment's count,
+        :func:`lamina.backend.blas_threads.environment_threads`; this holds too where
+        Lamina ran in the worker process before Ray set the variable.)
         """
         if cpus is not None:
             lamina_threads.set_thread_policy(max(1, math.floor(float(cpus))))
@@ -402,7 +405,7 @@ class Replica:
         out = {"rank": self.rank, "digest": final.value or digest(model), "aborted": aborted,
                "collective_failed": failed,
                "ran_with": {"threads": lamina_threads.worker_count() + 1,
-                           "bucket_cap_mb": self.strategy.bucket_cap_mb}}
+                            "bucket_cap_mb": self.strategy.bucket_cap_mb}}
         if self.rank == 0:
             out.update(model_state(model))
             self.emit({"type": "done", "aborted": aborted})
