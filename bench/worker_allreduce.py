@@ -7,7 +7,18 @@ For the benchmark models of ``lamina_models.py`` (MLP 784-512-512-10 with dropou
 * local ``fit`` with 1 and with 2 BLAS threads;
 * the worker's :class:`~lamina_worker.trainer.DataParallelTrainer` (SPMD replicas on
   the shared-memory all-reduce) with 1 and 2 replicas, each an actor with one CPU
-  (Ray sets one BLAS thread per actor).
+  (Ray sets one BLAS thread per actor);
+* two independent local ``fit`` runs at once, each an actor with one CPU pinned as the
+  replicas are, on its half of the data at half the batch (the steps of one replica),
+  exchanging nothing: data parallelism with a free all-reduce, on this machine at that
+  moment. Its epoch is the later of the two runs' (epoch by epoch); the column "vs 2
+  independent fits" compares each setup with it. Two busy vCPUs are not twice one
+  (the host's other work, shared cache and memory bandwidth), and this row measures
+  that in the same run instead of assuming 2x. Each run also does the whole optimizer
+  update, which two replicas with the shared update split between them: for the MLP
+  (670k parameters) it is ~14% of such a step (0.23 of 1.63 ms at batch 64 on one
+  thread, ``replica_step_profile.py``, 2026-12-06), so replicas can beat this row; for
+  the CNN (35k) it is negligible, and the row is the replicas' ceiling.
 
 Per-epoch time excludes start-up: local epochs are timed by a callback; replicas by the
 chief from ``on_epoch_begin`` to ``on_epoch_end`` (``lamina_job_samples_per_second``).
@@ -56,8 +67,8 @@ tree holds them (checked at the first epoch; a line says so). Their spans run fr
 0.2 s), so a span's wall time may differ from the chief's epoch time by up to a poll.
 
     python bench/worker_allreduce.py [--rounds 3] [--epochs 4] [--mlp-samples 60000]
-        [--cnn-samples 12000]
-        [--models mlp,cnn] [--setups local1,local2,replicas1,replicas2] [--bucket-cap-mb 1]
+        [--cnn-samples 12000] [--models mlp,cnn]
+        [--setups local1,local2,replicas1,replicas2,independent2] [--bucket-cap-mb 1]
         [--shared-update 1] [--overlap-update 0] [--pin-replicas auto] [--balance-chunks 1]
         [--spans-json spans.json]
 """
@@ -89,8 +100,8 @@ def config(kind: str) -> dict:
     return json.loads(build(kind).to_json())
 
 
-def local(kind: str, x, y, epochs: int, threads: int,
-          thread_stats: bool = False) -> tuple[list[float], list]:
+def local(kind: str, x, y, epochs: int, threads: int, thread_stats: bool = False,
+          batch: int = BATCH, spans: bool = True) -> tuple[list[float], list]:
     from quiet import Span, descendants
     from threadpoolctl import threadpool_limits
 
@@ -100,21 +111,23 @@ def local(kind: str, x, y, epochs: int, threads: int,
     from lamina.models import model_from_config
 
     times: list[float] = []
-    spans: list = []
+    measured: list = []  # per epoch, its span (none when not `spans`)
 
     tree: list[int] = []
 
     class Clock(Callback):
         # The span brackets the clock: its /proc reads stay outside the timed epoch.
         def on_epoch_begin(self, epoch, logs=None):
-            if epoch == 0:  # the tree (Ray's processes) is the same for the whole run
+            if spans and epoch == 0:  # the tree (Ray's processes) is the same all run
                 tree[:] = descendants(os.getpid())
-            spans.append(Span(threads=thread_stats, pids=tree).__enter__())
+            if spans:
+                measured.append(Span(threads=thread_stats, pids=tree).__enter__())
             self.start = time.perf_counter()
 
         def on_epoch_end(self, epoch, logs=None):
             times.append(time.perf_counter() - self.start)
-            spans[-1].__exit__(None, None, None)
+            if spans:
+                measured[-1].__exit__(None, None, None)
 
     # Lamina's own pool follows the BLAS thread count it found at first use, not a later
     # threadpool_limits(1) (BLAS already runs one thread): the policy says "1 thread".
@@ -124,10 +137,53 @@ def local(kind: str, x, y, epochs: int, threads: int,
             lamina.utils.set_random_seed(0)
             model = model_from_config(config(kind))
             model.compile(**COMPILE)
-            model.fit(x, y, batch_size=BATCH, epochs=epochs, verbose=0, callbacks=[Clock()])
+            model.fit(x, y, batch_size=batch, epochs=epochs, verbose=0, callbacks=[Clock()])
         finally:
             lamina_threads.set_thread_policy("auto")
-    return times, spans
+    return times, measured
+
+
+def independent(kind: str, x, y, epochs: int, thread_stats: bool = False):
+    """Two local ``fit`` runs at once, nothing exchanged (see the module's docstring):
+    (per epoch the later run's time, None, per epoch the span of the whole run)."""
+    import ray
+    from quiet import Span, descendants
+
+    from lamina.distribute.pinning import allowed_cpus
+
+    @ray.remote(num_cpus=1)
+    class Alone:
+        """One of the two runs: an actor as a replica is (one CPU, Ray's one BLAS
+        thread, Ray's niceness), pinned to a CPU as replicas that fill the machine."""
+
+        def pid(self) -> int:
+            return os.getpid()
+
+        def fit(self, x, y, cpu: int | None) -> list[float]:
+            from lamina.distribute.pinning import pinned
+
+            with pinned(cpu):
+                times, _ = local(kind, x, y, epochs, 1, batch=BATCH // 2, spans=False)
+            return times
+
+    cpus = allowed_cpus()
+    runs = [Alone.remote() for _ in range(2)]
+    try:
+        pids = ray.get([run.pid.remote() for run in runs])
+        tree = descendants(os.getpid())
+        print(f"bench-{kind}-independent: pids {pids} in this process's tree: "
+              f"{all(p in tree for p in pids)}", flush=True)
+        half = len(x) // 2
+        parts = [(x[:half], y[:half]), (x[half:], y[half:])]
+        # Both start together and run alone: their epochs are timed inside each run, and
+        # one span covers the whole of both (the driver sees no epoch boundary).
+        with Span(threads=thread_stats, pids=tree) as span:
+            times = ray.get([run.fit.remote(*part, cpus[rank] if len(cpus) == 2 else None)
+                             for rank, (run, part) in enumerate(zip(runs, parts))])
+    finally:
+        for run in runs:
+            ray.kill(run)
+    return [max(pair) for pair in zip(*times)], None, [span] * epochs
 
 
 def distributed(kind: str, x, y, epochs: int, replicas: int,
@@ -190,7 +246,8 @@ def quiet_rows(runs: dict, n: dict) -> list[str]:
 
 
 SETUPS = {"local1": "local fit, 1 thread", "local2": "local fit, 2 threads",
-          "replicas1": "1 replica", "replicas2": "2 replicas"}
+          "replicas1": "1 replica", "replicas2": "2 replicas",
+          "independent2": "2 independent fits"}
 
 
 def run_setup(key: str, kind: str, x, y, epochs: int, thread_stats: bool = False):
@@ -199,6 +256,8 @@ def run_setup(key: str, kind: str, x, y, epochs: int, thread_stats: bool = False
     if key.startswith("local"):
         times, spans = local(kind, x, y, epochs, int(key[-1]), thread_stats)
         return times, None, spans
+    if key == "independent2":
+        return independent(kind, x, y, epochs, thread_stats)
     return distributed(kind, x, y, epochs, int(key[-1]), thread_stats)
 
 
@@ -208,20 +267,23 @@ def _times(ratio: float) -> str:
 
 
 def summary(kind: str, n: int, every: dict) -> list[tuple]:
-    """``(kind, setup, epoch s, samples/s, vs local 2 threads, vs 1 replica, share)`` per
-    setup of ``kind``: medians over every timed epoch of every round; the share is the
-    chief's all-reduce seconds over its step seconds summed over those epochs."""
+    """``(kind, setup, epoch s, samples/s, vs local 2 threads, vs 1 replica, vs 2
+    independent fits, share)`` per setup of ``kind``: medians over every timed epoch of
+    every round; the share is the chief's all-reduce seconds over its step seconds
+    summed over those epochs."""
     medians = {setup: statistics.median(times) for (k, setup), (times, _, _) in every.items()
                if k == kind}
     base = medians.get(SETUPS["local2"], float("nan"))
     one = medians.get(SETUPS["replicas1"], float("nan"))
+    ceiling = medians.get(SETUPS["independent2"], float("nan"))
     rows = []
     for (k, setup), (_, sums, _) in every.items():
         if k != kind:
             continue
         epoch = medians[setup]
         share = None if sums is None else sums[0] / max(sums[1], 1e-9)
-        rows.append((kind, setup, epoch, n / epoch, base / epoch, one / epoch, share))
+        rows.append((kind, setup, epoch, n / epoch, base / epoch, one / epoch,
+                     ceiling / epoch, share))
     return rows
 
 
@@ -233,8 +295,9 @@ def main(argv=None) -> int:
     parser.add_argument("--mlp-samples", type=int, default=60000)
     parser.add_argument("--cnn-samples", type=int, default=12000)
     parser.add_argument("--models", default="mlp,cnn")
-    parser.add_argument("--setups", default="local1,local2,replicas1,replicas2",
-                        help="comma-separated subset; vs-ratios need local2 / replicas1")
+    parser.add_argument("--setups", default=",".join(SETUPS),
+                        help="comma-separated subset; vs-ratios need local2 / replicas1 / "
+                             "independent2")
     parser.add_argument("--bucket-cap-mb", default=None,
                         help="the replicas' LAMINA_BUCKET_CAP_MB (0: no buckets)")
     parser.add_argument("--shared-update", choices=("0", "1"), default=None,
@@ -331,14 +394,14 @@ def main(argv=None) -> int:
                     f"{cells[SETUPS[k]]:.3f} s" for k in keys) + " |")
         print()
     print("| model | setup | epoch s | samples/s | vs local 2 threads | vs 1 replica "
-          "| all-reduce share |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
+          "| vs 2 independent fits | all-reduce share |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for kind in kinds:
-        for _, setup, epoch, rate, vs_local, vs_one, share in summary(kind, sizes[kind],
-                                                                      every):
+        for _, setup, epoch, rate, vs_local, vs_one, vs_free, share in summary(
+                kind, sizes[kind], every):
             share_text = "-" if share is None else f"{share:.1%}"
             print(f"| {kind} | {setup} | {epoch:.2f} | {rate:,.0f} | {_times(vs_local)} | "
-                  f"{_times(vs_one)} | {share_text} |")
+                  f"{_times(vs_one)} | {_times(vs_free)} | {share_text} |")
     print(f"\nquiet epochs: others (CPU/s of every process outside this one's tree, steal "
           f"included) < {QUIET}; medians over the {timed} timed epochs\n")
     print("| model | setup | epoch s, all | samples/s, all | quiet epochs | epoch s, quiet "

@@ -23,9 +23,11 @@ def test_epochs_carry_their_spans(tmp_path):
          "--spans-json", str(spans)],
         capture_output=True, text=True, timeout=240, check=True).stdout
     assert "| mlp | local fit, 1 thread | " in out  # the table the notes parse, unchanged
-    # Ratios to setups that did not run (local 2 threads, 1 replica) read "-", not "nanx".
-    assert re.search(r"^\| mlp \| local fit, 1 thread \| [\d.]+ \| [\d,]+ \| - \| - \| - \|$",
-                     out, re.M), out
+    # Ratios to setups that did not run (local 2 threads, 1 replica, 2 independent fits)
+    # read "-", not "nanx".
+    assert re.search(
+        r"^\| mlp \| local fit, 1 thread \| [\d.]+ \| [\d,]+ \| - \| - \| - \| - \|$",
+        out, re.M), out
     runs = re.findall(r"mlp local fit, 1 thread epochs: (.*)", out)
     assert len(runs) == 2, out  # one line a round
     for line in runs:
@@ -72,13 +74,41 @@ def test_epochs_carry_their_spans(tmp_path):
     assert all(r["span"]["wait"] is None and r["span"]["nvcsw"] is None for r in records)
 
 
+@pytest.mark.slow
+def test_two_independent_fits_run_at_once_on_their_halves(tmp_path):
+    spans = tmp_path / "spans.json"
+    out = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "bench", "worker_allreduce.py"), "--models", "mlp",
+         "--setups", "local1,independent2", "--epochs", "3", "--rounds", "1",
+         "--mlp-samples", "4096", "--spans-json", str(spans)],
+        capture_output=True, text=True, timeout=300, check=True).stdout
+    assert re.search(r"bench-mlp-independent: pids \[\d+, \d+\] in this process's tree: True",
+                     out), out
+    # Its own ratio is 1.00x; local fit on one thread against it is the ceiling's share.
+    row = re.search(r"^\| mlp \| 2 independent fits \| ([\d.]+) \| [\d,]+ \| - \| - \| "
+                    r"1\.00x \| - \|$", out, re.M)
+    assert row, out
+    one = re.search(r"^\| mlp \| local fit, 1 thread \| ([\d.]+) \| [\d,]+ \| - \| - \| "
+                    r"([\d.]+)x \| - \|$", out, re.M)
+    assert one, out
+    assert abs(float(one.group(2)) - float(row.group(1)) / float(one.group(1))) < 0.02, out
+    records = [r for r in json.loads(spans.read_text()) if r["setup"] == "2 independent fits"]
+    assert len(records) == 3
+    # Each of the two runs fits half the samples at half the batch: the same steps as one
+    # replica of two, each run on one BLAS thread; one span covers the whole of both.
+    assert len({json.dumps(r["span"]) for r in records}) == 1
+    span = records[0]["span"]
+    assert span["seconds"] >= max(r["seconds"] for r in records)
+    assert 0.8 < span["tree"] <= span["busy"] + 0.3, span
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--rounds", "0"], "--epochs must be >= 2 (the first is a warm-up) and --rounds >= 1. "
                         "Received: --epochs 4, --rounds 0"),
     (["--epochs", "1"], "Received: --epochs 1, --rounds 3"),
     (["--setups", "local2,replicas9"], "--setups takes a comma-separated subset of "
-                                      "local1,local2,replicas1,replicas2. Received: "
-                                      "'local2,replicas9'"),
+                                      "local1,local2,replicas1,replicas2,independent2. "
+                                      "Received: 'local2,replicas9'"),
 ])
 def test_bad_arguments_are_refused_naming_them(argv, message):
     out = subprocess.run(
