@@ -261,9 +261,24 @@ class DataParallel(GradientExchange, Strategy):
                 self._shared.unshare()
 
     def _epoch_batches(self, model, iterator, epoch: int, skip: int):
+        # Arrays: the adapter gathers only this rank's rows of each batch (a shuffled
+        # batch's gather is ~16 us for 64 MNIST rows, 31 us for 128); other sources
+        # hand over whole batches, and this rank slices its rows.
+        adapter = getattr(iterator, "adapter", None)
+        parted = hasattr(adapter, "part")
+        if parted:
+            adapter.part = lambda n: self._split(n)[:2]
+        try:
+            yield from self._rank_batches(model, iterator, epoch, skip,
+                                          adapter if parted else None)
+        finally:
+            if parted:
+                adapter.part = None
+
+    def _rank_batches(self, model, iterator, epoch: int, skip: int, adapter):
         seen = 0
         for step, batch in iterator.epoch():
-            n = batch_size(batch)
+            n = batch_size(batch) if adapter is None else adapter.batch_rows
             seen += n
             if step < skip:
                 continue
@@ -273,8 +288,8 @@ class DataParallel(GradientExchange, Strategy):
                 return
             lo, hi, self._share, self._weights = self._split(n)
             self.step_samples = n
-            local = map_structure(lambda a, rows=slice(lo, hi): None if a is None else a[rows],
-                                  batch)
+            local = batch if adapter is not None else map_structure(
+                lambda a, rows=slice(lo, hi): None if a is None else a[rows], batch)
             shared = self._shared_for(model)
             if shared is not None:
                 shared.share()

@@ -82,15 +82,23 @@ def standardize_batch(batch, index: int, source: str, class_weight=None):
 
 
 class ArrayAdapter:
-    """Arrays sliced into batches (in order, shuffled, or shuffled by batch)."""
+    """Arrays sliced into batches (in order, shuffled, or shuffled by batch).
+
+    ``part``, when set (a data-parallel replica sets it for its epochs), maps a batch's
+    row count ``n`` to the ``(lo, hi)`` rows of it this process trains on, and only
+    those rows are gathered; :attr:`batch_rows` is then the whole batch's row count.
+    """
 
     def __init__(self, x, y, sample_weight, n, batch_size, shuffle=False, rng=None, steps=None):
         self.x, self.y, self.sample_weight = x, y, sample_weight
         self._batches = data_utils.BatchIterator(n, batch_size, shuffle, rng, steps)
         self.num_batches = self._batches.num_batches
+        self.part = None
+        self.batch_rows = 0  # rows of the last batch handed out, before `part`
 
     def passes(self):
         for index in self._batches.epoch():
+            index, self.batch_rows = _rows_of(index, self.part)
             yield data_utils.pack_x_y_sample_weight(
                 data_utils.take(self.x, index), data_utils.take(self.y, index),
                 data_utils.take(self.sample_weight, index))
@@ -100,6 +108,18 @@ class ArrayAdapter:
 
     def on_epoch_end(self):
         pass
+
+
+def _rows_of(index, part):
+    """``(rows to gather, the batch's row count)`` for a batch's ``index`` (an int array
+    or a slice), all of them or ``part(n)``'s ``(lo, hi)`` of them."""
+    n = index.stop - index.start if isinstance(index, slice) else len(index)
+    if part is None:
+        return index, n
+    lo, hi = part(n)
+    if isinstance(index, slice):
+        return slice(index.start + lo, index.start + hi), n
+    return index[lo:hi], n
 
 
 class PyDatasetAdapter:

@@ -258,3 +258,32 @@ def test_bad_steps_per_epoch_names_the_value():
     x, y = _data()
     with pytest.raises(ValueError, match=r"steps_per_epoch=0"):
         _model().fit(_infinite(x, y), steps_per_epoch=0, verbose=0)
+
+
+@pytest.mark.parametrize("shuffle", [False, True, "batch"])
+def test_an_array_adapters_part_gathers_only_those_rows_of_each_batch(shuffle):
+    # A data-parallel replica sets `part`: it must get exactly its rows of the batch it
+    # would have sliced from the whole one, with the whole batch's size alongside.
+    from lamina.models.data_adapters import ArrayAdapter
+
+    x, y = _data(n=90)
+    w = np.arange(90, dtype="float32")
+
+    def adapter():
+        return ArrayAdapter(x, y, w, 90, BATCH, shuffle, np.random.default_rng(3))
+
+    whole = list(adapter().passes())
+    parted = adapter()
+    parted.part = lambda n: (n // 3, n - 2)
+    rows = []
+    for (bx, by, bw), (px, py, pw) in zip(whole, parted.passes()):
+        n = len(bx)
+        rows.append(parted.batch_rows)
+        for full, part in ((bx, px), (by, py), (bw, pw)):
+            np.testing.assert_array_equal(part, full[n // 3:n - 2])
+    # The whole batches' sizes (one of 10 rows, last unless batches are shuffled), not
+    # the parts'.
+    assert rows == [len(bx) for bx, _, _ in whole] and sorted(rows) == [10] + [16] * 5
+    parted.part = None  # unset: whole batches again
+    for (bx, _, _), (px, _, _) in zip(adapter().passes(), parted.passes()):
+        assert len(px) == len(bx)
