@@ -122,3 +122,34 @@ def fail_slowly_on_rank(failing: int, model_json: str, compile_kwargs: dict, x, 
     if get_strategy().rank == failing:
         raise SlowToReport(f"rank {failing} fails on purpose, slowly")
     return local.fit_replica(model_json, compile_kwargs, 5, x, y, fit_kwargs)
+
+
+def fit_and_count_gathered_rows(*args, **kwargs) -> dict:
+    """``local.fit_replica(*args)`` plus the row count of every training batch of ``x``
+    this replica gathered from the arrays (``lamina.models.data.take``), and whether the
+    adapter's ``part`` was cleared once ``fit`` ended."""
+    import numpy as np
+
+    from lamina.models import data, data_adapters
+
+    gathered, adapters = [], []
+    original_take, original_init = data.take, data_adapters.ArrayAdapter.__init__
+
+    def take(structure, index):
+        rows = original_take(structure, index)
+        if type(rows) is np.ndarray and rows.ndim == 2:  # x (y and weights are 1-D)
+            gathered.append(len(rows))
+        return rows
+
+    def init(self, *a, **k):
+        original_init(self, *a, **k)
+        adapters.append(self)
+
+    data.take, data_adapters.ArrayAdapter.__init__ = take, init
+    try:
+        result = local.fit_replica(*args, **kwargs)
+    finally:
+        data.take, data_adapters.ArrayAdapter.__init__ = original_take, original_init
+    result["gathered"] = gathered
+    result["parts_left"] = [a.part is not None for a in adapters]
+    return result

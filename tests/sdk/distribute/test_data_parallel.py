@@ -144,3 +144,28 @@ def test_a_layer_drawing_per_replica_does_not_split_the_shuffle():
     assert first["rng_state"] == second["rng_state"]
     for a, b in zip(first["weights"], second["weights"]):
         assert a.tobytes() == b.tobytes()
+
+
+def test_each_replica_gathers_only_its_rows_of_every_batch():
+    """From arrays a replica gathers its ``array_split`` slice of each batch (10 of 20
+    rows; of the short last batch of 15, 8 and 7), not the whole batch it then sliced;
+    the adapter's part is cleared when ``fit`` ends, and the weights still equal local
+    ``fit``'s."""
+    import os
+    import sys
+
+    sys.path.insert(0, os.path.dirname(__file__))
+    import bucket_replica
+
+    x, y = _data(75, (12,))
+    model = _mlp(0.3)
+    fit = {"batch_size": 20, "epochs": 2, "shuffle": True}
+    n = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    reference = local.fit_replica(model.to_json(), COMPILE, 5, x, y, fit)
+    results = local.launch(bucket_replica.fit_and_count_gathered_rows, 2, model.to_json(),
+                           COMPILE, 5, x, y, fit, n=n, timeout=120)
+    for rank, result in enumerate(results):
+        assert result["gathered"] == [10, 10, 10, 8 - rank] * 2, (rank, result["gathered"])
+        assert result["parts_left"] == [False], result["parts_left"]
+        for a, b in zip(result["weights"], reference["weights"]):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
