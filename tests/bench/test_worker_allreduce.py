@@ -85,13 +85,17 @@ def test_two_independent_fits_run_at_once_on_their_halves(tmp_path):
     assert re.search(r"bench-mlp-independent: pids \[\d+, \d+\] in this process's tree: True",
                      out), out
     # Its own ratio is 1.00x; local fit on one thread against it is the ceiling's share.
-    row = re.search(r"^\| mlp \| 2 independent fits \| ([\d.]+) \| [\d,]+ \| - \| - \| "
+    row = re.search(r"^\| mlp \| 2 independent fits \| [\d.]+ \| ([\d,]+) \| - \| - \| "
                     r"1\.00x \| - \|$", out, re.M)
     assert row, out
-    one = re.search(r"^\| mlp \| local fit, 1 thread \| ([\d.]+) \| [\d,]+ \| - \| - \| "
+    one = re.search(r"^\| mlp \| local fit, 1 thread \| [\d.]+ \| ([\d,]+) \| - \| - \| "
                     r"([\d.]+)x \| - \|$", out, re.M)
     assert one, out
-    assert abs(float(one.group(2)) - float(row.group(1)) / float(one.group(1))) < 0.02, out
+    # The ratio is the two setups' rates (whole samples/s: the epoch seconds' two decimals
+    # are too coarse for this run's ~0.1 s epochs).
+    rate = {name: float(m.group(1).replace(",", "")) for name, m in (("pair", row),
+                                                                     ("one", one))}
+    assert abs(float(one.group(2)) - rate["one"] / rate["pair"]) <= 0.006, out
     records = [r for r in json.loads(spans.read_text()) if r["setup"] == "2 independent fits"]
     assert len(records) == 3
     # Each of the two runs fits half the samples at half the batch: the same steps as one
