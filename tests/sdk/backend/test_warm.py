@@ -9,6 +9,8 @@ import sys
 
 import pytest
 
+from lamina.backend import gemm
+
 pytest.importorskip("numba")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
@@ -62,7 +64,9 @@ def test_warm_compiles_once_and_later_processes_load_every_kernel(tmp_path):
     first = _json(_run(["-m", "lamina.cli", "warm", "--json"], cache, LAMINA_AOT_DIR=library))
     assert first["compiled"] > 20 and first["loaded"] == 0, first
     assert len(first["replicas"]) == 2
-    assert first["library"]["built"] is True and first["library"]["entries"] > 20, first
+    # The GEMM driver's overloads are compiled only where its kernel runs (AVX-512).
+    least = 20 if gemm._why_not() is None else 12
+    assert first["library"]["built"] is True and first["library"]["entries"] > least, first
     assert first["library"]["path"].startswith(library)
     trained = _json(_run(["-c", TRAIN, os.path.join(ROOT, "bench")], cache,
                          LAMINA_AOT_DIR=library))
