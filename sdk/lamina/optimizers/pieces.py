@@ -131,10 +131,14 @@ class UpdateInPieces:
         if self.started and not self._ranged:
             raise RuntimeError("range updates cannot follow variable pieces")
         self._ranged = True
-        opt, seg, parts = self.optimizer, self.segment, []
+        opt, parts = self.optimizer, []
         for lo, hi, at in pieces:
-            np.copyto(seg.grad[at:at + hi - lo], source[lo:hi])
-            parts += _range_parts(opt, at, at + hi - lo)
+            # The update reads the gradients where they are: no copy into the flat
+            # gradient buffer first (1.34 MB a step for a rank's half of the MLP's
+            # exchange: ~0.1 ms; the kernels only read a gradient).
+            for _, param in _range_parts(opt, at, at + hi - lo):
+                unit = opt._units[id(param)]
+                parts.append((source[lo + unit.start - at:lo + unit.stop - at], param))
         self._update(parts)
         if flush:
             for lo, hi, at in pieces:

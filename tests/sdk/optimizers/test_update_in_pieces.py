@@ -76,6 +76,44 @@ def test_pieces_give_the_bits_of_one_apply(name, make, monkeypatch):
     assert int(pieces.iterations.data) == len(orders)
 
 
+@pytest.mark.parametrize("name,make", ELEMENTWISE, ids=[n for n, _ in ELEMENTWISE])
+def test_pieces_read_from_a_source_in_another_layout_give_the_bits_of_one_apply(
+        name, make, monkeypatch):
+    """``apply_pieces`` updates from ranges of a flat source laid out as the gradient
+    buckets lay it out (the last variable first), in several calls of cut pieces, and
+    reads the source where it is: it is left as it was, and the optimizer's own flat
+    gradient buffer plays no part (filled with NaN here)."""
+    monkeypatch.setattr(optimizers.Optimizer, "denormal_flush_interval", 2)
+    whole, pieces = make(), make()
+    a, b = _variables(), _variables()
+    whole.build(a)
+    pieces.build(b)
+    sizes = [int(np.prod(shape)) for shape in SHAPES]
+    flat_at = np.concatenate([[0], np.cumsum(sizes)]).tolist()  # the optimizer's layout
+    order = list(reversed(range(len(SHAPES))))  # the source's layout
+    source_at, at = {}, 0
+    for i in order:
+        source_at[i], at = at, at + sizes[i]
+    for step in range(3):
+        grads = _grads(step)
+        source = np.concatenate([grads[i].reshape(-1) for i in order])
+        before = source.copy()
+        whole.apply(grads, a)
+        pieces._segments[0].grad[:] = np.nan
+        plan = pieces.begin_update_in_pieces()
+        # Variable 0 in two pieces (one in each call), the others whole.
+        half = sizes[0] // 2
+        calls = [[(source_at[0], source_at[0] + half, 0), (source_at[3], source_at[3] + 7,
+                                                           flat_at[3])],
+                 [(source_at[0] + half, source_at[0] + sizes[0], half),
+                  *[(source_at[i], source_at[i] + sizes[i], flat_at[i]) for i in (1, 2)]]]
+        for call in calls:
+            plan.apply_pieces(source, call, flush=step % 2 == 1)
+        pieces.apply(grads, b)
+        assert np.array_equal(source, before)
+        assert _state(whole, a) == _state(pieces, b), f"step {step}"
+
+
 def test_a_missing_gradient_leaves_its_variable_and_slots_alone():
     whole, pieces = optimizers.Adam(), optimizers.Adam()
     a, b = _variables(), _variables()
