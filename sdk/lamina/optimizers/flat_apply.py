@@ -36,6 +36,8 @@ from lamina.optimizers.buffers import Segment, Unit, gather, new_variable, unit_
 _FLUSH_THRESHOLD = 1e-20
 # update_step implementations that are purely elementwise (no per-call state, no norms):
 # run over fixed slices of the flat buffers in parallel, with bit-identical results.
+# They only read their gradient: UpdateInPieces.apply_pieces hands them slices of the
+# replicas' shared exchange result, not of the optimizer's own buffer.
 _ELEMENTWISE_STEPS = frozenset({
     ("lamina.optimizers.adam", "Adam.update_step"),
     ("lamina.optimizers.sgd", "SGD.update_step"),

@@ -109,6 +109,7 @@ def test_pieces_read_from_a_source_in_another_layout_give_the_bits_of_one_apply(
                   *[(source_at[i], source_at[i] + sizes[i], flat_at[i]) for i in (1, 2)]]]
         for call in calls:
             plan.apply_pieces(source, call, flush=step % 2 == 1)
+        assert np.isnan(pieces._segments[0].grad).all()  # read in place, never copied
         pieces.apply(grads, b)
         assert np.array_equal(source, before)
         assert _state(whole, a) == _state(pieces, b), f"step {step}"
