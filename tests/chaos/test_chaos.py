@@ -178,9 +178,11 @@ def test_jobs_survive_seeded_faults(stack, aof_redis, tmp_path, seed):
     from lamina.client import Client
     from lamina_service import diskio
 
-    # A Ray head restart costs ~40 s (every running attempt fails and backs off before
-    # its retry): one seed in three draws it, to keep three seeds within CI's budget
-    # (tests/chaos/test_ray_faults.py restarts the head in every run).
+    # A Ray head restart costs ~10-20 s (every running attempt fails, and its retry waits
+    # for a new Ray driver process to join; until raylink's overdue polls checked Ray, a
+    # driver could also wait out its 60 s poll timeout): one seed in three draws it, to
+    # keep three seeds within CI's budget (tests/chaos/test_ray_faults.py restarts the
+    # head in every run).
     kinds = [k for k in KINDS if k != "restart_ray" or np.random.default_rng(seed).random()
              < 1 / 3]
     plan = Plan.draw(seed, kinds=kinds, count=len(kinds))

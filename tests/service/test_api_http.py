@@ -108,9 +108,15 @@ def test_endless_body_in_process_is_not_buffered(app, settings):
 
 
 def test_redis_sigkill_during_500_submissions(tmp_path, settings):
+    """Redis is SIGKILLed at submission 150 and started again ``outage`` submissions
+    later: each one in between answers 503 "unavailable" (never a 500, never hangs),
+    the API recovers by itself, and every acknowledged job survives one more SIGKILL."""
     from lamina_service.api import create_app
     from lamina_service.redis_server import RedisServer
 
+    # Each 503 spends the client's retry policy (~0.35 s of backoff): 100 of them were
+    # 37 of the test's 40 s, and each answers alike.
+    outage = 25
     redis_server = RedisServer(appendonly=True, data_dir=str(tmp_path / "redis"))
     (tmp_path / "redis").mkdir()
     redis_server.start()
@@ -124,7 +130,7 @@ def test_redis_sigkill_during_500_submissions(tmp_path, settings):
             for n in range(500):
                 if n == 150:
                     redis_server.kill()
-                if n == 250:
+                if n == 150 + outage:
                     redis_server.start()
                 reply = http.post("/v1/jobs", json=body)
                 statuses.append(reply.status_code)
@@ -133,7 +139,8 @@ def test_redis_sigkill_during_500_submissions(tmp_path, settings):
                 else:
                     assert reply.json()["error"]["code"] == "unavailable"
             assert set(statuses) <= {202, 503}, sorted(set(statuses))
-            assert statuses.count(503) >= 90 and len(accepted) >= 390
+            assert statuses[150:150 + outage] == [503] * outage, statuses[150:150 + outage]
+            assert len(accepted) >= 500 - outage - 10
             redis_server.kill()  # once more, then check everything acknowledged survived
             redis_server.start()
             for job_id in accepted:

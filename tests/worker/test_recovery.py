@@ -48,9 +48,11 @@ def test_sigkill_worker_resumes_from_checkpoint(kit):
     """Five jobs, each interrupted by SIGKILL of its worker process at a random batch;
     a second worker resumes every one from its last checkpoint to the weights of an
     uninterrupted run."""
-    # Leases outlive the five kills, so each new process claims the next fresh job
-    # instead of reclaiming a killed one; finish_all then waits for them to expire.
-    kit.settings.lease_seconds = 15.0
+    # The kit's 2 s leases expire while the next process starts (~5 s here), so each new
+    # process first resumes the job killed before (expired leases are claimed first),
+    # then claims its own fresh job, which the test kills in turn; the last one is
+    # resumed by finish_all. (With 15 s leases, meant to outlive the five kills, the
+    # fifth process resumed the first three jobs anyway, and finish_all idled ~15 s.)
     jobs = [long_job(kit, seed=s) for s in range(7, 12)]
     ids = [kit.submit(spec) for spec, _, _ in jobs]
     for index, job_id in enumerate(ids):

@@ -1,9 +1,10 @@
 """A job's replicas on two Ray nodes: one per node, all-reducing over the TCP ring.
 
-The slow tests run a two-node Ray cluster on this machine: the chaos tests' private
-head (``ray_head``: ``ray start --head``, two CPUs) and a second raylet (``ray start
---address``, one CPU, 100 MB object store) with its own object store, each in a
-session of its own. A real worker process (``python -m lamina_worker``,
+The slow tests share a two-node Ray cluster on this machine (``two_nodes``): a private
+head (``ray start --head``, two CPUs, as the chaos tests' ``ray_head``) and a second
+raylet (``ray start --address``, one CPU, 100 MB object store) with its own object
+store, each in a session of its own; a test that kills the second node leaves the next
+one a new node. A real worker process (``python -m lamina_worker``,
 ``LAMINA_REPLICA_PLACEMENT=spread``) joins the cluster, a real redis-server holds the
 queue. Ray's own health checks are left at their defaults: it declares a killed node
 dead only after ~10-15 s, while the ring (and the replica's dropped connections)
@@ -16,17 +17,22 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
+import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import datetime
+from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from lamina_worker.raylink import PEER_GRACE
-from tests.chaos.test_ray_faults import ray_head  # noqa: F401 - fixture
+from tests.chaos.test_ray_faults import start_head
 from tests.sessions import kill_session
 from tests.worker.conftest import Kit
 
@@ -80,23 +86,55 @@ def wait_for_nodes(address: str, want: int, timeout: float = 120.0) -> None:
         f"{done.stderr[-2000:]}"
 
 
+@pytest.fixture(scope="module")
+def two_nodes(tmp_path_factory):
+    """The head (token auth, as ``lamina up``) and the second node, started once for the
+    module's two-node tests (~16 s of start-ups each): ``cluster`` starts the node again
+    when a test killed it, and waits for two live nodes before every test."""
+    from lamina_service.embedded import wait_for_port
+    from lamina_service.redis_server import free_port
+
+    folder = tmp_path_factory.mktemp("two-nodes")
+    env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(24),
+           "RAY_USAGE_STATS_ENABLED": "0"}
+    port = free_port()
+    temp_dir = Path(tempfile.mkdtemp(prefix="lamina-ray-"))
+    with pytest.MonkeyPatch.context() as patch:  # only the head's environment
+        for name, value in env.items():
+            patch.setenv(name, value)
+        head = start_head(port, temp_dir, folder / "ray-head.log")
+    nodes = SimpleNamespace(address=f"127.0.0.1:{port}", env=env, node=None,
+                            log=folder / "ray-node.log")
+    try:
+        wait_for_port(port, 120)
+        yield nodes
+    finally:
+        if nodes.node is not None:
+            kill_session(nodes.node)
+        kill_session(head)
+        shutil.rmtree(temp_dir, ignore_errors=True)
+
+
 @pytest.fixture
-def cluster(request, monkeypatch, redis_url, tmp_path):
+def cluster(two_nodes, monkeypatch, redis_url, tmp_path):
     """The two-node cluster and a :class:`Kit` on it (module docstring)."""
     from lamina_service.config import Settings
 
-    head = request.getfixturevalue("ray_head")
-    node = start_node(head.address, tmp_path / "ray-node.log")
+    for name, value in two_nodes.env.items():  # the worker and wait_for_nodes join with it
+        monkeypatch.setenv(name, value)
+    if two_nodes.node is None or two_nodes.node.poll() is not None:
+        if two_nodes.node is not None:
+            kill_session(two_nodes.node)  # what a killed node may have left
+        two_nodes.node = start_node(two_nodes.address, two_nodes.log)
     settings = Settings(redis_url=redis_url, storage_root=str(tmp_path / "storage"),
                         lease_seconds=5.0, max_attempts=3)
-    kit = Kit(settings, head.address, tmp_path)
+    kit = Kit(settings, two_nodes.address, tmp_path)
     try:
-        wait_for_nodes(head.address, 2)
+        wait_for_nodes(two_nodes.address, 2)
         monkeypatch.setenv("LAMINA_REPLICA_PLACEMENT", "spread")
-        kit.node = node
+        kit.node = two_nodes.node
         yield kit
     finally:
-        kill_session(node)
         kit.client.close()
 
 
@@ -141,6 +179,27 @@ def assert_matches_local_fit(kit: Kit, job_id: str, spec: dict, x, y) -> None:
     for key, values in history.history.items():
         np.testing.assert_allclose(record.history[key], values, rtol=1e-5, atol=1e-6,
                                    err_msg=key)
+
+
+def test_spread_on_one_node_packs_the_replicas(kit, caplog):
+    """One replica per node asked of a one-node Ray (the session's): the generation is
+    packed on the worker's node, all-reduces over shared memory, says why in the log,
+    and ends where local ``fit`` ends."""
+    kit.settings.replica_placement = "spread"
+    x, y = kit.blobs(200, 20)
+    spec = kit.spec(kit.mlp_config(dropout=0.3), x, y, epochs=2, replicas=2)
+    job_id = kit.submit(spec)
+    with caplog.at_level(logging.INFO, logger="lamina_worker"):
+        assert kit.worker().run() == 1
+    assert re.search(r"generation 0: 2 replica\(s\) on 1 node\(s\) \(STRICT_PACK\), "
+                     r"all-reduce over shm; \(1 live node\(s\) can hold a replica of 0\.5 "
+                     r"CPUs\); packed on the worker's node", caplog.text), caplog.text[-3000:]
+    events = epoch_events(kit, job_id)
+    assert [(e["epoch"], e["nodes"], e["generation"]) for e in events] == [(0, 1, 0),
+                                                                           (1, 1, 0)]
+    expected, _ = kit.reference(spec, x, y)
+    assert kit.job(job_id).status.value == "succeeded"
+    kit.assert_close(kit.final_weights(job_id), expected)
 
 
 @pytest.mark.slow
@@ -237,25 +296,3 @@ def test_lost_node_resumes_on_the_remaining_node(cluster):
           f"after the kill, generation 1 was placed after {placed:.1f}s and its first "
           f"epoch recorded after {moments['resumed'] - moments['killed']:.1f}s; job "
           f"{seconds:.1f}s from worker start to the end")
-
-
-
-def test_spread_on_one_node_packs_the_replicas(kit, caplog):
-    """One replica per node asked of a one-node Ray (the session's): the generation is
-    packed on the worker's node, all-reduces over shared memory, says why in the log,
-    and ends where local ``fit`` ends."""
-    kit.settings.replica_placement = "spread"
-    x, y = kit.blobs(200, 20)
-    spec = kit.spec(kit.mlp_config(dropout=0.3), x, y, epochs=2, replicas=2)
-    job_id = kit.submit(spec)
-    with caplog.at_level(logging.INFO, logger="lamina_worker"):
-        assert kit.worker().run() == 1
-    assert re.search(r"generation 0: 2 replica\(s\) on 1 node\(s\) \(STRICT_PACK\), "
-                     r"all-reduce over shm; \(1 live node\(s\) can hold a replica of 0\.5 "
-                     r"CPUs\); packed on the worker's node", caplog.text), caplog.text[-3000:]
-    events = epoch_events(kit, job_id)
-    assert [(e["epoch"], e["nodes"], e["generation"]) for e in events] == [(0, 1, 0),
-                                                                           (1, 1, 0)]
-    expected, _ = kit.reference(spec, x, y)
-    assert kit.job(job_id).status.value == "succeeded"
-    kit.assert_close(kit.final_weights(job_id), expected)

@@ -42,6 +42,10 @@ log = logging.getLogger("lamina_worker")
 
 #: Longest wait for one event poll of the chief (its own wait is a fraction of a second).
 POLL_TIMEOUT = 60.0
+#: While a poll is overdue, how often the driver checks that Ray is still the cluster it
+#: joined (:func:`_check_ray`): a call to an actor that died with a restarted Ray head can
+#: stay unanswered, and a chaos run's driver waited all of POLL_TIMEOUT for it.
+POLL_CHECK_EVERY = 2.0
 #: How long a new driver child tries to join Ray (the head may be restarting).
 JOIN_SECONDS = 120.0
 #: Groups a driver child serves before it is replaced between jobs: Ray's driver keeps
@@ -117,11 +121,19 @@ class Group:
         self.runs = [a.run.remote(train_ref, val_ref, state, peers) for a in self.actors]
 
     def poll(self, control: str | None, timeout: float) -> list[dict]:
-        """The chief's pending events; raises at once if a replica's ``run`` ended badly."""
+        """The chief's pending events; raises at once if a replica's ``run`` ended badly,
+        and :class:`RayUnavailable` as soon as an overdue poll finds Ray gone."""
         import ray
 
-        events = ray.get(self.actors[0].poll.options(concurrency_group="control").remote(
-            control, timeout), timeout=POLL_TIMEOUT)
+        ref = self.actors[0].poll.options(concurrency_group="control").remote(
+            control, timeout)
+        deadline = time.monotonic() + POLL_TIMEOUT
+        while not ray.wait([ref], timeout=min(timeout + POLL_CHECK_EVERY, max(
+                0.0, deadline - time.monotonic())))[0]:
+            if time.monotonic() >= deadline:
+                break  # the get below raises GetTimeoutError
+            _check_ray()
+        events = ray.get(ref, timeout=0)
         finished, _ = ray.wait(self.runs, num_returns=len(self.runs), timeout=0)
         for ref in finished:
             ray.get(ref)
@@ -173,6 +185,37 @@ class Group:
         self._data = None
 
 
+def _check_ray() -> None:
+    """Raise :class:`RayUnavailable` if this node's raylet is gone or Ray's GCS is a new
+    one (the head restarted: it refuses this driver's cluster id). Ray fails neither
+    this driver nor its calls to the lost actors at once. An unreachable GCS proves
+    nothing (a restart may be under way, or the network blinks): the caller waits on."""
+    import socket
+
+    import ray
+
+    worker = ray._private.worker.global_worker
+    path = getattr(getattr(worker, "node", None), "raylet_socket_name", None)
+    if path and not path.startswith("tcp://"):
+        with socket.socket(socket.AF_UNIX) as probe:
+            probe.settimeout(1.0)
+            try:
+                probe.connect(path)
+            except (FileNotFoundError, ConnectionRefusedError) as exc:
+                raise RayUnavailable(f"this node's raylet is gone ({path}: {exc})") from exc
+            except OSError:
+                pass  # busy or slow: not a proof
+    gcs = getattr(worker, "gcs_client", None)
+    if gcs is None:
+        return
+    try:
+        gcs.internal_kv_get(b"lamina-liveness", None, timeout=1.0)
+    except Exception as exc:  # noqa: BLE001 - only a refused cluster id is a proof
+        if "WrongClusterID" in str(exc):
+            raise RayUnavailable(f"Ray's head restarted: {type(exc).__name__}: "
+                                 f"{str(exc)[:200]}") from exc
+
+
 def _classify(exc: BaseException) -> tuple[str, str]:
     """``(kind, message)`` of an error raised by a :class:`Group` (module docstring)."""
     import ray.exceptions as rex
@@ -186,6 +229,8 @@ def _classify(exc: BaseException) -> tuple[str, str]:
         return "task", message
     if isinstance(exc, ReplicaFailed):
         return "task", str(exc)
+    if isinstance(exc, RayUnavailable):
+        return "ray", str(exc)
     return "ray", message
 
 
