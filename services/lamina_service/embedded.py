@@ -274,8 +274,13 @@ class EmbeddedStack:
         port = free_port()
         cpus = self.ray_cpus or max(2, min(os.cpu_count() or 2, 2 * self.workers + 2))
         # Token auth even on loopback: ShadowRay-style job submission needs the token.
+        # No drain on SIGTERM: stop() signals the head's whole session, so its GCS is
+        # going too and Ray 2.60's drain request waited out its 30 s on every stop; the
+        # drain is for Serve proxies, and the workers (requeueing their jobs) are gone
+        # before Ray is stopped.
         self._ray_env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(24),
-                         "RAY_USAGE_STATS_ENABLED": "0"}
+                         "RAY_USAGE_STATS_ENABLED": "0",
+                         "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
         temp_dir = tempfile.mkdtemp(prefix="lamina-ray-")
         self._ray_temp = temp_dir
         head = self._spawn("ray-head", [

@@ -43,13 +43,53 @@ def start_chromium(profile_dir, download_dir):
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(executable_path=CHROMEDRIVER), options=options)
     driver.set_page_load_timeout(60)
+    driver.lamina_downloads = str(download_dir)
+    _set_up_tab(driver)
+    return driver
+
+
+def _set_up_tab(driver) -> None:
     # The viewport itself is 1400x900 (--window-size counts the window, not the page).
     driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
                            {"width": 1400, "height": 900, "deviceScaleFactor": 1,
                             "mobile": False})
     driver.execute_cdp_cmd("Browser.setDownloadBehavior",
-                           {"behavior": "allow", "downloadPath": str(download_dir)})
-    return driver
+                           {"behavior": "allow", "downloadPath": driver.lamina_downloads})
+
+
+def leave_page(driver) -> bool:
+    """Close the tab for a fresh one (:func:`new_tab`), closing the page's event
+    streams: an API server stops at once then (uvicorn waits for open responses; the
+    tests' server for up to 10 s). Navigating away is not enough: Chromium keeps the
+    left page, streams open, for going back. False if the browser is broken."""
+    try:
+        new_tab(driver)
+    except Exception:  # noqa: BLE001 - a crashed or wedged browser: the test failed already
+        return False
+    return True
+
+
+def new_tab(driver) -> None:
+    """Replace the driver's tab with a fresh one, as a new Chromium would have it: no
+    document, no sessionStorage, no scripts added for new documents, an empty HTTP
+    cache and no cookies; console messages of the old tab dropped."""
+    from selenium.common.exceptions import NoAlertPresentException
+
+    try:  # a test that failed may leave a confirm() open, which blocks every command
+        driver.switch_to.alert.dismiss()
+    except NoAlertPresentException:
+        pass
+    old = driver.current_window_handle
+    driver.switch_to.new_window("tab")
+    fresh = driver.current_window_handle
+    driver.switch_to.window(old)
+    driver.close()
+    driver.switch_to.window(fresh)
+    assert driver.window_handles == [fresh], driver.window_handles
+    driver.execute_cdp_cmd("Network.clearBrowserCache", {})
+    driver.execute_cdp_cmd("Network.clearBrowserCookies", {})
+    _set_up_tab(driver)
+    driver.get_log("browser")
 
 
 def wait_for(driver, condition, what, timeout=30, poll=0.05):

@@ -15,6 +15,7 @@ from tests.web.browser import (
     LIST_REQUESTS,
     LIVE_SECONDS,
     console_errors,
+    leave_page,
     needs_chromium,
     open_with_key,
     wait_for,
@@ -97,8 +98,9 @@ def test_jobs_view_follows_changes_live_without_polling(browser, app, live_serve
 
 
 @pytest.fixture
-def one_stream_server(settings):
-    """An API that allows one open event stream per tenant."""
+def one_stream_server(settings, browser):
+    """An API that allows one open event stream per tenant; the browser leaves its
+    page before the server stops."""
     from lamina_service.api import create_app
     from lamina_service.config import Quotas
 
@@ -106,6 +108,7 @@ def one_stream_server(settings):
     app = create_app(settings.model_copy(update={"quotas": quotas}))
     with LiveServer(app) as server:
         yield app, server
+        leave_page(browser)
 
 
 def test_jobs_view_polls_only_while_the_stream_is_refused(browser, one_stream_server):

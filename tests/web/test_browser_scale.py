@@ -8,6 +8,7 @@ from tests.service.conftest import AUTH_A, LiveServer, seq_model
 from tests.web.browser import (
     LIST_REQUESTS,
     console_errors,
+    leave_page,
     needs_chromium,
     open_with_key,
     wait_for,
@@ -128,7 +129,10 @@ def open_app(settings):
 def test_embedded_mode_needs_no_key(browser, open_app):
     fill(open_app, "local", 2, with_history=1)
     with LiveServer(open_app) as server:
-        open_with_key(browser, server.url, None, "#/jobs")
-        wait_for(browser, lambda b: b.execute_script(ROWS) == 2, "both rows without a key")
-        assert browser.find_element("id", "msg").text == ""
-        assert console_errors(browser) == []
+        try:
+            open_with_key(browser, server.url, None, "#/jobs")
+            wait_for(browser, lambda b: b.execute_script(ROWS) == 2, "both rows without a key")
+            assert browser.find_element("id", "msg").text == ""
+            assert console_errors(browser) == []
+        finally:
+            leave_page(browser)
