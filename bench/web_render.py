@@ -170,7 +170,13 @@ def run(sizes: list[int], rounds: int, repeats: int) -> list[dict]:
     from lamina_service.config import Settings
     from lamina_service.redis_server import RedisServer
     from tests.service.conftest import LiveServer
-    from tests.web.browser import console_errors, open_with_key, start_chromium, wait_for
+    from tests.web.browser import (
+        console_errors,
+        leave_page,
+        open_with_key,
+        start_chromium,
+        wait_for,
+    )
 
     results = []
     redis_server = RedisServer().start()
@@ -183,34 +189,37 @@ def run(sizes: list[int], rounds: int, repeats: int) -> list[dict]:
                                      os.path.join(tmp, "downloads"))
             try:
                 with LiveServer(app) as server:
-                    for i, n in enumerate(sizes):
-                        started = time.perf_counter()
-                        consumer, claimed = fill(app, f"tenant-{n}", n)
-                        filled = time.perf_counter() - started
-                        # the API's first parameter count imports Lamina (~1 s, once per
-                        # process): measured is the page against a warm API
-                        httpx.get(server.url + "/v1/dashboard/jobs?limit=1", timeout=60,
-                                  headers={"Authorization": f"Bearer key-{n}"}
-                                  ).raise_for_status()
-                        if i == 0:  # Chromium's first page (cold scripts) is no round
-                            open_with_key(browser, server.url, f"key-{n}", "#/jobs")
-                            wait_for(browser, lambda b: b.execute_script(_READY),
-                                     "the warm-up page", timeout=120)
-                        for r in range(rounds):
-                            with quiet.Span() as span:
-                                figures = one_round(browser, server.url, f"key-{n}", n,
-                                                    consumer, claimed[0], 3 + r * repeats,
-                                                    repeats)
-                            figures.update(jobs=n, round=r, span=span.as_dict(),
-                                           describe=span.describe(), fill_s=filled)
-                            results.append(figures)
-                            print(f"{n} jobs round {r}: first {figures['first']:.0f} ms, "
-                                  f"all {figures['all']:.0f} ms, "
-                                  f"filter {figures['filter']:.1f} ms, lag "
-                                  f"{figures['lag']:.0f} ms ({span.describe()}, load "
-                                  f"{span.load1:.1f})", flush=True)
-                        errors = console_errors(browser)
-                        assert errors == [], errors
+                    try:
+                        for i, n in enumerate(sizes):
+                            started = time.perf_counter()
+                            consumer, claimed = fill(app, f"tenant-{n}", n)
+                            filled = time.perf_counter() - started
+                            # the API's first parameter count imports Lamina (~1 s, once per
+                            # process): measured is the page against a warm API
+                            httpx.get(server.url + "/v1/dashboard/jobs?limit=1", timeout=60,
+                                      headers={"Authorization": f"Bearer key-{n}"}
+                                      ).raise_for_status()
+                            if i == 0:  # Chromium's first page (cold scripts) is no round
+                                open_with_key(browser, server.url, f"key-{n}", "#/jobs")
+                                wait_for(browser, lambda b: b.execute_script(_READY),
+                                         "the warm-up page", timeout=120)
+                            for r in range(rounds):
+                                with quiet.Span() as span:
+                                    figures = one_round(browser, server.url, f"key-{n}", n,
+                                                        consumer, claimed[0], 3 + r * repeats,
+                                                        repeats)
+                                figures.update(jobs=n, round=r, span=span.as_dict(),
+                                               describe=span.describe(), fill_s=filled)
+                                results.append(figures)
+                                print(f"{n} jobs round {r}: first {figures['first']:.0f} ms, "
+                                      f"all {figures['all']:.0f} ms, "
+                                      f"filter {figures['filter']:.1f} ms, lag "
+                                      f"{figures['lag']:.0f} ms ({span.describe()}, load "
+                                      f"{span.load1:.1f})", flush=True)
+                            errors = console_errors(browser)
+                            assert errors == [], errors
+                    finally:  # the page's event streams closed before the server
+                        leave_page(browser)  # stops (uvicorn waits for them)
             finally:
                 browser.quit()
     finally:

@@ -339,9 +339,11 @@ def main(argv=None) -> int:
     import ray
 
     # "local": a Ray of its own even when another session's cluster is up (ray.init()
-    # would join that one, and refuses num_cpus there).
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
-             runtime_env={"env_vars": env})
+    # would join that one, and refuses num_cpus there). Local fits alone do without it
+    # (its start takes ~10 s); replicas and the independent fits are Ray actors.
+    if any(not key.startswith("local") for key in keys):
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": env})
     kinds = args.models.split(",")
     sizes = {kind: args.mlp_samples if kind == "mlp" else args.cnn_samples for kind in kinds}
     data = {kind: common.mnist_like(sizes[kind]) for kind in kinds}
