@@ -194,7 +194,8 @@ def _check_ray() -> None:
 
     import ray
 
-    worker = ray._private.worker.global_worker
+    worker = getattr(getattr(getattr(ray, "_private", None), "worker", None),
+                     "global_worker", None)
     path = getattr(getattr(worker, "node", None), "raylet_socket_name", None)
     if path and not path.startswith("tcp://"):
         with socket.socket(socket.AF_UNIX) as probe:
