@@ -6,6 +6,7 @@ where a fault-free run ends), never in a dead worker process.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -93,8 +94,9 @@ def test_sigkilled_replica_resumes_from_checkpoint(kit, rank):
 
 
 # -- the Ray head restarting ----------------------------------------------------------------
-def start_head(port: int, temp_dir: Path, log: Path) -> subprocess.Popen:
-    """``ray start --head --block`` in a session of its own (killed as a whole)."""
+def start_head(port: int, temp_dir: Path, log: Path, env: dict) -> subprocess.Popen:
+    """``ray start --head --block`` in a session of its own (killed as a whole), with
+    ``env`` added to this process's environment."""
     from lamina_service.embedded import ray_executable
 
     with open(log, "ab") as out:
@@ -102,37 +104,51 @@ def start_head(port: int, temp_dir: Path, log: Path) -> subprocess.Popen:
             [ray_executable(), "start", "--head", "--block", "--port", str(port),
              "--node-ip-address", "127.0.0.1", "--num-cpus", "2", "--include-dashboard",
              "false", "--disable-usage-stats", "--temp-dir", str(temp_dir)],
-            stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            env={**os.environ, **env})
 
 
-@pytest.fixture
-def ray_head(tmp_path, monkeypatch):
-    """A private Ray head (token auth, as ``lamina up``) the test may kill and restart."""
+@contextlib.contextmanager
+def private_head(folder: Path):
+    """A private Ray head (token auth, as ``lamina up``), up until the block ends:
+    ``env`` (what joins it needs), ``address``, and ``start()`` / ``kill()`` /
+    ``restart()`` of the head (every head started is killed at the end)."""
     from lamina_service.embedded import wait_for_port
     from lamina_service.redis_server import free_port
 
-    monkeypatch.setenv("RAY_AUTH_MODE", "token")
-    monkeypatch.setenv("RAY_AUTH_TOKEN", secrets.token_hex(24))
-    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(24),
+           "RAY_USAGE_STATS_ENABLED": "0"}
     port = free_port()
     temp_dir = Path(tempfile.mkdtemp(prefix="lamina-ray-"))
-    heads = [start_head(port, temp_dir, tmp_path / "ray-head.log")]
+    heads = []
+
+    def start() -> None:
+        heads.append(start_head(port, temp_dir, folder / "ray-head.log", env))
 
     def restart() -> None:
         kill_session(heads[-1])
-        heads.append(start_head(port, temp_dir, tmp_path / "ray-head.log"))
+        start()
         wait_for_port(port, 120)
 
+    start()
     try:
         wait_for_port(port, 120)
-        yield SimpleNamespace(address=f"127.0.0.1:{port}", heads=heads, restart=restart,
-                              kill=lambda: kill_session(heads[-1]),
-                              start=lambda: heads.append(start_head(
-                                  port, temp_dir, tmp_path / "ray-head.log")))
+        yield SimpleNamespace(address=f"127.0.0.1:{port}", env=env, heads=heads, start=start,
+                              restart=restart, kill=lambda: kill_session(heads[-1]))
     finally:
         for head in heads:
             kill_session(head)
         shutil.rmtree(temp_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def ray_head(tmp_path, monkeypatch):
+    """A private Ray head (:func:`private_head`) the test may kill and restart; the test
+    joins it with its token."""
+    with private_head(tmp_path) as head:
+        for name, value in head.env.items():
+            monkeypatch.setenv(name, value)
+        yield head
 
 
 def test_ray_head_restart_resumes_the_attempt(redis_url, ray_head, tmp_path):

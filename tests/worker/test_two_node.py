@@ -17,22 +17,18 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-import secrets
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime
-from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from lamina_worker.raylink import PEER_GRACE
-from tests.chaos.test_ray_faults import start_head
+from tests.chaos.test_ray_faults import private_head
 from tests.sessions import kill_session
 from tests.worker.conftest import Kit
 
@@ -88,31 +84,19 @@ def wait_for_nodes(address: str, want: int, timeout: float = 120.0) -> None:
 
 @pytest.fixture(scope="module")
 def two_nodes(tmp_path_factory):
-    """The head (token auth, as ``lamina up``) and the second node, started once for the
-    module's two-node tests (~16 s of start-ups each): ``cluster`` starts the node again
-    when a test killed it, and waits for two live nodes before every test."""
-    from lamina_service.embedded import wait_for_port
-    from lamina_service.redis_server import free_port
-
+    """The head (:func:`~tests.chaos.test_ray_faults.private_head`) and the second node,
+    started once for the module's two-node tests (~16 s of start-ups each): ``cluster``
+    starts the node again when a test killed it, and waits for two live nodes before
+    every test."""
     folder = tmp_path_factory.mktemp("two-nodes")
-    env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(24),
-           "RAY_USAGE_STATS_ENABLED": "0"}
-    port = free_port()
-    temp_dir = Path(tempfile.mkdtemp(prefix="lamina-ray-"))
-    with pytest.MonkeyPatch.context() as patch:  # only the head's environment
-        for name, value in env.items():
-            patch.setenv(name, value)
-        head = start_head(port, temp_dir, folder / "ray-head.log")
-    nodes = SimpleNamespace(address=f"127.0.0.1:{port}", env=env, node=None,
-                            log=folder / "ray-node.log")
-    try:
-        wait_for_port(port, 120)
-        yield nodes
-    finally:
-        if nodes.node is not None:
-            kill_session(nodes.node)
-        kill_session(head)
-        shutil.rmtree(temp_dir, ignore_errors=True)
+    with private_head(folder) as head:
+        nodes = SimpleNamespace(address=head.address, env=head.env, node=None,
+                                log=folder / "ray-node.log")
+        try:
+            yield nodes
+        finally:
+            if nodes.node is not None:
+                kill_session(nodes.node)
 
 
 @pytest.fixture
