@@ -47,7 +47,6 @@ class Child:
     process: subprocess.Popen
     log_path: Path
     stop_timeout: float = 15.0
-    stop_signal: int = signal.SIGTERM
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -344,7 +343,7 @@ class EmbeddedStack:
             group = [c for c in self.children if c.name.startswith(prefix)]
             for child in group:
                 if child.alive():
-                    child.signal(child.stop_signal)
+                    child.signal(signal.SIGTERM)
             for child in group:
                 try:
                     child.process.wait(timeout=child.stop_timeout)

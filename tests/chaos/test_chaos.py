@@ -131,9 +131,6 @@ def stack(aof_redis, tmp_path, monkeypatch):
         yield stack
     finally:
         sessions = [c.process.pid for c in stack.children]
-        for child in stack.children:
-            if child.name == "ray-head":
-                child.stop_signal = signal.SIGKILL  # no 30 s drain: nothing runs any more
         stopping = time.monotonic()
         stack.stop()
         print(f"stack: started in {getattr(stack, 'start_seconds', 0):.1f}s, stopped in "

@@ -203,6 +203,52 @@ def test_ray_head_restart_resumes_the_attempt(redis_url, ray_head, tmp_path):
         kit.client.close()
 
 
+def _poll_a_replica_never_placed(address: str, env: dict, head_pid: int, answer) -> None:
+    """In a fresh driver process: join the head, start a replica Ray cannot place, kill
+    the head's process group, and poll the replica; ``answer`` gets what the poll raised
+    (or ``returned``) and how long it took."""
+    os.environ.update(env)
+    from lamina_worker import raylink
+
+    started = time.monotonic()
+    try:
+        raylink._join(address, {}, 60)
+        group = raylink.Group()
+        group.actors = [raylink._replica_class().options(
+            resources={"a resource no node has": 1}, max_restarts=0).remote({})]
+        os.killpg(head_pid, signal.SIGKILL)  # GCS, raylet, agents: as the chaos injector
+        started = time.monotonic()
+        group.poll(None, 0.2)
+        answer.put(("returned", time.monotonic() - started))
+    except Exception as exc:  # noqa: BLE001 - reported to the test
+        answer.put((f"{type(exc).__name__}: {exc}", time.monotonic() - started))
+
+
+def test_overdue_poll_finds_the_head_gone(tmp_path):
+    """A call to an actor that was not yet placed when the Ray head died stays
+    unanswered (Ray waits for the GCS to place it), so only the overdue poll's check
+    of Ray (:func:`raylink._check_ray`: this node's raylet socket refuses) ends the
+    driver's wait, within a few checks rather than the poll's 60 s timeout (which
+    chaos seed 11's head restart used to wait out)."""
+    import multiprocessing
+
+    from lamina_worker import raylink
+
+    context = multiprocessing.get_context("spawn")
+    answer = context.Queue()
+    with private_head(tmp_path) as head:
+        driver = context.Process(target=_poll_a_replica_never_placed,
+                                 args=(head.address, head.env, head.heads[-1].pid, answer))
+        driver.start()
+        try:
+            outcome, seconds = answer.get(timeout=raylink.POLL_TIMEOUT + 60)
+        finally:
+            driver.kill()
+            driver.join(30)
+    assert outcome.startswith("RayUnavailable: this node's raylet is gone"), (outcome, seconds)
+    assert seconds < 4 * raylink.POLL_CHECK_EVERY + 2, seconds
+
+
 def test_replica_errors_cross_the_driver_process(kit):
     """A real worker process (its replicas driven from its Ray driver child): a job whose
     replicas raise fails after its attempts with the replica's own message, the next
