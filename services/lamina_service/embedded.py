@@ -14,6 +14,7 @@ does not depend on it).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -39,6 +40,13 @@ class StackError(RuntimeError):
     """A part of the embedded stack did not start or died."""
 
 
+#: How long a Ray head may take to stop before its session is SIGKILLed. ``ray start``
+#: stops its own processes on SIGTERM in 1-4 s; one SIGTERMed while it still waited for
+#: its node to register could swallow its own exit (Ray 2.60's handler raises
+#: SystemExit where it is ignored) and wait out that registration's 30 s.
+RAY_HEAD_STOP_SECONDS = 10.0
+
+
 @dataclass
 class Child:
     """One child process with its log file."""
@@ -47,6 +55,9 @@ class Child:
     process: subprocess.Popen
     log_path: Path
     stop_timeout: float = 15.0
+    #: Whether SIGTERM goes to the leader alone, which stops the rest of its session
+    #: itself (``ray start``), rather than to the whole session.
+    leader_stops_session: bool = False
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -57,6 +68,14 @@ class Child:
             os.killpg(self.process.pid, signum)
         except (ProcessLookupError, PermissionError):
             pass
+
+    def terminate(self) -> None:
+        """Ask the child to stop: SIGTERM to its session, or to its leader alone."""
+        if not self.leader_stops_session:
+            self.signal(signal.SIGTERM)
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(self.process.pid, signal.SIGTERM)
 
     def tail(self, lines: int = 20) -> str:
         try:
@@ -217,14 +236,14 @@ class EmbeddedStack:
 
     # -- starting --------------------------------------------------------------------------
     def _spawn(self, name: str, args: list[str], env: dict[str, str],
-               stop_timeout: float = 15.0) -> Child:
+               stop_timeout: float = 15.0, leader_stops_session: bool = False) -> Child:
         self.logs.mkdir(parents=True, exist_ok=True)
         log_path = self.logs / f"{name}.log"
         with open(log_path, "ab") as out:
             process = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT,
                                        stdin=subprocess.DEVNULL, env=env,
                                        start_new_session=True)
-        child = Child(name, process, log_path, stop_timeout)
+        child = Child(name, process, log_path, stop_timeout, leader_stops_session)
         self.children.append(child)
         return child
 
@@ -273,10 +292,8 @@ class EmbeddedStack:
         port = free_port()
         cpus = self.ray_cpus or max(2, min(os.cpu_count() or 2, 2 * self.workers + 2))
         # Token auth even on loopback: ShadowRay-style job submission needs the token.
-        # No drain on SIGTERM: stop() signals the head's whole session, so its GCS is
-        # going too and Ray 2.60's drain request waited out its 30 s on every stop; the
-        # drain is for Serve proxies, and the workers (requeueing their jobs) are gone
-        # before Ray is stopped.
+        # No drain on SIGTERM: Ray 2.60's drain (for Serve proxies) waits up to 30 s,
+        # and the workers (requeueing their jobs) are gone before Ray is stopped.
         self._ray_env = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(24),
                          "RAY_USAGE_STATS_ENABLED": "0",
                          "RAY_GRACEFUL_SHUTDOWN_DRAIN_TIMEOUT_S": "0"}
@@ -286,7 +303,7 @@ class EmbeddedStack:
             ray_executable(), "start", "--head", "--block", "--port", str(port),
             "--node-ip-address", "127.0.0.1", "--num-cpus", str(cpus),
             "--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", temp_dir,
-        ], self._env(), stop_timeout=45)
+        ], self._env(), stop_timeout=RAY_HEAD_STOP_SECONDS, leader_stops_session=True)
         wait_for_port(port, timeout, head)
         self.ray_address = f"127.0.0.1:{port}"
 
@@ -304,7 +321,8 @@ class EmbeddedStack:
         if old.alive():
             raise StackError("the Ray head is still running")
         self.children.remove(old)
-        head = self._spawn("ray-head", list(old.process.args), self._env(), stop_timeout=45)
+        head = self._spawn("ray-head", list(old.process.args), self._env(),
+                           stop_timeout=RAY_HEAD_STOP_SECONDS, leader_stops_session=True)
         wait_for_port(int(self.ray_address.rsplit(":", 1)[1]), timeout, head)
         return head
 
@@ -343,7 +361,7 @@ class EmbeddedStack:
             group = [c for c in self.children if c.name.startswith(prefix)]
             for child in group:
                 if child.alive():
-                    child.signal(signal.SIGTERM)
+                    child.terminate()
             for child in group:
                 try:
                     child.process.wait(timeout=child.stop_timeout)

@@ -13,7 +13,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from lamina_service.embedded import Child, EmbeddedStack, StackError, owns_port, wait_for_port
+from lamina_service.embedded import (
+    RAY_HEAD_STOP_SECONDS,
+    Child,
+    EmbeddedStack,
+    StackError,
+    owns_port,
+    wait_for_port,
+)
+from tests.sessions import session_members
 
 
 class _AlwaysReady(BaseHTTPRequestHandler):
@@ -102,3 +110,21 @@ def test_a_port_listened_on_by_the_childs_own_process_is_ready(tmp_path):
     while owns_port(child, port):
         assert time.monotonic() < deadline, f"port {port} still listened on after the kill"
         time.sleep(0.1)
+
+
+def test_a_ray_head_stopped_while_it_starts_stops_within_its_bound(tmp_path):
+    """Stopped as soon as its GCS port opens, while ``ray start`` still waits for its
+    node to register. SIGTERM to the head's whole session took the GCS away from under
+    that wait, and two stops of three then took 30-40 s. The head now stops its own
+    session (most stops well under a second), and one that does not exit is killed
+    after ``RAY_HEAD_STOP_SECONDS``; nothing of its session is left."""
+    for attempt in range(3):
+        stack = EmbeddedStack(workers=1, root=str(tmp_path / f"stack-{attempt}"))
+        stack._start_ray(120)
+        head = next(c for c in stack.children if c.name == "ray-head")
+        started = time.monotonic()
+        stack.stop()
+        took = time.monotonic() - started
+        assert took < RAY_HEAD_STOP_SECONDS + 5, \
+            f"stop {attempt + 1} took {took:.1f}s:\n{head.tail()}"
+        assert not session_members(head.process.pid)
