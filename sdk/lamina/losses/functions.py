@@ -280,6 +280,13 @@ def _hinge_labels(y_true):
     return y_true
 
 
+def _hinge_margins(y_true, y_pred):
+    """``maximum(1 - y_true * y_pred, 0)``, 0/1 labels made -1/1 first."""
+    y_true, y_pred = _prepare(y_true, y_pred)
+    margin = ops.subtract(1.0, ops.multiply(_hinge_labels(y_true), y_pred))
+    return ops.maximum(margin, 0.0)
+
+
 def hinge(y_true, y_pred):
     """``mean(maximum(1 - y_true * y_pred, 0), axis=-1)``; 0/1 labels become -1/1.
 
@@ -290,9 +297,7 @@ def hinge(y_true, y_pred):
     Returns:
         Per-sample losses.
     """
-    y_true, y_pred = _prepare(y_true, y_pred)
-    margin = ops.subtract(1.0, ops.multiply(_hinge_labels(y_true), y_pred))
-    return ops.mean(ops.maximum(margin, 0.0), axis=-1)
+    return ops.mean(_hinge_margins(y_true, y_pred), axis=-1)
 
 
 def squared_hinge(y_true, y_pred):
@@ -305,9 +310,7 @@ def squared_hinge(y_true, y_pred):
     Returns:
         Per-sample losses.
     """
-    y_true, y_pred = _prepare(y_true, y_pred)
-    margin = ops.subtract(1.0, ops.multiply(_hinge_labels(y_true), y_pred))
-    return ops.mean(ops.square(ops.maximum(margin, 0.0)), axis=-1)
+    return ops.mean(ops.square(_hinge_margins(y_true, y_pred)), axis=-1)
 
 
 def categorical_hinge(y_true, y_pred):

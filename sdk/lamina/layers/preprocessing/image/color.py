@@ -39,6 +39,12 @@ class _ColorLayer(BaseImagePreprocessingLayer):
         super().__init__(factor=factor, data_format=data_format, seed=seed, **kwargs)
         self.value_range = parse_value_range(value_range)
 
+    def get_random_transformation(self, data, training=True, seed=None):
+        """One strength per image, uniform in the ``factor`` range."""
+        if not training:
+            return None
+        return self.rng.uniform(self.factor[0], self.factor[1], data.shape[0])
+
     def _clip(self, images):
         return ops.clip(images, self.value_range[0], self.value_range[1])
 
@@ -130,11 +136,6 @@ class RandomColorDegeneration(_ColorLayer):
     """
 
     _FACTOR_BOUNDS = (-1, 1)
-
-    def get_random_transformation(self, data, training=True, seed=None):
-        if not training:
-            return None
-        return self.rng.uniform(self.factor[0], self.factor[1], data.shape[0])
 
     def transform_images(self, images, transformation, training=True):
         if not training or transformation is None:
@@ -280,11 +281,6 @@ class RandomSharpness(_ColorLayer):
     """
 
     _USE_BASE_FACTOR = True
-
-    def get_random_transformation(self, data, training=True, seed=None):
-        if not training:
-            return None
-        return self.rng.uniform(self.factor[0], self.factor[1], data.shape[0])
 
     def transform_images(self, images, transformation, training=True):
         if not training or transformation is None:

@@ -10,10 +10,10 @@ from lamina.layers.preprocessing.image.base import (
     BaseImagePreprocessingLayer,
     parse_value_range,
 )
-from lamina.layers.preprocessing.image.color import per_image, to_range
+from lamina.layers.preprocessing.image.color import _ColorLayer, per_image, to_range
 
 
-class RandomInvert(BaseImagePreprocessingLayer):
+class RandomInvert(_ColorLayer):
     """Replaces each image by ``max - x`` with a probability drawn from ``factor``'s range.
 
     Args:
@@ -29,12 +29,8 @@ class RandomInvert(BaseImagePreprocessingLayer):
         Same as the input.
     """
 
-    _BOXES_UNCHANGED = True
-    _FACTOR_BOUNDS = (0, 1)
-
     def __init__(self, factor=1.0, value_range=(0, 255), seed=None, data_format=None, **kwargs):
-        super().__init__(factor=factor, data_format=data_format, seed=seed, **kwargs)
-        self.value_range = parse_value_range(value_range)
+        super().__init__(factor, value_range, data_format=data_format, seed=seed, **kwargs)
 
     def get_random_transformation(self, data, training=True, seed=None):
         if not training:
@@ -48,11 +44,8 @@ class RandomInvert(BaseImagePreprocessingLayer):
             return images
         return ops.where(transformation, ops.subtract(float(self.value_range[1]), images), images)
 
-    def get_config(self):
-        return {**super().get_config(), "value_range": self.value_range, "seed": self.seed}
 
-
-class RandomPosterization(BaseImagePreprocessingLayer):
+class RandomPosterization(_ColorLayer):
     """Keeps only the top ``b`` bits of each 8-bit pixel value, ``b`` drawn from
     ``[lower, upper)`` of ``factor`` (or fixed when they are equal).
 
@@ -69,12 +62,10 @@ class RandomPosterization(BaseImagePreprocessingLayer):
         Same as the input.
     """
 
-    _BOXES_UNCHANGED = True
     _FACTOR_BOUNDS = (1, 8)
 
     def __init__(self, factor, value_range=(0, 255), data_format=None, seed=None, **kwargs):
-        super().__init__(factor=factor, data_format=data_format, seed=seed, **kwargs)
-        self.value_range = parse_value_range(value_range)
+        super().__init__(factor, value_range, data_format=data_format, seed=seed, **kwargs)
 
     def get_random_transformation(self, data, training=True, seed=None):
         if not training:
@@ -93,9 +84,6 @@ class RandomPosterization(BaseImagePreprocessingLayer):
         # uint8 cast wraps like Keras's (values are in [0, 255] after the range map).
         kept = (pixels.astype(np.int64).astype(np.uint8) >> shift) << shift
         return to_range(ops.convert_to_tensor(kept.astype(dtype)), (0, 255), self.value_range)
-
-    def get_config(self):
-        return {**super().get_config(), "value_range": self.value_range, "seed": self.seed}
 
 
 def _solarization_factor(factor, name):
