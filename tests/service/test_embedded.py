@@ -127,4 +127,7 @@ def test_a_ray_head_stopped_while_it_starts_stops_within_its_bound(tmp_path):
         took = time.monotonic() - started
         assert took < RAY_HEAD_STOP_SECONDS + 5, \
             f"stop {attempt + 1} took {took:.1f}s:\n{head.tail()}"
-        assert not session_members(head.process.pid)
+        deadline = time.monotonic() + 5  # Ray's idle workers go with their raylet
+        while session_members(head.process.pid):
+            assert time.monotonic() < deadline, session_members(head.process.pid)
+            time.sleep(0.1)
