@@ -21,6 +21,7 @@ import time
 import numpy as np
 
 from lamina.backend.autodiff import gradient_destinations, gradient_ready_hook
+from lamina.backend.tensor import Variable
 from lamina.distribute import slot_gradients
 from lamina.distribute.buckets import Buckets, can_bucket
 from lamina.distribute.metric_state import additive_fields, pack
@@ -32,8 +33,6 @@ _HEAD = 2  # a step's meta row: control code, the chief's learning rate, then me
 
 def _lr_variable(model):
     """The optimizer's learning-rate Variable (None for a schedule or a callable)."""
-    from lamina.backend.tensor import Variable
-
     lr = getattr(model.optimizer, "_learning_rate", None)
     return lr if isinstance(lr, Variable) else None
 
@@ -49,7 +48,7 @@ class GradientExchange:
         if buckets is None:
             slot = self.collective.slot if self.gradients_in_slot else None
             self._offered = [] if slot is None else self._slot_views(slot, model)
-            self._offered_at = None if slot is None else _address(slot)
+            self._offered_slot = slot
             try:
                 with gradient_destinations(self._offered):
                     yield
@@ -72,14 +71,15 @@ class GradientExchange:
 
     def _slot_views(self, slot, model) -> list:
         """:func:`slot_gradients.views` of ``slot`` for the model's variables, made once
-        per slot (the two parities) and variable list: the same view objects every
-        step (dropped at the epoch's end, :meth:`DataParallel.batches`)."""
+        per slot (the collective's two parities: the same two arrays every step) and
+        variable list: the same view objects every step (dropped at the epoch's end,
+        :meth:`DataParallel.batches`)."""
         variables = model.trainable_weights
-        key = (_address(slot), slot.size, tuple(id(v) for v in variables))
-        pairs = self._views.get(key)
-        if pairs is None:
-            pairs = self._views[key] = slot_gradients.views(slot, variables)
-        return pairs
+        key = (id(slot), tuple(id(v) for v in variables))
+        entry = self._views.get(key)
+        if entry is None or entry[0] is not slot:  # (an id reused by another array)
+            entry = self._views[key] = (slot, slot_gradients.views(slot, variables))
+        return entry[1]
 
     def _piece_hooks(self, model, plan):
         """``(meta, on_reduced)`` for the buckets: with an update in pieces, each
@@ -202,13 +202,13 @@ class GradientExchange:
         slot, share, at = self.collective.slot, np.float32(self._share), 0
         if self.gradients_in_slot and self._weights is not None:
             # Views of another parity's slot (an exchange since the step began) do not count.
-            offered = self._offered if self._offered_at == _address(slot) else []
+            offered = self._offered if self._offered_slot is slot else []
             self.landed = slot_gradients.fill(slot, grads, offered)
             hooks = self._between(model, grads, None)
             total, metas = self._exchange(slot, meta, hooks, self._weights)
             self.exchange_seconds = time.perf_counter() - start - self._update_seconds(hooks)
             return self._update_shard(model, self._after_exchange(
-                model, metas, lr, lambda: _unflatten(total, shapes)))
+                model, metas, lr, lambda: self._unflatten(total, shapes)))
         self.landed = 0
         for grad, shape in zip(grads, shapes):
             if shape is None:
@@ -223,14 +223,13 @@ class GradientExchange:
         total, metas = self._exchange(slot, meta, hooks)
         self.exchange_seconds = time.perf_counter() - start - self._update_seconds(hooks)
         return self._update_shard(model, self._after_exchange(
-            model, metas, lr, lambda: _unflatten(total, shapes)))
+            model, metas, lr, lambda: self._unflatten(total, shapes)))
 
     def _meta(self, model):
         if self._fields is None:
             self._fields = additive_fields(model)
-        state = pack(self._fields)
         lr = _lr_variable(model)
-        meta = np.concatenate([[CONTINUE, 0.0 if lr is None else float(lr.data)], state])
+        meta = pack(self._fields, head=(CONTINUE, 0.0 if lr is None else float(lr.data)))
         if meta.size > self.collective.m:
             raise ValueError(f"metric state has {meta.size - _HEAD} values, the collective "
                              f"holds {self.collective.m - _HEAD}")
@@ -262,6 +261,15 @@ class GradientExchange:
         return self._update_shard(model, self._after_exchange(model, metas, lr, lambda: [
             None if g is None else view for g, view in zip(grads, buckets.views)]))
 
+    def _unflatten(self, total, shapes) -> list:
+        """:func:`_unflatten`, the same view objects while ``total`` and ``shapes``
+        stay (every step, with the shared-memory collective's fixed result array)."""
+        key = (id(total), tuple(shapes))
+        entry = self._unflattened
+        if entry is None or entry[0] != key or entry[1] is not total:
+            entry = self._unflattened = (key, total, _unflatten(total, shapes))
+        return list(entry[2])  # (a caller may change its list)
+
     def _after_exchange(self, model, metas, lr, result):
         code = metas[0, 0]
         if code != CONTINUE:
@@ -272,10 +280,6 @@ class GradientExchange:
         if lr is not None and not self.is_chief and metas[0, 1] != float(lr.data):
             lr.assign(np.float32(metas[0, 1]))  # a chief's callback changed it last batch
         return result()
-
-
-def _address(array: np.ndarray) -> int:
-    return array.__array_interface__["data"][0]
 
 
 def _unflatten(total, shapes) -> list:

@@ -36,10 +36,15 @@ def additive_fields(model) -> list[tuple[object, str]]:
     return fields
 
 
-def pack(fields) -> np.ndarray:
-    """The accumulators' current values as one float64 vector."""
-    parts = [np.asarray(getattr(obj, name), np.float64).reshape(-1) for obj, name in fields]
-    return np.concatenate(parts) if parts else np.zeros(0)
+def pack(fields, head=()) -> np.ndarray:
+    """The accumulators' current values as one float64 vector, after the floats
+    ``head`` (a gradient exchange's control values)."""
+    values = [getattr(obj, name) for obj, name in fields]
+    if all(type(value) is float for value in values):  # the usual Mean/accuracy sums
+        return np.array([*head, *values], np.float64)
+    parts = [np.asarray(head, np.float64)]
+    parts += [np.asarray(value, np.float64).reshape(-1) for value in values]
+    return np.concatenate(parts)
 
 
 def unpack(fields, vector) -> None:

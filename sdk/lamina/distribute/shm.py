@@ -183,6 +183,9 @@ class SharedMemoryCollective:
         self._socket.settimeout(_WAKE_TIMEOUT)
         self._slots = np.frombuffer(self._buf, np.float32, 2 * self.world * self.n,
                                     offset=lay["slots"][0]).reshape(2, self.world, self.n)
+        # This rank's slot of each parity: the same two view objects every step, so a
+        # caller can tell by identity that it was handed the slot (no address reads).
+        self._own_slots = (self._slots[0, rank], self._slots[1, rank])
         self._meta = np.frombuffer(self._buf, np.float64, 2 * self.world * self.m,
                                    offset=lay["meta"][0]).reshape(2, self.world, self.m)
         self._work = np.frombuffer(self._buf, np.float64, 2 * self.world * 2,
@@ -204,7 +207,7 @@ class SharedMemoryCollective:
     def slot(self) -> np.ndarray:
         """This rank's slot for the next exchange: fill it in place, then
         ``exchange(collective.slot)``."""
-        return self._slots[self._count % 2, self.rank]
+        return self._own_slots[self._count % 2]
 
     # -- barrier ------------------------------------------------------------------------
     def _barrier(self) -> float:
@@ -283,10 +286,12 @@ class SharedMemoryCollective:
             a copy of every rank's meta row, ``(world, m)`` float64.
         """
         parity = self._count % 2
-        slot = self._slots[parity, self.rank]
+        slot = self._own_slots[parity]
         lo, k = 0, self.n
         if vector is None:
             slot[:] = 0.0
+        elif vector is slot:  # the whole slot, written in place
+            pass
         else:
             k = int(np.size(vector))
             if k > self.n:
@@ -403,7 +408,8 @@ class SharedMemoryCollective:
             view = getattr(self, name, None)
             if view is not None:
                 view.release()
-        for name in ("_header", "_arrive", "_sleeping", "_work", "_slots", "_meta", "result",
+        for name in ("_header", "_arrive", "_sleeping", "_work", "_slots", "_own_slots",
+                     "_meta", "result",
                      "_header_view", "_arrive_view"):
             setattr(self, name, None)
         try:

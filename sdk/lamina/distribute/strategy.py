@@ -185,7 +185,8 @@ class DataParallel(GradientExchange, Strategy):
         self.gradients_in_slot = bool(gradients_in_slot) \
             and slot_gradients.supported(collective)
         self._offered = []  # this step's slot views offered to backward
-        self._offered_at = None  # ... and the address of the slot they view
+        self._offered_slot = None  # ... and the slot they view
+        self._unflattened = None  # (key, sum, views): the last step's reduced gradients
         self._weights = None  # every rank's share of this step's batch
         self.landed = 0  # gradients the last step's backward wrote into the slot
         self._shared: SharedState | None = None
@@ -209,7 +210,7 @@ class DataParallel(GradientExchange, Strategy):
         self.pieces_applied = 0  # buckets whose update overlapped the exchange
         self.step_samples = 0
         self._splits: dict[int, tuple] = {}  # batch size -> _split(n)
-        self._views: dict = {}  # (slot address, size, variable ids) -> slot views
+        self._views: dict = {}  # (slot id, variable ids) -> (slot, its views)
 
     # -- control ------------------------------------------------------------------------
     def abort(self, reason: str) -> None:

@@ -106,6 +106,32 @@ def test_views_follow_the_flat_layout_and_fill_copies_what_did_not_land():
     assert slot_gradients.fill(slot[:10], [landed.copy(), other], pairs) == 0
     with pytest.raises(ValueError, match="does not fit"):
         slot_gradients.fill(slot[:10], [np.zeros(11, np.float32)], [])
+    # every gradient is its view: all landed, nothing to copy
+    both = [pairs[0][1], pairs[1][1]]
+    both[1][...] = 5.0
+    assert slot_gradients.fill(slot[:10], both, pairs) == 2
+    assert slot[:10].tolist() == [7.0] * 6 + [5.0] * 4
+
+
+def test_a_rank_is_handed_the_same_two_slots_by_parity(tmp_path):
+    # The strategy tells by identity that the vector it exchanges is the slot whose
+    # views it offered backward (GradientExchange._slot_views).
+    path = shm.create(tmp_path / "c", 1, 4)
+    collective = shm.SharedMemoryCollective(path, 0)
+    try:
+        first = collective.slot
+        assert collective.slot is first
+        first[:] = [1.0, 2.0, 3.0, 4.0]
+        total, _ = collective.exchange(first)
+        assert total.tolist() == [1.0, 2.0, 3.0, 4.0]
+        second = collective.slot
+        assert second is not first and not np.shares_memory(first, second)
+        second[:] = 0.5
+        assert collective.exchange(second)[0].tolist() == [0.5] * 4
+        assert collective.slot is first
+    finally:
+        collective.close()
+        shm.remove(path)
 
 
 def test_only_the_shared_memory_collective_with_peers_takes_it(tmp_path, monkeypatch):
