@@ -264,10 +264,10 @@ class GradientExchange:
     def _unflatten(self, total, shapes) -> list:
         """:func:`_unflatten`, the same view objects while ``total`` and ``shapes``
         stay (every step, with the shared-memory collective's fixed result array)."""
-        key = (id(total), tuple(shapes))
+        shapes = tuple(shapes)
         entry = self._unflattened
-        if entry is None or entry[0] != key or entry[1] is not total:
-            entry = self._unflattened = (key, total, _unflatten(total, shapes))
+        if entry is None or entry[0] is not total or entry[1] != shapes:
+            entry = self._unflattened = (total, shapes, _unflatten(total, shapes))
         return list(entry[2])  # (a caller may change its list)
 
     def _after_exchange(self, model, metas, lr, result):

@@ -186,7 +186,7 @@ class DataParallel(GradientExchange, Strategy):
             and slot_gradients.supported(collective)
         self._offered = []  # this step's slot views offered to backward
         self._offered_slot = None  # ... and the slot they view
-        self._unflattened = None  # (key, sum, views): the last step's reduced gradients
+        self._unflattened = None  # (sum, shapes, views): the last step's reduced gradients
         self._weights = None  # every rank's share of this step's batch
         self.landed = 0  # gradients the last step's backward wrote into the slot
         self._shared: SharedState | None = None
