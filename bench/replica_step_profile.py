@@ -125,8 +125,16 @@ def _ab_balance(on: bool) -> None:
     balance._bounds.clear()
 
 
+def _ab_claims(on: bool) -> None:
+    """A large exchange's work taken as claimed blocks from a queue, the first rank to
+    arrive starting on what a late peer already landed (on), or a chunk per rank (off)."""
+    from lamina.distribute import get_strategy
+
+    get_strategy().collective.claims = on
+
+
 AB_SWITCHES = {"keys": _ab_keys, "spin": _ab_spin, "wsum": _ab_wsum, "merge": _ab_merge,
-               "balance": _ab_balance}
+               "balance": _ab_balance, "claims": _ab_claims}
 
 
 def replica(kind: str, x, y, epochs: int, batch: int, relay: bool, ab: str = "") -> dict:

@@ -49,7 +49,9 @@ its half; default on), ``--overlap-update 0|1`` their ``LAMINA_OVERLAP_UPDATE``
 (default off) and ``--pin-replicas auto|0|1`` their ``LAMINA_PIN_REPLICAS`` (default
 auto: one CPU each when they fill the machine), ``--balance-chunks 0|1`` the
 collective's ``LAMINA_BALANCE_CHUNKS`` (chunks of the exchange sized by the ranks'
-measured speed; default on); ``--setups`` runs a subset (an A/B
+measured speed; default on), ``--claimed-blocks 0|1`` its ``LAMINA_CLAIMED_BLOCKS``
+(work blocks the ranks take from a queue, the first to arrive starting on the blocks a
+late peer already landed; default on); ``--setups`` runs a subset (an A/B
 interleaves whole runs of this script).
 
 Each epoch also carries what else the machine did meanwhile (:class:`quiet.Span` over
@@ -70,6 +72,7 @@ tree holds them (checked at the first epoch; a line says so). Their spans run fr
         [--cnn-samples 12000] [--models mlp,cnn]
         [--setups local1,local2,replicas1,replicas2,independent2] [--bucket-cap-mb 1]
         [--shared-update 1] [--overlap-update 0] [--pin-replicas auto] [--balance-chunks 1]
+        [--claimed-blocks 1]
         [--spans-json spans.json]
 """
 
@@ -310,6 +313,9 @@ def main(argv=None) -> int:
     parser.add_argument("--balance-chunks", choices=("0", "1"), default=None,
                         help="LAMINA_BALANCE_CHUNKS of the collective the driver creates "
                              "(default: on)")
+    parser.add_argument("--claimed-blocks", choices=("0", "1"), default=None,
+                        help="LAMINA_CLAIMED_BLOCKS of the collective the driver creates "
+                             "(default: on)")
     parser.add_argument("--spans-json", default=None,
                         help="write every epoch's time and quiet.Span figures here")
     parser.add_argument("--thread-stats", action="store_true",
@@ -324,8 +330,10 @@ def main(argv=None) -> int:
     if unknown or not keys:
         parser.error(f"--setups takes a comma-separated subset of {','.join(SETUPS)}. "
                      f"Received: {args.setups!r}")
-    if args.balance_chunks is not None:  # read where the shared file is made: here
-        os.environ["LAMINA_BALANCE_CHUNKS"] = args.balance_chunks
+    for flag, name in ((args.balance_chunks, "LAMINA_BALANCE_CHUNKS"),
+                       (args.claimed_blocks, "LAMINA_CLAIMED_BLOCKS")):
+        if flag is not None:  # read where the shared file is made: here
+            os.environ[name] = flag
     env = {"PYTHONPATH": os.pathsep.join(
         os.path.join(ROOT, s) for s in ("sdk", "services", "worker", "bench"))}
     if args.bucket_cap_mb is not None:
@@ -377,11 +385,13 @@ def main(argv=None) -> int:
     overlap = env.get("LAMINA_OVERLAP_UPDATE", "default")
     pin = env.get("LAMINA_PIN_REPLICAS", "default")
     balance = os.environ.get("LAMINA_BALANCE_CHUNKS", "default")
+    claimed = os.environ.get("LAMINA_CLAIMED_BLOCKS", "default")
     timed = args.rounds * (args.epochs - 1)
     print(f"\nbatch {BATCH}; {args.rounds} round(s) of {args.epochs} epochs, setups "
           f"interleaved (order rotated each round); medians over the {timed} epochs after "
           f"each run's warm-up; bucket cap {cap} MB; shared update {shared}; overlapped "
           f"update {overlap}; pinned replicas {pin}; balanced chunks {balance}; "
+          f"claimed blocks {claimed}; "
           f"load {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores; "
           f"{common.blas_line()}\n")
     if args.rounds > 1:

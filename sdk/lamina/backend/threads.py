@@ -276,6 +276,10 @@ def parallel_for(n: int, fn, site=None) -> None:
     A call site (``site``, by default ``fn``'s code and ``n``) whose jobs took longer on
     the pool than on the calling thread alone runs them alone (see :func:`_prefer_pool`).
     """
+    if n <= 1:  # nothing to share (and no need to ask how many threads there are)
+        if n == 1:
+            fn(0)
+        return
     workers = min(worker_count(), n - 1)
     if workers <= 0 or time.monotonic() < _state["solo_until"]:
         for i in range(n):

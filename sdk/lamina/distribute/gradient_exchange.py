@@ -26,6 +26,7 @@ from lamina.distribute import slot_gradients
 from lamina.distribute.buckets import Buckets, can_bucket
 from lamina.distribute.metric_state import additive_fields, pack
 from lamina.distribute.shared_state import SharedState
+from lamina.distribute.shm import block_bounds
 
 CONTINUE, STOP, ABORT = 0.0, 1.0, 2.0
 _HEAD = 2  # a step's meta row: control code, the chief's learning rate, then metrics
@@ -49,8 +50,16 @@ class GradientExchange:
             slot = self.collective.slot if self.gradients_in_slot else None
             self._offered = [] if slot is None else self._slot_views(slot, model)
             self._offered_slot = slot
+            landing = None
+            if getattr(self.collective, "claimed", False) and self._shared is not None \
+                    and self._shared.shared:
+                if self.is_chief:  # a peer's early update of a block needs its rate
+                    lr = _lr_variable(model)
+                    self.collective.publish((CONTINUE, 0.0 if lr is None else float(lr.data)))
+                if slot is not None:
+                    landing = self._landing()
             try:
-                with gradient_destinations(self._offered):
+                with gradient_destinations(self._offered), gradient_ready_hook(landing):
                     yield
             finally:
                 self._offered = []
@@ -69,16 +78,41 @@ class GradientExchange:
             if plan is not None and optimizer._pieces is plan:  # no apply: no update
                 optimizer.cancel_update_in_pieces()
 
+    def _landing(self):
+        """With claimed blocks, the backward walk's ready hook that lands each gradient
+        backward wrote into its slot view (``collective.land``: a peer may sum and
+        update the blocks it completes while this rank's backward goes on)."""
+        collective = self.collective
+        ranges = self._ranges
+
+        def hook(sources):
+            def ready(index, grad):
+                if index is None:
+                    return
+                entry = ranges.get(id(sources[index]))
+                if entry is not None and grad is entry[0]:
+                    collective.land(entry[1], entry[2])
+            return ready
+        return hook
+
     def _slot_views(self, slot, model) -> list:
         """:func:`slot_gradients.views` of ``slot`` for the model's variables, made once
         per slot (the collective's two parities: the same two arrays every step) and
         variable list: the same view objects every step (dropped at the epoch's end,
-        :meth:`DataParallel.batches`)."""
+        :meth:`DataParallel.batches`). Also sets :attr:`_ranges`: each viewed
+        variable's ``(view, lo, hi)`` in the slot, by ``id``."""
         variables = model.trainable_weights
         key = (id(slot), tuple(id(v) for v in variables))
         entry = self._views.get(key)
         if entry is None or entry[0] is not slot:  # (an id reused by another array)
-            entry = self._views[key] = (slot, slot_gradients.views(slot, variables))
+            views = slot_gradients.views(slot, variables)
+            base = slot.__array_interface__["data"][0]
+            ranges = {}
+            for variable, view in views:
+                lo = (view.__array_interface__["data"][0] - base) // slot.itemsize
+                ranges[id(variable)] = (view, lo, lo + view.size)
+            entry = self._views[key] = (slot, views, ranges)
+        self._ranges = entry[2]
         return entry[1]
 
     def _piece_hooks(self, model, plan):
@@ -119,6 +153,9 @@ class GradientExchange:
                 or any(getattr(v, "constraint", None) is not None for v in variables):
             return None
         self._shared = SharedState(self.collective, optimizer)
+        if hasattr(self.collective, "plan_blocks"):  # claimed blocks at variable bounds
+            self.collective.plan_blocks(block_bounds(
+                [int(np.size(v.data)) for v in variables], self.collective.n))
         return self._shared
 
     def _update_shard(self, model, grads):
@@ -127,9 +164,11 @@ class GradientExchange:
         rank's range now, or (a missing gradient: Keras's per-variable path) give
         every rank private copies to update; a barrier before the next forward
         follows (``reduce_logs``). ``optimizer.apply`` then ends the step."""
-        shared = self._shared
+        shared, settle, self._settle = self._shared, self._settle, None
         if grads is None or shared is None or not shared.shared:
             return grads
+        if settle is not None:  # a claimed exchange: every block is updated
+            settle()
         self.shared_steps += 1
         if shared.merged:
             shared.merged = False
@@ -156,11 +195,15 @@ class GradientExchange:
                                      self.is_chief)
 
     def _exchange(self, vector, meta, hooks, weights=None):
-        """The step's last exchange, with the shared update's ``between`` hook and the
-        ranks' ``weights`` if any (only the shared-memory collective takes them)."""
+        """The step's last exchange, with the shared update's ``between`` hook (or its
+        ``block`` hook when the whole slot goes through claimed blocks) and the ranks'
+        ``weights`` if any (only the shared-memory collective takes them)."""
         extra = {} if weights is None else {"weights": weights}
         if hooks is None:
             return self.collective.exchange(vector, meta, **extra)
+        if vector is self.collective.slot and getattr(self.collective, "claimed", False):
+            self._settle = hooks[3]
+            return self.collective.exchange(vector, meta, update=hooks[2], **extra)
         return self.collective.exchange(vector, meta, between=hooks[1], **extra)
 
     def _update_seconds(self, hooks) -> float:

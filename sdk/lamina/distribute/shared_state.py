@@ -88,14 +88,20 @@ class SharedState:
             self.shared = False
 
     def exchange_hooks(self, collective, buckets, lr, is_chief: bool):
-        """``(early, between)`` for a step with large exchanges (all gradients present).
+        """``(early, between, block, settle)`` for a step with large exchanges (all
+        gradients present).
 
         ``early()`` (after :meth:`Buckets.finish`) updates this rank's chunks of the
         buckets reduced already: every rank's backward is done with their variables.
         ``between`` is the last exchange's hook: it updates this rank's chunk of the
         last bucket (or of the vector) before the exchange's second barrier, which
         then also ends the update, and sets :attr:`merged`. A non-chief takes the
-        chief's learning rate from the meta rows first.
+        chief's learning rate from the meta rows first. With claimed blocks
+        (``collective.claimed``) ``block(lo, hi, early)`` is the exchange's ``update``
+        instead (the block's pieces; the chief's rate from its published row), and
+        ``settle()``, once the exchange went on, makes this rank's part of the step
+        whole even if it took no block (the step's ``apply`` then updates nothing
+        more).
 
         Args:
             collective: the shared-memory collective (:attr:`result`, ``chunk_of``).
@@ -109,9 +115,9 @@ class SharedState:
         plans = []
         self.update_seconds, self.merged = 0.0, False
 
-        def update(pieces, metas):
-            if lr is not None and not is_chief and metas[0, 1] != float(lr.data):
-                lr.assign(np.float32(metas[0, 1]))  # the chief's rate rides on each bucket
+        def update(pieces, rate):
+            if lr is not None and not is_chief and rate != float(lr.data):
+                lr.assign(np.float32(rate))  # the chief's rate rides on each bucket
             start = time.perf_counter()
             if not plans:
                 plans.append(optimizer.begin_update_in_pieces())
@@ -125,16 +131,36 @@ class SharedState:
             spans = self.pieces_for(collective, buckets)
             pieces = [piece for span in spans[:-1] for piece in span]
             if pieces:
-                update(pieces, buckets.last_metas)
+                update(pieces, buckets.last_metas[0, 1])
 
         def between(metas):
             if metas[0, 0] != 0.0:  # the chief stopped (it meets a step's first exchange)
                 if plans:
                     raise RuntimeError("the chief stopped after a piece of the update")
                 return
-            update(self.pieces_for(collective, buckets)[-1], metas)
+            update(self.pieces_for(collective, buckets)[-1], metas[0, 1])
             self.merged = True
-        return early, between
+
+        def block(lo, hi, early):
+            update(self.block_pieces(lo, hi), early[1])
+            self.merged = True
+
+        def settle():
+            if not plans:  # no block came to this rank: its plan still ends the step
+                plans.append(optimizer.begin_update_in_pieces())
+                plans[0].apply_pieces(result, [], flush)
+            self.merged = True
+        return early, between, block, settle
+
+    def block_pieces(self, lo: int, hi: int) -> list:
+        """The pieces of floats ``[lo, hi)`` of an unbucketed exchange (the model's
+        order), as :meth:`pieces_for` cuts a chunk (cached per block)."""
+        seg = self.optimizer._segments[0]
+        key = (id(seg), "block", lo, hi)
+        pieces = self._pieces.get(key)
+        if pieces is None:
+            pieces = self._pieces[key] = _cut(seg, seg.offsets[:-1], slice(lo, hi))
+        return pieces
 
     def pieces_for(self, collective, buckets) -> list:
         """Per chunk (of each bucket when bucketed, else of the vector) this rank sums,
@@ -153,17 +179,9 @@ class SharedState:
         pieces = self._pieces.get(key)
         if pieces is not None:
             return pieces
-        sizes = [seg.offsets[i + 1] - seg.offsets[i] for i in range(len(seg.variables))]
         starts = seg.offsets[:-1] if buckets is None else buckets.offsets
-        pieces = []
-        for span in spans:
-            pieces.append([])
-            for start, size, at in zip(starts, sizes, seg.offsets):
-                lo, hi = max(span.start, start), min(span.stop, start + size)
-                if lo < hi:
-                    pieces[-1].append((lo, hi, at + lo - start))
-            pieces[-1] = _merged(pieces[-1])
-        if len(self._pieces) > 32:
+        pieces = [_cut(seg, starts, span) for span in spans]
+        if len(self._pieces) > 64:
             self._pieces.clear()
         self._pieces[key] = pieces
         return pieces
@@ -176,6 +194,19 @@ class SharedState:
             self._buf.close()
         except BufferError:  # pragma: no cover - a caller still holds a view
             pass
+
+
+def _cut(seg, starts, span) -> list:
+    """``(lo, hi, at)`` pieces of ``span`` of an exchanged vector whose variables start
+    at ``starts``, cut at variable bounds (``at``: the place in the flat buffers) and
+    :func:`_merged`."""
+    pieces = []
+    for i, (start, at) in enumerate(zip(starts, seg.offsets)):
+        size = seg.offsets[i + 1] - at
+        lo, hi = max(span.start, start), min(span.stop, start + size)
+        if lo < hi:
+            pieces.append((lo, hi, at + lo - start))
+    return _merged(pieces)
 
 
 def _merged(pieces: list) -> list:

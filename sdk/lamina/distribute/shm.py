@@ -2,10 +2,15 @@
 
 Layout of the file (``/dev/shm/<name>``; created by :func:`create`, which sizes it)::
 
-    header   int64[8 + 2 world]     world, n, m, abort, balance, ..., an arrival counter
-                                    per rank, then a "sleeping" flag per rank
+    header   int64[8 + 2 world]     world, n, m, abort, balance, claim word, claims, ...,
+                                    an arrival counter per rank, then a "sleeping" flag
+                                    per rank
     work     float64[2, world, 2]   each rank's last work between two barriers
                                     (seconds, elements), by exchange parity
+    stamps   int64[world, blocks]   per rank and work block, the exchange whose values
+                                    that rank's slot holds final (claimed exchanges)
+    early    float64[world, 4]      per rank, values published before its first stamp
+                                    and the exchange they are for
     slots    float32[2, world, n]   each rank's (share-weighted) contribution, by parity
     result   float32[n]             the shared sum (large vectors)
     meta     float64[2, world, m]   per-rank side data (control codes, metric states)
@@ -28,6 +33,23 @@ this call's parity and arrives at a barrier; then
 Either way every element is summed rank 0 + rank 1 + ... and every rank reads the
 same bytes, so replicas stay bit-identical.
 
+**Claimed blocks** (large exchanges of the whole slot with an ``update``; on unless
+``create(claims=False)`` or ``LAMINA_CLAIMED_BLOCKS=0``): instead of a fixed chunk per
+rank, the vector is cut into work blocks (:meth:`SharedMemoryCollective.plan_blocks`,
+at the caller's variable bounds) that the ranks take from one queue (a counter in the
+header, taken under ``flock`` on the file, so each block goes to exactly one rank);
+the taker sums the block in rank order and calls ``update`` on it (the shared
+optimizer step, :mod:`lamina.distribute.shared_state`). A block is ready once every
+rank has stamped it: backward stamps each block as its gradients land in the slot
+(:meth:`~SharedMemoryCollective.land`), and a rank stamps every block when it enters the
+exchange. So a rank that arrives first does not idle while a late peer finishes its
+backward: it sums and updates the blocks of the layers the peer is already done with
+(the last layers: the queue starts at the end of the vector), and the late peer finds
+only the rest. The exchange still counts two barriers (an arrival, which the early rank
+does not wait for, and the end), so it meets a peer's ordinary exchange, e.g. the
+chief's control exchange: a block that some rank did not stamp in this exchange is
+never summed or updated.
+
 A barrier is a counter per rank that only its rank writes (an aligned 8-byte store,
 so no atomics are needed on x86-64/aarch64). A waiting rank spins briefly (only on the
 thread that opened the collective), then raises
@@ -39,6 +61,8 @@ wake-up lost to store/load reordering costs at most the 1 ms receive timeout).
 
 from __future__ import annotations
 
+import bisect
+import fcntl
 import mmap
 import os
 import socket
@@ -54,6 +78,13 @@ from lamina.distribute.balance import ChunkBalance
 from lamina.distribute.shared_state import state_path
 
 _HEADER = 8
+_CLAIM_WORD, _CLAIMS_FLAG = 5, 6  # header words
+_CLAIMS_PER_EXCHANGE = 1 << 20  # the claim word: exchange * this + blocks taken
+#: Work blocks of claimed exchanges: about this many floats (256 KB) each ...
+BLOCK = 65536
+#: ... and none smaller than this (merged into the block before it), so a file holds
+#: at most ``n // MIN_BLOCK + 2`` of them.
+MIN_BLOCK = BLOCK // 4
 #: A waiting rank checks its peers' counters this long before it sleeps on its socket.
 #: Waking a rank that slept costs ~150 us on this 2-vCPU VM (an idle vCPU halts), on top
 #: of the peer's lateness: measured with a peer 0.3-3 ms late, 140-157 us over the
@@ -75,8 +106,14 @@ class CollectiveAborted(RuntimeError):
     """The group was aborted (a peer failed or the owner tore it down)."""
 
 
+def _capacity(n: int) -> int:
+    """Work blocks a file for ``n`` floats has stamps for."""
+    return n // MIN_BLOCK + 2
+
+
 def _layout(world: int, n: int, m: int) -> dict[str, tuple[int, int]]:
     sizes = {"header": 8 * (_HEADER + 2 * world), "work": 8 * 2 * world * 2,
+             "stamps": 8 * world * _capacity(n), "early": 8 * world * 4,
              "slots": 4 * 2 * world * n,
              "result": 4 * n, "meta": 8 * 2 * world * m}
     offsets, at = {}, 0
@@ -88,11 +125,13 @@ def _layout(world: int, n: int, m: int) -> dict[str, tuple[int, int]]:
 
 
 def create(path: str | os.PathLike, world: int, n: int, m: int = 8,
-           balance: bool | None = None) -> Path:
+           balance: bool | None = None, claims: bool | None = None) -> Path:
     """Create (or truncate) the shared file for ``world`` ranks, ``n`` floats, ``m`` meta.
 
     ``balance``: the file's (every rank's) setting of :mod:`lamina.distribute.balance`;
-    default ``$LAMINA_BALANCE_CHUNKS`` (``0`` turns it off), else on.
+    default ``$LAMINA_BALANCE_CHUNKS`` (``0`` turns it off), else on. ``claims``: whether
+    exchanges with an ``update`` take claimed blocks (module docstring); default
+    ``$LAMINA_CLAIMED_BLOCKS`` (``0`` turns it off), else on.
 
     Raises:
         ValueError: for ``world < 1``, ``n < 0`` or ``m < 1`` (naming the value).
@@ -102,6 +141,8 @@ def create(path: str | os.PathLike, world: int, n: int, m: int = 8,
                          f"n={n}, m={m}")
     if balance is None:
         balance = env.flag("LAMINA_BALANCE_CHUNKS", True)
+    if claims is None:
+        claims = env.flag("LAMINA_CLAIMED_BLOCKS", True)
     path = Path(path)
     size = _layout(world, n, m)["total"][0]
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -109,7 +150,7 @@ def create(path: str | os.PathLike, world: int, n: int, m: int = 8,
         os.ftruncate(fd, size)
         with mmap.mmap(fd, size) as buf:
             header = np.frombuffer(buf, np.int64, _HEADER)
-            header[:5] = (world, n, m, 0, int(bool(balance)))
+            header[:7] = (world, n, m, 0, int(bool(balance)), 0, int(bool(claims)))
             del header
     finally:
         os.close(fd)
@@ -159,8 +200,10 @@ class SharedMemoryCollective:
         fd = os.open(self.path, os.O_RDWR)
         try:
             self._buf = mmap.mmap(fd, os.fstat(fd).st_size)
-        finally:
+        except BaseException:
             os.close(fd)
+            raise
+        self._lock = fd  # flock'ed around each claim of a work block
         header = np.frombuffer(self._buf, np.int64, _HEADER)
         self.world, self.n, self.m = (int(v) for v in header[:3])
         if not 0 <= rank < self.world:
@@ -190,6 +233,19 @@ class SharedMemoryCollective:
                                    offset=lay["meta"][0]).reshape(2, self.world, self.m)
         self._work = np.frombuffer(self._buf, np.float64, 2 * self.world * 2,
                                    offset=lay["work"][0]).reshape(2, self.world, 2)
+        self._capacity = _capacity(self.n)
+        self._stamps = np.frombuffer(self._buf, np.int64, self.world * self._capacity,
+                                     offset=lay["stamps"][0]).reshape(self.world, -1)
+        self._stamp_view = memoryview(self._buf)[
+            lay["stamps"][0]:lay["stamps"][0] + 8 * self.world * self._capacity].cast("q")
+        self._early = np.frombuffer(self._buf, np.float64, self.world * 4,
+                                    offset=lay["early"][0]).reshape(self.world, 4)
+        self.claims = bool(header[_CLAIMS_FLAG])
+        self._blocks: list[int] | None = None  # work block bounds (plan_blocks)
+        self._landing = (0, [])  # (exchange, floats of each block not landed yet)
+        #: Work blocks this rank summed and updated, and of them before every rank had
+        #: arrived (claimed exchanges, since the collective opened).
+        self.blocks_taken, self.blocks_early = 0, 0
         self._chunked = 4 * self.world * self.n > ONE_BARRIER_BYTES
         if self._chunked:
             self.result = np.frombuffer(self._buf, np.float32, self.n,
@@ -210,27 +266,35 @@ class SharedMemoryCollective:
         return self._own_slots[self._count % 2]
 
     # -- barrier ------------------------------------------------------------------------
-    def _barrier(self) -> float:
-        arrive, header, sleeping = self._arrive, self._header, self._sleeping
-        if header[3]:  # an aborted group completes no more exchanges, even one its
-            # peers already arrived at (the wait below only looks while it waits)
+    def _check_in(self) -> int:
+        """Count this rank in at its next barrier (waking sleeping peers); its target."""
+        if self._header[3]:  # an aborted group completes no more exchanges, even one its
+            # peers already arrived at (a wait only looks while it waits)
             raise CollectiveAborted(f"collective {self.path.name} was aborted")
         self._count += 1
-        target = self._count
-        arrive[self.rank] = target
-        for peer, asleep in enumerate(sleeping.tolist()):  # a snapshot: peers change it
+        self._arrive[self.rank] = self._count
+        self._wake()
+        return self._count
+
+    def _wake(self) -> None:
+        """One datagram to each peer that sleeps on its socket."""
+        for peer, asleep in enumerate(self._sleeping.tolist()):  # a snapshot
             if asleep and peer != self.rank:
                 try:
                     self._socket.sendto(b"w", self._peers[peer])
                 except OSError:  # the peer is gone or not bound yet: it re-checks anyway
                     pass
+
+    def _wait(self, ready) -> float:
+        """Wait until ``ready()``: spinning, then asleep on this rank's socket; seconds."""
         start = time.perf_counter()
         # Another thread (a gradient reducer) sleeps at once: spinning, it would hold
         # the GIL and stall the thread that computes.
-        counts, flags = self._arrive_view, self._header_view
+        flags = self._header_view
         spin_until = start + (_SPIN_SECONDS if threading.get_ident() == self._spinner
                               else 0.0)
-        while min(counts) < target:
+        sleeping = self._sleeping
+        while not ready():
             if flags[3]:
                 raise CollectiveAborted(f"collective {self.path.name} was aborted")
             now = time.perf_counter()
@@ -243,7 +307,7 @@ class SharedMemoryCollective:
                 raise TimeoutError(f"rank {self.rank} waited {waited:.0f}s for its peers "
                                    f"(timeout={self.timeout})")
             sleeping[self.rank] = 1
-            if min(counts) < target:
+            if not ready():
                 try:
                     self._socket.recv(64)
                 except (TimeoutError, BlockingIOError):
@@ -251,13 +315,17 @@ class SharedMemoryCollective:
             sleeping[self.rank] = 0
         return time.perf_counter() - start
 
+    def _barrier(self) -> float:
+        target, counts = self._check_in(), self._arrive_view
+        return self._wait(lambda: min(counts) >= target)
+
     def barrier(self) -> None:
         """Wait until every rank reached this barrier."""
         self._barrier()
 
     # -- exchange -----------------------------------------------------------------------
     def exchange(self, vector: np.ndarray | None, meta=None, scale: float = 1.0,
-                 between=None, weights=None):
+                 between=None, weights=None, update=None):
         """All-reduce ``scale * vector`` (sum in rank order) and gather ``meta``.
 
         Args:
@@ -279,6 +347,14 @@ class SharedMemoryCollective:
                 bytes as each rank scaling its own slot by ``weights[r]`` first; lets
                 a rank's slot hold unscaled values that backward wrote in place. None:
                 the slots are summed as they are.
+            update: with claimed blocks (:attr:`claimed`: large vectors, blocks
+                planned) and ``vector`` the whole :attr:`slot`, instead of
+                ``between``: called as ``update(lo, hi, early)`` for each work block
+                ``[lo, hi)`` this rank takes, once its sum is in :attr:`result`, maybe
+                before every rank arrived (``early``: the chief's row of
+                :meth:`publish`); every block goes to exactly one rank, and only when
+                every rank is in an exchange of its whole slot. Every rank passes an
+                ``update`` or none.
 
         Returns:
             ``(result, metas)``: the sums of those floats (a view of :attr:`result`,
@@ -288,6 +364,8 @@ class SharedMemoryCollective:
         parity = self._count % 2
         slot = self._own_slots[parity]
         lo, k = 0, self.n
+        if weights is not None:
+            weights = self._factors(weights)
         if vector is None:
             slot[:] = 0.0
         elif vector is slot:  # the whole slot, written in place
@@ -312,21 +390,15 @@ class SharedMemoryCollective:
                 raise ValueError(f"meta holds at most m={self.m} values. Received: "
                                  f"{meta.size} values")
             row[:meta.size] = meta
+        if update is not None and vector is slot and self.claimed:
+            return self._exchange_claimed(parity, weights, update)
         reports = (self._count // 2) % 2  # the rows of reports this exchange reads
         self.wait_seconds = self._barrier()
         if self.balance.enabled:
             self.balance.update(self._work[reports].tolist())
         start = time.perf_counter()
         chunk = self.chunk_of(lo, k)
-        slots, out = self._slots[parity, :, chunk], self.result[chunk]
-        if weights is not None:
-            self._weighted_sum(slots, out, weights)
-        elif self.world == 1:
-            np.copyto(out, slots[0])
-        else:
-            np.add(slots[0], slots[1], out=out)
-        for j in range(2, self.world if weights is None else 0):
-            out += slots[j]
+        self._sum(self._slots[parity, :, chunk], self.result[chunk], weights)
         metas = self._meta[parity].copy()
         if self._chunked:
             if between is not None:
@@ -338,12 +410,142 @@ class SharedMemoryCollective:
             self.wait_seconds += self._barrier()
         return (self.result if k == self.n else self.result[lo:lo + k]), metas
 
-    def _weighted_sum(self, slots, out, weights) -> None:
-        """``out = sum_j round(weights[j] * slots[j])``, added in rank order."""
+    def _sum(self, slots, out, weights) -> None:
+        """``out`` = the ranks' ``slots`` (weighted) summed in rank order."""
+        if weights is not None:
+            self._weighted_sum(slots, out, weights)
+        elif self.world == 1:
+            np.copyto(out, slots[0])
+        else:
+            np.add(slots[0], slots[1], out=out)
+            for j in range(2, self.world):
+                out += slots[j]
+
+    # -- claimed blocks -----------------------------------------------------------------
+    @property
+    def claimed(self) -> bool:
+        """Whether exchanges of the whole slot with an ``update`` take claimed blocks."""
+        return self.claims and self._chunked and self._blocks is not None
+
+    def plan_blocks(self, bounds) -> bool:
+        """Set the work blocks of claimed exchanges: ``bounds`` ``[0, ..., n]``
+        (:func:`block_bounds`; every rank the same). Returns whether they are used
+        (claims on, large vectors, and no more blocks than the file has stamps for)."""
+        bounds = [int(b) for b in bounds]
+        if len(bounds) < 2 or bounds[0] != 0 or bounds[-1] != self.n \
+                or any(a >= b for a, b in zip(bounds, bounds[1:])):
+            raise ValueError(f"bounds must rise strictly from 0 to n={self.n}. Received: "
+                             f"{bounds[:4]}...{bounds[-2:]} ({len(bounds)} bounds)")
+        self._blocks = bounds if len(bounds) - 1 <= self._capacity else None
+        self._landing = (0, [])
+        return self.claimed
+
+    def publish(self, values) -> None:
+        """Values (up to 3 floats) that peers read with this rank's stamps in the next
+        exchange, e.g. the chief's learning rate, which a peer needs to update a block
+        early: ``update``'s ``early`` is rank 0's. Write them before :meth:`land` (or
+        the exchange) in every step; they hold until the end of the next exchange.
+
+        Raises:
+            ValueError: for more than 3 values.
+        """
+        values = np.asarray(values, np.float64).reshape(-1)
+        if values.size > 3:
+            raise ValueError(f"publish takes up to 3 values. Received: {values.size}")
+        row = self._early[self.rank]
+        row[:values.size] = values
+        row[3] = self._count + 1  # for the next exchange (checked by its readers)
+
+    def land(self, lo: int, hi: int) -> None:
+        """Floats ``[lo, hi)`` of this rank's :attr:`slot` hold their final values for
+        the next exchange: stamp the work blocks that are now complete (a peer may take
+        them). Each float lands once per exchange; the exchange lands the rest."""
+        bounds = self._blocks
+        if bounds is None or hi <= lo:
+            return
+        target = self._count + 1
+        exchange, left = self._landing
+        if exchange != target:
+            left = [b - a for a, b in zip(bounds, bounds[1:])]
+            self._landing = (target, left)
+        stamped = False
+        block = bisect.bisect_right(bounds, lo) - 1
+        while block < len(left) and bounds[block] < hi:
+            left[block] -= min(hi, bounds[block + 1]) - max(lo, bounds[block])
+            if left[block] == 0:
+                self._stamps[self.rank, block] = target
+                stamped = True
+            block += 1
+        if stamped:
+            self._wake()
+
+    def _claim(self, target: int, count: int) -> int:
+        """The queue position this rank takes in exchange ``target`` (``count``: none
+        left). Under ``flock`` on the file: each position goes to one rank."""
+        word = self._header_view
+        fcntl.flock(self._lock, fcntl.LOCK_EX)
+        try:
+            current = word[_CLAIM_WORD]
+            taken = current % _CLAIMS_PER_EXCHANGE \
+                if current // _CLAIMS_PER_EXCHANGE == target else 0
+            if taken < count:
+                word[_CLAIM_WORD] = target * _CLAIMS_PER_EXCHANGE + taken + 1
+        finally:
+            fcntl.flock(self._lock, fcntl.LOCK_UN)
+        return taken
+
+    def _exchange_claimed(self, parity: int, weights, update):
+        """:meth:`exchange` of the whole slot with claimed blocks (module docstring)."""
+        bounds, world = self._blocks, self.world
+        count = len(bounds) - 1
+        target = self._count + 1
+        self._stamps[self.rank, :count] = target  # all of this rank's slot is final
+        self._landing = (0, [])
+        self._check_in()  # the first barrier: peers see it; this rank does not wait there
+        counts, stamps, cap = self._arrive_view, self._stamp_view, self._capacity
+        slots, result = self._slots[parity], self.result
+        waited, early = 0.0, None
+        while True:
+            taken = self._claim(target, count)
+            if taken >= count:
+                break
+            block = count - 1 - taken  # the queue starts with the last layers
+
+            def stamped(block=block):
+                return all(stamps[r * cap + block] == target for r in range(world))
+
+            def ready(stamped=stamped):
+                return stamped() or min(counts) >= target
+
+            waited += self._wait(ready)
+            if not stamped():  # a peer arrived without it: not an exchange of its slot
+                continue
+            lo, hi = bounds[block], bounds[block + 1]
+            self._sum(slots[:, lo:hi], result[lo:hi], weights)
+            if early is None:
+                early = self._early[0].copy()
+                if early[3] != target:
+                    raise RuntimeError(f"rank 0 published no values for exchange "
+                                       f"{target} (publish before every claimed exchange)")
+            update(lo, hi, early[:3])
+            self.blocks_taken += 1
+            self.blocks_early += min(counts) < target
+        waited += self._wait(lambda: min(counts) >= target)  # every meta row is written
+        metas = self._meta[parity].copy()
+        self.wait_seconds = waited + self._barrier()
+        return self.result, metas
+
+    def _factors(self, weights) -> np.ndarray:
+        """``weights`` as one float32 factor per rank (checked once per exchange)."""
         weights = np.asarray(weights, np.float32).reshape(-1)
         if weights.size != self.world:
             raise ValueError(f"weights needs one factor per rank (world={self.world}). "
                              f"Received: {weights.size} factors")
+        return weights
+
+    def _weighted_sum(self, slots, out, weights) -> None:
+        """``out = sum_j round(weights[j] * slots[j])``, added in rank order
+        (``weights``: :meth:`_factors`)."""
         if self.world == 1:
             np.multiply(slots[0], weights[0], out=out)
             return
@@ -404,15 +606,52 @@ class SharedMemoryCollective:
         """Release the mapping (the file stays until its owner removes it)."""
         self._socket.close()
         Path(self._peers[self.rank]).unlink(missing_ok=True)
-        for name in ("_header_view", "_arrive_view"):
+        for name in ("_header_view", "_arrive_view", "_stamp_view"):
             view = getattr(self, name, None)
             if view is not None:
                 view.release()
         for name in ("_header", "_arrive", "_sleeping", "_work", "_slots", "_own_slots",
-                     "_meta", "result",
-                     "_header_view", "_arrive_view"):
+                     "_meta", "result", "_stamps", "_early",
+                     "_header_view", "_arrive_view", "_stamp_view"):
             setattr(self, name, None)
+        if self._lock is not None:
+            os.close(self._lock)
+            self._lock = None
         try:
             self._buf.close()
         except BufferError:  # a caller still holds a view of ``result``
             pass
+
+
+def block_bounds(sizes, n: int, block: int | None = None,
+                 least: int | None = None) -> list[int]:
+    """Work block bounds ``[0, ..., n]`` for variables of ``sizes`` floats laid out back
+    to back: cut at every variable's bounds and every ``block`` floats within one
+    (default :data:`BLOCK`), then each piece under ``least`` floats (default
+    :data:`MIN_BLOCK`) joined to the one before it (the first to the one after), and
+    the floats after the variables to the last block. A block is then complete when
+    the variables it holds landed (a small bias with its kernel)."""
+    block = BLOCK if block is None else block
+    least = MIN_BLOCK if least is None else least
+    if not len(sizes):
+        return [0, n]
+    cuts, at = [0], 0
+    for size in sizes:
+        for start in range(at, at + int(size), block):
+            cuts.append(min(start + block, at + int(size)))
+        at += int(size)
+    if at > n:
+        raise ValueError(f"the variables hold {at} floats, more than n={n}")
+    cuts = sorted(set(cuts))
+    merged = [0]
+    for cut in cuts[1:]:
+        if cut - merged[-1] < least and len(merged) > 1:
+            merged[-1] = cut  # too small: the block before takes it
+        else:
+            merged.append(cut)
+    if len(merged) > 2 and merged[1] < least:
+        del merged[1]  # a small first block joins the second
+    if len(merged) == 1:
+        merged.append(n)
+    merged[-1] = n  # the floats after the variables join the last block
+    return merged

@@ -191,6 +191,7 @@ class DataParallel(GradientExchange, Strategy):
         self.landed = 0  # gradients the last step's backward wrote into the slot
         self._shared: SharedState | None = None
         self._update_barrier = False  # this step updated a shard: wait for the others
+        self._settle = None  # a claimed exchange's last hook (SharedState.exchange_hooks)
         self.shared_steps = 0  # updates applied to this rank's shard only
         self.merged_steps = 0  # ... of them inside the last exchange (no extra barrier)
         self._buckets: Buckets | None = None
@@ -210,7 +211,8 @@ class DataParallel(GradientExchange, Strategy):
         self.pieces_applied = 0  # buckets whose update overlapped the exchange
         self.step_samples = 0
         self._splits: dict[int, tuple] = {}  # batch size -> _split(n)
-        self._views: dict = {}  # (slot id, variable ids) -> (slot, its views)
+        self._views: dict = {}  # (slot id, variable ids) -> (slot, its views, ranges)
+        self._ranges: dict = {}  # this step's slot views: variable id -> (view, lo, hi)
 
     # -- control ------------------------------------------------------------------------
     def abort(self, reason: str) -> None:

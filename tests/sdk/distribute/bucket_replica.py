@@ -22,6 +22,9 @@ def fit_and_count(*args, **kwargs) -> dict:
     result["shared_steps"] = strategy.shared_steps
     result["merged_steps"] = strategy.merged_steps
     result["landed"] = strategy.landed
+    collective = strategy.collective
+    result["claimed"] = bool(getattr(collective, "claimed", False))
+    result["blocks_taken"] = getattr(collective, "blocks_taken", 0)
     # The collective's sums after fit: the last gradient exchange's, unless the epochs'
     # control exchanges (meta rows only) reduced the vector again.
     result["sums_left"] = float(abs(strategy.collective.result).sum())
