@@ -1,6 +1,8 @@
-"""A replica function for ``lamina.distribute.local.launch`` in test_buckets.py.
+"""Helpers of the distribute tests: replica functions for
+``lamina.distribute.local.launch``, ranks of one shared-memory collective as threads,
+and the replicas' weights compared.
 
-It lives in its own module (on ``sys.path`` via the test) because spawned replicas
+They live in their own module (on ``sys.path`` via the tests) because spawned replicas
 import their function by name, which pytest's importlib mode does not allow for a test
 module.
 """
@@ -156,3 +158,48 @@ def fit_and_count_gathered_rows(*args, **kwargs) -> dict:
     result["gathered"] = gathered
     result["parts_left"] = [a.part is not None for a in adapters]
     return result
+
+
+def run_ranks(path, world: int, body, timeout: float = 30.0):
+    """``body(collective, rank)`` on one thread per rank, each on its own
+    ``SharedMemoryCollective`` of ``path`` (closed after).
+
+    Returns:
+        ``(results by rank, errors)``: the caller asserts there are no errors.
+    """
+    import threading
+
+    from lamina.distribute import shm
+
+    results, errors = [None] * world, []
+
+    def run(rank):
+        collective = None
+        try:
+            collective = shm.SharedMemoryCollective(path, rank, timeout=timeout)
+            results[rank] = body(collective, rank)
+        except Exception as exc:  # noqa: BLE001 - the caller asserts there are none
+            errors.append(exc)
+        finally:
+            if collective is not None:
+                collective.close()
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in range(world)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    return results, errors
+
+
+def assert_same_weights(reference, results, single=None) -> None:
+    """Every result's ``weights`` are ``reference`` bit for bit; ``single`` (local
+    ``fit``'s weights), if given, agrees with them to float32 reduction order."""
+    import numpy as np
+
+    for result in results:
+        for a, b in zip(reference, result["weights"]):
+            assert a.tobytes() == b.tobytes()
+    if single is not None:
+        for a, b in zip(single, reference):
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)

@@ -10,8 +10,9 @@ one whole-step update.
 
 from __future__ import annotations
 
-import threading
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,6 +20,9 @@ import pytest
 from lamina.distribute import balance as balance_module
 from lamina.distribute import shm
 from lamina.distribute.balance import MAX_STEP, QUANTUM, WINDOW, ChunkBalance
+
+sys.path.insert(0, str(Path(__file__).parent))
+import bucket_replica  # noqa: E402 - the tests' helpers (run_ranks)
 
 
 @pytest.mark.parametrize("world,k", [(2, 669_706), (3, 100_003), (4, 1 << 20)])
@@ -104,29 +108,18 @@ def test_ranks_agree_on_the_shares_and_read_the_same_sums(tmp_path, world):
     for j in range(2, world):
         expected = expected + vectors[j]
     seen = [[] for _ in range(world)]
-    errors = []
 
-    def run(rank):
-        collective = shm.SharedMemoryCollective(path, rank, timeout=30)
-        try:
-            def slow(metas):  # the last rank: ~2 ms per 100k elements of its chunk
-                chunk = collective.chunk_of(0, n)
-                time.sleep(2e-3 * (chunk.stop - chunk.start) / 1e5)
-            last = rank == world - 1
-            for _ in range(steps):
-                total, _ = collective.exchange(vectors[rank], between=slow if last else None)
-                assert total.tobytes() == expected.tobytes()
-                seen[rank].append(tuple(collective.balance.shares))
-        except Exception as exc:  # noqa: BLE001 - reported by the test below
-            errors.append(exc)
-        finally:
-            collective.close()
+    def body(collective, rank):
+        def slow(metas):  # the last rank: ~2 ms per 100k elements of its chunk
+            chunk = collective.chunk_of(0, n)
+            time.sleep(2e-3 * (chunk.stop - chunk.start) / 1e5)
+        last = rank == world - 1
+        for _ in range(steps):
+            total, _ = collective.exchange(vectors[rank], between=slow if last else None)
+            assert total.tobytes() == expected.tobytes()
+            seen[rank].append(tuple(collective.balance.shares))
 
-    threads = [threading.Thread(target=run, args=(r,)) for r in range(world)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    _, errors = bucket_replica.run_ranks(path, world, body)
     shm.remove(path)
     assert not errors, errors
     assert all(s == seen[0] for s in seen)  # the same shares everywhere, exchange by exchange

@@ -352,13 +352,10 @@ def test_bucketed_replicas_equal_unbucketed_and_local_fit(monkeypatch, n):
     # for the MLP's 2.7 MB, three times an epoch).
     assert all(r["sums_left"] > 0 for r in off + shared_plain), \
         [r["sums_left"] for r in off + shared_plain]
-    reference = off[0]["weights"]
-    for result in off + bucketed + overlapped + shared + shared_plain:
-        for a, b in zip(reference, result["weights"]):
-            assert a.tobytes() == b.tobytes()
     single = local.fit_replica(model.to_json(), COMPILE, 5, x, y, fit)
-    for a, b in zip(single["weights"], reference):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    bucket_replica.assert_same_weights(
+        off[0]["weights"], off + bucketed + overlapped + shared + shared_plain,
+        single["weights"])
 
 
 @pytest.mark.slow
@@ -381,10 +378,7 @@ def test_pieces_of_the_update_use_the_chiefs_learning_rate(monkeypatch):
                                  {"batch_size": 20, "epochs": 2}, n=300))
     assert [r["pieces"] for r in runs[0] + runs[2]] == [0] * 4
     assert [r["pieces"] for r in runs[1]] == [2 * (3 * 2 - 1)] * 2  # 2 of 3, unbuilt 1st
-    reference = runs[0][0]["weights"]
-    for result in runs[0] + runs[1] + runs[2]:
-        for a, b in zip(reference, result["weights"]):
-            assert a.tobytes() == b.tobytes()
+    bucket_replica.assert_same_weights(runs[0][0]["weights"], runs[0] + runs[1] + runs[2])
 
 
 @pytest.mark.slow
@@ -407,5 +401,4 @@ def test_the_chiefs_stop_or_abort_meets_a_bucket(monkeypatch, abort):
         assert [r["buckets"] for r in results] == [3, 3]
         assert [r["aborted"] for r in results] == [abort, abort]
         assert [r["iterations"] for r in results] == [3, 3]  # batches 0-2, then it ends
-        for a, b in zip(results[0]["weights"], results[1]["weights"]):
-            assert a.tobytes() == b.tobytes()
+        bucket_replica.assert_same_weights(results[0]["weights"], results[1:])

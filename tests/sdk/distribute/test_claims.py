@@ -75,27 +75,6 @@ def test_the_file_decides_and_the_environment_sets_the_default(tmp_path, monkeyp
     on.close()
 
 
-def _ranks(path, world, body):
-    """``body(collective, rank)`` on one thread per rank; (results, errors)."""
-    results, errors = [None] * world, []
-
-    def run(rank):
-        collective = shm.SharedMemoryCollective(path, rank, timeout=30)
-        try:
-            results[rank] = body(collective, rank)
-        except Exception as exc:  # noqa: BLE001 - reported by the test
-            errors.append(exc)
-        finally:
-            collective.close()
-
-    threads = [threading.Thread(target=run, args=(r,)) for r in range(world)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return results, errors
-
-
 @pytest.mark.parametrize("world", [2, 3])
 def test_every_block_is_summed_in_rank_order_and_updated_once(tmp_path, world):
     n, steps = 200_000, 6
@@ -123,7 +102,7 @@ def test_every_block_is_summed_in_rank_order_and_updated_once(tmp_path, world):
             assert metas[:, :2].tolist() == [[r, step] for r in range(world)]
         return sums
 
-    results, errors = _ranks(path, world, body)
+    results, errors = bucket_replica.run_ranks(path, world, body)
     shm.remove(path)
     assert not errors, errors
     for step in range(steps):
@@ -161,7 +140,7 @@ def test_a_rank_that_arrives_first_takes_what_a_late_peer_landed(tmp_path):
         collective.exchange(slot, update=update)
         return collective.blocks_taken, collective.blocks_early
 
-    results, errors = _ranks(path, 2, body)
+    results, errors = bucket_replica.run_ranks(path, 2, body)
     shm.remove(path)
     assert not errors, errors
     arrival = next(t for kind, _, t in events if kind == "arrive")
@@ -196,7 +175,7 @@ def test_a_peers_ordinary_exchange_gets_no_block_and_the_next_exchange_meets(tmp
         total, _ = collective.exchange(slot, update=lambda lo, hi, e: updated.append(lo))
         return first, float(total[0]), float(total[-1])
 
-    results, errors = _ranks(path, 2, body)
+    results, errors = bucket_replica.run_ranks(path, 2, body)
     shm.remove(path)
     assert not errors, errors
     assert [r[0] for r in results] == [[1.0, 0.0], [1.0, 0.0]]
@@ -263,13 +242,9 @@ def test_replicas_with_claimed_blocks_equal_the_chunks_and_local_fit(monkeypatch
     # (its update is the whole-step one)
     assert sum(r["blocks_taken"] for r in runs["1"]) == 2 * (3 * 2 - 1)
     assert [r["merged_steps"] for r in runs["1"]] == [5, 5]
-    reference = runs["0"][0]["weights"]
-    for result in runs["0"] + runs["1"]:
-        for a, b in zip(reference, result["weights"]):
-            assert a.tobytes() == b.tobytes()
     single = local.fit_replica(model.to_json(), COMPILE, 5, x, y, fit)
-    for a, b in zip(single["weights"], reference):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    bucket_replica.assert_same_weights(runs["0"][0]["weights"], runs["0"] + runs["1"],
+                                       single["weights"])
 
 
 @pytest.mark.slow
@@ -283,5 +258,4 @@ def test_the_chiefs_stop_or_abort_meets_a_claimed_exchange(monkeypatch, abort):
                            n=N, timeout=60)
     assert [r["aborted"] for r in results] == [abort, abort]
     assert [r["iterations"] for r in results] == [3, 3]  # batches 0-2, then it ends
-    for a, b in zip(results[0]["weights"], results[1]["weights"]):
-        assert a.tobytes() == b.tobytes()
+    bucket_replica.assert_same_weights(results[0]["weights"], results[1:])

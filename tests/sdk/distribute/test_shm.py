@@ -3,31 +3,18 @@ gather, abort, and argument errors."""
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from lamina.distribute import shm
 
-
-def _run_ranks(path, world, body):
-    results, errors = [None] * world, []
-
-    def run(rank):
-        try:
-            collective = shm.SharedMemoryCollective(path, rank, timeout=30)
-            results[rank] = body(collective, rank)
-        except Exception as exc:  # noqa: BLE001 - reported by the test below
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run, args=(r,)) for r in range(world)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    return results, errors
+sys.path.insert(0, str(Path(__file__).parent))
+import bucket_replica  # noqa: E402 - the tests' helpers (run_ranks)
 
 
 @pytest.mark.parametrize("world,n", [(1, 5), (2, 1001), (3, 7), (2, 150_001)])  # last: chunked
@@ -45,7 +32,7 @@ def test_exchange_sums_in_rank_order_and_gathers_meta(tmp_path, world, n):
             out.append((total.copy(), metas))
         return out
 
-    results, errors = _run_ranks(path, world, body)
+    results, errors = bucket_replica.run_ranks(path, world, body)
     assert not errors, errors
     for step in range(3):
         expected = vectors[0, step] * np.float32(scales[0])
@@ -65,7 +52,7 @@ def test_none_contributes_zeros(tmp_path):
         vector = np.arange(4, dtype=np.float32) if rank == 1 else None
         return collective.exchange(vector)[0].copy()
 
-    results, errors = _run_ranks(path, 2, body)
+    results, errors = bucket_replica.run_ranks(path, 2, body)
     assert not errors
     np.testing.assert_array_equal(results[0], [0, 1, 2, 3])
 
@@ -111,7 +98,7 @@ def test_a_late_peer_is_waited_for_spinning_or_asleep(tmp_path, monkeypatch, spi
         collective.barrier()
         return arrived.is_set(), time.monotonic() - start
 
-    results, errors = _run_ranks(path, 2, body)
+    results, errors = bucket_replica.run_ranks(path, 2, body)
     assert not errors, errors
     peer_had_arrived, waited = results[0]
     assert peer_had_arrived
@@ -165,6 +152,6 @@ def test_many_exchanges_with_sleeping_ranks(tmp_path):
             bad += int((metas[:, 0] != step).any())
         return bad
 
-    results, errors = _run_ranks(path, world, body)
+    results, errors = bucket_replica.run_ranks(path, world, body)
     assert not errors, errors
     assert results == [0] * world
