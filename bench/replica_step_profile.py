@@ -14,12 +14,14 @@ warm-up epoch:
 * ``apply`` (``optimizer.apply``), ``reduce_logs`` (the shared update's barrier and the
   chief's metric sums), ``callbacks`` (``on_train_batch_begin/end``), and ``loop``: the
   rest of the step-to-step time (batch slicing, keys, ``pythonify``, ``fit``'s loop);
-  per step also the thread's voluntary and involuntary context switches and minor page
-  faults (``*_mean``).
+  per step also the thread's voluntary and involuntary context switches, minor page
+  faults and, on the shared-memory collective, the claimed blocks it took (``*_mean``).
 
 Usage: python bench/replica_step_profile.py [--world 2] [--model mlp] [--epochs 4]
-       [--samples 12000] [--batch 128] [--relay]
-``--relay`` adds a stand-in of the worker's chief callback (an event dict per batch).
+       [--samples 12000] [--batch 128] [--relay] [--ab keys|spin|wsum|merge|balance|claims]
+``--relay`` adds a stand-in of the worker's chief callback (an event dict per batch);
+``--ab NAME`` switches a change on in odd epochs and off in even ones (both ranks) and
+prints each rank's medians per setting.
 """
 
 from __future__ import annotations
@@ -181,6 +183,8 @@ def replica(kind: str, x, y, epochs: int, batch: int, relay: bool, ab: str = "")
             collective = getattr(strategy, "collective", None)
             if collective is not None:
                 row["wait"] = collective.wait_seconds
+                taken = getattr(collective, "blocks_taken", 0)  # claimed blocks (shm)
+                row["blocks"], self.taken = taken - getattr(self, "taken", 0), taken
                 shared = getattr(strategy, "_shared", None)
                 row["update"] = shared.update_seconds if shared is not None else 0.0
             steps.append(row)
@@ -266,7 +270,8 @@ def summarise(result: dict, keep=lambda r: r["epoch"] > 0) -> dict:
         med[key] = round(1e3 * statistics.median(values), 3) if values else None
     if med.get("wait") is not None:
         med["exchange_rest"] = round(med["reduce_gradients"] - med["wait"] - med["update"], 3)
-    for key in ("voluntary", "involuntary", "minflt"):
+    for key in ("voluntary", "involuntary", "minflt") + (("blocks",) if "blocks" in rows[0]
+                                                          else ()):
         med[key + "_mean"] = round(statistics.mean(r[key] for r in rows), 2)
     med["accounted"] = round(sum(med[p] for p in PHASES), 3)
     med["loop"] = round(med["step"] - med["accounted"] + (med["gap"] or 0.0), 3)

@@ -13,7 +13,7 @@ every job's weights and history equal local ``fit``'s of the same spec (bit for 
 with one replica); the counters scraped from the API and the workers agree; no temp
 file was left but the killed worker's (which the start-up sweep removes); no process
 is left behind; no worker exited but the killed one. Seeds: ``LAMINA_CHAOS_SEEDS``
-(comma-separated; CI passes fresh ones) or three fixed ones.
+(comma-separated), else three fixed ones (CI runs those).
 """
 
 from __future__ import annotations

@@ -325,14 +325,13 @@ class DataParallel(GradientExchange, Strategy):
             self.exchange_seconds += time.perf_counter() - start
         if not self.is_chief or self._metas is None:
             return logs
-        width = len(pack(self._fields))
-        summed = self._metas[0, _HEAD:_HEAD + width].copy()
+        local = pack(self._fields)  # this rank's accumulators, restored below
+        summed = self._metas[0, _HEAD:_HEAD + len(local)].copy()
         for row in self._metas[1:]:
-            summed += row[_HEAD:_HEAD + width]
+            summed += row[_HEAD:_HEAD + len(local)]
         if self.base_metrics is not None and self.resume_at \
                 and self.resume_at[0] == self._epoch:
             summed += self.base_metrics
-        local = pack(self._fields)
         unpack(self._fields, summed)
         try:
             return model.get_metrics_result()
