@@ -155,6 +155,8 @@ def replica(kind: str, x, y, epochs: int, batch: int, relay: bool, ab: str = "")
     steps: list[dict] = []
 
     class Clock(Callback):
+        taken = 0  # the collective's claimed blocks at the last step's end
+
         def on_epoch_begin(self, epoch, logs=None):
             self.epoch = clock_epoch[0] = epoch
             self.last = None
@@ -184,7 +186,7 @@ def replica(kind: str, x, y, epochs: int, batch: int, relay: bool, ab: str = "")
             if collective is not None:
                 row["wait"] = collective.wait_seconds
                 taken = getattr(collective, "blocks_taken", 0)  # claimed blocks (shm)
-                row["blocks"], self.taken = taken - getattr(self, "taken", 0), taken
+                row["blocks"], self.taken = taken - self.taken, taken
                 shared = getattr(strategy, "_shared", None)
                 row["update"] = shared.update_seconds if shared is not None else 0.0
             steps.append(row)
